@@ -1,0 +1,51 @@
+#pragma once
+// Runs instances as OCI containers. Implemented by RuncRuntime (runtime/). Every call blocks for
+// at most the time runc takes; the scheduler calls them off the io_context.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "elafros/model.hpp"
+#include "elafros/result.hpp"
+
+namespace elafros {
+
+// Everything needed to start one instance of a revision.
+struct LaunchSpec {
+  std::string container_id;  // unique, also the instance id
+  std::string namespace_;
+  std::string service;
+  std::string revision;
+  std::string image_digest;  // manifest digest of an image already in the image store
+  ContainerSpec container;   // command/args/env overrides on top of the image config
+  int port = 0;              // the PORT the app must listen on (host network, loopback)
+};
+
+struct ContainerStatus {
+  bool exists = false;
+  bool running = false;
+  int pid = 0;
+};
+
+class ContainerRuntime {
+ public:
+  virtual ~ContainerRuntime() = default;
+
+  // Prepares the bundle (overlay rootfs, config.json, log files) and starts the container
+  // detached. Returns the pid of the container's init process.
+  virtual Result<int> start(const LaunchSpec& spec) = 0;
+  // Sends a signal to the container's init process. Succeeds if the container is already gone.
+  virtual Result<void> kill(const std::string& container_id, int signal) = 0;
+  // Forcibly deletes the container and removes its overlay, mounts, bundle. Idempotent.
+  virtual Result<void> remove(const std::string& container_id) = 0;
+  virtual ContainerStatus status(const std::string& container_id) = 0;
+  // Ids of every container in elafros's runc state root.
+  virtual std::vector<std::string> list() = 0;
+  // The last lines the instance wrote to stdout and stderr, for failure messages.
+  virtual std::string tail_logs(const std::string& container_id, std::size_t lines) = 0;
+};
+
+using ContainerRuntimePtr = std::shared_ptr<ContainerRuntime>;
+
+}  // namespace elafros

@@ -1,0 +1,137 @@
+#pragma once
+// The resource model, in Knative serving.knative.dev/v1 terms (DESIGN.md §3). These are plain
+// values: the API turns them into Knative-shaped JSON, the store persists them.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace elafros {
+
+inline constexpr const char* kDefaultNamespace = "default";
+inline constexpr int kDefaultContainerPort = 8080;
+inline constexpr int kDefaultTimeoutSeconds = 300;  // Knative's revision-timeout-seconds
+
+struct EnvVar {
+  std::string name;
+  std::string value;
+  bool operator==(const EnvVar&) const = default;
+};
+
+// One user container (spec.template.spec.containers[0]).
+struct ContainerSpec {
+  std::string image;  // the reference as the user gave it
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  std::vector<EnvVar> env;
+  int container_port = 0;  // 0: the default, 8080
+  std::string working_dir;
+  bool operator==(const ContainerSpec&) const = default;
+
+  int port() const { return container_port > 0 ? container_port : kDefaultContainerPort; }
+};
+
+// spec.template: everything that, when changed, makes a new revision.
+struct RevisionTemplate {
+  std::string name;  // optional explicit revision name
+  std::map<std::string, std::string> annotations;
+  ContainerSpec container;
+  int container_concurrency = 0;  // 0: unlimited
+  int timeout_seconds = kDefaultTimeoutSeconds;
+  bool operator==(const RevisionTemplate&) const = default;
+};
+
+struct TrafficTarget {
+  std::string revision_name;  // empty when latest_revision
+  bool latest_revision = false;
+  int percent = 0;
+  std::string tag;
+  bool operator==(const TrafficTarget&) const = default;
+};
+
+struct ObjectMeta {
+  std::string name;
+  std::string namespace_ = kDefaultNamespace;
+  std::string uid;
+  std::int64_t generation = 0;
+  std::int64_t created_unix = 0;  // seconds since the epoch
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+};
+
+struct Service {
+  ObjectMeta meta;
+  RevisionTemplate spec;
+  std::vector<TrafficTarget> traffic;  // empty: 100% to the latest ready revision
+};
+
+struct Revision {
+  ObjectMeta meta;
+  std::string service;
+  RevisionTemplate spec;
+  std::string image_digest;  // manifest digest pinned at creation, "sha256:…"
+};
+
+enum class InstanceState { kStarting, kRunning, kStopping };
+
+// A running (or starting) container of a revision. The container id names it to runc.
+struct InstanceRecord {
+  std::string id;  // also the runc container id
+  std::string namespace_;
+  std::string service;
+  std::string revision;
+  int port = 0;
+  int pid = 0;
+  InstanceState state = InstanceState::kStarting;
+  std::int64_t created_unix = 0;
+};
+
+struct ImageRecord {
+  std::string name;             // e.g. "hello:latest"
+  std::string digest;           // manifest digest, "sha256:…"
+  std::string config_digest;    // image config digest
+  std::string source;           // the reference it was imported from
+  std::int64_t size = 0;        // bytes of manifest, config and layers
+  std::int64_t created_unix = 0;
+};
+
+// The condition types of DESIGN.md §3, with Knative's tri-state status.
+struct Condition {
+  std::string type;
+  std::string status = "Unknown";  // "True", "False" or "Unknown"
+  std::string reason;
+  std::string message;
+  std::int64_t last_transition_unix = 0;
+};
+
+}  // namespace elafros
+
+namespace elafros {
+
+struct ResolvedTrafficTarget {
+  std::string revision_name;
+  bool latest_revision = false;
+  int percent = 0;
+  std::string tag;
+  std::string url;  // set for tagged targets
+};
+
+// What the control plane reports about a service (Knative Service status).
+struct ServiceStatus {
+  std::vector<Condition> conditions;  // Ready, ConfigurationsReady, RoutesReady
+  std::string url;
+  std::string latest_created_revision;
+  std::string latest_ready_revision;
+  std::vector<ResolvedTrafficTarget> traffic;
+  std::int64_t observed_generation = 0;
+};
+
+struct RevisionStatus {
+  std::vector<Condition> conditions;  // Ready, ContainerHealthy, ResourcesAvailable
+  int actual_replicas = 0;
+  int desired_replicas = 0;
+};
+
+}  // namespace elafros

@@ -1,0 +1,28 @@
+#pragma once
+// Knative-shaped JSON for the resource model (serving.knative.dev/v1). Parsing is strict, as
+// Knative's webhook is: unknown fields and wrong types are rejected with the field's path.
+
+#include <boost/json/fwd.hpp>
+#include <string>
+
+#include "elafros/model.hpp"
+#include "elafros/result.hpp"
+
+namespace elafros {
+
+// Parses a Service object as a client sends it. metadata.namespace, when absent, is
+// default_namespace. Only client-settable fields are read; status is ignored.
+Result<Service> service_from_json(const boost::json::value& json,
+                                  const std::string& default_namespace);
+boost::json::object service_to_json(const Service& service, const ServiceStatus* status);
+
+Result<RevisionTemplate> template_from_json(const boost::json::value& json);
+boost::json::object template_to_json(const RevisionTemplate& tmpl);
+
+boost::json::object revision_to_json(const Revision& revision, const RevisionStatus* status);
+boost::json::object image_to_json(const ImageRecord& image);
+boost::json::object condition_to_json(const Condition& condition);
+
+std::string format_rfc3339(std::int64_t unix_seconds);
+
+}  // namespace elafros

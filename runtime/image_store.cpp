@@ -1,0 +1,351 @@
+#include "image_store.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <sstream>
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace elafros {
+namespace {
+
+constexpr std::string_view kOciManifest = "application/vnd.oci.image.manifest.v1+json";
+constexpr std::string_view kOciIndex = "application/vnd.oci.image.index.v1+json";
+constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
+constexpr std::string_view kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
+constexpr std::int64_t kMaxJsonBlob = 4 << 20;
+
+bool valid_digest(std::string_view d) {
+  if (d.rfind("sha256:", 0) != 0 || d.size() != 7 + 64) return false;
+  for (char c : d.substr(7))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+std::string hex_of(std::string_view digest) { return std::string(digest.substr(7)); }
+
+Result<std::string> read_small_file(const std::string& path, std::int64_t limit) {
+  std::error_code ec;
+  auto size = fs::file_size(path, ec);
+  if (ec) return Error::not_found(fmt::format("{}: {}", path, ec.message()));
+  if (static_cast<std::int64_t>(size) > limit)
+    return Error::invalid(fmt::format("{} is {} bytes, more than the {} allowed for a JSON document", path, size, limit));
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<json::value> parse_json_file(const std::string& path, std::string_view what) {
+  auto text = read_small_file(path, kMaxJsonBlob);
+  if (!text) return text.error();
+  boost::system::error_code ec;
+  json::value v = json::parse(*text, ec);
+  if (ec) return Error::invalid(fmt::format("{} ({}) is not valid JSON: {}", what, path, ec.message()));
+  return v;
+}
+
+std::string host_architecture() {
+  struct utsname u{};
+  ::uname(&u);
+  std::string m = u.machine;
+  if (m == "x86_64") return "amd64";
+  if (m == "aarch64") return "arm64";
+  return m;
+}
+
+std::string random_suffix() {
+  std::random_device rd;
+  return fmt::format("{:08x}", rd());
+}
+
+std::vector<std::string> json_strings(const json::object& o, std::string_view key) {
+  std::vector<std::string> out;
+  if (const auto* v = o.if_contains(key); v && v->is_array())
+    for (const auto& e : v->get_array())
+      if (e.is_string()) out.emplace_back(e.get_string());
+  return out;
+}
+
+std::string json_string(const json::object& o, std::string_view key) {
+  if (const auto* v = o.if_contains(key); v && v->is_string()) return std::string(v->get_string());
+  return {};
+}
+
+}  // namespace
+
+Result<std::string> sha256_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error::not_found(fmt::format("{}: {}", path, std::strerror(errno)));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return Error::internal(fmt::format("reading {}: {}", path, std::strerror(errno)));
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
+}
+
+Result<ImageReference> parse_image_reference(const std::string& reference) {
+  constexpr std::string_view kOci = "oci:";
+  if (reference.rfind(kOci, 0) == 0) {
+    std::string rest = reference.substr(kOci.size());
+    ImageReference ref{"oci", rest, ""};
+    // The tag follows the last ':' unless that ':' is part of the directory path.
+    if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+      ref.path = rest.substr(0, colon);
+      ref.tag = rest.substr(colon + 1);
+    }
+    if (ref.path.empty())
+      return Error::invalid(fmt::format("image reference \"{}\" names no directory; use oci:DIR[:TAG]", reference));
+    return ref;
+  }
+  for (std::string_view other : {"oci-archive:", "docker-archive:", "docker://", "containers-storage:", "dir:"}) {
+    if (reference.rfind(other, 0) == 0)
+      return Error::invalid(fmt::format(
+          "image reference \"{}\": the {} transport is not supported yet; convert it to an OCI layout "
+          "first, e.g. 'skopeo copy {} oci:./image:latest', then use oci:./image:latest",
+          reference, other.substr(0, other.find(':')), reference));
+  }
+  return Error::invalid(fmt::format(
+      "image reference \"{}\" is not understood; use oci:DIR[:TAG] (an OCI image layout as skopeo "
+      "and umoci write) or the name of an image in 'elafros image list'", reference));
+}
+
+ImageStore::ImageStore(std::string root, UnpackLimits limits)
+    : root_(std::move(root)), limits_(limits) {
+  fs::create_directories(root_ + "/blobs/sha256");
+  fs::create_directories(root_ + "/rootfs");
+  fs::create_directories(root_ + "/tmp");
+}
+
+std::string ImageStore::blob_path(const std::string& digest) const {
+  return root_ + "/blobs/sha256/" + hex_of(digest);
+}
+
+std::string ImageStore::rootfs_path(const std::string& manifest_digest) const {
+  return root_ + "/rootfs/" + hex_of(manifest_digest);
+}
+
+bool ImageStore::has_rootfs(const std::string& manifest_digest) const {
+  return fs::is_directory(rootfs_path(manifest_digest));
+}
+
+Result<std::string> ImageStore::copy_blob(const std::string& layout, const std::string& digest,
+                                          std::int64_t size) const {
+  if (!valid_digest(digest))
+    return Error::invalid(fmt::format("digest \"{}\" is not a sha256 digest", digest));
+  std::string dst = blob_path(digest);
+  if (fs::exists(dst)) return dst;  // verified when it was stored
+  std::string src = layout + "/blobs/sha256/" + hex_of(digest);
+  std::error_code ec;
+  auto actual_size = fs::file_size(src, ec);
+  if (ec) return Error::invalid(fmt::format("blob {} is missing from {} ({}); the layout is incomplete", digest, layout, ec.message()));
+  if (size >= 0 && static_cast<std::int64_t>(actual_size) != size)
+    return Error::invalid(fmt::format("blob {} in {} is {} bytes but its descriptor says {}", digest, layout, actual_size, size));
+  std::string tmp = root_ + "/tmp/blob-" + random_suffix();
+  fs::copy_file(src, tmp, ec);
+  if (ec) return Error::internal(fmt::format("copying blob {}: {}", digest, ec.message()));
+  auto hex = sha256_file(tmp);
+  if (!hex || *hex != hex_of(digest)) {
+    fs::remove(tmp, ec);
+    return Error::invalid(fmt::format("blob {} in {} does not match its digest (its content hashes to sha256:{}); the image is corrupt", digest, layout, hex ? *hex : "?"));
+  }
+  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  fs::rename(tmp, dst, ec);
+  if (ec) return Error::internal(fmt::format("storing blob {}: {}", digest, ec.message()));
+  return dst;
+}
+
+Result<ImageRecord> ImageStore::import(const std::string& reference, const std::string& name) {
+  auto ref = parse_image_reference(reference);
+  if (!ref) return ref.error();
+  const std::string& layout = ref->path;
+  if (!fs::is_directory(layout))
+    return Error::not_found(fmt::format("image \"{}\" not found: {} is not a directory", reference, layout));
+  if (!fs::exists(layout + "/index.json"))
+    return Error::not_found(fmt::format(
+        "image \"{}\" not found: {} has no index.json (is it an OCI layout? try 'skopeo copy … oci:{}:{}')",
+        reference, layout, layout, ref->tag.empty() ? "latest" : ref->tag));
+  auto index = parse_json_file(layout + "/index.json", "the layout's index.json");
+  if (!index) return index.error();
+
+  // Pick the manifest: by tag, or the only one.
+  const json::array* manifests = nullptr;
+  if (index->is_object())
+    if (const auto* m = index->get_object().if_contains("manifests"); m && m->is_array()) manifests = &m->get_array();
+  if (!manifests || manifests->empty())
+    return Error::invalid(fmt::format("image \"{}\": {}/index.json lists no manifests", reference, layout));
+  const json::object* chosen = nullptr;
+  std::vector<std::string> tags;
+  for (const auto& m : *manifests) {
+    if (!m.is_object()) continue;
+    std::string tag;
+    if (const auto* ann = m.get_object().if_contains("annotations"); ann && ann->is_object())
+      tag = json_string(ann->get_object(), "org.opencontainers.image.ref.name");
+    if (!tag.empty()) tags.push_back(tag);
+    if ((!ref->tag.empty() && tag == ref->tag) || (ref->tag.empty() && manifests->size() == 1))
+      chosen = &m.get_object();
+  }
+  if (!chosen) {
+    std::string list;
+    for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
+    if (ref->tag.empty())
+      return Error::invalid(fmt::format("image \"{}\": {} holds several images; name one with oci:{}:TAG (tags: {})", reference, layout, layout, list));
+    return Error::not_found(fmt::format("image \"{}\" not found: {} has no tag \"{}\" (tags: {})", reference, layout, ref->tag, list.empty() ? "none" : list));
+  }
+
+  std::string digest = json_string(*chosen, "digest");
+  std::string media_type = json_string(*chosen, "mediaType");
+  std::int64_t total = 0;
+  json::value manifest;
+  // Follow image indexes down to the manifest for this platform.
+  for (int depth = 0;; ++depth) {
+    if (depth > 4) return Error::invalid(fmt::format("image \"{}\": image indexes nest too deeply", reference));
+    auto path = copy_blob(layout, digest, -1);
+    if (!path) return path.error();
+    total += static_cast<std::int64_t>(fs::file_size(*path));
+    auto doc = parse_json_file(*path, "the manifest");
+    if (!doc) return doc.error();
+    if (!doc->is_object()) return Error::invalid(fmt::format("image \"{}\": manifest {} is not an object", reference, digest));
+    std::string mt = json_string(doc->get_object(), "mediaType");
+    if (mt.empty()) mt = media_type;
+    if (mt == kOciIndex || mt == kDockerList) {
+      std::string arch = host_architecture();
+      const json::object* pick = nullptr;
+      if (const auto* list = doc->get_object().if_contains("manifests"); list && list->is_array()) {
+        for (const auto& m : list->get_array()) {
+          if (!m.is_object()) continue;
+          const auto* p = m.get_object().if_contains("platform");
+          if (p && p->is_object() && json_string(p->get_object(), "os") == "linux" &&
+              json_string(p->get_object(), "architecture") == arch) {
+            pick = &m.get_object();
+            break;
+          }
+        }
+      }
+      if (!pick) return Error::not_found(fmt::format("image \"{}\" has no manifest for linux/{}", reference, arch));
+      digest = json_string(*pick, "digest");
+      media_type = json_string(*pick, "mediaType");
+      continue;
+    }
+    if (!mt.empty() && mt != kOciManifest && mt != kDockerManifest)
+      return Error::invalid(fmt::format("image \"{}\": manifest media type \"{}\" is not supported", reference, mt));
+    manifest = std::move(*doc);
+    break;
+  }
+
+  const json::object& mo = manifest.get_object();
+  const auto* config = mo.if_contains("config");
+  const auto* layers = mo.if_contains("layers");
+  if (!config || !config->is_object() || !layers || !layers->is_array())
+    return Error::invalid(fmt::format("image \"{}\": manifest {} lacks config or layers", reference, digest));
+  std::string config_digest = json_string(config->get_object(), "digest");
+  auto size_of = [](const json::object& d) -> std::int64_t {
+    const auto* s = d.if_contains("size");
+    return s && s->is_number() ? s->to_number<std::int64_t>() : -1;
+  };
+  auto cpath = copy_blob(layout, config_digest, size_of(config->get_object()));
+  if (!cpath) return cpath.error();
+  total += size_of(config->get_object());
+  std::vector<std::string> layer_digests;
+  for (const auto& l : layers->get_array()) {
+    if (!l.is_object()) return Error::invalid(fmt::format("image \"{}\": a layer descriptor is not an object", reference));
+    std::string ld = json_string(l.get_object(), "digest");
+    auto lpath = copy_blob(layout, ld, size_of(l.get_object()));
+    if (!lpath) return lpath.error();
+    total += size_of(l.get_object());
+    layer_digests.push_back(ld);
+  }
+  if (auto r = unpack(digest, layer_digests); !r)
+    return Error::invalid(fmt::format("image \"{}\" cannot be unpacked: {}", reference, r.error().message));
+
+  ImageRecord rec;
+  rec.digest = digest;
+  rec.config_digest = config_digest;
+  rec.source = reference;
+  rec.size = total;
+  rec.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+  fs::path dir = fs::path(layout).lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();
+  rec.name = name.empty() ? fmt::format("{}:{}", dir.filename().string(), ref->tag.empty() ? "latest" : ref->tag)
+                          : name;
+  return rec;
+}
+
+Result<void> ImageStore::unpack(const std::string& manifest_digest,
+                                const std::vector<std::string>& layer_digests) const {
+  std::string final_path = rootfs_path(manifest_digest);
+  if (fs::is_directory(final_path)) return {};
+  std::string tmp = root_ + "/tmp/rootfs-" + hex_of(manifest_digest).substr(0, 12) + "-" + random_suffix();
+  std::error_code ec;
+  fs::create_directories(tmp, ec);
+  if (ec) return Error::internal(fmt::format("creating {}: {}", tmp, ec.message()));
+  ::chmod(tmp.c_str(), 0755);
+  for (const auto& d : layer_digests) {
+    if (auto r = unpack_layer(blob_path(d), tmp, limits_); !r) {
+      fs::remove_all(tmp, ec);
+      return r;
+    }
+  }
+  fs::rename(tmp, final_path, ec);
+  if (ec) {
+    fs::remove_all(tmp, ec);  // another import of the same image won the race
+    if (!fs::is_directory(final_path)) return Error::internal(fmt::format("storing the root filesystem failed: {}", ec.message()));
+  }
+  return {};
+}
+
+Result<ImageConfig> ImageStore::config(const std::string& manifest_digest) const {
+  auto manifest = parse_json_file(blob_path(manifest_digest), "the manifest");
+  if (!manifest) return manifest.error();
+  const auto* cfg = manifest->is_object() ? manifest->get_object().if_contains("config") : nullptr;
+  if (!cfg || !cfg->is_object()) return Error::internal(fmt::format("manifest {} has no config", manifest_digest));
+  auto doc = parse_json_file(blob_path(json_string(cfg->get_object(), "digest")), "the image config");
+  if (!doc) return doc.error();
+  ImageConfig out;
+  if (!doc->is_object()) return out;
+  const auto* c = doc->get_object().if_contains("config");
+  if (!c || !c->is_object()) return out;
+  const json::object& co = c->get_object();
+  out.entrypoint = json_strings(co, "Entrypoint");
+  out.cmd = json_strings(co, "Cmd");
+  out.env = json_strings(co, "Env");
+  out.working_dir = json_string(co, "WorkingDir");
+  out.user = json_string(co, "User");
+  return out;
+}
+
+}  // namespace elafros

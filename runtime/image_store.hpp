@@ -1,0 +1,62 @@
+#pragma once
+// The content-addressed image store under <data-dir>/images (DESIGN.md §8):
+//   blobs/sha256/<hex>      every manifest, config and layer, verified on the way in
+//   rootfs/<manifest-hex>/  the unpacked root filesystem, shared read-only by all instances
+// Calls block (hashing, copying, unpacking): run them off the io_context.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "elafros/model.hpp"
+#include "elafros/result.hpp"
+#include "layer_unpacker.hpp"
+
+namespace elafros {
+
+// The parts of an image config (OCI image spec, config.config) that shape the process.
+struct ImageConfig {
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+  std::vector<std::string> env;  // "K=V"
+  std::string working_dir;
+  std::string user;
+};
+
+// A parsed transport reference. Only "oci:DIR[:TAG]" is understood so far.
+struct ImageReference {
+  std::string transport;  // "oci"
+  std::string path;       // the layout directory
+  std::string tag;        // empty: the layout's only image
+};
+
+Result<ImageReference> parse_image_reference(const std::string& reference);
+
+class ImageStore {
+ public:
+  explicit ImageStore(std::string root, UnpackLimits limits = {});
+
+  // Imports an image from a transport reference, verifying every digest, and unpacks its root
+  // filesystem. The record's name is `name`, or DIR-basename:TAG when empty.
+  Result<ImageRecord> import(const std::string& reference, const std::string& name);
+
+  Result<ImageConfig> config(const std::string& manifest_digest) const;
+  // The unpacked root filesystem of an imported image.
+  std::string rootfs_path(const std::string& manifest_digest) const;
+  bool has_rootfs(const std::string& manifest_digest) const;
+  std::string blob_path(const std::string& digest) const;
+
+ private:
+  Result<std::string> copy_blob(const std::string& layout, const std::string& digest,
+                                std::int64_t size) const;
+  Result<void> unpack(const std::string& manifest_digest,
+                      const std::vector<std::string>& layer_digests) const;
+
+  std::string root_;
+  UnpackLimits limits_;
+};
+
+// Hex sha256 of a file's content.
+Result<std::string> sha256_file(const std::string& path);
+
+}  // namespace elafros

@@ -1,0 +1,225 @@
+#include "oci_spec.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+#include <charconv>
+#include <fstream>
+#include <map>
+
+namespace json = boost::json;
+
+namespace elafros {
+namespace {
+
+std::optional<std::uint32_t> parse_id(std::string_view s) {
+  std::uint32_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+// Looks a name up in a passwd- or group-style file: returns field 2 (the id) and, for passwd,
+// field 3 (the primary gid) and field 5 (home).
+struct DbEntry {
+  std::uint32_t id = 0;
+  std::uint32_t gid = 0;
+  std::string name;
+  std::vector<std::string> members;
+};
+
+std::vector<DbEntry> read_db(const std::string& path, bool passwd) {
+  std::vector<DbEntry> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::size_t i = 0;
+    for (;;) {
+      auto j = line.find(':', i);
+      f.push_back(line.substr(i, j == std::string::npos ? std::string::npos : j - i));
+      if (j == std::string::npos) break;
+      i = j + 1;
+    }
+    if (f.size() < 4) continue;
+    DbEntry e;
+    e.name = f[0];
+    auto id = parse_id(f[2]);
+    if (!id) continue;
+    e.id = *id;
+    if (passwd) {
+      e.gid = parse_id(f[3]).value_or(0);
+    } else {
+      std::size_t k = 0;
+      while (k < f[3].size()) {
+        auto c = f[3].find(',', k);
+        if (c == std::string::npos) c = f[3].size();
+        if (c > k) e.members.push_back(f[3].substr(k, c - k));
+        k = c + 1;
+      }
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+json::array to_array(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+}  // namespace
+
+const std::vector<std::string>& default_capabilities() {
+  static const std::vector<std::string> caps = {
+      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER", "CAP_MKNOD",
+      "CAP_NET_RAW", "CAP_SETGID",       "CAP_SETUID",           "CAP_SETFCAP", "CAP_SETPCAP",
+      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"};
+  return caps;
+}
+
+Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& launch,
+                                    const std::string& rootfs) {
+  ProcessSpec p;
+  const ContainerSpec& c = launch.container;
+  if (!c.command.empty()) {
+    p.args = c.command;
+    p.args.insert(p.args.end(), c.args.begin(), c.args.end());
+  } else {
+    p.args = image.entrypoint;
+    const auto& tail = c.args.empty() ? image.cmd : c.args;
+    p.args.insert(p.args.end(), tail.begin(), tail.end());
+  }
+  if (p.args.empty())
+    return Error::invalid(fmt::format(
+        "the image of revision \"{}\" has no Entrypoint or Cmd and the service gives no command; "
+        "set one with --cmd", launch.revision));
+
+  // Environment: image, then user, then the runtime contract. A later name replaces an earlier.
+  std::vector<std::pair<std::string, std::string>> env;
+  auto set = [&env](std::string name, std::string value) {
+    for (auto& e : env)
+      if (e.first == name) return void(e.second = std::move(value));
+    env.emplace_back(std::move(name), std::move(value));
+  };
+  for (const auto& kv : image.env) {
+    auto eq = kv.find('=');
+    set(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
+  }
+  for (const auto& e : c.env) set(e.name, e.value);
+  set("PORT", std::to_string(launch.port));
+  set("K_SERVICE", launch.service);
+  set("K_CONFIGURATION", launch.service);
+  set("K_REVISION", launch.revision);
+  bool has_path = false;
+  for (const auto& e : env) has_path = has_path || e.first == "PATH";
+  if (!has_path) set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  bool has_home = false;
+  for (const auto& e : env) has_home = has_home || e.first == "HOME";
+  for (auto& e : env) p.env.push_back(e.first + "=" + e.second);
+
+  p.cwd = !c.working_dir.empty() ? c.working_dir : (!image.working_dir.empty() ? image.working_dir : "/");
+
+  // User: "", "uid", "uid:gid", "name", "name:group".
+  std::string user = image.user;
+  std::string user_part = user.substr(0, user.find(':'));
+  std::string group_part = user.find(':') == std::string::npos ? "" : user.substr(user.find(':') + 1);
+  auto passwd = read_db(rootfs + "/etc/passwd", true);
+  auto groups = read_db(rootfs + "/etc/group", false);
+  std::string user_name;
+  if (!user_part.empty()) {
+    if (auto id = parse_id(user_part)) {
+      p.uid = *id;
+      for (const auto& e : passwd)
+        if (e.id == *id) p.gid = e.gid, user_name = e.name;
+    } else {
+      bool found = false;
+      for (const auto& e : passwd)
+        if (e.name == user_part) p.uid = e.id, p.gid = e.gid, user_name = e.name, found = true;
+      if (!found)
+        return Error::invalid(fmt::format("the image's user \"{}\" is not in its /etc/passwd", user_part));
+    }
+  }
+  if (!group_part.empty()) {
+    if (auto id = parse_id(group_part)) {
+      p.gid = *id;
+    } else {
+      bool found = false;
+      for (const auto& g : groups)
+        if (g.name == group_part) p.gid = g.id, found = true;
+      if (!found)
+        return Error::invalid(fmt::format("the image's group \"{}\" is not in its /etc/group", group_part));
+    }
+  } else if (!user_name.empty()) {
+    for (const auto& g : groups)
+      for (const auto& m : g.members)
+        if (m == user_name && g.id != p.gid) p.additional_gids.push_back(g.id);
+  }
+  if (!has_home) p.env.push_back("HOME=/");
+  return p;
+}
+
+json::object make_runtime_spec(const BundleSpec& b) {
+  json::object process;
+  process["terminal"] = false;
+  json::object user{{"uid", b.process.uid}, {"gid", b.process.gid}};
+  if (!b.process.additional_gids.empty()) {
+    json::array g;
+    for (auto id : b.process.additional_gids) g.emplace_back(id);
+    user["additionalGids"] = std::move(g);
+  }
+  process["user"] = std::move(user);
+  process["args"] = to_array(b.process.args);
+  process["env"] = to_array(b.process.env);
+  process["cwd"] = b.process.cwd;
+  json::array caps = to_array(default_capabilities());
+  process["capabilities"] = json::object{{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
+  process["rlimits"] = json::array{json::object{{"type", "RLIMIT_NOFILE"}, {"hard", 1048576}, {"soft", 1048576}}};
+  process["noNewPrivileges"] = true;
+
+  json::array mounts{
+      json::object{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
+      json::object{{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+                   {"options", to_array({"nosuid", "strictatime", "mode=755", "size=65536k"})}},
+      json::object{{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
+                   {"options", to_array({"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"})}},
+      json::object{{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
+                   {"options", to_array({"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"})}},
+      json::object{{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
+                   {"options", to_array({"nosuid", "noexec", "nodev"})}},
+      json::object{{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
+                   {"options", to_array({"nosuid", "noexec", "nodev", "ro"})}},
+      json::object{{"destination", "/sys/fs/cgroup"}, {"type", "cgroup"}, {"source", "cgroup"},
+                   {"options", to_array({"nosuid", "noexec", "nodev", "relatime", "ro"})}},
+      json::object{{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+                   {"options", to_array({"nosuid", "nodev", "mode=1777"})}},
+  };
+  for (const auto& f : b.readonly_host_files)
+    mounts.push_back(json::object{{"destination", f}, {"type", "bind"}, {"source", f},
+                                  {"options", to_array({"rbind", "ro", "nosuid", "nodev", "noexec"})}});
+
+  json::object linux;
+  // No network namespace: instances share the host network and listen on a loopback port.
+  linux["namespaces"] = json::array{json::object{{"type", "pid"}}, json::object{{"type", "mount"}},
+                                    json::object{{"type", "ipc"}}, json::object{{"type", "uts"}}};
+  linux["cgroupsPath"] = b.cgroups_path;
+  linux["resources"] = json::object{{"pids", json::object{{"limit", b.pids_limit}}},
+                                    {"devices", json::array{json::object{{"allow", false}, {"access", "rwm"}}}}};
+  // runc's default spec (libcontainer/specconv) masks and write-protects these.
+  linux["maskedPaths"] = to_array({"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                                   "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                                   "/proc/sched_debug", "/sys/firmware", "/proc/scsi"});
+  linux["readonlyPaths"] = to_array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
+
+  json::object spec;
+  spec["ociVersion"] = "1.0.2";
+  spec["process"] = std::move(process);
+  spec["root"] = json::object{{"path", b.rootfs}, {"readonly", false}};
+  spec["hostname"] = b.hostname;
+  spec["mounts"] = std::move(mounts);
+  spec["linux"] = std::move(linux);
+  return spec;
+}
+
+}  // namespace elafros

@@ -1,0 +1,45 @@
+#pragma once
+// Generates the OCI runtime spec (config.json) of an instance: the process from the image config
+// and the revision, and hardened defaults at least as strict as Docker's (DESIGN.md §4).
+
+#include <boost/json/fwd.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "elafros/container_runtime.hpp"
+#include "elafros/result.hpp"
+#include "image_store.hpp"
+
+namespace elafros {
+
+struct ProcessSpec {
+  std::vector<std::string> args;
+  std::vector<std::string> env;  // "K=V", later entries of a name replace earlier ones
+  std::string cwd = "/";
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::vector<std::uint32_t> additional_gids;
+};
+
+// Merges the image config with the revision's container spec, Kubernetes-style: `command`
+// replaces Entrypoint (and drops Cmd), `args` replaces Cmd. Sets PORT and K_* last, so users
+// cannot override them. Resolves a user name through the rootfs's /etc/passwd and /etc/group.
+Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& launch,
+                                    const std::string& rootfs);
+
+struct BundleSpec {
+  ProcessSpec process;
+  std::string rootfs;  // absolute path of the merged overlay
+  std::string hostname;
+  std::string cgroups_path;  // e.g. /elafros/<container-id>
+  std::int64_t pids_limit = 4096;
+  std::vector<std::string> readonly_host_files;  // bind-mounted read-only, e.g. /etc/resolv.conf
+};
+
+boost::json::object make_runtime_spec(const BundleSpec& bundle);
+
+// Docker's 14 default capabilities.
+const std::vector<std::string>& default_capabilities();
+
+}  // namespace elafros

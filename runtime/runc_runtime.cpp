@@ -1,0 +1,269 @@
+#include "runc_runtime.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include "oci_spec.hpp"
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+namespace elafros {
+namespace {
+
+bool is_container_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  return id != "." && id != "..";
+}
+
+std::string last_lines(const std::string& path, std::size_t lines) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  std::streamoff start = size > 16384 ? size - 16384 : 0;
+  in.seekg(start);
+  std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::deque<std::string> kept;
+  std::size_t i = 0;
+  while (i < tail.size()) {
+    auto j = tail.find('\n', i);
+    if (j == std::string::npos) j = tail.size();
+    kept.push_back(tail.substr(i, j - i));
+    if (kept.size() > lines) kept.pop_front();
+    i = j + 1;
+  }
+  std::string out;
+  for (const auto& l : kept) out += l + "\n";
+  return out;
+}
+
+// runc writes JSON lines to --log; keep the messages of the last ones.
+std::string runc_log_message(const std::string& path) {
+  std::string text = last_lines(path, 5);
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto j = text.find('\n', i);
+    std::string line = text.substr(i, j - i);
+    i = j == std::string::npos ? text.size() : j + 1;
+    boost::system::error_code ec;
+    auto v = json::parse(line, ec);
+    if (!ec && v.is_object()) {
+      if (const auto* m = v.get_object().if_contains("msg"); m && m->is_string()) {
+        out = std::string(m->get_string());
+        continue;
+      }
+    }
+    if (!line.empty()) out = line;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<void> write_file_atomic(const std::string& path, const std::string& content, int mode) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Error::internal(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+  std::size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return Error::internal(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0)
+    return Error::internal(fmt::format("cannot flush {}: {}", tmp, std::strerror(errno)));
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return Error::internal(fmt::format("cannot rename {} into place: {}", tmp, std::strerror(errno)));
+  std::string dir = fs::path(path).parent_path().string();
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return {};
+}
+
+RuncRuntime::RuncRuntime(RuncOptions options, ProcessRunnerPtr runner, std::shared_ptr<ImageStore> images)
+    : options_(std::move(options)), runner_(std::move(runner)), images_(std::move(images)),
+      state_root_(options_.data_dir + "/runc") {
+  fs::create_directories(options_.data_dir + "/instances");
+  fs::create_directories(options_.data_dir + "/logs");
+  fs::create_directories(state_root_);
+}
+
+std::string RuncRuntime::instance_dir(const std::string& id) const {
+  return options_.data_dir + "/instances/" + id;
+}
+
+std::string RuncRuntime::log_path(const std::string& id, const char* stream) const {
+  return fmt::format("{}/logs/{}.{}.log", options_.data_dir, id, stream);
+}
+
+std::vector<std::string> RuncRuntime::runc_argv(std::initializer_list<std::string> args) const {
+  std::vector<std::string> argv{options_.runc, "--root", state_root_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+Result<int> RuncRuntime::start(const LaunchSpec& spec) {
+  if (!is_container_id(spec.container_id))
+    return Error::internal(fmt::format("\"{}\" is not a valid container id", spec.container_id));
+  if (!images_->has_rootfs(spec.image_digest))
+    return Error::not_found(fmt::format("image {} of revision \"{}\" is not unpacked in the image store; re-import it with 'elafros image import'", spec.image_digest, spec.revision));
+  auto image = images_->config(spec.image_digest);
+  if (!image) return image.error();
+  std::string lower = images_->rootfs_path(spec.image_digest);
+  auto process = resolve_process(*image, spec, lower);
+  if (!process) return process.error();
+
+  std::string dir = instance_dir(spec.container_id);
+  std::string merged = dir + "/rootfs";
+  std::error_code ec;
+  for (const char* sub : {"/upper", "/work", "/rootfs"}) fs::create_directories(dir + sub, ec);
+  if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, ec.message()));
+
+  auto fail = [&](Error e) -> Result<int> {
+    cleanup_files(spec.container_id);
+    return e;
+  };
+
+  std::string opts = fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work", lower, dir, dir);
+  if (::mount("overlay", merged.c_str(), "overlay", MS_NODEV, opts.c_str()) != 0)
+    return fail(Error::internal(fmt::format("mounting the overlay root filesystem at {} failed: {}", merged, std::strerror(errno))));
+
+  BundleSpec bundle;
+  bundle.process = std::move(process.value());
+  bundle.rootfs = merged;
+  bundle.hostname = spec.service;
+  bundle.cgroups_path = "/elafros/" + spec.container_id;
+  bundle.pids_limit = options_.pids_limit;
+  for (const char* f : {"/etc/resolv.conf", "/etc/hosts"})
+    if (fs::exists(f)) bundle.readonly_host_files.emplace_back(f);
+  if (auto r = write_file_atomic(dir + "/config.json", json::serialize(make_runtime_spec(bundle))); !r)
+    return fail(r.error());
+
+  // The container inherits these descriptors: plain files, so it never gets SIGPIPE or blocks
+  // when the daemon is gone.
+  int out = ::open(log_path(spec.container_id, "stdout").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int err = ::open(log_path(spec.container_id, "stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (out < 0 || err < 0) {
+    if (out >= 0) ::close(out);
+    if (err >= 0) ::close(err);
+    return fail(Error::internal(fmt::format("cannot open the log files of {}: {}", spec.container_id, std::strerror(errno))));
+  }
+  ProcessOptions po;
+  po.stdout_fd = out;
+  po.stderr_fd = err;
+  auto run = runner_->run(runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run", "--detach",
+                                     "--bundle", dir, "--pid-file", dir + "/pid", spec.container_id}),
+                          po);
+  ::close(out);
+  ::close(err);
+  if (!run) return fail(run.error());
+  if (run->exit_code != 0) {
+    std::string why = runc_log_message(dir + "/runc.log");
+    return fail(Error::internal(fmt::format("runc could not start the container of revision \"{}\" (exit {}): {}", spec.revision,
+                                            run->exit_code, why.empty() ? "no message" : why)));
+  }
+  std::ifstream pid_file(dir + "/pid");
+  int pid = 0;
+  pid_file >> pid;
+  if (pid <= 0) return fail(Error::internal(fmt::format("runc started {} but wrote no pid file", spec.container_id)));
+  return pid;
+}
+
+Result<void> RuncRuntime::kill(const std::string& id, int signal) {
+  if (!is_container_id(id)) return {};
+  auto r = runner_->run(runc_argv({"kill", id, std::to_string(signal)}), {});
+  if (!r) return r.error();
+  if (r->exit_code != 0 && status(id).running)
+    return Error::internal(fmt::format("runc kill {} failed: {}", id, r->err));
+  return {};
+}
+
+Result<void> RuncRuntime::remove(const std::string& id) {
+  if (!is_container_id(id)) return {};
+  auto r = runner_->run(runc_argv({"delete", "--force", id}), {});
+  if (!r) return r.error();
+  if (r->exit_code != 0 && status(id).exists)
+    return Error::internal(fmt::format("runc delete {} failed: {}", id, r->err));
+  cleanup_files(id);
+  return {};
+}
+
+void RuncRuntime::cleanup_files(const std::string& id) {
+  std::string dir = instance_dir(id);
+  std::string merged = dir + "/rootfs";
+  // Unmount until nothing is mounted there (a failed start may have mounted once).
+  for (int i = 0; i < 4 && ::umount2(merged.c_str(), MNT_DETACH) == 0; ++i) {
+  }
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+ContainerStatus RuncRuntime::status(const std::string& id) {
+  ContainerStatus s;
+  if (!is_container_id(id)) return s;
+  auto r = runner_->run(runc_argv({"state", id}), {});
+  if (!r || r->exit_code != 0) return s;
+  boost::system::error_code ec;
+  auto v = json::parse(r->out, ec);
+  if (ec || !v.is_object()) return s;
+  s.exists = true;
+  const auto& o = v.get_object();
+  if (const auto* st = o.if_contains("status"); st && st->is_string()) s.running = st->get_string() == "running";
+  if (const auto* pid = o.if_contains("pid"); pid && pid->is_number()) s.pid = static_cast<int>(pid->to_number<std::int64_t>());
+  return s;
+}
+
+std::vector<std::string> RuncRuntime::list() {
+  std::vector<std::string> ids;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(state_root_, ec))
+    if (e.is_directory()) ids.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(options_.data_dir + "/instances", ec)) {
+    std::string id = e.path().filename().string();
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  return ids;
+}
+
+std::string RuncRuntime::tail_logs(const std::string& id, std::size_t lines) {
+  std::string out = last_lines(log_path(id, "stdout"), lines);
+  std::string err = last_lines(log_path(id, "stderr"), lines);
+  std::string all = out + err;
+  // Keep at most `lines` lines overall, preferring stderr's, which is usually the reason.
+  std::deque<std::string> kept;
+  std::size_t i = 0;
+  while (i < all.size()) {
+    auto j = all.find('\n', i);
+    if (j == std::string::npos) j = all.size();
+    if (j > i) kept.push_back(all.substr(i, j - i));
+    if (kept.size() > lines) kept.pop_front();
+    i = j + 1;
+  }
+  std::string result;
+  for (const auto& l : kept) result += l + "\n";
+  return result;
+}
+
+}  // namespace elafros
