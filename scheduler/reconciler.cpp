@@ -1,0 +1,577 @@
+#include "reconciler.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+
+#include "elafros/naming.hpp"
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace elafros {
+namespace {
+
+// Runs f() on `ex` and resumes the calling coroutine on its own executor with the result.
+template <class Executor, class F>
+auto offload(Executor ex, F f) -> awaitable<decltype(f())> {
+  using R = decltype(f());
+  std::optional<R> out = co_await asio::co_spawn(
+      ex, [f = std::move(f)]() mutable -> awaitable<std::optional<R>> { co_return std::optional<R>(f()); },
+      use_awaitable);
+  co_return std::move(*out);
+}
+
+std::int64_t unix_now(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count();
+}
+
+std::string random_hex(std::size_t n) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) s += kHex[rng() % 16];
+  return s;
+}
+
+std::string key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
+enum class Phase { kStarting, kReady, kStopping, kExited };
+
+struct Instance {
+  InstanceRecord record;
+  Phase phase = Phase::kStarting;
+  std::shared_ptr<EndpointStats> stats = std::make_shared<EndpointStats>();
+  std::unique_ptr<asio::posix::stream_descriptor> pidfd;
+  bool stop_requested = false;
+  bool exited = false;
+  int exit_code = -1;
+  std::chrono::steady_clock::time_point ready_at{};
+};
+using InstancePtr = std::shared_ptr<Instance>;
+
+struct RevisionState {
+  Revision revision;
+  std::vector<InstancePtr> instances;
+  Condition ready{"Ready"};
+  Condition healthy{"ContainerHealthy"};
+  Condition resources{"ResourcesAvailable"};
+  bool ever_ready = false;
+  int restarts = 0;
+  std::chrono::milliseconds backoff{0};
+  bool restart_pending = false;
+  bool retired = false;  // its service is being deleted
+};
+using RevisionPtr = std::shared_ptr<RevisionState>;
+
+struct ServiceState {
+  Service service;
+  std::vector<RevisionPtr> revisions;  // in creation order
+};
+
+}  // namespace
+
+class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
+ public:
+  Impl(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking, Store& store,
+       ContainerRuntime& runtime, RoutingSnapshot& routes, ClockPtr clock, ReconcilerOptions options)
+      : control_(control), store_thread_(store_thread), blocking_(blocking), store_(store), runtime_(runtime),
+        routes_(routes), clock_(std::move(clock)), options_(std::move(options)) {}
+
+  // --- recovery -------------------------------------------------------------------------------
+
+  awaitable<Result<void>> recover() {
+    auto services = co_await offload(store_thread_.get_executor(), [this] { return store_.list_services(""); });
+    if (!services) co_return services.error();
+    for (auto& s : services.value()) {
+      auto revisions = co_await offload(store_thread_.get_executor(),
+                                        [this, &s] { return store_.list_revisions(s.meta.namespace_, s.meta.name); });
+      if (!revisions) co_return revisions.error();
+      auto& state = services_[key(s.meta.namespace_, s.meta.name)];
+      state.service = s;
+      for (auto& r : revisions.value()) state.revisions.push_back(make_revision(std::move(r)));
+    }
+    auto records = co_await offload(store_thread_.get_executor(), [this] { return store_.list_instances(); });
+    if (!records) co_return records.error();
+
+    std::set<std::string> known;
+    for (auto& rec : records.value()) {
+      known.insert(rec.id);
+      RevisionPtr rev = find_revision(rec.namespace_, rec.revision);
+      ContainerStatus st = co_await offload(blocking_.get_executor(), [this, id = rec.id] { return runtime_.status(id); });
+      if (rev && st.running && st.pid == rec.pid && rec.state != InstanceState::kStopping) {
+        auto inst = std::make_shared<Instance>();
+        inst->record = rec;
+        used_ports_.insert(rec.port);
+        rev->instances.push_back(inst);
+        if (!watch_exit(inst)) {
+          rev->instances.pop_back();
+          co_await discard(rec.id);
+          continue;
+        }
+        spdlog::info("adopted instance {} of revision {} (pid {}, port {})", rec.id, rec.revision, rec.pid, rec.port);
+        asio::co_spawn(control_, probe(rev, inst), asio::detached);
+      } else {
+        spdlog::info("removing instance {} of revision {}: {}", rec.id, rec.revision,
+                     !rev ? "its revision is gone" : (st.running ? "it is being stopped" : "it no longer runs"));
+        co_await discard(rec.id);
+      }
+    }
+    // Containers in our runc root that no record names: a crash between start and record.
+    auto ids = co_await offload(blocking_.get_executor(), [this] { return runtime_.list(); });
+    for (const auto& id : ids)
+      if (!known.count(id)) co_await discard(id);
+
+    publish_routes();
+    for (auto& [k, s] : services_) ensure(s);
+    co_return Result<void>{};
+  }
+
+  awaitable<void> discard(std::string id) {
+    auto r = co_await offload(blocking_.get_executor(), [this, id] { return runtime_.remove(id); });
+    if (!r) spdlog::warn("removing container {} failed: {}", id, r.error().message);
+    (void)co_await offload(store_thread_.get_executor(), [this, id] { return store_.delete_instance(id); });
+  }
+
+  // --- desired state --------------------------------------------------------------------------
+
+  RevisionPtr make_revision(Revision r) {
+    auto rev = std::make_shared<RevisionState>();
+    rev->revision = std::move(r);
+    rev->ready.last_transition_unix = unix_now(*clock_);
+    return rev;
+  }
+
+  void created(const Service& service, const Revision& revision) {
+    auto& state = services_[key(service.meta.namespace_, service.meta.name)];
+    state.service = service;
+    state.revisions.push_back(make_revision(revision));
+    publish_routes();
+    ensure(state);
+  }
+
+  void deleted(const std::string& ns, const std::string& name, std::function<void()> done) {
+    auto it = services_.find(key(ns, name));
+    if (it == services_.end()) return done();
+    ServiceState state = std::move(it->second);
+    services_.erase(it);
+    publish_routes();
+    asio::co_spawn(control_, retire(std::move(state), std::move(done)), asio::detached);
+  }
+
+  awaitable<void> retire(ServiceState state, std::function<void()> done) {
+    for (auto& rev : state.revisions) {
+      rev->retired = true;
+      auto instances = rev->instances;
+      for (auto& inst : instances) co_await stop(rev, inst);
+    }
+    done();
+  }
+
+  // One instance per routed revision for now: the latest revision of each service.
+  void ensure(ServiceState& s) {
+    if (s.revisions.empty() || stopped_) return;
+    RevisionPtr rev = s.revisions.back();
+    for (auto& other : s.revisions)
+      if (other != rev)
+        for (auto& inst : std::vector<InstancePtr>(other->instances))
+          asio::co_spawn(control_, stop(other, inst), asio::detached);
+    bool live = false;
+    for (auto& inst : rev->instances) live = live || inst->phase == Phase::kStarting || inst->phase == Phase::kReady;
+    if (!live && !rev->restart_pending) asio::co_spawn(control_, launch(rev), asio::detached);
+  }
+
+  RevisionPtr find_revision(const std::string& ns, const std::string& name) const {
+    for (const auto& [k, s] : services_)
+      if (s.service.meta.namespace_ == ns)
+        for (const auto& r : s.revisions)
+          if (r->revision.meta.name == name) return r;
+    return nullptr;
+  }
+
+  // --- instance lifecycle ---------------------------------------------------------------------
+
+  int allocate_port() {
+    for (int attempt = 0; attempt < 64; ++attempt) {
+      asio::ip::tcp::acceptor probe(control_);
+      boost::system::error_code ec;
+      probe.open(asio::ip::tcp::v4(), ec);
+      probe.bind({asio::ip::make_address_v4("127.0.0.1"), 0}, ec);
+      if (ec) continue;
+      int port = probe.local_endpoint(ec).port();
+      if (!ec && used_ports_.insert(port).second) return port;
+    }
+    return 0;
+  }
+
+  void set_condition(Condition& c, const char* status, std::string reason, std::string message) {
+    if (c.status != status) c.last_transition_unix = unix_now(*clock_);
+    c.status = status;
+    c.reason = std::move(reason);
+    c.message = std::move(message);
+  }
+
+  awaitable<void> launch(RevisionPtr rev) {
+    if (rev->retired || stopped_) co_return;
+    auto inst = std::make_shared<Instance>();
+    const Revision& r = rev->revision;
+    inst->record.id = fmt::format("{}-{}", r.meta.name, random_hex(6));
+    inst->record.namespace_ = r.meta.namespace_;
+    inst->record.service = r.service;
+    inst->record.revision = r.meta.name;
+    inst->record.port = allocate_port();
+    inst->record.created_unix = unix_now(*clock_);
+    rev->instances.push_back(inst);
+    if (rev->ready.status != "True") set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
+
+    // Record first, so a crash after runc starts it still leaves a trace to clean up.
+    auto put = co_await offload(store_thread_.get_executor(), [this, rec = inst->record] { return store_.put_instance(rec); });
+    if (!put) {
+      co_await fail(rev, inst, "InstanceRecordFailed", put.error().message, false);
+      co_return;
+    }
+    LaunchSpec spec;
+    spec.container_id = inst->record.id;
+    spec.namespace_ = r.meta.namespace_;
+    spec.service = r.service;
+    spec.revision = r.meta.name;
+    spec.image_digest = r.image_digest;
+    spec.container = r.spec.container;
+    spec.port = inst->record.port;
+    auto started_at = clock_->now();
+    auto pid = co_await offload(blocking_.get_executor(), [this, spec] { return runtime_.start(spec); });
+    if (!pid) {
+      co_await fail(rev, inst, "ContainerStartFailed", pid.error().message, false);
+      co_return;
+    }
+    inst->record.pid = pid.value();
+    inst->record.state = InstanceState::kRunning;
+    spdlog::info("started instance {} of revision {} (pid {}, port {}) in {} ms", inst->record.id, r.meta.name,
+                 inst->record.pid, inst->record.port,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(clock_->now() - started_at).count());
+    if (!watch_exit(inst)) {
+      co_await fail(rev, inst, "ExitCode", "the container exited at once", true);
+      co_return;
+    }
+    (void)co_await offload(store_thread_.get_executor(), [this, rec = inst->record] { return store_.put_instance(rec); });
+    if (inst->stop_requested || inst->exited) co_return;
+    co_await probe(rev, inst);
+  }
+
+  // Watches the instance's init process through a pidfd; works for adopted instances too.
+  bool watch_exit(const InstancePtr& inst) {
+    int fd = ::pidfd_open(inst->record.pid, 0);
+    if (fd < 0) return false;
+    inst->pidfd = std::make_unique<asio::posix::stream_descriptor>(control_, fd);
+    inst->pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
+                            [self = shared_from_this(), inst](boost::system::error_code ec) {
+                              if (ec == asio::error::operation_aborted || self->stopped_) return;
+                              self->on_exit(inst);
+                            });
+    return true;
+  }
+
+  void on_exit(const InstancePtr& inst) {
+    inst->exited = true;
+    siginfo_t info{};
+    // Reap it if it is our child (it is unless adopted after a restart).
+    if (::waitid(P_PIDFD, static_cast<id_t>(inst->pidfd->native_handle()), &info, WEXITED | WNOHANG) == 0 &&
+        info.si_pid != 0)
+      inst->exit_code = info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
+    if (inst->stop_requested) return;  // stop() finishes the job
+    RevisionPtr rev = find_revision(inst->record.namespace_, inst->record.revision);
+    if (!rev) return;
+    std::string reason = "ExitCode";
+    std::string code = inst->exit_code >= 0 ? std::to_string(inst->exit_code) : "unknown";
+    std::string tail = runtime_.tail_logs(inst->record.id, 10);
+    std::string message = fmt::format("container exited with code {}{}{}", code,
+                                      tail.empty() ? "" : "; last output:\n", tail);
+    spdlog::warn("instance {} of revision {} exited with code {}", inst->record.id, inst->record.revision, code);
+    bool was_ready = inst->phase == Phase::kReady;
+    if (was_ready && clock_->now() - inst->ready_at > std::chrono::seconds(10)) rev->backoff = std::chrono::milliseconds(0);
+    asio::co_spawn(control_, fail(rev, inst, reason, message, true), asio::detached);
+  }
+
+  // The instance failed: take it out of service, remove it, and start another after a backoff.
+  awaitable<void> fail(RevisionPtr rev, InstancePtr inst, std::string reason, std::string message, bool started) {
+    inst->phase = Phase::kExited;
+    publish_routes();
+    co_await remove_instance(rev, inst);
+    co_await restart_later(rev, std::move(reason), std::move(message), started);
+  }
+
+  awaitable<void> restart_later(RevisionPtr rev, std::string reason, std::string message, bool started) {
+    rev->restarts += started ? 1 : 0;
+    set_condition(rev->healthy, "False", reason, message);
+    if (!rev->ever_ready || !has_ready(*rev)) set_condition(rev->ready, "False", reason, message);
+    spdlog::warn("revision {}: {}: {}", rev->revision.meta.name, reason, message);
+    if (rev->retired || stopped_) co_return;
+    rev->backoff = rev->backoff.count() == 0 ? options_.backoff_initial
+                                             : std::min(rev->backoff * 2, options_.backoff_max);
+    rev->restart_pending = true;
+    asio::steady_timer timer(control_, rev->backoff);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    rev->restart_pending = false;
+    if (rev->retired || stopped_) co_return;
+    if (auto* s = service_of(*rev)) ensure(*s);
+  }
+
+  ServiceState* service_of(const RevisionState& rev) {
+    auto it = services_.find(key(rev.revision.meta.namespace_, rev.revision.service));
+    return it == services_.end() ? nullptr : &it->second;
+  }
+
+  awaitable<void> probe(RevisionPtr rev, InstancePtr inst) {
+    auto deadline = clock_->now() + options_.readiness_timeout;
+    asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), static_cast<unsigned short>(inst->record.port));
+    asio::steady_timer timer(control_);
+    for (;;) {
+      if (inst->exited || inst->stop_requested || stopped_) co_return;
+      asio::ip::tcp::socket socket(control_);
+      boost::system::error_code ec;
+      co_await socket.async_connect(ep, asio::redirect_error(use_awaitable, ec));
+      if (!ec) break;
+      if (clock_->now() >= deadline) {
+        std::string message = fmt::format("nothing accepted TCP connections on port {} (the PORT the app must listen on) within {} s",
+                                          inst->record.port, options_.readiness_timeout.count());
+        co_await stop(rev, inst);
+        co_await restart_later(rev, "ReadinessProbeFailed", message, true);
+        co_return;
+      }
+      timer.expires_after(options_.probe_interval);
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    if (inst->exited || inst->stop_requested) co_return;
+    inst->phase = Phase::kReady;
+    inst->ready_at = clock_->now();
+    rev->ever_ready = true;
+    set_condition(rev->ready, "True", "", "");
+    set_condition(rev->healthy, "True", "", "");
+    set_condition(rev->resources, "True", "", "");
+    spdlog::info("instance {} of revision {} is ready", inst->record.id, rev->revision.meta.name);
+    publish_routes();
+  }
+
+  // Drain, SIGTERM, SIGKILL after the grace period, then remove (DESIGN.md §4, Stopping).
+  awaitable<void> stop(RevisionPtr rev, InstancePtr inst) {
+    if (inst->stop_requested) co_return;
+    inst->stop_requested = true;
+    bool was_serving = inst->phase == Phase::kReady;
+    inst->phase = Phase::kStopping;
+    publish_routes();
+    asio::steady_timer timer(control_);
+    boost::system::error_code ec;
+    auto wait_until = [&](auto deadline, auto done) -> awaitable<void> {
+      while (!done() && clock_->now() < deadline) {
+        timer.expires_after(std::chrono::milliseconds(10));
+        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
+    };
+    if (was_serving)
+      co_await wait_until(clock_->now() + options_.drain_timeout, [&] { return inst->stats->in_flight.load() == 0; });
+    if (!inst->exited && inst->record.pid > 0) {
+      inst->record.state = InstanceState::kStopping;
+      (void)co_await offload(store_thread_.get_executor(), [this, rec = inst->record] { return store_.put_instance(rec); });
+      (void)co_await offload(blocking_.get_executor(), [this, id = inst->record.id] { return runtime_.kill(id, SIGTERM); });
+      co_await wait_until(clock_->now() + options_.stop_grace, [&] { return inst->exited; });
+      if (!inst->exited) {
+        (void)co_await offload(blocking_.get_executor(), [this, id = inst->record.id] { return runtime_.kill(id, SIGKILL); });
+        co_await wait_until(clock_->now() + std::chrono::seconds(5), [&] { return inst->exited; });
+      }
+    }
+    co_await remove_instance(rev, inst);
+  }
+
+  awaitable<void> remove_instance(RevisionPtr rev, InstancePtr inst) {
+    if (inst->pidfd) {
+      boost::system::error_code ec;
+      inst->pidfd->cancel(ec);
+    }
+    co_await discard(inst->record.id);
+    used_ports_.erase(inst->record.port);
+    auto& v = rev->instances;
+    v.erase(std::remove(v.begin(), v.end(), inst), v.end());
+    if (inst->pidfd) {
+      boost::system::error_code ec;
+      inst->pidfd->close(ec);
+    }
+  }
+
+  static bool has_ready(const RevisionState& rev) {
+    for (const auto& i : rev.instances)
+      if (i->phase == Phase::kReady) return true;
+    return false;
+  }
+
+  // --- routing and status ---------------------------------------------------------------------
+
+  RevisionPtr latest_ready(const ServiceState& s) const {
+    for (auto it = s.revisions.rbegin(); it != s.revisions.rend(); ++it)
+      if ((*it)->ever_ready) return *it;
+    return nullptr;
+  }
+
+  void publish_routes() {
+    auto table = std::make_shared<RoutingTable>();
+    for (const auto& [k, s] : services_) {
+      auto route = std::make_shared<ServiceRoute>();
+      route->namespace_ = s.service.meta.namespace_;
+      route->service = s.service.meta.name;
+      RevisionPtr target = latest_ready(s);
+      if (!target && !s.revisions.empty()) target = s.revisions.back();
+      if (target) {
+        auto rr = std::make_shared<RevisionRoute>();
+        rr->name = target->revision.meta.name;
+        rr->timeout_seconds = target->revision.spec.timeout_seconds;
+        for (const auto& inst : target->instances)
+          if (inst->phase == Phase::kReady)
+            rr->endpoints.push_back({inst->record.id, static_cast<std::uint16_t>(inst->record.port), inst->stats});
+        route->targets.push_back({100, std::move(rr)});
+      }
+      table->add(service_host(s.service.meta.name, s.service.meta.namespace_, options_.domain), std::move(route));
+    }
+    routes_.publish(std::move(table));
+  }
+
+  std::string url(const std::string& ns, const std::string& name) const {
+    std::string host = service_host(name, ns, options_.domain);
+    return options_.listen_port == 80 ? "http://" + host : fmt::format("http://{}:{}", host, options_.listen_port);
+  }
+
+  ServiceStatus status(const Service& service) const {
+    ServiceStatus st;
+    st.observed_generation = service.meta.generation;
+    st.url = url(service.meta.namespace_, service.meta.name);
+    Condition ready{"Ready"}, config{"ConfigurationsReady"}, routes{"RoutesReady"};
+    auto it = services_.find(key(service.meta.namespace_, service.meta.name));
+    if (it != services_.end() && !it->second.revisions.empty()) {
+      const ServiceState& s = it->second;
+      const RevisionState& latest = *s.revisions.back();
+      st.latest_created_revision = latest.revision.meta.name;
+      if (RevisionPtr lr = latest_ready(s)) {
+        st.latest_ready_revision = lr->revision.meta.name;
+        st.traffic.push_back({lr->revision.meta.name, true, 100, "", ""});
+      }
+      config = latest.ready;
+      config.type = "ConfigurationsReady";
+      if (latest.ready.status == "False") {
+        config.reason = "RevisionFailed";
+        config.message = fmt::format("Revision \"{}\" failed with message: {}", latest.revision.meta.name, latest.ready.message);
+      }
+      bool routed = !st.latest_ready_revision.empty();
+      routes.status = routed ? "True" : (latest.ready.status == "False" ? "False" : "Unknown");
+      if (!routed) {
+        routes.reason = latest.ready.status == "False" ? "RevisionFailed" : "RevisionMissing";
+        routes.message = fmt::format("Configuration \"{}\" does not have any ready Revision.", service.meta.name);
+      }
+      ready = config.status != "True" ? config : routes;
+      ready.type = "Ready";
+      if (config.status == "True" && routes.status == "True") ready = {"Ready", "True", "", "", latest.ready.last_transition_unix};
+    }
+    st.conditions = {config, ready, routes};
+    return st;
+  }
+
+  RevisionStatus revision_status(const std::string& ns, const std::string& name) const {
+    RevisionStatus st;
+    RevisionPtr rev = find_revision(ns, name);
+    if (!rev) return st;
+    st.conditions = {rev->healthy, rev->ready, rev->resources};
+    for (const auto& i : rev->instances) st.actual_replicas += i->phase == Phase::kReady ? 1 : 0;
+    const ServiceState* s = const_cast<Impl*>(this)->service_of(*rev);
+    st.desired_replicas = s && !s->revisions.empty() && s->revisions.back() == rev ? 1 : 0;
+    return st;
+  }
+
+  Counts counts() const {
+    Counts c;
+    c.services = services_.size();
+    for (const auto& [k, s] : services_)
+      for (const auto& r : s.revisions)
+        for (const auto& i : r->instances) {
+          ++c.instances;
+          c.ready_instances += i->phase == Phase::kReady ? 1 : 0;
+        }
+    return c;
+  }
+
+  void shutdown() {
+    stopped_ = true;
+    for (auto& [k, s] : services_)
+      for (auto& r : s.revisions)
+        for (auto& i : r->instances)
+          if (i->pidfd) {
+            boost::system::error_code ec;
+            i->pidfd->cancel(ec);
+          }
+  }
+
+  asio::io_context& control_;
+  asio::thread_pool& store_thread_;
+  asio::thread_pool& blocking_;
+  Store& store_;
+  ContainerRuntime& runtime_;
+  RoutingSnapshot& routes_;
+  ClockPtr clock_;
+  ReconcilerOptions options_;
+  std::map<std::string, ServiceState> services_;
+  std::set<int> used_ports_;
+  bool stopped_ = false;
+};
+
+Reconciler::Reconciler(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking,
+                       Store& store, ContainerRuntime& runtime, RoutingSnapshot& routes, ClockPtr clock,
+                       ReconcilerOptions options)
+    : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, runtime, routes, std::move(clock),
+                                   std::move(options))) {}
+
+Reconciler::~Reconciler() { impl_->shutdown(); }
+
+void Reconciler::start(std::function<void(Result<void>)> done) {
+  asio::co_spawn(impl_->control_, impl_->recover(),
+                 [done = std::move(done)](std::exception_ptr e, Result<void> r) {
+                   if (e) return done(Error::internal("recovering the stored state failed unexpectedly"));
+                   done(std::move(r));
+                 });
+}
+
+void Reconciler::service_created(const Service& service, const Revision& revision) {
+  impl_->created(service, revision);
+}
+
+void Reconciler::service_deleted(const std::string& ns, const std::string& name, std::function<void()> done) {
+  impl_->deleted(ns, name, std::move(done));
+}
+
+ServiceStatus Reconciler::service_status(const Service& service) const { return impl_->status(service); }
+
+RevisionStatus Reconciler::revision_status(const std::string& ns, const std::string& revision) const {
+  return impl_->revision_status(ns, revision);
+}
+
+std::string Reconciler::service_url(const std::string& ns, const std::string& name) const { return impl_->url(ns, name); }
+
+Reconciler::Counts Reconciler::counts() const { return impl_->counts(); }
+
+void Reconciler::shutdown() { impl_->shutdown(); }
+
+}  // namespace elafros

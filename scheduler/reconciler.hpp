@@ -1,0 +1,75 @@
+#pragma once
+// The control plane: turns the desired state (services and their revisions) into running,
+// ready instances, and publishes the routing snapshot the proxy reads. Every method must be
+// called on the control io_context's thread, which owns all of this state (DESIGN.md §2).
+// Blocking work (runc, SQLite) runs on the executors it is given, never on the control thread.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "elafros/clock.hpp"
+#include "elafros/container_runtime.hpp"
+#include "elafros/model.hpp"
+#include "elafros/routing.hpp"
+#include "elafros/store.hpp"
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace elafros {
+
+struct ReconcilerOptions {
+  std::string domain = "localhost";
+  int listen_port = 8080;                                 // for service URLs
+  std::chrono::milliseconds probe_interval{10};           // readiness polling while starting
+  std::chrono::seconds readiness_timeout{60};             // an instance must be ready by then
+  std::chrono::seconds stop_grace{10};                    // SIGTERM → SIGKILL
+  std::chrono::seconds drain_timeout{30};                 // in-flight requests may finish
+  std::chrono::milliseconds backoff_initial{1000};        // first restart delay after a crash
+  std::chrono::milliseconds backoff_max{60000};           // restart delays double up to this
+};
+
+class Reconciler {
+ public:
+  // store_thread runs every Store call, one at a time; blocking runs runc and file work.
+  Reconciler(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
+             boost::asio::thread_pool& blocking, Store& store, ContainerRuntime& runtime,
+             RoutingSnapshot& routes, ClockPtr clock, ReconcilerOptions options);
+  ~Reconciler();
+  Reconciler(const Reconciler&) = delete;
+  Reconciler& operator=(const Reconciler&) = delete;
+
+  // Loads the stored state, adopts the instances that still run, removes the ones that do
+  // not, and starts what is missing. `done` is called once routes are published.
+  void start(std::function<void(Result<void>)> done);
+
+  // A service (with its first revision) was committed to the store.
+  void service_created(const Service& service, const Revision& revision);
+  // A service was deleted from the store: stop and remove its instances, then call `done`.
+  void service_deleted(const std::string& ns, const std::string& name, std::function<void()> done);
+
+  ServiceStatus service_status(const Service& service) const;
+  RevisionStatus revision_status(const std::string& ns, const std::string& revision) const;
+  std::string service_url(const std::string& ns, const std::string& name) const;
+
+  struct Counts {
+    std::size_t services = 0;
+    std::size_t instances = 0;
+    std::size_t ready_instances = 0;
+  };
+  Counts counts() const;
+
+  // Stops timers and probes and leaves containers running, for a daemon restart to adopt.
+  void shutdown();
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace elafros
