@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -278,7 +278,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   // Watches the instance's init process through a pidfd; works for adopted instances too.
   bool watch_exit(const InstancePtr& inst) {
-    int fd = ::pidfd_open(inst->record.pid, 0);
+    // glibc 2.36's <sys/pidfd.h> lacks C linkage for C++, so call the syscall directly.
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, inst->record.pid, 0));
     if (fd < 0) return false;
     inst->pidfd = std::make_unique<asio::posix::stream_descriptor>(control_, fd);
     inst->pidfd->async_wait(asio::posix::stream_descriptor::wait_read,
@@ -485,7 +486,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       }
       ready = config.status != "True" ? config : routes;
       ready.type = "Ready";
-      if (config.status == "True" && routes.status == "True") ready = {"Ready", "True", "", "", latest.ready.last_transition_unix};
+      if (config.status == "True" && routes.status == "True") {
+        ready = Condition("Ready");
+        ready.status = "True";
+        ready.last_transition_unix = latest.ready.last_transition_unix;
+      }
     }
     st.conditions = {config, ready, routes};
     return st;

@@ -99,6 +99,9 @@ struct ImageRecord {
 
 // The condition types of DESIGN.md §3, with Knative's tri-state status.
 struct Condition {
+  Condition() = default;
+  explicit Condition(std::string t) : type(std::move(t)) {}
+
   std::string type;
   std::string status = "Unknown";  // "True", "False" or "Unknown"
   std::string reason;

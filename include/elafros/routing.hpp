@@ -48,6 +48,10 @@ class RoutingTable {
   // Looks up a Host header value: case-insensitive, an optional :port and trailing dot ignored.
   const ServiceRoute* find(std::string_view host_header) const;
   std::size_t size() const { return hosts_.size(); }
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [host, route] : hosts_) f(*route);
+  }
 
  private:
   std::unordered_map<std::string, std::shared_ptr<const ServiceRoute>> hosts_;

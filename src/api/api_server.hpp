@@ -1,0 +1,50 @@
+#pragma once
+// The REST API: Knative-shaped JSON over a unix socket (DESIGN.md §9). Runs on the control
+// io_context; store and image work is handed to their own threads.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "elafros/result.hpp"
+#include "elafros/store.hpp"
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace elafros {
+
+class ImageStore;
+class Reconciler;
+
+struct ApiInfo {
+  std::string version;
+  std::string data_dir;
+  std::string socket;
+  std::string listen;
+  std::string domain;
+  std::string runtime;
+};
+
+class ApiServer {
+ public:
+  ApiServer(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
+            boost::asio::thread_pool& blocking, Store& store, ImageStore& images,
+            Reconciler& reconciler, ApiInfo info);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Creates the socket (replacing a stale one) with mode 0660.
+  Result<void> listen(const std::string& socket_path);
+  void start();
+  void stop();
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace elafros

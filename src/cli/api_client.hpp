@@ -1,0 +1,28 @@
+#pragma once
+// A small synchronous client of elafrosd's API over its unix socket.
+
+#include <boost/json/value.hpp>
+#include <string>
+
+namespace elafros::cli {
+
+struct ApiResponse {
+  int status = 0;
+  boost::json::value body;
+};
+
+class ApiClient {
+ public:
+  explicit ApiClient(std::string socket_path) : socket_(std::move(socket_path)) {}
+  // Throws std::runtime_error (with a hint) when the daemon cannot be reached.
+  ApiResponse request(const std::string& method, const std::string& target,
+                      const boost::json::value* body = nullptr) const;
+  // Like request(), but throws std::runtime_error with the API's message on a non-2xx status.
+  boost::json::value call(const std::string& method, const std::string& target,
+                          const boost::json::value* body = nullptr) const;
+
+ private:
+  std::string socket_;
+};
+
+}  // namespace elafros::cli

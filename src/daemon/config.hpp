@@ -1,0 +1,28 @@
+#pragma once
+// elafrosd's settings: defaults, then the YAML config file, then flags (DESIGN.md §9).
+
+#include <chrono>
+#include <string>
+
+namespace elafros {
+
+struct DaemonConfig {
+  std::string config_file;
+  std::string data_dir = "/var/lib/elafros";
+  std::string socket = "/run/elafros/elafros.sock";
+  std::string listen = "127.0.0.1:8080";
+  std::string domain = "localhost";
+  std::string runtime = "runc";
+  std::string log_level = "info";
+  int readiness_timeout_seconds = 60;
+  int stop_grace_seconds = 10;
+  int shutdown_timeout_seconds = 10;
+};
+
+// Reads a YAML config file into `config`. Throws std::runtime_error naming the bad key or value.
+void load_config_file(const std::string& path, DaemonConfig& config);
+
+// Splits "ADDRESS:PORT". Throws std::runtime_error when malformed.
+std::pair<std::string, unsigned short> parse_listen(const std::string& listen);
+
+}  // namespace elafros

@@ -1,0 +1,185 @@
+// elafrosd: wires the concrete parts together and runs them (DESIGN.md §2).
+//   control io_context (this thread): API, reconciler, instance lifecycle
+//   proxy io_context (its own thread): the data plane
+//   store thread: every SQLite call; blocking pool: runc and image work
+
+#include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "api/api_server.hpp"
+#include "config.hpp"
+#include "image_store.hpp"
+#include "posix_process_runner.hpp"
+#include "proxy/proxy_server.hpp"
+#include "reconciler.hpp"
+#include "runc_runtime.hpp"
+#include "sqlite_store.hpp"
+#include "version.hpp"
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace elafros;
+
+namespace {
+
+// One daemon per data dir: an flock held for the life of the process.
+int lock_data_dir(const std::string& data_dir) {
+  std::string path = data_dir + "/elafrosd.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
+    throw std::runtime_error(fmt::format(
+        "another elafrosd is already running on data dir {} (it holds {}); stop it first or use another --data-dir",
+        data_dir, path));
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::write(fd, pid.data(), pid.size()) < 0) {
+  }
+  return fd;
+}
+
+int run(const DaemonConfig& cfg) {
+  auto level = spdlog::level::from_str(cfg.log_level);
+  if (level == spdlog::level::off && cfg.log_level != "off")
+    throw std::runtime_error(fmt::format("--log-level \"{}\" is not one of trace, debug, info, warn, error, off", cfg.log_level));
+  spdlog::set_level(level);
+  auto [address, port] = parse_listen(cfg.listen);
+
+  std::error_code ec;
+  fs::create_directories(cfg.data_dir, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot create --data-dir {}: {}", cfg.data_dir, ec.message()));
+  std::string data_dir = fs::canonical(cfg.data_dir).string();
+  int lock_fd = lock_data_dir(data_dir);
+  (void)lock_fd;
+
+  // Detached containers are re-parented to us when runc exits; we reap them (DESIGN.md §4).
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto store = SqliteStore::open(data_dir + "/elafros.db");
+  if (!store) throw std::runtime_error(store.error().message);
+  auto images = std::make_shared<ImageStore>(data_dir + "/images");
+  auto runner = std::make_shared<PosixProcessRunner>();
+  auto version = runner->run({cfg.runtime, "--version"}, {});
+  if (!version || version->exit_code != 0)
+    throw std::runtime_error(fmt::format("the container runtime \"{}\" cannot be run; install runc or point --runtime at it", cfg.runtime));
+  RuncRuntime runtime({cfg.runtime, data_dir}, runner, images);
+
+  asio::io_context control(1);
+  asio::io_context proxy_io(1);
+  asio::thread_pool store_thread(1);
+  asio::thread_pool blocking(2);
+  RoutingSnapshot routes;
+
+  ProxyOptions popts;
+  popts.address = address;
+  popts.port = port;
+  ProxyServer proxy(proxy_io, routes, popts);
+  if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
+  std::string listen = fmt::format("{}:{}", address, proxy.port());
+
+  ReconcilerOptions ropts;
+  ropts.domain = cfg.domain;
+  ropts.listen_port = proxy.port();
+  ropts.readiness_timeout = std::chrono::seconds(cfg.readiness_timeout_seconds);
+  ropts.stop_grace = std::chrono::seconds(cfg.stop_grace_seconds);
+  Reconciler reconciler(control, store_thread, blocking, **store, runtime, routes, std::make_shared<RealClock>(), ropts);
+
+
+  ApiServer api(control, store_thread, blocking, **store, *images, reconciler,
+                {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
+  if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
+
+  auto proxy_guard = asio::make_work_guard(proxy_io);
+  std::thread proxy_thread([&proxy_io] { proxy_io.run(); });
+
+  int exit_code = 0;
+  reconciler.start([&](Result<void> r) {
+    if (!r) {
+      spdlog::critical("cannot recover the stored state: {}", r.error().message);
+      exit_code = 1;
+      control.stop();
+      return;
+    }
+    proxy.start();
+    api.start();
+    spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion, cfg.socket, listen, data_dir);
+  });
+
+  // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), leave workloads
+  // running for the next start to adopt, and exit 0.
+  asio::signal_set signals(control, SIGTERM, SIGINT);
+  asio::steady_timer drain(control);
+  auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
+  std::function<void()> wait_drained = [&] {
+    if (proxy.active_requests() == 0 || std::chrono::steady_clock::now() >= *deadline) {
+      reconciler.shutdown();
+      control.stop();
+      return;
+    }
+    drain.expires_after(std::chrono::milliseconds(10));
+    drain.async_wait([&](boost::system::error_code) { wait_drained(); });
+  };
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}: stopping; instances keep running", sig);
+    api.stop();
+    proxy.stop_accepting();
+    *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.shutdown_timeout_seconds);
+    wait_drained();
+  });
+
+  control.run();
+  proxy_guard.reset();
+  proxy_io.stop();
+  proxy_thread.join();
+  store_thread.join();
+  blocking.join();
+  std::error_code rm;
+  fs::remove(cfg.socket, rm);
+  spdlog::info("elafrosd stopped");
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"elafrosd: a serverless runtime for one machine (Knative semantics, runc containers)"};
+  DaemonConfig defaults;
+  std::string config_file, data_dir, socket, listen, domain, runtime, log_level;
+  app.add_option("--config", config_file, "YAML config file; flags override its keys");
+  app.add_option("--data-dir", data_dir, fmt::format("state directory (default {})", defaults.data_dir));
+  app.add_option("--socket", socket, fmt::format("API unix socket (default {})", defaults.socket));
+  app.add_option("--listen", listen, fmt::format("proxy address ADDRESS:PORT (default {})", defaults.listen));
+  app.add_option("--domain", domain, fmt::format("domain of service hosts NAME.NAMESPACE.DOMAIN (default {})", defaults.domain));
+  app.add_option("--runtime", runtime, "path of the runc binary (default: runc in PATH)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
+  app.set_version_flag("--version", std::string(kVersion));
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    DaemonConfig cfg;
+    if (!config_file.empty()) load_config_file(config_file, cfg);
+    if (!data_dir.empty()) cfg.data_dir = data_dir;
+    if (!socket.empty()) cfg.socket = socket;
+    if (!listen.empty()) cfg.listen = listen;
+    if (!domain.empty()) cfg.domain = domain;
+    if (!runtime.empty()) cfg.runtime = runtime;
+    if (!log_level.empty()) cfg.log_level = log_level;
+    return run(cfg);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+}

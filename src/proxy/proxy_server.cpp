@@ -1,0 +1,454 @@
+#include "proxy_server.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace elafros {
+namespace {
+
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kRelayBuffer = 16 * 1024;
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection, not for the next hop.
+void strip_hop_by_hop(http::fields& h) {
+  // Headers that Connection names are hop-by-hop too.
+  std::vector<std::string> named;
+  for (auto it = h.find(http::field::connection); it != h.end() && it->name() == http::field::connection; ++it) {
+    for (auto token : http::token_list(it->value())) named.emplace_back(token);
+  }
+  for (const auto& n : named) h.erase(n);
+  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection, http::field::te,
+                 http::field::trailer, http::field::upgrade, http::field::proxy_authenticate,
+                 http::field::proxy_authorization})
+    h.erase(f);
+}
+
+struct InFlight {
+  explicit InFlight(EndpointStats& s) : stats(s) {
+    stats.in_flight.fetch_add(1, std::memory_order_relaxed);
+    stats.requests.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~InFlight() { stats.in_flight.fetch_sub(1, std::memory_order_relaxed); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  EndpointStats& stats;
+};
+
+}  // namespace
+
+class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl> {
+ public:
+  Impl(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
+      : io_(io), routes_(routes), options_(std::move(options)), acceptor_(io) {}
+
+  Result<void> listen() {
+    error_code ec;
+    auto address = asio::ip::make_address(options_.address, ec);
+    if (ec) return Error::invalid(fmt::format("--listen: \"{}\" is not an IP address", options_.address));
+    tcp::endpoint ep(address, options_.port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Error::unavailable(fmt::format("cannot listen on {}:{}: {} (is another server using the port? choose another with --listen)",
+                                            options_.address, options_.port, ec.message()));
+    port_ = acceptor_.local_endpoint().port();
+    return {};
+  }
+
+  void start() {
+    asio::co_spawn(io_, accept_loop(shared_from_this()), asio::detached);
+    asio::co_spawn(io_, prune_loop(shared_from_this()), asio::detached);
+  }
+
+  void stop_accepting() {
+    asio::post(io_, [self = shared_from_this()] {
+      error_code ec;
+      self->acceptor_.close(ec);
+      self->stopping_ = true;
+    });
+  }
+
+  awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kAwait);
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      if (ec) {
+        // Out of descriptors and the like: back off briefly rather than spin.
+        asio::steady_timer t(io_, std::chrono::milliseconds(50));
+        co_await t.async_wait(kAwait);
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      asio::co_spawn(io_, session(self, beast::tcp_stream(std::move(socket))), asio::detached);
+    }
+  }
+
+  // Drops pooled connections of instances that left the routing table.
+  awaitable<void> prune_loop(std::shared_ptr<Impl> /*keeps this alive*/) {
+    asio::steady_timer t(io_);
+    while (!stopping_) {
+      t.expires_after(std::chrono::seconds(5));
+      co_await t.async_wait(kAwait);
+      RoutingTablePtr table = routes_.load();
+      if (table == pruned_for_) continue;
+      pruned_for_ = table;
+      auto live = live_instances(*table);
+      for (auto it = pool_.begin(); it != pool_.end();) {
+        if (!live.count(it->first)) it = pool_.erase(it);
+        else ++it;
+      }
+    }
+  }
+
+  static std::unordered_set<std::string> live_instances(const RoutingTable& table) {
+    std::unordered_set<std::string> ids;
+    table.for_each([&ids](const ServiceRoute& r) {
+      for (const auto& t : r.targets)
+        for (const auto& e : t.revision->endpoints) ids.insert(e.instance_id);
+    });
+    return ids;
+  }
+
+  template <class Body>
+  awaitable<error_code> send_simple(beast::tcp_stream& client, unsigned version, http::status status,
+                                    std::string body, bool keep_alive) {
+    http::response<http::string_body> res{status, version};
+    res.set(http::field::server, "elafros");
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.keep_alive(keep_alive);
+    res.body() = std::move(body);
+    res.body() += "\n";
+    res.prepare_payload();
+    client.expires_after(options_.idle_timeout);
+    auto [ec, n] = co_await http::async_write(client, res, kAwait);
+    co_return ec;
+  }
+
+  awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, beast::tcp_stream client) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::buffer_body> parser;
+      parser.header_limit(options_.header_limit);
+      parser.body_limit(options_.body_limit);
+      client.expires_after(buffer.size() ? options_.header_timeout : options_.idle_timeout);
+      auto [ec, n] = co_await http::async_read_header(client, buffer, parser, kAwait);
+      if (ec) {
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
+            ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+          break;
+        http::status status = ec == http::error::header_limit ? http::status::request_header_fields_too_large
+                                                              : http::status::bad_request;
+        co_await send_simple<void>(client, 11, status, fmt::format("bad request: {}", ec.message()), false);
+        break;
+      }
+      auto& req = parser.get();
+      if (req.version() != 11 && req.version() != 10) {
+        co_await send_simple<void>(client, 11, http::status::http_version_not_supported, "only HTTP/1.0 and HTTP/1.1 are supported", false);
+        break;
+      }
+      auto host = req[http::field::host];
+      if (host.empty()) {
+        co_await send_simple<void>(client, req.version(), http::status::bad_request, "bad request: the Host header is missing", false);
+        break;
+      }
+      if (req.count(http::field::host) > 1) {
+        co_await send_simple<void>(client, req.version(), http::status::bad_request, "bad request: more than one Host header", false);
+        break;
+      }
+      bool keep_alive = req.keep_alive() && !stopping_;
+      RoutingTablePtr table = routes_.load();
+      const ServiceRoute* route = table->find(host);
+      bool body_unread = !parser.is_done();
+      if (!route) {
+        if (body_unread) keep_alive = false;  // don't read a body we have no use for
+        if (co_await send_simple<void>(client, req.version(), http::status::not_found,
+                                       fmt::format("no service serves host \"{}\" ('elafros service list' shows the URLs)", std::string(host)),
+                                       keep_alive) || !keep_alive)
+          break;
+        continue;
+      }
+      const RevisionRoute* revision = pick_revision(*route);
+      const Endpoint* endpoint = revision ? pick_endpoint(*revision) : nullptr;
+      if (!endpoint) {
+        if (body_unread) keep_alive = false;
+        if (co_await send_simple<void>(client, req.version(), http::status::service_unavailable,
+                                       fmt::format("service \"{}\" has no ready instance yet{} ('elafros service describe {}' says why)",
+                                                   route->service, revision ? fmt::format(" (revision \"{}\")", revision->name) : "", route->service),
+                                       keep_alive) || !keep_alive)
+          break;
+        continue;
+      }
+      bool ok = co_await forward(client, buffer, parser, *revision, *endpoint, keep_alive);
+      if (!ok || !keep_alive) break;
+    }
+    error_code ec;
+    client.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  const RevisionRoute* pick_revision(const ServiceRoute& route) {
+    if (route.targets.empty()) return nullptr;
+    if (route.targets.size() == 1) return route.targets.front().revision.get();
+    int roll = static_cast<int>(rng_() % 100);
+    for (const auto& t : route.targets) {
+      if (roll < t.percent) return t.revision.get();
+      roll -= t.percent;
+    }
+    return route.targets.back().revision.get();
+  }
+
+  // Least in-flight requests, ties broken round-robin.
+  const Endpoint* pick_endpoint(const RevisionRoute& rev) {
+    if (rev.endpoints.empty()) return nullptr;
+    std::size_t n = rev.endpoints.size();
+    std::size_t start = next_++ % n;
+    const Endpoint* best = nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+      const Endpoint& e = rev.endpoints[(start + i) % n];
+      if (!best || e.stats->in_flight.load(std::memory_order_relaxed) < best->stats->in_flight.load(std::memory_order_relaxed))
+        best = &e;
+    }
+    return best;
+  }
+
+  std::unique_ptr<beast::tcp_stream> take_pooled(const std::string& instance) {
+    auto it = pool_.find(instance);
+    if (it == pool_.end() || it->second.empty()) return nullptr;
+    auto s = std::move(it->second.back());
+    it->second.pop_back();
+    return s;
+  }
+
+  void put_pooled(const std::string& instance, std::unique_ptr<beast::tcp_stream> s) {
+    auto& v = pool_[instance];
+    if (v.size() < options_.max_idle_upstream) v.push_back(std::move(s));
+  }
+
+  // Relays one request to the instance and its response back. Returns false when the client
+  // connection must close.
+  awaitable<bool> forward(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+                          http::request_parser<http::buffer_body>& parser, const RevisionRoute& revision,
+                          const Endpoint& endpoint, bool& keep_alive) {
+    InFlight guard(*endpoint.stats);
+    active_.fetch_add(1, std::memory_order_relaxed);
+    struct Done {
+      std::atomic<std::int64_t>& a;
+      ~Done() { a.fetch_sub(1, std::memory_order_relaxed); }
+    } done{active_};
+
+    auto& req = parser.get();
+    unsigned client_version = req.version();
+    bool head = req.method() == http::verb::head;
+    bool has_body = !parser.is_done();
+    if (req[http::field::expect] == "100-continue" || beast::iequals(req[http::field::expect], "100-continue")) {
+      // Answer it here, as nginx does, and stream the body on.
+      req.erase(http::field::expect);
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      client.expires_after(options_.header_timeout);
+      auto [ec, n] = co_await asio::async_write(client, asio::buffer(kContinue), kAwait);
+      if (ec) co_return false;
+    }
+    strip_hop_by_hop(req);
+    req.version(11);
+    req.keep_alive(true);
+    std::string peer;
+    {
+      error_code ec;
+      auto ep = client.socket().remote_endpoint(ec);
+      if (!ec) peer = ep.address().to_string();
+    }
+    if (!peer.empty()) {
+      std::string xff(req["X-Forwarded-For"]);
+      req.set("X-Forwarded-For", xff.empty() ? peer : xff + ", " + peer);
+    }
+    req.set("X-Forwarded-Proto", "http");
+
+    auto timeout = std::chrono::seconds(revision.timeout_seconds);
+    tcp::endpoint upstream_ep(asio::ip::address_v4::loopback(), endpoint.port);
+
+    std::unique_ptr<beast::tcp_stream> upstream;
+    bool reused = false;
+    beast::flat_buffer ubuf;
+    std::optional<http::response_parser<http::buffer_body>> res;
+    char relay[kRelayBuffer];
+    bool client_dirty = false;  // body bytes consumed from the client: no retry possible
+
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      upstream = take_pooled(endpoint.instance_id);
+      reused = upstream != nullptr;
+      if (!upstream) {
+        upstream = std::make_unique<beast::tcp_stream>(io_);
+        upstream->expires_after(options_.connect_timeout);
+        auto [ec] = co_await upstream->async_connect(upstream_ep, kAwait);
+        if (ec) {
+          keep_alive = keep_alive && !has_body;
+          co_await send_simple<void>(client, client_version, http::status::bad_gateway,
+                                     fmt::format("instance {} of revision \"{}\" refused the connection: {}", endpoint.instance_id, revision.name, ec.message()),
+                                     keep_alive);
+          co_return keep_alive;
+        }
+        error_code ignored;
+        upstream->socket().set_option(tcp::no_delay(true), ignored);
+      }
+      // Request: header and body, streamed.
+      http::request_serializer<http::buffer_body> sr{req};
+      error_code ec;
+      if (!has_body) {
+        req.body().data = nullptr;
+        req.body().size = 0;
+        req.body().more = false;
+        upstream->expires_after(timeout);
+        std::tie(ec, std::ignore) = co_await http::async_write(*upstream, sr, kAwait);
+      } else {
+        do {
+          if (!parser.is_done()) {
+            req.body().data = relay;
+            req.body().size = sizeof relay;
+            client.expires_after(options_.header_timeout);
+            auto [rec, rn] = co_await http::async_read(client, client_buffer, parser, kAwait);
+            if (rec == http::error::need_buffer) rec = {};
+            if (rec) {
+              keep_alive = false;
+              if (rec == http::error::body_limit)
+                co_await send_simple<void>(client, client_version, http::status::payload_too_large,
+                                           fmt::format("request body larger than {} bytes", options_.body_limit), false);
+              co_return false;
+            }
+            client_dirty = true;
+            req.body().size = sizeof relay - req.body().size;
+            req.body().data = relay;
+            req.body().more = !parser.is_done();
+          } else {
+            req.body().data = nullptr;
+            req.body().size = 0;
+            req.body().more = false;
+          }
+          upstream->expires_after(timeout);
+          std::tie(ec, std::ignore) = co_await http::async_write(*upstream, sr, kAwait);
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec) break;
+        } while (!sr.is_done());
+      }
+      if (!ec) {
+        res.emplace();
+        res->body_limit(boost::none);
+        if (head) res->skip(true);
+        upstream->expires_after(timeout);
+        std::tie(ec, std::ignore) = co_await http::async_read_header(*upstream, ubuf, *res, kAwait);
+      }
+      if (!ec) break;
+      // A pooled connection the instance already closed: retry once on a fresh one, if the
+      // request can be sent again.
+      if (reused && !client_dirty && attempt == 0 &&
+          (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe)) {
+        upstream.reset();
+        ubuf.clear();
+        continue;
+      }
+      http::status status = ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
+      keep_alive = keep_alive && parser.is_done();
+      co_await send_simple<void>(client, client_version, status,
+                                 ec == beast::error::timeout
+                                     ? fmt::format("revision \"{}\" did not answer within {} s (its timeoutSeconds)", revision.name, revision.timeout_seconds)
+                                     : fmt::format("instance {} of revision \"{}\" failed: {}", endpoint.instance_id, revision.name, ec.message()),
+                                 keep_alive);
+      co_return keep_alive;
+    }
+
+    // Response: header and body, streamed back.
+    auto& response = res->get();
+    bool upstream_keep = response.keep_alive();
+    strip_hop_by_hop(response);
+    bool delimited = head || response.has_content_length() || response.chunked() ||
+                     response.result_int() / 100 == 1 || response.result() == http::status::no_content ||
+                     response.result() == http::status::not_modified;
+    if (!delimited) {
+      // The instance ends the body by closing; re-frame it for the client.
+      if (client_version == 11) response.chunked(true);
+      else keep_alive = false;
+      upstream_keep = false;
+    }
+    response.version(client_version);
+    response.keep_alive(keep_alive);
+    http::response_serializer<http::buffer_body> rs{response};
+    error_code ec;
+    do {
+      if (!res->is_done()) {
+        response.body().data = relay;
+        response.body().size = sizeof relay;
+        upstream->expires_after(timeout);
+        std::tie(ec, std::ignore) = co_await http::async_read(*upstream, ubuf, *res, kAwait);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          upstream_keep = false;
+          co_return false;  // headers may be out already: the only honest thing is to close
+        }
+        response.body().size = sizeof relay - response.body().size;
+        response.body().data = relay;
+        response.body().more = !res->is_done();
+      } else {
+        response.body().data = nullptr;
+        response.body().size = 0;
+        response.body().more = false;
+      }
+      client.expires_after(options_.idle_timeout);
+      std::tie(ec, std::ignore) = co_await http::async_write(client, rs, kAwait);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) co_return false;
+    } while (!rs.is_done());
+
+    if (upstream_keep && ubuf.size() == 0 && res->is_done()) {
+      upstream->expires_never();
+      put_pooled(endpoint.instance_id, std::move(upstream));
+    }
+    co_return keep_alive;
+  }
+
+  asio::io_context& io_;
+  const RoutingSnapshot& routes_;
+  ProxyOptions options_;
+  tcp::acceptor acceptor_;
+  std::uint16_t port_ = 0;
+  bool stopping_ = false;
+  std::atomic<std::int64_t> active_{0};
+  std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> pool_;
+  RoutingTablePtr pruned_for_;
+  std::minstd_rand rng_{std::random_device{}()};
+  std::size_t next_ = 0;
+};
+
+ProxyServer::ProxyServer(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
+    : impl_(std::make_shared<Impl>(io, routes, std::move(options))) {}
+ProxyServer::~ProxyServer() = default;
+Result<void> ProxyServer::listen() { return impl_->listen(); }
+void ProxyServer::start() { impl_->start(); }
+void ProxyServer::stop_accepting() { impl_->stop_accepting(); }
+std::uint16_t ProxyServer::port() const { return impl_->port_; }
+std::int64_t ProxyServer::active_requests() const { return impl_->active_.load(); }
+
+}  // namespace elafros

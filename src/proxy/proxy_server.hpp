@@ -1,0 +1,53 @@
+#pragma once
+// The data plane: an HTTP/1.1 reverse proxy that routes on the Host header to the ready
+// instances of a service's revisions (DESIGN.md §5). It reads only the routing snapshot and
+// atomics, so it never waits on the control plane.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "elafros/result.hpp"
+#include "elafros/routing.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace elafros {
+
+struct ProxyOptions {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::uint32_t header_limit = 32 * 1024;                 // like nginx's large header buffers
+  std::uint64_t body_limit = 100ULL * 1024 * 1024;        // request bodies beyond get 413
+  std::chrono::seconds header_timeout{60};                // client_header_timeout
+  std::chrono::seconds idle_timeout{75};                  // keepalive_timeout
+  std::chrono::seconds connect_timeout{5};
+  std::size_t max_idle_upstream = 64;                     // pooled connections per instance
+};
+
+class ProxyServer {
+ public:
+  ProxyServer(boost::asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options);
+  ~ProxyServer();
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
+
+  // Binds the listening socket. Call on any thread before the io_context runs.
+  Result<void> listen();
+  // Starts accepting connections.
+  void start();
+  // Stops accepting; open connections finish their current request.
+  void stop_accepting();
+  std::uint16_t port() const;
+  // Requests being served right now.
+  std::int64_t active_requests() const;
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace elafros
