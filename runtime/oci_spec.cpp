@@ -175,7 +175,7 @@ json::object make_runtime_spec(const BundleSpec& b) {
   process["cwd"] = b.process.cwd;
   json::array caps = to_array(default_capabilities());
   process["capabilities"] = json::object{{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
-  process["rlimits"] = json::array{json::object{{"type", "RLIMIT_NOFILE"}, {"hard", 1048576}, {"soft", 1048576}}};
+  process["rlimits"] = json::array{json::object{{"type", "RLIMIT_NOFILE"}, {"hard", b.nofile_limit}, {"soft", b.nofile_limit}}};
   process["noNewPrivileges"] = true;
 
   json::array mounts{

@@ -34,6 +34,7 @@ struct BundleSpec {
   std::string hostname;
   std::string cgroups_path;  // e.g. /elafros/<container-id>
   std::int64_t pids_limit = 4096;
+  std::uint64_t nofile_limit = 1048576;  // never above what the daemon itself may raise it to
   std::vector<std::string> readonly_host_files;  // bind-mounted read-only, e.g. /etc/resolv.conf
 };
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -156,6 +157,9 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   bundle.hostname = spec.service;
   bundle.cgroups_path = "/elafros/" + spec.container_id;
   bundle.pids_limit = options_.pids_limit;
+  struct rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max != RLIM_INFINITY)
+    bundle.nofile_limit = std::min<std::uint64_t>(bundle.nofile_limit, nofile.rlim_max);
   for (const char* f : {"/etc/resolv.conf", "/etc/hosts"})
     if (fs::exists(f)) bundle.readonly_host_files.emplace_back(f);
   if (auto r = write_file_atomic(dir + "/config.json", json::serialize(make_runtime_spec(bundle))); !r)

@@ -22,6 +22,7 @@
 #include <set>
 
 #include "elafros/naming.hpp"
+#include "offload.hpp"
 
 namespace asio = boost::asio;
 using asio::awaitable;
@@ -30,15 +31,6 @@ using asio::use_awaitable;
 namespace elafros {
 namespace {
 
-// Runs f() on `ex` and resumes the calling coroutine on its own executor with the result.
-template <class Executor, class F>
-auto offload(Executor ex, F f) -> awaitable<decltype(f())> {
-  using R = decltype(f());
-  std::optional<R> out = co_await asio::co_spawn(
-      ex, [f = std::move(f)]() mutable -> awaitable<std::optional<R>> { co_return std::optional<R>(f()); },
-      use_awaitable);
-  co_return std::move(*out);
-}
 
 std::int64_t unix_now(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count();
@@ -99,24 +91,23 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   // --- recovery -------------------------------------------------------------------------------
 
   awaitable<Result<void>> recover() {
-    auto services = co_await offload(store_thread_.get_executor(), [this] { return store_.list_services(""); });
+    auto services = co_await offload(store_thread_.get_executor(), &Store::list_services, &store_, "");
     if (!services) co_return services.error();
     for (auto& s : services.value()) {
-      auto revisions = co_await offload(store_thread_.get_executor(),
-                                        [this, &s] { return store_.list_revisions(s.meta.namespace_, s.meta.name); });
+      auto revisions = co_await offload(store_thread_.get_executor(), &Store::list_revisions, &store_, s.meta.namespace_, s.meta.name);
       if (!revisions) co_return revisions.error();
       auto& state = services_[key(s.meta.namespace_, s.meta.name)];
       state.service = s;
       for (auto& r : revisions.value()) state.revisions.push_back(make_revision(std::move(r)));
     }
-    auto records = co_await offload(store_thread_.get_executor(), [this] { return store_.list_instances(); });
+    auto records = co_await offload(store_thread_.get_executor(), &Store::list_instances, &store_);
     if (!records) co_return records.error();
 
     std::set<std::string> known;
     for (auto& rec : records.value()) {
       known.insert(rec.id);
       RevisionPtr rev = find_revision(rec.namespace_, rec.revision);
-      ContainerStatus st = co_await offload(blocking_.get_executor(), [this, id = rec.id] { return runtime_.status(id); });
+      ContainerStatus st = co_await offload(blocking_.get_executor(), &ContainerRuntime::status, &runtime_, rec.id);
       if (rev && st.running && st.pid == rec.pid && rec.state != InstanceState::kStopping) {
         auto inst = std::make_shared<Instance>();
         inst->record = rec;
@@ -136,7 +127,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       }
     }
     // Containers in our runc root that no record names: a crash between start and record.
-    auto ids = co_await offload(blocking_.get_executor(), [this] { return runtime_.list(); });
+    auto ids = co_await offload(blocking_.get_executor(), &ContainerRuntime::list, &runtime_);
     for (const auto& id : ids)
       if (!known.count(id)) co_await discard(id);
 
@@ -146,9 +137,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   awaitable<void> discard(std::string id) {
-    auto r = co_await offload(blocking_.get_executor(), [this, id] { return runtime_.remove(id); });
+    auto r = co_await offload(blocking_.get_executor(), &ContainerRuntime::remove, &runtime_, id);
     if (!r) spdlog::warn("removing container {} failed: {}", id, r.error().message);
-    (void)co_await offload(store_thread_.get_executor(), [this, id] { return store_.delete_instance(id); });
+    (void)co_await offload(store_thread_.get_executor(), &Store::delete_instance, &store_, id);
   }
 
   // --- desired state --------------------------------------------------------------------------
@@ -243,7 +234,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (rev->ready.status != "True") set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
 
     // Record first, so a crash after runc starts it still leaves a trace to clean up.
-    auto put = co_await offload(store_thread_.get_executor(), [this, rec = inst->record] { return store_.put_instance(rec); });
+    auto put = co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, inst->record);
     if (!put) {
       co_await fail(rev, inst, "InstanceRecordFailed", put.error().message, false);
       co_return;
@@ -257,7 +248,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     spec.container = r.spec.container;
     spec.port = inst->record.port;
     auto started_at = clock_->now();
-    auto pid = co_await offload(blocking_.get_executor(), [this, spec] { return runtime_.start(spec); });
+    auto pid = co_await offload(blocking_.get_executor(), &ContainerRuntime::start, &runtime_, spec);
     if (!pid) {
       co_await fail(rev, inst, "ContainerStartFailed", pid.error().message, false);
       co_return;
@@ -271,7 +262,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       co_await fail(rev, inst, "ExitCode", "the container exited at once", true);
       co_return;
     }
-    (void)co_await offload(store_thread_.get_executor(), [this, rec = inst->record] { return store_.put_instance(rec); });
+    (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, inst->record);
     if (inst->stop_requested || inst->exited) co_return;
     co_await probe(rev, inst);
   }
@@ -379,27 +370,28 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     bool was_serving = inst->phase == Phase::kReady;
     inst->phase = Phase::kStopping;
     publish_routes();
-    asio::steady_timer timer(control_);
-    boost::system::error_code ec;
-    auto wait_until = [&](auto deadline, auto done) -> awaitable<void> {
-      while (!done() && clock_->now() < deadline) {
-        timer.expires_after(std::chrono::milliseconds(10));
-        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-      }
-    };
-    if (was_serving)
-      co_await wait_until(clock_->now() + options_.drain_timeout, [&] { return inst->stats->in_flight.load() == 0; });
+    auto drain_deadline = clock_->now() + options_.drain_timeout;
+    while (was_serving && inst->stats->in_flight.load() > 0 && clock_->now() < drain_deadline) co_await pause();
     if (!inst->exited && inst->record.pid > 0) {
       inst->record.state = InstanceState::kStopping;
-      (void)co_await offload(store_thread_.get_executor(), [this, rec = inst->record] { return store_.put_instance(rec); });
-      (void)co_await offload(blocking_.get_executor(), [this, id = inst->record.id] { return runtime_.kill(id, SIGTERM); });
-      co_await wait_until(clock_->now() + options_.stop_grace, [&] { return inst->exited; });
+      (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, inst->record);
+      (void)co_await offload(blocking_.get_executor(), &ContainerRuntime::kill, &runtime_, inst->record.id, SIGTERM);
+      auto grace_deadline = clock_->now() + options_.stop_grace;
+      while (!inst->exited && clock_->now() < grace_deadline) co_await pause();
       if (!inst->exited) {
-        (void)co_await offload(blocking_.get_executor(), [this, id = inst->record.id] { return runtime_.kill(id, SIGKILL); });
-        co_await wait_until(clock_->now() + std::chrono::seconds(5), [&] { return inst->exited; });
+        (void)co_await offload(blocking_.get_executor(), &ContainerRuntime::kill, &runtime_, inst->record.id, SIGKILL);
+        auto kill_deadline = clock_->now() + std::chrono::seconds(5);
+        while (!inst->exited && clock_->now() < kill_deadline) co_await pause();
       }
     }
     co_await remove_instance(rev, inst);
+  }
+
+  // A short wait while polling for a drain or an exit.
+  awaitable<void> pause() {
+    asio::steady_timer timer(control_, std::chrono::milliseconds(10));
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
   }
 
   awaitable<void> remove_instance(RevisionPtr rev, InstancePtr inst) {

@@ -22,6 +22,7 @@
 #include "elafros/naming.hpp"
 #include "elafros/resource_json.hpp"
 #include "image_store.hpp"
+#include "offload.hpp"
 #include "reconciler.hpp"
 
 namespace asio = boost::asio;
@@ -38,14 +39,6 @@ constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kBodyLimit = 4 << 20;
 constexpr std::string_view kServing = "/apis/serving.knative.dev/v1/namespaces/";
 
-template <class Executor, class F>
-auto offload(Executor ex, F f) -> awaitable<decltype(f())> {
-  using R = decltype(f());
-  std::optional<R> out = co_await asio::co_spawn(
-      ex, [f = std::move(f)]() mutable -> awaitable<std::optional<R>> { co_return std::optional<R>(f()); },
-      asio::use_awaitable);
-  co_return std::move(*out);
-}
 
 struct Reply {
   http::status status = http::status::ok;
@@ -234,7 +227,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Reply> status() {
-    auto images = co_await offload(store_thread_.get_executor(), [this] { return store_.list_images(); });
+    auto images = co_await offload(store_thread_.get_executor(), &Store::list_images, &store_);
     auto c = reconciler_.counts();
     json::object o{{"version", info_.version},
                    {"dataDir", info_.data_dir},
@@ -251,7 +244,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Reply> list_images() {
-    auto images = co_await offload(store_thread_.get_executor(), [this] { return store_.list_images(); });
+    auto images = co_await offload(store_thread_.get_executor(), &Store::list_images, &store_);
     if (!images) co_return error_reply(images.error());
     json::array items;
     for (const auto& i : *images) items.push_back(image_to_json(i));
@@ -259,9 +252,9 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Result<ImageRecord>> import(std::string reference, std::string name) {
-    auto rec = co_await offload(blocking_.get_executor(), [this, reference, name] { return images_.import(reference, name); });
+    auto rec = co_await offload(blocking_.get_executor(), &ImageStore::import, &images_, reference, name);
     if (!rec) co_return rec;
-    auto put = co_await offload(store_thread_.get_executor(), [this, r = *rec] { return store_.put_image(r); });
+    auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_, *rec);
     if (!put) co_return put.error();
     spdlog::info("imported image {} ({}) from {}", rec->name, rec->digest, reference);
     co_return rec;
@@ -293,7 +286,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Reply> list_services(const std::string& ns) {
-    auto services = co_await offload(store_thread_.get_executor(), [this, ns] { return store_.list_services(ns); });
+    auto services = co_await offload(store_thread_.get_executor(), &Store::list_services, &store_, ns);
     if (!services) co_return error_reply(services.error());
     json::array items;
     for (const auto& s : *services) items.push_back(service_json(s));
@@ -301,13 +294,13 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Reply> get_service(const std::string& ns, const std::string& name) {
-    auto s = co_await offload(store_thread_.get_executor(), [this, ns, name] { return store_.get_service(ns, name); });
+    auto s = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, name);
     if (!s) co_return error_reply(s.error());
     co_return Reply{http::status::ok, service_json(*s)};
   }
 
   awaitable<Reply> list_revisions(const std::string& ns, const std::string& service) {
-    auto revs = co_await offload(store_thread_.get_executor(), [this, ns, service] { return store_.list_revisions(ns, service); });
+    auto revs = co_await offload(store_thread_.get_executor(), &Store::list_revisions, &store_, ns, service);
     if (!revs) co_return error_reply(revs.error());
     json::array items;
     for (const auto& r : *revs) {
@@ -330,7 +323,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         if (!t.latest_revision || !t.tag.empty())
           co_return error_reply(Error::invalid("spec.traffic: a new service can only route to its latest revision (latestRevision: true, no tag)"));
     }
-    auto existing = co_await offload(store_thread_.get_executor(), [this, ns, name = s.meta.name] { return store_.get_service(ns, name); });
+    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, s.meta.name);
     if (existing)
       co_return error_reply(Error::exists(fmt::format("service \"{}\" already exists in namespace \"{}\"; delete it first ('elafros service delete {}')", s.meta.name, ns, s.meta.name)));
 
@@ -340,7 +333,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     if (looks_like_transport(reference)) {
       image = co_await import(reference, "");
     } else {
-      image = co_await offload(store_thread_.get_executor(), [this, reference] { return store_.get_image(reference); });
+      image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
       if (!image && image.error().code == ErrorCode::kNotFound)
         image = Error::invalid(fmt::format("spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give a reference such as oci:DIR:TAG, or import it first with 'elafros image import'", reference));
     }
@@ -360,7 +353,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     rev.service = s.meta.name;
     rev.spec = s.spec;
     rev.image_digest = image->digest;
-    auto created = co_await offload(store_thread_.get_executor(), [this, s, rev] { return store_.create_service(s, rev); });
+    auto created = co_await offload(store_thread_.get_executor(), &Store::create_service, &store_, s, rev);
     if (!created) co_return error_reply(created.error());
     spdlog::info("created service {}/{} with revision {} (image {})", ns, s.meta.name, rev.meta.name, image->digest);
     reconciler_.service_created(s, rev);
@@ -368,7 +361,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Reply> delete_service(const std::string& ns, const std::string& name) {
-    auto d = co_await offload(store_thread_.get_executor(), [this, ns, name] { return store_.delete_service(ns, name); });
+    auto d = co_await offload(store_thread_.get_executor(), &Store::delete_service, &store_, ns, name);
     if (!d) co_return error_reply(d.error());
     // Wait until its instances are drained and removed, as 'kn service delete' waits.
     asio::steady_timer done(control_, asio::steady_timer::time_point::max());

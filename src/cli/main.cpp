@@ -157,6 +157,7 @@ std::string human_size(std::int64_t bytes) {
 int main(int argc, char** argv) {
   CLI::App app{"elafros: deploy and run serverless services on one machine (kn-compatible verbs)"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags (-o, -n, --socket) may follow the subcommand, as in kn
   Globals g;
   const char* env_socket = std::getenv("ELAFROS_SOCKET");
   g.socket = env_socket && *env_socket ? env_socket : "/run/elafros/elafros.sock";

@@ -3,4 +3,9 @@
 # $GREETING and names the revision that serves it.
 mkdir -p /tmp/www
 printf '%s from %s (revision %s)\n' "${GREETING:-Hello}" "${K_SERVICE:-?}" "${K_REVISION:-?}" >/tmp/www/index.html
-exec httpd -f -p "127.0.0.1:${PORT:-8080}" -h /tmp/www
+# As PID 1 of its container, the shell gets no default signal handling: stop on SIGTERM
+# explicitly, so elafros need not wait out the grace period.
+httpd -f -p "127.0.0.1:${PORT:-8080}" -h /tmp/www &
+server=$!
+trap 'kill -TERM "$server"; wait "$server"; exit 0' TERM INT
+wait "$server"

@@ -1,0 +1,95 @@
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+
+#include "elafros/resource_json.hpp"
+
+using namespace elafros;
+namespace json = boost::json;
+
+namespace {
+Result<Service> parse(const std::string& text) { return service_from_json(json::parse(text), "default"); }
+
+std::string error_of(const std::string& text) {
+  auto r = parse(text);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::kInvalidArgument);
+  return r.error().message;
+}
+
+constexpr const char* kHello = R"({
+  "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+  "metadata": {"name": "hello", "namespace": "default"},
+  "spec": {"template": {"spec": {
+    "containerConcurrency": 5, "timeoutSeconds": 30,
+    "containers": [{"image": "oci:/img:latest", "env": [{"name": "GREETING", "value": "hi"}],
+                    "ports": [{"containerPort": 9090}], "command": ["/bin/app"], "args": ["--x"]}]}}}})";
+}  // namespace
+
+TEST_CASE("a Knative Service parses into the model") {
+  auto r = parse(kHello);
+  REQUIRE(r.ok());
+  const Service& s = r.value();
+  CHECK(s.meta.name == "hello");
+  CHECK(s.meta.namespace_ == "default");
+  CHECK(s.spec.container.image == "oci:/img:latest");
+  CHECK(s.spec.container.env == std::vector<EnvVar>{{"GREETING", "hi"}});
+  CHECK(s.spec.container.port() == 9090);
+  CHECK(s.spec.container.command == std::vector<std::string>{"/bin/app"});
+  CHECK(s.spec.container.args == std::vector<std::string>{"--x"});
+  CHECK(s.spec.container_concurrency == 5);
+  CHECK(s.spec.timeout_seconds == 30);
+}
+
+TEST_CASE("the JSON a service renders parses back to the same service") {
+  auto r = parse(kHello);
+  REQUIRE(r.ok());
+  json::object out = service_to_json(r.value(), nullptr);
+  CHECK(out.at("apiVersion") == "serving.knative.dev/v1");
+  CHECK(out.at("kind") == "Service");
+  CHECK(out.at("spec").at("traffic").as_array()[0].at("latestRevision") == true);
+  auto again = service_from_json(out, "default");
+  REQUIRE(again.ok());
+  CHECK(again->spec == r->spec);
+}
+
+TEST_CASE("a service's status renders in Knative's shape") {
+  auto r = parse(kHello);
+  REQUIRE(r.ok());
+  ServiceStatus st;
+  st.url = "http://hello.default.localhost:8080";
+  st.latest_created_revision = st.latest_ready_revision = "hello-00001";
+  Condition ready("Ready");
+  ready.status = "True";
+  st.conditions = {ready};
+  st.traffic = {{"hello-00001", true, 100, "", ""}};
+  json::object out = service_to_json(r.value(), &st);
+  const auto& status = out.at("status").as_object();
+  CHECK(status.at("url") == "http://hello.default.localhost:8080");
+  CHECK(status.at("latestReadyRevisionName") == "hello-00001");
+  CHECK(status.at("conditions").as_array()[0].at("type") == "Ready");
+  CHECK(status.at("conditions").as_array()[0].at("status") == "True");
+  CHECK(status.at("traffic").as_array()[0].at("percent") == 100);
+}
+
+TEST_CASE("bad services are rejected with the field's path") {
+  CHECK(error_of(R"({"metadata": {"name": "Hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}})")
+            .find("metadata.name") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}})").find("spec") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": []}}}})")
+            .find("exactly one container") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": 5}]}}}})")
+            == "spec.template.spec.containers[0].image: expected a string, got an integer");
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "imagePullSecret": "y"}]}}}})")
+            .find("spec.template.spec.containers[0].imagePullSecret: unknown field") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "env": [{"name": "PORT", "value": "1"}]}]}}}})")
+            .find("PORT is set by elafros") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "ports": [{"containerPort": 70000}]}]}}}})")
+            .find("containerPort") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containerConcurrency": -1, "containers": [{"image": "x"}]}}}})")
+            .find("containerConcurrency") != std::string::npos);
+  CHECK(error_of(R"({"apiVersion": "v1", "metadata": {"name": "hello"}, "spec": {}})").find("apiVersion") != std::string::npos);
+  CHECK(error_of(R"([1, 2])").find("expected an object") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}},
+                    "traffic": [{"latestRevision": true, "percent": 50}]}})").find("sum to 100") != std::string::npos);
+}

@@ -1,0 +1,53 @@
+#include <catch2/catch.hpp>
+
+#include "elafros/routing.hpp"
+
+using namespace elafros;
+
+namespace {
+std::shared_ptr<const ServiceRoute> route(const std::string& name) {
+  auto r = std::make_shared<ServiceRoute>();
+  r->namespace_ = "default";
+  r->service = name;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("service hosts are NAME.NAMESPACE.DOMAIN") {
+  CHECK(service_host("hello", "default", "localhost") == "hello.default.localhost");
+  CHECK(service_host("api", "team-a", "example.com") == "api.team-a.example.com");
+}
+
+TEST_CASE("the routing table matches Host headers case-insensitively, ignoring the port") {
+  RoutingTable t;
+  t.add("hello.default.localhost", route("hello"));
+  t.add("other.default.localhost", route("other"));
+  REQUIRE(t.find("hello.default.localhost") != nullptr);
+  CHECK(t.find("hello.default.localhost")->service == "hello");
+  CHECK(t.find("hello.default.localhost:8080")->service == "hello");
+  CHECK(t.find("HELLO.Default.LOCALHOST:8080")->service == "hello");
+  CHECK(t.find("hello.default.localhost.")->service == "hello");
+  CHECK(t.find("other.default.localhost")->service == "other");
+}
+
+TEST_CASE("unknown hosts are not routed") {
+  RoutingTable t;
+  t.add("hello.default.localhost", route("hello"));
+  CHECK(t.find("") == nullptr);
+  CHECK(t.find("hello") == nullptr);
+  CHECK(t.find("hello.default") == nullptr);
+  CHECK(t.find("xhello.default.localhost") == nullptr);
+  CHECK(t.find("[::1]:8080") == nullptr);
+  CHECK(t.find("127.0.0.1:8080") == nullptr);
+}
+
+TEST_CASE("a published snapshot replaces the previous one for new readers") {
+  RoutingSnapshot snap;
+  RoutingTablePtr before = snap.load();
+  CHECK(before->size() == 0);
+  auto next = std::make_shared<RoutingTable>();
+  next->add("hello.default.localhost", route("hello"));
+  snap.publish(next);
+  CHECK(snap.load()->size() == 1);
+  CHECK(before->size() == 0);  // readers holding the old table keep a consistent view
+}

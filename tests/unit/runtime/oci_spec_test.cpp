@@ -1,0 +1,146 @@
+#include <catch2/catch.hpp>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "fixtures/tar_builder.hpp"
+#include "oci_spec.hpp"
+
+using namespace elafros;
+namespace json = boost::json;
+
+namespace {
+
+LaunchSpec launch() {
+  LaunchSpec l;
+  l.container_id = "hello-00001-abc";
+  l.service = "hello";
+  l.revision = "hello-00001";
+  l.port = 41000;
+  return l;
+}
+
+std::vector<std::string> strings(const json::value& v) {
+  std::vector<std::string> out;
+  for (const auto& e : v.as_array()) out.emplace_back(e.as_string());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the process comes from the image config, with Kubernetes override rules") {
+  test::TempDir root;
+  ImageConfig image{{"/entry"}, {"default-arg"}, {"PATH=/bin", "A=image"}, "/work", ""};
+  LaunchSpec l = launch();
+
+  auto p = resolve_process(image, l, root.path());
+  REQUIRE(p.ok());
+  CHECK(p->args == std::vector<std::string>{"/entry", "default-arg"});
+  CHECK(p->cwd == "/work");
+
+  l.container.args = {"x", "y"};
+  CHECK(resolve_process(image, l, root.path())->args == std::vector<std::string>{"/entry", "x", "y"});
+
+  l.container.command = {"/other"};
+  l.container.args = {};
+  CHECK(resolve_process(image, l, root.path())->args == std::vector<std::string>{"/other"});
+
+  l.container.working_dir = "/elsewhere";
+  CHECK(resolve_process(image, l, root.path())->cwd == "/elsewhere");
+}
+
+TEST_CASE("the environment merges image, user and the runtime contract, in that order") {
+  test::TempDir root;
+  ImageConfig image{{"/entry"}, {}, {"PATH=/bin", "A=image", "B=image"}, "", ""};
+  LaunchSpec l = launch();
+  l.container.env = {{"B", "user"}, {"C", "user"}};
+  auto p = resolve_process(image, l, root.path());
+  REQUIRE(p.ok());
+  auto has = [&](const std::string& kv) { return std::find(p->env.begin(), p->env.end(), kv) != p->env.end(); };
+  CHECK(has("PATH=/bin"));
+  CHECK(has("A=image"));
+  CHECK(has("B=user"));
+  CHECK_FALSE(has("B=image"));
+  CHECK(has("C=user"));
+  CHECK(has("PORT=41000"));
+  CHECK(has("K_SERVICE=hello"));
+  CHECK(has("K_CONFIGURATION=hello"));
+  CHECK(has("K_REVISION=hello-00001"));
+}
+
+TEST_CASE("an image user is resolved through the image's own passwd and group files") {
+  test::TempDir root;
+  std::filesystem::create_directories(root.path() + "/etc");
+  std::ofstream(root.path() + "/etc/passwd") << "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
+  std::ofstream(root.path() + "/etc/group") << "root:x:0:\napp:x:1001:\nextra:x:2000:app\n";
+  ImageConfig image{{"/entry"}, {}, {}, "", "app"};
+  auto p = resolve_process(image, launch(), root.path());
+  REQUIRE(p.ok());
+  CHECK(p->uid == 1000);
+  CHECK(p->gid == 1001);
+  CHECK(p->additional_gids == std::vector<std::uint32_t>{2000});
+
+  image.user = "1234:5678";
+  p = resolve_process(image, launch(), root.path());
+  CHECK(p->uid == 1234);
+  CHECK(p->gid == 5678);
+
+  image.user = "nobody-here";
+  auto bad = resolve_process(image, launch(), root.path());
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("nobody-here") != std::string::npos);
+}
+
+TEST_CASE("an image with nothing to run is refused with a hint") {
+  test::TempDir root;
+  auto p = resolve_process(ImageConfig{}, launch(), root.path());
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.error().message.find("--cmd") != std::string::npos);
+}
+
+TEST_CASE("config.json has hardened defaults") {
+  BundleSpec b;
+  b.process.args = {"/entry"};
+  b.process.env = {"PORT=1"};
+  b.rootfs = "/data/instances/x/rootfs";
+  b.hostname = "hello";
+  b.cgroups_path = "/elafros/x";
+  b.pids_limit = 512;
+  b.readonly_host_files = {"/etc/resolv.conf"};
+  json::object spec = make_runtime_spec(b);
+
+  const auto& process = spec.at("process").as_object();
+  CHECK(process.at("noNewPrivileges") == true);
+  auto caps = strings(process.at("capabilities").at("bounding"));
+  CHECK(caps.size() == 14);
+  CHECK(std::find(caps.begin(), caps.end(), "CAP_SYS_ADMIN") == caps.end());
+  CHECK(std::find(caps.begin(), caps.end(), "CAP_NET_BIND_SERVICE") != caps.end());
+  CHECK(strings(process.at("capabilities").at("effective")) == caps);
+  CHECK(strings(process.at("args")) == std::vector<std::string>{"/entry"});
+
+  CHECK(spec.at("root").at("path") == "/data/instances/x/rootfs");
+  CHECK(spec.at("root").at("readonly") == false);
+
+  const auto& linux = spec.at("linux").as_object();
+  std::vector<std::string> ns;
+  for (const auto& n : linux.at("namespaces").as_array()) ns.emplace_back(n.at("type").as_string());
+  CHECK(ns == std::vector<std::string>{"pid", "mount", "ipc", "uts"});  // host network for now
+  CHECK(linux.at("cgroupsPath") == "/elafros/x");
+  CHECK(linux.at("resources").at("pids").at("limit") == 512);
+  auto masked = strings(linux.at("maskedPaths"));
+  CHECK(std::find(masked.begin(), masked.end(), "/proc/kcore") != masked.end());
+  auto ro = strings(linux.at("readonlyPaths"));
+  CHECK(std::find(ro.begin(), ro.end(), "/proc/sys") != ro.end());
+
+  bool tmp = false, resolv = false;
+  for (const auto& m : spec.at("mounts").as_array()) {
+    if (m.at("destination") == "/tmp") tmp = m.at("type") == "tmpfs";
+    if (m.at("destination") == "/etc/resolv.conf") {
+      auto opts = strings(m.at("options"));
+      resolv = std::find(opts.begin(), opts.end(), "ro") != opts.end();
+    }
+  }
+  CHECK(tmp);
+  CHECK(resolv);
+}
