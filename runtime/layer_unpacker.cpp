@@ -173,6 +173,7 @@ class Unpacker {
       std::error_code ec;
       fs::remove_all(path, ec);
       if (ec) return Error::internal(fmt::format("entry \"{}\": cannot replace {}: {}", name, path, ec.message()));
+      exists = false;
     }
 
     auto uid = static_cast<uid_t>(archive_entry_uid(entry));
