@@ -134,7 +134,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     return ids;
   }
 
-  template <class Body>
+  // GCC 12 destroys temporaries twice when they are built conditionally or inside a condition
+  // around a co_await: callers build the body into a named string first.
   awaitable<error_code> send_simple(beast::tcp_stream& client, unsigned version, http::status status,
                                     std::string body, bool keep_alive) {
     http::response<http::string_body> res{status, version};
@@ -163,21 +164,22 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
           break;
         http::status status = ec == http::error::header_limit ? http::status::request_header_fields_too_large
                                                               : http::status::bad_request;
-        co_await send_simple<void>(client, 11, status, fmt::format("bad request: {}", ec.message()), false);
+        std::string body = fmt::format("bad request: {}", ec.message());
+        co_await send_simple(client, 11, status, std::move(body), false);
         break;
       }
       auto& req = parser.get();
       if (req.version() != 11 && req.version() != 10) {
-        co_await send_simple<void>(client, 11, http::status::http_version_not_supported, "only HTTP/1.0 and HTTP/1.1 are supported", false);
+        co_await send_simple(client, 11, http::status::http_version_not_supported, "only HTTP/1.0 and HTTP/1.1 are supported", false);
         break;
       }
       auto host = req[http::field::host];
       if (host.empty()) {
-        co_await send_simple<void>(client, req.version(), http::status::bad_request, "bad request: the Host header is missing", false);
+        co_await send_simple(client, req.version(), http::status::bad_request, "bad request: the Host header is missing", false);
         break;
       }
       if (req.count(http::field::host) > 1) {
-        co_await send_simple<void>(client, req.version(), http::status::bad_request, "bad request: more than one Host header", false);
+        co_await send_simple(client, req.version(), http::status::bad_request, "bad request: more than one Host header", false);
         break;
       }
       bool keep_alive = req.keep_alive() && !stopping_;
@@ -186,21 +188,21 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       bool body_unread = !parser.is_done();
       if (!route) {
         if (body_unread) keep_alive = false;  // don't read a body we have no use for
-        if (co_await send_simple<void>(client, req.version(), http::status::not_found,
-                                       fmt::format("no service serves host \"{}\" ('elafros service list' shows the URLs)", std::string(host)),
-                                       keep_alive) || !keep_alive)
-          break;
+        std::string body = fmt::format("no service serves host \"{}\" ('elafros service list' shows the URLs)", std::string(host));
+        error_code wec = co_await send_simple(client, req.version(), http::status::not_found, std::move(body), keep_alive);
+        if (wec || !keep_alive) break;
         continue;
       }
       const RevisionRoute* revision = pick_revision(*route);
       const Endpoint* endpoint = revision ? pick_endpoint(*revision) : nullptr;
       if (!endpoint) {
         if (body_unread) keep_alive = false;
-        if (co_await send_simple<void>(client, req.version(), http::status::service_unavailable,
-                                       fmt::format("service \"{}\" has no ready instance yet{} ('elafros service describe {}' says why)",
-                                                   route->service, revision ? fmt::format(" (revision \"{}\")", revision->name) : "", route->service),
-                                       keep_alive) || !keep_alive)
-          break;
+        std::string which;
+        if (revision) which = fmt::format(" (revision \"{}\")", revision->name);
+        std::string body = fmt::format("service \"{}\" has no ready instance yet{} ('elafros service describe {}' says why)",
+                                       route->service, which, route->service);
+        error_code wec = co_await send_simple(client, req.version(), http::status::service_unavailable, std::move(body), keep_alive);
+        if (wec || !keep_alive) break;
         continue;
       }
       bool ok = co_await forward(client, buffer, parser, *revision, *endpoint, keep_alive);
@@ -306,9 +308,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         auto [ec] = co_await upstream->async_connect(upstream_ep, kAwait);
         if (ec) {
           keep_alive = keep_alive && !has_body;
-          co_await send_simple<void>(client, client_version, http::status::bad_gateway,
-                                     fmt::format("instance {} of revision \"{}\" refused the connection: {}", endpoint.instance_id, revision.name, ec.message()),
-                                     keep_alive);
+          std::string body = fmt::format("instance {} of revision \"{}\" refused the connection: {}",
+                                         endpoint.instance_id, revision.name, ec.message());
+          co_await send_simple(client, client_version, http::status::bad_gateway, std::move(body), keep_alive);
           co_return keep_alive;
         }
         error_code ignored;
@@ -333,9 +335,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
             if (rec == http::error::need_buffer) rec = {};
             if (rec) {
               keep_alive = false;
-              if (rec == http::error::body_limit)
-                co_await send_simple<void>(client, client_version, http::status::payload_too_large,
-                                           fmt::format("request body larger than {} bytes", options_.body_limit), false);
+              if (rec == http::error::body_limit) {
+                std::string body = fmt::format("request body larger than {} bytes", options_.body_limit);
+                co_await send_simple(client, client_version, http::status::payload_too_large, std::move(body), false);
+              }
               co_return false;
             }
             client_dirty = true;
@@ -372,11 +375,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       }
       http::status status = ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
       keep_alive = keep_alive && parser.is_done();
-      co_await send_simple<void>(client, client_version, status,
-                                 ec == beast::error::timeout
-                                     ? fmt::format("revision \"{}\" did not answer within {} s (its timeoutSeconds)", revision.name, revision.timeout_seconds)
-                                     : fmt::format("instance {} of revision \"{}\" failed: {}", endpoint.instance_id, revision.name, ec.message()),
-                                 keep_alive);
+      std::string body;
+      if (ec == beast::error::timeout)
+        body = fmt::format("revision \"{}\" did not answer within {} s (its timeoutSeconds)", revision.name, revision.timeout_seconds);
+      else
+        body = fmt::format("instance {} of revision \"{}\" failed: {}", endpoint.instance_id, revision.name, ec.message());
+      co_await send_simple(client, client_version, status, std::move(body), keep_alive);
       co_return keep_alive;
     }
 

@@ -2,6 +2,7 @@
 # The hello app: an HTTP server on $PORT (the Knative runtime contract) that greets with
 # $GREETING and names the revision that serves it.
 mkdir -p /tmp/www
+cp -r /srv/www/cgi-bin /tmp/www/
 printf '%s from %s (revision %s)\n' "${GREETING:-Hello}" "${K_SERVICE:-?}" "${K_REVISION:-?}" >/tmp/www/index.html
 # As PID 1 of its container, the shell gets no default signal handling: stop on SIGTERM
 # explicitly, so elafros need not wait out the grace period.

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# End-to-end: start the built elafrosd on a temporary data dir, socket and port, and drive it
+# only through the elafros CLI and curl, as a user would.
+#   tests/e2e/e2e_test.sh ELAFROSD ELAFROS SOURCE_DIR
+set -euo pipefail
+
+elafrosd=$1
+elafros_bin=$2
+src=$3
+[ "$(id -u)" -eq 0 ] || { echo "e2e: must run as root (runc, overlay mounts, cgroups)"; exit 1; }
+
+work=$(mktemp -d /tmp/elafros-e2e-XXXXXX)
+data=$work/data
+sock=$work/elafros.sock
+daemon_pid=""
+failures=0
+
+cleanup() {
+  set +e
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+    kill -TERM "$daemon_pid"
+    for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$daemon_pid" 2>/dev/null
+  fi
+  # Containers the daemon leaves running on purpose (they outlive it) and anything a failure left.
+  if [ -d "$data/runc" ]; then
+    for id in $(runc --root "$data/runc" list -q 2>/dev/null); do runc --root "$data/runc" delete --force "$id" >/dev/null 2>&1; done
+  fi
+  grep -o "$work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+e() { "$elafros_bin" --socket "$sock" "$@"; }
+pass() { echo "ok   - $*"; }
+fail() { echo "FAIL - $*"; failures=$((failures + 1)); }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+contains() { grep -qF -- "$2" <<<"$1"; }
+
+start_daemon() {
+  "$elafrosd" --data-dir "$data" --socket "$sock" --listen "127.0.0.1:${port:-0}" >>"$work/daemon.log" 2>&1 &
+  daemon_pid=$!
+  for _ in $(seq 100); do
+    e status >/dev/null 2>&1 && return 0
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "elafrosd did not come up:"; cat "$work/daemon.log"; exit 1
+}
+
+stop_daemon() {
+  kill -TERM "$daemon_pid"
+  local rc=0
+  wait "$daemon_pid" || rc=$?
+  daemon_pid=""
+  return $rc
+}
+
+"$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
+
+start_daemon
+port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
+[ -n "$port" ] || { echo "cannot learn the proxy port"; e status -o json; exit 1; }
+pass "elafrosd started (proxy on port $port)"
+check "socket has mode 0660" test "$(stat -c %a "$sock")" = 660
+check "database is at <data-dir>/elafros.db" test -f "$data/elafros.db"
+
+# Images
+out=$(e image import "oci:$work/image:latest" --name hello-img)
+check "image import names the image" contains "$out" "Image 'hello-img' imported: sha256:"
+check "image list shows it" contains "$(e image list)" "hello-img"
+if out=$(e image import "oci:$work/missing:latest" 2>&1); then fail "importing a missing layout fails"; else
+  check "importing a missing layout says what is wrong" contains "$out" "not found"; fi
+
+# Create and serve
+start=$(date +%s%N)
+out=$(e service create hello --image "oci:$work/image:latest" -e GREETING=Howdy)
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+url="http://hello.default.localhost:$port"
+check "service create waits for Ready and prints the URL" test "$(tail -1 <<<"$out")" = "$url"
+echo "     create -> Ready took ${ms} ms"
+check "the proxy serves the service from a runc container" test "$(curl -sS "$url/")" = "Howdy from hello (revision hello-00001)"
+check "Host matching ignores case" test "$(curl -sS -H "Host: HELLO.default.localhost:$port" "http://127.0.0.1:$port/")" = "Howdy from hello (revision hello-00001)"
+two=$(curl -sS -v "$url/" "$url/" 2>&1)
+check "keep-alive: two requests on one connection" contains "$two" "Re-using existing connection"
+head -c 3000000 /dev/urandom >"$work/body"
+check "a 3 MB request body streams through and back unchanged" \
+  test "$(curl -sS --data-binary @"$work/body" -H 'Content-Type: application/octet-stream' "$url/cgi-bin/echo" | sha256sum)" = "$(sha256sum <"$work/body")"
+check "an unknown host gets 404" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: nope.default.localhost' "http://127.0.0.1:$port/")" = 404
+check "a request with both Content-Length and Transfer-Encoding is rejected" \
+  contains "$(printf 'POST / HTTP/1.1\r\nHost: hello.default.localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port; cat >&3; cat <&3" || true)" "400 Bad Request"
+
+# Inspect
+check "service list shows it Ready" contains "$(e service list)" "hello-00001"
+json=$(e service describe hello -o json)
+check "describe -o json is a Knative Service" contains "$json" '"kind": "Service"'
+check "describe -o json has the ready revision" contains "$json" '"latestReadyRevisionName": "hello-00001"'
+check "describe -o json has the URL" contains "$json" "\"url\": \"$url\""
+check "describe -o yaml works" contains "$(e service describe hello -o yaml)" "apiVersion: serving.knative.dev/v1"
+check "describe shows the pinned digest" contains "$(e service describe hello)" "pinned to sha256:"
+check "status counts the instance" contains "$(e status)" "Instances:   1 (1 ready)"
+check "an image from the store can be used by name" contains "$(e service create byname --image hello-img)" "http://byname.default.localhost:$port"
+
+# Bad input changes nothing
+if out=$(e service create hello --image "oci:$work/image:latest" 2>&1); then fail "duplicate create fails"; else
+  check "duplicate create says it exists" contains "$out" "already exists"; fi
+if out=$(e service create Bad_Name --image hello-img 2>&1); then fail "invalid name fails"; else
+  check "invalid name says what to fix" contains "$out" "must start with a lowercase letter"; fi
+if out=$(e service describe ghost 2>&1); then fail "unknown service fails"; else
+  check "unknown service says not found" contains "$out" 'service "ghost" not found'; fi
+if out=$(e service create noimg --image no-such-image 2>&1); then fail "unknown image fails"; else
+  check "unknown image says how to import one" contains "$out" "elafros image import"; fi
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --unix-socket "$sock" -X POST -d '{not json' http://x/apis/serving.knative.dev/v1/namespaces/default/services)
+check "malformed JSON gets 400 with a JSON error" test "$code" = 400 -a -n "$(grep -F '"error"' "$work/resp")"
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --unix-socket "$sock" -X POST \
+  -d '{"metadata":{"name":"typed"},"spec":{"template":{"spec":{"containers":[{"image":["x"]}]}}}}' \
+  http://x/apis/serving.knative.dev/v1/namespaces/default/services)
+check "a field of the wrong type gets 400 naming it" grep -qF 'containers[0].image: expected a string' "$work/resp"
+names=$(e service list | awk 'NR>1 {print $1}' | sort | tr '\n' ' ')
+check "only the two good services exist" test "$names" = "byname hello "
+
+# A service that cannot become ready says why and exits non-zero
+if out=$(e service create broken --image hello-img --cmd /no/such/app --wait-timeout 30 2>&1); then fail "broken service create fails"; else
+  check "broken service create prints the reason" contains "$out" "/no/such/app"; fi
+e service delete broken >/dev/null
+
+# An instance that dies is replaced, after a backoff
+victim=$(runc --root "$data/runc" list | awk '$1 ~ /^hello-00001-/ {print $2}')
+kill -KILL "$victim"
+served=""
+for _ in $(seq 100); do
+  served=$(curl -s "$url/" || true)
+  [ "$served" = "Howdy from hello (revision hello-00001)" ] && kill -0 "$victim" 2>/dev/null || [ "$served" != "Howdy from hello (revision hello-00001)" ] || break
+  sleep 0.1
+done
+check "a killed instance is replaced and the service serves again" test "$served" = "Howdy from hello (revision hello-00001)"
+check "the replacement is a new process" test "$(runc --root "$data/runc" list | awk '$1 ~ /^hello-00001-/ {print $2}')" != "$victim"
+check "the crash is recorded with its exit code" contains "$(cat "$work/daemon.log")" "exited with code 137"
+
+# Restart: the same services are served again, by the same container
+pid_before=$(runc --root "$data/runc" state "$(runc --root "$data/runc" list -q | head -1)" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
+if stop_daemon; then pass "SIGTERM stops elafrosd with exit status 0"; else fail "SIGTERM stops elafrosd with exit status 0"; fi
+start_daemon
+check "after a restart the service is served again" test "$(curl -sS "$url/")" = "Howdy from hello (revision hello-00001)"
+check "after a restart the running container was adopted, not restarted" \
+  contains "$(runc --root "$data/runc" list)" "$pid_before"
+check "after a restart describe still shows Ready" contains "$(e service list)" "True"
+
+# Delete removes container, overlay, mounts and bundle
+e service delete byname >/dev/null
+out=$(e service delete hello)
+check "service delete confirms" contains "$out" "Service 'hello' successfully deleted"
+check "no containers remain" test -z "$(runc --root "$data/runc" list -q)"
+check "no mounts remain" test -z "$(grep -F "$work" /proc/mounts || true)"
+check "no instance bundles remain" test -z "$(ls -A "$data/instances")"
+check "a deleted service's host gets 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$url/")" = 404
+if out=$(e service delete hello 2>&1); then fail "deleting twice fails"; else check "deleting twice says not found" contains "$out" "not found"; fi
+
+if stop_daemon; then pass "final SIGTERM exits 0"; else fail "final SIGTERM exits 0"; fi
+if [ "$failures" -ne 0 ]; then
+  echo "$failures check(s) failed; daemon log:"; cat "$work/daemon.log"
+  exit 1
+fi
+echo "all e2e checks passed"
