@@ -255,6 +255,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     }
     inst->record.pid = pid.value();
     inst->record.state = InstanceState::kRunning;
+    if (inst->stop_requested) {
+      // Stopped (its service deleted) while runc was starting it: remove what runc started.
+      co_await discard(inst->record.id);
+      co_return;
+    }
     spdlog::info("started instance {} of revision {} (pid {}, port {}) in {} ms", inst->record.id, r.meta.name,
                  inst->record.pid, inst->record.port,
                  std::chrono::duration_cast<std::chrono::milliseconds>(clock_->now() - started_at).count());

@@ -90,6 +90,11 @@ check "an unknown host gets 404" test "$(curl -s -o /dev/null -w '%{http_code}' 
 check "a request with both Content-Length and Transfer-Encoding is rejected" \
   contains "$(printf 'POST / HTTP/1.1\r\nHost: hello.default.localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port; cat >&3; cat <&3" || true)" "400 Bad Request"
 
+big_header=$(head -c 40000 /dev/zero | tr '\0' a)
+check "a 40 KB header gets 431" test "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $big_header" "$url/")" = 431
+check "HTTP/1.0 clients are served" test "$(curl -sS --http1.0 "$url/")" = "Howdy from hello (revision hello-00001)"
+check "HEAD gets headers and no body" contains "$(curl -sS -I "$url/")" "200 OK"
+
 # Inspect
 check "service list shows it Ready" contains "$(e service list)" "hello-00001"
 json=$(e service describe hello -o json)
@@ -123,6 +128,13 @@ check "only the two good services exist" test "$names" = "byname hello "
 if out=$(e service create broken --image hello-img --cmd /no/such/app --wait-timeout 30 2>&1); then fail "broken service create fails"; else
   check "broken service create prints the reason" contains "$out" "/no/such/app"; fi
 e service delete broken >/dev/null
+
+# Deleting a service whose instance is still starting stops that instance too
+# (it never listens on $PORT, so it stays in its readiness probe; it exits on SIGTERM)
+e service create slow --image hello-img --cmd /bin/sh --arg -c --arg 'trap "exit 0" TERM; sleep 1000 & wait' --no-wait >/dev/null
+sleep 0.3
+e service delete slow >/dev/null
+check "a service deleted while starting leaves no container" test -z "$(runc --root "$data/runc" list | awk '$1 ~ /^slow-/')"
 
 # An instance that dies is replaced, after a backoff
 victim=$(runc --root "$data/runc" list | awk '$1 ~ /^hello-00001-/ {print $2}')
