@@ -348,8 +348,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       co_await socket.async_connect(ep, asio::redirect_error(use_awaitable, ec));
       if (!ec) break;
       if (clock_->now() >= deadline) {
-        std::string message = fmt::format("nothing accepted TCP connections on port {} (the PORT the app must listen on) within {} s",
-                                          inst->record.port, options_.readiness_timeout.count());
+        std::string message = fmt::format(
+            "nothing accepted TCP connections on port {} (the $PORT the app must listen on) within {:g} s",
+            inst->record.port, std::chrono::duration<double>(options_.readiness_timeout).count());
         co_await stop(rev, inst);
         co_await restart_later(rev, "ReadinessProbeFailed", message, true);
         co_return;

@@ -1,0 +1,337 @@
+// The reconciler against a fake container runtime: "containers" are real `sleep` processes (so
+// pidfd exit watching is real) and the fake listens on the instance's port (so the readiness
+// probe is real). The store is a real SqliteStore on a temporary file.
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <csignal>
+#include <map>
+#include <mutex>
+
+#include "fixtures/tar_builder.hpp"
+#include "reconciler.hpp"
+#include "sqlite_store.hpp"
+
+using namespace elafros;
+using namespace std::chrono_literals;
+
+extern char** environ;
+
+namespace {
+
+class FakeRuntime final : public ContainerRuntime {
+ public:
+  ~FakeRuntime() override {
+    for (auto& [id, c] : containers_) destroy(c);
+  }
+
+  Result<int> start(const LaunchSpec& spec) override {
+    std::lock_guard lock(mutex_);
+    if (fail_start) return Error::internal("fake runtime: start refused");
+    Container c;
+    char arg0[] = "sleep", arg1[] = "1000";
+    char* argv[] = {arg0, arg1, nullptr};
+    if (::posix_spawnp(&c.pid, "sleep", nullptr, nullptr, argv, environ) != 0) return Error::internal("spawn failed");
+    if (listen_on_start) {
+      c.listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      ::setsockopt(c.listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(spec.port));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ::bind(c.listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      ::listen(c.listen_fd, 16);
+    }
+    containers_[spec.container_id] = c;
+    started.push_back(spec.container_id);
+    return c.pid;
+  }
+
+  Result<void> kill(const std::string& id, int signal) override {
+    std::lock_guard lock(mutex_);
+    if (auto it = containers_.find(id); it != containers_.end()) ::kill(it->second.pid, signal);
+    return {};
+  }
+
+  Result<void> remove(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    if (auto it = containers_.find(id); it != containers_.end()) {
+      destroy(it->second);
+      containers_.erase(it);
+    }
+    removed.push_back(id);
+    return {};
+  }
+
+  ContainerStatus status(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    auto it = containers_.find(id);
+    if (it == containers_.end()) return {};
+    return {true, ::kill(it->second.pid, 0) == 0, it->second.pid};
+  }
+
+  std::vector<std::string> list() override {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> ids;
+    for (const auto& [id, c] : containers_) ids.push_back(id);
+    return ids;
+  }
+
+  std::string tail_logs(const std::string&, std::size_t) override { return "fake last line\n"; }
+
+  int pid_of(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    return containers_.count(id) ? containers_[id].pid : 0;
+  }
+  std::size_t live() {
+    std::lock_guard lock(mutex_);
+    return containers_.size();
+  }
+
+  std::vector<std::string> started;
+  std::vector<std::string> removed;
+  bool fail_start = false;
+  bool listen_on_start = true;
+
+ private:
+  struct Container {
+    pid_t pid = 0;
+    int listen_fd = -1;
+  };
+  static void destroy(Container& c) {
+    if (c.listen_fd >= 0) ::close(c.listen_fd);
+    c.listen_fd = -1;
+    ::kill(c.pid, SIGKILL);
+  }
+  std::mutex mutex_;
+  std::map<std::string, Container> containers_;
+};
+
+Service make_service(const std::string& name) {
+  Service s;
+  s.meta.name = name;
+  s.meta.uid = "uid";
+  s.meta.generation = 1;
+  s.spec.container.image = "oci:/img";
+  return s;
+}
+
+Revision make_revision(const Service& s) {
+  Revision r;
+  r.meta.name = s.meta.name + "-00001";
+  r.service = s.meta.name;
+  r.spec = s.spec;
+  r.image_digest = "sha256:" + std::string(64, 'c');
+  return r;
+}
+
+struct Harness {
+  test::TempDir dir;
+  std::unique_ptr<SqliteStore> store = std::move(SqliteStore::open(dir.path() + "/elafros.db").value());
+  FakeRuntime runtime;
+  boost::asio::io_context io;
+  boost::asio::thread_pool store_thread{1};
+  boost::asio::thread_pool blocking{2};
+  RoutingSnapshot routes;
+  std::unique_ptr<Reconciler> reconciler;
+
+  explicit Harness(ReconcilerOptions options = fast_options()) {
+    reconciler = std::make_unique<Reconciler>(io, store_thread, blocking, *store, runtime, routes,
+                                              std::make_shared<RealClock>(), options);
+  }
+  ~Harness() {
+    reconciler->shutdown();
+    io.run_for(50ms);
+    store_thread.join();
+    blocking.join();
+  }
+
+  static ReconcilerOptions fast_options() {
+    ReconcilerOptions o;
+    o.listen_port = 8080;
+    o.backoff_initial = 20ms;
+    o.backoff_max = 100ms;
+    o.readiness_timeout = 2s;
+    o.stop_grace = 1s;
+    return o;
+  }
+
+  // Runs the control loop until pred() holds, for at most 5 s.
+  template <class Pred>
+  bool run_until(Pred pred) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!pred() && std::chrono::steady_clock::now() < deadline) {
+      io.restart();
+      io.run_for(5ms);
+    }
+    return pred();
+  }
+
+  const Endpoint* endpoint(const std::string& host) {
+    table_ = routes.load();
+    const ServiceRoute* r = table_->find(host);
+    if (!r || r->targets.empty() || r->targets[0].revision->endpoints.empty()) return nullptr;
+    return &r->targets[0].revision->endpoints[0];
+  }
+
+  std::string ready_status(const Service& s) {
+    for (const auto& c : reconciler->service_status(s).conditions)
+      if (c.type == "Ready") return c.status;
+    return "";
+  }
+
+ private:
+  RoutingTablePtr table_;
+};
+
+constexpr const char* kHost = "hello.default.localhost";
+
+}  // namespace
+
+TEST_CASE("a created service gets one ready instance, a route and a Ready status") {
+  Harness h;
+  Service s = make_service("hello");
+  Revision r = make_revision(s);
+  REQUIRE(h.store->create_service(s, r).ok());
+  h.reconciler->service_created(s, r);
+  CHECK(h.routes.load()->find(kHost) != nullptr);  // routed at once, with no endpoint yet
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  CHECK(h.runtime.started.size() == 1);
+  CHECK(h.endpoint(kHost)->instance_id == h.runtime.started[0]);
+  ServiceStatus st = h.reconciler->service_status(s);
+  CHECK(st.url == "http://hello.default.localhost:8080");
+  CHECK(st.latest_ready_revision == "hello-00001");
+  CHECK(h.ready_status(s) == "True");
+  CHECK(h.reconciler->revision_status("default", "hello-00001").actual_replicas == 1);
+  auto records = h.store->list_instances();
+  REQUIRE(records->size() == 1);
+  CHECK((*records)[0].pid == h.runtime.pid_of(h.runtime.started[0]));
+  CHECK((*records)[0].state == InstanceState::kRunning);
+}
+
+TEST_CASE("an instance that exits is replaced after a backoff, and the exit is reported") {
+  Harness h;
+  Service s = make_service("hello");
+  Revision r = make_revision(s);
+  REQUIRE(h.store->create_service(s, r).ok());
+  h.reconciler->service_created(s, r);
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  std::string first = h.runtime.started[0];
+  ::kill(h.runtime.pid_of(first), SIGKILL);
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) == nullptr; }));  // out of the route at once
+  auto healthy = h.reconciler->revision_status("default", "hello-00001").conditions[0];
+  CHECK(healthy.type == "ContainerHealthy");
+  CHECK(healthy.status == "False");
+  CHECK(healthy.reason == "ExitCode");
+  CHECK(healthy.message.find("code 137") != std::string::npos);
+  CHECK(healthy.message.find("fake last line") != std::string::npos);
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  CHECK(h.runtime.started.size() == 2);
+  CHECK(h.endpoint(kHost)->instance_id == h.runtime.started[1]);
+  CHECK(std::find(h.runtime.removed.begin(), h.runtime.removed.end(), first) != h.runtime.removed.end());
+  CHECK(h.store->list_instances()->size() == 1);
+}
+
+TEST_CASE("a start that fails makes the service not Ready with the reason, and is retried") {
+  Harness h;
+  h.runtime.fail_start = true;
+  Service s = make_service("hello");
+  Revision r = make_revision(s);
+  REQUIRE(h.store->create_service(s, r).ok());
+  h.reconciler->service_created(s, r);
+  REQUIRE(h.run_until([&] { return h.ready_status(s) == "False"; }));
+  ServiceStatus st = h.reconciler->service_status(s);
+  for (const auto& c : st.conditions)
+    if (c.type == "Ready") {
+      CHECK(c.reason == "RevisionFailed");
+      CHECK(c.message.find("fake runtime: start refused") != std::string::npos);
+    }
+  CHECK(h.store->list_instances()->empty());
+  h.runtime.fail_start = false;
+  REQUIRE(h.run_until([&] { return h.ready_status(s) == "True"; }));
+  CHECK(h.endpoint(kHost) != nullptr);
+}
+
+TEST_CASE("an instance that never listens fails its readiness deadline and is removed") {
+  auto options = Harness::fast_options();
+  options.readiness_timeout = 200ms;
+  Harness h(options);
+  h.runtime.listen_on_start = false;
+  Service s = make_service("hello");
+  Revision r = make_revision(s);
+  REQUIRE(h.store->create_service(s, r).ok());
+  h.reconciler->service_created(s, r);
+  REQUIRE(h.run_until([&] { return h.ready_status(s) == "False"; }));
+  auto ready = h.reconciler->revision_status("default", "hello-00001").conditions[1];
+  CHECK(ready.reason == "ReadinessProbeFailed");
+  CHECK(ready.message.find("within 0.2 s") != std::string::npos);
+  REQUIRE(h.run_until([&] { return !h.runtime.removed.empty(); }));
+  CHECK(h.runtime.removed[0] == h.runtime.started[0]);
+}
+
+TEST_CASE("deleting a service stops and removes its instance and its route") {
+  Harness h;
+  Service s = make_service("hello");
+  Revision r = make_revision(s);
+  REQUIRE(h.store->create_service(s, r).ok());
+  h.reconciler->service_created(s, r);
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  bool done = false;
+  REQUIRE(h.store->delete_service("default", "hello").ok());
+  h.reconciler->service_deleted("default", "hello", [&] { done = true; });
+  CHECK(h.routes.load()->find(kHost) == nullptr);
+  REQUIRE(h.run_until([&] { return done; }));
+  CHECK(h.runtime.live() == 0);
+  CHECK(h.store->list_instances()->empty());
+  CHECK(h.reconciler->counts().instances == 0);
+}
+
+TEST_CASE("start adopts instances that still run and removes those that do not") {
+  Harness h;
+  Service s = make_service("hello");
+  Revision r = make_revision(s);
+  REQUIRE(h.store->create_service(s, r).ok());
+  // What a previous daemon left: one live instance, one whose container died meanwhile, and a
+  // container no record names.
+  LaunchSpec live;
+  live.container_id = "hello-00001-live";
+  live.port = 0;
+  h.runtime.listen_on_start = false;
+  int live_pid = h.runtime.start(live).value();
+  h.runtime.listen_on_start = true;
+  // Listen on an ephemeral port for the adopted instance to be probed on.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::listen(fd, 16);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  REQUIRE(h.store->put_instance({"hello-00001-live", "default", "hello", "hello-00001", port, live_pid, InstanceState::kRunning, 1}).ok());
+  REQUIRE(h.store->put_instance({"hello-00001-dead", "default", "hello", "hello-00001", 1, 999999, InstanceState::kRunning, 1}).ok());
+  LaunchSpec stray;
+  stray.container_id = "stray-00001-x";
+  (void)h.runtime.start(stray);
+  h.runtime.started.clear();
+
+  bool started = false;
+  h.reconciler->start([&](Result<void> res) { started = res.ok(); });
+  REQUIRE(h.run_until([&] { return started && h.endpoint(kHost) != nullptr; }));
+  CHECK(h.endpoint(kHost)->instance_id == "hello-00001-live");
+  CHECK(h.runtime.started.empty());  // nothing re-created
+  CHECK(h.runtime.pid_of("hello-00001-live") == live_pid);
+  CHECK(h.runtime.pid_of("stray-00001-x") == 0);
+  auto records = h.store->list_instances();
+  REQUIRE(records->size() == 1);
+  CHECK((*records)[0].id == "hello-00001-live");
+  ::close(fd);
+}
