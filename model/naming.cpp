@@ -7,11 +7,13 @@ namespace elafros {
 std::optional<std::string> dns1035_label_problem(std::string_view name) {
   constexpr std::size_t kMax = 63;
   if (name.empty()) return "a name is required";
-  if (name.size() > kMax) return fmt::format("must be at most {} characters (it has {})", kMax, name.size());
+  if (name.size() > kMax)
+    return fmt::format("must be at most {} characters (it has {})", kMax, name.size());
   if (name.front() < 'a' || name.front() > 'z') return "must start with a lowercase letter";
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-    if (!ok) return fmt::format("may contain only lowercase letters, digits and '-' (found '{}')", c);
+    if (!ok)
+      return fmt::format("may contain only lowercase letters, digits and '-' (found '{}')", c);
   }
   if (name.back() == '-') return "must end with a letter or digit";
   return std::nullopt;

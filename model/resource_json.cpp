@@ -16,14 +16,21 @@ namespace {
 
 const char* kind_name(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "a boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
     case json::kind::int64:
-    case json::kind::uint64: return "an integer";
-    case json::kind::double_: return "a number";
-    case json::kind::string: return "a string";
-    case json::kind::array: return "an array";
-    case json::kind::object: return "an object";
+    case json::kind::uint64:
+      return "an integer";
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
   }
   return "a value";
 }
@@ -65,13 +72,16 @@ class Reader {
     const json::value* v = o.if_contains(key);
     if (error_ || !v || v->is_null()) return std::nullopt;
     if (v->is_int64()) return v->get_int64();
-    if (v->is_uint64() && v->get_uint64() <= INT64_MAX) return static_cast<std::int64_t>(v->get_uint64());
-    if (v->is_double() && v->get_double() == static_cast<double>(static_cast<std::int64_t>(v->get_double())))
+    if (v->is_uint64() && v->get_uint64() <= INT64_MAX)
+      return static_cast<std::int64_t>(v->get_uint64());
+    if (v->is_double() &&
+        v->get_double() == static_cast<double>(static_cast<std::int64_t>(v->get_double())))
       return static_cast<std::int64_t>(v->get_double());
     return fail(join(path, key), "an integer", *v), std::nullopt;
   }
 
-  std::optional<bool> boolean(const json::object& o, std::string_view key, const std::string& path) {
+  std::optional<bool> boolean(const json::object& o, std::string_view key,
+                              const std::string& path) {
     const json::value* v = o.if_contains(key);
     if (error_ || !v || v->is_null()) return std::nullopt;
     if (!v->is_bool()) return fail(join(path, key), "a boolean", *v), std::nullopt;
@@ -128,7 +138,9 @@ class Reader {
 
  private:
   void fail(const std::string& path, const char* expected, const json::value& got) {
-    if (!error_) error_ = Error::invalid(fmt::format("{}: expected {}, got {}", path, expected, kind_name(got)));
+    if (!error_)
+      error_ =
+          Error::invalid(fmt::format("{}: expected {}, got {}", path, expected, kind_name(got)));
   }
 
   std::optional<Error>& error_;
@@ -152,7 +164,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
   if (!tmpl) return Error::invalid(path + ": missing");
   if (const json::value* md = tmpl->if_contains("metadata")) {
     std::string mp = path + ".metadata";
-    if (const json::object* m = r.object(*md, mp, {"name", "annotations", "labels", "creationTimestamp"})) {
+    if (const json::object* m =
+            r.object(*md, mp, {"name", "annotations", "labels", "creationTimestamp"})) {
       t.name = r.string(*m, "name", mp).value_or("");
       t.annotations = r.string_map(*m, "annotations", mp);
       (void)r.string_map(*m, "labels", mp);
@@ -162,14 +175,18 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
   std::string sp = path + ".spec";
   if (!spec_v) {
     r.invalid(sp, "missing: a template needs spec.containers with one image");
-  } else if (const json::object* spec = r.object(*spec_v, sp,
+  } else if (const json::object* spec = r.object(
+                 *spec_v, sp,
                  {"containers", "containerConcurrency", "timeoutSeconds", "enableServiceLinks"})) {
     if (auto cc = r.integer(*spec, "containerConcurrency", sp)) {
-      if (*cc < 0 || *cc > 1000) r.invalid(sp + ".containerConcurrency", fmt::format("must be between 0 and 1000 (got {})", *cc));
+      if (*cc < 0 || *cc > 1000)
+        r.invalid(sp + ".containerConcurrency",
+                  fmt::format("must be between 0 and 1000 (got {})", *cc));
       t.container_concurrency = static_cast<int>(*cc);
     }
     if (auto ts = r.integer(*spec, "timeoutSeconds", sp)) {
-      if (*ts < 1 || *ts > 3600) r.invalid(sp + ".timeoutSeconds", fmt::format("must be between 1 and 3600 (got {})", *ts));
+      if (*ts < 1 || *ts > 3600)
+        r.invalid(sp + ".timeoutSeconds", fmt::format("must be between 1 and 3600 (got {})", *ts));
       t.timeout_seconds = static_cast<int>(*ts);
     }
     (void)r.boolean(*spec, "enableServiceLinks", sp);
@@ -178,7 +195,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
       r.invalid(sp + ".containers", "exactly one container is required");
     } else if (!r.failed()) {
       std::string cp = sp + ".containers[0]";
-      const json::object* c = r.object((*containers)[0], cp,
+      const json::object* c = r.object(
+          (*containers)[0], cp,
           {"name", "image", "command", "args", "env", "ports", "workingDir", "imagePullPolicy"});
       if (c) {
         ContainerSpec& cs = t.container;
@@ -194,13 +212,16 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
             std::string ep = fmt::format("{}.env[{}]", cp, i);
             const json::object* e = r.object((*env)[i], ep, {"name", "value"});
             if (!e) break;
-            EnvVar var{r.string(*e, "name", ep).value_or(""), r.string(*e, "value", ep).value_or("")};
+            EnvVar var{r.string(*e, "name", ep).value_or(""),
+                       r.string(*e, "value", ep).value_or("")};
             if (!r.failed() && (var.name.empty() || var.name.find('=') != std::string::npos))
               r.invalid(ep + ".name", "must be a non-empty name without '='");
             if (!r.failed() && (var.name == "PORT" || var.name.rfind("K_", 0) == 0) &&
                 (var.name == "PORT" || var.name == "K_SERVICE" || var.name == "K_REVISION" ||
                  var.name == "K_CONFIGURATION"))
-              r.invalid(ep + ".name", fmt::format("{} is set by elafros (the Knative runtime contract) and cannot be overridden", var.name));
+              r.invalid(ep + ".name", fmt::format("{} is set by elafros (the Knative runtime "
+                                                  "contract) and cannot be overridden",
+                                                  var.name));
             cs.env.push_back(std::move(var));
           }
         }
@@ -208,7 +229,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
           if (ports->size() > 1) r.invalid(cp + ".ports", "at most one port may be given");
           for (std::size_t i = 0; i < ports->size() && !r.failed(); ++i) {
             std::string pp = fmt::format("{}.ports[{}]", cp, i);
-            const json::object* p = r.object((*ports)[i], pp, {"containerPort", "name", "protocol"});
+            const json::object* p =
+                r.object((*ports)[i], pp, {"containerPort", "name", "protocol"});
             if (!p) break;
             auto port = r.integer(*p, "containerPort", pp);
             (void)r.string(*p, "name", pp);
@@ -225,7 +247,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
   if (r.failed()) return Error::invalid("");
   if (!t.name.empty()) {
     if (auto problem = dns1035_label_problem(t.name))
-      return Error::invalid(fmt::format("{}.metadata.name: revision name \"{}\" {}", path, t.name, *problem));
+      return Error::invalid(
+          fmt::format("{}.metadata.name: revision name \"{}\" {}", path, t.name, *problem));
   }
   return t;
 }
@@ -254,38 +277,51 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
   Reader r(error);
   Service s;
   s.meta.namespace_ = default_namespace;
-  const json::object* root = r.object(v, "service", {"apiVersion", "kind", "metadata", "spec", "status"});
+  const json::object* root =
+      r.object(v, "service", {"apiVersion", "kind", "metadata", "spec", "status"});
   if (!root) return *error;
   auto api_version = r.string(*root, "apiVersion", "");
   auto kind = r.string(*root, "kind", "");
   if (api_version && *api_version != "serving.knative.dev/v1")
-    r.invalid("apiVersion", fmt::format("\"{}\" is not supported; use serving.knative.dev/v1", *api_version));
+    r.invalid("apiVersion",
+              fmt::format("\"{}\" is not supported; use serving.knative.dev/v1", *api_version));
   if (kind && *kind != "Service")
-    r.invalid("kind", fmt::format("\"{}\" is not supported here; this endpoint takes a Service", *kind));
+    r.invalid("kind",
+              fmt::format("\"{}\" is not supported here; this endpoint takes a Service", *kind));
   const json::value* md = root->if_contains("metadata");
   if (!md && !error) r.invalid("metadata", "missing: a service needs metadata.name");
   if (md) {
     if (const json::object* m = r.object(*md, "metadata",
-            {"name", "namespace", "labels", "annotations", "uid", "generation", "creationTimestamp", "resourceVersion"})) {
+                                         {"name", "namespace", "labels", "annotations", "uid",
+                                          "generation", "creationTimestamp", "resourceVersion"})) {
       s.meta.name = r.string(*m, "name", "metadata").value_or("");
-      if (auto ns = r.string(*m, "namespace", "metadata"); ns && !ns->empty()) s.meta.namespace_ = *ns;
+      if (auto ns = r.string(*m, "namespace", "metadata"); ns && !ns->empty())
+        s.meta.namespace_ = *ns;
       s.meta.labels = r.string_map(*m, "labels", "metadata");
       s.meta.annotations = r.string_map(*m, "annotations", "metadata");
     }
   }
   if (error) return *error;
   if (auto problem = dns1035_label_problem(s.meta.name))
-    return Error::invalid(fmt::format("metadata.name: service name \"{}\" {}", s.meta.name, *problem));
+    return Error::invalid(
+        fmt::format("metadata.name: service name \"{}\" {}", s.meta.name, *problem));
   if (s.meta.name.size() > 57)
-    return Error::invalid(fmt::format("metadata.name: service name \"{}\" must be at most 57 characters, so that its revision names (NAME-00001) stay valid", s.meta.name));
+    return Error::invalid(
+        fmt::format("metadata.name: service name \"{}\" must be at most 57 characters, so that its "
+                    "revision names (NAME-00001) stay valid",
+                    s.meta.name));
   if (auto problem = dns1035_label_problem(s.meta.namespace_))
-    return Error::invalid(fmt::format("metadata.namespace: \"{}\" {}", s.meta.namespace_, *problem));
+    return Error::invalid(
+        fmt::format("metadata.namespace: \"{}\" {}", s.meta.namespace_, *problem));
   const json::value* spec_v = root->if_contains("spec");
-  if (!spec_v) return Error::invalid("spec: missing: a service needs spec.template with a container image");
+  if (!spec_v)
+    return Error::invalid("spec: missing: a service needs spec.template with a container image");
   const json::object* spec = r.object(*spec_v, "spec", {"template", "traffic"});
   if (!spec) return *error;
   const json::value* tmpl = spec->if_contains("template");
-  if (!tmpl) return Error::invalid("spec.template: missing: a service needs a template with a container image");
+  if (!tmpl)
+    return Error::invalid(
+        "spec.template: missing: a service needs a template with a container image");
   auto t = read_template(r, *tmpl, "spec.template");
   if (error) return *error;
   if (!t) return t.error();
@@ -294,7 +330,8 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
     int sum = 0;
     for (std::size_t i = 0; i < traffic->size() && !error; ++i) {
       std::string tp = fmt::format("spec.traffic[{}]", i);
-      const json::object* o = r.object((*traffic)[i], tp,
+      const json::object* o = r.object(
+          (*traffic)[i], tp,
           {"revisionName", "latestRevision", "percent", "tag", "configurationName", "url"});
       if (!o) break;
       TrafficTarget target;
@@ -325,7 +362,8 @@ json::object template_to_json(const RevisionTemplate& t) {
   if (!t.container.args.empty()) container["args"] = strings_to_json(t.container.args);
   if (!t.container.env.empty()) {
     json::array env;
-    for (const auto& e : t.container.env) env.push_back(json::object{{"name", e.name}, {"value", e.value}});
+    for (const auto& e : t.container.env)
+      env.push_back(json::object{{"name", e.name}, {"value", e.value}});
     container["env"] = std::move(env);
   }
   if (t.container.container_port > 0)
@@ -380,8 +418,10 @@ json::object service_to_json(const Service& s, const ServiceStatus* status) {
   json::array traffic;
   for (const auto& t : s.traffic) {
     json::object o;
-    if (t.latest_revision) o["latestRevision"] = true;
-    else o["revisionName"] = t.revision_name;
+    if (t.latest_revision)
+      o["latestRevision"] = true;
+    else
+      o["revisionName"] = t.revision_name;
     o["percent"] = t.percent;
     if (!t.tag.empty()) o["tag"] = t.tag;
     traffic.push_back(std::move(o));
@@ -397,8 +437,10 @@ json::object service_to_json(const Service& s, const ServiceStatus* status) {
     st["observedGeneration"] = status->observed_generation;
     st["conditions"] = conditions_to_json(status->conditions);
     if (!status->url.empty()) st["url"] = status->url;
-    if (!status->latest_created_revision.empty()) st["latestCreatedRevisionName"] = status->latest_created_revision;
-    if (!status->latest_ready_revision.empty()) st["latestReadyRevisionName"] = status->latest_ready_revision;
+    if (!status->latest_created_revision.empty())
+      st["latestCreatedRevisionName"] = status->latest_created_revision;
+    if (!status->latest_ready_revision.empty())
+      st["latestReadyRevisionName"] = status->latest_ready_revision;
     json::array tr;
     for (const auto& t : status->traffic) {
       json::object o{{"revisionName", t.revision_name}, {"percent", t.percent}};
@@ -425,18 +467,16 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
     st["actualReplicas"] = status->actual_replicas;
     st["desiredReplicas"] = status->desired_replicas;
   }
-  st["containerStatuses"] = json::array{json::object{{"name", "user-container"}, {"imageDigest", r.image_digest}}};
+  st["containerStatuses"] =
+      json::array{json::object{{"name", "user-container"}, {"imageDigest", r.image_digest}}};
   out["status"] = std::move(st);
   return out;
 }
 
 json::object image_to_json(const ImageRecord& i) {
-  return json::object{{"name", i.name},
-                      {"digest", i.digest},
-                      {"configDigest", i.config_digest},
-                      {"source", i.source},
-                      {"size", i.size},
-                      {"created", format_rfc3339(i.created_unix)}};
+  return json::object{
+      {"name", i.name},     {"digest", i.digest}, {"configDigest", i.config_digest},
+      {"source", i.source}, {"size", i.size},     {"created", format_rfc3339(i.created_unix)}};
 }
 
 }  // namespace elafros

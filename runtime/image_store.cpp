@@ -26,7 +26,8 @@ namespace {
 constexpr std::string_view kOciManifest = "application/vnd.oci.image.manifest.v1+json";
 constexpr std::string_view kOciIndex = "application/vnd.oci.image.index.v1+json";
 constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
-constexpr std::string_view kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
+constexpr std::string_view kDockerList =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 constexpr std::int64_t kMaxJsonBlob = 4 << 20;
 
 bool valid_digest(std::string_view d) {
@@ -36,14 +37,17 @@ bool valid_digest(std::string_view d) {
   return true;
 }
 
-std::string hex_of(std::string_view digest) { return std::string(digest.substr(7)); }
+std::string hex_of(std::string_view digest) {
+  return std::string(digest.substr(7));
+}
 
 Result<std::string> read_small_file(const std::string& path, std::int64_t limit) {
   std::error_code ec;
   auto size = fs::file_size(path, ec);
   if (ec) return Error::not_found(fmt::format("{}: {}", path, ec.message()));
   if (static_cast<std::int64_t>(size) > limit)
-    return Error::invalid(fmt::format("{} is {} bytes, more than the {} allowed for a JSON document", path, size, limit));
+    return Error::invalid(fmt::format(
+        "{} is {} bytes, more than the {} allowed for a JSON document", path, size, limit));
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -55,12 +59,13 @@ Result<json::value> parse_json_file(const std::string& path, std::string_view wh
   if (!text) return text.error();
   boost::system::error_code ec;
   json::value v = json::parse(*text, ec);
-  if (ec) return Error::invalid(fmt::format("{} ({}) is not valid JSON: {}", what, path, ec.message()));
+  if (ec)
+    return Error::invalid(fmt::format("{} ({}) is not valid JSON: {}", what, path, ec.message()));
   return v;
 }
 
 std::string host_architecture() {
-  struct utsname u{};
+  struct utsname u {};
   ::uname(&u);
   std::string m = u.machine;
   if (m == "x86_64") return "amd64";
@@ -119,24 +124,29 @@ Result<ImageReference> parse_image_reference(const std::string& reference) {
     std::string rest = reference.substr(kOci.size());
     ImageReference ref{"oci", rest, ""};
     // The tag follows the last ':' unless that ':' is part of the directory path.
-    if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+    if (auto colon = rest.rfind(':');
+        colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
       ref.path = rest.substr(0, colon);
       ref.tag = rest.substr(colon + 1);
     }
     if (ref.path.empty())
-      return Error::invalid(fmt::format("image reference \"{}\" names no directory; use oci:DIR[:TAG]", reference));
+      return Error::invalid(
+          fmt::format("image reference \"{}\" names no directory; use oci:DIR[:TAG]", reference));
     return ref;
   }
-  for (std::string_view other : {"oci-archive:", "docker-archive:", "docker://", "containers-storage:", "dir:"}) {
+  for (std::string_view other :
+       {"oci-archive:", "docker-archive:", "docker://", "containers-storage:", "dir:"}) {
     if (reference.rfind(other, 0) == 0)
       return Error::invalid(fmt::format(
-          "image reference \"{}\": the {} transport is not supported yet; convert it to an OCI layout "
+          "image reference \"{}\": the {} transport is not supported yet; convert it to an OCI "
+          "layout "
           "first, e.g. 'skopeo copy {} oci:./image:latest', then use oci:./image:latest",
           reference, other.substr(0, other.find(':')), reference));
   }
   return Error::invalid(fmt::format(
       "image reference \"{}\" is not understood; use oci:DIR[:TAG] (an OCI image layout as skopeo "
-      "and umoci write) or the name of an image in 'elafros image list'", reference));
+      "and umoci write) or the name of an image in 'elafros image list'",
+      reference));
 }
 
 ImageStore::ImageStore(std::string root, UnpackLimits limits)
@@ -167,16 +177,22 @@ Result<std::string> ImageStore::copy_blob(const std::string& layout, const std::
   std::string src = layout + "/blobs/sha256/" + hex_of(digest);
   std::error_code ec;
   auto actual_size = fs::file_size(src, ec);
-  if (ec) return Error::invalid(fmt::format("blob {} is missing from {} ({}); the layout is incomplete", digest, layout, ec.message()));
+  if (ec)
+    return Error::invalid(fmt::format("blob {} is missing from {} ({}); the layout is incomplete",
+                                      digest, layout, ec.message()));
   if (size >= 0 && static_cast<std::int64_t>(actual_size) != size)
-    return Error::invalid(fmt::format("blob {} in {} is {} bytes but its descriptor says {}", digest, layout, actual_size, size));
+    return Error::invalid(fmt::format("blob {} in {} is {} bytes but its descriptor says {}",
+                                      digest, layout, actual_size, size));
   std::string tmp = root_ + "/tmp/blob-" + random_suffix();
   fs::copy_file(src, tmp, ec);
   if (ec) return Error::internal(fmt::format("copying blob {}: {}", digest, ec.message()));
   auto hex = sha256_file(tmp);
   if (!hex || *hex != hex_of(digest)) {
     fs::remove(tmp, ec);
-    return Error::invalid(fmt::format("blob {} in {} does not match its digest (its content hashes to sha256:{}); the image is corrupt", digest, layout, hex ? *hex : "?"));
+    return Error::invalid(
+        fmt::format("blob {} in {} does not match its digest (its content hashes to sha256:{}); "
+                    "the image is corrupt",
+                    digest, layout, hex ? *hex : "?"));
   }
   int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
@@ -193,20 +209,24 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
   if (!ref) return ref.error();
   const std::string& layout = ref->path;
   if (!fs::is_directory(layout))
-    return Error::not_found(fmt::format("image \"{}\" not found: {} is not a directory", reference, layout));
+    return Error::not_found(
+        fmt::format("image \"{}\" not found: {} is not a directory", reference, layout));
   if (!fs::exists(layout + "/index.json"))
-    return Error::not_found(fmt::format(
-        "image \"{}\" not found: {} has no index.json (is it an OCI layout? try 'skopeo copy … oci:{}:{}')",
-        reference, layout, layout, ref->tag.empty() ? "latest" : ref->tag));
+    return Error::not_found(
+        fmt::format("image \"{}\" not found: {} has no index.json (is it an OCI layout? try "
+                    "'skopeo copy … oci:{}:{}')",
+                    reference, layout, layout, ref->tag.empty() ? "latest" : ref->tag));
   auto index = parse_json_file(layout + "/index.json", "the layout's index.json");
   if (!index) return index.error();
 
   // Pick the manifest: by tag, or the only one.
   const json::array* manifests = nullptr;
   if (index->is_object())
-    if (const auto* m = index->get_object().if_contains("manifests"); m && m->is_array()) manifests = &m->get_array();
+    if (const auto* m = index->get_object().if_contains("manifests"); m && m->is_array())
+      manifests = &m->get_array();
   if (!manifests || manifests->empty())
-    return Error::invalid(fmt::format("image \"{}\": {}/index.json lists no manifests", reference, layout));
+    return Error::invalid(
+        fmt::format("image \"{}\": {}/index.json lists no manifests", reference, layout));
   const json::object* chosen = nullptr;
   std::vector<std::string> tags;
   for (const auto& m : *manifests) {
@@ -222,8 +242,11 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
     std::string list;
     for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
     if (ref->tag.empty())
-      return Error::invalid(fmt::format("image \"{}\": {} holds several images; name one with oci:{}:TAG (tags: {})", reference, layout, layout, list));
-    return Error::not_found(fmt::format("image \"{}\" not found: {} has no tag \"{}\" (tags: {})", reference, layout, ref->tag, list.empty() ? "none" : list));
+      return Error::invalid(
+          fmt::format("image \"{}\": {} holds several images; name one with oci:{}:TAG (tags: {})",
+                      reference, layout, layout, list));
+    return Error::not_found(fmt::format("image \"{}\" not found: {} has no tag \"{}\" (tags: {})",
+                                        reference, layout, ref->tag, list.empty() ? "none" : list));
   }
 
   std::string digest = json_string(*chosen, "digest");
@@ -232,13 +255,16 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
   json::value manifest;
   // Follow image indexes down to the manifest for this platform.
   for (int depth = 0;; ++depth) {
-    if (depth > 4) return Error::invalid(fmt::format("image \"{}\": image indexes nest too deeply", reference));
+    if (depth > 4)
+      return Error::invalid(fmt::format("image \"{}\": image indexes nest too deeply", reference));
     auto path = copy_blob(layout, digest, -1);
     if (!path) return path.error();
     total += static_cast<std::int64_t>(fs::file_size(*path));
     auto doc = parse_json_file(*path, "the manifest");
     if (!doc) return doc.error();
-    if (!doc->is_object()) return Error::invalid(fmt::format("image \"{}\": manifest {} is not an object", reference, digest));
+    if (!doc->is_object())
+      return Error::invalid(
+          fmt::format("image \"{}\": manifest {} is not an object", reference, digest));
     std::string mt = json_string(doc->get_object(), "mediaType");
     if (mt.empty()) mt = media_type;
     if (mt == kOciIndex || mt == kDockerList) {
@@ -255,13 +281,16 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
           }
         }
       }
-      if (!pick) return Error::not_found(fmt::format("image \"{}\" has no manifest for linux/{}", reference, arch));
+      if (!pick)
+        return Error::not_found(
+            fmt::format("image \"{}\" has no manifest for linux/{}", reference, arch));
       digest = json_string(*pick, "digest");
       media_type = json_string(*pick, "mediaType");
       continue;
     }
     if (!mt.empty() && mt != kOciManifest && mt != kDockerManifest)
-      return Error::invalid(fmt::format("image \"{}\": manifest media type \"{}\" is not supported", reference, mt));
+      return Error::invalid(
+          fmt::format("image \"{}\": manifest media type \"{}\" is not supported", reference, mt));
     manifest = std::move(*doc);
     break;
   }
@@ -270,7 +299,8 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
   const auto* config = mo.if_contains("config");
   const auto* layers = mo.if_contains("layers");
   if (!config || !config->is_object() || !layers || !layers->is_array())
-    return Error::invalid(fmt::format("image \"{}\": manifest {} lacks config or layers", reference, digest));
+    return Error::invalid(
+        fmt::format("image \"{}\": manifest {} lacks config or layers", reference, digest));
   std::string config_digest = json_string(config->get_object(), "digest");
   auto size_of = [](const json::object& d) -> std::int64_t {
     const auto* s = d.if_contains("size");
@@ -281,7 +311,9 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
   total += size_of(config->get_object());
   std::vector<std::string> layer_digests;
   for (const auto& l : layers->get_array()) {
-    if (!l.is_object()) return Error::invalid(fmt::format("image \"{}\": a layer descriptor is not an object", reference));
+    if (!l.is_object())
+      return Error::invalid(
+          fmt::format("image \"{}\": a layer descriptor is not an object", reference));
     std::string ld = json_string(l.get_object(), "digest");
     auto lpath = copy_blob(layout, ld, size_of(l.get_object()));
     if (!lpath) return lpath.error();
@@ -289,7 +321,8 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
     layer_digests.push_back(ld);
   }
   if (auto r = unpack(digest, layer_digests); !r)
-    return Error::invalid(fmt::format("image \"{}\" cannot be unpacked: {}", reference, r.error().message));
+    return Error::invalid(
+        fmt::format("image \"{}\" cannot be unpacked: {}", reference, r.error().message));
 
   ImageRecord rec;
   rec.digest = digest;
@@ -297,10 +330,12 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
   rec.source = reference;
   rec.size = total;
   rec.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
   fs::path dir = fs::path(layout).lexically_normal();
   if (!dir.has_filename()) dir = dir.parent_path();
-  rec.name = name.empty() ? fmt::format("{}:{}", dir.filename().string(), ref->tag.empty() ? "latest" : ref->tag)
+  rec.name = name.empty() ? fmt::format("{}:{}", dir.filename().string(),
+                                        ref->tag.empty() ? "latest" : ref->tag)
                           : name;
   return rec;
 }
@@ -309,7 +344,8 @@ Result<void> ImageStore::unpack(const std::string& manifest_digest,
                                 const std::vector<std::string>& layer_digests) const {
   std::string final_path = rootfs_path(manifest_digest);
   if (fs::is_directory(final_path)) return {};
-  std::string tmp = root_ + "/tmp/rootfs-" + hex_of(manifest_digest).substr(0, 12) + "-" + random_suffix();
+  std::string tmp =
+      root_ + "/tmp/rootfs-" + hex_of(manifest_digest).substr(0, 12) + "-" + random_suffix();
   std::error_code ec;
   fs::create_directories(tmp, ec);
   if (ec) return Error::internal(fmt::format("creating {}: {}", tmp, ec.message()));
@@ -323,7 +359,8 @@ Result<void> ImageStore::unpack(const std::string& manifest_digest,
   fs::rename(tmp, final_path, ec);
   if (ec) {
     fs::remove_all(tmp, ec);  // another import of the same image won the race
-    if (!fs::is_directory(final_path)) return Error::internal(fmt::format("storing the root filesystem failed: {}", ec.message()));
+    if (!fs::is_directory(final_path))
+      return Error::internal(fmt::format("storing the root filesystem failed: {}", ec.message()));
   }
   return {};
 }
@@ -332,8 +369,10 @@ Result<ImageConfig> ImageStore::config(const std::string& manifest_digest) const
   auto manifest = parse_json_file(blob_path(manifest_digest), "the manifest");
   if (!manifest) return manifest.error();
   const auto* cfg = manifest->is_object() ? manifest->get_object().if_contains("config") : nullptr;
-  if (!cfg || !cfg->is_object()) return Error::internal(fmt::format("manifest {} has no config", manifest_digest));
-  auto doc = parse_json_file(blob_path(json_string(cfg->get_object(), "digest")), "the image config");
+  if (!cfg || !cfg->is_object())
+    return Error::internal(fmt::format("manifest {} has no config", manifest_digest));
+  auto doc =
+      parse_json_file(blob_path(json_string(cfg->get_object(), "digest")), "the image config");
   if (!doc) return doc.error();
   ImageConfig out;
   if (!doc->is_object()) return out;

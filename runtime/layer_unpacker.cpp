@@ -60,7 +60,8 @@ Result<std::vector<std::string>> entry_components(std::string_view name, std::st
 
 class Unpacker {
  public:
-  Unpacker(std::string root, const UnpackLimits& limits) : root_(std::move(root)), limits_(limits) {}
+  Unpacker(std::string root, const UnpackLimits& limits)
+      : root_(std::move(root)), limits_(limits) {}
 
   Result<void> run(const std::string& layer_path) {
     std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
@@ -68,16 +69,19 @@ class Unpacker {
     archive_read_support_format_tar(a.get());
     archive_read_support_format_gnutar(a.get());
     if (archive_read_open_filename(a.get(), layer_path.c_str(), 1 << 16) != ARCHIVE_OK)
-      return Error::invalid(fmt::format("layer {} cannot be read: {}", layer_path, archive_error_string(a.get())));
+      return Error::invalid(
+          fmt::format("layer {} cannot be read: {}", layer_path, archive_error_string(a.get())));
     std::uint64_t total = 0;
     for (;;) {
       archive_entry* entry = nullptr;
       int rc = archive_read_next_header(a.get(), &entry);
       if (rc == ARCHIVE_EOF) break;
       if (rc < ARCHIVE_WARN)
-        return Error::invalid(fmt::format("layer {} is not a valid tar archive: {}", layer_path, archive_error_string(a.get())));
+        return Error::invalid(fmt::format("layer {} is not a valid tar archive: {}", layer_path,
+                                          archive_error_string(a.get())));
       if (auto r = apply(a.get(), entry, total); !r)
-        return Error::invalid(fmt::format("layer {} was refused: {}", layer_path, r.error().message));
+        return Error::invalid(
+            fmt::format("layer {} was refused: {}", layer_path, r.error().message));
     }
     return {};
   }
@@ -97,23 +101,28 @@ class Unpacker {
       if (c.empty() || c == ".") continue;
       if (c == "..") {
         if (resolved.empty())
-          return Error::invalid(fmt::format("entry \"{}\" goes through a symlink that points outside the image root", entry_name));
+          return Error::invalid(
+              fmt::format("entry \"{}\" goes through a symlink that points outside the image root",
+                          entry_name));
         resolved.pop_back();
         continue;
       }
       std::string path = abs(resolved) + "/" + c;
-      struct stat st{};
+      struct stat st {};
       if (::lstat(path.c_str(), &st) != 0) {
         if (errno != ENOENT || !create)
-          return Error::invalid(fmt::format("entry \"{}\": {} cannot be examined: {}", entry_name, c, std::strerror(errno)));
+          return Error::invalid(fmt::format("entry \"{}\": {} cannot be examined: {}", entry_name,
+                                            c, std::strerror(errno)));
         if (::mkdir(path.c_str(), 0755) != 0)
-          return Error::internal(fmt::format("entry \"{}\": cannot create directory {}: {}", entry_name, path, std::strerror(errno)));
+          return Error::internal(fmt::format("entry \"{}\": cannot create directory {}: {}",
+                                             entry_name, path, std::strerror(errno)));
         resolved.push_back(std::move(c));
         continue;
       }
       if (S_ISLNK(st.st_mode)) {
         if (++hops > kMaxSymlinkHops)
-          return Error::invalid(fmt::format("entry \"{}\" goes through too many symlinks", entry_name));
+          return Error::invalid(
+              fmt::format("entry \"{}\" goes through too many symlinks", entry_name));
         std::string target = fs::read_symlink(path).string();
         if (!target.empty() && target.front() == '/') resolved.clear();
         auto tparts = split(target);
@@ -121,7 +130,8 @@ class Unpacker {
         continue;
       }
       if (!S_ISDIR(st.st_mode))
-        return Error::invalid(fmt::format("entry \"{}\": \"{}\" is not a directory", entry_name, c));
+        return Error::invalid(
+            fmt::format("entry \"{}\": \"{}\" is not a directory", entry_name, c));
       resolved.push_back(std::move(c));
     }
     return resolved;
@@ -167,12 +177,14 @@ class Unpacker {
     mode_t type = archive_entry_filetype(entry);
     const char* hardlink = archive_entry_hardlink(entry);
 
-    struct stat existing{};
+    struct stat existing {};
     bool exists = ::lstat(path.c_str(), &existing) == 0;
     if (exists && !(type == AE_IFDIR && S_ISDIR(existing.st_mode))) {
       std::error_code ec;
       fs::remove_all(path, ec);
-      if (ec) return Error::internal(fmt::format("entry \"{}\": cannot replace {}: {}", name, path, ec.message()));
+      if (ec)
+        return Error::internal(
+            fmt::format("entry \"{}\": cannot replace {}: {}", name, path, ec.message()));
       exists = false;
     }
 
@@ -182,34 +194,42 @@ class Unpacker {
 
     if (hardlink) {
       auto tparts = entry_components(hardlink, "hardlink target of entry");
-      if (!tparts) return Error::invalid(fmt::format("entry \"{}\": {}", name, tparts.error().message));
-      if (tparts->empty()) return Error::invalid(fmt::format("entry \"{}\" is a hardlink to the root", name));
+      if (!tparts)
+        return Error::invalid(fmt::format("entry \"{}\": {}", name, tparts.error().message));
+      if (tparts->empty())
+        return Error::invalid(fmt::format("entry \"{}\" is a hardlink to the root", name));
       std::string tbase = tparts->back();
       tparts->pop_back();
       auto tdir = resolve_dir(*tparts, name, false);
       if (!tdir) return tdir.error();
       std::string target = abs(*tdir) + "/" + tbase;
-      struct stat tst{};
+      struct stat tst {};
       if (::lstat(target.c_str(), &tst) != 0)
-        return Error::invalid(fmt::format("entry \"{}\" is a hardlink to \"{}\", which does not exist in the image", name, hardlink));
+        return Error::invalid(
+            fmt::format("entry \"{}\" is a hardlink to \"{}\", which does not exist in the image",
+                        name, hardlink));
       if (S_ISDIR(tst.st_mode))
         return Error::invalid(fmt::format("entry \"{}\" is a hardlink to a directory", name));
       if (::linkat(AT_FDCWD, target.c_str(), AT_FDCWD, path.c_str(), 0) != 0)
-        return Error::internal(fmt::format("entry \"{}\": link failed: {}", name, std::strerror(errno)));
+        return Error::internal(
+            fmt::format("entry \"{}\": link failed: {}", name, std::strerror(errno)));
       return {};
     }
 
     switch (type) {
       case AE_IFDIR:
         if (!exists && ::mkdir(path.c_str(), 0700) != 0)
-          return Error::internal(fmt::format("entry \"{}\": mkdir failed: {}", name, std::strerror(errno)));
+          return Error::internal(
+              fmt::format("entry \"{}\": mkdir failed: {}", name, std::strerror(errno)));
         if (::lchown(path.c_str(), uid, gid) != 0 || ::chmod(path.c_str(), perm) != 0)
-          return Error::internal(fmt::format("entry \"{}\": setting owner and mode failed: {}", name, std::strerror(errno)));
+          return Error::internal(fmt::format("entry \"{}\": setting owner and mode failed: {}",
+                                             name, std::strerror(errno)));
         return {};
       case AE_IFLNK: {
         const char* target = archive_entry_symlink(entry);
         if (::symlink(target ? target : "", path.c_str()) != 0)
-          return Error::internal(fmt::format("entry \"{}\": symlink failed: {}", name, std::strerror(errno)));
+          return Error::internal(
+              fmt::format("entry \"{}\": symlink failed: {}", name, std::strerror(errno)));
         if (::lchown(path.c_str(), uid, gid) != 0) {
           // Not fatal: the owner of a symlink does not matter for following it.
         }
@@ -222,9 +242,11 @@ class Unpacker {
       case AE_IFIFO: {
         dev_t dev = makedev(archive_entry_rdevmajor(entry), archive_entry_rdevminor(entry));
         if (::mknod(path.c_str(), type | perm, dev) != 0)
-          return Error::internal(fmt::format("entry \"{}\": mknod failed: {}", name, std::strerror(errno)));
+          return Error::internal(
+              fmt::format("entry \"{}\": mknod failed: {}", name, std::strerror(errno)));
         if (::lchown(path.c_str(), uid, gid) != 0 || ::chmod(path.c_str(), perm) != 0)
-          return Error::internal(fmt::format("entry \"{}\": setting owner and mode failed: {}", name, std::strerror(errno)));
+          return Error::internal(fmt::format("entry \"{}\": setting owner and mode failed: {}",
+                                             name, std::strerror(errno)));
         return {};
       }
       default:
@@ -236,7 +258,9 @@ class Unpacker {
                           const std::string& name, uid_t uid, gid_t gid, mode_t perm,
                           std::uint64_t& total) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) return Error::internal(fmt::format("entry \"{}\": create failed: {}", name, std::strerror(errno)));
+    if (fd < 0)
+      return Error::internal(
+          fmt::format("entry \"{}\": create failed: {}", name, std::strerror(errno)));
     struct Closer {
       int fd;
       ~Closer() { ::close(fd); }
@@ -248,16 +272,20 @@ class Unpacker {
       int rc = archive_read_data_block(a, &buf, &size, &offset);
       if (rc == ARCHIVE_EOF) break;
       if (rc < ARCHIVE_WARN)
-        return Error::invalid(fmt::format("entry \"{}\": reading its data failed: {}", name, archive_error_string(a)));
+        return Error::invalid(fmt::format("entry \"{}\": reading its data failed: {}", name,
+                                          archive_error_string(a)));
       total += size;
       if (total > limits_.max_layer_bytes)
-        return Error::invalid(fmt::format("the layer unpacks to more than {} bytes (limit reached at entry \"{}\")", limits_.max_layer_bytes, name));
+        return Error::invalid(
+            fmt::format("the layer unpacks to more than {} bytes (limit reached at entry \"{}\")",
+                        limits_.max_layer_bytes, name));
       const char* p = static_cast<const char*>(buf);
       while (size > 0) {
         ssize_t n = ::pwrite(fd, p, size, offset);
         if (n < 0) {
           if (errno == EINTR) continue;
-          return Error::internal(fmt::format("entry \"{}\": write failed: {}", name, std::strerror(errno)));
+          return Error::internal(
+              fmt::format("entry \"{}\": write failed: {}", name, std::strerror(errno)));
         }
         p += n;
         size -= static_cast<std::size_t>(n);
@@ -266,7 +294,8 @@ class Unpacker {
     }
     if (::ftruncate(fd, archive_entry_size(entry)) != 0 || ::fchown(fd, uid, gid) != 0 ||
         ::fchmod(fd, perm) != 0)
-      return Error::internal(fmt::format("entry \"{}\": setting size, owner and mode failed: {}", name, std::strerror(errno)));
+      return Error::internal(fmt::format("entry \"{}\": setting size, owner and mode failed: {}",
+                                         name, std::strerror(errno)));
     struct timespec times[2] = {{archive_entry_mtime(entry), 0}, {archive_entry_mtime(entry), 0}};
     (void)::futimens(fd, times);
     return {};

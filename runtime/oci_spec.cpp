@@ -73,9 +73,10 @@ json::array to_array(const std::vector<std::string>& v) {
 
 const std::vector<std::string>& default_capabilities() {
   static const std::vector<std::string> caps = {
-      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER", "CAP_MKNOD",
-      "CAP_NET_RAW", "CAP_SETGID",       "CAP_SETUID",           "CAP_SETFCAP", "CAP_SETPCAP",
-      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"};
+      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+      "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+      "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",    "CAP_AUDIT_WRITE"};
   return caps;
 }
 
@@ -94,7 +95,8 @@ Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& 
   if (p.args.empty())
     return Error::invalid(fmt::format(
         "the image of revision \"{}\" has no Entrypoint or Cmd and the service gives no command; "
-        "set one with --cmd", launch.revision));
+        "set one with --cmd",
+        launch.revision));
 
   // Environment: image, then user, then the runtime contract. A later name replaces an earlier.
   std::vector<std::pair<std::string, std::string>> env;
@@ -119,12 +121,14 @@ Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& 
   for (const auto& e : env) has_home = has_home || e.first == "HOME";
   for (auto& e : env) p.env.push_back(e.first + "=" + e.second);
 
-  p.cwd = !c.working_dir.empty() ? c.working_dir : (!image.working_dir.empty() ? image.working_dir : "/");
+  p.cwd = !c.working_dir.empty() ? c.working_dir
+                                 : (!image.working_dir.empty() ? image.working_dir : "/");
 
   // User: "", "uid", "uid:gid", "name", "name:group".
   std::string user = image.user;
   std::string user_part = user.substr(0, user.find(':'));
-  std::string group_part = user.find(':') == std::string::npos ? "" : user.substr(user.find(':') + 1);
+  std::string group_part =
+      user.find(':') == std::string::npos ? "" : user.substr(user.find(':') + 1);
   auto passwd = read_db(rootfs + "/etc/passwd", true);
   auto groups = read_db(rootfs + "/etc/group", false);
   std::string user_name;
@@ -138,7 +142,8 @@ Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& 
       for (const auto& e : passwd)
         if (e.name == user_part) p.uid = e.id, p.gid = e.gid, user_name = e.name, found = true;
       if (!found)
-        return Error::invalid(fmt::format("the image's user \"{}\" is not in its /etc/passwd", user_part));
+        return Error::invalid(
+            fmt::format("the image's user \"{}\" is not in its /etc/passwd", user_part));
     }
   }
   if (!group_part.empty()) {
@@ -149,7 +154,8 @@ Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& 
       for (const auto& g : groups)
         if (g.name == group_part) p.gid = g.id, found = true;
       if (!found)
-        return Error::invalid(fmt::format("the image's group \"{}\" is not in its /etc/group", group_part));
+        return Error::invalid(
+            fmt::format("the image's group \"{}\" is not in its /etc/group", group_part));
     }
   } else if (!user_name.empty()) {
     for (const auto& g : groups)
@@ -174,43 +180,66 @@ json::object make_runtime_spec(const BundleSpec& b) {
   process["env"] = to_array(b.process.env);
   process["cwd"] = b.process.cwd;
   json::array caps = to_array(default_capabilities());
-  process["capabilities"] = json::object{{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
-  process["rlimits"] = json::array{json::object{{"type", "RLIMIT_NOFILE"}, {"hard", b.nofile_limit}, {"soft", b.nofile_limit}}};
+  process["capabilities"] =
+      json::object{{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
+  process["rlimits"] = json::array{
+      json::object{{"type", "RLIMIT_NOFILE"}, {"hard", b.nofile_limit}, {"soft", b.nofile_limit}}};
   process["noNewPrivileges"] = true;
 
   json::array mounts{
       json::object{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
-      json::object{{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+      json::object{{"destination", "/dev"},
+                   {"type", "tmpfs"},
+                   {"source", "tmpfs"},
                    {"options", to_array({"nosuid", "strictatime", "mode=755", "size=65536k"})}},
-      json::object{{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
-                   {"options", to_array({"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"})}},
-      json::object{{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
-                   {"options", to_array({"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"})}},
-      json::object{{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
+      json::object{
+          {"destination", "/dev/pts"},
+          {"type", "devpts"},
+          {"source", "devpts"},
+          {"options", to_array({"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"})}},
+      json::object{
+          {"destination", "/dev/shm"},
+          {"type", "tmpfs"},
+          {"source", "shm"},
+          {"options", to_array({"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"})}},
+      json::object{{"destination", "/dev/mqueue"},
+                   {"type", "mqueue"},
+                   {"source", "mqueue"},
                    {"options", to_array({"nosuid", "noexec", "nodev"})}},
-      json::object{{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
+      json::object{{"destination", "/sys"},
+                   {"type", "sysfs"},
+                   {"source", "sysfs"},
                    {"options", to_array({"nosuid", "noexec", "nodev", "ro"})}},
-      json::object{{"destination", "/sys/fs/cgroup"}, {"type", "cgroup"}, {"source", "cgroup"},
+      json::object{{"destination", "/sys/fs/cgroup"},
+                   {"type", "cgroup"},
+                   {"source", "cgroup"},
                    {"options", to_array({"nosuid", "noexec", "nodev", "relatime", "ro"})}},
-      json::object{{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+      json::object{{"destination", "/tmp"},
+                   {"type", "tmpfs"},
+                   {"source", "tmpfs"},
                    {"options", to_array({"nosuid", "nodev", "mode=1777"})}},
   };
   for (const auto& f : b.readonly_host_files)
-    mounts.push_back(json::object{{"destination", f}, {"type", "bind"}, {"source", f},
-                                  {"options", to_array({"rbind", "ro", "nosuid", "nodev", "noexec"})}});
+    mounts.push_back(
+        json::object{{"destination", f},
+                     {"type", "bind"},
+                     {"source", f},
+                     {"options", to_array({"rbind", "ro", "nosuid", "nodev", "noexec"})}});
 
   json::object linux;
   // No network namespace: instances share the host network and listen on a loopback port.
   linux["namespaces"] = json::array{json::object{{"type", "pid"}}, json::object{{"type", "mount"}},
                                     json::object{{"type", "ipc"}}, json::object{{"type", "uts"}}};
   linux["cgroupsPath"] = b.cgroups_path;
-  linux["resources"] = json::object{{"pids", json::object{{"limit", b.pids_limit}}},
-                                    {"devices", json::array{json::object{{"allow", false}, {"access", "rwm"}}}}};
+  linux["resources"] =
+      json::object{{"pids", json::object{{"limit", b.pids_limit}}},
+                   {"devices", json::array{json::object{{"allow", false}, {"access", "rwm"}}}}};
   // runc's default spec (libcontainer/specconv) masks and write-protects these.
   linux["maskedPaths"] = to_array({"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                                    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
                                    "/proc/sched_debug", "/sys/firmware", "/proc/scsi"});
-  linux["readonlyPaths"] = to_array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
+  linux["readonlyPaths"] =
+      to_array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
 
   json::object spec;
   spec["ociVersion"] = "1.0.2";

@@ -26,7 +26,8 @@ namespace {
 bool is_container_id(const std::string& id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return false;
   return id != "." && id != "..";
 }
 
@@ -93,7 +94,8 @@ Result<void> write_file_atomic(const std::string& path, const std::string& conte
   if (::fsync(fd) != 0 || ::close(fd) != 0)
     return Error::internal(fmt::format("cannot flush {}: {}", tmp, std::strerror(errno)));
   if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return Error::internal(fmt::format("cannot rename {} into place: {}", tmp, std::strerror(errno)));
+    return Error::internal(
+        fmt::format("cannot rename {} into place: {}", tmp, std::strerror(errno)));
   std::string dir = fs::path(path).parent_path().string();
   int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -103,8 +105,11 @@ Result<void> write_file_atomic(const std::string& path, const std::string& conte
   return {};
 }
 
-RuncRuntime::RuncRuntime(RuncOptions options, ProcessRunnerPtr runner, std::shared_ptr<ImageStore> images)
-    : options_(std::move(options)), runner_(std::move(runner)), images_(std::move(images)),
+RuncRuntime::RuncRuntime(RuncOptions options, ProcessRunnerPtr runner,
+                         std::shared_ptr<ImageStore> images)
+    : options_(std::move(options)),
+      runner_(std::move(runner)),
+      images_(std::move(images)),
       state_root_(options_.data_dir + "/runc") {
   fs::create_directories(options_.data_dir + "/instances");
   fs::create_directories(options_.data_dir + "/logs");
@@ -129,7 +134,10 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   if (!is_container_id(spec.container_id))
     return Error::internal(fmt::format("\"{}\" is not a valid container id", spec.container_id));
   if (!images_->has_rootfs(spec.image_digest))
-    return Error::not_found(fmt::format("image {} of revision \"{}\" is not unpacked in the image store; re-import it with 'elafros image import'", spec.image_digest, spec.revision));
+    return Error::not_found(
+        fmt::format("image {} of revision \"{}\" is not unpacked in the image store; re-import it "
+                    "with 'elafros image import'",
+                    spec.image_digest, spec.revision));
   auto image = images_->config(spec.image_digest);
   if (!image) return image.error();
   std::string lower = images_->rootfs_path(spec.image_digest);
@@ -149,7 +157,8 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
 
   std::string opts = fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work", lower, dir, dir);
   if (::mount("overlay", merged.c_str(), "overlay", MS_NODEV, opts.c_str()) != 0)
-    return fail(Error::internal(fmt::format("mounting the overlay root filesystem at {} failed: {}", merged, std::strerror(errno))));
+    return fail(Error::internal(fmt::format("mounting the overlay root filesystem at {} failed: {}",
+                                            merged, std::strerror(errno))));
 
   BundleSpec bundle;
   bundle.process = std::move(process.value());
@@ -157,41 +166,49 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   bundle.hostname = spec.service;
   bundle.cgroups_path = "/elafros/" + spec.container_id;
   bundle.pids_limit = options_.pids_limit;
-  struct rlimit nofile{};
+  struct rlimit nofile {};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max != RLIM_INFINITY)
     bundle.nofile_limit = std::min<std::uint64_t>(bundle.nofile_limit, nofile.rlim_max);
   for (const char* f : {"/etc/resolv.conf", "/etc/hosts"})
     if (fs::exists(f)) bundle.readonly_host_files.emplace_back(f);
-  if (auto r = write_file_atomic(dir + "/config.json", json::serialize(make_runtime_spec(bundle))); !r)
+  if (auto r = write_file_atomic(dir + "/config.json", json::serialize(make_runtime_spec(bundle)));
+      !r)
     return fail(r.error());
 
   // The container inherits these descriptors: plain files, so it never gets SIGPIPE or blocks
   // when the daemon is gone.
-  int out = ::open(log_path(spec.container_id, "stdout").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  int err = ::open(log_path(spec.container_id, "stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int out = ::open(log_path(spec.container_id, "stdout").c_str(),
+                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int err = ::open(log_path(spec.container_id, "stderr").c_str(),
+                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (out < 0 || err < 0) {
     if (out >= 0) ::close(out);
     if (err >= 0) ::close(err);
-    return fail(Error::internal(fmt::format("cannot open the log files of {}: {}", spec.container_id, std::strerror(errno))));
+    return fail(Error::internal(fmt::format("cannot open the log files of {}: {}",
+                                            spec.container_id, std::strerror(errno))));
   }
   ProcessOptions po;
   po.stdout_fd = out;
   po.stderr_fd = err;
-  auto run = runner_->run(runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run", "--detach",
-                                     "--bundle", dir, "--pid-file", dir + "/pid", spec.container_id}),
-                          po);
+  auto run =
+      runner_->run(runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run", "--detach",
+                              "--bundle", dir, "--pid-file", dir + "/pid", spec.container_id}),
+                   po);
   ::close(out);
   ::close(err);
   if (!run) return fail(run.error());
   if (run->exit_code != 0) {
     std::string why = runc_log_message(dir + "/runc.log");
-    return fail(Error::internal(fmt::format("runc could not start the container of revision \"{}\" (exit {}): {}", spec.revision,
-                                            run->exit_code, why.empty() ? "no message" : why)));
+    return fail(Error::internal(
+        fmt::format("runc could not start the container of revision \"{}\" (exit {}): {}",
+                    spec.revision, run->exit_code, why.empty() ? "no message" : why)));
   }
   std::ifstream pid_file(dir + "/pid");
   int pid = 0;
   pid_file >> pid;
-  if (pid <= 0) return fail(Error::internal(fmt::format("runc started {} but wrote no pid file", spec.container_id)));
+  if (pid <= 0)
+    return fail(
+        Error::internal(fmt::format("runc started {} but wrote no pid file", spec.container_id)));
   return pid;
 }
 
@@ -234,8 +251,10 @@ ContainerStatus RuncRuntime::status(const std::string& id) {
   if (ec || !v.is_object()) return s;
   s.exists = true;
   const auto& o = v.get_object();
-  if (const auto* st = o.if_contains("status"); st && st->is_string()) s.running = st->get_string() == "running";
-  if (const auto* pid = o.if_contains("pid"); pid && pid->is_number()) s.pid = static_cast<int>(pid->to_number<std::int64_t>());
+  if (const auto* st = o.if_contains("status"); st && st->is_string())
+    s.running = st->get_string() == "running";
+  if (const auto* pid = o.if_contains("pid"); pid && pid->is_number())
+    s.pid = static_cast<int>(pid->to_number<std::int64_t>());
   return s;
 }
 

@@ -45,6 +45,7 @@ class RuncRuntime final : public ContainerRuntime {
 };
 
 // Writes a file atomically: temp file, fsync, rename, fsync of the directory.
-Result<void> write_file_atomic(const std::string& path, const std::string& content, int mode = 0644);
+Result<void> write_file_atomic(const std::string& path, const std::string& content,
+                               int mode = 0644);
 
 }  // namespace elafros

@@ -31,7 +31,6 @@ using asio::use_awaitable;
 namespace elafros {
 namespace {
 
-
 std::int64_t unix_now(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count();
 }
@@ -44,7 +43,9 @@ std::string random_hex(std::size_t n) {
   return s;
 }
 
-std::string key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+std::string key(const std::string& ns, const std::string& name) {
+  return ns + "/" + name;
+}
 
 enum class Phase { kStarting, kReady, kStopping, kExited };
 
@@ -83,18 +84,27 @@ struct ServiceState {
 
 class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
  public:
-  Impl(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking, Store& store,
-       ContainerRuntime& runtime, RoutingSnapshot& routes, ClockPtr clock, ReconcilerOptions options)
-      : control_(control), store_thread_(store_thread), blocking_(blocking), store_(store), runtime_(runtime),
-        routes_(routes), clock_(std::move(clock)), options_(std::move(options)) {}
+  Impl(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking,
+       Store& store, ContainerRuntime& runtime, RoutingSnapshot& routes, ClockPtr clock,
+       ReconcilerOptions options)
+      : control_(control),
+        store_thread_(store_thread),
+        blocking_(blocking),
+        store_(store),
+        runtime_(runtime),
+        routes_(routes),
+        clock_(std::move(clock)),
+        options_(std::move(options)) {}
 
   // --- recovery -------------------------------------------------------------------------------
 
   awaitable<Result<void>> recover() {
-    auto services = co_await offload(store_thread_.get_executor(), &Store::list_services, &store_, "");
+    auto services =
+        co_await offload(store_thread_.get_executor(), &Store::list_services, &store_, "");
     if (!services) co_return services.error();
     for (auto& s : services.value()) {
-      auto revisions = co_await offload(store_thread_.get_executor(), &Store::list_revisions, &store_, s.meta.namespace_, s.meta.name);
+      auto revisions = co_await offload(store_thread_.get_executor(), &Store::list_revisions,
+                                        &store_, s.meta.namespace_, s.meta.name);
       if (!revisions) co_return revisions.error();
       auto& state = services_[key(s.meta.namespace_, s.meta.name)];
       state.service = s;
@@ -107,7 +117,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (auto& rec : records.value()) {
       known.insert(rec.id);
       RevisionPtr rev = find_revision(rec.namespace_, rec.revision);
-      ContainerStatus st = co_await offload(blocking_.get_executor(), &ContainerRuntime::status, &runtime_, rec.id);
+      ContainerStatus st =
+          co_await offload(blocking_.get_executor(), &ContainerRuntime::status, &runtime_, rec.id);
       if (rev && st.running && st.pid == rec.pid && rec.state != InstanceState::kStopping) {
         auto inst = std::make_shared<Instance>();
         inst->record = rec;
@@ -118,11 +129,13 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           co_await discard(rec.id);
           continue;
         }
-        spdlog::info("adopted instance {} of revision {} (pid {}, port {})", rec.id, rec.revision, rec.pid, rec.port);
+        spdlog::info("adopted instance {} of revision {} (pid {}, port {})", rec.id, rec.revision,
+                     rec.pid, rec.port);
         asio::co_spawn(control_, probe(rev, inst), asio::detached);
       } else {
         spdlog::info("removing instance {} of revision {}: {}", rec.id, rec.revision,
-                     !rev ? "its revision is gone" : (st.running ? "it is being stopped" : "it no longer runs"));
+                     !rev ? "its revision is gone"
+                          : (st.running ? "it is being stopped" : "it no longer runs"));
         co_await discard(rec.id);
       }
     }
@@ -186,7 +199,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         for (auto& inst : std::vector<InstancePtr>(other->instances))
           asio::co_spawn(control_, stop(other, inst), asio::detached);
     bool live = false;
-    for (auto& inst : rev->instances) live = live || inst->phase == Phase::kStarting || inst->phase == Phase::kReady;
+    for (auto& inst : rev->instances)
+      live = live || inst->phase == Phase::kStarting || inst->phase == Phase::kReady;
     if (!live && !rev->restart_pending) asio::co_spawn(control_, launch(rev), asio::detached);
   }
 
@@ -231,10 +245,12 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->record.port = allocate_port();
     inst->record.created_unix = unix_now(*clock_);
     rev->instances.push_back(inst);
-    if (rev->ready.status != "True") set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
+    if (rev->ready.status != "True")
+      set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
 
     // Record first, so a crash after runc starts it still leaves a trace to clean up.
-    auto put = co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, inst->record);
+    auto put =
+        co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, inst->record);
     if (!put) {
       co_await fail(rev, inst, "InstanceRecordFailed", put.error().message, false);
       co_return;
@@ -248,7 +264,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     spec.container = r.spec.container;
     spec.port = inst->record.port;
     auto started_at = clock_->now();
-    auto pid = co_await offload(blocking_.get_executor(), &ContainerRuntime::start, &runtime_, spec);
+    auto pid =
+        co_await offload(blocking_.get_executor(), &ContainerRuntime::start, &runtime_, spec);
     if (!pid) {
       co_await fail(rev, inst, "ContainerStartFailed", pid.error().message, false);
       co_return;
@@ -260,14 +277,16 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       co_await discard(inst->record.id);
       co_return;
     }
-    spdlog::info("started instance {} of revision {} (pid {}, port {}) in {} ms", inst->record.id, r.meta.name,
-                 inst->record.pid, inst->record.port,
-                 std::chrono::duration_cast<std::chrono::milliseconds>(clock_->now() - started_at).count());
+    spdlog::info(
+        "started instance {} of revision {} (pid {}, port {}) in {} ms", inst->record.id,
+        r.meta.name, inst->record.pid, inst->record.port,
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_->now() - started_at).count());
     if (!watch_exit(inst)) {
       co_await fail(rev, inst, "ExitCode", "the container exited at once", true);
       co_return;
     }
-    (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, inst->record);
+    (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_,
+                           inst->record);
     if (inst->stop_requested || inst->exited) co_return;
     co_await probe(rev, inst);
   }
@@ -290,7 +309,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->exited = true;
     siginfo_t info{};
     // Reap it if it is our child (it is unless adopted after a restart).
-    if (::waitid(P_PIDFD, static_cast<id_t>(inst->pidfd->native_handle()), &info, WEXITED | WNOHANG) == 0 &&
+    if (::waitid(P_PIDFD, static_cast<id_t>(inst->pidfd->native_handle()), &info,
+                 WEXITED | WNOHANG) == 0 &&
         info.si_pid != 0)
       inst->exit_code = info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
     if (inst->stop_requested) return;  // stop() finishes the job
@@ -301,21 +321,25 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     std::string tail = runtime_.tail_logs(inst->record.id, 10);
     std::string message = fmt::format("container exited with code {}{}{}", code,
                                       tail.empty() ? "" : "; last output:\n", tail);
-    spdlog::warn("instance {} of revision {} exited with code {}", inst->record.id, inst->record.revision, code);
+    spdlog::warn("instance {} of revision {} exited with code {}", inst->record.id,
+                 inst->record.revision, code);
     bool was_ready = inst->phase == Phase::kReady;
-    if (was_ready && clock_->now() - inst->ready_at > std::chrono::seconds(10)) rev->backoff = std::chrono::milliseconds(0);
+    if (was_ready && clock_->now() - inst->ready_at > std::chrono::seconds(10))
+      rev->backoff = std::chrono::milliseconds(0);
     asio::co_spawn(control_, fail(rev, inst, reason, message, true), asio::detached);
   }
 
   // The instance failed: take it out of service, remove it, and start another after a backoff.
-  awaitable<void> fail(RevisionPtr rev, InstancePtr inst, std::string reason, std::string message, bool started) {
+  awaitable<void> fail(RevisionPtr rev, InstancePtr inst, std::string reason, std::string message,
+                       bool started) {
     inst->phase = Phase::kExited;
     publish_routes();
     co_await remove_instance(rev, inst);
     co_await restart_later(rev, std::move(reason), std::move(message), started);
   }
 
-  awaitable<void> restart_later(RevisionPtr rev, std::string reason, std::string message, bool started) {
+  awaitable<void> restart_later(RevisionPtr rev, std::string reason, std::string message,
+                                bool started) {
     rev->restarts += started ? 1 : 0;
     set_condition(rev->healthy, "False", reason, message);
     if (!rev->ever_ready || !has_ready(*rev)) set_condition(rev->ready, "False", reason, message);
@@ -339,7 +363,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   awaitable<void> probe(RevisionPtr rev, InstancePtr inst) {
     auto deadline = clock_->now() + options_.readiness_timeout;
-    asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), static_cast<unsigned short>(inst->record.port));
+    asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"),
+                               static_cast<unsigned short>(inst->record.port));
     asio::steady_timer timer(control_);
     for (;;) {
       if (inst->exited || inst->stop_requested || stopped_) co_return;
@@ -349,7 +374,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       if (!ec) break;
       if (clock_->now() >= deadline) {
         std::string message = fmt::format(
-            "nothing accepted TCP connections on port {} (the $PORT the app must listen on) within {:g} s",
+            "nothing accepted TCP connections on port {} (the $PORT the app must listen on) within "
+            "{:g} s",
             inst->record.port, std::chrono::duration<double>(options_.readiness_timeout).count());
         co_await stop(rev, inst);
         co_await restart_later(rev, "ReadinessProbeFailed", message, true);
@@ -377,15 +403,19 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->phase = Phase::kStopping;
     publish_routes();
     auto drain_deadline = clock_->now() + options_.drain_timeout;
-    while (was_serving && inst->stats->in_flight.load() > 0 && clock_->now() < drain_deadline) co_await pause();
+    while (was_serving && inst->stats->in_flight.load() > 0 && clock_->now() < drain_deadline)
+      co_await pause();
     if (!inst->exited && inst->record.pid > 0) {
       inst->record.state = InstanceState::kStopping;
-      (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, inst->record);
-      (void)co_await offload(blocking_.get_executor(), &ContainerRuntime::kill, &runtime_, inst->record.id, SIGTERM);
+      (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_,
+                             inst->record);
+      (void)co_await offload(blocking_.get_executor(), &ContainerRuntime::kill, &runtime_,
+                             inst->record.id, SIGTERM);
       auto grace_deadline = clock_->now() + options_.stop_grace;
       while (!inst->exited && clock_->now() < grace_deadline) co_await pause();
       if (!inst->exited) {
-        (void)co_await offload(blocking_.get_executor(), &ContainerRuntime::kill, &runtime_, inst->record.id, SIGKILL);
+        (void)co_await offload(blocking_.get_executor(), &ContainerRuntime::kill, &runtime_,
+                               inst->record.id, SIGKILL);
         auto kill_deadline = clock_->now() + std::chrono::seconds(5);
         while (!inst->exited && clock_->now() < kill_deadline) co_await pause();
       }
@@ -443,17 +473,20 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         rr->timeout_seconds = target->revision.spec.timeout_seconds;
         for (const auto& inst : target->instances)
           if (inst->phase == Phase::kReady)
-            rr->endpoints.push_back({inst->record.id, static_cast<std::uint16_t>(inst->record.port), inst->stats});
+            rr->endpoints.push_back(
+                {inst->record.id, static_cast<std::uint16_t>(inst->record.port), inst->stats});
         route->targets.push_back({100, std::move(rr)});
       }
-      table->add(service_host(s.service.meta.name, s.service.meta.namespace_, options_.domain), std::move(route));
+      table->add(service_host(s.service.meta.name, s.service.meta.namespace_, options_.domain),
+                 std::move(route));
     }
     routes_.publish(std::move(table));
   }
 
   std::string url(const std::string& ns, const std::string& name) const {
     std::string host = service_host(name, ns, options_.domain);
-    return options_.listen_port == 80 ? "http://" + host : fmt::format("http://{}:{}", host, options_.listen_port);
+    return options_.listen_port == 80 ? "http://" + host
+                                      : fmt::format("http://{}:{}", host, options_.listen_port);
   }
 
   ServiceStatus status(const Service& service) const {
@@ -474,13 +507,15 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       config.type = "ConfigurationsReady";
       if (latest.ready.status == "False") {
         config.reason = "RevisionFailed";
-        config.message = fmt::format("Revision \"{}\" failed with message: {}", latest.revision.meta.name, latest.ready.message);
+        config.message = fmt::format("Revision \"{}\" failed with message: {}",
+                                     latest.revision.meta.name, latest.ready.message);
       }
       bool routed = !st.latest_ready_revision.empty();
       routes.status = routed ? "True" : (latest.ready.status == "False" ? "False" : "Unknown");
       if (!routed) {
         routes.reason = latest.ready.status == "False" ? "RevisionFailed" : "RevisionMissing";
-        routes.message = fmt::format("Configuration \"{}\" does not have any ready Revision.", service.meta.name);
+        routes.message = fmt::format("Configuration \"{}\" does not have any ready Revision.",
+                                     service.meta.name);
       }
       ready = config.status != "True" ? config : routes;
       ready.type = "Ready";
@@ -541,40 +576,53 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   bool stopped_ = false;
 };
 
-Reconciler::Reconciler(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking,
-                       Store& store, ContainerRuntime& runtime, RoutingSnapshot& routes, ClockPtr clock,
-                       ReconcilerOptions options)
-    : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, runtime, routes, std::move(clock),
-                                   std::move(options))) {}
+Reconciler::Reconciler(asio::io_context& control, asio::thread_pool& store_thread,
+                       asio::thread_pool& blocking, Store& store, ContainerRuntime& runtime,
+                       RoutingSnapshot& routes, ClockPtr clock, ReconcilerOptions options)
+    : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, runtime, routes,
+                                   std::move(clock), std::move(options))) {}
 
-Reconciler::~Reconciler() { impl_->shutdown(); }
+Reconciler::~Reconciler() {
+  impl_->shutdown();
+}
 
 void Reconciler::start(std::function<void(Result<void>)> done) {
-  asio::co_spawn(impl_->control_, impl_->recover(),
-                 [done = std::move(done)](std::exception_ptr e, Result<void> r) {
-                   if (e) return done(Error::internal("recovering the stored state failed unexpectedly"));
-                   done(std::move(r));
-                 });
+  asio::co_spawn(
+      impl_->control_, impl_->recover(),
+      [done = std::move(done)](std::exception_ptr e, Result<void> r) {
+        if (e) return done(Error::internal("recovering the stored state failed unexpectedly"));
+        done(std::move(r));
+      });
 }
 
 void Reconciler::service_created(const Service& service, const Revision& revision) {
   impl_->created(service, revision);
 }
 
-void Reconciler::service_deleted(const std::string& ns, const std::string& name, std::function<void()> done) {
+void Reconciler::service_deleted(const std::string& ns, const std::string& name,
+                                 std::function<void()> done) {
   impl_->deleted(ns, name, std::move(done));
 }
 
-ServiceStatus Reconciler::service_status(const Service& service) const { return impl_->status(service); }
+ServiceStatus Reconciler::service_status(const Service& service) const {
+  return impl_->status(service);
+}
 
-RevisionStatus Reconciler::revision_status(const std::string& ns, const std::string& revision) const {
+RevisionStatus Reconciler::revision_status(const std::string& ns,
+                                           const std::string& revision) const {
   return impl_->revision_status(ns, revision);
 }
 
-std::string Reconciler::service_url(const std::string& ns, const std::string& name) const { return impl_->url(ns, name); }
+std::string Reconciler::service_url(const std::string& ns, const std::string& name) const {
+  return impl_->url(ns, name);
+}
 
-Reconciler::Counts Reconciler::counts() const { return impl_->counts(); }
+Reconciler::Counts Reconciler::counts() const {
+  return impl_->counts();
+}
 
-void Reconciler::shutdown() { impl_->shutdown(); }
+void Reconciler::shutdown() {
+  impl_->shutdown();
+}
 
 }  // namespace elafros

@@ -25,13 +25,13 @@ namespace elafros {
 
 struct ReconcilerOptions {
   std::string domain = "localhost";
-  int listen_port = 8080;                                 // for service URLs
-  std::chrono::milliseconds probe_interval{10};           // readiness polling while starting
-  std::chrono::milliseconds readiness_timeout{60000};      // an instance must be ready by then
-  std::chrono::seconds stop_grace{10};                    // SIGTERM → SIGKILL
-  std::chrono::seconds drain_timeout{30};                 // in-flight requests may finish
-  std::chrono::milliseconds backoff_initial{1000};        // first restart delay after a crash
-  std::chrono::milliseconds backoff_max{60000};           // restart delays double up to this
+  int listen_port = 8080;                              // for service URLs
+  std::chrono::milliseconds probe_interval{10};        // readiness polling while starting
+  std::chrono::milliseconds readiness_timeout{60000};  // an instance must be ready by then
+  std::chrono::seconds stop_grace{10};                 // SIGTERM → SIGKILL
+  std::chrono::seconds drain_timeout{30};              // in-flight requests may finish
+  std::chrono::milliseconds backoff_initial{1000};     // first restart delay after a crash
+  std::chrono::milliseconds backoff_max{60000};        // restart delays double up to this
 };
 
 class Reconciler {

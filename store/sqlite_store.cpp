@@ -85,7 +85,8 @@ class Statement {
   int step() { return sqlite3_step(stmt_); }
   std::string text(int col) const {
     auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
   }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   Error error(std::string_view what) const {
@@ -116,7 +117,8 @@ class Transaction {
   bool began() const { return began_; }
   Result<void> commit() {
     if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-      return Error::internal(fmt::format("committing to the database failed: {}", sqlite3_errmsg(db_)));
+      return Error::internal(
+          fmt::format("committing to the database failed: {}", sqlite3_errmsg(db_)));
     done_ = true;
     return {};
   }
@@ -146,8 +148,10 @@ std::map<std::string, std::string> text_to_map(const std::string& s) {
 std::string traffic_to_text(const std::vector<TrafficTarget>& traffic) {
   json::array a;
   for (const auto& t : traffic)
-    a.push_back(json::object{{"revisionName", t.revision_name}, {"latestRevision", t.latest_revision},
-                             {"percent", t.percent}, {"tag", t.tag}});
+    a.push_back(json::object{{"revisionName", t.revision_name},
+                             {"latestRevision", t.latest_revision},
+                             {"percent", t.percent},
+                             {"tag", t.tag}});
   return json::serialize(a);
 }
 
@@ -158,7 +162,8 @@ std::vector<TrafficTarget> text_to_traffic(const std::string& s) {
   if (ec || !v.is_array()) return out;
   for (const auto& e : v.get_array()) {
     const auto& o = e.get_object();
-    out.push_back({std::string(o.at("revisionName").get_string()), o.at("latestRevision").get_bool(),
+    out.push_back({std::string(o.at("revisionName").get_string()),
+                   o.at("latestRevision").get_bool(),
                    static_cast<int>(o.at("percent").to_number<std::int64_t>()),
                    std::string(o.at("tag").get_string())});
   }
@@ -174,9 +179,12 @@ Result<RevisionTemplate> text_to_template(const std::string& s) {
 
 const char* state_text(InstanceState s) {
   switch (s) {
-    case InstanceState::kStarting: return "starting";
-    case InstanceState::kRunning: return "running";
-    case InstanceState::kStopping: return "stopping";
+    case InstanceState::kStarting:
+      return "starting";
+    case InstanceState::kRunning:
+      return "running";
+    case InstanceState::kStopping:
+      return "stopping";
   }
   return "starting";
 }
@@ -191,23 +199,28 @@ InstanceState text_state(const std::string& s) {
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
-    return Error::internal(fmt::format("cannot open the database {}: {} (check that the data directory exists and is writable)", path, msg));
+    return Error::internal(fmt::format(
+        "cannot open the database {}: {} (check that the data directory exists and is writable)",
+        path, msg));
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db));
   sqlite3_busy_timeout(db, 5000);
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (auto r = store->exec(pragma); !r) return r.error();
   }
   if (auto r = store->migrate(); !r) return r.error();
   return store;
 }
 
-SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+SqliteStore::~SqliteStore() {
+  sqlite3_close(db_);
+}
 
 Result<void> SqliteStore::exec(const char* sql) {
   char* err = nullptr;
@@ -227,11 +240,15 @@ int SqliteStore::schema_version() {
 Result<void> SqliteStore::migrate() {
   int version = schema_version();
   if (version > kSchemaVersion)
-    return Error::precondition(fmt::format(
-        "the database has schema version {}, newer than this elafrosd understands ({}); run a newer elafrosd", version, kSchemaVersion));
+    return Error::precondition(
+        fmt::format("the database has schema version {}, newer than this elafrosd understands "
+                    "({}); run a newer elafrosd",
+                    version, kSchemaVersion));
   for (int v = version; v < kSchemaVersion; ++v) {
     Transaction tx(db_);
-    if (!tx.began()) return Error::unavailable("cannot lock the database to migrate it; is another elafrosd running?");
+    if (!tx.began())
+      return Error::unavailable(
+          "cannot lock the database to migrate it; is another elafrosd running?");
     if (auto r = exec(kMigrations[v]); !r) return r.error();
     if (auto r = exec(fmt::format("PRAGMA user_version={}", v + 1).c_str()); !r) return r.error();
     if (auto r = tx.commit(); !r) return r.error();
@@ -244,23 +261,38 @@ Result<void> SqliteStore::create_service(const Service& s, const Revision& rev) 
   if (!tx.began()) return Error::unavailable("the database is busy; retry");
   {
     Statement st(db_, "INSERT INTO services VALUES (?,?,?,?,?,?,?,?,?)");
-    st.bind(1, s.meta.namespace_).bind(2, s.meta.name).bind(3, s.meta.uid).bind(4, s.meta.generation)
-        .bind(5, s.meta.created_unix).bind(6, map_to_text(s.meta.labels))
-        .bind(7, map_to_text(s.meta.annotations)).bind(8, json::serialize(template_to_json(s.spec)))
+    st.bind(1, s.meta.namespace_)
+        .bind(2, s.meta.name)
+        .bind(3, s.meta.uid)
+        .bind(4, s.meta.generation)
+        .bind(5, s.meta.created_unix)
+        .bind(6, map_to_text(s.meta.labels))
+        .bind(7, map_to_text(s.meta.annotations))
+        .bind(8, json::serialize(template_to_json(s.spec)))
         .bind(9, traffic_to_text(s.traffic));
     int rc = st.step();
     if (rc == SQLITE_CONSTRAINT)
-      return Error::exists(fmt::format("service \"{}\" already exists in namespace \"{}\"; use 'elafros service update' to change it or delete it first", s.meta.name, s.meta.namespace_));
+      return Error::exists(
+          fmt::format("service \"{}\" already exists in namespace \"{}\"; use 'elafros service "
+                      "update' to change it or delete it first",
+                      s.meta.name, s.meta.namespace_));
     if (rc != SQLITE_DONE) return st.error("storing the service failed");
   }
   {
     Statement st(db_, "INSERT INTO revisions VALUES (?,?,?,?,?,?,?,?)");
-    st.bind(1, rev.meta.namespace_).bind(2, rev.meta.name).bind(3, rev.service).bind(4, rev.meta.uid)
-        .bind(5, rev.meta.generation).bind(6, rev.meta.created_unix)
-        .bind(7, json::serialize(template_to_json(rev.spec))).bind(8, rev.image_digest);
+    st.bind(1, rev.meta.namespace_)
+        .bind(2, rev.meta.name)
+        .bind(3, rev.service)
+        .bind(4, rev.meta.uid)
+        .bind(5, rev.meta.generation)
+        .bind(6, rev.meta.created_unix)
+        .bind(7, json::serialize(template_to_json(rev.spec)))
+        .bind(8, rev.image_digest);
     int rc = st.step();
     if (rc == SQLITE_CONSTRAINT)
-      return Error::exists(fmt::format("revision \"{}\" already exists in namespace \"{}\"; choose another revision name", rev.meta.name, rev.meta.namespace_));
+      return Error::exists(fmt::format(
+          "revision \"{}\" already exists in namespace \"{}\"; choose another revision name",
+          rev.meta.name, rev.meta.namespace_));
     if (rc != SQLITE_DONE) return st.error("storing the revision failed");
   }
   return tx.commit();
@@ -291,7 +323,10 @@ Result<Service> SqliteStore::get_service(const std::string& ns, const std::strin
   st.bind(1, ns).bind(2, name);
   int rc = st.step();
   if (rc == SQLITE_DONE)
-    return Error::not_found(fmt::format("service \"{}\" not found in namespace \"{}\"; 'elafros service list' shows the services there", name, ns));
+    return Error::not_found(
+        fmt::format("service \"{}\" not found in namespace \"{}\"; 'elafros service list' shows "
+                    "the services there",
+                    name, ns));
   if (rc != SQLITE_ROW) return st.error("reading the service failed");
   return read_service(st);
 }
@@ -322,10 +357,12 @@ Result<void> SqliteStore::delete_service(const std::string& ns, const std::strin
   return tx.commit();
 }
 
-Result<std::vector<Revision>> SqliteStore::list_revisions(const std::string& ns, const std::string& service) {
-  Statement st(db_, service.empty()
-                        ? "SELECT * FROM revisions WHERE namespace=? ORDER BY created, name"
-                        : "SELECT * FROM revisions WHERE namespace=? AND service=? ORDER BY created, name");
+Result<std::vector<Revision>> SqliteStore::list_revisions(const std::string& ns,
+                                                          const std::string& service) {
+  Statement st(
+      db_, service.empty()
+               ? "SELECT * FROM revisions WHERE namespace=? ORDER BY created, name"
+               : "SELECT * FROM revisions WHERE namespace=? AND service=? ORDER BY created, name");
   st.bind(1, ns);
   if (!service.empty()) st.bind(2, service);
   std::vector<Revision> out;
@@ -352,8 +389,13 @@ Result<std::vector<Revision>> SqliteStore::list_revisions(const std::string& ns,
 
 Result<void> SqliteStore::put_instance(const InstanceRecord& i) {
   Statement st(db_, "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?)");
-  st.bind(1, i.id).bind(2, i.namespace_).bind(3, i.service).bind(4, i.revision)
-      .bind(5, std::int64_t{i.port}).bind(6, std::int64_t{i.pid}).bind(7, std::string(state_text(i.state)))
+  st.bind(1, i.id)
+      .bind(2, i.namespace_)
+      .bind(3, i.service)
+      .bind(4, i.revision)
+      .bind(5, std::int64_t{i.port})
+      .bind(6, std::int64_t{i.pid})
+      .bind(7, std::string(state_text(i.state)))
       .bind(8, i.created_unix);
   if (st.step() != SQLITE_DONE) return st.error("recording the instance failed");
   return {};
@@ -388,7 +430,11 @@ Result<std::vector<InstanceRecord>> SqliteStore::list_instances() {
 
 Result<void> SqliteStore::put_image(const ImageRecord& i) {
   Statement st(db_, "INSERT OR REPLACE INTO images VALUES (?,?,?,?,?,?)");
-  st.bind(1, i.name).bind(2, i.digest).bind(3, i.config_digest).bind(4, i.source).bind(5, i.size)
+  st.bind(1, i.name)
+      .bind(2, i.digest)
+      .bind(3, i.config_digest)
+      .bind(4, i.source)
+      .bind(5, i.size)
       .bind(6, i.created_unix);
   if (st.step() != SQLITE_DONE) return st.error("recording the image failed");
   return {};
@@ -405,7 +451,10 @@ Result<ImageRecord> SqliteStore::get_image(const std::string& name) {
   st.bind(1, name);
   int rc = st.step();
   if (rc == SQLITE_DONE)
-    return Error::not_found(fmt::format("image \"{}\" not found; 'elafros image list' shows the images, 'elafros image import' adds one", name));
+    return Error::not_found(
+        fmt::format("image \"{}\" not found; 'elafros image list' shows the images, 'elafros image "
+                    "import' adds one",
+                    name));
   if (rc != SQLITE_ROW) return st.error("reading the image failed");
   return read_image(st);
 }

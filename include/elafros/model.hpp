@@ -89,11 +89,11 @@ struct InstanceRecord {
 };
 
 struct ImageRecord {
-  std::string name;             // e.g. "hello:latest"
-  std::string digest;           // manifest digest, "sha256:…"
-  std::string config_digest;    // image config digest
-  std::string source;           // the reference it was imported from
-  std::int64_t size = 0;        // bytes of manifest, config and layers
+  std::string name;           // e.g. "hello:latest"
+  std::string digest;         // manifest digest, "sha256:…"
+  std::string config_digest;  // image config digest
+  std::string source;         // the reference it was imported from
+  std::int64_t size = 0;      // bytes of manifest, config and layers
   std::int64_t created_unix = 0;
 };
 

@@ -24,7 +24,9 @@ struct Error {
   static Error invalid(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
   static Error not_found(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }
   static Error exists(std::string m) { return {ErrorCode::kAlreadyExists, std::move(m)}; }
-  static Error precondition(std::string m) { return {ErrorCode::kFailedPrecondition, std::move(m)}; }
+  static Error precondition(std::string m) {
+    return {ErrorCode::kFailedPrecondition, std::move(m)};
+  }
   static Error unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
   static Error internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 };
@@ -35,7 +37,7 @@ int http_status(ErrorCode code);
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -67,6 +69,8 @@ class [[nodiscard]] Result<void> {
   bool ok_ = true;
 };
 
-inline Result<void> ok() { return {}; }
+inline Result<void> ok() {
+  return {};
+}
 
 }  // namespace elafros

@@ -39,15 +39,15 @@ constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kBodyLimit = 4 << 20;
 constexpr std::string_view kServing = "/apis/serving.knative.dev/v1/namespaces/";
 
-
 struct Reply {
   http::status status = http::status::ok;
   json::value body;
 };
 
 Reply error_reply(const Error& e) {
-  return {static_cast<http::status>(http_status(e.code)),
-          json::object{{"error", json::object{{"code", to_string(e.code)}, {"message", e.message}}}}};
+  return {
+      static_cast<http::status>(http_status(e.code)),
+      json::object{{"error", json::object{{"code", to_string(e.code)}, {"message", e.message}}}}};
 }
 
 std::string new_uid() {
@@ -55,8 +55,10 @@ std::string new_uid() {
   std::uniform_int_distribution<unsigned> d(0, 15);
   std::string s = "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx";
   for (char& c : s) {
-    if (c == 'x') c = "0123456789abcdef"[d(rd)];
-    else if (c == 'y') c = "89ab"[d(rd) % 4];
+    if (c == 'x')
+      c = "0123456789abcdef"[d(rd)];
+    else if (c == 'y')
+      c = "89ab"[d(rd) % 4];
   }
   return s;
 }
@@ -81,7 +83,8 @@ std::string query_param(std::string_view target, std::string_view name) {
     auto amp = query.find('&');
     std::string_view kv = query.substr(0, amp);
     auto eq = kv.find('=');
-    if (kv.substr(0, eq) == name) return std::string(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
+    if (kv.substr(0, eq) == name)
+      return std::string(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
     if (amp == std::string_view::npos) break;
     query = query.substr(amp + 1);
   }
@@ -100,10 +103,16 @@ bool looks_like_transport(const std::string& ref) {
 
 class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
  public:
-  Impl(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking, Store& store,
-       ImageStore& images, Reconciler& reconciler, ApiInfo info)
-      : control_(control), store_thread_(store_thread), blocking_(blocking), store_(store), images_(images),
-        reconciler_(reconciler), info_(std::move(info)), acceptor_(control),
+  Impl(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking,
+       Store& store, ImageStore& images, Reconciler& reconciler, ApiInfo info)
+      : control_(control),
+        store_thread_(store_thread),
+        blocking_(blocking),
+        store_(store),
+        images_(images),
+        reconciler_(reconciler),
+        info_(std::move(info)),
+        acceptor_(control),
         started_(std::chrono::steady_clock::now()) {}
 
   Result<void> listen(const std::string& path) {
@@ -111,14 +120,18 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     std::error_code fec;
     fs::path p(path);
     if (p.has_parent_path()) fs::create_directories(p.parent_path(), fec);
-    if (fs::is_socket(p, fec)) fs::remove(p, fec);  // stale: the data-dir lock says no one else owns it
+    if (fs::is_socket(p, fec))
+      fs::remove(p, fec);  // stale: the data-dir lock says no one else owns it
     else if (fs::exists(p, fec))
-      return Error::precondition(fmt::format("--socket {} exists and is not a socket; remove it or choose another path", path));
+      return Error::precondition(fmt::format(
+          "--socket {} exists and is not a socket; remove it or choose another path", path));
     boost::system::error_code ec;
     acceptor_.open(stream_protocol(), ec);
     if (!ec) acceptor_.bind(stream_protocol::endpoint(path), ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return Error::unavailable(fmt::format("cannot listen on the API socket {}: {}", path, ec.message()));
+    if (ec)
+      return Error::unavailable(
+          fmt::format("cannot listen on the API socket {}: {}", path, ec.message()));
     if (::chmod(path.c_str(), 0660) != 0)
       return Error::internal(fmt::format("cannot set mode 0660 on {}", path));
     return {};
@@ -140,7 +153,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     }
   }
 
-  awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, stream_protocol::socket socket) {
+  awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/,
+                          stream_protocol::socket socket) {
     beast::basic_stream<stream_protocol> stream(std::move(socket));
     beast::flat_buffer buffer;
     for (;;) {
@@ -148,12 +162,14 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       parser.body_limit(kBodyLimit);
       stream.expires_after(std::chrono::seconds(300));
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kAwait);
-      if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout) break;
+      if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout)
+        break;
       Reply reply;
       bool keep = false;
       unsigned version = 11;
       if (ec) {
-        reply = error_reply(Error::invalid(fmt::format("malformed HTTP request: {}", ec.message())));
+        reply =
+            error_reply(Error::invalid(fmt::format("malformed HTTP request: {}", ec.message())));
         if (ec == http::error::body_limit) reply.status = http::status::payload_too_large;
       } else {
         auto& req = parser.get();
@@ -179,7 +195,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     if (body.empty()) return Error::invalid("the request needs a JSON body");
     boost::system::error_code ec;
     json::value v = json::parse(body, ec);
-    if (ec) return Error::invalid(fmt::format("the request body is not valid JSON: {}", ec.message()));
+    if (ec)
+      return Error::invalid(fmt::format("the request body is not valid JSON: {}", ec.message()));
     return v;
   }
 
@@ -189,7 +206,9 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     auto parts = split_path(path);
     auto method = req.method();
     auto method_not_allowed = [&](const char* allowed) {
-      return error_reply(Error::invalid(fmt::format("{} is not allowed on {}; use {}", std::string(req.method_string()), std::string(path), allowed)));
+      return error_reply(Error::invalid(fmt::format("{} is not allowed on {}; use {}",
+                                                    std::string(req.method_string()),
+                                                    std::string(path), allowed)));
     };
 
     if (path == "/api/v1/status") {
@@ -219,11 +238,13 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         co_return method_not_allowed("GET or DELETE");
       }
       if (kind == "revisions" && parts.size() == 6) {
-        if (method == http::verb::get) co_return co_await list_revisions(ns, query_param(target, "service"));
+        if (method == http::verb::get)
+          co_return co_await list_revisions(ns, query_param(target, "service"));
         co_return method_not_allowed("GET");
       }
     }
-    co_return error_reply(Error::not_found(fmt::format("no API resource at {}", std::string(path))));
+    co_return error_reply(
+        Error::not_found(fmt::format("no API resource at {}", std::string(path))));
   }
 
   awaitable<Reply> status() {
@@ -239,7 +260,9 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                    {"instances", c.instances},
                    {"readyInstances", c.ready_instances},
                    {"images", images ? images->size() : 0},
-                   {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()}};
+                   {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::steady_clock::now() - started_)
+                                         .count()}};
     co_return Reply{http::status::ok, std::move(o)};
   }
 
@@ -252,7 +275,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Result<ImageRecord>> import(std::string reference, std::string name) {
-    auto rec = co_await offload(blocking_.get_executor(), &ImageStore::import, &images_, reference, name);
+    auto rec =
+        co_await offload(blocking_.get_executor(), &ImageStore::import, &images_, reference, name);
     if (!rec) co_return rec;
     auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_, *rec);
     if (!put) co_return put.error();
@@ -266,7 +290,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     const json::object* o = v->if_object();
     const json::value* ref = o ? o->if_contains("reference") : nullptr;
     if (!ref || !ref->is_string() || ref->get_string().empty())
-      co_return error_reply(Error::invalid("the body needs \"reference\": a string such as \"oci:/path/to/layout:tag\""));
+      co_return error_reply(Error::invalid(
+          "the body needs \"reference\": a string such as \"oci:/path/to/layout:tag\""));
     std::string name;
     if (const json::value* n = o->if_contains("name"); n && !n->is_null()) {
       if (!n->is_string()) co_return error_reply(Error::invalid("\"name\" must be a string"));
@@ -274,7 +299,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     }
     for (const auto& kv : *o)
       if (kv.key() != "reference" && kv.key() != "name")
-        co_return error_reply(Error::invalid(fmt::format("unknown field \"{}\" (known fields: reference, name)", std::string_view(kv.key()))));
+        co_return error_reply(Error::invalid(fmt::format(
+            "unknown field \"{}\" (known fields: reference, name)", std::string_view(kv.key()))));
     auto rec = co_await import(std::string(ref->get_string()), name);
     if (!rec) co_return error_reply(rec.error());
     co_return Reply{http::status::created, image_to_json(*rec)};
@@ -286,11 +312,14 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Reply> list_services(const std::string& ns) {
-    auto services = co_await offload(store_thread_.get_executor(), &Store::list_services, &store_, ns);
+    auto services =
+        co_await offload(store_thread_.get_executor(), &Store::list_services, &store_, ns);
     if (!services) co_return error_reply(services.error());
     json::array items;
     for (const auto& s : *services) items.push_back(service_json(s));
-    co_return Reply{http::status::ok, json::object{{"apiVersion", "serving.knative.dev/v1"}, {"kind", "ServiceList"}, {"items", std::move(items)}}};
+    co_return Reply{http::status::ok, json::object{{"apiVersion", "serving.knative.dev/v1"},
+                                                   {"kind", "ServiceList"},
+                                                   {"items", std::move(items)}}};
   }
 
   awaitable<Reply> get_service(const std::string& ns, const std::string& name) {
@@ -300,14 +329,17 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   awaitable<Reply> list_revisions(const std::string& ns, const std::string& service) {
-    auto revs = co_await offload(store_thread_.get_executor(), &Store::list_revisions, &store_, ns, service);
+    auto revs = co_await offload(store_thread_.get_executor(), &Store::list_revisions, &store_, ns,
+                                 service);
     if (!revs) co_return error_reply(revs.error());
     json::array items;
     for (const auto& r : *revs) {
       RevisionStatus st = reconciler_.revision_status(ns, r.meta.name);
       items.push_back(revision_to_json(r, &st));
     }
-    co_return Reply{http::status::ok, json::object{{"apiVersion", "serving.knative.dev/v1"}, {"kind", "RevisionList"}, {"items", std::move(items)}}};
+    co_return Reply{http::status::ok, json::object{{"apiVersion", "serving.knative.dev/v1"},
+                                                   {"kind", "RevisionList"},
+                                                   {"items", std::move(items)}}};
   }
 
   awaitable<Reply> create_service(const std::string& ns, const std::string& body) {
@@ -317,15 +349,23 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     if (!parsed) co_return error_reply(parsed.error());
     Service s = std::move(parsed.value());
     if (s.meta.namespace_ != ns)
-      co_return error_reply(Error::invalid(fmt::format("metadata.namespace \"{}\" does not match the namespace \"{}\" of the request path", s.meta.namespace_, ns)));
+      co_return error_reply(Error::invalid(fmt::format(
+          "metadata.namespace \"{}\" does not match the namespace \"{}\" of the request path",
+          s.meta.namespace_, ns)));
     if (!s.traffic.empty()) {
       for (const auto& t : s.traffic)
         if (!t.latest_revision || !t.tag.empty())
-          co_return error_reply(Error::invalid("spec.traffic: a new service can only route to its latest revision (latestRevision: true, no tag)"));
+          co_return error_reply(
+              Error::invalid("spec.traffic: a new service can only route to its latest revision "
+                             "(latestRevision: true, no tag)"));
     }
-    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, s.meta.name);
+    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns,
+                                     s.meta.name);
     if (existing)
-      co_return error_reply(Error::exists(fmt::format("service \"{}\" already exists in namespace \"{}\"; delete it first ('elafros service delete {}')", s.meta.name, ns, s.meta.name)));
+      co_return error_reply(
+          Error::exists(fmt::format("service \"{}\" already exists in namespace \"{}\"; delete it "
+                                    "first ('elafros service delete {}')",
+                                    s.meta.name, ns, s.meta.name)));
 
     // Resolve the image to a digest now: the revision pins it.
     const std::string& reference = s.spec.container.image;
@@ -335,11 +375,16 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     } else {
       image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
       if (!image && image.error().code == ErrorCode::kNotFound)
-        image = Error::invalid(fmt::format("spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give a reference such as oci:DIR:TAG, or import it first with 'elafros image import'", reference));
+        image = Error::invalid(fmt::format(
+            "spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give "
+            "a reference such as oci:DIR:TAG, or import it first with 'elafros image import'",
+            reference));
     }
     if (!image) co_return error_reply(image.error());
 
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
     s.meta.uid = new_uid();
     s.meta.generation = 1;
     s.meta.created_unix = now;
@@ -349,19 +394,23 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     rev.meta.uid = new_uid();
     rev.meta.generation = 1;
     rev.meta.created_unix = now;
-    rev.meta.labels = {{"serving.knative.dev/service", s.meta.name}, {"serving.knative.dev/configuration", s.meta.name}};
+    rev.meta.labels = {{"serving.knative.dev/service", s.meta.name},
+                       {"serving.knative.dev/configuration", s.meta.name}};
     rev.service = s.meta.name;
     rev.spec = s.spec;
     rev.image_digest = image->digest;
-    auto created = co_await offload(store_thread_.get_executor(), &Store::create_service, &store_, s, rev);
+    auto created =
+        co_await offload(store_thread_.get_executor(), &Store::create_service, &store_, s, rev);
     if (!created) co_return error_reply(created.error());
-    spdlog::info("created service {}/{} with revision {} (image {})", ns, s.meta.name, rev.meta.name, image->digest);
+    spdlog::info("created service {}/{} with revision {} (image {})", ns, s.meta.name,
+                 rev.meta.name, image->digest);
     reconciler_.service_created(s, rev);
     co_return Reply{http::status::created, service_json(s)};
   }
 
   awaitable<Reply> delete_service(const std::string& ns, const std::string& name) {
-    auto d = co_await offload(store_thread_.get_executor(), &Store::delete_service, &store_, ns, name);
+    auto d =
+        co_await offload(store_thread_.get_executor(), &Store::delete_service, &store_, ns, name);
     if (!d) co_return error_reply(d.error());
     // Wait until its instances are drained and removed, as 'kn service delete' waits.
     asio::steady_timer done(control_, asio::steady_timer::time_point::max());
@@ -372,7 +421,11 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     });
     if (!finished) co_await done.async_wait(kAwait);
     spdlog::info("deleted service {}/{}", ns, name);
-    co_return Reply{http::status::ok, json::object{{"status", "Success"}, {"details", json::object{{"name", name}, {"namespace", ns}, {"kind", "services"}}}}};
+    co_return Reply{
+        http::status::ok,
+        json::object{
+            {"status", "Success"},
+            {"details", json::object{{"name", name}, {"namespace", ns}, {"kind", "services"}}}}};
   }
 
   asio::io_context& control_;
@@ -386,12 +439,20 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   std::chrono::steady_clock::time_point started_;
 };
 
-ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking,
-                     Store& store, ImageStore& images, Reconciler& reconciler, ApiInfo info)
-    : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, images, reconciler, std::move(info))) {}
+ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread,
+                     asio::thread_pool& blocking, Store& store, ImageStore& images,
+                     Reconciler& reconciler, ApiInfo info)
+    : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, images, reconciler,
+                                   std::move(info))) {}
 ApiServer::~ApiServer() = default;
-Result<void> ApiServer::listen(const std::string& socket_path) { return impl_->listen(socket_path); }
-void ApiServer::start() { impl_->start(); }
-void ApiServer::stop() { impl_->stop(); }
+Result<void> ApiServer::listen(const std::string& socket_path) {
+  return impl_->listen(socket_path);
+}
+void ApiServer::start() {
+  impl_->start();
+}
+void ApiServer::stop() {
+  impl_->stop();
+}
 
 }  // namespace elafros

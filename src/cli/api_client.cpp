@@ -16,15 +16,17 @@ namespace json = boost::json;
 
 namespace elafros::cli {
 
-ApiResponse ApiClient::request(const std::string& method, const std::string& target, const json::value* body) const {
+ApiResponse ApiClient::request(const std::string& method, const std::string& target,
+                               const json::value* body) const {
   asio::io_context io;
   asio::local::stream_protocol::socket socket(io);
   boost::system::error_code ec;
   socket.connect(asio::local::stream_protocol::endpoint(socket_), ec);
   if (ec)
-    throw std::runtime_error(fmt::format(
-        "cannot reach elafrosd at {}: {} (is elafrosd running? point --socket or $ELAFROS_SOCKET at its socket)",
-        socket_, ec.message()));
+    throw std::runtime_error(
+        fmt::format("cannot reach elafrosd at {}: {} (is elafrosd running? point --socket or "
+                    "$ELAFROS_SOCKET at its socket)",
+                    socket_, ec.message()));
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "elafrosd");
   req.set(http::field::user_agent, "elafros");
@@ -34,12 +36,15 @@ ApiResponse ApiClient::request(const std::string& method, const std::string& tar
   }
   req.prepare_payload();
   http::write(socket, req, ec);
-  if (ec) throw std::runtime_error(fmt::format("sending the request to elafrosd failed: {}", ec.message()));
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("sending the request to elafrosd failed: {}", ec.message()));
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256 << 20);
   http::read(socket, buffer, parser, ec);
-  if (ec) throw std::runtime_error(fmt::format("reading elafrosd's answer failed: {}", ec.message()));
+  if (ec)
+    throw std::runtime_error(fmt::format("reading elafrosd's answer failed: {}", ec.message()));
   ApiResponse out;
   out.status = parser.get().result_int();
   json::value v = json::parse(parser.get().body(), ec);
@@ -47,13 +52,15 @@ ApiResponse ApiClient::request(const std::string& method, const std::string& tar
   return out;
 }
 
-json::value ApiClient::call(const std::string& method, const std::string& target, const json::value* body) const {
+json::value ApiClient::call(const std::string& method, const std::string& target,
+                            const json::value* body) const {
   ApiResponse r = request(method, target, body);
   if (r.status >= 200 && r.status < 300) return std::move(r.body);
   std::string message = fmt::format("elafrosd answered {}", r.status);
   if (const auto* o = r.body.if_object())
     if (const auto* e = o->if_contains("error"); e && e->is_object())
-      if (const auto* m = e->get_object().if_contains("message"); m && m->is_string()) message = std::string(m->get_string());
+      if (const auto* m = e->get_object().if_contains("message"); m && m->is_string())
+        message = std::string(m->get_string());
   throw std::runtime_error(message);
 }
 

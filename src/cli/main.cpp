@@ -1,9 +1,9 @@
 // elafros: the command-line client. Verbs and flags follow kn's where kn has them.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -38,7 +38,8 @@ std::string absolutize_reference(const std::string& ref) {
   if (ref.rfind(prefix, 0) != 0) return ref;
   std::string rest = ref.substr(prefix.size());
   std::string path = rest, tag;
-  if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+  if (auto colon = rest.rfind(':');
+      colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
     path = rest.substr(0, colon);
     tag = rest.substr(colon);
   }
@@ -47,8 +48,10 @@ std::string absolutize_reference(const std::string& ref) {
 }
 
 void print(const Globals& g, const json::value& v) {
-  if (g.output == "json") std::cout << elafros::cli::to_pretty_json(v);
-  else std::cout << elafros::cli::to_yaml(v);
+  if (g.output == "json")
+    std::cout << elafros::cli::to_pretty_json(v);
+  else
+    std::cout << elafros::cli::to_yaml(v);
 }
 
 const json::object* condition(const json::value& obj, std::string_view type) {
@@ -62,7 +65,8 @@ const json::object* condition(const json::value& obj, std::string_view type) {
 }
 
 // Polls the service until Ready is True or False, or the timeout passes. Returns the exit code.
-int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, int timeout_seconds, const char* verb) {
+int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, int timeout_seconds,
+               const char* verb) {
   auto start = std::chrono::steady_clock::now();
   auto deadline = start + std::chrono::seconds(timeout_seconds);
   std::string last_message;
@@ -70,17 +74,22 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, 
     json::value s = api.call("GET", services_path(g) + "/" + name);
     const json::object* ready = condition(s, "Ready");
     std::string status = ready ? field(*ready, "status") : "Unknown";
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (status == "True") {
       std::cout << fmt::format("  {:.3f}s Ready to serve.\n\n", elapsed);
-      std::cout << fmt::format("Service '{}' {} to latest revision '{}' is available at URL:\n{}\n", name, verb,
-                               field(s, "status.latestReadyRevisionName"), field(s, "status.url"));
+      std::cout << fmt::format("Service '{}' {} to latest revision '{}' is available at URL:\n{}\n",
+                               name, verb, field(s, "status.latestReadyRevisionName"),
+                               field(s, "status.url"));
       return 0;
     }
     if (status == "False") {
-      std::cerr << fmt::format("Error: service '{}' is not ready after {:.3f}s: {}: {}\n", name, elapsed,
-                               field(*ready, "reason"), field(*ready, "message"));
-      std::cerr << fmt::format("Run 'elafros service describe {}' for details; the service stays and retries until deleted.\n", name);
+      std::cerr << fmt::format("Error: service '{}' is not ready after {:.3f}s: {}: {}\n", name,
+                               elapsed, field(*ready, "reason"), field(*ready, "message"));
+      std::cerr << fmt::format(
+          "Run 'elafros service describe {}' for details; the service stays and retries until "
+          "deleted.\n",
+          name);
       return 1;
     }
     std::string message = ready ? field(*ready, "message") : "";
@@ -89,8 +98,10 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, 
       last_message = message;
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      std::cerr << fmt::format("Error: service '{}' did not become ready within {} s (--wait-timeout); "
-                               "'elafros service describe {}' shows its state\n", name, timeout_seconds, name);
+      std::cerr << fmt::format(
+          "Error: service '{}' did not become ready within {} s (--wait-timeout); "
+          "'elafros service describe {}' shows its state\n",
+          name, timeout_seconds, name);
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -99,7 +110,8 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, 
 
 std::string condition_summary(const json::value& obj) {
   const auto* cs = obj.is_object() && obj.get_object().if_contains("status")
-                       ? obj.get_object().at("status").as_object().if_contains("conditions") : nullptr;
+                       ? obj.get_object().at("status").as_object().if_contains("conditions")
+                       : nullptr;
   int ok = 0, total = 0;
   if (cs && cs->is_array())
     for (const auto& c : cs->get_array()) {
@@ -111,9 +123,13 @@ std::string condition_summary(const json::value& obj) {
 
 void describe_service(const ApiClient& api, const Globals& g, const json::value& s) {
   std::string name = field(s, "metadata.name");
-  json::value revs = api.call("GET", fmt::format("/apis/serving.knative.dev/v1/namespaces/{}/revisions?service={}", g.ns, name));
-  std::cout << fmt::format("Name:       {}\nNamespace:  {}\nAge:        {}\nURL:        {}\n", name, field(s, "metadata.namespace"),
-                           elafros::cli::age(field(s, "metadata.creationTimestamp")), field(s, "status.url"));
+  json::value revs = api.call(
+      "GET",
+      fmt::format("/apis/serving.knative.dev/v1/namespaces/{}/revisions?service={}", g.ns, name));
+  std::cout << fmt::format("Name:       {}\nNamespace:  {}\nAge:        {}\nURL:        {}\n", name,
+                           field(s, "metadata.namespace"),
+                           elafros::cli::age(field(s, "metadata.creationTimestamp")),
+                           field(s, "status.url"));
   std::cout << "\nRevisions:\n";
   std::string latest_ready = field(s, "status.latestReadyRevisionName");
   if (const auto* items = revs.as_object().if_contains("items"); items && items->is_array()) {
@@ -121,15 +137,24 @@ void describe_service(const ApiClient& api, const Globals& g, const json::value&
       std::string rname = field(r, "metadata.name");
       bool routed = rname == latest_ready;
       const json::object* ready = condition(r, "Ready");
-      std::cout << fmt::format("  {:>4}  {}{} [{}] ({})\n", routed ? "100%" : "", routed ? "@latest " : "",
-                               routed ? "(" + rname + ")" : rname, field(r, "metadata.generation"),
+      std::cout << fmt::format("  {:>4}  {}{} [{}] ({})\n", routed ? "100%" : "",
+                               routed ? "@latest " : "", routed ? "(" + rname + ")" : rname,
+                               field(r, "metadata.generation"),
                                elafros::cli::age(field(r, "metadata.creationTimestamp")));
       const auto& containers = r.at("spec").at("containers").as_array();
-      std::cout << fmt::format("        Image:     {} (pinned to {})\n", field(containers[0], "image"),
-                               r.at("status").at("containerStatuses").as_array()[0].at("imageDigest").as_string().c_str());
-      std::cout << fmt::format("        Replicas:  {}/{}\n", field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"));
+      std::cout << fmt::format("        Image:     {} (pinned to {})\n",
+                               field(containers[0], "image"),
+                               r.at("status")
+                                   .at("containerStatuses")
+                                   .as_array()[0]
+                                   .at("imageDigest")
+                                   .as_string()
+                                   .c_str());
+      std::cout << fmt::format("        Replicas:  {}/{}\n", field(r, "status.actualReplicas"),
+                               field(r, "status.desiredReplicas"));
       if (ready && field(*ready, "status") != "True" && !field(*ready, "reason").empty())
-        std::cout << fmt::format("        Ready:     {} {}: {}\n", field(*ready, "status"), field(*ready, "reason"), field(*ready, "message"));
+        std::cout << fmt::format("        Ready:     {} {}: {}\n", field(*ready, "status"),
+                                 field(*ready, "reason"), field(*ready, "message"));
     }
   }
   std::cout << "\nConditions:\n";
@@ -137,9 +162,12 @@ void describe_service(const ApiClient& api, const Globals& g, const json::value&
   if (const auto* cs = s.at("status").as_object().if_contains("conditions"); cs && cs->is_array())
     for (const auto& c : cs->get_array()) {
       std::string st = field(c, "status");
-      rows.push_back({st == "True" ? "  ++" : st == "False" ? "  !!" : "  ??", field(c, "type"),
-                      elafros::cli::age(field(c, "lastTransitionTime")),
-                      field(c, "reason") + (field(c, "message").empty() ? "" : " " + field(c, "message"))});
+      rows.push_back(
+          {st == "True"    ? "  ++"
+           : st == "False" ? "  !!"
+                           : "  ??",
+           field(c, "type"), elafros::cli::age(field(c, "lastTransitionTime")),
+           field(c, "reason") + (field(c, "message").empty() ? "" : " " + field(c, "message"))});
     }
   std::cout << elafros::cli::table(rows);
 }
@@ -161,9 +189,11 @@ int main(int argc, char** argv) {
   Globals g;
   const char* env_socket = std::getenv("ELAFROS_SOCKET");
   g.socket = env_socket && *env_socket ? env_socket : "/run/elafros/elafros.sock";
-  app.add_option("--socket", g.socket, "elafrosd's API socket (default $ELAFROS_SOCKET or /run/elafros/elafros.sock)");
+  app.add_option("--socket", g.socket,
+                 "elafrosd's API socket (default $ELAFROS_SOCKET or /run/elafros/elafros.sock)");
   app.add_option("-n,--namespace", g.ns, "namespace (default \"default\")");
-  app.add_option("-o,--output", g.output, "output format: table, json or yaml")->check(CLI::IsMember({"table", "json", "yaml"}));
+  app.add_option("-o,--output", g.output, "output format: table, json or yaml")
+      ->check(CLI::IsMember({"table", "json", "yaml"}));
   app.set_version_flag("--version", std::string(elafros::kVersion));
 
   // service
@@ -174,16 +204,23 @@ int main(int argc, char** argv) {
   int wait_timeout = 600, port = 0;
   bool no_wait = false;
   create->add_option("name", name, "service name (a DNS-1035 label)")->required();
-  create->add_option("--image", image, "image: oci:DIR[:TAG] or the name of an imported image")->required();
+  create->add_option("--image", image, "image: oci:DIR[:TAG] or the name of an imported image")
+      ->required();
   create->add_option("-e,--env", envs, "environment variable NAME=VALUE (repeatable)");
-  create->add_option("--port", port, "port the app listens on, passed as $PORT (default 8080)")->check(CLI::Range(1, 65535));
+  create->add_option("--port", port, "port the app listens on, passed as $PORT (default 8080)")
+      ->check(CLI::Range(1, 65535));
   create->add_option("--cmd", cmd, "command to run instead of the image's entrypoint");
   create->add_option("--arg", args, "argument for the command (repeatable)");
-  create->add_option("--revision-name", revision_name, "name of the first revision (default NAME-00001)");
-  create->add_option("--wait-timeout", wait_timeout, "seconds to wait for the service to become ready (default 600)")->check(CLI::PositiveNumber);
+  create->add_option("--revision-name", revision_name,
+                     "name of the first revision (default NAME-00001)");
+  create
+      ->add_option("--wait-timeout", wait_timeout,
+                   "seconds to wait for the service to become ready (default 600)")
+      ->check(CLI::PositiveNumber);
   create->add_flag("--no-wait", no_wait, "return as soon as the service is created");
   auto* list = service->add_subcommand("list", "list services");
-  auto* describe = service->add_subcommand("describe", "show a service, its revisions and conditions");
+  auto* describe =
+      service->add_subcommand("describe", "show a service, its revisions and conditions");
   describe->add_option("name", name, "service name")->required();
   auto* del = service->add_subcommand("delete", "delete a service and stop its instances");
   del->add_option("name", name, "service name")->required();
@@ -224,14 +261,16 @@ int main(int argc, char** argv) {
       if (port) container["ports"] = json::array{json::object{{"containerPort", port}}};
       json::object tmpl{{"spec", json::object{{"containers", json::array{std::move(container)}}}}};
       if (!revision_name.empty()) tmpl["metadata"] = json::object{{"name", revision_name}};
-      json::value body = json::object{{"apiVersion", "serving.knative.dev/v1"},
-                                      {"kind", "Service"},
-                                      {"metadata", json::object{{"name", name}, {"namespace", g.ns}}},
-                                      {"spec", json::object{{"template", std::move(tmpl)}}}};
+      json::value body =
+          json::object{{"apiVersion", "serving.knative.dev/v1"},
+                       {"kind", "Service"},
+                       {"metadata", json::object{{"name", name}, {"namespace", g.ns}}},
+                       {"spec", json::object{{"template", std::move(tmpl)}}}};
       std::cout << fmt::format("Creating service '{}' in namespace '{}':\n\n", name, g.ns);
       json::value created = api.call("POST", services_path(g), &body);
       if (no_wait) {
-        std::cout << fmt::format("Service '{}' created in namespace '{}'.\n{}\n", name, g.ns, field(created, "status.url"));
+        std::cout << fmt::format("Service '{}' created in namespace '{}'.\n{}\n", name, g.ns,
+                                 field(created, "status.url"));
         return 0;
       }
       return wait_ready(api, g, name, wait_timeout, "created");
@@ -244,12 +283,15 @@ int main(int argc, char** argv) {
         std::cout << fmt::format("No services found in namespace '{}'.\n", g.ns);
         return 0;
       }
-      std::vector<std::vector<std::string>> rows{{"NAME", "URL", "LATEST", "AGE", "CONDITIONS", "READY", "REASON"}};
+      std::vector<std::vector<std::string>> rows{
+          {"NAME", "URL", "LATEST", "AGE", "CONDITIONS", "READY", "REASON"}};
       for (const auto& s : items) {
         const json::object* ready = condition(s, "Ready");
-        rows.push_back({field(s, "metadata.name"), field(s, "status.url"), field(s, "status.latestReadyRevisionName"),
-                        elafros::cli::age(field(s, "metadata.creationTimestamp")), condition_summary(s),
-                        ready ? field(*ready, "status") : "Unknown", ready ? field(*ready, "reason") : ""});
+        rows.push_back({field(s, "metadata.name"), field(s, "status.url"),
+                        field(s, "status.latestReadyRevisionName"),
+                        elafros::cli::age(field(s, "metadata.creationTimestamp")),
+                        condition_summary(s), ready ? field(*ready, "status") : "Unknown",
+                        ready ? field(*ready, "reason") : ""});
       }
       std::cout << elafros::cli::table(rows);
       return 0;
@@ -262,15 +304,18 @@ int main(int argc, char** argv) {
     }
     if (del->parsed()) {
       api.call("DELETE", services_path(g) + "/" + name);
-      std::cout << fmt::format("Service '{}' successfully deleted in namespace '{}'.\n", name, g.ns);
+      std::cout << fmt::format("Service '{}' successfully deleted in namespace '{}'.\n", name,
+                               g.ns);
       return 0;
     }
     if (imp->parsed()) {
-      json::value body = json::object{{"reference", absolutize_reference(reference)}, {"name", image_name}};
+      json::value body =
+          json::object{{"reference", absolutize_reference(reference)}, {"name", image_name}};
       if (image_name.empty()) body.as_object().erase("name");
       json::value v = api.call("POST", "/api/v1/images", &body);
       if (g.output != "table") return print(g, v), 0;
-      std::cout << fmt::format("Image '{}' imported: {} ({})\n", field(v, "name"), field(v, "digest"),
+      std::cout << fmt::format("Image '{}' imported: {} ({})\n", field(v, "name"),
+                               field(v, "digest"),
                                human_size(v.at("size").to_number<std::int64_t>()));
       return 0;
     }
@@ -279,7 +324,8 @@ int main(int argc, char** argv) {
       if (g.output != "table") return print(g, v), 0;
       std::vector<std::vector<std::string>> rows{{"NAME", "DIGEST", "SIZE", "AGE", "SOURCE"}};
       for (const auto& i : v.at("items").as_array())
-        rows.push_back({field(i, "name"), field(i, "digest").substr(0, 19), human_size(i.at("size").to_number<std::int64_t>()),
+        rows.push_back({field(i, "name"), field(i, "digest").substr(0, 19),
+                        human_size(i.at("size").to_number<std::int64_t>()),
                         elafros::cli::age(field(i, "created")), field(i, "source")});
       std::cout << elafros::cli::table(rows);
       return 0;
@@ -288,11 +334,12 @@ int main(int argc, char** argv) {
       json::value v = api.call("GET", "/api/v1/status");
       if (g.output != "table") return print(g, v), 0;
       std::cout << fmt::format(
-          "elafrosd {}: running for {}s\n  API socket:  {}\n  Proxy:       http://{}\n  Domain:      {}\n  Data dir:    {}\n"
+          "elafrosd {}: running for {}s\n  API socket:  {}\n  Proxy:       http://{}\n  Domain:    "
+          "  {}\n  Data dir:    {}\n"
           "  Runtime:     {}\n  Services:    {}\n  Instances:   {} ({} ready)\n  Images:      {}\n",
-          field(v, "version"), field(v, "uptimeSeconds"), field(v, "socket"), field(v, "listen"), field(v, "domain"),
-          field(v, "dataDir"), field(v, "runtime"), field(v, "services"), field(v, "instances"), field(v, "readyInstances"),
-          field(v, "images"));
+          field(v, "version"), field(v, "uptimeSeconds"), field(v, "socket"), field(v, "listen"),
+          field(v, "domain"), field(v, "dataDir"), field(v, "runtime"), field(v, "services"),
+          field(v, "instances"), field(v, "readyInstances"), field(v, "images"));
       return 0;
     }
   } catch (const std::exception& e) {

@@ -35,19 +35,33 @@ void emit(YAML::Emitter& out, const json::value& v) {
         if (!n.IsScalar() || n.Tag() != "?" || n.as<std::string>() != s) plain = false;
         bool b;
         double d;
-        if (YAML::convert<bool>::decode(n, b) || YAML::convert<double>::decode(n, d) || s == "null" || s == "~") plain = false;
+        if (YAML::convert<bool>::decode(n, b) || YAML::convert<double>::decode(n, d) ||
+            s == "null" || s == "~")
+          plain = false;
       } catch (const YAML::Exception&) {
         plain = false;
       }
-      if (plain) out << s;
-      else out << YAML::DoubleQuoted << s;
+      if (plain)
+        out << s;
+      else
+        out << YAML::DoubleQuoted << s;
       break;
     }
-    case json::kind::bool_: out << v.get_bool(); break;
-    case json::kind::int64: out << v.get_int64(); break;
-    case json::kind::uint64: out << v.get_uint64(); break;
-    case json::kind::double_: out << v.get_double(); break;
-    case json::kind::null: out << YAML::Null; break;
+    case json::kind::bool_:
+      out << v.get_bool();
+      break;
+    case json::kind::int64:
+      out << v.get_int64();
+      break;
+    case json::kind::uint64:
+      out << v.get_uint64();
+      break;
+    case json::kind::double_:
+      out << v.get_double();
+      break;
+    case json::kind::null:
+      out << YAML::Null;
+      break;
   }
 }
 

@@ -3,13 +3,13 @@
 //   proxy io_context (its own thread): the data plane
 //   store thread: every SQLite call; blocking pool: runc and image work
 
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -38,11 +38,13 @@ namespace {
 int lock_data_dir(const std::string& data_dir) {
   std::string path = data_dir + "/elafrosd.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  if (fd < 0)
+    throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
-    throw std::runtime_error(fmt::format(
-        "another elafrosd is already running on data dir {} (it holds {}); stop it first or use another --data-dir",
-        data_dir, path));
+    throw std::runtime_error(
+        fmt::format("another elafrosd is already running on data dir {} (it holds {}); stop it "
+                    "first or use another --data-dir",
+                    data_dir, path));
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) != 0 || ::write(fd, pid.data(), pid.size()) < 0) {
   }
@@ -52,13 +54,16 @@ int lock_data_dir(const std::string& data_dir) {
 int run(const DaemonConfig& cfg) {
   auto level = spdlog::level::from_str(cfg.log_level);
   if (level == spdlog::level::off && cfg.log_level != "off")
-    throw std::runtime_error(fmt::format("--log-level \"{}\" is not one of trace, debug, info, warn, error, off", cfg.log_level));
+    throw std::runtime_error(fmt::format(
+        "--log-level \"{}\" is not one of trace, debug, info, warn, error, off", cfg.log_level));
   spdlog::set_level(level);
   auto [address, port] = parse_listen(cfg.listen);
 
   std::error_code ec;
   fs::create_directories(cfg.data_dir, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot create --data-dir {}: {}", cfg.data_dir, ec.message()));
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("cannot create --data-dir {}: {}", cfg.data_dir, ec.message()));
   std::string data_dir = fs::canonical(cfg.data_dir).string();
   int lock_fd = lock_data_dir(data_dir);
   (void)lock_fd;
@@ -73,7 +78,9 @@ int run(const DaemonConfig& cfg) {
   auto runner = std::make_shared<PosixProcessRunner>();
   auto version = runner->run({cfg.runtime, "--version"}, {});
   if (!version || version->exit_code != 0)
-    throw std::runtime_error(fmt::format("the container runtime \"{}\" cannot be run; install runc or point --runtime at it", cfg.runtime));
+    throw std::runtime_error(fmt::format(
+        "the container runtime \"{}\" cannot be run; install runc or point --runtime at it",
+        cfg.runtime));
   RuncRuntime runtime({cfg.runtime, data_dir}, runner, images);
 
   asio::io_context control(1);
@@ -94,8 +101,8 @@ int run(const DaemonConfig& cfg) {
   ropts.listen_port = proxy.port();
   ropts.readiness_timeout = std::chrono::seconds(cfg.readiness_timeout_seconds);
   ropts.stop_grace = std::chrono::seconds(cfg.stop_grace_seconds);
-  Reconciler reconciler(control, store_thread, blocking, **store, runtime, routes, std::make_shared<RealClock>(), ropts);
-
+  Reconciler reconciler(control, store_thread, blocking, **store, runtime, routes,
+                        std::make_shared<RealClock>(), ropts);
 
   ApiServer api(control, store_thread, blocking, **store, *images, reconciler,
                 {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
@@ -114,7 +121,8 @@ int run(const DaemonConfig& cfg) {
     }
     proxy.start();
     api.start();
-    spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion, cfg.socket, listen, data_dir);
+    spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion,
+                 cfg.socket, listen, data_dir);
   });
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), leave workloads
@@ -136,7 +144,8 @@ int run(const DaemonConfig& cfg) {
     spdlog::info("received signal {}: stopping; instances keep running", sig);
     api.stop();
     proxy.stop_accepting();
-    *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(cfg.shutdown_timeout_seconds);
+    *deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(cfg.shutdown_timeout_seconds);
     wait_drained();
   });
 
@@ -155,14 +164,19 @@ int run(const DaemonConfig& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"elafrosd: a serverless runtime for one machine (Knative semantics, runc containers)"};
+  CLI::App app{
+      "elafrosd: a serverless runtime for one machine (Knative semantics, runc containers)"};
   DaemonConfig defaults;
   std::string config_file, data_dir, socket, listen, domain, runtime, log_level;
   app.add_option("--config", config_file, "YAML config file; flags override its keys");
-  app.add_option("--data-dir", data_dir, fmt::format("state directory (default {})", defaults.data_dir));
+  app.add_option("--data-dir", data_dir,
+                 fmt::format("state directory (default {})", defaults.data_dir));
   app.add_option("--socket", socket, fmt::format("API unix socket (default {})", defaults.socket));
-  app.add_option("--listen", listen, fmt::format("proxy address ADDRESS:PORT (default {})", defaults.listen));
-  app.add_option("--domain", domain, fmt::format("domain of service hosts NAME.NAMESPACE.DOMAIN (default {})", defaults.domain));
+  app.add_option("--listen", listen,
+                 fmt::format("proxy address ADDRESS:PORT (default {})", defaults.listen));
+  app.add_option(
+      "--domain", domain,
+      fmt::format("domain of service hosts NAME.NAMESPACE.DOMAIN (default {})", defaults.domain));
   app.add_option("--runtime", runtime, "path of the runc binary (default: runc in PATH)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
   app.set_version_flag("--version", std::string(kVersion));

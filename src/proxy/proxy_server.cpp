@@ -36,13 +36,14 @@ constexpr std::size_t kRelayBuffer = 16 * 1024;
 void strip_hop_by_hop(http::fields& h) {
   // Headers that Connection names are hop-by-hop too.
   std::vector<std::string> named;
-  for (auto it = h.find(http::field::connection); it != h.end() && it->name() == http::field::connection; ++it) {
+  for (auto it = h.find(http::field::connection);
+       it != h.end() && it->name() == http::field::connection; ++it) {
     for (auto token : http::token_list(it->value())) named.emplace_back(token);
   }
   for (const auto& n : named) h.erase(n);
-  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection, http::field::te,
-                 http::field::trailer, http::field::upgrade, http::field::proxy_authenticate,
-                 http::field::proxy_authorization})
+  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
+                 http::field::te, http::field::trailer, http::field::upgrade,
+                 http::field::proxy_authenticate, http::field::proxy_authorization})
     h.erase(f);
 }
 
@@ -67,15 +68,18 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   Result<void> listen() {
     error_code ec;
     auto address = asio::ip::make_address(options_.address, ec);
-    if (ec) return Error::invalid(fmt::format("--listen: \"{}\" is not an IP address", options_.address));
+    if (ec)
+      return Error::invalid(fmt::format("--listen: \"{}\" is not an IP address", options_.address));
     tcp::endpoint ep(address, options_.port);
     acceptor_.open(ep.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
-      return Error::unavailable(fmt::format("cannot listen on {}:{}: {} (is another server using the port? choose another with --listen)",
-                                            options_.address, options_.port, ec.message()));
+      return Error::unavailable(
+          fmt::format("cannot listen on {}:{}: {} (is another server using the port? choose "
+                      "another with --listen)",
+                      options_.address, options_.port, ec.message()));
     port_ = acceptor_.local_endpoint().port();
     return {};
   }
@@ -119,8 +123,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       pruned_for_ = table;
       auto live = live_instances(*table);
       for (auto it = pool_.begin(); it != pool_.end();) {
-        if (!live.count(it->first)) it = pool_.erase(it);
-        else ++it;
+        if (!live.count(it->first))
+          it = pool_.erase(it);
+        else
+          ++it;
       }
     }
   }
@@ -136,8 +142,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
   // GCC 12 destroys temporaries twice when they are built conditionally or inside a condition
   // around a co_await: callers build the body into a named string first.
-  awaitable<error_code> send_simple(beast::tcp_stream& client, unsigned version, http::status status,
-                                    std::string body, bool keep_alive) {
+  awaitable<error_code> send_simple(beast::tcp_stream& client, unsigned version,
+                                    http::status status, std::string body, bool keep_alive) {
     http::response<http::string_body> res{status, version};
     res.set(http::field::server, "elafros");
     res.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -159,27 +165,32 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       client.expires_after(buffer.size() ? options_.header_timeout : options_.idle_timeout);
       auto [ec, n] = co_await http::async_read_header(client, buffer, parser, kAwait);
       if (ec) {
-        if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
-            ec == asio::error::connection_reset || ec == asio::error::operation_aborted)
+        if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+            ec == asio::error::eof || ec == asio::error::connection_reset ||
+            ec == asio::error::operation_aborted)
           break;
-        http::status status = ec == http::error::header_limit ? http::status::request_header_fields_too_large
-                                                              : http::status::bad_request;
+        http::status status = ec == http::error::header_limit
+                                  ? http::status::request_header_fields_too_large
+                                  : http::status::bad_request;
         std::string body = fmt::format("bad request: {}", ec.message());
         co_await send_simple(client, 11, status, std::move(body), false);
         break;
       }
       auto& req = parser.get();
       if (req.version() != 11 && req.version() != 10) {
-        co_await send_simple(client, 11, http::status::http_version_not_supported, "only HTTP/1.0 and HTTP/1.1 are supported", false);
+        co_await send_simple(client, 11, http::status::http_version_not_supported,
+                             "only HTTP/1.0 and HTTP/1.1 are supported", false);
         break;
       }
       auto host = req[http::field::host];
       if (host.empty()) {
-        co_await send_simple(client, req.version(), http::status::bad_request, "bad request: the Host header is missing", false);
+        co_await send_simple(client, req.version(), http::status::bad_request,
+                             "bad request: the Host header is missing", false);
         break;
       }
       if (req.count(http::field::host) > 1) {
-        co_await send_simple(client, req.version(), http::status::bad_request, "bad request: more than one Host header", false);
+        co_await send_simple(client, req.version(), http::status::bad_request,
+                             "bad request: more than one Host header", false);
         break;
       }
       bool keep_alive = req.keep_alive() && !stopping_;
@@ -188,8 +199,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       bool body_unread = !parser.is_done();
       if (!route) {
         if (body_unread) keep_alive = false;  // don't read a body we have no use for
-        std::string body = fmt::format("no service serves host \"{}\" ('elafros service list' shows the URLs)", std::string(host));
-        error_code wec = co_await send_simple(client, req.version(), http::status::not_found, std::move(body), keep_alive);
+        std::string body =
+            fmt::format("no service serves host \"{}\" ('elafros service list' shows the URLs)",
+                        std::string(host));
+        error_code wec = co_await send_simple(client, req.version(), http::status::not_found,
+                                              std::move(body), keep_alive);
         if (wec || !keep_alive) break;
         continue;
       }
@@ -199,9 +213,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         if (body_unread) keep_alive = false;
         std::string which;
         if (revision) which = fmt::format(" (revision \"{}\")", revision->name);
-        std::string body = fmt::format("service \"{}\" has no ready instance yet{} ('elafros service describe {}' says why)",
-                                       route->service, which, route->service);
-        error_code wec = co_await send_simple(client, req.version(), http::status::service_unavailable, std::move(body), keep_alive);
+        std::string body = fmt::format(
+            "service \"{}\" has no ready instance yet{} ('elafros service describe {}' says why)",
+            route->service, which, route->service);
+        error_code wec = co_await send_simple(
+            client, req.version(), http::status::service_unavailable, std::move(body), keep_alive);
         if (wec || !keep_alive) break;
         continue;
       }
@@ -231,7 +247,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     const Endpoint* best = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
       const Endpoint& e = rev.endpoints[(start + i) % n];
-      if (!best || e.stats->in_flight.load(std::memory_order_relaxed) < best->stats->in_flight.load(std::memory_order_relaxed))
+      if (!best || e.stats->in_flight.load(std::memory_order_relaxed) <
+                       best->stats->in_flight.load(std::memory_order_relaxed))
         best = &e;
     }
     return best;
@@ -253,8 +270,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // Relays one request to the instance and its response back. Returns false when the client
   // connection must close.
   awaitable<bool> forward(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
-                          http::request_parser<http::buffer_body>& parser, const RevisionRoute& revision,
-                          const Endpoint& endpoint, bool& keep_alive) {
+                          http::request_parser<http::buffer_body>& parser,
+                          const RevisionRoute& revision, const Endpoint& endpoint,
+                          bool& keep_alive) {
     InFlight guard(*endpoint.stats);
     active_.fetch_add(1, std::memory_order_relaxed);
     struct Done {
@@ -266,7 +284,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     unsigned client_version = req.version();
     bool head = req.method() == http::verb::head;
     bool has_body = !parser.is_done();
-    if (req[http::field::expect] == "100-continue" || beast::iequals(req[http::field::expect], "100-continue")) {
+    if (req[http::field::expect] == "100-continue" ||
+        beast::iequals(req[http::field::expect], "100-continue")) {
       // Answer it here, as nginx does, and stream the body on.
       req.erase(http::field::expect);
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -308,9 +327,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         auto [ec] = co_await upstream->async_connect(upstream_ep, kAwait);
         if (ec) {
           keep_alive = keep_alive && !has_body;
-          std::string body = fmt::format("instance {} of revision \"{}\" refused the connection: {}",
-                                         endpoint.instance_id, revision.name, ec.message());
-          co_await send_simple(client, client_version, http::status::bad_gateway, std::move(body), keep_alive);
+          std::string body =
+              fmt::format("instance {} of revision \"{}\" refused the connection: {}",
+                          endpoint.instance_id, revision.name, ec.message());
+          co_await send_simple(client, client_version, http::status::bad_gateway, std::move(body),
+                               keep_alive);
           co_return keep_alive;
         }
         error_code ignored;
@@ -336,8 +357,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
             if (rec) {
               keep_alive = false;
               if (rec == http::error::body_limit) {
-                std::string body = fmt::format("request body larger than {} bytes", options_.body_limit);
-                co_await send_simple(client, client_version, http::status::payload_too_large, std::move(body), false);
+                std::string body =
+                    fmt::format("request body larger than {} bytes", options_.body_limit);
+                co_await send_simple(client, client_version, http::status::payload_too_large,
+                                     std::move(body), false);
               }
               co_return false;
             }
@@ -367,19 +390,22 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       // A pooled connection the instance already closed: retry once on a fresh one, if the
       // request can be sent again.
       if (reused && !client_dirty && attempt == 0 &&
-          (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-           ec == asio::error::broken_pipe)) {
+          (ec == http::error::end_of_stream || ec == asio::error::eof ||
+           ec == asio::error::connection_reset || ec == asio::error::broken_pipe)) {
         upstream.reset();
         ubuf.clear();
         continue;
       }
-      http::status status = ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
+      http::status status =
+          ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
       keep_alive = keep_alive && parser.is_done();
       std::string body;
       if (ec == beast::error::timeout)
-        body = fmt::format("revision \"{}\" did not answer within {} s (its timeoutSeconds)", revision.name, revision.timeout_seconds);
+        body = fmt::format("revision \"{}\" did not answer within {} s (its timeoutSeconds)",
+                           revision.name, revision.timeout_seconds);
       else
-        body = fmt::format("instance {} of revision \"{}\" failed: {}", endpoint.instance_id, revision.name, ec.message());
+        body = fmt::format("instance {} of revision \"{}\" failed: {}", endpoint.instance_id,
+                           revision.name, ec.message());
       co_await send_simple(client, client_version, status, std::move(body), keep_alive);
       co_return keep_alive;
     }
@@ -389,12 +415,15 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     bool upstream_keep = response.keep_alive();
     strip_hop_by_hop(response);
     bool delimited = head || response.has_content_length() || response.chunked() ||
-                     response.result_int() / 100 == 1 || response.result() == http::status::no_content ||
+                     response.result_int() / 100 == 1 ||
+                     response.result() == http::status::no_content ||
                      response.result() == http::status::not_modified;
     if (!delimited) {
       // The instance ends the body by closing; re-frame it for the client.
-      if (client_version == 11) response.chunked(true);
-      else keep_alive = false;
+      if (client_version == 11)
+        response.chunked(true);
+      else
+        keep_alive = false;
       upstream_keep = false;
     }
     response.version(client_version);
@@ -449,10 +478,20 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 ProxyServer::ProxyServer(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
     : impl_(std::make_shared<Impl>(io, routes, std::move(options))) {}
 ProxyServer::~ProxyServer() = default;
-Result<void> ProxyServer::listen() { return impl_->listen(); }
-void ProxyServer::start() { impl_->start(); }
-void ProxyServer::stop_accepting() { impl_->stop_accepting(); }
-std::uint16_t ProxyServer::port() const { return impl_->port_; }
-std::int64_t ProxyServer::active_requests() const { return impl_->active_.load(); }
+Result<void> ProxyServer::listen() {
+  return impl_->listen();
+}
+void ProxyServer::start() {
+  impl_->start();
+}
+void ProxyServer::stop_accepting() {
+  impl_->stop_accepting();
+}
+std::uint16_t ProxyServer::port() const {
+  return impl_->port_;
+}
+std::int64_t ProxyServer::active_requests() const {
+  return impl_->active_.load();
+}
 
 }  // namespace elafros

@@ -20,12 +20,12 @@ namespace elafros {
 struct ProxyOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;
-  std::uint32_t header_limit = 32 * 1024;                 // like nginx's large header buffers
-  std::uint64_t body_limit = 100ULL * 1024 * 1024;        // request bodies beyond get 413
-  std::chrono::seconds header_timeout{60};                // client_header_timeout
-  std::chrono::seconds idle_timeout{75};                  // keepalive_timeout
+  std::uint32_t header_limit = 32 * 1024;           // like nginx's large header buffers
+  std::uint64_t body_limit = 100ULL * 1024 * 1024;  // request bodies beyond get 413
+  std::chrono::seconds header_timeout{60};          // client_header_timeout
+  std::chrono::seconds idle_timeout{75};            // keepalive_timeout
   std::chrono::seconds connect_timeout{5};
-  std::size_t max_idle_upstream = 64;                     // pooled connections per instance
+  std::size_t max_idle_upstream = 64;  // pooled connections per instance
 };
 
 class ProxyServer {

@@ -1,7 +1,6 @@
 // RuncRuntime with the real runc: start an instance of a fixture image (built here with umoci
 // and busybox-static), probe it, serve a request, stop it, and leave nothing behind.
 #include <arpa/inet.h>
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
@@ -9,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -39,8 +39,12 @@ struct Workspace {
     std::error_code ec;
     if (fs::exists(root))
       for (const auto& e : fs::directory_iterator(root, ec))
-        std::system(fmt::format("runc --root {} delete --force {} >/dev/null 2>&1", root, e.path().filename().string()).c_str());
-    std::system(fmt::format("grep -o '{}/[^ ]*' /proc/mounts | xargs -r -n1 umount -l 2>/dev/null", dir).c_str());
+        std::system(fmt::format("runc --root {} delete --force {} >/dev/null 2>&1", root,
+                                e.path().filename().string())
+                        .c_str());
+    std::system(
+        fmt::format("grep -o '{}/[^ ]*' /proc/mounts | xargs -r -n1 umount -l 2>/dev/null", dir)
+            .c_str());
     fs::remove_all(dir, ec);
   }
 };
@@ -93,7 +97,8 @@ TEST_CASE("an instance runs under real runc, serves, stops and leaves nothing be
   // The container's init is re-parented to us when runc exits, as it is to elafrosd.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   Workspace ws;
-  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null", ELAFROS_SOURCE_DIR, ws.dir);
+  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null",
+                                  ELAFROS_SOURCE_DIR, ws.dir);
   REQUIRE(std::system(build.c_str()) == 0);
 
   auto images = std::make_shared<ImageStore>(ws.dir + "/data/images");
@@ -125,7 +130,9 @@ TEST_CASE("an instance runs under real runc, serves, stops and leaves nothing be
     response = http_get(spec.port);
     if (response.empty()) std::this_thread::sleep_for(10ms);
   }
-  auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_at).count();
+  auto ready_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started_at)
+                      .count();
   WARN(fmt::format("runc start to first response: {} ms", ready_ms));
   CHECK(response.find("200 OK") != std::string::npos);
   CHECK(response.find("Howdy from hello (revision hello-00001)") != std::string::npos);
@@ -155,7 +162,8 @@ TEST_CASE("an instance runs under real runc, serves, stops and leaves nothing be
 TEST_CASE("a container that cannot start reports runc's reason and leaves nothing behind") {
   REQUIRE(::getuid() == 0);
   Workspace ws;
-  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null", ELAFROS_SOURCE_DIR, ws.dir);
+  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null",
+                                  ELAFROS_SOURCE_DIR, ws.dir);
   REQUIRE(std::system(build.c_str()) == 0);
   auto images = std::make_shared<ImageStore>(ws.dir + "/data/images");
   auto image = images->import("oci:" + ws.dir + "/image:latest", "hello");
@@ -192,7 +200,8 @@ TEST_CASE("importing a missing layout says what to do") {
 TEST_CASE("an image whose blob does not match its digest is refused") {
   REQUIRE(::getuid() == 0);
   Workspace ws;
-  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null", ELAFROS_SOURCE_DIR, ws.dir);
+  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null",
+                                  ELAFROS_SOURCE_DIR, ws.dir);
   REQUIRE(std::system(build.c_str()) == 0);
   // Corrupt the largest blob (the layer) in place.
   std::string biggest;

@@ -1,8 +1,8 @@
-#include <catch2/catch.hpp>
+#include "daemon/config.hpp"
 
+#include <catch2/catch.hpp>
 #include <fstream>
 
-#include "daemon/config.hpp"
 #include "fixtures/tar_builder.hpp"
 
 using namespace elafros;
@@ -10,8 +10,9 @@ using namespace elafros;
 TEST_CASE("the config file sets every daemon key") {
   test::TempDir dir;
   std::string path = dir.path() + "/config.yaml";
-  std::ofstream(path) << "data-dir: /srv/elafros\nsocket: /tmp/e.sock\nlisten: 0.0.0.0:9000\ndomain: example.com\n"
-                         "runtime: /usr/local/bin/runc\nlog-level: debug\nreadiness-timeout-seconds: 5\n";
+  std::ofstream(path)
+      << "data-dir: /srv/elafros\nsocket: /tmp/e.sock\nlisten: 0.0.0.0:9000\ndomain: example.com\n"
+         "runtime: /usr/local/bin/runc\nlog-level: debug\nreadiness-timeout-seconds: 5\n";
   DaemonConfig c;
   load_config_file(path, c);
   CHECK(c.data_dir == "/srv/elafros");
@@ -33,11 +34,13 @@ TEST_CASE("bad config files are refused with the key that is wrong") {
   CHECK_THROWS_WITH(load_config_file(path, c), Catch::Contains("must be an integer"));
   std::ofstream(path) << "listen: [1, 2]\n";
   CHECK_THROWS_WITH(load_config_file(path, c), Catch::Contains("listen must be a string"));
-  CHECK_THROWS_WITH(load_config_file(dir.path() + "/missing.yaml", c), Catch::Contains("cannot be read"));
+  CHECK_THROWS_WITH(load_config_file(dir.path() + "/missing.yaml", c),
+                    Catch::Contains("cannot be read"));
 }
 
 TEST_CASE("--listen is ADDRESS:PORT") {
-  CHECK(parse_listen("127.0.0.1:8080") == std::pair<std::string, unsigned short>{"127.0.0.1", 8080});
+  CHECK(parse_listen("127.0.0.1:8080") ==
+        std::pair<std::string, unsigned short>{"127.0.0.1", 8080});
   CHECK(parse_listen("[::1]:80") == std::pair<std::string, unsigned short>{"::1", 80});
   CHECK_THROWS_WITH(parse_listen("8080"), Catch::Contains("ADDRESS:PORT"));
   CHECK_THROWS_WITH(parse_listen("127.0.0.1:http"), Catch::Contains("port must be a number"));

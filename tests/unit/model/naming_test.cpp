@@ -1,11 +1,12 @@
-#include <catch2/catch.hpp>
-
 #include "elafros/naming.hpp"
+
+#include <catch2/catch.hpp>
 
 using elafros::dns1035_label_problem;
 
 TEST_CASE("DNS-1035 labels: valid names pass") {
-  for (const char* name : {"a", "hello", "hello-world", "a1", "x-1-y", "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123"})
+  for (const char* name : {"a", "hello", "hello-world", "a1", "x-1-y",
+                           "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij123"})
     CHECK_FALSE(dns1035_label_problem(name).has_value());
 }
 

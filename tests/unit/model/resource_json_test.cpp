@@ -1,14 +1,15 @@
-#include <catch2/catch.hpp>
+#include "elafros/resource_json.hpp"
 
 #include <boost/json.hpp>
-
-#include "elafros/resource_json.hpp"
+#include <catch2/catch.hpp>
 
 using namespace elafros;
 namespace json = boost::json;
 
 namespace {
-Result<Service> parse(const std::string& text) { return service_from_json(json::parse(text), "default"); }
+Result<Service> parse(const std::string& text) {
+  return service_from_json(json::parse(text), "default");
+}
 
 std::string error_of(const std::string& text) {
   auto r = parse(text);
@@ -73,23 +74,42 @@ TEST_CASE("a service's status renders in Knative's shape") {
 }
 
 TEST_CASE("bad services are rejected with the field's path") {
-  CHECK(error_of(R"({"metadata": {"name": "Hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}})")
-            .find("metadata.name") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "Hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}})")
+          .find("metadata.name") != std::string::npos);
   CHECK(error_of(R"({"metadata": {"name": "hello"}})").find("spec") != std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": []}}}})")
-            .find("exactly one container") != std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": 5}]}}}})")
-            == "spec.template.spec.containers[0].image: expected a string, got an integer");
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "imagePullSecret": "y"}]}}}})")
-            .find("spec.template.spec.containers[0].imagePullSecret: unknown field") != std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "env": [{"name": "PORT", "value": "1"}]}]}}}})")
-            .find("PORT is set by elafros") != std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "ports": [{"containerPort": 70000}]}]}}}})")
-            .find("containerPort") != std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containerConcurrency": -1, "containers": [{"image": "x"}]}}}})")
-            .find("containerConcurrency") != std::string::npos);
-  CHECK(error_of(R"({"apiVersion": "v1", "metadata": {"name": "hello"}, "spec": {}})").find("apiVersion") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": []}}}})")
+          .find("exactly one container") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": 5}]}}}})") ==
+      "spec.template.spec.containers[0].image: expected a string, got an integer");
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "imagePullSecret": "y"}]}}}})")
+          .find("spec.template.spec.containers[0].imagePullSecret: unknown field") !=
+      std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "env": [{"name": "PORT", "value": "1"}]}]}}}})")
+          .find("PORT is set by elafros") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x", "ports": [{"containerPort": 70000}]}]}}}})")
+          .find("containerPort") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containerConcurrency": -1, "containers": [{"image": "x"}]}}}})")
+          .find("containerConcurrency") != std::string::npos);
+  CHECK(error_of(R"({"apiVersion": "v1", "metadata": {"name": "hello"}, "spec": {}})")
+            .find("apiVersion") != std::string::npos);
   CHECK(error_of(R"([1, 2])").find("expected an object") != std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}},
-                    "traffic": [{"latestRevision": true, "percent": 50}]}})").find("sum to 100") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}},
+                    "traffic": [{"latestRevision": true, "percent": 50}]}})")
+          .find("sum to 100") != std::string::npos);
 }

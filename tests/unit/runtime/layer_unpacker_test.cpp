@@ -1,11 +1,12 @@
-#include <catch2/catch.hpp>
+#include "layer_unpacker.hpp"
+
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 
 #include "fixtures/tar_builder.hpp"
-#include "layer_unpacker.hpp"
 
 using namespace elafros;
 using test::TarEntry;
@@ -49,22 +50,30 @@ TEST_CASE("a layer unpacks files, directories, symlinks and hardlinks with their
   CHECK(read(s.root + "/bin/app") == "#!/bin/sh\n");
   CHECK((fs::status(s.root + "/bin/app").permissions() & fs::perms::owner_exec) != fs::perms::none);
   CHECK(fs::read_symlink(s.root + "/bin/link") == "app");
-  struct stat a{}, b{};
+  struct stat a {
+  }, b{};
   ::stat((s.root + "/bin/app").c_str(), &a);
   ::stat((s.root + "/bin/hard").c_str(), &b);
   CHECK(a.st_ino == b.st_ino);
   CHECK(read(s.root + "/etc/deep/config") == "x=1\n");
-  CHECK((fs::status(s.root + "/etc/deep/config").permissions() & fs::perms::others_read) == fs::perms::none);
+  CHECK((fs::status(s.root + "/etc/deep/config").permissions() & fs::perms::others_read) ==
+        fs::perms::none);
 }
 
 TEST_CASE("whiteouts remove what lower layers added; opaque markers hide directories") {
   Sandbox s;
-  REQUIRE(s.apply({{TarEntry::kFile, "a/b", "b"}, {TarEntry::kFile, "a/c", "c"},
-                   {TarEntry::kFile, "d/e", "e"}, {TarEntry::kDir, "d/sub", ""}, {TarEntry::kFile, "d/sub/x", "x"}}).ok());
-  REQUIRE(s.apply({{TarEntry::kFile, "a/.wh.b", ""},
-                   {TarEntry::kFile, "d/f", "f"},  // written before the marker, in the same layer: kept
-                   {TarEntry::kFile, "d/.wh..wh..opq", ""},
-                   {TarEntry::kFile, "d/g", "g"}}).ok());
+  REQUIRE(s.apply({{TarEntry::kFile, "a/b", "b"},
+                   {TarEntry::kFile, "a/c", "c"},
+                   {TarEntry::kFile, "d/e", "e"},
+                   {TarEntry::kDir, "d/sub", ""},
+                   {TarEntry::kFile, "d/sub/x", "x"}})
+              .ok());
+  REQUIRE(
+      s.apply({{TarEntry::kFile, "a/.wh.b", ""},
+               {TarEntry::kFile, "d/f", "f"},  // written before the marker, in the same layer: kept
+               {TarEntry::kFile, "d/.wh..wh..opq", ""},
+               {TarEntry::kFile, "d/g", "g"}})
+          .ok());
   CHECK_FALSE(fs::exists(s.root + "/a/b"));
   CHECK(fs::exists(s.root + "/a/c"));
   CHECK_FALSE(fs::exists(s.root + "/a/.wh.b"));
@@ -77,7 +86,10 @@ TEST_CASE("whiteouts remove what lower layers added; opaque markers hide directo
 
 TEST_CASE("a later layer replaces a file with a directory and back") {
   Sandbox s;
-  REQUIRE(s.apply({{TarEntry::kFile, "x", "file"}, {TarEntry::kDir, "y", ""}, {TarEntry::kFile, "y/inner", "i"}}).ok());
+  REQUIRE(s.apply({{TarEntry::kFile, "x", "file"},
+                   {TarEntry::kDir, "y", ""},
+                   {TarEntry::kFile, "y/inner", "i"}})
+              .ok());
   REQUIRE(s.apply({{TarEntry::kDir, "x", ""}, {TarEntry::kFile, "y", "now a file"}}).ok());
   CHECK(fs::is_directory(s.root + "/x"));
   CHECK(read(s.root + "/y") == "now a file");
@@ -86,8 +98,10 @@ TEST_CASE("a later layer replaces a file with a directory and back") {
 TEST_CASE("symlinks inside the image are followed as the container sees them") {
   Sandbox s;
   // /bin -> usr/bin (merged /usr) and an absolute symlink: both resolve inside the root.
-  REQUIRE(s.apply({{TarEntry::kDir, "usr/bin", ""}, {TarEntry::kSymlink, "bin", "usr/bin"},
-                   {TarEntry::kSymlink, "abs", "/usr"}}).ok());
+  REQUIRE(s.apply({{TarEntry::kDir, "usr/bin", ""},
+                   {TarEntry::kSymlink, "bin", "usr/bin"},
+                   {TarEntry::kSymlink, "abs", "/usr"}})
+              .ok());
   REQUIRE(s.apply({{TarEntry::kFile, "bin/tool", "t"}, {TarEntry::kFile, "abs/lib/x", "x"}}).ok());
   CHECK(read(s.root + "/usr/bin/tool") == "t");
   CHECK(read(s.root + "/usr/lib/x") == "x");
@@ -121,14 +135,17 @@ TEST_CASE("hostile layers are refused, naming the entry, and nothing escapes the
     CHECK(r.error().message.find("symlink that points outside") != std::string::npos);
   }
   SECTION("symlink escape planted in one layer, used by the next") {
-    REQUIRE(s.apply({{TarEntry::kSymlink, "dir", "../outside"}}).ok());  // a dangling link is harmless
+    REQUIRE(
+        s.apply({{TarEntry::kSymlink, "dir", "../outside"}}).ok());  // a dangling link is harmless
     auto r = s.apply({{TarEntry::kFile, "dir/pwned", "x"}});
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("dir/pwned") != std::string::npos);
   }
   SECTION("chained symlinks that climb out") {
-    auto r = s.apply({{TarEntry::kDir, "a", ""}, {TarEntry::kSymlink, "a/up", ".."},
-                      {TarEntry::kSymlink, "a/up2", "up/.."}, {TarEntry::kFile, "a/up2/outside/pwned", "x"}});
+    auto r = s.apply({{TarEntry::kDir, "a", ""},
+                      {TarEntry::kSymlink, "a/up", ".."},
+                      {TarEntry::kSymlink, "a/up2", "up/.."},
+                      {TarEntry::kFile, "a/up2/outside/pwned", "x"}});
     REQUIRE_FALSE(r.ok());
   }
   SECTION("hardlink to a file outside") {
@@ -141,7 +158,8 @@ TEST_CASE("hostile layers are refused, naming the entry, and nothing escapes the
   }
   SECTION("hardlink through a symlink that points outside") {
     std::ofstream(s.outside + "/secret") << "secret";
-    auto r = s.apply({{TarEntry::kSymlink, "out", "../outside"}, {TarEntry::kHardlink, "stolen", "out/secret"}});
+    auto r = s.apply(
+        {{TarEntry::kSymlink, "out", "../outside"}, {TarEntry::kHardlink, "stolen", "out/secret"}});
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("\"stolen\"") != std::string::npos);
     CHECK_FALSE(fs::exists(s.root + "/stolen"));

@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "oci_spec.hpp"
 
 #include <boost/json.hpp>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 
 #include "fixtures/tar_builder.hpp"
-#include "oci_spec.hpp"
 
 using namespace elafros;
 namespace json = boost::json;
@@ -40,7 +40,8 @@ TEST_CASE("the process comes from the image config, with Kubernetes override rul
   CHECK(p->cwd == "/work");
 
   l.container.args = {"x", "y"};
-  CHECK(resolve_process(image, l, root.path())->args == std::vector<std::string>{"/entry", "x", "y"});
+  CHECK(resolve_process(image, l, root.path())->args ==
+        std::vector<std::string>{"/entry", "x", "y"});
 
   l.container.command = {"/other"};
   l.container.args = {};
@@ -57,7 +58,9 @@ TEST_CASE("the environment merges image, user and the runtime contract, in that 
   l.container.env = {{"B", "user"}, {"C", "user"}};
   auto p = resolve_process(image, l, root.path());
   REQUIRE(p.ok());
-  auto has = [&](const std::string& kv) { return std::find(p->env.begin(), p->env.end(), kv) != p->env.end(); };
+  auto has = [&](const std::string& kv) {
+    return std::find(p->env.begin(), p->env.end(), kv) != p->env.end();
+  };
   CHECK(has("PATH=/bin"));
   CHECK(has("A=image"));
   CHECK(has("B=user"));
@@ -72,7 +75,8 @@ TEST_CASE("the environment merges image, user and the runtime contract, in that 
 TEST_CASE("an image user is resolved through the image's own passwd and group files") {
   test::TempDir root;
   std::filesystem::create_directories(root.path() + "/etc");
-  std::ofstream(root.path() + "/etc/passwd") << "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
+  std::ofstream(root.path() + "/etc/passwd")
+      << "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
   std::ofstream(root.path() + "/etc/group") << "root:x:0:\napp:x:1001:\nextra:x:2000:app\n";
   ImageConfig image{{"/entry"}, {}, {}, "", "app"};
   auto p = resolve_process(image, launch(), root.path());

@@ -1,10 +1,10 @@
 // RuncRuntime against a recording ProcessRunner: which runc commands it runs, and how.
-#include <catch2/catch.hpp>
+#include "runc_runtime.hpp"
 
+#include <catch2/catch.hpp>
 #include <memory>
 
 #include "fixtures/tar_builder.hpp"
-#include "runc_runtime.hpp"
 
 using namespace elafros;
 
@@ -34,20 +34,24 @@ TEST_CASE("runc is called with elafros's own state root") {
 
   REQUIRE(rt.kill("hello-00001-abc", 15).ok());
   REQUIRE(runner->calls.size() == 1);
-  CHECK(runner->calls[0] == std::vector<std::string>{"/usr/sbin/runc", "--root", dir.path() + "/runc", "kill",
+  CHECK(runner->calls[0] == std::vector<std::string>{"/usr/sbin/runc", "--root",
+                                                     dir.path() + "/runc", "kill",
                                                      "hello-00001-abc", "15"});
 
   runner->calls.clear();
   REQUIRE(rt.remove("hello-00001-abc").ok());
-  CHECK(runner->calls[0] == std::vector<std::string>{"/usr/sbin/runc", "--root", dir.path() + "/runc", "delete",
-                                                     "--force", "hello-00001-abc"});
+  CHECK(runner->calls[0] == std::vector<std::string>{"/usr/sbin/runc", "--root",
+                                                     dir.path() + "/runc", "delete", "--force",
+                                                     "hello-00001-abc"});
 }
 
 TEST_CASE("runc state is parsed into a container status") {
   test::TempDir dir;
   auto runner = std::make_shared<RecordingRunner>();
-  RuncRuntime rt({"runc", dir.path()}, runner, std::make_shared<ImageStore>(dir.path() + "/images"));
-  runner->next_out = R"({"ociVersion":"1.0.2","id":"x","pid":4242,"status":"running","bundle":"/b"})";
+  RuncRuntime rt({"runc", dir.path()}, runner,
+                 std::make_shared<ImageStore>(dir.path() + "/images"));
+  runner->next_out =
+      R"({"ociVersion":"1.0.2","id":"x","pid":4242,"status":"running","bundle":"/b"})";
   auto st = rt.status("x");
   CHECK(st.exists);
   CHECK(st.running);
@@ -60,7 +64,8 @@ TEST_CASE("runc state is parsed into a container status") {
 TEST_CASE("ids that are not container ids never reach runc") {
   test::TempDir dir;
   auto runner = std::make_shared<RecordingRunner>();
-  RuncRuntime rt({"runc", dir.path()}, runner, std::make_shared<ImageStore>(dir.path() + "/images"));
+  RuncRuntime rt({"runc", dir.path()}, runner,
+                 std::make_shared<ImageStore>(dir.path() + "/images"));
   CHECK(rt.remove("../etc").ok());
   CHECK(rt.kill("a/b", 9).ok());
   CHECK(runner->calls.empty());
@@ -69,7 +74,8 @@ TEST_CASE("ids that are not container ids never reach runc") {
 TEST_CASE("starting an instance of an image that is not unpacked fails before runc runs") {
   test::TempDir dir;
   auto runner = std::make_shared<RecordingRunner>();
-  RuncRuntime rt({"runc", dir.path()}, runner, std::make_shared<ImageStore>(dir.path() + "/images"));
+  RuncRuntime rt({"runc", dir.path()}, runner,
+                 std::make_shared<ImageStore>(dir.path() + "/images"));
   LaunchSpec l;
   l.container_id = "hello-00001-abc";
   l.revision = "hello-00001";

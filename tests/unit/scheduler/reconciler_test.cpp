@@ -1,8 +1,9 @@
 // The reconciler against a fake container runtime: "containers" are real `sleep` processes (so
 // pidfd exit watching is real) and the fake listens on the instance's port (so the readiness
 // probe is real). The store is a real SqliteStore on a temporary file.
+#include "reconciler.hpp"
+
 #include <arpa/inet.h>
-#include <catch2/catch.hpp>
 #include <netinet/in.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -10,12 +11,12 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <map>
 #include <mutex>
 
 #include "fixtures/tar_builder.hpp"
-#include "reconciler.hpp"
 #include "sqlite_store.hpp"
 
 using namespace elafros;
@@ -37,7 +38,8 @@ class FakeRuntime final : public ContainerRuntime {
     Container c;
     char arg0[] = "sleep", arg1[] = "1000";
     char* argv[] = {arg0, arg1, nullptr};
-    if (::posix_spawnp(&c.pid, "sleep", nullptr, nullptr, argv, environ) != 0) return Error::internal("spawn failed");
+    if (::posix_spawnp(&c.pid, "sleep", nullptr, nullptr, argv, environ) != 0)
+      return Error::internal("spawn failed");
     if (listen_on_start) {
       c.listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       int one = 1;
@@ -134,7 +136,8 @@ Revision make_revision(const Service& s) {
 
 struct Harness {
   test::TempDir dir;
-  std::unique_ptr<SqliteStore> store = std::move(SqliteStore::open(dir.path() + "/elafros.db").value());
+  std::unique_ptr<SqliteStore> store =
+      std::move(SqliteStore::open(dir.path() + "/elafros.db").value());
   FakeRuntime runtime;
   boost::asio::io_context io;
   boost::asio::thread_pool store_thread{1};
@@ -235,7 +238,8 @@ TEST_CASE("an instance that exits is replaced after a backoff, and the exit is r
   REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
   CHECK(h.runtime.started.size() == 2);
   CHECK(h.endpoint(kHost)->instance_id == h.runtime.started[1]);
-  CHECK(std::find(h.runtime.removed.begin(), h.runtime.removed.end(), first) != h.runtime.removed.end());
+  CHECK(std::find(h.runtime.removed.begin(), h.runtime.removed.end(), first) !=
+        h.runtime.removed.end());
   CHECK(h.store->list_instances()->size() == 1);
 }
 
@@ -316,8 +320,14 @@ TEST_CASE("start adopts instances that still run and removes those that do not")
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   int port = ntohs(a.sin_port);
-  REQUIRE(h.store->put_instance({"hello-00001-live", "default", "hello", "hello-00001", port, live_pid, InstanceState::kRunning, 1}).ok());
-  REQUIRE(h.store->put_instance({"hello-00001-dead", "default", "hello", "hello-00001", 1, 999999, InstanceState::kRunning, 1}).ok());
+  REQUIRE(h.store
+              ->put_instance({"hello-00001-live", "default", "hello", "hello-00001", port, live_pid,
+                              InstanceState::kRunning, 1})
+              .ok());
+  REQUIRE(h.store
+              ->put_instance({"hello-00001-dead", "default", "hello", "hello-00001", 1, 999999,
+                              InstanceState::kRunning, 1})
+              .ok());
   LaunchSpec stray;
   stray.container_id = "stray-00001-x";
   (void)h.runtime.start(stray);

@@ -1,8 +1,10 @@
-#include <catch2/catch.hpp>
+#include "sqlite_store.hpp"
+
 #include <sqlite3.h>
 
+#include <catch2/catch.hpp>
+
 #include "fixtures/tar_builder.hpp"
-#include "sqlite_store.hpp"
 
 using namespace elafros;
 
@@ -35,7 +37,9 @@ std::string pragma(const std::string& db, const char* sql) {
   sqlite3_open(db.c_str(), &h);
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(h, sql, -1, &st, nullptr);
-  std::string out = sqlite3_step(st) == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0)) : "";
+  std::string out = sqlite3_step(st) == SQLITE_ROW
+                        ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0))
+                        : "";
   sqlite3_finalize(st);
   sqlite3_close(h);
   return out;
@@ -147,9 +151,12 @@ TEST_CASE("data survives reopening the database") {
     REQUIRE(store.ok());
     Service hello = make_service("hello");
     REQUIRE(store.value()->create_service(hello, make_revision(hello, 1)).ok());
-    InstanceRecord i{"hello-00001-abc", "default", "hello", "hello-00001", 40000, 1234, InstanceState::kRunning, 1};
+    InstanceRecord i{"hello-00001-abc",       "default", "hello", "hello-00001", 40000, 1234,
+                     InstanceState::kRunning, 1};
     REQUIRE(store.value()->put_instance(i).ok());
-    REQUIRE(store.value()->put_image({"hello:latest", "sha256:x", "sha256:y", "oci:/img", 123, 1}).ok());
+    REQUIRE(store.value()
+                ->put_image({"hello:latest", "sha256:x", "sha256:y", "oci:/img", 123, 1})
+                .ok());
   }
   auto store = SqliteStore::open(db);
   REQUIRE(store.ok());
