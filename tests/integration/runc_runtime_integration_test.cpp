@@ -33,6 +33,12 @@ struct Workspace {
     REQUIRE(::mkdtemp(tmpl));
     dir = tmpl;
   }
+  // Builds examples/hello's image (umoci + busybox-static, offline) as <dir>/image:latest.
+  bool build_fixture_image() const {
+    std::string cmd = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null",
+                                  ELAFROS_SOURCE_DIR, dir);
+    return std::system(cmd.c_str()) == 0;
+  }
   // Removes every container, mount and file, also when the test failed halfway.
   ~Workspace() {
     std::string root = dir + "/data/runc";
@@ -97,9 +103,7 @@ TEST_CASE("an instance runs under real runc, serves, stops and leaves nothing be
   // The container's init is re-parented to us when runc exits, as it is to elafrosd.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   Workspace ws;
-  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null",
-                                  ELAFROS_SOURCE_DIR, ws.dir);
-  REQUIRE(std::system(build.c_str()) == 0);
+  REQUIRE(ws.build_fixture_image());
 
   auto images = std::make_shared<ImageStore>(ws.dir + "/data/images");
   auto image = images->import("oci:" + ws.dir + "/image:latest", "");
@@ -162,9 +166,7 @@ TEST_CASE("an instance runs under real runc, serves, stops and leaves nothing be
 TEST_CASE("a container that cannot start reports runc's reason and leaves nothing behind") {
   REQUIRE(::getuid() == 0);
   Workspace ws;
-  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null",
-                                  ELAFROS_SOURCE_DIR, ws.dir);
-  REQUIRE(std::system(build.c_str()) == 0);
+  REQUIRE(ws.build_fixture_image());
   auto images = std::make_shared<ImageStore>(ws.dir + "/data/images");
   auto image = images->import("oci:" + ws.dir + "/image:latest", "hello");
   REQUIRE(image.ok());
@@ -200,9 +202,7 @@ TEST_CASE("importing a missing layout says what to do") {
 TEST_CASE("an image whose blob does not match its digest is refused") {
   REQUIRE(::getuid() == 0);
   Workspace ws;
-  std::string build = fmt::format("{}/examples/hello/build-image.sh {}/image latest >/dev/null",
-                                  ELAFROS_SOURCE_DIR, ws.dir);
-  REQUIRE(std::system(build.c_str()) == 0);
+  REQUIRE(ws.build_fixture_image());
   // Corrupt the largest blob (the layer) in place.
   std::string biggest;
   std::uintmax_t size = 0;

@@ -156,6 +156,15 @@ struct Harness {
     blocking.join();
   }
 
+  // Stores a service with its first revision and tells the reconciler, as the API does.
+  Service create(const std::string& name) {
+    Service s = make_service(name);
+    Revision r = make_revision(s);
+    REQUIRE(store->create_service(s, r).ok());
+    reconciler->service_created(s, r);
+    return s;
+  }
+
   static ReconcilerOptions fast_options() {
     ReconcilerOptions o;
     o.listen_port = 8080;
@@ -200,10 +209,7 @@ constexpr const char* kHost = "hello.default.localhost";
 
 TEST_CASE("a created service gets one ready instance, a route and a Ready status") {
   Harness h;
-  Service s = make_service("hello");
-  Revision r = make_revision(s);
-  REQUIRE(h.store->create_service(s, r).ok());
-  h.reconciler->service_created(s, r);
+  Service s = h.create("hello");
   CHECK(h.routes.load()->find(kHost) != nullptr);  // routed at once, with no endpoint yet
   REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
   CHECK(h.runtime.started.size() == 1);
@@ -221,10 +227,7 @@ TEST_CASE("a created service gets one ready instance, a route and a Ready status
 
 TEST_CASE("an instance that exits is replaced after a backoff, and the exit is reported") {
   Harness h;
-  Service s = make_service("hello");
-  Revision r = make_revision(s);
-  REQUIRE(h.store->create_service(s, r).ok());
-  h.reconciler->service_created(s, r);
+  Service s = h.create("hello");
   REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
   std::string first = h.runtime.started[0];
   ::kill(h.runtime.pid_of(first), SIGKILL);
@@ -246,10 +249,7 @@ TEST_CASE("an instance that exits is replaced after a backoff, and the exit is r
 TEST_CASE("a start that fails makes the service not Ready with the reason, and is retried") {
   Harness h;
   h.runtime.fail_start = true;
-  Service s = make_service("hello");
-  Revision r = make_revision(s);
-  REQUIRE(h.store->create_service(s, r).ok());
-  h.reconciler->service_created(s, r);
+  Service s = h.create("hello");
   REQUIRE(h.run_until([&] { return h.ready_status(s) == "False"; }));
   ServiceStatus st = h.reconciler->service_status(s);
   for (const auto& c : st.conditions)
@@ -268,10 +268,7 @@ TEST_CASE("an instance that never listens fails its readiness deadline and is re
   options.readiness_timeout = 200ms;
   Harness h(options);
   h.runtime.listen_on_start = false;
-  Service s = make_service("hello");
-  Revision r = make_revision(s);
-  REQUIRE(h.store->create_service(s, r).ok());
-  h.reconciler->service_created(s, r);
+  Service s = h.create("hello");
   REQUIRE(h.run_until([&] { return h.ready_status(s) == "False"; }));
   auto ready = h.reconciler->revision_status("default", "hello-00001").conditions[1];
   CHECK(ready.reason == "ReadinessProbeFailed");
@@ -282,10 +279,7 @@ TEST_CASE("an instance that never listens fails its readiness deadline and is re
 
 TEST_CASE("deleting a service stops and removes its instance and its route") {
   Harness h;
-  Service s = make_service("hello");
-  Revision r = make_revision(s);
-  REQUIRE(h.store->create_service(s, r).ok());
-  h.reconciler->service_created(s, r);
+  Service s = h.create("hello");
   REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
   bool done = false;
   REQUIRE(h.store->delete_service("default", "hello").ok());
