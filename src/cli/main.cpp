@@ -104,7 +104,9 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, 
           name, timeout_seconds, name);
       return 1;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Poll tightly at first (a local start takes tens of milliseconds), then back off.
+    auto pause = elapsed < 2.0 ? std::chrono::milliseconds(5) : std::chrono::milliseconds(100);
+    std::this_thread::sleep_for(pause);
   }
 }
 
