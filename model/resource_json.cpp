@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <ctime>
 #include <initializer_list>
+#include <algorithm>
 #include <optional>
 
 #include "elafros/naming.hpp"
@@ -158,6 +159,70 @@ json::object map_to_json(const std::map<std::string, std::string>& m) {
   return o;
 }
 
+// A Kubernetes quantity, kept as written once it parses: cpu in cores or millicores ("0.5",
+// "500m"), memory in bytes with an optional suffix ("128Mi", "1G").
+std::string quantity(Reader& r, const json::object& o, std::string_view key, const std::string& path) {
+  const json::value* v = o.if_contains(key);
+  if (!v || v->is_null()) return {};
+  std::string text;
+  if (v->is_string()) text = std::string(v->get_string());
+  else if (v->is_int64() || v->is_uint64()) text = json::serialize(*v);
+  else if (v->is_double()) text = fmt::format("{}", v->get_double());
+  else {
+    r.invalid(Reader::join(path, key), "expected a quantity such as \"500m\" or \"128Mi\"");
+    return {};
+  }
+  bool ok = key == "cpu" ? parse_cpu_millis(text).has_value() : parse_memory_bytes(text).has_value();
+  if (!ok)
+    r.invalid(Reader::join(path, key),
+              fmt::format("\"{}\" is not a valid {} quantity (examples: {})", text, key,
+                          key == "cpu" ? "\"1\", \"0.5\", \"500m\"" : "\"128Mi\", \"1Gi\", \"500M\""));
+  return text;
+}
+
+ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& path, int container_port) {
+  ReadinessProbe p;
+  const json::object* o = r.object(v, path, {"httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds",
+                                             "timeoutSeconds", "failureThreshold", "successThreshold"});
+  if (!o) return p;
+  auto check_port = [&](const json::object& handler, const std::string& hp) {
+    auto port = r.integer(handler, "port", hp);
+    if (port && *port != 0 && *port != (container_port > 0 ? container_port : kDefaultContainerPort))
+      r.invalid(hp + ".port", "may only name the container's port (or be left out), as in Knative");
+  };
+  const json::value* http = o->if_contains("httpGet");
+  const json::value* tcp = o->if_contains("tcpSocket");
+  if (http && tcp) r.invalid(path, "give either httpGet or tcpSocket, not both");
+  if (http) {
+    std::string hp = path + ".httpGet";
+    if (const json::object* h = r.object(*http, hp, {"path", "port", "scheme", "httpHeaders"})) {
+      p.http = true;
+      p.http_path = r.string(*h, "path", hp).value_or("/");
+      if (p.http_path.empty() || p.http_path.front() != '/')
+        r.invalid(hp + ".path", "must start with '/'");
+      if (auto scheme = r.string(*h, "scheme", hp); scheme && *scheme != "HTTP")
+        r.invalid(hp + ".scheme", "only HTTP is supported");
+      if (h->if_contains("httpHeaders")) r.invalid(hp + ".httpHeaders", "is not supported yet; remove it");
+      check_port(*h, hp);
+    }
+  } else if (tcp) {
+    std::string tp = path + ".tcpSocket";
+    if (const json::object* t = r.object(*tcp, tp, {"port"})) check_port(*t, tp);
+  }
+  auto seconds = [&](std::string_view key, int& out, int min) {
+    if (auto n = r.integer(*o, key, path)) {
+      if (*n < min || *n > 3600) r.invalid(Reader::join(path, key), fmt::format("must be between {} and 3600", min));
+      out = static_cast<int>(*n);
+    }
+  };
+  seconds("initialDelaySeconds", p.initial_delay_seconds, 0);
+  seconds("periodSeconds", p.period_seconds, 0);
+  seconds("timeoutSeconds", p.timeout_seconds, 1);
+  seconds("failureThreshold", p.failure_threshold, 1);
+  seconds("successThreshold", p.success_threshold, 1);
+  return p;
+}
+
 Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const std::string& path) {
   RevisionTemplate t;
   const json::object* tmpl = r.object(v, path, {"metadata", "spec"});
@@ -197,7 +262,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
       std::string cp = sp + ".containers[0]";
       const json::object* c = r.object(
           (*containers)[0], cp,
-          {"name", "image", "command", "args", "env", "ports", "workingDir", "imagePullPolicy"});
+          {"name", "image", "command", "args", "env", "ports", "workingDir", "imagePullPolicy", "resources",
+           "readinessProbe"});
       if (c) {
         ContainerSpec& cs = t.container;
         cs.image = r.string(*c, "image", cp).value_or("");
@@ -224,6 +290,25 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
                                                   var.name));
             cs.env.push_back(std::move(var));
           }
+        }
+        if (const json::value* res = c->if_contains("resources")) {
+          std::string rp = cp + ".resources";
+          if (const json::object* ro = r.object(*res, rp, {"limits", "requests"})) {
+            for (const char* which : {"limits", "requests"}) {
+              const json::value* l = ro->if_contains(which);
+              if (!l) continue;
+              std::string lp = rp + "." + which;
+              const json::object* lo = r.object(*l, lp, {"cpu", "memory"});
+              if (!lo) break;
+              ResourceList& list = std::string_view(which) == "limits" ? cs.limits : cs.requests;
+              list.cpu = quantity(r, *lo, "cpu", lp);
+              list.memory = quantity(r, *lo, "memory", lp);
+            }
+          }
+        }
+        if (const json::value* probe = c->if_contains("readinessProbe")) {
+          std::string pp = cp + ".readinessProbe";
+          cs.readiness_probe = read_probe(r, *probe, pp, cs.container_port);
         }
         if (const json::array* ports = r.array(*c, "ports", cp)) {
           if (ports->size() > 1) r.invalid(cp + ".ports", "at most one port may be given");
@@ -326,12 +411,11 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
   if (error) return *error;
   if (!t) return t.error();
   s.spec = std::move(t.value());
+  // Values are checked against the service's revisions by validate_traffic (traffic.hpp).
   if (const json::array* traffic = r.array(*spec, "traffic", "spec")) {
-    int sum = 0;
     for (std::size_t i = 0; i < traffic->size() && !error; ++i) {
       std::string tp = fmt::format("spec.traffic[{}]", i);
-      const json::object* o = r.object(
-          (*traffic)[i], tp,
+      const json::object* o = r.object((*traffic)[i], tp,
           {"revisionName", "latestRevision", "percent", "tag", "configurationName", "url"});
       if (!o) break;
       TrafficTarget target;
@@ -339,17 +423,11 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
       target.latest_revision = r.boolean(*o, "latestRevision", tp).value_or(false);
       target.percent = static_cast<int>(r.integer(*o, "percent", tp).value_or(0));
       target.tag = r.string(*o, "tag", tp).value_or("");
-      (void)r.string(*o, "configurationName", tp);
+      if (r.string(*o, "configurationName", tp))
+        r.invalid(tp + ".configurationName", "is not supported; use latestRevision: true");
       (void)r.string(*o, "url", tp);
-      if (!error && target.latest_revision == !target.revision_name.empty())
-        r.invalid(tp, "give either revisionName or latestRevision: true");
-      if (!error && (target.percent < 0 || target.percent > 100))
-        r.invalid(tp + ".percent", "must be between 0 and 100");
-      sum += target.percent;
       s.traffic.push_back(std::move(target));
     }
-    if (!error && !s.traffic.empty() && sum != 100)
-      r.invalid("spec.traffic", fmt::format("percents must sum to 100 (they sum to {})", sum));
   }
   if (error) return *error;
   return s;
@@ -369,6 +447,29 @@ json::object template_to_json(const RevisionTemplate& t) {
   if (t.container.container_port > 0)
     container["ports"] = json::array{json::object{{"containerPort", t.container.container_port}}};
   if (!t.container.working_dir.empty()) container["workingDir"] = t.container.working_dir;
+  auto list_json = [](const ResourceList& l) {
+    json::object o;
+    if (!l.cpu.empty()) o["cpu"] = l.cpu;
+    if (!l.memory.empty()) o["memory"] = l.memory;
+    return o;
+  };
+  if (!t.container.limits.empty() || !t.container.requests.empty()) {
+    json::object res;
+    if (!t.container.limits.empty()) res["limits"] = list_json(t.container.limits);
+    if (!t.container.requests.empty()) res["requests"] = list_json(t.container.requests);
+    container["resources"] = std::move(res);
+  }
+  if (const auto& p = t.container.readiness_probe) {
+    json::object probe;
+    if (p->http) probe["httpGet"] = json::object{{"path", p->http_path}};
+    else probe["tcpSocket"] = json::object{};
+    if (p->initial_delay_seconds) probe["initialDelaySeconds"] = p->initial_delay_seconds;
+    if (p->period_seconds) probe["periodSeconds"] = p->period_seconds;
+    if (p->timeout_seconds) probe["timeoutSeconds"] = p->timeout_seconds;
+    if (p->failure_threshold) probe["failureThreshold"] = p->failure_threshold;
+    if (p->success_threshold) probe["successThreshold"] = p->success_threshold;
+    container["readinessProbe"] = std::move(probe);
+  }
 
   json::object spec;
   spec["containerConcurrency"] = t.container_concurrency;
@@ -471,6 +572,37 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
       json::array{json::object{{"name", "user-container"}, {"imageDigest", r.image_digest}}};
   out["status"] = std::move(st);
   return out;
+}
+
+std::optional<std::int64_t> parse_cpu_millis(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  bool milli = text.back() == 'm';
+  std::string num(milli ? text.substr(0, text.size() - 1) : text);
+  if (num.empty() || num.find_first_not_of("0123456789.") != std::string::npos ||
+      std::count(num.begin(), num.end(), '.') > 1 || num == ".")
+    return std::nullopt;
+  double v = std::stod(num);
+  std::int64_t millis = milli ? static_cast<std::int64_t>(v) : static_cast<std::int64_t>(v * 1000 + 0.5);
+  if (millis <= 0) return std::nullopt;
+  return millis;
+}
+
+std::optional<std::int64_t> parse_memory_bytes(std::string_view text) {
+  static const std::pair<std::string_view, std::int64_t> kSuffixes[] = {
+      {"Ki", 1LL << 10}, {"Mi", 1LL << 20}, {"Gi", 1LL << 30}, {"Ti", 1LL << 40},
+      {"k", 1000LL},     {"K", 1000LL},     {"M", 1000000LL}, {"G", 1000000000LL}, {"T", 1000000000000LL}};
+  std::int64_t mult = 1;
+  for (const auto& [suffix, m] : kSuffixes)
+    if (text.size() > suffix.size() && text.substr(text.size() - suffix.size()) == suffix) {
+      text.remove_suffix(suffix.size());
+      mult = m;
+      break;
+    }
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos || text.size() > 15)
+    return std::nullopt;
+  std::int64_t v = std::stoll(std::string(text)) * mult;
+  if (v <= 0) return std::nullopt;
+  return v;
 }
 
 json::object image_to_json(const ImageRecord& i) {

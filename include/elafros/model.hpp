@@ -20,6 +20,27 @@ struct EnvVar {
   bool operator==(const EnvVar&) const = default;
 };
 
+// A readiness probe (containers[0].readinessProbe). Without one, readiness is a TCP connect to
+// PORT, polled aggressively as Knative's queue-proxy does.
+struct ReadinessProbe {
+  bool http = false;      // httpGet; otherwise tcpSocket
+  std::string http_path;  // for httpGet, "/" when empty
+  int period_seconds = 0;  // 0: poll every ~10 ms until ready
+  int initial_delay_seconds = 0;
+  int timeout_seconds = 0;
+  int failure_threshold = 0;
+  int success_threshold = 0;
+  bool operator==(const ReadinessProbe&) const = default;
+};
+
+// Kubernetes quantities as the user wrote them ("500m", "128Mi"); validated when parsed.
+struct ResourceList {
+  std::string cpu;
+  std::string memory;
+  bool empty() const { return cpu.empty() && memory.empty(); }
+  bool operator==(const ResourceList&) const = default;
+};
+
 // One user container (spec.template.spec.containers[0]).
 struct ContainerSpec {
   std::string image;  // the reference as the user gave it
@@ -28,6 +49,9 @@ struct ContainerSpec {
   std::vector<EnvVar> env;
   int container_port = 0;  // 0: the default, 8080
   std::string working_dir;
+  ResourceList limits;
+  ResourceList requests;
+  std::optional<ReadinessProbe> readiness_probe;
   bool operator==(const ContainerSpec&) const = default;
 
   int port() const { return container_port > 0 ? container_port : kDefaultContainerPort; }

@@ -3,7 +3,9 @@
 // Knative's webhook is: unknown fields and wrong types are rejected with the field's path.
 
 #include <boost/json/fwd.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "elafros/model.hpp"
 #include "elafros/result.hpp"
@@ -24,5 +26,10 @@ boost::json::object image_to_json(const ImageRecord& image);
 boost::json::object condition_to_json(const Condition& condition);
 
 std::string format_rfc3339(std::int64_t unix_seconds);
+
+// Kubernetes quantities: cpu in millicores ("0.5" → 500, "250m" → 250), memory in bytes
+// ("128Mi", "1G", "1000"). nullopt when malformed or not positive.
+std::optional<std::int64_t> parse_cpu_millis(std::string_view text);
+std::optional<std::int64_t> parse_memory_bytes(std::string_view text);
 
 }  // namespace elafros

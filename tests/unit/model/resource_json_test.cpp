@@ -107,9 +107,46 @@ TEST_CASE("bad services are rejected with the field's path") {
   CHECK(error_of(R"({"apiVersion": "v1", "metadata": {"name": "hello"}, "spec": {}})")
             .find("apiVersion") != std::string::npos);
   CHECK(error_of(R"([1, 2])").find("expected an object") != std::string::npos);
-  CHECK(
-      error_of(
-          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}},
-                    "traffic": [{"latestRevision": true, "percent": 50}]}})")
-          .find("sum to 100") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "resources": {"limits": {"memory": "lots"}}}]}}}})")
+            .find("containers[0].resources.limits.memory: \"lots\" is not a valid memory quantity") !=
+        std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "readinessProbe": {"exec": {"command": ["true"]}}}]}}}})")
+            .find("readinessProbe.exec: unknown field") != std::string::npos);
+  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 1234}}}]}}}})")
+            .find("may only name the container's port") != std::string::npos);
+}
+
+TEST_CASE("resources and readiness probes parse and render back unchanged") {
+  auto r = parse(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+      "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": 0.25}},
+      "readinessProbe": {"httpGet": {"path": "/healthz"}, "periodSeconds": 2, "failureThreshold": 3}}]}}}})");
+  REQUIRE(r.ok());
+  const ContainerSpec& c = r->spec.container;
+  CHECK(c.limits.cpu == "500m");
+  CHECK(c.limits.memory == "128Mi");
+  CHECK(c.requests.cpu == "0.25");
+  REQUIRE(c.readiness_probe.has_value());
+  CHECK(c.readiness_probe->http);
+  CHECK(c.readiness_probe->http_path == "/healthz");
+  CHECK(c.readiness_probe->period_seconds == 2);
+  auto again = service_from_json(service_to_json(r.value(), nullptr), "default");
+  REQUIRE(again.ok());
+  CHECK(again->spec == r->spec);
+}
+
+TEST_CASE("Kubernetes quantities") {
+  CHECK(parse_cpu_millis("1") == 1000);
+  CHECK(parse_cpu_millis("0.5") == 500);
+  CHECK(parse_cpu_millis("250m") == 250);
+  CHECK_FALSE(parse_cpu_millis("abc"));
+  CHECK_FALSE(parse_cpu_millis("0"));
+  CHECK_FALSE(parse_cpu_millis("1.2.3"));
+  CHECK(parse_memory_bytes("128Mi") == 128LL << 20);
+  CHECK(parse_memory_bytes("1G") == 1000000000LL);
+  CHECK(parse_memory_bytes("4096") == 4096);
+  CHECK_FALSE(parse_memory_bytes("1.5Gi"));
+  CHECK_FALSE(parse_memory_bytes("Mi"));
 }
