@@ -14,6 +14,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
 #include <map>
@@ -22,6 +23,7 @@
 #include <set>
 
 #include "elafros/naming.hpp"
+#include "elafros/traffic.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;
@@ -67,7 +69,6 @@ struct RevisionState {
   Condition ready{"Ready"};
   Condition healthy{"ContainerHealthy"};
   Condition resources{"ResourcesAvailable"};
-  bool ever_ready = false;
   int restarts = 0;
   std::chrono::milliseconds backoff{0};
   bool restart_pending = false;
@@ -78,7 +79,25 @@ using RevisionPtr = std::shared_ptr<RevisionState>;
 struct ServiceState {
   Service service;
   std::vector<RevisionPtr> revisions;  // in creation order
+  // The traffic the proxy serves. It moves to the desired traffic (spec.traffic resolved) only
+  // once every revision that gets traffic or a tag has a ready instance: zero-downtime updates.
+  std::vector<ResolvedTrafficTarget> published;
 };
+
+bool same_targets(const std::vector<ResolvedTrafficTarget>& a, const std::vector<ResolvedTrafficTarget>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].revision_name != b[i].revision_name || a[i].percent != b[i].percent || a[i].tag != b[i].tag ||
+        a[i].latest_revision != b[i].latest_revision)
+      return false;
+  return true;
+}
+
+bool routes_to(const std::vector<ResolvedTrafficTarget>& targets, const std::string& revision) {
+  for (const auto& t : targets)
+    if (t.revision_name == revision && (t.percent > 0 || !t.tag.empty())) return true;
+  return false;
+}
 
 }  // namespace
 
@@ -144,8 +163,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (const auto& id : ids)
       if (!known.count(id)) co_await discard(id);
 
+    for (auto& [k, s] : services_) s.published = desired(s);
     publish_routes();
-    for (auto& [k, s] : services_) ensure(s);
+    for (auto& [k, s] : services_) reconcile(s);
     co_return Result<void>{};
   }
 
@@ -161,6 +181,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     auto rev = std::make_shared<RevisionState>();
     rev->revision = std::move(r);
     rev->ready.last_transition_unix = unix_now(*clock_);
+    if (rev->revision.ever_ready) rev->ready.status = "True";  // it served before; it may again
     return rev;
   }
 
@@ -169,7 +190,29 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     state.service = service;
     state.revisions.push_back(make_revision(revision));
     publish_routes();
-    ensure(state);
+    reconcile(state);
+  }
+
+  void updated(const Service& service, const Revision* new_revision) {
+    auto it = services_.find(key(service.meta.namespace_, service.meta.name));
+    if (it == services_.end()) return;
+    ServiceState& state = it->second;
+    state.service = service;
+    if (new_revision) state.revisions.push_back(make_revision(*new_revision));
+    reconcile(state);
+  }
+
+  void revision_deleted(const std::string& ns, const std::string& name) {
+    RevisionPtr rev = find_revision(ns, name);
+    if (!rev) return;
+    ServiceState* s = service_of(*rev);
+    rev->retired = true;
+    if (s) {
+      auto& v = s->revisions;
+      v.erase(std::remove(v.begin(), v.end(), rev), v.end());
+    }
+    for (auto& inst : std::vector<InstancePtr>(rev->instances))
+      asio::co_spawn(control_, stop(rev, inst), asio::detached);
   }
 
   void deleted(const std::string& ns, const std::string& name, std::function<void()> done) {
@@ -190,18 +233,55 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     done();
   }
 
-  // One instance per routed revision for now: the latest revision of each service.
-  void ensure(ServiceState& s) {
+  // spec.traffic with @latest resolved to the latest ready revision.
+  std::vector<ResolvedTrafficTarget> desired(const ServiceState& s) const {
+    RevisionPtr lr = latest_ready(s);
+    return resolve_traffic(s.service.traffic, lr ? lr->revision.meta.name : "");
+  }
+
+  // A revision keeps one instance while it gets traffic or a tag (desired or still served), and
+  // the latest revision keeps one until it has proven it can become ready. Others keep none.
+  bool wanted(const ServiceState& s, const RevisionPtr& rev, const std::vector<ResolvedTrafficTarget>& want) const {
+    const std::string& name = rev->revision.meta.name;
+    if (routes_to(want, name) || routes_to(s.published, name)) return true;
+    return rev == s.revisions.back() && !rev->revision.ever_ready;
+  }
+
+  static bool live(const RevisionState& rev) {
+    for (const auto& inst : rev.instances)
+      if (inst->phase == Phase::kStarting || inst->phase == Phase::kReady) return true;
+    return false;
+  }
+
+  // Brings a service's instances and served traffic toward its desired state. Idempotent; called
+  // whenever something about the service changes.
+  void reconcile(ServiceState& s) {
     if (s.revisions.empty() || stopped_) return;
-    RevisionPtr rev = s.revisions.back();
-    for (auto& other : s.revisions)
-      if (other != rev)
-        for (auto& inst : std::vector<InstancePtr>(other->instances))
-          asio::co_spawn(control_, stop(other, inst), asio::detached);
-    bool live = false;
-    for (auto& inst : rev->instances)
-      live = live || inst->phase == Phase::kStarting || inst->phase == Phase::kReady;
-    if (!live && !rev->restart_pending) asio::co_spawn(control_, launch(rev), asio::detached);
+    auto want = desired(s);
+    bool switchable = !want.empty();
+    for (const auto& t : want)
+      if ((t.percent > 0 || !t.tag.empty())) {
+        RevisionPtr rev = find_in(s, t.revision_name);
+        switchable = switchable && rev && has_ready(*rev);
+      }
+    if (switchable && !same_targets(want, s.published)) {
+      s.published = want;
+      publish_routes();
+    }
+    for (auto& rev : s.revisions) {
+      if (wanted(s, rev, want)) {
+        if (!live(*rev) && !rev->restart_pending) asio::co_spawn(control_, launch(rev), asio::detached);
+      } else {
+        for (auto& inst : std::vector<InstancePtr>(rev->instances))
+          if (!inst->stop_requested) asio::co_spawn(control_, stop(rev, inst), asio::detached);
+      }
+    }
+  }
+
+  static RevisionPtr find_in(const ServiceState& s, const std::string& name) {
+    for (const auto& r : s.revisions)
+      if (r->revision.meta.name == name) return r;
+    return nullptr;
   }
 
   RevisionPtr find_revision(const std::string& ns, const std::string& name) const {
@@ -342,7 +422,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
                                 bool started) {
     rev->restarts += started ? 1 : 0;
     set_condition(rev->healthy, "False", reason, message);
-    if (!rev->ever_ready || !has_ready(*rev)) set_condition(rev->ready, "False", reason, message);
+    if (!rev->revision.ever_ready || !has_ready(*rev)) set_condition(rev->ready, "False", reason, message);
     spdlog::warn("revision {}: {}: {}", rev->revision.meta.name, reason, message);
     if (rev->retired || stopped_) co_return;
     rev->backoff = rev->backoff.count() == 0 ? options_.backoff_initial
@@ -353,7 +433,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
     rev->restart_pending = false;
     if (rev->retired || stopped_) co_return;
-    if (auto* s = service_of(*rev)) ensure(*s);
+    if (auto* s = service_of(*rev)) reconcile(*s);
   }
 
   ServiceState* service_of(const RevisionState& rev) {
@@ -361,22 +441,54 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return it == services_.end() ? nullptr : &it->second;
   }
 
+  // One readiness check: a TCP connect, or an HTTP GET answered with 2xx or 3xx.
+  awaitable<bool> check_once(const InstancePtr& inst, const std::optional<ReadinessProbe>& probe) {
+    asio::ip::tcp::endpoint ep(asio::ip::address_v4::loopback(), static_cast<unsigned short>(inst->record.port));
+    asio::ip::tcp::socket socket(control_);
+    boost::system::error_code ec;
+    co_await socket.async_connect(ep, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
+    if (!probe || !probe->http) co_return true;
+    std::string request = fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: elafros-probe\r\n"
+                                      "Connection: close\r\n\r\n", probe->http_path, inst->record.port);
+    asio::steady_timer deadline(control_, std::chrono::seconds(probe->timeout_seconds > 0 ? probe->timeout_seconds : 1));
+    deadline.async_wait([&socket](boost::system::error_code e) {
+      if (!e) socket.close();
+    });
+    co_await asio::async_write(socket, asio::buffer(request), asio::redirect_error(use_awaitable, ec));
+    std::string head;
+    char buf[256];
+    while (!ec && head.find("\r\n") == std::string::npos && head.size() < 4096) {
+      std::size_t n = co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      head.append(buf, n);
+    }
+    deadline.cancel();
+    // "HTTP/1.1 200 OK"
+    if (head.size() < 12 || head.compare(0, 5, "HTTP/") != 0) co_return false;
+    char klass = head[9];
+    co_return klass == '2' || klass == '3';
+  }
+
   awaitable<void> probe(RevisionPtr rev, InstancePtr inst) {
+    const auto& spec = rev->revision.spec.container.readiness_probe;
     auto deadline = clock_->now() + options_.readiness_timeout;
-    asio::ip::tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"),
-                               static_cast<unsigned short>(inst->record.port));
     asio::steady_timer timer(control_);
+    boost::system::error_code ec;
+    if (spec && spec->initial_delay_seconds > 0) {
+      timer.expires_after(std::chrono::seconds(spec->initial_delay_seconds));
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      deadline += std::chrono::seconds(spec->initial_delay_seconds);
+    }
     for (;;) {
       if (inst->exited || inst->stop_requested || stopped_) co_return;
-      asio::ip::tcp::socket socket(control_);
-      boost::system::error_code ec;
-      co_await socket.async_connect(ep, asio::redirect_error(use_awaitable, ec));
-      if (!ec) break;
+      if (co_await check_once(inst, spec)) break;
       if (clock_->now() >= deadline) {
-        std::string message = fmt::format(
-            "nothing accepted TCP connections on port {} (the $PORT the app must listen on) within "
-            "{:g} s",
-            inst->record.port, std::chrono::duration<double>(options_.readiness_timeout).count());
+        std::string what = spec && spec->http
+                               ? fmt::format("GET {} on port {} did not answer 2xx or 3xx", spec->http_path, inst->record.port)
+                               : fmt::format("nothing accepted TCP connections on port {} (the $PORT the app must listen on)",
+                                             inst->record.port);
+        std::string message = fmt::format("{} within {:g} s", what,
+                                          std::chrono::duration<double>(options_.readiness_timeout).count());
         co_await stop(rev, inst);
         co_await restart_later(rev, "ReadinessProbeFailed", message, true);
         co_return;
@@ -387,12 +499,18 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (inst->exited || inst->stop_requested) co_return;
     inst->phase = Phase::kReady;
     inst->ready_at = clock_->now();
-    rev->ever_ready = true;
+    if (!rev->revision.ever_ready) {
+      rev->revision.ever_ready = true;
+      (void)co_await offload(store_thread_.get_executor(), &Store::mark_revision_ready, &store_,
+                             rev->revision.meta.namespace_, rev->revision.meta.name);
+      if (inst->exited || inst->stop_requested) co_return;
+    }
     set_condition(rev->ready, "True", "", "");
     set_condition(rev->healthy, "True", "", "");
     set_condition(rev->resources, "True", "", "");
     spdlog::info("instance {} of revision {} is ready", inst->record.id, rev->revision.meta.name);
     publish_routes();
+    if (auto* s = service_of(*rev)) reconcile(*s);
   }
 
   // Drain, SIGTERM, SIGKILL after the grace period, then remove (DESIGN.md §4, Stopping).
@@ -402,6 +520,12 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     bool was_serving = inst->phase == Phase::kReady;
     inst->phase = Phase::kStopping;
     publish_routes();
+    // A request that read the previous snapshot may be between picking this instance and
+    // counting itself in flight; that takes microseconds. Let it get counted before draining.
+    if (was_serving) {
+      co_await pause();
+      co_await pause();
+    }
     auto drain_deadline = clock_->now() + options_.drain_timeout;
     while (was_serving && inst->stats->in_flight.load() > 0 && clock_->now() < drain_deadline)
       co_await pause();
@@ -453,40 +577,62 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   // --- routing and status ---------------------------------------------------------------------
 
-  RevisionPtr latest_ready(const ServiceState& s) const {
+  static RevisionPtr latest_ready(const ServiceState& s) {
     for (auto it = s.revisions.rbegin(); it != s.revisions.rend(); ++it)
-      if ((*it)->ever_ready) return *it;
+      if ((*it)->revision.ever_ready) return *it;
     return nullptr;
   }
 
+  // Builds the routing snapshot from what each service serves (`published`): the service host
+  // splits by percent; each tag gets a host of its own that always hits its revision.
   void publish_routes() {
     auto table = std::make_shared<RoutingTable>();
     for (const auto& [k, s] : services_) {
-      auto route = std::make_shared<ServiceRoute>();
-      route->namespace_ = s.service.meta.namespace_;
-      route->service = s.service.meta.name;
-      RevisionPtr target = latest_ready(s);
-      if (!target && !s.revisions.empty()) target = s.revisions.back();
-      if (target) {
+      const std::string& ns = s.service.meta.namespace_;
+      const std::string& name = s.service.meta.name;
+      std::map<std::string, std::shared_ptr<const RevisionRoute>> revision_routes;
+      auto revision_route = [&](const std::string& rev_name) -> std::shared_ptr<const RevisionRoute> {
+        if (auto it = revision_routes.find(rev_name); it != revision_routes.end()) return it->second;
         auto rr = std::make_shared<RevisionRoute>();
-        rr->name = target->revision.meta.name;
-        rr->timeout_seconds = target->revision.spec.timeout_seconds;
-        for (const auto& inst : target->instances)
-          if (inst->phase == Phase::kReady)
-            rr->endpoints.push_back(
-                {inst->record.id, static_cast<std::uint16_t>(inst->record.port), inst->stats});
+        rr->name = rev_name;
+        if (RevisionPtr rev = find_in(s, rev_name)) {
+          rr->timeout_seconds = rev->revision.spec.timeout_seconds;
+          for (const auto& inst : rev->instances)
+            if (inst->phase == Phase::kReady)
+              rr->endpoints.push_back({inst->record.id, static_cast<std::uint16_t>(inst->record.port), inst->stats});
+        }
+        return revision_routes[rev_name] = std::move(rr);
+      };
+      auto route = std::make_shared<ServiceRoute>();
+      route->namespace_ = ns;
+      route->service = name;
+      for (const auto& t : s.published) {
+        if (t.percent > 0) route->targets.push_back({t.percent, revision_route(t.revision_name)});
+        if (!t.tag.empty()) {
+          auto tagged = std::make_shared<ServiceRoute>();
+          tagged->namespace_ = ns;
+          tagged->service = name;
+          tagged->targets.push_back({100, revision_route(t.revision_name)});
+          table->add(tag_host(t.tag, name, ns, options_.domain), std::move(tagged));
+        }
+      }
+      if (route->targets.empty() && !s.revisions.empty()) {
+        // Nothing served yet: name the revision being deployed in the proxy's 503.
+        auto rr = std::make_shared<RevisionRoute>();
+        rr->name = s.revisions.back()->revision.meta.name;
         route->targets.push_back({100, std::move(rr)});
       }
-      table->add(service_host(s.service.meta.name, s.service.meta.namespace_, options_.domain),
-                 std::move(route));
+      table->add(service_host(name, ns, options_.domain), std::move(route));
     }
     routes_.publish(std::move(table));
   }
 
+  std::string url_of(const std::string& host) const {
+    return options_.listen_port == 80 ? "http://" + host : fmt::format("http://{}:{}", host, options_.listen_port);
+  }
+
   std::string url(const std::string& ns, const std::string& name) const {
-    std::string host = service_host(name, ns, options_.domain);
-    return options_.listen_port == 80 ? "http://" + host
-                                      : fmt::format("http://{}:{}", host, options_.listen_port);
+    return url_of(service_host(name, ns, options_.domain));
   }
 
   ServiceStatus status(const Service& service) const {
@@ -499,30 +645,42 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       const ServiceState& s = it->second;
       const RevisionState& latest = *s.revisions.back();
       st.latest_created_revision = latest.revision.meta.name;
-      if (RevisionPtr lr = latest_ready(s)) {
-        st.latest_ready_revision = lr->revision.meta.name;
-        st.traffic.push_back({lr->revision.meta.name, true, 100, "", ""});
+      if (RevisionPtr lr = latest_ready(s)) st.latest_ready_revision = lr->revision.meta.name;
+      for (auto t : s.published) {
+        if (!t.tag.empty()) t.url = url_of(tag_host(t.tag, service.meta.name, service.meta.namespace_, options_.domain));
+        st.traffic.push_back(std::move(t));
       }
       config = latest.ready;
       config.type = "ConfigurationsReady";
       if (latest.ready.status == "False") {
         config.reason = "RevisionFailed";
-        config.message = fmt::format("Revision \"{}\" failed with message: {}",
-                                     latest.revision.meta.name, latest.ready.message);
+        config.message = fmt::format("Revision \"{}\" failed with message: {}", latest.revision.meta.name,
+                                     latest.ready.message);
       }
-      bool routed = !st.latest_ready_revision.empty();
-      routes.status = routed ? "True" : (latest.ready.status == "False" ? "False" : "Unknown");
-      if (!routed) {
-        routes.reason = latest.ready.status == "False" ? "RevisionFailed" : "RevisionMissing";
-        routes.message = fmt::format("Configuration \"{}\" does not have any ready Revision.",
-                                     service.meta.name);
+      auto want = desired(s);
+      if (!want.empty() && same_targets(want, s.published)) {
+        routes.status = "True";
+        routes.last_transition_unix = latest.ready.last_transition_unix;
+      } else {
+        // Traffic waits for a revision that is not ready: say which, and whether it failed.
+        const RevisionState* blocking = want.empty() ? &latest : nullptr;
+        for (const auto& t : want)
+          if (RevisionPtr r = find_in(s, t.revision_name); r && !has_ready(*r) && (t.percent > 0 || !t.tag.empty()))
+            blocking = r.get();
+        bool failed = blocking && blocking->ready.status == "False";
+        routes.status = failed ? "False" : "Unknown";
+        routes.reason = failed ? "RevisionFailed" : "RevisionMissing";
+        routes.message = blocking ? fmt::format("Revision \"{}\" {}", blocking->revision.meta.name,
+                                                failed ? "failed with message: " + blocking->ready.message
+                                                       : std::string("is not ready yet"))
+                                  : "traffic is moving";
       }
-      ready = config.status != "True" ? config : routes;
-      ready.type = "Ready";
       if (config.status == "True" && routes.status == "True") {
-        ready = Condition("Ready");
         ready.status = "True";
-        ready.last_transition_unix = latest.ready.last_transition_unix;
+        ready.last_transition_unix = std::max(config.last_transition_unix, routes.last_transition_unix);
+      } else {
+        ready = config.status == "False" ? config : (routes.status != "True" ? routes : config);
+        ready.type = "Ready";
       }
     }
     st.conditions = {config, ready, routes};
@@ -536,7 +694,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     st.conditions = {rev->healthy, rev->ready, rev->resources};
     for (const auto& i : rev->instances) st.actual_replicas += i->phase == Phase::kReady ? 1 : 0;
     const ServiceState* s = const_cast<Impl*>(this)->service_of(*rev);
-    st.desired_replicas = s && !s->revisions.empty() && s->revisions.back() == rev ? 1 : 0;
+    st.desired_replicas = s && wanted(*s, rev, desired(*s)) ? 1 : 0;
     return st;
   }
 
@@ -597,6 +755,14 @@ void Reconciler::start(std::function<void(Result<void>)> done) {
 
 void Reconciler::service_created(const Service& service, const Revision& revision) {
   impl_->created(service, revision);
+}
+
+void Reconciler::service_updated(const Service& service, const Revision* new_revision) {
+  impl_->updated(service, new_revision);
+}
+
+void Reconciler::revision_deleted(const std::string& ns, const std::string& revision) {
+  impl_->revision_deleted(ns, revision);
 }
 
 void Reconciler::service_deleted(const std::string& ns, const std::string& name,

@@ -50,6 +50,10 @@ class Reconciler {
 
   // A service (with its first revision) was committed to the store.
   void service_created(const Service& service, const Revision& revision);
+  // A service's spec or traffic changed in the store; new_revision is set when the template did.
+  void service_updated(const Service& service, const Revision* new_revision);
+  // A revision (unrouted, untagged) was deleted from the store.
+  void revision_deleted(const std::string& ns, const std::string& revision);
   // A service was deleted from the store: stop and remove its instances, then call `done`.
   void service_deleted(const std::string& ns, const std::string& name, std::function<void()> done);
 

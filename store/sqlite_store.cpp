@@ -60,6 +60,11 @@ CREATE TABLE images (
   created       INTEGER NOT NULL
 );
 )sql",
+    // 2: revision names count template changes; revisions remember having been Ready.
+    R"sql(
+ALTER TABLE services ADD COLUMN config_generation INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE revisions ADD COLUMN ever_ready INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 // A prepared statement that finalizes itself.
@@ -256,11 +261,39 @@ Result<void> SqliteStore::migrate() {
   return {};
 }
 
+namespace {
+
+Result<void> insert_revision(sqlite3* db, const Revision& rev) {
+  Statement st(db,
+               "INSERT INTO revisions (namespace, name, service, uid, generation, created, template, "
+               "image_digest, ever_ready) VALUES (?,?,?,?,?,?,?,?,?)");
+  st.bind(1, rev.meta.namespace_)
+      .bind(2, rev.meta.name)
+      .bind(3, rev.service)
+      .bind(4, rev.meta.uid)
+      .bind(5, rev.meta.generation)
+      .bind(6, rev.meta.created_unix)
+      .bind(7, json::serialize(template_to_json(rev.spec)))
+      .bind(8, rev.image_digest)
+      .bind(9, std::int64_t{rev.ever_ready ? 1 : 0});
+  int rc = st.step();
+  if (rc == SQLITE_CONSTRAINT)
+    return Error::exists(fmt::format(
+        "revision \"{}\" already exists in namespace \"{}\"; choose another revision name",
+        rev.meta.name, rev.meta.namespace_));
+  if (rc != SQLITE_DONE) return st.error("storing the revision failed");
+  return {};
+}
+
+}  // namespace
+
 Result<void> SqliteStore::create_service(const Service& s, const Revision& rev) {
   Transaction tx(db_);
   if (!tx.began()) return Error::unavailable("the database is busy; retry");
   {
-    Statement st(db_, "INSERT INTO services VALUES (?,?,?,?,?,?,?,?,?)");
+    Statement st(db_,
+                 "INSERT INTO services (namespace, name, uid, generation, created, labels, annotations, "
+                 "template, traffic, config_generation) VALUES (?,?,?,?,?,?,?,?,?,?)");
     st.bind(1, s.meta.namespace_)
         .bind(2, s.meta.name)
         .bind(3, s.meta.uid)
@@ -269,7 +302,8 @@ Result<void> SqliteStore::create_service(const Service& s, const Revision& rev) 
         .bind(6, map_to_text(s.meta.labels))
         .bind(7, map_to_text(s.meta.annotations))
         .bind(8, json::serialize(template_to_json(s.spec)))
-        .bind(9, traffic_to_text(s.traffic));
+        .bind(9, traffic_to_text(s.traffic))
+        .bind(10, s.config_generation);
     int rc = st.step();
     if (rc == SQLITE_CONSTRAINT)
       return Error::exists(
@@ -278,23 +312,7 @@ Result<void> SqliteStore::create_service(const Service& s, const Revision& rev) 
                       s.meta.name, s.meta.namespace_));
     if (rc != SQLITE_DONE) return st.error("storing the service failed");
   }
-  {
-    Statement st(db_, "INSERT INTO revisions VALUES (?,?,?,?,?,?,?,?)");
-    st.bind(1, rev.meta.namespace_)
-        .bind(2, rev.meta.name)
-        .bind(3, rev.service)
-        .bind(4, rev.meta.uid)
-        .bind(5, rev.meta.generation)
-        .bind(6, rev.meta.created_unix)
-        .bind(7, json::serialize(template_to_json(rev.spec)))
-        .bind(8, rev.image_digest);
-    int rc = st.step();
-    if (rc == SQLITE_CONSTRAINT)
-      return Error::exists(fmt::format(
-          "revision \"{}\" already exists in namespace \"{}\"; choose another revision name",
-          rev.meta.name, rev.meta.namespace_));
-    if (rc != SQLITE_DONE) return st.error("storing the revision failed");
-  }
+  if (auto r = insert_revision(db_, rev); !r) return r;
   return tx.commit();
 }
 
@@ -313,13 +331,14 @@ Result<Service> read_service(Statement& st) {
   if (!t) return t.error();
   s.spec = std::move(t.value());
   s.traffic = text_to_traffic(st.text(8));
+  s.config_generation = st.integer(9);
   return s;
 }
 
 }  // namespace
 
 Result<Service> SqliteStore::get_service(const std::string& ns, const std::string& name) {
-  Statement st(db_, "SELECT * FROM services WHERE namespace=? AND name=?");
+  Statement st(db_, "SELECT namespace, name, uid, generation, created, labels, annotations, template, traffic, config_generation FROM services WHERE namespace=? AND name=?");
   st.bind(1, ns).bind(2, name);
   int rc = st.step();
   if (rc == SQLITE_DONE)
@@ -332,8 +351,10 @@ Result<Service> SqliteStore::get_service(const std::string& ns, const std::strin
 }
 
 Result<std::vector<Service>> SqliteStore::list_services(const std::string& ns) {
-  Statement st(db_, ns.empty() ? "SELECT * FROM services ORDER BY namespace, name"
-                               : "SELECT * FROM services WHERE namespace=? ORDER BY name");
+  Statement st(db_, ns.empty() ? "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
+                                 "traffic, config_generation FROM services ORDER BY namespace, name"
+                               : "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
+                                 "traffic, config_generation FROM services WHERE namespace=? ORDER BY name");
   if (!ns.empty()) st.bind(1, ns);
   std::vector<Service> out;
   int rc;
@@ -357,34 +378,104 @@ Result<void> SqliteStore::delete_service(const std::string& ns, const std::strin
   return tx.commit();
 }
 
+namespace {
+
+constexpr const char* kRevisionColumns =
+    "SELECT namespace, name, service, uid, generation, created, template, image_digest, ever_ready "
+    "FROM revisions ";
+
+Result<Revision> read_revision(Statement& st) {
+  Revision r;
+  r.meta.namespace_ = st.text(0);
+  r.meta.name = st.text(1);
+  r.service = st.text(2);
+  r.meta.uid = st.text(3);
+  r.meta.generation = st.integer(4);
+  r.meta.created_unix = st.integer(5);
+  auto t = text_to_template(st.text(6));
+  if (!t) return t.error();
+  r.spec = std::move(t.value());
+  r.image_digest = st.text(7);
+  r.ever_ready = st.integer(8) != 0;
+  r.meta.labels = {{"serving.knative.dev/service", r.service},
+                   {"serving.knative.dev/configuration", r.service}};
+  return r;
+}
+
+}  // namespace
+
+Result<void> SqliteStore::update_service(const Service& s, const Revision* new_revision) {
+  Transaction tx(db_);
+  if (!tx.began()) return Error::unavailable("the database is busy; retry");
+  {
+    Statement st(db_,
+                 "UPDATE services SET generation=?, labels=?, annotations=?, template=?, traffic=?, "
+                 "config_generation=? WHERE namespace=? AND name=?");
+    st.bind(1, s.meta.generation)
+        .bind(2, map_to_text(s.meta.labels))
+        .bind(3, map_to_text(s.meta.annotations))
+        .bind(4, json::serialize(template_to_json(s.spec)))
+        .bind(5, traffic_to_text(s.traffic))
+        .bind(6, s.config_generation)
+        .bind(7, s.meta.namespace_)
+        .bind(8, s.meta.name);
+    if (st.step() != SQLITE_DONE) return st.error("updating the service failed");
+    if (sqlite3_changes(db_) == 0)
+      return Error::not_found(fmt::format("service \"{}\" not found in namespace \"{}\"", s.meta.name,
+                                          s.meta.namespace_));
+  }
+  if (new_revision) {
+    if (auto r = insert_revision(db_, *new_revision); !r) return r;
+  }
+  return tx.commit();
+}
+
 Result<std::vector<Revision>> SqliteStore::list_revisions(const std::string& ns,
                                                           const std::string& service) {
-  Statement st(
-      db_, service.empty()
-               ? "SELECT * FROM revisions WHERE namespace=? ORDER BY created, name"
-               : "SELECT * FROM revisions WHERE namespace=? AND service=? ORDER BY created, name");
+  std::string sql = std::string(kRevisionColumns) +
+                    (service.empty() ? "WHERE namespace=? ORDER BY rowid" : "WHERE namespace=? AND service=? ORDER BY rowid");
+  Statement st(db_, sql.c_str());
   st.bind(1, ns);
   if (!service.empty()) st.bind(2, service);
   std::vector<Revision> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
-    Revision r;
-    r.meta.namespace_ = st.text(0);
-    r.meta.name = st.text(1);
-    r.service = st.text(2);
-    r.meta.uid = st.text(3);
-    r.meta.generation = st.integer(4);
-    r.meta.created_unix = st.integer(5);
-    auto t = text_to_template(st.text(6));
-    if (!t) return t.error();
-    r.spec = std::move(t.value());
-    r.image_digest = st.text(7);
-    r.meta.labels = {{"serving.knative.dev/service", r.service},
-                     {"serving.knative.dev/configuration", r.service}};
-    out.push_back(std::move(r));
+    auto r = read_revision(st);
+    if (!r) return r.error();
+    out.push_back(std::move(r.value()));
   }
   if (rc != SQLITE_DONE) return st.error("listing revisions failed");
   return out;
+}
+
+Result<Revision> SqliteStore::get_revision(const std::string& ns, const std::string& name) {
+  std::string sql = std::string(kRevisionColumns) + "WHERE namespace=? AND name=?";
+  Statement st(db_, sql.c_str());
+  st.bind(1, ns).bind(2, name);
+  int rc = st.step();
+  if (rc == SQLITE_DONE)
+    return Error::not_found(fmt::format(
+        "revision \"{}\" not found in namespace \"{}\"; 'elafros revision list' shows the revisions there", name, ns));
+  if (rc != SQLITE_ROW) return st.error("reading the revision failed");
+  return read_revision(st);
+}
+
+Result<void> SqliteStore::delete_revision(const std::string& ns, const std::string& name) {
+  Transaction tx(db_);
+  if (!tx.began()) return Error::unavailable("the database is busy; retry");
+  Statement st(db_, "DELETE FROM revisions WHERE namespace=? AND name=?");
+  st.bind(1, ns).bind(2, name);
+  if (st.step() != SQLITE_DONE) return st.error("deleting the revision failed");
+  if (sqlite3_changes(db_) == 0)
+    return Error::not_found(fmt::format("revision \"{}\" not found in namespace \"{}\"", name, ns));
+  return tx.commit();
+}
+
+Result<void> SqliteStore::mark_revision_ready(const std::string& ns, const std::string& name) {
+  Statement st(db_, "UPDATE revisions SET ever_ready=1 WHERE namespace=? AND name=? AND ever_ready=0");
+  st.bind(1, ns).bind(2, name);
+  if (st.step() != SQLITE_DONE) return st.error("recording the revision's readiness failed");
+  return {};
 }
 
 Result<void> SqliteStore::put_instance(const InstanceRecord& i) {

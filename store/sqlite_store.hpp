@@ -19,7 +19,7 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   int schema_version();
 
   // Store
@@ -27,8 +27,12 @@ class SqliteStore final : public Store {
   Result<Service> get_service(const std::string& ns, const std::string& name) override;
   Result<std::vector<Service>> list_services(const std::string& ns) override;
   Result<void> delete_service(const std::string& ns, const std::string& name) override;
+  Result<void> update_service(const Service& service, const Revision* new_revision) override;
   Result<std::vector<Revision>> list_revisions(const std::string& ns,
                                                const std::string& service) override;
+  Result<Revision> get_revision(const std::string& ns, const std::string& name) override;
+  Result<void> delete_revision(const std::string& ns, const std::string& name) override;
+  Result<void> mark_revision_ready(const std::string& ns, const std::string& name) override;
   Result<void> put_instance(const InstanceRecord& instance) override;
   Result<void> delete_instance(const std::string& id) override;
   Result<std::vector<InstanceRecord>> list_instances() override;

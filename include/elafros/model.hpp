@@ -89,6 +89,9 @@ struct Service {
   ObjectMeta meta;
   RevisionTemplate spec;
   std::vector<TrafficTarget> traffic;  // empty: 100% to the latest ready revision
+  // Counts template changes; default revision names are NAME-<config_generation>. Never reused,
+  // even when revisions are deleted (Knative's Configuration generation).
+  std::int64_t config_generation = 1;
 };
 
 struct Revision {
@@ -96,6 +99,7 @@ struct Revision {
   std::string service;
   RevisionTemplate spec;
   std::string image_digest;  // manifest digest pinned at creation, "sha256:…"
+  bool ever_ready = false;   // became Ready once; it may serve again without proving itself
 };
 
 enum class InstanceState { kStarting, kRunning, kStopping };

@@ -18,9 +18,11 @@
 #include <filesystem>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "elafros/naming.hpp"
 #include "elafros/resource_json.hpp"
+#include "elafros/traffic.hpp"
 #include "image_store.hpp"
 #include "offload.hpp"
 #include "reconciler.hpp"
@@ -234,13 +236,20 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       if (kind == "services") {
         const std::string& name = parts[6];
         if (method == http::verb::get) co_return co_await get_service(ns, name);
+        if (method == http::verb::put) co_return co_await replace_service(ns, name, req.body());
         if (method == http::verb::delete_) co_return co_await delete_service(ns, name);
-        co_return method_not_allowed("GET or DELETE");
+        co_return method_not_allowed("GET, PUT or DELETE");
       }
       if (kind == "revisions" && parts.size() == 6) {
         if (method == http::verb::get)
           co_return co_await list_revisions(ns, query_param(target, "service"));
         co_return method_not_allowed("GET");
+      }
+      if (kind == "revisions") {
+        const std::string& name = parts[6];
+        if (method == http::verb::get) co_return co_await get_revision(ns, name);
+        if (method == http::verb::delete_) co_return co_await delete_revision(ns, name);
+        co_return method_not_allowed("GET or DELETE");
       }
     }
     co_return error_reply(
@@ -342,73 +351,213 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                                                    {"items", std::move(items)}}};
   }
 
-  awaitable<Reply> create_service(const std::string& ns, const std::string& body) {
+  // Changes to one service are made one at a time; a concurrent one is refused, not merged.
+  class ServiceLock {
+   public:
+    ServiceLock(std::set<std::string>& busy, std::string key) : busy_(busy), key_(std::move(key)) {
+      held_ = busy_.insert(key_).second;
+    }
+    ~ServiceLock() {
+      if (held_) busy_.erase(key_);
+    }
+    ServiceLock(const ServiceLock&) = delete;
+    ServiceLock& operator=(const ServiceLock&) = delete;
+    bool held() const { return held_; }
+
+   private:
+    std::set<std::string>& busy_;
+    std::string key_;
+    bool held_ = false;
+  };
+
+  static Error busy_error(const std::string& ns, const std::string& name) {
+    return Error::unavailable(fmt::format(
+        "another change to service \"{}\" in namespace \"{}\" is in progress; retry when it is done", name, ns));
+  }
+
+  // Parses a Service body for the namespace of the request path.
+  static Result<Service> parse_service(const std::string& ns, const std::string& body) {
     auto v = parse_body(body);
-    if (!v) co_return error_reply(v.error());
+    if (!v) return v.error();
     auto parsed = service_from_json(*v, ns);
-    if (!parsed) co_return error_reply(parsed.error());
-    Service s = std::move(parsed.value());
-    if (s.meta.namespace_ != ns)
-      co_return error_reply(Error::invalid(fmt::format(
-          "metadata.namespace \"{}\" does not match the namespace \"{}\" of the request path",
-          s.meta.namespace_, ns)));
-    if (!s.traffic.empty()) {
-      for (const auto& t : s.traffic)
-        if (!t.latest_revision || !t.tag.empty())
-          co_return error_reply(
-              Error::invalid("spec.traffic: a new service can only route to its latest revision "
-                             "(latestRevision: true, no tag)"));
-    }
-    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns,
-                                     s.meta.name);
-    if (existing)
-      co_return error_reply(
-          Error::exists(fmt::format("service \"{}\" already exists in namespace \"{}\"; delete it "
-                                    "first ('elafros service delete {}')",
-                                    s.meta.name, ns, s.meta.name)));
+    if (!parsed) return parsed.error();
+    if (parsed->meta.namespace_ != ns)
+      return Error::invalid(fmt::format("metadata.namespace \"{}\" does not match the namespace \"{}\" of the request path",
+                                        parsed->meta.namespace_, ns));
+    return parsed;
+  }
 
-    // Resolve the image to a digest now: the revision pins it.
-    const std::string& reference = s.spec.container.image;
-    Result<ImageRecord> image = Error::internal("unresolved");
-    if (looks_like_transport(reference)) {
-      image = co_await import(reference, "");
-    } else {
-      image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
-      if (!image && image.error().code == ErrorCode::kNotFound)
-        image = Error::invalid(fmt::format(
-            "spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give "
-            "a reference such as oci:DIR:TAG, or import it first with 'elafros image import'",
-            reference));
-    }
-    if (!image) co_return error_reply(image.error());
+  // Resolves an image reference to a stored image (importing transports), for a revision to pin.
+  awaitable<Result<ImageRecord>> resolve_image(std::string reference) {
+    if (looks_like_transport(reference)) co_return co_await import(reference, "");
+    auto image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
+    if (!image && image.error().code == ErrorCode::kNotFound)
+      co_return Error::invalid(fmt::format(
+          "spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give a reference such as "
+          "oci:DIR:TAG, or import it first with 'elafros image import'",
+          reference));
+    co_return image;
+  }
 
-    auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
-    s.meta.uid = new_uid();
-    s.meta.generation = 1;
-    s.meta.created_unix = now;
+  static Revision new_revision(const Service& s, std::string name, std::string digest, std::int64_t now) {
     Revision rev;
-    rev.meta.name = s.spec.name.empty() ? revision_name(s.meta.name, 1) : s.spec.name;
-    rev.meta.namespace_ = ns;
+    rev.meta.name = std::move(name);
+    rev.meta.namespace_ = s.meta.namespace_;
     rev.meta.uid = new_uid();
-    rev.meta.generation = 1;
+    rev.meta.generation = s.config_generation;
     rev.meta.created_unix = now;
     rev.meta.labels = {{"serving.knative.dev/service", s.meta.name},
                        {"serving.knative.dev/configuration", s.meta.name}};
     rev.service = s.meta.name;
     rev.spec = s.spec;
-    rev.image_digest = image->digest;
-    auto created =
-        co_await offload(store_thread_.get_executor(), &Store::create_service, &store_, s, rev);
+    rev.image_digest = std::move(digest);
+    return rev;
+  }
+
+  static std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+
+  awaitable<Reply> create_service(const std::string& ns, const std::string& body) {
+    auto parsed = parse_service(ns, body);
+    if (!parsed) co_return error_reply(parsed.error());
+    ServiceLock lock(busy_, key_of(ns, parsed->meta.name));
+    if (!lock.held()) co_return error_reply(busy_error(ns, parsed->meta.name));
+    co_return co_await create(std::move(parsed.value()));
+  }
+
+  awaitable<Reply> create(Service s) {
+    const std::string ns = s.meta.namespace_;
+    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, s.meta.name);
+    if (existing)
+      co_return error_reply(Error::exists(fmt::format(
+          "service \"{}\" already exists in namespace \"{}\"; change it with 'elafros service update {}' or "
+          "'elafros apply', or delete it first",
+          s.meta.name, ns, s.meta.name)));
+    std::string rev_name = s.spec.name.empty() ? revision_name(s.meta.name, 1) : s.spec.name;
+    if (auto r = validate_traffic(s.traffic, s.meta.name, {rev_name}); !r) co_return error_reply(r.error());
+    // Resolve the image to a digest now: the revision pins it.
+    auto image = co_await resolve_image(s.spec.container.image);
+    if (!image) co_return error_reply(image.error());
+
+    auto now = unix_now();
+    s.meta.uid = new_uid();
+    s.meta.generation = 1;
+    s.meta.created_unix = now;
+    s.config_generation = 1;
+    Revision rev = new_revision(s, rev_name, image->digest, now);
+    auto created = co_await offload(store_thread_.get_executor(), &Store::create_service, &store_, s, rev);
     if (!created) co_return error_reply(created.error());
-    spdlog::info("created service {}/{} with revision {} (image {})", ns, s.meta.name,
-                 rev.meta.name, image->digest);
+    spdlog::info("created service {}/{} with revision {} (image {})", ns, s.meta.name, rev.meta.name, image->digest);
     reconciler_.service_created(s, rev);
     co_return Reply{http::status::created, service_json(s)};
   }
 
+  // PUT: replaces the service's spec (creating the service when it does not exist, as
+  // 'kubectl apply' does). A changed template makes a new revision; an unchanged one does not.
+  awaitable<Reply> replace_service(const std::string& ns, const std::string& name, const std::string& body) {
+    auto parsed = parse_service(ns, body);
+    if (!parsed) co_return error_reply(parsed.error());
+    Service s = std::move(parsed.value());
+    if (s.meta.name != name)
+      co_return error_reply(Error::invalid(fmt::format(
+          "metadata.name \"{}\" does not match the service \"{}\" of the request path", s.meta.name, name)));
+    ServiceLock lock(busy_, key_of(ns, name));
+    if (!lock.held()) co_return error_reply(busy_error(ns, name));
+    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, name);
+    if (!existing && existing.error().code == ErrorCode::kNotFound) co_return co_await create(std::move(s));
+    if (!existing) co_return error_reply(existing.error());
+    const Service& old = existing.value();
+    auto revisions = co_await offload(store_thread_.get_executor(), &Store::list_revisions, &store_, ns, name);
+    if (!revisions) co_return error_reply(revisions.error());
+    std::vector<std::string> names;
+    for (const auto& r : *revisions) names.push_back(r.meta.name);
+
+    bool template_changed = !(s.spec == old.spec);
+    s.meta.uid = old.meta.uid;
+    s.meta.created_unix = old.meta.created_unix;
+    s.meta.generation = old.meta.generation;
+    s.config_generation = old.config_generation;
+    std::optional<Revision> rev;
+    std::string rev_name;
+    if (template_changed) {
+      s.config_generation = old.config_generation + 1;
+      rev_name = s.spec.name.empty() ? revision_name(name, static_cast<int>(s.config_generation)) : s.spec.name;
+      if (std::find(names.begin(), names.end(), rev_name) != names.end())
+        co_return error_reply(Error::exists(fmt::format(
+            "revision \"{}\" already exists; a changed template needs a new revision name (spec.template.metadata.name "
+            "or --revision-name), or leave the name out",
+            rev_name)));
+      names.push_back(rev_name);
+    }
+    if (auto r = validate_traffic(s.traffic, name, names); !r) co_return error_reply(r.error());
+    bool changed = template_changed || !(s.traffic == old.traffic) || s.meta.labels != old.meta.labels ||
+                   s.meta.annotations != old.meta.annotations;
+    if (!changed) co_return Reply{http::status::ok, service_json(old)};
+    if (template_changed) {
+      auto image = co_await resolve_image(s.spec.container.image);
+      if (!image) co_return error_reply(image.error());
+      rev = new_revision(s, rev_name, image->digest, unix_now());
+    }
+    s.meta.generation = old.meta.generation + 1;
+    const Revision* created = rev ? &*rev : nullptr;
+    auto updated = co_await offload(store_thread_.get_executor(), &Store::update_service, &store_, s,
+                                    rev ? &*rev : static_cast<const Revision*>(nullptr));
+    if (!updated) co_return error_reply(updated.error());
+    spdlog::info("updated service {}/{} to generation {}{}", ns, name, s.meta.generation,
+                 rev ? fmt::format(" with revision {} (image {})", rev->meta.name, rev->image_digest) : "");
+    reconciler_.service_updated(s, created);
+    co_return Reply{http::status::ok, service_json(s)};
+  }
+
+  awaitable<Reply> get_revision(const std::string& ns, const std::string& name) {
+    auto r = co_await offload(store_thread_.get_executor(), &Store::get_revision, &store_, ns, name);
+    if (!r) co_return error_reply(r.error());
+    RevisionStatus st = reconciler_.revision_status(ns, name);
+    co_return Reply{http::status::ok, revision_to_json(*r, &st)};
+  }
+
+  // Refuses to delete a revision that serves traffic, carries a tag, or is the latest.
+  awaitable<Reply> delete_revision(const std::string& ns, const std::string& name) {
+    auto rev = co_await offload(store_thread_.get_executor(), &Store::get_revision, &store_, ns, name);
+    if (!rev) co_return error_reply(rev.error());
+    const std::string service = rev->service;
+    ServiceLock lock(busy_, key_of(ns, service));
+    if (!lock.held()) co_return error_reply(busy_error(ns, service));
+    auto svc = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, service);
+    if (!svc) co_return error_reply(svc.error());
+    ServiceStatus st = reconciler_.service_status(*svc);
+    std::string holder;
+    for (const auto& t : svc->traffic)
+      if (t.revision_name == name && (t.percent > 0 || !t.tag.empty()))
+        holder = t.tag.empty() ? fmt::format("{}% of its traffic", t.percent)
+                               : fmt::format("{}% of its traffic and the tag \"{}\"", t.percent, t.tag);
+    for (const auto& t : st.traffic)
+      if (holder.empty() && t.revision_name == name && (t.percent > 0 || !t.tag.empty()))
+        holder = fmt::format("{}% of its traffic{}", t.percent, t.latest_revision ? " as @latest" : "");
+    if (!holder.empty())
+      co_return error_reply(Error::precondition(fmt::format(
+          "revision \"{}\" is routed by service \"{}\" ({}); move that traffic first, e.g. 'elafros service update {} "
+          "--traffic @latest=100' (and --untag for its tag)",
+          name, service, holder, service)));
+    if (st.latest_created_revision == name)
+      co_return error_reply(Error::precondition(fmt::format(
+          "revision \"{}\" is the latest revision of service \"{}\"; update the service to a new revision first, or "
+          "delete the service",
+          name, service)));
+    auto d = co_await offload(store_thread_.get_executor(), &Store::delete_revision, &store_, ns, name);
+    if (!d) co_return error_reply(d.error());
+    reconciler_.revision_deleted(ns, name);
+    spdlog::info("deleted revision {}/{}", ns, name);
+    co_return Reply{http::status::ok, json::object{{"status", "Success"},
+                                                   {"details", json::object{{"name", name}, {"namespace", ns}, {"kind", "revisions"}}}}};
+  }
+
+  static std::string key_of(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
   awaitable<Reply> delete_service(const std::string& ns, const std::string& name) {
+    ServiceLock lock(busy_, key_of(ns, name));
+    if (!lock.held()) co_return error_reply(busy_error(ns, name));
     auto d =
         co_await offload(store_thread_.get_executor(), &Store::delete_service, &store_, ns, name);
     if (!d) co_return error_reply(d.error());
@@ -437,6 +586,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   ApiInfo info_;
   stream_protocol::acceptor acceptor_;
   std::chrono::steady_clock::time_point started_;
+  std::set<std::string> busy_;  // services with a change in progress
 };
 
 ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread,
