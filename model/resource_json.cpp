@@ -428,6 +428,11 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
       (void)r.string(*o, "url", tp);
       s.traffic.push_back(std::move(target));
     }
+    // 100% to @latest, untagged, is the default: store it as no traffic block at all, so that
+    // exporting and applying back is no change.
+    if (s.traffic.size() == 1 && s.traffic[0].latest_revision && s.traffic[0].percent == 100 &&
+        s.traffic[0].tag.empty())
+      s.traffic.clear();
   }
   if (error) return *error;
   return s;

@@ -1,7 +1,6 @@
 #include "cli/output.hpp"
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include <boost/json.hpp>
 #include <ctime>
@@ -10,60 +9,6 @@ namespace json = boost::json;
 
 namespace elafros::cli {
 namespace {
-
-void emit(YAML::Emitter& out, const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::object:
-      out << YAML::BeginMap;
-      for (const auto& kv : v.get_object()) {
-        out << YAML::Key << std::string(kv.key()) << YAML::Value;
-        emit(out, kv.value());
-      }
-      out << YAML::EndMap;
-      break;
-    case json::kind::array:
-      out << YAML::BeginSeq;
-      for (const auto& e : v.get_array()) emit(out, e);
-      out << YAML::EndSeq;
-      break;
-    case json::kind::string: {
-      std::string s(v.get_string());
-      // Quote strings YAML would read as another type ("true", "8080", "").
-      bool plain = !s.empty();
-      try {
-        YAML::Node n = YAML::Load(s);
-        if (!n.IsScalar() || n.Tag() != "?" || n.as<std::string>() != s) plain = false;
-        bool b;
-        double d;
-        if (YAML::convert<bool>::decode(n, b) || YAML::convert<double>::decode(n, d) ||
-            s == "null" || s == "~")
-          plain = false;
-      } catch (const YAML::Exception&) {
-        plain = false;
-      }
-      if (plain)
-        out << s;
-      else
-        out << YAML::DoubleQuoted << s;
-      break;
-    }
-    case json::kind::bool_:
-      out << v.get_bool();
-      break;
-    case json::kind::int64:
-      out << v.get_int64();
-      break;
-    case json::kind::uint64:
-      out << v.get_uint64();
-      break;
-    case json::kind::double_:
-      out << v.get_double();
-      break;
-    case json::kind::null:
-      out << YAML::Null;
-      break;
-  }
-}
 
 void pretty(std::string& out, const json::value& v, int indent) {
   std::string pad(static_cast<std::size_t>(indent) * 2, ' ');
@@ -95,12 +40,6 @@ void pretty(std::string& out, const json::value& v, int indent) {
 }
 
 }  // namespace
-
-std::string to_yaml(const json::value& v) {
-  YAML::Emitter out;
-  emit(out, v);
-  return std::string(out.c_str()) + "\n";
-}
 
 std::string to_pretty_json(const json::value& v) {
   std::string out;
@@ -138,6 +77,14 @@ std::string age(const std::string& ts) {
   if (s < 7200) return fmt::format("{}m", s / 60);
   if (s < 172800) return fmt::format("{}h", s / 3600);
   return fmt::format("{}d", s / 86400);
+}
+
+std::string human_size(std::int64_t bytes) {
+  double b = static_cast<double>(bytes);
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", b, units[u]);
 }
 
 std::string field(const json::value& v, const std::string& path) {

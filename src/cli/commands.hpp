@@ -1,0 +1,74 @@
+#pragma once
+// The CLI's commands. Each returns the process exit code; API errors throw std::runtime_error
+// with the daemon's message, which main prints.
+
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/api_client.hpp"
+
+namespace elafros::cli {
+
+struct Globals {
+  std::string socket;
+  std::string ns = "default";
+  std::string output = "table";
+};
+
+struct WaitOptions {
+  int timeout_seconds = 600;
+  bool no_wait = false;
+};
+
+// What 'service create' and 'service update' may change in a service's template.
+struct TemplateChanges {
+  std::optional<std::string> image;
+  std::vector<std::string> env;  // NAME=VALUE sets, NAME- unsets
+  std::optional<int> port;
+  std::optional<std::string> cmd;
+  std::optional<std::vector<std::string>> args;
+  std::optional<std::string> revision_name;
+};
+
+struct TrafficChanges {
+  std::vector<std::string> traffic;  // KEY=PERCENT, KEY a revision, @latest or a tag
+  std::vector<std::string> tags;     // REVISION=TAG (REVISION may be @latest)
+  std::vector<std::string> untags;   // TAG
+  bool empty() const { return traffic.empty() && tags.empty() && untags.empty(); }
+};
+
+std::string services_path(const Globals& g);
+std::string revisions_path(const Globals& g);
+// oci:DIR paths are relative to where the user runs the command, not to the daemon.
+std::string absolutize_reference(const std::string& ref);
+void print(const Globals& g, const boost::json::value& v);
+
+int service_create(const ApiClient& api, const Globals& g, const std::string& name, const TemplateChanges& t,
+                   const WaitOptions& w);
+int service_update(const ApiClient& api, const Globals& g, const std::string& name, const TemplateChanges& t,
+                   const TrafficChanges& traffic, const WaitOptions& w);
+int service_rollback(const ApiClient& api, const Globals& g, const std::string& name, const std::string& to,
+                     const WaitOptions& w);
+int service_list(const ApiClient& api, const Globals& g);
+int service_describe(const ApiClient& api, const Globals& g, const std::string& name);
+int service_export(const ApiClient& api, const Globals& g, const std::string& name, bool with_revisions);
+int service_delete(const ApiClient& api, const Globals& g, const std::string& name);
+int revision_list(const ApiClient& api, const Globals& g, const std::string& service);
+int revision_describe(const ApiClient& api, const Globals& g, const std::string& name);
+int revision_delete(const ApiClient& api, const Globals& g, const std::string& name);
+int apply_file(const ApiClient& api, const Globals& g, const std::string& file, const WaitOptions& w);
+int image_import(const ApiClient& api, const Globals& g, const std::string& reference, const std::string& name);
+int image_list(const ApiClient& api, const Globals& g);
+int status(const ApiClient& api, const Globals& g);
+
+// The object `export` writes: no status and no server-set fields, so that both elafros and a
+// Knative cluster accept it back.
+boost::json::value exportable(const boost::json::value& service);
+
+// Applies --traffic/--tag/--untag to a service's spec.traffic (Knative JSON). Throws
+// std::runtime_error naming the flag value that cannot be applied.
+boost::json::array apply_traffic_changes(const boost::json::array& current, const TrafficChanges& changes);
+
+}  // namespace elafros::cli
