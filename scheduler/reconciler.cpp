@@ -58,6 +58,7 @@ struct Instance {
   std::unique_ptr<asio::posix::stream_descriptor> pidfd;
   bool stop_requested = false;
   bool exited = false;
+  bool in_runtime_start = false;  // runc is creating it on the blocking pool right now
   int exit_code = -1;
   std::chrono::steady_clock::time_point ready_at{};
 };
@@ -344,17 +345,19 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     spec.container = r.spec.container;
     spec.port = inst->record.port;
     auto started_at = clock_->now();
+    inst->in_runtime_start = true;
     auto pid =
         co_await offload(blocking_.get_executor(), &ContainerRuntime::start, &runtime_, spec);
+    inst->in_runtime_start = false;
+    // stop() may have been asked for meanwhile; it waited for the start and finishes the job.
     if (!pid) {
-      co_await fail(rev, inst, "ContainerStartFailed", pid.error().message, false);
+      if (!inst->stop_requested) co_await fail(rev, inst, "ContainerStartFailed", pid.error().message, false);
       co_return;
     }
     inst->record.pid = pid.value();
     inst->record.state = InstanceState::kRunning;
     if (inst->stop_requested) {
-      // Stopped (its service deleted) while runc was starting it: remove what runc started.
-      co_await discard(inst->record.id);
+      watch_exit(inst);  // so that stop() sees the exit it causes
       co_return;
     }
     spdlog::info(
@@ -520,6 +523,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     bool was_serving = inst->phase == Phase::kReady;
     inst->phase = Phase::kStopping;
     publish_routes();
+    // Never remove a container while runc is still creating it: wait for the start to return.
+    while (inst->in_runtime_start) co_await pause();
     // A request that read the previous snapshot may be between picking this instance and
     // counting itself in flight; that takes microseconds. Let it get counted before draining.
     if (was_serving) {

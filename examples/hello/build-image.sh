@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the hello app as an OCI image layout, offline, from Debian's busybox-static and umoci.
-#   examples/hello/build-image.sh [OUT_DIR] [TAG]      (default: examples/hello/image latest)
+#   examples/hello/build-image.sh [OUT_DIR] [TAG] [GREETING]
+#   (defaults: examples/hello/image latest Hello)
 # The result can be deployed with:  elafros service create hello --image oci:OUT_DIR:TAG
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/image}
 tag=${2:-latest}
+greeting=${3:-Hello}
 busybox=/bin/busybox   # from busybox-static: one static binary, no libraries to copy
 command -v umoci >/dev/null || { echo "build-image: umoci not found; run packaging/install-deps.sh" >&2; exit 1; }
 ldd "$busybox" >/dev/null 2>&1 && { echo "build-image: $busybox is not static; install busybox-static" >&2; exit 1; }
@@ -30,7 +32,7 @@ umoci repack --image "$out:$tag" "$work/bundle" >/dev/null
 umoci config --image "$out:$tag" \
   --config.entrypoint /bin/hello \
   --config.env PATH=/bin \
-  --config.env GREETING=Hello \
+  --config.env "GREETING=$greeting" \
   --config.workingdir / \
   --config.user 65534:65534 >/dev/null
 echo "built $out:$tag"

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -441,12 +442,13 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
     int percent = 0;
     std::string tags;
     bool latest = false;
-    for (const auto& t : traffic_of[rname]) {
+    auto routed = traffic_of.find(rname);
+    for (const auto& t : routed != traffic_of.end() ? routed->second : std::vector<json::value>{}) {
       percent += static_cast<int>(t.at("percent").to_number<std::int64_t>());
       if (!field(t, "tag").empty()) tags += " #" + field(t, "tag");
       latest = latest || field(t, "latestRevision") == "true";
     }
-    std::cout << fmt::format("  {:>4}  {}{}{} [{}] ({})\n", traffic_of.count(rname) ? fmt::format("{}%", percent) : "",
+    std::cout << fmt::format("  {:>4}  {}{}{} [{}] ({})\n", routed != traffic_of.end() ? fmt::format("{}%", percent) : "",
                              latest ? "@latest (" + rname + ")" : rname, tags, "", field(r, "metadata.generation"),
                              age(field(r, "metadata.creationTimestamp")));
     auto containers = array_at(r, {"spec", "containers"});
@@ -600,7 +602,7 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file, 
                        : field(after, "metadata.generation") == field(before.body, "metadata.generation") ? "unchanged"
                                                                                                           : "updated";
     std::cout << fmt::format("Service '{}' {} in namespace '{}'.\n", name, what, dg.ns);
-    touched.push_back(dg.ns + "/" + name);
+    if (std::find(touched.begin(), touched.end(), dg.ns + "/" + name) == touched.end()) touched.push_back(dg.ns + "/" + name);
   }
   if (w.no_wait) return 0;
   int rc = 0;
