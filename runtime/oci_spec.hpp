@@ -35,6 +35,8 @@ struct BundleSpec {
   std::string cgroups_path;  // e.g. /elafros/<container-id>
   std::int64_t pids_limit = 4096;
   std::uint64_t nofile_limit = 1048576;  // never above what the daemon itself may raise it to
+  std::int64_t memory_limit_bytes = 0;   // resources.limits.memory; 0: none
+  std::int64_t cpu_limit_millis = 0;     // resources.limits.cpu; 0: none
   std::vector<std::string> readonly_host_files;  // bind-mounted read-only, e.g. /etc/resolv.conf
 };
 

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "elafros/resource_json.hpp"
 #include "oci_spec.hpp"
 
 namespace fs = std::filesystem;
@@ -166,6 +167,8 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   bundle.hostname = spec.service;
   bundle.cgroups_path = "/elafros/" + spec.container_id;
   bundle.pids_limit = options_.pids_limit;
+  bundle.memory_limit_bytes = parse_memory_bytes(spec.container.limits.memory).value_or(0);
+  bundle.cpu_limit_millis = parse_cpu_millis(spec.container.limits.cpu).value_or(0);
   struct rlimit nofile {};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max != RLIM_INFINITY)
     bundle.nofile_limit = std::min<std::uint64_t>(bundle.nofile_limit, nofile.rlim_max);

@@ -1,5 +1,7 @@
 #include "proxy_server.hpp"
 
+#include "elafros/traffic.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -228,15 +230,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     client.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
+  // Weighted per request (Knative traffic split).
   const RevisionRoute* pick_revision(const ServiceRoute& route) {
     if (route.targets.empty()) return nullptr;
     if (route.targets.size() == 1) return route.targets.front().revision.get();
-    int roll = static_cast<int>(rng_() % 100);
-    for (const auto& t : route.targets) {
-      if (roll < t.percent) return t.revision.get();
-      roll -= t.percent;
-    }
-    return route.targets.back().revision.get();
+    percents_.clear();
+    for (const auto& t : route.targets) percents_.push_back(t.percent);
+    std::uniform_int_distribution<unsigned> roll(0, 99);
+    return route.targets[pick_by_percent(percents_, roll(rng_))].revision.get();
   }
 
   // Least in-flight requests, ties broken round-robin.
@@ -471,7 +472,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   std::atomic<std::int64_t> active_{0};
   std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> pool_;
   RoutingTablePtr pruned_for_;
-  std::minstd_rand rng_{std::random_device{}()};
+  std::mt19937 rng_{std::random_device{}()};
+  std::vector<int> percents_;
   std::size_t next_ = 0;
 };
 

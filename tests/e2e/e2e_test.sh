@@ -4,57 +4,7 @@
 #   tests/e2e/e2e_test.sh ELAFROSD ELAFROS SOURCE_DIR
 set -euo pipefail
 
-elafrosd=$1
-elafros_bin=$2
-src=$3
-[ "$(id -u)" -eq 0 ] || { echo "e2e: must run as root (runc, overlay mounts, cgroups)"; exit 1; }
-
-work=$(mktemp -d /tmp/elafros-e2e-XXXXXX)
-data=$work/data
-sock=$work/elafros.sock
-daemon_pid=""
-failures=0
-
-cleanup() {
-  set +e
-  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
-    kill -TERM "$daemon_pid"
-    for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$daemon_pid" 2>/dev/null
-  fi
-  # Containers the daemon leaves running on purpose (they outlive it) and anything a failure left.
-  if [ -d "$data/runc" ]; then
-    for id in $(runc --root "$data/runc" list -q 2>/dev/null); do runc --root "$data/runc" delete --force "$id" >/dev/null 2>&1; done
-  fi
-  grep -o "$work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-e() { "$elafros_bin" --socket "$sock" "$@"; }
-pass() { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; failures=$((failures + 1)); }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
-contains() { grep -qF -- "$2" <<<"$1"; }
-
-start_daemon() {
-  "$elafrosd" --data-dir "$data" --socket "$sock" --listen "127.0.0.1:${port:-0}" >>"$work/daemon.log" 2>&1 &
-  daemon_pid=$!
-  for _ in $(seq 100); do
-    e status >/dev/null 2>&1 && return 0
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "elafrosd did not come up:"; cat "$work/daemon.log"; exit 1
-}
-
-stop_daemon() {
-  kill -TERM "$daemon_pid"
-  local rc=0
-  wait "$daemon_pid" || rc=$?
-  daemon_pid=""
-  return $rc
-}
+source "$(dirname "$0")/lib.sh"
 
 "$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
 
@@ -169,8 +119,4 @@ check "a deleted service's host gets 404" test "$(curl -s -o /dev/null -w '%{htt
 if out=$(e service delete hello 2>&1); then fail "deleting twice fails"; else check "deleting twice says not found" contains "$out" "not found"; fi
 
 if stop_daemon; then pass "final SIGTERM exits 0"; else fail "final SIGTERM exits 0"; fi
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) failed; daemon log:"; cat "$work/daemon.log"
-  exit 1
-fi
-echo "all e2e checks passed"
+finish

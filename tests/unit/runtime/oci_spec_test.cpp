@@ -112,6 +112,8 @@ TEST_CASE("config.json has hardened defaults") {
   b.cgroups_path = "/elafros/x";
   b.pids_limit = 512;
   b.readonly_host_files = {"/etc/resolv.conf"};
+  b.memory_limit_bytes = 64 << 20;
+  b.cpu_limit_millis = 500;
   json::object spec = make_runtime_spec(b);
 
   const auto& process = spec.at("process").as_object();
@@ -132,6 +134,9 @@ TEST_CASE("config.json has hardened defaults") {
   CHECK(ns == std::vector<std::string>{"pid", "mount", "ipc", "uts"});  // host network for now
   CHECK(linux.at("cgroupsPath") == "/elafros/x");
   CHECK(linux.at("resources").at("pids").at("limit") == 512);
+  CHECK(linux.at("resources").at("memory").at("limit") == 64 << 20);
+  CHECK(linux.at("resources").at("cpu").at("quota") == 50000);
+  CHECK(linux.at("resources").at("cpu").at("period") == 100000);
   auto masked = strings(linux.at("maskedPaths"));
   CHECK(std::find(masked.begin(), masked.end(), "/proc/kcore") != masked.end());
   auto ro = strings(linux.at("readonlyPaths"));
