@@ -2,10 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <ctime>
 #include <initializer_list>
-#include <algorithm>
 #include <optional>
 
 #include "elafros/naming.hpp"
@@ -161,33 +161,42 @@ json::object map_to_json(const std::map<std::string, std::string>& m) {
 
 // A Kubernetes quantity, kept as written once it parses: cpu in cores or millicores ("0.5",
 // "500m"), memory in bytes with an optional suffix ("128Mi", "1G").
-std::string quantity(Reader& r, const json::object& o, std::string_view key, const std::string& path) {
+std::string quantity(Reader& r, const json::object& o, std::string_view key,
+                     const std::string& path) {
   const json::value* v = o.if_contains(key);
   if (!v || v->is_null()) return {};
   std::string text;
-  if (v->is_string()) text = std::string(v->get_string());
-  else if (v->is_int64() || v->is_uint64()) text = json::serialize(*v);
-  else if (v->is_double()) text = fmt::format("{}", v->get_double());
+  if (v->is_string())
+    text = std::string(v->get_string());
+  else if (v->is_int64() || v->is_uint64())
+    text = json::serialize(*v);
+  else if (v->is_double())
+    text = fmt::format("{}", v->get_double());
   else {
     r.invalid(Reader::join(path, key), "expected a quantity such as \"500m\" or \"128Mi\"");
     return {};
   }
-  bool ok = key == "cpu" ? parse_cpu_millis(text).has_value() : parse_memory_bytes(text).has_value();
+  bool ok =
+      key == "cpu" ? parse_cpu_millis(text).has_value() : parse_memory_bytes(text).has_value();
   if (!ok)
-    r.invalid(Reader::join(path, key),
-              fmt::format("\"{}\" is not a valid {} quantity (examples: {})", text, key,
-                          key == "cpu" ? "\"1\", \"0.5\", \"500m\"" : "\"128Mi\", \"1Gi\", \"500M\""));
+    r.invalid(
+        Reader::join(path, key),
+        fmt::format("\"{}\" is not a valid {} quantity (examples: {})", text, key,
+                    key == "cpu" ? "\"1\", \"0.5\", \"500m\"" : "\"128Mi\", \"1Gi\", \"500M\""));
   return text;
 }
 
-ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& path, int container_port) {
+ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& path,
+                          int container_port) {
   ReadinessProbe p;
-  const json::object* o = r.object(v, path, {"httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds",
-                                             "timeoutSeconds", "failureThreshold", "successThreshold"});
+  const json::object* o = r.object(v, path,
+                                   {"httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds",
+                                    "timeoutSeconds", "failureThreshold", "successThreshold"});
   if (!o) return p;
   auto check_port = [&](const json::object& handler, const std::string& hp) {
     auto port = r.integer(handler, "port", hp);
-    if (port && *port != 0 && *port != (container_port > 0 ? container_port : kDefaultContainerPort))
+    if (port && *port != 0 &&
+        *port != (container_port > 0 ? container_port : kDefaultContainerPort))
       r.invalid(hp + ".port", "may only name the container's port (or be left out), as in Knative");
   };
   const json::value* http = o->if_contains("httpGet");
@@ -202,7 +211,8 @@ ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& pa
         r.invalid(hp + ".path", "must start with '/'");
       if (auto scheme = r.string(*h, "scheme", hp); scheme && *scheme != "HTTP")
         r.invalid(hp + ".scheme", "only HTTP is supported");
-      if (h->if_contains("httpHeaders")) r.invalid(hp + ".httpHeaders", "is not supported yet; remove it");
+      if (h->if_contains("httpHeaders"))
+        r.invalid(hp + ".httpHeaders", "is not supported yet; remove it");
       check_port(*h, hp);
     }
   } else if (tcp) {
@@ -211,7 +221,8 @@ ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& pa
   }
   auto seconds = [&](std::string_view key, int& out, int min) {
     if (auto n = r.integer(*o, key, path)) {
-      if (*n < min || *n > 3600) r.invalid(Reader::join(path, key), fmt::format("must be between {} and 3600", min));
+      if (*n < min || *n > 3600)
+        r.invalid(Reader::join(path, key), fmt::format("must be between {} and 3600", min));
       out = static_cast<int>(*n);
     }
   };
@@ -260,10 +271,10 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
       r.invalid(sp + ".containers", "exactly one container is required");
     } else if (!r.failed()) {
       std::string cp = sp + ".containers[0]";
-      const json::object* c = r.object(
-          (*containers)[0], cp,
-          {"name", "image", "command", "args", "env", "ports", "workingDir", "imagePullPolicy", "resources",
-           "readinessProbe"});
+      const json::object* c =
+          r.object((*containers)[0], cp,
+                   {"name", "image", "command", "args", "env", "ports", "workingDir",
+                    "imagePullPolicy", "resources", "readinessProbe"});
       if (c) {
         ContainerSpec& cs = t.container;
         cs.image = r.string(*c, "image", cp).value_or("");
@@ -415,7 +426,8 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
   if (const json::array* traffic = r.array(*spec, "traffic", "spec")) {
     for (std::size_t i = 0; i < traffic->size() && !error; ++i) {
       std::string tp = fmt::format("spec.traffic[{}]", i);
-      const json::object* o = r.object((*traffic)[i], tp,
+      const json::object* o = r.object(
+          (*traffic)[i], tp,
           {"revisionName", "latestRevision", "percent", "tag", "configurationName", "url"});
       if (!o) break;
       TrafficTarget target;
@@ -466,8 +478,10 @@ json::object template_to_json(const RevisionTemplate& t) {
   }
   if (const auto& p = t.container.readiness_probe) {
     json::object probe;
-    if (p->http) probe["httpGet"] = json::object{{"path", p->http_path}};
-    else probe["tcpSocket"] = json::object{};
+    if (p->http)
+      probe["httpGet"] = json::object{{"path", p->http_path}};
+    else
+      probe["tcpSocket"] = json::object{};
     if (p->initial_delay_seconds) probe["initialDelaySeconds"] = p->initial_delay_seconds;
     if (p->period_seconds) probe["periodSeconds"] = p->period_seconds;
     if (p->timeout_seconds) probe["timeoutSeconds"] = p->timeout_seconds;
@@ -587,15 +601,17 @@ std::optional<std::int64_t> parse_cpu_millis(std::string_view text) {
       std::count(num.begin(), num.end(), '.') > 1 || num == ".")
     return std::nullopt;
   double v = std::stod(num);
-  std::int64_t millis = milli ? static_cast<std::int64_t>(v) : static_cast<std::int64_t>(v * 1000 + 0.5);
+  std::int64_t millis =
+      milli ? static_cast<std::int64_t>(v) : static_cast<std::int64_t>(v * 1000 + 0.5);
   if (millis <= 0) return std::nullopt;
   return millis;
 }
 
 std::optional<std::int64_t> parse_memory_bytes(std::string_view text) {
   static const std::pair<std::string_view, std::int64_t> kSuffixes[] = {
-      {"Ki", 1LL << 10}, {"Mi", 1LL << 20}, {"Gi", 1LL << 30}, {"Ti", 1LL << 40},
-      {"k", 1000LL},     {"K", 1000LL},     {"M", 1000000LL}, {"G", 1000000000LL}, {"T", 1000000000000LL}};
+      {"Ki", 1LL << 10}, {"Mi", 1LL << 20},   {"Gi", 1LL << 30},
+      {"Ti", 1LL << 40}, {"k", 1000LL},       {"K", 1000LL},
+      {"M", 1000000LL},  {"G", 1000000000LL}, {"T", 1000000000000LL}};
   std::int64_t mult = 1;
   for (const auto& [suffix, m] : kSuffixes)
     if (text.size() > suffix.size() && text.substr(text.size() - suffix.size()) == suffix) {
@@ -603,7 +619,8 @@ std::optional<std::int64_t> parse_memory_bytes(std::string_view text) {
       mult = m;
       break;
     }
-  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos || text.size() > 15)
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos ||
+      text.size() > 15)
     return std::nullopt;
   std::int64_t v = std::stoll(std::string(text)) * mult;
   if (v <= 0) return std::nullopt;

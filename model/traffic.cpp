@@ -18,29 +18,36 @@ Result<void> validate_traffic(const std::vector<TrafficTarget>& traffic, std::st
     const TrafficTarget& t = traffic[i];
     std::string where = fmt::format("spec.traffic[{}]", i);
     if (t.latest_revision == !t.revision_name.empty())
-      return Error::invalid(fmt::format("{}: give either revisionName or latestRevision: true", where));
+      return Error::invalid(
+          fmt::format("{}: give either revisionName or latestRevision: true", where));
     if (t.percent < 0 || t.percent > 100)
-      return Error::invalid(fmt::format("{}.percent: must be between 0 and 100 (got {})", where, t.percent));
+      return Error::invalid(
+          fmt::format("{}.percent: must be between 0 and 100 (got {})", where, t.percent));
     if (!t.revision_name.empty() &&
         std::find(revisions.begin(), revisions.end(), t.revision_name) == revisions.end()) {
       std::string known;
       for (const auto& r : revisions) known += (known.empty() ? "" : ", ") + r;
-      return Error::invalid(fmt::format("{}: revision \"{}\" does not exist in service \"{}\" (its revisions: {})",
-                                        where, t.revision_name, service, known.empty() ? "none" : known));
+      return Error::invalid(
+          fmt::format("{}: revision \"{}\" does not exist in service \"{}\" (its revisions: {})",
+                      where, t.revision_name, service, known.empty() ? "none" : known));
     }
     if (!t.tag.empty()) {
       if (auto problem = dns1035_label_problem(t.tag))
-        return Error::invalid(fmt::format("{}.tag: \"{}\" {} (tags become part of a host name)", where, t.tag, *problem));
+        return Error::invalid(fmt::format("{}.tag: \"{}\" {} (tags become part of a host name)",
+                                          where, t.tag, *problem));
       if (t.tag.size() + 1 + service.size() > 63)
-        return Error::invalid(fmt::format("{}.tag: \"{}-{}\" would be longer than 63 characters; use a shorter tag",
-                                          where, t.tag, service));
+        return Error::invalid(
+            fmt::format("{}.tag: \"{}-{}\" would be longer than 63 characters; use a shorter tag",
+                        where, t.tag, service));
       if (!tags.insert(t.tag).second)
-        return Error::invalid(fmt::format("{}.tag: tag \"{}\" is used twice; each tag names one target", where, t.tag));
+        return Error::invalid(fmt::format(
+            "{}.tag: tag \"{}\" is used twice; each tag names one target", where, t.tag));
     }
     sum += t.percent;
   }
   if (sum != 100)
-    return Error::invalid(fmt::format("spec.traffic: percents must sum to 100 (they sum to {})", sum));
+    return Error::invalid(
+        fmt::format("spec.traffic: percents must sum to 100 (they sum to {})", sum));
   return {};
 }
 
@@ -59,7 +66,8 @@ std::vector<ResolvedTrafficTarget> resolve_traffic(const std::vector<TrafficTarg
   return out;
 }
 
-std::string tag_host(std::string_view tag, std::string_view name, std::string_view ns, std::string_view domain) {
+std::string tag_host(std::string_view tag, std::string_view name, std::string_view ns,
+                     std::string_view domain) {
   return fmt::format("{}-{}.{}.{}", tag, name, ns, domain);
 }
 

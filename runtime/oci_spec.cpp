@@ -231,13 +231,16 @@ json::object make_runtime_spec(const BundleSpec& b) {
   linux["namespaces"] = json::array{json::object{{"type", "pid"}}, json::object{{"type", "mount"}},
                                     json::object{{"type", "ipc"}}, json::object{{"type", "uts"}}};
   linux["cgroupsPath"] = b.cgroups_path;
-  json::object resources{{"pids", json::object{{"limit", b.pids_limit}}},
-                         {"devices", json::array{json::object{{"allow", false}, {"access", "rwm"}}}}};
+  json::object resources{
+      {"pids", json::object{{"limit", b.pids_limit}}},
+      {"devices", json::array{json::object{{"allow", false}, {"access", "rwm"}}}}};
   if (b.memory_limit_bytes > 0)
-    resources["memory"] = json::object{{"limit", b.memory_limit_bytes}, {"swap", b.memory_limit_bytes}};
+    resources["memory"] =
+        json::object{{"limit", b.memory_limit_bytes}, {"swap", b.memory_limit_bytes}};
   if (b.cpu_limit_millis > 0) {
     constexpr std::int64_t kPeriod = 100000;  // µs, the CFS default
-    resources["cpu"] = json::object{{"quota", b.cpu_limit_millis * kPeriod / 1000}, {"period", kPeriod}};
+    resources["cpu"] =
+        json::object{{"quota", b.cpu_limit_millis * kPeriod / 1000}, {"period", kPeriod}};
   }
   linux["resources"] = std::move(resources);
   // runc's default spec (libcontainer/specconv) masks and write-protects these.

@@ -14,8 +14,8 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <csignal>
 #include <map>
 #include <optional>
@@ -85,11 +85,12 @@ struct ServiceState {
   std::vector<ResolvedTrafficTarget> published;
 };
 
-bool same_targets(const std::vector<ResolvedTrafficTarget>& a, const std::vector<ResolvedTrafficTarget>& b) {
+bool same_targets(const std::vector<ResolvedTrafficTarget>& a,
+                  const std::vector<ResolvedTrafficTarget>& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i].revision_name != b[i].revision_name || a[i].percent != b[i].percent || a[i].tag != b[i].tag ||
-        a[i].latest_revision != b[i].latest_revision)
+    if (a[i].revision_name != b[i].revision_name || a[i].percent != b[i].percent ||
+        a[i].tag != b[i].tag || a[i].latest_revision != b[i].latest_revision)
       return false;
   return true;
 }
@@ -242,7 +243,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   // A revision keeps one instance while it gets traffic or a tag (desired or still served), and
   // the latest revision keeps one until it has proven it can become ready. Others keep none.
-  bool wanted(const ServiceState& s, const RevisionPtr& rev, const std::vector<ResolvedTrafficTarget>& want) const {
+  bool wanted(const ServiceState& s, const RevisionPtr& rev,
+              const std::vector<ResolvedTrafficTarget>& want) const {
     const std::string& name = rev->revision.meta.name;
     if (routes_to(want, name) || routes_to(s.published, name)) return true;
     return rev == s.revisions.back() && !rev->revision.ever_ready;
@@ -271,7 +273,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     }
     for (auto& rev : s.revisions) {
       if (wanted(s, rev, want)) {
-        if (!live(*rev) && !rev->restart_pending) asio::co_spawn(control_, launch(rev), asio::detached);
+        if (!live(*rev) && !rev->restart_pending)
+          asio::co_spawn(control_, launch(rev), asio::detached);
       } else {
         for (auto& inst : std::vector<InstancePtr>(rev->instances))
           if (!inst->stop_requested) asio::co_spawn(control_, stop(rev, inst), asio::detached);
@@ -351,7 +354,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->in_runtime_start = false;
     // stop() may have been asked for meanwhile; it waited for the start and finishes the job.
     if (!pid) {
-      if (!inst->stop_requested) co_await fail(rev, inst, "ContainerStartFailed", pid.error().message, false);
+      if (!inst->stop_requested)
+        co_await fail(rev, inst, "ContainerStartFailed", pid.error().message, false);
       co_return;
     }
     inst->record.pid = pid.value();
@@ -425,7 +429,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
                                 bool started) {
     rev->restarts += started ? 1 : 0;
     set_condition(rev->healthy, "False", reason, message);
-    if (!rev->revision.ever_ready || !has_ready(*rev)) set_condition(rev->ready, "False", reason, message);
+    if (!rev->revision.ever_ready || !has_ready(*rev))
+      set_condition(rev->ready, "False", reason, message);
     spdlog::warn("revision {}: {}: {}", rev->revision.meta.name, reason, message);
     if (rev->retired || stopped_) co_return;
     rev->backoff = rev->backoff.count() == 0 ? options_.backoff_initial
@@ -446,23 +451,29 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   // One readiness check: a TCP connect, or an HTTP GET answered with 2xx or 3xx.
   awaitable<bool> check_once(const InstancePtr& inst, const std::optional<ReadinessProbe>& probe) {
-    asio::ip::tcp::endpoint ep(asio::ip::address_v4::loopback(), static_cast<unsigned short>(inst->record.port));
+    asio::ip::tcp::endpoint ep(asio::ip::address_v4::loopback(),
+                               static_cast<unsigned short>(inst->record.port));
     asio::ip::tcp::socket socket(control_);
     boost::system::error_code ec;
     co_await socket.async_connect(ep, asio::redirect_error(use_awaitable, ec));
     if (ec) co_return false;
     if (!probe || !probe->http) co_return true;
-    std::string request = fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: elafros-probe\r\n"
-                                      "Connection: close\r\n\r\n", probe->http_path, inst->record.port);
-    asio::steady_timer deadline(control_, std::chrono::seconds(probe->timeout_seconds > 0 ? probe->timeout_seconds : 1));
+    std::string request = fmt::format(
+        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: elafros-probe\r\n"
+        "Connection: close\r\n\r\n",
+        probe->http_path, inst->record.port);
+    asio::steady_timer deadline(
+        control_, std::chrono::seconds(probe->timeout_seconds > 0 ? probe->timeout_seconds : 1));
     deadline.async_wait([&socket](boost::system::error_code e) {
       if (!e) socket.close();
     });
-    co_await asio::async_write(socket, asio::buffer(request), asio::redirect_error(use_awaitable, ec));
+    co_await asio::async_write(socket, asio::buffer(request),
+                               asio::redirect_error(use_awaitable, ec));
     std::string head;
     char buf[256];
     while (!ec && head.find("\r\n") == std::string::npos && head.size() < 4096) {
-      std::size_t n = co_await socket.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+      std::size_t n = co_await socket.async_read_some(asio::buffer(buf),
+                                                      asio::redirect_error(use_awaitable, ec));
       head.append(buf, n);
     }
     deadline.cancel();
@@ -487,11 +498,15 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       if (co_await check_once(inst, spec)) break;
       if (clock_->now() >= deadline) {
         std::string what = spec && spec->http
-                               ? fmt::format("GET {} on port {} did not answer 2xx or 3xx", spec->http_path, inst->record.port)
-                               : fmt::format("nothing accepted TCP connections on port {} (the $PORT the app must listen on)",
-                                             inst->record.port);
-        std::string message = fmt::format("{} within {:g} s", what,
-                                          std::chrono::duration<double>(options_.readiness_timeout).count());
+                               ? fmt::format("GET {} on port {} did not answer 2xx or 3xx",
+                                             spec->http_path, inst->record.port)
+                               : fmt::format(
+                                     "nothing accepted TCP connections on port {} (the $PORT the "
+                                     "app must listen on)",
+                                     inst->record.port);
+        std::string message =
+            fmt::format("{} within {:g} s", what,
+                        std::chrono::duration<double>(options_.readiness_timeout).count());
         co_await stop(rev, inst);
         co_await restart_later(rev, "ReadinessProbeFailed", message, true);
         co_return;
@@ -596,15 +611,18 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       const std::string& ns = s.service.meta.namespace_;
       const std::string& name = s.service.meta.name;
       std::map<std::string, std::shared_ptr<const RevisionRoute>> revision_routes;
-      auto revision_route = [&](const std::string& rev_name) -> std::shared_ptr<const RevisionRoute> {
-        if (auto it = revision_routes.find(rev_name); it != revision_routes.end()) return it->second;
+      auto revision_route =
+          [&](const std::string& rev_name) -> std::shared_ptr<const RevisionRoute> {
+        if (auto it = revision_routes.find(rev_name); it != revision_routes.end())
+          return it->second;
         auto rr = std::make_shared<RevisionRoute>();
         rr->name = rev_name;
         if (RevisionPtr rev = find_in(s, rev_name)) {
           rr->timeout_seconds = rev->revision.spec.timeout_seconds;
           for (const auto& inst : rev->instances)
             if (inst->phase == Phase::kReady)
-              rr->endpoints.push_back({inst->record.id, static_cast<std::uint16_t>(inst->record.port), inst->stats});
+              rr->endpoints.push_back(
+                  {inst->record.id, static_cast<std::uint16_t>(inst->record.port), inst->stats});
         }
         return revision_routes[rev_name] = std::move(rr);
       };
@@ -633,7 +651,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   std::string url_of(const std::string& host) const {
-    return options_.listen_port == 80 ? "http://" + host : fmt::format("http://{}:{}", host, options_.listen_port);
+    return options_.listen_port == 80 ? "http://" + host
+                                      : fmt::format("http://{}:{}", host, options_.listen_port);
   }
 
   std::string url(const std::string& ns, const std::string& name) const {
@@ -652,15 +671,17 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       st.latest_created_revision = latest.revision.meta.name;
       if (RevisionPtr lr = latest_ready(s)) st.latest_ready_revision = lr->revision.meta.name;
       for (auto t : s.published) {
-        if (!t.tag.empty()) t.url = url_of(tag_host(t.tag, service.meta.name, service.meta.namespace_, options_.domain));
+        if (!t.tag.empty())
+          t.url =
+              url_of(tag_host(t.tag, service.meta.name, service.meta.namespace_, options_.domain));
         st.traffic.push_back(std::move(t));
       }
       config = latest.ready;
       config.type = "ConfigurationsReady";
       if (latest.ready.status == "False") {
         config.reason = "RevisionFailed";
-        config.message = fmt::format("Revision \"{}\" failed with message: {}", latest.revision.meta.name,
-                                     latest.ready.message);
+        config.message = fmt::format("Revision \"{}\" failed with message: {}",
+                                     latest.revision.meta.name, latest.ready.message);
       }
       auto want = desired(s);
       if (!want.empty() && same_targets(want, s.published)) {
@@ -670,19 +691,22 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         // Traffic waits for a revision that is not ready: say which, and whether it failed.
         const RevisionState* blocking = want.empty() ? &latest : nullptr;
         for (const auto& t : want)
-          if (RevisionPtr r = find_in(s, t.revision_name); r && !has_ready(*r) && (t.percent > 0 || !t.tag.empty()))
+          if (RevisionPtr r = find_in(s, t.revision_name);
+              r && !has_ready(*r) && (t.percent > 0 || !t.tag.empty()))
             blocking = r.get();
         bool failed = blocking && blocking->ready.status == "False";
         routes.status = failed ? "False" : "Unknown";
         routes.reason = failed ? "RevisionFailed" : "RevisionMissing";
-        routes.message = blocking ? fmt::format("Revision \"{}\" {}", blocking->revision.meta.name,
-                                                failed ? "failed with message: " + blocking->ready.message
-                                                       : std::string("is not ready yet"))
-                                  : "traffic is moving";
+        routes.message =
+            blocking ? fmt::format("Revision \"{}\" {}", blocking->revision.meta.name,
+                                   failed ? "failed with message: " + blocking->ready.message
+                                          : std::string("is not ready yet"))
+                     : "traffic is moving";
       }
       if (config.status == "True" && routes.status == "True") {
         ready.status = "True";
-        ready.last_transition_unix = std::max(config.last_transition_unix, routes.last_transition_unix);
+        ready.last_transition_unix =
+            std::max(config.last_transition_unix, routes.last_transition_unix);
       } else {
         ready = config.status == "False" ? config : (routes.status != "True" ? routes : config);
         ready.type = "Ready";

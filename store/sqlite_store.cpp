@@ -264,9 +264,10 @@ Result<void> SqliteStore::migrate() {
 namespace {
 
 Result<void> insert_revision(sqlite3* db, const Revision& rev) {
-  Statement st(db,
-               "INSERT INTO revisions (namespace, name, service, uid, generation, created, template, "
-               "image_digest, ever_ready) VALUES (?,?,?,?,?,?,?,?,?)");
+  Statement st(
+      db,
+      "INSERT INTO revisions (namespace, name, service, uid, generation, created, template, "
+      "image_digest, ever_ready) VALUES (?,?,?,?,?,?,?,?,?)");
   st.bind(1, rev.meta.namespace_)
       .bind(2, rev.meta.name)
       .bind(3, rev.service)
@@ -291,9 +292,10 @@ Result<void> SqliteStore::create_service(const Service& s, const Revision& rev) 
   Transaction tx(db_);
   if (!tx.began()) return Error::unavailable("the database is busy; retry");
   {
-    Statement st(db_,
-                 "INSERT INTO services (namespace, name, uid, generation, created, labels, annotations, "
-                 "template, traffic, config_generation) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    Statement st(
+        db_,
+        "INSERT INTO services (namespace, name, uid, generation, created, labels, annotations, "
+        "template, traffic, config_generation) VALUES (?,?,?,?,?,?,?,?,?,?)");
     st.bind(1, s.meta.namespace_)
         .bind(2, s.meta.name)
         .bind(3, s.meta.uid)
@@ -338,7 +340,9 @@ Result<Service> read_service(Statement& st) {
 }  // namespace
 
 Result<Service> SqliteStore::get_service(const std::string& ns, const std::string& name) {
-  Statement st(db_, "SELECT namespace, name, uid, generation, created, labels, annotations, template, traffic, config_generation FROM services WHERE namespace=? AND name=?");
+  Statement st(db_,
+               "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
+               "traffic, config_generation FROM services WHERE namespace=? AND name=?");
   st.bind(1, ns).bind(2, name);
   int rc = st.step();
   if (rc == SQLITE_DONE)
@@ -351,10 +355,12 @@ Result<Service> SqliteStore::get_service(const std::string& ns, const std::strin
 }
 
 Result<std::vector<Service>> SqliteStore::list_services(const std::string& ns) {
-  Statement st(db_, ns.empty() ? "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
-                                 "traffic, config_generation FROM services ORDER BY namespace, name"
-                               : "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
-                                 "traffic, config_generation FROM services WHERE namespace=? ORDER BY name");
+  Statement st(
+      db_, ns.empty()
+               ? "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
+                 "traffic, config_generation FROM services ORDER BY namespace, name"
+               : "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
+                 "traffic, config_generation FROM services WHERE namespace=? ORDER BY name");
   if (!ns.empty()) st.bind(1, ns);
   std::vector<Service> out;
   int rc;
@@ -408,9 +414,10 @@ Result<void> SqliteStore::update_service(const Service& s, const Revision* new_r
   Transaction tx(db_);
   if (!tx.began()) return Error::unavailable("the database is busy; retry");
   {
-    Statement st(db_,
-                 "UPDATE services SET generation=?, labels=?, annotations=?, template=?, traffic=?, "
-                 "config_generation=? WHERE namespace=? AND name=?");
+    Statement st(
+        db_,
+        "UPDATE services SET generation=?, labels=?, annotations=?, template=?, traffic=?, "
+        "config_generation=? WHERE namespace=? AND name=?");
     st.bind(1, s.meta.generation)
         .bind(2, map_to_text(s.meta.labels))
         .bind(3, map_to_text(s.meta.annotations))
@@ -421,8 +428,8 @@ Result<void> SqliteStore::update_service(const Service& s, const Revision* new_r
         .bind(8, s.meta.name);
     if (st.step() != SQLITE_DONE) return st.error("updating the service failed");
     if (sqlite3_changes(db_) == 0)
-      return Error::not_found(fmt::format("service \"{}\" not found in namespace \"{}\"", s.meta.name,
-                                          s.meta.namespace_));
+      return Error::not_found(fmt::format("service \"{}\" not found in namespace \"{}\"",
+                                          s.meta.name, s.meta.namespace_));
   }
   if (new_revision) {
     if (auto r = insert_revision(db_, *new_revision); !r) return r;
@@ -433,7 +440,8 @@ Result<void> SqliteStore::update_service(const Service& s, const Revision* new_r
 Result<std::vector<Revision>> SqliteStore::list_revisions(const std::string& ns,
                                                           const std::string& service) {
   std::string sql = std::string(kRevisionColumns) +
-                    (service.empty() ? "WHERE namespace=? ORDER BY rowid" : "WHERE namespace=? AND service=? ORDER BY rowid");
+                    (service.empty() ? "WHERE namespace=? ORDER BY rowid"
+                                     : "WHERE namespace=? AND service=? ORDER BY rowid");
   Statement st(db_, sql.c_str());
   st.bind(1, ns);
   if (!service.empty()) st.bind(2, service);
@@ -454,8 +462,10 @@ Result<Revision> SqliteStore::get_revision(const std::string& ns, const std::str
   st.bind(1, ns).bind(2, name);
   int rc = st.step();
   if (rc == SQLITE_DONE)
-    return Error::not_found(fmt::format(
-        "revision \"{}\" not found in namespace \"{}\"; 'elafros revision list' shows the revisions there", name, ns));
+    return Error::not_found(
+        fmt::format("revision \"{}\" not found in namespace \"{}\"; 'elafros revision list' shows "
+                    "the revisions there",
+                    name, ns));
   if (rc != SQLITE_ROW) return st.error("reading the revision failed");
   return read_revision(st);
 }
@@ -472,7 +482,8 @@ Result<void> SqliteStore::delete_revision(const std::string& ns, const std::stri
 }
 
 Result<void> SqliteStore::mark_revision_ready(const std::string& ns, const std::string& name) {
-  Statement st(db_, "UPDATE revisions SET ever_ready=1 WHERE namespace=? AND name=? AND ever_ready=0");
+  Statement st(db_,
+               "UPDATE revisions SET ever_ready=1 WHERE namespace=? AND name=? AND ever_ready=0");
   st.bind(1, ns).bind(2, name);
   if (st.step() != SQLITE_DONE) return st.error("recording the revision's readiness failed");
   return {};

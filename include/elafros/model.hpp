@@ -23,8 +23,8 @@ struct EnvVar {
 // A readiness probe (containers[0].readinessProbe). Without one, readiness is a TCP connect to
 // PORT, polled aggressively as Knative's queue-proxy does.
 struct ReadinessProbe {
-  bool http = false;      // httpGet; otherwise tcpSocket
-  std::string http_path;  // for httpGet, "/" when empty
+  bool http = false;       // httpGet; otherwise tcpSocket
+  std::string http_path;   // for httpGet, "/" when empty
   int period_seconds = 0;  // 0: poll every ~10 ms until ready
   int initial_delay_seconds = 0;
   int timeout_seconds = 0;

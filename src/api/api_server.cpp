@@ -371,8 +371,10 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   };
 
   static Error busy_error(const std::string& ns, const std::string& name) {
-    return Error::unavailable(fmt::format(
-        "another change to service \"{}\" in namespace \"{}\" is in progress; retry when it is done", name, ns));
+    return Error::unavailable(
+        fmt::format("another change to service \"{}\" in namespace \"{}\" is in progress; retry "
+                    "when it is done",
+                    name, ns));
   }
 
   // Parses a Service body for the namespace of the request path.
@@ -382,24 +384,28 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     auto parsed = service_from_json(*v, ns);
     if (!parsed) return parsed.error();
     if (parsed->meta.namespace_ != ns)
-      return Error::invalid(fmt::format("metadata.namespace \"{}\" does not match the namespace \"{}\" of the request path",
-                                        parsed->meta.namespace_, ns));
+      return Error::invalid(fmt::format(
+          "metadata.namespace \"{}\" does not match the namespace \"{}\" of the request path",
+          parsed->meta.namespace_, ns));
     return parsed;
   }
 
   // Resolves an image reference to a stored image (importing transports), for a revision to pin.
   awaitable<Result<ImageRecord>> resolve_image(std::string reference) {
     if (looks_like_transport(reference)) co_return co_await import(reference, "");
-    auto image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
+    auto image =
+        co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
     if (!image && image.error().code == ErrorCode::kNotFound)
-      co_return Error::invalid(fmt::format(
-          "spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give a reference such as "
-          "oci:DIR:TAG, or import it first with 'elafros image import'",
-          reference));
+      co_return Error::invalid(
+          fmt::format("spec.template.spec.containers[0].image: image \"{}\" is not in the image "
+                      "store; give a reference such as "
+                      "oci:DIR:TAG, or import it first with 'elafros image import'",
+                      reference));
     co_return image;
   }
 
-  static Revision new_revision(const Service& s, std::string name, std::string digest, std::int64_t now) {
+  static Revision new_revision(const Service& s, std::string name, std::string digest,
+                               std::int64_t now) {
     Revision rev;
     rev.meta.name = std::move(name);
     rev.meta.namespace_ = s.meta.namespace_;
@@ -415,7 +421,9 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   static std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
 
   awaitable<Reply> create_service(const std::string& ns, const std::string& body) {
@@ -428,14 +436,17 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
 
   awaitable<Reply> create(Service s) {
     const std::string ns = s.meta.namespace_;
-    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, s.meta.name);
+    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns,
+                                     s.meta.name);
     if (existing)
-      co_return error_reply(Error::exists(fmt::format(
-          "service \"{}\" already exists in namespace \"{}\"; change it with 'elafros service update {}' or "
-          "'elafros apply', or delete it first",
-          s.meta.name, ns, s.meta.name)));
+      co_return error_reply(
+          Error::exists(fmt::format("service \"{}\" already exists in namespace \"{}\"; change it "
+                                    "with 'elafros service update {}' or "
+                                    "'elafros apply', or delete it first",
+                                    s.meta.name, ns, s.meta.name)));
     std::string rev_name = s.spec.name.empty() ? revision_name(s.meta.name, 1) : s.spec.name;
-    if (auto r = validate_traffic(s.traffic, s.meta.name, {rev_name}); !r) co_return error_reply(r.error());
+    if (auto r = validate_traffic(s.traffic, s.meta.name, {rev_name}); !r)
+      co_return error_reply(r.error());
     // Resolve the image to a digest now: the revision pins it.
     auto image = co_await resolve_image(s.spec.container.image);
     if (!image) co_return error_reply(image.error());
@@ -446,29 +457,36 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     s.meta.created_unix = now;
     s.config_generation = 1;
     Revision rev = new_revision(s, rev_name, image->digest, now);
-    auto created = co_await offload(store_thread_.get_executor(), &Store::create_service, &store_, s, rev);
+    auto created =
+        co_await offload(store_thread_.get_executor(), &Store::create_service, &store_, s, rev);
     if (!created) co_return error_reply(created.error());
-    spdlog::info("created service {}/{} with revision {} (image {})", ns, s.meta.name, rev.meta.name, image->digest);
+    spdlog::info("created service {}/{} with revision {} (image {})", ns, s.meta.name,
+                 rev.meta.name, image->digest);
     reconciler_.service_created(s, rev);
     co_return Reply{http::status::created, service_json(s)};
   }
 
   // PUT: replaces the service's spec (creating the service when it does not exist, as
   // 'kubectl apply' does). A changed template makes a new revision; an unchanged one does not.
-  awaitable<Reply> replace_service(const std::string& ns, const std::string& name, const std::string& body) {
+  awaitable<Reply> replace_service(const std::string& ns, const std::string& name,
+                                   const std::string& body) {
     auto parsed = parse_service(ns, body);
     if (!parsed) co_return error_reply(parsed.error());
     Service s = std::move(parsed.value());
     if (s.meta.name != name)
-      co_return error_reply(Error::invalid(fmt::format(
-          "metadata.name \"{}\" does not match the service \"{}\" of the request path", s.meta.name, name)));
+      co_return error_reply(Error::invalid(
+          fmt::format("metadata.name \"{}\" does not match the service \"{}\" of the request path",
+                      s.meta.name, name)));
     ServiceLock lock(busy_, key_of(ns, name));
     if (!lock.held()) co_return error_reply(busy_error(ns, name));
-    auto existing = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, name);
-    if (!existing && existing.error().code == ErrorCode::kNotFound) co_return co_await create(std::move(s));
+    auto existing =
+        co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, name);
+    if (!existing && existing.error().code == ErrorCode::kNotFound)
+      co_return co_await create(std::move(s));
     if (!existing) co_return error_reply(existing.error());
     const Service& old = existing.value();
-    auto revisions = co_await offload(store_thread_.get_executor(), &Store::list_revisions, &store_, ns, name);
+    auto revisions =
+        co_await offload(store_thread_.get_executor(), &Store::list_revisions, &store_, ns, name);
     if (!revisions) co_return error_reply(revisions.error());
     std::vector<std::string> names;
     for (const auto& r : *revisions) names.push_back(r.meta.name);
@@ -482,17 +500,19 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     std::string rev_name;
     if (template_changed) {
       s.config_generation = old.config_generation + 1;
-      rev_name = s.spec.name.empty() ? revision_name(name, static_cast<int>(s.config_generation)) : s.spec.name;
+      rev_name = s.spec.name.empty() ? revision_name(name, static_cast<int>(s.config_generation))
+                                     : s.spec.name;
       if (std::find(names.begin(), names.end(), rev_name) != names.end())
-        co_return error_reply(Error::exists(fmt::format(
-            "revision \"{}\" already exists; a changed template needs a new revision name (spec.template.metadata.name "
-            "or --revision-name), or leave the name out",
-            rev_name)));
+        co_return error_reply(
+            Error::exists(fmt::format("revision \"{}\" already exists; a changed template needs a "
+                                      "new revision name (spec.template.metadata.name "
+                                      "or --revision-name), or leave the name out",
+                                      rev_name)));
       names.push_back(rev_name);
     }
     if (auto r = validate_traffic(s.traffic, name, names); !r) co_return error_reply(r.error());
-    bool changed = template_changed || !(s.traffic == old.traffic) || s.meta.labels != old.meta.labels ||
-                   s.meta.annotations != old.meta.annotations;
+    bool changed = template_changed || !(s.traffic == old.traffic) ||
+                   s.meta.labels != old.meta.labels || s.meta.annotations != old.meta.annotations;
     if (!changed) co_return Reply{http::status::ok, service_json(old)};
     if (template_changed) {
       auto image = co_await resolve_image(s.spec.container.image);
@@ -501,17 +521,19 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     }
     s.meta.generation = old.meta.generation + 1;
     const Revision* created = rev ? &*rev : nullptr;
-    auto updated = co_await offload(store_thread_.get_executor(), &Store::update_service, &store_, s,
-                                    rev ? &*rev : static_cast<const Revision*>(nullptr));
+    auto updated = co_await offload(store_thread_.get_executor(), &Store::update_service, &store_,
+                                    s, rev ? &*rev : static_cast<const Revision*>(nullptr));
     if (!updated) co_return error_reply(updated.error());
-    spdlog::info("updated service {}/{} to generation {}{}", ns, name, s.meta.generation,
-                 rev ? fmt::format(" with revision {} (image {})", rev->meta.name, rev->image_digest) : "");
+    spdlog::info(
+        "updated service {}/{} to generation {}{}", ns, name, s.meta.generation,
+        rev ? fmt::format(" with revision {} (image {})", rev->meta.name, rev->image_digest) : "");
     reconciler_.service_updated(s, created);
     co_return Reply{http::status::ok, service_json(s)};
   }
 
   awaitable<Reply> get_revision(const std::string& ns, const std::string& name) {
-    auto r = co_await offload(store_thread_.get_executor(), &Store::get_revision, &store_, ns, name);
+    auto r =
+        co_await offload(store_thread_.get_executor(), &Store::get_revision, &store_, ns, name);
     if (!r) co_return error_reply(r.error());
     RevisionStatus st = reconciler_.revision_status(ns, name);
     co_return Reply{http::status::ok, revision_to_json(*r, &st)};
@@ -519,41 +541,53 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
 
   // Refuses to delete a revision that serves traffic, carries a tag, or is the latest.
   awaitable<Reply> delete_revision(const std::string& ns, const std::string& name) {
-    auto rev = co_await offload(store_thread_.get_executor(), &Store::get_revision, &store_, ns, name);
+    auto rev =
+        co_await offload(store_thread_.get_executor(), &Store::get_revision, &store_, ns, name);
     if (!rev) co_return error_reply(rev.error());
     const std::string service = rev->service;
     ServiceLock lock(busy_, key_of(ns, service));
     if (!lock.held()) co_return error_reply(busy_error(ns, service));
-    auto svc = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, service);
+    auto svc =
+        co_await offload(store_thread_.get_executor(), &Store::get_service, &store_, ns, service);
     if (!svc) co_return error_reply(svc.error());
     ServiceStatus st = reconciler_.service_status(*svc);
     std::string holder;
     for (const auto& t : svc->traffic)
       if (t.revision_name == name && (t.percent > 0 || !t.tag.empty()))
-        holder = t.tag.empty() ? fmt::format("{}% of its traffic", t.percent)
-                               : fmt::format("{}% of its traffic and the tag \"{}\"", t.percent, t.tag);
+        holder = t.tag.empty()
+                     ? fmt::format("{}% of its traffic", t.percent)
+                     : fmt::format("{}% of its traffic and the tag \"{}\"", t.percent, t.tag);
     for (const auto& t : st.traffic)
       if (holder.empty() && t.revision_name == name && (t.percent > 0 || !t.tag.empty()))
-        holder = fmt::format("{}% of its traffic{}", t.percent, t.latest_revision ? " as @latest" : "");
+        holder =
+            fmt::format("{}% of its traffic{}", t.percent, t.latest_revision ? " as @latest" : "");
     if (!holder.empty())
-      co_return error_reply(Error::precondition(fmt::format(
-          "revision \"{}\" is routed by service \"{}\" ({}); move that traffic first, e.g. 'elafros service update {} "
-          "--traffic @latest=100' (and --untag for its tag)",
-          name, service, holder, service)));
+      co_return error_reply(
+          Error::precondition(fmt::format("revision \"{}\" is routed by service \"{}\" ({}); move "
+                                          "that traffic first, e.g. 'elafros service update {} "
+                                          "--traffic @latest=100' (and --untag for its tag)",
+                                          name, service, holder, service)));
     if (st.latest_created_revision == name)
-      co_return error_reply(Error::precondition(fmt::format(
-          "revision \"{}\" is the latest revision of service \"{}\"; update the service to a new revision first, or "
-          "delete the service",
-          name, service)));
-    auto d = co_await offload(store_thread_.get_executor(), &Store::delete_revision, &store_, ns, name);
+      co_return error_reply(
+          Error::precondition(fmt::format("revision \"{}\" is the latest revision of service "
+                                          "\"{}\"; update the service to a new revision first, or "
+                                          "delete the service",
+                                          name, service)));
+    auto d =
+        co_await offload(store_thread_.get_executor(), &Store::delete_revision, &store_, ns, name);
     if (!d) co_return error_reply(d.error());
     reconciler_.revision_deleted(ns, name);
     spdlog::info("deleted revision {}/{}", ns, name);
-    co_return Reply{http::status::ok, json::object{{"status", "Success"},
-                                                   {"details", json::object{{"name", name}, {"namespace", ns}, {"kind", "revisions"}}}}};
+    co_return Reply{
+        http::status::ok,
+        json::object{
+            {"status", "Success"},
+            {"details", json::object{{"name", name}, {"namespace", ns}, {"kind", "revisions"}}}}};
   }
 
-  static std::string key_of(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+  static std::string key_of(const std::string& ns, const std::string& name) {
+    return ns + "/" + name;
+  }
 
   awaitable<Reply> delete_service(const std::string& ns, const std::string& name) {
     ServiceLock lock(busy_, key_of(ns, name));

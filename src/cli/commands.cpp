@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -47,7 +47,8 @@ std::string condition_status(const json::value& obj, std::string_view type) {
 
 std::string condition_summary(const json::value& obj) {
   int ok = 0, total = 0;
-  for (const char* type : {"ConfigurationsReady", "Ready", "RoutesReady", "ContainerHealthy", "ResourcesAvailable"}) {
+  for (const char* type :
+       {"ConfigurationsReady", "Ready", "RoutesReady", "ContainerHealthy", "ResourcesAvailable"}) {
     if (const json::object* c = condition(obj, type)) {
       ++total;
       ok += field(*c, "status") == "True";
@@ -66,8 +67,8 @@ json::array array_at(const json::value& v, std::initializer_list<std::string_vie
 }
 
 // Polls the service until Ready is True or False, or the timeout passes.
-int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, const WaitOptions& w,
-               const std::string& done_message, const char* failure_hint) {
+int wait_ready(const ApiClient& api, const Globals& g, const std::string& name,
+               const WaitOptions& w, const std::string& done_message, const char* failure_hint) {
   auto start = std::chrono::steady_clock::now();
   auto deadline = start + std::chrono::seconds(w.timeout_seconds);
   std::string last_message;
@@ -75,16 +76,20 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, 
     json::value s = api.call("GET", services_path(g) + "/" + name);
     const json::object* ready = condition(s, "Ready");
     std::string status = ready ? field(*ready, "status") : "Unknown";
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (status == "True") {
       std::cout << fmt::format("  {:.3f}s Ready to serve.\n\n", elapsed);
-      std::cout << fmt::format(fmt::runtime(done_message), fmt::arg("latest", field(s, "status.latestReadyRevisionName")))
-                << "\n" << field(s, "status.url") << "\n";
+      std::cout << fmt::format(fmt::runtime(done_message),
+                               fmt::arg("latest", field(s, "status.latestReadyRevisionName")))
+                << "\n"
+                << field(s, "status.url") << "\n";
       return 0;
     }
     if (status == "False") {
-      std::cerr << fmt::format("Error: service '{}' is not ready after {:.3f}s: {}: {}\n{}\n", name, elapsed,
-                               field(*ready, "reason"), field(*ready, "message"), failure_hint);
+      std::cerr << fmt::format("Error: service '{}' is not ready after {:.3f}s: {}: {}\n{}\n", name,
+                               elapsed, field(*ready, "reason"), field(*ready, "message"),
+                               failure_hint);
       return 1;
     }
     std::string message = ready ? field(*ready, "message") : "";
@@ -93,13 +98,15 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name, 
       last_message = message;
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      std::cerr << fmt::format("Error: service '{}' did not become ready within {} s (--wait-timeout); "
-                               "'elafros service describe {}' shows its state\n",
-                               name, w.timeout_seconds, name);
+      std::cerr << fmt::format(
+          "Error: service '{}' did not become ready within {} s (--wait-timeout); "
+          "'elafros service describe {}' shows its state\n",
+          name, w.timeout_seconds, name);
       return 1;
     }
     // Poll tightly at first (a local start takes tens of milliseconds), then back off.
-    std::this_thread::sleep_for(elapsed < 2.0 ? std::chrono::milliseconds(5) : std::chrono::milliseconds(100));
+    std::this_thread::sleep_for(elapsed < 2.0 ? std::chrono::milliseconds(5)
+                                              : std::chrono::milliseconds(100));
   }
 }
 
@@ -112,9 +119,10 @@ std::pair<std::string, std::string> split_assignment(const std::string& text, co
 
 // Applies --image, -e, --port, --cmd, --arg, --revision-name to spec.template.
 void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool creating) {
-  json::object& spec = tmpl["spec"].is_object() ? tmpl["spec"].get_object() : tmpl["spec"].emplace_object();
-  json::array& containers =
-      spec["containers"].is_array() ? spec["containers"].get_array() : spec["containers"].emplace_array();
+  json::object& spec =
+      tmpl["spec"].is_object() ? tmpl["spec"].get_object() : tmpl["spec"].emplace_object();
+  json::array& containers = spec["containers"].is_array() ? spec["containers"].get_array()
+                                                          : spec["containers"].emplace_array();
   if (containers.empty()) containers.emplace_back(json::object{});
   json::object& c = containers[0].as_object();
   if (t.image) c["image"] = absolutize_reference(*t.image);
@@ -125,23 +133,30 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
         std::string name = e.substr(0, e.size() - 1);
         bool found = false;
         for (auto it = env.begin(); it != env.end();) {
-          if (field(*it, "name") == name) it = env.erase(it), found = true;
-          else ++it;
+          if (field(*it, "name") == name)
+            it = env.erase(it), found = true;
+          else
+            ++it;
         }
-        if (!found) throw std::runtime_error(fmt::format("-e {}: the service has no environment variable {}", e, name));
+        if (!found)
+          throw std::runtime_error(
+              fmt::format("-e {}: the service has no environment variable {}", e, name));
         continue;
       }
       auto eq = e.find('=');
       if (eq == std::string::npos || eq == 0)
-        throw std::runtime_error(fmt::format("-e \"{}\" must be NAME=VALUE (or NAME- to unset)", e));
+        throw std::runtime_error(
+            fmt::format("-e \"{}\" must be NAME=VALUE (or NAME- to unset)", e));
       std::string name = e.substr(0, eq), value = e.substr(eq + 1);
       bool replaced = false;
       for (auto& var : env)
         if (field(var, "name") == name) var.as_object()["value"] = value, replaced = true;
       if (!replaced) env.push_back(json::object{{"name", name}, {"value", value}});
     }
-    if (env.empty()) c.erase("env");
-    else c["env"] = std::move(env);
+    if (env.empty())
+      c.erase("env");
+    else
+      c["env"] = std::move(env);
   }
   if (t.port) c["ports"] = json::array{json::object{{"containerPort", *t.port}}};
   if (t.cmd) c["command"] = json::array{json::string(*t.cmd)};
@@ -151,9 +166,12 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
     c["args"] = std::move(a);
   }
   // A revision name belongs to one revision: an update without --revision-name gets a new one.
-  json::object& md = tmpl["metadata"].is_object() ? tmpl["metadata"].get_object() : tmpl["metadata"].emplace_object();
-  if (t.revision_name) md["name"] = *t.revision_name;
-  else if (!creating) md.erase("name");
+  json::object& md = tmpl["metadata"].is_object() ? tmpl["metadata"].get_object()
+                                                  : tmpl["metadata"].emplace_object();
+  if (t.revision_name)
+    md["name"] = *t.revision_name;
+  else if (!creating)
+    md.erase("name");
   if (md.empty()) tmpl.erase("metadata");
 }
 
@@ -161,8 +179,9 @@ std::string traffic_summary(const json::value& s) {
   std::string out;
   for (const auto& t : array_at(s, {"status", "traffic"})) {
     out += fmt::format("  {:>4}% {}{}{}\n", field(t, "percent"),
-                       field(t, "latestRevision") == "true" ? "@latest (" + field(t, "revisionName") + ")"
-                                                             : field(t, "revisionName"),
+                       field(t, "latestRevision") == "true"
+                           ? "@latest (" + field(t, "revisionName") + ")"
+                           : field(t, "revisionName"),
                        field(t, "tag").empty() ? "" : " #" + field(t, "tag"),
                        field(t, "url").empty() ? "" : " " + field(t, "url"));
   }
@@ -176,7 +195,8 @@ std::string read_input(const std::string& file) {
     return ss.str();
   }
   std::ifstream in(file);
-  if (!in) throw std::runtime_error(fmt::format("cannot read {}: no such file or not readable", file));
+  if (!in)
+    throw std::runtime_error(fmt::format("cannot read {}: no such file or not readable", file));
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -190,7 +210,8 @@ void absolutize_images(json::value& service) {
       if (auto* tspec = tmpl->get_object().if_contains("spec"); tspec && tspec->is_object())
         if (auto* cs = tspec->get_object().if_contains("containers"); cs && cs->is_array())
           for (auto& c : cs->get_array())
-            if (auto* image = c.is_object() ? c.get_object().if_contains("image") : nullptr; image && image->is_string())
+            if (auto* image = c.is_object() ? c.get_object().if_contains("image") : nullptr;
+                image && image->is_string())
               *image = absolutize_reference(std::string(image->get_string()));
 }
 
@@ -209,7 +230,8 @@ std::string absolutize_reference(const std::string& ref) {
   if (ref.rfind(prefix, 0) != 0) return ref;
   std::string rest = ref.substr(prefix.size());
   std::string path = rest, tag;
-  if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
+  if (auto colon = rest.rfind(':');
+      colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
     path = rest.substr(0, colon);
     tag = rest.substr(colon);
   }
@@ -218,8 +240,10 @@ std::string absolutize_reference(const std::string& ref) {
 }
 
 void print(const Globals& g, const json::value& v) {
-  if (g.output == "json") std::cout << to_pretty_json(v);
-  else std::cout << to_yaml(v);
+  if (g.output == "json")
+    std::cout << to_pretty_json(v);
+  else
+    std::cout << to_yaml(v);
 }
 
 json::array apply_traffic_changes(const json::array& current_in, const TrafficChanges& changes) {
@@ -229,7 +253,8 @@ json::array apply_traffic_changes(const json::array& current_in, const TrafficCh
     return field(t, "latestRevision") == "true" ? std::string("@latest") : field(t, "revisionName");
   };
   auto target_for = [](const std::string& key) {
-    return key == "@latest" ? json::object{{"latestRevision", true}} : json::object{{"revisionName", key}};
+    return key == "@latest" ? json::object{{"latestRevision", true}}
+                            : json::object{{"revisionName", key}};
   };
   for (const auto& tag : changes.untags) {
     bool found = false;
@@ -244,7 +269,8 @@ json::array apply_traffic_changes(const json::array& current_in, const TrafficCh
       }
       ++it;
     }
-    if (!found) throw std::runtime_error(fmt::format("--untag {}: the service has no such tag", tag));
+    if (!found)
+      throw std::runtime_error(fmt::format("--untag {}: the service has no such tag", tag));
   }
   if (!changes.traffic.empty()) {
     // The new split replaces every percent; tags stay, on targets of their own if need be.
@@ -262,10 +288,12 @@ json::array apply_traffic_changes(const json::array& current_in, const TrafficCh
           percent = std::stoi(pct, &used);
           if (used != pct.size()) throw std::invalid_argument("");
         } catch (const std::exception&) {
-          throw std::runtime_error(fmt::format("--traffic {}: \"{}\" is not a whole percent", one, pct));
+          throw std::runtime_error(
+              fmt::format("--traffic {}: \"{}\" is not a whole percent", one, pct));
         }
         if (percent < 0 || percent > 100)
-          throw std::runtime_error(fmt::format("--traffic {}: percents are between 0 and 100", one));
+          throw std::runtime_error(
+              fmt::format("--traffic {}: percents are between 0 and 100", one));
         json::object target;
         bool by_tag = false;
         for (const auto& t : current)
@@ -283,7 +311,8 @@ json::array apply_traffic_changes(const json::array& current_in, const TrafficCh
       }
     }
     if (sum != 100)
-      throw std::runtime_error(fmt::format("--traffic percents must sum to 100 (they sum to {})", sum));
+      throw std::runtime_error(
+          fmt::format("--traffic percents must sum to 100 (they sum to {})", sum));
     for (const auto& t : current) {
       std::string tag = field(t, "tag");
       if (tag.empty() || std::find(seen.begin(), seen.end(), tag) != seen.end()) continue;
@@ -298,7 +327,8 @@ json::array apply_traffic_changes(const json::array& current_in, const TrafficCh
     auto [key, tag] = split_assignment(item, "--tag");
     for (const auto& t : current)
       if (field(t, "tag") == tag)
-        throw std::runtime_error(fmt::format("--tag {}: tag \"{}\" is already used; --untag {} first", item, tag, tag));
+        throw std::runtime_error(
+            fmt::format("--tag {}: tag \"{}\" is already used; --untag {} first", item, tag, tag));
     bool placed = false;
     for (auto& t : current)
       if (!placed && key_of(t) == key && field(t, "tag").empty()) {
@@ -315,8 +345,8 @@ json::array apply_traffic_changes(const json::array& current_in, const TrafficCh
   return current;
 }
 
-int service_create(const ApiClient& api, const Globals& g, const std::string& name, const TemplateChanges& t,
-                   const WaitOptions& w) {
+int service_create(const ApiClient& api, const Globals& g, const std::string& name,
+                   const TemplateChanges& t, const WaitOptions& w) {
   json::object tmpl;
   apply_template_changes(tmpl, t, true);
   json::value body = json::object{{"apiVersion", "serving.knative.dev/v1"},
@@ -326,23 +356,29 @@ int service_create(const ApiClient& api, const Globals& g, const std::string& na
   std::cout << fmt::format("Creating service '{}' in namespace '{}':\n\n", name, g.ns);
   json::value created = api.call("POST", services_path(g), &body);
   if (w.no_wait) {
-    std::cout << fmt::format("Service '{}' created in namespace '{}'.\n{}\n", name, g.ns, field(created, "status.url"));
+    std::cout << fmt::format("Service '{}' created in namespace '{}'.\n{}\n", name, g.ns,
+                             field(created, "status.url"));
     return 0;
   }
-  return wait_ready(api, g, name, w, fmt::format("Service '{}' created to latest revision '{{latest}}' is available at URL:", name),
-                    "The service stays and keeps retrying until deleted; 'elafros service describe' shows why.");
+  return wait_ready(
+      api, g, name, w,
+      fmt::format("Service '{}' created to latest revision '{{latest}}' is available at URL:",
+                  name),
+      "The service stays and keeps retrying until deleted; 'elafros service describe' shows why.");
 }
 
-int service_update(const ApiClient& api, const Globals& g, const std::string& name, const TemplateChanges& t,
-                   const TrafficChanges& traffic, const WaitOptions& w) {
+int service_update(const ApiClient& api, const Globals& g, const std::string& name,
+                   const TemplateChanges& t, const TrafficChanges& traffic, const WaitOptions& w) {
   json::value current = api.call("GET", services_path(g) + "/" + name);
   json::value body = exportable(current);
   json::object& spec = body.as_object()["spec"].as_object();
   bool template_flags = t.image || !t.env.empty() || t.port || t.cmd || t.args || t.revision_name;
   if (template_flags) apply_template_changes(spec["template"].as_object(), t, false);
-  if (!traffic.empty()) spec["traffic"] = apply_traffic_changes(array_at(current, {"spec", "traffic"}), traffic);
+  if (!traffic.empty())
+    spec["traffic"] = apply_traffic_changes(array_at(current, {"spec", "traffic"}), traffic);
   if (!template_flags && traffic.empty())
-    throw std::runtime_error("nothing to update: give --image, -e, --port, --cmd, --arg, --traffic, --tag or --untag");
+    throw std::runtime_error(
+        "nothing to update: give --image, -e, --port, --cmd, --arg, --traffic, --tag or --untag");
   std::cout << fmt::format("Updating service '{}' in namespace '{}':\n\n", name, g.ns);
   json::value updated = api.call("PUT", services_path(g) + "/" + name, &body);
   bool unchanged = field(updated, "metadata.generation") == field(current, "metadata.generation");
@@ -350,10 +386,11 @@ int service_update(const ApiClient& api, const Globals& g, const std::string& na
     std::cout << fmt::format("Service '{}' updated in namespace '{}'.\n", name, g.ns);
     return 0;
   }
-  int rc = wait_ready(api, g, name, w,
-                      fmt::format("Service '{}' {} latest revision '{{latest}}' is available at URL:", name,
-                                  unchanged ? "with (unchanged)" : "updated to"),
-                      "The previous revisions keep serving; fix the change and update again.");
+  int rc = wait_ready(
+      api, g, name, w,
+      fmt::format("Service '{}' {} latest revision '{{latest}}' is available at URL:", name,
+                  unchanged ? "with (unchanged)" : "updated to"),
+      "The previous revisions keep serving; fix the change and update again.");
   if (rc == 0 && !traffic.empty()) {
     json::value s = api.call("GET", services_path(g) + "/" + name);
     std::cout << "Traffic:\n" << traffic_summary(s);
@@ -361,8 +398,8 @@ int service_update(const ApiClient& api, const Globals& g, const std::string& na
   return rc;
 }
 
-int service_rollback(const ApiClient& api, const Globals& g, const std::string& name, const std::string& to,
-                     const WaitOptions& w) {
+int service_rollback(const ApiClient& api, const Globals& g, const std::string& name,
+                     const std::string& to, const WaitOptions& w) {
   json::value s = api.call("GET", services_path(g) + "/" + name);
   json::value revs = api.call("GET", revisions_path(g) + "?service=" + name);
   const json::array items = array_at(revs, {"items"});
@@ -372,9 +409,13 @@ int service_rollback(const ApiClient& api, const Globals& g, const std::string& 
     const json::value* found = nullptr;
     for (const auto& r : items)
       if (field(r, "metadata.name") == to) found = &r;
-    if (!found) throw std::runtime_error(fmt::format("service '{}' has no revision '{}'; 'elafros revision list -s {}' shows them", name, to, name));
+    if (!found)
+      throw std::runtime_error(
+          fmt::format("service '{}' has no revision '{}'; 'elafros revision list -s {}' shows them",
+                      name, to, name));
     if (!ready(*found))
-      throw std::runtime_error(fmt::format("revision '{}' has never become Ready; roll back to a revision that served", to));
+      throw std::runtime_error(fmt::format(
+          "revision '{}' has never become Ready; roll back to a revision that served", to));
     target = to;
   } else {
     // The revision serving most of the traffic now, and the newest Ready one created before it.
@@ -390,7 +431,8 @@ int service_rollback(const ApiClient& api, const Globals& g, const std::string& 
       if (ready(r)) target = field(r, "metadata.name");
     }
     if (target.empty())
-      throw std::runtime_error(fmt::format("service '{}' has no Ready revision older than '{}' to roll back to", name, serving));
+      throw std::runtime_error(fmt::format(
+          "service '{}' has no Ready revision older than '{}' to roll back to", name, serving));
   }
   json::value body = exportable(s);
   json::array traffic{json::object{{"revisionName", target}, {"percent", 100}}};
@@ -404,8 +446,11 @@ int service_rollback(const ApiClient& api, const Globals& g, const std::string& 
   std::cout << fmt::format("Rolling back service '{}' to revision '{}':\n\n", name, target);
   api.call("PUT", services_path(g) + "/" + name, &body);
   if (w.no_wait) return 0;
-  return wait_ready(api, g, name, w, fmt::format("Service '{}' rolled back: 100% of its traffic goes to revision '{}' at URL:", name, target),
-                    "The previous traffic keeps serving.");
+  return wait_ready(
+      api, g, name, w,
+      fmt::format("Service '{}' rolled back: 100% of its traffic goes to revision '{}' at URL:",
+                  name, target),
+      "The previous traffic keeps serving.");
 }
 
 int service_list(const ApiClient& api, const Globals& g) {
@@ -416,12 +461,15 @@ int service_list(const ApiClient& api, const Globals& g) {
     std::cout << fmt::format("No services found in namespace '{}'.\n", g.ns);
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{{"NAME", "URL", "LATEST", "AGE", "CONDITIONS", "READY", "REASON"}};
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "URL", "LATEST", "AGE", "CONDITIONS", "READY", "REASON"}};
   for (const auto& s : items) {
     const json::object* ready = condition(s, "Ready");
-    rows.push_back({field(s, "metadata.name"), field(s, "status.url"), field(s, "status.latestReadyRevisionName"),
+    rows.push_back({field(s, "metadata.name"), field(s, "status.url"),
+                    field(s, "status.latestReadyRevisionName"),
                     age(field(s, "metadata.creationTimestamp")), condition_summary(s),
-                    ready ? field(*ready, "status") : "Unknown", ready ? field(*ready, "reason") : ""});
+                    ready ? field(*ready, "status") : "Unknown",
+                    ready ? field(*ready, "reason") : ""});
   }
   std::cout << table(rows);
   return 0;
@@ -432,9 +480,11 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
   if (g.output != "table") return print(g, s), 0;
   json::value revs = api.call("GET", revisions_path(g) + "?service=" + name);
   std::cout << fmt::format("Name:       {}\nNamespace:  {}\nAge:        {}\nURL:        {}\n", name,
-                           field(s, "metadata.namespace"), age(field(s, "metadata.creationTimestamp")), field(s, "status.url"));
+                           field(s, "metadata.namespace"),
+                           age(field(s, "metadata.creationTimestamp")), field(s, "status.url"));
   std::map<std::string, std::vector<json::value>> traffic_of;
-  for (const auto& t : array_at(s, {"status", "traffic"})) traffic_of[field(t, "revisionName")].push_back(t);
+  for (const auto& t : array_at(s, {"status", "traffic"}))
+    traffic_of[field(t, "revisionName")].push_back(t);
   std::cout << "\nRevisions:\n";
   for (const auto& r : array_at(revs, {"items"})) {
     std::string rname = field(r, "metadata.name");
@@ -448,24 +498,33 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
       if (!field(t, "tag").empty()) tags += " #" + field(t, "tag");
       latest = latest || field(t, "latestRevision") == "true";
     }
-    std::cout << fmt::format("  {:>4}  {}{}{} [{}] ({})\n", routed != traffic_of.end() ? fmt::format("{}%", percent) : "",
-                             latest ? "@latest (" + rname + ")" : rname, tags, "", field(r, "metadata.generation"),
+    std::cout << fmt::format("  {:>4}  {}{}{} [{}] ({})\n",
+                             routed != traffic_of.end() ? fmt::format("{}%", percent) : "",
+                             latest ? "@latest (" + rname + ")" : rname, tags, "",
+                             field(r, "metadata.generation"),
                              age(field(r, "metadata.creationTimestamp")));
     auto containers = array_at(r, {"spec", "containers"});
     auto statuses = array_at(r, {"status", "containerStatuses"});
-    std::cout << fmt::format("        Image:     {} (pinned to {})\n", containers.empty() ? "" : field(containers[0], "image"),
+    std::cout << fmt::format("        Image:     {} (pinned to {})\n",
+                             containers.empty() ? "" : field(containers[0], "image"),
                              statuses.empty() ? "" : field(statuses[0], "imageDigest"));
-    std::cout << fmt::format("        Replicas:  {}/{}\n", field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"));
+    std::cout << fmt::format("        Replicas:  {}/{}\n", field(r, "status.actualReplicas"),
+                             field(r, "status.desiredReplicas"));
     const json::object* ready = condition(r, "Ready");
     if (ready && field(*ready, "status") != "True" && !field(*ready, "reason").empty())
-      std::cout << fmt::format("        Ready:     {} {}: {}\n", field(*ready, "status"), field(*ready, "reason"), field(*ready, "message"));
+      std::cout << fmt::format("        Ready:     {} {}: {}\n", field(*ready, "status"),
+                               field(*ready, "reason"), field(*ready, "message"));
   }
   std::cout << "\nConditions:\n";
   std::vector<std::vector<std::string>> rows{{"  OK", "TYPE", "AGE", "REASON"}};
   for (const auto& c : array_at(s, {"status", "conditions"})) {
     std::string st = field(c, "status");
-    rows.push_back({st == "True" ? "  ++" : st == "False" ? "  !!" : "  ??", field(c, "type"), age(field(c, "lastTransitionTime")),
-                    field(c, "reason") + (field(c, "message").empty() ? "" : " " + field(c, "message"))});
+    rows.push_back(
+        {st == "True"    ? "  ++"
+         : st == "False" ? "  !!"
+                         : "  ??",
+         field(c, "type"), age(field(c, "lastTransitionTime")),
+         field(c, "reason") + (field(c, "message").empty() ? "" : " " + field(c, "message"))});
   }
   std::cout << table(rows);
   return 0;
@@ -473,7 +532,8 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
 
 json::value exportable(const json::value& service) {
   json::object out{{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Service"}};
-  json::object md{{"name", service.at("metadata").at("name")}, {"namespace", service.at("metadata").at("namespace")}};
+  json::object md{{"name", service.at("metadata").at("name")},
+                  {"namespace", service.at("metadata").at("namespace")}};
   for (const char* k : {"labels", "annotations"})
     if (const auto* v = service.at("metadata").as_object().if_contains(k)) md[k] = *v;
   out["metadata"] = std::move(md);
@@ -481,7 +541,8 @@ json::value exportable(const json::value& service) {
   return out;
 }
 
-int service_export(const ApiClient& api, const Globals& g, const std::string& name, bool with_revisions) {
+int service_export(const ApiClient& api, const Globals& g, const std::string& name,
+                   bool with_revisions) {
   json::value s = api.call("GET", services_path(g) + "/" + name);
   json::value current = exportable(s);
   if (!with_revisions) return print(g, current), 0;
@@ -491,14 +552,21 @@ int service_export(const ApiClient& api, const Globals& g, const std::string& na
   json::array docs;
   for (const auto& r : array_at(revs, {"items"})) {
     json::value doc = current;
-    json::object tmpl{{"metadata", json::object{{"name", r.at("metadata").at("name")}}}, {"spec", r.at("spec")}};
-    if (const auto* ann = r.at("metadata").as_object().if_contains("annotations")) tmpl["metadata"].as_object()["annotations"] = *ann;
+    json::object tmpl{{"metadata", json::object{{"name", r.at("metadata").at("name")}}},
+                      {"spec", r.at("spec")}};
+    if (const auto* ann = r.at("metadata").as_object().if_contains("annotations"))
+      tmpl["metadata"].as_object()["annotations"] = *ann;
     doc.as_object()["spec"].as_object()["template"] = std::move(tmpl);
-    doc.as_object()["spec"].as_object()["traffic"] = json::array{json::object{{"latestRevision", true}, {"percent", 100}}};
+    doc.as_object()["spec"].as_object()["traffic"] =
+        json::array{json::object{{"latestRevision", true}, {"percent", 100}}};
     docs.push_back(std::move(doc));
   }
-  if (!docs.empty()) docs.back().as_object()["spec"].as_object()["traffic"] = s.at("spec").at("traffic");
-  if (g.output == "json") return std::cout << to_pretty_json(json::object{{"apiVersion", "v1"}, {"kind", "List"}, {"items", docs}}), 0;
+  if (!docs.empty())
+    docs.back().as_object()["spec"].as_object()["traffic"] = s.at("spec").at("traffic");
+  if (g.output == "json")
+    return std::cout << to_pretty_json(
+               json::object{{"apiVersion", "v1"}, {"kind", "List"}, {"items", docs}}),
+           0;
   for (std::size_t i = 0; i < docs.size(); ++i) std::cout << (i ? "---\n" : "") << to_yaml(docs[i]);
   return 0;
 }
@@ -510,7 +578,8 @@ int service_delete(const ApiClient& api, const Globals& g, const std::string& na
 }
 
 int revision_list(const ApiClient& api, const Globals& g, const std::string& service) {
-  json::value revs = api.call("GET", revisions_path(g) + (service.empty() ? "" : "?service=" + service));
+  json::value revs =
+      api.call("GET", revisions_path(g) + (service.empty() ? "" : "?service=" + service));
   if (g.output != "table") return print(g, revs), 0;
   json::value services = api.call("GET", services_path(g));
   std::map<std::string, std::pair<int, std::string>> routed;  // revision → percent, tags
@@ -525,7 +594,8 @@ int revision_list(const ApiClient& api, const Globals& g, const std::string& ser
     std::cout << fmt::format("No revisions found in namespace '{}'.\n", g.ns);
     return 0;
   }
-  std::vector<std::vector<std::string>> rows{{"NAME", "SERVICE", "TRAFFIC", "TAGS", "GENERATION", "AGE", "CONDITIONS", "READY", "REASON"}};
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "SERVICE", "TRAFFIC", "TAGS", "GENERATION", "AGE", "CONDITIONS", "READY", "REASON"}};
   for (auto it = items.rbegin(); it != items.rend(); ++it) {
     const auto& r = *it;
     std::string rname = field(r, "metadata.name");
@@ -533,9 +603,10 @@ int revision_list(const ApiClient& api, const Globals& g, const std::string& ser
     const json::object* ready = condition(r, "Ready");
     rows.push_back({rname, label(r, "serving.knative.dev/service"),
                     route != routed.end() ? fmt::format("{}%", route->second.first) : "",
-                    route != routed.end() ? route->second.second : "", field(r, "metadata.generation"),
-                    age(field(r, "metadata.creationTimestamp")), condition_summary(r),
-                    ready ? field(*ready, "status") : "Unknown", ready ? field(*ready, "reason") : ""});
+                    route != routed.end() ? route->second.second : "",
+                    field(r, "metadata.generation"), age(field(r, "metadata.creationTimestamp")),
+                    condition_summary(r), ready ? field(*ready, "status") : "Unknown",
+                    ready ? field(*ready, "reason") : ""});
   }
   std::cout << table(rows);
   return 0;
@@ -546,20 +617,28 @@ int revision_describe(const ApiClient& api, const Globals& g, const std::string&
   if (g.output != "table") return print(g, r), 0;
   auto containers = array_at(r, {"spec", "containers"});
   json::value c = containers.empty() ? json::value(json::object{}) : containers[0];
-  std::cout << fmt::format("Name:         {}\nNamespace:    {}\nService:      {}\nAge:          {}\n", name,
-                           field(r, "metadata.namespace"), label(r, "serving.knative.dev/service"),
-                           age(field(r, "metadata.creationTimestamp")));
+  std::cout << fmt::format(
+      "Name:         {}\nNamespace:    {}\nService:      {}\nAge:          {}\n", name,
+      field(r, "metadata.namespace"), label(r, "serving.knative.dev/service"),
+      age(field(r, "metadata.creationTimestamp")));
   auto statuses = array_at(r, {"status", "containerStatuses"});
-  std::cout << fmt::format("Image:        {} (pinned to {})\n", field(c, "image"), statuses.empty() ? "" : field(statuses[0], "imageDigest"));
-  for (const auto& e : array_at(c, {"env"})) std::cout << fmt::format("Env:          {}={}\n", field(e, "name"), field(e, "value"));
-  std::cout << fmt::format("Concurrency:  {}\nTimeout:      {}s\nReplicas:     {}/{}\n", field(r, "spec.containerConcurrency"),
-                           field(r, "spec.timeoutSeconds"), field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"));
+  std::cout << fmt::format("Image:        {} (pinned to {})\n", field(c, "image"),
+                           statuses.empty() ? "" : field(statuses[0], "imageDigest"));
+  for (const auto& e : array_at(c, {"env"}))
+    std::cout << fmt::format("Env:          {}={}\n", field(e, "name"), field(e, "value"));
+  std::cout << fmt::format("Concurrency:  {}\nTimeout:      {}s\nReplicas:     {}/{}\n",
+                           field(r, "spec.containerConcurrency"), field(r, "spec.timeoutSeconds"),
+                           field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"));
   std::cout << "\nConditions:\n";
   std::vector<std::vector<std::string>> rows{{"  OK", "TYPE", "AGE", "REASON"}};
   for (const auto& cond : array_at(r, {"status", "conditions"})) {
     std::string st = field(cond, "status");
-    rows.push_back({st == "True" ? "  ++" : st == "False" ? "  !!" : "  ??", field(cond, "type"), age(field(cond, "lastTransitionTime")),
-                    field(cond, "reason") + (field(cond, "message").empty() ? "" : " " + field(cond, "message"))});
+    rows.push_back({st == "True"    ? "  ++"
+                    : st == "False" ? "  !!"
+                                    : "  ??",
+                    field(cond, "type"), age(field(cond, "lastTransitionTime")),
+                    field(cond, "reason") +
+                        (field(cond, "message").empty() ? "" : " " + field(cond, "message"))});
   }
   std::cout << table(rows);
   return 0;
@@ -571,7 +650,8 @@ int revision_delete(const ApiClient& api, const Globals& g, const std::string& n
   return 0;
 }
 
-int apply_file(const ApiClient& api, const Globals& g, const std::string& file, const WaitOptions& w) {
+int apply_file(const ApiClient& api, const Globals& g, const std::string& file,
+               const WaitOptions& w) {
   std::vector<json::value> docs;
   std::string text = read_input(file);
   try {
@@ -584,11 +664,13 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file, 
   for (std::size_t i = 0; i < docs.size(); ++i) {
     std::string kind = field(docs[i], "kind"), api_version = field(docs[i], "apiVersion");
     if (kind != "Service" || api_version != "serving.knative.dev/v1")
-      throw std::runtime_error(fmt::format("{} document {}: kind \"{}\" apiVersion \"{}\" is not supported; elafros applies "
-                                           "serving.knative.dev/v1 Services",
-                                           file, i + 1, kind, api_version));
+      throw std::runtime_error(fmt::format(
+          "{} document {}: kind \"{}\" apiVersion \"{}\" is not supported; elafros applies "
+          "serving.knative.dev/v1 Services",
+          file, i + 1, kind, api_version));
     if (field(docs[i], "metadata.name").empty())
-      throw std::runtime_error(fmt::format("{} document {}: metadata.name is required", file, i + 1));
+      throw std::runtime_error(
+          fmt::format("{} document {}: metadata.name is required", file, i + 1));
     absolutize_images(docs[i]);
   }
   std::vector<std::string> touched;
@@ -598,11 +680,14 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file, 
     std::string name = field(doc, "metadata.name");
     ApiResponse before = api.request("GET", services_path(dg) + "/" + name);
     json::value after = api.call("PUT", services_path(dg) + "/" + name, &doc);
-    const char* what = before.status == 404 ? "created"
-                       : field(after, "metadata.generation") == field(before.body, "metadata.generation") ? "unchanged"
-                                                                                                          : "updated";
+    const char* what =
+        before.status == 404 ? "created"
+        : field(after, "metadata.generation") == field(before.body, "metadata.generation")
+            ? "unchanged"
+            : "updated";
     std::cout << fmt::format("Service '{}' {} in namespace '{}'.\n", name, what, dg.ns);
-    if (std::find(touched.begin(), touched.end(), dg.ns + "/" + name) == touched.end()) touched.push_back(dg.ns + "/" + name);
+    if (std::find(touched.begin(), touched.end(), dg.ns + "/" + name) == touched.end())
+      touched.push_back(dg.ns + "/" + name);
   }
   if (w.no_wait) return 0;
   int rc = 0;
@@ -610,13 +695,16 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file, 
     Globals dg = g;
     dg.ns = t.substr(0, t.find('/'));
     std::string name = t.substr(t.find('/') + 1);
-    rc |= wait_ready(api, dg, name, w, fmt::format("Service '{}' with latest revision '{{latest}}' is available at URL:", name),
-                     "The previous revisions keep serving.");
+    rc |= wait_ready(
+        api, dg, name, w,
+        fmt::format("Service '{}' with latest revision '{{latest}}' is available at URL:", name),
+        "The previous revisions keep serving.");
   }
   return rc;
 }
 
-int image_import(const ApiClient& api, const Globals& g, const std::string& reference, const std::string& name) {
+int image_import(const ApiClient& api, const Globals& g, const std::string& reference,
+                 const std::string& name) {
   json::value body = json::object{{"reference", absolutize_reference(reference)}};
   if (!name.empty()) body.as_object()["name"] = name;
   json::value v = api.call("POST", "/api/v1/images", &body);
@@ -631,8 +719,9 @@ int image_list(const ApiClient& api, const Globals& g) {
   if (g.output != "table") return print(g, v), 0;
   std::vector<std::vector<std::string>> rows{{"NAME", "DIGEST", "SIZE", "AGE", "SOURCE"}};
   for (const auto& i : v.at("items").as_array())
-    rows.push_back({field(i, "name"), field(i, "digest").substr(0, 19), human_size(i.at("size").to_number<std::int64_t>()),
-                    age(field(i, "created")), field(i, "source")});
+    rows.push_back({field(i, "name"), field(i, "digest").substr(0, 19),
+                    human_size(i.at("size").to_number<std::int64_t>()), age(field(i, "created")),
+                    field(i, "source")});
   std::cout << table(rows);
   return 0;
 }
@@ -641,11 +730,12 @@ int status(const ApiClient& api, const Globals& g) {
   json::value v = api.call("GET", "/api/v1/status");
   if (g.output != "table") return print(g, v), 0;
   std::cout << fmt::format(
-      "elafrosd {}: running for {}s\n  API socket:  {}\n  Proxy:       http://{}\n  Domain:      {}\n  Data dir:    {}\n"
+      "elafrosd {}: running for {}s\n  API socket:  {}\n  Proxy:       http://{}\n  Domain:      "
+      "{}\n  Data dir:    {}\n"
       "  Runtime:     {}\n  Services:    {}\n  Instances:   {} ({} ready)\n  Images:      {}\n",
-      field(v, "version"), field(v, "uptimeSeconds"), field(v, "socket"), field(v, "listen"), field(v, "domain"),
-      field(v, "dataDir"), field(v, "runtime"), field(v, "services"), field(v, "instances"), field(v, "readyInstances"),
-      field(v, "images"));
+      field(v, "version"), field(v, "uptimeSeconds"), field(v, "socket"), field(v, "listen"),
+      field(v, "domain"), field(v, "dataDir"), field(v, "runtime"), field(v, "services"),
+      field(v, "instances"), field(v, "readyInstances"), field(v, "images"));
   return 0;
 }
 

@@ -45,21 +45,24 @@ std::string revisions_path(const Globals& g);
 std::string absolutize_reference(const std::string& ref);
 void print(const Globals& g, const boost::json::value& v);
 
-int service_create(const ApiClient& api, const Globals& g, const std::string& name, const TemplateChanges& t,
-                   const WaitOptions& w);
-int service_update(const ApiClient& api, const Globals& g, const std::string& name, const TemplateChanges& t,
-                   const TrafficChanges& traffic, const WaitOptions& w);
-int service_rollback(const ApiClient& api, const Globals& g, const std::string& name, const std::string& to,
-                     const WaitOptions& w);
+int service_create(const ApiClient& api, const Globals& g, const std::string& name,
+                   const TemplateChanges& t, const WaitOptions& w);
+int service_update(const ApiClient& api, const Globals& g, const std::string& name,
+                   const TemplateChanges& t, const TrafficChanges& traffic, const WaitOptions& w);
+int service_rollback(const ApiClient& api, const Globals& g, const std::string& name,
+                     const std::string& to, const WaitOptions& w);
 int service_list(const ApiClient& api, const Globals& g);
 int service_describe(const ApiClient& api, const Globals& g, const std::string& name);
-int service_export(const ApiClient& api, const Globals& g, const std::string& name, bool with_revisions);
+int service_export(const ApiClient& api, const Globals& g, const std::string& name,
+                   bool with_revisions);
 int service_delete(const ApiClient& api, const Globals& g, const std::string& name);
 int revision_list(const ApiClient& api, const Globals& g, const std::string& service);
 int revision_describe(const ApiClient& api, const Globals& g, const std::string& name);
 int revision_delete(const ApiClient& api, const Globals& g, const std::string& name);
-int apply_file(const ApiClient& api, const Globals& g, const std::string& file, const WaitOptions& w);
-int image_import(const ApiClient& api, const Globals& g, const std::string& reference, const std::string& name);
+int apply_file(const ApiClient& api, const Globals& g, const std::string& file,
+               const WaitOptions& w);
+int image_import(const ApiClient& api, const Globals& g, const std::string& reference,
+                 const std::string& name);
 int image_list(const ApiClient& api, const Globals& g);
 int status(const ApiClient& api, const Globals& g);
 
@@ -69,6 +72,7 @@ boost::json::value exportable(const boost::json::value& service);
 
 // Applies --traffic/--tag/--untag to a service's spec.traffic (Knative JSON). Throws
 // std::runtime_error naming the flag value that cannot be applied.
-boost::json::array apply_traffic_changes(const boost::json::array& current, const TrafficChanges& changes);
+boost::json::array apply_traffic_changes(const boost::json::array& current,
+                                         const TrafficChanges& changes);
 
 }  // namespace elafros::cli

@@ -1,7 +1,6 @@
 // elafros: the command-line client. Verbs and flags follow kn's where kn has them.
 
 #include <CLI/CLI.hpp>
-
 #include <cstdlib>
 #include <iostream>
 
@@ -17,9 +16,11 @@ int main(int argc, char** argv) {
   Globals g;
   const char* env_socket = std::getenv("ELAFROS_SOCKET");
   g.socket = env_socket && *env_socket ? env_socket : "/run/elafros/elafros.sock";
-  app.add_option("--socket", g.socket, "elafrosd's API socket (default $ELAFROS_SOCKET or /run/elafros/elafros.sock)");
+  app.add_option("--socket", g.socket,
+                 "elafrosd's API socket (default $ELAFROS_SOCKET or /run/elafros/elafros.sock)");
   app.add_option("-n,--namespace", g.ns, "namespace (default \"default\")");
-  app.add_option("-o,--output", g.output, "output format: table, json or yaml")->check(CLI::IsMember({"table", "json", "yaml"}));
+  app.add_option("-o,--output", g.output, "output format: table, json or yaml")
+      ->check(CLI::IsMember({"table", "json", "yaml"}));
   app.set_version_flag("--version", std::string(elafros::kVersion));
 
   std::string name, to, file, reference, image_name, service_filter;
@@ -32,14 +33,18 @@ int main(int argc, char** argv) {
   int port = 0;
 
   auto template_flags = [&](CLI::App* c) {
-    c->add_option("-e,--env", t.env, "environment variable NAME=VALUE, or NAME- to unset (repeatable)");
-    c->add_option("--port", port, "port the app listens on, passed as $PORT (default 8080)")->check(CLI::Range(1, 65535));
+    c->add_option("-e,--env", t.env,
+                  "environment variable NAME=VALUE, or NAME- to unset (repeatable)");
+    c->add_option("--port", port, "port the app listens on, passed as $PORT (default 8080)")
+        ->check(CLI::Range(1, 65535));
     c->add_option("--cmd", cmd, "command to run instead of the image's entrypoint");
     c->add_option("--arg", args, "argument for the command (repeatable)");
-    c->add_option("--revision-name", revision_name, "name of the new revision (default NAME-0000N)");
+    c->add_option("--revision-name", revision_name,
+                  "name of the new revision (default NAME-0000N)");
   };
   auto wait_flags = [&](CLI::App* c) {
-    c->add_option("--wait-timeout", w.timeout_seconds, "seconds to wait for the service to become ready (default 600)")
+    c->add_option("--wait-timeout", w.timeout_seconds,
+                  "seconds to wait for the service to become ready (default 600)")
         ->check(CLI::PositiveNumber);
     c->add_flag("--no-wait", w.no_wait, "return without waiting for the service to be ready");
   };
@@ -47,28 +52,38 @@ int main(int argc, char** argv) {
   auto* service = app.add_subcommand("service", "manage services")->require_subcommand(1);
   auto* create = service->add_subcommand("create", "create a service and wait until it is ready");
   create->add_option("name", name, "service name (a DNS-1035 label)")->required();
-  create->add_option("--image", image, "image: oci:DIR[:TAG] or the name of an imported image")->required();
+  create->add_option("--image", image, "image: oci:DIR[:TAG] or the name of an imported image")
+      ->required();
   template_flags(create);
   wait_flags(create);
-  auto* update = service->add_subcommand("update", "change a service: a changed template makes a new revision");
+  auto* update = service->add_subcommand(
+      "update", "change a service: a changed template makes a new revision");
   update->add_option("name", name, "service name")->required();
   update->add_option("--image", image, "new image: oci:DIR[:TAG] or an imported image's name");
   template_flags(update);
-  update->add_option("--traffic", traffic.traffic,
-                     "traffic split KEY=PERCENT[,KEY=PERCENT…]; KEY is a revision, @latest or a tag (repeatable)");
-  update->add_option("--tag", traffic.tags, "tag a revision: REVISION=TAG (REVISION may be @latest); the tag gets its own URL");
+  update->add_option(
+      "--traffic", traffic.traffic,
+      "traffic split KEY=PERCENT[,KEY=PERCENT…]; KEY is a revision, @latest or a tag (repeatable)");
+  update->add_option(
+      "--tag", traffic.tags,
+      "tag a revision: REVISION=TAG (REVISION may be @latest); the tag gets its own URL");
   update->add_option("--untag", traffic.untags, "remove a tag (repeatable)");
   wait_flags(update);
-  auto* rollback = service->add_subcommand("rollback", "send 100% of the traffic to the previous ready revision");
+  auto* rollback = service->add_subcommand(
+      "rollback", "send 100% of the traffic to the previous ready revision");
   rollback->add_option("name", name, "service name")->required();
-  rollback->add_option("--to", to, "the revision to roll back to (default: the previous ready one)");
+  rollback->add_option("--to", to,
+                       "the revision to roll back to (default: the previous ready one)");
   wait_flags(rollback);
   auto* list = service->add_subcommand("list", "list services");
-  auto* describe = service->add_subcommand("describe", "show a service, its revisions, traffic and conditions");
+  auto* describe =
+      service->add_subcommand("describe", "show a service, its revisions, traffic and conditions");
   describe->add_option("name", name, "service name")->required();
-  auto* exp = service->add_subcommand("export", "print a service as Knative YAML that 'apply' takes back");
+  auto* exp =
+      service->add_subcommand("export", "print a service as Knative YAML that 'apply' takes back");
   exp->add_option("name", name, "service name")->required();
-  exp->add_flag("--with-revisions", with_revisions, "also export every revision, as documents replayed in order");
+  exp->add_flag("--with-revisions", with_revisions,
+                "also export every revision, as documents replayed in order");
   auto* del = service->add_subcommand("delete", "delete a service and stop its instances");
   del->add_option("name", name, "service name")->required();
 
@@ -77,10 +92,12 @@ int main(int argc, char** argv) {
   rlist->add_option("-s,--service", service_filter, "only the revisions of this service");
   auto* rdescribe = revision->add_subcommand("describe", "show a revision");
   rdescribe->add_option("name", name, "revision name")->required();
-  auto* rdelete = revision->add_subcommand("delete", "delete a revision that gets no traffic and has no tag");
+  auto* rdelete =
+      revision->add_subcommand("delete", "delete a revision that gets no traffic and has no tag");
   rdelete->add_option("name", name, "revision name")->required();
 
-  auto* apply = app.add_subcommand("apply", "create or update services from Knative YAML (multi-document)");
+  auto* apply =
+      app.add_subcommand("apply", "create or update services from Knative YAML (multi-document)");
   apply->add_option("-f,--filename", file, "YAML file, or - for standard input")->required();
   wait_flags(apply);
 

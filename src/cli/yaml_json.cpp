@@ -16,7 +16,8 @@ json::value scalar(const YAML::Node& n) {
   const std::string& s = n.Scalar();
   if (n.Tag() == "!") return json::string(s);  // quoted: always a string
   static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kFloat("[-+]?([0-9]+\\.[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+");
+  static const std::regex kFloat(
+      "[-+]?([0-9]+\\.[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+");
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
   if (s == "null" || s == "Null" || s == "NULL" || s == "~" || s.empty()) return nullptr;
@@ -34,8 +35,10 @@ json::value scalar(const YAML::Node& n) {
 json::value convert(const YAML::Node& n) {
   switch (n.Type()) {
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return nullptr;
-    case YAML::NodeType::Scalar: return scalar(n);
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return scalar(n);
     case YAML::NodeType::Sequence: {
       json::array a;
       for (const auto& e : n) a.push_back(convert(e));
@@ -44,7 +47,9 @@ json::value convert(const YAML::Node& n) {
     case YAML::NodeType::Map: {
       json::object o;
       for (const auto& kv : n) {
-        if (!kv.first.IsScalar()) throw std::runtime_error(fmt::format("line {}: mapping keys must be plain strings", kv.first.Mark().line + 1));
+        if (!kv.first.IsScalar())
+          throw std::runtime_error(
+              fmt::format("line {}: mapping keys must be plain strings", kv.first.Mark().line + 1));
         o[kv.first.Scalar()] = convert(kv.second);
       }
       return o;
@@ -83,15 +88,27 @@ void emit(YAML::Emitter& out, const json::value& v) {
       break;
     case json::kind::string: {
       std::string s(v.get_string());
-      if (needs_quotes(s)) out << YAML::DoubleQuoted << s;
-      else out << s;
+      if (needs_quotes(s))
+        out << YAML::DoubleQuoted << s;
+      else
+        out << s;
       break;
     }
-    case json::kind::bool_: out << (v.get_bool() ? "true" : "false"); break;
-    case json::kind::int64: out << v.get_int64(); break;
-    case json::kind::uint64: out << v.get_uint64(); break;
-    case json::kind::double_: out << v.get_double(); break;
-    case json::kind::null: out << YAML::Null; break;
+    case json::kind::bool_:
+      out << (v.get_bool() ? "true" : "false");
+      break;
+    case json::kind::int64:
+      out << v.get_int64();
+      break;
+    case json::kind::uint64:
+      out << v.get_uint64();
+      break;
+    case json::kind::double_:
+      out << v.get_double();
+      break;
+    case json::kind::null:
+      out << YAML::Null;
+      break;
   }
 }
 
@@ -102,7 +119,8 @@ std::vector<json::value> yaml_documents(const std::string& text) {
   try {
     docs = YAML::LoadAll(text);
   } catch (const YAML::ParserException& e) {
-    throw std::runtime_error(fmt::format("line {}, column {}: {}", e.mark.line + 1, e.mark.column + 1, e.msg));
+    throw std::runtime_error(
+        fmt::format("line {}, column {}: {}", e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   std::vector<json::value> out;
   for (const auto& d : docs)

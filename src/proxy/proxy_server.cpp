@@ -1,7 +1,5 @@
 #include "proxy_server.hpp"
 
-#include "elafros/traffic.hpp"
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -20,6 +18,8 @@
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
+
+#include "elafros/traffic.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;

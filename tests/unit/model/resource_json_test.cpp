@@ -107,20 +107,27 @@ TEST_CASE("bad services are rejected with the field's path") {
   CHECK(error_of(R"({"apiVersion": "v1", "metadata": {"name": "hello"}, "spec": {}})")
             .find("apiVersion") != std::string::npos);
   CHECK(error_of(R"([1, 2])").find("expected an object") != std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
                     "resources": {"limits": {"memory": "lots"}}}]}}}})")
-            .find("containers[0].resources.limits.memory: \"lots\" is not a valid memory quantity") !=
-        std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+          .find("containers[0].resources.limits.memory: \"lots\" is not a valid memory quantity") !=
+      std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
                     "readinessProbe": {"exec": {"command": ["true"]}}}]}}}})")
-            .find("readinessProbe.exec: unknown field") != std::string::npos);
-  CHECK(error_of(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+          .find("readinessProbe.exec: unknown field") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
                     "readinessProbe": {"httpGet": {"path": "/", "port": 1234}}}]}}}})")
-            .find("may only name the container's port") != std::string::npos);
+          .find("may only name the container's port") != std::string::npos);
 }
 
 TEST_CASE("resources and readiness probes parse and render back unchanged") {
-  auto r = parse(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+  auto r = parse(
+      R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
       "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": 0.25}},
       "readinessProbe": {"httpGet": {"path": "/healthz"}, "periodSeconds": 2, "failureThreshold": 3}}]}}}})");
   REQUIRE(r.ok());
@@ -149,4 +156,40 @@ TEST_CASE("Kubernetes quantities") {
   CHECK(parse_memory_bytes("4096") == 4096);
   CHECK_FALSE(parse_memory_bytes("1.5Gi"));
   CHECK_FALSE(parse_memory_bytes("Mi"));
+}
+
+TEST_CASE("template diffing: only a changed template makes a revision") {
+  auto base = parse(kHello);
+  REQUIRE(base.ok());
+  // The same service sent again, even re-rendered, is the same template.
+  auto same = service_from_json(service_to_json(base.value(), nullptr), "default");
+  CHECK(same->spec == base->spec);
+  // Each of these is a change.
+  auto changed = [&](auto mutate) {
+    RevisionTemplate t = base->spec;
+    mutate(t);
+    return !(t == base->spec);
+  };
+  CHECK(changed([](RevisionTemplate& t) { t.container.image = "oci:/img:v2"; }));
+  CHECK(changed([](RevisionTemplate& t) { t.container.env.push_back({"B", "2"}); }));
+  CHECK(changed([](RevisionTemplate& t) { t.container.env[0].value = "other"; }));
+  CHECK(changed([](RevisionTemplate& t) { t.container.args.clear(); }));
+  CHECK(changed([](RevisionTemplate& t) { t.container.container_port = 9091; }));
+  CHECK(changed([](RevisionTemplate& t) { t.container.limits.memory = "64Mi"; }));
+  CHECK(changed([](RevisionTemplate& t) { t.container_concurrency = 6; }));
+  CHECK(
+      changed([](RevisionTemplate& t) { t.annotations["autoscaling.knative.dev/target"] = "5"; }));
+  CHECK(changed([](RevisionTemplate& t) { t.name = "hello-custom"; }));
+  // Traffic is not part of the template.
+  Service traffic_only = base.value();
+  traffic_only.traffic = {{"hello-00001", false, 100, ""}};
+  CHECK(traffic_only.spec == base->spec);
+}
+
+TEST_CASE("the default traffic block is the same as none") {
+  auto r = parse(
+      R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x"}]}},
+                     "traffic": [{"latestRevision": true, "percent": 100}]}})");
+  REQUIRE(r.ok());
+  CHECK(r->traffic.empty());
 }

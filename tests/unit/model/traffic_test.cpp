@@ -1,9 +1,8 @@
-#include <catch2/catch.hpp>
+#include "elafros/traffic.hpp"
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <random>
-
-#include "elafros/traffic.hpp"
 
 using namespace elafros;
 
@@ -21,18 +20,28 @@ std::string problem(const std::vector<TrafficTarget>& traffic) {
 TEST_CASE("valid traffic: pinned, latest, tags, tag-only targets") {
   CHECK(validate_traffic({}, "hello", kRevisions).ok());
   CHECK(validate_traffic({{"", true, 100, ""}}, "hello", kRevisions).ok());
-  CHECK(validate_traffic({{"hello-00001", false, 90, ""}, {"", true, 10, "latest"}}, "hello", kRevisions).ok());
-  CHECK(validate_traffic({{"hello-00001", false, 100, ""}, {"hello-00003", false, 0, "candidate"}}, "hello", kRevisions).ok());
+  CHECK(validate_traffic({{"hello-00001", false, 90, ""}, {"", true, 10, "latest"}}, "hello",
+                         kRevisions)
+            .ok());
+  CHECK(validate_traffic({{"hello-00001", false, 100, ""}, {"hello-00003", false, 0, "candidate"}},
+                         "hello", kRevisions)
+            .ok());
 }
 
 TEST_CASE("invalid traffic says what to fix") {
-  CHECK(problem({{"hello-00001", false, 50, ""}}).find("sum to 100 (they sum to 50)") != std::string::npos);
-  CHECK(problem({{"hello-00009", false, 100, ""}}).find("revision \"hello-00009\" does not exist") != std::string::npos);
-  CHECK(problem({{"hello-00001", false, 50, "a"}, {"hello-00002", false, 50, "a"}}).find("tag \"a\" is used twice") !=
+  CHECK(problem({{"hello-00001", false, 50, ""}}).find("sum to 100 (they sum to 50)") !=
         std::string::npos);
-  CHECK(problem({{"hello-00001", false, 100, "Not_A_Label"}}).find("Not_A_Label") != std::string::npos);
-  CHECK(problem({{"hello-00001", false, 100, std::string(60, 'a')}}).find("longer than 63") != std::string::npos);
-  CHECK(problem({{"hello-00001", true, 100, ""}}).find("either revisionName or latestRevision") != std::string::npos);
+  CHECK(
+      problem({{"hello-00009", false, 100, ""}}).find("revision \"hello-00009\" does not exist") !=
+      std::string::npos);
+  CHECK(problem({{"hello-00001", false, 50, "a"}, {"hello-00002", false, 50, "a"}})
+            .find("tag \"a\" is used twice") != std::string::npos);
+  CHECK(problem({{"hello-00001", false, 100, "Not_A_Label"}}).find("Not_A_Label") !=
+        std::string::npos);
+  CHECK(problem({{"hello-00001", false, 100, std::string(60, 'a')}}).find("longer than 63") !=
+        std::string::npos);
+  CHECK(problem({{"hello-00001", true, 100, ""}}).find("either revisionName or latestRevision") !=
+        std::string::npos);
   CHECK(problem({{"hello-00001", false, 120, ""}}).find("between 0 and 100") != std::string::npos);
 }
 
@@ -51,7 +60,8 @@ TEST_CASE("@latest resolves to the latest ready revision") {
 }
 
 TEST_CASE("tag hosts are TAG-NAME.NAMESPACE.DOMAIN") {
-  CHECK(tag_host("candidate", "hello", "default", "localhost") == "candidate-hello.default.localhost");
+  CHECK(tag_host("candidate", "hello", "default", "localhost") ==
+        "candidate-hello.default.localhost");
 }
 
 TEST_CASE("weighted choice follows the percents") {

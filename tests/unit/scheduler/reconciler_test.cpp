@@ -339,3 +339,63 @@ TEST_CASE("start adopts instances that still run and removes those that do not")
   CHECK((*records)[0].id == "hello-00001-live");
   ::close(fd);
 }
+
+TEST_CASE("traffic moves to a new revision only once it is ready; the old one then stops") {
+  auto options = Harness::fast_options();
+  options.readiness_timeout = 300ms;
+  Harness h(options);
+  Service s = h.create("hello");
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  std::string first = h.endpoint(kHost)->instance_id;
+
+  // The new revision does not listen at first: the old one keeps all the traffic.
+  h.runtime.listen_on_start = false;
+  s.meta.generation = 2;
+  s.config_generation = 2;
+  s.spec.container.env = {{"A", "2"}};
+  Revision r2 = make_revision(s);
+  r2.meta.name = "hello-00002";
+  REQUIRE(h.store->update_service(s, &r2).ok());
+  h.reconciler->service_updated(s, &r2);
+  REQUIRE(h.run_until([&] { return h.runtime.started.size() == 2; }));
+  h.io.run_for(50ms);
+  CHECK(h.endpoint(kHost)->instance_id == first);
+  CHECK(h.ready_status(s) == "Unknown");
+
+  // Once a later attempt listens, traffic switches and the first instance is stopped.
+  h.runtime.listen_on_start = true;
+  REQUIRE(h.run_until([&] {
+    const Endpoint* e = h.endpoint(kHost);
+    return e && e->instance_id != first;
+  }));
+  CHECK(h.reconciler->service_status(s).latest_ready_revision == "hello-00002");
+  REQUIRE(h.run_until([&] { return h.runtime.pid_of(first) == 0; }));
+  CHECK(h.ready_status(s) == "True");
+  CHECK(h.reconciler->revision_status("default", "hello-00001").desired_replicas == 0);
+}
+
+TEST_CASE("a pinned revision keeps serving while a new revision deploys; a tag gets its own host") {
+  Harness h;
+  Service s = h.create("hello");
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  s.meta.generation = 2;
+  s.config_generation = 2;
+  s.spec.container.env = {{"A", "2"}};
+  s.traffic = {{"hello-00001", false, 100, ""}, {"", true, 0, "next"}};
+  Revision r2 = make_revision(s);
+  r2.meta.name = "hello-00002";
+  REQUIRE(h.store->update_service(s, &r2).ok());
+  h.reconciler->service_updated(s, &r2);
+  // @latest resolves to the latest *ready* revision: the tag moves once hello-00002 is ready.
+  REQUIRE(h.run_until([&] {
+    const Endpoint* e = h.endpoint("next-hello.default.localhost");
+    return e && e->instance_id.rfind("hello-00002-", 0) == 0;
+  }));
+  CHECK(h.endpoint(kHost)->instance_id.rfind("hello-00001-", 0) == 0);
+  auto status = h.reconciler->service_status(s);
+  REQUIRE(status.traffic.size() == 2);
+  CHECK(status.traffic[0].revision_name == "hello-00001");
+  CHECK(status.traffic[1].revision_name == "hello-00002");
+  CHECK(status.traffic[1].url == "http://next-hello.default.localhost:8080");
+  CHECK(h.runtime.live() == 2);  // the pinned revision and the tagged latest
+}

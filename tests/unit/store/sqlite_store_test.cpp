@@ -170,3 +170,81 @@ TEST_CASE("data survives reopening the database") {
   CHECK(store.value()->list_instances()->empty());
   CHECK(store.value()->get_image("nope").error().code == ErrorCode::kNotFound);
 }
+
+TEST_CASE("updating a service stores its spec, traffic and new revision atomically") {
+  test::TempDir dir;
+  auto opened = SqliteStore::open(dir.path() + "/elafros.db");
+  REQUIRE(opened.ok());
+  Store& store = *opened.value();
+  Service s = make_service("hello");
+  REQUIRE(store.create_service(s, make_revision(s, 1)).ok());
+
+  s.spec.container.env = {{"A", "2"}};
+  s.meta.generation = 2;
+  s.config_generation = 2;
+  s.traffic = {{"hello-00001", false, 50, ""}, {"", true, 50, "latest"}};
+  Revision r2 = make_revision(s, 2);
+  REQUIRE(store.update_service(s, &r2).ok());
+  auto got = store.get_service("default", "hello");
+  REQUIRE(got.ok());
+  CHECK(got->meta.generation == 2);
+  CHECK(got->config_generation == 2);
+  CHECK(got->spec.container.env == std::vector<EnvVar>{{"A", "2"}});
+  CHECK(got->traffic == s.traffic);
+  auto revs = store.list_revisions("default", "hello");
+  REQUIRE(revs->size() == 2);
+  CHECK((*revs)[1].meta.name == "hello-00002");  // creation order
+
+  // A clashing revision name rolls the whole update back.
+  Service again = s;
+  again.meta.generation = 3;
+  Revision clash = make_revision(s, 2);
+  CHECK(store.update_service(again, &clash).error().code == ErrorCode::kAlreadyExists);
+  CHECK(store.get_service("default", "hello")->meta.generation == 2);
+
+  // Traffic-only updates add no revision.
+  again.traffic = {};
+  REQUIRE(store.update_service(again, nullptr).ok());
+  CHECK(store.list_revisions("default", "hello")->size() == 2);
+  Service ghost = make_service("ghost");
+  CHECK(store.update_service(ghost, nullptr).error().code == ErrorCode::kNotFound);
+}
+
+TEST_CASE("revisions: get, mark ready, delete") {
+  test::TempDir dir;
+  auto opened = SqliteStore::open(dir.path() + "/elafros.db");
+  REQUIRE(opened.ok());
+  Store& store = *opened.value();
+  Service s = make_service("hello");
+  REQUIRE(store.create_service(s, make_revision(s, 1)).ok());
+  CHECK_FALSE(store.get_revision("default", "hello-00001")->ever_ready);
+  REQUIRE(store.mark_revision_ready("default", "hello-00001").ok());
+  CHECK(store.get_revision("default", "hello-00001")->ever_ready);
+  REQUIRE(store.delete_revision("default", "hello-00001").ok());
+  CHECK(store.get_revision("default", "hello-00001").error().code == ErrorCode::kNotFound);
+  CHECK(store.delete_revision("default", "hello-00001").error().code == ErrorCode::kNotFound);
+  CHECK(store.get_service("default", "hello").ok());
+}
+
+TEST_CASE("a version 1 database migrates to version 2 and keeps its data") {
+  test::TempDir dir;
+  std::string db = dir.path() + "/elafros.db";
+  { REQUIRE(SqliteStore::open(db).ok()); }
+  // Turn it back into what version 1 wrote, with one service in it.
+  sqlite3* h = nullptr;
+  sqlite3_open(db.c_str(), &h);
+  for (const char* sql : {"ALTER TABLE services DROP COLUMN config_generation",
+                          "ALTER TABLE revisions DROP COLUMN ever_ready",
+                          "INSERT INTO services VALUES ('default','old','u',4,1,'{}','{}',"
+                          "'{\"spec\":{\"containers\":[{\"image\":\"x\"}]}}','[]')",
+                          "PRAGMA user_version=1"})
+    REQUIRE(sqlite3_exec(h, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(h);
+  auto store = SqliteStore::open(db);
+  REQUIRE(store.ok());
+  CHECK(store.value()->schema_version() == 2);
+  auto old = store.value()->get_service("default", "old");
+  REQUIRE(old.ok());
+  CHECK(old->meta.generation == 4);
+  CHECK(old->config_generation == 1);
+}

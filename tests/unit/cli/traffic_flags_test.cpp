@@ -1,0 +1,77 @@
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "cli/commands.hpp"
+
+using namespace elafros::cli;
+namespace json = boost::json;
+
+namespace {
+json::array traffic(const char* text) {
+  return json::parse(text).as_array();
+}
+}  // namespace
+
+TEST_CASE("--traffic replaces the split and keeps tags") {
+  TrafficChanges c;
+  c.traffic = {"hello-00001=90,@latest=10"};
+  auto out = apply_traffic_changes(traffic(R"([{"latestRevision":true,"percent":100},
+                                                {"revisionName":"hello-00003","percent":0,"tag":"candidate"}])"),
+                                   c);
+  CHECK(
+      out ==
+      traffic(R"([{"revisionName":"hello-00001","percent":90},{"latestRevision":true,"percent":10},
+                           {"revisionName":"hello-00003","percent":0,"tag":"candidate"}])"));
+}
+
+TEST_CASE("--traffic may name a tag") {
+  TrafficChanges c;
+  c.traffic = {"candidate=20", "@latest=80"};
+  auto out = apply_traffic_changes(traffic(R"([{"latestRevision":true,"percent":100},
+                                                {"revisionName":"hello-00003","percent":0,"tag":"candidate"}])"),
+                                   c);
+  CHECK(
+      out ==
+      traffic(
+          R"([{"revisionName":"hello-00003","percent":20,"tag":"candidate"},{"latestRevision":true,"percent":80}])"));
+}
+
+TEST_CASE("--tag and --untag") {
+  TrafficChanges tag;
+  tag.tags = {"hello-00003=candidate", "@latest=current"};
+  auto out = apply_traffic_changes(json::array{}, tag);
+  CHECK(out == traffic(R"([{"latestRevision":true,"percent":100,"tag":"current"},
+                           {"revisionName":"hello-00003","percent":0,"tag":"candidate"}])"));
+  TrafficChanges untag;
+  untag.untags = {"candidate", "current"};
+  CHECK(apply_traffic_changes(out, untag) == traffic(R"([{"latestRevision":true,"percent":100}])"));
+}
+
+TEST_CASE("bad traffic flags say what is wrong") {
+  TrafficChanges c;
+  c.traffic = {"a=50,b=40"};
+  CHECK_THROWS_WITH(apply_traffic_changes({}, c), Catch::Contains("sum to 100 (they sum to 90)"));
+  c.traffic = {"a=fifty"};
+  CHECK_THROWS_WITH(apply_traffic_changes({}, c), Catch::Contains("not a whole percent"));
+  c.traffic = {"a"};
+  CHECK_THROWS_WITH(apply_traffic_changes({}, c), Catch::Contains("must be KEY=VALUE"));
+  c.traffic = {"a=50,a=50"};
+  CHECK_THROWS_WITH(apply_traffic_changes({}, c), Catch::Contains("names a twice"));
+  TrafficChanges u;
+  u.untags = {"ghost"};
+  CHECK_THROWS_WITH(apply_traffic_changes({}, u), Catch::Contains("no such tag"));
+  TrafficChanges t;
+  t.tags = {"x=dup", "y=dup"};
+  CHECK_THROWS_WITH(apply_traffic_changes({}, t), Catch::Contains("already used"));
+}
+
+TEST_CASE("export drops status and server-set fields") {
+  json::value s = json::parse(R"({"apiVersion":"serving.knative.dev/v1","kind":"Service",
+    "metadata":{"name":"hello","namespace":"default","uid":"u","generation":3,"creationTimestamp":"t","labels":{"a":"b"}},
+    "spec":{"template":{"spec":{"containers":[{"image":"x"}]}}},"status":{"url":"u"}})");
+  json::value e = exportable(s);
+  CHECK(e.at("metadata") ==
+        json::parse(R"({"name":"hello","namespace":"default","labels":{"a":"b"}})"));
+  CHECK_FALSE(e.as_object().contains("status"));
+  CHECK(e.at("spec") == s.at("spec"));
+}
