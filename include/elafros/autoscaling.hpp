@@ -1,0 +1,55 @@
+#pragma once
+// Knative Pod Autoscaler (KPA) settings: daemon-wide defaults (the config-autoscaler ConfigMap's
+// keys) and per-revision annotations `autoscaling.knative.dev/*` (DESIGN.md §6).
+
+#include <chrono>
+#include <string>
+
+#include "elafros/model.hpp"
+#include "elafros/result.hpp"
+
+namespace elafros {
+
+inline constexpr const char* kAnnotationPrefix = "autoscaling.knative.dev/";
+
+struct AutoscalingDefaults {
+  double target = 100;                       // container-concurrency-target-default
+  double target_rps = 200;                   // requests-per-second-target-default
+  double utilization_percent = 70;           // container-concurrency-target-percentage
+  std::chrono::seconds stable_window{60};
+  double panic_window_percent = 10;
+  double panic_threshold_percent = 200;
+  double max_scale_up_rate = 1000;
+  double max_scale_down_rate = 2;
+  std::chrono::seconds scale_to_zero_grace{30};
+  bool enable_scale_to_zero = true;
+  int initial_scale = 1;
+};
+
+enum class ScaleMetric { kConcurrency, kRps };
+
+// What one revision scales by: defaults overridden by its annotations and containerConcurrency.
+struct AutoscalingSpec {
+  ScaleMetric metric = ScaleMetric::kConcurrency;
+  double target = 100;          // per instance: in-flight requests, or requests per second
+  double utilization = 0.7;     // fraction of target to aim at
+  std::chrono::seconds stable_window{60};
+  std::chrono::milliseconds panic_window{6000};
+  double panic_threshold = 2.0;  // panic when demand ≥ this × current capacity
+  double max_scale_up_rate = 1000;
+  double max_scale_down_rate = 2;
+  int min_scale = 0;
+  int max_scale = 0;  // 0: no bound
+  int initial_scale = 1;
+  std::chrono::seconds scale_down_delay{0};
+  std::chrono::seconds scale_to_zero_grace{30};
+  bool allow_zero = true;
+
+  double target_value() const { return target * utilization; }
+};
+
+// Reads the autoscaling annotations of a revision template. A malformed or out-of-range value
+// is an error naming the annotation, so it can be refused when the service is written.
+Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl, const AutoscalingDefaults& defaults);
+
+}  // namespace elafros

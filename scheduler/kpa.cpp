@@ -1,0 +1,99 @@
+#include "kpa.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace elafros {
+namespace {
+
+int ceil_count(double x) {
+  // Averages of exact measurements carry float noise: 0.7 / 0.7 must be 1, not 2.
+  return static_cast<int>(std::ceil(x - 1e-9));
+}
+
+}  // namespace
+
+Kpa::Kpa(AutoscalingSpec spec, TimePoint created) : spec_(std::move(spec)), created_(created), last_active_(created) {}
+
+void Kpa::record(TimePoint now, double concurrency, double rps) {
+  if (buckets_.empty() && first_record_ == TimePoint{}) first_record_ = now - std::chrono::seconds(1);
+  buckets_.push_back({now, concurrency, rps});
+  if (concurrency > 0 || rps > 0) last_active_ = now;
+  while (!buckets_.empty() && buckets_.front().at <= now - spec_.stable_window) buckets_.pop_front();
+}
+
+void Kpa::poke(TimePoint now) { last_active_ = std::max(last_active_, now); }
+
+double Kpa::average(TimePoint now, std::chrono::milliseconds window) const {
+  // Buckets with no request are zeros: divide by the whole window, or by the time since the
+  // first measurement when the revision is younger than that (Knative's windowed average).
+  double sum = 0;
+  for (auto it = buckets_.rbegin(); it != buckets_.rend() && it->at > now - window; ++it)
+    sum += spec_.metric == ScaleMetric::kRps ? it->rps : it->concurrency;
+  auto span = std::chrono::duration_cast<std::chrono::milliseconds>(now - first_record_);
+  double seconds = std::chrono::duration<double>(std::min(window, std::max(span, std::chrono::milliseconds(1000)))).count();
+  return sum / std::max(1.0, std::round(seconds));
+}
+
+int Kpa::bounded(int n) const {
+  if (spec_.max_scale > 0) n = std::min(n, spec_.max_scale);
+  return std::max(n, spec_.min_scale);
+}
+
+int Kpa::burst_scale(double in_flight) const {
+  double per_instance = spec_.metric == ScaleMetric::kRps ? spec_.target : spec_.target_value();
+  return bounded(std::max(1, ceil_count(in_flight / std::max(per_instance, 0.01))));
+}
+
+Kpa::Decision Kpa::decide(TimePoint now, int ready) {
+  Decision d;
+  if (!reached_initial_) {
+    d.desired = bounded(std::max(1, spec_.initial_scale));
+    return d;
+  }
+  d.stable = average(now, std::chrono::duration_cast<std::chrono::milliseconds>(spec_.stable_window));
+  d.panic_value = average(now, spec_.panic_window);
+  double per_instance = spec_.target_value();
+  int desired_stable = ceil_count(d.stable / per_instance);
+  int desired_panic = ceil_count(d.panic_value / per_instance);
+
+  // Rate limits relative to what is ready now (at least one, as Knative counts).
+  double ready_now = std::max(1, ready);
+  int max_up = static_cast<int>(std::ceil(spec_.max_scale_up_rate * ready_now));
+  int max_down = static_cast<int>(std::floor(ready_now / spec_.max_scale_down_rate));
+  desired_stable = std::clamp(desired_stable, std::min(max_down, max_up), max_up);
+  desired_panic = std::clamp(desired_panic, std::min(max_down, max_up), max_up);
+
+  // Panic when the short window's demand is at least the threshold times current capacity.
+  bool over = static_cast<double>(ceil_count(d.panic_value / per_instance)) / ready_now >= spec_.panic_threshold;
+  if (over) {
+    panic_since_ = now;
+  } else if (panicking() && now > panic_since_ + spec_.stable_window) {  // strictly after, as Knative
+    panic_since_ = {};
+    max_panic_ = 0;
+  }
+  int desired = desired_stable;
+  if (panicking()) {
+    // In panic the scale only grows.
+    max_panic_ = std::max({max_panic_, desired_panic, ready});
+    desired = max_panic_;
+    d.panic = true;
+  }
+
+  // Scale-down delay: the highest decision of the last delay period wins.
+  if (spec_.scale_down_delay.count() > 0) {
+    recent_.emplace_back(now, desired);
+    while (!recent_.empty() && recent_.front().first <= now - spec_.scale_down_delay) recent_.pop_front();
+    for (const auto& [at, n] : recent_) desired = std::max(desired, n);
+  }
+
+  // Scale to zero only after a whole stable window without traffic, plus the grace period.
+  if (desired == 0) {
+    bool idle_long_enough = now >= last_active_ + spec_.stable_window + spec_.scale_to_zero_grace;
+    if (!spec_.allow_zero || !idle_long_enough) desired = 1;
+  }
+  d.desired = bounded(desired);
+  return d;
+}
+
+}  // namespace elafros
