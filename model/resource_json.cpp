@@ -586,6 +586,7 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
     st["conditions"] = conditions_to_json(status->conditions);
     st["actualReplicas"] = status->actual_replicas;
     st["desiredReplicas"] = status->desired_replicas;
+    st["autoscalerPanic"] = status->panic;
   }
   st["containerStatuses"] =
       json::array{json::object{{"name", "user-container"}, {"imageDigest", r.image_digest}}};

@@ -24,6 +24,7 @@
 
 #include "elafros/naming.hpp"
 #include "elafros/traffic.hpp"
+#include "kpa.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;
@@ -58,6 +59,7 @@ struct Instance {
   std::unique_ptr<asio::posix::stream_descriptor> pidfd;
   bool stop_requested = false;
   bool exited = false;
+  bool was_serving = false;       // it was ready when its stop began: drain it
   bool in_runtime_start = false;  // runc is creating it on the blocking pool right now
   int exit_code = -1;
   std::chrono::steady_clock::time_point ready_at{};
@@ -74,6 +76,13 @@ struct RevisionState {
   std::chrono::milliseconds backoff{0};
   bool restart_pending = false;
   bool retired = false;  // its service is being deleted
+  // Autoscaling: exact load from the proxy, the KPA, and its latest decision.
+  std::shared_ptr<RevisionStats> stats = std::make_shared<RevisionStats>();
+  std::optional<Kpa> kpa;
+  int desired = 0;
+  bool panic = false;
+  RevisionStats::Sample last_sample;
+  std::int64_t last_sample_ns = 0;
 };
 using RevisionPtr = std::shared_ptr<RevisionState>;
 
@@ -184,6 +193,15 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     rev->revision = std::move(r);
     rev->ready.last_transition_unix = unix_now(*clock_);
     if (rev->revision.ever_ready) rev->ready.status = "True";  // it served before; it may again
+    auto spec = autoscaling_spec(rev->revision.spec, options_.autoscaling);
+    if (!spec) {
+      // Validated when the service was written; a stored one from an older version falls back.
+      spdlog::warn("revision {}: {}; using the default autoscaling settings", rev->revision.meta.name, spec.error().message);
+      spec = autoscaling_spec(RevisionTemplate{}, options_.autoscaling);
+    }
+    rev->kpa.emplace(spec.value(), clock_->now());
+    if (rev->revision.ever_ready) rev->kpa->reached_initial_scale();
+    rev->desired = rev->kpa->decide(clock_->now(), 0).desired;
     return rev;
   }
 
@@ -214,7 +232,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       v.erase(std::remove(v.begin(), v.end(), rev), v.end());
     }
     for (auto& inst : std::vector<InstancePtr>(rev->instances))
-      asio::co_spawn(control_, stop(rev, inst), asio::detached);
+      stop_later(rev, inst);
   }
 
   void deleted(const std::string& ns, const std::string& name, std::function<void()> done) {
@@ -241,44 +259,56 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return resolve_traffic(s.service.traffic, lr ? lr->revision.meta.name : "");
   }
 
-  // A revision keeps one instance while it gets traffic or a tag (desired or still served), and
-  // the latest revision keeps one until it has proven it can become ready. Others keep none.
-  bool wanted(const ServiceState& s, const RevisionPtr& rev,
-              const std::vector<ResolvedTrafficTarget>& want) const {
-    const std::string& name = rev->revision.meta.name;
-    if (routes_to(want, name) || routes_to(s.published, name)) return true;
-    return rev == s.revisions.back() && !rev->revision.ever_ready;
-  }
-
-  static bool live(const RevisionState& rev) {
-    for (const auto& inst : rev.instances)
-      if (inst->phase == Phase::kStarting || inst->phase == Phase::kReady) return true;
-    return false;
-  }
-
   // Brings a service's instances and served traffic toward its desired state. Idempotent; called
   // whenever something about the service changes.
   void reconcile(ServiceState& s) {
     if (s.revisions.empty() || stopped_) return;
     auto want = desired(s);
     bool switchable = !want.empty();
+    bool moving = !same_targets(want, s.published);
     for (const auto& t : want)
       if ((t.percent > 0 || !t.tag.empty())) {
         RevisionPtr rev = find_in(s, t.revision_name);
         switchable = switchable && rev && has_ready(*rev);
+        // Traffic is about to move to it: bring it up (from zero) before the switch.
+        if (moving && rev && !has_ready(*rev)) {
+          rev->kpa->poke(clock_->now());
+          rev->desired = std::max(rev->desired, 1);
+        }
       }
     if (switchable && !same_targets(want, s.published)) {
       s.published = want;
       publish_routes();
     }
-    for (auto& rev : s.revisions) {
-      if (wanted(s, rev, want)) {
-        if (!live(*rev) && !rev->restart_pending)
-          asio::co_spawn(control_, launch(rev), asio::detached);
-      } else {
-        for (auto& inst : std::vector<InstancePtr>(rev->instances))
-          if (!inst->stop_requested) asio::co_spawn(control_, stop(rev, inst), asio::detached);
-      }
+    for (auto& rev : s.revisions) scale_to(rev, desired_count(s, rev, want));
+  }
+
+  // How many instances a revision should have now: the autoscaler's decision while it gets
+  // traffic or a tag; its initial scale while the latest revision proves it can become ready;
+  // none otherwise.
+  int desired_count(const ServiceState& s, const RevisionPtr& rev, const std::vector<ResolvedTrafficTarget>& want) const {
+    const std::string& name = rev->revision.meta.name;
+    if (routes_to(want, name) || routes_to(s.published, name)) return rev->desired;
+    if (rev == s.revisions.back() && !rev->revision.ever_ready) return std::max(1, rev->desired);
+    return 0;
+  }
+
+  // Starts or stops instances until `n` are starting or ready. Stops the ones not ready yet
+  // first, then the least busy.
+  void scale_to(const RevisionPtr& rev, int n) {
+    std::vector<InstancePtr> live_now;
+    for (const auto& inst : rev->instances)
+      if (!inst->stop_requested && (inst->phase == Phase::kStarting || inst->phase == Phase::kReady))
+        live_now.push_back(inst);
+    int have = static_cast<int>(live_now.size());
+    if (have < n && !rev->restart_pending && !rev->retired && !stopped_) {
+      for (int i = have; i < n; ++i) launch_later(rev);
+    } else if (have > n) {
+      std::stable_sort(live_now.begin(), live_now.end(), [](const InstancePtr& a, const InstancePtr& b) {
+        if ((a->phase == Phase::kReady) != (b->phase == Phase::kReady)) return a->phase != Phase::kReady;
+        return a->stats->in_flight.load() < b->stats->in_flight.load();
+      });
+      for (int i = 0; i < have - n; ++i) stop_later(rev, live_now[static_cast<std::size_t>(i)]);
     }
   }
 
@@ -318,8 +348,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     c.message = std::move(message);
   }
 
-  awaitable<void> launch(RevisionPtr rev) {
-    if (rev->retired || stopped_) co_return;
+  // Creates the instance now (so that it counts at once) and starts it in the background.
+  void launch_later(const RevisionPtr& rev) {
     auto inst = std::make_shared<Instance>();
     const Revision& r = rev->revision;
     inst->record.id = fmt::format("{}-{}", r.meta.name, random_hex(6));
@@ -329,8 +359,13 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->record.port = allocate_port();
     inst->record.created_unix = unix_now(*clock_);
     rev->instances.push_back(inst);
-    if (rev->ready.status != "True")
-      set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
+    if (rev->ready.status != "True") set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
+    asio::co_spawn(control_, launch(rev, inst), asio::detached);
+  }
+
+  awaitable<void> launch(RevisionPtr rev, InstancePtr inst) {
+    const Revision& r = rev->revision;
+    if (inst->stop_requested) co_return;
 
     // Record first, so a crash after runc starts it still leaves a trace to clean up.
     auto put =
@@ -339,6 +374,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       co_await fail(rev, inst, "InstanceRecordFailed", put.error().message, false);
       co_return;
     }
+    if (inst->stop_requested) co_return;  // stopped while being recorded: stop() removed it
     LaunchSpec spec;
     spec.container_id = inst->record.id;
     spec.namespace_ = r.meta.namespace_;
@@ -532,12 +568,26 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   // Drain, SIGTERM, SIGKILL after the grace period, then remove (DESIGN.md §4, Stopping).
-  awaitable<void> stop(RevisionPtr rev, InstancePtr inst) {
-    if (inst->stop_requested) co_return;
+  // Takes the instance out of service now; returns false if that was done before.
+  bool mark_stopping(const InstancePtr& inst) {
+    if (inst->stop_requested) return false;
     inst->stop_requested = true;
-    bool was_serving = inst->phase == Phase::kReady;
+    inst->was_serving = inst->phase == Phase::kReady;
     inst->phase = Phase::kStopping;
     publish_routes();
+    return true;
+  }
+
+  void stop_later(const RevisionPtr& rev, const InstancePtr& inst) {
+    if (mark_stopping(inst)) asio::co_spawn(control_, finish_stop(rev, inst), asio::detached);
+  }
+
+  awaitable<void> stop(RevisionPtr rev, InstancePtr inst) {
+    if (mark_stopping(inst)) co_await finish_stop(rev, inst);
+  }
+
+  awaitable<void> finish_stop(RevisionPtr rev, InstancePtr inst) {
+    bool was_serving = inst->was_serving;
     // Never remove a container while runc is still creating it: wait for the start to return.
     while (inst->in_runtime_start) co_await pause();
     // A request that read the previous snapshot may be between picking this instance and
@@ -595,6 +645,72 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return false;
   }
 
+  // --- autoscaling ----------------------------------------------------------------------------
+
+  // Every second, one exact measurement per revision; every second second (the KPA's 2 s tick),
+  // a decision per revision, then the instances follow.
+  awaitable<void> autoscale_loop(std::shared_ptr<Impl> self) {
+    asio::steady_timer timer(control_);
+    boost::system::error_code ec;
+    for (std::uint64_t n = 1; !stopped_; ++n) {
+      timer.expires_after(std::chrono::seconds(1));
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (stopped_) co_return;
+      sample_all();
+      if (n % 2 == 0) tick_all();
+    }
+  }
+
+  static std::int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+
+  void sample_all() {
+    auto now = clock_->now();
+    std::int64_t ns = steady_ns();
+    for (auto& [k, s] : services_)
+      for (auto& rev : s.revisions) {
+        RevisionStats::Sample sample = rev->stats->read(ns);
+        if (rev->last_sample_ns > 0 && ns > rev->last_sample_ns) {
+          double dt = static_cast<double>(ns - rev->last_sample_ns) / 1e9;
+          double concurrency = (sample.busy_seconds - rev->last_sample.busy_seconds) / dt;
+          double rps = static_cast<double>(sample.requests - rev->last_sample.requests) / dt;
+          rev->kpa->record(now, std::max(0.0, concurrency), rps);
+        }
+        rev->last_sample = sample;
+        rev->last_sample_ns = ns;
+      }
+  }
+
+  void tick_all() {
+    auto now = clock_->now();
+    for (auto& [k, s] : services_) {
+      for (auto& rev : s.revisions) {
+        int ready = 0;
+        for (const auto& i : rev->instances) ready += i->phase == Phase::kReady ? 1 : 0;
+        const auto& spec = rev->kpa->spec();
+        int initial = std::max(1, spec.max_scale > 0 ? std::min(spec.initial_scale, spec.max_scale) : spec.initial_scale);
+        if (!rev->kpa->has_reached_initial_scale() && ready >= initial) rev->kpa->reached_initial_scale();
+        auto decision = rev->kpa->decide(now, ready);
+        if (decision.desired != rev->desired || decision.panic != rev->panic)
+          spdlog::debug("revision {}: desired {} (ready {}, stable {:.2f}, panic {:.2f}{})", rev->revision.meta.name,
+                        decision.desired, ready, decision.stable, decision.panic_value, decision.panic ? ", PANIC" : "");
+        rev->desired = decision.desired;
+        rev->panic = decision.panic;
+      }
+      reconcile(s);
+    }
+  }
+
+  // The activator has requests for a revision without capacity: scale it now.
+  void demand(const std::string& ns, const std::string& revision, std::int64_t in_flight) {
+    RevisionPtr rev = find_revision(ns, revision);
+    if (!rev || stopped_) return;
+    rev->kpa->poke(clock_->now());
+    rev->desired = std::max(rev->desired, rev->kpa->burst_scale(static_cast<double>(in_flight)));
+    if (auto* s = service_of(*rev)) reconcile(*s);
+  }
+
   // --- routing and status ---------------------------------------------------------------------
 
   static RevisionPtr latest_ready(const ServiceState& s) {
@@ -616,9 +732,12 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         if (auto it = revision_routes.find(rev_name); it != revision_routes.end())
           return it->second;
         auto rr = std::make_shared<RevisionRoute>();
+        rr->namespace_ = ns;
         rr->name = rev_name;
         if (RevisionPtr rev = find_in(s, rev_name)) {
           rr->timeout_seconds = rev->revision.spec.timeout_seconds;
+          rr->container_concurrency = rev->revision.spec.container_concurrency;
+          rr->stats = rev->stats;
           for (const auto& inst : rev->instances)
             if (inst->phase == Phase::kReady)
               rr->endpoints.push_back(
@@ -642,12 +761,14 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       if (route->targets.empty() && !s.revisions.empty()) {
         // Nothing served yet: name the revision being deployed in the proxy's 503.
         auto rr = std::make_shared<RevisionRoute>();
+        rr->namespace_ = ns;
         rr->name = s.revisions.back()->revision.meta.name;
         route->targets.push_back({100, std::move(rr)});
       }
       table->add(service_host(name, ns, options_.domain), std::move(route));
     }
     routes_.publish(std::move(table));
+    if (options_.routes_published) options_.routes_published();
   }
 
   std::string url_of(const std::string& host) const {
@@ -723,7 +844,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     st.conditions = {rev->healthy, rev->ready, rev->resources};
     for (const auto& i : rev->instances) st.actual_replicas += i->phase == Phase::kReady ? 1 : 0;
     const ServiceState* s = const_cast<Impl*>(this)->service_of(*rev);
-    st.desired_replicas = s && wanted(*s, rev, desired(*s)) ? 1 : 0;
+    st.desired_replicas = s ? desired_count(*s, rev, desired(*s)) : 0;
+    st.panic = rev->panic;
     return st;
   }
 
@@ -767,10 +889,16 @@ Reconciler::Reconciler(asio::io_context& control, asio::thread_pool& store_threa
                        asio::thread_pool& blocking, Store& store, ContainerRuntime& runtime,
                        RoutingSnapshot& routes, ClockPtr clock, ReconcilerOptions options)
     : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, runtime, routes,
-                                   std::move(clock), std::move(options))) {}
+                                   std::move(clock), std::move(options))) {
+  asio::co_spawn(control, impl_->autoscale_loop(impl_), asio::detached);
+}
 
 Reconciler::~Reconciler() {
   impl_->shutdown();
+}
+
+void Reconciler::demand(const std::string& ns, const std::string& revision, std::int64_t in_flight) {
+  impl_->demand(ns, revision, in_flight);
 }
 
 void Reconciler::start(std::function<void(Result<void>)> done) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "elafros/autoscaling.hpp"
 #include "elafros/clock.hpp"
 #include "elafros/container_runtime.hpp"
 #include "elafros/model.hpp"
@@ -32,6 +33,8 @@ struct ReconcilerOptions {
   std::chrono::seconds drain_timeout{30};              // in-flight requests may finish
   std::chrono::milliseconds backoff_initial{1000};     // first restart delay after a crash
   std::chrono::milliseconds backoff_max{60000};        // restart delays double up to this
+  AutoscalingDefaults autoscaling;                     // the KPA's daemon-wide defaults
+  std::function<void()> routes_published;              // called after each new routing snapshot
 };
 
 class Reconciler {
@@ -56,6 +59,10 @@ class Reconciler {
   void revision_deleted(const std::string& ns, const std::string& revision);
   // A service was deleted from the store: stop and remove its instances, then call `done`.
   void service_deleted(const std::string& ns, const std::string& name, std::function<void()> done);
+
+  // The activator has requests waiting for capacity on a revision (in_flight counts them):
+  // scale it up now rather than at the next tick.
+  void demand(const std::string& ns, const std::string& revision, std::int64_t in_flight);
 
   ServiceStatus service_status(const Service& service) const;
   RevisionStatus revision_status(const std::string& ns, const std::string& revision) const;

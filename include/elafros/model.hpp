@@ -163,6 +163,7 @@ struct RevisionStatus {
   std::vector<Condition> conditions;  // Ready, ContainerHealthy, ResourcesAvailable
   int actual_replicas = 0;
   int desired_replicas = 0;
+  bool panic = false;  // the autoscaler is in panic mode
 };
 
 }  // namespace elafros

@@ -18,6 +18,56 @@ struct EndpointStats {
   std::atomic<std::uint64_t> requests{0};
 };
 
+// Exact per-revision load, kept by the proxy thread (the only writer) and read by the
+// autoscaler through a sequence lock: no mutex on the data plane. In-flight counts every
+// request routed to the revision from its arrival, waiting in the activator included, so that
+// demand at zero instances is seen.
+class RevisionStats {
+ public:
+  struct Sample {
+    double busy_seconds = 0;       // ∫ in-flight dt since creation: concurrency × time
+    std::uint64_t requests = 0;    // requests begun since creation
+    std::int64_t in_flight = 0;
+  };
+
+  void begin(std::int64_t now_ns) { change(now_ns, +1); }
+  void end(std::int64_t now_ns) { change(now_ns, -1); }
+  Sample read(std::int64_t now_ns) const {
+    for (;;) {
+      std::uint64_t s1 = seq_.load(std::memory_order_acquire);
+      if (s1 & 1) continue;
+      double busy = busy_.load(std::memory_order_relaxed);
+      std::int64_t in_flight = in_flight_.load(std::memory_order_relaxed);
+      std::int64_t last = last_ns_.load(std::memory_order_relaxed);
+      std::uint64_t requests = requests_.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (seq_.load(std::memory_order_relaxed) != s1) continue;
+      double since = now_ns > last ? static_cast<double>(now_ns - last) / 1e9 : 0.0;
+      return {busy + static_cast<double>(in_flight) * since, requests, in_flight};
+    }
+  }
+
+ private:
+  void change(std::int64_t now_ns, int delta) {
+    seq_.fetch_add(1, std::memory_order_acq_rel);
+    std::int64_t last = last_ns_.load(std::memory_order_relaxed);
+    std::int64_t in_flight = in_flight_.load(std::memory_order_relaxed);
+    if (last != 0 && now_ns > last)
+      busy_.store(busy_.load(std::memory_order_relaxed) + static_cast<double>(in_flight) * static_cast<double>(now_ns - last) / 1e9,
+                  std::memory_order_relaxed);
+    last_ns_.store(now_ns, std::memory_order_relaxed);
+    in_flight_.store(in_flight + delta, std::memory_order_relaxed);
+    if (delta > 0) requests_.store(requests_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    seq_.fetch_add(1, std::memory_order_release);
+  }
+
+  std::atomic<std::uint64_t> seq_{0};
+  std::atomic<double> busy_{0};
+  std::atomic<std::int64_t> in_flight_{0};
+  std::atomic<std::int64_t> last_ns_{0};
+  std::atomic<std::uint64_t> requests_{0};
+};
+
 struct Endpoint {
   std::string instance_id;
   std::uint16_t port = 0;  // on 127.0.0.1
@@ -25,8 +75,11 @@ struct Endpoint {
 };
 
 struct RevisionRoute {
+  std::string namespace_;
   std::string name;
   int timeout_seconds = 300;
+  int container_concurrency = 0;  // the breaker: at most this many in flight per instance; 0: no cap
+  std::shared_ptr<RevisionStats> stats;
   std::vector<Endpoint> endpoints;  // ready instances only
 };
 

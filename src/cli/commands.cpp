@@ -165,9 +165,15 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
     for (const auto& x : *t.args) a.emplace_back(x);
     c["args"] = std::move(a);
   }
+  if (t.concurrency_limit) spec["containerConcurrency"] = *t.concurrency_limit;
   // A revision name belongs to one revision: an update without --revision-name gets a new one.
   json::object& md = tmpl["metadata"].is_object() ? tmpl["metadata"].get_object()
                                                   : tmpl["metadata"].emplace_object();
+  if (!t.annotations.empty()) {
+    json::object& ann = md["annotations"].is_object() ? md["annotations"].get_object()
+                                                      : md["annotations"].emplace_object();
+    for (const auto& [k, v] : t.annotations) ann[k] = v;
+  }
   if (t.revision_name)
     md["name"] = *t.revision_name;
   else if (!creating)
@@ -372,7 +378,7 @@ int service_update(const ApiClient& api, const Globals& g, const std::string& na
   json::value current = api.call("GET", services_path(g) + "/" + name);
   json::value body = exportable(current);
   json::object& spec = body.as_object()["spec"].as_object();
-  bool template_flags = t.image || !t.env.empty() || t.port || t.cmd || t.args || t.revision_name;
+  bool template_flags = t.any();
   if (template_flags) apply_template_changes(spec["template"].as_object(), t, false);
   if (!traffic.empty())
     spec["traffic"] = apply_traffic_changes(array_at(current, {"spec", "traffic"}), traffic);
@@ -508,8 +514,9 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
     std::cout << fmt::format("        Image:     {} (pinned to {})\n",
                              containers.empty() ? "" : field(containers[0], "image"),
                              statuses.empty() ? "" : field(statuses[0], "imageDigest"));
-    std::cout << fmt::format("        Replicas:  {}/{}\n", field(r, "status.actualReplicas"),
-                             field(r, "status.desiredReplicas"));
+    std::cout << fmt::format("        Instances: {} ready of {} desired{}\n",
+                             field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"),
+                             field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
     const json::object* ready = condition(r, "Ready");
     if (ready && field(*ready, "status") != "True" && !field(*ready, "reason").empty())
       std::cout << fmt::format("        Ready:     {} {}: {}\n", field(*ready, "status"),
@@ -626,9 +633,10 @@ int revision_describe(const ApiClient& api, const Globals& g, const std::string&
                            statuses.empty() ? "" : field(statuses[0], "imageDigest"));
   for (const auto& e : array_at(c, {"env"}))
     std::cout << fmt::format("Env:          {}={}\n", field(e, "name"), field(e, "value"));
-  std::cout << fmt::format("Concurrency:  {}\nTimeout:      {}s\nReplicas:     {}/{}\n",
+  std::cout << fmt::format("Concurrency:  {}\nTimeout:      {}s\nInstances:    {} ready of {} desired{}\n",
                            field(r, "spec.containerConcurrency"), field(r, "spec.timeoutSeconds"),
-                           field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"));
+                           field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"),
+                           field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
   std::cout << "\nConditions:\n";
   std::vector<std::vector<std::string>> rows{{"  OK", "TYPE", "AGE", "REASON"}};
   for (const auto& cond : array_at(r, {"status", "conditions"})) {

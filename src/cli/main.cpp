@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   std::string image, cmd, revision_name;
   std::vector<std::string> args;
   int port = 0;
+  int concurrency_limit = -1;
 
   auto template_flags = [&](CLI::App* c) {
     c->add_option("-e,--env", t.env,
@@ -41,6 +42,32 @@ int main(int argc, char** argv) {
     c->add_option("--arg", args, "argument for the command (repeatable)");
     c->add_option("--revision-name", revision_name,
                   "name of the new revision (default NAME-0000N)");
+    c->add_option("--concurrency-limit", concurrency_limit,
+                  "hard limit of requests in flight per instance (0: none)")
+        ->check(CLI::Range(0, 1000));
+    auto scale = [&](const char* flag, const char* annotation, const char* help) {
+      c->add_option_function<std::string>(
+          flag,
+          [&t, annotation](const std::string& v) {
+            t.annotations.emplace_back(std::string("autoscaling.knative.dev/") + annotation, v);
+          },
+          help);
+    };
+    scale("--scale-min", "min-scale", "minimum number of instances (autoscaling.knative.dev/min-scale)");
+    scale("--scale-max", "max-scale", "maximum number of instances (max-scale)");
+    scale("--scale-init", "initial-scale", "instances a new revision starts with (initial-scale)");
+    scale("--scale-target", "target", "in-flight requests (or rps) per instance to aim for (target)");
+    scale("--scale-utilization", "target-utilization-percentage", "percent of the target to aim at (default 70)");
+    scale("--scale-window", "window", "stable window, e.g. 60s (6s to 1h)");
+    scale("--scale-metric", "metric", "concurrency or rps");
+    scale("--scale-down-delay", "scale-down-delay", "how long a lower scale must hold before scaling down, e.g. 30s");
+    c->add_option_function<int>(
+        "--scale",
+        [&t](int n) {
+          t.annotations.emplace_back("autoscaling.knative.dev/min-scale", std::to_string(n));
+          t.annotations.emplace_back("autoscaling.knative.dev/max-scale", std::to_string(n));
+        },
+        "exactly this many instances (min-scale = max-scale)");
   };
   auto wait_flags = [&](CLI::App* c) {
     c->add_option("--wait-timeout", w.timeout_seconds,
@@ -114,6 +141,7 @@ int main(int argc, char** argv) {
   if (!cmd.empty()) t.cmd = cmd;
   if (!args.empty()) t.args = args;
   if (!revision_name.empty()) t.revision_name = revision_name;
+  if (concurrency_limit >= 0) t.concurrency_limit = concurrency_limit;
 
   ApiClient api(g.socket);
   try {

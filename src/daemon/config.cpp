@@ -30,6 +30,27 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
         throw std::runtime_error(fmt::format("config file {}: {} must be a string", path, key));
       out = v.as<std::string>();
     };
+    auto number = [&](double& out, double min, double max) {
+      try {
+        out = v.as<double>();
+      } catch (const YAML::Exception&) {
+        throw std::runtime_error(fmt::format("config file {}: {} must be a number", path, key));
+      }
+      if (out < min || out > max)
+        throw std::runtime_error(fmt::format("config file {}: {} must be between {} and {}", path, key, min, max));
+    };
+    auto seconds = [&](std::chrono::seconds& out, int min, int max) {
+      double n = 0;
+      number(n, min, max);
+      out = std::chrono::seconds(static_cast<int>(n));
+    };
+    auto boolean = [&](bool& out) {
+      try {
+        out = v.as<bool>();
+      } catch (const YAML::Exception&) {
+        throw std::runtime_error(fmt::format("config file {}: {} must be true or false", path, key));
+      }
+    };
     auto integer = [&](int& out) {
       try {
         out = v.as<int>();
@@ -57,11 +78,41 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
       integer(c.stop_grace_seconds);
     else if (key == "shutdown-timeout-seconds")
       integer(c.shutdown_timeout_seconds);
+    else if (key == "activator-queue-size")
+      integer(c.activator_queue_size);
+    // The KPA's defaults, named after Knative's config-autoscaler keys.
+    else if (key == "container-concurrency-target-default")
+      number(c.autoscaling.target, 0.01, 1e6);
+    else if (key == "requests-per-second-target-default")
+      number(c.autoscaling.target_rps, 0.01, 1e6);
+    else if (key == "container-concurrency-target-percentage")
+      number(c.autoscaling.utilization_percent, 1, 100);
+    else if (key == "stable-window-seconds")
+      seconds(c.autoscaling.stable_window, 6, 3600);
+    else if (key == "panic-window-percentage")
+      number(c.autoscaling.panic_window_percent, 1, 100);
+    else if (key == "panic-threshold-percentage")
+      number(c.autoscaling.panic_threshold_percent, 110, 1000);
+    else if (key == "max-scale-up-rate")
+      number(c.autoscaling.max_scale_up_rate, 1.01, 1e6);
+    else if (key == "max-scale-down-rate")
+      number(c.autoscaling.max_scale_down_rate, 1.01, 1e6);
+    else if (key == "scale-to-zero-grace-period-seconds")
+      seconds(c.autoscaling.scale_to_zero_grace, 0, 3600);
+    else if (key == "enable-scale-to-zero")
+      boolean(c.autoscaling.enable_scale_to_zero);
+    else if (key == "initial-scale")
+      integer(c.autoscaling.initial_scale);
     else
       throw std::runtime_error(
           fmt::format("config file {}: unknown key \"{}\" (known keys: data-dir, socket, listen, "
                       "domain, runtime, log-level, "
-                      "readiness-timeout-seconds, stop-grace-seconds, shutdown-timeout-seconds)",
+                      "readiness-timeout-seconds, stop-grace-seconds, shutdown-timeout-seconds, "
+                      "activator-queue-size, container-concurrency-target-default, "
+                      "requests-per-second-target-default, container-concurrency-target-percentage, "
+                      "stable-window-seconds, panic-window-percentage, panic-threshold-percentage, "
+                      "max-scale-up-rate, max-scale-down-rate, scale-to-zero-grace-period-seconds, "
+                      "enable-scale-to-zero, initial-scale)",
                       path, key));
   }
 }

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <string>
 
+#include "elafros/autoscaling.hpp"
+
 namespace elafros {
 
 struct DaemonConfig {
@@ -17,6 +19,8 @@ struct DaemonConfig {
   int readiness_timeout_seconds = 60;
   int stop_grace_seconds = 10;
   int shutdown_timeout_seconds = 10;
+  int activator_queue_size = 1000;
+  AutoscalingDefaults autoscaling;
 };
 
 // Reads a YAML config file into `config`. Throws std::runtime_error naming the bad key or value.

@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -92,6 +93,7 @@ int run(const DaemonConfig& cfg) {
   ProxyOptions popts;
   popts.address = address;
   popts.port = port;
+  popts.activator_queue_limit = static_cast<std::size_t>(cfg.activator_queue_size);
   ProxyServer proxy(proxy_io, routes, popts);
   if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
   std::string listen = fmt::format("{}:{}", address, proxy.port());
@@ -101,8 +103,16 @@ int run(const DaemonConfig& cfg) {
   ropts.listen_port = proxy.port();
   ropts.readiness_timeout = std::chrono::seconds(cfg.readiness_timeout_seconds);
   ropts.stop_grace = std::chrono::seconds(cfg.stop_grace_seconds);
+  ropts.autoscaling = cfg.autoscaling;
+  // New snapshots wake the requests waiting in the activator (on the proxy's thread).
+  ropts.routes_published = [&proxy] { proxy.routes_changed(); };
   Reconciler reconciler(control, store_thread, blocking, **store, runtime, routes,
                         std::make_shared<RealClock>(), ropts);
+
+  // The activator's pokes reach the autoscaler on the control thread, without blocking the proxy.
+  proxy.set_demand_callback([&control, &reconciler](const std::string& ns, const std::string& revision, std::int64_t in_flight) {
+    asio::post(control, [&reconciler, ns, revision, in_flight] { reconciler.demand(ns, revision, in_flight); });
+  });
 
   ApiServer api(control, store_thread, blocking, **store, *images, reconciler,
                 {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});

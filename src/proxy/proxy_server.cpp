@@ -15,6 +15,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <deque>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -210,24 +211,159 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         continue;
       }
       const RevisionRoute* revision = pick_revision(*route);
-      const Endpoint* endpoint = revision ? pick_endpoint(*revision) : nullptr;
-      if (!endpoint) {
+      if (!revision || !revision->stats) {
         if (body_unread) keep_alive = false;
-        std::string which;
-        if (revision) which = fmt::format(" (revision \"{}\")", revision->name);
-        std::string body = fmt::format(
-            "service \"{}\" has no ready instance yet{} ('elafros service describe {}' says why)",
-            route->service, which, route->service);
-        error_code wec = co_await send_simple(
-            client, req.version(), http::status::service_unavailable, std::move(body), keep_alive);
+        std::string body = fmt::format("service \"{}\" has no revision to serve it ('elafros service describe {}' says why)",
+                                       route->service, route->service);
+        error_code wec = co_await send_simple(client, req.version(), http::status::service_unavailable,
+                                              std::move(body), keep_alive);
         if (wec || !keep_alive) break;
         continue;
+      }
+      // From here the request counts toward its revision's concurrency, waiting included.
+      std::shared_ptr<RevisionStats> stats = revision->stats;
+      RequestAccounting accounting(*this, stats);
+      const Endpoint* endpoint = pick_endpoint(*revision);
+      if (!endpoint) {
+        // The activator: wait for an instance with capacity (breaker), poking the autoscaler.
+        Activation got = co_await activate(std::string(host), *revision);
+        if (!got.endpoint) {
+          if (body_unread) keep_alive = false;
+          error_code wec = co_await send_simple(client, req.version(), got.status, std::move(got.message), keep_alive);
+          if (wec || !keep_alive) break;
+          continue;
+        }
+        table = std::move(got.table);
+        revision = got.revision;
+        endpoint = got.endpoint;
       }
       bool ok = co_await forward(client, buffer, parser, *revision, *endpoint, keep_alive);
       if (!ok || !keep_alive) break;
     }
     error_code ec;
     client.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  // Counts a request toward its revision from arrival to completion, and hands freed capacity
+  // to the first request waiting in the activator.
+  struct RequestAccounting {
+    RequestAccounting(Impl& impl, std::shared_ptr<RevisionStats> s) : proxy(impl), stats(std::move(s)) {
+      stats->begin(now_ns());
+    }
+    ~RequestAccounting() {
+      stats->end(now_ns());
+      proxy.wake_one(stats.get());
+    }
+    RequestAccounting(const RequestAccounting&) = delete;
+    RequestAccounting& operator=(const RequestAccounting&) = delete;
+    Impl& proxy;
+    std::shared_ptr<RevisionStats> stats;
+  };
+
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+
+  struct Activation {
+    RoutingTablePtr table;
+    const RevisionRoute* revision = nullptr;
+    const Endpoint* endpoint = nullptr;
+    http::status status = http::status::service_unavailable;
+    std::string message;
+  };
+
+  struct Waiter {
+    explicit Waiter(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+  };
+
+  // Waits, in a bounded per-revision queue, until the revision has an instance with capacity or
+  // its timeoutSeconds pass. The autoscaler is poked at once, not at its next tick.
+  awaitable<Activation> activate(std::string host, const RevisionRoute& revision) {
+    Activation out;
+    std::string name = revision.name;
+    std::string ns = revision.namespace_;
+    int timeout = revision.timeout_seconds;
+    std::shared_ptr<RevisionStats> stats = revision.stats;
+    auto& queue = queues_[stats.get()];
+    if (queue.size() >= options_.activator_queue_limit) {
+      out.message = fmt::format("too many requests are waiting for revision \"{}\" (the limit is {}); retry shortly", name,
+                                options_.activator_queue_limit);
+      co_return out;
+    }
+    poke(ns, name, *stats, revision.endpoints.empty());
+    Waiter waiter(io_);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
+    queue.push_back(&waiter);
+    struct Leave {
+      std::deque<Waiter*>& q;
+      Waiter* w;
+      ~Leave() { q.erase(std::remove(q.begin(), q.end(), w), q.end()); }
+    } leave{queue, &waiter};
+    for (;;) {
+      waiter.timer.expires_at(deadline);
+      co_await waiter.timer.async_wait(kAwait);
+      RoutingTablePtr table = routes_.load();
+      const RevisionRoute* current = find_revision(*table, host, name);
+      if (current) {
+        if (const Endpoint* e = pick_endpoint(*current)) {
+          out.table = std::move(table);
+          out.revision = current;
+          out.endpoint = e;
+          co_return out;
+        }
+      } else {
+        out.status = http::status::service_unavailable;
+        out.message = fmt::format("revision \"{}\" no longer serves host \"{}\"; retry", name, host);
+        co_return out;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        out.status = http::status::gateway_timeout;
+        out.message = fmt::format("no instance of revision \"{}\" could take the request within {} s (its timeoutSeconds){}",
+                                  name, timeout,
+                                  current->endpoints.empty() ? "; 'elafros service describe' says why it has none" : "");
+        co_return out;
+      }
+      poke(ns, name, *stats, current->endpoints.empty());
+    }
+  }
+
+  static const RevisionRoute* find_revision(const RoutingTable& table, const std::string& host, const std::string& name) {
+    const ServiceRoute* route = table.find(host);
+    if (!route) return nullptr;
+    for (const auto& t : route->targets)
+      if (t.revision->name == name) return t.revision.get();
+    return nullptr;
+  }
+
+  // Tells the control plane a revision needs capacity now; at most every 100 ms per revision.
+  void poke(const std::string& ns, const std::string& revision, const RevisionStats& stats, bool at_zero) {
+    if (!on_demand_) return;
+    auto now = std::chrono::steady_clock::now();
+    auto& last = last_poke_[&stats];
+    if (!at_zero && now - last < std::chrono::milliseconds(100)) return;
+    if (at_zero && now - last < std::chrono::milliseconds(20)) return;
+    last = now;
+    on_demand_(ns, revision, stats.read(now_ns()).in_flight);
+  }
+
+  void wake_one(const RevisionStats* key) {
+    auto it = queues_.find(key);
+    if (it == queues_.end() || it->second.empty()) return;
+    it->second.front()->timer.cancel();
+  }
+
+  // The routing table changed: every waiting request looks again.
+  void wake_all() {
+    for (auto it = queues_.begin(); it != queues_.end();) {
+      if (it->second.empty()) {
+        last_poke_.erase(it->first);
+        it = queues_.erase(it);
+        continue;
+      }
+      for (Waiter* w : it->second) w->timer.cancel();
+      ++it;
+    }
   }
 
   // Weighted per request (Knative traffic split).
@@ -240,7 +376,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     return route.targets[pick_by_percent(percents_, roll(rng_))].revision.get();
   }
 
-  // Least in-flight requests, ties broken round-robin.
+  // Least in-flight requests, ties broken round-robin; with containerConcurrency N (the
+  // breaker), only instances with fewer than N in flight.
   const Endpoint* pick_endpoint(const RevisionRoute& rev) {
     if (rev.endpoints.empty()) return nullptr;
     std::size_t n = rev.endpoints.size();
@@ -248,9 +385,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     const Endpoint* best = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
       const Endpoint& e = rev.endpoints[(start + i) % n];
-      if (!best || e.stats->in_flight.load(std::memory_order_relaxed) <
-                       best->stats->in_flight.load(std::memory_order_relaxed))
-        best = &e;
+      std::int64_t load = e.stats->in_flight.load(std::memory_order_relaxed);
+      if (rev.container_concurrency > 0 && load >= rev.container_concurrency) continue;
+      if (!best || load < best->stats->in_flight.load(std::memory_order_relaxed)) best = &e;
     }
     return best;
   }
@@ -473,6 +610,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> pool_;
   RoutingTablePtr pruned_for_;
   std::mt19937 rng_{std::random_device{}()};
+  std::unordered_map<const RevisionStats*, std::deque<Waiter*>> queues_;  // the activator
+  std::unordered_map<const RevisionStats*, std::chrono::steady_clock::time_point> last_poke_;
+  DemandCallback on_demand_;
   std::vector<int> percents_;
   std::size_t next_ = 0;
 };
@@ -480,6 +620,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 ProxyServer::ProxyServer(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
     : impl_(std::make_shared<Impl>(io, routes, std::move(options))) {}
 ProxyServer::~ProxyServer() = default;
+void ProxyServer::set_demand_callback(DemandCallback callback) { impl_->on_demand_ = std::move(callback); }
+void ProxyServer::routes_changed() {
+  asio::post(impl_->io_, [impl = impl_] { impl->wake_all(); });
+}
 Result<void> ProxyServer::listen() {
   return impl_->listen();
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,7 +27,12 @@ struct ProxyOptions {
   std::chrono::seconds idle_timeout{75};            // keepalive_timeout
   std::chrono::seconds connect_timeout{5};
   std::size_t max_idle_upstream = 64;  // pooled connections per instance
+  std::size_t activator_queue_limit = 1000;  // requests waiting per revision
 };
+
+// Called on the proxy thread when a revision has requests waiting for capacity: namespace,
+// revision, and its requests in flight (waiting ones included). It must not block.
+using DemandCallback = std::function<void(const std::string&, const std::string&, std::int64_t)>;
 
 class ProxyServer {
  public:
@@ -42,6 +48,10 @@ class ProxyServer {
   // Stops accepting; open connections finish their current request.
   void stop_accepting();
   std::uint16_t port() const;
+  // Set before start(): how the activator pokes the autoscaler.
+  void set_demand_callback(DemandCallback callback);
+  // The routing snapshot was replaced: requests waiting in the activator look again. Any thread.
+  void routes_changed();
   // Requests being served right now.
   std::int64_t active_requests() const;
 

@@ -9,6 +9,7 @@ src=$3
 
 work=$(mktemp -d /tmp/elafros-e2e-XXXXXX)
 port=""
+daemon_args=()
 data=$work/data
 sock=$work/elafros.sock
 daemon_pid=""
@@ -37,7 +38,7 @@ check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; f
 contains() { grep -qF -- "$2" <<<"$1"; }
 
 start_daemon() {
-  "$elafrosd" --data-dir "$data" --socket "$sock" --listen "127.0.0.1:${port:-0}" >>"$work/daemon.log" 2>&1 &
+  "$elafrosd" --data-dir "$data" --socket "$sock" --listen "127.0.0.1:${port:-0}" "${daemon_args[@]}" >>"$work/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 100); do
     e status >/dev/null 2>&1 && return 0

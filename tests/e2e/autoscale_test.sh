@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# End-to-end autoscaling with real containers: a burst scales out with no failed request, idle
+# revisions go to zero, the next request is served through the activator, the breaker
+# serialises requests, and min-scale holds. Short windows keep it quick: a 6 s stable window
+# (the minimum) and a 2 s scale-to-zero grace period from the daemon config.
+#   tests/e2e/autoscale_test.sh ELAFROSD ELAFROS SOURCE_DIR
+set -euo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+"$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
+cat >"$work/config.yaml" <<YAML
+scale-to-zero-grace-period-seconds: 2
+YAML
+daemon_args=(--config "$work/config.yaml")
+start_daemon
+port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
+instances() { runc --root "$data/runc" list -q | grep -c "^$1-" || true; }
+curl_host() { curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 -H "Host: $1.default.localhost" "http://127.0.0.1:$port$2"; }
+
+# A burst of slow requests scales out, and none fails
+e service create burst --image "oci:$work/image:latest" --scale-target 1 --scale-max 5 --scale-window 6s >/dev/null
+check "a new revision starts at its initial scale (1)" test "$(instances burst)" = 1
+pids=()
+for _ in $(seq 10); do curl_host burst "/cgi-bin/sleep?3" >>"$work/burst.codes" & pids+=($!); done
+most=0
+for _ in $(seq 60); do
+  n=$(instances burst); [ "$n" -gt "$most" ] && most=$n
+  sleep 0.1
+done
+wait "${pids[@]}"  # (a bare wait would wait for elafrosd too)
+echo "     burst of 10 × 3 s requests at target 1: scaled to $most instances"
+check "the burst scaled the revision out to several instances (≥ 3, max-scale 5)" test "$most" -ge 3 -a "$most" -le 5
+check "no request of the burst failed" test "$(sort "$work/burst.codes" | uniq -c | tr -s ' ')" = " 10 200"
+check "describe shows the instances" contains "$(e service describe burst)" "Instances: "
+
+# Idle, it goes to zero: stable window (6 s) + grace (2 s), decided on a 2 s tick
+zero=""
+for _ in $(seq 200); do
+  [ "$(instances burst)" = 0 ] && { zero=yes; break; }
+  sleep 0.1
+done
+check "an idle revision scales to zero" test -n "$zero"
+check "its status says 0 desired" contains "$(e revision describe burst-00001)" "Instances:    0 ready of 0 desired"
+
+# The next request is served: the activator holds it while an instance starts
+start=$(date +%s%N)
+code=$(curl_host burst /)
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "     request at zero answered in $ms ms (cold start through the activator)"
+check "the next request at zero is served" test "$code" = 200
+n_after=$(instances burst)
+# (one request in flight at target 1 × 70% utilisation wants ceil(1 / 0.7) = 2 instances)
+check "... by new instances (found $n_after)" test "$n_after" -ge 1 -a "$n_after" -le 2
+
+# The breaker: --concurrency-limit 1 --scale-max 1 serialises concurrent requests
+e service create serial --image "oci:$work/image:latest" --concurrency-limit 1 --scale-max 1 >/dev/null
+start=$(date +%s%N)
+pids=()
+for _ in $(seq 4); do
+  curl -s --max-time 60 -H "Host: serial.default.localhost" "http://127.0.0.1:$port/cgi-bin/sleep?0.5" >>"$work/serial.out" &
+  pids+=($!)
+done
+wait "${pids[@]}"
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "     4 concurrent 0.5 s requests with concurrency limit 1: $ms ms"
+check "every serialised request succeeded" test "$(grep -c 'slept 0.5' "$work/serial.out")" = 4
+check "no two requests ran at once in the instance" test -z "$(grep 'overlap=yes' "$work/serial.out" || true)"
+check "they ran one after another (≥ 2 s for 4 × 0.5 s)" test "$ms" -ge 2000
+check "max-scale 1 kept one instance" test "$(instances serial)" = 1
+
+# min-scale keeps instances through idleness
+e service create floor --image "oci:$work/image:latest" --scale-min 2 --scale-window 6s >/dev/null
+two=""
+for _ in $(seq 100); do [ "$(instances floor)" = 2 ] && { two=yes; break; }; sleep 0.1; done
+check "min-scale 2 starts 2 instances" test -n "$two"
+sleep 10
+check "min-scale 2 keeps 2 instances past the window and grace" test "$(instances floor)" = 2
+
+for s in burst serial floor; do e service delete "$s" >/dev/null; done
+check "no containers remain" test -z "$(runc --root "$data/runc" list -q)"
+if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
+finish
