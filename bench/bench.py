@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""elafros benchmark suite: measures side by side, in one run, and writes a Markdown report.
+
+Rows (issue 4): cold start vs. the raw runc floor; proxy throughput and latency vs. direct and
+vs. nginx as a reverse proxy; a burst from zero; the idle footprint with 100 services at zero.
+Run it through bench/run.sh, as root. Everything it starts, it stops; nothing is downloaded.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args, check=True, **kw):
+    return subprocess.run(args, check=check, text=True, capture_output=True, **kw)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def first_byte(port, host, path="/", timeout=30.0):
+    """Seconds from sending a request until its first response byte; None on failure."""
+    start = time.perf_counter()
+    deadline = start + timeout
+    while time.perf_counter() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                data = s.recv(1)
+                if data:
+                    return time.perf_counter() - start
+        except OSError:
+            time.sleep(0.001)
+    return None
+
+
+def percentile(values, p):
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+class Daemon:
+    def __init__(self, work, config=None):
+        self.work = work
+        self.data = os.path.join(work, "data")
+        self.sock = os.path.join(work, "elafros.sock")
+        os.makedirs(self.data, exist_ok=True)
+        args = [os.path.join(ROOT, "build/src/elafrosd"), "--data-dir", self.data, "--socket", self.sock,
+                "--listen", "127.0.0.1:0"]
+        if config:
+            path = os.path.join(work, "config.yaml")
+            with open(path, "w") as f:
+                f.write(config)
+            args += ["--config", path]
+        self.log = open(os.path.join(work, "daemon.log"), "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        for _ in range(100):
+            r = self.cli("status", "-o", "json", check=False)
+            if r.returncode == 0:
+                self.port = int(json.loads(r.stdout)["listen"].rsplit(":", 1)[1])
+                return
+            time.sleep(0.05)
+        raise RuntimeError("elafrosd did not start; see " + self.log.name)
+
+    def cli(self, *args, check=True):
+        return run([os.path.join(ROOT, "build/src/elafros"), "--socket", self.sock, *args], check=check)
+
+    def containers(self, prefix=""):
+        r = run(["runc", "--root", os.path.join(self.data, "runc"), "list", "-q"], check=False)
+        return [c for c in r.stdout.split() if c.startswith(prefix)]
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def stop(self):
+        for s in json.loads(self.cli("service", "list", "-o", "json", check=False).stdout or '{"items":[]}').get("items", []):
+            self.cli("service", "delete", s["metadata"]["name"], check=False)
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        runc_root = os.path.join(self.data, "runc")
+        for c in self.containers():
+            run(["runc", "--root", runc_root, "delete", "--force", c], check=False)
+        with open("/proc/mounts") as f:
+            for line in f:
+                target = line.split()[1]
+                if target.startswith(self.work):
+                    run(["umount", "-l", target], check=False)
+
+
+def wait_for(pred, timeout, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def instance_port(daemon, prefix):
+    for c in daemon.containers(prefix):
+        with open(os.path.join(daemon.data, "instances", c, "config.json")) as f:
+            for kv in json.load(f)["process"]["env"]:
+                if kv.startswith("PORT="):
+                    return int(kv[5:])
+    raise RuntimeError("no instance of " + prefix)
+
+
+# --- 1. cold start ------------------------------------------------------------------------------
+
+def cold_start(work, image, cycles):
+    d = Daemon(os.path.join(work, "cold"), "scale-to-zero-grace-period-seconds: 0\n")
+    try:
+        d.cli("service", "create", "cold", "--image", f"oci:{image}:latest", "--scale-window", "6s")
+        host = "cold.default.localhost"
+        # The floor's bundle: elafros's own config.json for this image, run by hand on the
+        # shared unpacked rootfs (read-only; the app writes only to its /tmp tmpfs).
+        cid = d.containers("cold-")[0]
+        with open(os.path.join(d.data, "instances", cid, "config.json")) as f:
+            spec = json.load(f)
+        times = []
+        for _ in range(cycles):
+            if not wait_for(lambda: not d.containers("cold-"), 60):
+                raise RuntimeError("cold did not scale to zero")
+            t = first_byte(d.port, host)
+            if t is None:
+                raise RuntimeError("cold start request failed")
+            times.append(t)
+        log = open(os.path.join(d.work, "daemon.log")).read()
+        starts = [int(m) for m in re.findall(r"started instance cold-\S+ .* in (\d+) ms", log)]
+    finally:
+        d.stop()
+
+    # The floor: runc run -d + first byte, no daemon.
+    rootfs = spec["root"]["path"]
+    image_rootfs = None
+    images = os.path.join(d.data, "images", "rootfs")
+    if os.path.isdir(images):
+        image_rootfs = os.path.join(images, os.listdir(images)[0])
+    floor = []
+    bundle = os.path.join(work, "floor")
+    runc_root = os.path.join(work, "floor-runc")
+    os.makedirs(bundle, exist_ok=True)
+    spec["root"] = {"path": image_rootfs or rootfs, "readonly": True}
+    for i in range(cycles):
+        port = free_port()
+        spec["process"]["env"] = [e if not e.startswith("PORT=") else f"PORT={port}" for e in spec["process"]["env"]]
+        cid = f"elafros-bench-floor-{i}"
+        spec["linux"]["cgroupsPath"] = f"/elafros-bench/{cid}"
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        with open(os.devnull, "w") as null:
+            start = time.perf_counter()
+            subprocess.run(["runc", "--root", runc_root, "run", "--detach", "--bundle", bundle, cid],
+                           stdin=subprocess.DEVNULL, stdout=null, stderr=null, check=True)
+            t = first_byte(port, "floor")
+            elapsed = time.perf_counter() - start
+        run(["runc", "--root", runc_root, "delete", "--force", cid], check=False)
+        if t is None:
+            raise RuntimeError("floor container did not answer")
+        floor.append(elapsed)
+    return times, floor, starts
+
+
+# --- 2. proxy -------------------------------------------------------------------------------------
+
+def wrk(url, host=None, seconds=10, connections=16):
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if host:
+        args[1:1] = ["-H", f"Host: {host}"]
+    out = run(args).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def ms(label):
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors += int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors += sum(int(x) for x in m.groups()) if m else 0
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "errors": errors}
+
+
+def proxy(work, image, seconds, rounds):
+    d = Daemon(os.path.join(work, "proxy"))
+    ng = None
+    try:
+        d.cli("service", "create", "fast", "--image", f"oci:{image}:latest", "--scale-min", "1", "--scale-max", "1")
+        backend = instance_port(d, "fast-")
+        ngdir = os.path.join(work, "nginx")
+        os.makedirs(ngdir, exist_ok=True)
+        ngport = free_port()
+        with open(os.path.join(ngdir, "nginx.conf"), "w") as f:
+            f.write(f"""daemon off; worker_processes 1; error_log stderr warn; pid {ngdir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {ngdir}/b; proxy_temp_path {ngdir}/p; fastcgi_temp_path {ngdir}/f;
+  uwsgi_temp_path {ngdir}/u; scgi_temp_path {ngdir}/s;
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{ngport};
+    location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+""")
+        ng = subprocess.Popen(["nginx", "-c", os.path.join(ngdir, "nginx.conf"), "-p", ngdir],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if first_byte(ngport, "x", timeout=5) is None:
+            raise RuntimeError("nginx did not start")
+        host = "fast.default.localhost"
+        results = {"direct": [], "elafrosd": [], "nginx": []}
+        wrk(f"http://127.0.0.1:{d.port}/", host, 2)  # warm-up
+        for _ in range(rounds):
+            results["direct"].append(wrk(f"http://127.0.0.1:{backend}/", None, seconds))
+            results["elafrosd"].append(wrk(f"http://127.0.0.1:{d.port}/", host, seconds))
+            results["nginx"].append(wrk(f"http://127.0.0.1:{ngport}/", None, seconds))
+        return results
+    finally:
+        if ng:
+            ng.send_signal(signal.SIGQUIT)
+            ng.wait(timeout=10)
+        d.stop()
+
+
+# --- 3. burst -------------------------------------------------------------------------------------
+
+def burst(work, hello_image, clients, seconds):
+    d = Daemon(os.path.join(work, "burst"), "scale-to-zero-grace-period-seconds: 0\n")
+    try:
+        d.cli("service", "create", "burst", "--image", f"oci:{hello_image}:latest", "--scale-target", "10",
+              "--scale-window", "6s", "--scale-max", "20")
+        if not wait_for(lambda: not d.containers("burst-"), 60):
+            raise RuntimeError("burst did not scale to zero")
+        hey = subprocess.Popen(["hey", "-z", f"{seconds}s", "-c", str(clients), "-host", "burst.default.localhost",
+                                f"http://127.0.0.1:{d.port}/cgi-bin/sleep?0.5"], stdout=subprocess.PIPE, text=True)
+        start = time.time()
+        trace = []
+        while hey.poll() is None:
+            r = json.loads(d.cli("revision", "describe", "burst-00001", "-o", "json").stdout)["status"]
+            trace.append((time.time() - start, r.get("desiredReplicas", 0), r.get("actualReplicas", 0)))
+            time.sleep(0.05)
+        out = hey.stdout.read()
+    finally:
+        d.stop()
+    peak = max(t[1] for t in trace)
+    reached = next((t[0] for t in trace if t[2] >= peak), None)
+    codes = dict((int(c), int(n)) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
+    errors = sum(n for c, n in codes.items() if c != 200)
+    m = re.search(r"Error distribution:\n((?:\s+\[\d+\].*\n?)+)", out)
+    if m:
+        errors += sum(int(n) for n in re.findall(r"\[(\d+)\]", m.group(1)))
+    return {"peak": peak, "reached": reached, "responses": sum(codes.values()), "errors": errors}
+
+
+# --- 4. idle footprint ----------------------------------------------------------------------------
+
+def footprint(work, hello_image, services):
+    d = Daemon(os.path.join(work, "idle"), "scale-to-zero-grace-period-seconds: 0\n")
+    try:
+        empty = d.rss_kib()
+        d.cli("image", "import", f"oci:{hello_image}:latest", "--name", "hello")
+        for i in range(services):
+            d.cli("service", "create", f"s{i:03d}", "--image", "hello", "--scale-window", "6s", "--no-wait")
+        if not wait_for(lambda: len(d.containers("s")) == services, 120, 0.2):
+            raise RuntimeError("not every service started")
+        if not wait_for(lambda: not d.containers("s"), 180, 0.5):
+            raise RuntimeError("services did not scale to zero")
+        time.sleep(3)
+        return empty, d.rss_kib()
+    finally:
+        d.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "README.md"))
+    ap.add_argument("--cycles", type=int, default=20)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--services", type=int, default=100)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="elafros-bench-")
+    try:
+        nginx_image = os.path.join(work, "nginx-image")
+        hello_image = os.path.join(work, "hello-image")
+        run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
+        run([os.path.join(ROOT, "examples", "hello", "build-image.sh"), hello_image, "latest"])
+        print("cold start…", file=sys.stderr)
+        cold, floor, starts = cold_start(work, nginx_image, args.cycles)
+        print("proxy…", file=sys.stderr)
+        px = proxy(work, nginx_image, args.seconds, args.rounds)
+        print("burst…", file=sys.stderr)
+        b = burst(work, hello_image, 50, args.seconds)
+        print("idle footprint…", file=sys.stderr)
+        empty, idle = footprint(work, hello_image, args.services)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def ms(v):
+        return f"{v * 1000:.1f}"
+
+    def best(rows, key):
+        return max(r[key] for r in rows) if key == "rps" else min(r[key] for r in rows)
+
+    cpu = re.search(r"model name\s+:\s+(.*)", open("/proc/cpuinfo").read())
+    lines = [
+        "# elafros benchmarks",
+        "",
+        "Run: `sudo bench/run.sh` (builds, installs nginx, wrk, hey and python3 from Debian, and rewrites this file).",
+        "Every row is measured side by side in the same run; ratios compare with the reference of that run.",
+        "",
+        f"Machine: {os.cpu_count()} CPUs ({cpu.group(1) if cpu else platform.machine()}), kernel {platform.release()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. A shared, noisy machine: compare ratios, not absolutes.",
+        "",
+        "## 1. Cold start (request at zero → first byte), nginx backend image",
+        "",
+        "| path | runs | p50 ms | p90 ms | p99 ms |",
+        "|---|---|---|---|---|",
+        f"| elafrosd: request at zero → activator → runc → ready → first byte | {len(cold)} | {ms(percentile(cold, 50))} | {ms(percentile(cold, 90))} | {ms(percentile(cold, 99))} |",
+        f"| floor: `runc run -d` of the same unpacked image + first byte, no daemon | {len(floor)} | {ms(percentile(floor, 50))} | {ms(percentile(floor, 90))} | {ms(percentile(floor, 99))} |",
+        f"| **ratio elafrosd / floor** | | **{percentile(cold, 50) / percentile(floor, 50):.2f}×** | {percentile(cold, 90) / percentile(floor, 90):.2f}× | {percentile(cold, 99) / percentile(floor, 99):.2f}× |",
+        "",
+        f"Target: p50 ≤ 1.5× the floor. Inside elafrosd, `runc run --detach` (with the overlay mount and config.json) took "
+        f"a median {statistics.median(starts) if starts else 0:.0f} ms of each cold start (daemon log).",
+        "",
+        f"## 2. Proxy throughput and latency (wrk -t1 -c16, {args.seconds} s × {args.rounds} rounds, best round)",
+        "",
+        "| path | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|",
+    ]
+    for name, label in [("direct", "direct to the instance"), ("elafrosd", "through elafrosd (1 proxy thread)"),
+                        ("nginx", "through nginx reverse proxy (1 worker, upstream keepalive)")]:
+        rows = px[name]
+        lines.append(f"| {label} | {best(rows, 'rps'):.0f} | {best(rows, 'p50'):.2f} | {best(rows, 'p99'):.2f} | "
+                     f"{sum(r['errors'] for r in rows)} |")
+    e, n = px["elafrosd"], px["nginx"]
+    lines += [
+        f"| **elafrosd / nginx** | **{best(e, 'rps') / best(n, 'rps'):.2f}×** | {best(e, 'p50') / best(n, 'p50'):.2f}× | "
+        f"**{best(e, 'p99') / best(n, 'p99'):.2f}×** | |",
+        "",
+        "Targets: ≥ 0.9× nginx's requests/s, p99 ≤ 1.5× nginx's.",
+        "",
+        f"## 3. Burst from zero (hey, 50 clients, {args.seconds} s of 0.5 s requests, target 10 per instance)",
+        "",
+        "| desired scale reached | time to reach it | responses | errors |",
+        "|---|---|---|---|",
+        f"| {b['peak']} | {b['reached']:.2f} s | {b['responses']} | {b['errors']} |" if b["reached"] is not None
+        else f"| {b['peak']} | not reached | {b['responses']} | {b['errors']} |",
+        "",
+        "Target: 0 errors.",
+        "",
+        f"## 4. Idle footprint ({args.services} services, all scaled to zero)",
+        "",
+        "| elafrosd RSS, no services | elafrosd RSS, services at zero | target |",
+        "|---|---|---|",
+        f"| {empty / 1024:.1f} MiB | {idle / 1024:.1f} MiB | ≤ 30 MB |",
+        "",
+    ]
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
