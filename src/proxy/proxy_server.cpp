@@ -15,6 +15,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <deque>
 #include <random>
 #include <unordered_map>
@@ -143,6 +144,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     return ids;
   }
 
+  struct Connection {
+    std::string peer;
+    std::array<char, kRelayBuffer> relay;
+  };
+
   // GCC 12 destroys temporaries twice when they are built conditionally or inside a condition
   // around a co_await: callers build the body into a named string first.
   awaitable<error_code> send_simple(beast::tcp_stream& client, unsigned version,
@@ -161,6 +167,13 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
   awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, beast::tcp_stream client) {
     beast::flat_buffer buffer;
+    // Per connection, not per request: the relay buffer and the peer's address.
+    Connection conn;
+    {
+      error_code ec;
+      auto ep = client.socket().remote_endpoint(ec);
+      if (!ec) conn.peer = ep.address().to_string();
+    }
     for (;;) {
       http::request_parser<http::buffer_body> parser;
       parser.header_limit(options_.header_limit);
@@ -237,7 +250,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         revision = got.revision;
         endpoint = got.endpoint;
       }
-      bool ok = co_await forward(client, buffer, parser, *revision, *endpoint, keep_alive);
+      bool ok = co_await forward(client, buffer, parser, conn, *revision, *endpoint, keep_alive);
       if (!ok || !keep_alive) break;
     }
     error_code ec;
@@ -408,7 +421,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // Relays one request to the instance and its response back. Returns false when the client
   // connection must close.
   awaitable<bool> forward(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
-                          http::request_parser<http::buffer_body>& parser,
+                          http::request_parser<http::buffer_body>& parser, Connection& conn,
                           const RevisionRoute& revision, const Endpoint& endpoint,
                           bool& keep_alive) {
     InFlight guard(*endpoint.stats);
@@ -434,15 +447,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     strip_hop_by_hop(req);
     req.version(11);
     req.keep_alive(true);
-    std::string peer;
-    {
-      error_code ec;
-      auto ep = client.socket().remote_endpoint(ec);
-      if (!ec) peer = ep.address().to_string();
-    }
-    if (!peer.empty()) {
-      std::string xff(req["X-Forwarded-For"]);
-      req.set("X-Forwarded-For", xff.empty() ? peer : xff + ", " + peer);
+    if (!conn.peer.empty()) {
+      auto xff = req["X-Forwarded-For"];
+      if (xff.empty()) req.set("X-Forwarded-For", conn.peer);
+      else req.set("X-Forwarded-For", std::string(xff) + ", " + conn.peer);
     }
     req.set("X-Forwarded-Proto", "http");
 
@@ -453,7 +461,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     bool reused = false;
     beast::flat_buffer ubuf;
     std::optional<http::response_parser<http::buffer_body>> res;
-    char relay[kRelayBuffer];
+    char* relay = conn.relay.data();
+    constexpr std::size_t kRelay = kRelayBuffer;
     bool client_dirty = false;  // body bytes consumed from the client: no retry possible
 
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -475,6 +484,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         error_code ignored;
         upstream->socket().set_option(tcp::no_delay(true), ignored);
       }
+      // timeoutSeconds bounds the whole exchange with the instance, as in Knative.
+      upstream->expires_after(timeout);
       // Request: header and body, streamed.
       http::request_serializer<http::buffer_body> sr{req};
       error_code ec;
@@ -482,13 +493,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         req.body().data = nullptr;
         req.body().size = 0;
         req.body().more = false;
-        upstream->expires_after(timeout);
         std::tie(ec, std::ignore) = co_await http::async_write(*upstream, sr, kAwait);
       } else {
         do {
           if (!parser.is_done()) {
             req.body().data = relay;
-            req.body().size = sizeof relay;
+            req.body().size = kRelay;
             client.expires_after(options_.header_timeout);
             auto [rec, rn] = co_await http::async_read(client, client_buffer, parser, kAwait);
             if (rec == http::error::need_buffer) rec = {};
@@ -503,7 +513,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
               co_return false;
             }
             client_dirty = true;
-            req.body().size = sizeof relay - req.body().size;
+            req.body().size = kRelay - req.body().size;
             req.body().data = relay;
             req.body().more = !parser.is_done();
           } else {
@@ -511,7 +521,6 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
             req.body().size = 0;
             req.body().more = false;
           }
-          upstream->expires_after(timeout);
           std::tie(ec, std::ignore) = co_await http::async_write(*upstream, sr, kAwait);
           if (ec == http::error::need_buffer) ec = {};
           if (ec) break;
@@ -521,7 +530,6 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         res.emplace();
         res->body_limit(boost::none);
         if (head) res->skip(true);
-        upstream->expires_after(timeout);
         std::tie(ec, std::ignore) = co_await http::async_read_header(*upstream, ubuf, *res, kAwait);
       }
       if (!ec) break;
@@ -571,15 +579,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     do {
       if (!res->is_done()) {
         response.body().data = relay;
-        response.body().size = sizeof relay;
-        upstream->expires_after(timeout);
+        response.body().size = kRelay;
         std::tie(ec, std::ignore) = co_await http::async_read(*upstream, ubuf, *res, kAwait);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           upstream_keep = false;
           co_return false;  // headers may be out already: the only honest thing is to close
         }
-        response.body().size = sizeof relay - response.body().size;
+        response.body().size = kRelay - response.body().size;
         response.body().data = relay;
         response.body().more = !res->is_done();
       } else {
