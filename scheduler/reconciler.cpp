@@ -174,7 +174,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (const auto& id : ids)
       if (!known.count(id)) co_await discard(id);
 
-    for (auto& [k, s] : services_) s.published = desired(s);
+    for (auto& [k, s] : services_) {
+      s.published = desired(s);
+      // Keep what was adopted until the autoscaler has measured the load itself.
+      for (auto& rev : s.revisions) rev->desired = std::max(rev->desired, static_cast<int>(rev->instances.size()));
+    }
     publish_routes();
     for (auto& [k, s] : services_) reconcile(s);
     co_return Result<void>{};
