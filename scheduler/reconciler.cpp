@@ -177,7 +177,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (auto& [k, s] : services_) {
       s.published = desired(s);
       // Keep what was adopted until the autoscaler has measured the load itself.
-      for (auto& rev : s.revisions) rev->desired = std::max(rev->desired, static_cast<int>(rev->instances.size()));
+      for (auto& rev : s.revisions)
+        rev->desired = std::max(rev->desired, static_cast<int>(rev->instances.size()));
     }
     publish_routes();
     for (auto& [k, s] : services_) reconcile(s);
@@ -200,7 +201,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     auto spec = autoscaling_spec(rev->revision.spec, options_.autoscaling);
     if (!spec) {
       // Validated when the service was written; a stored one from an older version falls back.
-      spdlog::warn("revision {}: {}; using the default autoscaling settings", rev->revision.meta.name, spec.error().message);
+      spdlog::warn("revision {}: {}; using the default autoscaling settings",
+                   rev->revision.meta.name, spec.error().message);
       spec = autoscaling_spec(RevisionTemplate{}, options_.autoscaling);
     }
     rev->kpa.emplace(spec.value(), clock_->now());
@@ -235,8 +237,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       auto& v = s->revisions;
       v.erase(std::remove(v.begin(), v.end(), rev), v.end());
     }
-    for (auto& inst : std::vector<InstancePtr>(rev->instances))
-      stop_later(rev, inst);
+    for (auto& inst : std::vector<InstancePtr>(rev->instances)) stop_later(rev, inst);
   }
 
   void deleted(const std::string& ns, const std::string& name, std::function<void()> done) {
@@ -290,7 +291,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   // How many instances a revision should have now: the autoscaler's decision while it gets
   // traffic or a tag; its initial scale while the latest revision proves it can become ready;
   // none otherwise.
-  int desired_count(const ServiceState& s, const RevisionPtr& rev, const std::vector<ResolvedTrafficTarget>& want) const {
+  int desired_count(const ServiceState& s, const RevisionPtr& rev,
+                    const std::vector<ResolvedTrafficTarget>& want) const {
     const std::string& name = rev->revision.meta.name;
     if (routes_to(want, name) || routes_to(s.published, name)) return rev->desired;
     if (rev == s.revisions.back() && !rev->revision.ever_ready) return std::max(1, rev->desired);
@@ -302,16 +304,19 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   void scale_to(const RevisionPtr& rev, int n) {
     std::vector<InstancePtr> live_now;
     for (const auto& inst : rev->instances)
-      if (!inst->stop_requested && (inst->phase == Phase::kStarting || inst->phase == Phase::kReady))
+      if (!inst->stop_requested &&
+          (inst->phase == Phase::kStarting || inst->phase == Phase::kReady))
         live_now.push_back(inst);
     int have = static_cast<int>(live_now.size());
     if (have < n && !rev->restart_pending && !rev->retired && !stopped_) {
       for (int i = have; i < n; ++i) launch_later(rev);
     } else if (have > n) {
-      std::stable_sort(live_now.begin(), live_now.end(), [](const InstancePtr& a, const InstancePtr& b) {
-        if ((a->phase == Phase::kReady) != (b->phase == Phase::kReady)) return a->phase != Phase::kReady;
-        return a->stats->in_flight.load() < b->stats->in_flight.load();
-      });
+      std::stable_sort(live_now.begin(), live_now.end(),
+                       [](const InstancePtr& a, const InstancePtr& b) {
+                         if ((a->phase == Phase::kReady) != (b->phase == Phase::kReady))
+                           return a->phase != Phase::kReady;
+                         return a->stats->in_flight.load() < b->stats->in_flight.load();
+                       });
       for (int i = 0; i < have - n; ++i) stop_later(rev, live_now[static_cast<std::size_t>(i)]);
     }
   }
@@ -363,7 +368,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->record.port = allocate_port();
     inst->record.created_unix = unix_now(*clock_);
     rev->instances.push_back(inst);
-    if (rev->ready.status != "True") set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
+    if (rev->ready.status != "True")
+      set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
     asio::co_spawn(control_, launch(rev, inst), asio::detached);
   }
 
@@ -653,7 +659,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   // Every second, one exact measurement per revision; every second second (the KPA's 2 s tick),
   // a decision per revision, then the instances follow.
-  awaitable<void> autoscale_loop(std::shared_ptr<Impl> self) {
+  awaitable<void> autoscale_loop(std::shared_ptr<Impl> /*keeps this alive*/) {
     asio::steady_timer timer(control_);
     boost::system::error_code ec;
     for (std::uint64_t n = 1; !stopped_; ++n) {
@@ -666,7 +672,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   static std::int64_t steady_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
 
   void sample_all() {
@@ -693,12 +701,15 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         int ready = 0;
         for (const auto& i : rev->instances) ready += i->phase == Phase::kReady ? 1 : 0;
         const auto& spec = rev->kpa->spec();
-        int initial = std::max(1, spec.max_scale > 0 ? std::min(spec.initial_scale, spec.max_scale) : spec.initial_scale);
-        if (!rev->kpa->has_reached_initial_scale() && ready >= initial) rev->kpa->reached_initial_scale();
+        int initial = std::max(1, spec.max_scale > 0 ? std::min(spec.initial_scale, spec.max_scale)
+                                                     : spec.initial_scale);
+        if (!rev->kpa->has_reached_initial_scale() && ready >= initial)
+          rev->kpa->reached_initial_scale();
         auto decision = rev->kpa->decide(now, ready);
         if (decision.desired != rev->desired || decision.panic != rev->panic)
-          spdlog::debug("revision {}: desired {} (ready {}, stable {:.2f}, panic {:.2f}{})", rev->revision.meta.name,
-                        decision.desired, ready, decision.stable, decision.panic_value, decision.panic ? ", PANIC" : "");
+          spdlog::debug("revision {}: desired {} (ready {}, stable {:.2f}, panic {:.2f}{})",
+                        rev->revision.meta.name, decision.desired, ready, decision.stable,
+                        decision.panic_value, decision.panic ? ", PANIC" : "");
         rev->desired = decision.desired;
         rev->panic = decision.panic;
       }
@@ -901,7 +912,8 @@ Reconciler::~Reconciler() {
   impl_->shutdown();
 }
 
-void Reconciler::demand(const std::string& ns, const std::string& revision, std::int64_t in_flight) {
+void Reconciler::demand(const std::string& ns, const std::string& revision,
+                        std::int64_t in_flight) {
   impl_->demand(ns, revision, in_flight);
 }
 

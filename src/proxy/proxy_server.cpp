@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,7 +16,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <array>
 #include <deque>
 #include <random>
 #include <unordered_map>
@@ -144,7 +144,28 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     return ids;
   }
 
+  // A header as HTTP/1.1 wire text, into a buffer reused for the connection's life.
+  template <bool isRequest>
+  static void serialize_head(const http::header<isRequest, http::fields>& h, std::string& out) {
+    out.clear();
+    if constexpr (isRequest) {
+      out.append(h.method_string())
+          .append(" ")
+          .append(h.target())
+          .append(h.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+    } else {
+      out.append(h.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ")
+          .append(std::to_string(h.result_int()))
+          .append(" ");
+      out.append(h.reason()).append("\r\n");
+    }
+    for (const auto& f : h)
+      out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
+    out.append("\r\n");
+  }
+
   struct Connection {
+    std::string head;  // serialised headers
     std::string peer;
     std::array<char, kRelayBuffer> relay;
   };
@@ -226,10 +247,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       const RevisionRoute* revision = pick_revision(*route);
       if (!revision || !revision->stats) {
         if (body_unread) keep_alive = false;
-        std::string body = fmt::format("service \"{}\" has no revision to serve it ('elafros service describe {}' says why)",
-                                       route->service, route->service);
-        error_code wec = co_await send_simple(client, req.version(), http::status::service_unavailable,
-                                              std::move(body), keep_alive);
+        std::string body = fmt::format(
+            "service \"{}\" has no revision to serve it ('elafros service describe {}' says why)",
+            route->service, route->service);
+        error_code wec = co_await send_simple(
+            client, req.version(), http::status::service_unavailable, std::move(body), keep_alive);
         if (wec || !keep_alive) break;
         continue;
       }
@@ -242,7 +264,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         Activation got = co_await activate(std::string(host), *revision);
         if (!got.endpoint) {
           if (body_unread) keep_alive = false;
-          error_code wec = co_await send_simple(client, req.version(), got.status, std::move(got.message), keep_alive);
+          error_code wec = co_await send_simple(client, req.version(), got.status,
+                                                std::move(got.message), keep_alive);
           if (wec || !keep_alive) break;
           continue;
         }
@@ -260,7 +283,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // Counts a request toward its revision from arrival to completion, and hands freed capacity
   // to the first request waiting in the activator.
   struct RequestAccounting {
-    RequestAccounting(Impl& impl, std::shared_ptr<RevisionStats> s) : proxy(impl), stats(std::move(s)) {
+    RequestAccounting(Impl& impl, std::shared_ptr<RevisionStats> s)
+        : proxy(impl), stats(std::move(s)) {
       stats->begin(now_ns());
     }
     ~RequestAccounting() {
@@ -274,7 +298,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   };
 
   static std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
 
   struct Activation {
@@ -300,8 +326,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     std::shared_ptr<RevisionStats> stats = revision.stats;
     auto& queue = queues_[stats.get()];
     if (queue.size() >= options_.activator_queue_limit) {
-      out.message = fmt::format("too many requests are waiting for revision \"{}\" (the limit is {}); retry shortly", name,
-                                options_.activator_queue_limit);
+      out.message = fmt::format(
+          "too many requests are waiting for revision \"{}\" (the limit is {}); retry shortly",
+          name, options_.activator_queue_limit);
       co_return out;
     }
     poke(ns, name, *stats, revision.endpoints.empty());
@@ -327,21 +354,25 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         }
       } else {
         out.status = http::status::service_unavailable;
-        out.message = fmt::format("revision \"{}\" no longer serves host \"{}\"; retry", name, host);
+        out.message =
+            fmt::format("revision \"{}\" no longer serves host \"{}\"; retry", name, host);
         co_return out;
       }
       if (std::chrono::steady_clock::now() >= deadline) {
         out.status = http::status::gateway_timeout;
-        out.message = fmt::format("no instance of revision \"{}\" could take the request within {} s (its timeoutSeconds){}",
-                                  name, timeout,
-                                  current->endpoints.empty() ? "; 'elafros service describe' says why it has none" : "");
+        out.message = fmt::format(
+            "no instance of revision \"{}\" could take the request within {} s (its "
+            "timeoutSeconds){}",
+            name, timeout,
+            current->endpoints.empty() ? "; 'elafros service describe' says why it has none" : "");
         co_return out;
       }
       poke(ns, name, *stats, current->endpoints.empty());
     }
   }
 
-  static const RevisionRoute* find_revision(const RoutingTable& table, const std::string& host, const std::string& name) {
+  static const RevisionRoute* find_revision(const RoutingTable& table, const std::string& host,
+                                            const std::string& name) {
     const ServiceRoute* route = table.find(host);
     if (!route) return nullptr;
     for (const auto& t : route->targets)
@@ -350,7 +381,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   // Tells the control plane a revision needs capacity now; at most every 100 ms per revision.
-  void poke(const std::string& ns, const std::string& revision, const RevisionStats& stats, bool at_zero) {
+  void poke(const std::string& ns, const std::string& revision, const RevisionStats& stats,
+            bool at_zero) {
     if (!on_demand_) return;
     auto now = std::chrono::steady_clock::now();
     auto& last = last_poke_[&stats];
@@ -449,8 +481,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     req.keep_alive(true);
     if (!conn.peer.empty()) {
       auto xff = req["X-Forwarded-For"];
-      if (xff.empty()) req.set("X-Forwarded-For", conn.peer);
-      else req.set("X-Forwarded-For", std::string(xff) + ", " + conn.peer);
+      if (xff.empty())
+        req.set("X-Forwarded-For", conn.peer);
+      else
+        req.set("X-Forwarded-For", std::string(xff) + ", " + conn.peer);
     }
     req.set("X-Forwarded-Proto", "http");
 
@@ -490,10 +524,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       http::request_serializer<http::buffer_body> sr{req};
       error_code ec;
       if (!has_body) {
-        req.body().data = nullptr;
-        req.body().size = 0;
-        req.body().more = false;
-        std::tie(ec, std::ignore) = co_await http::async_write(*upstream, sr, kAwait);
+        // The common case: a header alone, written as one contiguous buffer.
+        serialize_head(req, conn.head);
+        std::tie(ec, std::ignore) =
+            co_await asio::async_write(*upstream, asio::buffer(conn.head), kAwait);
       } else {
         do {
           if (!parser.is_done()) {
@@ -574,8 +608,30 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     }
     response.version(client_version);
     response.keep_alive(keep_alive);
-    http::response_serializer<http::buffer_body> rs{response};
     error_code ec;
+    // The common case: a delimited body already read with the header. Write header and body
+    // in one gather write, without Beast's per-field buffer sequence.
+    bool bodiless = head || response.result_int() / 100 == 1 ||
+                    response.result() == http::status::no_content ||
+                    response.result() == http::status::not_modified;
+    auto length =
+        response.has_content_length() && !response.chunked() ? res->content_length() : boost::none;
+    if (delimited && !response.chunked() && (bodiless || (length && ubuf.size() >= *length))) {
+      std::size_t n = bodiless ? 0 : static_cast<std::size_t>(*length);
+      serialize_head(response, conn.head);
+      std::array<asio::const_buffer, 2> out{asio::buffer(conn.head),
+                                            asio::buffer(ubuf.data().data(), n)};
+      client.expires_after(options_.idle_timeout);
+      std::tie(ec, std::ignore) = co_await asio::async_write(client, out, kAwait);
+      if (ec) co_return false;
+      ubuf.consume(n);
+      if (upstream_keep && ubuf.size() == 0) {
+        upstream->expires_never();
+        put_pooled(endpoint.instance_id, std::move(upstream));
+      }
+      co_return keep_alive;
+    }
+    http::response_serializer<http::buffer_body> rs{response};
     do {
       if (!res->is_done()) {
         response.body().data = relay;
@@ -627,7 +683,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 ProxyServer::ProxyServer(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
     : impl_(std::make_shared<Impl>(io, routes, std::move(options))) {}
 ProxyServer::~ProxyServer() = default;
-void ProxyServer::set_demand_callback(DemandCallback callback) { impl_->on_demand_ = std::move(callback); }
+void ProxyServer::set_demand_callback(DemandCallback callback) {
+  impl_->on_demand_ = std::move(callback);
+}
 void ProxyServer::routes_changed() {
   asio::post(impl_->io_, [impl = impl_] { impl->wake_all(); });
 }
