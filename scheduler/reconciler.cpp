@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -377,14 +378,13 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     const Revision& r = rev->revision;
     if (inst->stop_requested) co_return;
 
-    // Record first, so a crash after runc starts it still leaves a trace to clean up.
-    auto put =
-        co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, inst->record);
-    if (!put) {
-      co_await fail(rev, inst, "InstanceRecordFailed", put.error().message, false);
-      co_return;
-    }
-    if (inst->stop_requested) co_return;  // stopped while being recorded: stop() removed it
+    // Recorded while runc starts it, not before, to keep the store's fsync off the cold path:
+    // the store thread runs writes in order, and a crash in between leaves a container that no
+    // record names, which the next start removes.
+    asio::post(store_thread_, [this, rec = inst->record] {
+      if (auto r = store_.put_instance(rec); !r)
+        spdlog::warn("recording instance {} failed: {}", rec.id, r.error().message);
+    });
     LaunchSpec spec;
     spec.container_id = inst->record.id;
     spec.namespace_ = r.meta.namespace_;
@@ -557,7 +557,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         co_await restart_later(rev, "ReadinessProbeFailed", message, true);
         co_return;
       }
-      timer.expires_after(options_.probe_interval);
+      // Poll tightly while a start is fresh (a cold start is tens of milliseconds), then ease off.
+      bool fresh =
+          clock_->now() - (deadline - options_.readiness_timeout) < std::chrono::milliseconds(300);
+      timer.expires_after(fresh ? std::min(options_.probe_interval, std::chrono::milliseconds(2))
+                                : options_.probe_interval);
       co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
     }
     if (inst->exited || inst->stop_requested) co_return;
@@ -753,6 +757,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           rr->timeout_seconds = rev->revision.spec.timeout_seconds;
           rr->container_concurrency = rev->revision.spec.container_concurrency;
           rr->stats = rev->stats;
+          if (rev->ready.status == "False" && !has_ready(*rev))
+            rr->unavailable = fmt::format("revision \"{}\" cannot serve: {}: {}", rev_name,
+                                          rev->ready.reason, rev->ready.message);
           for (const auto& inst : rev->instances)
             if (inst->phase == Phase::kReady)
               rr->endpoints.push_back(
@@ -774,11 +781,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         }
       }
       if (route->targets.empty() && !s.revisions.empty()) {
-        // Nothing served yet: name the revision being deployed in the proxy's 503.
-        auto rr = std::make_shared<RevisionRoute>();
-        rr->namespace_ = ns;
-        rr->name = s.revisions.back()->revision.meta.name;
-        route->targets.push_back({100, std::move(rr)});
+        // Nothing served yet: requests wait in the activator for the revision being deployed.
+        route->targets.push_back({100, revision_route(s.revisions.back()->revision.meta.name)});
       }
       table->add(service_host(name, ns, options_.domain), std::move(route));
     }

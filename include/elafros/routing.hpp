@@ -25,8 +25,8 @@ struct EndpointStats {
 class RevisionStats {
  public:
   struct Sample {
-    double busy_seconds = 0;       // ∫ in-flight dt since creation: concurrency × time
-    std::uint64_t requests = 0;    // requests begun since creation
+    double busy_seconds = 0;     // ∫ in-flight dt since creation: concurrency × time
+    std::uint64_t requests = 0;  // requests begun since creation
     std::int64_t in_flight = 0;
   };
 
@@ -53,11 +53,13 @@ class RevisionStats {
     std::int64_t last = last_ns_.load(std::memory_order_relaxed);
     std::int64_t in_flight = in_flight_.load(std::memory_order_relaxed);
     if (last != 0 && now_ns > last)
-      busy_.store(busy_.load(std::memory_order_relaxed) + static_cast<double>(in_flight) * static_cast<double>(now_ns - last) / 1e9,
+      busy_.store(busy_.load(std::memory_order_relaxed) +
+                      static_cast<double>(in_flight) * static_cast<double>(now_ns - last) / 1e9,
                   std::memory_order_relaxed);
     last_ns_.store(now_ns, std::memory_order_relaxed);
     in_flight_.store(in_flight + delta, std::memory_order_relaxed);
-    if (delta > 0) requests_.store(requests_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (delta > 0)
+      requests_.store(requests_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     seq_.fetch_add(1, std::memory_order_release);
   }
 
@@ -78,9 +80,13 @@ struct RevisionRoute {
   std::string namespace_;
   std::string name;
   int timeout_seconds = 300;
-  int container_concurrency = 0;  // the breaker: at most this many in flight per instance; 0: no cap
+  int container_concurrency =
+      0;  // the breaker: at most this many in flight per instance; 0: no cap
   std::shared_ptr<RevisionStats> stats;
   std::vector<Endpoint> endpoints;  // ready instances only
+  // Set when the revision has no ready instance because it fails (crash loop, bad image…):
+  // the activator answers 503 with this at once rather than holding requests.
+  std::string unavailable;
 };
 
 struct WeightedRevision {

@@ -331,6 +331,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
           name, options_.activator_queue_limit);
       co_return out;
     }
+    if (!revision.unavailable.empty()) {
+      out.message = revision.unavailable;
+      co_return out;
+    }
     poke(ns, name, *stats, revision.endpoints.empty());
     Waiter waiter(io_);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
@@ -356,6 +360,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         out.status = http::status::service_unavailable;
         out.message =
             fmt::format("revision \"{}\" no longer serves host \"{}\"; retry", name, host);
+        co_return out;
+      }
+      if (!current->unavailable.empty()) {
+        out.message = current->unavailable;
         co_return out;
       }
       if (std::chrono::steady_clock::now() >= deadline) {

@@ -11,11 +11,21 @@ source "$(dirname "$0")/lib.sh"
 "$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
 cat >"$work/config.yaml" <<YAML
 scale-to-zero-grace-period-seconds: 2
+activator-queue-size: 3
 YAML
 daemon_args=(--config "$work/config.yaml")
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
-instances() { runc --root "$data/runc" list -q | grep -c "^$1-" || true; }
+# Instances of a service, from runc itself. runc list can fail while a container is being
+# created or deleted; retry rather than read that as zero.
+instances() {
+  local out=""
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    out=$(runc --root "$data/runc" list -q 2>/dev/null) && break
+    sleep 0.05
+  done
+  grep -c "^$1-" <<<"$out" || true
+}
 curl_host() { curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 -H "Host: $1.default.localhost" "http://127.0.0.1:$port$2"; }
 
 # A burst of slow requests scales out, and none fails
@@ -77,7 +87,34 @@ check "min-scale 2 starts 2 instances" test -n "$two"
 sleep 10
 check "min-scale 2 keeps 2 instances past the window and grace" test "$(instances floor)" = 2
 
-for s in burst serial floor; do e service delete "$s" >/dev/null; done
+# The activator's deadline and bound: an instance that takes 4 s to listen, a 2 s timeoutSeconds
+cat >"$work/slow.yaml" <<YAML
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: slow
+spec:
+  template:
+    spec:
+      timeoutSeconds: 2
+      containers:
+        - image: oci:$work/image:latest
+          command: ["/bin/sh", "-c", "sleep 4; exec /bin/hello"]
+YAML
+e apply -f "$work/slow.yaml" --no-wait >/dev/null
+pids=()
+for i in 1 2 3 4; do
+  curl -s -w '\n%{http_code}\n' --max-time 30 -H "Host: slow.default.localhost" "http://127.0.0.1:$port/" >"$work/slow-out.$i" &
+  pids+=($!)
+  sleep 0.2
+done
+wait "${pids[@]}"
+codes=$(tail -qn1 "$work"/slow-out.* | sort | tr '\n' ' ')
+check "requests waiting past timeoutSeconds get 504, one past the queue bound gets 503 (got $codes)" test "$codes" = "503 504 504 504 "
+check "the 504 says why" grep -qF 'could take the request within 2 s' "$work/slow-out.1"
+check "the 503 says the queue is full" grep -qF 'too many requests are waiting for revision "slow-00001"' "$work/slow-out.4"
+
+for s in burst serial floor slow; do e service delete "$s" >/dev/null; done
 check "no containers remain" test -z "$(runc --root "$data/runc" list -q)"
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
 finish

@@ -77,6 +77,9 @@ check "only the two good services exist" test "$names" = "byname hello "
 # A service that cannot become ready says why and exits non-zero
 if out=$(e service create broken --image hello-img --cmd /no/such/app --wait-timeout 30 2>&1); then fail "broken service create fails"; else
   check "broken service create prints the reason" contains "$out" "/no/such/app"; fi
+code=$(curl -s -o "$work/broken.txt" -w '%{http_code}' --max-time 10 "http://broken.default.localhost:$port/")
+check "a request to a service that cannot start gets 503 at once, with the reason" \
+  test "$code" = 503 -a -n "$(grep -F 'cannot serve' "$work/broken.txt")"
 e service delete broken >/dev/null
 
 # Deleting a service whose instance is still starting stops that instance too

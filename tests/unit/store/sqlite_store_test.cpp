@@ -32,6 +32,13 @@ Revision make_revision(const Service& s, int n) {
   return r;
 }
 
+// A fresh store in a test's temporary directory.
+std::unique_ptr<SqliteStore> open_store(const test::TempDir& dir) {
+  auto opened = SqliteStore::open(dir.path() + "/elafros.db");
+  REQUIRE(opened.ok());
+  return std::move(opened.value());
+}
+
 std::string pragma(const std::string& db, const char* sql) {
   sqlite3* h = nullptr;
   sqlite3_open(db.c_str(), &h);
@@ -78,9 +85,8 @@ TEST_CASE("a database from a newer elafrosd is refused") {
 
 TEST_CASE("services and revisions: create, get, list, delete") {
   test::TempDir dir;
-  auto opened = SqliteStore::open(dir.path() + "/elafros.db");
-  REQUIRE(opened.ok());
-  Store& store = *opened.value();
+  auto opened = open_store(dir);
+  Store& store = *opened;
 
   Service hello = make_service("hello");
   REQUIRE(store.create_service(hello, make_revision(hello, 1)).ok());
@@ -113,9 +119,8 @@ TEST_CASE("services and revisions: create, get, list, delete") {
 
 TEST_CASE("a duplicate create is refused and changes nothing") {
   test::TempDir dir;
-  auto opened = SqliteStore::open(dir.path() + "/elafros.db");
-  REQUIRE(opened.ok());
-  Store& store = *opened.value();
+  auto opened = open_store(dir);
+  Store& store = *opened;
   Service hello = make_service("hello");
   REQUIRE(store.create_service(hello, make_revision(hello, 1)).ok());
   Service changed = hello;
@@ -128,9 +133,8 @@ TEST_CASE("a duplicate create is refused and changes nothing") {
 
 TEST_CASE("a service whose revision cannot be stored is not stored either") {
   test::TempDir dir;
-  auto opened = SqliteStore::open(dir.path() + "/elafros.db");
-  REQUIRE(opened.ok());
-  Store& store = *opened.value();
+  auto opened = open_store(dir);
+  Store& store = *opened;
   Service a = make_service("a");
   REQUIRE(store.create_service(a, make_revision(a, 1)).ok());
   // Service b's first revision collides with a's revision name: the whole create rolls back.
@@ -173,9 +177,8 @@ TEST_CASE("data survives reopening the database") {
 
 TEST_CASE("updating a service stores its spec, traffic and new revision atomically") {
   test::TempDir dir;
-  auto opened = SqliteStore::open(dir.path() + "/elafros.db");
-  REQUIRE(opened.ok());
-  Store& store = *opened.value();
+  auto opened = open_store(dir);
+  Store& store = *opened;
   Service s = make_service("hello");
   REQUIRE(store.create_service(s, make_revision(s, 1)).ok());
 
@@ -212,9 +215,8 @@ TEST_CASE("updating a service stores its spec, traffic and new revision atomical
 
 TEST_CASE("revisions: get, mark ready, delete") {
   test::TempDir dir;
-  auto opened = SqliteStore::open(dir.path() + "/elafros.db");
-  REQUIRE(opened.ok());
-  Store& store = *opened.value();
+  auto opened = open_store(dir);
+  Store& store = *opened;
   Service s = make_service("hello");
   REQUIRE(store.create_service(s, make_revision(s, 1)).ok());
   CHECK_FALSE(store.get_revision("default", "hello-00001")->ever_ready);
