@@ -25,7 +25,8 @@ std::optional<int> whole(const std::string& s) {
   return v;
 }
 
-// Kubernetes-style durations as Knative takes them: "60s", "1m", "1m30s", "500ms", or plain seconds.
+// Kubernetes-style durations as Knative takes them: "60s", "1m", "1m30s", "500ms", or plain
+// seconds.
 std::optional<std::chrono::milliseconds> duration(std::string s) {
   if (auto n = whole(s)) return std::chrono::seconds(*n);
   std::chrono::milliseconds total{0};
@@ -40,7 +41,11 @@ std::optional<std::chrono::milliseconds> duration(std::string s) {
     std::size_t k = j;
     while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;
     std::string unit = s.substr(j, k - j);
-    double ms = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : unit == "h" ? 3600000 : -1;
+    double ms = unit == "ms"  ? 1
+                : unit == "s" ? 1000
+                : unit == "m" ? 60000
+                : unit == "h" ? 3600000
+                              : -1;
     if (ms < 0) return std::nullopt;
     total += std::chrono::milliseconds(static_cast<std::int64_t>(*value * ms));
     i = k;
@@ -50,7 +55,8 @@ std::optional<std::chrono::milliseconds> duration(std::string s) {
 
 }  // namespace
 
-Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl, const AutoscalingDefaults& d) {
+Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
+                                         const AutoscalingDefaults& d) {
   AutoscalingSpec spec;
   spec.target = d.target;
   spec.utilization = d.utilization_percent / 100.0;
@@ -69,14 +75,20 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl, const Aut
     if (key.rfind(kAnnotationPrefix, 0) != 0) continue;
     std::string name = key.substr(std::string_view(kAnnotationPrefix).size());
     auto bad = [&](const char* what) {
-      return Error::invalid(fmt::format("spec.template.metadata.annotations[{}]: \"{}\" {}", key, value, what));
+      return Error::invalid(
+          fmt::format("spec.template.metadata.annotations[{}]: \"{}\" {}", key, value, what));
     };
     if (name == "class") {
-      if (value != "kpa.autoscaling.knative.dev") return bad("is not supported; elafros autoscales with the KPA (kpa.autoscaling.knative.dev)");
+      if (value != "kpa.autoscaling.knative.dev")
+        return bad(
+            "is not supported; elafros autoscales with the KPA (kpa.autoscaling.knative.dev)");
     } else if (name == "metric") {
-      if (value == "concurrency") spec.metric = ScaleMetric::kConcurrency;
-      else if (value == "rps") spec.metric = ScaleMetric::kRps;
-      else return bad("must be \"concurrency\" or \"rps\"");
+      if (value == "concurrency")
+        spec.metric = ScaleMetric::kConcurrency;
+      else if (value == "rps")
+        spec.metric = ScaleMetric::kRps;
+      else
+        return bad("must be \"concurrency\" or \"rps\"");
     } else if (name == "target") {
       auto v = number(value);
       if (!v || *v < 0.01) return bad("must be a number greater than 0");
@@ -88,7 +100,8 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl, const Aut
       spec.utilization = *v / 100.0;
     } else if (name == "window") {
       auto v = duration(value);
-      if (!v || *v < std::chrono::seconds(6) || *v > std::chrono::hours(1)) return bad("must be a duration between 6s and 1h");
+      if (!v || *v < std::chrono::seconds(6) || *v > std::chrono::hours(1))
+        return bad("must be a duration between 6s and 1h");
       spec.stable_window = std::chrono::duration_cast<std::chrono::seconds>(*v);
     } else if (name == "panic-window-percentage") {
       auto v = number(value);
@@ -101,7 +114,9 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl, const Aut
     } else if (name == "min-scale" || name == "max-scale" || name == "initial-scale") {
       auto v = whole(value);
       if (!v || *v < 0) return bad("must be a whole number, 0 or more");
-      (name == "min-scale" ? spec.min_scale : name == "max-scale" ? spec.max_scale : spec.initial_scale) = *v;
+      (name == "min-scale"   ? spec.min_scale
+       : name == "max-scale" ? spec.max_scale
+                             : spec.initial_scale) = *v;
     } else if (name == "scale-down-delay") {
       auto v = duration(value);
       if (!v || *v > std::chrono::hours(1)) return bad("must be a duration between 0s and 1h");
@@ -110,21 +125,27 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl, const Aut
       auto v = duration(value);
       if (!v || *v > std::chrono::hours(1)) return bad("must be a duration between 0s and 1h");
     } else {
-      return Error::invalid(fmt::format(
-          "spec.template.metadata.annotations[{}]: unknown autoscaling annotation (known: class, metric, target, "
-          "target-utilization-percentage, window, panic-window-percentage, panic-threshold-percentage, min-scale, "
-          "max-scale, initial-scale, scale-down-delay)",
-          key));
+      return Error::invalid(
+          fmt::format("spec.template.metadata.annotations[{}]: unknown autoscaling annotation "
+                      "(known: class, metric, target, "
+                      "target-utilization-percentage, window, panic-window-percentage, "
+                      "panic-threshold-percentage, min-scale, "
+                      "max-scale, initial-scale, scale-down-delay)",
+                      key));
     }
   }
   if (spec.metric == ScaleMetric::kRps && !target_set) spec.target = d.target_rps;
   if (spec.max_scale > 0 && spec.min_scale > spec.max_scale)
-    return Error::invalid(fmt::format("spec.template.metadata.annotations: min-scale {} is above max-scale {}", spec.min_scale,
-                                      spec.max_scale));
-  if (spec.max_scale > 0 && spec.initial_scale > spec.max_scale) spec.initial_scale = spec.max_scale;
-  auto panic_ms = std::chrono::duration_cast<std::chrono::milliseconds>(spec.stable_window) * panic_window_percent / 100.0;
-  spec.panic_window = std::max(std::chrono::milliseconds(1000),
-                               std::chrono::milliseconds(static_cast<std::int64_t>(panic_ms.count())));
+    return Error::invalid(
+        fmt::format("spec.template.metadata.annotations: min-scale {} is above max-scale {}",
+                    spec.min_scale, spec.max_scale));
+  if (spec.max_scale > 0 && spec.initial_scale > spec.max_scale)
+    spec.initial_scale = spec.max_scale;
+  auto panic_ms = std::chrono::duration_cast<std::chrono::milliseconds>(spec.stable_window) *
+                  panic_window_percent / 100.0;
+  spec.panic_window =
+      std::max(std::chrono::milliseconds(1000),
+               std::chrono::milliseconds(static_cast<std::int64_t>(panic_ms.count())));
   return spec;
 }
 

@@ -13,16 +13,21 @@ int ceil_count(double x) {
 
 }  // namespace
 
-Kpa::Kpa(AutoscalingSpec spec, TimePoint created) : spec_(std::move(spec)), created_(created), last_active_(created) {}
+Kpa::Kpa(AutoscalingSpec spec, TimePoint created)
+    : spec_(std::move(spec)), created_(created), last_active_(created) {}
 
 void Kpa::record(TimePoint now, double concurrency, double rps) {
-  if (buckets_.empty() && first_record_ == TimePoint{}) first_record_ = now - std::chrono::seconds(1);
+  if (buckets_.empty() && first_record_ == TimePoint{})
+    first_record_ = now - std::chrono::seconds(1);
   buckets_.push_back({now, concurrency, rps});
   if (concurrency > 0 || rps > 0) last_active_ = now;
-  while (!buckets_.empty() && buckets_.front().at <= now - spec_.stable_window) buckets_.pop_front();
+  while (!buckets_.empty() && buckets_.front().at <= now - spec_.stable_window)
+    buckets_.pop_front();
 }
 
-void Kpa::poke(TimePoint now) { last_active_ = std::max(last_active_, now); }
+void Kpa::poke(TimePoint now) {
+  last_active_ = std::max(last_active_, now);
+}
 
 double Kpa::average(TimePoint now, std::chrono::milliseconds window) const {
   // Buckets with no request are zeros: divide by the whole window, or by the time since the
@@ -31,7 +36,9 @@ double Kpa::average(TimePoint now, std::chrono::milliseconds window) const {
   for (auto it = buckets_.rbegin(); it != buckets_.rend() && it->at > now - window; ++it)
     sum += spec_.metric == ScaleMetric::kRps ? it->rps : it->concurrency;
   auto span = std::chrono::duration_cast<std::chrono::milliseconds>(now - first_record_);
-  double seconds = std::chrono::duration<double>(std::min(window, std::max(span, std::chrono::milliseconds(1000)))).count();
+  double seconds = std::chrono::duration<double>(
+                       std::min(window, std::max(span, std::chrono::milliseconds(1000))))
+                       .count();
   return sum / std::max(1.0, std::round(seconds));
 }
 
@@ -51,7 +58,8 @@ Kpa::Decision Kpa::decide(TimePoint now, int ready) {
     d.desired = bounded(std::max(1, spec_.initial_scale));
     return d;
   }
-  d.stable = average(now, std::chrono::duration_cast<std::chrono::milliseconds>(spec_.stable_window));
+  d.stable =
+      average(now, std::chrono::duration_cast<std::chrono::milliseconds>(spec_.stable_window));
   d.panic_value = average(now, spec_.panic_window);
   double per_instance = spec_.target_value();
   int desired_stable = ceil_count(d.stable / per_instance);
@@ -65,10 +73,12 @@ Kpa::Decision Kpa::decide(TimePoint now, int ready) {
   desired_panic = std::clamp(desired_panic, std::min(max_down, max_up), max_up);
 
   // Panic when the short window's demand is at least the threshold times current capacity.
-  bool over = static_cast<double>(ceil_count(d.panic_value / per_instance)) / ready_now >= spec_.panic_threshold;
+  bool over = static_cast<double>(ceil_count(d.panic_value / per_instance)) / ready_now >=
+              spec_.panic_threshold;
   if (over) {
     panic_since_ = now;
-  } else if (panicking() && now > panic_since_ + spec_.stable_window) {  // strictly after, as Knative
+  } else if (panicking() &&
+             now > panic_since_ + spec_.stable_window) {  // strictly after, as Knative
     panic_since_ = {};
     max_panic_ = 0;
   }
@@ -83,7 +93,8 @@ Kpa::Decision Kpa::decide(TimePoint now, int ready) {
   // Scale-down delay: the highest decision of the last delay period wins.
   if (spec_.scale_down_delay.count() > 0) {
     recent_.emplace_back(now, desired);
-    while (!recent_.empty() && recent_.front().first <= now - spec_.scale_down_delay) recent_.pop_front();
+    while (!recent_.empty() && recent_.front().first <= now - spec_.scale_down_delay)
+      recent_.pop_front();
     for (const auto& [at, n] : recent_) desired = std::max(desired, n);
   }
 

@@ -13,9 +13,9 @@ namespace elafros {
 inline constexpr const char* kAnnotationPrefix = "autoscaling.knative.dev/";
 
 struct AutoscalingDefaults {
-  double target = 100;                       // container-concurrency-target-default
-  double target_rps = 200;                   // requests-per-second-target-default
-  double utilization_percent = 70;           // container-concurrency-target-percentage
+  double target = 100;              // container-concurrency-target-default
+  double target_rps = 200;          // requests-per-second-target-default
+  double utilization_percent = 70;  // container-concurrency-target-percentage
   std::chrono::seconds stable_window{60};
   double panic_window_percent = 10;
   double panic_threshold_percent = 200;
@@ -31,8 +31,8 @@ enum class ScaleMetric { kConcurrency, kRps };
 // What one revision scales by: defaults overridden by its annotations and containerConcurrency.
 struct AutoscalingSpec {
   ScaleMetric metric = ScaleMetric::kConcurrency;
-  double target = 100;          // per instance: in-flight requests, or requests per second
-  double utilization = 0.7;     // fraction of target to aim at
+  double target = 100;       // per instance: in-flight requests, or requests per second
+  double utilization = 0.7;  // fraction of target to aim at
   std::chrono::seconds stable_window{60};
   std::chrono::milliseconds panic_window{6000};
   double panic_threshold = 2.0;  // panic when demand ≥ this × current capacity
@@ -50,6 +50,7 @@ struct AutoscalingSpec {
 
 // Reads the autoscaling annotations of a revision template. A malformed or out-of-range value
 // is an error naming the annotation, so it can be refused when the service is written.
-Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl, const AutoscalingDefaults& defaults);
+Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
+                                         const AutoscalingDefaults& defaults);
 
 }  // namespace elafros

@@ -384,7 +384,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     if (!v) return v.error();
     auto parsed = service_from_json(*v, ns);
     if (!parsed) return parsed.error();
-    if (auto scaling = autoscaling_spec(parsed->spec, AutoscalingDefaults{}); !scaling) return scaling.error();
+    if (auto scaling = autoscaling_spec(parsed->spec, AutoscalingDefaults{}); !scaling)
+      return scaling.error();
     if (parsed->meta.namespace_ != ns)
       return Error::invalid(fmt::format(
           "metadata.namespace \"{}\" does not match the namespace \"{}\" of the request path",

@@ -514,9 +514,10 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
     std::cout << fmt::format("        Image:     {} (pinned to {})\n",
                              containers.empty() ? "" : field(containers[0], "image"),
                              statuses.empty() ? "" : field(statuses[0], "imageDigest"));
-    std::cout << fmt::format("        Instances: {} ready of {} desired{}\n",
-                             field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"),
-                             field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
+    std::cout << fmt::format(
+        "        Instances: {} ready of {} desired{}\n", field(r, "status.actualReplicas"),
+        field(r, "status.desiredReplicas"),
+        field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
     const json::object* ready = condition(r, "Ready");
     if (ready && field(*ready, "status") != "True" && !field(*ready, "reason").empty())
       std::cout << fmt::format("        Ready:     {} {}: {}\n", field(*ready, "status"),
@@ -633,10 +634,11 @@ int revision_describe(const ApiClient& api, const Globals& g, const std::string&
                            statuses.empty() ? "" : field(statuses[0], "imageDigest"));
   for (const auto& e : array_at(c, {"env"}))
     std::cout << fmt::format("Env:          {}={}\n", field(e, "name"), field(e, "value"));
-  std::cout << fmt::format("Concurrency:  {}\nTimeout:      {}s\nInstances:    {} ready of {} desired{}\n",
-                           field(r, "spec.containerConcurrency"), field(r, "spec.timeoutSeconds"),
-                           field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"),
-                           field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
+  std::cout << fmt::format(
+      "Concurrency:  {}\nTimeout:      {}s\nInstances:    {} ready of {} desired{}\n",
+      field(r, "spec.containerConcurrency"), field(r, "spec.timeoutSeconds"),
+      field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"),
+      field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
   std::cout << "\nConditions:\n";
   std::vector<std::vector<std::string>> rows{{"  OK", "TYPE", "AGE", "REASON"}};
   for (const auto& cond : array_at(r, {"status", "conditions"})) {

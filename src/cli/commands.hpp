@@ -30,10 +30,12 @@ struct TemplateChanges {
   std::optional<std::string> cmd;
   std::optional<std::vector<std::string>> args;
   std::optional<std::string> revision_name;
-  std::optional<int> concurrency_limit;                     // containerConcurrency
-  std::vector<std::pair<std::string, std::string>> annotations;  // autoscaling.knative.dev/* from --scale-*
+  std::optional<int> concurrency_limit;  // containerConcurrency
+  std::vector<std::pair<std::string, std::string>>
+      annotations;  // autoscaling.knative.dev/* from --scale-*
   bool any() const {
-    return image || !env.empty() || port || cmd || args || revision_name || concurrency_limit || !annotations.empty();
+    return image || !env.empty() || port || cmd || args || revision_name || concurrency_limit ||
+           !annotations.empty();
   }
 };
 

@@ -53,14 +53,18 @@ int main(int argc, char** argv) {
           },
           help);
     };
-    scale("--scale-min", "min-scale", "minimum number of instances (autoscaling.knative.dev/min-scale)");
+    scale("--scale-min", "min-scale",
+          "minimum number of instances (autoscaling.knative.dev/min-scale)");
     scale("--scale-max", "max-scale", "maximum number of instances (max-scale)");
     scale("--scale-init", "initial-scale", "instances a new revision starts with (initial-scale)");
-    scale("--scale-target", "target", "in-flight requests (or rps) per instance to aim for (target)");
-    scale("--scale-utilization", "target-utilization-percentage", "percent of the target to aim at (default 70)");
+    scale("--scale-target", "target",
+          "in-flight requests (or rps) per instance to aim for (target)");
+    scale("--scale-utilization", "target-utilization-percentage",
+          "percent of the target to aim at (default 70)");
     scale("--scale-window", "window", "stable window, e.g. 60s (6s to 1h)");
     scale("--scale-metric", "metric", "concurrency or rps");
-    scale("--scale-down-delay", "scale-down-delay", "how long a lower scale must hold before scaling down, e.g. 30s");
+    scale("--scale-down-delay", "scale-down-delay",
+          "how long a lower scale must hold before scaling down, e.g. 30s");
     c->add_option_function<int>(
         "--scale",
         [&t](int n) {

@@ -37,7 +37,8 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
         throw std::runtime_error(fmt::format("config file {}: {} must be a number", path, key));
       }
       if (out < min || out > max)
-        throw std::runtime_error(fmt::format("config file {}: {} must be between {} and {}", path, key, min, max));
+        throw std::runtime_error(
+            fmt::format("config file {}: {} must be between {} and {}", path, key, min, max));
     };
     auto seconds = [&](std::chrono::seconds& out, int min, int max) {
       double n = 0;
@@ -48,7 +49,8 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
       try {
         out = v.as<bool>();
       } catch (const YAML::Exception&) {
-        throw std::runtime_error(fmt::format("config file {}: {} must be true or false", path, key));
+        throw std::runtime_error(
+            fmt::format("config file {}: {} must be true or false", path, key));
       }
     };
     auto integer = [&](int& out) {
@@ -104,16 +106,16 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
     else if (key == "initial-scale")
       integer(c.autoscaling.initial_scale);
     else
-      throw std::runtime_error(
-          fmt::format("config file {}: unknown key \"{}\" (known keys: data-dir, socket, listen, "
-                      "domain, runtime, log-level, "
-                      "readiness-timeout-seconds, stop-grace-seconds, shutdown-timeout-seconds, "
-                      "activator-queue-size, container-concurrency-target-default, "
-                      "requests-per-second-target-default, container-concurrency-target-percentage, "
-                      "stable-window-seconds, panic-window-percentage, panic-threshold-percentage, "
-                      "max-scale-up-rate, max-scale-down-rate, scale-to-zero-grace-period-seconds, "
-                      "enable-scale-to-zero, initial-scale)",
-                      path, key));
+      throw std::runtime_error(fmt::format(
+          "config file {}: unknown key \"{}\" (known keys: data-dir, socket, listen, "
+          "domain, runtime, log-level, "
+          "readiness-timeout-seconds, stop-grace-seconds, shutdown-timeout-seconds, "
+          "activator-queue-size, container-concurrency-target-default, "
+          "requests-per-second-target-default, container-concurrency-target-percentage, "
+          "stable-window-seconds, panic-window-percentage, panic-threshold-percentage, "
+          "max-scale-up-rate, max-scale-down-rate, scale-to-zero-grace-period-seconds, "
+          "enable-scale-to-zero, initial-scale)",
+          path, key));
   }
 }
 

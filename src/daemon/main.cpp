@@ -110,8 +110,12 @@ int run(const DaemonConfig& cfg) {
                         std::make_shared<RealClock>(), ropts);
 
   // The activator's pokes reach the autoscaler on the control thread, without blocking the proxy.
-  proxy.set_demand_callback([&control, &reconciler](const std::string& ns, const std::string& revision, std::int64_t in_flight) {
-    asio::post(control, [&reconciler, ns, revision, in_flight] { reconciler.demand(ns, revision, in_flight); });
+  proxy.set_demand_callback([&control, &reconciler](const std::string& ns,
+                                                    const std::string& revision,
+                                                    std::int64_t in_flight) {
+    asio::post(control, [&reconciler, ns, revision, in_flight] {
+      reconciler.demand(ns, revision, in_flight);
+    });
   });
 
   ApiServer api(control, store_thread, blocking, **store, *images, reconciler,

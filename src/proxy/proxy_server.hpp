@@ -26,7 +26,7 @@ struct ProxyOptions {
   std::chrono::seconds header_timeout{60};          // client_header_timeout
   std::chrono::seconds idle_timeout{75};            // keepalive_timeout
   std::chrono::seconds connect_timeout{5};
-  std::size_t max_idle_upstream = 64;  // pooled connections per instance
+  std::size_t max_idle_upstream = 64;        // pooled connections per instance
   std::size_t activator_queue_limit = 1000;  // requests waiting per revision
 };
 

@@ -1,7 +1,7 @@
 // The KPA in virtual time: measurements and ticks carry explicit times; nothing sleeps.
-#include <catch2/catch.hpp>
-
 #include "kpa.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace elafros;
 using namespace std::chrono_literals;
@@ -218,9 +218,12 @@ TEST_CASE("autoscaling annotations override the defaults and are validated") {
   CHECK(refused("target", "zero").find("greater than 0") != std::string::npos);
   CHECK(refused("min-scale", "-1").find("0 or more") != std::string::npos);
   CHECK(refused("metric", "cpu").find("\"concurrency\" or \"rps\"") != std::string::npos);
-  CHECK(refused("target-utilization-percentage", "150").find("between 1 and 100") != std::string::npos);
+  CHECK(refused("target-utilization-percentage", "150").find("between 1 and 100") !=
+        std::string::npos);
   CHECK(refused("max-scal", "3").find("unknown autoscaling annotation") != std::string::npos);
   RevisionTemplate inverted;
-  inverted.annotations = {{"autoscaling.knative.dev/min-scale", "5"}, {"autoscaling.knative.dev/max-scale", "2"}};
-  CHECK(autoscaling_spec(inverted, defaults).error().message.find("above max-scale") != std::string::npos);
+  inverted.annotations = {{"autoscaling.knative.dev/min-scale", "5"},
+                          {"autoscaling.knative.dev/max-scale", "2"}};
+  CHECK(autoscaling_spec(inverted, defaults).error().message.find("above max-scale") !=
+        std::string::npos);
 }
