@@ -134,8 +134,29 @@ Result<ImageReference> parse_image_reference(const std::string& reference) {
           fmt::format("image reference \"{}\" names no directory; use oci:DIR[:TAG]", reference));
     return ref;
   }
-  for (std::string_view other :
-       {"oci-archive:", "docker-archive:", "docker://", "containers-storage:", "dir:"}) {
+  // oci-archive:FILE[:TAG] and docker-archive:FILE[:NAME:TAG]: the file ends at the first ':'
+  // after which no '/' follows (paths may contain ':' only before a '/').
+  for (std::string_view transport : {"oci-archive:", "docker-archive:"}) {
+    if (reference.rfind(transport, 0) != 0) continue;
+    std::string rest = reference.substr(transport.size());
+    ImageReference ref{std::string(transport.substr(0, transport.size() - 1)), rest, ""};
+    std::size_t cut = std::string::npos;
+    for (std::size_t i = 0; i < rest.size(); ++i)
+      if (rest[i] == ':' && rest.find('/', i) == std::string::npos) {
+        cut = i;
+        break;
+      }
+    if (cut != std::string::npos) {
+      ref.path = rest.substr(0, cut);
+      ref.tag = rest.substr(cut + 1);
+    }
+    if (ref.path.empty())
+      return Error::invalid(
+          fmt::format("image reference \"{}\" names no archive file; use {}FILE{}", reference,
+                      transport, transport == "oci-archive:" ? "[:TAG]" : "[:NAME:TAG]"));
+    return ref;
+  }
+  for (std::string_view other : {"docker://", "containers-storage:", "dir:"}) {
     if (reference.rfind(other, 0) == 0)
       return Error::invalid(fmt::format(
           "image reference \"{}\": the {} transport is not supported yet; convert it to an OCI "
@@ -204,10 +225,199 @@ Result<std::string> ImageStore::copy_blob(const std::string& layout, const std::
   return dst;
 }
 
+namespace {
+
+// A directory under the image store's tmp/, removed with this object.
+struct ScratchDir {
+  std::string path;
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+};
+
+std::string archive_name(const std::string& file, const std::string& tag) {
+  std::string base = fs::path(file).filename().string();
+  for (const char* ext : {".tar.gz", ".tgz", ".tar"})
+    if (base.size() > std::strlen(ext) &&
+        base.compare(base.size() - std::strlen(ext), std::string::npos, ext) == 0) {
+      base.resize(base.size() - std::strlen(ext));
+      break;
+    }
+  return fmt::format("{}:{}", base, tag.empty() ? "latest" : tag);
+}
+
+}  // namespace
+
 Result<ImageRecord> ImageStore::import(const std::string& reference, const std::string& name) {
   auto ref = parse_image_reference(reference);
   if (!ref) return ref.error();
-  const std::string& layout = ref->path;
+  if (ref->transport == "oci") return import_layout(ref->path, ref->tag, reference, name);
+  // Archives are unpacked with the same safe unpacker as layers, then read as what they hold.
+  if (!fs::is_regular_file(ref->path))
+    return Error::not_found(
+        fmt::format("image \"{}\" not found: {} is not a file", reference, ref->path));
+  ScratchDir scratch{root_ + "/tmp/archive-" + random_suffix()};
+  std::error_code ec;
+  fs::create_directories(scratch.path, ec);
+  if (ec) return Error::internal(fmt::format("creating {}: {}", scratch.path, ec.message()));
+  if (auto r = unpack_layer(ref->path, scratch.path, limits_); !r)
+    return Error::invalid(
+        fmt::format("image \"{}\": the archive cannot be read: {}", reference, r.error().message));
+  if (ref->transport == "oci-archive") {
+    auto rec = import_layout(scratch.path, ref->tag, reference, name);
+    if (rec && name.empty()) rec->name = archive_name(ref->path, ref->tag);
+    return rec;
+  }
+  return import_docker_archive(scratch.path, ref->tag, reference, name);
+}
+
+// `docker save` / skopeo docker-archive: manifest.json names a config and layer tars for each
+// image. Their digests are computed here, and an OCI manifest is written for them.
+Result<ImageRecord> ImageStore::import_docker_archive(const std::string& dir,
+                                                      const std::string& wanted,
+                                                      const std::string& reference,
+                                                      const std::string& name) {
+  auto manifest = parse_json_file(dir + "/manifest.json", "the archive's manifest.json");
+  if (!manifest)
+    return Error::invalid(fmt::format(
+        "image \"{}\": no manifest.json in the archive (is it a 'docker save' archive?)",
+        reference));
+  if (!manifest->is_array() || manifest->get_array().empty())
+    return Error::invalid(
+        fmt::format("image \"{}\": the archive's manifest.json lists no images", reference));
+  const json::object* chosen = nullptr;
+  std::string chosen_tag;
+  std::vector<std::string> all_tags;
+  for (const auto& entry : manifest->get_array()) {
+    if (!entry.is_object()) continue;
+    for (const auto& t : json_strings(entry.get_object(), "RepoTags")) {
+      all_tags.push_back(t);
+      // "hello:latest" matches "docker.io/library/hello:latest", as Docker's short names do.
+      bool match =
+          t == wanted || (t.size() > wanted.size() &&
+                          t.compare(t.size() - wanted.size(), wanted.size(), wanted) == 0 &&
+                          t[t.size() - wanted.size() - 1] == '/');
+      if (!wanted.empty() && match && !chosen) chosen = &entry.get_object(), chosen_tag = t;
+    }
+  }
+  if (wanted.empty()) {
+    if (manifest->get_array().size() != 1) {
+      std::string list;
+      for (const auto& t : all_tags) list += (list.empty() ? "" : ", ") + t;
+      return Error::invalid(
+          fmt::format("image \"{}\": the archive holds several images; name one with "
+                      "docker-archive:FILE:NAME:TAG ({})",
+                      reference, list));
+    }
+    chosen =
+        manifest->get_array()[0].is_object() ? &manifest->get_array()[0].get_object() : nullptr;
+    auto tags = chosen ? json_strings(*chosen, "RepoTags") : std::vector<std::string>{};
+    if (!tags.empty()) chosen_tag = tags[0];
+  }
+  if (!chosen) {
+    std::string list;
+    for (const auto& t : all_tags) list += (list.empty() ? "" : ", ") + t;
+    return Error::not_found(
+        fmt::format("image \"{}\" not found: the archive has no \"{}\" (it has: {})", reference,
+                    wanted, list.empty() ? "no tags" : list));
+  }
+  std::string config = json_string(*chosen, "Config");
+  std::vector<std::string> layers = json_strings(*chosen, "Layers");
+  if (config.empty())
+    return Error::invalid(
+        fmt::format("image \"{}\": the archive's manifest names no Config", reference));
+
+  // Each file must lie inside the unpacked archive.
+  auto inside = [&](const std::string& rel) -> Result<std::string> {
+    fs::path p = fs::weakly_canonical(fs::path(dir) / rel);
+    std::string root = fs::weakly_canonical(dir).string();
+    if (p.string().rfind(root + "/", 0) != 0 || !fs::is_regular_file(p))
+      return Error::invalid(fmt::format(
+          "image \"{}\": the archive's manifest names \"{}\", which is not a file in the archive",
+          reference, rel));
+    return p.string();
+  };
+  auto store_file = [&](const std::string& rel) -> Result<std::pair<std::string, std::int64_t>> {
+    auto path = inside(rel);
+    if (!path) return path.error();
+    auto hex = sha256_file(*path);
+    if (!hex) return hex.error();
+    std::string digest = "sha256:" + *hex;
+    auto size = static_cast<std::int64_t>(fs::file_size(*path));
+    std::string dst = blob_path(digest);
+    if (!fs::exists(dst)) {
+      std::error_code ec;
+      std::string tmp = root_ + "/tmp/blob-" + random_suffix();
+      fs::copy_file(*path, tmp, ec);
+      if (!ec) fs::rename(tmp, dst, ec);
+      if (ec) return Error::internal(fmt::format("storing blob {}: {}", digest, ec.message()));
+    }
+    return std::make_pair(digest, size);
+  };
+  auto cfg = store_file(config);
+  if (!cfg) return cfg.error();
+  json::array layer_descriptors;
+  std::vector<std::string> layer_digests;
+  std::int64_t total = cfg->second;
+  for (const auto& l : layers) {
+    auto blob = store_file(l);
+    if (!blob) return blob.error();
+    layer_descriptors.push_back(
+        json::object{{"mediaType", "application/vnd.oci.image.layer.v1.tar"},
+                     {"digest", blob->first},
+                     {"size", blob->second}});
+    layer_digests.push_back(blob->first);
+    total += blob->second;
+  }
+  json::object oci_manifest{
+      {"schemaVersion", 2},
+      {"mediaType", kOciManifest},
+      {"config", json::object{{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                              {"digest", cfg->first},
+                              {"size", cfg->second}}},
+      {"layers", std::move(layer_descriptors)}};
+  std::string text = json::serialize(oci_manifest);
+  std::string manifest_file = dir + "/.elafros-manifest.json";
+  {
+    std::ofstream out(manifest_file, std::ios::binary);
+    out << text;
+  }
+  auto stored = store_file(".elafros-manifest.json");
+  if (!stored) return stored.error();
+  total += stored->second;
+  if (auto r = unpack(stored->first, layer_digests); !r)
+    return Error::invalid(
+        fmt::format("image \"{}\" cannot be unpacked: {}", reference, r.error().message));
+
+  ImageRecord rec;
+  rec.digest = stored->first;
+  rec.config_digest = cfg->first;
+  rec.source = reference;
+  rec.size = total;
+  rec.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  if (!name.empty())
+    rec.name = name;
+  else if (!chosen_tag.empty()) {
+    // Docker's short form: docker.io/library/hello:latest is hello:latest.
+    std::string n = chosen_tag;
+    for (const char* prefix : {"docker.io/library/", "docker.io/"})
+      if (n.rfind(prefix, 0) == 0) {
+        n = n.substr(std::strlen(prefix));
+        break;
+      }
+    rec.name = n;
+  } else {
+    rec.name = archive_name(reference.substr(reference.find(':') + 1), "");
+  }
+  return rec;
+}
+
+Result<ImageRecord> ImageStore::import_layout(const std::string& layout, const std::string& tag,
+                                              const std::string& reference,
+                                              const std::string& name) {
   if (!fs::is_directory(layout))
     return Error::not_found(
         fmt::format("image \"{}\" not found: {} is not a directory", reference, layout));
@@ -215,7 +425,7 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
     return Error::not_found(
         fmt::format("image \"{}\" not found: {} has no index.json (is it an OCI layout? try "
                     "'skopeo copy … oci:{}:{}')",
-                    reference, layout, layout, ref->tag.empty() ? "latest" : ref->tag));
+                    reference, layout, layout, tag.empty() ? "latest" : tag));
   auto index = parse_json_file(layout + "/index.json", "the layout's index.json");
   if (!index) return index.error();
 
@@ -235,18 +445,18 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
     if (const auto* ann = m.get_object().if_contains("annotations"); ann && ann->is_object())
       tag = json_string(ann->get_object(), "org.opencontainers.image.ref.name");
     if (!tag.empty()) tags.push_back(tag);
-    if ((!ref->tag.empty() && tag == ref->tag) || (ref->tag.empty() && manifests->size() == 1))
+    if ((!tag.empty() && tag == tag) || (tag.empty() && manifests->size() == 1))
       chosen = &m.get_object();
   }
   if (!chosen) {
     std::string list;
     for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
-    if (ref->tag.empty())
+    if (tag.empty())
       return Error::invalid(
           fmt::format("image \"{}\": {} holds several images; name one with oci:{}:TAG (tags: {})",
                       reference, layout, layout, list));
     return Error::not_found(fmt::format("image \"{}\" not found: {} has no tag \"{}\" (tags: {})",
-                                        reference, layout, ref->tag, list.empty() ? "none" : list));
+                                        reference, layout, tag, list.empty() ? "none" : list));
   }
 
   std::string digest = json_string(*chosen, "digest");
@@ -334,9 +544,9 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
                          .count();
   fs::path dir = fs::path(layout).lexically_normal();
   if (!dir.has_filename()) dir = dir.parent_path();
-  rec.name = name.empty() ? fmt::format("{}:{}", dir.filename().string(),
-                                        ref->tag.empty() ? "latest" : ref->tag)
-                          : name;
+  rec.name = name.empty()
+                 ? fmt::format("{}:{}", dir.filename().string(), tag.empty() ? "latest" : tag)
+                 : name;
   return rec;
 }
 

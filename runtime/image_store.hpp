@@ -23,11 +23,12 @@ struct ImageConfig {
   std::string user;
 };
 
-// A parsed transport reference. Only "oci:DIR[:TAG]" is understood so far.
+// A parsed transport reference (skopeo's syntax): oci:DIR[:TAG], oci-archive:FILE[:TAG],
+// docker-archive:FILE[:NAME:TAG].
 struct ImageReference {
-  std::string transport;  // "oci"
-  std::string path;       // the layout directory
-  std::string tag;        // empty: the layout's only image
+  std::string transport;  // "oci", "oci-archive" or "docker-archive"
+  std::string path;       // the layout directory or the archive file
+  std::string tag;        // the tag (or NAME:TAG); empty: the only image there
 };
 
 Result<ImageReference> parse_image_reference(const std::string& reference);
@@ -47,6 +48,10 @@ class ImageStore {
   std::string blob_path(const std::string& digest) const;
 
  private:
+  Result<ImageRecord> import_layout(const std::string& layout, const std::string& tag,
+                                    const std::string& reference, const std::string& name);
+  Result<ImageRecord> import_docker_archive(const std::string& dir, const std::string& tag,
+                                            const std::string& reference, const std::string& name);
   Result<std::string> copy_blob(const std::string& layout, const std::string& digest,
                                 std::int64_t size) const;
   Result<void> unpack(const std::string& manifest_digest,

@@ -232,17 +232,21 @@ std::string revisions_path(const Globals& g) {
 }
 
 std::string absolutize_reference(const std::string& ref) {
-  const std::string prefix = "oci:";
-  if (ref.rfind(prefix, 0) != 0) return ref;
-  std::string rest = ref.substr(prefix.size());
-  std::string path = rest, tag;
-  if (auto colon = rest.rfind(':');
-      colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
-    path = rest.substr(0, colon);
-    tag = rest.substr(colon);
+  for (const std::string prefix : {"oci:", "oci-archive:", "docker-archive:"}) {
+    if (ref.rfind(prefix, 0) != 0) continue;
+    std::string rest = ref.substr(prefix.size());
+    // The path ends at the first ':' with no '/' after it; what follows is the tag.
+    std::string path = rest, tag;
+    for (std::size_t i = 0; i < rest.size(); ++i)
+      if (rest[i] == ':' && rest.find('/', i) == std::string::npos) {
+        path = rest.substr(0, i);
+        tag = rest.substr(i);
+        break;
+      }
+    if (path.empty() || path.front() == '/') return ref;
+    return prefix + fs::absolute(path).lexically_normal().string() + tag;
   }
-  if (path.empty() || path.front() == '/') return ref;
-  return prefix + fs::absolute(path).lexically_normal().string() + tag;
+  return ref;
 }
 
 void print(const Globals& g, const json::value& v) {

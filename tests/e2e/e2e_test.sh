@@ -22,6 +22,14 @@ check "image list shows it" contains "$(e image list)" "hello-img"
 if out=$(e image import "oci:$work/missing:latest" 2>&1); then fail "importing a missing layout fails"; else
   check "importing a missing layout says what is wrong" contains "$out" "not found"; fi
 
+# Archives as docker save and skopeo write them deploy directly
+skopeo copy -q "oci:$work/image:latest" "docker-archive:$work/hello-docker.tar:hello:v1"
+out=$(cd "$work" && e service create fromarchive --image docker-archive:hello-docker.tar)
+check "a service deploys from a docker-archive (relative path)" \
+  test "$(curl -sS "http://fromarchive.default.localhost:$port/")" = "Hello from fromarchive (revision fromarchive-00001)"
+check "the archive's image is stored under its tag" contains "$(e image list)" "hello:v1"
+e service delete fromarchive >/dev/null
+
 # Create and serve
 start=$(date +%s%N)
 out=$(e service create hello --image "oci:$work/image:latest" -e GREETING=Howdy)

@@ -2,8 +2,8 @@
 # Shared by the end-to-end tests: a temporary data dir, socket and port for a real elafrosd,
 # helpers to drive it through the CLI, and a cleanup that runs even when a test fails.
 #   source lib.sh ELAFROSD ELAFROS SOURCE_DIR
-elafrosd=$1
-elafros_bin=$2
+elafrosd=$(realpath "$1")
+elafros_bin=$(realpath "$2")
 src=$3
 [ "$(id -u)" -eq 0 ] || { echo "e2e: must run as root (runc, overlay mounts, cgroups)"; exit 1; }
 

@@ -219,3 +219,50 @@ TEST_CASE("an image whose blob does not match its digest is refused") {
   CHECK(r.error().message.find("does not match its digest") != std::string::npos);
   CHECK(fs::is_empty(ws.dir + "/data/images/rootfs"));
 }
+
+TEST_CASE("OCI and Docker archives made by skopeo import to the same root filesystem") {
+  REQUIRE(::getuid() == 0);
+  Workspace ws;
+  REQUIRE(ws.build_fixture_image());
+  std::string oci_archive = ws.dir + "/hello-oci.tar";
+  std::string docker_archive = ws.dir + "/hello-docker.tar";
+  REQUIRE(std::system(fmt::format("skopeo copy -q oci:{}/image:latest oci-archive:{}:latest",
+                                  ws.dir, oci_archive)
+                          .c_str()) == 0);
+  REQUIRE(std::system(fmt::format("skopeo copy -q oci:{}/image:latest docker-archive:{}:hello:v1",
+                                  ws.dir, docker_archive)
+                          .c_str()) == 0);
+
+  ImageStore images(ws.dir + "/data/images");
+  auto from_oci = images.import("oci-archive:" + oci_archive + ":latest", "");
+  REQUIRE(from_oci.ok());
+  CHECK(from_oci->name == "hello-oci:latest");
+  auto from_docker = images.import("docker-archive:" + docker_archive, "");
+  REQUIRE(from_docker.ok());
+  CHECK(from_docker->name == "hello:v1");  // docker.io/library/ dropped, as Docker shows it
+  auto by_tag = images.import("docker-archive:" + docker_archive + ":hello:v1", "named");
+  REQUIRE(by_tag.ok());
+  CHECK(by_tag->name == "named");
+  CHECK(by_tag->digest == from_docker->digest);  // the same content, the same manifest digest
+
+  for (const auto* rec : {&from_oci.value(), &from_docker.value()}) {
+    REQUIRE(images.has_rootfs(rec->digest));
+    CHECK(fs::exists(images.rootfs_path(rec->digest) + "/bin/hello"));
+    auto config = images.config(rec->digest);
+    REQUIRE(config.ok());
+    CHECK(config->entrypoint == std::vector<std::string>{"/bin/hello"});
+  }
+  // Nothing of the unpacked archives is left behind.
+  CHECK(fs::is_empty(ws.dir + "/data/images/tmp"));
+
+  auto wrong = images.import("docker-archive:" + docker_archive + ":other:tag", "");
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(wrong.error().message.find("docker.io/library/hello:v1") != std::string::npos);
+  auto missing = images.import("oci-archive:" + ws.dir + "/nope.tar", "");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("is not a file") != std::string::npos);
+  std::ofstream(ws.dir + "/garbage.tar") << std::string(4096, 'x');
+  auto garbage = images.import("docker-archive:" + ws.dir + "/garbage.tar", "");
+  REQUIRE_FALSE(garbage.ok());
+  CHECK(garbage.error().message.find("cannot be read") != std::string::npos);
+}
