@@ -15,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -548,6 +549,59 @@ Result<ImageRecord> ImageStore::import_layout(const std::string& layout, const s
                  ? fmt::format("{}:{}", dir.filename().string(), tag.empty() ? "latest" : tag)
                  : name;
   return rec;
+}
+
+namespace {
+
+std::uint64_t tree_size(const fs::path& p) {
+  std::error_code ec;
+  if (fs::is_regular_file(p, ec)) return fs::file_size(p, ec);
+  std::uint64_t total = 0;
+  for (auto it =
+           fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec) && !it->is_symlink(ec)) total += it->file_size(ec);
+  return total;
+}
+
+}  // namespace
+
+Result<std::uint64_t> ImageStore::prune(const std::vector<std::string>& keep,
+                                        std::chrono::seconds grace) {
+  std::set<std::string> keep_blobs;
+  std::set<std::string> keep_rootfs;
+  for (const auto& digest : keep) {
+    if (!valid_digest(digest)) continue;
+    keep_blobs.insert(hex_of(digest));
+    keep_rootfs.insert(hex_of(digest));
+    auto manifest = parse_json_file(blob_path(digest), "the manifest");
+    if (!manifest || !manifest->is_object()) continue;
+    const auto& m = manifest->get_object();
+    if (const auto* c = m.if_contains("config"); c && c->is_object()) {
+      std::string d = json_string(c->get_object(), "digest");
+      if (valid_digest(d)) keep_blobs.insert(hex_of(d));
+    }
+    if (const auto* ls = m.if_contains("layers"); ls && ls->is_array())
+      for (const auto& l : ls->get_array())
+        if (l.is_object()) {
+          std::string d = json_string(l.get_object(), "digest");
+          if (valid_digest(d)) keep_blobs.insert(hex_of(d));
+        }
+  }
+  auto cutoff = fs::file_time_type::clock::now() - grace;
+  std::uint64_t freed = 0;
+  std::error_code ec;
+  auto sweep = [&](const std::string& dir, const std::set<std::string>& keep_names) {
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      std::string name = e.path().filename().string();
+      if (keep_names.count(name) || fs::last_write_time(e.path(), ec) > cutoff) continue;
+      std::uint64_t size = tree_size(e.path());
+      if (fs::remove_all(e.path(), ec) > 0 && !ec) freed += size;
+    }
+  };
+  sweep(root_ + "/blobs/sha256", keep_blobs);
+  sweep(root_ + "/rootfs", keep_rootfs);
+  return freed;
 }
 
 Result<void> ImageStore::unpack(const std::string& manifest_digest,

@@ -4,6 +4,7 @@
 //   rootfs/<manifest-hex>/  the unpacked root filesystem, shared read-only by all instances
 // Calls block (hashing, copying, unpacking): run them off the io_context.
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -45,6 +46,11 @@ class ImageStore {
   // The unpacked root filesystem of an imported image.
   std::string rootfs_path(const std::string& manifest_digest) const;
   bool has_rootfs(const std::string& manifest_digest) const;
+
+  // Removes every blob and unpacked root filesystem that the manifests in `keep` do not need,
+  // except files younger than `grace` (an import may not have been recorded yet). Returns the
+  // bytes freed.
+  Result<std::uint64_t> prune(const std::vector<std::string>& keep, std::chrono::seconds grace);
   std::string blob_path(const std::string& digest) const;
 
  private:

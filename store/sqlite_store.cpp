@@ -570,4 +570,25 @@ Result<std::vector<ImageRecord>> SqliteStore::list_images() {
   return out;
 }
 
+Result<void> SqliteStore::delete_image(const std::string& name) {
+  Statement st(db_, "DELETE FROM images WHERE name=?");
+  st.bind(1, name);
+  if (st.step() != SQLITE_DONE) return st.error("deleting the image failed");
+  if (sqlite3_changes(db_) == 0)
+    return Error::not_found(
+        fmt::format("image \"{}\" not found; 'elafros image list' shows the images", name));
+  return {};
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> SqliteStore::revision_image_digests() {
+  Statement st(
+      db_,
+      "SELECT namespace || '/' || name, image_digest FROM revisions ORDER BY namespace, rowid");
+  std::vector<std::pair<std::string, std::string>> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) out.emplace_back(st.text(0), st.text(1));
+  if (rc != SQLITE_DONE) return st.error("listing the revisions' images failed");
+  return out;
+}
+
 }  // namespace elafros

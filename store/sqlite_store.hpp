@@ -39,6 +39,8 @@ class SqliteStore final : public Store {
   Result<void> put_image(const ImageRecord& image) override;
   Result<ImageRecord> get_image(const std::string& name) override;
   Result<std::vector<ImageRecord>> list_images() override;
+  Result<void> delete_image(const std::string& name) override;
+  Result<std::vector<std::pair<std::string, std::string>>> revision_image_digests() override;
 
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}

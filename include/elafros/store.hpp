@@ -43,6 +43,10 @@ class Store {
   virtual Result<void> put_image(const ImageRecord& image) = 0;
   virtual Result<ImageRecord> get_image(const std::string& name) = 0;
   virtual Result<std::vector<ImageRecord>> list_images() = 0;
+  // kNotFound when no image has that name.
+  virtual Result<void> delete_image(const std::string& name) = 0;
+  // The manifest digest every revision pins, in every namespace: "namespace/revision" → digest.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> revision_image_digests() = 0;
 };
 
 using StorePtr = std::unique_ptr<Store>;

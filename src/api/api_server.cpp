@@ -223,6 +223,14 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       if (method == http::verb::post) co_return co_await import_image(req.body());
       co_return method_not_allowed("GET or POST");
     }
+    if (path == "/api/v1/images/prune") {
+      if (method == http::verb::post) co_return co_await prune_images();
+      co_return method_not_allowed("POST");
+    }
+    if (path.rfind("/api/v1/images/", 0) == 0 && parts.size() == 4) {
+      if (method == http::verb::delete_) co_return co_await delete_image(parts[3]);
+      co_return method_not_allowed("DELETE");
+    }
     // /apis/serving.knative.dev/v1/namespaces/{ns}/{services|revisions}[/{name}]
     if (path.rfind(kServing, 0) == 0 && (parts.size() == 6 || parts.size() == 7)) {
       std::string ns = parts[4];
@@ -279,9 +287,66 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   awaitable<Reply> list_images() {
     auto images = co_await offload(store_thread_.get_executor(), &Store::list_images, &store_);
     if (!images) co_return error_reply(images.error());
+    auto users =
+        co_await offload(store_thread_.get_executor(), &Store::revision_image_digests, &store_);
+    if (!users) co_return error_reply(users.error());
     json::array items;
-    for (const auto& i : *images) items.push_back(image_to_json(i));
+    for (const auto& i : *images) {
+      json::object o = image_to_json(i);
+      json::array used_by;
+      for (const auto& [revision, digest] : *users)
+        if (digest == i.digest) used_by.emplace_back(revision);
+      o["usedBy"] = std::move(used_by);
+      items.push_back(std::move(o));
+    }
     co_return Reply{http::status::ok, json::object{{"items", std::move(items)}}};
+  }
+
+  // Refuses to remove an image a revision uses; its blobs go with the next prune.
+  awaitable<Reply> delete_image(std::string name) {
+    auto image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, name);
+    if (!image) co_return error_reply(image.error());
+    auto users =
+        co_await offload(store_thread_.get_executor(), &Store::revision_image_digests, &store_);
+    if (!users) co_return error_reply(users.error());
+    std::string list;
+    for (const auto& [revision, digest] : *users)
+      if (digest == image->digest) list += (list.empty() ? "" : ", ") + revision;
+    if (!list.empty())
+      co_return error_reply(Error::precondition(fmt::format(
+          "image \"{}\" is used by revision(s) {}; delete those revisions or their services first",
+          name, list)));
+    auto d = co_await offload(store_thread_.get_executor(), &Store::delete_image, &store_, name);
+    if (!d) co_return error_reply(d.error());
+    spdlog::info("removed image {}", name);
+    co_return Reply{http::status::ok,
+                    json::object{{"status", "Success"},
+                                 {"details", json::object{{"name", name}, {"kind", "images"}}}}};
+  }
+
+  // Removes the images no revision uses, then every blob and root filesystem nothing needs.
+  awaitable<Reply> prune_images() {
+    auto images = co_await offload(store_thread_.get_executor(), &Store::list_images, &store_);
+    if (!images) co_return error_reply(images.error());
+    auto users =
+        co_await offload(store_thread_.get_executor(), &Store::revision_image_digests, &store_);
+    if (!users) co_return error_reply(users.error());
+    std::vector<std::string> keep;
+    for (const auto& [revision, digest] : *users) keep.push_back(digest);
+    json::array removed;
+    for (const auto& i : *images) {
+      if (std::find(keep.begin(), keep.end(), i.digest) != keep.end()) continue;
+      auto d =
+          co_await offload(store_thread_.get_executor(), &Store::delete_image, &store_, i.name);
+      if (d) removed.emplace_back(i.name);
+    }
+    // Files younger than a minute may belong to an import not recorded yet.
+    auto freed = co_await offload(blocking_.get_executor(), &ImageStore::prune, &images_, keep,
+                                  std::chrono::seconds(60));
+    if (!freed) co_return error_reply(freed.error());
+    spdlog::info("pruned images: removed {} image(s), freed {} bytes", removed.size(), *freed);
+    co_return Reply{http::status::ok,
+                    json::object{{"removedImages", std::move(removed)}, {"freedBytes", *freed}}};
   }
 
   awaitable<Result<ImageRecord>> import(std::string reference, std::string name) {

@@ -731,12 +731,34 @@ int image_import(const ApiClient& api, const Globals& g, const std::string& refe
 int image_list(const ApiClient& api, const Globals& g) {
   json::value v = api.call("GET", "/api/v1/images");
   if (g.output != "table") return print(g, v), 0;
-  std::vector<std::vector<std::string>> rows{{"NAME", "DIGEST", "SIZE", "AGE", "SOURCE"}};
-  for (const auto& i : v.at("items").as_array())
+  std::vector<std::vector<std::string>> rows{
+      {"NAME", "DIGEST", "SIZE", "AGE", "REVISIONS", "SOURCE"}};
+  for (const auto& i : v.at("items").as_array()) {
+    std::string users;
+    for (const auto& u : array_at(i, {"usedBy"}))
+      users += (users.empty() ? "" : ",") + std::string(u.as_string());
     rows.push_back({field(i, "name"), field(i, "digest").substr(0, 19),
                     human_size(i.at("size").to_number<std::int64_t>()), age(field(i, "created")),
-                    field(i, "source")});
+                    users.empty() ? "-" : users, field(i, "source")});
+  }
   std::cout << table(rows);
+  return 0;
+}
+
+int image_rm(const ApiClient& api, const Globals& g, const std::string& name) {
+  (void)g;
+  api.call("DELETE", "/api/v1/images/" + name);
+  std::cout << fmt::format("Image '{}' removed; 'elafros image prune' frees its space.\n", name);
+  return 0;
+}
+
+int image_prune(const ApiClient& api, const Globals& g) {
+  json::value body = json::object{};
+  json::value v = api.call("POST", "/api/v1/images/prune", &body);
+  if (g.output != "table") return print(g, v), 0;
+  for (const auto& name : array_at(v, {"removedImages"}))
+    std::cout << "Removed image " << name.as_string().c_str() << "\n";
+  std::cout << fmt::format("Freed {}.\n", human_size(v.at("freedBytes").to_number<std::int64_t>()));
   return 0;
 }
 

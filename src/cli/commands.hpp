@@ -71,6 +71,8 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file,
 int image_import(const ApiClient& api, const Globals& g, const std::string& reference,
                  const std::string& name);
 int image_list(const ApiClient& api, const Globals& g);
+int image_rm(const ApiClient& api, const Globals& g, const std::string& name);
+int image_prune(const ApiClient& api, const Globals& g);
 int status(const ApiClient& api, const Globals& g);
 
 // The object `export` writes: no status and no server-set fields, so that both elafros and a

@@ -137,6 +137,10 @@ int main(int argc, char** argv) {
   imp->add_option("reference", reference, "oci:DIR[:TAG]")->required();
   imp->add_option("--name", image_name, "name to store it under (default DIR:TAG)");
   auto* ilist = img->add_subcommand("list", "list images");
+  auto* irm = img->add_subcommand("rm", "remove an image no revision uses");
+  irm->add_option("name", image_name, "image name")->required();
+  auto* iprune =
+      img->add_subcommand("prune", "remove images no revision uses, and free their space");
   auto* stat = app.add_subcommand("status", "show the daemon's state");
 
   CLI11_PARSE(app, argc, argv);
@@ -162,6 +166,8 @@ int main(int argc, char** argv) {
     if (apply->parsed()) return apply_file(api, g, file, w);
     if (imp->parsed()) return image_import(api, g, reference, image_name);
     if (ilist->parsed()) return image_list(api, g);
+    if (irm->parsed()) return image_rm(api, g, image_name);
+    if (iprune->parsed()) return image_prune(api, g);
     if (stat->parsed()) return status(api, g);
   } catch (const std::exception& e) {
     std::cerr << "Error: " << e.what() << "\n";

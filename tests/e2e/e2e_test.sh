@@ -64,6 +64,11 @@ check "describe shows the pinned digest" contains "$(e service describe hello)" 
 check "status counts the instance" contains "$(e status)" "Instances:   1 (1 ready)"
 check "an image from the store can be used by name" contains "$(e service create byname --image hello-img)" "http://byname.default.localhost:$port"
 
+# Image management: an image a revision uses stays
+check "image list names the revisions using an image" contains "$(e image list)" "default/byname-00001"
+if out=$(e image rm hello-img 2>&1); then fail "removing an image in use fails"; else
+  check "removing an image in use names its revisions" contains "$out" "is used by revision(s)"; fi
+
 # Bad input changes nothing
 if out=$(e service create hello --image "oci:$work/image:latest" 2>&1); then fail "duplicate create fails"; else
   check "duplicate create says it exists" contains "$out" "already exists"; fi
@@ -128,6 +133,18 @@ check "no mounts remain" test -z "$(grep -F "$work" /proc/mounts || true)"
 check "no instance bundles remain" test -z "$(ls -A "$data/instances")"
 check "a deleted service's host gets 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$url/")" = 404
 if out=$(e service delete hello 2>&1); then fail "deleting twice fails"; else check "deleting twice says not found" contains "$out" "not found"; fi
+
+# With no revision left, prune removes every image and frees their blobs and root filesystems.
+# (Files younger than a minute are spared, for imports not yet recorded: age them.)
+find "$data/images" -mindepth 1 -exec touch -h -d '2 hours ago' {} +
+out=$(e image prune)
+check "image prune removes unused images" contains "$out" "Removed image hello-img"
+check "image prune says how much it freed" test -z "$(grep -F 'Freed 0 B' <<<"$out" || true)" -a -n "$(grep -F 'Freed ' <<<"$out")"
+check "no blobs or root filesystems remain" \
+  test -z "$(ls -A "$data/images/blobs/sha256")" -a -z "$(ls -A "$data/images/rootfs")"
+check "image list is empty" test "$(e image list | wc -l)" = 1
+if out=$(e image rm nothing-here 2>&1); then fail "removing an unknown image fails"; else
+  check "removing an unknown image says so" contains "$out" 'image "nothing-here" not found'; fi
 
 if stop_daemon; then pass "final SIGTERM exits 0"; else fail "final SIGTERM exits 0"; fi
 finish
