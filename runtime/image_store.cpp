@@ -339,9 +339,12 @@ Result<ImageRecord> ImageStore::import_docker_archive(const std::string& dir,
           reference, rel));
     return p.string();
   };
+  std::int64_t stored_bytes = 0;
   auto store_file = [&](const std::string& rel) -> Result<std::pair<std::string, std::int64_t>> {
     auto path = inside(rel);
     if (!path) return path.error();
+    stored_bytes += static_cast<std::int64_t>(fs::file_size(*path));
+    if (auto r = check_size(stored_bytes, reference); !r) return r.error();
     auto hex = sha256_file(*path);
     if (!hex) return hex.error();
     std::string digest = "sha256:" + *hex;
@@ -416,7 +419,17 @@ Result<ImageRecord> ImageStore::import_docker_archive(const std::string& dir,
   return rec;
 }
 
-Result<ImageRecord> ImageStore::import_layout(const std::string& layout, const std::string& tag,
+Result<void> ImageStore::check_size(std::int64_t bytes, const std::string& reference) const {
+  if (limits_.max_image_bytes > 0 && static_cast<std::uint64_t>(bytes) > limits_.max_image_bytes)
+    return Error::invalid(
+        fmt::format("image \"{}\" is larger than the max-image-bytes limit ({} bytes); raise it in "
+                    "the daemon config if "
+                    "the image is trusted",
+                    reference, limits_.max_image_bytes));
+  return {};
+}
+
+Result<ImageRecord> ImageStore::import_layout(const std::string& layout, const std::string& wanted,
                                               const std::string& reference,
                                               const std::string& name) {
   if (!fs::is_directory(layout))
@@ -426,7 +439,7 @@ Result<ImageRecord> ImageStore::import_layout(const std::string& layout, const s
     return Error::not_found(
         fmt::format("image \"{}\" not found: {} has no index.json (is it an OCI layout? try "
                     "'skopeo copy … oci:{}:{}')",
-                    reference, layout, layout, tag.empty() ? "latest" : tag));
+                    reference, layout, layout, wanted.empty() ? "latest" : wanted));
   auto index = parse_json_file(layout + "/index.json", "the layout's index.json");
   if (!index) return index.error();
 
@@ -446,18 +459,18 @@ Result<ImageRecord> ImageStore::import_layout(const std::string& layout, const s
     if (const auto* ann = m.get_object().if_contains("annotations"); ann && ann->is_object())
       tag = json_string(ann->get_object(), "org.opencontainers.image.ref.name");
     if (!tag.empty()) tags.push_back(tag);
-    if ((!tag.empty() && tag == tag) || (tag.empty() && manifests->size() == 1))
+    if ((!wanted.empty() && tag == wanted) || (wanted.empty() && manifests->size() == 1))
       chosen = &m.get_object();
   }
   if (!chosen) {
     std::string list;
     for (const auto& t : tags) list += (list.empty() ? "" : ", ") + t;
-    if (tag.empty())
+    if (wanted.empty())
       return Error::invalid(
           fmt::format("image \"{}\": {} holds several images; name one with oci:{}:TAG (tags: {})",
                       reference, layout, layout, list));
     return Error::not_found(fmt::format("image \"{}\" not found: {} has no tag \"{}\" (tags: {})",
-                                        reference, layout, tag, list.empty() ? "none" : list));
+                                        reference, layout, wanted, list.empty() ? "none" : list));
   }
 
   std::string digest = json_string(*chosen, "digest");
@@ -521,6 +534,10 @@ Result<ImageRecord> ImageStore::import_layout(const std::string& layout, const s
   if (!cpath) return cpath.error();
   total += size_of(config->get_object());
   std::vector<std::string> layer_digests;
+  std::int64_t declared = total;
+  for (const auto& l : layers->get_array())
+    if (l.is_object()) declared += std::max<std::int64_t>(0, size_of(l.get_object()));
+  if (auto r = check_size(declared, reference); !r) return r.error();
   for (const auto& l : layers->get_array()) {
     if (!l.is_object())
       return Error::invalid(
@@ -546,7 +563,7 @@ Result<ImageRecord> ImageStore::import_layout(const std::string& layout, const s
   fs::path dir = fs::path(layout).lexically_normal();
   if (!dir.has_filename()) dir = dir.parent_path();
   rec.name = name.empty()
-                 ? fmt::format("{}:{}", dir.filename().string(), tag.empty() ? "latest" : tag)
+                 ? fmt::format("{}:{}", dir.filename().string(), wanted.empty() ? "latest" : wanted)
                  : name;
   return rec;
 }

@@ -58,6 +58,7 @@ class ImageStore {
                                     const std::string& reference, const std::string& name);
   Result<ImageRecord> import_docker_archive(const std::string& dir, const std::string& tag,
                                             const std::string& reference, const std::string& name);
+  Result<void> check_size(std::int64_t bytes, const std::string& reference) const;
   Result<std::string> copy_blob(const std::string& layout, const std::string& digest,
                                 std::int64_t size) const;
   Result<void> unpack(const std::string& manifest_digest,

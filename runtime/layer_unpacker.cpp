@@ -154,6 +154,10 @@ class Unpacker {
     auto parts = entry_components(name, "entry");
     if (!parts) return parts.error();
     if (parts->empty()) return {};  // the root itself
+    // Device nodes give a container access to host devices; runc creates the ones it needs.
+    if (mode_t t = archive_entry_filetype(entry); t == AE_IFCHR || t == AE_IFBLK)
+      return Error::invalid(
+          fmt::format("entry \"{}\" is a device node; images may not carry device nodes", name));
     std::string base = parts->back();
     parts->pop_back();
     auto dir = resolve_dir(*parts, name, true);
@@ -237,8 +241,6 @@ class Unpacker {
       }
       case AE_IFREG:
         return write_file(a, entry, path, name, uid, gid, perm, total);
-      case AE_IFCHR:
-      case AE_IFBLK:
       case AE_IFIFO: {
         dev_t dev = makedev(archive_entry_rdevmajor(entry), archive_entry_rdevminor(entry));
         if (::mknod(path.c_str(), type | perm, dev) != 0)

@@ -12,7 +12,8 @@
 namespace elafros {
 
 struct UnpackLimits {
-  std::uint64_t max_layer_bytes = 16ULL << 30;  // uncompressed bytes of one layer
+  std::uint64_t max_layer_bytes = 16ULL << 30;  // uncompressed bytes of one layer (max-layer-bytes)
+  std::uint64_t max_image_bytes = 32ULL << 30;  // stored bytes of one image (max-image-bytes)
 };
 
 Result<void> unpack_layer(const std::string& layer_path, const std::string& root,

@@ -82,6 +82,10 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
       integer(c.shutdown_timeout_seconds);
     else if (key == "activator-queue-size")
       integer(c.activator_queue_size);
+    else if (key == "max-image-bytes")
+      number(c.max_image_bytes, 1, 1e15);
+    else if (key == "max-layer-bytes")
+      number(c.max_layer_bytes, 1, 1e15);
     // The KPA's defaults, named after Knative's config-autoscaler keys.
     else if (key == "container-concurrency-target-default")
       number(c.autoscaling.target, 0.01, 1e6);
@@ -110,7 +114,8 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
           "config file {}: unknown key \"{}\" (known keys: data-dir, socket, listen, "
           "domain, runtime, log-level, "
           "readiness-timeout-seconds, stop-grace-seconds, shutdown-timeout-seconds, "
-          "activator-queue-size, container-concurrency-target-default, "
+          "activator-queue-size, max-image-bytes, max-layer-bytes, "
+          "container-concurrency-target-default, "
           "requests-per-second-target-default, container-concurrency-target-percentage, "
           "stable-window-seconds, panic-window-percentage, panic-threshold-percentage, "
           "max-scale-up-rate, max-scale-down-rate, scale-to-zero-grace-period-seconds, "

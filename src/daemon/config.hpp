@@ -20,6 +20,8 @@ struct DaemonConfig {
   int stop_grace_seconds = 10;
   int shutdown_timeout_seconds = 10;
   int activator_queue_size = 1000;
+  double max_image_bytes = 32.0 * (1ULL << 30);  // stored bytes of one image
+  double max_layer_bytes = 16.0 * (1ULL << 30);  // uncompressed bytes of one layer
   AutoscalingDefaults autoscaling;
 };
 

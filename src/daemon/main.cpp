@@ -75,7 +75,10 @@ int run(const DaemonConfig& cfg) {
 
   auto store = SqliteStore::open(data_dir + "/elafros.db");
   if (!store) throw std::runtime_error(store.error().message);
-  auto images = std::make_shared<ImageStore>(data_dir + "/images");
+  UnpackLimits limits;
+  limits.max_image_bytes = static_cast<std::uint64_t>(cfg.max_image_bytes);
+  limits.max_layer_bytes = static_cast<std::uint64_t>(cfg.max_layer_bytes);
+  auto images = std::make_shared<ImageStore>(data_dir + "/images", limits);
   auto runner = std::make_shared<PosixProcessRunner>();
   auto version = runner->run({cfg.runtime, "--version"}, {});
   if (!version || version->exit_code != 0)

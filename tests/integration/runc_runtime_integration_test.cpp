@@ -266,3 +266,40 @@ TEST_CASE("OCI and Docker archives made by skopeo import to the same root filesy
   REQUIRE_FALSE(garbage.ok());
   CHECK(garbage.error().message.find("cannot be read") != std::string::npos);
 }
+
+TEST_CASE("an image larger than max-image-bytes is refused and not unpacked") {
+  REQUIRE(::getuid() == 0);
+  Workspace ws;
+  REQUIRE(ws.build_fixture_image());
+  UnpackLimits limits;
+  limits.max_image_bytes = 100 * 1024;  // the fixture's busybox layer is about 1 MiB
+  ImageStore images(ws.dir + "/data/images", limits);
+  auto r = images.import("oci:" + ws.dir + "/image:latest", "");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("max-image-bytes") != std::string::npos);
+  CHECK(fs::is_empty(ws.dir + "/data/images/rootfs"));
+}
+
+TEST_CASE("a layout with several tags imports the one named") {
+  REQUIRE(::getuid() == 0);
+  Workspace ws;
+  REQUIRE(std::system(fmt::format("{}/examples/hello/build-image.sh {}/image v1 >/dev/null",
+                                  ELAFROS_SOURCE_DIR, ws.dir)
+                          .c_str()) == 0);
+  REQUIRE(std::system(fmt::format("{}/examples/hello/build-image.sh {}/image v2 Bonjour >/dev/null",
+                                  ELAFROS_SOURCE_DIR, ws.dir)
+                          .c_str()) == 0);
+  ImageStore images(ws.dir + "/data/images");
+  auto v1 = images.import("oci:" + ws.dir + "/image:v1", "");
+  auto v2 = images.import("oci:" + ws.dir + "/image:v2", "");
+  REQUIRE(v1.ok());
+  REQUIRE(v2.ok());
+  CHECK(v1->name == "image:v1");
+  CHECK(v2->name == "image:v2");
+  CHECK(v1->digest != v2->digest);
+  auto env = images.config(v1->digest)->env;
+  CHECK(std::find(env.begin(), env.end(), "GREETING=Hello") != env.end());
+  auto untagged = images.import("oci:" + ws.dir + "/image", "");
+  REQUIRE_FALSE(untagged.ok());
+  CHECK(untagged.error().message.find("holds several images") != std::string::npos);
+}

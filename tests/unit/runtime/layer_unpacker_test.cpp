@@ -165,6 +165,12 @@ TEST_CASE("hostile layers are refused, naming the entry, and nothing escapes the
     CHECK_FALSE(fs::exists(s.root + "/stolen"));
     fs::remove(s.outside + "/secret");
   }
+  SECTION("a device node") {
+    auto r = s.apply({{TarEntry::kCharDevice, "dev/mem", ""}});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("\"dev/mem\" is a device node") != std::string::npos);
+    CHECK_FALSE(fs::exists(s.root + "/dev/mem"));
+  }
   SECTION("hardlink with an absolute target") {
     auto r = s.apply({{TarEntry::kHardlink, "stolen", "/etc/passwd"}});
     REQUIRE_FALSE(r.ok());
