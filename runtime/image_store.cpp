@@ -18,6 +18,8 @@
 #include <set>
 #include <sstream>
 
+#include "elafros/errno_text.hpp"
+
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
@@ -96,7 +98,7 @@ std::string json_string(const json::object& o, std::string_view key) {
 
 Result<std::string> sha256_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error::not_found(fmt::format("{}: {}", path, std::strerror(errno)));
+  if (fd < 0) return Error::not_found(fmt::format("{}: {}", path, errno_text(errno)));
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
   std::vector<char> buf(1 << 16);
@@ -105,7 +107,7 @@ Result<std::string> sha256_file(const std::string& path) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       ::close(fd);
-      return Error::internal(fmt::format("reading {}: {}", path, std::strerror(errno)));
+      return Error::internal(fmt::format("reading {}: {}", path, errno_text(errno)));
     }
     if (n == 0) break;
     EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));

@@ -16,6 +16,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "elafros/errno_text.hpp"
+
 namespace fs = std::filesystem;
 
 namespace elafros {
@@ -112,10 +114,10 @@ class Unpacker {
       if (::lstat(path.c_str(), &st) != 0) {
         if (errno != ENOENT || !create)
           return Error::invalid(fmt::format("entry \"{}\": {} cannot be examined: {}", entry_name,
-                                            c, std::strerror(errno)));
+                                            c, errno_text(errno)));
         if (::mkdir(path.c_str(), 0755) != 0)
           return Error::internal(fmt::format("entry \"{}\": cannot create directory {}: {}",
-                                             entry_name, path, std::strerror(errno)));
+                                             entry_name, path, errno_text(errno)));
         resolved.push_back(std::move(c));
         continue;
       }
@@ -216,7 +218,7 @@ class Unpacker {
         return Error::invalid(fmt::format("entry \"{}\" is a hardlink to a directory", name));
       if (::linkat(AT_FDCWD, target.c_str(), AT_FDCWD, path.c_str(), 0) != 0)
         return Error::internal(
-            fmt::format("entry \"{}\": link failed: {}", name, std::strerror(errno)));
+            fmt::format("entry \"{}\": link failed: {}", name, errno_text(errno)));
       return {};
     }
 
@@ -224,16 +226,16 @@ class Unpacker {
       case AE_IFDIR:
         if (!exists && ::mkdir(path.c_str(), 0700) != 0)
           return Error::internal(
-              fmt::format("entry \"{}\": mkdir failed: {}", name, std::strerror(errno)));
+              fmt::format("entry \"{}\": mkdir failed: {}", name, errno_text(errno)));
         if (::lchown(path.c_str(), uid, gid) != 0 || ::chmod(path.c_str(), perm) != 0)
           return Error::internal(fmt::format("entry \"{}\": setting owner and mode failed: {}",
-                                             name, std::strerror(errno)));
+                                             name, errno_text(errno)));
         return {};
       case AE_IFLNK: {
         const char* target = archive_entry_symlink(entry);
         if (::symlink(target ? target : "", path.c_str()) != 0)
           return Error::internal(
-              fmt::format("entry \"{}\": symlink failed: {}", name, std::strerror(errno)));
+              fmt::format("entry \"{}\": symlink failed: {}", name, errno_text(errno)));
         if (::lchown(path.c_str(), uid, gid) != 0) {
           // Not fatal: the owner of a symlink does not matter for following it.
         }
@@ -245,10 +247,10 @@ class Unpacker {
         dev_t dev = makedev(archive_entry_rdevmajor(entry), archive_entry_rdevminor(entry));
         if (::mknod(path.c_str(), type | perm, dev) != 0)
           return Error::internal(
-              fmt::format("entry \"{}\": mknod failed: {}", name, std::strerror(errno)));
+              fmt::format("entry \"{}\": mknod failed: {}", name, errno_text(errno)));
         if (::lchown(path.c_str(), uid, gid) != 0 || ::chmod(path.c_str(), perm) != 0)
           return Error::internal(fmt::format("entry \"{}\": setting owner and mode failed: {}",
-                                             name, std::strerror(errno)));
+                                             name, errno_text(errno)));
         return {};
       }
       default:
@@ -262,7 +264,7 @@ class Unpacker {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
       return Error::internal(
-          fmt::format("entry \"{}\": create failed: {}", name, std::strerror(errno)));
+          fmt::format("entry \"{}\": create failed: {}", name, errno_text(errno)));
     struct Closer {
       int fd;
       ~Closer() { ::close(fd); }
@@ -287,7 +289,7 @@ class Unpacker {
         if (n < 0) {
           if (errno == EINTR) continue;
           return Error::internal(
-              fmt::format("entry \"{}\": write failed: {}", name, std::strerror(errno)));
+              fmt::format("entry \"{}\": write failed: {}", name, errno_text(errno)));
         }
         p += n;
         size -= static_cast<std::size_t>(n);
@@ -297,7 +299,7 @@ class Unpacker {
     if (::ftruncate(fd, archive_entry_size(entry)) != 0 || ::fchown(fd, uid, gid) != 0 ||
         ::fchmod(fd, perm) != 0)
       return Error::internal(fmt::format("entry \"{}\": setting size, owner and mode failed: {}",
-                                         name, std::strerror(errno)));
+                                         name, errno_text(errno)));
     struct timespec times[2] = {{archive_entry_mtime(entry), 0}, {archive_entry_mtime(entry), 0}};
     (void)::futimens(fd, times);
     return {};

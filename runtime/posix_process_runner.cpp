@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "elafros/errno_text.hpp"
+
 extern char** environ;
 
 namespace elafros {
@@ -34,13 +36,13 @@ Result<ProcessResult> PosixProcessRunner::run(const std::vector<std::string>& ar
   int pipes[2];
   if (options.stdout_fd < 0) {
     if (::pipe2(pipes, O_CLOEXEC) != 0)
-      return Error::internal(fmt::format("pipe: {}", std::strerror(errno)));
+      return Error::internal(fmt::format("pipe: {}", errno_text(errno)));
     out_r.fd = pipes[0];
     out_w.fd = pipes[1];
   }
   if (options.stderr_fd < 0) {
     if (::pipe2(pipes, O_CLOEXEC) != 0)
-      return Error::internal(fmt::format("pipe: {}", std::strerror(errno)));
+      return Error::internal(fmt::format("pipe: {}", errno_text(errno)));
     err_r.fd = pipes[0];
     err_w.fd = pipes[1];
   }
@@ -66,7 +68,7 @@ Result<ProcessResult> PosixProcessRunner::run(const std::vector<std::string>& ar
   int rc = ::posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
-  if (rc != 0) return Error::internal(fmt::format("cannot run {}: {}", argv[0], std::strerror(rc)));
+  if (rc != 0) return Error::internal(fmt::format("cannot run {}: {}", argv[0], errno_text(rc)));
   out_w.reset();
   err_w.reset();
 
@@ -97,7 +99,7 @@ Result<ProcessResult> PosixProcessRunner::run(const std::vector<std::string>& ar
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR)
-      return Error::internal(fmt::format("waiting for {}: {}", argv[0], std::strerror(errno)));
+      return Error::internal(fmt::format("waiting for {}: {}", argv[0], errno_text(errno)));
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;

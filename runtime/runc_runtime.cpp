@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "elafros/errno_text.hpp"
 #include "elafros/resource_json.hpp"
 #include "oci_spec.hpp"
 
@@ -81,22 +82,21 @@ std::string runc_log_message(const std::string& path) {
 Result<void> write_file_atomic(const std::string& path, const std::string& content, int mode) {
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Error::internal(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+  if (fd < 0) return Error::internal(fmt::format("cannot write {}: {}", tmp, errno_text(errno)));
   std::size_t off = 0;
   while (off < content.size()) {
     ssize_t n = ::write(fd, content.data() + off, content.size() - off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       ::close(fd);
-      return Error::internal(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
+      return Error::internal(fmt::format("cannot write {}: {}", tmp, errno_text(errno)));
     }
     off += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0)
-    return Error::internal(fmt::format("cannot flush {}: {}", tmp, std::strerror(errno)));
+    return Error::internal(fmt::format("cannot flush {}: {}", tmp, errno_text(errno)));
   if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return Error::internal(
-        fmt::format("cannot rename {} into place: {}", tmp, std::strerror(errno)));
+    return Error::internal(fmt::format("cannot rename {} into place: {}", tmp, errno_text(errno)));
   std::string dir = fs::path(path).parent_path().string();
   int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -159,7 +159,7 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   std::string opts = fmt::format("lowerdir={},upperdir={}/upper,workdir={}/work", lower, dir, dir);
   if (::mount("overlay", merged.c_str(), "overlay", MS_NODEV, opts.c_str()) != 0)
     return fail(Error::internal(fmt::format("mounting the overlay root filesystem at {} failed: {}",
-                                            merged, std::strerror(errno))));
+                                            merged, errno_text(errno))));
 
   BundleSpec bundle;
   bundle.process = std::move(process.value());
@@ -187,8 +187,8 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   if (out < 0 || err < 0) {
     if (out >= 0) ::close(out);
     if (err >= 0) ::close(err);
-    return fail(Error::internal(fmt::format("cannot open the log files of {}: {}",
-                                            spec.container_id, std::strerror(errno))));
+    return fail(Error::internal(
+        fmt::format("cannot open the log files of {}: {}", spec.container_id, errno_text(errno))));
   }
   ProcessOptions po;
   po.stdout_fd = out;

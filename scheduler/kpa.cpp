@@ -14,7 +14,7 @@ int ceil_count(double x) {
 }  // namespace
 
 Kpa::Kpa(AutoscalingSpec spec, TimePoint created)
-    : spec_(std::move(spec)), created_(created), last_active_(created) {}
+    : spec_(spec), created_(created), last_active_(created) {}
 
 void Kpa::record(TimePoint now, double concurrency, double rps) {
   if (buckets_.empty() && first_record_ == TimePoint{})

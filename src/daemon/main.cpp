@@ -21,6 +21,7 @@
 
 #include "api/api_server.hpp"
 #include "config.hpp"
+#include "elafros/errno_text.hpp"
 #include "image_store.hpp"
 #include "posix_process_runner.hpp"
 #include "proxy/proxy_server.hpp"
@@ -39,8 +40,7 @@ namespace {
 int lock_data_dir(const std::string& data_dir) {
   std::string path = data_dir + "/elafrosd.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, errno_text(errno)));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
     throw std::runtime_error(
         fmt::format("another elafrosd is already running on data dir {} (it holds {}); stop it "
