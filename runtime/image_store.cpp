@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "elafros/errno_text.hpp"
+#include "registry_reference.hpp"
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -159,7 +160,16 @@ Result<ImageReference> parse_image_reference(const std::string& reference) {
                       transport, transport == "oci-archive:" ? "[:TAG]" : "[:NAME:TAG]"));
     return ref;
   }
-  for (std::string_view other : {"docker://", "containers-storage:", "dir:"}) {
+  if (reference.rfind("docker://", 0) == 0) {
+    auto registry = parse_registry_reference(reference);
+    if (!registry) return registry.error();
+    return Error::invalid(fmt::format(
+        "image reference \"{}\": pulling {} from its registry is not built yet; copy it on a "
+        "connected machine "
+        "('skopeo copy docker://{} oci-archive:image.tar'), then use oci-archive:image.tar",
+        reference, registry->str(), registry->str()));
+  }
+  for (std::string_view other : {"containers-storage:", "dir:"}) {
     if (reference.rfind(other, 0) == 0)
       return Error::invalid(fmt::format(
           "image reference \"{}\": the {} transport is not supported yet; convert it to an OCI "

@@ -27,6 +27,7 @@
 #include "image_store.hpp"
 #include "offload.hpp"
 #include "reconciler.hpp"
+#include "registry_reference.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -463,12 +464,23 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     if (looks_like_transport(reference)) co_return co_await import(reference, "");
     auto image =
         co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
-    if (!image && image.error().code == ErrorCode::kNotFound)
-      co_return Error::invalid(
-          fmt::format("spec.template.spec.containers[0].image: image \"{}\" is not in the image "
-                      "store; give a reference such as "
-                      "oci:DIR:TAG, or import it first with 'elafros image import'",
-                      reference));
+    if (!image && image.error().code == ErrorCode::kNotFound) {
+      std::string message = fmt::format(
+          "spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give a "
+          "reference such "
+          "as oci:DIR:TAG, oci-archive:FILE or docker-archive:FILE, or import it first with "
+          "'elafros image import'",
+          reference);
+      if (auto registry = parse_registry_reference(reference))
+        message = fmt::format(
+            "spec.template.spec.containers[0].image: image \"{}\" is not in the image store, and "
+            "pulling {} from "
+            "its registry is not built yet; copy it on a connected machine ('skopeo copy "
+            "docker://{} "
+            "oci-archive:image.tar'), then use --image oci-archive:image.tar",
+            reference, registry->str(), registry->str());
+      co_return Error::invalid(message);
+    }
     co_return image;
   }
 

@@ -77,7 +77,8 @@ if out=$(e service create Bad_Name --image hello-img 2>&1); then fail "invalid n
 if out=$(e service describe ghost 2>&1); then fail "unknown service fails"; else
   check "unknown service says not found" contains "$out" 'service "ghost" not found'; fi
 if out=$(e service create noimg --image no-such-image 2>&1); then fail "unknown image fails"; else
-  check "unknown image says how to import one" contains "$out" "elafros image import"; fi
+  check "unknown image says it is not in the store and what to do" contains "$out" "is not in the image store"
+  check "... naming the registry reference it would be" contains "$out" "docker.io/library/no-such-image:latest"; fi
 code=$(curl -s -o "$work/resp" -w '%{http_code}' --unix-socket "$sock" -X POST -d '{not json' http://x/apis/serving.knative.dev/v1/namespaces/default/services)
 check "malformed JSON gets 400 with a JSON error" test "$code" = 400 -a -n "$(grep -F '"error"' "$work/resp")"
 code=$(curl -s -o "$work/resp" -w '%{http_code}' --unix-socket "$sock" -X POST \
