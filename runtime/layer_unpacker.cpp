@@ -122,6 +122,14 @@ class Unpacker {
         continue;
       }
       if (S_ISLNK(st.st_mode)) {
+        // An entry is never written through a symlink, wherever the link points: the layer
+        // must name the real path (containerd and Docker write layers that way).
+        if (create) {
+          auto rel = resolved;
+          rel.push_back(c);
+          return Error::invalid(fmt::format(
+              "entry \"{}\" would be written through the symlink \"{}\"", entry_name, join(rel)));
+        }
         if (++hops > kMaxSymlinkHops)
           return Error::invalid(
               fmt::format("entry \"{}\" goes through too many symlinks", entry_name));

@@ -1,8 +1,9 @@
 #pragma once
 // Applies OCI image layers (tar, optionally gzip/zstd compressed) onto a root directory, the way
 // the OCI image spec describes: in order, with .wh. whiteouts and .wh..wh..opq opaque markers.
-// Nothing is ever written outside the root: entries with absolute paths or "..", and entries
-// that would pass through a symlink or hardlink pointing outside, are rejected by name.
+// Nothing is ever written outside the root: entries with absolute paths or "..", entries whose
+// path goes through a symlink (one from a lower layer or from earlier in the same layer), device
+// nodes, and hardlinks whose target resolves outside the root are rejected by name.
 
 #include <cstdint>
 #include <string>
