@@ -263,6 +263,15 @@ std::string archive_name(const std::string& file, const std::string& tag) {
 }  // namespace
 
 Result<ImageRecord> ImageStore::import(const std::string& reference, const std::string& name) {
+  // This runs on a worker thread: a filesystem exception must become an error, not a crash.
+  try {
+    return import_any(reference, name);
+  } catch (const std::exception& e) {
+    return Error::internal(fmt::format("importing image \"{}\" failed: {}", reference, e.what()));
+  }
+}
+
+Result<ImageRecord> ImageStore::import_any(const std::string& reference, const std::string& name) {
   auto ref = parse_image_reference(reference);
   if (!ref) return ref.error();
   if (ref->transport == "oci") return import_layout(ref->path, ref->tag, reference, name);

@@ -54,6 +54,7 @@ class ImageStore {
   std::string blob_path(const std::string& digest) const;
 
  private:
+  Result<ImageRecord> import_any(const std::string& reference, const std::string& name);
   Result<ImageRecord> import_layout(const std::string& layout, const std::string& tag,
                                     const std::string& reference, const std::string& name);
   Result<ImageRecord> import_docker_archive(const std::string& dir, const std::string& tag,

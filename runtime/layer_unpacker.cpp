@@ -46,9 +46,11 @@ std::string join(const std::vector<std::string>& parts) {
   return out;
 }
 
-struct Rejected {
-  std::string why;
-};
+// libarchive may have no message for an error; never hand fmt a null string.
+const char* archive_message(archive* a) {
+  const char* m = archive_error_string(a);
+  return m ? m : "malformed archive";
+}
 
 // Checks an entry's own path: relative, and no "..". Returns its components.
 Result<std::vector<std::string>> entry_components(std::string_view name, std::string_view what) {
@@ -72,7 +74,7 @@ class Unpacker {
     archive_read_support_format_gnutar(a.get());
     if (archive_read_open_filename(a.get(), layer_path.c_str(), 1 << 16) != ARCHIVE_OK)
       return Error::invalid(
-          fmt::format("layer {} cannot be read: {}", layer_path, archive_error_string(a.get())));
+          fmt::format("layer {} cannot be read: {}", layer_path, archive_message(a.get())));
     std::uint64_t total = 0;
     for (;;) {
       archive_entry* entry = nullptr;
@@ -80,7 +82,7 @@ class Unpacker {
       if (rc == ARCHIVE_EOF) break;
       if (rc < ARCHIVE_WARN)
         return Error::invalid(fmt::format("layer {} is not a valid tar archive: {}", layer_path,
-                                          archive_error_string(a.get())));
+                                          archive_message(a.get())));
       if (auto r = apply(a.get(), entry, total); !r)
         return Error::invalid(
             fmt::format("layer {} was refused: {}", layer_path, r.error().message));
@@ -284,8 +286,8 @@ class Unpacker {
       int rc = archive_read_data_block(a, &buf, &size, &offset);
       if (rc == ARCHIVE_EOF) break;
       if (rc < ARCHIVE_WARN)
-        return Error::invalid(fmt::format("entry \"{}\": reading its data failed: {}", name,
-                                          archive_error_string(a)));
+        return Error::invalid(
+            fmt::format("entry \"{}\": reading its data failed: {}", name, archive_message(a)));
       total += size;
       if (total > limits_.max_layer_bytes)
         return Error::invalid(

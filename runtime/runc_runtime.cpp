@@ -132,6 +132,17 @@ std::vector<std::string> RuncRuntime::runc_argv(std::initializer_list<std::strin
 }
 
 Result<int> RuncRuntime::start(const LaunchSpec& spec) {
+  // This runs on a worker thread: a filesystem exception must become an error, not a crash.
+  try {
+    return start_container(spec);
+  } catch (const std::exception& e) {
+    cleanup_files(spec.container_id);
+    return Error::internal(
+        fmt::format("starting instance {} failed: {}", spec.container_id, e.what()));
+  }
+}
+
+Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   if (!is_container_id(spec.container_id))
     return Error::internal(fmt::format("\"{}\" is not a valid container id", spec.container_id));
   if (!images_->has_rootfs(spec.image_digest))

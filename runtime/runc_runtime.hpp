@@ -35,6 +35,7 @@ class RuncRuntime final : public ContainerRuntime {
   const std::string& state_root() const { return state_root_; }
 
  private:
+  Result<int> start_container(const LaunchSpec& spec);
   std::vector<std::string> runc_argv(std::initializer_list<std::string> args) const;
   void cleanup_files(const std::string& container_id);
 
