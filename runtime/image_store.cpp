@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -263,12 +264,25 @@ std::string archive_name(const std::string& file, const std::string& tag) {
 }  // namespace
 
 Result<ImageRecord> ImageStore::import(const std::string& reference, const std::string& name) {
+  // One import (or prune) at a time: a failed import removes exactly the blobs it added.
+  std::lock_guard lock(mutex_);
+  std::set<std::string> before;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root_ + "/blobs/sha256", ec))
+    before.insert(e.path().filename().string());
+  Result<ImageRecord> result = Error::internal("not imported");
   // This runs on a worker thread: a filesystem exception must become an error, not a crash.
   try {
-    return import_any(reference, name);
+    result = import_any(reference, name);
   } catch (const std::exception& e) {
-    return Error::internal(fmt::format("importing image \"{}\" failed: {}", reference, e.what()));
+    result = Error::internal(fmt::format("importing image \"{}\" failed: {}", reference, e.what()));
   }
+  if (!result) {
+    // A failed import leaves no partial image behind.
+    for (const auto& e : fs::directory_iterator(root_ + "/blobs/sha256", ec))
+      if (!before.count(e.path().filename().string())) fs::remove(e.path(), ec);
+  }
+  return result;
 }
 
 Result<ImageRecord> ImageStore::import_any(const std::string& reference, const std::string& name) {
@@ -606,6 +620,7 @@ std::uint64_t tree_size(const fs::path& p) {
 
 Result<std::uint64_t> ImageStore::prune(const std::vector<std::string>& keep,
                                         std::chrono::seconds grace) {
+  std::lock_guard lock(mutex_);
   std::set<std::string> keep_blobs;
   std::set<std::string> keep_rootfs;
   for (const auto& digest : keep) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,7 @@ class ImageStore {
 
   std::string root_;
   UnpackLimits limits_;
+  std::mutex mutex_;  // imports and prunes, one at a time (they run on worker threads)
 };
 
 // Hex sha256 of a file's content.

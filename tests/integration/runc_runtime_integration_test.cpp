@@ -218,6 +218,7 @@ TEST_CASE("an image whose blob does not match its digest is refused") {
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().message.find("does not match its digest") != std::string::npos);
   CHECK(fs::is_empty(ws.dir + "/data/images/rootfs"));
+  CHECK(fs::is_empty(ws.dir + "/data/images/blobs/sha256"));  // no partial image left behind
 }
 
 TEST_CASE("OCI and Docker archives made by skopeo import to the same root filesystem") {
