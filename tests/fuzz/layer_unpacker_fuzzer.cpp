@@ -23,6 +23,10 @@ struct Sandbox {
     fs::create_directories(base + "/outside");
     std::ofstream(base + "/outside/sentinel") << "untouched";
   }
+  ~Sandbox() {
+    std::error_code ec;
+    fs::remove_all(base, ec);
+  }
 };
 
 Sandbox& sandbox() {
