@@ -12,7 +12,7 @@ packages=(
   # run
   runc
   # tests and examples
-  umoci skopeo busybox-static curl iproute2 util-linux procps wrk
+  umoci skopeo docker-registry busybox-static curl iproute2 util-linux procps wrk
 )
 
 missing=()

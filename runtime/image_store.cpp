@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "elafros/errno_text.hpp"
+#include "registry_client.hpp"
 #include "registry_reference.hpp"
 
 namespace fs = std::filesystem;
@@ -164,11 +165,7 @@ Result<ImageReference> parse_image_reference(const std::string& reference) {
   if (reference.rfind("docker://", 0) == 0) {
     auto registry = parse_registry_reference(reference);
     if (!registry) return registry.error();
-    return Error::invalid(fmt::format(
-        "image reference \"{}\": pulling {} from its registry is not built yet; copy it on a "
-        "connected machine "
-        "('skopeo copy docker://{} oci-archive:image.tar'), then use oci-archive:image.tar",
-        reference, registry->str(), registry->str()));
+    return ImageReference{"docker", registry->str(), ""};
   }
   for (std::string_view other : {"containers-storage:", "dir:"}) {
     if (reference.rfind(other, 0) == 0)
@@ -289,6 +286,15 @@ Result<ImageRecord> ImageStore::import_any(const std::string& reference, const s
   auto ref = parse_image_reference(reference);
   if (!ref) return ref.error();
   if (ref->transport == "oci") return import_layout(ref->path, ref->tag, reference, name);
+  if (ref->transport == "docker") {
+    auto registry = parse_registry_reference(ref->path);
+    if (!registry) return registry.error();
+    ScratchDir scratch{root_ + "/tmp/pull-" + random_suffix()};
+    if (auto r = pull_to_layout(*registry, scratch.path, "pulled"); !r) return r.error();
+    auto rec = import_layout(scratch.path, "pulled", reference, name);
+    if (rec && name.empty()) rec->name = registry->str();
+    return rec;
+  }
   // Archives are unpacked with the same safe unpacker as layers, then read as what they hold.
   if (!fs::is_regular_file(ref->path))
     return Error::not_found(

@@ -471,14 +471,15 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
           "as oci:DIR:TAG, oci-archive:FILE or docker-archive:FILE, or import it first with "
           "'elafros image import'",
           reference);
-      if (auto registry = parse_registry_reference(reference))
-        message = fmt::format(
-            "spec.template.spec.containers[0].image: image \"{}\" is not in the image store, and "
-            "pulling {} from "
-            "its registry is not built yet; copy it on a connected machine ('skopeo copy "
-            "docker://{} "
-            "oci-archive:image.tar'), then use --image oci-archive:image.tar",
-            reference, registry->str(), registry->str());
+      // Not a local name: a registry reference, as Docker reads it, is pulled.
+      if (auto registry = parse_registry_reference(reference)) {
+        auto pulled = co_await import("docker://" + registry->str(), "");
+        if (pulled) co_return pulled;
+        co_return Error{
+            pulled.error().code,
+            fmt::format("image \"{}\" is not in the image store, and pulling it failed: {}",
+                        reference, pulled.error().message)};
+      }
       co_return Error::invalid(message);
     }
     co_return image;
