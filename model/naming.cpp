@@ -19,6 +19,13 @@ std::optional<std::string> dns1035_label_problem(std::string_view name) {
   return std::nullopt;
 }
 
+std::pair<std::string, std::string> split_path_and_tag(std::string_view rest, bool archive) {
+  for (std::size_t i = 0; i < rest.size(); ++i)
+    if (rest[i] == ':' && (archive || rest.find('/', i) == std::string_view::npos))
+      return {std::string(rest.substr(0, i)), std::string(rest.substr(i + 1))};
+  return {std::string(rest), ""};
+}
+
 std::string revision_name(std::string_view service, int index) {
   return fmt::format("{}-{:05d}", service, index);
 }

@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "elafros/errno_text.hpp"
+#include "elafros/naming.hpp"
 #include "registry_client.hpp"
 #include "registry_reference.hpp"
 
@@ -125,41 +126,19 @@ Result<std::string> sha256_file(const std::string& path) {
 }
 
 Result<ImageReference> parse_image_reference(const std::string& reference) {
-  constexpr std::string_view kOci = "oci:";
-  if (reference.rfind(kOci, 0) == 0) {
-    std::string rest = reference.substr(kOci.size());
-    ImageReference ref{"oci", rest, ""};
-    // The tag follows the last ':' unless that ':' is part of the directory path.
-    if (auto colon = rest.rfind(':');
-        colon != std::string::npos && rest.find('/', colon) == std::string::npos) {
-      ref.path = rest.substr(0, colon);
-      ref.tag = rest.substr(colon + 1);
-    }
-    if (ref.path.empty())
-      return Error::invalid(
-          fmt::format("image reference \"{}\" names no directory; use oci:DIR[:TAG]", reference));
-    return ref;
-  }
-  // oci-archive:FILE[:TAG] and docker-archive:FILE[:NAME:TAG]: the file ends at the first ':'
-  // after which no '/' follows (paths may contain ':' only before a '/').
-  for (std::string_view transport : {"oci-archive:", "docker-archive:"}) {
+  // oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG].
+  for (std::string_view transport : {"oci:", "oci-archive:", "docker-archive:"}) {
     if (reference.rfind(transport, 0) != 0) continue;
-    std::string rest = reference.substr(transport.size());
-    ImageReference ref{std::string(transport.substr(0, transport.size() - 1)), rest, ""};
-    std::size_t cut = std::string::npos;
-    for (std::size_t i = 0; i < rest.size(); ++i)
-      if (rest[i] == ':' && rest.find('/', i) == std::string::npos) {
-        cut = i;
-        break;
-      }
-    if (cut != std::string::npos) {
-      ref.path = rest.substr(0, cut);
-      ref.tag = rest.substr(cut + 1);
-    }
+    auto [path, tag] = split_path_and_tag(std::string_view(reference).substr(transport.size()),
+                                          transport != "oci:");
+    ImageReference ref{std::string(transport.substr(0, transport.size() - 1)), path, tag};
     if (ref.path.empty())
-      return Error::invalid(
-          fmt::format("image reference \"{}\" names no archive file; use {}FILE{}", reference,
-                      transport, transport == "oci-archive:" ? "[:TAG]" : "[:NAME:TAG]"));
+      return Error::invalid(fmt::format("image reference \"{}\" names no {}; use {}{}", reference,
+                                        transport == "oci:" ? "directory" : "archive file",
+                                        transport,
+                                        transport == "oci:"           ? "DIR[:TAG]"
+                                        : transport == "oci-archive:" ? "FILE[:TAG]"
+                                                                      : "FILE[:NAME:TAG]"));
     return ref;
   }
   if (reference.rfind("docker://", 0) == 0) {

@@ -213,9 +213,12 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   if (!run) return fail(run.error());
   if (run->exit_code != 0) {
     std::string why = runc_log_message(dir + "/runc.log");
+    if (why.empty()) why = tail_logs(spec.container_id, 5);
+    if (why.empty())
+      why = "runc gave no reason; run elafrosd with --log-level debug and look at its log";
     return fail(Error::internal(
         fmt::format("runc could not start the container of revision \"{}\" (exit {}): {}",
-                    spec.revision, run->exit_code, why.empty() ? "no message" : why)));
+                    spec.revision, run->exit_code, why)));
   }
   std::ifstream pid_file(dir + "/pid");
   int pid = 0;

@@ -449,17 +449,24 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (inst->stop_requested) return;  // stop() finishes the job
     RevisionPtr rev = find_revision(inst->record.namespace_, inst->record.revision);
     if (!rev) return;
-    std::string reason = "ExitCode";
     std::string code = inst->exit_code >= 0 ? std::to_string(inst->exit_code) : "unknown";
-    std::string tail = runtime_.tail_logs(inst->record.id, 10);
-    std::string message = fmt::format("container exited with code {}{}{}", code,
-                                      tail.empty() ? "" : "; last output:\n", tail);
     spdlog::warn("instance {} of revision {} exited with code {}", inst->record.id,
                  inst->record.revision, code);
     bool was_ready = inst->phase == Phase::kReady;
     if (was_ready && clock_->now() - inst->ready_at > std::chrono::seconds(10))
       rev->backoff = std::chrono::milliseconds(0);
-    asio::co_spawn(control_, fail(rev, inst, reason, message, true), asio::detached);
+    // Out of the routes now; the log files are read off the control thread.
+    inst->phase = Phase::kExited;
+    publish_routes();
+    asio::co_spawn(control_, exited(rev, inst, code), asio::detached);
+  }
+
+  awaitable<void> exited(RevisionPtr rev, InstancePtr inst, std::string code) {
+    std::string tail = co_await offload(blocking_.get_executor(), &ContainerRuntime::tail_logs,
+                                        &runtime_, inst->record.id, std::size_t{10});
+    std::string message = fmt::format("container exited with code {}{}{}", code,
+                                      tail.empty() ? "" : "; last output:\n", tail);
+    co_await fail(rev, inst, "ExitCode", std::move(message), true);
   }
 
   // The instance failed: take it out of service, remove it, and start another after a backoff.
@@ -954,10 +961,6 @@ ServiceStatus Reconciler::service_status(const Service& service) const {
 RevisionStatus Reconciler::revision_status(const std::string& ns,
                                            const std::string& revision) const {
   return impl_->revision_status(ns, revision);
-}
-
-std::string Reconciler::service_url(const std::string& ns, const std::string& name) const {
-  return impl_->url(ns, name);
 }
 
 Reconciler::Counts Reconciler::counts() const {

@@ -66,7 +66,6 @@ class Reconciler {
 
   ServiceStatus service_status(const Service& service) const;
   RevisionStatus revision_status(const std::string& ns, const std::string& revision) const;
-  std::string service_url(const std::string& ns, const std::string& name) const;
 
   struct Counts {
     std::size_t services = 0;

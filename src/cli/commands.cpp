@@ -15,6 +15,7 @@
 
 #include "cli/output.hpp"
 #include "cli/yaml_json.hpp"
+#include "elafros/naming.hpp"
 
 namespace json = boost::json;
 namespace fs = std::filesystem;
@@ -234,17 +235,10 @@ std::string revisions_path(const Globals& g) {
 std::string absolutize_reference(const std::string& ref) {
   for (const std::string prefix : {"oci:", "oci-archive:", "docker-archive:"}) {
     if (ref.rfind(prefix, 0) != 0) continue;
-    std::string rest = ref.substr(prefix.size());
-    // The path ends at the first ':' with no '/' after it; what follows is the tag.
-    std::string path = rest, tag;
-    for (std::size_t i = 0; i < rest.size(); ++i)
-      if (rest[i] == ':' && rest.find('/', i) == std::string::npos) {
-        path = rest.substr(0, i);
-        tag = rest.substr(i);
-        break;
-      }
+    auto [path, tag] =
+        split_path_and_tag(std::string_view(ref).substr(prefix.size()), prefix != "oci:");
     if (path.empty() || path.front() == '/') return ref;
-    return prefix + fs::absolute(path).lexically_normal().string() + tag;
+    return prefix + fs::absolute(path).lexically_normal().string() + (tag.empty() ? "" : ":" + tag);
   }
   return ref;
 }

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
+#include <functional>
 #include <stdexcept>
+#include <vector>
 
 namespace elafros {
 
@@ -22,105 +25,84 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
   if (!root.IsMap())
     throw std::runtime_error(
         fmt::format("config file {} must be a mapping of keys to values", path));
-  for (const auto& kv : root) {
-    std::string key = kv.first.as<std::string>();
-    const YAML::Node& v = kv.second;
-    auto str = [&](std::string& out) {
-      if (!v.IsScalar())
-        throw std::runtime_error(fmt::format("config file {}: {} must be a string", path, key));
+  // Every key, with how its value is read and checked. The order is the one error messages list.
+  std::string key;  // the key being read, for messages
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error(fmt::format("config file {}: {} {}", path, key, what));
+  };
+  auto str = [&](std::string& out) {
+    return [&out, &fail](const YAML::Node& v) {
+      if (!v.IsScalar()) fail("must be a string");
       out = v.as<std::string>();
     };
-    auto number = [&](double& out, double min, double max) {
-      try {
-        out = v.as<double>();
-      } catch (const YAML::Exception&) {
-        throw std::runtime_error(fmt::format("config file {}: {} must be a number", path, key));
-      }
-      if (out < min || out > max)
-        throw std::runtime_error(
-            fmt::format("config file {}: {} must be between {} and {}", path, key, min, max));
-    };
-    auto seconds = [&](std::chrono::seconds& out, int min, int max) {
+  };
+  auto number = [&](double& out, double min, double max) {
+    return [&out, &fail, min, max](const YAML::Node& v) {
       double n = 0;
-      number(n, min, max);
-      out = std::chrono::seconds(static_cast<int>(n));
+      if (!v.IsScalar() || !YAML::convert<double>::decode(v, n)) fail("must be a number");
+      if (n < min || n > max) fail(fmt::format("must be between {} and {}", min, max));
+      out = n;
     };
-    auto boolean = [&](bool& out) {
-      try {
-        out = v.as<bool>();
-      } catch (const YAML::Exception&) {
-        throw std::runtime_error(
-            fmt::format("config file {}: {} must be true or false", path, key));
-      }
+  };
+  auto integer = [&](int& out, int min) {
+    return [&out, &fail, min](const YAML::Node& v) {
+      int n = 0;
+      if (!v.IsScalar() || !YAML::convert<int>::decode(v, n)) fail("must be an integer");
+      if (n < min) fail(fmt::format("must be at least {}", min));
+      out = n;
     };
-    auto integer = [&](int& out) {
-      try {
-        out = v.as<int>();
-      } catch (const YAML::Exception&) {
-        throw std::runtime_error(fmt::format("config file {}: {} must be an integer", path, key));
-      }
-      if (out <= 0)
-        throw std::runtime_error(fmt::format("config file {}: {} must be positive", path, key));
+  };
+  auto seconds = [&](std::chrono::seconds& out, double min, double max) {
+    return [&out, &fail, min, max](const YAML::Node& v) {
+      double n = 0;
+      if (!v.IsScalar() || !YAML::convert<double>::decode(v, n))
+        fail("must be a number of seconds");
+      if (n < min || n > max) fail(fmt::format("must be between {} and {}", min, max));
+      out = std::chrono::seconds(static_cast<std::int64_t>(n));
     };
-    if (key == "data-dir")
-      str(c.data_dir);
-    else if (key == "socket")
-      str(c.socket);
-    else if (key == "listen")
-      str(c.listen);
-    else if (key == "domain")
-      str(c.domain);
-    else if (key == "runtime")
-      str(c.runtime);
-    else if (key == "log-level")
-      str(c.log_level);
-    else if (key == "readiness-timeout-seconds")
-      integer(c.readiness_timeout_seconds);
-    else if (key == "stop-grace-seconds")
-      integer(c.stop_grace_seconds);
-    else if (key == "shutdown-timeout-seconds")
-      integer(c.shutdown_timeout_seconds);
-    else if (key == "activator-queue-size")
-      integer(c.activator_queue_size);
-    else if (key == "max-image-bytes")
-      number(c.max_image_bytes, 1, 1e15);
-    else if (key == "max-layer-bytes")
-      number(c.max_layer_bytes, 1, 1e15);
-    // The KPA's defaults, named after Knative's config-autoscaler keys.
-    else if (key == "container-concurrency-target-default")
-      number(c.autoscaling.target, 0.01, 1e6);
-    else if (key == "requests-per-second-target-default")
-      number(c.autoscaling.target_rps, 0.01, 1e6);
-    else if (key == "container-concurrency-target-percentage")
-      number(c.autoscaling.utilization_percent, 1, 100);
-    else if (key == "stable-window-seconds")
-      seconds(c.autoscaling.stable_window, 6, 3600);
-    else if (key == "panic-window-percentage")
-      number(c.autoscaling.panic_window_percent, 1, 100);
-    else if (key == "panic-threshold-percentage")
-      number(c.autoscaling.panic_threshold_percent, 110, 1000);
-    else if (key == "max-scale-up-rate")
-      number(c.autoscaling.max_scale_up_rate, 1.01, 1e6);
-    else if (key == "max-scale-down-rate")
-      number(c.autoscaling.max_scale_down_rate, 1.01, 1e6);
-    else if (key == "scale-to-zero-grace-period-seconds")
-      seconds(c.autoscaling.scale_to_zero_grace, 0, 3600);
-    else if (key == "enable-scale-to-zero")
-      boolean(c.autoscaling.enable_scale_to_zero);
-    else if (key == "initial-scale")
-      integer(c.autoscaling.initial_scale);
-    else
-      throw std::runtime_error(fmt::format(
-          "config file {}: unknown key \"{}\" (known keys: data-dir, socket, listen, "
-          "domain, runtime, log-level, "
-          "readiness-timeout-seconds, stop-grace-seconds, shutdown-timeout-seconds, "
-          "activator-queue-size, max-image-bytes, max-layer-bytes, "
-          "container-concurrency-target-default, "
-          "requests-per-second-target-default, container-concurrency-target-percentage, "
-          "stable-window-seconds, panic-window-percentage, panic-threshold-percentage, "
-          "max-scale-up-rate, max-scale-down-rate, scale-to-zero-grace-period-seconds, "
-          "enable-scale-to-zero, initial-scale)",
-          path, key));
+  };
+  auto boolean = [&](bool& out) {
+    return [&out, &fail](const YAML::Node& v) {
+      if (!v.IsScalar() || !YAML::convert<bool>::decode(v, out)) fail("must be true or false");
+    };
+  };
+  AutoscalingDefaults& a = c.autoscaling;
+  const std::vector<std::pair<std::string, std::function<void(const YAML::Node&)>>> keys = {
+      {"data-dir", str(c.data_dir)},
+      {"socket", str(c.socket)},
+      {"listen", str(c.listen)},
+      {"domain", str(c.domain)},
+      {"runtime", str(c.runtime)},
+      {"log-level", str(c.log_level)},
+      {"readiness-timeout-seconds", integer(c.readiness_timeout_seconds, 1)},
+      {"stop-grace-seconds", integer(c.stop_grace_seconds, 1)},
+      {"shutdown-timeout-seconds", integer(c.shutdown_timeout_seconds, 1)},
+      {"activator-queue-size", integer(c.activator_queue_size, 1)},
+      {"max-image-bytes", number(c.max_image_bytes, 1, 1e15)},
+      {"max-layer-bytes", number(c.max_layer_bytes, 1, 1e15)},
+      // The KPA's defaults, named after Knative's config-autoscaler keys.
+      {"container-concurrency-target-default", number(a.target, 0.01, 1e6)},
+      {"requests-per-second-target-default", number(a.target_rps, 0.01, 1e6)},
+      {"container-concurrency-target-percentage", number(a.utilization_percent, 1, 100)},
+      {"stable-window-seconds", seconds(a.stable_window, 6, 3600)},
+      {"panic-window-percentage", number(a.panic_window_percent, 1, 100)},
+      {"panic-threshold-percentage", number(a.panic_threshold_percent, 110, 1000)},
+      {"max-scale-up-rate", number(a.max_scale_up_rate, 1.01, 1e6)},
+      {"max-scale-down-rate", number(a.max_scale_down_rate, 1.01, 1e6)},
+      {"scale-to-zero-grace-period-seconds", seconds(a.scale_to_zero_grace, 0, 3600)},
+      {"enable-scale-to-zero", boolean(a.enable_scale_to_zero)},
+      {"initial-scale", integer(a.initial_scale, 0)},
+  };
+  for (const auto& kv : root) {
+    key = kv.first.as<std::string>();
+    auto it = std::find_if(keys.begin(), keys.end(), [&](const auto& k) { return k.first == key; });
+    if (it == keys.end()) {
+      std::string known;
+      for (const auto& k : keys) known += (known.empty() ? "" : ", ") + k.first;
+      throw std::runtime_error(
+          fmt::format("config file {}: unknown key \"{}\" (known keys: {})", path, key, known));
+    }
+    it->second(kv.second);
   }
 }
 

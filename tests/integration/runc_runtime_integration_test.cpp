@@ -245,6 +245,10 @@ TEST_CASE("OCI and Docker archives made by skopeo import to the same root filesy
   REQUIRE(by_tag.ok());
   CHECK(by_tag->name == "named");
   CHECK(by_tag->digest == from_docker->digest);  // the same content, the same manifest digest
+  auto by_full_name =
+      images.import("docker-archive:" + docker_archive + ":docker.io/library/hello:v1", "");
+  REQUIRE(by_full_name.ok());  // a reference with '/' after the file name, as skopeo takes it
+  CHECK(by_full_name->digest == from_docker->digest);
 
   for (const auto* rec : {&from_oci.value(), &from_docker.value()}) {
     REQUIRE(images.has_rootfs(rec->digest));

@@ -24,3 +24,15 @@ TEST_CASE("revision names count up with five digits") {
   CHECK(elafros::revision_name("hello", 1) == "hello-00001");
   CHECK(elafros::revision_name("hello", 12345) == "hello-12345");
 }
+
+TEST_CASE("transport references split into path and tag") {
+  using elafros::split_path_and_tag;
+  using P = std::pair<std::string, std::string>;
+  CHECK(split_path_and_tag("./image:latest", false) == P{"./image", "latest"});
+  CHECK(split_path_and_tag("/a/b", false) == P{"/a/b", ""});
+  CHECK(split_path_and_tag("/odd:dir/image:v1", false) == P{"/odd:dir/image", "v1"});
+  CHECK(split_path_and_tag("save.tar", true) == P{"save.tar", ""});
+  CHECK(split_path_and_tag("save.tar:hello:v1", true) == P{"save.tar", "hello:v1"});
+  CHECK(split_path_and_tag("dir/save.tar:docker.io/library/hello:v1", true) ==
+        P{"dir/save.tar", "docker.io/library/hello:v1"});
+}
