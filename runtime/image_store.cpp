@@ -21,8 +21,8 @@
 
 #include "elafros/errno_text.hpp"
 #include "elafros/naming.hpp"
+#include "elafros/registry_reference.hpp"
 #include "registry_client.hpp"
-#include "registry_reference.hpp"
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -160,8 +160,9 @@ Result<ImageReference> parse_image_reference(const std::string& reference) {
       reference));
 }
 
-ImageStore::ImageStore(std::string root, UnpackLimits limits)
-    : root_(std::move(root)), limits_(limits) {
+ImageStore::ImageStore(std::string root, UnpackLimits limits,
+                       std::shared_ptr<const RegistryClient> registry)
+    : root_(std::move(root)), limits_(limits), registry_(std::move(registry)) {
   fs::create_directories(root_ + "/blobs/sha256");
   fs::create_directories(root_ + "/rootfs");
   fs::create_directories(root_ + "/tmp");
@@ -195,7 +196,11 @@ Result<std::string> ImageStore::copy_blob(const std::string& layout, const std::
     return Error::invalid(fmt::format("blob {} in {} is {} bytes but its descriptor says {}",
                                       digest, layout, actual_size, size));
   std::string tmp = root_ + "/tmp/blob-" + random_suffix();
-  fs::copy_file(src, tmp, ec);
+  // A scratch layout of ours (a pull, an unpacked archive) is moved, not copied.
+  if (layout.rfind(root_ + "/tmp/", 0) == 0)
+    fs::rename(src, tmp, ec);
+  else
+    fs::copy_file(src, tmp, ec);
   if (ec) return Error::internal(fmt::format("copying blob {}: {}", digest, ec.message()));
   auto hex = sha256_file(tmp);
   if (!hex || *hex != hex_of(digest)) {
@@ -239,7 +244,51 @@ std::string archive_name(const std::string& file, const std::string& tag) {
 
 }  // namespace
 
-Result<ImageRecord> ImageStore::import(const std::string& reference, const std::string& name) {
+Result<ImageRecord> ImageStore::import(const std::string& reference, const std::string& name,
+                                       const PullProgressFn& progress) {
+  // This runs on a worker thread: a filesystem exception must become an error, not a crash.
+  try {
+    auto ref = parse_image_reference(reference);
+    if (!ref) return ref.error();
+    if (ref->transport == "docker") return pull(ref->path, name, progress);
+    return import_locked(reference, name, "");
+  } catch (const std::exception& e) {
+    return Error::internal(fmt::format("importing image \"{}\" failed: {}", reference, e.what()));
+  }
+}
+
+// Downloads run outside the lock (other imports go on meanwhile) into a scratch layout; the
+// import of that layout is locked like any other.
+Result<ImageRecord> ImageStore::pull(const std::string& reference, const std::string& name,
+                                     const PullProgressFn& progress) {
+  auto registry = parse_registry_reference(reference);
+  if (!registry) return registry.error();
+  if (!registry_)
+    return Error::precondition(fmt::format(
+        "pulling {} needs a registry client, which this image store lacks", registry->str()));
+  ScratchDir scratch{root_ + "/tmp/pull-" + random_suffix()};
+  PullRequest request;
+  request.reference = *registry;
+  request.layout_dir = scratch.path;
+  request.tag = "pulled";
+  request.have_blob = [this](const std::string& digest) {
+    std::error_code ec;
+    return fs::exists(blob_path(digest), ec);
+  };
+  request.max_bytes = static_cast<std::int64_t>(limits_.max_image_bytes);
+  request.progress = progress;
+  if (auto r = registry_->pull(request); !r) return r.error();
+  auto rec = import_locked("oci:" + scratch.path + ":pulled", name, scratch.path);
+  if (rec && name.empty()) rec->name = registry->str();
+  if (!rec && rec.error().message.find("is missing from") != std::string::npos)
+    return Error::unavailable(fmt::format(
+        "pulling {}: a blob it shares with a stored image was pruned during the pull; pull again",
+        registry->str()));
+  return rec;
+}
+
+Result<ImageRecord> ImageStore::import_locked(const std::string& reference, const std::string& name,
+                                              const std::string& pulled_layout) {
   // One import (or prune) at a time: a failed import removes exactly the blobs it added.
   std::lock_guard lock(mutex_);
   std::set<std::string> before;
@@ -247,9 +296,9 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
   for (const auto& e : fs::directory_iterator(root_ + "/blobs/sha256", ec))
     before.insert(e.path().filename().string());
   Result<ImageRecord> result = Error::internal("not imported");
-  // This runs on a worker thread: a filesystem exception must become an error, not a crash.
   try {
-    result = import_any(reference, name);
+    result = pulled_layout.empty() ? import_any(reference, name)
+                                   : import_layout(pulled_layout, "pulled", reference, name);
   } catch (const std::exception& e) {
     result = Error::internal(fmt::format("importing image \"{}\" failed: {}", reference, e.what()));
   }
@@ -265,15 +314,6 @@ Result<ImageRecord> ImageStore::import_any(const std::string& reference, const s
   auto ref = parse_image_reference(reference);
   if (!ref) return ref.error();
   if (ref->transport == "oci") return import_layout(ref->path, ref->tag, reference, name);
-  if (ref->transport == "docker") {
-    auto registry = parse_registry_reference(ref->path);
-    if (!registry) return registry.error();
-    ScratchDir scratch{root_ + "/tmp/pull-" + random_suffix()};
-    if (auto r = pull_to_layout(*registry, scratch.path, "pulled"); !r) return r.error();
-    auto rec = import_layout(scratch.path, "pulled", reference, name);
-    if (rec && name.empty()) rec->name = registry->str();
-    return rec;
-  }
   // Archives are unpacked with the same safe unpacker as layers, then read as what they hold.
   if (!fs::is_regular_file(ref->path))
     return Error::not_found(

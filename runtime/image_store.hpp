@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "elafros/model.hpp"
 #include "elafros/result.hpp"
 #include "layer_unpacker.hpp"
+#include "registry_client.hpp"
 
 namespace elafros {
 
@@ -28,8 +30,8 @@ struct ImageConfig {
 // A parsed transport reference (skopeo's syntax): oci:DIR[:TAG], oci-archive:FILE[:TAG],
 // docker-archive:FILE[:NAME:TAG].
 struct ImageReference {
-  std::string transport;  // "oci", "oci-archive" or "docker-archive"
-  std::string path;       // the layout directory or the archive file
+  std::string transport;  // "oci", "oci-archive", "docker-archive" or "docker"
+  std::string path;       // the layout directory, the archive file, or the registry reference
   std::string tag;        // the tag (or NAME:TAG); empty: the only image there
 };
 
@@ -37,11 +39,15 @@ Result<ImageReference> parse_image_reference(const std::string& reference);
 
 class ImageStore {
  public:
-  explicit ImageStore(std::string root, UnpackLimits limits = {});
+  // Without a registry client, docker:// references are refused.
+  explicit ImageStore(std::string root, UnpackLimits limits = {},
+                      std::shared_ptr<const RegistryClient> registry = nullptr);
 
   // Imports an image from a transport reference, verifying every digest, and unpacks its root
-  // filesystem. The record's name is `name`, or DIR-basename:TAG when empty.
-  Result<ImageRecord> import(const std::string& reference, const std::string& name);
+  // filesystem. The record's name is `name`, or DIR-basename:TAG (the canonical registry
+  // reference for pulls) when empty. Pulls report to `progress`.
+  Result<ImageRecord> import(const std::string& reference, const std::string& name,
+                             const PullProgressFn& progress = {});
 
   Result<ImageConfig> config(const std::string& manifest_digest) const;
   // The unpacked root filesystem of an imported image.
@@ -56,6 +62,10 @@ class ImageStore {
 
  private:
   Result<ImageRecord> import_any(const std::string& reference, const std::string& name);
+  Result<ImageRecord> pull(const std::string& reference, const std::string& name,
+                           const PullProgressFn& progress);
+  Result<ImageRecord> import_locked(const std::string& reference, const std::string& name,
+                                    const std::string& pulled_layout);
   Result<ImageRecord> import_layout(const std::string& layout, const std::string& tag,
                                     const std::string& reference, const std::string& name);
   Result<ImageRecord> import_docker_archive(const std::string& dir, const std::string& tag,
@@ -68,6 +78,7 @@ class ImageStore {
 
   std::string root_;
   UnpackLimits limits_;
+  std::shared_ptr<const RegistryClient> registry_;
   std::mutex mutex_;  // imports and prunes, one at a time (they run on worker threads)
 };
 

@@ -1,210 +1,839 @@
 #include "registry_client.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
+#include <boost/url.hpp>
 #include <filesystem>
-#include <fstream>
+#include <map>
+#include <optional>
 
-#include "image_store.hpp"
+#include "elafros/errno_text.hpp"
+#include "registry_credentials.hpp"
 
 namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
+namespace urls = boost::urls;
 namespace fs = std::filesystem;
 
 namespace elafros {
 namespace {
 
-constexpr const char* kAccept =
+constexpr const char* kManifestAccept =
     "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
     "application/vnd.docker.distribution.manifest.v2+json";
+constexpr std::size_t kMaxDocument = 4 << 20;  // manifests, tokens, error bodies
+constexpr int kMaxRedirects = 5;
 
-bool loopback(const std::string& host) {
-  std::string h =
-      host.substr(0, host.rfind(':') == std::string::npos || host.front() == '[' ? host.size()
-                                                                                 : host.rfind(':'));
-  return h == "localhost" || h.rfind("127.", 0) == 0 || h == "[::1]";
+std::string host_of(const std::string& host_port) {
+  if (!host_port.empty() && host_port.front() == '[')
+    return host_port.substr(1, host_port.find(']') - 1);
+  return host_port.substr(0, host_port.rfind(':'));
 }
 
-class Connection {
- public:
-  explicit Connection(const std::string& registry) : registry_(registry), stream_(io_) {}
+std::string port_of(const std::string& host_port) {
+  auto bracket = host_port.find(']');
+  auto colon = host_port.rfind(':');
+  if (colon == std::string::npos || (bracket != std::string::npos && colon < bracket)) return "";
+  return host_port.substr(colon + 1);
+}
 
-  Result<void> connect() {
-    std::string host = registry_, port = "80";
-    if (auto colon = host.rfind(':');
-        colon != std::string::npos && host.find(']') == std::string::npos) {
-      port = host.substr(colon + 1);
-      host = host.substr(0, colon);
-    }
-    boost::system::error_code ec;
-    asio::ip::tcp::resolver resolver(io_);
-    auto endpoints = resolver.resolve(host, port, ec);
-    if (!ec) stream_.expires_after(std::chrono::seconds(30));
-    if (!ec) stream_.connect(endpoints, ec);
-    if (ec)
-      return Error::unavailable(
-          fmt::format("registry {} cannot be reached: {}", registry_, ec.message()));
-    return {};
-  }
+bool is_loopback(const std::string& host_port) {
+  std::string h = host_of(host_port);
+  return h == "localhost" || h.rfind("127.", 0) == 0 || h == "::1";
+}
 
-  // GET into memory (manifests) or into a file (blobs). Returns the status and Content-Type.
-  Result<std::pair<int, std::string>> get(const std::string& target, const std::string* file,
-                                          std::string* body) {
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, registry_);
-    req.set(http::field::user_agent, "elafros");
-    req.set(http::field::accept, kAccept);
-    boost::system::error_code ec;
-    stream_.expires_after(std::chrono::minutes(10));
-    http::write(stream_, req, ec);
-    if (ec)
-      return Error::unavailable(
-          fmt::format("registry {}: sending GET {} failed: {}", registry_, target, ec.message()));
-    if (file) {
-      http::response_parser<http::file_body> parser;
-      parser.body_limit(boost::none);
-      parser.get().body().open(file->c_str(), beast::file_mode::write, ec);
-      if (!ec) http::read(stream_, buffer_, parser, ec);
-      if (ec)
-        return Error::unavailable(
-            fmt::format("registry {}: GET {} failed: {}", registry_, target, ec.message()));
-      return std::make_pair(static_cast<int>(parser.get().result_int()),
-                            std::string(parser.get()[http::field::content_type]));
-    }
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(4 << 20);
-    http::read(stream_, buffer_, parser, ec);
-    if (ec)
-      return Error::unavailable(
-          fmt::format("registry {}: GET {} failed: {}", registry_, target, ec.message()));
-    *body = parser.get().body();
-    return std::make_pair(static_cast<int>(parser.get().result_int()),
-                          std::string(parser.get()[http::field::content_type]));
-  }
-
- private:
-  std::string registry_;
-  asio::io_context io_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-};
-
-std::string arch() {
+std::string host_architecture() {
   struct utsname u {};
   ::uname(&u);
   std::string m = u.machine;
   return m == "x86_64" ? "amd64" : m == "aarch64" ? "arm64" : m;
 }
 
-Error status_error(const RegistryReference& ref, int status, const std::string& what) {
-  if (status == 401 || status == 403)
-    return Error::precondition(
-        fmt::format("registry {} refused {} ({}): authenticated pulls are not built yet",
-                    ref.registry, ref.str(), status));
-  if (status == 404)
-    return Error::not_found(
-        fmt::format("{} not found: registry {} has no {}", ref.str(), ref.registry, what));
-  return Error::unavailable(
-      fmt::format("registry {} answered {} for {} of {}", ref.registry, status, what, ref.str()));
+// Where a connection goes. `authority` is HOST[:PORT] as the Host header and certs.d name it.
+struct Endpoint {
+  std::string host;
+  std::string port;
+  bool tls = true;
+  bool verify = true;
+  std::string authority;
+  std::string label;  // for messages: "registry docker.io", "the token service auth.docker.io"
+  std::string key() const { return fmt::format("{}|{}|{}", tls, verify, authority); }
+};
+
+struct Response {
+  int status = 0;
+  http::response_header<> header;
+  std::string body;  // unless it was streamed to a BlobSink
+};
+
+// Where a blob's body goes: a file, hashed on the way, never more than `limit` bytes.
+struct BlobSink {
+  int fd = -1;
+  EVP_MD_CTX* sha = nullptr;
+  std::int64_t limit = 0;
+  std::int64_t written = 0;
+  std::function<void(std::int64_t)> on_bytes;
+};
+
+// The registry's own words from an error body ({"errors":[{"code","message"}]}), if any.
+std::string registry_message(const std::string& body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) return "";
+  const auto* errors = v.get_object().if_contains("errors");
+  if (!errors || !errors->is_array() || errors->get_array().empty()) return "";
+  const auto& first = errors->get_array()[0];
+  if (!first.is_object()) return "";
+  std::string out;
+  if (const auto* c = first.get_object().if_contains("code"); c && c->is_string())
+    out = std::string(c->get_string());
+  if (const auto* m = first.get_object().if_contains("message"); m && m->is_string())
+    out += (out.empty() ? "" : ": ") + std::string(m->get_string());
+  return out.size() > 300 ? out.substr(0, 300) + "…" : out;
+}
+
+// One HTTP/1.1 connection, plain or TLS, used synchronously but with deadlines: every operation
+// runs asynchronously on a private io_context, so a timeout can interrupt it.
+class Connection {
+ public:
+  Connection(Endpoint endpoint, const RegistryOptions& options)
+      : endpoint_(std::move(endpoint)), options_(options) {}
+
+  const Endpoint& endpoint() const { return endpoint_; }
+
+  // Connects (and handshakes). Sets `handshake_failed` when TCP worked but TLS did not.
+  Result<void> open(bool* handshake_failed = nullptr) {
+    close();
+    boost::system::error_code ec;
+    asio::ip::tcp::resolver resolver(io_);
+    auto results = resolver.resolve(endpoint_.host, endpoint_.port, ec);
+    if (ec)
+      return Error::unavailable(
+          fmt::format("{} cannot be resolved: {}", endpoint_.label, ec.message()));
+    auto tcp = std::make_unique<beast::tcp_stream>(io_);
+    tcp->expires_after(options_.timeout);
+    ec = wait([&](auto handler) { tcp->async_connect(results, std::move(handler)); });
+    if (ec)
+      return Error::unavailable(
+          fmt::format("{} cannot be reached: {}", endpoint_.label, describe(ec)));
+    if (!endpoint_.tls) {
+      plain_ = std::move(tcp);
+      return {};
+    }
+    ssl_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+    ssl_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    if (endpoint_.verify) {
+      ssl_->set_default_verify_paths(ec);
+      std::error_code fec;
+      std::string dir = options_.certs_dir + "/" + endpoint_.authority;
+      if (!options_.certs_dir.empty() && fs::is_directory(dir, fec))
+        for (const auto& f : fs::directory_iterator(dir, fec))
+          if (f.path().extension() == ".crt") {
+            ssl_->load_verify_file(f.path().string(), ec);
+            if (ec)
+              return Error::invalid(fmt::format("the CA certificate {} cannot be loaded: {}",
+                                                f.path().string(), ec.message()));
+          }
+    }
+    tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*tcp), *ssl_);
+    if (endpoint_.verify) {
+      tls_->set_verify_mode(ssl::verify_peer);
+      tls_->set_verify_callback(ssl::host_name_verification(endpoint_.host));
+    } else {
+      tls_->set_verify_mode(ssl::verify_none);
+    }
+    boost::system::error_code addr_ec;
+    asio::ip::make_address(endpoint_.host, addr_ec);
+    if (addr_ec) ::SSL_set_tlsext_host_name(tls_->native_handle(), endpoint_.host.c_str());
+    beast::get_lowest_layer(*tls_).expires_after(options_.timeout);
+    ec = wait(
+        [&](auto handler) { tls_->async_handshake(ssl::stream_base::client, std::move(handler)); });
+    if (ec) {
+      tls_.reset();
+      if (handshake_failed) *handshake_failed = true;
+      std::string hint =
+          endpoint_.verify
+              ? fmt::format(
+                    "; if the registry uses a private CA, put its certificate in {}/{}/ca.crt, "
+                    "or list {} under insecure-registries in the daemon config",
+                    options_.certs_dir.empty() ? "/etc/elafros/certs.d" : options_.certs_dir,
+                    endpoint_.authority, endpoint_.authority)
+              : "";
+      return Error::unavailable(fmt::format("the TLS handshake with {} failed: {}{}",
+                                            endpoint_.label, describe(ec), hint));
+    }
+    return {};
+  }
+
+  void close() {
+    plain_.reset();
+    tls_.reset();
+    buffer_.clear();
+  }
+
+  // GET `target`. A 200 body goes to `sink` when given; any other body is read into memory.
+  Result<Response> get(const std::string& target,
+                       const std::vector<std::pair<std::string, std::string>>& fields,
+                       BlobSink* sink) {
+    for (int attempt = 0;; ++attempt) {
+      bool reused = plain_ || tls_;
+      if (!reused)
+        if (auto r = open(); !r) return r.error();
+      http::request<http::empty_body> req{http::verb::get, target, 11};
+      req.set(http::field::host, endpoint_.authority);
+      req.set(http::field::user_agent, "elafros");
+      for (const auto& [k, v] : fields) req.set(k, v);
+      expire();
+      auto ec = wait([&](auto handler) {
+        with_stream([&](auto& s) { http::async_write(s, req, std::move(handler)); });
+      });
+      http::response_parser<http::empty_body> head;
+      head.body_limit(boost::none);
+      if (!ec) {
+        expire();
+        ec = wait([&](auto handler) {
+          with_stream(
+              [&](auto& s) { http::async_read_header(s, buffer_, head, std::move(handler)); });
+        });
+      }
+      if (ec) {
+        close();
+        // A pooled connection the server closed meanwhile: once more on a fresh one.
+        if (reused && attempt == 0 && ec != beast::error::timeout) continue;
+        return Error::unavailable(
+            fmt::format("GET {} from {} failed: {}", target, endpoint_.label, describe(ec)));
+      }
+      Response res;
+      res.status = static_cast<int>(head.get().result_int());
+      res.header = head.get().base();
+      bool keep = head.get().keep_alive();
+      if (sink && res.status == 200) {
+        http::response_parser<http::buffer_body> p(std::move(head));
+        std::vector<char> chunk(64 * 1024);
+        while (!p.is_done()) {
+          p.get().body().data = chunk.data();
+          p.get().body().size = chunk.size();
+          expire();
+          ec = wait([&](auto handler) {
+            with_stream([&](auto& s) { http::async_read(s, buffer_, p, std::move(handler)); });
+          });
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec) {
+            close();
+            return Error::unavailable(fmt::format("downloading {} from {} failed: {}", target,
+                                                  endpoint_.label, describe(ec)));
+          }
+          auto n = static_cast<std::int64_t>(chunk.size() - p.get().body().size);
+          if (sink->written + n > sink->limit) {
+            close();
+            return Error::invalid(
+                fmt::format("{} from {} is larger than the {} bytes its descriptor gives", target,
+                            endpoint_.label, sink->limit));
+          }
+          for (std::int64_t off = 0; off < n;) {
+            ssize_t w = ::write(sink->fd, chunk.data() + off, static_cast<std::size_t>(n - off));
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) {
+              close();
+              return Error::internal(
+                  fmt::format("writing a downloaded blob failed: {}", errno_text(errno)));
+            }
+            off += w;
+          }
+          EVP_DigestUpdate(sink->sha, chunk.data(), static_cast<std::size_t>(n));
+          sink->written += n;
+          if (sink->on_bytes) sink->on_bytes(sink->written);
+        }
+        keep = keep && p.get().keep_alive();
+      } else if (!head.is_done()) {
+        http::response_parser<http::string_body> p(std::move(head));
+        p.body_limit(kMaxDocument);
+        expire();
+        ec = wait([&](auto handler) {
+          with_stream([&](auto& s) { http::async_read(s, buffer_, p, std::move(handler)); });
+        });
+        if (ec) {
+          close();
+          return Error::unavailable(fmt::format("reading the answer to GET {} from {} failed: {}",
+                                                target, endpoint_.label, describe(ec)));
+        }
+        res.body = std::move(p.get().body());
+        keep = keep && p.get().keep_alive();
+      }
+      if (!keep) close();
+      return res;
+    }
+  }
+
+ private:
+  std::string describe(const boost::system::error_code& ec) const {
+    if (ec == beast::error::timeout)
+      return fmt::format("no answer within {} s (the daemon's registry-timeout)",
+                         options_.timeout.count());
+    return ec.message();
+  }
+
+  void expire() {
+    if (plain_) plain_->expires_after(options_.timeout);
+    if (tls_) beast::get_lowest_layer(*tls_).expires_after(options_.timeout);
+  }
+
+  template <class F>
+  void with_stream(F&& f) {
+    if (tls_)
+      f(*tls_);
+    else
+      f(*plain_);
+  }
+
+  // Starts an asynchronous operation and runs the private io_context until it completes.
+  template <class Initiate>
+  boost::system::error_code wait(Initiate&& initiate) {
+    boost::system::error_code result = asio::error::would_block;
+    initiate([&result](boost::system::error_code ec, auto&&...) { result = ec; });
+    io_.restart();
+    io_.run();
+    return result;
+  }
+
+  Endpoint endpoint_;
+  const RegistryOptions& options_;
+  asio::io_context io_;
+  std::unique_ptr<ssl::context> ssl_;
+  std::unique_ptr<beast::tcp_stream> plain_;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
+  beast::flat_buffer buffer_;
+};
+
+// A WWW-Authenticate challenge: `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
+struct Challenge {
+  std::string scheme;  // lowercase
+  std::map<std::string, std::string> params;
+};
+
+std::optional<Challenge> parse_challenge(std::string_view text) {
+  Challenge c;
+  std::size_t i = 0;
+  auto skip = [&] {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == ',')) ++i;
+  };
+  auto token = [&] {
+    std::size_t start = i;
+    while (i < text.size() && text[i] != ' ' && text[i] != '\t' && text[i] != ',' && text[i] != '=')
+      ++i;
+    return std::string(text.substr(start, i - start));
+  };
+  skip();
+  c.scheme = token();
+  for (auto& ch : c.scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (c.scheme.empty()) return std::nullopt;
+  for (int guard = 0; guard < 32; ++guard) {
+    skip();
+    if (i >= text.size()) break;
+    std::string key = token();
+    for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (i >= text.size() || text[i] != '=') break;
+    ++i;
+    std::string value;
+    if (i < text.size() && text[i] == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\' && i + 1 < text.size()) ++i;
+        value += text[i];
+      }
+      ++i;
+    } else {
+      value = token();
+    }
+    c.params[key] = value;
+  }
+  return c;
+}
+
+// One pull (or login check): the registry's connections, its auth and where redirects lead.
+class Session {
+ public:
+  Session(const RegistryClient& client, std::string registry, std::string repository,
+          std::optional<RegistryCredentials> credentials)
+      : client_(client),
+        registry_(std::move(registry)),
+        repository_(std::move(repository)),
+        credentials_(std::move(credentials)) {}
+
+  // GET a path of the registry's API, authorizing when challenged and following redirects.
+  Result<Response> get(const std::string& path, const char* accept, BlobSink* sink) {
+    auto base = registry_endpoint();
+    if (!base) return base.error();
+    bool authorized_once = false;
+    for (int attempt = 0;; ++attempt) {
+      std::vector<std::pair<std::string, std::string>> fields;
+      if (accept) fields.emplace_back("Accept", accept);
+      if (!authorization_.empty()) fields.emplace_back("Authorization", authorization_);
+      auto res = connection(*base).get(path, fields, sink);
+      if (!res) return res.error();
+      if (res->status == 401 && !authorized_once) {
+        authorized_once = true;
+        if (auto r = authorize(std::string(res->header[http::field::www_authenticate])); !r)
+          return r.error();
+        continue;
+      }
+      if (res->status == 401 || res->status == 403) return refused(res->status, *res);
+      return follow(std::move(*res), path, accept, sink);
+    }
+  }
+
+  Error refused(int status, const Response& res) const {
+    std::string said = registry_message(res.body);
+    std::string detail = said.empty() ? "" : fmt::format(" ({})", said);
+    if (status == 403)
+      return Error::precondition(fmt::format(
+          "registry {} denied access (403){}; the account {} may lack pull rights", registry_,
+          detail, credentials_ ? "\"" + credentials_->username + "\"" : "(anonymous)"));
+    if (credentials_)
+      return Error::precondition(fmt::format(
+          "registry {} refused the login of \"{}\" (401){}; check it, then run 'elafros registry "
+          "login {}' again",
+          registry_, credentials_->username, detail, registry_));
+    return Error::precondition(fmt::format(
+        "registry {} needs a login (401){}: the repository may be private or may not exist; run "
+        "'elafros registry login {} --username USER --password-stdin'",
+        registry_, detail, registry_));
+  }
+
+  const std::string& registry() const { return registry_; }
+
+ private:
+  // Follows 301/302/303/307/308 (blob storage often lives elsewhere). The Authorization header
+  // goes only to the registry itself.
+  Result<Response> follow(Response res, const std::string& path, const char* accept,
+                          BlobSink* sink) {
+    Endpoint current = *endpoint_;
+    std::string target = path;
+    for (int hops = 0; hops < kMaxRedirects; ++hops) {
+      int s = res.status;
+      if (s != 301 && s != 302 && s != 303 && s != 307 && s != 308) return res;
+      std::string location(res.header[http::field::location]);
+      auto next = resolve_url(current, target, location);
+      if (!next) return next.error();
+      current = next->first;
+      target = next->second;
+      std::vector<std::pair<std::string, std::string>> fields;
+      if (accept) fields.emplace_back("Accept", accept);
+      if (current.authority == endpoint_->authority && current.tls == endpoint_->tls &&
+          !authorization_.empty())
+        fields.emplace_back("Authorization", authorization_);
+      auto r = connection(current).get(target, fields, sink);
+      if (!r) return r.error();
+      res = std::move(*r);
+    }
+    return Error::unavailable(
+        fmt::format("registry {} redirected more than {} times", registry_, kMaxRedirects));
+  }
+
+  // An absolute or relative URL → endpoint and target. HTTPS is verified unless the host is
+  // relaxed; plain HTTP only to relaxed hosts.
+  Result<std::pair<Endpoint, std::string>> resolve_url(const Endpoint& from,
+                                                       const std::string& from_target,
+                                                       const std::string& location) {
+    auto ref = urls::parse_uri_reference(location);
+    if (!ref)
+      return Error::unavailable(fmt::format("registry {} redirected to an invalid URL", registry_));
+    urls::url base(
+        fmt::format("{}://{}{}", from.tls ? "https" : "http", from.authority, from_target));
+    urls::url resolved;
+    if (auto r = urls::resolve(base, *ref, resolved); r.has_error())
+      return Error::unavailable(fmt::format("registry {} redirected to an invalid URL", registry_));
+    auto ep = endpoint_for(resolved, "the redirect target");
+    if (!ep) return ep.error();
+    std::string target(resolved.encoded_target());
+    if (target.empty()) target = "/";
+    return std::make_pair(*ep, target);
+  }
+
+  Result<Endpoint> endpoint_for(const urls::url_view& u, const char* role) {
+    Endpoint ep;
+    std::string scheme(u.scheme());
+    if (scheme != "https" && scheme != "http")
+      return Error::unavailable(
+          fmt::format("registry {} sent a URL with scheme \"{}\"; only http and https work",
+                      registry_, scheme));
+    ep.host = std::string(u.encoded_host());
+    if (!ep.host.empty() && ep.host.front() == '[') ep.host = ep.host.substr(1, ep.host.size() - 2);
+    ep.port = u.has_port() ? std::string(u.port()) : (scheme == "https" ? "443" : "80");
+    ep.authority = std::string(u.encoded_host_and_port());
+    ep.label = fmt::format("{} {}", role, ep.authority);
+    ep.tls = scheme == "https";
+    bool relaxed = client_.relaxed(ep.authority);
+    ep.verify = !relaxed;
+    if (!ep.tls && !relaxed)
+      return Error::unavailable(fmt::format(
+          "registry {} sent a plain-HTTP URL for {}; plain HTTP is refused for hosts that are not "
+          "loopback or listed under insecure-registries",
+          registry_, ep.authority));
+    return ep;
+  }
+
+  // The registry's API endpoint: TLS, or for relaxed registries TLS without verification and
+  // then plain HTTP, as Docker does for insecure registries.
+  Result<Endpoint> registry_endpoint() {
+    if (endpoint_) return *endpoint_;
+    std::string authority = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
+    Endpoint ep;
+    ep.host = host_of(authority);
+    ep.authority = authority;
+    ep.label = "registry " + registry_;
+    std::string port = port_of(authority);
+    bool relaxed = client_.relaxed(registry_);
+    ep.port = port.empty() ? "443" : port;
+    ep.verify = !relaxed;
+    if (relaxed) {
+      auto conn = std::make_unique<Connection>(ep, client_.options());
+      bool handshake_failed = false;
+      auto opened = conn->open(&handshake_failed);
+      if (!opened && (handshake_failed || port.empty())) {
+        ep.tls = false;
+        ep.port = port.empty() ? "80" : port;
+      } else if (!opened) {
+        return opened.error();
+      } else {
+        connections_[ep.key()] = std::move(conn);
+      }
+    }
+    endpoint_ = ep;
+    return ep;
+  }
+
+  Connection& connection(const Endpoint& ep) {
+    auto& slot = connections_[ep.key()];
+    if (!slot) slot = std::make_unique<Connection>(ep, client_.options());
+    return *slot;
+  }
+
+  // Answers a 401's challenge: Basic with the stored login, or a token from the Bearer realm.
+  Result<void> authorize(const std::string& header) {
+    auto challenge = parse_challenge(header);
+    std::string basic =
+        credentials_
+            ? "Basic " + base64_encode(credentials_->username + ":" + credentials_->password)
+            : "";
+    if (!challenge || (challenge->scheme != "basic" && challenge->scheme != "bearer"))
+      return Error::precondition(fmt::format(
+          "registry {} asks for an authentication scheme elafros does not speak ({})", registry_,
+          header.empty() ? "no WWW-Authenticate header" : header.substr(0, header.find(' '))));
+    if (challenge->scheme == "basic") {
+      if (!credentials_) {
+        Response none;
+        return refused(401, none);
+      }
+      authorization_ = basic;
+      return {};
+    }
+    auto realm_it = challenge->params.find("realm");
+    if (realm_it == challenge->params.end())
+      return Error::precondition(
+          fmt::format("registry {} asks for a token but names no realm", registry_));
+    auto parsed = urls::parse_absolute_uri(realm_it->second);
+    if (!parsed)
+      return Error::precondition(fmt::format(
+          "registry {} names a token realm that is not a URL: {}", registry_, realm_it->second));
+    urls::url realm(*parsed);
+    if (auto s = challenge->params.find("service"); s != challenge->params.end())
+      realm.params().append({"service", s->second});
+    if (!repository_.empty()) {
+      auto scope = challenge->params.find("scope");
+      realm.params().append({"scope", scope != challenge->params.end()
+                                          ? scope->second
+                                          : "repository:" + repository_ + ":pull"});
+    }
+    auto ep = endpoint_for(realm, "the token service");
+    if (!ep) return ep.error();
+    std::string target(realm.encoded_target());
+    std::vector<std::pair<std::string, std::string>> fields;
+    if (!basic.empty()) fields.emplace_back("Authorization", basic);
+    auto res = connection(*ep).get(target, fields, nullptr);
+    if (!res) return res.error();
+    if (res->status == 401 || res->status == 403) return refused(res->status, *res);
+    if (res->status != 200)
+      return Error::unavailable(fmt::format("the token service {} of registry {} answered {}",
+                                            ep->authority, registry_, res->status));
+    boost::system::error_code ec;
+    json::value doc = json::parse(res->body, ec);
+    const json::value* token = nullptr;
+    if (!ec && doc.is_object()) {
+      token = doc.get_object().if_contains("token");
+      if (!token || !token->is_string() || token->get_string().empty())
+        token = doc.get_object().if_contains("access_token");
+    }
+    if (!token || !token->is_string() || token->get_string().empty())
+      return Error::unavailable(
+          fmt::format("the token service {} of registry {} answered without a token", ep->authority,
+                      registry_));
+    authorization_ = "Bearer " + std::string(token->get_string());
+    return {};
+  }
+
+  const RegistryClient& client_;
+  std::string registry_;
+  std::string repository_;
+  std::optional<RegistryCredentials> credentials_;
+  std::optional<Endpoint> endpoint_;
+  std::string authorization_;  // never logged
+  std::map<std::string, std::unique_ptr<Connection>> connections_;
+};
+
+Error status_error(const RegistryReference& ref, const Response& res, const std::string& what) {
+  std::string said = registry_message(res.body);
+  std::string detail = said.empty() ? "" : fmt::format(" ({})", said);
+  if (res.status == 404)
+    return Error::not_found(fmt::format("{} not found: registry {} has no {}{}", ref.str(),
+                                        ref.registry, what, detail));
+  return Error::unavailable(fmt::format("registry {} answered {} for {} of {}{}", ref.registry,
+                                        res.status, what, ref.str(), detail));
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
+}
+
+std::string digest_hex(EVP_MD_CTX* ctx) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+  return hex;
+}
+
+Result<void> write_small(const std::string& path, std::string_view content) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Error::internal(fmt::format("cannot write {}: {}", path, errno_text(errno)));
+  std::size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return Error::internal(fmt::format("cannot write {}: {}", path, errno_text(errno)));
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  return {};
+}
+
+bool valid_sha256(std::string_view d) {
+  if (d.size() != 71 || d.rfind("sha256:", 0) != 0) return false;
+  for (char c : d.substr(7))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
 }
 
 }  // namespace
 
-Result<void> pull_to_layout(const RegistryReference& ref, const std::string& layout,
-                            const std::string& tag) {
-  if (!loopback(ref.registry))
-    return Error::precondition(
-        fmt::format("pulling {} needs TLS to {}, which is not built yet; only loopback registries "
-                    "over plain HTTP work so far",
-                    ref.str(), ref.registry));
-  Connection conn(ref.registry);
-  if (auto r = conn.connect(); !r) return r;
-  std::error_code fec;
-  fs::create_directories(layout + "/blobs/sha256", fec);
-  std::string base = "/v2/" + ref.repository;
+RegistryClient::RegistryClient(RegistryOptions options,
+                               std::shared_ptr<const CredentialStore> credentials)
+    : options_(std::move(options)), credentials_(std::move(credentials)) {}
 
-  // The manifest, through an index when the reference names one.
+bool RegistryClient::relaxed(const std::string& host_port) const {
+  if (is_loopback(host_port)) return true;
+  for (const auto& r : options_.insecure_registries)
+    if (r == host_port || (port_of(r).empty() && r == host_of(host_port))) return true;
+  return false;
+}
+
+Result<void> RegistryClient::check_login(const std::string& registry,
+                                         const RegistryCredentials& credentials) const {
+  Session session(*this, registry, "", credentials);
+  auto res = session.get("/v2/", nullptr, nullptr);
+  if (!res) return res.error();
+  if (res->status != 200)
+    return Error::unavailable(fmt::format("registry {} answered {} to GET /v2/; is it a registry?",
+                                          registry, res->status));
+  return {};
+}
+
+Result<void> RegistryClient::pull(const PullRequest& request) const {
+  const RegistryReference& ref = request.reference;
+  std::optional<RegistryCredentials> login;
+  if (credentials_) login = credentials_->get(ref.registry);
+  Session session(*this, ref.registry, ref.repository, login);
+  auto with_ref = [&](const Error& e) {
+    if (e.message.find(ref.str()) != std::string::npos) return e;
+    return Error{e.code, fmt::format("pulling {}: {}", ref.str(), e.message)};
+  };
+  std::error_code fec;
+  fs::create_directories(request.layout_dir + "/blobs/sha256", fec);
+  if (fec)
+    return Error::internal(fmt::format("creating {}: {}", request.layout_dir, fec.message()));
+  const std::string base = "/v2/" + ref.repository;
+  auto report = [&](PullProgress p) {
+    if (request.progress) request.progress(p);
+  };
+
+  // The manifest, through an index when the reference names one. Content fetched by digest must
+  // hash to that digest; a tag's manifest is stored under the digest of its content.
   std::string reference = ref.digest.empty() ? ref.tag : ref.digest;
-  std::string body, media_type, manifest_digest;
+  std::string body, media_type;
   for (int depth = 0;; ++depth) {
-    auto got = conn.get(base + "/manifests/" + reference, nullptr, &body);
-    if (!got) return got.error();
-    if (got->first != 200) return status_error(ref, got->first, "manifest " + reference);
+    auto got = session.get(base + "/manifests/" + reference, kManifestAccept, nullptr);
+    if (!got) return with_ref(got.error());
+    if (got->status != 200) return status_error(ref, *got, "manifest " + reference);
+    body = std::move(got->body);
+    if (reference.rfind("sha256:", 0) == 0 && "sha256:" + sha256_hex(body) != reference)
+      return Error::invalid(fmt::format(
+          "registry {} sent a manifest for {} whose content does not hash to {}; refusing it",
+          ref.registry, ref.str(), reference));
     boost::system::error_code ec;
     json::value doc = json::parse(body, ec);
     if (ec || !doc.is_object())
-      return Error::invalid(
-          fmt::format("registry {} sent a manifest that is not JSON", ref.registry));
-    media_type = got->second;
+      return Error::invalid(fmt::format("registry {} sent a manifest for {} that is not JSON",
+                                        ref.registry, ref.str()));
+    media_type = std::string(got->header[http::field::content_type]);
+    if (auto semi = media_type.find(';'); semi != std::string::npos) media_type.resize(semi);
     if (const auto* mt = doc.get_object().if_contains("mediaType"); mt && mt->is_string())
-      media_type = mt->get_string();
-    if (media_type.find("index") == std::string::npos &&
-        media_type.find("manifest.list") == std::string::npos)
-      break;
-    if (depth > 2) return Error::invalid("image indexes nest too deeply");
+      media_type = std::string(mt->get_string());
+    bool index = media_type.find("index") != std::string::npos ||
+                 media_type.find("manifest.list") != std::string::npos ||
+                 (doc.get_object().contains("manifests") && !doc.get_object().contains("layers"));
+    if (!index) break;
+    if (depth > 2)
+      return Error::invalid(fmt::format("the image indexes of {} nest too deeply", ref.str()));
     std::string pick;
     if (const auto* ms = doc.get_object().if_contains("manifests"); ms && ms->is_array())
       for (const auto& m : ms->get_array()) {
         const auto* p = m.is_object() ? m.get_object().if_contains("platform") : nullptr;
-        if (p && p->is_object() && p->get_object().if_contains("os") &&
-            p->get_object().at("os") == "linux" && p->get_object().if_contains("architecture") &&
-            p->get_object().at("architecture") == json::string(arch())) {
-          pick = std::string(m.get_object().at("digest").as_string());
+        const auto* d = m.is_object() ? m.get_object().if_contains("digest") : nullptr;
+        if (!p || !p->is_object() || !d || !d->is_string()) continue;
+        const auto* os = p->get_object().if_contains("os");
+        const auto* arch = p->get_object().if_contains("architecture");
+        if (os && *os == "linux" && arch && *arch == json::string(host_architecture())) {
+          pick = std::string(d->get_string());
           break;
         }
       }
     if (pick.empty())
-      return Error::not_found(fmt::format("{} has no image for linux/{}", ref.str(), arch()));
+      return Error::not_found(
+          fmt::format("{} has no image for linux/{}", ref.str(), host_architecture()));
+    if (!valid_sha256(pick))
+      return Error::invalid(fmt::format(
+          "the index of {} names manifest \"{}\", not a sha256 digest", ref.str(), pick));
     reference = pick;
   }
-  // Store the manifest under its content digest, and tag it; ImageStore verifies every blob again.
-  std::string tmp = layout + "/manifest.json";
-  std::ofstream(tmp, std::ios::binary) << body;
-  auto hex = sha256_file(tmp);
-  if (!hex) return hex.error();
-  if (!ref.digest.empty() && ref.digest.find("sha256:" + *hex) == std::string::npos &&
-      media_type.find("index") == std::string::npos && reference == ref.digest)
-    return Error::invalid(
-        fmt::format("registry {} sent a manifest for {} whose content does not match that digest",
-                    ref.registry, ref.str()));
-  fs::rename(tmp, layout + "/blobs/sha256/" + *hex, fec);
+  std::string manifest_hex = sha256_hex(body);
+  report({PullProgress::Phase::kResolved, "sha256:" + manifest_hex, "manifest", 0,
+          static_cast<std::int64_t>(body.size())});
+  if (auto r = write_small(request.layout_dir + "/blobs/sha256/" + manifest_hex, body); !r)
+    return r;
   json::object index{
       {"schemaVersion", 2},
       {"manifests",
        json::array{json::object{
            {"mediaType", media_type},
-           {"digest", "sha256:" + *hex},
+           {"digest", "sha256:" + manifest_hex},
            {"size", static_cast<std::int64_t>(body.size())},
-           {"annotations", json::object{{"org.opencontainers.image.ref.name", tag}}}}}}};
-  std::ofstream(layout + "/index.json") << json::serialize(index);
-  std::ofstream(layout + "/oci-layout") << R"({"imageLayoutVersion":"1.0.0"})";
+           {"annotations", json::object{{"org.opencontainers.image.ref.name", request.tag}}}}}}};
+  if (auto r = write_small(request.layout_dir + "/index.json", json::serialize(index)); !r)
+    return r;
+  if (auto r = write_small(request.layout_dir + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+      !r)
+    return r;
+
+  // The blobs the manifest names: checked, counted against the limit, then downloaded.
   json::value manifest = json::parse(body);
-  std::vector<std::pair<std::string, std::int64_t>> blobs;
   const auto& mo = manifest.as_object();
-  if (!mo.if_contains("config") || !mo.if_contains("layers"))
-    return Error::invalid(fmt::format("the manifest of {} lacks config or layers", ref.str()));
-  blobs.emplace_back(std::string(mo.at("config").at("digest").as_string()),
-                     mo.at("config").at("size").to_number<std::int64_t>());
-  for (const auto& l : mo.at("layers").as_array())
-    blobs.emplace_back(std::string(l.at("digest").as_string()),
-                       l.at("size").to_number<std::int64_t>());
-  for (const auto& [digest, size] : blobs) {
-    if (digest.rfind("sha256:", 0) != 0 || digest.size() != 71)
-      return Error::invalid(fmt::format("blob digest \"{}\" is not sha256", digest));
-    std::string file = layout + "/blobs/sha256/" + digest.substr(7);
-    auto got = conn.get(base + "/blobs/" + digest, &file, nullptr);
-    if (!got) return got.error();
-    if (got->first != 200) return status_error(ref, got->first, "blob " + digest);
+  struct Blob {
+    std::string digest;
+    std::int64_t size;
+    const char* kind;
+  };
+  std::vector<Blob> blobs;
+  auto descriptor = [&](const json::value& d, const char* kind) -> Result<void> {
+    const auto* o = d.if_object();
+    const auto* digest = o ? o->if_contains("digest") : nullptr;
+    const auto* size = o ? o->if_contains("size") : nullptr;
+    if (!digest || !digest->is_string() || !valid_sha256(digest->get_string()) || !size ||
+        !size->is_int64() || size->get_int64() < 0)
+      return Error::invalid(
+          fmt::format("the manifest of {} has a {} descriptor without a sha256 digest and a size",
+                      ref.str(), kind));
+    blobs.push_back({std::string(digest->get_string()), size->get_int64(), kind});
+    return {};
+  };
+  const auto* config = mo.if_contains("config");
+  const auto* layers = mo.if_contains("layers");
+  if (!config || !layers || !layers->is_array())
+    return Error::invalid(fmt::format(
+        "the manifest of {} lacks config or layers (schema 1 manifests are not supported)",
+        ref.str()));
+  if (auto r = descriptor(*config, "config"); !r) return r;
+  for (const auto& l : layers->get_array())
+    if (auto r = descriptor(l, "layer"); !r) return r;
+  std::int64_t total = static_cast<std::int64_t>(body.size());
+  for (const auto& b : blobs) total += b.size;
+  if (request.max_bytes > 0 && total > request.max_bytes)
+    return Error::invalid(fmt::format(
+        "{} is {} bytes, more than the {} bytes max-image-bytes allows; raise max-image-bytes in "
+        "the daemon config to use it",
+        ref.str(), total, request.max_bytes));
+
+  for (const auto& blob : blobs) {
+    std::string hex = blob.digest.substr(7);
+    std::string file = request.layout_dir + "/blobs/sha256/" + hex;
+    if (fs::exists(file, fec)) continue;  // the same blob twice in one manifest
+    if (request.have_blob && request.have_blob(blob.digest)) {
+      report({PullProgress::Phase::kExists, blob.digest, blob.kind, blob.size, blob.size});
+      continue;
+    }
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return Error::internal(fmt::format("cannot write {}: {}", file, errno_text(errno)));
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
+    auto last = std::chrono::steady_clock::now();
+    BlobSink sink{
+        fd, sha.get(), blob.size, 0, [&](std::int64_t done) {
+          auto now = std::chrono::steady_clock::now();
+          if (now - last < std::chrono::milliseconds(100)) return;
+          last = now;
+          report({PullProgress::Phase::kDownloading, blob.digest, blob.kind, done, blob.size});
+        }};
+    report({PullProgress::Phase::kDownloading, blob.digest, blob.kind, 0, blob.size});
+    auto got = session.get(base + "/blobs/" + blob.digest, nullptr, &sink);
+    ::close(fd);
+    if (!got) return with_ref(got.error());
+    if (got->status != 200)
+      return status_error(ref, *got, fmt::format("{} blob {}", blob.kind, blob.digest));
+    if (sink.written != blob.size)
+      return Error::invalid(
+          fmt::format("registry {} sent {} bytes for {} blob {} of {}, but its descriptor says {}",
+                      ref.registry, sink.written, blob.kind, blob.digest, ref.str(), blob.size));
+    std::string actual = digest_hex(sha.get());
+    if (actual != hex)
+      return Error::invalid(fmt::format(
+          "registry {} sent {} blob {} of {} with content that hashes to sha256:{}; refusing it",
+          ref.registry, blob.kind, blob.digest, ref.str(), actual));
+    report({PullProgress::Phase::kDone, blob.digest, blob.kind, blob.size, blob.size});
   }
   return {};
 }

@@ -1,19 +1,74 @@
 #pragma once
-// A client of the OCI distribution API (registry v2). So far: anonymous pulls over plain HTTP
-// from loopback registries. TLS, authentication, redirects to other hosts and progress are
-// still to come (issue 5).
+// A client of the OCI distribution API (registry v2), as DESIGN.md §8 describes:
+//  - manifests (OCI and Docker schema2), image indexes resolved to linux/<host arch>, blobs
+//    streamed to disk with their sha256 checked against the content, redirects followed;
+//  - anonymous, Basic and Bearer-token (WWW-Authenticate challenge → token endpoint) auth;
+//  - TLS with the system CA store plus Docker's certs.d layout; plain HTTP only for loopback
+//    registries and those configured as insecure (which also skip TLS verification, as Docker's
+//    insecure-registries do);
+//  - a timeout on connecting and on every silence while reading.
+// Calls block; run them off the io_context. Passwords and tokens are never logged or put in
+// an error message.
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "elafros/registry_reference.hpp"
 #include "elafros/result.hpp"
-#include "registry_reference.hpp"
+#include "registry_credentials.hpp"
 
 namespace elafros {
 
-// Downloads an image (resolving an index to linux/<host arch>) into `layout_dir` as an OCI image
-// layout whose only tag is `tag`, for ImageStore to import and verify. Blocks; run it off the
-// io_context.
-Result<void> pull_to_layout(const RegistryReference& ref, const std::string& layout_dir,
-                            const std::string& tag);
+struct RegistryOptions {
+  std::vector<std::string> insecure_registries;  // HOST[:PORT], as Docker's insecure-registries
+  std::string certs_dir;  // <certs_dir>/<HOST[:PORT]>/*.crt are CAs trusted for that registry
+  std::chrono::seconds timeout{60};
+};
+
+// What a pull is doing, for progress displays. Blobs report kDownloading repeatedly (at most
+// every ~100 ms) and kDone once; blobs the store already has report kExists.
+struct PullProgress {
+  enum class Phase { kResolved, kExists, kDownloading, kDone };
+  Phase phase = Phase::kResolved;
+  std::string digest;  // the blob, or the manifest for kResolved
+  std::string kind;    // "manifest", "config" or "layer"
+  std::int64_t done = 0;
+  std::int64_t total = 0;
+};
+using PullProgressFn = std::function<void(const PullProgress&)>;
+
+struct PullRequest {
+  RegistryReference reference;
+  std::string layout_dir;  // written as an OCI image layout whose only tag is `tag`
+  std::string tag;
+  std::function<bool(const std::string& digest)> have_blob;  // stored blobs are not downloaded
+  std::int64_t max_bytes = 0;                                // 0: no limit
+  PullProgressFn progress;
+};
+
+class RegistryClient {
+ public:
+  RegistryClient(RegistryOptions options, std::shared_ptr<const CredentialStore> credentials);
+
+  Result<void> pull(const PullRequest& request) const;
+
+  // Checks credentials the way `docker login` does: GET /v2/ with them, through the token
+  // endpoint when the registry asks for one.
+  Result<void> check_login(const std::string& registry,
+                           const RegistryCredentials& credentials) const;
+
+  // Loopback registries and the configured insecure ones may use plain HTTP.
+  bool relaxed(const std::string& host_port) const;
+
+  const RegistryOptions& options() const { return options_; }
+
+ private:
+  RegistryOptions options_;
+  std::shared_ptr<const CredentialStore> credentials_;
+};
 
 }  // namespace elafros

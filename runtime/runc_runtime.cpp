@@ -79,33 +79,6 @@ std::string runc_log_message(const std::string& path) {
 
 }  // namespace
 
-Result<void> write_file_atomic(const std::string& path, const std::string& content, int mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Error::internal(fmt::format("cannot write {}: {}", tmp, errno_text(errno)));
-  std::size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return Error::internal(fmt::format("cannot write {}: {}", tmp, errno_text(errno)));
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    return Error::internal(fmt::format("cannot flush {}: {}", tmp, errno_text(errno)));
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return Error::internal(fmt::format("cannot rename {} into place: {}", tmp, errno_text(errno)));
-  std::string dir = fs::path(path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return {};
-}
-
 RuncRuntime::RuncRuntime(RuncOptions options, ProcessRunnerPtr runner,
                          std::shared_ptr<ImageStore> images)
     : options_(std::move(options)),

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "atomic_file.hpp"
 #include "elafros/container_runtime.hpp"
 #include "elafros/process_runner.hpp"
 #include "image_store.hpp"
@@ -44,9 +45,5 @@ class RuncRuntime final : public ContainerRuntime {
   std::shared_ptr<ImageStore> images_;
   std::string state_root_;
 };
-
-// Writes a file atomically: temp file, fsync, rename, fsync of the directory.
-Result<void> write_file_atomic(const std::string& path, const std::string& content,
-                               int mode = 0644);
 
 }  // namespace elafros

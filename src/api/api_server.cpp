@@ -16,18 +16,21 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
 
 #include "elafros/autoscaling.hpp"
 #include "elafros/naming.hpp"
+#include "elafros/registry_reference.hpp"
 #include "elafros/resource_json.hpp"
 #include "elafros/traffic.hpp"
 #include "image_store.hpp"
 #include "offload.hpp"
 #include "reconciler.hpp"
-#include "registry_reference.hpp"
+#include "registry_client.hpp"
+#include "registry_credentials.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -95,6 +98,41 @@ std::string query_param(std::string_view target, std::string_view name) {
   return {};
 }
 
+// Percent-decodes a path segment ("%2F" → "/"); nullopt when malformed.
+std::optional<std::string> percent_decode(std::string_view in) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size()) return std::nullopt;
+    int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+json::object progress_json(const PullProgress& p) {
+  const char* phase = p.phase == PullProgress::Phase::kResolved      ? "resolved"
+                      : p.phase == PullProgress::Phase::kExists      ? "exists"
+                      : p.phase == PullProgress::Phase::kDownloading ? "downloading"
+                                                                     : "done";
+  return json::object{{"phase", phase},
+                      {"digest", p.digest},
+                      {"kind", p.kind},
+                      {"current", p.done},
+                      {"total", p.total}};
+}
+
 bool looks_like_transport(const std::string& ref) {
   auto colon = ref.find(':');
   if (colon == std::string::npos) return false;
@@ -105,15 +143,28 @@ bool looks_like_transport(const std::string& ref) {
 
 }  // namespace
 
+// An import or pull in progress. Requests for the same reference while it runs wait for it
+// instead of starting another (pulls are coalesced); each follows its progress events.
+struct ImportJob {
+  explicit ImportJob(const asio::any_io_executor& ex)
+      : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+  std::vector<std::string> events;  // progress, as JSON lines, in order
+  std::optional<Result<ImageRecord>> result;
+  asio::steady_timer wake;  // cancelled on every event and at the end, waking every follower
+};
+
 class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
  public:
   Impl(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking,
-       Store& store, ImageStore& images, Reconciler& reconciler, ApiInfo info)
+       Store& store, ImageStore& images, RegistryClient& registry, CredentialStore& credentials,
+       Reconciler& reconciler, ApiInfo info)
       : control_(control),
         store_thread_(store_thread),
         blocking_(blocking),
         store_(store),
         images_(images),
+        registry_(registry),
+        credentials_(credentials),
         reconciler_(reconciler),
         info_(std::move(info)),
         acceptor_(control),
@@ -179,6 +230,13 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         auto& req = parser.get();
         keep = req.keep_alive();
         version = req.version();
+        std::string_view target = req.target();
+        if (req.method() == http::verb::post &&
+            target.substr(0, target.find('?')) == "/api/v1/images/pull") {
+          bool ok = co_await stream_pull(stream, req.body(), version);
+          if (!ok || !keep) break;
+          continue;
+        }
         reply = co_await handle(req);
       }
       http::response<http::string_body> res{reply.status, version};
@@ -224,12 +282,29 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       if (method == http::verb::post) co_return co_await import_image(req.body());
       co_return method_not_allowed("GET or POST");
     }
+    if (path == "/api/v1/registries") {
+      if (method == http::verb::get) co_return list_logins();
+      co_return method_not_allowed("GET");
+    }
+    if (path == "/api/v1/registries/login") {
+      if (method == http::verb::post) co_return co_await login(req.body());
+      co_return method_not_allowed("POST");
+    }
+    if (path == "/api/v1/registries/logout") {
+      if (method == http::verb::post) co_return co_await logout(req.body());
+      co_return method_not_allowed("POST");
+    }
+    if (path == "/api/v1/images/pull") co_return method_not_allowed("POST");
     if (path == "/api/v1/images/prune") {
       if (method == http::verb::post) co_return co_await prune_images();
       co_return method_not_allowed("POST");
     }
-    if (path.rfind("/api/v1/images/", 0) == 0 && parts.size() == 4) {
-      if (method == http::verb::delete_) co_return co_await delete_image(parts[3]);
+    if (path.rfind("/api/v1/images/", 0) == 0) {
+      // The name is one percent-encoded segment: registry names hold '/'.
+      auto name = percent_decode(path.substr(std::string_view("/api/v1/images/").size()));
+      if (!name || name->empty())
+        co_return error_reply(Error::invalid("the image name in the path is not valid"));
+      if (method == http::verb::delete_) co_return co_await delete_image(*name);
       co_return method_not_allowed("DELETE");
     }
     // /apis/serving.knative.dev/v1/namespaces/{ns}/{services|revisions}[/{name}]
@@ -350,34 +425,198 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                     json::object{{"removedImages", std::move(removed)}, {"freedBytes", *freed}}};
   }
 
-  awaitable<Result<ImageRecord>> import(std::string reference, std::string name) {
-    auto rec =
-        co_await offload(blocking_.get_executor(), &ImageStore::import, &images_, reference, name);
-    if (!rec) co_return rec;
-    auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_, *rec);
-    if (!put) co_return put.error();
-    spdlog::info("imported image {} ({}) from {}", rec->name, rec->digest, reference);
-    co_return rec;
+  // Starts an import, or joins the one already running for the same reference and name.
+  std::shared_ptr<ImportJob> start_import(const std::string& reference, const std::string& name) {
+    std::string key = reference + "\n" + name;
+    if (auto it = imports_.find(key); it != imports_.end()) {
+      spdlog::info("joining the import of {} already in progress", reference);
+      return it->second;
+    }
+    auto job = std::make_shared<ImportJob>(control_.get_executor());
+    imports_[key] = job;
+    asio::co_spawn(control_, run_import(shared_from_this(), job, key, reference, name),
+                   asio::detached);
+    return job;
   }
 
-  awaitable<Reply> import_image(const std::string& body) {
+  awaitable<void> run_import(std::shared_ptr<Impl> /*keeps this alive*/,
+                             std::shared_ptr<ImportJob> job, std::string key, std::string reference,
+                             std::string name) {
+    // Progress comes from a worker thread; events are appended on the control thread.
+    auto ex = control_.get_executor();
+    PullProgressFn progress = [job, ex](const PullProgress& p) {
+      asio::post(ex, [job, line = json::serialize(progress_json(p))] {
+        job->events.push_back(line);
+        job->wake.cancel();
+      });
+    };
+    auto rec = co_await offload(blocking_.get_executor(), &ImageStore::import, &images_, reference,
+                                name, progress);
+    if (rec) {
+      auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_, *rec);
+      if (!put) rec = put.error();
+    }
+    if (rec)
+      spdlog::info("imported image {} ({}) from {}", rec->name, rec->digest, reference);
+    else
+      spdlog::warn("importing {} failed: {}", reference, rec.error().message);
+    // Events posted before the result are already appended: the post queue is in order.
+    job->result = std::move(rec);
+    job->wake.cancel();
+    imports_.erase(key);
+  }
+
+  awaitable<Result<ImageRecord>> import(std::string reference, std::string name) {
+    auto job = start_import(reference, name);
+    while (!job->result) co_await job->wake.async_wait(kAwait);
+    co_return *job->result;
+  }
+
+  // POST /api/v1/images/pull: the import's progress as chunked JSON lines (application/x-ndjson),
+  // {"progress": {...}} while it runs, then {"image": {...}} or {"error": {...}}. False when the
+  // connection is no longer usable.
+  awaitable<bool> stream_pull(beast::basic_stream<stream_protocol>& stream, const std::string& body,
+                              unsigned version) {
+    auto request = parse_import_request(body);
+    if (!request) {
+      Reply reply = error_reply(request.error());
+      http::response<http::string_body> res{reply.status, version};
+      res.set(http::field::content_type, "application/json");
+      res.set(http::field::server, "elafrosd");
+      res.body() = json::serialize(reply.body) + "\n";
+      res.prepare_payload();
+      auto [ec, n] = co_await http::async_write(stream, res, kAwait);
+      co_return !ec;
+    }
+    auto job = start_import(request->first, request->second);
+    http::response<http::empty_body> res{http::status::ok, version};
+    res.set(http::field::content_type, "application/x-ndjson");
+    res.set(http::field::server, "elafrosd");
+    res.chunked(true);
+    http::response_serializer<http::empty_body> serializer{res};
+    stream.expires_never();
+    auto [hec, hn] = co_await http::async_write_header(stream, serializer, kAwait);
+    if (hec) co_return false;
+    std::size_t sent = 0;
+    for (;;) {
+      std::string lines;
+      for (; sent < job->events.size(); ++sent)
+        lines += "{\"progress\":" + job->events[sent] + "}\n";
+      bool done = job->result.has_value();
+      if (done) {
+        json::object last;
+        if (*job->result)
+          last["image"] = image_to_json(**job->result);
+        else
+          last = error_reply(job->result->error()).body.as_object();
+        lines += json::serialize(last) + "\n";
+      }
+      if (!lines.empty()) {
+        auto chunk = http::make_chunk(asio::buffer(lines));
+        auto [ec, n] = co_await asio::async_write(stream, chunk, kAwait);
+        if (ec) co_return false;  // the client left; the import goes on for any other
+      }
+      if (done) break;
+      co_await job->wake.async_wait(kAwait);
+    }
+    auto last_chunk = http::make_chunk_last();
+    auto [ec, n] = co_await asio::async_write(stream, last_chunk, kAwait);
+    co_return !ec;
+  }
+
+  // {"reference": "...", "name": "..."} → (reference, name).
+  static Result<std::pair<std::string, std::string>> parse_import_request(const std::string& body) {
     auto v = parse_body(body);
-    if (!v) co_return error_reply(v.error());
+    if (!v) return v.error();
     const json::object* o = v->if_object();
     const json::value* ref = o ? o->if_contains("reference") : nullptr;
     if (!ref || !ref->is_string() || ref->get_string().empty())
-      co_return error_reply(Error::invalid(
-          "the body needs \"reference\": a string such as \"oci:/path/to/layout:tag\""));
+      return Error::invalid(
+          "the body needs \"reference\": a string such as \"oci:/path/to/layout:tag\" or "
+          "\"docker.io/library/nginx:alpine\"");
     std::string name;
     if (const json::value* n = o->if_contains("name"); n && !n->is_null()) {
-      if (!n->is_string()) co_return error_reply(Error::invalid("\"name\" must be a string"));
+      if (!n->is_string()) return Error::invalid("\"name\" must be a string");
       name = std::string(n->get_string());
     }
     for (const auto& kv : *o)
       if (kv.key() != "reference" && kv.key() != "name")
-        co_return error_reply(Error::invalid(fmt::format(
-            "unknown field \"{}\" (known fields: reference, name)", std::string_view(kv.key()))));
-    auto rec = co_await import(std::string(ref->get_string()), name);
+        return Error::invalid(fmt::format("unknown field \"{}\" (known fields: reference, name)",
+                                          std::string_view(kv.key())));
+    std::string reference(ref->get_string());
+    // A bare registry name ("nginx", "ghcr.io/team/app:1") is a pull.
+    if (!looks_like_transport(reference)) {
+      auto registry = parse_registry_reference(reference);
+      if (!registry) return registry.error();
+      reference = "docker://" + registry->str();
+    }
+    return std::make_pair(reference, name);
+  }
+
+  // Registry logins: checked against the registry (as `docker login` does), then stored.
+  static Result<std::pair<std::string, RegistryCredentials>> parse_login(const std::string& body) {
+    auto v = parse_body(body);
+    if (!v) return v.error();
+    const json::object* o = v->if_object();
+    if (!o) return Error::invalid("the body must be a JSON object");
+    for (const auto& kv : *o)
+      if (kv.key() != "registry" && kv.key() != "username" && kv.key() != "password")
+        return Error::invalid(
+            fmt::format("unknown field \"{}\" (known fields: registry, username, password)",
+                        std::string_view(kv.key())));
+    auto text = [&](const char* key) -> std::string {
+      const json::value* f = o->if_contains(key);
+      return f && f->is_string() ? std::string(f->get_string()) : std::string();
+    };
+    auto host = canonical_registry_host(text("registry"));
+    if (!host) return host.error();
+    RegistryCredentials c{text("username"), text("password")};
+    if (c.username.empty() || c.username.find(':') != std::string::npos)
+      return Error::invalid("\"username\" must be a non-empty string without ':'");
+    if (c.password.empty()) return Error::invalid("\"password\" must be a non-empty string");
+    return std::make_pair(*host, c);
+  }
+
+  awaitable<Reply> login(std::string body) {
+    auto parsed = parse_login(body);
+    if (!parsed) co_return error_reply(parsed.error());
+    auto checked = co_await offload(blocking_.get_executor(), &RegistryClient::check_login,
+                                    &registry_, parsed->first, parsed->second);
+    if (!checked) co_return error_reply(checked.error());
+    auto stored = co_await offload(blocking_.get_executor(), &CredentialStore::put, &credentials_,
+                                   parsed->first, parsed->second);
+    if (!stored) co_return error_reply(stored.error());
+    spdlog::info("logged in to registry {} as {}", parsed->first, parsed->second.username);
+    co_return Reply{http::status::ok, json::object{{"registry", parsed->first},
+                                                   {"username", parsed->second.username}}};
+  }
+
+  awaitable<Reply> logout(std::string body) {
+    auto v = parse_body(body);
+    if (!v) co_return error_reply(v.error());
+    const json::value* r = v->is_object() ? v->get_object().if_contains("registry") : nullptr;
+    auto host = canonical_registry_host(r && r->is_string() ? std::string(r->get_string()) : "");
+    if (!host) co_return error_reply(host.error());
+    auto removed =
+        co_await offload(blocking_.get_executor(), &CredentialStore::remove, &credentials_, *host);
+    if (!removed) co_return error_reply(removed.error());
+    if (!*removed)
+      co_return error_reply(Error::not_found(fmt::format("not logged in to registry {}", *host)));
+    spdlog::info("logged out of registry {}", *host);
+    co_return Reply{http::status::ok, json::object{{"registry", *host}}};
+  }
+
+  Reply list_logins() {
+    json::array items;
+    for (const auto& [host, user] : credentials_.usernames())
+      items.push_back(json::object{{"registry", host}, {"username", user}});
+    return Reply{http::status::ok, json::object{{"items", std::move(items)}}};
+  }
+
+  awaitable<Reply> import_image(std::string body) {
+    auto request = parse_import_request(body);
+    if (!request) co_return error_reply(request.error());
+    auto rec = co_await import(request->first, request->second);
     if (!rec) co_return error_reply(rec.error());
     co_return Reply{http::status::created, image_to_json(*rec)};
   }
@@ -471,9 +710,15 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
           "as oci:DIR:TAG, oci-archive:FILE or docker-archive:FILE, or import it first with "
           "'elafros image import'",
           reference);
-      // Not a local name: a registry reference, as Docker reads it, is pulled.
+      // Not a local name: a registry reference, as Docker reads it. One pulled before is used
+      // as it is (Docker's "missing" pull policy; 'elafros image pull' refreshes it).
       if (auto registry = parse_registry_reference(reference)) {
-        auto pulled = co_await import("docker://" + registry->str(), "");
+        std::string canonical = registry->str();
+        auto stored =
+            co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, canonical);
+        if (stored) co_return stored;
+        std::string pull_ref = "docker://" + canonical;
+        auto pulled = co_await import(pull_ref, "");
         if (pulled) co_return pulled;
         co_return Error{
             pulled.error().code,
@@ -697,18 +942,22 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   asio::thread_pool& blocking_;
   Store& store_;
   ImageStore& images_;
+  RegistryClient& registry_;
+  CredentialStore& credentials_;
   Reconciler& reconciler_;
   ApiInfo info_;
   stream_protocol::acceptor acceptor_;
   std::chrono::steady_clock::time_point started_;
-  std::set<std::string> busy_;  // services with a change in progress
+  std::set<std::string> busy_;                                 // services with a change in progress
+  std::map<std::string, std::shared_ptr<ImportJob>> imports_;  // in progress, by reference+name
 };
 
 ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread,
                      asio::thread_pool& blocking, Store& store, ImageStore& images,
-                     Reconciler& reconciler, ApiInfo info)
-    : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, images, reconciler,
-                                   std::move(info))) {}
+                     RegistryClient& registry, CredentialStore& credentials, Reconciler& reconciler,
+                     ApiInfo info)
+    : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, images, registry,
+                                   credentials, reconciler, std::move(info))) {}
 ApiServer::~ApiServer() = default;
 Result<void> ApiServer::listen(const std::string& socket_path) {
   return impl_->listen(socket_path);

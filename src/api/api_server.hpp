@@ -16,8 +16,10 @@ class thread_pool;
 
 namespace elafros {
 
+class CredentialStore;
 class ImageStore;
 class Reconciler;
+class RegistryClient;
 
 struct ApiInfo {
   std::string version;
@@ -32,7 +34,8 @@ class ApiServer {
  public:
   ApiServer(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
             boost::asio::thread_pool& blocking, Store& store, ImageStore& images,
-            Reconciler& reconciler, ApiInfo info);
+            RegistryClient& registry, CredentialStore& credentials, Reconciler& reconciler,
+            ApiInfo info);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

@@ -52,6 +52,55 @@ ApiResponse ApiClient::request(const std::string& method, const std::string& tar
   return out;
 }
 
+int ApiClient::stream(const std::string& method, const std::string& target, const json::value& body,
+                      const std::function<void(const json::value&)>& on_line) const {
+  asio::io_context io;
+  asio::local::stream_protocol::socket socket(io);
+  boost::system::error_code ec;
+  socket.connect(asio::local::stream_protocol::endpoint(socket_), ec);
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("cannot reach elafrosd at {}: {} (is elafrosd running? point --socket or "
+                    "$ELAFROS_SOCKET at its socket)",
+                    socket_, ec.message()));
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, "elafrosd");
+  req.set(http::field::user_agent, "elafros");
+  req.set(http::field::content_type, "application/json");
+  req.body() = json::serialize(body);
+  req.prepare_payload();
+  http::write(socket, req, ec);
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("sending the request to elafrosd failed: {}", ec.message()));
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  std::string pending;
+  auto emit = [&](std::string_view line) {
+    if (line.empty()) return;
+    boost::system::error_code pec;
+    json::value v = json::parse(line, pec);
+    on_line(pec ? json::value(json::string(line)) : v);
+  };
+  char chunk[16 * 1024];
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof(chunk);
+    http::read(socket, buffer, parser, ec);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec)
+      throw std::runtime_error(fmt::format("reading elafrosd's answer failed: {}", ec.message()));
+    pending.append(chunk, sizeof(chunk) - parser.get().body().size);
+    for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
+      emit(std::string_view(pending).substr(0, nl));
+      pending.erase(0, nl + 1);
+    }
+  }
+  emit(pending);
+  return static_cast<int>(parser.get().result_int());
+}
+
 json::value ApiClient::call(const std::string& method, const std::string& target,
                             const json::value* body) const {
   ApiResponse r = request(method, target, body);

@@ -2,6 +2,7 @@
 // A small synchronous client of elafrosd's API over its unix socket.
 
 #include <boost/json/value.hpp>
+#include <functional>
 #include <string>
 
 namespace elafros::cli {
@@ -20,6 +21,11 @@ class ApiClient {
   // Like request(), but throws std::runtime_error with the API's message on a non-2xx status.
   boost::json::value call(const std::string& method, const std::string& target,
                           const boost::json::value* body = nullptr) const;
+  // For answers that stream JSON lines (application/x-ndjson): calls `on_line` with each line as
+  // it arrives. A plain JSON answer (an error before the stream began) is one line. Returns the
+  // HTTP status.
+  int stream(const std::string& method, const std::string& target, const boost::json::value& body,
+             const std::function<void(const boost::json::value&)>& on_line) const;
 
  private:
   std::string socket_;

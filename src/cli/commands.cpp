@@ -1,10 +1,13 @@
 #include "cli/commands.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,12 +19,112 @@
 #include "cli/output.hpp"
 #include "cli/yaml_json.hpp"
 #include "elafros/naming.hpp"
+#include "elafros/registry_reference.hpp"
 
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
 namespace elafros::cli {
 namespace {
+
+// Shows a pull's progress events: per-blob lines redrawn in place on a terminal, one quiet line
+// per blob otherwise (logs, CI).
+class PullDisplay {
+ public:
+  explicit PullDisplay(bool enabled) : enabled_(enabled), tty_(::isatty(STDOUT_FILENO) == 1) {}
+
+  void update(const json::value& p) {
+    if (!enabled_) return;
+    std::string phase = field(p, "phase"), digest = field(p, "digest"), kind = field(p, "kind");
+    std::int64_t current = p.at("current").to_number<std::int64_t>();
+    std::int64_t total = p.at("total").to_number<std::int64_t>();
+    std::string short_digest = digest.substr(0, std::min<std::size_t>(digest.size(), 19));
+    if (phase == "resolved") {
+      std::cout << fmt::format("  Resolved to manifest {}\n", digest);
+      return;
+    }
+    std::string status;
+    if (phase == "exists") {
+      status = "already stored";
+    } else if (phase == "done") {
+      status = fmt::format("downloaded {}", human_size(total));
+    } else {
+      int width = 24;
+      int filled = total > 0 ? static_cast<int>(width * current / total) : 0;
+      status = fmt::format("[{}{}] {} / {}", std::string(static_cast<std::size_t>(filled), '='),
+                           std::string(static_cast<std::size_t>(width - filled), ' '),
+                           human_size(current), human_size(total));
+    }
+    std::string line = fmt::format("  {} {:<6} {}", short_digest, kind, status);
+    if (!tty_) {
+      // Quiet: the start and the end of each blob.
+      if (phase == "downloading" && current == 0)
+        std::cout << fmt::format("  {} {:<6} downloading {}\n", short_digest, kind,
+                                 human_size(total));
+      else if (phase != "downloading")
+        std::cout << line << "\n";
+      std::cout.flush();
+      return;
+    }
+    auto it = std::find_if(lines_.begin(), lines_.end(),
+                           [&](const auto& l) { return l.first == digest; });
+    if (it == lines_.end())
+      lines_.emplace_back(digest, line);
+    else
+      it->second = line;
+    if (drawn_ > 0) std::cout << fmt::format("\x1b[{}A", drawn_);
+    for (const auto& l : lines_) std::cout << "\r\x1b[2K" << l.second << "\n";
+    drawn_ = static_cast<int>(lines_.size());
+    std::cout.flush();
+  }
+
+ private:
+  bool enabled_;
+  bool tty_;
+  std::vector<std::pair<std::string, std::string>> lines_;
+  int drawn_ = 0;
+};
+
+// Imports or pulls through the streaming endpoint, showing progress; returns the image.
+json::value pull_image(const ApiClient& api, const Globals& g, const std::string& reference,
+                       const std::string& name) {
+  json::value body = json::object{{"reference", reference}};
+  if (!name.empty()) body.as_object()["name"] = name;
+  PullDisplay display(g.output == "table");
+  json::value image, error;
+  int status = api.stream("POST", "/api/v1/images/pull", body, [&](const json::value& line) {
+    const auto* o = line.if_object();
+    if (!o) return;
+    if (const auto* p = o->if_contains("progress")) display.update(*p);
+    if (const auto* i = o->if_contains("image")) image = *i;
+    if (const auto* e = o->if_contains("error")) error = *e;
+  });
+  if (!error.is_null()) throw std::runtime_error(field(error, "message"));
+  if (image.is_null())
+    throw std::runtime_error(fmt::format("elafrosd answered {} without an image", status));
+  return image;
+}
+
+bool is_transport(const std::string& ref) {
+  for (const char* t :
+       {"oci:", "oci-archive:", "docker-archive:", "docker://", "dir:", "containers-storage:"})
+    if (ref.rfind(t, 0) == 0) return true;
+  return false;
+}
+
+// Before a service uses a registry image that is not stored yet, pull it here, where the user
+// sees the progress; the daemon then finds it by name.
+void pull_if_missing(const ApiClient& api, const Globals& g, const std::string& image) {
+  if (is_transport(image)) return;
+  auto ref = parse_registry_reference(image);
+  if (!ref) return;  // the daemon says what is wrong with it
+  json::value list = api.call("GET", "/api/v1/images");
+  for (const auto& i : list.at("items").as_array())
+    if (field(i, "name") == image || field(i, "name") == ref->str()) return;
+  if (g.output == "table") std::cout << fmt::format("Pulling {}:\n", ref->str());
+  json::value pulled = pull_image(api, g, image, "");
+  if (g.output == "table") std::cout << fmt::format("  Pulled {}\n\n", field(pulled, "digest"));
+}
 
 const json::object* condition(const json::value& obj, std::string_view type) {
   const auto* o = obj.if_object();
@@ -358,6 +461,7 @@ int service_create(const ApiClient& api, const Globals& g, const std::string& na
                                   {"metadata", json::object{{"name", name}, {"namespace", g.ns}}},
                                   {"spec", json::object{{"template", std::move(tmpl)}}}};
   std::cout << fmt::format("Creating service '{}' in namespace '{}':\n\n", name, g.ns);
+  if (t.image) pull_if_missing(api, g, absolutize_reference(*t.image));
   json::value created = api.call("POST", services_path(g), &body);
   if (w.no_wait) {
     std::cout << fmt::format("Service '{}' created in namespace '{}'.\n{}\n", name, g.ns,
@@ -384,6 +488,7 @@ int service_update(const ApiClient& api, const Globals& g, const std::string& na
     throw std::runtime_error(
         "nothing to update: give --image, -e, --port, --cmd, --arg, --traffic, --tag or --untag");
   std::cout << fmt::format("Updating service '{}' in namespace '{}':\n\n", name, g.ns);
+  if (t.image) pull_if_missing(api, g, absolutize_reference(*t.image));
   json::value updated = api.call("PUT", services_path(g) + "/" + name, &body);
   bool unchanged = field(updated, "metadata.generation") == field(current, "metadata.generation");
   if (w.no_wait) {
@@ -713,12 +818,52 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file,
 
 int image_import(const ApiClient& api, const Globals& g, const std::string& reference,
                  const std::string& name) {
-  json::value body = json::object{{"reference", absolutize_reference(reference)}};
-  if (!name.empty()) body.as_object()["name"] = name;
-  json::value v = api.call("POST", "/api/v1/images", &body);
+  json::value v = pull_image(api, g, absolutize_reference(reference), name);
   if (g.output != "table") return print(g, v), 0;
-  std::cout << fmt::format("Image '{}' imported: {} ({})\n", field(v, "name"), field(v, "digest"),
-                           human_size(v.at("size").to_number<std::int64_t>()));
+  std::cout << fmt::format(
+      "Image '{}' {}: {} ({})\n", field(v, "name"),
+      is_transport(reference) && reference.rfind("docker://", 0) != 0 ? "imported" : "pulled",
+      field(v, "digest"), human_size(v.at("size").to_number<std::int64_t>()));
+  return 0;
+}
+
+int registry_login(const ApiClient& api, const Globals& g, const std::string& registry,
+                   const std::string& username, bool password_stdin) {
+  if (!password_stdin)
+    throw std::runtime_error(
+        "give the password on standard input with --password-stdin, e.g. "
+        "'cat token.txt | elafros registry login HOST --username USER --password-stdin' (a "
+        "password in a flag would show in ps and the shell history)");
+  if (username.empty()) throw std::runtime_error("--username is required");
+  std::string password;
+  std::getline(std::cin, password);
+  while (!password.empty() && (password.back() == '\r' || password.back() == '\n'))
+    password.pop_back();
+  if (password.empty()) throw std::runtime_error("standard input held no password");
+  json::value body =
+      json::object{{"registry", registry}, {"username", username}, {"password", password}};
+  json::value v = api.call("POST", "/api/v1/registries/login", &body);
+  if (g.output != "table") return print(g, v), 0;
+  std::cout << fmt::format("Login to {} as {} succeeded; elafrosd stores it for pulls.\n",
+                           field(v, "registry"), field(v, "username"));
+  return 0;
+}
+
+int registry_logout(const ApiClient& api, const Globals& g, const std::string& registry) {
+  json::value body = json::object{{"registry", registry}};
+  json::value v = api.call("POST", "/api/v1/registries/logout", &body);
+  if (g.output != "table") return print(g, v), 0;
+  std::cout << fmt::format("Removed the login for {}.\n", field(v, "registry"));
+  return 0;
+}
+
+int registry_list(const ApiClient& api, const Globals& g) {
+  json::value v = api.call("GET", "/api/v1/registries");
+  if (g.output != "table") return print(g, v), 0;
+  std::vector<std::vector<std::string>> rows{{"REGISTRY", "USERNAME"}};
+  for (const auto& i : v.at("items").as_array())
+    rows.push_back({field(i, "registry"), field(i, "username")});
+  std::cout << table(rows);
   return 0;
 }
 
@@ -741,7 +886,14 @@ int image_list(const ApiClient& api, const Globals& g) {
 
 int image_rm(const ApiClient& api, const Globals& g, const std::string& name) {
   (void)g;
-  api.call("DELETE", "/api/v1/images/" + name);
+  std::string encoded;
+  for (char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-._~:@", c))
+      encoded += c;
+    else
+      encoded += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+  }
+  api.call("DELETE", "/api/v1/images/" + encoded);
   std::cout << fmt::format("Image '{}' removed; 'elafros image prune' frees its space.\n", name);
   return 0;
 }

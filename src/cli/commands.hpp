@@ -70,6 +70,10 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file,
                const WaitOptions& w);
 int image_import(const ApiClient& api, const Globals& g, const std::string& reference,
                  const std::string& name);
+int registry_login(const ApiClient& api, const Globals& g, const std::string& registry,
+                   const std::string& username, bool password_stdin);
+int registry_logout(const ApiClient& api, const Globals& g, const std::string& registry);
+int registry_list(const ApiClient& api, const Globals& g);
 int image_list(const ApiClient& api, const Globals& g);
 int image_rm(const ApiClient& api, const Globals& g, const std::string& name);
 int image_prune(const ApiClient& api, const Globals& g);

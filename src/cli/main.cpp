@@ -134,13 +134,31 @@ int main(int argc, char** argv) {
 
   auto* img = app.add_subcommand("image", "manage images")->require_subcommand(1);
   auto* imp = img->add_subcommand("import", "import an image into elafrosd's image store");
-  imp->add_option("reference", reference, "oci:DIR[:TAG]")->required();
+  imp->add_option("reference", reference,
+                  "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG] or "
+                  "docker://HOST/REPO[:TAG|@DIGEST]")
+      ->required();
   imp->add_option("--name", image_name, "name to store it under (default DIR:TAG)");
+  auto* pull = img->add_subcommand(
+      "pull", "pull an image from a registry (again, if stored), e.g. docker.io/library/nginx");
+  pull->add_option("reference", reference, "[HOST[:PORT]/]REPO[:TAG|@sha256:DIGEST]")->required();
+  pull->add_option("--name", image_name, "name to store it under (default: the full reference)");
   auto* ilist = img->add_subcommand("list", "list images");
   auto* irm = img->add_subcommand("rm", "remove an image no revision uses");
   irm->add_option("name", image_name, "image name")->required();
   auto* iprune =
       img->add_subcommand("prune", "remove images no revision uses, and free their space");
+  auto* reg = app.add_subcommand("registry", "manage registry logins")->require_subcommand(1);
+  std::string registry_host, username;
+  bool password_stdin = false;
+  auto* login = reg->add_subcommand(
+      "login", "log in to a registry; elafrosd keeps the login (mode 0600) for its pulls");
+  login->add_option("host", registry_host, "HOST[:PORT], e.g. docker.io or ghcr.io")->required();
+  login->add_option("-u,--username", username, "user name")->required();
+  login->add_flag("--password-stdin", password_stdin, "read the password from standard input");
+  auto* logout = reg->add_subcommand("logout", "remove a registry login");
+  logout->add_option("host", registry_host, "HOST[:PORT]")->required();
+  auto* reglist = reg->add_subcommand("list", "list registry logins (never their passwords)");
   auto* stat = app.add_subcommand("status", "show the daemon's state");
 
   CLI11_PARSE(app, argc, argv);
@@ -165,6 +183,13 @@ int main(int argc, char** argv) {
     if (rdelete->parsed()) return revision_delete(api, g, name);
     if (apply->parsed()) return apply_file(api, g, file, w);
     if (imp->parsed()) return image_import(api, g, reference, image_name);
+    if (pull->parsed())
+      return image_import(
+          api, g, reference.rfind("docker://", 0) == 0 ? reference : "docker://" + reference,
+          image_name);
+    if (login->parsed()) return registry_login(api, g, registry_host, username, password_stdin);
+    if (logout->parsed()) return registry_logout(api, g, registry_host);
+    if (reglist->parsed()) return registry_list(api, g);
     if (ilist->parsed()) return image_list(api, g);
     if (irm->parsed()) return image_rm(api, g, image_name);
     if (iprune->parsed()) return image_prune(api, g);

@@ -66,6 +66,16 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
       if (!v.IsScalar() || !YAML::convert<bool>::decode(v, out)) fail("must be true or false");
     };
   };
+  auto strings = [&](std::vector<std::string>& out) {
+    return [&out, &fail](const YAML::Node& v) {
+      if (!v.IsSequence()) fail("must be a list of strings");
+      out.clear();
+      for (const auto& item : v) {
+        if (!item.IsScalar()) fail("must be a list of strings");
+        out.push_back(item.as<std::string>());
+      }
+    };
+  };
   AutoscalingDefaults& a = c.autoscaling;
   const std::vector<std::pair<std::string, std::function<void(const YAML::Node&)>>> keys = {
       {"data-dir", str(c.data_dir)},
@@ -80,6 +90,9 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
       {"activator-queue-size", integer(c.activator_queue_size, 1)},
       {"max-image-bytes", number(c.max_image_bytes, 1, 1e15)},
       {"max-layer-bytes", number(c.max_layer_bytes, 1, 1e15)},
+      {"insecure-registries", strings(c.insecure_registries)},
+      {"registry-certs-dir", str(c.registry_certs_dir)},
+      {"registry-timeout-seconds", integer(c.registry_timeout_seconds, 1)},
       // The KPA's defaults, named after Knative's config-autoscaler keys.
       {"container-concurrency-target-default", number(a.target, 0.01, 1e6)},
       {"requests-per-second-target-default", number(a.target_rps, 0.01, 1e6)},

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "elafros/autoscaling.hpp"
 
@@ -22,6 +23,11 @@ struct DaemonConfig {
   int activator_queue_size = 1000;
   double max_image_bytes = 32.0 * (1ULL << 30);  // stored bytes of one image
   double max_layer_bytes = 16.0 * (1ULL << 30);  // uncompressed bytes of one layer
+  // Registries (DESIGN.md §8): HOST[:PORT]s that may use plain HTTP or unverified TLS, a
+  // Docker-style certs.d directory of extra CAs, and the timeout for connecting and reading.
+  std::vector<std::string> insecure_registries;
+  std::string registry_certs_dir = "/etc/elafros/certs.d";
+  int registry_timeout_seconds = 60;
   AutoscalingDefaults autoscaling;
 };
 

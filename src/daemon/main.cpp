@@ -26,6 +26,8 @@
 #include "posix_process_runner.hpp"
 #include "proxy/proxy_server.hpp"
 #include "reconciler.hpp"
+#include "registry_client.hpp"
+#include "registry_credentials.hpp"
 #include "runc_runtime.hpp"
 #include "sqlite_store.hpp"
 #include "version.hpp"
@@ -78,7 +80,18 @@ int run(const DaemonConfig& cfg) {
   UnpackLimits limits;
   limits.max_image_bytes = static_cast<std::uint64_t>(cfg.max_image_bytes);
   limits.max_layer_bytes = static_cast<std::uint64_t>(cfg.max_layer_bytes);
-  auto images = std::make_shared<ImageStore>(data_dir + "/images", limits);
+  auto credentials = std::make_shared<CredentialStore>(data_dir + "/registries/auth.json");
+  if (auto r = credentials->load(); !r) throw std::runtime_error(r.error().message);
+  RegistryOptions registry_options;
+  registry_options.certs_dir = cfg.registry_certs_dir;
+  registry_options.timeout = std::chrono::seconds(cfg.registry_timeout_seconds);
+  for (const auto& host : cfg.insecure_registries) {
+    auto canonical = canonical_registry_host(host);
+    if (!canonical) throw std::runtime_error("insecure-registries: " + canonical.error().message);
+    registry_options.insecure_registries.push_back(*canonical);
+  }
+  auto registry = std::make_shared<RegistryClient>(registry_options, credentials);
+  auto images = std::make_shared<ImageStore>(data_dir + "/images", limits, registry);
   auto runner = std::make_shared<PosixProcessRunner>();
   auto version = runner->run({cfg.runtime, "--version"}, {});
   if (!version || version->exit_code != 0)
@@ -121,8 +134,8 @@ int run(const DaemonConfig& cfg) {
     });
   });
 
-  ApiServer api(control, store_thread, blocking, **store, *images, reconciler,
-                {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
+  ApiServer api(control, store_thread, blocking, **store, *images, *registry, *credentials,
+                reconciler, {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
 
   auto proxy_guard = asio::make_work_guard(proxy_io);

@@ -42,7 +42,7 @@ start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 
 out=$(e image import "docker://$registry/team/hello:oci")
-check "an OCI image pulls from the registry" contains "$out" "Image '$registry/team/hello:oci' imported: sha256:"
+check "an OCI image pulls from the registry" contains "$out" "Image '$registry/team/hello:oci' pulled: sha256:"
 out=$(e service create fromreg --image "$registry/team/hello:v2s2")
 check "a Docker v2s2 image pulls by its bare name and deploys" \
   test "$(curl -sS "http://fromreg.default.localhost:$port/")" = "Hello from fromreg (revision fromreg-00001)"

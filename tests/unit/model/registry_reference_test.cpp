@@ -1,4 +1,4 @@
-#include "registry_reference.hpp"
+#include "elafros/registry_reference.hpp"
 
 #include <catch2/catch.hpp>
 
