@@ -1,59 +1,206 @@
 #!/usr/bin/env bash
-# End-to-end pulls from a real registry: Debian's docker-registry on a loopback port, images
-# pushed with skopeo in OCI and Docker v2s2 formats, pulled and deployed through elafros.
+# End-to-end pulls from real registries: Debian's docker-registry on loopback ports (plain, with
+# htpasswd Basic auth, with token auth against a token service this test starts, and with TLS),
+# images pushed with skopeo in OCI and Docker v2s2 formats, pulled and deployed through elafros.
+# A small front server redirects blobs elsewhere, corrupts them or delays them; a silent one
+# never answers.
 #   tests/e2e/registry_test.sh ELAFROSD ELAFROS SOURCE_DIR
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
 
-registry_pid=""
-stop_registry() {
-  if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
-  registry_pid=""
+helper="$src/tests/e2e/registry_helper.py"
+pids=()
+stop_servers() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  pids=()
 }
-trap 'stop_registry; cleanup' EXIT
+trap 'stop_servers; cleanup' EXIT
 
-"$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
-reg_port=""
-for _ in $(seq 20); do
-  candidate=$((20000 + RANDOM % 20000))
-  cat >"$work/registry.yml" <<YAML
+# start_registry NAME EXTRA_YAML: a docker-registry on a free loopback port; sets reg_port.
+start_registry() {
+  local name=$1 extra=$2 candidate scheme=http
+  reg_port=""
+  grep -q "tls:" <<<"$extra" && scheme=https
+  for _ in $(seq 20); do
+    candidate=$((20000 + RANDOM % 20000))
+    cat >"$work/$name.yml" <<YAML
 version: 0.1
 log:
   level: error
 storage:
   filesystem:
-    rootdirectory: $work/registry
+    rootdirectory: $work/$name
+$extra
 http:
   addr: 127.0.0.1:$candidate
 YAML
-  docker-registry serve "$work/registry.yml" >>"$work/registry.log" 2>&1 &
-  registry_pid=$!
-  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$candidate/v2/" >/dev/null && { reg_port=$candidate; break; }; sleep 0.1; done
-  [ -n "$reg_port" ] && break
-  stop_registry
-done
-[ -n "$reg_port" ] || { echo "docker-registry did not start:"; cat "$work/registry.log"; exit 1; }
-registry="127.0.0.1:$reg_port"
-skopeo copy -q --dest-tls-verify=false "oci:$work/image:latest" "docker://$registry/team/hello:oci"
-skopeo copy -q --dest-tls-verify=false --format v2s2 "oci:$work/image:latest" "docker://$registry/team/hello:v2s2"
+    if grep -q "tls:" <<<"$extra"; then
+      printf '  tls:\n    certificate: %s\n    key: %s\n' "$work/tls.crt" "$work/tls.key" >>"$work/$name.yml"
+    fi
+    docker-registry serve "$work/$name.yml" >>"$work/$name.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 50); do
+      code=$(curl -sk -o /dev/null -w '%{http_code}' "$scheme://127.0.0.1:$candidate/v2/" || true)
+      if [ "$code" = 200 ] || [ "$code" = 401 ]; then reg_port=$candidate; break; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ -n "$reg_port" ]; then pids+=("$pid"); return 0; fi
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  done
+  echo "docker-registry $name did not start:"; cat "$work/$name.log"; exit 1
+}
 
+# start_helper NAME ARGS...: registry_helper.py on a free loopback port; sets helper_port.
+start_helper() {
+  local name=$1; shift
+  python3 "$helper" "$@" --port-file "$work/$name.port" >>"$work/$name.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 100); do [ -s "$work/$name.port" ] && break; sleep 0.05; done
+  helper_port=$(cat "$work/$name.port")
+}
+
+"$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/token.key" -out "$work/token.crt" \
+  -days 1 -subj /CN=elafros-test-token 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/tls.key" -out "$work/tls.crt" \
+  -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+htpasswd -Bbn alice 'pw-Alice-1' >"$work/htpasswd" 2>/dev/null
+
+start_registry plain ""
+plain="127.0.0.1:$reg_port"
+start_registry basic "auth:
+  htpasswd:
+    realm: elafros-test
+    path: $work/htpasswd"
+basic="127.0.0.1:$reg_port"
+start_helper token token --key "$work/token.key" --cert "$work/token.crt" --issuer elafros-test \
+  --service elafros-registry --user tok --password 'pw-Tok-2'
+token_port=$helper_port
+start_registry token "auth:
+  token:
+    realm: http://127.0.0.1:$token_port/token
+    service: elafros-registry
+    issuer: elafros-test
+    rootcertbundle: $work/token.crt"
+tokreg="127.0.0.1:$reg_port"
+start_registry tls "tls: yes"
+tlsreg="127.0.0.1:$reg_port"
+start_helper front front --upstream "$plain" --delay 0.4
+front="127.0.0.1:$helper_port"
+start_helper silent silent
+silent="127.0.0.1:$helper_port"
+
+push() { skopeo copy -q --dest-tls-verify=false "$@"; }
+push "oci:$work/image:latest" "docker://$plain/team/hello:oci"
+push --format v2s2 "oci:$work/image:latest" "docker://$plain/team/hello:v2s2"
+push --dest-creds 'alice:pw-Alice-1' "oci:$work/image:latest" "docker://$basic/team/hello:v1"
+push --dest-creds 'tok:pw-Tok-2' "oci:$work/image:latest" "docker://$tokreg/public/hello:v1"
+push --dest-creds 'tok:pw-Tok-2' "oci:$work/image:latest" "docker://$tokreg/private/hello:v1"
+push "oci:$work/image:latest" "docker://$tlsreg/team/hello:v1"
+
+cat >"$work/daemon.yml" <<YAML
+registry-timeout-seconds: 1
+YAML
+daemon_args=(--config "$work/daemon.yml")
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
+blobs="$data/images/blobs/sha256"
 
-out=$(e image import "docker://$registry/team/hello:oci")
-check "an OCI image pulls from the registry" contains "$out" "Image '$registry/team/hello:oci' pulled: sha256:"
-out=$(e service create fromreg --image "$registry/team/hello:v2s2")
+# Integrity first, while the store is empty: a corrupt blob fails the pull and leaves nothing.
+if out=$(e image pull "$front/corrupt/hello:oci" 2>&1); then fail "a corrupt blob fails the pull"; else
+  check "a corrupt blob is refused, naming the registry and the reference" \
+    contains "$out" "registry $front sent config blob"
+  check "...and saying what the content hashes to" contains "$out" "of $front/corrupt/hello:oci with content that hashes to sha256:"; fi
+check "a failed pull leaves no blob behind" test -z "$(ls -A "$blobs")"
+check "a failed pull leaves no scratch files behind" test -z "$(ls -A "$data/images/tmp")"
+
+# Two pulls of one image at once are coalesced into one download. The front delays each blob,
+# then redirects it (307) to the registry that holds it.
+e image pull "$front/slow/hello:oci" >"$work/pull1.out" 2>&1 &
+p1=$!
+sleep 0.3
+e image pull "$front/slow/hello:oci" >"$work/pull2.out" 2>&1 &
+p2=$!
+r1=0; r2=0; wait "$p1" || r1=$?; wait "$p2" || r2=$?
+check "two pulls of one image at once both succeed" test "$r1$r2" = 00
+check "the second joined the first instead of downloading again" grep -q "joining the import of docker://$front/slow/hello:oci" "$work/daemon.log"
+requests=$(grep -c '"GET /v2/slow/hello/blobs/' "$work/front.log" || true)
+expected=$(skopeo inspect --raw --tls-verify=false "docker://$plain/team/hello:oci" |
+  python3 -c 'import json, sys; print(1 + len(json.load(sys.stdin)["layers"]))')  # config + layers
+check "each blob was fetched once ($requests requests for $expected blobs)" test "$requests" -eq "$expected"
+check "blob redirects were followed" grep -q '"GET /v2/slow/hello/blobs/sha256:[0-9a-f]* HTTP/1.1" 307' "$work/front.log"
+check "progress reports each layer's download" grep -q "layer  downloaded" "$work/pull1.out"
+check "the joined pull shows the same progress" grep -q "layer  downloaded" "$work/pull2.out"
+out=$(e image pull "$front/redirect/hello:oci")
+check "blobs already stored are not downloaded again" contains "$out" "layer  already stored"
+out=$(script -qec "$elafros_bin --socket $sock image pull $plain/team/hello:v2s2" /dev/null)
+check "a terminal gets progress redrawn in place" contains "$out" $'\x1b[2K'
+
+# Deploying by bare name, from OCI and v2s2 manifests.
+out=$(e image import "docker://$plain/team/hello:oci")
+check "an OCI image pulls with image import" contains "$out" "Image '$plain/team/hello:oci' pulled: sha256:"
+out=$(e service create fromreg --image "$plain/team/hello:v2s2")
 check "a Docker v2s2 image pulls by its bare name and deploys" \
   test "$(curl -sS "http://fromreg.default.localhost:$port/")" = "Hello from fromreg (revision fromreg-00001)"
-check "the pulled image is listed under its reference" contains "$(e image list)" "$registry/team/hello:v2s2"
-if out=$(e image import "docker://$registry/team/hello:nope" 2>&1); then fail "an unknown tag fails"; else
-  check "an unknown tag names the registry and the reference" contains "$out" "$registry/team/hello:nope not found"; fi
-if out=$(e image import "docker://$registry/team/Bad:tag" 2>&1); then fail "a malformed reference fails"; else
+check "the pulled image is listed under its reference" contains "$(e image list)" "$plain/team/hello:v2s2"
+
+# TLS on a loopback registry (not verified for loopback, as Docker treats localhost).
+out=$(e image pull "$tlsreg/team/hello:v1")
+check "a TLS registry pulls" contains "$out" "Image '$tlsreg/team/hello:v1' pulled"
+
+# Basic auth: refused without a login, with a wrong one; works after 'registry login'.
+if out=$(e image pull "$basic/team/hello:v1" 2>&1); then fail "a Basic-auth registry refuses anonymous pulls"; else
+  check "an anonymous pull from a Basic-auth registry says to log in" contains "$out" "registry $basic needs a login (401)"
+  check "...and how" contains "$out" "elafros registry login $basic"; fi
+if out=$(echo 'wrong' | e registry login "$basic" --username alice --password-stdin 2>&1); then fail "a wrong password is refused"; else
+  check "a wrong password is refused at login" contains "$out" "refused the login of \"alice\""; fi
+check "a refused login is not stored" test ! -e "$data/registries/auth.json"
+out=$(echo 'pw-Alice-1' | e registry login "$basic" --username alice --password-stdin)
+check "registry login succeeds" contains "$out" "Login to $basic as alice succeeded"
+check "the login is stored mode 0600" test "$(stat -c %a "$data/registries/auth.json")" = 600
+check "registry list shows the user, not the password" test "$(e registry list | grep -c "$basic *alice")" = 1
+out=$(e image pull "$basic/team/hello:v1")
+check "a Basic-auth pull works after login" contains "$out" "pulled"
+if out=$(e registry login "$basic" --username alice 2>&1 </dev/null); then fail "login needs --password-stdin"; else
+  check "login without --password-stdin says how" contains "$out" "--password-stdin"; fi
+
+# Token auth (Bearer): anonymous tokens for public repositories, a login for private ones.
+out=$(e image pull "$tokreg/public/hello:v1")
+check "an anonymous Bearer-token pull works" contains "$out" "pulled"
+if out=$(e image pull "$tokreg/private/hello:v1" 2>&1); then fail "a private repository needs a login"; else
+  check "a private repository without a login says to log in" contains "$out" "needs a login (401)"; fi
+if out=$(echo 'nope' | e registry login "$tokreg" -u tok --password-stdin 2>&1); then fail "a wrong token-service password is refused"; else
+  check "a wrong password is refused by the token service" contains "$out" "refused the login of \"tok\""; fi
+echo 'pw-Tok-2' | e registry login "$tokreg" -u tok --password-stdin >/dev/null
+out=$(e image pull "$tokreg/private/hello:v1")
+check "a Bearer-token pull with a login works" contains "$out" "pulled"
+
+# Logins survive a restart; logout removes them.
+stop_daemon >/dev/null || true
+start_daemon
+check "logins survive a daemon restart" test "$(e registry list | grep -c alice)" = 1
+out=$(e registry logout "$basic")
+check "registry logout removes the login" contains "$out" "Removed the login for $basic"
+if e image pull "$basic/team/hello:v1" >/dev/null 2>&1; then fail "after logout, pulls are anonymous again"; else
+  pass "after logout, pulls are anonymous again"; fi
+check "no password or token is logged" bash -c "! grep -qE 'pw-Alice-1|pw-Tok-2|Bearer |$(printf alice:pw-Alice-1 | base64)' '$work/daemon.log'"
+
+# Failures name the registry and the reference.
+if out=$(e image import "docker://$plain/team/hello:nope" 2>&1); then fail "an unknown tag fails"; else
+  check "an unknown tag names the registry and the reference" contains "$out" "$plain/team/hello:nope not found"; fi
+if out=$(e image pull "$plain/team/nothere:v1" 2>&1); then fail "an unknown repository fails"; else
+  check "an unknown repository names it" contains "$out" "$plain/team/nothere:v1 not found"; fi
+if out=$(e image import "docker://$plain/team/Bad:tag" 2>&1); then fail "a malformed reference fails"; else
   check "a malformed reference says what is wrong" contains "$out" "lowercase"; fi
-stop_registry
-if out=$(e image import "docker://$registry/team/hello:oci2" 2>&1); then fail "an unreachable registry fails"; else
-  check "an unreachable registry is named" contains "$out" "registry $registry cannot be reached"; fi
+start=$(date +%s)
+if out=$(timeout 30 "$elafros_bin" --socket "$sock" image pull "$silent/team/hello:v1" 2>&1); then fail "a silent registry times out"; else
+  check "a silent registry times out with the configured timeout" contains "$out" "no answer within 1 s"; fi
+check "...promptly" test $(( $(date +%s) - start )) -le 10
+stop_servers
+if out=$(e image pull "$plain/team/hello:oci2" 2>&1); then fail "an unreachable registry fails"; else
+  check "an unreachable registry is named" contains "$out" "registry $plain cannot be reached"; fi
 check "failed pulls leave nothing in the image store's scratch space" test -z "$(ls -A "$data/images/tmp")"
 
 e service delete fromreg >/dev/null
