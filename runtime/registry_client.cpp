@@ -170,7 +170,12 @@ class Connection {
       tls_.reset();
       if (handshake_failed) *handshake_failed = true;
       std::string hint =
-          endpoint_.verify
+          endpoint_.verify && ec.message().find("wrong version number") != std::string::npos
+              ? fmt::format(
+                    "; {} seems to speak plain HTTP, which is refused off loopback; list it "
+                    "under insecure-registries in the daemon config to allow that",
+                    endpoint_.authority)
+          : endpoint_.verify
               ? fmt::format(
                     "; if the registry uses a private CA, put its certificate in {}/{}/ca.crt, "
                     "or list {} under insecure-registries in the daemon config",

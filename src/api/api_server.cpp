@@ -544,7 +544,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         return Error::invalid(fmt::format("unknown field \"{}\" (known fields: reference, name)",
                                           std::string_view(kv.key())));
     std::string reference(ref->get_string());
-    // A bare registry name ("nginx", "ghcr.io/team/app:1") is a pull.
+    // A bare registry name ("nginx", "registry.example.com/team/app:1") is a pull.
     if (!looks_like_transport(reference)) {
       auto registry = parse_registry_reference(reference);
       if (!registry) return registry.error();

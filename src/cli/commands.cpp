@@ -122,7 +122,13 @@ void pull_if_missing(const ApiClient& api, const Globals& g, const std::string& 
   for (const auto& i : list.at("items").as_array())
     if (field(i, "name") == image || field(i, "name") == ref->str()) return;
   if (g.output == "table") std::cout << fmt::format("Pulling {}:\n", ref->str());
-  json::value pulled = pull_image(api, g, image, "");
+  json::value pulled;
+  try {
+    pulled = pull_image(api, g, image, "");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format(
+        "image \"{}\" is not in the image store, and pulling it failed: {}", image, e.what()));
+  }
   if (g.output == "table") std::cout << fmt::format("  Pulled {}\n\n", field(pulled, "digest"));
 }
 

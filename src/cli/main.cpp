@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
   bool password_stdin = false;
   auto* login = reg->add_subcommand(
       "login", "log in to a registry; elafrosd keeps the login (mode 0600) for its pulls");
-  login->add_option("host", registry_host, "HOST[:PORT], e.g. docker.io or ghcr.io")->required();
+  login->add_option("host", registry_host, "HOST[:PORT] of the registry")->required();
   login->add_option("-u,--username", username, "user name")->required();
   login->add_flag("--password-stdin", password_stdin, "read the password from standard input");
   auto* logout = reg->add_subcommand("logout", "remove a registry login");

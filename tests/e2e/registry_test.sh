@@ -15,7 +15,9 @@ stop_servers() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   pids=()
 }
-trap 'stop_servers; cleanup' EXIT
+netns=""
+remove_netns() { if [ -n "$netns" ]; then ip netns del "$netns" 2>/dev/null || true; fi; }
+trap 'stop_servers; remove_netns; cleanup' EXIT
 
 # start_registry NAME EXTRA_YAML: a docker-registry on a free loopback port; sets reg_port.
 start_registry() {
@@ -50,6 +52,46 @@ YAML
     kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   done
   echo "docker-registry $name did not start:"; cat "$work/$name.log"; exit 1
+}
+
+# A registry that is not on loopback: in a network namespace of this test, behind a veth pair.
+# It speaks verified TLS on :5000 (its CA goes into a certs.d directory), and plain HTTP on :5001
+# (listed as insecure) and :5002 (not listed).
+start_remote_registries() {
+  netns=elafros-reg-$$
+  local a=elr$$a b=elr$$b sub=$((RANDOM % 250 + 1))
+  ip netns add "$netns"
+  ip link add "$a" type veth peer name "$b"
+  ip link set "$b" netns "$netns"
+  ip addr add "10.213.$sub.1/30" dev "$a"
+  ip link set "$a" up
+  ip netns exec "$netns" ip addr add "10.213.$sub.2/30" dev "$b"
+  ip netns exec "$netns" ip link set "$b" up
+  ip netns exec "$netns" ip link set lo up
+  remote=10.213.$sub.2
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/remote.key" -out "$work/remote.crt" \
+    -days 1 -subj "/CN=$remote" -addext "subjectAltName=IP:$remote" 2>/dev/null
+  for p in 5000 5001 5002; do
+    cat >"$work/remote$p.yml" <<YAML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $work/remote
+http:
+  addr: $remote:$p
+YAML
+    [ "$p" = 5000 ] && printf '  tls:\n    certificate: %s\n    key: %s\n' "$work/remote.crt" "$work/remote.key" >>"$work/remote$p.yml"
+    ip netns exec "$netns" docker-registry serve "$work/remote$p.yml" >>"$work/remote.log" 2>&1 &
+    pids+=("$!")
+  done
+  for _ in $(seq 100); do
+    curl -sf --cacert "$work/remote.crt" "https://$remote:5000/v2/" >/dev/null &&
+      curl -sf "http://$remote:5001/v2/" >/dev/null && curl -sf "http://$remote:5002/v2/" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "the registries in $netns did not start:"; cat "$work/remote.log"; exit 1
 }
 
 # start_helper NAME ARGS...: registry_helper.py on a free loopback port; sets helper_port.
@@ -99,9 +141,14 @@ push --dest-creds 'alice:pw-Alice-1' "oci:$work/image:latest" "docker://$basic/t
 push --dest-creds 'tok:pw-Tok-2' "oci:$work/image:latest" "docker://$tokreg/public/hello:v1"
 push --dest-creds 'tok:pw-Tok-2' "oci:$work/image:latest" "docker://$tokreg/private/hello:v1"
 push "oci:$work/image:latest" "docker://$tlsreg/team/hello:v1"
+start_remote_registries
+push "oci:$work/image:latest" "docker://$remote:5000/team/hello:v1"  # one storage for all three
 
+mkdir -p "$work/certs.d"
 cat >"$work/daemon.yml" <<YAML
 registry-timeout-seconds: 1
+registry-certs-dir: $work/certs.d
+insecure-registries: ["$remote:5001"]
 YAML
 daemon_args=(--config "$work/daemon.yml")
 start_daemon
@@ -149,6 +196,21 @@ check "the pulled image is listed under its reference" contains "$(e image list)
 # TLS on a loopback registry (not verified for loopback, as Docker treats localhost).
 out=$(e image pull "$tlsreg/team/hello:v1")
 check "a TLS registry pulls" contains "$out" "Image '$tlsreg/team/hello:v1' pulled"
+
+# A registry off loopback: TLS verified against the system CAs and certs.d; plain HTTP only when
+# listed in insecure-registries.
+if out=$(e image pull "$remote:5000/team/hello:v1" 2>&1); then fail "an unknown CA is refused"; else
+  check "a certificate from an unknown CA is refused" contains "$out" "certificate verify failed"
+  check "...saying where its CA goes" contains "$out" "$work/certs.d/$remote:5000/ca.crt"; fi
+mkdir -p "$work/certs.d/$remote:5000"
+cp "$work/remote.crt" "$work/certs.d/$remote:5000/ca.crt"
+out=$(e image pull "$remote:5000/team/hello:v1")
+check "with its CA in certs.d, the TLS registry pulls" contains "$out" "pulled"
+out=$(e image pull "$remote:5001/team/hello:v1")
+check "a plain-HTTP registry listed as insecure pulls" contains "$out" "pulled"
+if out=$(e image pull "$remote:5002/team/hello:v1" 2>&1); then fail "plain HTTP off loopback is refused"; else
+  check "a plain-HTTP registry not listed as insecure is refused" contains "$out" "TLS handshake with registry $remote:5002 failed"
+  check "...saying how to allow it" contains "$out" "insecure-registries"; fi
 
 # Basic auth: refused without a login, with a wrong one; works after 'registry login'.
 if out=$(e image pull "$basic/team/hello:v1" 2>&1); then fail "a Basic-auth registry refuses anonymous pulls"; else
