@@ -86,7 +86,7 @@ RuncRuntime::RuncRuntime(RuncOptions options, ProcessRunnerPtr runner,
       images_(std::move(images)),
       state_root_(options_.data_dir + "/runc") {
   fs::create_directories(options_.data_dir + "/instances");
-  fs::create_directories(options_.data_dir + "/logs");
+  fs::create_directories(spool_dir(options_.data_dir));
   fs::create_directories(state_root_);
 }
 
@@ -94,8 +94,16 @@ std::string RuncRuntime::instance_dir(const std::string& id) const {
   return options_.data_dir + "/instances/" + id;
 }
 
-std::string RuncRuntime::log_path(const std::string& id, const char* stream) const {
-  return fmt::format("{}/logs/{}.{}.log", options_.data_dir, id, stream);
+// Marks an instance's spools finished, for the log collector to drain and delete.
+void RuncRuntime::finish_spools(const std::string& id) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(spool_dir(options_.data_dir), ec)) {
+    std::string name = e.path().filename().string();
+    if (name.find("_" + id + ".") == std::string::npos) continue;
+    if (name.size() > 7 && (name.compare(name.size() - 7, 7, ".stdout") == 0 ||
+                            name.compare(name.size() - 7, 7, ".stderr") == 0))
+      fs::rename(e.path(), e.path().string() + ".done", ec);
+  }
 }
 
 std::vector<std::string> RuncRuntime::runc_argv(std::initializer_list<std::string> args) const {
@@ -164,10 +172,14 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
 
   // The container inherits these descriptors: plain files, so it never gets SIGPIPE or blocks
   // when the daemon is gone.
-  int out = ::open(log_path(spec.container_id, "stdout").c_str(),
-                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  int err = ::open(log_path(spec.container_id, "stderr").c_str(),
-                   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int out = ::open(
+      spool_path(options_.data_dir, spec.namespace_, spec.service, spec.container_id, "stdout")
+          .c_str(),
+      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int err = ::open(
+      spool_path(options_.data_dir, spec.namespace_, spec.service, spec.container_id, "stderr")
+          .c_str(),
+      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (out < 0 || err < 0) {
     if (out >= 0) ::close(out);
     if (err >= 0) ::close(err);
@@ -229,6 +241,7 @@ void RuncRuntime::cleanup_files(const std::string& id) {
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
+  finish_spools(id);
 }
 
 ContainerStatus RuncRuntime::status(const std::string& id) {
@@ -261,22 +274,7 @@ std::vector<std::string> RuncRuntime::list() {
 }
 
 std::string RuncRuntime::tail_logs(const std::string& id, std::size_t lines) {
-  std::string out = last_lines(log_path(id, "stdout"), lines);
-  std::string err = last_lines(log_path(id, "stderr"), lines);
-  std::string all = out + err;
-  // Keep at most `lines` lines overall, preferring stderr's, which is usually the reason.
-  std::deque<std::string> kept;
-  std::size_t i = 0;
-  while (i < all.size()) {
-    auto j = all.find('\n', i);
-    if (j == std::string::npos) j = all.size();
-    if (j > i) kept.push_back(all.substr(i, j - i));
-    if (kept.size() > lines) kept.pop_front();
-    i = j + 1;
-  }
-  std::string result;
-  for (const auto& l : kept) result += l + "\n";
-  return result;
+  return spool_tail(options_.data_dir, id, lines);
 }
 
 }  // namespace elafros

@@ -7,6 +7,7 @@
 #include "elafros/container_runtime.hpp"
 #include "elafros/process_runner.hpp"
 #include "image_store.hpp"
+#include "log_collector.hpp"
 
 namespace elafros {
 
@@ -32,7 +33,7 @@ class RuncRuntime final : public ContainerRuntime {
   std::string tail_logs(const std::string& container_id, std::size_t lines) override;
 
   std::string instance_dir(const std::string& container_id) const;
-  std::string log_path(const std::string& container_id, const char* stream) const;
+  void finish_spools(const std::string& container_id);
   const std::string& state_root() const { return state_root_; }
 
  private:

@@ -15,6 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -27,6 +28,7 @@
 #include "elafros/resource_json.hpp"
 #include "elafros/traffic.hpp"
 #include "image_store.hpp"
+#include "log_collector.hpp"
 #include "offload.hpp"
 #include "reconciler.hpp"
 #include "registry_client.hpp"
@@ -153,11 +155,24 @@ struct ImportJob {
   asio::steady_timer wake;  // cancelled on every event and at the end, waking every follower
 };
 
+// A logs request in progress: the backlog, then live lines, posted from the collector's thread.
+struct LogFollow {
+  explicit LogFollow(const asio::any_io_executor& ex)
+      : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+  bool opened = false;
+  bool closed = false;  // the client went away
+  std::string error;
+  std::uint64_t id = 0;
+  std::vector<LogLine> lines;
+  asio::steady_timer wake;  // cancelled whenever one of the above changes
+  char probe[64];
+};
+
 class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
  public:
   Impl(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking,
        Store& store, ImageStore& images, RegistryClient& registry, CredentialStore& credentials,
-       Reconciler& reconciler, ApiInfo info)
+       LogCollector& logs, Reconciler& reconciler, ApiInfo info)
       : control_(control),
         store_thread_(store_thread),
         blocking_(blocking),
@@ -165,6 +180,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         images_(images),
         registry_(registry),
         credentials_(credentials),
+        logs_(logs),
         reconciler_(reconciler),
         info_(std::move(info)),
         acceptor_(control),
@@ -234,6 +250,11 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         if (req.method() == http::verb::post &&
             target.substr(0, target.find('?')) == "/api/v1/images/pull") {
           bool ok = co_await stream_pull(stream, req.body(), version);
+          if (!ok || !keep) break;
+          continue;
+        }
+        if (req.method() == http::verb::get && is_logs_path(target)) {
+          bool ok = co_await stream_logs(stream, std::string(target), version);
           if (!ok || !keep) break;
           continue;
         }
@@ -519,6 +540,137 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       if (done) break;
       co_await job->wake.async_wait(kAwait);
     }
+    auto last_chunk = http::make_chunk_last();
+    auto [ec, n] = co_await asio::async_write(stream, last_chunk, kAwait);
+    co_return !ec;
+  }
+
+  // GET /api/v1/namespaces/{ns}/services/{name}/logs
+  static bool is_logs_path(std::string_view target) {
+    auto parts = split_path(target.substr(0, target.find('?')));
+    return parts.size() == 7 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "namespaces" &&
+           parts[4] == "services" && parts[6] == "logs";
+  }
+
+  awaitable<bool> write_reply(beast::basic_stream<stream_protocol>& stream, Reply reply,
+                              unsigned version) {
+    http::response<http::string_body> res{reply.status, version};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::server, "elafrosd");
+    res.body() = json::serialize(reply.body) + "\n";
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream, res, kAwait);
+    co_return !ec;
+  }
+
+  // Reads the logs request's query into `query`; false (and an error) when it is malformed.
+  static Result<bool> parse_logs_query(const std::string& target, LogQuery& query) {
+    auto parts = split_path(std::string_view(target).substr(0, target.find('?')));
+    query.namespace_ = parts[3];
+    query.service = parts[5];
+    query.revision = query_param(target, "revision");
+    query.instance = query_param(target, "instance");
+    for (const char* name : {"tailLines", "sinceSeconds"}) {
+      std::string v = query_param(target, name);
+      if (v.empty()) continue;
+      std::int64_t n = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size() || n < 0)
+        return Error::invalid(
+            fmt::format("{} must be a whole number of at least 0, not \"{}\"", name, v));
+      if (std::string_view(name) == "tailLines")
+        query.tail = static_cast<std::size_t>(n);
+      else
+        query.since = std::chrono::system_clock::now() - std::chrono::seconds(n);
+    }
+    std::string follow = query_param(target, "follow");
+    if (!follow.empty() && follow != "true" && follow != "false")
+      return Error::invalid(fmt::format("follow must be true or false, not \"{}\"", follow));
+    return follow == "true";
+  }
+
+  // The logs of a service as chunked JSON lines (application/x-ndjson), oldest first; with
+  // follow=true, then every new line until the client goes away. Query: revision, instance,
+  // follow, tailLines, sinceSeconds (Kubernetes' names).
+  awaitable<bool> stream_logs(beast::basic_stream<stream_protocol>& stream, std::string target,
+                              unsigned version) {
+    LogQuery query;
+    auto parsed = parse_logs_query(target, query);
+    if (!parsed) co_return co_await write_reply(stream, error_reply(parsed.error()), version);
+    bool follow = *parsed;
+    auto service = co_await offload(store_thread_.get_executor(), &Store::get_service, &store_,
+                                    query.namespace_, query.service);
+    if (!service) co_return co_await write_reply(stream, error_reply(service.error()), version);
+    if (!query.revision.empty()) {
+      auto rev = co_await offload(store_thread_.get_executor(), &Store::get_revision, &store_,
+                                  query.namespace_, query.revision);
+      if (!rev || rev->service != query.service) {
+        Reply missing = error_reply(Error::not_found(fmt::format(
+            "service \"{}\" has no revision \"{}\"; 'elafros revision list -s {}' lists them",
+            query.service, query.revision, query.service)));
+        co_return co_await write_reply(stream, std::move(missing), version);
+      }
+    }
+
+    // The backlog, then the live lines, arrive from the collector's thread.
+    auto ex = control_.get_executor();
+    auto state = std::make_shared<LogFollow>(ex);
+    logs_.open(
+        query, follow,
+        [state, ex](std::vector<LogLine> lines) {
+          asio::post(ex, [state, lines = std::move(lines)]() mutable {
+            for (auto& l : lines) state->lines.push_back(std::move(l));
+            state->wake.cancel();
+          });
+        },
+        [state, ex](std::vector<LogLine> backlog, std::uint64_t id, std::string error) {
+          asio::post(ex, [state, backlog = std::move(backlog), id, error]() mutable {
+            state->lines = std::move(backlog);
+            state->id = id;
+            state->error = std::move(error);
+            state->opened = true;
+            state->wake.cancel();
+          });
+        });
+    while (!state->opened) co_await state->wake.async_wait(kAwait);
+    if (!state->error.empty()) {
+      Reply refused = error_reply(Error::precondition(state->error));
+      co_return co_await write_reply(stream, std::move(refused), version);
+    }
+    http::response<http::empty_body> res{http::status::ok, version};
+    res.set(http::field::content_type, "application/x-ndjson");
+    res.set(http::field::server, "elafrosd");
+    res.chunked(true);
+    http::response_serializer<http::empty_body> serializer{res};
+    stream.expires_never();
+    bool ok = true;
+    auto [hec, hn] = co_await http::async_write_header(stream, serializer, kAwait);
+    if (hec) ok = false;
+    if (ok && follow) {
+      // A read that ends when the client closes the connection, so that an idle follow ends.
+      stream.socket().async_read_some(asio::buffer(state->probe),
+                                      [state](boost::system::error_code, std::size_t) {
+                                        state->closed = true;
+                                        state->wake.cancel();
+                                      });
+    }
+    while (ok) {
+      std::string text;
+      for (const auto& l : state->lines) {
+        text += json::serialize(log_line_json(l));
+        text += '\n';
+      }
+      state->lines.clear();
+      if (!text.empty()) {
+        auto chunk = http::make_chunk(asio::buffer(text));
+        auto [ec, n] = co_await asio::async_write(stream, chunk, kAwait);
+        if (ec) ok = false;
+      }
+      if (!ok || !follow || state->closed) break;
+      co_await state->wake.async_wait(kAwait);
+    }
+    if (state->id != 0) logs_.close(state->id);
+    if (!ok || follow) co_return false;  // a follow ends with the connection
     auto last_chunk = http::make_chunk_last();
     auto [ec, n] = co_await asio::async_write(stream, last_chunk, kAwait);
     co_return !ec;
@@ -903,6 +1055,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         co_await offload(store_thread_.get_executor(), &Store::delete_revision, &store_, ns, name);
     if (!d) co_return error_reply(d.error());
     reconciler_.revision_deleted(ns, name);
+    logs_.remove(ns, service, name);
     spdlog::info("deleted revision {}/{}", ns, name);
     co_return Reply{
         http::status::ok,
@@ -929,6 +1082,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       done.cancel();
     });
     if (!finished) co_await done.async_wait(kAwait);
+    logs_.remove(ns, name, "");
     spdlog::info("deleted service {}/{}", ns, name);
     co_return Reply{
         http::status::ok,
@@ -944,6 +1098,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   ImageStore& images_;
   RegistryClient& registry_;
   CredentialStore& credentials_;
+  LogCollector& logs_;
   Reconciler& reconciler_;
   ApiInfo info_;
   stream_protocol::acceptor acceptor_;
@@ -954,10 +1109,10 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
 
 ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread,
                      asio::thread_pool& blocking, Store& store, ImageStore& images,
-                     RegistryClient& registry, CredentialStore& credentials, Reconciler& reconciler,
-                     ApiInfo info)
+                     RegistryClient& registry, CredentialStore& credentials, LogCollector& logs,
+                     Reconciler& reconciler, ApiInfo info)
     : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, images, registry,
-                                   credentials, reconciler, std::move(info))) {}
+                                   credentials, logs, reconciler, std::move(info))) {}
 ApiServer::~ApiServer() = default;
 Result<void> ApiServer::listen(const std::string& socket_path) {
   return impl_->listen(socket_path);

@@ -18,6 +18,7 @@ namespace elafros {
 
 class CredentialStore;
 class ImageStore;
+class LogCollector;
 class Reconciler;
 class RegistryClient;
 
@@ -34,8 +35,8 @@ class ApiServer {
  public:
   ApiServer(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
             boost::asio::thread_pool& blocking, Store& store, ImageStore& images,
-            RegistryClient& registry, CredentialStore& credentials, Reconciler& reconciler,
-            ApiInfo info);
+            RegistryClient& registry, CredentialStore& credentials, LogCollector& logs,
+            Reconciler& reconciler, ApiInfo info);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

@@ -52,6 +52,11 @@ ApiResponse ApiClient::request(const std::string& method, const std::string& tar
   return out;
 }
 
+int ApiClient::get_stream(const std::string& target,
+                          const std::function<void(const json::value&)>& on_line) const {
+  return stream("GET", target, json::value(), on_line);
+}
+
 int ApiClient::stream(const std::string& method, const std::string& target, const json::value& body,
                       const std::function<void(const json::value&)>& on_line) const {
   asio::io_context io;
@@ -66,8 +71,10 @@ int ApiClient::stream(const std::string& method, const std::string& target, cons
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "elafrosd");
   req.set(http::field::user_agent, "elafros");
-  req.set(http::field::content_type, "application/json");
-  req.body() = json::serialize(body);
+  if (!body.is_null()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = json::serialize(body);
+  }
   req.prepare_payload();
   http::write(socket, req, ec);
   if (ec)
@@ -87,7 +94,7 @@ int ApiClient::stream(const std::string& method, const std::string& target, cons
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof(chunk);
-    http::read(socket, buffer, parser, ec);
+    http::read_some(socket, buffer, parser, ec);  // what has arrived: lines show as they come
     if (ec == http::error::need_buffer) ec = {};
     if (ec)
       throw std::runtime_error(fmt::format("reading elafrosd's answer failed: {}", ec.message()));

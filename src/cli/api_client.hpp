@@ -26,6 +26,9 @@ class ApiClient {
   // HTTP status.
   int stream(const std::string& method, const std::string& target, const boost::json::value& body,
              const std::function<void(const boost::json::value&)>& on_line) const;
+  // The same for a GET without a body.
+  int get_stream(const std::string& target,
+                 const std::function<void(const boost::json::value&)>& on_line) const;
 
  private:
   std::string socket_;

@@ -833,6 +833,69 @@ int image_import(const ApiClient& api, const Globals& g, const std::string& refe
   return 0;
 }
 
+std::int64_t parse_duration_seconds(const std::string& text) {
+  std::int64_t total = 0;
+  std::size_t i = 0;
+  auto bad = [&] {
+    return std::runtime_error(
+        fmt::format("--since \"{}\" is not a duration; use e.g. 30s, 10m, 1h30m or 2d", text));
+  };
+  if (text.empty()) throw bad();
+  while (i < text.size()) {
+    std::size_t start = i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    if (i == start || i == text.size() || i - start > 9) throw bad();
+    std::int64_t n = std::stoll(text.substr(start, i - start));
+    switch (text[i++]) {
+      case 's':
+        total += n;
+        break;
+      case 'm':
+        total += n * 60;
+        break;
+      case 'h':
+        total += n * 3600;
+        break;
+      case 'd':
+        total += n * 86400;
+        break;
+      default:
+        throw bad();
+    }
+  }
+  return total;
+}
+
+int logs(const ApiClient& api, const Globals& g, const std::string& service, const LogsOptions& o) {
+  std::string target = fmt::format("/api/v1/namespaces/{}/services/{}/logs?follow={}", g.ns,
+                                   service, o.follow ? "true" : "false");
+  if (!o.revision.empty()) target += "&revision=" + o.revision;
+  if (!o.instance.empty()) target += "&instance=" + o.instance;
+  if (o.tail >= 0) target += fmt::format("&tailLines={}", o.tail);
+  if (!o.since.empty()) target += fmt::format("&sinceSeconds={}", parse_duration_seconds(o.since));
+  std::string error;
+  int status = api.get_stream(target, [&](const json::value& line) {
+    const auto* obj = line.if_object();
+    if (!obj) return;
+    if (const auto* e = obj->if_contains("error")) {
+      error = field(*e, "message");
+      return;
+    }
+    if (g.output != "table") {
+      std::cout << json::serialize(line) << "\n" << std::flush;
+      return;
+    }
+    // stdout lines to stdout, stderr lines to stderr, as 'docker logs' does.
+    std::ostream& out = field(line, "stream") == "stderr" ? std::cerr : std::cout;
+    if (o.timestamps) out << field(line, "time") << " ";
+    out << "[" << field(line, "instance") << "] " << field(line, "message") << "\n";
+    out.flush();
+  });
+  if (!error.empty()) throw std::runtime_error(error);
+  if (status >= 300) throw std::runtime_error(fmt::format("elafrosd answered {}", status));
+  return 0;
+}
+
 int registry_login(const ApiClient& api, const Globals& g, const std::string& registry,
                    const std::string& username, bool password_stdin) {
   if (!password_stdin)

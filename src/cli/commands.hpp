@@ -3,6 +3,7 @@
 // with the daemon's message, which main prints.
 
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,6 +71,17 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file,
                const WaitOptions& w);
 int image_import(const ApiClient& api, const Globals& g, const std::string& reference,
                  const std::string& name);
+struct LogsOptions {
+  std::string revision;
+  std::string instance;
+  bool follow = false;
+  int tail = -1;      // -1: every stored line
+  std::string since;  // "10m", "1h30m", "45s"
+  bool timestamps = false;
+};
+// Seconds in a duration such as "90s", "10m", "1h30m" or "2d". Throws std::runtime_error.
+std::int64_t parse_duration_seconds(const std::string& text);
+int logs(const ApiClient& api, const Globals& g, const std::string& service, const LogsOptions& o);
 int registry_login(const ApiClient& api, const Globals& g, const std::string& registry,
                    const std::string& username, bool password_stdin);
 int registry_logout(const ApiClient& api, const Globals& g, const std::string& registry);

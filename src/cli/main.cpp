@@ -159,6 +159,16 @@ int main(int argc, char** argv) {
   auto* logout = reg->add_subcommand("logout", "remove a registry login");
   logout->add_option("host", registry_host, "HOST[:PORT]")->required();
   auto* reglist = reg->add_subcommand("list", "list registry logins (never their passwords)");
+  LogsOptions lo;
+  auto* logs_cmd = app.add_subcommand(
+      "logs", "show what a service's instances wrote to stdout and stderr, in time order");
+  logs_cmd->add_option("service", name, "service name")->required();
+  logs_cmd->add_option("--revision", lo.revision, "only this revision");
+  logs_cmd->add_option("--instance", lo.instance, "only this instance");
+  logs_cmd->add_flag("-f,--follow", lo.follow, "keep streaming new lines, from new instances too");
+  logs_cmd->add_option("--tail", lo.tail, "only the last N lines")->check(CLI::NonNegativeNumber);
+  logs_cmd->add_option("--since", lo.since, "only lines newer than this, e.g. 10m, 1h30m");
+  logs_cmd->add_flag("--timestamps", lo.timestamps, "prefix each line with its time (UTC)");
   auto* stat = app.add_subcommand("status", "show the daemon's state");
 
   CLI11_PARSE(app, argc, argv);
@@ -194,6 +204,7 @@ int main(int argc, char** argv) {
     if (irm->parsed()) return image_rm(api, g, image_name);
     if (iprune->parsed()) return image_prune(api, g);
     if (stat->parsed()) return status(api, g);
+    if (logs_cmd->parsed()) return logs(api, g, name, lo);
   } catch (const std::exception& e) {
     std::cerr << "Error: " << e.what() << "\n";
     return 1;

@@ -93,6 +93,9 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
       {"insecure-registries", strings(c.insecure_registries)},
       {"registry-certs-dir", str(c.registry_certs_dir)},
       {"registry-timeout-seconds", integer(c.registry_timeout_seconds, 1)},
+      {"log-sinks", strings(c.log_sinks)},
+      {"log-max-file-bytes", number(c.log_max_file_bytes, 4096, 1e12)},
+      {"log-max-files", integer(c.log_max_files, 1)},
       // The KPA's defaults, named after Knative's config-autoscaler keys.
       {"container-concurrency-target-default", number(a.target, 0.01, 1e6)},
       {"requests-per-second-target-default", number(a.target_rps, 0.01, 1e6)},
@@ -117,6 +120,10 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
     }
     it->second(kv.second);
   }
+  key = "log-sinks";
+  for (const auto& sink : c.log_sinks)
+    if (sink != "file" && sink != "stdout")
+      fail(fmt::format("has \"{}\"; the sinks are \"file\" and \"stdout\"", sink));
 }
 
 std::pair<std::string, unsigned short> parse_listen(const std::string& listen) {

@@ -28,6 +28,12 @@ struct DaemonConfig {
   std::vector<std::string> insecure_registries;
   std::string registry_certs_dir = "/etc/elafros/certs.d";
   int registry_timeout_seconds = 60;
+  // Logs (DESIGN.md §4): where collected lines go ("file": the store that 'elafros logs'
+  // reads; "stdout": JSON lines on the daemon's stdout, for the journal), and the file store's
+  // size-based rotation per revision.
+  std::vector<std::string> log_sinks = {"file"};
+  double log_max_file_bytes = 10.0 * (1 << 20);
+  int log_max_files = 5;
   AutoscalingDefaults autoscaling;
 };
 

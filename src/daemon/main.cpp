@@ -23,6 +23,7 @@
 #include "config.hpp"
 #include "elafros/errno_text.hpp"
 #include "image_store.hpp"
+#include "log_collector.hpp"
 #include "posix_process_runner.hpp"
 #include "proxy/proxy_server.hpp"
 #include "reconciler.hpp"
@@ -100,6 +101,22 @@ int run(const DaemonConfig& cfg) {
         cfg.runtime));
   RuncRuntime runtime({cfg.runtime, data_dir}, runner, images);
 
+  // Logs: spools the runtime creates, collected on a thread of their own into the sinks.
+  std::vector<std::shared_ptr<LogSink>> sinks;
+  std::shared_ptr<FileLogStore> log_store;
+  for (const auto& sink : cfg.log_sinks) {
+    if (sink == "file") {
+      log_store = std::make_shared<FileLogStore>(
+          data_dir + "/logs/store",
+          LogRetention{static_cast<std::uint64_t>(cfg.log_max_file_bytes), cfg.log_max_files});
+      sinks.push_back(log_store);
+    } else {
+      sinks.push_back(std::make_shared<StdoutLogSink>());
+    }
+  }
+  LogCollector logs(data_dir, sinks, log_store);
+  logs.start();
+
   asio::io_context control(1);
   asio::io_context proxy_io(1);
   asio::thread_pool store_thread(1);
@@ -134,7 +151,7 @@ int run(const DaemonConfig& cfg) {
     });
   });
 
-  ApiServer api(control, store_thread, blocking, **store, *images, *registry, *credentials,
+  ApiServer api(control, store_thread, blocking, **store, *images, *registry, *credentials, logs,
                 reconciler, {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
 
@@ -185,6 +202,7 @@ int run(const DaemonConfig& cfg) {
   proxy_thread.join();
   store_thread.join();
   blocking.join();
+  logs.stop();
   std::error_code rm;
   fs::remove(cfg.socket, rm);
   spdlog::info("elafrosd stopped");
