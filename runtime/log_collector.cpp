@@ -202,10 +202,13 @@ void LogCollector::close(std::uint64_t follower) {
   post([this, follower] { followers_.erase(follower); });
 }
 
-void LogCollector::remove(std::string ns, std::string service, std::string revision) {
-  post([this, ns = std::move(ns), service = std::move(service), revision = std::move(revision)] {
+void LogCollector::remove(std::string ns, std::string service, std::string revision,
+                          std::function<void()> done) {
+  post([this, ns = std::move(ns), service = std::move(service), revision = std::move(revision),
+        done = std::move(done)] {
     collect();  // the spools of its last instances first, or they would recreate it
     if (store_) store_->remove(ns, service, revision);
+    if (done) done();
   });
 }
 

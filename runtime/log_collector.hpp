@@ -51,8 +51,10 @@ class LogCollector {
   void open(LogQuery query, bool follow, Deliver deliver,
             std::function<void(std::vector<LogLine>, std::uint64_t, std::string)> done);
   void close(std::uint64_t follower);
-  // Drops stored logs (a deleted revision or service). Asynchronous.
-  void remove(std::string ns, std::string service, std::string revision);
+  // Drops stored logs (a deleted revision or service), then calls `done` (on the collector's
+  // thread).
+  void remove(std::string ns, std::string service, std::string revision,
+              std::function<void()> done = {});
   // Collects now and calls `done` afterwards (tests, shutdown).
   void flush(std::function<void()> done);
 

@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "elafros/errno_text.hpp"
 #include "elafros/resource_json.hpp"
@@ -271,6 +272,56 @@ std::vector<std::string> RuncRuntime::list() {
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   }
   return ids;
+}
+
+namespace {
+
+// "key value" lines (memory.oom_control, memory.events, cpu.stat): the value of `key`.
+std::optional<std::uint64_t> keyed_value(const std::string& path, std::string_view key) {
+  std::ifstream in(path);
+  std::string k;
+  std::uint64_t v = 0;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> single_value(const std::string& path) {
+  std::ifstream in(path);
+  std::uint64_t v = 0;
+  if (in >> v) return v;
+  return std::nullopt;
+}
+
+}  // namespace
+
+// The instance's cgroup (cgroups_path /elafros/<id>): v1 hierarchies, or the v2 unified one.
+ResourceUsage RuncRuntime::usage(const std::string& id) {
+  ResourceUsage u;
+  if (!is_container_id(id)) return u;
+  const std::string rel = "/elafros/" + id;
+  const std::string v1 = "/sys/fs/cgroup";
+  if (auto mem = single_value(v1 + "/memory" + rel + "/memory.usage_in_bytes")) {
+    u.known = true;
+    u.memory_bytes = *mem;
+    u.oom_kills = keyed_value(v1 + "/memory" + rel + "/memory.oom_control", "oom_kill").value_or(0);
+    for (const char* hierarchy : {"/cpu,cpuacct", "/cpuacct", "/cpu"})
+      if (auto ns = single_value(v1 + hierarchy + rel + "/cpuacct.usage")) {
+        u.cpu_seconds = static_cast<double>(*ns) / 1e9;
+        break;
+      }
+    return u;
+  }
+  for (const char* root : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"})
+    if (auto mem = single_value(std::string(root) + rel + "/memory.current")) {
+      u.known = true;
+      u.memory_bytes = *mem;
+      u.oom_kills = keyed_value(std::string(root) + rel + "/memory.events", "oom_kill").value_or(0);
+      if (auto us = keyed_value(std::string(root) + rel + "/cpu.stat", "usage_usec"))
+        u.cpu_seconds = static_cast<double>(*us) / 1e6;
+      return u;
+    }
+  return u;
 }
 
 std::string RuncRuntime::tail_logs(const std::string& id, std::size_t lines) {

@@ -31,6 +31,7 @@ class RuncRuntime final : public ContainerRuntime {
   ContainerStatus status(const std::string& container_id) override;
   std::vector<std::string> list() override;
   std::string tail_logs(const std::string& container_id, std::size_t lines) override;
+  ResourceUsage usage(const std::string& container_id) override;
 
   std::string instance_dir(const std::string& container_id) const;
   void finish_spools(const std::string& container_id);

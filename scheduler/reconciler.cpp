@@ -24,6 +24,7 @@
 #include <set>
 
 #include "elafros/naming.hpp"
+#include "elafros/resource_json.hpp"
 #include "elafros/traffic.hpp"
 #include "kpa.hpp"
 #include "offload.hpp"
@@ -464,9 +465,21 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   awaitable<void> exited(RevisionPtr rev, InstancePtr inst, std::string code) {
     std::string tail = co_await offload(blocking_.get_executor(), &ContainerRuntime::tail_logs,
                                         &runtime_, inst->record.id, std::size_t{10});
-    std::string message = fmt::format("container exited with code {}{}{}", code,
-                                      tail.empty() ? "" : "; last output:\n", tail);
-    co_await fail(rev, inst, "ExitCode", std::move(message), true);
+    // The cgroup is still there until remove(): did the kernel kill it for its memory?
+    ResourceUsage usage = co_await offload(blocking_.get_executor(), &ContainerRuntime::usage,
+                                           &runtime_, inst->record.id);
+    const std::string& limit = rev->revision.spec.container.limits.memory;
+    bool oom = usage.oom_kills > 0;
+    std::string message = oom ? fmt::format(
+                                    "the container used more memory than its limit{}{} and the "
+                                    "kernel killed it (exit "
+                                    "code {}); raise resources.limits.memory{}{}",
+                                    limit.empty() ? "" : " of ", limit, code,
+                                    tail.empty() ? "" : "; last output:\n", tail)
+                              : fmt::format("container exited with code {}{}{}", code,
+                                            tail.empty() ? "" : "; last output:\n", tail);
+    std::string reason = oom ? "OOMKilled" : "ExitCode";
+    co_await fail(rev, inst, std::move(reason), std::move(message), true);
   }
 
   // The instance failed: take it out of service, remove it, and start another after a backoff.
@@ -481,13 +494,22 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   awaitable<void> restart_later(RevisionPtr rev, std::string reason, std::string message,
                                 bool started) {
     rev->restarts += started ? 1 : 0;
+    rev->backoff = rev->backoff.count() == 0 ? options_.backoff_initial
+                                             : std::min(rev->backoff * 2, options_.backoff_max);
+    // Failing again before it could run a while: a crash loop, restarted ever more slowly.
+    if (started && rev->backoff > options_.backoff_initial) {
+      auto wait_s = std::chrono::duration_cast<std::chrono::seconds>(rev->backoff).count();
+      message = fmt::format(
+          "restarted {} times; the next start is in {} s, at {}; last failure: "
+          "{}: {}",
+          rev->restarts, wait_s, format_rfc3339(unix_now(*clock_) + wait_s), reason, message);
+      reason = "CrashLoopBackOff";
+    }
     set_condition(rev->healthy, "False", reason, message);
     if (!rev->revision.ever_ready || !has_ready(*rev))
       set_condition(rev->ready, "False", reason, message);
     spdlog::warn("revision {}: {}: {}", rev->revision.meta.name, reason, message);
     if (rev->retired || stopped_) co_return;
-    rev->backoff = rev->backoff.count() == 0 ? options_.backoff_initial
-                                             : std::min(rev->backoff * 2, options_.backoff_max);
     rev->restart_pending = true;
     asio::steady_timer timer(control_, rev->backoff);
     boost::system::error_code ec;

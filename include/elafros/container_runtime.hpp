@@ -2,6 +2,7 @@
 // Runs instances as OCI containers. Implemented by RuncRuntime (runtime/). Every call blocks for
 // at most the time runc takes; the scheduler calls them off the io_context.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,14 @@ struct LaunchSpec {
   std::string image_digest;  // manifest digest of an image already in the image store
   ContainerSpec container;   // command/args/env overrides on top of the image config
   int port = 0;              // the PORT the app must listen on (host network, loopback)
+};
+
+// What an instance's cgroup has counted; `known` is false when it has no cgroup (any more).
+struct ResourceUsage {
+  bool known = false;
+  double cpu_seconds = 0;
+  std::uint64_t memory_bytes = 0;
+  std::uint64_t oom_kills = 0;  // processes the kernel killed for exceeding the memory limit
 };
 
 struct ContainerStatus {
@@ -42,6 +51,8 @@ class ContainerRuntime {
   virtual ContainerStatus status(const std::string& container_id) = 0;
   // Ids of every container in elafros's runc state root.
   virtual std::vector<std::string> list() = 0;
+  // CPU, memory and OOM kills from the instance's cgroup, while it exists (until remove()).
+  virtual ResourceUsage usage(const std::string& /*container_id*/) { return {}; }
   // The last lines the instance wrote to stdout and stderr, for failure messages.
   virtual std::string tail_logs(const std::string& container_id, std::size_t lines) = 0;
 };

@@ -1082,7 +1082,12 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       done.cancel();
     });
     if (!finished) co_await done.async_wait(kAwait);
-    logs_.remove(ns, name, "");
+    // Its logs go too, before the answer (a new service of that name starts afresh).
+    asio::steady_timer logs_gone(control_, asio::steady_timer::time_point::max());
+    auto ex = control_.get_executor();
+    logs_.remove(ns, name, "",
+                 [ex, &logs_gone] { asio::post(ex, [&logs_gone] { logs_gone.cancel(); }); });
+    co_await logs_gone.async_wait(kAwait);
     spdlog::info("deleted service {}/{}", ns, name);
     co_return Reply{
         http::status::ok,

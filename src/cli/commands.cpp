@@ -197,9 +197,21 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name,
       return 0;
     }
     if (status == "False") {
+      // The revision's own reason (ExitCode, OOMKilled, ReadinessProbeFailed, …) says more than
+      // the service's RevisionFailed.
+      std::string reason = field(*ready, "reason"), message = field(*ready, "message");
+      std::string revision = field(s, "status.latestCreatedRevisionName");
+      if (!revision.empty()) {
+        auto r = api.request("GET", revisions_path(g) + "/" + revision);
+        if (r.status == 200)
+          if (const json::object* rr = condition(r.body, "Ready");
+              rr && field(*rr, "status") == "False") {
+            reason = field(*rr, "reason");
+            message = fmt::format("revision '{}': {}", revision, field(*rr, "message"));
+          }
+      }
       std::cerr << fmt::format("Error: service '{}' is not ready after {:.3f}s: {}: {}\n{}\n", name,
-                               elapsed, field(*ready, "reason"), field(*ready, "message"),
-                               failure_hint);
+                               elapsed, reason, message, failure_hint);
       return 1;
     }
     std::string message = ready ? field(*ready, "message") : "";

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# End-to-end: debugging and monitoring with real containers. Logs (merged, streamed with -f,
+# surviving restarts, rotated), failure reasons (exit code and output, crash-loop backoff, OOM
+# kills), and metrics.
+#   tests/e2e/observe_test.sh ELAFROSD ELAFROS SOURCE_DIR
+set -euo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+follower=""
+stop_follower() { if [ -n "$follower" ]; then kill "$follower" 2>/dev/null || true; wait "$follower" 2>/dev/null || true; follower=""; fi; }
+trap 'stop_follower; cleanup' EXIT
+
+"$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
+img="oci:$work/image:latest"
+cat >"$work/daemon.yml" <<YAML
+log-max-file-bytes: 65536
+log-max-files: 2
+YAML
+daemon_args=(--config "$work/daemon.yml")
+start_daemon
+port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
+
+# until SECONDS COMMAND...: retries a check (bounded) until it passes.
+until_ok() { local n=$(( $1 * 10 )); shift; for _ in $(seq "$n"); do "$@" && return 0; sleep 0.1; done; "$@"; }
+logs_contain() { e logs "$1" 2>&1 | grep -qF -- "$2"; }
+
+# Logs: a line the app writes shows up, with its instance; stderr lines go to stderr.
+e service create talk --image "$img" >/dev/null
+curl -sS "http://talk.default.localhost:$port/" >/dev/null
+out=$(e logs talk 2>/dev/null)
+check "a line the app writes to stdout shows up in logs, with its instance" \
+  grep -qE '^\[talk-00001-[0-9a-f]{6}\] hello: serving revision talk-00001' <<<"$out"
+check "stderr lines go to stderr" until_ok 5 bash -c "'$elafros_bin' --socket '$sock' logs talk 2>&1 >/dev/null | grep -q 'response:200'"
+check "--timestamps prefixes RFC 3339 UTC times" \
+  grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{15}Z \[talk-' <<<"$(e logs talk --timestamps 2>/dev/null)"
+check "-o json carries the time, stream and instance" \
+  grep -q '"stream":"stdout","message":"hello: serving' <<<"$(e logs talk -o json)"
+check "--tail 1 gives one line" test "$(e logs talk --tail 1 2>&1 | wc -l)" = 1
+check "--since 1h keeps them, a far smaller window is empty" \
+  test "$(e logs talk --since 1h 2>&1 | wc -l)" -ge 2
+if out=$(e logs talk --since 10x 2>&1); then fail "a bad --since fails"; else
+  check "a bad --since says how to write one" contains "$out" "e.g. 30s, 10m, 1h30m"; fi
+if out=$(e logs nosuch 2>&1); then fail "logs of an unknown service fail"; else
+  check "logs of an unknown service say so" contains "$out" 'service "nosuch" not found'; fi
+
+# -f streams new lines, and follows the instances of a new revision.
+e logs talk -f >"$work/follow.out" 2>&1 &
+follower=$!
+sleep 0.5
+curl -sS "http://talk.default.localhost:$port/" >/dev/null
+e service update talk -e GREETING=Hi >/dev/null
+check "-f streams lines from the new revision's instance" until_ok 5 grep -q 'hello: serving revision talk-00002' "$work/follow.out"
+stop_follower
+check "-f showed the backlog first" test "$(grep -c 'serving revision talk-00001' "$work/follow.out")" -ge 1
+
+# Lines survive instance removal and a daemon restart.
+e revision list >/dev/null
+stop_daemon >/dev/null || true
+start_daemon
+check "lines survive a daemon restart" logs_contain talk "hello: serving revision talk-00001"
+check "...and --revision picks one revision" test -z "$(e logs talk --revision talk-00002 2>&1 | grep talk-00001 || true)"
+
+# A crashing image fails 'service create' with its exit code and its output.
+if out=$(e service create crash --image "$img" --cmd sh --arg -c --arg 'echo "about to fail: missing DB_URL" >&2; exit 3' 2>&1); then
+  fail "a crashing image fails service create"; else
+  check "the failure names the reason, the revision and the exit code" contains "$out" "ExitCode: revision 'crash-00001': container exited with code 3"
+  check "...and shows the app's last output" contains "$out" "about to fail: missing DB_URL"; fi
+check "the crash's output is in its logs" logs_contain crash "about to fail: missing DB_URL"
+# It keeps being restarted, but with exponential backoff: a crash loop.
+check "a crash loop is reported as CrashLoopBackOff" until_ok 8 bash -c "'$elafros_bin' --socket '$sock' service describe crash | grep -q CrashLoopBackOff"
+out=$(e service describe crash)
+check "...with the restart count and the next retry" grep -qE 'restarted [0-9]+ times; the next start is in [0-9]+ s, at 20' <<<"$out"
+sleep 3
+starts=$(grep -c "started instance crash-00001" "$work/daemon.log" || true)
+check "the crash loop backs off: $starts starts in ~6 s, not a hot loop" test "$starts" -le 4
+e service delete crash >/dev/null
+
+# An app that exceeds its memory limit is OOMKilled.
+cat >"$work/hog.yaml" <<YAML
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hog
+spec:
+  template:
+    spec:
+      containers:
+        - image: $img
+          command: ["sh", "-c", "x=aaaaaaaaaaaaaaaa; while true; do x=\$x\$x; done"]
+          resources:
+            limits:
+              memory: 32Mi
+YAML
+if out=$(e apply -f "$work/hog.yaml" 2>&1); then fail "a memory hog fails"; else
+  check "an app over its memory limit is OOMKilled" contains "$out" "OOMKilled"
+  check "...and the message names the limit" contains "$out" "more memory than its limit of 32Mi"; fi
+e service delete hog >/dev/null
+
+# Rotation caps disk use: an app that writes fast cannot fill the disk.
+e service create chatty --image "$img" --cmd sh --arg -c \
+  --arg 'i=0; while [ $i -lt 200000 ]; do echo "line $i: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"; i=$((i+1)); done; exec /bin/hello' >/dev/null
+check "the chatty app's last lines arrive" until_ok 30 logs_contain chatty "line 199999:"
+store_bytes=$(du -sb "$data/logs/store/default/chatty" | cut -f1)
+check "its stored logs stay within 2 x 64 KiB ($store_bytes bytes)" test "$store_bytes" -le $((2 * 65536 + 8192))
+spool_blocks=$(du -sk "$data/logs/spool" | cut -f1)
+check "the spools stay small on disk (${spool_blocks} KiB for ~17 MB written)" test "$spool_blocks" -le 4096
+e service delete chatty >/dev/null
+check "deleting a service deletes its logs" test ! -e "$data/logs/store/default/chatty"
+
+e service delete talk >/dev/null
+if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
+finish
