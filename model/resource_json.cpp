@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cmath>
 #include <ctime>
 #include <initializer_list>
 #include <optional>
@@ -587,6 +588,18 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
     st["actualReplicas"] = status->actual_replicas;
     st["desiredReplicas"] = status->desired_replicas;
     st["autoscalerPanic"] = status->panic;
+    st["restartCount"] = status->restarts;
+    const RevisionActivity& a = status->activity;
+    auto round3 = [](double v) { return std::round(v * 1000) / 1000; };
+    st["activity"] = json::object{{"windowSeconds", round3(a.window_seconds)},
+                                  {"requestsPerSecond", round3(a.requests_per_second)},
+                                  {"p50LatencyMs", round3(a.p50_ms)},
+                                  {"p99LatencyMs", round3(a.p99_ms)},
+                                  {"errorRate", round3(a.error_rate)},
+                                  {"coldStarts", a.cold_starts},
+                                  {"coldStartP50Ms", round3(a.cold_start_p50_ms)},
+                                  {"coldStartMaxMs", round3(a.cold_start_max_ms)},
+                                  {"requestsTotal", a.requests_total}};
   }
   st["containerStatuses"] =
       json::array{json::object{{"name", "user-container"}, {"imageDigest", r.image_digest}}};

@@ -18,6 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <csignal>
+#include <deque>
 #include <map>
 #include <optional>
 #include <random>
@@ -85,6 +86,18 @@ struct RevisionState {
   bool panic = false;
   RevisionStats::Sample last_sample;
   std::int64_t last_sample_ns = 0;
+  // The proxy's request counters every 5 s for the last minute: live status subtracts the
+  // oldest from the current ones.
+  struct Activity {
+    std::chrono::steady_clock::time_point at;
+    std::uint64_t answered = 0;
+    std::uint64_t errors = 0;
+    Histogram::Snapshot latency;
+    std::uint64_t cold_starts = 0;
+    Histogram::Snapshot cold_latency;
+  };
+  std::deque<Activity> activity;
+  std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 };
 using RevisionPtr = std::shared_ptr<RevisionState>;
 
@@ -724,7 +737,24 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         }
         rev->last_sample = sample;
         rev->last_sample_ns = ns;
+        if (rev->activity.empty() || now - rev->activity.back().at >= std::chrono::seconds(5))
+          rev->activity.push_back(read_activity(*rev, now));
+        while (rev->activity.size() > 1 && now - rev->activity[1].at >= std::chrono::seconds(60))
+          rev->activity.pop_front();
       }
+  }
+
+  static RevisionState::Activity read_activity(const RevisionState& rev,
+                                               std::chrono::steady_clock::time_point now) {
+    const RequestMetrics& m = rev.stats->metrics;
+    RevisionState::Activity a;
+    a.at = now;
+    for (const auto& c : m.by_class) a.answered += c.load(std::memory_order_relaxed);
+    a.errors = m.by_class[4].load(std::memory_order_relaxed);
+    a.latency = m.latency.read();
+    a.cold_starts = m.cold_starts.load(std::memory_order_relaxed);
+    a.cold_latency = m.cold_start_latency.read();
+    return a;
   }
 
   void tick_all() {
@@ -894,7 +924,63 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     const ServiceState* s = const_cast<Impl*>(this)->service_of(*rev);
     st.desired_replicas = s ? desired_count(*s, rev, desired(*s)) : 0;
     st.panic = rev->panic;
+    st.restarts = rev->restarts;
+    auto now = clock_->now();
+    RevisionState::Activity cur = read_activity(*rev, now);
+    RevisionState::Activity base;
+    base.at = rev->created;
+    if (!rev->activity.empty()) base = rev->activity.front();
+    RevisionActivity& a = st.activity;
+    a.window_seconds = std::max(0.001, std::chrono::duration<double>(now - base.at).count());
+    std::uint64_t answered = cur.answered - std::min(cur.answered, base.answered);
+    a.requests_per_second = static_cast<double>(answered) / a.window_seconds;
+    Histogram::Snapshot lat = cur.latency.minus(base.latency);
+    a.p50_ms = lat.quantile(0.5) * 1000;
+    a.p99_ms = lat.quantile(0.99) * 1000;
+    a.error_rate = answered ? static_cast<double>(cur.errors - std::min(cur.errors, base.errors)) /
+                                  static_cast<double>(answered)
+                            : 0;
+    a.cold_starts = cur.cold_starts - std::min(cur.cold_starts, base.cold_starts);
+    Histogram::Snapshot cold = cur.cold_latency.minus(base.cold_latency);
+    a.cold_start_p50_ms = cold.quantile(0.5) * 1000;
+    a.cold_start_max_ms = cold.quantile(1.0) * 1000;
+    a.requests_total = cur.answered;
     return st;
+  }
+
+  std::vector<Reconciler::RevisionMetrics> revision_metrics() const {
+    std::vector<Reconciler::RevisionMetrics> out;
+    for (const auto& [k, s] : services_)
+      for (const auto& rev : s.revisions) {
+        Reconciler::RevisionMetrics m;
+        m.namespace_ = rev->revision.meta.namespace_;
+        m.service = rev->revision.service;
+        m.revision = rev->revision.meta.name;
+        for (const auto& i : rev->instances) m.actual += i->phase == Phase::kReady ? 1 : 0;
+        m.desired = desired_count(s, rev, desired(s));
+        m.panic = rev->panic;
+        m.restarts = rev->restarts;
+        m.stats = rev->stats;
+        out.push_back(std::move(m));
+      }
+    return out;
+  }
+
+  void instance_usage(std::function<void(std::vector<Reconciler::InstanceUsage>)> done) {
+    std::vector<Reconciler::InstanceUsage> list;
+    for (const auto& [k, s] : services_)
+      for (const auto& rev : s.revisions)
+        for (const auto& i : rev->instances)
+          if (i->record.pid > 0 && !i->exited)
+            list.push_back(
+                {i->record.namespace_, i->record.service, i->record.revision, i->record.id, {}});
+    asio::post(blocking_, [this, self = shared_from_this(), list = std::move(list),
+                           done = std::move(done)]() mutable {
+      for (auto& u : list) u.usage = runtime_.usage(u.instance);
+      asio::post(control_, [list = std::move(list), done = std::move(done)]() mutable {
+        done(std::move(list));
+      });
+    });
   }
 
   Counts counts() const {
@@ -983,6 +1069,14 @@ ServiceStatus Reconciler::service_status(const Service& service) const {
 RevisionStatus Reconciler::revision_status(const std::string& ns,
                                            const std::string& revision) const {
   return impl_->revision_status(ns, revision);
+}
+
+std::vector<Reconciler::RevisionMetrics> Reconciler::revision_metrics() const {
+  return impl_->revision_metrics();
+}
+
+void Reconciler::instance_usage(std::function<void(std::vector<InstanceUsage>)> done) {
+  impl_->instance_usage(std::move(done));
 }
 
 Reconciler::Counts Reconciler::counts() const {

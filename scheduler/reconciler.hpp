@@ -74,6 +74,24 @@ class Reconciler {
   };
   Counts counts() const;
 
+  // What /metrics reports of every revision the daemon runs (deleted ones are gone).
+  struct RevisionMetrics {
+    std::string namespace_, service, revision;
+    int desired = 0;
+    int actual = 0;
+    bool panic = false;
+    int restarts = 0;
+    std::shared_ptr<const RevisionStats> stats;  // the proxy's counters
+  };
+  std::vector<RevisionMetrics> revision_metrics() const;
+  struct InstanceUsage {
+    std::string namespace_, service, revision, instance;
+    ResourceUsage usage;
+  };
+  // Reads every running instance's cgroup on the blocking pool, then calls `done` on the
+  // control thread.
+  void instance_usage(std::function<void(std::vector<InstanceUsage>)> done);
+
   // Stops timers and probes and leaves containers running, for a daemon restart to adopt.
   void shutdown();
 

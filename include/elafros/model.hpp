@@ -159,11 +159,27 @@ struct ServiceStatus {
   std::int64_t observed_generation = 0;
 };
 
+// A revision's traffic over the last minute (or since it started, if less), from the proxy's
+// counters: what 'service describe' shows live.
+struct RevisionActivity {
+  double window_seconds = 0;
+  double requests_per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double error_rate = 0;          // 5xx answers / all answers
+  std::uint64_t cold_starts = 0;  // requests that found no instance and waited for one
+  double cold_start_p50_ms = 0;
+  double cold_start_max_ms = 0;      // the upper bound of the slowest one's bucket
+  std::uint64_t requests_total = 0;  // since the daemon started
+};
+
 struct RevisionStatus {
   std::vector<Condition> conditions;  // Ready, ContainerHealthy, ResourcesAvailable
   int actual_replicas = 0;
   int desired_replicas = 0;
   bool panic = false;  // the autoscaler is in panic mode
+  int restarts = 0;    // instances replaced after they failed
+  RevisionActivity activity;
 };
 
 }  // namespace elafros

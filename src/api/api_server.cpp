@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -22,6 +23,7 @@
 #include <random>
 #include <set>
 
+#include "api/metrics.hpp"
 #include "elafros/autoscaling.hpp"
 #include "elafros/naming.hpp"
 #include "elafros/registry_reference.hpp"
@@ -184,6 +186,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         reconciler_(reconciler),
         info_(std::move(info)),
         acceptor_(control),
+        metrics_acceptor_(control),
         started_(std::chrono::steady_clock::now()) {}
 
   Result<void> listen(const std::string& path) {
@@ -208,11 +211,16 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     return {};
   }
 
-  void start() { asio::co_spawn(control_, accept_loop(shared_from_this()), asio::detached); }
+  void start() {
+    asio::co_spawn(control_, accept_loop(shared_from_this()), asio::detached);
+    if (metrics_acceptor_.is_open())
+      asio::co_spawn(control_, metrics_accept_loop(shared_from_this()), asio::detached);
+  }
 
   void stop() {
     boost::system::error_code ec;
     acceptor_.close(ec);
+    metrics_acceptor_.close(ec);
   }
 
   awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
@@ -250,6 +258,11 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         if (req.method() == http::verb::post &&
             target.substr(0, target.find('?')) == "/api/v1/images/pull") {
           bool ok = co_await stream_pull(stream, req.body(), version);
+          if (!ok || !keep) break;
+          continue;
+        }
+        if (req.method() == http::verb::get && target.substr(0, target.find('?')) == "/metrics") {
+          bool ok = co_await write_metrics(stream, version, keep);
           if (!ok || !keep) break;
           continue;
         }
@@ -543,6 +556,102 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     auto last_chunk = http::make_chunk_last();
     auto [ec, n] = co_await asio::async_write(stream, last_chunk, kAwait);
     co_return !ec;
+  }
+
+  // The metrics now: the reconciler's view, the proxy's counters, and every instance's cgroup
+  // (read on the blocking pool).
+  awaitable<std::string> metrics_text() {
+    MetricsInput in;
+    in.version = info_.version;
+    in.revisions = reconciler_.revision_metrics();
+    struct Usage {
+      explicit Usage(const asio::any_io_executor& ex)
+          : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+      bool done = false;
+      std::vector<Reconciler::InstanceUsage> list;
+      asio::steady_timer wake;
+    };
+    auto usage = std::make_shared<Usage>(control_.get_executor());
+    reconciler_.instance_usage([usage](std::vector<Reconciler::InstanceUsage> list) {
+      usage->list = std::move(list);
+      usage->done = true;
+      usage->wake.cancel();
+    });
+    while (!usage->done) co_await usage->wake.async_wait(kAwait);
+    in.instances = std::move(usage->list);
+    co_return render_metrics(in);
+  }
+
+  template <class Stream>
+  awaitable<bool> write_metrics(Stream& stream, unsigned version, bool keep) {
+    std::string text = co_await metrics_text();
+    http::response<http::string_body> res{http::status::ok, version};
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.set(http::field::server, "elafrosd");
+    res.keep_alive(keep);
+    res.body() = std::move(text);
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream, res, kAwait);
+    co_return !ec;
+  }
+
+  // --metrics-listen: GET /metrics over TCP, for a Prometheus server to scrape. Nothing else is
+  // served there.
+  Result<void> listen_metrics(const std::string& address, unsigned short port) {
+    boost::system::error_code ec;
+    auto ip = asio::ip::make_address(address, ec);
+    if (ec)
+      return Error::invalid(fmt::format("--metrics-listen: \"{}\" is not an IP address", address));
+    asio::ip::tcp::endpoint ep(ip, port);
+    metrics_acceptor_.open(ep.protocol(), ec);
+    if (!ec) metrics_acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) metrics_acceptor_.bind(ep, ec);
+    if (!ec) metrics_acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Error::unavailable(
+          fmt::format("cannot listen on --metrics-listen {}:{}: {}", address, port, ec.message()));
+    auto bound = metrics_acceptor_.local_endpoint(ec);
+    spdlog::info("serving GET /metrics on http://{}:{}/metrics", address, bound.port());
+    return {};
+  }
+
+  awaitable<void> metrics_accept_loop(std::shared_ptr<Impl> self) {
+    for (;;) {
+      auto [ec, socket] = co_await metrics_acceptor_.async_accept(kAwait);
+      if (!metrics_acceptor_.is_open()) co_return;
+      if (ec) continue;
+      asio::co_spawn(control_, metrics_session(self, std::move(socket)), asio::detached);
+    }
+  }
+
+  awaitable<void> metrics_session(std::shared_ptr<Impl> /*keeps this alive*/,
+                                  asio::ip::tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::empty_body> parser;
+      parser.header_limit(16 * 1024);
+      stream.expires_after(std::chrono::seconds(60));
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kAwait);
+      if (ec) break;
+      auto& req = parser.get();
+      bool keep = req.keep_alive();
+      std::string_view target = req.target();
+      if (req.method() == http::verb::get && target.substr(0, target.find('?')) == "/metrics") {
+        bool ok = co_await write_metrics(stream, req.version(), keep);
+        if (!ok || !keep) break;
+        continue;
+      }
+      http::response<http::string_body> res{http::status::not_found, req.version()};
+      res.set(http::field::content_type, "text/plain; charset=utf-8");
+      res.keep_alive(keep);
+      res.body() = "only GET /metrics is served here\n";
+      res.prepare_payload();
+      auto [wec, wn] = co_await http::async_write(stream, res, kAwait);
+      if (wec || !keep) break;
+    }
+    boost::system::error_code ec;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   }
 
   // GET /api/v1/namespaces/{ns}/services/{name}/logs
@@ -1107,6 +1216,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   Reconciler& reconciler_;
   ApiInfo info_;
   stream_protocol::acceptor acceptor_;
+  asio::ip::tcp::acceptor metrics_acceptor_;
   std::chrono::steady_clock::time_point started_;
   std::set<std::string> busy_;                                 // services with a change in progress
   std::map<std::string, std::shared_ptr<ImportJob>> imports_;  // in progress, by reference+name
@@ -1121,6 +1231,9 @@ ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread,
 ApiServer::~ApiServer() = default;
 Result<void> ApiServer::listen(const std::string& socket_path) {
   return impl_->listen(socket_path);
+}
+Result<void> ApiServer::listen_metrics(const std::string& address, unsigned short port) {
+  return impl_->listen_metrics(address, port);
 }
 void ApiServer::start() {
   impl_->start();

@@ -43,6 +43,8 @@ class ApiServer {
 
   // Creates the socket (replacing a stale one) with mode 0660.
   Result<void> listen(const std::string& socket_path);
+  // Also serves GET /metrics on ADDRESS:PORT (TCP).
+  Result<void> listen_metrics(const std::string& address, unsigned short port);
   void start();
   void stop();
 

@@ -639,6 +639,34 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
         "        Instances: {} ready of {} desired{}\n", field(r, "status.actualReplicas"),
         field(r, "status.desiredReplicas"),
         field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
+    if (field(r, "status.restartCount") != "" && field(r, "status.restartCount") != "0")
+      std::cout << fmt::format("        Restarts:  {}\n", field(r, "status.restartCount"));
+    if (routed != traffic_of.end() && !field(r, "status.activity.windowSeconds").empty()) {
+      auto num = [&](const char* path) {
+        const json::value* v = &r;
+        std::string p = path;
+        for (std::size_t i = 0; v && i <= p.size();) {
+          auto dot = p.find('.', i);
+          std::string key = p.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
+          v = v->is_object() ? v->get_object().if_contains(key) : nullptr;
+          if (dot == std::string::npos) break;
+          i = dot + 1;
+        }
+        return v && v->is_number() ? v->to_number<double>() : 0.0;
+      };
+      std::cout << fmt::format(
+          "        Traffic:   {:.2f} req/s over the last {:.1f} s, p50 {:.1f} ms, p99 {:.1f} ms, "
+          "{:.1f}% errors\n",
+          num("status.activity.requestsPerSecond"), num("status.activity.windowSeconds"),
+          num("status.activity.p50LatencyMs"), num("status.activity.p99LatencyMs"),
+          100 * num("status.activity.errorRate"));
+      std::cout << fmt::format(
+          "        Cold starts: {:.0f} in that window{}\n", num("status.activity.coldStarts"),
+          num("status.activity.coldStarts") > 0
+              ? fmt::format(", p50 {:.1f} ms", num("status.activity.coldStartP50Ms"))
+              : "");
+    }
+    // Every revision's failure, routed or not, with its reason.
     const json::object* ready = condition(r, "Ready");
     if (ready && field(*ready, "status") != "True" && !field(*ready, "reason").empty())
       std::cout << fmt::format("        Ready:     {} {}: {}\n", field(*ready, "status"),

@@ -93,6 +93,8 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
       {"insecure-registries", strings(c.insecure_registries)},
       {"registry-certs-dir", str(c.registry_certs_dir)},
       {"registry-timeout-seconds", integer(c.registry_timeout_seconds, 1)},
+      {"metrics-listen", str(c.metrics_listen)},
+      {"access-log", str(c.access_log)},
       {"log-sinks", strings(c.log_sinks)},
       {"log-max-file-bytes", number(c.log_max_file_bytes, 4096, 1e12)},
       {"log-max-files", integer(c.log_max_files, 1)},

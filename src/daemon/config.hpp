@@ -31,6 +31,8 @@ struct DaemonConfig {
   // Logs (DESIGN.md §4): where collected lines go ("file": the store that 'elafros logs'
   // reads; "stdout": JSON lines on the daemon's stdout, for the journal), and the file store's
   // size-based rotation per revision.
+  std::string metrics_listen;  // ADDRESS:PORT for GET /metrics over TCP; empty: socket only
+  std::string access_log;      // per-request JSON lines: a file path, "stdout", or empty (off)
   std::vector<std::string> log_sinks = {"file"};
   double log_max_file_bytes = 10.0 * (1 << 20);
   int log_max_files = 5;

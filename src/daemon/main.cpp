@@ -25,6 +25,7 @@
 #include "image_store.hpp"
 #include "log_collector.hpp"
 #include "posix_process_runner.hpp"
+#include "proxy/access_log.hpp"
 #include "proxy/proxy_server.hpp"
 #include "reconciler.hpp"
 #include "registry_client.hpp"
@@ -127,6 +128,13 @@ int run(const DaemonConfig& cfg) {
   popts.address = address;
   popts.port = port;
   popts.activator_queue_limit = static_cast<std::size_t>(cfg.activator_queue_size);
+  std::unique_ptr<AccessLog> access_log;
+  if (!cfg.access_log.empty()) {
+    auto opened = AccessLog::open(proxy_io, cfg.access_log);
+    if (!opened) throw std::runtime_error(opened.error().message);
+    access_log = std::move(*opened);
+    popts.access_log = access_log.get();
+  }
   ProxyServer proxy(proxy_io, routes, popts);
   if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
   std::string listen = fmt::format("{}:{}", address, proxy.port());
@@ -154,6 +162,10 @@ int run(const DaemonConfig& cfg) {
   ApiServer api(control, store_thread, blocking, **store, *images, *registry, *credentials, logs,
                 reconciler, {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
+  if (!cfg.metrics_listen.empty()) {
+    auto [maddr, mport] = parse_listen(cfg.metrics_listen);
+    if (auto r = api.listen_metrics(maddr, mport); !r) throw std::runtime_error(r.error().message);
+  }
 
   auto proxy_guard = asio::make_work_guard(proxy_io);
   std::thread proxy_thread([&proxy_io] { proxy_io.run(); });
@@ -200,6 +212,7 @@ int run(const DaemonConfig& cfg) {
   proxy_guard.reset();
   proxy_io.stop();
   proxy_thread.join();
+  if (access_log) access_log->close();
   store_thread.join();
   blocking.join();
   logs.stop();
@@ -215,7 +228,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "elafrosd: a serverless runtime for one machine (Knative semantics, runc containers)"};
   DaemonConfig defaults;
-  std::string config_file, data_dir, socket, listen, domain, runtime, log_level;
+  std::string config_file, data_dir, socket, listen, domain, runtime, log_level, metrics_listen,
+      access_log;
   app.add_option("--config", config_file, "YAML config file; flags override its keys");
   app.add_option("--data-dir", data_dir,
                  fmt::format("state directory (default {})", defaults.data_dir));
@@ -227,6 +241,10 @@ int main(int argc, char** argv) {
       fmt::format("domain of service hosts NAME.NAMESPACE.DOMAIN (default {})", defaults.domain));
   app.add_option("--runtime", runtime, "path of the runc binary (default: runc in PATH)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
+  app.add_option("--metrics-listen", metrics_listen,
+                 "also serve GET /metrics on ADDRESS:PORT over TCP (default: the API socket only)");
+  app.add_option("--access-log", access_log,
+                 "per-request JSON lines to this file, or \"stdout\" (default: off)");
   app.set_version_flag("--version", std::string(kVersion));
   CLI11_PARSE(app, argc, argv);
 
@@ -239,6 +257,8 @@ int main(int argc, char** argv) {
     if (!domain.empty()) cfg.domain = domain;
     if (!runtime.empty()) cfg.runtime = runtime;
     if (!log_level.empty()) cfg.log_level = log_level;
+    if (!metrics_listen.empty()) cfg.metrics_listen = metrics_listen;
+    if (!access_log.empty()) cfg.access_log = access_log;
     return run(cfg);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());

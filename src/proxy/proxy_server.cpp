@@ -16,12 +16,16 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <cmath>
 #include <deque>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "elafros/traffic.hpp"
+#include "log_store.hpp"
+#include "proxy/access_log.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -168,6 +172,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     std::string head;  // serialised headers
     std::string peer;
     std::array<char, kRelayBuffer> relay;
+    // The request being served: what the metrics and the access log record of it.
+    int status = 0;
+    std::uint64_t bytes = 0;  // response body bytes sent
   };
 
   // GCC 12 destroys temporaries twice when they are built conditionally or inside a condition
@@ -257,22 +264,37 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       }
       // From here the request counts toward its revision's concurrency, waiting included.
       std::shared_ptr<RevisionStats> stats = revision->stats;
-      RequestAccounting accounting(*this, stats);
+      conn.status = 0;
+      conn.bytes = 0;
+      RequestAccounting accounting(*this, stats, conn);
+      if (options_.access_log) accounting.describe(req, *route, *revision);
       const Endpoint* endpoint = pick_endpoint(*revision);
       if (!endpoint) {
         // The activator: wait for an instance with capacity (breaker), poking the autoscaler.
+        // A request that finds no instance at all is a cold start.
+        bool cold = revision->endpoints.empty() && revision->unavailable.empty();
+        std::int64_t waited_from = now_ns();
+        accounting.waited = true;
         Activation got = co_await activate(std::string(host), *revision);
         if (!got.endpoint) {
           if (body_unread) keep_alive = false;
+          conn.status = static_cast<int>(got.status);
           error_code wec = co_await send_simple(client, req.version(), got.status,
                                                 std::move(got.message), keep_alive);
           if (wec || !keep_alive) break;
           continue;
         }
+        if (cold) {
+          auto& m = stats->metrics;
+          m.cold_starts.store(m.cold_starts.load(std::memory_order_relaxed) + 1,
+                              std::memory_order_relaxed);
+          m.cold_start_latency.observe(static_cast<double>(now_ns() - waited_from) / 1e9);
+        }
         table = std::move(got.table);
         revision = got.revision;
         endpoint = got.endpoint;
       }
+      accounting.instance = endpoint->instance_id;
       bool ok = co_await forward(client, buffer, parser, conn, *revision, *endpoint, keep_alive);
       if (!ok || !keep_alive) break;
     }
@@ -280,21 +302,63 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     client.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  // Counts a request toward its revision from arrival to completion, and hands freed capacity
-  // to the first request waiting in the activator.
+  // Counts a request toward its revision from arrival to completion, hands freed capacity to
+  // the first request waiting in the activator, and records what became of it: its status
+  // class and latency, and an access log line when those are on.
   struct RequestAccounting {
-    RequestAccounting(Impl& impl, std::shared_ptr<RevisionStats> s)
-        : proxy(impl), stats(std::move(s)) {
-      stats->begin(now_ns());
+    RequestAccounting(Impl& impl, std::shared_ptr<RevisionStats> s, Connection& c)
+        : proxy(impl), stats(std::move(s)), conn(c), started_ns(now_ns()) {
+      stats->begin(started_ns);
     }
     ~RequestAccounting() {
-      stats->end(now_ns());
+      std::int64_t end = now_ns();
+      stats->end(end);
+      double seconds = static_cast<double>(end - started_ns) / 1e9;
+      // A response cut short (the client or the instance went away) counts as 502, as nginx
+      // logs it.
+      int status = conn.status != 0 ? conn.status : 502;
+      stats->metrics.count(status);
+      stats->metrics.latency.observe(seconds);
+      if (proxy.options_.access_log) log(status, seconds);
       proxy.wake_one(stats.get());
+    }
+    void describe(const http::request<http::buffer_body>& req, const ServiceRoute& route,
+                  const RevisionRoute& revision) {
+      method = std::string(req.method_string());
+      host = std::string(req[http::field::host]);
+      path = std::string(req.target());
+      ns = route.namespace_;
+      service = route.service;
+      revision_name = revision.name;
+    }
+    void log(int status, double seconds) {
+      boost::json::object line{{"time", format_log_time(std::chrono::system_clock::now())},
+                               {"remote", conn.peer},
+                               {"method", method},
+                               {"host", host},
+                               {"path", path},
+                               {"status", status},
+                               {"bytes", conn.bytes},
+                               {"namespace", ns},
+                               {"service", service},
+                               {"revision", revision_name},
+                               {"instance", instance},
+                               {"activator", waited}};
+      // Milliseconds with microsecond digits, as a plain decimal (not 4.5E-1).
+      std::string text = boost::json::serialize(line);
+      text.pop_back();
+      text += fmt::format(",\"durationMs\":{:.3f}}}", seconds * 1e3);
+      proxy.options_.access_log->append(text);
     }
     RequestAccounting(const RequestAccounting&) = delete;
     RequestAccounting& operator=(const RequestAccounting&) = delete;
     Impl& proxy;
     std::shared_ptr<RevisionStats> stats;
+    Connection& conn;
+    std::int64_t started_ns;
+    bool waited = false;
+    std::string instance;
+    std::string method, host, path, ns, service, revision_name;
   };
 
   static std::int64_t now_ns() {
@@ -339,11 +403,17 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     Waiter waiter(io_);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
     queue.push_back(&waiter);
+    auto& queued = stats->metrics.queued;
+    queued.store(queued.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     struct Leave {
       std::deque<Waiter*>& q;
       Waiter* w;
-      ~Leave() { q.erase(std::remove(q.begin(), q.end(), w), q.end()); }
-    } leave{queue, &waiter};
+      std::atomic<std::int64_t>& queued;
+      ~Leave() {
+        q.erase(std::remove(q.begin(), q.end(), w), q.end());
+        queued.store(queued.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      }
+    } leave{queue, &waiter, queued};
     for (;;) {
       waiter.timer.expires_at(deadline);
       co_await waiter.timer.async_wait(kAwait);
@@ -519,6 +589,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
           std::string body =
               fmt::format("instance {} of revision \"{}\" refused the connection: {}",
                           endpoint.instance_id, revision.name, ec.message());
+          conn.status = static_cast<int>(http::status::bad_gateway);
           co_await send_simple(client, client_version, http::status::bad_gateway, std::move(body),
                                keep_alive);
           co_return keep_alive;
@@ -549,6 +620,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
               if (rec == http::error::body_limit) {
                 std::string body =
                     fmt::format("request body larger than {} bytes", options_.body_limit);
+                conn.status = static_cast<int>(http::status::payload_too_large);
                 co_await send_simple(client, client_version, http::status::payload_too_large,
                                      std::move(body), false);
               }
@@ -594,12 +666,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       else
         body = fmt::format("instance {} of revision \"{}\" failed: {}", endpoint.instance_id,
                            revision.name, ec.message());
+      conn.status = static_cast<int>(status);
       co_await send_simple(client, client_version, status, std::move(body), keep_alive);
       co_return keep_alive;
     }
 
     // Response: header and body, streamed back.
     auto& response = res->get();
+    conn.status = static_cast<int>(response.result_int());
     bool upstream_keep = response.keep_alive();
     strip_hop_by_hop(response);
     bool delimited = head || response.has_content_length() || response.chunked() ||
@@ -632,6 +706,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       client.expires_after(options_.idle_timeout);
       std::tie(ec, std::ignore) = co_await asio::async_write(client, out, kAwait);
       if (ec) co_return false;
+      conn.bytes += n;
       ubuf.consume(n);
       if (upstream_keep && ubuf.size() == 0) {
         upstream->expires_never();
@@ -659,9 +734,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         response.body().more = false;
       }
       client.expires_after(options_.idle_timeout);
+      std::size_t chunk = response.body().size;
       std::tie(ec, std::ignore) = co_await http::async_write(client, rs, kAwait);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) co_return false;
+      conn.bytes += chunk;
     } while (!rs.is_done());
 
     if (upstream_keep && ubuf.size() == 0 && res->is_done()) {

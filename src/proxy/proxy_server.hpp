@@ -18,6 +18,8 @@ class io_context;
 
 namespace elafros {
 
+class AccessLog;
+
 struct ProxyOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 8080;
@@ -28,6 +30,7 @@ struct ProxyOptions {
   std::chrono::seconds connect_timeout{5};
   std::size_t max_idle_upstream = 64;        // pooled connections per instance
   std::size_t activator_queue_limit = 1000;  // requests waiting per revision
+  AccessLog* access_log = nullptr;           // per-request JSON lines, when set
 };
 
 // Called on the proxy thread when a revision has requests waiting for capacity: namespace,

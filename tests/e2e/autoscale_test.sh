@@ -62,6 +62,12 @@ check "the next request at zero is served" test "$code" = 200
 n_after=$(instances burst)
 # (one request in flight at target 1 × 70% utilisation wants ceil(1 / 0.7) = 2 instances)
 check "... by new instances (found $n_after)" test "$n_after" -ge 1 -a "$n_after" -le 2
+metrics=$(curl -s --unix-socket "$sock" http://elafrosd/metrics)
+check "/metrics counts the cold start" \
+  grep -q '^elafros_cold_starts_total{namespace="default",service="burst",revision="burst-00001"} 1$' <<<"$metrics"
+check "...and its latency" \
+  grep -q '^elafros_cold_start_duration_seconds_count{namespace="default",service="burst",revision="burst-00001"} 1$' <<<"$metrics"
+check "describe shows the cold start and its latency" grep -qE "Cold starts: 1 in that window, p50 [0-9.]+ ms" <<<"$(e service describe burst)"
 
 # The breaker: --concurrency-limit 1 --scale-max 1 serialises concurrent requests
 e service create serial --image "oci:$work/image:latest" --concurrency-limit 1 --scale-max 1 >/dev/null

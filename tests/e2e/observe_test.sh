@@ -16,6 +16,8 @@ img="oci:$work/image:latest"
 cat >"$work/daemon.yml" <<YAML
 log-max-file-bytes: 65536
 log-max-files: 2
+metrics-listen: 127.0.0.1:0
+access-log: $work/access.log
 YAML
 daemon_args=(--config "$work/daemon.yml")
 start_daemon
@@ -107,6 +109,39 @@ spool_blocks=$(du -sk "$data/logs/spool" | cut -f1)
 check "the spools stay small on disk (${spool_blocks} KiB for ~17 MB written)" test "$spool_blocks" -le 4096
 e service delete chatty >/dev/null
 check "deleting a service deletes its logs" test ! -e "$data/logs/store/default/chatty"
+
+# Metrics: valid Prometheus text, requests counted per revision and status class.
+e service create metered --image "$img" >/dev/null
+for _ in $(seq 7); do curl -s -o /dev/null "http://metered.default.localhost:$port/"; done
+for _ in $(seq 3); do curl -s -o /dev/null "http://metered.default.localhost:$port/missing"; done
+curl -s -o /dev/null "http://talk.default.localhost:$port/"
+curl -s --unix-socket "$sock" http://elafrosd/metrics >"$work/metrics.txt"
+check "/metrics passes promtool check metrics" promtool check metrics <"$work/metrics.txt"
+sel='namespace="default",service="metered",revision="metered-00001"'
+check "2xx requests are counted per revision" grep -qx "elafros_requests_total{$sel,code=\"2xx\"} 7" "$work/metrics.txt"
+check "4xx requests are counted apart" grep -qx "elafros_requests_total{$sel,code=\"4xx\"} 3" "$work/metrics.txt"
+check "the latency histogram counts all 10" grep -qx "elafros_request_duration_seconds_count{$sel} 10" "$work/metrics.txt"
+check "another revision's requests are not mixed in" grep -qx 'elafros_requests_total{namespace="default",service="talk",revision="talk-00002",code="2xx"} 1' "$work/metrics.txt"
+for m in elafros_requests_in_flight elafros_activator_queue_depth elafros_instances_desired \
+  elafros_instances_ready elafros_autoscaler_panic elafros_cold_start_duration_seconds_bucket \
+  elafros_container_restarts_total elafros_instance_cpu_seconds_total \
+  elafros_instance_memory_bytes process_cpu_seconds_total process_resident_memory_bytes; do
+  check "/metrics has $m" grep -q "^$m{\?" "$work/metrics.txt"
+done
+mport=$(sed -n 's|.*serving GET /metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$work/daemon.log" | tail -1)
+check "--metrics-listen serves the same over TCP" \
+  grep -q "elafros_requests_total{$sel" <<<"$(curl -s "http://127.0.0.1:$mport/metrics")"
+check "...and nothing else" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/api/v1/status")" = 404
+out=$(e service describe metered)
+check "describe shows live traffic per revision (4xx are not errors)" \
+  grep -qE "Traffic: +[0-9.]+ req/s over the last [0-9.]+ s, p50 [0-9.]+ ms, p99 [0-9.]+ ms, 0.0% errors" <<<"$out"
+check "describe shows cold starts" contains "$out" "Cold starts: 0 in that window"
+e service delete metered >/dev/null
+check "a deleted revision's series go away" bash -c "! curl -s --unix-socket '$sock' http://elafrosd/metrics | grep -q metered"
+
+# Request logs: JSON lines with the revision, the instance and the activator flag.
+check "the access log has a line per request" until_ok 3 bash -c "test \$(grep -c '\"service\":\"metered\"' '$work/access.log') -eq 10"
+check "...with status, bytes, duration, revision and instance" grep -qE '"method":"GET","host":"metered.default.localhost:[0-9]+","path":"/missing","status":404,"bytes":[0-9]+,"namespace":"default","service":"metered","revision":"metered-00001","instance":"metered-00001-[0-9a-f]{6}","activator":false,"durationMs":[0-9]+\.[0-9]{3}}' "$work/access.log"
 
 e service delete talk >/dev/null
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi

@@ -1,0 +1,183 @@
+#include "api/metrics.hpp"
+
+#include <dirent.h>
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace elafros {
+namespace {
+
+// A label value, escaped as the text format wants (backslash, quote, newline).
+std::string escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"')
+      out += {'\\', c};
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string labels(const Reconciler::RevisionMetrics& r) {
+  return fmt::format(R"(namespace="{}",service="{}",revision="{}")", escape(r.namespace_),
+                     escape(r.service), escape(r.revision));
+}
+
+std::string number(double v) {
+  return fmt::format("{}", v);
+}
+
+class Writer {
+ public:
+  void family(const char* name, const char* type, const char* help) {
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  void sample(const std::string& name, const std::string& labels, double value) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += " " + number(value) + "\n";
+  }
+  void histogram(const std::string& name, const std::string& labels, const Histogram::Snapshot& h) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < h.counts.size(); ++i) {
+      cumulative += h.counts[i];
+      std::string le = i < Histogram::kBounds.size() ? number(Histogram::kBounds[i]) : "+Inf";
+      sample(name + "_bucket", labels + fmt::format(R"(,le="{}")", le),
+             static_cast<double>(cumulative));
+    }
+    sample(name + "_sum", labels, h.sum);
+    sample(name + "_count", labels, static_cast<double>(cumulative));
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+void process_metrics(Writer& w) {
+  // /proc/self/stat: utime (14) and stime (15) in clock ticks, starttime (22) in ticks since
+  // boot, vsize (23) in bytes, rss (24) in pages.
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return;
+  std::istringstream fields(stat.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string x; fields >> x;) f.push_back(x);
+  // f[0] is field 3 (state).
+  if (f.size() < 22) return;
+  double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double cpu = (std::stod(f[11]) + std::stod(f[12])) / ticks;
+  double start_ticks = std::stod(f[19]);
+  double vsize = std::stod(f[20]);
+  double rss = std::stod(f[21]) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  double boot = 0;
+  std::ifstream st("/proc/stat");
+  for (std::string key; st >> key;)
+    if (key == "btime") {
+      st >> boot;
+      break;
+    }
+  int fds = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++fds;
+    ::closedir(d);
+  }
+  struct rlimit nofile {};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  w.family("process_cpu_seconds_total", "counter", "User and system CPU time of elafrosd.");
+  w.sample("process_cpu_seconds_total", "", cpu);
+  w.family("process_resident_memory_bytes", "gauge", "Resident memory of elafrosd.");
+  w.sample("process_resident_memory_bytes", "", rss);
+  w.family("process_virtual_memory_bytes", "gauge", "Virtual memory of elafrosd.");
+  w.sample("process_virtual_memory_bytes", "", vsize);
+  w.family("process_start_time_seconds", "gauge", "When elafrosd started, in Unix seconds.");
+  w.sample("process_start_time_seconds", "", boot + start_ticks / ticks);
+  w.family("process_open_fds", "gauge", "File descriptors elafrosd has open.");
+  w.sample("process_open_fds", "", fds - 1);  // less the one reading the directory
+  w.family("process_max_fds", "gauge", "elafrosd's limit of open file descriptors.");
+  w.sample("process_max_fds", "", static_cast<double>(nofile.rlim_cur));
+}
+
+}  // namespace
+
+std::string render_metrics(const MetricsInput& in) {
+  Writer w;
+  w.family("elafros_build_info", "gauge", "The running elafrosd's version (always 1).");
+  w.sample("elafros_build_info", fmt::format(R"(version="{}")", escape(in.version)), 1);
+
+  static constexpr const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  w.family("elafros_requests_total", "counter",
+           "Requests the proxy answered for a revision, by status class.");
+  for (const auto& r : in.revisions)
+    for (std::size_t c = 0; c < 5; ++c)
+      w.sample("elafros_requests_total", labels(r) + fmt::format(R"(,code="{}")", kClasses[c]),
+               static_cast<double>(r.stats->metrics.by_class[c].load(std::memory_order_relaxed)));
+  w.family("elafros_request_duration_seconds", "histogram",
+           "Time from a request's arrival at the proxy to the end of its response.");
+  for (const auto& r : in.revisions)
+    w.histogram("elafros_request_duration_seconds", labels(r), r.stats->metrics.latency.read());
+  w.family("elafros_requests_in_flight", "gauge",
+           "Requests in flight to a revision, those waiting in the activator included.");
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  for (const auto& r : in.revisions)
+    w.sample("elafros_requests_in_flight", labels(r),
+             static_cast<double>(r.stats->read(now).in_flight));
+  w.family("elafros_activator_queue_depth", "gauge",
+           "Requests waiting in the activator for an instance of a revision.");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_activator_queue_depth", labels(r),
+             static_cast<double>(r.stats->metrics.queued.load(std::memory_order_relaxed)));
+  w.family("elafros_cold_starts_total", "counter",
+           "Requests that found no instance of their revision and waited for one to start.");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_cold_starts_total", labels(r),
+             static_cast<double>(r.stats->metrics.cold_starts.load(std::memory_order_relaxed)));
+  w.family("elafros_cold_start_duration_seconds", "histogram",
+           "How long cold-starting requests waited for an instance.");
+  for (const auto& r : in.revisions)
+    w.histogram("elafros_cold_start_duration_seconds", labels(r),
+                r.stats->metrics.cold_start_latency.read());
+  w.family("elafros_instances_desired", "gauge", "Instances the autoscaler wants for a revision.");
+  for (const auto& r : in.revisions) w.sample("elafros_instances_desired", labels(r), r.desired);
+  w.family("elafros_instances_ready", "gauge", "Ready instances of a revision.");
+  for (const auto& r : in.revisions) w.sample("elafros_instances_ready", labels(r), r.actual);
+  w.family("elafros_autoscaler_panic", "gauge",
+           "1 while the autoscaler is in panic mode for a revision.");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_autoscaler_panic", labels(r), r.panic ? 1 : 0);
+  w.family("elafros_container_restarts_total", "counter",
+           "Instances of a revision replaced after they failed.");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_container_restarts_total", labels(r), r.restarts);
+
+  auto instance_labels = [](const Reconciler::InstanceUsage& i) {
+    return fmt::format(R"(namespace="{}",service="{}",revision="{}",instance="{}")",
+                       escape(i.namespace_), escape(i.service), escape(i.revision),
+                       escape(i.instance));
+  };
+  w.family("elafros_instance_cpu_seconds_total", "counter",
+           "CPU time an instance's cgroup has used.");
+  for (const auto& i : in.instances)
+    if (i.usage.known)
+      w.sample("elafros_instance_cpu_seconds_total", instance_labels(i), i.usage.cpu_seconds);
+  w.family("elafros_instance_memory_bytes", "gauge", "Memory an instance's cgroup uses now.");
+  for (const auto& i : in.instances)
+    if (i.usage.known)
+      w.sample("elafros_instance_memory_bytes", instance_labels(i),
+               static_cast<double>(i.usage.memory_bytes));
+  process_metrics(w);
+  return w.take();
+}
+
+}  // namespace elafros

@@ -1,0 +1,39 @@
+#pragma once
+// Per-request access logs as JSON lines (method, host, path, status, bytes, duration, revision,
+// instance, whether the request waited in the activator), to a file or the daemon's stdout.
+// The proxy thread only appends to a buffer; full buffers, and every 250 ms the rest, go to a
+// writer thread, so the data plane never waits on the disk.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "elafros/result.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace elafros {
+
+class AccessLog {
+ public:
+  // `target`: a file path (appended to, created 0640), or "stdout".
+  static Result<std::unique_ptr<AccessLog>> open(boost::asio::io_context& proxy_io,
+                                                 const std::string& target);
+  ~AccessLog();
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  // On the proxy thread: one line, without its newline.
+  void append(std::string_view line);
+  // Writes what is buffered and waits for the writer (shutdown).
+  void close();
+
+ private:
+  struct Impl;
+  explicit AccessLog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace elafros
