@@ -981,10 +981,10 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         std::string pull_ref = "docker://" + canonical;
         auto pulled = co_await import(pull_ref, "");
         if (pulled) co_return pulled;
-        co_return Error{
-            pulled.error().code,
-            fmt::format("image \"{}\" is not in the image store, and pulling it failed: {}",
-                        reference, pulled.error().message)};
+        co_return Error{pulled.error().code,
+                        fmt::format("ImagePullFailed: image \"{}\" is not in the image store, and "
+                                    "pulling it failed: {}",
+                                    reference, pulled.error().message)};
       }
       co_return Error::invalid(message);
     }

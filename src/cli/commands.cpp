@@ -127,7 +127,8 @@ void pull_if_missing(const ApiClient& api, const Globals& g, const std::string& 
     pulled = pull_image(api, g, image, "");
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format(
-        "image \"{}\" is not in the image store, and pulling it failed: {}", image, e.what()));
+        "ImagePullFailed: image \"{}\" is not in the image store, and pulling it failed: {}", image,
+        e.what()));
   }
   if (g.output == "table") std::cout << fmt::format("  Pulled {}\n\n", field(pulled, "digest"));
 }

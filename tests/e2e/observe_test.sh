@@ -18,6 +18,9 @@ log-max-file-bytes: 65536
 log-max-files: 2
 metrics-listen: 127.0.0.1:0
 access-log: $work/access.log
+log-sinks: [file, stdout]
+readiness-timeout-seconds: 2
+stop-grace-seconds: 2
 YAML
 daemon_args=(--config "$work/daemon.yml")
 start_daemon
@@ -43,6 +46,10 @@ check "--since 1h keeps them, a far smaller window is empty" \
   test "$(e logs talk --since 1h 2>&1 | wc -l)" -ge 2
 if out=$(e logs talk --since 10x 2>&1); then fail "a bad --since fails"; else
   check "a bad --since says how to write one" contains "$out" "e.g. 30s, 10m, 1h30m"; fi
+id=$(e logs talk 2>/dev/null | sed -n 's/^\[\(talk-00001-[0-9a-f]*\)\].*/\1/p' | head -1)
+check "--instance keeps that instance's lines" test "$(e logs talk --instance "$id" 2>&1 | grep -vc "^\[$id\]")" = 0
+check "the stdout sink forwards lines as JSON to the daemon's stdout" \
+  grep -q '"service":"talk","revision":"talk-00001","instance":"talk-00001-[0-9a-f]*","stream":"stdout","message":"hello: serving' "$work/daemon.log"
 if out=$(e logs nosuch 2>&1); then fail "logs of an unknown service fail"; else
   check "logs of an unknown service say so" contains "$out" 'service "nosuch" not found'; fi
 
@@ -56,11 +63,22 @@ check "-f streams lines from the new revision's instance" until_ok 5 grep -q 'he
 stop_follower
 check "-f showed the backlog first" test "$(grep -c 'serving revision talk-00001' "$work/follow.out")" -ge 1
 
-# Lines survive instance removal and a daemon restart.
-e revision list >/dev/null
+# Lines survive instance removal and a daemon restart; an app that writes while the daemon is
+# down neither dies nor blocks, and nothing it wrote meanwhile is lost.
+e service create ticker --image "$img" --cmd sh --arg -c \
+  --arg 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.05; done & exec /bin/hello' >/dev/null
+pid_before=$(grep -o 'started instance ticker-00001-[0-9a-f]* of revision ticker-00001 (pid [0-9]*' "$work/daemon.log" | grep -o '[0-9]*$')
 stop_daemon >/dev/null || true
+sleep 2
 start_daemon
 check "lines survive a daemon restart" logs_contain talk "hello: serving revision talk-00001"
+check "the app that wrote while the daemon was down still runs (adopted, pid $pid_before)" \
+  grep -q "adopted instance ticker-00001-[0-9a-f]* of revision ticker-00001 (pid $pid_before," "$work/daemon.log"
+e logs ticker 2>/dev/null | sed -n 's/.* tick \([0-9]*\)$/\1/p' >"$work/ticks"
+last=$(tail -1 "$work/ticks")
+check "it kept writing while the daemon was down (tick $last, ~40 expected from 2 s)" test "${last:-0}" -ge 30
+check "...and no line was lost: ticks 0..$last, each once" test "$(sort -n "$work/ticks" | uniq | wc -l)" = "$((last + 1))"
+e service delete ticker >/dev/null
 check "...and --revision picks one revision" test -z "$(e logs talk --revision talk-00002 2>&1 | grep talk-00001 || true)"
 
 # A crashing image fails 'service create' with its exit code and its output.
@@ -77,6 +95,17 @@ sleep 3
 starts=$(grep -c "started instance crash-00001" "$work/daemon.log" || true)
 check "the crash loop backs off: $starts starts in ~6 s, not a hot loop" test "$starts" -le 4
 e service delete crash >/dev/null
+
+# An app that never listens on $PORT fails its readiness probe, saying what was probed.
+if out=$(e service create deaf --image "$img" --cmd sh --arg -c --arg 'exec sleep 1000' 2>&1); then
+  fail "an app that never listens fails"; else
+  check "an app that never listens fails with ReadinessProbeFailed, what was probed and the deadline" \
+    grep -qE "ReadinessProbeFailed: revision 'deaf-00001': nothing accepted TCP connections on port [0-9]+ .* within 2 s" <<<"$out"; fi
+e service delete deaf >/dev/null
+# An image that cannot be pulled says so, with the registry's error.
+if out=$(e service create nopull --image 127.0.0.1:1/team/app:v1 2>&1); then fail "an unpullable image fails"; else
+  check "an unpullable image fails with ImagePullFailed and the registry's error" contains "$out" "ImagePullFailed: image \"127.0.0.1:1/team/app:v1\""
+  check "...naming the registry" contains "$out" "registry 127.0.0.1:1 cannot be reached"; fi
 
 # An app that exceeds its memory limit is OOMKilled.
 cat >"$work/hog.yaml" <<YAML
