@@ -144,6 +144,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   // --- recovery -------------------------------------------------------------------------------
 
   awaitable<Result<void>> recover() {
+    recovering_ = true;
     auto services =
         co_await offload(store_thread_.get_executor(), &Store::list_services, &store_, "");
     if (!services) co_return services.error();
@@ -189,6 +190,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (const auto& id : ids)
       if (!known.count(id)) co_await discard(id);
 
+    recovering_ = false;
     for (auto& [k, s] : services_) {
       s.published = desired(s);
       // Keep what was adopted until the autoscaler has measured the load itself.
@@ -255,6 +257,41 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (auto& inst : std::vector<InstancePtr>(rev->instances)) stop_later(rev, inst);
   }
 
+  // 'elafros system stop-all': every instance stops (drained, SIGTERM, SIGKILL after the grace)
+  // and none starts until resume() or a daemon restart; `done` once they are all gone.
+  void halt(std::function<void()> done) {
+    halted_ = true;
+    publish_routes();
+    asio::co_spawn(control_, halt_all(shared_from_this(), std::move(done)), asio::detached);
+  }
+
+  awaitable<void> halt_all(std::shared_ptr<Impl> /*keeps this alive*/, std::function<void()> done) {
+    for (auto& [k, s] : services_)
+      for (auto& rev : s.revisions)
+        for (auto& inst : std::vector<InstancePtr>(rev->instances)) stop_later(rev, inst);
+    auto deadline =
+        clock_->now() + options_.drain_timeout + options_.stop_grace + std::chrono::seconds(10);
+    auto any = [this] {
+      for (const auto& [k, s] : services_)
+        for (const auto& rev : s.revisions)
+          if (!rev->instances.empty()) return true;
+      return false;
+    };
+    while (any() && clock_->now() < deadline) co_await pause();
+    spdlog::info("stopped every instance ('elafros system stop-all')");
+    done();
+  }
+
+  void resume() {
+    if (!halted_) return;
+    halted_ = false;
+    publish_routes();
+    for (auto& [k, s] : services_) reconcile(s);
+    spdlog::info("instances start again ('elafros system start-all')");
+  }
+
+  bool halted() const { return halted_; }
+
   void deleted(const std::string& ns, const std::string& name, std::function<void()> done) {
     auto it = services_.find(key(ns, name));
     if (it == services_.end()) return done();
@@ -282,7 +319,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   // Brings a service's instances and served traffic toward its desired state. Idempotent; called
   // whenever something about the service changes.
   void reconcile(ServiceState& s) {
-    if (s.revisions.empty() || stopped_) return;
+    // While start() adopts, an adopted instance that proves ready must not make us start one
+    // for an instance not adopted yet: start() reconciles everything once it is done.
+    if (s.revisions.empty() || stopped_ || recovering_) return;
     auto want = desired(s);
     bool switchable = !want.empty();
     bool moving = !same_targets(want, s.published);
@@ -308,6 +347,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   // none otherwise.
   int desired_count(const ServiceState& s, const RevisionPtr& rev,
                     const std::vector<ResolvedTrafficTarget>& want) const {
+    if (halted_) return 0;  // 'elafros system stop-all'
     const std::string& name = rev->revision.meta.name;
     if (routes_to(want, name) || routes_to(s.published, name)) return rev->desired;
     if (rev == s.revisions.back() && !rev->revision.ever_ready) return std::max(1, rev->desired);
@@ -816,7 +856,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           rr->timeout_seconds = rev->revision.spec.timeout_seconds;
           rr->container_concurrency = rev->revision.spec.container_concurrency;
           rr->stats = rev->stats;
-          if (rev->ready.status == "False" && !has_ready(*rev))
+          if (halted_)
+            rr->unavailable =
+                "every instance was stopped with 'elafros system stop-all'; 'elafros system "
+                "start-all' (or a daemon restart) starts them again";
+          else if (rev->ready.status == "False" && !has_ready(*rev))
             rr->unavailable = fmt::format("revision \"{}\" cannot serve: {}: {}", rev_name,
                                           rev->ready.reason, rev->ready.message);
           for (const auto& inst : rev->instances)
@@ -966,6 +1010,21 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return out;
   }
 
+  std::vector<std::pair<InstanceRecord, std::string>> instances() const {
+    std::vector<std::pair<InstanceRecord, std::string>> out;
+    for (const auto& [k, s] : services_)
+      for (const auto& rev : s.revisions)
+        for (const auto& i : rev->instances) {
+          const char* phase = i->stop_requested           ? "stopping"
+                              : i->phase == Phase::kStarting ? "starting"
+                              : i->phase == Phase::kReady    ? "ready"
+                              : i->phase == Phase::kStopping ? "stopping"
+                                                             : "exited";
+          out.emplace_back(i->record, phase);
+        }
+    return out;
+  }
+
   void instance_usage(std::function<void(std::vector<Reconciler::InstanceUsage>)> done) {
     std::vector<Reconciler::InstanceUsage> list;
     for (const auto& [k, s] : services_)
@@ -1016,6 +1075,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   ReconcilerOptions options_;
   std::map<std::string, ServiceState> services_;
   std::set<int> used_ports_;
+  bool halted_ = false;  // 'elafros system stop-all' until start-all or a restart
+  bool recovering_ = false;  // start() is loading and adopting
   bool stopped_ = false;
 };
 
@@ -1053,6 +1114,18 @@ void Reconciler::service_updated(const Service& service, const Revision* new_rev
   impl_->updated(service, new_revision);
 }
 
+void Reconciler::halt(std::function<void()> done) {
+  impl_->halt(std::move(done));
+}
+
+void Reconciler::resume() {
+  impl_->resume();
+}
+
+bool Reconciler::halted() const {
+  return impl_->halted();
+}
+
 void Reconciler::revision_deleted(const std::string& ns, const std::string& revision) {
   impl_->revision_deleted(ns, revision);
 }
@@ -1073,6 +1146,10 @@ RevisionStatus Reconciler::revision_status(const std::string& ns,
 
 std::vector<Reconciler::RevisionMetrics> Reconciler::revision_metrics() const {
   return impl_->revision_metrics();
+}
+
+std::vector<std::pair<InstanceRecord, std::string>> Reconciler::instances() const {
+  return impl_->instances();
 }
 
 void Reconciler::instance_usage(std::function<void(std::vector<InstanceUsage>)> done) {

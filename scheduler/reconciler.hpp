@@ -84,6 +84,8 @@ class Reconciler {
     std::shared_ptr<const RevisionStats> stats;  // the proxy's counters
   };
   std::vector<RevisionMetrics> revision_metrics() const;
+  // Every instance the daemon manages, with its phase ("starting", "ready", "stopping", "exited").
+  std::vector<std::pair<InstanceRecord, std::string>> instances() const;
   struct InstanceUsage {
     std::string namespace_, service, revision, instance;
     ResourceUsage usage;
@@ -91,6 +93,12 @@ class Reconciler {
   // Reads every running instance's cgroup on the blocking pool, then calls `done` on the
   // control thread.
   void instance_usage(std::function<void(std::vector<InstanceUsage>)> done);
+
+  // 'elafros system stop-all': stops every instance and starts none until resume() or a daemon
+  // restart; `done` once they are all gone.
+  void halt(std::function<void()> done);
+  void resume();
+  bool halted() const;
 
   // Stops timers and probes and leaves containers running, for a daemon restart to adopt.
   void shutdown();

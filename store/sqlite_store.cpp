@@ -215,6 +215,22 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db));
   sqlite3_busy_timeout(db, 5000);
+  // A damaged file is refused, never silently reset: the operator decides (DESIGN.md §7).
+  auto corrupt = [&](const std::string& what) {
+    return Error::precondition(fmt::format(
+        "the database {} is damaged ({}); elafrosd will not start on it. Keep a copy, then "
+        "repair it (sqlite3 {} \".recover\" | sqlite3 repaired.db) or restore a backup; running "
+        "containers are untouched",
+        path, what, path));
+  };
+  {
+    Statement check(db, "PRAGMA quick_check");
+    if (!check.prepared()) return corrupt(sqlite3_errmsg(db));
+    int step = check.step();
+    if (step != SQLITE_ROW) return corrupt(sqlite3_errmsg(db));
+    std::string verdict = check.text(0);
+    if (verdict != "ok") return corrupt(verdict);
+  }
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (auto r = store->exec(pragma); !r) return r.error();

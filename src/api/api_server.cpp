@@ -316,6 +316,35 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       if (method == http::verb::post) co_return co_await import_image(req.body());
       co_return method_not_allowed("GET or POST");
     }
+    if (path == "/api/v1/instances") {
+      if (method != http::verb::get) co_return method_not_allowed("GET");
+      json::array items;
+      for (const auto& [rec, phase] : reconciler_.instances())
+        items.push_back(json::object{{"id", rec.id},
+                                     {"namespace", rec.namespace_},
+                                     {"service", rec.service},
+                                     {"revision", rec.revision},
+                                     {"pid", rec.pid},
+                                     {"port", rec.port},
+                                     {"phase", phase}});
+      co_return Reply{http::status::ok, json::object{{"items", std::move(items)}}};
+    }
+    if (path == "/api/v1/system/stop-all") {
+      if (method != http::verb::post) co_return method_not_allowed("POST");
+      asio::steady_timer stopped(control_, asio::steady_timer::time_point::max());
+      bool finished = false;
+      reconciler_.halt([&stopped, &finished] {
+        finished = true;
+        stopped.cancel();
+      });
+      if (!finished) co_await stopped.async_wait(kAwait);
+      co_return Reply{http::status::ok, json::object{{"halted", true}}};
+    }
+    if (path == "/api/v1/system/start-all") {
+      if (method != http::verb::post) co_return method_not_allowed("POST");
+      reconciler_.resume();
+      co_return Reply{http::status::ok, json::object{{"halted", false}}};
+    }
     if (path == "/api/v1/registries") {
       if (method == http::verb::get) co_return list_logins();
       co_return method_not_allowed("GET");
@@ -388,6 +417,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                    {"instances", c.instances},
                    {"readyInstances", c.ready_instances},
                    {"images", images ? images->size() : 0},
+                   {"halted", reconciler_.halted()},
                    {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::steady_clock::now() - started_)
                                          .count()}};

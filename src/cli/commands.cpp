@@ -937,6 +937,23 @@ int logs(const ApiClient& api, const Globals& g, const std::string& service, con
   return 0;
 }
 
+int system_stop_all(const ApiClient& api, const Globals& g) {
+  json::value body = json::object{};
+  json::value v = api.call("POST", "/api/v1/system/stop-all", &body);
+  if (g.output != "table") return print(g, v), 0;
+  std::cout << "Every instance is stopped, and none starts until 'elafros system start-all' or a "
+               "daemon restart.\n'systemctl stop elafrosd' now takes everything down.\n";
+  return 0;
+}
+
+int system_start_all(const ApiClient& api, const Globals& g) {
+  json::value body = json::object{};
+  json::value v = api.call("POST", "/api/v1/system/start-all", &body);
+  if (g.output != "table") return print(g, v), 0;
+  std::cout << "Instances start again as their services need them.\n";
+  return 0;
+}
+
 int registry_login(const ApiClient& api, const Globals& g, const std::string& registry,
                    const std::string& username, bool password_stdin) {
   if (!password_stdin)
@@ -1028,6 +1045,9 @@ int status(const ApiClient& api, const Globals& g) {
       field(v, "version"), field(v, "uptimeSeconds"), field(v, "socket"), field(v, "listen"),
       field(v, "domain"), field(v, "dataDir"), field(v, "runtime"), field(v, "services"),
       field(v, "instances"), field(v, "readyInstances"), field(v, "images"));
+  if (field(v, "halted") == "true")
+    std::cout << "  Halted:      every instance stopped by 'elafros system stop-all'; "
+                 "'elafros system start-all' resumes\n";
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/completion.hpp"
 #include "version.hpp"
 
 using namespace elafros::cli;
@@ -170,6 +171,16 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("--since", lo.since, "only lines newer than this, e.g. 10m, 1h30m");
   logs_cmd->add_flag("--timestamps", lo.timestamps, "prefix each line with its time (UTC)");
   auto* stat = app.add_subcommand("status", "show the daemon's state");
+  auto* sys = app.add_subcommand("system", "operate the daemon")->require_subcommand(1);
+  auto* stop_all = sys->add_subcommand(
+      "stop-all",
+      "stop every instance and launch none until 'system start-all' or a daemon restart (then "
+      "'systemctl stop elafrosd' takes everything down)");
+  auto* start_all =
+      sys->add_subcommand("start-all", "undo 'stop-all': instances start again as they should");
+  std::string shell;
+  auto* completion = app.add_subcommand("completion", "print a shell completion script");
+  completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));
 
   CLI11_PARSE(app, argc, argv);
   if (!image.empty()) t.image = image;
@@ -204,6 +215,12 @@ int main(int argc, char** argv) {
     if (irm->parsed()) return image_rm(api, g, image_name);
     if (iprune->parsed()) return image_prune(api, g);
     if (stat->parsed()) return status(api, g);
+    if (completion->parsed()) {
+      std::cout << bash_completion(app);
+      return 0;
+    }
+    if (stop_all->parsed()) return system_stop_all(api, g);
+    if (start_all->parsed()) return system_start_all(api, g);
     if (logs_cmd->parsed()) return logs(api, g, name, lo);
   } catch (const std::exception& e) {
     std::cerr << "Error: " << e.what() << "\n";

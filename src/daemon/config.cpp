@@ -11,6 +11,21 @@
 
 namespace elafros {
 
+namespace {
+
+// Reads `root` into `c`; with `known`, only lists the keys.
+void load_config_node(const YAML::Node& root, const std::string& path, DaemonConfig& c,
+                      std::vector<std::string>* known);
+
+}  // namespace
+
+std::vector<std::string> config_keys() {
+  DaemonConfig scratch;
+  std::vector<std::string> keys;
+  load_config_node(YAML::Node(), "", scratch, &keys);
+  return keys;
+}
+
 void load_config_file(const std::string& path, DaemonConfig& c) {
   YAML::Node root;
   try {
@@ -21,8 +36,15 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
   } catch (const YAML::Exception& e) {
     throw std::runtime_error(fmt::format("config file {} is not valid YAML: {}", path, e.what()));
   }
-  if (root.IsNull()) return;
-  if (!root.IsMap())
+  load_config_node(root, path, c, nullptr);
+}
+
+namespace {
+
+void load_config_node(const YAML::Node& root, const std::string& path, DaemonConfig& c,
+                      std::vector<std::string>* known) {
+  if (root.IsNull() && !known) return;
+  if (!root.IsMap() && !known)
     throw std::runtime_error(
         fmt::format("config file {} must be a mapping of keys to values", path));
   // Every key, with how its value is read and checked. The order is the one error messages list.
@@ -80,6 +102,7 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
   const std::vector<std::pair<std::string, std::function<void(const YAML::Node&)>>> keys = {
       {"data-dir", str(c.data_dir)},
       {"socket", str(c.socket)},
+      {"socket-group", str(c.socket_group)},
       {"listen", str(c.listen)},
       {"domain", str(c.domain)},
       {"runtime", str(c.runtime)},
@@ -111,6 +134,10 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
       {"enable-scale-to-zero", boolean(a.enable_scale_to_zero)},
       {"initial-scale", integer(a.initial_scale, 0)},
   };
+  if (known) {
+    for (const auto& k : keys) known->push_back(k.first);
+    return;
+  }
   for (const auto& kv : root) {
     key = kv.first.as<std::string>();
     auto it = std::find_if(keys.begin(), keys.end(), [&](const auto& k) { return k.first == key; });
@@ -127,6 +154,8 @@ void load_config_file(const std::string& path, DaemonConfig& c) {
     if (sink != "file" && sink != "stdout")
       fail(fmt::format("has \"{}\"; the sinks are \"file\" and \"stdout\"", sink));
 }
+
+}  // namespace
 
 std::pair<std::string, unsigned short> parse_listen(const std::string& listen) {
   auto colon = listen.rfind(':');

@@ -13,6 +13,7 @@ struct DaemonConfig {
   std::string config_file;
   std::string data_dir = "/var/lib/elafros";
   std::string socket = "/run/elafros/elafros.sock";
+  std::string socket_group;  // the group that owns the API socket; empty: the daemon's
   std::string listen = "127.0.0.1:8080";
   std::string domain = "localhost";
   std::string runtime = "runc";
@@ -41,6 +42,8 @@ struct DaemonConfig {
 
 // Reads a YAML config file into `config`. Throws std::runtime_error naming the bad key or value.
 void load_config_file(const std::string& path, DaemonConfig& config);
+// Every key a config file may hold.
+std::vector<std::string> config_keys();
 
 // Splits "ADDRESS:PORT". Throws std::runtime_error when malformed.
 std::pair<std::string, unsigned short> parse_listen(const std::string& listen);

@@ -4,6 +4,7 @@
 //   store thread: every SQLite call; blocking pool: runc and image work
 
 #include <fcntl.h>
+#include <grp.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
@@ -21,6 +22,7 @@
 
 #include "api/api_server.hpp"
 #include "config.hpp"
+#include "daemon/sd_notify.hpp"
 #include "elafros/errno_text.hpp"
 #include "image_store.hpp"
 #include "log_collector.hpp"
@@ -162,6 +164,20 @@ int run(const DaemonConfig& cfg) {
   ApiServer api(control, store_thread, blocking, **store, *images, *registry, *credentials, logs,
                 reconciler, {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
+  if (!cfg.socket_group.empty()) {
+    // Members of this group may use the API (the socket is 0660), as with Docker's group.
+    struct group grp {};
+    struct group* found = nullptr;
+    std::vector<char> buf(16384);
+    ::getgrnam_r(cfg.socket_group.c_str(), &grp, buf.data(), buf.size(), &found);
+    if (!found)
+      throw std::runtime_error(fmt::format(
+          "socket-group \"{}\" does not exist; create it (groupadd --system {}) or set another",
+          cfg.socket_group, cfg.socket_group));
+    if (::chown(cfg.socket.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0)
+      throw std::runtime_error(fmt::format("cannot give {} to group {}: {}", cfg.socket,
+                                           cfg.socket_group, errno_text(errno)));
+  }
   if (!cfg.metrics_listen.empty()) {
     auto [maddr, mport] = parse_listen(cfg.metrics_listen);
     if (auto r = api.listen_metrics(maddr, mport); !r) throw std::runtime_error(r.error().message);
@@ -182,6 +198,7 @@ int run(const DaemonConfig& cfg) {
     api.start();
     spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion,
                  cfg.socket, listen, data_dir);
+    notify_systemd("READY=1\nSTATUS=serving");
   });
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), leave workloads
@@ -201,6 +218,7 @@ int run(const DaemonConfig& cfg) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}: stopping; instances keep running", sig);
+    notify_systemd("STOPPING=1");
     api.stop();
     proxy.stop_accepting();
     *deadline =
@@ -225,6 +243,7 @@ int run(const DaemonConfig& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  take_notify_socket();
   CLI::App app{
       "elafrosd: a serverless runtime for one machine (Knative semantics, runc containers)"};
   DaemonConfig defaults;

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <regex>
+#include <set>
 
 #include "fixtures/tar_builder.hpp"
 
@@ -69,4 +71,39 @@ TEST_CASE("the autoscaler's defaults are config keys, checked for range") {
   CHECK_THROWS_WITH(load_config_file(path, c), Catch::Contains("must be true or false"));
   std::ofstream(path) << "activator-queue-size: 0\n";
   CHECK_THROWS_WITH(load_config_file(path, c), Catch::Contains("must be at least 1"));
+}
+
+TEST_CASE("the packaged config shows every key, commented out at its default") {
+  std::ifstream in(std::string(ELAFROS_SOURCE_DIR) + "/packaging/config.yaml");
+  REQUIRE(in);
+  // Uncomment "# key: value" lines: the result must load, and equal the defaults.
+  std::string text, line;
+  std::set<std::string> shown;
+  while (std::getline(in, line)) {
+    std::string body = line.rfind("# ", 0) == 0 ? line.substr(2) : line;
+    static const std::regex kSetting("^[a-z][a-z-]*: .*");
+    if (!std::regex_match(body, kSetting)) continue;
+    auto colon = body.find(": ");
+    shown.insert(body.substr(0, colon));
+    text += body + "\n";
+  }
+  for (const auto& key : config_keys()) CHECK(shown.count(key) == 1);
+  test::TempDir dir;
+  std::ofstream(dir.path() + "/config.yaml") << text;
+  DaemonConfig c, defaults;
+  load_config_file(dir.path() + "/config.yaml", c);
+  CHECK(c.socket_group == "elafros");  // the package's one setting: its group owns the socket
+  CHECK(c.data_dir == defaults.data_dir);
+  CHECK(c.socket == defaults.socket);
+  CHECK(c.listen == defaults.listen);
+  CHECK(c.max_image_bytes == defaults.max_image_bytes);
+  CHECK(c.max_layer_bytes == defaults.max_layer_bytes);
+  CHECK(c.log_max_file_bytes == defaults.log_max_file_bytes);
+  CHECK(c.log_max_files == defaults.log_max_files);
+  CHECK(c.log_sinks == defaults.log_sinks);
+  CHECK(c.registry_certs_dir == defaults.registry_certs_dir);
+  CHECK(c.autoscaling.target == defaults.autoscaling.target);
+  CHECK(c.autoscaling.stable_window == defaults.autoscaling.stable_window);
+  CHECK(c.autoscaling.scale_to_zero_grace == defaults.autoscaling.scale_to_zero_grace);
+  CHECK(c.autoscaling.initial_scale == defaults.autoscaling.initial_scale);
 }

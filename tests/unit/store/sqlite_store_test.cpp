@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 
 #include "fixtures/tar_builder.hpp"
 
@@ -81,6 +83,43 @@ TEST_CASE("a database from a newer elafrosd is refused") {
   auto store = SqliteStore::open(db);
   REQUIRE_FALSE(store.ok());
   CHECK(store.error().message.find("newer") != std::string::npos);
+}
+
+TEST_CASE("a damaged database is refused with what to do, never reset") {
+  test::TempDir dir;
+  std::string db = dir.path() + "/elafros.db";
+  {
+    auto store = open_store(dir);
+    for (int i = 0; i < 60; ++i) {
+      Service s = make_service("svc" + std::to_string(i));
+      s.spec.container.env = {{"PADDING", std::string(400, 'x')}};
+      REQUIRE(store->create_service(s, make_revision(s, 1)).ok());
+    }
+  }
+  // Fold everything into the main file, then scribble over a b-tree page in its middle.
+  sqlite3* h = nullptr;
+  sqlite3_open(db.c_str(), &h);
+  sqlite3_exec(h, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  sqlite3_close(h);
+  auto size = std::filesystem::file_size(db);
+  REQUIRE(size > 8 * 4096);
+  {
+    std::fstream f(db, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));
+    std::string junk(4096, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto before = std::filesystem::file_size(db);
+  auto store = SqliteStore::open(db);
+  REQUIRE_FALSE(store.ok());
+  CHECK(store.error().message.find("is damaged") != std::string::npos);
+  CHECK(store.error().message.find(".recover") != std::string::npos);
+  CHECK(std::filesystem::file_size(db) == before);  // left as it was, for the operator
+
+  std::ofstream(dir.path() + "/garbage.db") << std::string(8192, 'g');
+  auto garbage = SqliteStore::open(dir.path() + "/garbage.db");
+  REQUIRE_FALSE(garbage.ok());
+  CHECK(garbage.error().message.find("is damaged") != std::string::npos);
 }
 
 TEST_CASE("services and revisions: create, get, list, delete") {

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# End-to-end: the daemon as operators run it. Workloads outlive it (kill -9 included), a restart
+# adopts them, acknowledged writes survive kill -9, SIGTERM drains in-flight requests, one daemon
+# per data dir, systemd's notify protocol, stop-all, a damaged database, and a chaos run that
+# kills the daemon at random points and checks the invariants after every restart.
+#   tests/e2e/daemon_test.sh ELAFROSD ELAFROS SOURCE_DIR [CHAOS_ROUNDS]
+set -euo pipefail
+
+source "$(dirname "$0")/lib.sh"
+rounds=${4:-20}
+
+helpers=()
+stop_helpers() {
+  for pid in "${helpers[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  helpers=()
+}
+trap 'stop_helpers; cleanup' EXIT
+
+"$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
+img="oci:$work/image:latest"
+cat >"$work/daemon.yml" <<YAML
+stop-grace-seconds: 2
+shutdown-timeout-seconds: 10
+YAML
+daemon_args=(--config "$work/daemon.yml")
+
+# The notify protocol: a datagram socket standing in for systemd.
+python3 - "$work/notify.sock" >"$work/notify.log" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(1)
+deadline = time.time() + 300
+while time.time() < deadline:
+    try:
+        print(s.recv(4096).decode().replace("\n", " "), flush=True)
+    except socket.timeout:
+        pass
+PY
+helpers+=("$!")
+for _ in $(seq 50); do [ -S "$work/notify.sock" ] && break; sleep 0.1; done
+export NOTIFY_SOCKET="$work/notify.sock"  # every start below runs "under systemd"
+start_daemon
+port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
+check "READY=1 reaches systemd's notify socket once serving" grep -q "READY=1" "$work/notify.log"
+
+kill9() {
+  kill -KILL "$daemon_pid"
+  wait "$daemon_pid" 2>/dev/null || true
+  daemon_pid=""
+}
+containers() { runc --root "$data/runc" list -f json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin) or []; print("\n".join(sorted("%s %s" % (c["id"], c["pid"]) for c in d if c["status"] == "running")))'; }
+served() { curl -s -o /dev/null -w '%{http_code}' -H "Host: $1.default.localhost" "http://127.0.0.1:$port/"; }
+
+# One daemon per data dir.
+if out=$("$elafrosd" --data-dir "$data" --socket "$work/second.sock" --listen 127.0.0.1:0 2>&1); then
+  fail "a second daemon on the same data dir refuses to start"; else
+  check "a second daemon on the same data dir refuses, saying why" contains "$out" "another elafrosd is already running on data dir"; fi
+
+# Workloads outlive kill -9; the restart adopts the same containers (same pids), no duplicates.
+e service create one --image "$img" >/dev/null
+e service create two --image "$img" --scale-min 2 >/dev/null
+before=$(containers)
+check "three instances run" test "$(wc -l <<<"$before")" = 3
+kill9
+check "kill -9 of the daemon stops no container" test "$(containers)" = "$before"
+start_daemon
+after=$(containers)
+check "after restart the same containers serve (same ids and pids)" test "$after" = "$before"
+[ "$after" = "$before" ] || diff <(echo "$before") <(echo "$after") | sed "s/^/     diff: /" || true
+check "service one answers" test "$(served one)" = 200
+check "service two answers" test "$(served two)" = 200
+check "no duplicate instance was started" bash -c "! grep -q 'started instance' <(sed -n '/adopted instance/,\$p' '$work/daemon.log')"
+
+# Acknowledged writes survive kill -9: create, and kill the daemon the moment it answers.
+for n in 1 2 3; do
+  e service create "durable$n" --image "$img" --no-wait >/dev/null
+  kill9
+  start_daemon
+  check "an acknowledged create survives kill -9 (round $n)" contains "$(e service list)" "durable$n"
+done
+for n in 1 2 3; do e service delete "durable$n" >/dev/null; done
+
+# SIGTERM: stop accepting, let in-flight requests finish, exit 0, leave workloads running.
+before=$(containers)
+curl -s -o "$work/slow.out" -w '%{http_code}' -H "Host: one.default.localhost" \
+  "http://127.0.0.1:$port/cgi-bin/sleep?2" >"$work/slow.code" &
+slow=$!
+sleep 0.5
+start=$(date +%s%N)
+rc=0; stop_daemon || rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+wait "$slow" || true
+check "SIGTERM exits 0" test "$rc" = 0
+check "an in-flight request finished with 200 (the daemon waited ${ms} ms for it)" test "$(cat "$work/slow.code")" = 200
+check "STOPPING=1 reaches systemd" grep -q "STOPPING=1" "$work/notify.log"
+check "workloads keep running after a graceful stop" test "$(containers)" = "$before"
+start_daemon
+
+# stop-all: everything down and nothing restarts, until start-all.
+out=$(e system stop-all)
+check "stop-all says what it did" contains "$out" "Every instance is stopped"
+check "stop-all leaves no container" test -z "$(containers)"
+code=$(served one)
+check "requests get 503 while halted" test "$code" = 503
+check "...saying how to resume" contains "$(curl -s -H 'Host: one.default.localhost' "http://127.0.0.1:$port/")" "elafros system start-all"
+check "status shows it" contains "$(e status)" "Halted:"
+sleep 1.5
+check "nothing restarts meanwhile (min-scale 2 included)" test -z "$(containers)"
+e system start-all >/dev/null
+ok=""
+for _ in $(seq 100); do [ "$(served one)" = 200 ] && [ "$(served two)" = 200 ] && { ok=yes; break; }; sleep 0.1; done
+check "start-all brings the services back" test -n "$ok"
+n=""
+for _ in $(seq 50); do n=$(containers | wc -l); [ "$n" = 3 ] && break; sleep 0.1; done
+check "...two has its 2 instances again (3 containers, found $n)" test "$n" = 3
+
+# A damaged database: refuse to start, say what to do, touch nothing.
+stop_daemon >/dev/null || true
+mkdir -p "$work/bad"
+head -c 65536 /dev/urandom >"$work/bad/elafros.db"
+sum=$(md5sum <"$work/bad/elafros.db")
+if out=$("$elafrosd" --data-dir "$work/bad" --socket "$work/bad.sock" --listen 127.0.0.1:0 2>&1); then
+  fail "a damaged database is refused"; else
+  check "a damaged database is refused with what to do" contains "$out" "is damaged"; fi
+check "...and left as it was" test "$(md5sum <"$work/bad/elafros.db")" = "$sum"
+start_daemon
+
+# Chaos: kill -9 at random points of deploys, updates, deletes and scale events; after every
+# restart the recorded instances, runc's containers and the overlay mounts agree, and there is
+# no zombie.
+# Zombies the daemon leaves unreaped (its children; orphans of a killed daemon are init's).
+zombies() { ps --ppid "$daemon_pid" -o stat= 2>/dev/null | grep -c '^Z' || true; }
+z0=0
+agree() {
+  local recorded running mounts
+  recorded=$(e_json_instances)
+  running=$(containers | cut -d' ' -f1)
+  mounts=$(grep -c " $data/instances/[^ ]*/rootfs overlay" /proc/mounts || true)
+  [ "$recorded" = "$running" ] && [ "$mounts" = "$(grep -c . <<<"$running" || true)" ]
+}
+e_json_instances() {
+  curl -s --unix-socket "$sock" http://elafrosd/api/v1/instances |
+    python3 -c 'import json,sys; print("\n".join(sorted(i["id"] for i in json.load(sys.stdin)["items"] if i["phase"] in ("ready",))))'
+}
+settle() {  # until nothing is starting or stopping, bounded
+  for _ in $(seq 100); do
+    phases=$(curl -s --unix-socket "$sock" http://elafrosd/api/v1/instances |
+      python3 -c 'import json,sys; print(" ".join(i["phase"] for i in json.load(sys.stdin)["items"]))')
+    grep -qE "starting|stopping|exited" <<<"$phases" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+bad_rounds=0
+for r in $(seq "$rounds"); do
+  ops=()
+  case $((RANDOM % 5)) in
+    0) e service create "chaos$r" --image "$img" --no-wait >/dev/null 2>&1 & ops+=($!) ;;
+    1) e service update one -e "ROUND=$r" --no-wait >/dev/null 2>&1 & ops+=($!) ;;
+    2) e service update two --scale-min $((1 + RANDOM % 3)) --no-wait >/dev/null 2>&1 & ops+=($!) ;;
+    3) victim=$(e service list 2>/dev/null | awk 'NR > 1 && $1 ~ /^chaos/ {print $1}' | head -1)
+       if [ -n "$victim" ]; then e service delete "$victim" >/dev/null 2>&1 & ops+=($!); fi ;;
+    4) for _ in 1 2 3; do curl -s -o /dev/null --max-time 10 -H "Host: one.default.localhost" "http://127.0.0.1:$port/" & ops+=($!); done ;;
+  esac
+  sleep "0.$(printf '%03d' $((RANDOM % 400)))"
+  kill9
+  for op in "${ops[@]}"; do wait "$op" 2>/dev/null || true; done  # (never a bare wait)
+  start_daemon
+  if settle && agree && [ "$(zombies)" -le "$z0" ]; then :; else
+    bad_rounds=$((bad_rounds + 1))
+    echo "     round $r: recorded=[$(e_json_instances | tr '\n' ' ')] running=[$(containers | cut -d' ' -f1 | tr '\n' ' ')] zombies=$(zombies)"
+  fi
+done
+check "chaos: $rounds kill -9 rounds, the store, runc and the mounts agreed after every restart" test "$bad_rounds" = 0
+
+for s in $(e service list | awk 'NR > 1 {print $1}'); do e service delete "$s" >/dev/null; done
+check "after deleting everything no container is left" test -z "$(containers)"
+check "...and no overlay mount" test "$(grep -c " $data/instances/" /proc/mounts || true)" = 0
+if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
+finish
