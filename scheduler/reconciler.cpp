@@ -1015,7 +1015,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (const auto& [k, s] : services_)
       for (const auto& rev : s.revisions)
         for (const auto& i : rev->instances) {
-          const char* phase = i->stop_requested           ? "stopping"
+          const char* phase = i->stop_requested              ? "stopping"
                               : i->phase == Phase::kStarting ? "starting"
                               : i->phase == Phase::kReady    ? "ready"
                               : i->phase == Phase::kStopping ? "stopping"
@@ -1075,7 +1075,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   ReconcilerOptions options_;
   std::map<std::string, ServiceState> services_;
   std::set<int> used_ports_;
-  bool halted_ = false;  // 'elafros system stop-all' until start-all or a restart
+  bool halted_ = false;      // 'elafros system stop-all' until start-all or a restart
   bool recovering_ = false;  // start() is loading and adopting
   bool stopped_ = false;
 };

@@ -40,8 +40,8 @@ bool notify_systemd(const char* state_text) {
   int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   socklen_t size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
-  bool ok = ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr),
-                     size) >= 0;
+  bool ok = ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL,
+                     reinterpret_cast<sockaddr*>(&addr), size) >= 0;
   ::close(fd);
   return ok;
 }
