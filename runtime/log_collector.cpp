@@ -106,8 +106,10 @@ struct LogCollector::Spool {
     if (done) base.resize(base.size() - 5);  // ".done"
     return base + ".offset";
   }
+  // What is durable: the bytes consumed, less a line not finished yet (read again after a
+  // restart). Saved only once the sinks have the lines: delivery is at least once.
   void save_offset() const {
-    std::string text = std::to_string(offset);
+    std::string text = std::to_string(offset - std::min<std::uint64_t>(offset, carry.size()));
     int fd2 = ::open(offset_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd2 < 0) return;
     if (::write(fd2, text.data(), text.size()) < 0) {
@@ -272,6 +274,7 @@ void LogCollector::collect() {
   std::vector<LogLine> lines;
   auto now = std::chrono::system_clock::now();
   std::vector<std::string> finished;
+  std::vector<Spool*> advanced;
   for (auto& [key, sp] : spools_) {
     struct stat st {};
     if (::fstat(sp->fd, &st) != 0) continue;
@@ -304,19 +307,7 @@ void LogCollector::collect() {
         i = (nl < text.size() && text[nl] == '\n') ? nl + 1 : nl;
       }
       sp->carry = text.substr(i);
-      sp->save_offset();
-      if (sp->offset - sp->punched >= kPunchEvery + kKeepReadable) {
-        std::uint64_t upto = (sp->offset - kKeepReadable) & ~std::uint64_t{4095};
-        if (upto > sp->punched) {
-          int wfd = ::open(sp->path.c_str(), O_WRONLY | O_CLOEXEC);
-          if (wfd >= 0) {
-            ::fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                        static_cast<off_t>(sp->punched), static_cast<off_t>(upto - sp->punched));
-            ::close(wfd);
-          }
-          sp->punched = upto;
-        }
-      }
+      advanced.push_back(sp.get());
     }
     if (sp->done && drained) {
       if (!sp->carry.empty())
@@ -333,6 +324,20 @@ void LogCollector::collect() {
         if (f.query.matches(l)) mine.push_back(l);
       if (!mine.empty()) f.deliver(std::move(mine));
     }
+  }
+  // The sinks have the lines: remember how far each spool is read, and free what is behind.
+  for (Spool* sp : advanced) {
+    sp->save_offset();
+    if (sp->offset - sp->punched < kPunchEvery + kKeepReadable) continue;
+    std::uint64_t upto = (sp->offset - kKeepReadable) & ~std::uint64_t{4095};
+    if (upto <= sp->punched) continue;
+    int wfd = ::open(sp->path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (wfd >= 0) {
+      ::fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(sp->punched), static_cast<off_t>(upto - sp->punched));
+      ::close(wfd);
+    }
+    sp->punched = upto;
   }
   for (const auto& key : finished) {
     auto& sp = spools_[key];
