@@ -294,7 +294,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         revision = got.revision;
         endpoint = got.endpoint;
       }
-      accounting.instance = endpoint->instance_id;
+      if (options_.access_log) accounting.instance = endpoint->instance_id;
       bool ok = co_await forward(client, buffer, parser, conn, *revision, *endpoint, keep_alive);
       if (!ok || !keep_alive) break;
     }
