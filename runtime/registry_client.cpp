@@ -113,8 +113,16 @@ std::string registry_message(const std::string& body) {
 // runs asynchronously on a private io_context, so a timeout can interrupt it.
 class Connection {
  public:
-  Connection(Endpoint endpoint, const RegistryOptions& options)
-      : endpoint_(std::move(endpoint)), options_(options) {}
+  Connection(Endpoint endpoint, const RegistryClient& client)
+      : endpoint_(std::move(endpoint)), options_(client.options()), client_(client) {
+    client_.track(&io_, true);
+  }
+  ~Connection() {
+    close();
+    client_.track(&io_, false);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   const Endpoint& endpoint() const { return endpoint_; }
 
@@ -290,6 +298,8 @@ class Connection {
 
  private:
   std::string describe(const boost::system::error_code& ec) const {
+    if (ec == asio::error::operation_aborted && client_.cancelled())
+      return "cancelled: the daemon is stopping";
     if (ec == beast::error::timeout)
       return fmt::format("no answer within {} s (the daemon's registry-timeout)",
                          options_.timeout.count());
@@ -312,15 +322,23 @@ class Connection {
   // Starts an asynchronous operation and runs the private io_context until it completes.
   template <class Initiate>
   boost::system::error_code wait(Initiate&& initiate) {
+    if (client_.cancelled()) return asio::error::operation_aborted;
     boost::system::error_code result = asio::error::would_block;
     initiate([&result](boost::system::error_code ec, auto&&...) { result = ec; });
     io_.restart();
     io_.run();
+    if (result == asio::error::would_block) {
+      // cancel() stopped the io_context mid-operation: abandon the connection.
+      plain_.reset();
+      tls_.reset();
+      return asio::error::operation_aborted;
+    }
     return result;
   }
 
   Endpoint endpoint_;
   const RegistryOptions& options_;
+  const RegistryClient& client_;
   asio::io_context io_;
   std::unique_ptr<ssl::context> ssl_;
   std::unique_ptr<beast::tcp_stream> plain_;
@@ -509,7 +527,7 @@ class Session {
     ep.port = port.empty() ? "443" : port;
     ep.verify = !relaxed;
     if (relaxed) {
-      auto conn = std::make_unique<Connection>(ep, client_.options());
+      auto conn = std::make_unique<Connection>(ep, client_);
       bool handshake_failed = false;
       auto opened = conn->open(&handshake_failed);
       if (!opened && (handshake_failed || port.empty())) {
@@ -527,7 +545,7 @@ class Session {
 
   Connection& connection(const Endpoint& ep) {
     auto& slot = connections_[ep.key()];
-    if (!slot) slot = std::make_unique<Connection>(ep, client_.options());
+    if (!slot) slot = std::make_unique<Connection>(ep, client_);
     return *slot;
   }
 
@@ -660,6 +678,22 @@ bool valid_sha256(std::string_view d) {
 RegistryClient::RegistryClient(RegistryOptions options,
                                std::shared_ptr<const CredentialStore> credentials)
     : options_(std::move(options)), credentials_(std::move(credentials)) {}
+
+void RegistryClient::cancel() {
+  cancelled_.store(true);
+  std::lock_guard lock(mutex_);
+  for (auto* io : active_) io->stop();
+}
+
+void RegistryClient::track(asio::io_context* io, bool add) const {
+  std::lock_guard lock(mutex_);
+  if (add) {
+    active_.insert(io);
+    if (cancelled_.load()) io->stop();
+  } else {
+    active_.erase(io);
+  }
+}
 
 bool RegistryClient::relaxed(const std::string& host_port) const {
   if (is_loopback(host_port)) return true;

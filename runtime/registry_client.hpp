@@ -10,16 +10,23 @@
 // Calls block; run them off the io_context. Passwords and tokens are never logged or put in
 // an error message.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "elafros/registry_reference.hpp"
 #include "elafros/result.hpp"
 #include "registry_credentials.hpp"
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace elafros {
 
@@ -64,11 +71,21 @@ class RegistryClient {
   // Loopback registries and the configured insecure ones may use plain HTTP.
   bool relaxed(const std::string& host_port) const;
 
+  // Ends every pull and login check in progress at once (they fail, leaving nothing behind),
+  // and refuses new ones: the daemon is stopping. Any thread.
+  void cancel();
+  bool cancelled() const { return cancelled_.load(); }
+  // Connections register their private io_context so that cancel() can stop it.
+  void track(boost::asio::io_context* io, bool add) const;
+
   const RegistryOptions& options() const { return options_; }
 
  private:
   RegistryOptions options_;
   std::shared_ptr<const CredentialStore> credentials_;
+  std::atomic<bool> cancelled_{false};
+  mutable std::mutex mutex_;
+  mutable std::set<boost::asio::io_context*> active_;
 };
 
 }  // namespace elafros

@@ -481,7 +481,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
       if (d) removed.emplace_back(i.name);
     }
     // Files younger than a minute may belong to an import not recorded yet.
-    auto freed = co_await offload(blocking_.get_executor(), &ImageStore::prune, &images_, keep,
+    auto freed = co_await offload(image_work_.get_executor(), &ImageStore::prune, &images_, keep,
                                   std::chrono::seconds(60));
     if (!freed) co_return error_reply(freed.error());
     spdlog::info("pruned images: removed {} image(s), freed {} bytes", removed.size(), *freed);
@@ -514,8 +514,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         job->wake.cancel();
       });
     };
-    auto rec = co_await offload(blocking_.get_executor(), &ImageStore::import, &images_, reference,
-                                name, progress);
+    auto rec = co_await offload(image_work_.get_executor(), &ImageStore::import, &images_,
+                                reference, name, progress);
     if (rec) {
       auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_, *rec);
       if (!put) rec = put.error();
@@ -871,7 +871,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   awaitable<Reply> login(std::string body) {
     auto parsed = parse_login(body);
     if (!parsed) co_return error_reply(parsed.error());
-    auto checked = co_await offload(blocking_.get_executor(), &RegistryClient::check_login,
+    auto checked = co_await offload(image_work_.get_executor(), &RegistryClient::check_login,
                                     &registry_, parsed->first, parsed->second);
     if (!checked) co_return error_reply(checked.error());
     auto stored = co_await offload(blocking_.get_executor(), &CredentialStore::put, &credentials_,
@@ -1247,6 +1247,9 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   ApiInfo info_;
   stream_protocol::acceptor acceptor_;
   asio::ip::tcp::acceptor metrics_acceptor_;
+  // Pulls, imports and prunes run here, not on the blocking pool that starts instances: a long
+  // download never delays a cold start.
+  asio::thread_pool image_work_{2};
   std::chrono::steady_clock::time_point started_;
   std::set<std::string> busy_;                                 // services with a change in progress
   std::map<std::string, std::shared_ptr<ImportJob>> imports_;  // in progress, by reference+name

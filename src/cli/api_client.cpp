@@ -15,6 +15,17 @@ namespace http = beast::http;
 namespace json = boost::json;
 
 namespace elafros::cli {
+namespace {
+
+std::string answer_error(const boost::system::error_code& ec) {
+  if (ec == http::error::partial_message || ec == http::error::end_of_stream ||
+      ec == asio::error::eof || ec == asio::error::connection_reset)
+    return "elafrosd closed the connection before it finished answering (is it stopping or "
+           "restarting? 'elafros status' tells)";
+  return fmt::format("reading elafrosd's answer failed: {}", ec.message());
+}
+
+}  // namespace
 
 ApiResponse ApiClient::request(const std::string& method, const std::string& target,
                                const json::value* body) const {
@@ -43,8 +54,7 @@ ApiResponse ApiClient::request(const std::string& method, const std::string& tar
   http::response_parser<http::string_body> parser;
   parser.body_limit(256 << 20);
   http::read(socket, buffer, parser, ec);
-  if (ec)
-    throw std::runtime_error(fmt::format("reading elafrosd's answer failed: {}", ec.message()));
+  if (ec) throw std::runtime_error(answer_error(ec));
   ApiResponse out;
   out.status = parser.get().result_int();
   json::value v = json::parse(parser.get().body(), ec);
@@ -96,8 +106,7 @@ int ApiClient::stream(const std::string& method, const std::string& target, cons
     parser.get().body().size = sizeof(chunk);
     http::read_some(socket, buffer, parser, ec);  // what has arrived: lines show as they come
     if (ec == http::error::need_buffer) ec = {};
-    if (ec)
-      throw std::runtime_error(fmt::format("reading elafrosd's answer failed: {}", ec.message()));
+    if (ec) throw std::runtime_error(answer_error(ec));
     pending.append(chunk, sizeof(chunk) - parser.get().body().size);
     for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
       emit(std::string_view(pending).substr(0, nl));

@@ -218,6 +218,7 @@ int run(const DaemonConfig& cfg) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}: stopping; instances keep running", sig);
+    registry->cancel();  // pulls in progress end now rather than hold the exit
     notify_systemd("STOPPING=1");
     api.stop();
     proxy.stop_accepting();
