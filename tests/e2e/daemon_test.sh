@@ -103,6 +103,23 @@ check "STOPPING=1 reaches systemd" grep -q "STOPPING=1" "$work/notify.log"
 check "workloads keep running after a graceful stop" test "$(containers)" = "$before"
 start_daemon
 
+# SIGTERM during a pull from a registry that never answers (timeout 60 s): the pull is cancelled
+# and the daemon exits without waiting for it.
+python3 "$src/tests/e2e/registry_helper.py" silent --port-file "$work/silent.port" >/dev/null 2>&1 &
+helpers+=("$!")
+for _ in $(seq 50); do [ -s "$work/silent.port" ] && break; sleep 0.1; done
+e image pull "127.0.0.1:$(cat "$work/silent.port")/team/app:v1" >"$work/pull.out" 2>&1 &
+puller=$!
+sleep 0.5
+start=$(date +%s)
+rc=0; stop_daemon || rc=$?
+took=$(( $(date +%s) - start ))
+wait "$puller" || true
+check "SIGTERM during a pull exits 0 without waiting out the registry timeout (${took} s)" test "$rc" = 0 -a "$took" -lt 20
+check "...the pull says the daemon went away" contains "$(cat "$work/pull.out")" "elafrosd closed the connection"
+check "...and leaves no scratch files" test -z "$(ls -A "$data/images/tmp")"
+start_daemon
+
 # stop-all: everything down and nothing restarts, until start-all.
 out=$(e system stop-all)
 check "stop-all says what it did" contains "$out" "Every instance is stopped"
