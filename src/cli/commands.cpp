@@ -240,6 +240,48 @@ std::pair<std::string, std::string> split_assignment(const std::string& text, co
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
+std::string traffic_summary(const json::value& s) {
+  std::string out;
+  for (const auto& t : array_at(s, {"status", "traffic"})) {
+    out += fmt::format("  {:>4}% {}{}{}\n", field(t, "percent"),
+                       field(t, "latestRevision") == "true"
+                           ? "@latest (" + field(t, "revisionName") + ")"
+                           : field(t, "revisionName"),
+                       field(t, "tag").empty() ? "" : " #" + field(t, "tag"),
+                       field(t, "url").empty() ? "" : " " + field(t, "url"));
+  }
+  return out;
+}
+
+std::string read_input(const std::string& file) {
+  if (file == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::ifstream in(file);
+  if (!in)
+    throw std::runtime_error(fmt::format("cannot read {}: no such file or not readable", file));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void absolutize_images(json::value& service) {
+  auto* o = service.if_object();
+  if (!o) return;
+  if (auto* spec = o->if_contains("spec"); spec && spec->is_object())
+    if (auto* tmpl = spec->get_object().if_contains("template"); tmpl && tmpl->is_object())
+      if (auto* tspec = tmpl->get_object().if_contains("spec"); tspec && tspec->is_object())
+        if (auto* cs = tspec->get_object().if_contains("containers"); cs && cs->is_array())
+          for (auto& c : cs->get_array())
+            if (auto* image = c.is_object() ? c.get_object().if_contains("image") : nullptr;
+                image && image->is_string())
+              *image = absolutize_reference(std::string(image->get_string()));
+}
+
+}  // namespace
+
 // Applies --image, -e, --port, --cmd, --arg, --revision-name to spec.template.
 void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool creating) {
   json::object& spec =
@@ -289,6 +331,43 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
     c["args"] = std::move(a);
   }
   if (t.concurrency_limit) spec["containerConcurrency"] = *t.concurrency_limit;
+  // --limit / --request, as kn takes them: cpu=500m,memory=128Mi; memory- removes one.
+  auto resources = [&](const std::vector<std::string>& flags, const char* flag, const char* kind) {
+    if (flags.empty()) return;
+    json::object& res =
+        c["resources"].is_object() ? c["resources"].get_object() : c["resources"].emplace_object();
+    json::object& set = res[kind].is_object() ? res[kind].get_object() : res[kind].emplace_object();
+    for (const auto& one : flags) {
+      std::size_t i = 0;
+      while (i <= one.size()) {
+        auto comma = one.find(',', i);
+        std::string item =
+            one.substr(i, comma == std::string::npos ? std::string::npos : comma - i);
+        i = comma == std::string::npos ? one.size() + 1 : comma + 1;
+        if (item.empty()) continue;
+        std::string name =
+            item.back() == '-' ? item.substr(0, item.size() - 1) : item.substr(0, item.find('='));
+        if (name != "cpu" && name != "memory")
+          throw std::runtime_error(
+              fmt::format("{} {}: the resources are cpu and memory, e.g. {} cpu=500m,memory=128Mi",
+                          flag, one, flag));
+        if (item.back() == '-') {
+          set.erase(name);
+          continue;
+        }
+        auto eq = item.find('=');
+        if (eq == std::string::npos || eq + 1 == item.size())
+          throw std::runtime_error(fmt::format(
+              "{} {}: write NAME=QUANTITY, e.g. {} memory=128Mi (or memory- to remove it)", flag,
+              one, flag));
+        set[name] = item.substr(eq + 1);
+      }
+    }
+    if (set.empty()) res.erase(kind);
+    if (res.empty()) c.erase("resources");
+  };
+  resources(t.limits, "--limit", "limits");
+  resources(t.requests, "--request", "requests");
   // A revision name belongs to one revision: an update without --revision-name gets a new one.
   json::object& md = tmpl["metadata"].is_object() ? tmpl["metadata"].get_object()
                                                   : tmpl["metadata"].emplace_object();
@@ -303,48 +382,6 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
     md.erase("name");
   if (md.empty()) tmpl.erase("metadata");
 }
-
-std::string traffic_summary(const json::value& s) {
-  std::string out;
-  for (const auto& t : array_at(s, {"status", "traffic"})) {
-    out += fmt::format("  {:>4}% {}{}{}\n", field(t, "percent"),
-                       field(t, "latestRevision") == "true"
-                           ? "@latest (" + field(t, "revisionName") + ")"
-                           : field(t, "revisionName"),
-                       field(t, "tag").empty() ? "" : " #" + field(t, "tag"),
-                       field(t, "url").empty() ? "" : " " + field(t, "url"));
-  }
-  return out;
-}
-
-std::string read_input(const std::string& file) {
-  if (file == "-") {
-    std::stringstream ss;
-    ss << std::cin.rdbuf();
-    return ss.str();
-  }
-  std::ifstream in(file);
-  if (!in)
-    throw std::runtime_error(fmt::format("cannot read {}: no such file or not readable", file));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void absolutize_images(json::value& service) {
-  auto* o = service.if_object();
-  if (!o) return;
-  if (auto* spec = o->if_contains("spec"); spec && spec->is_object())
-    if (auto* tmpl = spec->get_object().if_contains("template"); tmpl && tmpl->is_object())
-      if (auto* tspec = tmpl->get_object().if_contains("spec"); tspec && tspec->is_object())
-        if (auto* cs = tspec->get_object().if_contains("containers"); cs && cs->is_array())
-          for (auto& c : cs->get_array())
-            if (auto* image = c.is_object() ? c.get_object().if_contains("image") : nullptr;
-                image && image->is_string())
-              *image = absolutize_reference(std::string(image->get_string()));
-}
-
-}  // namespace
 
 std::string services_path(const Globals& g) {
   return fmt::format("/apis/serving.knative.dev/v1/namespaces/{}/services", g.ns);

@@ -33,10 +33,12 @@ struct TemplateChanges {
   std::optional<std::string> revision_name;
   std::optional<int> concurrency_limit;  // containerConcurrency
   std::vector<std::pair<std::string, std::string>>
-      annotations;  // autoscaling.knative.dev/* from --scale-*
+      annotations;                    // autoscaling.knative.dev/* from --scale-*
+  std::vector<std::string> limits;    // --limit cpu=500m,memory=128Mi (or memory- to unset)
+  std::vector<std::string> requests;  // --request, the same way
   bool any() const {
     return image || !env.empty() || port || cmd || args || revision_name || concurrency_limit ||
-           !annotations.empty();
+           !annotations.empty() || !limits.empty() || !requests.empty();
   }
 };
 
@@ -99,6 +101,9 @@ boost::json::value exportable(const boost::json::value& service);
 
 // Applies --traffic/--tag/--untag to a service's spec.traffic (Knative JSON). Throws
 // std::runtime_error naming the flag value that cannot be applied.
+// Applies --image, -e, --port, --cmd, --arg, --revision-name, --limit, --request and the
+// --scale-* annotations to a Knative revision template.
+void apply_template_changes(boost::json::object& tmpl, const TemplateChanges& t, bool creating);
 boost::json::array apply_traffic_changes(const boost::json::array& current,
                                          const TrafficChanges& changes);
 

@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
     c->add_option("--arg", args, "argument for the command (repeatable)");
     c->add_option("--revision-name", revision_name,
                   "name of the new revision (default NAME-0000N)");
+    c->add_option("--limit", t.limits,
+                  "resource limits, e.g. cpu=500m,memory=128Mi; memory- removes one (repeatable)");
+    c->add_option("--request", t.requests,
+                  "resource requests, e.g. cpu=100m,memory=64Mi; cpu- removes one (repeatable)");
     c->add_option("--concurrency-limit", concurrency_limit,
                   "hard limit of requests in flight per instance (0: none)")
         ->check(CLI::Range(0, 1000));

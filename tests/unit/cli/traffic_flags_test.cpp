@@ -75,3 +75,28 @@ TEST_CASE("export drops status and server-set fields") {
   CHECK_FALSE(e.as_object().contains("status"));
   CHECK(e.at("spec") == s.at("spec"));
 }
+
+TEST_CASE("--limit and --request set, merge and remove resources as kn's flags do") {
+  json::object tmpl;
+  TemplateChanges t;
+  t.limits = {"cpu=500m,memory=128Mi"};
+  t.requests = {"memory=64Mi"};
+  apply_template_changes(tmpl, t, true);
+  const auto& c = tmpl["spec"].at("containers").at(0);
+  CHECK(c.at("resources").at("limits").at("cpu") == "500m");
+  CHECK(c.at("resources").at("limits").at("memory") == "128Mi");
+  CHECK(c.at("resources").at("requests").at("memory") == "64Mi");
+  TemplateChanges u;
+  u.limits = {"cpu-", "memory=256Mi"};
+  u.requests = {"memory-"};
+  apply_template_changes(tmpl, u, false);
+  const auto& c2 = tmpl["spec"].at("containers").at(0);
+  CHECK_FALSE(c2.at("resources").at("limits").as_object().contains("cpu"));
+  CHECK(c2.at("resources").at("limits").at("memory") == "256Mi");
+  CHECK_FALSE(c2.at("resources").as_object().contains("requests"));
+  TemplateChanges bad;
+  bad.limits = {"gpu=1"};
+  CHECK_THROWS_WITH(apply_template_changes(tmpl, bad, false), Catch::Contains("cpu and memory"));
+  bad.limits = {"memory"};
+  CHECK_THROWS_WITH(apply_template_changes(tmpl, bad, false), Catch::Contains("NAME=QUANTITY"));
+}
