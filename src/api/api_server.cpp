@@ -1271,6 +1271,9 @@ Result<void> ApiServer::listen_metrics(const std::string& address, unsigned shor
 void ApiServer::start() {
   impl_->start();
 }
+void ApiServer::join() {
+  impl_->image_work_.join();
+}
 void ApiServer::stop() {
   impl_->stop();
 }

@@ -47,6 +47,9 @@ class ApiServer {
   Result<void> listen_metrics(const std::string& address, unsigned short port);
   void start();
   void stop();
+  // After the control io_context has stopped: waits for image work in progress (pulls are
+  // cancelled first by RegistryClient::cancel) so that it cleans up before the process exits.
+  void join();
 
  private:
   class Impl;

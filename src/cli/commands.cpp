@@ -974,6 +974,21 @@ int logs(const ApiClient& api, const Globals& g, const std::string& service, con
   return 0;
 }
 
+int instance_list(const ApiClient& api, const Globals& g, const std::string& service) {
+  json::value v = api.call("GET", "/api/v1/instances");
+  json::array items;
+  for (const auto& i : v.at("items").as_array())
+    if (field(i, "namespace") == g.ns && (service.empty() || field(i, "service") == service))
+      items.push_back(i);
+  if (g.output != "table") return print(g, json::object{{"items", std::move(items)}}), 0;
+  std::vector<std::vector<std::string>> rows{{"ID", "SERVICE", "REVISION", "PID", "PORT", "PHASE"}};
+  for (const auto& i : items)
+    rows.push_back({field(i, "id"), field(i, "service"), field(i, "revision"), field(i, "pid"),
+                    field(i, "port"), field(i, "phase")});
+  std::cout << table(rows);
+  return 0;
+}
+
 int system_stop_all(const ApiClient& api, const Globals& g) {
   json::value body = json::object{};
   json::value v = api.call("POST", "/api/v1/system/stop-all", &body);

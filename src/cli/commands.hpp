@@ -84,6 +84,7 @@ struct LogsOptions {
 // Seconds in a duration such as "90s", "10m", "1h30m" or "2d". Throws std::runtime_error.
 std::int64_t parse_duration_seconds(const std::string& text);
 int logs(const ApiClient& api, const Globals& g, const std::string& service, const LogsOptions& o);
+int instance_list(const ApiClient& api, const Globals& g, const std::string& service);
 int system_stop_all(const ApiClient& api, const Globals& g);
 int system_start_all(const ApiClient& api, const Globals& g);
 int registry_login(const ApiClient& api, const Globals& g, const std::string& registry,

@@ -175,6 +175,9 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("--since", lo.since, "only lines newer than this, e.g. 10m, 1h30m");
   logs_cmd->add_flag("--timestamps", lo.timestamps, "prefix each line with its time (UTC)");
   auto* stat = app.add_subcommand("status", "show the daemon's state");
+  auto* inst = app.add_subcommand("instance", "see instances (containers)")->require_subcommand(1);
+  auto* ilist_inst = inst->add_subcommand("list", "list instances: pid, port and phase");
+  ilist_inst->add_option("-s,--service", service_filter, "only the instances of this service");
   auto* sys = app.add_subcommand("system", "operate the daemon")->require_subcommand(1);
   auto* stop_all = sys->add_subcommand(
       "stop-all",
@@ -224,6 +227,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (stop_all->parsed()) return system_stop_all(api, g);
+    if (ilist_inst->parsed()) return instance_list(api, g, service_filter);
     if (start_all->parsed()) return system_start_all(api, g);
     if (logs_cmd->parsed()) return logs(api, g, name, lo);
   } catch (const std::exception& e) {

@@ -232,6 +232,7 @@ int run(const DaemonConfig& cfg) {
   proxy_io.stop();
   proxy_thread.join();
   if (access_log) access_log->close();
+  api.join();
   store_thread.join();
   blocking.join();
   logs.stop();

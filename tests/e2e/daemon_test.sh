@@ -68,6 +68,8 @@ e service create one --image "$img" >/dev/null
 e service create two --image "$img" --scale-min 2 >/dev/null
 before=$(containers)
 check "three instances run" test "$(wc -l <<<"$before")" = 3
+check "instance list shows them with pid, port and phase" \
+  test "$(e instance list | grep -cE '^(one|two)-00001-[0-9a-f]{6} +(one|two) +(one|two)-00001 +[0-9]+ +[0-9]+ +ready$')" = 3
 kill9
 check "kill -9 of the daemon stops no container" test "$(containers)" = "$before"
 start_daemon
