@@ -165,6 +165,10 @@ ImageStore::ImageStore(std::string root, UnpackLimits limits,
     : root_(std::move(root)), limits_(limits), registry_(std::move(registry)) {
   fs::create_directories(root_ + "/blobs/sha256");
   fs::create_directories(root_ + "/rootfs");
+  // What a crash left half-done (a pull's scratch layout, a blob being verified) is garbage:
+  // only one daemon uses a data dir, and it has not started any work yet.
+  std::error_code ec;
+  fs::remove_all(root_ + "/tmp", ec);
   fs::create_directories(root_ + "/tmp");
 }
 

@@ -39,7 +39,8 @@ Result<ImageReference> parse_image_reference(const std::string& reference);
 
 class ImageStore {
  public:
-  // Without a registry client, docker:// references are refused.
+  // Without a registry client, docker:// references are refused. Clears <root>/tmp: construct
+  // it only while holding the data dir's lock, before any import.
   explicit ImageStore(std::string root, UnpackLimits limits = {},
                       std::shared_ptr<const RegistryClient> registry = nullptr);
 

@@ -121,6 +121,15 @@ check "SIGTERM during a pull exits 0 without waiting out the registry timeout ($
 check "...the pull says the daemon went away" contains "$(cat "$work/pull.out")" "elafrosd closed the connection"
 check "...and leaves no scratch files" test -z "$(ls -A "$data/images/tmp")"
 start_daemon
+# kill -9 during a pull leaves a scratch layout; the next start clears it.
+e image pull "127.0.0.1:$(cat "$work/silent.port")/team/app:v2" >/dev/null 2>&1 &
+puller=$!
+for _ in $(seq 50); do [ -n "$(ls -A "$data/images/tmp")" ] && break; sleep 0.1; done
+check "a pull in progress works in images/tmp" test -n "$(ls -A "$data/images/tmp")"
+kill9
+wait "$puller" || true
+start_daemon
+check "after kill -9 mid-pull, the restart clears what the pull left" test -z "$(ls -A "$data/images/tmp")"
 
 # stop-all: everything down and nothing restarts, until start-all.
 out=$(e system stop-all)
