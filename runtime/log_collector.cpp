@@ -210,6 +210,16 @@ void LogCollector::remove(std::string ns, std::string service, std::string revis
         done = std::move(done)] {
     collect();  // the spools of its last instances first, or they would recreate it
     if (store_) store_->remove(ns, service, revision);
+    // Followers of a deleted service are done: an empty delivery tells them so.
+    if (revision.empty())
+      for (auto it = followers_.begin(); it != followers_.end();) {
+        if (it->second.query.namespace_ == ns && it->second.query.service == service) {
+          it->second.deliver({});
+          it = followers_.erase(it);
+        } else {
+          ++it;
+        }
+      }
     if (done) done();
   });
 }
@@ -333,8 +343,8 @@ void LogCollector::collect() {
     if (upto <= sp->punched) continue;
     int wfd = ::open(sp->path.c_str(), O_WRONLY | O_CLOEXEC);
     if (wfd >= 0) {
-      ::fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  static_cast<off_t>(sp->punched), static_cast<off_t>(upto - sp->punched));
+      ::fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(sp->punched),
+                  static_cast<off_t>(upto - sp->punched));
       ::close(wfd);
     }
     sp->punched = upto;

@@ -46,7 +46,8 @@ class LogCollector {
 
   // Runs on the collector's thread, between two collections, so that nothing is missed or
   // repeated: reads the stored lines matching `query` and, when `follow`, registers `deliver`
-  // for every later matching line (called on the collector's thread; post from it). `done` gets
+  // for every later matching line (called on the collector's thread; post from it; an empty
+  // delivery means the service was deleted and the follow is over). `done` gets
   // the backlog and the follower's id (0 when not following, or without a file store).
   void open(LogQuery query, bool follow, Deliver deliver,
             std::function<void(std::vector<LogLine>, std::uint64_t, std::string)> done);

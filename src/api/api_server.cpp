@@ -163,6 +163,7 @@ struct LogFollow {
       : wake(ex, std::chrono::steady_clock::time_point::max()) {}
   bool opened = false;
   bool closed = false;  // the client went away
+  bool ended = false;   // the service was deleted: the follow is over
   std::string error;
   std::uint64_t id = 0;
   std::vector<LogLine> lines;
@@ -758,6 +759,7 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         query, follow,
         [state, ex](std::vector<LogLine> lines) {
           asio::post(ex, [state, lines = std::move(lines)]() mutable {
+            if (lines.empty()) state->ended = true;  // the service was deleted
             for (auto& l : lines) state->lines.push_back(std::move(l));
             state->wake.cancel();
           });
@@ -805,14 +807,16 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         auto [ec, n] = co_await asio::async_write(stream, chunk, kAwait);
         if (ec) ok = false;
       }
-      if (!ok || !follow || state->closed) break;
+      if (!ok || !follow || state->closed || state->ended) break;
       co_await state->wake.async_wait(kAwait);
     }
     if (state->id != 0) logs_.close(state->id);
-    if (!ok || follow) co_return false;  // a follow ends with the connection
+    // A follow ends with the connection; one whose service was deleted ends its answer first.
+    if (!ok || state->closed) co_return false;
+    if (follow && !state->ended) co_return false;
     auto last_chunk = http::make_chunk_last();
     auto [ec, n] = co_await asio::async_write(stream, last_chunk, kAwait);
-    co_return !ec;
+    co_return !ec && !follow;
   }
 
   // {"reference": "...", "name": "..."} → (reference, name).

@@ -172,6 +172,15 @@ check "a deleted revision's series go away" bash -c "! curl -s --unix-socket '$s
 check "the access log has a line per request" until_ok 3 bash -c "test \$(grep -c '\"service\":\"metered\"' '$work/access.log') -eq 10"
 check "...with status, bytes, duration, revision and instance" grep -qE '"method":"GET","host":"metered.default.localhost:[0-9]+","path":"/missing","status":404,"bytes":[0-9]+,"namespace":"default","service":"metered","revision":"metered-00001","instance":"metered-00001-[0-9a-f]{6}","activator":false,"durationMs":[0-9]+\.[0-9]{3}}' "$work/access.log"
 
+# A follow ends, successfully, when its service is deleted.
+e logs talk -f >"$work/follow2.out" 2>&1 &
+follower=$!
+sleep 0.5
 e service delete talk >/dev/null
+ended=""
+for _ in $(seq 50); do kill -0 "$follower" 2>/dev/null || { ended=yes; break; }; sleep 0.1; done
+rc=0; wait "$follower" || rc=$?
+follower=""
+check "logs -f ends with status 0 when its service is deleted" test -n "$ended" -a "$rc" = 0
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
 finish
