@@ -141,6 +141,12 @@ push --dest-creds 'alice:pw-Alice-1' "oci:$work/image:latest" "docker://$basic/t
 push --dest-creds 'tok:pw-Tok-2' "oci:$work/image:latest" "docker://$tokreg/public/hello:v1"
 push --dest-creds 'tok:pw-Tok-2' "oci:$work/image:latest" "docker://$tokreg/private/hello:v1"
 push "oci:$work/image:latest" "docker://$tlsreg/team/hello:v1"
+# Multi-arch images: an index listing this image for arm64 and amd64, and one without amd64.
+cp -a "$work/image" "$work/multi"
+python3 "$src/tests/e2e/make_index.py" "$work/multi" latest multi linux/arm64 linux/amd64 >/dev/null
+python3 "$src/tests/e2e/make_index.py" "$work/multi" latest armonly linux/arm64 linux/s390x >/dev/null
+push --all "oci:$work/multi:multi" "docker://$plain/team/multi:v1"
+push --all "oci:$work/multi:armonly" "docker://$plain/team/multi:armonly"
 start_remote_registries
 push "oci:$work/image:latest" "docker://$remote:5000/team/hello:v1"  # one storage for all three
 
@@ -184,6 +190,17 @@ out=$(e image pull "$front/redirect/hello:oci")
 check "blobs already stored are not downloaded again" contains "$out" "layer  already stored"
 out=$(script -qec "$elafros_bin --socket $sock image pull $plain/team/hello:v2s2" /dev/null)
 check "a terminal gets progress redrawn in place" contains "$out" $'\x1b[2K'
+
+# An image index resolves to linux and this machine's architecture.
+arch=$(dpkg --print-architecture)
+out=$(e image pull "$plain/team/multi:v1")
+check "an image index resolves to linux/$arch and pulls" contains "$out" "Image '$plain/team/multi:v1' pulled"
+check "...to the very manifest listed for it" test "$(e image list -o json | python3 -c '
+import json, sys
+items = {i["name"]: i["digest"] for i in json.load(sys.stdin)["items"]}
+print(items.get(sys.argv[1]) == items.get(sys.argv[2]))' "$plain/team/multi:v1" "$front/redirect/hello:oci")" = True
+if out=$(e image pull "$plain/team/multi:armonly" 2>&1); then fail "an index without this architecture fails"; else
+  check "an index without this architecture says so" contains "$out" "has no image for linux/$arch"; fi
 
 # Deploying by bare name, from OCI and v2s2 manifests.
 out=$(e image import "docker://$plain/team/hello:oci")
