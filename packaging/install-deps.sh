@@ -13,7 +13,7 @@ packages=(
   runc
   # tests and examples
   umoci skopeo busybox-static curl iproute2 util-linux procps wrk
-  python3 openssl apache2-utils
+  python3 openssl apache2-utils systemd
 )
 
 missing=()
