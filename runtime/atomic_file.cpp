@@ -14,6 +14,16 @@ namespace fs = std::filesystem;
 
 namespace elafros {
 
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
 Result<void> write_file_atomic(const std::string& path, const std::string& content, int mode) {
   std::string tmp = path + ".tmp";
   // A fresh file (O_EXCL) gets exactly `mode`; a leftover one could be open elsewhere.
@@ -21,15 +31,10 @@ Result<void> write_file_atomic(const std::string& path, const std::string& conte
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
   if (fd < 0) return Error::internal(fmt::format("cannot write {}: {}", tmp, errno_text(errno)));
   ::fchmod(fd, static_cast<mode_t>(mode));  // the umask does not narrow it either
-  std::size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return Error::internal(fmt::format("cannot write {}: {}", tmp, errno_text(errno)));
-    }
-    off += static_cast<std::size_t>(n);
+  if (!write_all(fd, content)) {
+    int err = errno;
+    ::close(fd);
+    return Error::internal(fmt::format("cannot write {}: {}", tmp, errno_text(err)));
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0)
     return Error::internal(fmt::format("cannot flush {}: {}", tmp, errno_text(errno)));

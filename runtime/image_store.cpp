@@ -275,19 +275,25 @@ Result<ImageRecord> ImageStore::pull(const std::string& reference, const std::st
   request.reference = *registry;
   request.layout_dir = scratch.path;
   request.tag = "pulled";
-  request.have_blob = [this](const std::string& digest) {
+  std::vector<std::string> skipped;  // stored blobs the pull did not download
+  request.have_blob = [this, &skipped](const std::string& digest) {
     std::error_code ec;
-    return fs::exists(blob_path(digest), ec);
+    bool have = fs::exists(blob_path(digest), ec);
+    if (have) skipped.push_back(digest);
+    return have;
   };
   request.max_bytes = static_cast<std::int64_t>(limits_.max_image_bytes);
   request.progress = progress;
   if (auto r = registry_->pull(request); !r) return r.error();
   auto rec = import_locked("oci:" + scratch.path + ":pulled", name, scratch.path);
   if (rec && name.empty()) rec->name = registry->str();
-  if (!rec && rec.error().message.find("is missing from") != std::string::npos)
-    return Error::unavailable(fmt::format(
-        "pulling {}: a blob it shares with a stored image was pruned during the pull; pull again",
-        registry->str()));
+  if (!rec)
+    for (const auto& digest : skipped)
+      if (std::error_code ec; !fs::exists(blob_path(digest), ec))
+        return Error::unavailable(fmt::format(
+            "pulling {}: blob {}, which it shares with a stored image, was pruned during the "
+            "pull; pull again",
+            registry->str(), digest));
   return rec;
 }
 

@@ -183,7 +183,8 @@ void LogCollector::open(
     if (!store_) {
       done({}, 0,
            "the daemon keeps no logs: its log-sinks do not include \"file\" (they go to its "
-           "stdout, e.g. the journal)");
+           "stdout). Read them there (journalctl -u elafrosd under systemd), or add file to "
+           "log-sinks in the daemon config and restart it");
       return;
     }
     collect();  // the backlog includes what the apps wrote until now

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "atomic_file.hpp"
 #include "elafros/errno_text.hpp"
 
 namespace fs = std::filesystem;
@@ -118,16 +119,7 @@ void FileLogStore::append(const std::string& dir, const std::string& text) {
     spdlog::warn("cannot write logs to {}: {}", current, errno_text(errno));
     return;
   }
-  std::size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      spdlog::warn("cannot write logs to {}: {}", current, errno_text(errno));
-      break;
-    }
-    off += static_cast<std::size_t>(n);
-  }
+  if (!write_all(fd, text)) spdlog::warn("cannot write logs to {}: {}", current, errno_text(errno));
   ::close(fd);
 }
 

@@ -20,6 +20,7 @@
 #include <map>
 #include <optional>
 
+#include "atomic_file.hpp"
 #include "elafros/errno_text.hpp"
 #include "registry_credentials.hpp"
 
@@ -261,15 +262,11 @@ class Connection {
                 fmt::format("{} from {} is larger than the {} bytes its descriptor gives", target,
                             endpoint_.label, sink->limit));
           }
-          for (std::int64_t off = 0; off < n;) {
-            ssize_t w = ::write(sink->fd, chunk.data() + off, static_cast<std::size_t>(n - off));
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) {
-              close();
-              return Error::internal(
-                  fmt::format("writing a downloaded blob failed: {}", errno_text(errno)));
-            }
-            off += w;
+          if (!write_all(sink->fd, std::string_view(chunk.data(), static_cast<std::size_t>(n)))) {
+            int err = errno;
+            close();
+            return Error::internal(
+                fmt::format("writing a downloaded blob failed: {}", errno_text(err)));
           }
           EVP_DigestUpdate(sink->sha, chunk.data(), static_cast<std::size_t>(n));
           sink->written += n;
@@ -652,17 +649,10 @@ std::string digest_hex(EVP_MD_CTX* ctx) {
 Result<void> write_small(const std::string& path, std::string_view content) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Error::internal(fmt::format("cannot write {}: {}", path, errno_text(errno)));
-  std::size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      return Error::internal(fmt::format("cannot write {}: {}", path, errno_text(errno)));
-    }
-    off += static_cast<std::size_t>(n);
-  }
+  bool ok = write_all(fd, content);
+  int err = errno;
   ::close(fd);
+  if (!ok) return Error::internal(fmt::format("cannot write {}: {}", path, errno_text(err)));
   return {};
 }
 

@@ -213,9 +213,12 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
   }
 
   void start() {
-    asio::co_spawn(control_, accept_loop(shared_from_this()), asio::detached);
+    asio::co_spawn(control_, accept_loop(shared_from_this(), acceptor_, &Impl::session),
+                   asio::detached);
     if (metrics_acceptor_.is_open())
-      asio::co_spawn(control_, metrics_accept_loop(shared_from_this()), asio::detached);
+      asio::co_spawn(control_,
+                     accept_loop(shared_from_this(), metrics_acceptor_, &Impl::metrics_session),
+                     asio::detached);
   }
 
   void stop() {
@@ -224,12 +227,14 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     metrics_acceptor_.close(ec);
   }
 
-  awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+  // Accepts until the acceptor is closed, one `session` coroutine per connection.
+  template <class Acceptor, class Session>
+  awaitable<void> accept_loop(std::shared_ptr<Impl> self, Acceptor& acceptor, Session session) {
     for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(kAwait);
-      if (!acceptor_.is_open()) co_return;
+      auto [ec, socket] = co_await acceptor.async_accept(kAwait);
+      if (!acceptor.is_open()) co_return;
       if (ec) continue;
-      asio::co_spawn(control_, session(self, std::move(socket)), asio::detached);
+      asio::co_spawn(control_, (this->*session)(self, std::move(socket)), asio::detached);
     }
   }
 
@@ -610,7 +615,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     });
     while (!usage->done) co_await usage->wake.async_wait(kAwait);
     in.instances = std::move(usage->list);
-    co_return render_metrics(in);
+    // Rendering reads /proc: off the control thread.
+    co_return co_await offload(blocking_.get_executor(), &render_metrics, std::move(in));
   }
 
   template <class Stream>
@@ -644,15 +650,6 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
     auto bound = metrics_acceptor_.local_endpoint(ec);
     spdlog::info("serving GET /metrics on http://{}:{}/metrics", address, bound.port());
     return {};
-  }
-
-  awaitable<void> metrics_accept_loop(std::shared_ptr<Impl> self) {
-    for (;;) {
-      auto [ec, socket] = co_await metrics_acceptor_.async_accept(kAwait);
-      if (!metrics_acceptor_.is_open()) co_return;
-      if (ec) continue;
-      asio::co_spawn(control_, metrics_session(self, std::move(socket)), asio::detached);
-    }
   }
 
   awaitable<void> metrics_session(std::shared_ptr<Impl> /*keeps this alive*/,

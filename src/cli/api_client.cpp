@@ -25,19 +25,16 @@ std::string answer_error(const boost::system::error_code& ec) {
   return fmt::format("reading elafrosd's answer failed: {}", ec.message());
 }
 
-}  // namespace
-
-ApiResponse ApiClient::request(const std::string& method, const std::string& target,
-                               const json::value* body) const {
-  asio::io_context io;
-  asio::local::stream_protocol::socket socket(io);
+// Connects to the daemon's socket and writes the request; throws with a hint on failure.
+void send(asio::local::stream_protocol::socket& socket, const std::string& socket_path,
+          const std::string& method, const std::string& target, const json::value* body) {
   boost::system::error_code ec;
-  socket.connect(asio::local::stream_protocol::endpoint(socket_), ec);
+  socket.connect(asio::local::stream_protocol::endpoint(socket_path), ec);
   if (ec)
     throw std::runtime_error(
         fmt::format("cannot reach elafrosd at {}: {} (is elafrosd running? point --socket or "
                     "$ELAFROS_SOCKET at its socket)",
-                    socket_, ec.message()));
+                    socket_path, ec.message()));
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "elafrosd");
   req.set(http::field::user_agent, "elafros");
@@ -50,6 +47,16 @@ ApiResponse ApiClient::request(const std::string& method, const std::string& tar
   if (ec)
     throw std::runtime_error(
         fmt::format("sending the request to elafrosd failed: {}", ec.message()));
+}
+
+}  // namespace
+
+ApiResponse ApiClient::request(const std::string& method, const std::string& target,
+                               const json::value* body) const {
+  asio::io_context io;
+  asio::local::stream_protocol::socket socket(io);
+  send(socket, socket_, method, target, body);
+  boost::system::error_code ec;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256 << 20);
@@ -71,25 +78,8 @@ int ApiClient::stream(const std::string& method, const std::string& target, cons
                       const std::function<void(const json::value&)>& on_line) const {
   asio::io_context io;
   asio::local::stream_protocol::socket socket(io);
+  send(socket, socket_, method, target, body.is_null() ? nullptr : &body);
   boost::system::error_code ec;
-  socket.connect(asio::local::stream_protocol::endpoint(socket_), ec);
-  if (ec)
-    throw std::runtime_error(
-        fmt::format("cannot reach elafrosd at {}: {} (is elafrosd running? point --socket or "
-                    "$ELAFROS_SOCKET at its socket)",
-                    socket_, ec.message()));
-  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-  req.set(http::field::host, "elafrosd");
-  req.set(http::field::user_agent, "elafros");
-  if (!body.is_null()) {
-    req.set(http::field::content_type, "application/json");
-    req.body() = json::serialize(body);
-  }
-  req.prepare_payload();
-  http::write(socket, req, ec);
-  if (ec)
-    throw std::runtime_error(
-        fmt::format("sending the request to elafrosd failed: {}", ec.message()));
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);

@@ -681,16 +681,8 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
       std::cout << fmt::format("        Restarts:  {}\n", field(r, "status.restartCount"));
     if (routed != traffic_of.end() && !field(r, "status.activity.windowSeconds").empty()) {
       auto num = [&](const char* path) {
-        const json::value* v = &r;
-        std::string p = path;
-        for (std::size_t i = 0; v && i <= p.size();) {
-          auto dot = p.find('.', i);
-          std::string key = p.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
-          v = v->is_object() ? v->get_object().if_contains(key) : nullptr;
-          if (dot == std::string::npos) break;
-          i = dot + 1;
-        }
-        return v && v->is_number() ? v->to_number<double>() : 0.0;
+        std::string v = field(r, path);
+        return v.empty() ? 0.0 : std::stod(v);
       };
       std::cout << fmt::format(
           "        Traffic:   {:.2f} req/s over the last {:.1f} s, p50 {:.1f} ms, p99 {:.1f} ms, "

@@ -10,6 +10,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cerrno>
 
+#include "atomic_file.hpp"
 #include "elafros/errno_text.hpp"
 
 namespace asio = boost::asio;
@@ -33,15 +34,8 @@ struct AccessLog::Impl {
 
   void flush() {
     if (buffer.empty()) return;
-    asio::post(writer, [fd = fd, data = std::move(buffer)] {
-      std::size_t off = 0;
-      while (off < data.size()) {
-        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;  // a full disk drops access lines, never requests
-        off += static_cast<std::size_t>(n);
-      }
-    });
+    // A full disk drops access lines, never requests.
+    asio::post(writer, [fd = fd, data = std::move(buffer)] { (void)write_all(fd, data); });
     buffer.clear();
   }
 };

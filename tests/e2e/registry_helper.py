@@ -5,7 +5,8 @@
            A Docker token service: GET /token?service=S&scope=repository:NAME:ACTIONS answers
            {"token": JWT} signed RS256 (with openssl) by K, with C in the x5c header, as
            docker-registry's token auth verifies. The right Basic login gets every requested
-           action; anonymous callers get pull on public/* only; a wrong login gets 401.
+           action; anonymous callers get pull on public/* only; a wrong login gets 401; the
+           user "blocked" gets 403.
   front    --upstream HOST:PORT [--delay SECONDS]
            A registry front: manifests are proxied to the upstream, blobs are answered with a
            307 to the upstream (as registries that keep blobs in object storage do). Repository
@@ -80,6 +81,8 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Basic "):
             u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
+            if u == "blocked":  # a known account without rights
+                return self.reply(403, b'{"details":"access denied"}')
             if (u, p) != (self.args.user, self.args.password):
                 return self.reply(401, b'{"details":"wrong login"}')
             user = u

@@ -252,6 +252,9 @@ if out=$(e image pull "$tokreg/private/hello:v1" 2>&1); then fail "a private rep
   check "a private repository without a login says to log in" contains "$out" "needs a login (401)"; fi
 if out=$(echo 'nope' | e registry login "$tokreg" -u tok --password-stdin 2>&1); then fail "a wrong token-service password is refused"; else
   check "a wrong password is refused by the token service" contains "$out" "refused the login of \"tok\""; fi
+if out=$(echo 'any' | e registry login "$tokreg" -u blocked --password-stdin 2>&1); then fail "a 403 is refused"; else
+  check "a 403 says access is denied and whose rights to check" contains "$out" "registry $tokreg denied access (403)"
+  check "...naming the account" contains "$out" 'the account "blocked" may lack pull rights'; fi
 echo 'pw-Tok-2' | e registry login "$tokreg" -u tok --password-stdin >/dev/null
 out=$(e image pull "$tokreg/private/hello:v1")
 check "a Bearer-token pull with a login works" contains "$out" "pulled"

@@ -26,8 +26,10 @@ TEST_CASE("registry references take Docker's defaults") {
   CHECK(canonical("localhost/app") == "localhost/app:latest");
   CHECK(canonical("registry.example:443/a/b/c:1.2.3") == "registry.example:443/a/b/c:1.2.3");
   std::string digest = "sha256:" + std::string(64, 'a');
-  CHECK(canonical("registry.example.com/org/app@" + digest) == "registry.example.com/org/app@" + digest);
-  CHECK(canonical("registry.example.com/org/app:v2@" + digest) == "registry.example.com/org/app:v2@" + digest);
+  CHECK(canonical("registry.example.com/org/app@" + digest) ==
+        "registry.example.com/org/app@" + digest);
+  CHECK(canonical("registry.example.com/org/app:v2@" + digest) ==
+        "registry.example.com/org/app:v2@" + digest);
 }
 
 TEST_CASE("malformed registry references say what is wrong") {

@@ -60,6 +60,20 @@ TEST_CASE("a layer unpacks files, directories, symlinks and hardlinks with their
         fs::perms::none);
 }
 
+TEST_CASE("zstd-compressed layers unpack like gzip ones") {
+  test::TempDir dir;
+  std::string layer = dir.path() + "/layer.tar.zst", root = dir.path() + "/root";
+  test::write_tar(layer, {{TarEntry::kFile, "etc/zstd", "compressed with zstd\n", 0644}},
+                  test::Compression::kZstd);
+  std::ifstream magic(layer, std::ios::binary);
+  unsigned char head[4] = {};
+  magic.read(reinterpret_cast<char*>(head), 4);
+  CHECK((head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd));  // zstd
+  fs::create_directories(root);
+  REQUIRE(unpack_layer(layer, root, UnpackLimits{}).ok());
+  CHECK(read(root + "/etc/zstd") == "compressed with zstd\n");
+}
+
 TEST_CASE("whiteouts remove what lower layers added; opaque markers hide directories") {
   Sandbox s;
   REQUIRE(s.apply({{TarEntry::kFile, "a/b", "b"},
