@@ -279,15 +279,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
         }
         reply = co_await handle(req);
       }
-      http::response<http::string_body> res{reply.status, version};
-      res.set(http::field::content_type, "application/json");
-      res.set(http::field::server, "elafrosd");
-      res.keep_alive(keep);
-      res.body() = json::serialize(reply.body);
-      res.body() += "\n";
-      res.prepare_payload();
-      auto [wec, wn] = co_await http::async_write(stream, res, kAwait);
-      if (wec || !keep) break;
+      bool written = co_await write_reply(stream, std::move(reply), version, keep);
+      if (!written || !keep) break;
     }
     boost::system::error_code ec;
     stream.socket().shutdown(stream_protocol::socket::shutdown_send, ec);
@@ -549,14 +542,8 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
                               unsigned version) {
     auto request = parse_import_request(body);
     if (!request) {
-      Reply reply = error_reply(request.error());
-      http::response<http::string_body> res{reply.status, version};
-      res.set(http::field::content_type, "application/json");
-      res.set(http::field::server, "elafrosd");
-      res.body() = json::serialize(reply.body) + "\n";
-      res.prepare_payload();
-      auto [ec, n] = co_await http::async_write(stream, res, kAwait);
-      co_return !ec;
+      Reply refused = error_reply(request.error());
+      co_return co_await write_reply(stream, std::move(refused), version);
     }
     auto job = start_import(request->first, request->second);
     http::response<http::empty_body> res{http::status::ok, version};
@@ -689,11 +676,13 @@ class ApiServer::Impl : public std::enable_shared_from_this<ApiServer::Impl> {
            parts[4] == "services" && parts[6] == "logs";
   }
 
+  // A JSON answer. False when the connection is no longer usable.
   awaitable<bool> write_reply(beast::basic_stream<stream_protocol>& stream, Reply reply,
-                              unsigned version) {
+                              unsigned version, bool keep = true) {
     http::response<http::string_body> res{reply.status, version};
     res.set(http::field::content_type, "application/json");
     res.set(http::field::server, "elafrosd");
+    res.keep_alive(keep);
     res.body() = json::serialize(reply.body) + "\n";
     res.prepare_payload();
     auto [ec, n] = co_await http::async_write(stream, res, kAwait);
