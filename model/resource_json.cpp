@@ -390,7 +390,10 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
   if (md) {
     if (const json::object* m = r.object(*md, "metadata",
                                          {"name", "namespace", "labels", "annotations", "uid",
-                                          "generation", "creationTimestamp", "resourceVersion"})) {
+                                          "generation", "creationTimestamp", "resourceVersion",
+                                          "ownerReferences", "finalizers", "deletionTimestamp",
+                                          "deletionGracePeriodSeconds", "managedFields",
+                                          "generateName", "selfLink"})) {
       s.meta.name = r.string(*m, "name", "metadata").value_or("");
       if (auto ns = r.string(*m, "namespace", "metadata"); ns && !ns->empty())
         s.meta.namespace_ = *ns;

@@ -5,31 +5,56 @@ namespace elafros {
 const char* to_string(ErrorCode code) {
   switch (code) {
     case ErrorCode::kInvalidArgument:
-      return "InvalidArgument";
+      return "Invalid";
+    case ErrorCode::kBadRequest:
+      return "BadRequest";
+    case ErrorCode::kUnauthorized:
+      return "Unauthorized";
+    case ErrorCode::kForbidden:
+      return "Forbidden";
     case ErrorCode::kNotFound:
       return "NotFound";
+    case ErrorCode::kMethodNotAllowed:
+      return "MethodNotAllowed";
     case ErrorCode::kAlreadyExists:
       return "AlreadyExists";
+    case ErrorCode::kConflict:
     case ErrorCode::kFailedPrecondition:
-      return "FailedPrecondition";
+      return "Conflict";
+    case ErrorCode::kGone:
+      return "Expired";
+    case ErrorCode::kTooManyRequests:
+      return "TooManyRequests";
     case ErrorCode::kUnavailable:
-      return "Unavailable";
+      return "ServiceUnavailable";
     case ErrorCode::kInternal:
-      return "Internal";
+      return "InternalError";
   }
-  return "Internal";
+  return "InternalError";
 }
 
 int http_status(ErrorCode code) {
   switch (code) {
     case ErrorCode::kInvalidArgument:
+      return 422;
+    case ErrorCode::kBadRequest:
       return 400;
+    case ErrorCode::kUnauthorized:
+      return 401;
+    case ErrorCode::kForbidden:
+      return 403;
     case ErrorCode::kNotFound:
       return 404;
+    case ErrorCode::kMethodNotAllowed:
+      return 405;
     case ErrorCode::kAlreadyExists:
-      return 409;
+    case ErrorCode::kConflict:
     case ErrorCode::kFailedPrecondition:
       return 409;
+    case ErrorCode::kGone:
+      return 410;
+    case ErrorCode::kTooManyRequests:
+      return 429;
     case ErrorCode::kUnavailable:
       return 503;
     case ErrorCode::kInternal:

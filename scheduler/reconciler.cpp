@@ -23,8 +23,10 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "elafros/naming.hpp"
+#include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
 #include "elafros/traffic.hpp"
 #include "kpa.hpp"
@@ -145,17 +147,36 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   awaitable<Result<void>> recover() {
     recovering_ = true;
-    auto services =
-        co_await offload(store_thread_.get_executor(), &Store::list_services, &store_, "");
+    ObjectQuery sq{kServingGroup, "Service", "", "", 0, "", ""};
+    auto services = co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects,
+                                     static_cast<ObjectStore*>(&store_), sq);
     if (!services) co_return services.error();
-    for (auto& s : services.value()) {
-      auto revisions = co_await offload(store_thread_.get_executor(), &Store::list_revisions,
-                                        &store_, s.meta.namespace_, s.meta.name);
-      if (!revisions) co_return revisions.error();
-      auto& state = services_[key(s.meta.namespace_, s.meta.name)];
-      state.service = s;
-      for (auto& r : revisions.value()) state.revisions.push_back(make_revision(std::move(r)));
+    ObjectQuery rq{kServingGroup, "Revision", "", "", 0, "", ""};
+    auto revisions = co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects,
+                                      static_cast<ObjectStore*>(&store_), rq);
+    if (!revisions) co_return revisions.error();
+    for (const auto& o : services->items) {
+      auto s = service_from_object(o);
+      if (!s) co_return s.error();
+      if (!meta_string(o, "deletionTimestamp").empty())
+        deleting_.emplace_back(s->meta.namespace_, s->meta.name);
+      auto& state = services_[key(s->meta.namespace_, s->meta.name)];
+      state.service = std::move(s.value());
     }
+    std::vector<Revision> stored;
+    for (const auto& o : revisions->items) {
+      auto r = revision_from_object(o);
+      if (!r) co_return r.error();
+      stored.push_back(std::move(r.value()));
+    }
+    // Creation order: the configuration generation each was made at, then the time.
+    std::stable_sort(stored.begin(), stored.end(), [](const Revision& a, const Revision& b) {
+      return std::tie(a.meta.generation, a.meta.created_unix) <
+             std::tie(b.meta.generation, b.meta.created_unix);
+    });
+    for (auto& r : stored)
+      if (auto it = services_.find(key(r.meta.namespace_, r.service)); it != services_.end())
+        it->second.revisions.push_back(make_revision(std::move(r)));
     auto records = co_await offload(store_thread_.get_executor(), &Store::list_instances, &store_);
     if (!records) co_return records.error();
 
@@ -902,6 +923,13 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return url_of(service_host(name, ns, options_.domain));
   }
 
+  std::optional<std::int64_t> known_generation(const std::string& ns,
+                                               const std::string& name) const {
+    auto it = services_.find(key(ns, name));
+    if (it == services_.end()) return std::nullopt;
+    return it->second.service.config_generation;
+  }
+
   ServiceStatus status(const Service& service) const {
     ServiceStatus st;
     st.observed_generation = service.meta.generation;
@@ -1077,6 +1105,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   std::set<int> used_ports_;
   bool halted_ = false;      // 'elafros system stop-all' until start-all or a restart
   bool recovering_ = false;  // start() is loading and adopting
+  std::vector<std::pair<std::string, std::string>> deleting_;  // marked for deletion when loaded
   bool stopped_ = false;
 };
 
@@ -1154,6 +1183,15 @@ std::vector<std::pair<InstanceRecord, std::string>> Reconciler::instances() cons
 
 void Reconciler::instance_usage(std::function<void(std::vector<InstanceUsage>)> done) {
   impl_->instance_usage(std::move(done));
+}
+
+std::optional<std::int64_t> Reconciler::known_generation(const std::string& ns,
+                                                         const std::string& name) const {
+  return impl_->known_generation(ns, name);
+}
+
+std::vector<std::pair<std::string, std::string>> Reconciler::deleting() const {
+  return impl_->deleting_;
 }
 
 Reconciler::Counts Reconciler::counts() const {

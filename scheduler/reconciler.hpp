@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,13 @@ class Reconciler {
   // The activator has requests waiting for capacity on a revision (in_flight counts them):
   // scale it up now rather than at the next tick.
   void demand(const std::string& ns, const std::string& revision, std::int64_t in_flight);
+
+  // The configuration generation of the service as the reconciler holds it; nullopt when it
+  // does not hold the service.
+  std::optional<std::int64_t> known_generation(const std::string& ns,
+                                               const std::string& name) const;
+  // Services that were being deleted when start() loaded them (namespace, name).
+  std::vector<std::pair<std::string, std::string>> deleting() const;
 
   ServiceStatus service_status(const Service& service) const;
   RevisionStatus revision_status(const std::string& ns, const std::string& revision) const;

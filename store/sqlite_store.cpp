@@ -4,8 +4,10 @@
 #include <sqlite3.h>
 
 #include <boost/json.hpp>
+#include <map>
 #include <utility>
 
+#include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
 
 namespace json = boost::json;
@@ -86,6 +88,11 @@ class Statement {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
   }
+  Statement& bind_null(int i) {
+    sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(stmt_); }
   std::string text(int col) const {
@@ -134,12 +141,6 @@ class Transaction {
   bool done_ = false;
 };
 
-std::string map_to_text(const std::map<std::string, std::string>& m) {
-  json::object o;
-  for (const auto& [k, v] : m) o[k] = v;
-  return json::serialize(o);
-}
-
 std::map<std::string, std::string> text_to_map(const std::string& s) {
   std::map<std::string, std::string> m;
   boost::system::error_code ec;
@@ -148,16 +149,6 @@ std::map<std::string, std::string> text_to_map(const std::string& s) {
   for (const auto& kv : v.get_object())
     if (kv.value().is_string()) m.emplace(kv.key(), kv.value().get_string());
   return m;
-}
-
-std::string traffic_to_text(const std::vector<TrafficTarget>& traffic) {
-  json::array a;
-  for (const auto& t : traffic)
-    a.push_back(json::object{{"revisionName", t.revision_name},
-                             {"latestRevision", t.latest_revision},
-                             {"percent", t.percent},
-                             {"tag", t.tag}});
-  return json::serialize(a);
 }
 
 std::vector<TrafficTarget> text_to_traffic(const std::string& s) {
@@ -236,6 +227,9 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
     if (auto r = store->exec(pragma); !r) return r.error();
   }
   if (auto r = store->migrate(); !r) return r.error();
+  Statement rv(db, "SELECT value FROM counters WHERE name='resource_version'");
+  if (rv.step() != SQLITE_ROW) return rv.error("reading the resourceVersion failed");
+  store->resource_version_ = rv.integer(0);
   return store;
 }
 
@@ -270,7 +264,7 @@ Result<void> SqliteStore::migrate() {
     if (!tx.began())
       return Error::unavailable(
           "cannot lock the database to migrate it; is another elafrosd running?");
-    if (auto r = exec(kMigrations[v]); !r) return r.error();
+    if (auto r = v < 2 ? exec(kMigrations[v]) : move_to_objects(); !r) return r.error();
     if (auto r = exec(fmt::format("PRAGMA user_version={}", v + 1).c_str()); !r) return r.error();
     if (auto r = tx.commit(); !r) return r.error();
   }
@@ -278,233 +272,388 @@ Result<void> SqliteStore::migrate() {
 }
 
 namespace {
+constexpr const char* kObjectsTable = R"sql(
+CREATE TABLE objects (
+  api_group        TEXT NOT NULL,
+  api_version      TEXT NOT NULL,
+  kind             TEXT NOT NULL,
+  namespace        TEXT NOT NULL,
+  name             TEXT NOT NULL,
+  uid              TEXT NOT NULL UNIQUE,
+  generation       INTEGER NOT NULL,
+  resource_version INTEGER NOT NULL,
+  labels           TEXT NOT NULL,
+  annotations      TEXT NOT NULL,
+  owner_references TEXT NOT NULL,
+  finalizers       TEXT NOT NULL,
+  spec             TEXT NOT NULL,
+  data             TEXT NOT NULL,
+  status           TEXT NOT NULL,
+  created          INTEGER NOT NULL,
+  deleted          INTEGER,
+  PRIMARY KEY (api_group, kind, namespace, name)
+);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters VALUES ('resource_version', 0);
+)sql";
 
-Result<void> insert_revision(sqlite3* db, const Revision& rev) {
-  Statement st(
-      db,
-      "INSERT INTO revisions (namespace, name, service, uid, generation, created, template, "
-      "image_digest, ever_ready) VALUES (?,?,?,?,?,?,?,?,?)");
-  st.bind(1, rev.meta.namespace_)
-      .bind(2, rev.meta.name)
-      .bind(3, rev.service)
-      .bind(4, rev.meta.uid)
-      .bind(5, rev.meta.generation)
-      .bind(6, rev.meta.created_unix)
-      .bind(7, json::serialize(template_to_json(rev.spec)))
-      .bind(8, rev.image_digest)
-      .bind(9, std::int64_t{rev.ever_ready ? 1 : 0});
+constexpr const char* kObjectColumns =
+    "SELECT api_group, api_version, kind, namespace, name, uid, generation, resource_version, "
+    "labels, annotations, owner_references, finalizers, spec, data, status, created, deleted "
+    "FROM objects ";
+
+json::value parse_or(const std::string& text, json::value fallback) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  return ec ? fallback : v;
+}
+
+json::object read_object(Statement& st) {
+  std::string group = st.text(0);
+  json::object md;
+  md["name"] = st.text(4);
+  if (!st.text(3).empty()) md["namespace"] = st.text(3);
+  md["uid"] = st.text(5);
+  md["resourceVersion"] = std::to_string(st.integer(7));
+  if (st.integer(6)) md["generation"] = st.integer(6);
+  md["creationTimestamp"] = format_rfc3339(st.integer(15));
+  if (!st.is_null(16)) md["deletionTimestamp"] = format_rfc3339(st.integer(16));
+  auto put = [&md](const char* key, json::value v) {
+    if ((v.is_object() && !v.get_object().empty()) || (v.is_array() && !v.get_array().empty()))
+      md[key] = std::move(v);
+  };
+  put("labels", parse_or(st.text(8), json::object{}));
+  put("annotations", parse_or(st.text(9), json::object{}));
+  put("ownerReferences", parse_or(st.text(10), json::array{}));
+  put("finalizers", parse_or(st.text(11), json::array{}));
+  json::object o;
+  o["apiVersion"] = group.empty() ? st.text(1) : group + "/" + st.text(1);
+  o["kind"] = st.text(2);
+  o["metadata"] = std::move(md);
+  json::value data = parse_or(st.text(13), json::object{});
+  if (data.is_object())
+    for (auto& kv : data.get_object()) o[kv.key()] = kv.value();
+  json::value spec = parse_or(st.text(12), nullptr);
+  if (!spec.is_null()) o["spec"] = std::move(spec);
+  json::value status = parse_or(st.text(14), json::object{});
+  if (status.is_object() && !status.get_object().empty()) o["status"] = std::move(status);
+  return o;
+}
+
+std::string meta_json_text(const json::object& o, std::string_view field, const char* empty) {
+  const json::value* md = o.if_contains("metadata");
+  const json::value* v = md && md->is_object() ? md->get_object().if_contains(field) : nullptr;
+  return v && !v->is_null() ? json::serialize(*v) : std::string(empty);
+}
+
+std::string version_of(const json::object& o) {
+  const json::value* v = o.if_contains("apiVersion");
+  std::string av = v && v->is_string() ? std::string(v->get_string()) : "v1";
+  auto slash = av.find('/');
+  return slash == std::string::npos ? av : av.substr(slash + 1);
+}
+
+// Binds every column of an object row, in kObjectColumns' order, from index 1.
+void bind_object(Statement& st, const std::string& group, const std::string& kind,
+                 const json::object& o, std::int64_t rv) {
+  json::object data;
+  for (const auto& kv : o)
+    if (kv.key() != "apiVersion" && kv.key() != "kind" && kv.key() != "metadata" &&
+        kv.key() != "spec" && kv.key() != "status")
+      data[kv.key()] = kv.value();
+  const json::value* spec = o.if_contains("spec");
+  const json::value* status = o.if_contains("status");
+  std::string deleted = meta_string(o, "deletionTimestamp");
+  st.bind(1, group)
+      .bind(2, version_of(o))
+      .bind(3, kind)
+      .bind(4, meta_string(o, "namespace"))
+      .bind(5, meta_string(o, "name"))
+      .bind(6, meta_string(o, "uid"))
+      .bind(7, meta_int(o, "generation"))
+      .bind(8, rv)
+      .bind(9, meta_json_text(o, "labels", "{}"))
+      .bind(10, meta_json_text(o, "annotations", "{}"))
+      .bind(11, meta_json_text(o, "ownerReferences", "[]"))
+      .bind(12, meta_json_text(o, "finalizers", "[]"))
+      .bind(13, spec ? json::serialize(*spec) : std::string("null"))
+      .bind(14, json::serialize(data))
+      .bind(15, status && status->is_object() ? json::serialize(*status) : std::string("{}"))
+      .bind(16, parse_rfc3339(meta_string(o, "creationTimestamp")).value_or(0));
+  if (deleted.empty())
+    st.bind_null(17);
+  else
+    st.bind(17, parse_rfc3339(deleted).value_or(0));
+}
+
+constexpr const char* kInsertObject =
+    "INSERT INTO objects (api_group, api_version, kind, namespace, name, uid, generation, "
+    "resource_version, labels, annotations, owner_references, finalizers, spec, data, status, "
+    "created, deleted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+
+std::string describe(const ObjectKey& k) {
+  return k.namespace_.empty() ? fmt::format("{} \"{}\"", k.kind, k.name)
+                              : fmt::format("{} \"{}\" in namespace \"{}\"", k.kind, k.name,
+                                            k.namespace_);
+}
+
+ObjectKey key_of(const std::string& group, const std::string& kind, const json::object& o) {
+  return {group, kind, meta_string(o, "namespace"), meta_string(o, "name")};
+}
+
+bool finalizers_empty(const json::object& o) {
+  const json::value* md = o.if_contains("metadata");
+  const json::value* f = md && md->is_object() ? md->get_object().if_contains("finalizers") : nullptr;
+  return !f || !f->is_array() || f->get_array().empty();
+}
+
+}  // namespace
+
+Result<json::object> SqliteStore::get_object(const ObjectKey& key) {
+  std::string sql = std::string(kObjectColumns) +
+                    "WHERE api_group=? AND kind=? AND namespace=? AND name=?";
+  Statement st(db_, sql.c_str());
+  st.bind(1, key.group).bind(2, key.kind).bind(3, key.namespace_).bind(4, key.name);
   int rc = st.step();
-  if (rc == SQLITE_CONSTRAINT)
-    return Error::exists(fmt::format(
-        "revision \"{}\" already exists in namespace \"{}\"; choose another revision name",
-        rev.meta.name, rev.meta.namespace_));
-  if (rc != SQLITE_DONE) return st.error("storing the revision failed");
+  if (rc == SQLITE_DONE) return Error::not_found(fmt::format("{} not found", describe(key)));
+  if (rc != SQLITE_ROW) return st.error("reading the object failed");
+  return read_object(st);
+}
+
+Result<ObjectList> SqliteStore::list_objects(const ObjectQuery& q) {
+  std::string sql = std::string(kObjectColumns) + "WHERE api_group=?1 AND kind=?2";
+  if (!q.namespace_.empty()) sql += " AND namespace=?3";
+  if (!q.name.empty()) sql += " AND name=?4";
+  if (!q.after_name.empty()) sql += " AND (namespace, name) > (?5, ?6)";
+  sql += " ORDER BY namespace, name";
+  if (q.limit) sql += fmt::format(" LIMIT {}", q.limit + 1);
+  Statement st(db_, sql.c_str());
+  st.bind(1, q.group).bind(2, q.kind);
+  if (!q.namespace_.empty()) st.bind(3, q.namespace_);
+  if (!q.name.empty()) st.bind(4, q.name);
+  if (!q.after_name.empty()) st.bind(5, q.after_namespace).bind(6, q.after_name);
+  ObjectList out;
+  out.resource_version = resource_version_;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    if (q.limit && out.items.size() == q.limit) {
+      out.more = true;
+      break;
+    }
+    out.items.push_back(read_object(st));
+  }
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return st.error("listing objects failed");
+  return out;
+}
+
+std::vector<Result<std::vector<ObjectEvent>>> SqliteStore::write_object_groups(
+    std::vector<std::vector<ObjectWrite>> groups) {
+  std::vector<Result<std::vector<ObjectEvent>>> results;
+  Transaction tx(db_);
+  if (!tx.began()) {
+    for (std::size_t i = 0; i < groups.size(); ++i)
+      results.emplace_back(Error::unavailable("the database is busy; retry"));
+    return results;
+  }
+  const std::int64_t first = resource_version_;
+  for (auto& group : groups) results.push_back(apply_group(group));
+  Result<void> committed;
+  if (resource_version_ != first) {
+    Statement st(db_, "UPDATE counters SET value=? WHERE name='resource_version'");
+    st.bind(1, resource_version_);
+    if (st.step() != SQLITE_DONE) committed = st.error("recording the resourceVersion failed");
+  }
+  if (committed) committed = tx.commit();
+  if (!committed) {
+    resource_version_ = first;
+    for (auto& r : results)
+      if (r) r = committed.error();
+  }
+  return results;
+}
+
+Result<std::vector<ObjectEvent>> SqliteStore::apply_group(std::vector<ObjectWrite>& group) {
+  const std::int64_t first = resource_version_;
+  if (auto r = exec("SAVEPOINT object_group"); !r) return r.error();
+  std::vector<ObjectEvent> events;
+  Result<void> applied;
+  for (auto& w : group) {
+    applied = apply_write(w, events);
+    if (!applied) break;
+  }
+  if (!applied) {
+    (void)exec("ROLLBACK TO object_group");
+    (void)exec("RELEASE object_group");
+    resource_version_ = first;
+    return applied.error();
+  }
+  if (auto r = exec("RELEASE object_group"); !r) return r.error();
+  return events;
+}
+
+Result<void> SqliteStore::apply_write(ObjectWrite& w, std::vector<ObjectEvent>& events) {
+  ObjectKey key = key_of(w.group, w.kind, w.object);
+  if (key.name.empty()) return Error::invalid("metadata.name: missing");
+  auto stored = get_object(key);
+  if (w.op == ObjectWrite::Op::kCreate) {
+    if (stored)
+      return Error::exists(fmt::format("{} already exists", describe(key)));
+    if (stored.error().code != ErrorCode::kNotFound) return stored.error();
+    std::int64_t rv = resource_version_ + 1;
+    Statement st(db_, kInsertObject);
+    bind_object(st, w.group, w.kind, w.object, rv);
+    if (st.step() != SQLITE_DONE) return st.error(fmt::format("storing {} failed", describe(key)));
+    resource_version_ = rv;
+    metadata_of(w.object)["resourceVersion"] = std::to_string(rv);
+    events.push_back({WatchEventType::kAdded, w.group, w.kind, w.object, rv});
+    return {};
+  }
+  if (!stored) return stored.error();
+  std::int64_t current = resource_version_of(*stored);
+  if (w.expected_resource_version && w.expected_resource_version != current)
+    return Error::conflict(fmt::format(
+        "Operation cannot be fulfilled on {}: the object has been modified (resourceVersion {} "
+        "is stored, the request was based on {}); read it again, apply your change to the "
+        "latest version and retry",
+        describe(key), current, w.expected_resource_version));
+  const std::string uid = meta_string(*stored, "uid");
+  // Removing the last finalizer of an object being deleted completes its deletion.
+  bool finish_delete = w.op == ObjectWrite::Op::kUpdate &&
+                       !meta_string(*stored, "deletionTimestamp").empty() &&
+                       finalizers_empty(w.object);
+  if (w.op == ObjectWrite::Op::kDelete || finish_delete)
+    return delete_with_dependents(key, uid, events, 0);
+  std::int64_t rv = resource_version_ + 1;
+  {
+    Statement del(db_, "DELETE FROM objects WHERE api_group=? AND kind=? AND namespace=? AND name=?");
+    del.bind(1, key.group).bind(2, key.kind).bind(3, key.namespace_).bind(4, key.name);
+    if (del.step() != SQLITE_DONE) return del.error("updating the object failed");
+    Statement st(db_, kInsertObject);
+    bind_object(st, w.group, w.kind, w.object, rv);
+    if (st.step() != SQLITE_DONE) return st.error(fmt::format("updating {} failed", describe(key)));
+  }
+  resource_version_ = rv;
+  metadata_of(w.object)["resourceVersion"] = std::to_string(rv);
+  events.push_back({WatchEventType::kModified, w.group, w.kind, w.object, rv});
   return {};
 }
 
-}  // namespace
-
-Result<void> SqliteStore::create_service(const Service& s, const Revision& rev) {
-  Transaction tx(db_);
-  if (!tx.began()) return Error::unavailable("the database is busy; retry");
+// Deletes an object and, first, everything whose ownerReferences name it (Kubernetes' garbage
+// collection, done at once in the same transaction).
+Result<void> SqliteStore::delete_with_dependents(const ObjectKey& key, const std::string& uid,
+                                                 std::vector<ObjectEvent>& events, int depth) {
+  if (depth > 16) return Error::internal("ownerReferences nest deeper than 16 levels");
+  std::vector<std::pair<ObjectKey, std::string>> dependents;
   {
-    Statement st(
-        db_,
-        "INSERT INTO services (namespace, name, uid, generation, created, labels, annotations, "
-        "template, traffic, config_generation) VALUES (?,?,?,?,?,?,?,?,?,?)");
-    st.bind(1, s.meta.namespace_)
-        .bind(2, s.meta.name)
-        .bind(3, s.meta.uid)
-        .bind(4, s.meta.generation)
-        .bind(5, s.meta.created_unix)
-        .bind(6, map_to_text(s.meta.labels))
-        .bind(7, map_to_text(s.meta.annotations))
-        .bind(8, json::serialize(template_to_json(s.spec)))
-        .bind(9, traffic_to_text(s.traffic))
-        .bind(10, s.config_generation);
-    int rc = st.step();
-    if (rc == SQLITE_CONSTRAINT)
-      return Error::exists(
-          fmt::format("service \"{}\" already exists in namespace \"{}\"; use 'elafros service "
-                      "update' to change it or delete it first",
-                      s.meta.name, s.meta.namespace_));
-    if (rc != SQLITE_DONE) return st.error("storing the service failed");
+    std::string sql = std::string(kObjectColumns) + "WHERE instr(owner_references, ?) > 0";
+    Statement st(db_, sql.c_str());
+    st.bind(1, uid);
+    int rc;
+    while ((rc = st.step()) == SQLITE_ROW) {
+      json::object o = read_object(st);
+      const json::value* md = o.if_contains("metadata");
+      const json::value* refs =
+          md && md->is_object() ? md->get_object().if_contains("ownerReferences") : nullptr;
+      bool owned = false;
+      if (refs && refs->is_array())
+        for (const auto& r : refs->get_array())
+          if (r.is_object())
+            if (const json::value* u = r.get_object().if_contains("uid"))
+              owned = owned || (u->is_string() && u->get_string() == uid);
+      if (owned)
+        dependents.emplace_back(ObjectKey{st.text(0), st.text(2), st.text(3), st.text(4)},
+                                st.text(5));
+    }
+    if (rc != SQLITE_DONE) return st.error("finding the objects it owns failed");
   }
-  if (auto r = insert_revision(db_, rev); !r) return r;
-  return tx.commit();
+  for (const auto& [dep, dep_uid] : dependents)
+    if (auto r = delete_with_dependents(dep, dep_uid, events, depth + 1); !r) return r;
+  auto stored = get_object(key);
+  if (!stored) return stored.error();
+  Statement del(db_, "DELETE FROM objects WHERE api_group=? AND kind=? AND namespace=? AND name=?");
+  del.bind(1, key.group).bind(2, key.kind).bind(3, key.namespace_).bind(4, key.name);
+  if (del.step() != SQLITE_DONE) return del.error(fmt::format("deleting {} failed", describe(key)));
+  std::int64_t rv = ++resource_version_;
+  metadata_of(*stored)["resourceVersion"] = std::to_string(rv);
+  events.push_back({WatchEventType::kDeleted, key.group, key.kind, std::move(*stored), rv});
+  return {};
 }
 
-namespace {
-
-Result<Service> read_service(Statement& st) {
-  Service s;
-  s.meta.namespace_ = st.text(0);
-  s.meta.name = st.text(1);
-  s.meta.uid = st.text(2);
-  s.meta.generation = st.integer(3);
-  s.meta.created_unix = st.integer(4);
-  s.meta.labels = text_to_map(st.text(5));
-  s.meta.annotations = text_to_map(st.text(6));
-  auto t = text_to_template(st.text(7));
-  if (!t) return t.error();
-  s.spec = std::move(t.value());
-  s.traffic = text_to_traffic(st.text(8));
-  s.config_generation = st.integer(9);
-  return s;
-}
-
-}  // namespace
-
-Result<Service> SqliteStore::get_service(const std::string& ns, const std::string& name) {
-  Statement st(db_,
-               "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
-               "traffic, config_generation FROM services WHERE namespace=? AND name=?");
-  st.bind(1, ns).bind(2, name);
-  int rc = st.step();
-  if (rc == SQLITE_DONE)
-    return Error::not_found(
-        fmt::format("service \"{}\" not found in namespace \"{}\"; 'elafros service list' shows "
-                    "the services there",
-                    name, ns));
-  if (rc != SQLITE_ROW) return st.error("reading the service failed");
-  return read_service(st);
-}
-
-Result<std::vector<Service>> SqliteStore::list_services(const std::string& ns) {
-  Statement st(
-      db_, ns.empty()
-               ? "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
-                 "traffic, config_generation FROM services ORDER BY namespace, name"
-               : "SELECT namespace, name, uid, generation, created, labels, annotations, template, "
-                 "traffic, config_generation FROM services WHERE namespace=? ORDER BY name");
-  if (!ns.empty()) st.bind(1, ns);
-  std::vector<Service> out;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) {
-    auto s = read_service(st);
-    if (!s) return s.error();
-    out.push_back(std::move(s.value()));
-  }
-  if (rc != SQLITE_DONE) return st.error("listing services failed");
-  return out;
-}
-
-Result<void> SqliteStore::delete_service(const std::string& ns, const std::string& name) {
-  Transaction tx(db_);
-  if (!tx.began()) return Error::unavailable("the database is busy; retry");
-  Statement st(db_, "DELETE FROM services WHERE namespace=? AND name=?");
-  st.bind(1, ns).bind(2, name);
-  if (st.step() != SQLITE_DONE) return st.error("deleting the service failed");
-  if (sqlite3_changes(db_) == 0)
-    return Error::not_found(fmt::format("service \"{}\" not found in namespace \"{}\"", name, ns));
-  return tx.commit();
-}
-
-namespace {
-
-constexpr const char* kRevisionColumns =
-    "SELECT namespace, name, service, uid, generation, created, template, image_digest, ever_ready "
-    "FROM revisions ";
-
-Result<Revision> read_revision(Statement& st) {
-  Revision r;
-  r.meta.namespace_ = st.text(0);
-  r.meta.name = st.text(1);
-  r.service = st.text(2);
-  r.meta.uid = st.text(3);
-  r.meta.generation = st.integer(4);
-  r.meta.created_unix = st.integer(5);
-  auto t = text_to_template(st.text(6));
-  if (!t) return t.error();
-  r.spec = std::move(t.value());
-  r.image_digest = st.text(7);
-  r.ever_ready = st.integer(8) != 0;
-  r.meta.labels = {{"serving.knative.dev/service", r.service},
-                   {"serving.knative.dev/configuration", r.service}};
-  return r;
-}
-
-}  // namespace
-
-Result<void> SqliteStore::update_service(const Service& s, const Revision* new_revision) {
-  Transaction tx(db_);
-  if (!tx.began()) return Error::unavailable("the database is busy; retry");
+// Schema 3: services and revisions move from their typed tables into the generic objects
+// table, each with a resourceVersion, in their creation order.
+Result<void> SqliteStore::move_to_objects() {
+  if (auto r = exec(kObjectsTable); !r) return r;
+  std::map<std::string, std::string> service_uids;  // namespace/name → uid
+  std::vector<json::object> objects;
+  std::vector<std::string> kinds;
   {
-    Statement st(
-        db_,
-        "UPDATE services SET generation=?, labels=?, annotations=?, template=?, traffic=?, "
-        "config_generation=? WHERE namespace=? AND name=?");
-    st.bind(1, s.meta.generation)
-        .bind(2, map_to_text(s.meta.labels))
-        .bind(3, map_to_text(s.meta.annotations))
-        .bind(4, json::serialize(template_to_json(s.spec)))
-        .bind(5, traffic_to_text(s.traffic))
-        .bind(6, s.config_generation)
-        .bind(7, s.meta.namespace_)
-        .bind(8, s.meta.name);
-    if (st.step() != SQLITE_DONE) return st.error("updating the service failed");
-    if (sqlite3_changes(db_) == 0)
-      return Error::not_found(fmt::format("service \"{}\" not found in namespace \"{}\"",
-                                          s.meta.name, s.meta.namespace_));
+    Statement st(db_,
+                 "SELECT namespace, name, uid, generation, created, labels, annotations, "
+                 "template, traffic, config_generation FROM services ORDER BY rowid");
+    int rc;
+    while ((rc = st.step()) == SQLITE_ROW) {
+      Service s;
+      s.meta.namespace_ = st.text(0);
+      s.meta.name = st.text(1);
+      s.meta.uid = st.text(2);
+      s.meta.generation = st.integer(3);
+      s.meta.created_unix = st.integer(4);
+      s.meta.labels = text_to_map(st.text(5));
+      s.meta.annotations = text_to_map(st.text(6));
+      auto t = text_to_template(st.text(7));
+      if (!t) return t.error();
+      s.spec = std::move(t.value());
+      s.traffic = text_to_traffic(st.text(8));
+      s.config_generation = st.integer(9);
+      service_uids[s.meta.namespace_ + "/" + s.meta.name] = s.meta.uid;
+      objects.push_back(service_object(s));
+      kinds.emplace_back("Service");
+    }
+    if (rc != SQLITE_DONE) return st.error("reading the services to migrate failed");
   }
-  if (new_revision) {
-    if (auto r = insert_revision(db_, *new_revision); !r) return r;
+  {
+    Statement st(db_,
+                 "SELECT namespace, name, service, uid, generation, created, template, "
+                 "image_digest, ever_ready FROM revisions ORDER BY rowid");
+    int rc;
+    while ((rc = st.step()) == SQLITE_ROW) {
+      Revision r;
+      r.meta.namespace_ = st.text(0);
+      r.meta.name = st.text(1);
+      r.service = st.text(2);
+      r.meta.uid = st.text(3);
+      r.meta.generation = st.integer(4);
+      r.meta.created_unix = st.integer(5);
+      auto t = text_to_template(st.text(6));
+      if (!t) return t.error();
+      r.spec = std::move(t.value());
+      r.image_digest = st.text(7);
+      r.ever_ready = st.integer(8) != 0;
+      objects.push_back(revision_object(r, service_uids[r.meta.namespace_ + "/" + r.service]));
+      kinds.emplace_back("Revision");
+    }
+    if (rc != SQLITE_DONE) return st.error("reading the revisions to migrate failed");
   }
-  return tx.commit();
-}
-
-Result<std::vector<Revision>> SqliteStore::list_revisions(const std::string& ns,
-                                                          const std::string& service) {
-  std::string sql = std::string(kRevisionColumns) +
-                    (service.empty() ? "WHERE namespace=? ORDER BY rowid"
-                                     : "WHERE namespace=? AND service=? ORDER BY rowid");
-  Statement st(db_, sql.c_str());
-  st.bind(1, ns);
-  if (!service.empty()) st.bind(2, service);
-  std::vector<Revision> out;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) {
-    auto r = read_revision(st);
-    if (!r) return r.error();
-    out.push_back(std::move(r.value()));
+  std::int64_t rv = 0;
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    Statement st(db_, kInsertObject);
+    bind_object(st, kServingGroup, kinds[i], objects[i], ++rv);
+    if (st.step() != SQLITE_DONE) return st.error("migrating an object failed");
   }
-  if (rc != SQLITE_DONE) return st.error("listing revisions failed");
-  return out;
-}
-
-Result<Revision> SqliteStore::get_revision(const std::string& ns, const std::string& name) {
-  std::string sql = std::string(kRevisionColumns) + "WHERE namespace=? AND name=?";
-  Statement st(db_, sql.c_str());
-  st.bind(1, ns).bind(2, name);
-  int rc = st.step();
-  if (rc == SQLITE_DONE)
-    return Error::not_found(
-        fmt::format("revision \"{}\" not found in namespace \"{}\"; 'elafros revision list' shows "
-                    "the revisions there",
-                    name, ns));
-  if (rc != SQLITE_ROW) return st.error("reading the revision failed");
-  return read_revision(st);
-}
-
-Result<void> SqliteStore::delete_revision(const std::string& ns, const std::string& name) {
-  Transaction tx(db_);
-  if (!tx.began()) return Error::unavailable("the database is busy; retry");
-  Statement st(db_, "DELETE FROM revisions WHERE namespace=? AND name=?");
-  st.bind(1, ns).bind(2, name);
-  if (st.step() != SQLITE_DONE) return st.error("deleting the revision failed");
-  if (sqlite3_changes(db_) == 0)
-    return Error::not_found(fmt::format("revision \"{}\" not found in namespace \"{}\"", name, ns));
-  return tx.commit();
+  Statement counter(db_, "UPDATE counters SET value=? WHERE name='resource_version'");
+  counter.bind(1, rv);
+  if (counter.step() != SQLITE_DONE) return counter.error("recording the resourceVersion failed");
+  return exec("DROP TABLE revisions; DROP TABLE services;");
 }
 
 Result<void> SqliteStore::mark_revision_ready(const std::string& ns, const std::string& name) {
   Statement st(db_,
-               "UPDATE revisions SET ever_ready=1 WHERE namespace=? AND name=? AND ever_ready=0");
+               "UPDATE objects SET status=json_set(status, '$.everReady', json('true')) WHERE "
+               "api_group='serving.knative.dev' AND kind='Revision' AND namespace=? AND name=?");
   st.bind(1, ns).bind(2, name);
   if (st.step() != SQLITE_DONE) return st.error("recording the revision's readiness failed");
   return {};
 }
-
 Result<void> SqliteStore::put_instance(const InstanceRecord& i) {
   Statement st(db_, "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?)");
   st.bind(1, i.id)
@@ -597,9 +746,11 @@ Result<void> SqliteStore::delete_image(const std::string& name) {
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> SqliteStore::revision_image_digests() {
-  Statement st(
-      db_,
-      "SELECT namespace || '/' || name, image_digest FROM revisions ORDER BY namespace, rowid");
+  Statement st(db_,
+               "SELECT namespace || '/' || name, "
+               "json_extract(status, '$.containerStatuses[0].imageDigest') FROM objects WHERE "
+               "api_group='serving.knative.dev' AND kind='Revision' ORDER BY namespace, created, "
+               "name");
   std::vector<std::pair<std::string, std::string>> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) out.emplace_back(st.text(0), st.text(1));

@@ -10,7 +10,7 @@ struct sqlite3;
 namespace elafros {
 
 // Store on SQLite: WAL, synchronous=FULL, foreign keys on, BEGIN IMMEDIATE for writes
-// (DESIGN.md §7). Not thread-safe: the daemon calls it from one thread.
+// (docs/architecture.md, "Store"). Not thread-safe: the daemon calls it from one thread.
 class SqliteStore final : public Store {
  public:
   // Opens (creating if needed) the database and migrates it to the current schema.
@@ -19,19 +19,17 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   int schema_version();
 
+  // ObjectStore
+  Result<boost::json::object> get_object(const ObjectKey& key) override;
+  Result<ObjectList> list_objects(const ObjectQuery& query) override;
+  std::vector<Result<std::vector<ObjectEvent>>> write_object_groups(
+      std::vector<std::vector<ObjectWrite>> groups) override;
+  std::int64_t current_resource_version() override { return resource_version_; }
+
   // Store
-  Result<void> create_service(const Service& service, const Revision& first_revision) override;
-  Result<Service> get_service(const std::string& ns, const std::string& name) override;
-  Result<std::vector<Service>> list_services(const std::string& ns) override;
-  Result<void> delete_service(const std::string& ns, const std::string& name) override;
-  Result<void> update_service(const Service& service, const Revision* new_revision) override;
-  Result<std::vector<Revision>> list_revisions(const std::string& ns,
-                                               const std::string& service) override;
-  Result<Revision> get_revision(const std::string& ns, const std::string& name) override;
-  Result<void> delete_revision(const std::string& ns, const std::string& name) override;
   Result<void> mark_revision_ready(const std::string& ns, const std::string& name) override;
   Result<void> put_instance(const InstanceRecord& instance) override;
   Result<void> delete_instance(const std::string& id) override;
@@ -45,9 +43,15 @@ class SqliteStore final : public Store {
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   Result<void> migrate();
+  Result<void> move_to_objects();
   Result<void> exec(const char* sql);
+  Result<std::vector<ObjectEvent>> apply_group(std::vector<ObjectWrite>& group);
+  Result<void> apply_write(ObjectWrite& write, std::vector<ObjectEvent>& events);
+  Result<void> delete_with_dependents(const ObjectKey& key, const std::string& uid,
+                                      std::vector<ObjectEvent>& events, int depth);
 
   sqlite3* db_;
+  std::int64_t resource_version_ = 0;  // the last one committed
 };
 
 }  // namespace elafros

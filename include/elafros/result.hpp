@@ -8,13 +8,21 @@
 
 namespace elafros {
 
+// Each code is one Kubernetes Status reason (metav1.StatusReason) with its HTTP code.
 enum class ErrorCode {
-  kInvalidArgument,     // the caller sent something malformed or out of range (400)
-  kNotFound,            // the named resource does not exist (404)
-  kAlreadyExists,       // a create collided with an existing resource (409)
-  kFailedPrecondition,  // the request is valid but the system is not in a state to do it (409)
-  kUnavailable,         // transient: try again (503)
-  kInternal,            // a bug or an environment failure (500)
+  kInvalidArgument,     // a field is missing, of the wrong type or out of range: Invalid (422)
+  kBadRequest,          // the request itself is malformed (not JSON, a bad patch): BadRequest (400)
+  kUnauthorized,        // no or a bad credential: Unauthorized (401)
+  kForbidden,           // the identity may not do this: Forbidden (403)
+  kNotFound,            // the named resource does not exist: NotFound (404)
+  kMethodNotAllowed,    // the verb is not served on this path: MethodNotAllowed (405)
+  kAlreadyExists,       // a create collided with an existing resource: AlreadyExists (409)
+  kConflict,            // a write based on a stale resourceVersion: Conflict (409)
+  kFailedPrecondition,  // valid, but the system is not in a state to do it: Conflict (409)
+  kGone,                // a watch from a resourceVersion too old to replay: Expired (410)
+  kTooManyRequests,     // over a limit; retry later: TooManyRequests (429)
+  kUnavailable,         // transient: try again: ServiceUnavailable (503)
+  kInternal,            // a bug or an environment failure: InternalError (500)
 };
 
 struct Error {
@@ -22,6 +30,8 @@ struct Error {
   std::string message;
 
   static Error invalid(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
+  static Error bad_request(std::string m) { return {ErrorCode::kBadRequest, std::move(m)}; }
+  static Error conflict(std::string m) { return {ErrorCode::kConflict, std::move(m)}; }
   static Error not_found(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }
   static Error exists(std::string m) { return {ErrorCode::kAlreadyExists, std::move(m)}; }
   static Error precondition(std::string m) {
@@ -31,6 +41,7 @@ struct Error {
   static Error internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 };
 
+// The Kubernetes Status reason ("NotFound", "Invalid", …) and the HTTP code of an error.
 const char* to_string(ErrorCode code);
 int http_status(ErrorCode code);
 
@@ -48,6 +59,7 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
   const Error& error() const { return std::get<1>(v_); }
 
  private:

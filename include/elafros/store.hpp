@@ -8,30 +8,17 @@
 #include <vector>
 
 #include "elafros/model.hpp"
+#include "elafros/object_store.hpp"
 #include "elafros/result.hpp"
 
 namespace elafros {
 
-class Store {
+// API objects (services, revisions, and every later kind) live in the generic ObjectStore;
+// what only the daemon reads stays in typed internal tables.
+class Store : public ObjectStore {
  public:
-  virtual ~Store() = default;
-
-  // Services and revisions. A service is created together with its first revision, atomically.
-  virtual Result<void> create_service(const Service& service, const Revision& first_revision) = 0;
-  virtual Result<Service> get_service(const std::string& ns, const std::string& name) = 0;
-  // All services of one namespace, or of every namespace when ns is empty.
-  virtual Result<std::vector<Service>> list_services(const std::string& ns) = 0;
-  // Deletes the service and its revisions. kNotFound when it does not exist.
-  virtual Result<void> delete_service(const std::string& ns, const std::string& name) = 0;
-  // Replaces a service's spec and traffic (and generation counters), adding new_revision when
-  // the template changed, atomically. kNotFound when the service does not exist.
-  virtual Result<void> update_service(const Service& service, const Revision* new_revision) = 0;
-  // Revisions of one service in creation order, or of the whole namespace when service is empty.
-  virtual Result<std::vector<Revision>> list_revisions(const std::string& ns,
-                                                       const std::string& service) = 0;
-  virtual Result<Revision> get_revision(const std::string& ns, const std::string& name) = 0;
-  virtual Result<void> delete_revision(const std::string& ns, const std::string& name) = 0;
-  // Records that a revision became Ready once.
+  // Records that a revision became Ready once (in its stored status; no new resourceVersion:
+  // nothing a client sees changes).
   virtual Result<void> mark_revision_ready(const std::string& ns, const std::string& name) = 0;
 
   // Instances: what the daemon has started, so a restart can adopt or clean it up.

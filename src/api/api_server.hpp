@@ -1,11 +1,13 @@
 #pragma once
-// The REST API: Knative-shaped JSON over a unix socket (DESIGN.md §9). Runs on the control
-// io_context; store and image work is handed to their own threads.
+// The API: Kubernetes-style resources and elafrosd's own endpoints, over the unix socket
+// (0660), over HTTPS with Bearer tokens (--api-listen), and GET /metrics alone over plain TCP
+// (--metrics-listen). Runs on the control io_context; store and image work runs on their own
+// threads (docs/architecture.md, "API").
 
-#include <chrono>
 #include <memory>
 #include <string>
 
+#include "elafros/object_store.hpp"
 #include "elafros/result.hpp"
 #include "elafros/store.hpp"
 
@@ -16,6 +18,7 @@ class thread_pool;
 
 namespace elafros {
 
+class ApiCredentials;
 class CredentialStore;
 class ImageStore;
 class LogCollector;
@@ -29,20 +32,33 @@ struct ApiInfo {
   std::string listen;
   std::string domain;
   std::string runtime;
+  std::string api_listen;  // ADDRESS:PORT of the HTTPS API, empty when off
+};
+
+// Who may use the HTTPS API: a Bearer token's user, or kUnauthorized.
+class TokenAuthenticator {
+ public:
+  virtual ~TokenAuthenticator() = default;
+  virtual Result<std::string> authenticate(std::string_view authorization) const = 0;
 };
 
 class ApiServer {
  public:
   ApiServer(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
-            boost::asio::thread_pool& blocking, Store& store, ImageStore& images,
-            RegistryClient& registry, CredentialStore& credentials, LogCollector& logs,
-            Reconciler& reconciler, ApiInfo info);
+            boost::asio::thread_pool& blocking, Store& store, ObjectCommitter& committer,
+            WatchSource& watches, ImageStore& images, RegistryClient& registry,
+            CredentialStore& credentials, LogCollector& logs, Reconciler& reconciler,
+            ApiInfo info);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
   // Creates the socket (replacing a stale one) with mode 0660.
   Result<void> listen(const std::string& socket_path);
+  // HTTPS on ADDRESS:PORT with this certificate and key; every request needs a Bearer token.
+  Result<unsigned short> listen_https(const std::string& address, unsigned short port,
+                                      const std::string& cert_file, const std::string& key_file,
+                                      ApiCredentials& tokens);
   // Also serves GET /metrics on ADDRESS:PORT (TCP).
   Result<void> listen_metrics(const std::string& address, unsigned short port);
   void start();
@@ -53,7 +69,7 @@ class ApiServer {
 
  private:
   class Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace elafros

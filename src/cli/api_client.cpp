@@ -76,6 +76,20 @@ int ApiClient::get_stream(const std::string& target,
 
 int ApiClient::stream(const std::string& method, const std::string& target, const json::value& body,
                       const std::function<void(const json::value&)>& on_line) const {
+  return stream_until(method, target, body, [&on_line](const json::value& v) {
+    on_line(v);
+    return true;
+  });
+}
+
+int ApiClient::get_until(const std::string& target,
+                         const std::function<bool(const json::value&)>& on_line) const {
+  return stream_until("GET", target, json::value(), on_line);
+}
+
+int ApiClient::stream_until(const std::string& method, const std::string& target,
+                            const json::value& body,
+                            const std::function<bool(const json::value&)>& on_line) const {
   asio::io_context io;
   asio::local::stream_protocol::socket socket(io);
   send(socket, socket_, method, target, body.is_null() ? nullptr : &body);
@@ -84,14 +98,15 @@ int ApiClient::stream(const std::string& method, const std::string& target, cons
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);
   std::string pending;
+  bool more = true;
   auto emit = [&](std::string_view line) {
-    if (line.empty()) return;
+    if (line.empty() || !more) return;
     boost::system::error_code pec;
     json::value v = json::parse(line, pec);
-    on_line(pec ? json::value(json::string(line)) : v);
+    more = on_line(pec ? json::value(json::string(line)) : v);
   };
   char chunk[16 * 1024];
-  while (!parser.is_done()) {
+  while (!parser.is_done() && more) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof(chunk);
     http::read_some(socket, buffer, parser, ec);  // what has arrived: lines show as they come
@@ -103,7 +118,7 @@ int ApiClient::stream(const std::string& method, const std::string& target, cons
       pending.erase(0, nl + 1);
     }
   }
-  emit(pending);
+  if (more) emit(pending);
   return static_cast<int>(parser.get().result_int());
 }
 
@@ -112,10 +127,9 @@ json::value ApiClient::call(const std::string& method, const std::string& target
   ApiResponse r = request(method, target, body);
   if (r.status >= 200 && r.status < 300) return std::move(r.body);
   std::string message = fmt::format("elafrosd answered {}", r.status);
-  if (const auto* o = r.body.if_object())
-    if (const auto* e = o->if_contains("error"); e && e->is_object())
-      if (const auto* m = e->get_object().if_contains("message"); m && m->is_string())
-        message = std::string(m->get_string());
+  if (const auto* o = r.body.if_object())  // a Kubernetes Status
+    if (const auto* m = o->if_contains("message"); m && m->is_string())
+      message = std::string(m->get_string());
   throw std::runtime_error(message);
 }
 

@@ -29,8 +29,15 @@ class ApiClient {
   // The same for a GET without a body.
   int get_stream(const std::string& target,
                  const std::function<void(const boost::json::value&)>& on_line) const;
+  // Like get_stream, but stops reading (and closes the connection) once on_line returns false:
+  // for watches.
+  int get_until(const std::string& target,
+                const std::function<bool(const boost::json::value&)>& on_line) const;
 
  private:
+  int stream_until(const std::string& method, const std::string& target,
+                   const boost::json::value& body,
+                   const std::function<bool(const boost::json::value&)>& on_line) const;
   std::string socket_;
 };
 

@@ -97,7 +97,7 @@ json::value pull_image(const ApiClient& api, const Globals& g, const std::string
     if (!o) return;
     if (const auto* p = o->if_contains("progress")) display.update(*p);
     if (const auto* i = o->if_contains("image")) image = *i;
-    if (const auto* e = o->if_contains("error")) error = *e;
+    if (field(line, "kind") == "Status") error = line;
   });
   if (!error.is_null()) throw std::runtime_error(field(error, "message"));
   if (image.is_null())
@@ -566,7 +566,7 @@ int service_update(const ApiClient& api, const Globals& g, const std::string& na
 int service_rollback(const ApiClient& api, const Globals& g, const std::string& name,
                      const std::string& to, const WaitOptions& w) {
   json::value s = api.call("GET", services_path(g) + "/" + name);
-  json::value revs = api.call("GET", revisions_path(g) + "?service=" + name);
+  json::value revs = api.call("GET", revisions_path(g) + "?labelSelector=serving.knative.dev%2Fservice%3D" + name);
   const json::array items = array_at(revs, {"items"});
   auto ready = [](const json::value& r) { return condition_status(r, "Ready") == "True"; };
   std::string target;
@@ -643,7 +643,7 @@ int service_list(const ApiClient& api, const Globals& g) {
 int service_describe(const ApiClient& api, const Globals& g, const std::string& name) {
   json::value s = api.call("GET", services_path(g) + "/" + name);
   if (g.output != "table") return print(g, s), 0;
-  json::value revs = api.call("GET", revisions_path(g) + "?service=" + name);
+  json::value revs = api.call("GET", revisions_path(g) + "?labelSelector=serving.knative.dev%2Fservice%3D" + name);
   std::cout << fmt::format("Name:       {}\nNamespace:  {}\nAge:        {}\nURL:        {}\n", name,
                            field(s, "metadata.namespace"),
                            age(field(s, "metadata.creationTimestamp")), field(s, "status.url"));
@@ -735,7 +735,7 @@ int service_export(const ApiClient& api, const Globals& g, const std::string& na
   if (!with_revisions) return print(g, current), 0;
   // Replay: one Service per revision, oldest first, each naming its revision, so that applying
   // them in order recreates the revisions; the last one carries the traffic.
-  json::value revs = api.call("GET", revisions_path(g) + "?service=" + name);
+  json::value revs = api.call("GET", revisions_path(g) + "?labelSelector=serving.knative.dev%2Fservice%3D" + name);
   json::array docs;
   for (const auto& r : array_at(revs, {"items"})) {
     json::value doc = current;
@@ -758,15 +758,37 @@ int service_export(const ApiClient& api, const Globals& g, const std::string& na
   return 0;
 }
 
+// Watches one object until it is gone (kubectl delete --wait does the same).
+void wait_deleted(const ApiClient& api, const std::string& collection, const std::string& name,
+                  const json::value& marked) {
+  std::string target = fmt::format(
+      "{}?watch=true&fieldSelector=metadata.name%3D{}&resourceVersion={}&timeoutSeconds=600",
+      collection, name, field(marked, "metadata.resourceVersion"));
+  bool gone = false;
+  std::string error;
+  api.get_until(target, [&](const json::value& event) {
+    if (field(event, "kind") == "Status") error = field(event, "message");
+    if (field(event, "type") == "DELETED") gone = true;
+    return !gone;
+  });
+  if (!error.empty()) throw std::runtime_error(error);
+  if (!gone)
+    throw std::runtime_error(fmt::format(
+        "{} is still being deleted after 10 minutes; 'elafros status' and the daemon's log say why",
+        name));
+}
+
 int service_delete(const ApiClient& api, const Globals& g, const std::string& name) {
-  api.call("DELETE", services_path(g) + "/" + name);
+  json::value marked = api.call("DELETE", services_path(g) + "/" + name);
+  // Deletion finishes once the service's instances are gone; wait for it, as kn does.
+  if (field(marked, "kind") == "Service") wait_deleted(api, services_path(g), name, marked);
   std::cout << fmt::format("Service '{}' successfully deleted in namespace '{}'.\n", name, g.ns);
   return 0;
 }
 
 int revision_list(const ApiClient& api, const Globals& g, const std::string& service) {
   json::value revs =
-      api.call("GET", revisions_path(g) + (service.empty() ? "" : "?service=" + service));
+      api.call("GET", revisions_path(g) + (service.empty() ? "" : "?labelSelector=serving.knative.dev%2Fservice%3D" + service));
   if (g.output != "table") return print(g, revs), 0;
   json::value services = api.call("GET", services_path(g));
   std::map<std::string, std::pair<int, std::string>> routed;  // revision → percent, tags
@@ -868,10 +890,12 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file,
     if (std::string ns = field(doc, "metadata.namespace"); !ns.empty()) dg.ns = ns;
     std::string name = field(doc, "metadata.name");
     ApiResponse before = api.request("GET", services_path(dg) + "/" + name);
-    json::value after = api.call("PUT", services_path(dg) + "/" + name, &doc);
+    json::value after = before.status == 404
+                            ? api.call("POST", services_path(dg), &doc)
+                            : api.call("PUT", services_path(dg) + "/" + name, &doc);
     const char* what =
         before.status == 404 ? "created"
-        : field(after, "metadata.generation") == field(before.body, "metadata.generation")
+        : field(after, "metadata.resourceVersion") == field(before.body, "metadata.resourceVersion")
             ? "unchanged"
             : "updated";
     std::cout << fmt::format("Service '{}' {} in namespace '{}'.\n", name, what, dg.ns);
@@ -947,8 +971,8 @@ int logs(const ApiClient& api, const Globals& g, const std::string& service, con
   int status = api.get_stream(target, [&](const json::value& line) {
     const auto* obj = line.if_object();
     if (!obj) return;
-    if (const auto* e = obj->if_contains("error")) {
-      error = field(*e, "message");
+    if (field(line, "kind") == "Status") {
+      error = field(line, "message");
       return;
     }
     if (g.output != "table") {
@@ -1076,6 +1100,15 @@ int image_prune(const ApiClient& api, const Globals& g) {
   for (const auto& name : array_at(v, {"removedImages"}))
     std::cout << "Removed image " << name.as_string().c_str() << "\n";
   std::cout << fmt::format("Freed {}.\n", human_size(v.at("freedBytes").to_number<std::int64_t>()));
+  return 0;
+}
+
+int kubeconfig(const ApiClient& api, const Globals& g) {
+  json::value v = api.call("GET", "/apis/elafros.dev/v1/kubeconfig");
+  if (g.output == "json")
+    std::cout << json::serialize(v) << "\n";
+  else
+    std::cout << to_yaml(v);
   return 0;
 }
 

@@ -95,6 +95,7 @@ int image_list(const ApiClient& api, const Globals& g);
 int image_rm(const ApiClient& api, const Globals& g, const std::string& name);
 int image_prune(const ApiClient& api, const Globals& g);
 int status(const ApiClient& api, const Globals& g);
+int kubeconfig(const ApiClient& api, const Globals& g);
 
 // The object `export` writes: no status and no server-set fields, so that both elafros and a
 // Knative cluster accept it back.

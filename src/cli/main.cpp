@@ -175,6 +175,10 @@ int main(int argc, char** argv) {
   logs_cmd->add_option("--since", lo.since, "only lines newer than this, e.g. 10m, 1h30m");
   logs_cmd->add_flag("--timestamps", lo.timestamps, "prefix each line with its time (UTC)");
   auto* stat = app.add_subcommand("status", "show the daemon's state");
+  auto* kubecfg = app.add_subcommand(
+      "kubeconfig",
+      "print a kubeconfig for the HTTPS API (elafrosd --api-listen): server, CA and admin "
+      "token, for kubectl --kubeconfig FILE");
   auto* inst = app.add_subcommand("instance", "see instances (containers)")->require_subcommand(1);
   auto* ilist_inst = inst->add_subcommand("list", "list instances: pid, port and phase");
   ilist_inst->add_option("-s,--service", service_filter, "only the instances of this service");
@@ -222,6 +226,7 @@ int main(int argc, char** argv) {
     if (irm->parsed()) return image_rm(api, g, image_name);
     if (iprune->parsed()) return image_prune(api, g);
     if (stat->parsed()) return status(api, g);
+    if (kubecfg->parsed()) return kubeconfig(api, g);
     if (completion->parsed()) {
       std::cout << bash_completion(app);
       return 0;

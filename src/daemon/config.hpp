@@ -33,6 +33,11 @@ struct DaemonConfig {
   // reads; "stdout": JSON lines on the daemon's stdout, for the journal), and the file store's
   // size-based rotation per revision.
   std::string metrics_listen;  // ADDRESS:PORT for GET /metrics over TCP; empty: socket only
+  // The API over HTTPS with Bearer tokens (ADDRESS:PORT; empty: the socket only), with the
+  // operator's certificate and key, or ones generated under <data-dir>/tls.
+  std::string api_listen;
+  std::string tls_cert;
+  std::string tls_key;
   std::string access_log;      // per-request JSON lines: a file path, "stdout", or empty (off)
   std::vector<std::string> log_sinks = {"file"};
   double log_max_file_bytes = 10.0 * (1 << 20);

@@ -33,6 +33,9 @@
 #include "registry_client.hpp"
 #include "registry_credentials.hpp"
 #include "runc_runtime.hpp"
+#include "api/api_credentials.hpp"
+#include "commit_queue.hpp"
+#include "serving_controller.hpp"
 #include "sqlite_store.hpp"
 #include "version.hpp"
 
@@ -161,8 +164,19 @@ int run(const DaemonConfig& cfg) {
     });
   });
 
-  ApiServer api(control, store_thread, blocking, **store, *images, *registry, *credentials, logs,
-                reconciler, {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
+  // API writes commit grouped on the store thread; what commits feeds the watchers (the API's
+  // watch verb, and the serving controller that deploys).
+  WatchCache watch_cache((*store)->current_resource_version());
+  CommitQueue commits(**store, store_thread.get_executor(), watch_cache);
+  ServingController serving(
+      control, watch_cache, commits, reconciler,
+      [&logs](const std::string& ns, const std::string& service, const std::string& revision,
+              std::function<void()> done) { logs.remove(ns, service, revision, std::move(done)); });
+  const std::int64_t loaded_version = watch_cache.latest();
+
+  ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images,
+                *registry, *credentials, logs, reconciler,
+                {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime, ""});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
   if (!cfg.socket_group.empty()) {
     // Members of this group may use the API (the socket is 0660), as with Docker's group.
@@ -178,6 +192,18 @@ int run(const DaemonConfig& cfg) {
       throw std::runtime_error(fmt::format("cannot give {} to group {}: {}", cfg.socket,
                                            cfg.socket_group, errno_text(errno)));
   }
+  std::unique_ptr<ApiCredentials> api_credentials;
+  if (!cfg.api_listen.empty()) {
+    auto [aaddr, aport] = parse_listen(cfg.api_listen);
+    std::vector<std::string> hosts{"localhost", "127.0.0.1", "::1"};
+    if (aaddr != "0.0.0.0" && aaddr != "::" && aaddr != "127.0.0.1") hosts.push_back(aaddr);
+    auto opened = ApiCredentials::open(data_dir, cfg.tls_cert, cfg.tls_key, hosts);
+    if (!opened) throw std::runtime_error(opened.error().message);
+    api_credentials = std::move(*opened);
+    auto bound = api.listen_https(aaddr, aport, api_credentials->cert_file(),
+                                  api_credentials->key_file(), *api_credentials);
+    if (!bound) throw std::runtime_error(bound.error().message);
+  }
   if (!cfg.metrics_listen.empty()) {
     auto [maddr, mport] = parse_listen(cfg.metrics_listen);
     if (auto r = api.listen_metrics(maddr, mport); !r) throw std::runtime_error(r.error().message);
@@ -190,6 +216,12 @@ int run(const DaemonConfig& cfg) {
   reconciler.start([&](Result<void> r) {
     if (!r) {
       spdlog::critical("cannot recover the stored state: {}", r.error().message);
+      exit_code = 1;
+      control.stop();
+      return;
+    }
+    if (auto w = serving.start(loaded_version); !w) {
+      spdlog::critical("cannot watch the stored state: {}", w.error().message);
       exit_code = 1;
       control.stop();
       return;
@@ -208,6 +240,7 @@ int run(const DaemonConfig& cfg) {
   auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
   std::function<void()> wait_drained = [&] {
     if (proxy.active_requests() == 0 || std::chrono::steady_clock::now() >= *deadline) {
+      serving.stop();
       reconciler.shutdown();
       control.stop();
       return;
@@ -250,7 +283,7 @@ int main(int argc, char** argv) {
       "elafrosd: a serverless runtime for one machine (Knative semantics, runc containers)"};
   DaemonConfig defaults;
   std::string config_file, data_dir, socket, listen, domain, runtime, log_level, metrics_listen,
-      access_log;
+      access_log, api_listen, tls_cert, tls_key;
   app.add_option("--config", config_file, "YAML config file; flags override its keys");
   app.add_option("--data-dir", data_dir,
                  fmt::format("state directory (default {})", defaults.data_dir));
@@ -264,6 +297,13 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (default info)");
   app.add_option("--metrics-listen", metrics_listen,
                  "also serve GET /metrics on ADDRESS:PORT over TCP (default: the API socket only)");
+  app.add_option("--api-listen", api_listen,
+                 "also serve the API over HTTPS on ADDRESS:PORT; every request needs a Bearer "
+                 "token ('elafros kubeconfig' prints one)");
+  app.add_option("--tls-cert", tls_cert,
+                 "the HTTPS API's certificate chain (PEM; default: one generated under "
+                 "<data-dir>/tls)");
+  app.add_option("--tls-key", tls_key, "the key of --tls-cert (PEM)");
   app.add_option("--access-log", access_log,
                  "per-request JSON lines to this file, or \"stdout\" (default: off)");
   app.set_version_flag("--version", std::string(kVersion));
@@ -279,6 +319,9 @@ int main(int argc, char** argv) {
     if (!runtime.empty()) cfg.runtime = runtime;
     if (!log_level.empty()) cfg.log_level = log_level;
     if (!metrics_listen.empty()) cfg.metrics_listen = metrics_listen;
+    if (!api_listen.empty()) cfg.api_listen = api_listen;
+    if (!tls_cert.empty()) cfg.tls_cert = tls_cert;
+    if (!tls_key.empty()) cfg.tls_key = tls_key;
     if (!access_log.empty()) cfg.access_log = access_log;
     return run(cfg);
   } catch (const std::exception& e) {

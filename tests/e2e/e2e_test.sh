@@ -80,11 +80,12 @@ if out=$(e service create noimg --image no-such-image 2>&1); then fail "unknown 
   check "unknown image says it is not in the store and what to do" contains "$out" "is not in the image store"
   check "... naming the registry reference it would be" contains "$out" "docker.io/library/no-such-image:latest"; fi
 code=$(curl -s -o "$work/resp" -w '%{http_code}' --unix-socket "$sock" -X POST -d '{not json' http://x/apis/serving.knative.dev/v1/namespaces/default/services)
-check "malformed JSON gets 400 with a JSON error" test "$code" = 400 -a -n "$(grep -F '"error"' "$work/resp")"
+check "malformed JSON gets 400 with a BadRequest Status" test "$code" = 400 -a -n "$(grep -F '"reason":"BadRequest"' "$work/resp")"
 code=$(curl -s -o "$work/resp" -w '%{http_code}' --unix-socket "$sock" -X POST \
   -d '{"metadata":{"name":"typed"},"spec":{"template":{"spec":{"containers":[{"image":["x"]}]}}}}' \
   http://x/apis/serving.knative.dev/v1/namespaces/default/services)
-check "a field of the wrong type gets 400 naming it" grep -qF 'containers[0].image: expected a string' "$work/resp"
+check "a field of the wrong type gets 422 Invalid naming it" test "$code" = 422 -a -n "$(grep -F '"field":"spec.template.spec.containers[0].image"' "$work/resp")"
+check "...and says what is wrong" grep -qF 'containers[0].image: expected a string' "$work/resp"
 names=$(e service list | awk 'NR>1 {print $1}' | sort | tr '\n' ' ')
 check "only the two good services exist" test "$names" = "byname hello "
 

@@ -3,12 +3,22 @@
 #include <sqlite3.h>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 
+#include "commit_queue.hpp"
+#include "elafros/object_meta.hpp"
 #include "fixtures/tar_builder.hpp"
 
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json.hpp>
+#include <atomic>
+#include <thread>
+
 using namespace elafros;
+namespace json = boost::json;
 
 namespace {
 
@@ -26,12 +36,31 @@ Service make_service(const std::string& name) {
 Revision make_revision(const Service& s, int n) {
   Revision r;
   r.meta.name = s.meta.name + "-0000" + std::to_string(n);
-  r.meta.uid = "rev-uid";
+  r.meta.uid = "rev-uid-" + s.meta.name + "-" + std::to_string(n);
   r.meta.created_unix = 1700000000 + n;
   r.service = s.meta.name;
   r.spec = s.spec;
   r.image_digest = "sha256:" + std::string(64, 'a');
   return r;
+}
+
+// A service and its first revision, written in one group as the API writes them.
+Result<std::vector<ObjectEvent>> create_service(Store& store, const Service& s, const Revision& r) {
+  std::vector<std::vector<ObjectWrite>> groups(1);
+  groups[0].push_back({ObjectWrite::Op::kCreate, kServingGroup, "Service", service_object(s), 0});
+  groups[0].push_back(
+      {ObjectWrite::Op::kCreate, kServingGroup, "Revision", revision_object(r, s.meta.uid), 0});
+  return std::move(store.write_object_groups(std::move(groups))[0]);
+}
+
+Result<std::vector<ObjectEvent>> write_one(Store& store, ObjectWrite w) {
+  std::vector<std::vector<ObjectWrite>> groups(1);
+  groups[0].push_back(std::move(w));
+  return std::move(store.write_object_groups(std::move(groups))[0]);
+}
+
+ObjectKey service_key(const std::string& name) {
+  return {kServingGroup, "Service", "default", name};
 }
 
 // A fresh store in a test's temporary directory.
@@ -93,7 +122,7 @@ TEST_CASE("a damaged database is refused with what to do, never reset") {
     for (int i = 0; i < 60; ++i) {
       Service s = make_service("svc" + std::to_string(i));
       s.spec.container.env = {{"PADDING", std::string(400, 'x')}};
-      REQUIRE(store->create_service(s, make_revision(s, 1)).ok());
+      REQUIRE(create_service(*store, s, make_revision(s, 1)).ok());
     }
   }
   // Fold everything into the main file, then scribble over a b-tree page in its middle.
@@ -122,170 +151,287 @@ TEST_CASE("a damaged database is refused with what to do, never reset") {
   CHECK(garbage.error().message.find("is damaged") != std::string::npos);
 }
 
-TEST_CASE("services and revisions: create, get, list, delete") {
+TEST_CASE("objects: create, get, list, update and delete, each with a new resourceVersion") {
   test::TempDir dir;
-  auto opened = open_store(dir);
-  Store& store = *opened;
+  auto store = open_store(dir);
+  CHECK(store->current_resource_version() == 0);
+  Service a = make_service("alpha"), b = make_service("beta");
+  auto created = create_service(*store, a, make_revision(a, 1));
+  REQUIRE(created.ok());
+  REQUIRE(created->size() == 2);
+  CHECK(created->at(0).type == WatchEventType::kAdded);
+  CHECK(created->at(0).resource_version == 1);
+  CHECK(created->at(1).resource_version == 2);
+  REQUIRE(create_service(*store, b, make_revision(b, 1)).ok());
+  CHECK(store->current_resource_version() == 4);
 
-  Service hello = make_service("hello");
-  REQUIRE(store.create_service(hello, make_revision(hello, 1)).ok());
-  Service other = make_service("other");
-  REQUIRE(store.create_service(other, make_revision(other, 1)).ok());
-
-  auto got = store.get_service("default", "hello");
+  auto got = store->get_object(service_key("alpha"));
   REQUIRE(got.ok());
-  CHECK(got->meta.uid == "uid-hello");
-  CHECK(got->spec == hello.spec);
+  CHECK(meta_string(*got, "resourceVersion") == "1");
+  CHECK(meta_string(*got, "uid") == "uid-alpha");
+  auto decoded = service_from_object(*got);
+  REQUIRE(decoded.ok());
+  CHECK(decoded->spec == a.spec);
 
-  auto list = store.list_services("default");
-  REQUIRE(list.ok());
-  REQUIRE(list->size() == 2);
-  CHECK((*list)[0].meta.name == "hello");
-  CHECK(store.list_services("elsewhere")->empty());
+  auto listed = store->list_objects({kServingGroup, "Service", "default", "", 0, "", ""});
+  REQUIRE(listed.ok());
+  REQUIRE(listed->items.size() == 2);
+  CHECK(meta_string(listed->items[0], "name") == "alpha");
+  CHECK(listed->resource_version == 4);
+  auto page = store->list_objects({kServingGroup, "Service", "", "", 1, "", ""});
+  REQUIRE(page.ok());
+  CHECK(page->items.size() == 1);
+  CHECK(page->more);
+  auto rest = store->list_objects({kServingGroup, "Service", "", "", 1, "default", "alpha"});
+  REQUIRE(rest->items.size() == 1);
+  CHECK(meta_string(rest->items[0], "name") == "beta");
+  CHECK_FALSE(rest->more);
+  auto named = store->list_objects({kServingGroup, "Service", "", "beta", 0, "", ""});
+  CHECK(named->items.size() == 1);
 
-  auto revs = store.list_revisions("default", "hello");
-  REQUIRE(revs.ok());
-  REQUIRE(revs->size() == 1);
-  CHECK((*revs)[0].image_digest == "sha256:" + std::string(64, 'a'));
-  CHECK((*revs)[0].spec == hello.spec);
+  // An update based on the stored version commits; one based on an older version is refused.
+  json::object changed = *got;
+  metadata_of(changed)["labels"] = json::object{{"team", "a"}};
+  auto updated = write_one(*store, {ObjectWrite::Op::kUpdate, kServingGroup, "Service", changed, 1});
+  REQUIRE(updated.ok());
+  CHECK(updated->at(0).type == WatchEventType::kModified);
+  CHECK(updated->at(0).resource_version == 5);
+  auto stale = write_one(*store, {ObjectWrite::Op::kUpdate, kServingGroup, "Service", changed, 1});
+  REQUIRE_FALSE(stale.ok());
+  CHECK(stale.error().code == ErrorCode::kConflict);
+  CHECK(store->current_resource_version() == 5);
 
-  REQUIRE(store.delete_service("default", "hello").ok());
-  CHECK(store.get_service("default", "hello").error().code == ErrorCode::kNotFound);
-  CHECK(store.list_revisions("default", "hello")->empty());  // cascaded
-  CHECK(store.delete_service("default", "hello").error().code == ErrorCode::kNotFound);
-  CHECK(store.list_services("")->size() == 1);
-}
-
-TEST_CASE("a duplicate create is refused and changes nothing") {
-  test::TempDir dir;
-  auto opened = open_store(dir);
-  Store& store = *opened;
-  Service hello = make_service("hello");
-  REQUIRE(store.create_service(hello, make_revision(hello, 1)).ok());
-  Service changed = hello;
-  changed.meta.uid = "another";
-  auto dup = store.create_service(changed, make_revision(changed, 1));
+  auto dup = create_service(*store, a, make_revision(a, 2));
   REQUIRE_FALSE(dup.ok());
   CHECK(dup.error().code == ErrorCode::kAlreadyExists);
-  CHECK(store.get_service("default", "hello")->meta.uid == "uid-hello");
+  // The failed group left nothing: its revision was not stored either.
+  CHECK(store->get_object({kServingGroup, "Revision", "default", "alpha-00002"}).error().code ==
+        ErrorCode::kNotFound);
+  CHECK(store->current_resource_version() == 5);
 }
 
-TEST_CASE("a service whose revision cannot be stored is not stored either") {
+TEST_CASE("deleting an object deletes what it owns, in the same transaction") {
   test::TempDir dir;
-  auto opened = open_store(dir);
-  Store& store = *opened;
-  Service a = make_service("a");
-  REQUIRE(store.create_service(a, make_revision(a, 1)).ok());
-  // Service b's first revision collides with a's revision name: the whole create rolls back.
-  Service b = make_service("b");
-  Revision clash = make_revision(a, 1);
-  clash.service = "b";
-  auto r = store.create_service(b, clash);
-  REQUIRE_FALSE(r.ok());
-  CHECK(r.error().code == ErrorCode::kAlreadyExists);
-  CHECK(store.get_service("default", "b").error().code == ErrorCode::kNotFound);
-}
-
-TEST_CASE("data survives reopening the database") {
-  test::TempDir dir;
-  std::string db = dir.path() + "/elafros.db";
-  {
-    auto store = SqliteStore::open(db);
-    REQUIRE(store.ok());
-    Service hello = make_service("hello");
-    REQUIRE(store.value()->create_service(hello, make_revision(hello, 1)).ok());
-    InstanceRecord i{"hello-00001-abc",       "default", "hello", "hello-00001", 40000, 1234,
-                     InstanceState::kRunning, 1};
-    REQUIRE(store.value()->put_instance(i).ok());
-    REQUIRE(store.value()
-                ->put_image({"hello:latest", "sha256:x", "sha256:y", "oci:/img", 123, 1})
-                .ok());
-  }
-  auto store = SqliteStore::open(db);
-  REQUIRE(store.ok());
-  CHECK(store.value()->get_service("default", "hello").ok());
-  auto instances = store.value()->list_instances();
-  REQUIRE(instances->size() == 1);
-  CHECK((*instances)[0].pid == 1234);
-  CHECK((*instances)[0].state == InstanceState::kRunning);
-  CHECK(store.value()->get_image("hello:latest")->size == 123);
-  REQUIRE(store.value()->delete_instance("hello-00001-abc").ok());
-  CHECK(store.value()->list_instances()->empty());
-  CHECK(store.value()->get_image("nope").error().code == ErrorCode::kNotFound);
-}
-
-TEST_CASE("updating a service stores its spec, traffic and new revision atomically") {
-  test::TempDir dir;
-  auto opened = open_store(dir);
-  Store& store = *opened;
+  auto store = open_store(dir);
   Service s = make_service("hello");
-  REQUIRE(store.create_service(s, make_revision(s, 1)).ok());
-
-  s.spec.container.env = {{"A", "2"}};
-  s.meta.generation = 2;
-  s.config_generation = 2;
-  s.traffic = {{"hello-00001", false, 50, ""}, {"", true, 50, "latest"}};
+  REQUIRE(create_service(*store, s, make_revision(s, 1)).ok());
   Revision r2 = make_revision(s, 2);
-  REQUIRE(store.update_service(s, &r2).ok());
-  auto got = store.get_service("default", "hello");
-  REQUIRE(got.ok());
-  CHECK(got->meta.generation == 2);
-  CHECK(got->config_generation == 2);
-  CHECK(got->spec.container.env == std::vector<EnvVar>{{"A", "2"}});
-  CHECK(got->traffic == s.traffic);
-  auto revs = store.list_revisions("default", "hello");
-  REQUIRE(revs->size() == 2);
-  CHECK((*revs)[1].meta.name == "hello-00002");  // creation order
-
-  // A clashing revision name rolls the whole update back.
-  Service again = s;
-  again.meta.generation = 3;
-  Revision clash = make_revision(s, 2);
-  CHECK(store.update_service(again, &clash).error().code == ErrorCode::kAlreadyExists);
-  CHECK(store.get_service("default", "hello")->meta.generation == 2);
-
-  // Traffic-only updates add no revision.
-  again.traffic = {};
-  REQUIRE(store.update_service(again, nullptr).ok());
-  CHECK(store.list_revisions("default", "hello")->size() == 2);
-  Service ghost = make_service("ghost");
-  CHECK(store.update_service(ghost, nullptr).error().code == ErrorCode::kNotFound);
+  r2.meta.uid = "rev-uid-2";
+  REQUIRE(write_one(*store, {ObjectWrite::Op::kCreate, kServingGroup, "Revision",
+                             revision_object(r2, s.meta.uid), 0})
+              .ok());
+  auto stored = store->get_object(service_key("hello"));
+  REQUIRE(stored.ok());
+  auto deleted = write_one(*store, {ObjectWrite::Op::kDelete, kServingGroup, "Service", *stored, 0});
+  REQUIRE(deleted.ok());
+  REQUIRE(deleted->size() == 3);
+  for (const auto& e : *deleted) CHECK(e.type == WatchEventType::kDeleted);
+  CHECK(deleted->back().kind == "Service");
+  auto revs = store->list_objects({kServingGroup, "Revision", "", "", 0, "", ""});
+  CHECK(revs->items.empty());
+  CHECK(write_one(*store, {ObjectWrite::Op::kDelete, kServingGroup, "Service", *stored, 0})
+            .error()
+            .code == ErrorCode::kNotFound);
 }
 
-TEST_CASE("revisions: get, mark ready, delete") {
+TEST_CASE("removing the last finalizer of an object being deleted deletes it") {
   test::TempDir dir;
-  auto opened = open_store(dir);
-  Store& store = *opened;
+  auto store = open_store(dir);
   Service s = make_service("hello");
-  REQUIRE(store.create_service(s, make_revision(s, 1)).ok());
-  CHECK_FALSE(store.get_revision("default", "hello-00001")->ever_ready);
-  REQUIRE(store.mark_revision_ready("default", "hello-00001").ok());
-  CHECK(store.get_revision("default", "hello-00001")->ever_ready);
-  REQUIRE(store.delete_revision("default", "hello-00001").ok());
-  CHECK(store.get_revision("default", "hello-00001").error().code == ErrorCode::kNotFound);
-  CHECK(store.delete_revision("default", "hello-00001").error().code == ErrorCode::kNotFound);
-  CHECK(store.get_service("default", "hello").ok());
+  REQUIRE(create_service(*store, s, make_revision(s, 1)).ok());
+  json::object o = *store->get_object(service_key("hello"));
+  metadata_of(o)["deletionTimestamp"] = "2026-12-01T00:00:00Z";
+  REQUIRE(write_one(*store, {ObjectWrite::Op::kUpdate, kServingGroup, "Service", o, 0}).ok());
+  json::object marked = *store->get_object(service_key("hello"));
+  CHECK(meta_string(marked, "deletionTimestamp") == "2026-12-01T00:00:00Z");
+  metadata_of(marked)["finalizers"] = json::array{};
+  auto done = write_one(*store, {ObjectWrite::Op::kUpdate, kServingGroup, "Service", marked, 0});
+  REQUIRE(done.ok());
+  CHECK(done->back().type == WatchEventType::kDeleted);
+  CHECK(store->get_object(service_key("hello")).error().code == ErrorCode::kNotFound);
 }
 
-TEST_CASE("a version 1 database migrates to version 2 and keeps its data") {
+TEST_CASE("data and the resourceVersion survive reopening the database") {
+  test::TempDir dir;
+  Service s = make_service("hello");
+  s.traffic = {{"hello-00001", false, 100, "stable"}};
+  {
+    auto store = open_store(dir);
+    REQUIRE(create_service(*store, s, make_revision(s, 1)).ok());
+    REQUIRE(store->mark_revision_ready("default", "hello-00001").ok());
+  }
+  auto store = open_store(dir);
+  CHECK(store->current_resource_version() == 2);
+  auto got = service_from_object(*store->get_object(service_key("hello")));
+  REQUIRE(got.ok());
+  CHECK(got->traffic == s.traffic);
+  auto rev = revision_from_object(
+      *store->get_object({kServingGroup, "Revision", "default", "hello-00001"}));
+  REQUIRE(rev.ok());
+  CHECK(rev->ever_ready);
+  CHECK(rev->service == "hello");
+  CHECK(rev->image_digest == "sha256:" + std::string(64, 'a'));
+  auto digests = store->revision_image_digests();
+  REQUIRE(digests.ok());
+  REQUIRE(digests->size() == 1);
+  CHECK(digests->at(0).first == "default/hello-00001");
+  Service t = make_service("two");
+  t.meta.uid = "uid-two";
+  Revision tr = make_revision(t, 1);
+  tr.meta.uid = "rev-two";
+  auto more = create_service(*store, t, tr);
+  REQUIRE(more.ok());
+  CHECK(more->front().resource_version == 3);
+}
+
+TEST_CASE("a database written by schema 2 upgrades with services, revisions, traffic and tags") {
   test::TempDir dir;
   std::string db = dir.path() + "/elafros.db";
-  { REQUIRE(SqliteStore::open(db).ok()); }
-  // Turn it back into what version 1 wrote, with one service in it.
+  // What the previous release wrote: its two migrations, verbatim, and its rows.
   sqlite3* h = nullptr;
   sqlite3_open(db.c_str(), &h);
-  for (const char* sql : {"ALTER TABLE services DROP COLUMN config_generation",
-                          "ALTER TABLE revisions DROP COLUMN ever_ready",
-                          "INSERT INTO services VALUES ('default','old','u',4,1,'{}','{}',"
-                          "'{\"spec\":{\"containers\":[{\"image\":\"x\"}]}}','[]')",
-                          "PRAGMA user_version=1"})
+  const char* schema2 = R"sql(
+CREATE TABLE services (namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL,
+  generation INTEGER NOT NULL, created INTEGER NOT NULL, labels TEXT NOT NULL,
+  annotations TEXT NOT NULL, template TEXT NOT NULL, traffic TEXT NOT NULL,
+  PRIMARY KEY (namespace, name));
+CREATE TABLE revisions (namespace TEXT NOT NULL, name TEXT NOT NULL, service TEXT NOT NULL,
+  uid TEXT NOT NULL, generation INTEGER NOT NULL, created INTEGER NOT NULL,
+  template TEXT NOT NULL, image_digest TEXT NOT NULL, PRIMARY KEY (namespace, name),
+  FOREIGN KEY (namespace, service) REFERENCES services (namespace, name) ON DELETE CASCADE);
+CREATE INDEX revisions_by_service ON revisions (namespace, service);
+CREATE TABLE instances (id TEXT PRIMARY KEY, namespace TEXT NOT NULL, service TEXT NOT NULL,
+  revision TEXT NOT NULL, port INTEGER NOT NULL, pid INTEGER NOT NULL, state TEXT NOT NULL,
+  created INTEGER NOT NULL);
+CREATE TABLE images (name TEXT PRIMARY KEY, digest TEXT NOT NULL, config_digest TEXT NOT NULL,
+  source TEXT NOT NULL, size INTEGER NOT NULL, created INTEGER NOT NULL);
+ALTER TABLE services ADD COLUMN config_generation INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE revisions ADD COLUMN ever_ready INTEGER NOT NULL DEFAULT 0;
+INSERT INTO services VALUES ('default','hello','svc-uid',3,1700000000,'{"team":"a"}',
+  '{"note":"x"}',
+  '{"spec":{"containerConcurrency":0,"timeoutSeconds":300,"containers":[{"image":"hello-img","env":[{"name":"GREETING","value":"Hola"}]}]}}',
+  '[{"revisionName":"hello-00001","latestRevision":false,"percent":30,"tag":"old"},{"revisionName":"","latestRevision":true,"percent":70,"tag":"current"}]',
+  2);
+INSERT INTO revisions VALUES ('default','hello-00001','hello','r1',1,1700000001,
+  '{"spec":{"containerConcurrency":0,"timeoutSeconds":300,"containers":[{"image":"hello-img"}]}}',
+  'sha256:1111111111111111111111111111111111111111111111111111111111111111',1);
+INSERT INTO revisions VALUES ('default','hello-00002','hello','r2',2,1700000002,
+  '{"metadata":{"annotations":{"autoscaling.knative.dev/min-scale":"1"}},"spec":{"containerConcurrency":0,"timeoutSeconds":300,"containers":[{"image":"hello-img","env":[{"name":"GREETING","value":"Hola"}]}]}}',
+  'sha256:2222222222222222222222222222222222222222222222222222222222222222',0);
+INSERT INTO images VALUES ('hello-img','sha256:2222','sha256:c','oci:/x',10,1700000000);
+PRAGMA user_version=2;
+)sql";
+  REQUIRE(sqlite3_exec(h, schema2, nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(h);
+
+  auto store = open_store(dir);
+  CHECK(store->schema_version() == 3);
+  CHECK(store->current_resource_version() == 3);
+  auto svc = store->get_object(service_key("hello"));
+  REQUIRE(svc.ok());
+  auto s = service_from_object(*svc);
+  REQUIRE(s.ok());
+  CHECK(s->meta.uid == "svc-uid");
+  CHECK(s->meta.generation == 3);
+  CHECK(s->config_generation == 2);
+  CHECK(s->meta.labels.at("team") == "a");
+  CHECK(s->meta.annotations.at("note") == "x");
+  CHECK(s->spec.container.env.at(0).value == "Hola");
+  REQUIRE(s->traffic.size() == 2);
+  CHECK(s->traffic[0].revision_name == "hello-00001");
+  CHECK(s->traffic[0].percent == 30);
+  CHECK(s->traffic[0].tag == "old");
+  CHECK(s->traffic[1].latest_revision);
+  CHECK(s->traffic[1].tag == "current");
+  auto revs = store->list_objects({kServingGroup, "Revision", "default", "", 0, "", ""});
+  REQUIRE(revs->items.size() == 2);
+  auto r1 = revision_from_object(revs->items[0]);
+  auto r2 = revision_from_object(revs->items[1]);
+  REQUIRE(r1.ok());
+  REQUIRE(r2.ok());
+  CHECK(r1->ever_ready);
+  CHECK_FALSE(r2->ever_ready);
+  CHECK(r2->meta.generation == 2);
+  CHECK(r2->spec.annotations.at("autoscaling.knative.dev/min-scale") == "1");
+  CHECK(r2->image_digest.find("sha256:2222") == 0);
+  // Revisions are owned by their service: deleting it deletes them.
+  auto deleted =
+      write_one(*store, {ObjectWrite::Op::kDelete, kServingGroup, "Service", *svc, 0});
+  REQUIRE(deleted.ok());
+  CHECK(deleted->size() == 3);
+  CHECK(store->get_image("hello-img").ok());
+}
+
+TEST_CASE("a version 1 database migrates to the current schema and keeps its data") {
+  test::TempDir dir;
+  std::string db = dir.path() + "/elafros.db";
+  sqlite3* h = nullptr;
+  sqlite3_open(db.c_str(), &h);
+  for (const char* sql :
+       {"CREATE TABLE services (namespace TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, "
+        "generation INTEGER NOT NULL, created INTEGER NOT NULL, labels TEXT NOT NULL, annotations "
+        "TEXT NOT NULL, template TEXT NOT NULL, traffic TEXT NOT NULL, PRIMARY KEY (namespace, "
+        "name))",
+        "CREATE TABLE revisions (namespace TEXT NOT NULL, name TEXT NOT NULL, service TEXT NOT "
+        "NULL, uid TEXT NOT NULL, generation INTEGER NOT NULL, created INTEGER NOT NULL, "
+        "template TEXT NOT NULL, image_digest TEXT NOT NULL, PRIMARY KEY (namespace, name))",
+        "CREATE TABLE instances (id TEXT PRIMARY KEY, namespace TEXT NOT NULL, service TEXT NOT "
+        "NULL, revision TEXT NOT NULL, port INTEGER NOT NULL, pid INTEGER NOT NULL, state TEXT "
+        "NOT NULL, created INTEGER NOT NULL)",
+        "CREATE TABLE images (name TEXT PRIMARY KEY, digest TEXT NOT NULL, config_digest TEXT "
+        "NOT NULL, source TEXT NOT NULL, size INTEGER NOT NULL, created INTEGER NOT NULL)",
+        "INSERT INTO services VALUES ('default','old','u',4,1,'{}','{}',"
+        "'{\"spec\":{\"containers\":[{\"image\":\"x\"}]}}','[]')",
+        "PRAGMA user_version=1"})
     REQUIRE(sqlite3_exec(h, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(h);
-  auto store = SqliteStore::open(db);
-  REQUIRE(store.ok());
-  CHECK(store.value()->schema_version() == 2);
-  auto old = store.value()->get_service("default", "old");
+  auto store = open_store(dir);
+  CHECK(store->schema_version() == SqliteStore::kSchemaVersion);
+  auto old = service_from_object(*store->get_object(service_key("old")));
   REQUIRE(old.ok());
   CHECK(old->meta.generation == 4);
   CHECK(old->config_generation == 1);
+}
+
+TEST_CASE("concurrent commits are grouped into fewer transactions, and watchers see them in order") {
+  test::TempDir dir;
+  auto store = open_store(dir);
+  boost::asio::thread_pool store_thread(1);
+  WatchCache cache(store->current_resource_version(), 16);
+  CommitQueue queue(*store, store_thread.get_executor(), cache);
+  std::vector<std::int64_t> seen;
+  std::mutex mu;
+  auto id = cache.watch(0, [&](const ObjectEvent& e) {
+    std::lock_guard lock(mu);
+    seen.push_back(e.resource_version);
+  });
+  REQUIRE(id.ok());
+  constexpr int kWriters = 8, kEach = 10;
+  std::atomic<int> done{0}, failed{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w)
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < kEach; ++i) {
+        Service s = make_service(fmt::format("s{}-{}", w, i));
+        s.meta.uid = fmt::format("u{}-{}", w, i);
+        queue.commit({{ObjectWrite::Op::kCreate, kServingGroup, "Service", service_object(s), 0}},
+                     [&](Result<std::vector<ObjectEvent>> r) {
+                       if (!r) failed++;
+                       done++;
+                     });
+      }
+    });
+  for (auto& t : writers) t.join();
+  store_thread.join();
+  CHECK(done == kWriters * kEach);
+  CHECK(failed == 0);
+  CHECK(queue.stats().groups == kWriters * kEach);
+  CHECK(queue.stats().transactions < static_cast<std::uint64_t>(kWriters * kEach));
+  REQUIRE(seen.size() == kWriters * kEach);
+  for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == static_cast<std::int64_t>(i + 1));
+  // Only the last 16 changes are kept: an older version is gone (410), a recent one replays.
+  CHECK(cache.watch(3, [](const ObjectEvent&) {}).error().code == ErrorCode::kGone);
+  int replayed = 0;
+  REQUIRE(cache.watch(75, [&](const ObjectEvent&) { replayed++; }).ok());
+  CHECK(replayed == 5);
 }

@@ -1,0 +1,174 @@
+#include "serving_controller.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/json.hpp>
+
+#include "elafros/object_meta.hpp"
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace elafros {
+
+class ServingController::Impl : public std::enable_shared_from_this<ServingController::Impl> {
+ public:
+  Impl(asio::io_context& control, WatchSource& watches, ObjectCommitter& committer,
+       Reconciler& reconciler, RemoveLogs remove_logs)
+      : control_(control),
+        watches_(watches),
+        committer_(committer),
+        reconciler_(reconciler),
+        remove_logs_(std::move(remove_logs)) {}
+
+  static std::string key(const std::string& ns, const std::string& name) {
+    return ns + "/" + name;
+  }
+
+  void on_event(const ObjectEvent& e) {
+    if (stopped_ || e.group != kServingGroup) return;
+    if (e.kind == "Service") on_service(e);
+    if (e.kind == "Revision") on_revision(e);
+  }
+
+  void on_service(const ObjectEvent& e) {
+    std::string ns = meta_string(e.object, "namespace");
+    std::string name = meta_string(e.object, "name");
+    if (e.type == WatchEventType::kDeleted) {
+      pending_.erase(key(ns, name));
+      // Deleted without its finalizer (it was removed by hand): stop what it ran.
+      if (reconciler_.known_generation(ns, name)) begin_delete(ns, name, e.object, false);
+      return;
+    }
+    if (!meta_string(e.object, "deletionTimestamp").empty()) {
+      begin_delete(ns, name, e.object, true);
+      return;
+    }
+    auto s = service_from_object(e.object);
+    if (!s) {
+      spdlog::error("service {}/{} cannot be read: {}", ns, name, s.error().message);
+      return;
+    }
+    auto known = reconciler_.known_generation(ns, name);
+    // A template change commits with its new revision, right after: wait for it.
+    if (!known || s->config_generation > *known) {
+      pending_[key(ns, name)] = std::move(s.value());
+      return;
+    }
+    reconciler_.service_updated(*s, nullptr);
+  }
+
+  void on_revision(const ObjectEvent& e) {
+    auto r = revision_from_object(e.object);
+    if (!r) return;
+    const std::string& ns = r->meta.namespace_;
+    if (e.type == WatchEventType::kDeleted) {
+      reconciler_.revision_deleted(ns, r->meta.name);
+      if (!deleting_.count(key(ns, r->service))) remove_logs_(ns, r->service, r->meta.name, {});
+      return;
+    }
+    if (e.type != WatchEventType::kAdded) return;
+    auto it = pending_.find(key(ns, r->service));
+    if (it == pending_.end()) return;
+    Service s = std::move(it->second);
+    pending_.erase(it);
+    if (reconciler_.known_generation(ns, s.meta.name))
+      reconciler_.service_updated(s, &r.value());
+    else
+      reconciler_.service_created(s, r.value());
+  }
+
+  // Stops the service's instances, drops its logs, then (with_finalizer) removes the finalizer,
+  // which completes the deletion in the store (its revisions go with it).
+  void begin_delete(const std::string& ns, const std::string& name, json::object object,
+                    bool with_finalizer) {
+    std::string k = key(ns, name);
+    if (!deleting_.insert(k).second) return;
+    pending_.erase(k);
+    auto self = shared_from_this();
+    auto ex = control_.get_executor();
+    reconciler_.service_deleted(ns, name, [self, ex, ns, name, object, with_finalizer]() mutable {
+      self->remove_logs_(ns, name, "", [self, ex, ns, name, object, with_finalizer]() mutable {
+        asio::post(ex, [self, ns, name, object = std::move(object), with_finalizer]() mutable {
+          if (with_finalizer) self->release(ns, name, std::move(object));
+          else self->deleting_.erase(key(ns, name));
+        });
+      });
+    });
+  }
+
+  void release(const std::string& ns, const std::string& name, json::object object) {
+    json::object& md = metadata_of(object);
+    json::array kept;
+    if (const json::value* f = md.if_contains("finalizers"); f && f->is_array())
+      for (const auto& v : f->get_array())
+        if (v != json::value(kServiceFinalizer)) kept.push_back(v);
+    md["finalizers"] = std::move(kept);
+    auto self = shared_from_this();
+    auto ex = control_.get_executor();
+    // No version check: only the finalizer changes, and the object is being deleted.
+    committer_.commit({{ObjectWrite::Op::kUpdate, kServingGroup, "Service", std::move(object), 0}},
+                      [self, ex, ns, name](Result<std::vector<ObjectEvent>> r) {
+                        asio::post(ex, [self, ns, name, r = std::move(r)] {
+                          self->deleting_.erase(key(ns, name));
+                          if (!r && r.error().code != ErrorCode::kNotFound)
+                            spdlog::error("finishing the deletion of service {}/{} failed: {}",
+                                          ns, name, r.error().message);
+                          else
+                            spdlog::info("deleted service {}/{}", ns, name);
+                        });
+                      });
+  }
+
+  asio::io_context& control_;
+  WatchSource& watches_;
+  ObjectCommitter& committer_;
+  Reconciler& reconciler_;
+  RemoveLogs remove_logs_;
+  std::map<std::string, Service> pending_;  // written, waiting for its new revision
+  std::set<std::string> deleting_;
+  std::uint64_t watch_id_ = 0;
+  bool stopped_ = false;
+};
+
+ServingController::ServingController(asio::io_context& control, WatchSource& watches,
+                                     ObjectCommitter& committer, Reconciler& reconciler,
+                                     RemoveLogs remove_logs)
+    : impl_(std::make_shared<Impl>(control, watches, committer, reconciler,
+                                   std::move(remove_logs))) {}
+
+ServingController::~ServingController() {
+  stop();
+}
+
+Result<void> ServingController::start(std::int64_t from) {
+  std::weak_ptr<Impl> weak = impl_;
+  auto ex = impl_->control_.get_executor();
+  auto id = impl_->watches_.watch(from, [weak, ex](const ObjectEvent& e) {
+    asio::post(ex, [weak, e] {
+      if (auto self = weak.lock()) self->on_event(e);
+    });
+  });
+  if (!id) return id.error();
+  impl_->watch_id_ = *id;
+  for (const auto& [ns, name] : impl_->reconciler_.deleting()) {
+    json::object object{{"apiVersion", "serving.knative.dev/v1"},
+                        {"kind", "Service"},
+                        {"metadata", json::object{{"name", name},
+                                                  {"namespace", ns},
+                                                  {"finalizers", json::array{}}}}};
+    spdlog::info("finishing the deletion of service {}/{}", ns, name);
+    impl_->begin_delete(ns, name, std::move(object), true);
+  }
+  return {};
+}
+
+void ServingController::stop() {
+  if (impl_->stopped_) return;
+  impl_->stopped_ = true;
+  if (impl_->watch_id_) impl_->watches_.unwatch(impl_->watch_id_);
+}
+
+}  // namespace elafros

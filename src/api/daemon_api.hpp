@@ -1,0 +1,59 @@
+#pragma once
+// elafrosd's own endpoints, beside the Kubernetes-style kinds: images, registries, logs,
+// instances, status, system and metrics (docs/architecture.md, "API").
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "api/router.hpp"
+#include "elafros/store.hpp"
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace elafros {
+
+class CredentialStore;
+class ImageStore;
+class LogCollector;
+class Reconciler;
+class RegistryClient;
+
+namespace api {
+
+class ImagePuller;
+
+struct DaemonInfo {
+  std::string version;
+  std::string data_dir;
+  std::string socket;
+  std::string listen;
+  std::string domain;
+  std::string runtime;
+  std::string api_listen;
+};
+
+struct DaemonApiParts {
+  boost::asio::io_context& control;
+  boost::asio::thread_pool& store_thread;
+  boost::asio::thread_pool& blocking;
+  Store& store;
+  ImageStore& images;
+  ImagePuller& puller;
+  RegistryClient& registry;
+  CredentialStore& credentials;
+  LogCollector& logs;
+  Reconciler& reconciler;
+};
+
+// Image, registry and log routes (their old /api/v1 paths and /apis/elafros.dev/v1 ones).
+void add_image_routes(Router& router, const DaemonApiParts& parts);
+void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInfo info);
+// GET /metrics alone, for --metrics-listen.
+void add_metrics_route(Router& router, const DaemonApiParts& parts, std::string version);
+
+}  // namespace api
+}  // namespace elafros

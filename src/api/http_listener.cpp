@@ -1,0 +1,336 @@
+#include "api/http_listener.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <array>
+#include <filesystem>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+using asio::local::stream_protocol;
+
+namespace elafros::api {
+namespace {
+
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+
+using UnixStream = beast::basic_stream<stream_protocol>;
+using TcpStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Stream>
+auto& lowest(Stream& s) {
+  return beast::get_lowest_layer(s);
+}
+
+std::map<std::string, std::string> parse_query(std::string_view target) {
+  std::map<std::string, std::string> out;
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return out;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view kv = query.substr(0, amp);
+    auto eq = kv.find('=');
+    auto key = percent_decode(kv.substr(0, eq), true);
+    auto value = percent_decode(eq == std::string_view::npos ? "" : kv.substr(eq + 1), true);
+    if (key && value && !key->empty()) out.emplace(*key, *value);
+    if (amp == std::string_view::npos) break;
+    query = query.substr(amp + 1);
+  }
+  return out;
+}
+
+// Answers through one connection's stream.
+template <class Stream>
+class StreamResponder final : public Responder {
+ public:
+  StreamResponder(Stream& stream, unsigned version, bool keep)
+      : stream_(stream), version_(version), keep_(keep) {}
+
+  awaitable<bool> send(int status, std::string content_type, std::string body) override {
+    http::response<http::string_body> res{static_cast<http::status>(status), version_};
+    res.set(http::field::content_type, content_type);
+    res.set(http::field::server, "elafrosd");
+    if (status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"elafrosd\"");
+    res.keep_alive(keep_);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    auto [ec, n] = co_await http::async_write(stream_, res, kAwait);
+    co_return !ec;
+  }
+
+  awaitable<bool> begin_stream(int status, std::string content_type) override {
+    header_ = std::make_unique<http::response<http::empty_body>>(
+        static_cast<http::status>(status), version_);
+    header_->set(http::field::content_type, content_type);
+    header_->set(http::field::server, "elafrosd");
+    header_->set(http::field::cache_control, "no-cache, private");
+    header_->chunked(true);
+    serializer_ = std::make_unique<http::response_serializer<http::empty_body>>(*header_);
+    lowest(stream_).expires_never();
+    auto [ec, n] = co_await http::async_write_header(stream_, *serializer_, kAwait);
+    co_return !ec;
+  }
+
+  awaitable<bool> send_chunk(std::string data) override {
+    if (data.empty()) co_return true;
+    auto chunk = http::make_chunk(asio::buffer(data));
+    auto [ec, n] = co_await asio::async_write(stream_, chunk, kAwait);
+    co_return !ec;
+  }
+
+  awaitable<bool> end_stream() override {
+    auto last = http::make_chunk_last();
+    auto [ec, n] = co_await asio::async_write(stream_, last, kAwait);
+    co_return !ec && keep_;
+  }
+
+  void notify_close(std::function<void()> on_close) override {
+    // A read that ends when the client closes: a streaming client sends nothing more.
+    auto probe = std::make_shared<std::array<char, 64>>();
+    stream_.async_read_some(asio::buffer(*probe), [probe, cb = std::move(on_close)](
+                                                      boost::system::error_code, std::size_t) {
+      cb();
+    });
+    probing_ = true;
+  }
+  bool probing() const { return probing_; }
+
+ private:
+  Stream& stream_;
+  unsigned version_;
+  bool keep_;
+  std::unique_ptr<http::response<http::empty_body>> header_;
+  std::unique_ptr<http::response_serializer<http::empty_body>> serializer_;
+  bool probing_ = false;
+};
+
+}  // namespace
+
+class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Impl> {
+ public:
+  Impl(asio::io_context& io, const Router& router, SessionOptions options)
+      : io_(io), router_(router), options_(std::move(options)), unix_(io), tcp_(io) {}
+
+  Result<void> listen_unix(const std::string& path, unsigned mode) {
+    namespace fs = std::filesystem;
+    std::error_code fec;
+    fs::path p(path);
+    if (p.has_parent_path()) fs::create_directories(p.parent_path(), fec);
+    if (fs::is_socket(p, fec))
+      fs::remove(p, fec);  // stale: the data-dir lock says no one else owns it
+    else if (fs::exists(p, fec))
+      return Error::precondition(fmt::format(
+          "--socket {} exists and is not a socket; remove it or choose another path", path));
+    boost::system::error_code ec;
+    unix_.open(stream_protocol(), ec);
+    if (!ec) unix_.bind(stream_protocol::endpoint(path), ec);
+    if (!ec) unix_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Error::unavailable(
+          fmt::format("cannot listen on the API socket {}: {}", path, ec.message()));
+    if (::chmod(path.c_str(), mode) != 0)
+      return Error::internal(fmt::format("cannot set mode {:o} on {}", mode, path));
+    return {};
+  }
+
+  Result<unsigned short> listen_tcp(const std::string& address, unsigned short port,
+                                    const std::string& cert, const std::string& key) {
+    boost::system::error_code ec;
+    auto ip = asio::ip::make_address(address, ec);
+    if (ec) return Error::invalid(fmt::format("\"{}\" is not an IP address", address));
+    if (!cert.empty()) {
+      tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+      tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                        asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+      tls_->use_certificate_chain_file(cert, ec);
+      if (ec)
+        return Error::invalid(fmt::format("cannot read the TLS certificate {}: {}", cert,
+                                          ec.message()));
+      tls_->use_private_key_file(key, asio::ssl::context::pem, ec);
+      if (ec)
+        return Error::invalid(
+            fmt::format("cannot read the TLS key {}: {} (is it the certificate's key, in PEM?)",
+                        key, ec.message()));
+    }
+    tcp::endpoint ep(ip, port);
+    tcp_.open(ep.protocol(), ec);
+    if (!ec) tcp_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) tcp_.bind(ep, ec);
+    if (!ec) tcp_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Error::unavailable(
+          fmt::format("cannot listen on {}:{}: {}", address, port, ec.message()));
+    return tcp_.local_endpoint().port();
+  }
+
+  void start() {
+    auto self = shared_from_this();
+    if (unix_.is_open()) asio::co_spawn(io_, accept_unix(self), asio::detached);
+    if (tcp_.is_open()) asio::co_spawn(io_, accept_tcp(self), asio::detached);
+  }
+
+  void stop() {
+    boost::system::error_code ec;
+    unix_.close(ec);
+    tcp_.close(ec);
+  }
+
+  awaitable<void> accept_unix(std::shared_ptr<Impl> self) {
+    for (;;) {
+      auto [ec, socket] = co_await unix_.async_accept(kAwait);
+      if (!unix_.is_open()) co_return;
+      if (ec) continue;
+      asio::co_spawn(io_, unix_session(self, std::move(socket)), asio::detached);
+    }
+  }
+
+  awaitable<void> accept_tcp(std::shared_ptr<Impl> self) {
+    for (;;) {
+      auto [ec, socket] = co_await tcp_.async_accept(kAwait);
+      if (!tcp_.is_open()) co_return;
+      if (ec) continue;
+      if (tls_)
+        asio::co_spawn(io_, tls_session(self, std::move(socket)), asio::detached);
+      else
+        asio::co_spawn(io_, tcp_session(self, std::move(socket)), asio::detached);
+    }
+  }
+
+  awaitable<void> unix_session(std::shared_ptr<Impl> /*keeps this alive*/, stream_protocol::socket socket) {
+    UnixStream stream(std::move(socket));
+    co_await serve(stream, false);
+    boost::system::error_code ec;
+    stream.socket().shutdown(stream_protocol::socket::shutdown_send, ec);
+  }
+
+  awaitable<void> tcp_session(std::shared_ptr<Impl> /*keeps this alive*/, tcp::socket socket) {
+    TcpStream stream(std::move(socket));
+    co_await serve(stream, true);
+    boost::system::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  awaitable<void> tls_session(std::shared_ptr<Impl> /*keeps this alive*/, tcp::socket socket) {
+    TlsStream stream(std::move(socket), *tls_);
+    lowest(stream).expires_after(std::chrono::seconds(30));
+    auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kAwait);
+    if (hec) co_return;  // not TLS, or a client that gave up
+    bool probing = co_await serve(stream, true);
+    if (probing) co_return;  // a read is pending: close without the TLS goodbye
+    lowest(stream).expires_after(std::chrono::seconds(5));
+    auto [sec] = co_await stream.async_shutdown(kAwait);
+    (void)sec;
+  }
+
+  // True when it ended with a read still pending on the stream (a stream the client left).
+  template <class Stream>
+  awaitable<bool> serve(Stream& stream, bool authenticate) {
+    bool probing = false;
+    ++sessions_;
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(options_.body_limit);
+      parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
+      lowest(stream).expires_after(options_.idle);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kAwait);
+      if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+          ec == beast::error::timeout || ec == asio::ssl::error::stream_truncated)
+        break;
+      if (ec) {
+        StreamResponder<Stream> r(stream, 11, false);
+        Error e = Error::bad_request(fmt::format("malformed HTTP request: {}", ec.message()));
+        if (ec == http::error::body_limit)
+          e.message = fmt::format("the request body is over the limit of {} bytes",
+                                  options_.body_limit);
+        co_await r.send_error(e);
+        break;
+      }
+      auto& req = parser.get();
+      ApiRequest request;
+      request.method = std::string(req.method_string());
+      request.target = std::string(req.target());
+      request.path = request.target.substr(0, request.target.find('?'));
+      request.query = parse_query(request.target);
+      request.content_type = std::string(req[http::field::content_type]);
+      request.accept = std::string(req[http::field::accept]);
+      request.body = std::move(req.body());
+      bool keep = req.keep_alive();
+      StreamResponder<Stream> responder(stream, req.version(), keep);
+      bool ok = true;
+      if (authenticate && options_.authenticate) {
+        auto who = options_.authenticate(req[http::field::authorization]);
+        if (!who) {
+          ok = co_await responder.send_error(who.error());
+          if (!ok || !keep) break;
+          continue;
+        }
+        request.user = std::move(who.value());
+      } else {
+        request.user = "system:admin";
+      }
+      try {
+        ok = co_await router_.dispatch(request, responder);
+      } catch (const std::exception& e) {
+        spdlog::error("{} {} failed: {}", request.method, request.path, e.what());
+        ok = false;
+      }
+      if (responder.probing()) {  // a read is pending on the stream: the connection is done
+        probing = true;
+        break;
+      }
+      if (!ok || !keep) break;
+    }
+    --sessions_;
+    co_return probing;
+  }
+
+  asio::io_context& io_;
+  const Router& router_;
+  SessionOptions options_;
+  stream_protocol::acceptor unix_;
+  tcp::acceptor tcp_;
+  std::unique_ptr<asio::ssl::context> tls_;
+  std::size_t sessions_ = 0;
+};
+
+HttpListener::HttpListener(asio::io_context& io, const Router& router, SessionOptions options)
+    : impl_(std::make_shared<Impl>(io, router, std::move(options))) {}
+HttpListener::~HttpListener() = default;
+Result<void> HttpListener::listen_unix(const std::string& path, unsigned mode) {
+  return impl_->listen_unix(path, mode);
+}
+Result<unsigned short> HttpListener::listen_tcp(const std::string& address, unsigned short port,
+                                                const std::string& cert_file,
+                                                const std::string& key_file) {
+  return impl_->listen_tcp(address, port, cert_file, key_file);
+}
+void HttpListener::start() {
+  impl_->start();
+}
+void HttpListener::stop() {
+  impl_->stop();
+}
+std::size_t HttpListener::sessions() const {
+  return impl_->sessions_;
+}
+
+}  // namespace elafros::api

@@ -1,0 +1,127 @@
+#include "api/image_puller.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "elafros/registry_reference.hpp"
+#include "image_store.hpp"
+#include "offload.hpp"
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace elafros::api {
+namespace {
+
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+
+json::object progress_json(const PullProgress& p) {
+  const char* phase = p.phase == PullProgress::Phase::kResolved      ? "resolved"
+                      : p.phase == PullProgress::Phase::kExists      ? "exists"
+                      : p.phase == PullProgress::Phase::kDownloading ? "downloading"
+                                                                     : "done";
+  return json::object{{"phase", phase},
+                      {"digest", p.digest},
+                      {"kind", p.kind},
+                      {"current", p.done},
+                      {"total", p.total}};
+}
+
+}  // namespace
+
+bool looks_like_transport(const std::string& ref) {
+  auto colon = ref.find(':');
+  if (colon == std::string::npos) return false;
+  std::string t = ref.substr(0, colon);
+  return t == "oci" || t == "oci-archive" || t == "docker-archive" || t == "docker" || t == "dir" ||
+         t == "containers-storage";
+}
+
+ImagePuller::ImagePuller(asio::io_context& control, asio::thread_pool& store_thread, Store& store,
+                         ImageStore& images)
+    : control_(control), store_thread_(store_thread), store_(store), images_(images) {}
+
+std::shared_ptr<ImportJob> ImagePuller::start_import(const std::string& reference,
+                                                     const std::string& name) {
+  std::string key = reference + "\n" + name;
+  if (auto it = imports_.find(key); it != imports_.end()) {
+    spdlog::info("joining the import of {} already in progress", reference);
+    return it->second;
+  }
+  auto job = std::make_shared<ImportJob>(control_.get_executor());
+  imports_[key] = job;
+  asio::co_spawn(control_, run(job, key, reference, name), asio::detached);
+  return job;
+}
+
+awaitable<void> ImagePuller::run(std::shared_ptr<ImportJob> job, std::string key,
+                                 std::string reference, std::string name) {
+  auto self = shared_from_this();
+  // Progress comes from a worker thread; events are appended on the control thread.
+  auto ex = control_.get_executor();
+  PullProgressFn progress = [job, ex](const PullProgress& p) {
+    asio::post(ex, [job, line = json::serialize(progress_json(p))] {
+      job->events.push_back(line);
+      job->wake.cancel();
+    });
+  };
+  auto rec = co_await offload(work_.get_executor(), &ImageStore::import, &images_, reference,
+                              name, progress);
+  if (rec) {
+    auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_, *rec);
+    if (!put) rec = put.error();
+  }
+  if (rec)
+    spdlog::info("imported image {} ({}) from {}", rec->name, rec->digest, reference);
+  else
+    spdlog::warn("importing {} failed: {}", reference, rec.error().message);
+  // Events posted before the result are already appended: the post queue is in order.
+  job->result = std::move(rec);
+  job->wake.cancel();
+  imports_.erase(key);
+}
+
+awaitable<Result<ImageRecord>> ImagePuller::import(std::string reference, std::string name) {
+  auto job = start_import(reference, name);
+  while (!job->result) co_await job->wake.async_wait(kAwait);
+  co_return *job->result;
+}
+
+awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference) {
+  if (looks_like_transport(reference)) co_return co_await import(reference, "");
+  auto image =
+      co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
+  if (!image && image.error().code == ErrorCode::kNotFound) {
+    std::string message = fmt::format(
+        "spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give a "
+        "reference such as oci:DIR:TAG, oci-archive:FILE or docker-archive:FILE, or import it "
+        "first with 'elafros image import'",
+        reference);
+    // Not a local name: a registry reference, as Docker reads it. One pulled before is used
+    // as it is (Docker's "missing" pull policy; 'elafros image pull' refreshes it).
+    if (auto registry = parse_registry_reference(reference)) {
+      std::string canonical = registry->str();
+      auto stored =
+          co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, canonical);
+      if (stored) co_return stored;
+      std::string pull_ref = "docker://" + canonical;
+      auto pulled = co_await import(pull_ref, "");
+      if (pulled) co_return pulled;
+      co_return Error{pulled.error().code,
+                      fmt::format("ImagePullFailed: image \"{}\" is not in the image store, and "
+                                  "pulling it failed: {}",
+                                  reference, pulled.error().message)};
+    }
+    co_return Error::invalid(message);
+  }
+  co_return image;
+}
+
+}  // namespace elafros::api

@@ -1,0 +1,270 @@
+// Operating the daemon: status, instances, stop-all/start-all, logs (streamed), metrics.
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "api/daemon_api.hpp"
+#include "api/metrics.hpp"
+#include "elafros/object_meta.hpp"
+#include "log_collector.hpp"
+#include "offload.hpp"
+#include "reconciler.hpp"
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace elafros::api {
+namespace {
+
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+
+// A logs request in progress: the backlog, then live lines, posted from the collector's thread.
+struct LogFollow {
+  explicit LogFollow(const asio::any_io_executor& ex)
+      : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+  bool opened = false;
+  bool closed = false;  // the client went away
+  bool ended = false;   // the service was deleted: the follow is over
+  std::string error;
+  std::uint64_t id = 0;
+  std::vector<LogLine> lines;
+  asio::steady_timer wake;  // cancelled whenever one of the above changes
+};
+
+class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
+ public:
+  OperationsApi(const DaemonApiParts& p, DaemonInfo info)
+      : p_(p), info_(std::move(info)), started_(std::chrono::steady_clock::now()) {}
+
+  awaitable<bool> status(ApiRequest&, Responder& r) {
+    auto images = co_await offload(p_.store_thread.get_executor(), &Store::list_images, &p_.store);
+    auto c = p_.reconciler.counts();
+    json::object o{{"version", info_.version},
+                   {"dataDir", info_.data_dir},
+                   {"socket", info_.socket},
+                   {"listen", info_.listen},
+                   {"apiListen", info_.api_listen},
+                   {"domain", info_.domain},
+                   {"runtime", info_.runtime},
+                   {"services", c.services},
+                   {"instances", c.instances},
+                   {"readyInstances", c.ready_instances},
+                   {"images", images ? images->size() : 0},
+                   {"halted", p_.reconciler.halted()},
+                   {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::steady_clock::now() - started_)
+                                         .count()}};
+    co_return co_await r.send_json(200, o);
+  }
+
+  awaitable<bool> instances(ApiRequest&, Responder& r) {
+    json::array items;
+    for (const auto& [rec, phase] : p_.reconciler.instances())
+      items.push_back(json::object{{"id", rec.id},
+                                   {"namespace", rec.namespace_},
+                                   {"service", rec.service},
+                                   {"revision", rec.revision},
+                                   {"pid", rec.pid},
+                                   {"port", rec.port},
+                                   {"phase", phase}});
+    json::value answer = json::object{{"items", std::move(items)}};
+    co_return co_await r.send_json(200, answer);
+  }
+
+  awaitable<bool> stop_all(ApiRequest&, Responder& r) {
+    auto stopped = std::make_shared<asio::steady_timer>(p_.control,
+                                                        asio::steady_timer::time_point::max());
+    auto finished = std::make_shared<bool>(false);
+    p_.reconciler.halt([stopped, finished] {
+      *finished = true;
+      stopped->cancel();
+    });
+    while (!*finished) co_await stopped->async_wait(kAwait);
+    json::value answer = json::object{{"halted", true}};
+    co_return co_await r.send_json(200, answer);
+  }
+
+  awaitable<bool> start_all(ApiRequest&, Responder& r) {
+    p_.reconciler.resume();
+    json::value answer = json::object{{"halted", false}};
+    co_return co_await r.send_json(200, answer);
+  }
+
+  // The metrics now: the reconciler's view, the proxy's counters, and every instance's cgroup
+  // (read on the blocking pool).
+  awaitable<bool> metrics(ApiRequest&, Responder& r) {
+    MetricsInput in;
+    in.version = info_.version;
+    in.revisions = p_.reconciler.revision_metrics();
+    struct Usage {
+      explicit Usage(const asio::any_io_executor& ex)
+          : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+      bool done = false;
+      std::vector<Reconciler::InstanceUsage> list;
+      asio::steady_timer wake;
+    };
+    auto usage = std::make_shared<Usage>(p_.control.get_executor());
+    p_.reconciler.instance_usage([usage](std::vector<Reconciler::InstanceUsage> list) {
+      usage->list = std::move(list);
+      usage->done = true;
+      usage->wake.cancel();
+    });
+    while (!usage->done) co_await usage->wake.async_wait(kAwait);
+    in.instances = std::move(usage->list);
+    // Rendering reads /proc: off the control thread.
+    std::string text =
+        co_await offload(p_.blocking.get_executor(), &render_metrics, std::move(in));
+    co_return co_await r.send(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
+  }
+
+  // The query of a logs request; follow or an error when it is malformed.
+  static Result<bool> parse_logs_query(const ApiRequest& req, LogQuery& query) {
+    query.namespace_ = req.param("namespace");
+    query.service = req.param("name");
+    query.revision = req.query_value("revision").value_or("");
+    query.instance = req.query_value("instance").value_or("");
+    for (const char* name : {"tailLines", "sinceSeconds"}) {
+      std::string v = req.query_value(name).value_or("");
+      if (v.empty()) continue;
+      std::int64_t n = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size() || n < 0)
+        return Error::bad_request(
+            fmt::format("{} must be a whole number of at least 0, not \"{}\"", name, v));
+      if (std::string_view(name) == "tailLines")
+        query.tail = static_cast<std::size_t>(n);
+      else
+        query.since = std::chrono::system_clock::now() - std::chrono::seconds(n);
+    }
+    std::string follow = req.query_value("follow").value_or("");
+    if (!follow.empty() && follow != "true" && follow != "false")
+      return Error::bad_request(fmt::format("follow must be true or false, not \"{}\"", follow));
+    return follow == "true";
+  }
+
+  // The logs of a service as chunked JSON lines (application/x-ndjson), oldest first; with
+  // follow=true, then every new line until the client goes away or the service is deleted.
+  // Query: revision, instance, follow, tailLines, sinceSeconds (Kubernetes' names).
+  awaitable<bool> logs(ApiRequest& req, Responder& r) {
+    LogQuery query;
+    auto parsed = parse_logs_query(req, query);
+    if (!parsed) co_return co_await r.send_error(parsed.error());
+    bool follow = *parsed;
+    ObjectKey key{kServingGroup, "Service", query.namespace_, query.service};
+    auto service = co_await offload(p_.store_thread.get_executor(), &ObjectStore::get_object,
+                                    static_cast<ObjectStore*>(&p_.store), key);
+    if (!service)
+      co_return co_await r.send_error(Error::not_found(fmt::format(
+          "service \"{}\" not found in namespace \"{}\"; 'elafros service list' shows the "
+          "services there",
+          query.service, query.namespace_)));
+    if (!query.revision.empty()) {
+      ObjectKey rkey{kServingGroup, "Revision", query.namespace_, query.revision};
+      auto rev = co_await offload(p_.store_thread.get_executor(), &ObjectStore::get_object,
+                                  static_cast<ObjectStore*>(&p_.store), rkey);
+      auto labels = rev ? rev->at("metadata").as_object().if_contains("labels") : nullptr;
+      const json::value* owner =
+          labels && labels->is_object()
+              ? labels->get_object().if_contains("serving.knative.dev/service")
+              : nullptr;
+      if (!rev || !owner || !owner->is_string() || owner->get_string() != query.service)
+        co_return co_await r.send_error(Error::not_found(fmt::format(
+            "service \"{}\" has no revision \"{}\"; 'elafros revision list -s {}' lists them",
+            query.service, query.revision, query.service)));
+    }
+    // The backlog, then the live lines, arrive from the collector's thread.
+    auto ex = p_.control.get_executor();
+    auto state = std::make_shared<LogFollow>(ex);
+    p_.logs.open(
+        query, follow,
+        [state, ex](std::vector<LogLine> lines) {
+          asio::post(ex, [state, lines = std::move(lines)]() mutable {
+            if (lines.empty()) state->ended = true;  // the service was deleted
+            for (auto& l : lines) state->lines.push_back(std::move(l));
+            state->wake.cancel();
+          });
+        },
+        [state, ex](std::vector<LogLine> backlog, std::uint64_t id, std::string error) {
+          asio::post(ex, [state, backlog = std::move(backlog), id, error]() mutable {
+            state->lines = std::move(backlog);
+            state->id = id;
+            state->error = std::move(error);
+            state->opened = true;
+            state->wake.cancel();
+          });
+        });
+    while (!state->opened) co_await state->wake.async_wait(kAwait);
+    if (!state->error.empty())
+      co_return co_await r.send_error(Error::precondition(state->error));
+    bool ok = co_await r.begin_stream(200, "application/x-ndjson");
+    if (ok && follow)
+      r.notify_close([state] {
+        state->closed = true;
+        state->wake.cancel();
+      });
+    while (ok) {
+      std::string text;
+      for (const auto& l : state->lines) {
+        text += json::serialize(log_line_json(l));
+        text += '\n';
+      }
+      state->lines.clear();
+      if (!text.empty()) ok = co_await r.send_chunk(std::move(text));
+      if (!ok || !follow || state->closed || state->ended) break;
+      co_await state->wake.async_wait(kAwait);
+    }
+    if (state->id != 0) p_.logs.close(state->id);
+    // A follow ends with the connection; one whose service was deleted ends its answer first.
+    if (!ok || state->closed) co_return false;
+    if (follow && !state->ended) co_return false;
+    bool ended = co_await r.end_stream();
+    co_return ended && !follow;
+  }
+
+  DaemonApiParts p_;
+  DaemonInfo info_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+template <class Api>
+auto binder(std::shared_ptr<Api> api) {
+  return [api](awaitable<bool> (Api::*fn)(ApiRequest&, Responder&)) -> Handler {
+    return [api, fn](ApiRequest& req, Responder& r) { return ((*api).*fn)(req, r); };
+  };
+}
+
+}  // namespace
+
+void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInfo info) {
+  auto api = std::make_shared<OperationsApi>(parts, std::move(info));
+  auto bind = binder(api);
+  router.add("GET", "/metrics", bind(&OperationsApi::metrics));
+  router.add("GET", "/api/v1/namespaces/{namespace}/services/{name}/logs",
+             bind(&OperationsApi::logs));
+  for (std::string base : {"/api/v1", "/apis/elafros.dev/v1"}) {
+    router.add("GET", base + "/status", bind(&OperationsApi::status));
+    router.add("GET", base + "/instances", bind(&OperationsApi::instances));
+    router.add("POST", base + "/system/stop-all", bind(&OperationsApi::stop_all));
+    router.add("POST", base + "/system/start-all", bind(&OperationsApi::start_all));
+  }
+  router.add("GET", "/apis/elafros.dev/v1/namespaces/{namespace}/services/{name}/logs",
+             bind(&OperationsApi::logs));
+}
+
+void add_metrics_route(Router& router, const DaemonApiParts& parts, std::string version) {
+  DaemonInfo info;
+  info.version = std::move(version);
+  auto api = std::make_shared<OperationsApi>(parts, std::move(info));
+  router.add("GET", "/metrics", binder(api)(&OperationsApi::metrics));
+}
+
+}  // namespace elafros::api

@@ -1,0 +1,60 @@
+#pragma once
+// The generic verbs (get, list, watch, create, update, patch, delete) for every registered
+// kind, in Kubernetes' conventions (docs/architecture.md, "API"). Kind-specific behaviour
+// plugs in through KindHooks; the handlers themselves know no kind.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/router.hpp"
+#include "elafros/kind_registry.hpp"
+#include "elafros/object_store.hpp"
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace elafros::api {
+
+class KindHooks {
+ public:
+  virtual ~KindHooks() = default;
+  // Before a create (old is null) or an update commits: may refuse, change the object, or add
+  // writes to the same transaction (a Service's new Revision). dry_run: nothing will commit.
+  virtual awaitable<Result<void>> before_write(const KindInfo& kind,
+                                               const boost::json::object* old,
+                                               boost::json::object& object,
+                                               std::vector<ObjectWrite>& also, bool dry_run) = 0;
+  // Before a delete: may refuse it.
+  virtual awaitable<Result<void>> before_delete(const KindInfo& kind,
+                                                const boost::json::object& current) = 0;
+  // The object as clients see it (e.g. with its live status).
+  virtual void present(const KindInfo& kind, boost::json::object& object) = 0;
+};
+
+class ResourceApi {
+ public:
+  ResourceApi(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
+              ObjectStore& store, ObjectCommitter& committer, WatchSource& watches,
+              const KindRegistry& kinds);
+  ~ResourceApi();
+  ResourceApi(const ResourceApi&) = delete;
+  ResourceApi& operator=(const ResourceApi&) = delete;
+
+  void set_hooks(const std::string& group, const std::string& kind, KindHooks* hooks);
+  // The generic resource paths: /apis/{group}/{version}[/namespaces/{ns}]/{plural}[/{name}
+  // [/status]] and their /api/v1 forms for the core group.
+  void add_routes(Router& router);
+
+  // Commits writes through the committer, resuming on the control thread.
+  awaitable<Result<std::vector<ObjectEvent>>> commit(std::vector<ObjectWrite> writes);
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace elafros::api

@@ -1,0 +1,41 @@
+#pragma once
+// Service and Revision behaviour in the generic verbs: a Service whose template changes mints a
+// new Revision in the same transaction, pinning its image digest; a Revision that serves
+// traffic cannot be deleted; reads carry the serving controller's live status.
+
+#include "api/resource_api.hpp"
+
+namespace boost::asio {
+class thread_pool;
+}
+
+namespace elafros {
+class Reconciler;
+namespace api {
+
+class ImagePuller;
+
+class ServingHooks final : public KindHooks {
+ public:
+  ServingHooks(boost::asio::thread_pool& store_thread, ObjectStore& store, ImagePuller& images,
+               Reconciler& reconciler);
+
+  // KindHooks
+  awaitable<Result<void>> before_write(const KindInfo& kind, const boost::json::object* old,
+                                       boost::json::object& object,
+                                       std::vector<ObjectWrite>& also, bool dry_run) override;
+  awaitable<Result<void>> before_delete(const KindInfo& kind,
+                                        const boost::json::object& current) override;
+  void present(const KindInfo& kind, boost::json::object& object) override;
+
+ private:
+  awaitable<Result<std::vector<std::string>>> revision_names(std::string ns, std::string service);
+
+  boost::asio::thread_pool& store_thread_;
+  ObjectStore& store_;
+  ImagePuller& images_;
+  Reconciler& reconciler_;
+};
+
+}  // namespace api
+}  // namespace elafros
