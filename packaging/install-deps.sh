@@ -13,7 +13,7 @@ packages=(
   runc
   # tests and examples
   umoci skopeo busybox-static curl iproute2 util-linux procps wrk
-  python3 openssl apache2-utils systemd
+  python3 openssl apache2-utils systemd python3-kubernetes
 )
 
 missing=()
@@ -58,3 +58,12 @@ binary_from_package() {  # PACKAGE PATH-IN-PACKAGE
 }
 binary_from_package docker-registry /usr/bin/docker-registry
 binary_from_package prometheus /usr/bin/promtool
+
+# kubectl drives the API in the tests: the machine's, or Debian's kubernetes-client.
+if ! command -v kubectl >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: need root to install kubernetes-client (re-run with sudo)" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client
+fi

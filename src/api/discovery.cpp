@@ -80,12 +80,29 @@ json::object openapi_document(const KindRegistry& kinds, const std::string& grou
                                               json::object{{"schema", json::object{{"$ref", ref}}}}}}}};
     std::string base = (group.empty() ? "/api/" + version : "/apis/" + group + "/" + version) +
                        (k.namespaced ? "/namespaces/{namespace}/" : "/") + k.plural;
-    paths[base + "/{name}"] = json::object{
-        {"get", json::object{{"operationId", "read" + k.kind},
-                             {"responses", json::object{{"200", ok}}},
-                             {"x-kubernetes-action", "get"},
-                             {"x-kubernetes-group-version-kind",
-                              json::object{{"group", group}, {"version", version}, {"kind", k.kind}}}}}};
+    json::object gvk{{"group", group}, {"version", version}, {"kind", k.kind}};
+    // kubectl looks for these query parameters on the write operations to know that the
+    // server validates fields itself (fieldValidation) and supports dryRun.
+    json::array params;
+    for (const char* q : {"dryRun", "fieldValidation", "fieldManager"})
+      params.push_back(json::object{{"name", q},
+                                    {"in", "query"},
+                                    {"schema", json::object{{"type", "string"}}},
+                                    {"uniqueItems", true}});
+    auto op = [&](const char* id, const char* action, bool with_params) {
+      json::object o{{"operationId", std::string(id) + k.kind},
+                     {"responses", json::object{{"200", ok}}},
+                     {"x-kubernetes-action", action},
+                     {"x-kubernetes-group-version-kind", gvk}};
+      if (with_params) o["parameters"] = params;
+      return o;
+    };
+    paths[base + "/{name}"] = json::object{{"get", op("read", "get", false)},
+                                           {"put", op("replace", "put", true)},
+                                           {"patch", op("patch", "patch", true)},
+                                           {"delete", op("delete", "delete", false)}};
+    paths[base] = json::object{{"get", op("list", "list", false)},
+                               {"post", op("create", "post", true)}};
   }
   return json::object{
       {"openapi", "3.0.0"},
@@ -118,9 +135,13 @@ Handler text_handler(std::string body) {
 }  // namespace
 
 void add_discovery_routes(Router& router, const KindRegistry& kinds, ServerVersion version) {
+  // The core group is listed once it has kinds: clients treat an empty v1 as an error.
+  json::array core;
+  for (const auto& k : kinds.all())
+    if (k.group.empty()) core = json::array{"v1"};
   router.add("GET", "/api",
              json_handler(json::object{{"kind", "APIVersions"},
-                                       {"versions", json::array{"v1"}},
+                                       {"versions", core},
                                        {"serverAddressByClientCIDRs", json::array{}}}));
   router.add("GET", "/api/v1", json_handler(resource_list(kinds, "", "v1")));
   json::array groups;

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# End-to-end for the Kubernetes-style API: kubectl and python3-kubernetes (independent clients)
+# against a real elafrosd over HTTPS with its generated CA and a Bearer token.
+#   tests/e2e/kubectl_test.sh ELAFROSD ELAFROS SOURCE_DIR
+set -euo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+"$src/examples/hello/build-image.sh" "$work/image" v1 >/dev/null
+daemon_args=(--api-listen 127.0.0.1:0)
+start_daemon
+port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
+
+e kubeconfig >"$work/kubeconfig"
+api=$(sed -n 's/^ *server: *//p' "$work/kubeconfig" | tr -d '"')
+check "elafros kubeconfig names the HTTPS server" contains "$api" "https://127.0.0.1:"
+k() { kubectl --kubeconfig "$work/kubeconfig" --request-timeout=60s "$@"; }
+sed -n 's/^ *certificate-authority-data: *//p' "$work/kubeconfig" | tr -d '"' | base64 -d >"$work/ca.crt"
+token=$(cat "$data/tokens/admin.token")
+check "the admin token file is 0600" test "$(stat -c %a "$data/tokens/admin.token")" = 600
+check "the token is stored only as an HMAC" bash -c "! grep -rqF '$token' '$data/tokens/tokens.json' '$data/elafros.db' '$work/daemon.log'"
+
+cat >"$work/hello.yaml" <<YAML
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+spec:
+  template:
+    spec:
+      containers:
+        - image: oci:$work/image:v1
+          env:
+            - name: GREETING
+              value: Howdy
+YAML
+out=$(k apply -f "$work/hello.yaml" 2>&1)
+check "kubectl apply creates the service" contains "$out" "service.serving.knative.dev/hello created"
+k wait ksvc/hello --for=condition=Ready --timeout=60s >/dev/null
+check "kubectl wait sees it Ready, and it serves" test "$(curl -sS "http://hello.default.localhost:$port/")" = "Howdy from hello (revision hello-00001)"
+out=$(k apply -f "$work/hello.yaml" 2>&1)
+check "applying it again says unchanged" contains "$out" "service.serving.knative.dev/hello unchanged"
+
+out=$(k get ksvc)
+check "kubectl get ksvc shows Knative's columns" test "$(head -1 <<<"$out" | tr -s ' ')" = "NAME URL LATESTCREATED LATESTREADY READY REASON"
+check "...with the service's row" contains "$(sed -n 2p <<<"$out" | tr -s ' ')" "hello http://hello.default.localhost:$port hello-00001 hello-00001 True"
+out=$(k get ksvc hello -o yaml)
+check "kubectl get ksvc NAME -o yaml" contains "$out" "kind: Service"
+check "...with a resourceVersion" grep -q "resourceVersion: \"[0-9]*\"" <<<"$out"
+check "kubectl get revisions" contains "$(k get revisions)" "hello-00001"
+check "kubectl get rev by short name, with the label selector" contains "$(k get rev -l serving.knative.dev/service=hello -o name)" "revision.serving.knative.dev/hello-00001"
+
+# A watch streams the change a patch makes.
+k get ksvc -w --output-watch-events >"$work/watch.out" 2>&1 &
+watcher=$!
+for _ in $(seq 100); do grep -q hello "$work/watch.out" && break; sleep 0.1; done
+out=$(k patch ksvc hello --type merge -p '{"spec":{"template":{"spec":{"containers":[{"image":"oci:'"$work"'/image:v1","env":[{"name":"GREETING","value":"Patched"}]}]}}}}' 2>&1)
+check "kubectl patch --type merge" contains "$out" "service.serving.knative.dev/hello patched"
+for _ in $(seq 200); do grep -q "MODIFIED.*hello-00002" "$work/watch.out" && break; sleep 0.1; done
+kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null || true
+check "kubectl get ksvc -w streams the change, naming the new revision" grep -q "MODIFIED *hello .*hello-00002" "$work/watch.out"
+patched() { test "$(curl -sS "http://hello.default.localhost:$port/")" = "Patched from hello (revision hello-00002)"; }
+for _ in $(seq 100); do patched && break; sleep 0.1; done
+check "the patch made a new revision that serves" patched
+
+out=$(k api-resources --api-group=serving.knative.dev)
+check "kubectl api-resources lists services with short names" grep -qE "^services +kservice,ksvc +serving.knative.dev/v1 +true +Service" <<<"$out"
+check "...and revisions" grep -qE "^revisions +rev +serving.knative.dev/v1 +true +Revision" <<<"$out"
+out=$(k explain ksvc.spec.template 2>&1)
+check "kubectl explain ksvc.spec.template prints its fields" grep -qE "^  spec\b" <<<"$out"
+check "...with their descriptions" contains "$out" "every change to it creates a new"
+check "kubectl explain goes deeper" contains "$(k explain ksvc.spec.template.spec.containers.image 2>&1 | tr -s " \n" "  ")" "The revision pins its digest"
+
+# A stale resourceVersion is refused with 409 and changes nothing.
+k get ksvc hello -o json >"$work/current.json"
+rv=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["resourceVersion"])' "$work/current.json")
+python3 - "$work/current.json" "$work/stale.json" <<'PY'
+import json, sys
+o = json.load(open(sys.argv[1]))
+o["metadata"]["resourceVersion"] = str(int(o["metadata"]["resourceVersion"]) - 1)
+o["metadata"].setdefault("labels", {})["stale"] = "yes"
+json.dump(o, open(sys.argv[2], "w"))
+PY
+if out=$(k replace -f "$work/stale.json" 2>&1); then fail "a stale update is refused"; else
+  check "a stale resourceVersion is refused with Conflict" contains "$out" "the object has been modified"; fi
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --cacert "$work/ca.crt" -H "Authorization: Bearer $token" \
+  -X PUT -H 'Content-Type: application/json' --data-binary @"$work/stale.json" "$api/apis/serving.knative.dev/v1/namespaces/default/services/hello")
+check "...as HTTP 409 with reason Conflict" test "$code" = 409 -a -n "$(grep -F '"reason":"Conflict"' "$work/resp")"
+
+# Bad credentials and bad input: refused, and nothing changes.
+get_hello() { curl -s -o "$work/resp" -w '%{http_code}' --cacert "$work/ca.crt" "$@" "$api/apis/serving.knative.dev/v1/namespaces/default/services/hello"; }
+check "no token: 401" test "$(get_hello)" = 401
+check "...a Status saying what to send" grep -qF '"reason":"Unauthorized"' "$work/resp"
+check "a wrong token: 401" test "$(get_hello -H 'Authorization: Bearer 0123456789abcdef')" = 401
+short=$(curl -s --unix-socket "$sock" -X POST -d '{"name":"brief","ttlSeconds":2}' http://x/apis/elafros.dev/v1/tokens | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+check "a fresh token works" test "$(get_hello -H "Authorization: Bearer $short")" = 200
+for _ in $(seq 60); do [ "$(get_hello -H "Authorization: Bearer $short")" = 401 ] && break; sleep 0.1; done
+check "an expired token: 401" test "$(get_hello -H "Authorization: Bearer $short")" = 401
+check "...saying it expired" grep -qF 'has expired' "$work/resp"
+check "TLS below 1.2 is refused" bash -c "! curl -s -o /dev/null --cacert '$work/ca.crt' --tls-max 1.1 '$api/version'"
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --cacert "$work/ca.crt" -H "Authorization: Bearer $token" \
+  -X PATCH -H 'Content-Type: application/merge-patch+json' -d '{bad' "$api/apis/serving.knative.dev/v1/namespaces/default/services/hello")
+check "a malformed patch: 400 BadRequest Status" test "$code" = 400 -a -n "$(grep -F '"reason":"BadRequest"' "$work/resp")"
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --cacert "$work/ca.crt" -H "Authorization: Bearer $token" \
+  -X PATCH -H 'Content-Type: application/merge-patch+json' -d '{"spec":{"template":{"spec":{"containers":[{"image":"x","imagePullSecretz":1}]}}}}' "$api/apis/serving.knative.dev/v1/namespaces/default/services/hello")
+check "an unknown field: 422 Invalid" test "$code" = 422 -a -n "$(grep -F '"reason":"Invalid"' "$work/resp")"
+check "...naming the field" grep -qF '"field":"spec.template.spec.containers[0].imagePullSecretz"' "$work/resp"
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --cacert "$work/ca.crt" -H "Authorization: Bearer $token" \
+  -X PATCH -H 'Content-Type: application/json-patch+json' -d '[{"op":"replace","path":"/spec/nothere/x","value":1}]' "$api/apis/serving.knative.dev/v1/namespaces/default/services/hello")
+check "a JSON patch that cannot apply: 400" test "$code" = 400
+check "none of them changed anything" test "$(k get ksvc hello -o jsonpath='{.metadata.resourceVersion}')" = "$rv"
+out=$(k apply --dry-run=server -f "$work/hello.yaml" 2>&1)
+check "server-side dry run" contains "$out" "(server dry run)"
+check "...changes nothing" test "$(k get ksvc hello -o jsonpath='{.metadata.resourceVersion}')" = "$rv"
+
+# A second independent client: python3-kubernetes' dynamic client.
+out=$(/usr/bin/python3 - "$work/kubeconfig" "$work/image" <<'PY' 2>&1 || true
+import sys
+from kubernetes import config, dynamic
+from kubernetes.client import api_client
+client = dynamic.DynamicClient(api_client.ApiClient(configuration=config.load_kube_config(config_file=sys.argv[1])))
+ksvc = client.resources.get(api_version="serving.knative.dev/v1", kind="Service")
+body = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "fromsdk"},
+        "spec": {"template": {"spec": {"containers": [{"image": "oci:" + sys.argv[2] + ":v1"}]}}}}
+created = ksvc.create(body=body, namespace="default")
+print("created", created.metadata.name, created.metadata.uid != None)
+got = ksvc.get(name="fromsdk", namespace="default")
+print("got", got.spec.template.spec.containers[0].image.startswith("oci:"))
+names = sorted(i.metadata.name for i in ksvc.get(namespace="default").items)
+print("listed", ",".join(names))
+ksvc.delete(name="fromsdk", namespace="default")
+print("deleted")
+PY
+)
+check "python3-kubernetes creates" contains "$out" "created fromsdk True"
+check "...gets" contains "$out" "got True"
+check "...lists" contains "$out" "listed fromsdk,hello"
+check "...and deletes" contains "$out" "deleted"
+
+out=$(k delete ksvc hello 2>&1)
+check "kubectl delete ksvc" contains "$out" 'service.serving.knative.dev "hello" deleted'
+check "...its revisions are gone" test -z "$(k get revisions -o name)"
+k wait ksvc/fromsdk --for=delete --timeout=60s >/dev/null 2>&1 || true
+check "...and its instances" test -z "$(runc --root "$data/runc" list -q)"
+finish
