@@ -1,5 +1,5 @@
 #pragma once
-// The content-addressed image store under <data-dir>/images (DESIGN.md §8):
+// The content-addressed image store under <data-dir>/images (docs/architecture.md):
 //   blobs/sha256/<hex>      every manifest, config and layer, verified on the way in
 //   rootfs/<manifest-hex>/  the unpacked root filesystem, shared read-only by all instances
 // Calls block (hashing, copying, unpacking): run them off the io_context.

@@ -1,5 +1,5 @@
 #pragma once
-// Log capture (DESIGN.md §4). An instance's stdout and stderr are plain files opened O_APPEND,
+// Log capture (docs/architecture.md). An instance's stdout and stderr are plain files opened O_APPEND,
 // "spools" under <data-dir>/logs/spool/NS_SERVICE_INSTANCE.{stdout,stderr}: the app never blocks
 // on them and never gets SIGPIPE, whether the daemon runs or not. The collector, on a thread of
 // its own, reads what each spool gained since its saved offset, splits it into lines, stamps

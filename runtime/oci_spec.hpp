@@ -1,6 +1,6 @@
 #pragma once
 // Generates the OCI runtime spec (config.json) of an instance: the process from the image config
-// and the revision, and hardened defaults at least as strict as Docker's (DESIGN.md §4).
+// and the revision, and hardened defaults at least as strict as Docker's (docs/architecture.md).
 
 #include <boost/json/fwd.hpp>
 #include <cstdint>

@@ -1,5 +1,5 @@
 #pragma once
-// A client of the OCI distribution API (registry v2), as DESIGN.md §8 describes:
+// A client of the OCI distribution API (registry v2), as docs/architecture.md describes:
 //  - manifests (OCI and Docker schema2), image indexes resolved to linux/<host arch>, blobs
 //    streamed to disk with their sha256 checked against the content, redirects followed;
 //  - anonymous, Basic and Bearer-token (WWW-Authenticate challenge → token endpoint) auth;

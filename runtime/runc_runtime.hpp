@@ -17,7 +17,7 @@ struct RuncOptions {
   std::int64_t pids_limit = 4096;
 };
 
-// Runs instances with the runc binary (DESIGN.md §4): one bundle per instance under
+// Runs instances with the runc binary (docs/architecture.md): one bundle per instance under
 // <data-dir>/instances/<id>, its rootfs an overlay on the image's shared rootfs, its stdout and
 // stderr appended to files under <data-dir>/logs that outlive the daemon.
 class RuncRuntime final : public ContainerRuntime {

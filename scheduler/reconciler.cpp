@@ -684,7 +684,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (auto* s = service_of(*rev)) reconcile(*s);
   }
 
-  // Drain, SIGTERM, SIGKILL after the grace period, then remove (DESIGN.md §4, Stopping).
+  // Drain, SIGTERM, SIGKILL after the grace period, then remove (docs/architecture.md, Stopping).
   // Takes the instance out of service now; returns false if that was done before.
   bool mark_stopping(const InstancePtr& inst) {
     if (inst->stop_requested) return false;

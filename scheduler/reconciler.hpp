@@ -1,7 +1,7 @@
 #pragma once
 // The control plane: turns the desired state (services and their revisions) into running,
 // ready instances, and publishes the routing snapshot the proxy reads. Every method must be
-// called on the control io_context's thread, which owns all of this state (DESIGN.md §2).
+// called on the control io_context's thread, which owns all of this state (docs/architecture.md).
 // Blocking work (runc, SQLite) runs on the executors it is given, never on the control thread.
 
 #include <chrono>

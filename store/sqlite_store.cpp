@@ -206,7 +206,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path) 
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db));
   sqlite3_busy_timeout(db, 5000);
-  // A damaged file is refused, never silently reset: the operator decides (DESIGN.md §7).
+  // A damaged file is refused, never silently reset: the operator decides (docs/architecture.md).
   auto corrupt = [&](const std::string& what) {
     return Error::precondition(fmt::format(
         "the database {} is damaged ({}); elafrosd will not start on it. Keep a copy, then "

@@ -1,6 +1,6 @@
 #pragma once
 // Knative Pod Autoscaler (KPA) settings: daemon-wide defaults (the config-autoscaler ConfigMap's
-// keys) and per-revision annotations `autoscaling.knative.dev/*` (DESIGN.md §6).
+// keys) and per-revision annotations `autoscaling.knative.dev/*` (docs/architecture.md).
 
 #include <chrono>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// The resource model, in Knative serving.knative.dev/v1 terms (DESIGN.md §3). These are plain
+// The resource model, in Knative serving.knative.dev/v1 terms (docs/architecture.md). These are plain
 // values: the API turns them into Knative-shaped JSON, the store persists them.
 
 #include <cstdint>
@@ -125,7 +125,7 @@ struct ImageRecord {
   std::int64_t created_unix = 0;
 };
 
-// The condition types of DESIGN.md §3, with Knative's tri-state status.
+// The condition types of docs/architecture.md, with Knative's tri-state status.
 struct Condition {
   Condition() = default;
   explicit Condition(std::string t) : type(std::move(t)) {}

@@ -208,7 +208,7 @@ class RoutingSnapshot {
   std::atomic<RoutingTablePtr> table_;
 };
 
-// The host names of a service: NAME.NAMESPACE.DOMAIN (DESIGN.md §5).
+// The host names of a service: NAME.NAMESPACE.DOMAIN (docs/architecture.md).
 std::string service_host(std::string_view name, std::string_view ns, std::string_view domain);
 
 }  // namespace elafros

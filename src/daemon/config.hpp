@@ -1,5 +1,5 @@
 #pragma once
-// elafrosd's settings: defaults, then the YAML config file, then flags (DESIGN.md §9).
+// elafrosd's settings: defaults, then the YAML config file, then flags (docs/architecture.md).
 
 #include <chrono>
 #include <string>
@@ -24,12 +24,12 @@ struct DaemonConfig {
   int activator_queue_size = 1000;
   double max_image_bytes = 32.0 * (1ULL << 30);  // stored bytes of one image
   double max_layer_bytes = 16.0 * (1ULL << 30);  // uncompressed bytes of one layer
-  // Registries (DESIGN.md §8): HOST[:PORT]s that may use plain HTTP or unverified TLS, a
+  // Registries (docs/architecture.md): HOST[:PORT]s that may use plain HTTP or unverified TLS, a
   // Docker-style certs.d directory of extra CAs, and the timeout for connecting and reading.
   std::vector<std::string> insecure_registries;
   std::string registry_certs_dir = "/etc/elafros/certs.d";
   int registry_timeout_seconds = 60;
-  // Logs (DESIGN.md §4): where collected lines go ("file": the store that 'elafros logs'
+  // Logs (docs/architecture.md): where collected lines go ("file": the store that 'elafros logs'
   // reads; "stdout": JSON lines on the daemon's stdout, for the journal), and the file store's
   // size-based rotation per revision.
   std::string metrics_listen;  // ADDRESS:PORT for GET /metrics over TCP; empty: socket only

@@ -1,4 +1,4 @@
-// elafrosd: wires the concrete parts together and runs them (DESIGN.md §2).
+// elafrosd: wires the concrete parts together and runs them (docs/architecture.md).
 //   control io_context (this thread): API, reconciler, instance lifecycle
 //   proxy io_context (its own thread): the data plane
 //   store thread: every SQLite call; blocking pool: runc and image work
@@ -78,7 +78,7 @@ int run(const DaemonConfig& cfg) {
   int lock_fd = lock_data_dir(data_dir);
   (void)lock_fd;
 
-  // Detached containers are re-parented to us when runc exits; we reap them (DESIGN.md §4).
+  // Detached containers are re-parented to us when runc exits; we reap them (docs/architecture.md).
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   std::signal(SIGPIPE, SIG_IGN);
 

@@ -1,6 +1,6 @@
 #pragma once
 // The data plane: an HTTP/1.1 reverse proxy that routes on the Host header to the ready
-// instances of a service's revisions (DESIGN.md §5). It reads only the routing snapshot and
+// instances of a service's revisions (docs/architecture.md). It reads only the routing snapshot and
 // atomics, so it never waits on the control plane.
 
 #include <chrono>
