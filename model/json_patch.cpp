@@ -102,7 +102,8 @@ Result<void> add_at(json::value& root, const std::vector<std::string>& t, json::
 
 Result<json::value> remove_at(json::value& root, const std::vector<std::string>& t,
                               const std::string& where) {
-  if (t.empty()) return Error::bad_request(fmt::format("{}: cannot remove the whole object", where));
+  if (t.empty())
+    return Error::bad_request(fmt::format("{}: cannot remove the whole object", where));
   json::value* parent = resolve(root, t, t.size() - 1);
   if (parent && parent->is_object()) {
     auto& o = parent->get_object();
@@ -147,8 +148,8 @@ Result<json::value> apply_json_patch(const json::value& target, const json::valu
       return Error::bad_request(fmt::format("{}: needs \"op\" and \"path\" strings", where));
     auto path = parse_pointer(*path_text);
     if (!path)
-      return Error::bad_request(
-          fmt::format("{}: \"{}\" is not a JSON pointer (such as /spec/template)", where, *path_text));
+      return Error::bad_request(fmt::format(
+          "{}: \"{}\" is not a JSON pointer (such as /spec/template)", where, *path_text));
     where += fmt::format(" ({} {})", *name, *path_text);
     const json::value* value = op->if_contains("value");
     auto need_value = [&]() -> Result<void> {

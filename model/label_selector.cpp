@@ -51,8 +51,8 @@ Result<LabelSelector> LabelSelector::parse(std::string_view text) {
     };
     Requirement r;
     if (req.empty()) return bad("an empty requirement");
-    if (auto p = req.find(" in "); p != std::string_view::npos ||
-                                   req.find(" notin ") != std::string_view::npos) {
+    if (auto p = req.find(" in ");
+        p != std::string_view::npos || req.find(" notin ") != std::string_view::npos) {
       bool notin = req.find(" notin ") != std::string_view::npos;
       p = notin ? req.find(" notin ") : p;
       r.key = std::string(trim(req.substr(0, p)));
@@ -64,7 +64,8 @@ Result<LabelSelector> LabelSelector::parse(std::string_view text) {
       for (std::size_t i = 0; i <= rest.size(); ++i)
         if (i == rest.size() || rest[i] == ',') {
           std::string_view v = trim(rest.substr(start, i - start));
-          if (!v.empty() && !valid_token(v)) return bad("a value has characters labels cannot hold");
+          if (!v.empty() && !valid_token(v))
+            return bad("a value has characters labels cannot hold");
           r.values.emplace_back(v);
           start = i + 1;
         }

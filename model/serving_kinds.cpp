@@ -61,14 +61,13 @@ json::object revision_spec_schema() {
   json::object spec{{"type", "object"},
                     {"description", "What every instance of the revision runs, and how."}};
   spec["properties"] = json::object{
-      {"containers",
-       json::object{{"type", "array"},
-                    {"description", "Exactly one container."},
-                    {"items", parse_schema(kContainerSchema)}}},
+      {"containers", json::object{{"type", "array"},
+                                  {"description", "Exactly one container."},
+                                  {"items", parse_schema(kContainerSchema)}}},
       {"containerConcurrency",
-       json::object{{"type", "integer"},
-                    {"description",
-                     "The most requests one instance serves at once; 0 is no limit."}}},
+       json::object{
+           {"type", "integer"},
+           {"description", "The most requests one instance serves at once; 0 is no limit."}}},
       {"timeoutSeconds",
        json::object{{"type", "integer"},
                     {"description", "How long a request may take (300 by default)."}}}};
@@ -84,8 +83,8 @@ json::object service_schema() {
   tmpl_meta["description"] =
       "The revision's name (spec.template.metadata.name; SERVICE-00001 and on by default) and "
       "annotations.";
-  tmpl["properties"] = json::object{{"metadata", std::move(tmpl_meta)},
-                                    {"spec", revision_spec_schema()}};
+  tmpl["properties"] =
+      json::object{{"metadata", std::move(tmpl_meta)}, {"spec", revision_spec_schema()}};
   json::object target{
       {"type", "object"},
       {"properties",
@@ -95,16 +94,17 @@ json::object service_schema() {
            {"latestRevision",
             json::object{{"type", "boolean"},
                          {"description", "Follow the latest ready revision instead."}}},
-           {"percent",
-            json::object{{"type", "integer"}, {"description", "Its share; the shares sum to 100."}}},
+           {"percent", json::object{{"type", "integer"},
+                                    {"description", "Its share; the shares sum to 100."}}},
            {"tag",
             json::object{{"type", "string"},
                          {"description", "A name that gets its own host: TAG-SERVICE.NS.DOMAIN."}}},
-           {"url", json::object{{"type", "string"}, {"description", "Set by elafrosd for tags."}}}}}};
-  json::object spec{{"type", "object"},
-                    {"description", "The desired state of the service."},
-                    {"properties",
-                     json::object{{"template", std::move(tmpl)},
+           {"url",
+            json::object{{"type", "string"}, {"description", "Set by elafrosd for tags."}}}}}};
+  json::object spec{
+      {"type", "object"},
+      {"description", "The desired state of the service."},
+      {"properties", json::object{{"template", std::move(tmpl)},
                                   {"traffic", json::object{{"type", "array"},
                                                            {"description",
                                                             "How requests are split between "
@@ -121,19 +121,19 @@ json::object service_schema() {
                     {"latestReadyRevisionName", json::object{{"type", "string"}}},
                     {"observedGeneration", json::object{{"type", "integer"}}},
                     {"conditions", parse_schema(kConditionsSchema)},
-                    {"traffic", json::object{{"type", "array"}, {"items", json::object{{"type", "object"}}}}}}}};
+                    {"traffic", json::object{{"type", "array"},
+                                             {"items", json::object{{"type", "object"}}}}}}}};
   return json::object{
       {"type", "object"},
       {"description",
        "A Service runs a container image as an HTTP service that scales with its load, down to "
        "zero. Every change to spec.template makes a new Revision; spec.traffic splits requests "
        "between them."},
-      {"properties",
-       json::object{{"apiVersion", json::object{{"type", "string"}}},
-                    {"kind", json::object{{"type", "string"}}},
-                    {"metadata", parse_schema(kObjectMetaSchema)},
-                    {"spec", std::move(spec)},
-                    {"status", std::move(status)}}}};
+      {"properties", json::object{{"apiVersion", json::object{{"type", "string"}}},
+                                  {"kind", json::object{{"type", "string"}}},
+                                  {"metadata", parse_schema(kObjectMetaSchema)},
+                                  {"spec", std::move(spec)},
+                                  {"status", std::move(status)}}}};
 }
 
 json::object revision_schema() {
@@ -152,12 +152,11 @@ json::object revision_schema() {
       {"description",
        "A Revision is an immutable snapshot of a service's template, with the image digest it "
        "pinned. Its service creates it."},
-      {"properties",
-       json::object{{"apiVersion", json::object{{"type", "string"}}},
-                    {"kind", json::object{{"type", "string"}}},
-                    {"metadata", parse_schema(kObjectMetaSchema)},
-                    {"spec", revision_spec_schema()},
-                    {"status", std::move(status)}}}};
+      {"properties", json::object{{"apiVersion", json::object{{"type", "string"}}},
+                                  {"kind", json::object{{"type", "string"}}},
+                                  {"metadata", parse_schema(kObjectMetaSchema)},
+                                  {"spec", revision_spec_schema()},
+                                  {"status", std::move(status)}}}};
 }
 
 Result<json::object> admit_service(const json::object& in) {

@@ -23,9 +23,7 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
         reconciler_(reconciler),
         remove_logs_(std::move(remove_logs)) {}
 
-  static std::string key(const std::string& ns, const std::string& name) {
-    return ns + "/" + name;
-  }
+  static std::string key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
   void on_event(const ObjectEvent& e) {
     if (stopped_ || e.group != kServingGroup) return;
@@ -92,8 +90,10 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
     reconciler_.service_deleted(ns, name, [self, ex, ns, name, object, with_finalizer]() mutable {
       self->remove_logs_(ns, name, "", [self, ex, ns, name, object, with_finalizer]() mutable {
         asio::post(ex, [self, ns, name, object = std::move(object), with_finalizer]() mutable {
-          if (with_finalizer) self->release(ns, name, std::move(object));
-          else self->deleting_.erase(key(ns, name));
+          if (with_finalizer)
+            self->release(ns, name, std::move(object));
+          else
+            self->deleting_.erase(key(ns, name));
         });
       });
     });
@@ -114,8 +114,8 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
                         asio::post(ex, [self, ns, name, r = std::move(r)] {
                           self->deleting_.erase(key(ns, name));
                           if (!r && r.error().code != ErrorCode::kNotFound)
-                            spdlog::error("finishing the deletion of service {}/{} failed: {}",
-                                          ns, name, r.error().message);
+                            spdlog::error("finishing the deletion of service {}/{} failed: {}", ns,
+                                          name, r.error().message);
                           else
                             spdlog::info("deleted service {}/{}", ns, name);
                         });
@@ -154,11 +154,11 @@ Result<void> ServingController::start(std::int64_t from) {
   if (!id) return id.error();
   impl_->watch_id_ = *id;
   for (const auto& [ns, name] : impl_->reconciler_.deleting()) {
-    json::object object{{"apiVersion", "serving.knative.dev/v1"},
-                        {"kind", "Service"},
-                        {"metadata", json::object{{"name", name},
-                                                  {"namespace", ns},
-                                                  {"finalizers", json::array{}}}}};
+    json::object object{
+        {"apiVersion", "serving.knative.dev/v1"},
+        {"kind", "Service"},
+        {"metadata",
+         json::object{{"name", name}, {"namespace", ns}, {"finalizers", json::array{}}}}};
     spdlog::info("finishing the deletion of service {}/{}", ns, name);
     impl_->begin_delete(ns, name, std::move(object), true);
   }

@@ -23,8 +23,8 @@ namespace elafros {
 class ServingController {
  public:
   // remove_logs(ns, service, revision, done): drops the stored logs (revision "" for all).
-  using RemoveLogs = std::function<void(const std::string&, const std::string&,
-                                        const std::string&, std::function<void()>)>;
+  using RemoveLogs = std::function<void(const std::string&, const std::string&, const std::string&,
+                                        std::function<void()>)>;
   ServingController(boost::asio::io_context& control, WatchSource& watches,
                     ObjectCommitter& committer, Reconciler& reconciler, RemoveLogs remove_logs);
   ~ServingController();

@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 ./packaging/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j2
-# Independent suites run two at a time; JUnit XML for any CI, and a per-suite summary at the end.
+# One suite at a time: e2e_observe's 2-second readiness deadline is not met on 2 busy cores.
+# JUnit XML for any CI, and a per-suite summary at the end.
 status=0
-ctest --test-dir build --output-on-failure -j2 --output-junit test-results.xml || status=$?
+ctest --test-dir build --output-on-failure --output-junit test-results.xml || status=$?
 echo
 echo "Per-suite summary (JUnit XML: build/test-results.xml):"
 python3 - build/test-results.xml <<'PY'

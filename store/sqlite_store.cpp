@@ -493,7 +493,8 @@ Result<std::vector<ObjectEvent>> SqliteStore::apply_group(std::vector<ObjectWrit
 
 Result<void> SqliteStore::apply_write(ObjectWrite& w, std::vector<ObjectEvent>& events) {
   ObjectKey key = key_of(w.group, w.kind, w.object);
-  if (key.name.empty()) return Error::invalid("metadata.name: missing");
+  if (key.name.empty())
+    return Error::invalid("metadata.name: Required value: give the object a name");
   auto stored = get_object(key);
   if (w.op == ObjectWrite::Op::kCreate) {
     if (stored)

@@ -31,8 +31,8 @@ struct KindInfo {
   std::vector<std::string> short_names;
   std::vector<std::string> categories;
   bool namespaced = true;
-  bool has_status = false;  // a status subresource
-  bool client_writable = true;  // false: only controllers create and change it (Revision)
+  bool has_status = false;       // a status subresource
+  bool client_writable = true;   // false: only controllers create and change it (Revision)
   std::string read_only_reason;  // what to do instead, for a client write to a read-only kind
   std::vector<PrinterColumn> columns;
   // Strict decoding, defaults and validation of an object a client sent: the object as it is to

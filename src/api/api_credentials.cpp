@@ -84,8 +84,8 @@ void add_ext(X509* cert, X509* issuer, int nid, const std::string& value) {
   }
 }
 
-CertPtr make_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EVP_PKEY* issuer_key,
-                  bool ca, const std::string& san, long days) {
+CertPtr make_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EVP_PKEY* issuer_key, bool ca,
+                  const std::string& san, long days) {
   CertPtr cert(X509_new(), X509_free);
   X509_set_version(cert.get(), 2);
   std::string serial = random_hex(8);
@@ -125,12 +125,11 @@ Result<void> generate_tls(const std::string& dir, const std::vector<std::string>
   CertPtr ca = make_cert(ca_key.get(), "elafrosd CA", nullptr, nullptr, true, "", 3650);
   std::string san;
   for (const auto& h : hosts) {
-    bool ip = h.find_first_not_of("0123456789.") == std::string::npos ||
-              h.find(':') != std::string::npos;
+    bool ip =
+        h.find_first_not_of("0123456789.") == std::string::npos || h.find(':') != std::string::npos;
     san += (san.empty() ? "" : ",") + std::string(ip ? "IP:" : "DNS:") + h;
   }
-  CertPtr server =
-      make_cert(server_key.get(), "elafrosd", ca.get(), ca_key.get(), false, san, 825);
+  CertPtr server = make_cert(server_key.get(), "elafrosd", ca.get(), ca_key.get(), false, san, 825);
   for (const auto& [file, data] :
        std::vector<std::pair<std::string, std::string>>{{"ca.key", pem_of(ca_key.get())},
                                                         {"ca.crt", pem_of(ca.get())},
@@ -171,10 +170,10 @@ Result<std::unique_ptr<ApiCredentials>> ApiCredentials::open(
     if (auto r = write_private(key_path, random_hex(32)); !r) return r.error();
   c->key_ = read_file(key_path);
   if (c->key_.size() < 32)
-    return Error::precondition(fmt::format(
-        "{} is too short to be elafrosd's token key; remove it (every token is then "
-        "invalid, and a new admin token is made)",
-        key_path));
+    return Error::precondition(
+        fmt::format("{} is too short to be elafrosd's token key; remove it (every token is then "
+                    "invalid, and a new admin token is made)",
+                    key_path));
   std::string tokens_path = c->dir_ + "/tokens.json";
   if (fs::exists(tokens_path, ec)) {
     boost::system::error_code jec;
@@ -182,10 +181,19 @@ Result<std::unique_ptr<ApiCredentials>> ApiCredentials::open(
     if (jec || !v.is_array())
       return Error::precondition(fmt::format("{} is not a JSON array of tokens", tokens_path));
     for (const auto& t : v.get_array()) {
-      const auto& o = t.as_object();
-      c->tokens_.push_back({std::string(o.at("name").as_string()),
-                            std::string(o.at("user").as_string()),
-                            std::string(o.at("hmac").as_string()), o.at("expires").to_number<std::int64_t>()});
+      const json::object* o = t.if_object();
+      auto text = [o](const char* key) -> const json::string* {
+        const json::value* f = o ? o->if_contains(key) : nullptr;
+        return f ? f->if_string() : nullptr;
+      };
+      const json::value* expires = o ? o->if_contains("expires") : nullptr;
+      if (!text("name") || !text("user") || !text("hmac") || !expires || !expires->is_int64())
+        return Error::precondition(fmt::format(
+            "{} has a token without name, user, hmac and expires; restore it from a backup, or "
+            "remove it (every token but a new admin token is then invalid)",
+            tokens_path));
+      c->tokens_.push_back({std::string(*text("name")), std::string(*text("user")),
+                            std::string(*text("hmac")), expires->get_int64()});
     }
   }
   std::string admin_path = c->dir_ + "/admin.token";
@@ -214,8 +222,8 @@ std::string ApiCredentials::hmac(std::string_view token) const {
 Result<void> ApiCredentials::save() const {
   json::array a;
   for (const auto& t : tokens_)
-    a.push_back(json::object{
-        {"name", t.name}, {"user", t.user}, {"hmac", t.hmac}, {"expires", t.expires}});
+    a.push_back(
+        json::object{{"name", t.name}, {"user", t.user}, {"hmac", t.hmac}, {"expires", t.expires}});
   return write_private(dir_ + "/tokens.json", json::serialize(a) + "\n");
 }
 
@@ -259,9 +267,9 @@ Result<std::string> ApiCredentials::authenticate(std::string_view authorization)
     if (t.hmac.size() != mac.size() || CRYPTO_memcmp(t.hmac.data(), mac.data(), mac.size()) != 0)
       continue;
     if (t.expires && t.expires <= now)
-      return Error{ErrorCode::kUnauthorized,
-                   fmt::format("Unauthorized: the token \"{}\" has expired; ask for a new one",
-                               t.name)};
+      return Error{
+          ErrorCode::kUnauthorized,
+          fmt::format("Unauthorized: the token \"{}\" has expired; ask for a new one", t.name)};
     return t.user;
   }
   return Error{ErrorCode::kUnauthorized,

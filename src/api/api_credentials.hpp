@@ -20,9 +20,9 @@ class ApiCredentials final : public TokenAuthenticator {
   // Creates what is missing. cert/key: the operator's files, or empty for generated ones; hosts:
   // the names and addresses the generated server certificate is valid for.
   static Result<std::unique_ptr<ApiCredentials>> open(const std::string& data_dir,
-                                                     const std::string& cert_file,
-                                                     const std::string& key_file,
-                                                     const std::vector<std::string>& hosts);
+                                                      const std::string& cert_file,
+                                                      const std::string& key_file,
+                                                      const std::vector<std::string>& hosts);
 
   const std::string& cert_file() const { return cert_file_; }
   const std::string& key_file() const { return key_file_; }

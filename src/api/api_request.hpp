@@ -19,9 +19,9 @@ template <class T>
 using awaitable = boost::asio::awaitable<T>;
 
 struct ApiRequest {
-  std::string method;  // "GET", "POST", …
-  std::string target;  // as sent, with the query
-  std::string path;    // without the query
+  std::string method;                         // "GET", "POST", …
+  std::string target;                         // as sent, with the query
+  std::string path;                           // without the query
   std::map<std::string, std::string> query;   // percent-decoded
   std::map<std::string, std::string> params;  // the route's {placeholders}
   std::string content_type;

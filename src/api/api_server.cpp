@@ -1,13 +1,11 @@
 #include "api_server.hpp"
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
-
-#include <openssl/evp.h>
-
 #include <boost/json.hpp>
 
 #include "api/api_credentials.hpp"
@@ -34,17 +32,17 @@ class ApiServer::Impl {
         puller_(std::make_shared<api::ImagePuller>(control, store_thread, store, images)),
         resources_(control, store_thread, store, committer, watches, builtin_kinds()),
         serving_(store_thread, store, *puller_, reconciler),
-        parts_{control, store_thread, blocking, store,  images,
-               *puller_, registry,   credentials, logs, reconciler},
+        parts_{control,  store_thread, blocking,    store, images,
+               *puller_, registry,     credentials, logs,  reconciler},
         info_(std::move(info)) {
     resources_.set_hooks(kServingGroup, "Service", &serving_);
     resources_.set_hooks(kServingGroup, "Revision", &serving_);
     // Fixed paths first: the generic resource patterns would match some of them.
     api::add_discovery_routes(router_, builtin_kinds(), {info_.version});
     api::add_image_routes(router_, parts_);
-    api::add_operation_routes(router_, parts_,
-                              {info_.version, info_.data_dir, info_.socket, info_.listen,
-                               info_.domain, info_.runtime, info_.api_listen});
+    api::add_operation_routes(
+        router_, parts_,
+        {info_.version, info_.data_dir, info_.socket, info_.listen, info_.domain, info_.runtime});
     add_credential_routes();
     resources_.add_routes(router_);
     api::add_metrics_route(metrics_router_, parts_, info_.version);
@@ -89,18 +87,18 @@ class ApiServer::Impl {
     json::value config = json::object{
         {"apiVersion", "v1"},
         {"kind", "Config"},
-        {"clusters", json::array{json::object{
-                         {"name", "elafros"},
-                         {"cluster", json::object{{"server", server},
-                                                  {"certificate-authority-data", b64}}}}}},
-        {"users", json::array{json::object{
-                      {"name", "elafros-admin"},
-                      {"user", json::object{{"token", credentials_->admin_token()}}}}}},
-        {"contexts", json::array{json::object{
-                         {"name", "elafros"},
-                         {"context", json::object{{"cluster", "elafros"},
-                                                  {"user", "elafros-admin"},
-                                                  {"namespace", "default"}}}}}},
+        {"clusters",
+         json::array{json::object{
+             {"name", "elafros"},
+             {"cluster", json::object{{"server", server}, {"certificate-authority-data", b64}}}}}},
+        {"users",
+         json::array{json::object{{"name", "elafros-admin"},
+                                  {"user", json::object{{"token", credentials_->admin_token()}}}}}},
+        {"contexts",
+         json::array{json::object{{"name", "elafros"},
+                                  {"context", json::object{{"cluster", "elafros"},
+                                                           {"user", "elafros-admin"},
+                                                           {"namespace", "default"}}}}}},
         {"current-context", "elafros"}};
     co_return co_await r.send_json(200, config);
   }
@@ -112,8 +110,7 @@ class ApiServer::Impl {
     if (!body) co_return co_await r.send_error(body.error());
     const json::object* o = body->if_object();
     const json::value* name = o ? o->if_contains("name") : nullptr;
-    if (!name || !name->is_string() || name->get_string().empty() ||
-        name->get_string() == "admin")
+    if (!name || !name->is_string() || name->get_string().empty() || name->get_string() == "admin")
       co_return co_await r.send_error(
           Error::invalid("name: needs a token name other than \"admin\""));
     std::string user = "system:admin";
@@ -125,8 +122,8 @@ class ApiServer::Impl {
             Error::invalid("ttlSeconds: must be a whole number of seconds, 0 for no expiry"));
       ttl = t->get_int64();
     }
-    auto token = credentials_->issue(std::string(name->get_string()), user,
-                                     std::chrono::seconds(ttl));
+    auto token =
+        credentials_->issue(std::string(name->get_string()), user, std::chrono::seconds(ttl));
     if (!token) co_return co_await r.send_error(token.error());
     spdlog::info("issued token \"{}\" for {}", std::string(name->get_string()), user);
     json::value answer = json::object{{"name", *name}, {"user", user}, {"token", *token}};
@@ -158,8 +155,8 @@ ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread,
 ApiServer::~ApiServer() = default;
 
 Result<void> ApiServer::listen(const std::string& socket_path) {
-  auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_,
-                                               api::SessionOptions{});
+  auto l =
+      std::make_unique<api::HttpListener>(impl_->control_, impl_->router_, api::SessionOptions{});
   if (auto r = l->listen_unix(socket_path, 0660); !r) return r;
   impl_->listeners_.push_back(std::move(l));
   return {};
@@ -173,8 +170,7 @@ Result<unsigned short> ApiServer::listen_https(const std::string& address, unsig
   options.authenticate = [&tokens](std::string_view authorization) {
     return tokens.authenticate(authorization);
   };
-  auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_,
-                                               std::move(options));
+  auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_, std::move(options));
   auto bound = l->listen_tcp(address, port, cert_file, key_file);
   if (!bound)
     return Error{bound.error().code, fmt::format("--api-listen: {}", bound.error().message)};

@@ -32,7 +32,6 @@ struct ApiInfo {
   std::string listen;
   std::string domain;
   std::string runtime;
-  std::string api_listen;  // ADDRESS:PORT of the HTTPS API, empty when off
 };
 
 // Who may use the HTTPS API: a Bearer token's user, or kUnauthorized.
@@ -47,8 +46,7 @@ class ApiServer {
   ApiServer(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
             boost::asio::thread_pool& blocking, Store& store, ObjectCommitter& committer,
             WatchSource& watches, ImageStore& images, RegistryClient& registry,
-            CredentialStore& credentials, LogCollector& logs, Reconciler& reconciler,
-            ApiInfo info);
+            CredentialStore& credentials, LogCollector& logs, Reconciler& reconciler, ApiInfo info);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

@@ -33,7 +33,6 @@ struct DaemonInfo {
   std::string listen;
   std::string domain;
   std::string runtime;
-  std::string api_listen;
 };
 
 struct DaemonApiParts {

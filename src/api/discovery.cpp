@@ -53,8 +53,8 @@ std::string reversed_group(const std::string& group) {
   std::size_t start = 0;
   while (start <= group.size()) {
     auto dot = group.find('.', start);
-    parts.push_back(group.substr(start, dot == std::string::npos ? std::string::npos
-                                                                  : dot - start));
+    parts.push_back(
+        group.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
@@ -71,13 +71,14 @@ json::object openapi_document(const KindRegistry& kinds, const std::string& grou
     std::string id = (group.empty() ? std::string("io.k8s.api.core") : reversed_group(group)) +
                      "." + version + "." + k.kind;
     json::object schema = k.schema;
-    schema["x-kubernetes-group-version-kind"] = json::array{
-        json::object{{"group", group}, {"version", version}, {"kind", k.kind}}};
+    schema["x-kubernetes-group-version-kind"] =
+        json::array{json::object{{"group", group}, {"version", version}, {"kind", k.kind}}};
     schemas[id] = std::move(schema);
     std::string ref = "#/components/schemas/" + id;
-    json::object ok{{"description", "OK"},
-                    {"content", json::object{{"application/json",
-                                              json::object{{"schema", json::object{{"$ref", ref}}}}}}}};
+    json::object ok{
+        {"description", "OK"},
+        {"content", json::object{{"application/json",
+                                  json::object{{"schema", json::object{{"$ref", ref}}}}}}}};
     std::string base = (group.empty() ? "/api/" + version : "/apis/" + group + "/" + version) +
                        (k.namespaced ? "/namespaces/{namespace}/" : "/") + k.plural;
     json::object gvk{{"group", group}, {"version", version}, {"kind", k.kind}};
@@ -101,8 +102,8 @@ json::object openapi_document(const KindRegistry& kinds, const std::string& grou
                                            {"put", op("replace", "put", true)},
                                            {"patch", op("patch", "patch", true)},
                                            {"delete", op("delete", "delete", false)}};
-    paths[base] = json::object{{"get", op("list", "list", false)},
-                               {"post", op("create", "post", true)}};
+    paths[base] =
+        json::object{{"get", op("list", "list", false)}, {"post", op("create", "post", true)}};
   }
   return json::object{
       {"openapi", "3.0.0"},
@@ -149,21 +150,22 @@ void add_discovery_routes(Router& router, const KindRegistry& kinds, ServerVersi
   for (const auto& [g, v] : group_versions(kinds)) by_group[g].push_back(v);
   for (const auto& [g, versions] : by_group) {
     json::array vs;
-    for (const auto& v : versions) vs.push_back(json::object{{"groupVersion", g + "/" + v}, {"version", v}});
-    json::object group{{"name", g},
-                       {"versions", vs},
-                       {"preferredVersion", vs.front()}};
+    for (const auto& v : versions)
+      vs.push_back(json::object{{"groupVersion", g + "/" + v}, {"version", v}});
+    json::object group{{"name", g}, {"versions", vs}, {"preferredVersion", vs.front()}};
     router.add("GET", "/apis/" + g,
-               json_handler(json::object{{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", g},
-                                         {"versions", vs}, {"preferredVersion", vs.front()}}));
+               json_handler(json::object{{"kind", "APIGroup"},
+                                         {"apiVersion", "v1"},
+                                         {"name", g},
+                                         {"versions", vs},
+                                         {"preferredVersion", vs.front()}}));
     groups.push_back(std::move(group));
     for (const auto& v : versions)
       router.add("GET", "/apis/" + g + "/" + v, json_handler(resource_list(kinds, g, v)));
   }
   router.add("GET", "/apis",
-             json_handler(json::object{{"kind", "APIGroupList"},
-                                       {"apiVersion", "v1"},
-                                       {"groups", std::move(groups)}}));
+             json_handler(json::object{
+                 {"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", std::move(groups)}}));
   router.add("GET", "/version",
              json_handler(json::object{{"major", "1"},
                                        {"minor", "32"},
@@ -185,7 +187,8 @@ void add_discovery_routes(Router& router, const KindRegistry& kinds, ServerVersi
     json::object doc = openapi_document(kinds, g, v);
     std::string text = json::serialize(doc);
     std::string path = g.empty() ? "api/v1" : "apis/" + g + "/" + v;
-    index[path] = json::object{{"serverRelativeURL", "/openapi/v3/" + path + "?hash=" + hash_of(text)}};
+    index[path] =
+        json::object{{"serverRelativeURL", "/openapi/v3/" + path + "?hash=" + hash_of(text)}};
     router.add("GET", "/openapi/v3/" + path, json_handler(std::move(doc)));
   }
   router.add("GET", "/openapi/v3", json_handler(json::object{{"paths", std::move(index)}}));

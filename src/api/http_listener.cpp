@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,7 +16,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <array>
 #include <filesystem>
 
 namespace asio = boost::asio;
@@ -76,8 +76,8 @@ class StreamResponder final : public Responder {
   }
 
   awaitable<bool> begin_stream(int status, std::string content_type) override {
-    header_ = std::make_unique<http::response<http::empty_body>>(
-        static_cast<http::status>(status), version_);
+    header_ = std::make_unique<http::response<http::empty_body>>(static_cast<http::status>(status),
+                                                                 version_);
     header_->set(http::field::content_type, content_type);
     header_->set(http::field::server, "elafrosd");
     header_->set(http::field::cache_control, "no-cache, private");
@@ -104,10 +104,9 @@ class StreamResponder final : public Responder {
   void notify_close(std::function<void()> on_close) override {
     // A read that ends when the client closes: a streaming client sends nothing more.
     auto probe = std::make_shared<std::array<char, 64>>();
-    stream_.async_read_some(asio::buffer(*probe), [probe, cb = std::move(on_close)](
-                                                      boost::system::error_code, std::size_t) {
-      cb();
-    });
+    stream_.async_read_some(
+        asio::buffer(*probe),
+        [probe, cb = std::move(on_close)](boost::system::error_code, std::size_t) { cb(); });
     probing_ = true;
   }
   bool probing() const { return probing_; }
@@ -162,8 +161,8 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
                         asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
       tls_->use_certificate_chain_file(cert, ec);
       if (ec)
-        return Error::invalid(fmt::format("cannot read the TLS certificate {}: {}", cert,
-                                          ec.message()));
+        return Error::invalid(
+            fmt::format("cannot read the TLS certificate {}: {}", cert, ec.message()));
       tls_->use_private_key_file(key, asio::ssl::context::pem, ec);
       if (ec)
         return Error::invalid(
@@ -214,7 +213,8 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     }
   }
 
-  awaitable<void> unix_session(std::shared_ptr<Impl> /*keeps this alive*/, stream_protocol::socket socket) {
+  awaitable<void> unix_session(std::shared_ptr<Impl> /*keeps this alive*/,
+                               stream_protocol::socket socket) {
     UnixStream stream(std::move(socket));
     co_await serve(stream, false);
     boost::system::error_code ec;
@@ -259,8 +259,8 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
         StreamResponder<Stream> r(stream, 11, false);
         Error e = Error::bad_request(fmt::format("malformed HTTP request: {}", ec.message()));
         if (ec == http::error::body_limit)
-          e.message = fmt::format("the request body is over the limit of {} bytes",
-                                  options_.body_limit);
+          e.message =
+              fmt::format("the request body is over the limit of {} bytes", options_.body_limit);
         co_await r.send_error(e);
         break;
       }

@@ -85,8 +85,8 @@ class ImageApi : public std::enable_shared_from_this<ImageApi> {
   awaitable<bool> list(ApiRequest&, Responder& r) {
     auto images = co_await offload(p_.store_thread.get_executor(), &Store::list_images, &p_.store);
     if (!images) co_return co_await r.send_error(images.error());
-    auto users = co_await offload(p_.store_thread.get_executor(), &Store::revision_image_digests,
-                                  &p_.store);
+    auto users =
+        co_await offload(p_.store_thread.get_executor(), &Store::revision_image_digests, &p_.store);
     if (!users) co_return co_await r.send_error(users.error());
     json::array items;
     for (const auto& i : *images) {
@@ -143,8 +143,8 @@ class ImageApi : public std::enable_shared_from_this<ImageApi> {
     auto image =
         co_await offload(p_.store_thread.get_executor(), &Store::get_image, &p_.store, name);
     if (!image) co_return co_await r.send_error(image.error());
-    auto users = co_await offload(p_.store_thread.get_executor(), &Store::revision_image_digests,
-                                  &p_.store);
+    auto users =
+        co_await offload(p_.store_thread.get_executor(), &Store::revision_image_digests, &p_.store);
     if (!users) co_return co_await r.send_error(users.error());
     std::string list;
     for (const auto& [revision, digest] : *users)
@@ -153,7 +153,8 @@ class ImageApi : public std::enable_shared_from_this<ImageApi> {
       co_return co_await r.send_error(Error::precondition(fmt::format(
           "image \"{}\" is used by revision(s) {}; delete those revisions or their services first",
           name, list)));
-    auto d = co_await offload(p_.store_thread.get_executor(), &Store::delete_image, &p_.store, name);
+    auto d =
+        co_await offload(p_.store_thread.get_executor(), &Store::delete_image, &p_.store, name);
     if (!d) co_return co_await r.send_error(d.error());
     spdlog::info("removed image {}", name);
     co_return co_await r.send_json(200, success_status("images", name));
@@ -163,8 +164,8 @@ class ImageApi : public std::enable_shared_from_this<ImageApi> {
   awaitable<bool> prune(ApiRequest&, Responder& r) {
     auto images = co_await offload(p_.store_thread.get_executor(), &Store::list_images, &p_.store);
     if (!images) co_return co_await r.send_error(images.error());
-    auto users = co_await offload(p_.store_thread.get_executor(), &Store::revision_image_digests,
-                                  &p_.store);
+    auto users =
+        co_await offload(p_.store_thread.get_executor(), &Store::revision_image_digests, &p_.store);
     if (!users) co_return co_await r.send_error(users.error());
     std::vector<std::string> keep;
     for (const auto& [revision, digest] : *users) keep.push_back(digest);
@@ -180,7 +181,8 @@ class ImageApi : public std::enable_shared_from_this<ImageApi> {
                                   keep, std::chrono::seconds(60));
     if (!freed) co_return co_await r.send_error(freed.error());
     spdlog::info("pruned images: removed {} image(s), freed {} bytes", removed.size(), *freed);
-    json::value answer = json::object{{"removedImages", std::move(removed)}, {"freedBytes", *freed}};
+    json::value answer =
+        json::object{{"removedImages", std::move(removed)}, {"freedBytes", *freed}};
     co_return co_await r.send_json(200, answer);
   }
 
@@ -195,7 +197,8 @@ class ImageApi : public std::enable_shared_from_this<ImageApi> {
                                    &p_.credentials, parsed->first, parsed->second);
     if (!stored) co_return co_await r.send_error(stored.error());
     spdlog::info("logged in to registry {} as {}", parsed->first, parsed->second.username);
-    json::value answer = json::object{{"registry", parsed->first}, {"username", parsed->second.username}};
+    json::value answer =
+        json::object{{"registry", parsed->first}, {"username", parsed->second.username}};
     co_return co_await r.send_json(200, answer);
   }
 

@@ -72,8 +72,8 @@ awaitable<void> ImagePuller::run(std::shared_ptr<ImportJob> job, std::string key
       job->wake.cancel();
     });
   };
-  auto rec = co_await offload(work_.get_executor(), &ImageStore::import, &images_, reference,
-                              name, progress);
+  auto rec = co_await offload(work_.get_executor(), &ImageStore::import, &images_, reference, name,
+                              progress);
   if (rec) {
     auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_, *rec);
     if (!put) rec = put.error();

@@ -52,7 +52,6 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                    {"dataDir", info_.data_dir},
                    {"socket", info_.socket},
                    {"listen", info_.listen},
-                   {"apiListen", info_.api_listen},
                    {"domain", info_.domain},
                    {"runtime", info_.runtime},
                    {"services", c.services},
@@ -81,8 +80,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
   }
 
   awaitable<bool> stop_all(ApiRequest&, Responder& r) {
-    auto stopped = std::make_shared<asio::steady_timer>(p_.control,
-                                                        asio::steady_timer::time_point::max());
+    auto stopped =
+        std::make_shared<asio::steady_timer>(p_.control, asio::steady_timer::time_point::max());
     auto finished = std::make_shared<bool>(false);
     p_.reconciler.halt([stopped, finished] {
       *finished = true;
@@ -121,8 +120,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     while (!usage->done) co_await usage->wake.async_wait(kAwait);
     in.instances = std::move(usage->list);
     // Rendering reads /proc: off the control thread.
-    std::string text =
-        co_await offload(p_.blocking.get_executor(), &render_metrics, std::move(in));
+    std::string text = co_await offload(p_.blocking.get_executor(), &render_metrics, std::move(in));
     co_return co_await r.send(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
   }
 
@@ -203,8 +201,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
           });
         });
     while (!state->opened) co_await state->wake.async_wait(kAwait);
-    if (!state->error.empty())
-      co_return co_await r.send_error(Error::precondition(state->error));
+    if (!state->error.empty()) co_return co_await r.send_error(Error::precondition(state->error));
     bool ok = co_await r.begin_stream(200, "application/x-ndjson");
     if (ok && follow)
       r.notify_close([state] {

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <deque>
 
+#include "api/table.hpp"
 #include "elafros/json_patch.hpp"
 #include "elafros/label_selector.hpp"
 #include "elafros/naming.hpp"
@@ -71,48 +72,6 @@ std::optional<std::pair<std::string, std::string>> decode_continue(const std::st
   return std::make_pair(raw.substr(0, nl), raw.substr(nl + 1));
 }
 
-json::array column_definitions(const KindInfo& kind) {
-  json::array cols;
-  cols.push_back(json::object{{"name", "Name"},
-                              {"type", "string"},
-                              {"format", "name"},
-                              {"description", "Name of the object"},
-                              {"priority", 0}});
-  for (const auto& c : kind.columns)
-    cols.push_back(json::object{{"name", c.name},
-                                {"type", c.type},
-                                {"format", ""},
-                                {"description", c.description},
-                                {"priority", c.priority}});
-  return cols;
-}
-
-json::object table_row(const KindInfo& kind, const json::object& object) {
-  json::array cells;
-  cells.emplace_back(meta_string(object, "name"));
-  for (const auto& c : kind.columns) {
-    json::value v = json_path_value(object, c.json_path);
-    cells.push_back(v.is_null() ? json::value("") : v);
-  }
-  json::object partial{{"kind", "PartialObjectMetadata"},
-                       {"apiVersion", "meta.k8s.io/v1"},
-                       {"metadata", object.at("metadata")}};
-  return json::object{{"cells", std::move(cells)}, {"object", std::move(partial)}};
-}
-
-json::object table(const KindInfo& kind, const std::vector<json::object>& objects,
-                   const std::string& rv, const std::string& cont) {
-  json::array rows;
-  for (const auto& o : objects) rows.push_back(table_row(kind, o));
-  json::object md{{"resourceVersion", rv}};
-  if (!cont.empty()) md["continue"] = cont;
-  return json::object{{"kind", "Table"},
-                      {"apiVersion", "meta.k8s.io/v1"},
-                      {"metadata", std::move(md)},
-                      {"columnDefinitions", column_definitions(kind)},
-                      {"rows", std::move(rows)}};
-}
-
 // A watch in progress: events posted from the store's thread, drained by the handler.
 struct WatchState {
   explicit WatchState(const asio::any_io_executor& ex)
@@ -143,9 +102,9 @@ Error not_found(const KindInfo& k, const std::string& ns, const std::string& nam
   if (!k.namespaced)
     return Error::not_found(fmt::format("{} \"{}\" not found; 'kubectl get {}' lists them",
                                         k.singular, name, k.plural));
-  return Error::not_found(fmt::format(
-      "{} \"{}\" not found in namespace \"{}\"; 'elafros {} list -n {}' lists them", k.singular,
-      name, ns, k.singular, ns));
+  return Error::not_found(
+      fmt::format("{} \"{}\" not found in namespace \"{}\"; 'elafros {} list -n {}' lists them",
+                  k.singular, name, ns, k.singular, ns));
 }
 
 Error read_only(const KindInfo& k) {
@@ -218,10 +177,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
           req.param("plural"), group.empty() ? version : group + "/" + version));
     bool has_ns = req.params.count("namespace") > 0;
     if (k->namespaced != has_ns && !(k->namespaced && !has_ns && !req.params.count("name")))
-      return Error::not_found(fmt::format("{} are {}; use the path {}", k->plural,
-                                          k->namespaced ? "namespaced" : "cluster-scoped",
-                                          k->namespaced ? "…/namespaces/{namespace}/…"
-                                                        : "without /namespaces/{namespace}"));
+      return Error::not_found(fmt::format(
+          "{} are {}; use the path {}", k->plural, k->namespaced ? "namespaced" : "cluster-scoped",
+          k->namespaced ? "…/namespaces/{namespace}/…" : "without /namespaces/{namespace}"));
     if (has_ns)
       if (auto problem = dns1035_label_problem(req.param("namespace")))
         return Error::invalid(
@@ -240,10 +198,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     auto v = req.query_value("fieldValidation");
     if (!v || *v == "Strict" || v->empty()) return {};
     if (*v == "Warn" || *v == "Ignore")
-      return Error::bad_request(fmt::format(
-          "fieldValidation={} is not supported: elafrosd always refuses unknown fields "
-          "(Strict); leave the parameter out",
-          *v));
+      return Error::bad_request(
+          fmt::format("fieldValidation={} is not supported: elafrosd always refuses unknown fields "
+                      "(Strict); leave the parameter out",
+                      *v));
     return Error::bad_request(
         fmt::format("fieldValidation must be Strict, Warn or Ignore, not \"{}\"", *v));
   }
@@ -276,18 +234,19 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       std::size_t start = 0;
       while (start <= text.size()) {
         auto comma = text.find(',', start);
-        std::string_view req_text =
-            text.substr(start, comma == std::string_view::npos ? std::string_view::npos
-                                                               : comma - start);
+        std::string_view req_text = text.substr(
+            start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
         auto eq = req_text.find('=');
         std::string_view key = req_text.substr(0, eq);
         std::string_view value =
-            eq == std::string_view::npos ? "" : req_text.substr(eq + (req_text.substr(eq, 2) == "==" ? 2 : 1));
+            eq == std::string_view::npos
+                ? ""
+                : req_text.substr(eq + (req_text.substr(eq, 2) == "==" ? 2 : 1));
         if (eq == std::string_view::npos || (key != "metadata.name" && key != "metadata.namespace"))
-          return Error::bad_request(fmt::format(
-              "fieldSelector \"{}\" is not supported: use metadata.name=NAME or "
-              "metadata.namespace=NAMESPACE",
-              req_text));
+          return Error::bad_request(
+              fmt::format("fieldSelector \"{}\" is not supported: use metadata.name=NAME or "
+                          "metadata.namespace=NAMESPACE",
+                          req_text));
         if (key == "metadata.name")
           s.name = std::string(value);
         else if (s.namespace_.empty())
@@ -312,8 +271,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     auto k = resolve(req);
     if (!k) co_return co_await r.send_error(k.error());
     ObjectKey key{(*k)->group, (*k)->kind, req.param("namespace"), req.param("name")};
-    auto o = co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_,
-                              key);
+    auto o = co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_, key);
     if (!o && o.error().code == ErrorCode::kNotFound)
       co_return co_await r.send_error(not_found(**k, key.namespace_, key.name));
     if (!o) co_return co_await r.send_error(o.error());
@@ -339,8 +297,8 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       std::size_t n = 0;
       auto [end, ec] = std::from_chars(limit->data(), limit->data() + limit->size(), n);
       if (ec != std::errc() || end != limit->data() + limit->size())
-        co_return co_await r.send_error(Error::bad_request(
-            fmt::format("limit must be a whole number, not \"{}\"", *limit)));
+        co_return co_await r.send_error(
+            Error::bad_request(fmt::format("limit must be a whole number, not \"{}\"", *limit)));
       q.limit = n;
     }
     if (auto cont = req.query_value("continue"); cont && !cont->empty()) {
@@ -351,8 +309,8 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       q.after_namespace = after->first;
       q.after_name = after->second;
     }
-    auto listed = co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects,
-                                   &store_, q);
+    auto listed =
+        co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects, &store_, q);
     if (!listed) co_return co_await r.send_error(listed.error());
     std::vector<json::object> items;
     std::string cont;
@@ -421,8 +379,8 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (from == 0) {
       // No version: the current objects first, as ADDED events (Kubernetes' semantics).
       ObjectQuery q{k.group, k.kind, sel.namespace_, sel.name, 0, "", ""};
-      auto listed = co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects,
-                                     &store_, q);
+      auto listed =
+          co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects, &store_, q);
       if (!listed) co_return co_await r.send_error(listed.error());
       for (auto& o : listed->items)
         if (sel.labels.matches(labels_of(o))) initial.push_back(std::move(o));
@@ -457,9 +415,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       }
       auto now = std::chrono::steady_clock::now();
       if (bookmarks && now >= next_bookmark) {
-        json::object marker{{"apiVersion", k.api_version()},
-                            {"kind", k.kind},
-                            {"metadata", json::object{{"resourceVersion", std::to_string(last_rv)}}}};
+        json::object marker{
+            {"apiVersion", k.api_version()},
+            {"kind", k.kind},
+            {"metadata", json::object{{"resourceVersion", std::to_string(last_rv)}}}};
         out += json::serialize(json::object{{"type", "BOOKMARK"}, {"object", std::move(marker)}}) +
                "\n";
         next_bookmark = now + std::chrono::seconds(30);
@@ -476,9 +435,24 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     co_return false;  // a read is pending on the connection: it ends with the watch
   }
 
+  // What every write (create, update, patch) checks first: the kind, that clients may write it,
+  // and the dryRun and fieldValidation parameters.
+  struct WriteRequest {
+    const KindInfo* kind = nullptr;
+    bool dry = false;
+  };
+  Result<WriteRequest> writable(const ApiRequest& req) {
+    auto k = resolve(req);
+    if (!k) return k.error();
+    if (!(*k)->client_writable) return read_only(**k);
+    auto dry = dry_run(req);
+    if (!dry) return dry.error();
+    if (auto fv = field_validation(req); !fv) return fv.error();
+    return WriteRequest{*k, *dry};
+  }
+
   // The object a create or update body carries, checked against the path.
   Result<json::object> body_object(const ApiRequest& req, const KindInfo& k) {
-    if (auto fv = field_validation(req); !fv) return fv.error();
     auto v = parse_json_body(req.body);
     if (!v) return v.error();
     if (!v->is_object()) return Error::bad_request("the request body must be a JSON object");
@@ -505,7 +479,8 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     }
     if (!req.param("name").empty()) {
       std::string name = meta_string(o, "name");
-      if (name.empty()) metadata_of(o)["name"] = req.param("name");
+      if (name.empty())
+        metadata_of(o)["name"] = req.param("name");
       else if (name != req.param("name"))
         return Error::bad_request(fmt::format(
             "the name of the object ({}) does not match the name of the request path ({})", name,
@@ -519,15 +494,13 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   }
 
   awaitable<bool> create(ApiRequest& req, Responder& r) {
-    auto k = resolve(req);
-    if (!k) co_return co_await r.send_error(k.error());
-    if (!(*k)->client_writable)
-      co_return co_await r.send_error(read_only(**k));
-    auto dry = dry_run(req);
-    if (!dry) co_return co_await r.send_error(dry.error());
-    auto o = body_object(req, **k);
+    auto w = writable(req);
+    if (!w) co_return co_await r.send_error(w.error());
+    const KindInfo& kind = *w->kind;
+    const bool dry = w->dry;
+    auto o = body_object(req, kind);
     if (!o) co_return co_await r.send_error(o.error());
-    auto admitted = (*k)->admit(*o);
+    auto admitted = kind.admit(*o);
     if (!admitted) co_return co_await r.send_error(admitted.error());
     json::object obj = std::move(admitted.value());
     json::object& md = metadata_of(obj);
@@ -537,7 +510,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     md.erase("resourceVersion");
     md.erase("deletionTimestamp");
     md.erase("managedFields");
-    auto result = co_await write(**k, nullptr, std::move(obj), 0, *dry);
+    auto result = co_await write(kind, nullptr, std::move(obj), 0, dry);
     if (!result) co_return co_await r.send_error(result.error());
     co_return co_await r.send_json(201, *result);
   }
@@ -577,8 +550,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   // The stored object an update replaces.
   awaitable<Result<json::object>> current(const KindInfo& k, const ApiRequest& req) {
     ObjectKey key{k.group, k.kind, req.param("namespace"), req.param("name")};
-    auto o = co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_,
-                              key);
+    auto o = co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_, key);
     if (!o && o.error().code == ErrorCode::kNotFound)
       co_return not_found(k, key.namespace_, key.name);
     co_return o;
@@ -610,15 +582,13 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   }
 
   awaitable<bool> update(ApiRequest& req, Responder& r) {
-    auto k = resolve(req);
-    if (!k) co_return co_await r.send_error(k.error());
-    if (!(*k)->client_writable)
-      co_return co_await r.send_error(read_only(**k));
-    auto dry = dry_run(req);
-    if (!dry) co_return co_await r.send_error(dry.error());
-    auto o = body_object(req, **k);
+    auto w = writable(req);
+    if (!w) co_return co_await r.send_error(w.error());
+    const KindInfo& kind = *w->kind;
+    const bool dry = w->dry;
+    auto o = body_object(req, kind);
     if (!o) co_return co_await r.send_error(o.error());
-    auto stored = co_await current(**k, req);
+    auto stored = co_await current(kind, req);
     if (!stored) co_return co_await r.send_error(stored.error());
     std::int64_t expected = resource_version_of(*o);
     if (meta_string(*o, "resourceVersion").size() && expected == 0)
@@ -629,23 +599,20 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
           "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please "
           "apply your changes to the latest version and try again (it is at resourceVersion "
           "{}, the request was based on {})",
-          (*k)->plural, req.param("name"), meta_string(*stored, "resourceVersion"), expected)));
-    auto obj = merge_update(**k, *stored, *o);
+          kind.plural, req.param("name"), meta_string(*stored, "resourceVersion"), expected)));
+    auto obj = merge_update(kind, *stored, *o);
     if (!obj) co_return co_await r.send_error(obj.error());
     auto result =
-        co_await write(**k, &*stored, std::move(*obj), resource_version_of(*stored), *dry);
+        co_await write(kind, &*stored, std::move(*obj), resource_version_of(*stored), dry);
     if (!result) co_return co_await r.send_error(result.error());
     co_return co_await r.send_json(200, *result);
   }
 
   awaitable<bool> patch(ApiRequest& req, Responder& r) {
-    auto k = resolve(req);
-    if (!k) co_return co_await r.send_error(k.error());
-    if (!(*k)->client_writable)
-      co_return co_await r.send_error(read_only(**k));
-    auto dry = dry_run(req);
-    if (!dry) co_return co_await r.send_error(dry.error());
-    if (auto fv = field_validation(req); !fv) co_return co_await r.send_error(fv.error());
+    auto w = writable(req);
+    if (!w) co_return co_await r.send_error(w.error());
+    const KindInfo& kind = *w->kind;
+    const bool dry = w->dry;
     std::string type = req.content_type.substr(0, req.content_type.find(';'));
     bool merge = type == "application/merge-patch+json";
     if (!merge && type != "application/json-patch+json")
@@ -655,7 +622,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     // Applied to the latest version; retried when another write lands in between, as the
     // Kubernetes API server does.
     for (int attempt = 0;; ++attempt) {
-      auto stored = co_await current(**k, req);
+      auto stored = co_await current(kind, req);
       if (!stored) co_return co_await r.send_error(stored.error());
       json::value base = *stored;
       json::value patched;
@@ -681,12 +648,12 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
         co_return co_await r.send_error(Error::conflict(fmt::format(
             "Operation cannot be fulfilled on {} \"{}\": the patch names resourceVersion {}, "
             "but the object is at {}; read it again and retry",
-            (*k)->plural, req.param("name"), expected, meta_string(*stored, "resourceVersion"))));
+            kind.plural, req.param("name"), expected, meta_string(*stored, "resourceVersion"))));
       po.erase("status");
-      auto obj = merge_update(**k, *stored, po);
+      auto obj = merge_update(kind, *stored, po);
       if (!obj) co_return co_await r.send_error(obj.error());
       auto result =
-          co_await write(**k, &*stored, std::move(*obj), resource_version_of(*stored), *dry);
+          co_await write(kind, &*stored, std::move(*obj), resource_version_of(*stored), dry);
       if (!result && result.error().code == ErrorCode::kConflict && attempt < 5) continue;
       if (!result) co_return co_await r.send_error(result.error());
       co_return co_await r.send_json(200, *result);

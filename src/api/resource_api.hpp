@@ -24,8 +24,7 @@ class KindHooks {
   virtual ~KindHooks() = default;
   // Before a create (old is null) or an update commits: may refuse, change the object, or add
   // writes to the same transaction (a Service's new Revision). dry_run: nothing will commit.
-  virtual awaitable<Result<void>> before_write(const KindInfo& kind,
-                                               const boost::json::object* old,
+  virtual awaitable<Result<void>> before_write(const KindInfo& kind, const boost::json::object* old,
                                                boost::json::object& object,
                                                std::vector<ObjectWrite>& also, bool dry_run) = 0;
   // Before a delete: may refuse it.

@@ -57,8 +57,8 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   }
   std::string rev_name;
   if (template_changed) {
-    rev_name = s->spec.name.empty() ? revision_name(name, static_cast<int>(generation))
-                                    : s->spec.name;
+    rev_name =
+        s->spec.name.empty() ? revision_name(name, static_cast<int>(generation)) : s->spec.name;
     if (std::find(names.begin(), names.end(), rev_name) != names.end())
       co_return Error::exists(fmt::format(
           "revision \"{}\" already exists; a changed template needs a new revision name "
@@ -88,11 +88,9 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   rev.meta.namespace_ = ns;
   rev.meta.uid = new_uid();
   rev.meta.generation = generation;
-  rev.meta.created_unix = parse_rfc3339(meta_string(object, "creationTimestamp")).value_or(0);
-  if (old)
-    rev.meta.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
+  rev.meta.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
   rev.service = name;
   rev.spec = s->spec;
   rev.image_digest = image->digest;

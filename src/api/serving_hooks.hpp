@@ -22,8 +22,8 @@ class ServingHooks final : public KindHooks {
 
   // KindHooks
   awaitable<Result<void>> before_write(const KindInfo& kind, const boost::json::object* old,
-                                       boost::json::object& object,
-                                       std::vector<ObjectWrite>& also, bool dry_run) override;
+                                       boost::json::object& object, std::vector<ObjectWrite>& also,
+                                       bool dry_run) override;
   awaitable<Result<void>> before_delete(const KindInfo& kind,
                                         const boost::json::object& current) override;
   void present(const KindInfo& kind, boost::json::object& object) override;

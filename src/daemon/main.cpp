@@ -176,7 +176,7 @@ int run(const DaemonConfig& cfg) {
 
   ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images,
                 *registry, *credentials, logs, reconciler,
-                {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime, ""});
+                {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
   if (!cfg.socket_group.empty()) {
     // Members of this group may use the API (the socket is 0660), as with Docker's group.

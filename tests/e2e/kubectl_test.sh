@@ -53,15 +53,14 @@ check "kubectl get rev by short name, with the label selector" contains "$(k get
 # A watch streams the change a patch makes.
 k get ksvc -w --output-watch-events >"$work/watch.out" 2>&1 &
 watcher=$!
-for _ in $(seq 100); do grep -q hello "$work/watch.out" && break; sleep 0.1; done
+wait_until 10 grep -q hello "$work/watch.out" || true
 out=$(k patch ksvc hello --type merge -p '{"spec":{"template":{"spec":{"containers":[{"image":"oci:'"$work"'/image:v1","env":[{"name":"GREETING","value":"Patched"}]}]}}}}' 2>&1)
 check "kubectl patch --type merge" contains "$out" "service.serving.knative.dev/hello patched"
-for _ in $(seq 200); do grep -q "MODIFIED.*hello-00002" "$work/watch.out" && break; sleep 0.1; done
+wait_until 20 grep -q "MODIFIED.*hello-00002" "$work/watch.out" || true
 kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null || true
 check "kubectl get ksvc -w streams the change, naming the new revision" grep -q "MODIFIED *hello .*hello-00002" "$work/watch.out"
 patched() { test "$(curl -sS "http://hello.default.localhost:$port/")" = "Patched from hello (revision hello-00002)"; }
-for _ in $(seq 100); do patched && break; sleep 0.1; done
-check "the patch made a new revision that serves" patched
+check "the patch made a new revision that serves" wait_until 10 patched
 
 out=$(k api-resources --api-group=serving.knative.dev)
 check "kubectl api-resources lists services with short names" grep -qE "^services +kservice,ksvc +serving.knative.dev/v1 +true +Service" <<<"$out"
@@ -94,8 +93,8 @@ check "...a Status saying what to send" grep -qF '"reason":"Unauthorized"' "$wor
 check "a wrong token: 401" test "$(get_hello -H 'Authorization: Bearer 0123456789abcdef')" = 401
 short=$(curl -s --unix-socket "$sock" -X POST -d '{"name":"brief","ttlSeconds":2}' http://x/apis/elafros.dev/v1/tokens | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 check "a fresh token works" test "$(get_hello -H "Authorization: Bearer $short")" = 200
-for _ in $(seq 60); do [ "$(get_hello -H "Authorization: Bearer $short")" = 401 ] && break; sleep 0.1; done
-check "an expired token: 401" test "$(get_hello -H "Authorization: Bearer $short")" = 401
+expired() { test "$(get_hello -H "Authorization: Bearer $short")" = 401; }
+check "an expired token: 401" wait_until 6 expired
 check "...saying it expired" grep -qF 'has expired' "$work/resp"
 check "TLS below 1.2 is refused" bash -c "! curl -s -o /dev/null --cacert '$work/ca.crt' --tls-max 1.1 '$api/version'"
 code=$(curl -s -o "$work/resp" -w '%{http_code}' --cacert "$work/ca.crt" -H "Authorization: Bearer $token" \

@@ -36,6 +36,12 @@ pass() { echo "ok   - $*"; }
 fail() { echo "FAIL - $*"; failures=$((failures + 1)); }
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 contains() { grep -qF -- "$2" <<<"$1"; }
+# wait_until SECONDS CMD...: runs CMD every 0.1 s until it succeeds or SECONDS pass (then fails).
+wait_until() {
+  local tries=$(($1 * 10)); shift
+  for _ in $(seq "$tries"); do "$@" && return 0; sleep 0.1; done
+  "$@"
+}
 
 start_daemon() {
   "$elafrosd" --data-dir "$data" --socket "$sock" --listen "127.0.0.1:${port:-0}" "${daemon_args[@]}" >>"$work/daemon.log" 2>&1 &

@@ -1,21 +1,20 @@
 #include "sqlite_store.hpp"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
-#include <fmt/format.h>
-#include <mutex>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include "commit_queue.hpp"
 #include "elafros/object_meta.hpp"
 #include "fixtures/tar_builder.hpp"
-
-#include <boost/asio/thread_pool.hpp>
-#include <boost/json.hpp>
-#include <atomic>
-#include <thread>
 
 using namespace elafros;
 namespace json = boost::json;
@@ -192,7 +191,8 @@ TEST_CASE("objects: create, get, list, update and delete, each with a new resour
   // An update based on the stored version commits; one based on an older version is refused.
   json::object changed = *got;
   metadata_of(changed)["labels"] = json::object{{"team", "a"}};
-  auto updated = write_one(*store, {ObjectWrite::Op::kUpdate, kServingGroup, "Service", changed, 1});
+  auto updated =
+      write_one(*store, {ObjectWrite::Op::kUpdate, kServingGroup, "Service", changed, 1});
   REQUIRE(updated.ok());
   CHECK(updated->at(0).type == WatchEventType::kModified);
   CHECK(updated->at(0).resource_version == 5);
@@ -222,7 +222,8 @@ TEST_CASE("deleting an object deletes what it owns, in the same transaction") {
               .ok());
   auto stored = store->get_object(service_key("hello"));
   REQUIRE(stored.ok());
-  auto deleted = write_one(*store, {ObjectWrite::Op::kDelete, kServingGroup, "Service", *stored, 0});
+  auto deleted =
+      write_one(*store, {ObjectWrite::Op::kDelete, kServingGroup, "Service", *stored, 0});
   REQUIRE(deleted.ok());
   REQUIRE(deleted->size() == 3);
   for (const auto& e : *deleted) CHECK(e.type == WatchEventType::kDeleted);
@@ -355,8 +356,7 @@ PRAGMA user_version=2;
   CHECK(r2->spec.annotations.at("autoscaling.knative.dev/min-scale") == "1");
   CHECK(r2->image_digest.find("sha256:2222") == 0);
   // Revisions are owned by their service: deleting it deletes them.
-  auto deleted =
-      write_one(*store, {ObjectWrite::Op::kDelete, kServingGroup, "Service", *svc, 0});
+  auto deleted = write_one(*store, {ObjectWrite::Op::kDelete, kServingGroup, "Service", *svc, 0});
   REQUIRE(deleted.ok());
   CHECK(deleted->size() == 3);
   CHECK(store->get_image("hello-img").ok());
@@ -393,7 +393,8 @@ TEST_CASE("a version 1 database migrates to the current schema and keeps its dat
   CHECK(old->config_generation == 1);
 }
 
-TEST_CASE("concurrent commits are grouped into fewer transactions, and watchers see them in order") {
+TEST_CASE(
+    "concurrent commits are grouped into fewer transactions, and watchers see them in order") {
   test::TempDir dir;
   auto store = open_store(dir);
   boost::asio::thread_pool store_thread(1);
