@@ -528,13 +528,13 @@ json::object meta_to_json(const ObjectMeta& m) {
   return md;
 }
 
+}  // namespace
+
 json::array conditions_to_json(const std::vector<Condition>& cs) {
   json::array a;
   for (const auto& c : cs) a.push_back(condition_to_json(c));
   return a;
 }
-
-}  // namespace
 
 json::object service_to_json(const Service& s, const ServiceStatus* status) {
   json::object spec;

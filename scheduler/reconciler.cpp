@@ -427,10 +427,16 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   void set_condition(Condition& c, const char* status, std::string reason, std::string message) {
+    bool changed = c.status != status || c.reason != reason || c.message != message;
     if (c.status != status) c.last_transition_unix = unix_now(*clock_);
     c.status = status;
     c.reason = std::move(reason);
     c.message = std::move(message);
+    if (changed) status_changed();
+  }
+
+  void status_changed() const {
+    if (options_.status_changed) options_.status_changed();
   }
 
   // Creates the instance now (so that it counts at once) and starts it in the background.
@@ -834,6 +840,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           spdlog::debug("revision {}: desired {} (ready {}, stable {:.2f}, panic {:.2f}{})",
                         rev->revision.meta.name, decision.desired, ready, decision.stable,
                         decision.panic_value, decision.panic ? ", PANIC" : "");
+        if (decision.desired != rev->desired) status_changed();
         rev->desired = decision.desired;
         rev->panic = decision.panic;
       }
@@ -912,6 +919,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     }
     routes_.publish(std::move(table));
     if (options_.routes_published) options_.routes_published();
+    status_changed();
   }
 
   std::string url_of(const std::string& host) const {
@@ -1171,6 +1179,19 @@ ServiceStatus Reconciler::service_status(const Service& service) const {
 RevisionStatus Reconciler::revision_status(const std::string& ns,
                                            const std::string& revision) const {
   return impl_->revision_status(ns, revision);
+}
+
+std::vector<Reconciler::ServiceReport> Reconciler::reports() const {
+  std::vector<ServiceReport> out;
+  for (const auto& [k, s] : impl_->services_) {
+    ServiceReport r{s.service, impl_->status(s.service), {}};
+    for (const auto& rev : s.revisions)
+      r.revisions.emplace_back(rev->revision.meta.name,
+                               impl_->revision_status(s.service.meta.namespace_,
+                                                      rev->revision.meta.name));
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 std::vector<Reconciler::RevisionMetrics> Reconciler::revision_metrics() const {

@@ -36,6 +36,9 @@ struct ReconcilerOptions {
   std::chrono::milliseconds backoff_max{60000};        // restart delays double up to this
   AutoscalingDefaults autoscaling;                     // the KPA's daemon-wide defaults
   std::function<void()> routes_published;              // called after each new routing snapshot
+  // Called (on the control thread) when a condition, the routes or a desired scale changed:
+  // some status may read differently now (the serving controller writes it to the store).
+  std::function<void()> status_changed;
 };
 
 class Reconciler {
@@ -74,6 +77,14 @@ class Reconciler {
 
   ServiceStatus service_status(const Service& service) const;
   RevisionStatus revision_status(const std::string& ns, const std::string& revision) const;
+
+  // Every service the reconciler holds, as it holds it, with its status and its revisions'.
+  struct ServiceReport {
+    Service service;
+    ServiceStatus status;
+    std::vector<std::pair<std::string, RevisionStatus>> revisions;  // name, status
+  };
+  std::vector<ServiceReport> reports() const;
 
   struct Counts {
     std::size_t services = 0;

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "elafros/object_meta.hpp"
+#include "elafros/resource_json.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -36,6 +37,8 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
     std::string name = meta_string(e.object, "name");
     if (e.type == WatchEventType::kDeleted) {
       pending_.erase(key(ns, name));
+      generations_.erase(key(ns, name));
+      written_.erase("Service/" + key(ns, name));
       // Deleted without its finalizer (it was removed by hand): stop what it ran.
       if (reconciler_.known_generation(ns, name)) begin_delete(ns, name, e.object, false);
       return;
@@ -44,6 +47,11 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
       begin_delete(ns, name, e.object, true);
       return;
     }
+    // A status write (ours) or a metadata change: nothing to deploy.
+    const std::int64_t generation = meta_int(e.object, "generation");
+    auto [seen, fresh] = generations_.try_emplace(key(ns, name), generation);
+    if (!fresh && seen->second == generation && e.type == WatchEventType::kModified) return;
+    seen->second = generation;
     auto s = service_from_object(e.object);
     if (!s) {
       spdlog::error("service {}/{} cannot be read: {}", ns, name, s.error().message);
@@ -63,6 +71,7 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
     if (!r) return;
     const std::string& ns = r->meta.namespace_;
     if (e.type == WatchEventType::kDeleted) {
+      written_.erase("Revision/" + key(ns, r->meta.name));
       reconciler_.revision_deleted(ns, r->meta.name);
       if (!deleting_.count(key(ns, r->service))) remove_logs_(ns, r->service, r->meta.name, {});
       return;
@@ -122,6 +131,58 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
                       });
   }
 
+  void status_changed() {
+    if (sync_posted_ || stopped_) return;
+    sync_posted_ = true;
+    asio::post(control_, [self = shared_from_this()] { self->sync_status(); });
+  }
+
+  // Writes each status that reads differently from the one last written.
+  void sync_status() {
+    sync_posted_ = false;
+    if (stopped_) return;
+    for (auto& report : reconciler_.reports()) {
+      const std::string& ns = report.service.meta.namespace_;
+      const std::string& name = report.service.meta.name;
+      if (deleting_.count(key(ns, name)) || pending_.count(key(ns, name))) continue;
+      json::object shown = service_to_json(report.service, &report.status);
+      write_status("Service", ns, name, std::move(shown["status"].as_object()));
+      for (const auto& [rev_name, st] : report.revisions) {
+        // What a watcher of revisions follows; not the request counters, which move with
+        // every request.
+        json::object status{{"conditions", conditions_to_json(st.conditions)},
+                            {"actualReplicas", st.actual_replicas},
+                            {"desiredReplicas", st.desired_replicas}};
+        write_status("Revision", ns, rev_name, std::move(status));
+      }
+    }
+  }
+
+  void write_status(const char* kind, const std::string& ns, const std::string& name,
+                    json::object status) {
+    std::string k = std::string(kind) + "/" + key(ns, name);
+    std::string text = json::serialize(status);
+    auto [it, fresh] = written_.try_emplace(k, text);
+    if (!fresh && it->second == text) return;
+    it->second = text;
+    json::object object{{"metadata", json::object{{"name", name}, {"namespace", ns}}},
+                        {"status", std::move(status)}};
+    auto self = shared_from_this();
+    auto ex = control_.get_executor();
+    committer_.commit({{ObjectWrite::Op::kUpdateStatus, kServingGroup, kind, std::move(object), 0}},
+                      [self, ex, k, text](Result<std::vector<ObjectEvent>> r) {
+                        if (r) return;
+                        asio::post(ex, [self, k, text, error = r.error()] {
+                          // Written again at the next change; a deleted object is simply gone.
+                          if (auto it = self->written_.find(k);
+                              it != self->written_.end() && it->second == text)
+                            self->written_.erase(it);
+                          if (error.code != ErrorCode::kNotFound)
+                            spdlog::warn("writing the status of {} failed: {}", k, error.message);
+                        });
+                      });
+  }
+
   asio::io_context& control_;
   WatchSource& watches_;
   ObjectCommitter& committer_;
@@ -129,6 +190,9 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
   RemoveLogs remove_logs_;
   std::map<std::string, Service> pending_;  // written, waiting for its new revision
   std::set<std::string> deleting_;
+  std::map<std::string, std::int64_t> generations_;  // of the Service events seen
+  std::map<std::string, std::string> written_;       // "Kind/ns/name" → the status last written
+  bool sync_posted_ = false;
   std::uint64_t watch_id_ = 0;
   bool stopped_ = false;
 };
@@ -163,6 +227,10 @@ Result<void> ServingController::start(std::int64_t from) {
     impl_->begin_delete(ns, name, std::move(object), true);
   }
   return {};
+}
+
+void ServingController::status_changed() {
+  impl_->status_changed();
 }
 
 void ServingController::stop() {

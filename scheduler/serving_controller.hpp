@@ -3,7 +3,9 @@
 // store's committed changes to Services and Revisions and tells the reconciler, and it finishes
 // the deletion of a Service once its instances are gone by removing its finalizer. Nothing in
 // the API calls the reconciler to deploy: a build or an event source that writes a Service
-// deploys it the same way.
+// deploys it the same way. It also writes the statuses the reconciler reports back to the store
+// (a status write, which leaves spec and generation alone), so that a watch sees a Service or
+// a Revision become Ready.
 
 #include <functional>
 #include <map>
@@ -35,6 +37,11 @@ class ServingController {
   // reconciler found pending. Call on the control thread after Reconciler::start is done.
   Result<void> start(std::int64_t from);
   void stop();
+
+  // The reconciler's view of some status changed (ReconcilerOptions::status_changed): write
+  // the statuses that now read differently to the store, so that watchers see Ready move.
+  // Coalesced: many calls in a burst make one pass.
+  void status_changed();
 
  private:
   class Impl;

@@ -392,9 +392,9 @@ constexpr const char* kInsertObject =
     "created, deleted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 std::string describe(const ObjectKey& k) {
-  return k.namespace_.empty() ? fmt::format("{} \"{}\"", k.kind, k.name)
-                              : fmt::format("{} \"{}\" in namespace \"{}\"", k.kind, k.name,
-                                            k.namespace_);
+  return k.namespace_.empty()
+             ? fmt::format("{} \"{}\"", k.kind, k.name)
+             : fmt::format("{} \"{}\" in namespace \"{}\"", k.kind, k.name, k.namespace_);
 }
 
 ObjectKey key_of(const std::string& group, const std::string& kind, const json::object& o) {
@@ -403,15 +403,16 @@ ObjectKey key_of(const std::string& group, const std::string& kind, const json::
 
 bool finalizers_empty(const json::object& o) {
   const json::value* md = o.if_contains("metadata");
-  const json::value* f = md && md->is_object() ? md->get_object().if_contains("finalizers") : nullptr;
+  const json::value* f =
+      md && md->is_object() ? md->get_object().if_contains("finalizers") : nullptr;
   return !f || !f->is_array() || f->get_array().empty();
 }
 
 }  // namespace
 
 Result<json::object> SqliteStore::get_object(const ObjectKey& key) {
-  std::string sql = std::string(kObjectColumns) +
-                    "WHERE api_group=? AND kind=? AND namespace=? AND name=?";
+  std::string sql =
+      std::string(kObjectColumns) + "WHERE api_group=? AND kind=? AND namespace=? AND name=?";
   Statement st(db_, sql.c_str());
   st.bind(1, key.group).bind(2, key.kind).bind(3, key.namespace_).bind(4, key.name);
   int rc = st.step();
@@ -497,8 +498,7 @@ Result<void> SqliteStore::apply_write(ObjectWrite& w, std::vector<ObjectEvent>& 
     return Error::invalid("metadata.name: Required value: give the object a name");
   auto stored = get_object(key);
   if (w.op == ObjectWrite::Op::kCreate) {
-    if (stored)
-      return Error::exists(fmt::format("{} already exists", describe(key)));
+    if (stored) return Error::exists(fmt::format("{} already exists", describe(key)));
     if (stored.error().code != ErrorCode::kNotFound) return stored.error();
     std::int64_t rv = resource_version_ + 1;
     Statement st(db_, kInsertObject);
@@ -518,6 +518,19 @@ Result<void> SqliteStore::apply_write(ObjectWrite& w, std::vector<ObjectEvent>& 
         "latest version and retry",
         describe(key), current, w.expected_resource_version));
   const std::string uid = meta_string(*stored, "uid");
+  if (w.op == ObjectWrite::Op::kUpdateStatus) {
+    json::object next = *stored;
+    json::value& st = next["status"];
+    if (!st.is_object()) st.emplace_object();
+    bool changed = false;
+    if (const json::value* in = w.object.if_contains("status"); in && in->is_object())
+      for (const auto& kv : in->get_object()) {
+        json::value& slot = st.get_object()[kv.key()];
+        if (slot != kv.value()) slot = kv.value(), changed = true;
+      }
+    if (!changed) return {};
+    w.object = std::move(next);
+  }
   // Removing the last finalizer of an object being deleted completes its deletion.
   bool finish_delete = w.op == ObjectWrite::Op::kUpdate &&
                        !meta_string(*stored, "deletionTimestamp").empty() &&
@@ -526,7 +539,8 @@ Result<void> SqliteStore::apply_write(ObjectWrite& w, std::vector<ObjectEvent>& 
     return delete_with_dependents(key, uid, events, 0);
   std::int64_t rv = resource_version_ + 1;
   {
-    Statement del(db_, "DELETE FROM objects WHERE api_group=? AND kind=? AND namespace=? AND name=?");
+    Statement del(db_,
+                  "DELETE FROM objects WHERE api_group=? AND kind=? AND namespace=? AND name=?");
     del.bind(1, key.group).bind(2, key.kind).bind(3, key.namespace_).bind(4, key.name);
     if (del.step() != SQLITE_DONE) return del.error("updating the object failed");
     Statement st(db_, kInsertObject);

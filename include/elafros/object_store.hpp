@@ -28,7 +28,10 @@ struct ObjectKey {
 // One write of a transaction. The object is whole, as it is to be stored: metadata.name,
 // namespace, uid and creationTimestamp set by the caller; the store sets resourceVersion.
 struct ObjectWrite {
-  enum class Op { kCreate, kUpdate, kDelete };
+  // kUpdateStatus is a controller's status write: each top-level key of object["status"]
+  // replaces the stored one, and nothing else of the stored object changes (not its generation,
+  // not its deletion). A write that changes nothing commits nothing and publishes no event.
+  enum class Op { kCreate, kUpdate, kDelete, kUpdateStatus };
   Op op = Op::kCreate;
   std::string group;
   std::string kind;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "elafros/model.hpp"
 #include "elafros/result.hpp"
@@ -24,6 +25,7 @@ boost::json::object template_to_json(const RevisionTemplate& tmpl);
 boost::json::object revision_to_json(const Revision& revision, const RevisionStatus* status);
 boost::json::object image_to_json(const ImageRecord& image);
 boost::json::object condition_to_json(const Condition& condition);
+boost::json::array conditions_to_json(const std::vector<Condition>& conditions);
 
 std::string format_rfc3339(std::int64_t unix_seconds);
 

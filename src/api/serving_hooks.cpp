@@ -78,7 +78,10 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
       finalizers.emplace_back(kServiceFinalizer);
     md["finalizers"] = std::move(finalizers);
   }
-  object["status"] = json::object{{"configurationGeneration", generation}};
+  // The stored status (the controller's, kept by an update) with the configuration generation.
+  json::value& status = object["status"];
+  if (!old || !status.is_object()) status = json::object{};
+  status.get_object()["configurationGeneration"] = generation;
   if (!template_changed || dry_run) co_return Result<void>{};
   // Resolve the image to a digest now: the revision pins it.
   auto image = co_await images_.resolve(s->spec.container.image);

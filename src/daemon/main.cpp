@@ -152,6 +152,10 @@ int run(const DaemonConfig& cfg) {
   ropts.autoscaling = cfg.autoscaling;
   // New snapshots wake the requests waiting in the activator (on the proxy's thread).
   ropts.routes_published = [&proxy] { proxy.routes_changed(); };
+  std::function<void()> status_changed;  // the serving controller's, once it exists
+  ropts.status_changed = [&status_changed] {
+    if (status_changed) status_changed();
+  };
   Reconciler reconciler(control, store_thread, blocking, **store, runtime, routes,
                         std::make_shared<RealClock>(), ropts);
 
@@ -172,6 +176,7 @@ int run(const DaemonConfig& cfg) {
       control, watch_cache, commits, reconciler,
       [&logs](const std::string& ns, const std::string& service, const std::string& revision,
               std::function<void()> done) { logs.remove(ns, service, revision, std::move(done)); });
+  status_changed = [&serving] { serving.status_changed(); };
   const std::int64_t loaded_version = watch_cache.latest();
 
   ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images,
@@ -261,6 +266,7 @@ int run(const DaemonConfig& cfg) {
   });
 
   control.run();
+  status_changed = nullptr;  // the serving controller goes before the reconciler
   proxy_guard.reset();
   proxy_io.stop();
   proxy_thread.join();

@@ -56,9 +56,11 @@ watcher=$!
 wait_until 10 grep -q hello "$work/watch.out" || true
 out=$(k patch ksvc hello --type merge -p '{"spec":{"template":{"spec":{"containers":[{"image":"oci:'"$work"'/image:v1","env":[{"name":"GREETING","value":"Patched"}]}]}}}}' 2>&1)
 check "kubectl patch --type merge" contains "$out" "service.serving.knative.dev/hello patched"
-wait_until 20 grep -q "MODIFIED.*hello-00002" "$work/watch.out" || true
+ready_event() { grep -qE "MODIFIED +hello +http\S+ +hello-00002 +hello-00002 +True" "$work/watch.out"; }
+wait_until 20 ready_event || true
 kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null || true
 check "kubectl get ksvc -w streams the change, naming the new revision" grep -q "MODIFIED *hello .*hello-00002" "$work/watch.out"
+check "...and then its status: the new revision Ready (a status write is a watch event)" ready_event
 patched() { test "$(curl -sS "http://hello.default.localhost:$port/")" = "Patched from hello (revision hello-00002)"; }
 check "the patch made a new revision that serves" wait_until 10 patched
 

@@ -252,6 +252,45 @@ TEST_CASE("removing the last finalizer of an object being deleted deletes it") {
   CHECK(store->get_object(service_key("hello")).error().code == ErrorCode::kNotFound);
 }
 
+TEST_CASE("a status write changes only the status, and nothing when nothing differs") {
+  test::TempDir dir;
+  auto store = open_store(dir);
+  Service s = make_service("hello");
+  REQUIRE(create_service(*store, s, make_revision(s, 1)).ok());
+  json::object before = *store->get_object(service_key("hello"));
+  const std::int64_t version = store->current_resource_version();
+  json::object ready{
+      {"metadata", json::object{{"name", "hello"}, {"namespace", "default"}}},
+      {"spec", json::object{{"ignored", true}}},
+      {"status", json::object{{"observedGeneration", 1},
+                              {"conditions",
+                               json::array{json::object{{"type", "Ready"}, {"status", "True"}}}}}}};
+  auto written =
+      write_one(*store, {ObjectWrite::Op::kUpdateStatus, kServingGroup, "Service", ready, 0});
+  REQUIRE(written.ok());
+  REQUIRE(written->size() == 1);
+  CHECK(written->at(0).type == WatchEventType::kModified);
+  json::object after = *store->get_object(service_key("hello"));
+  CHECK(after.at("spec") == before.at("spec"));
+  CHECK(meta_int(after, "generation") == meta_int(before, "generation"));
+  CHECK(resource_version_of(after) == version + 1);
+  // The stored keys the write does not name stay.
+  CHECK(after.at("status").as_object().at("configurationGeneration") ==
+        before.at("status").as_object().at("configurationGeneration"));
+  CHECK(after.at("status").as_object().at("conditions").as_array().size() == 1);
+  // The same status again: no commit, no event, no new version.
+  auto again =
+      write_one(*store, {ObjectWrite::Op::kUpdateStatus, kServingGroup, "Service", ready, 0});
+  REQUIRE(again.ok());
+  CHECK(again->empty());
+  CHECK(store->current_resource_version() == resource_version_of(after));
+  // Of an object that is gone: NotFound.
+  metadata_of(ready)["name"] = "gone";
+  CHECK(write_one(*store, {ObjectWrite::Op::kUpdateStatus, kServingGroup, "Service", ready, 0})
+            .error()
+            .code == ErrorCode::kNotFound);
+}
+
 TEST_CASE("data and the resourceVersion survive reopening the database") {
   test::TempDir dir;
   Service s = make_service("hello");
