@@ -117,6 +117,7 @@ json::object revision_object(const Revision& r, const std::string& service_uid) 
   json::object tmpl = template_to_json(r.spec);
   json::object o{{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Revision"}};
   ObjectMeta meta = r.meta;
+  meta.labels.insert(r.spec.labels.begin(), r.spec.labels.end());
   meta.labels["serving.knative.dev/service"] = r.service;
   meta.labels["serving.knative.dev/configuration"] = r.service;
   meta.labels["serving.knative.dev/configurationGeneration"] = std::to_string(r.meta.generation);
@@ -158,6 +159,10 @@ Result<Revision> revision_from_object(const json::object& object) {
   json::object tmpl_md{{"name", r.meta.name}};
   auto annotations = read_string_map(object, "annotations");
   if (!annotations.empty()) tmpl_md["annotations"] = string_map(annotations);
+  std::map<std::string, std::string> template_labels;
+  for (const auto& [k, v] : r.meta.labels)
+    if (k.rfind("serving.knative.dev/", 0) != 0) template_labels[k] = v;
+  if (!template_labels.empty()) tmpl_md["labels"] = string_map(template_labels);
   const json::value* spec = object.if_contains("spec");
   auto t = template_from_json(
       json::object{{"metadata", std::move(tmpl_md)}, {"spec", spec ? *spec : json::object{}}});

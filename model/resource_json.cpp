@@ -245,7 +245,7 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
             r.object(*md, mp, {"name", "annotations", "labels", "creationTimestamp"})) {
       t.name = r.string(*m, "name", mp).value_or("");
       t.annotations = r.string_map(*m, "annotations", mp);
-      (void)r.string_map(*m, "labels", mp);
+      t.labels = r.string_map(*m, "labels", mp);
     }
   }
   const json::value* spec_v = tmpl->if_contains("spec");
@@ -284,7 +284,12 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
         cs.args = r.strings(*c, "args", cp);
         cs.working_dir = r.string(*c, "workingDir", cp).value_or("");
         (void)r.string(*c, "name", cp);
-        (void)r.string(*c, "imagePullPolicy", cp);
+        cs.pull_policy = r.string(*c, "imagePullPolicy", cp).value_or("");
+        if (!cs.pull_policy.empty() && cs.pull_policy != "Always" && cs.pull_policy != "Never" &&
+            cs.pull_policy != "IfNotPresent")
+          r.invalid(cp + ".imagePullPolicy",
+                    fmt::format("\"{}\" is not a pull policy; use Always, Never or IfNotPresent",
+                                cs.pull_policy));
         if (const json::array* env = r.array(*c, "env", cp)) {
           for (std::size_t i = 0; i < env->size() && !r.failed(); ++i) {
             std::string ep = fmt::format("{}.env[{}]", cp, i);
@@ -388,12 +393,11 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
   const json::value* md = root->if_contains("metadata");
   if (!md && !error) r.invalid("metadata", "missing: a service needs metadata.name");
   if (md) {
-    if (const json::object* m = r.object(*md, "metadata",
-                                         {"name", "namespace", "labels", "annotations", "uid",
-                                          "generation", "creationTimestamp", "resourceVersion",
-                                          "ownerReferences", "finalizers", "deletionTimestamp",
-                                          "deletionGracePeriodSeconds", "managedFields",
-                                          "generateName", "selfLink"})) {
+    if (const json::object* m = r.object(
+            *md, "metadata",
+            {"name", "namespace", "labels", "annotations", "uid", "generation", "creationTimestamp",
+             "resourceVersion", "ownerReferences", "finalizers", "deletionTimestamp",
+             "deletionGracePeriodSeconds", "managedFields", "generateName", "selfLink"})) {
       s.meta.name = r.string(*m, "name", "metadata").value_or("");
       if (auto ns = r.string(*m, "namespace", "metadata"); ns && !ns->empty())
         s.meta.namespace_ = *ns;
@@ -468,6 +472,7 @@ json::object template_to_json(const RevisionTemplate& t) {
   if (t.container.container_port > 0)
     container["ports"] = json::array{json::object{{"containerPort", t.container.container_port}}};
   if (!t.container.working_dir.empty()) container["workingDir"] = t.container.working_dir;
+  if (!t.container.pull_policy.empty()) container["imagePullPolicy"] = t.container.pull_policy;
   auto list_json = [](const ResourceList& l) {
     json::object o;
     if (!l.cpu.empty()) o["cpu"] = l.cpu;
@@ -503,6 +508,7 @@ json::object template_to_json(const RevisionTemplate& t) {
   json::object md;
   if (!t.name.empty()) md["name"] = t.name;
   if (!t.annotations.empty()) md["annotations"] = map_to_json(t.annotations);
+  if (!t.labels.empty()) md["labels"] = map_to_json(t.labels);
   if (!md.empty()) out["metadata"] = std::move(md);
   out["spec"] = std::move(spec);
   return out;

@@ -287,6 +287,7 @@ Result<ImageRecord> ImageStore::pull(const std::string& reference, const std::st
   if (auto r = registry_->pull(request); !r) return r.error();
   auto rec = import_locked("oci:" + scratch.path + ":pulled", name, scratch.path);
   if (rec && name.empty()) rec->name = registry->str();
+  if (rec) rec->source = "docker://" + registry->str();  // where it came from, not the scratch
   if (!rec)
     for (const auto& digest : skipped)
       if (std::error_code ec; !fs::exists(blob_path(digest), ec))

@@ -1186,9 +1186,9 @@ std::vector<Reconciler::ServiceReport> Reconciler::reports() const {
   for (const auto& [k, s] : impl_->services_) {
     ServiceReport r{s.service, impl_->status(s.service), {}};
     for (const auto& rev : s.revisions)
-      r.revisions.emplace_back(rev->revision.meta.name,
-                               impl_->revision_status(s.service.meta.namespace_,
-                                                      rev->revision.meta.name));
+      r.revisions.emplace_back(
+          rev->revision.meta.name,
+          impl_->revision_status(s.service.meta.namespace_, rev->revision.meta.name));
     out.push_back(std::move(r));
   }
   return out;

@@ -101,7 +101,7 @@ void CommitQueue::drain() {
   for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
 }
 
-CommitQueue::Stats CommitQueue::stats() const {
+CommitStats CommitQueue::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
 }

@@ -44,12 +44,7 @@ class CommitQueue final : public ObjectCommitter {
   // ObjectCommitter
   void commit(std::vector<ObjectWrite> writes, Done done) override;
 
-  // Transactions and groups so far: the grouping the benchmarks report.
-  struct Stats {
-    std::uint64_t transactions = 0;
-    std::uint64_t groups = 0;
-  };
-  Stats stats() const;
+  CommitStats stats() const override;
 
  private:
   void drain();
@@ -64,7 +59,7 @@ class CommitQueue final : public ObjectCommitter {
   mutable std::mutex mu_;
   std::vector<Pending> queue_;
   bool scheduled_ = false;
-  Stats stats_;
+  CommitStats stats_;
 };
 
 }  // namespace elafros

@@ -52,6 +52,9 @@ struct ContainerSpec {
   ResourceList limits;
   ResourceList requests;
   std::optional<ReadinessProbe> readiness_probe;
+  // imagePullPolicy of a registry image: "Always" pulls at every new revision, "Never" only
+  // uses a stored image, "IfNotPresent" (and "") pulls when it is not stored.
+  std::string pull_policy;
   bool operator==(const ContainerSpec&) const = default;
 
   int port() const { return container_port > 0 ? container_port : kDefaultContainerPort; }
@@ -61,6 +64,7 @@ struct ContainerSpec {
 struct RevisionTemplate {
   std::string name;  // optional explicit revision name
   std::map<std::string, std::string> annotations;
+  std::map<std::string, std::string> labels;  // copied onto the revision, as Knative does
   ContainerSpec container;
   int container_concurrency = 0;  // 0: unlimited
   int timeout_seconds = kDefaultTimeoutSeconds;

@@ -83,6 +83,13 @@ class ObjectStore {
   virtual std::int64_t current_resource_version() = 0;
 };
 
+// Transactions and write groups committed so far: how much grouping saves (one fsync per
+// transaction), as /metrics and the benchmarks report it.
+struct CommitStats {
+  std::uint64_t transactions = 0;
+  std::uint64_t groups = 0;
+};
+
 // Any thread may commit. `done` runs on the store's thread once the transaction has committed
 // (or failed); post from it to your own executor. Writes that arrive while a commit is in
 // progress are grouped into the next one.
@@ -91,6 +98,7 @@ class ObjectCommitter {
   virtual ~ObjectCommitter() = default;
   using Done = std::function<void(Result<std::vector<ObjectEvent>>)>;
   virtual void commit(std::vector<ObjectWrite> writes, Done done) = 0;
+  virtual CommitStats stats() const = 0;
 };
 
 // Committed changes, in order, to whoever watches (the API's watch verb, the controllers).

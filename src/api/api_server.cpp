@@ -32,7 +32,7 @@ class ApiServer::Impl {
         puller_(std::make_shared<api::ImagePuller>(control, store_thread, store, images)),
         resources_(control, store_thread, store, committer, watches, builtin_kinds()),
         serving_(store_thread, store, *puller_, reconciler),
-        parts_{control,  store_thread, blocking,    store, images,
+        parts_{control,  store_thread, blocking,    store, committer, images,
                *puller_, registry,     credentials, logs,  reconciler},
         info_(std::move(info)) {
     resources_.set_hooks(kServingGroup, "Service", &serving_);

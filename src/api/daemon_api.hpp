@@ -40,6 +40,7 @@ struct DaemonApiParts {
   boost::asio::thread_pool& store_thread;
   boost::asio::thread_pool& blocking;
   Store& store;
+  ObjectCommitter& committer;
   ImageStore& images;
   ImagePuller& puller;
   RegistryClient& registry;

@@ -94,10 +94,23 @@ awaitable<Result<ImageRecord>> ImagePuller::import(std::string reference, std::s
   co_return *job->result;
 }
 
-awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference) {
+awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
+                                                    std::string pull_policy) {
   if (looks_like_transport(reference)) co_return co_await import(reference, "");
   auto image =
       co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
+  const bool always = pull_policy == "Always";
+  auto registry = parse_registry_reference(reference);
+  if (image && always && registry && image->source.rfind("docker://", 0) == 0) {
+    // A pulled image named by its reference: pull it again, as Kubernetes' Always does.
+    auto pulled = co_await import("docker://" + registry->str(), "");
+    if (!pulled)
+      co_return Error{pulled.error().code,
+                      fmt::format("ImagePullFailed: imagePullPolicy is Always, and pulling \"{}\" "
+                                  "failed: {}",
+                                  reference, pulled.error().message)};
+    co_return pulled;
+  }
   if (!image && image.error().code == ErrorCode::kNotFound) {
     std::string message = fmt::format(
         "spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give a "
@@ -106,11 +119,17 @@ awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference) {
         reference);
     // Not a local name: a registry reference, as Docker reads it. One pulled before is used
     // as it is (Docker's "missing" pull policy; 'elafros image pull' refreshes it).
-    if (auto registry = parse_registry_reference(reference)) {
+    if (registry) {
       std::string canonical = registry->str();
       auto stored =
           co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, canonical);
-      if (stored) co_return stored;
+      if (stored && !always) co_return stored;
+      if (pull_policy == "Never")
+        co_return Error::invalid(fmt::format(
+            "spec.template.spec.containers[0].image: image \"{}\" is not in the image store, and "
+            "imagePullPolicy is Never; pull it first ('elafros image pull {}') or use another "
+            "pull policy",
+            reference, reference));
       std::string pull_ref = "docker://" + canonical;
       auto pulled = co_await import(pull_ref, "");
       if (pulled) co_return pulled;

@@ -43,8 +43,9 @@ class ImagePuller : public std::enable_shared_from_this<ImagePuller> {
   std::shared_ptr<ImportJob> start_import(const std::string& reference, const std::string& name);
   awaitable<Result<ImageRecord>> import(std::string reference, std::string name);
   // A revision's image: a transport reference is imported, a stored name is used, a registry
-  // reference is pulled unless it was pulled before.
-  awaitable<Result<ImageRecord>> resolve(std::string reference);
+  // reference is pulled as its imagePullPolicy says: unless it was pulled before ("" and
+  // IfNotPresent), every time (Always), or never (Never).
+  awaitable<Result<ImageRecord>> resolve(std::string reference, std::string pull_policy = "");
   // Pulls, imports and prunes run here.
   boost::asio::thread_pool& pool() { return work_; }
 

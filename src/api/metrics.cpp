@@ -176,6 +176,13 @@ std::string render_metrics(const MetricsInput& in) {
     if (i.usage.known)
       w.sample("elafros_instance_memory_bytes", instance_labels(i),
                static_cast<double>(i.usage.memory_bytes));
+  w.family("elafros_store_transactions_total", "counter",
+           "Transactions the store committed, one fsync each.");
+  w.sample("elafros_store_transactions_total", "", static_cast<double>(in.commits.transactions));
+  w.family("elafros_store_write_groups_total", "counter",
+           "Write groups (one API write each, with what it brings along) those transactions "
+           "committed; more groups than transactions means writes were grouped.");
+  w.sample("elafros_store_write_groups_total", "", static_cast<double>(in.commits.groups));
   process_metrics(w);
   return w.take();
 }

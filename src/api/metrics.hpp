@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "elafros/object_store.hpp"
 #include "reconciler.hpp"
 
 namespace elafros {
@@ -15,6 +16,7 @@ struct MetricsInput {
   std::string version;
   std::vector<Reconciler::RevisionMetrics> revisions;
   std::vector<Reconciler::InstanceUsage> instances;
+  CommitStats commits;
 };
 
 // Renders everything, the daemon's own process metrics (process_*) included.

@@ -104,6 +104,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     MetricsInput in;
     in.version = info_.version;
     in.revisions = p_.reconciler.revision_metrics();
+    in.commits = p_.committer.stats();
     struct Usage {
       explicit Usage(const asio::any_io_executor& ex)
           : wake(ex, std::chrono::steady_clock::time_point::max()) {}

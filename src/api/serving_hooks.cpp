@@ -84,7 +84,7 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   status.get_object()["configurationGeneration"] = generation;
   if (!template_changed || dry_run) co_return Result<void>{};
   // Resolve the image to a digest now: the revision pins it.
-  auto image = co_await images_.resolve(s->spec.container.image);
+  auto image = co_await images_.resolve(s->spec.container.image, s->spec.container.pull_policy);
   if (!image) co_return image.error();
   Revision rev;
   rev.meta.name = rev_name;

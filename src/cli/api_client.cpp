@@ -124,7 +124,10 @@ int ApiClient::stream_until(const std::string& method, const std::string& target
 
 json::value ApiClient::call(const std::string& method, const std::string& target,
                             const json::value* body) const {
-  ApiResponse r = request(method, target, body);
+  return body_or_throw(request(method, target, body));
+}
+
+json::value ApiClient::body_or_throw(ApiResponse r) {
   if (r.status >= 200 && r.status < 300) return std::move(r.body);
   std::string message = fmt::format("elafrosd answered {}", r.status);
   if (const auto* o = r.body.if_object())  // a Kubernetes Status

@@ -21,6 +21,8 @@ class ApiClient {
   // Like request(), but throws std::runtime_error with the API's message on a non-2xx status.
   boost::json::value call(const std::string& method, const std::string& target,
                           const boost::json::value* body = nullptr) const;
+  // The body of a 2xx answer; otherwise throws std::runtime_error with the API's message.
+  static boost::json::value body_or_throw(ApiResponse r);
   // For answers that stream JSON lines (application/x-ndjson): calls `on_line` with each line as
   // it arrives. A plain JSON answer (an error before the stream began) is one line. Returns the
   // HTTP status.

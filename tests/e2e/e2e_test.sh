@@ -64,6 +64,52 @@ check "describe shows the pinned digest" contains "$(e service describe hello)" 
 check "status counts the instance" contains "$(e status)" "Instances:   1 (1 ready)"
 check "an image from the store can be used by name" contains "$(e service create byname --image hello-img)" "http://byname.default.localhost:$port"
 
+# kn's flags: -f FILE with flags on top, --env-file, labels and annotations on the service and
+# the revision, a tag at create, a readiness probe and a pull policy; --force replaces.
+cat >"$work/flags.yaml" <<YAML
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: flags
+spec:
+  template:
+    spec:
+      containers:
+        - image: hello-img
+          env: [{name: GREETING, value: FromFile}]
+YAML
+printf '# settings\nGREETING=FromEnvFile\nEXTRA=1\n' >"$work/app.env"
+out=$(e service create flags -f "$work/flags.yaml" --env-file "$work/app.env" -l team=web \
+  --label-revision stage=canary -a owner=me --annotation-service contact=ops --tag @latest=current \
+  --probe-readiness http:::/ --probe-readiness-opts PeriodSeconds=1 --pull-policy never)
+check "service create -f FILE with flags on top waits for Ready" contains "$out" "http://flags.default.localhost:$port"
+check "--env-file overrides the file's environment" \
+  test "$(curl -sS "http://flags.default.localhost:$port/")" = "FromEnvFile from flags (revision flags-00001)"
+check "--tag at create gives the tag its own URL" \
+  test "$(curl -sS "http://current-flags.default.localhost:$port/")" = "FromEnvFile from flags (revision flags-00001)"
+svc=$(e service describe flags -o json)
+rev=$(e revision describe flags-00001 -o json)
+meta() { python3 -c 'import json,sys; m=json.loads(sys.argv[1])["metadata"]; print(sorted(m.get(sys.argv[2],{}).items()))' "$1" "$2"; }
+check "-l and --annotation-service label and annotate the service" \
+  test "$(meta "$svc" labels) $(meta "$svc" annotations)" = "[('team', 'web')] [('contact', 'ops'), ('owner', 'me')]"
+check "-l, --label-revision and -a label and annotate the revision" \
+  contains "$(meta "$rev" labels) $(meta "$rev" annotations)" "('stage', 'canary'), ('team', 'web')] [('owner', 'me')]"
+check "--probe-readiness sets an HTTP probe with its options" contains "$(tr -d ' \n' <<<"$rev")" '"readinessProbe":{"httpGet":{"path":"/"},"periodSeconds":1}'
+check "--pull-policy is stored as Kubernetes spells it" contains "$rev" '"imagePullPolicy": "Never"'
+check "labels select revisions" contains "$(curl -s --unix-socket "$sock" "http://x/apis/serving.knative.dev/v1/namespaces/default/revisions?labelSelector=stage%3Dcanary")" '"name":"flags-00001"'
+if out=$(e service create flags --image hello-img 2>&1); then fail "creating an existing service fails"; else
+  check "creating an existing service says to update it or use --force" contains "$out" "replace it with --force"; fi
+out=$(e service create flags --image hello-img -e GREETING=Forced --force)
+check "--force replaces the service" contains "$out" "Service 'flags' replaced to latest revision 'flags-00002'"
+check "...and the replacement serves" test "$(curl -sS "http://flags.default.localhost:$port/")" = "Forced from flags (revision flags-00002)"
+for bad in "--probe-readiness exec:cat" "--pull-policy sometimes" "--env-file $work/nothing.env" "-l =x"; do
+  # shellcheck disable=SC2086
+  if out=$(e service update flags $bad 2>&1); then fail "service update $bad fails"; else
+    check "service update $bad says what to fix" grep -qE "probe over HTTP or TCP|Always, Never and IfNotPresent|cannot read|KEY=VALUE" <<<"$out"; fi
+done
+check "...and changed nothing" test "$(e revision list -s flags | wc -l)" = 3
+e service delete flags >/dev/null
+
 # Image management: an image a revision uses stays
 check "image list names the revisions using an image" contains "$(e image list)" "default/byname-00001"
 if out=$(e image rm hello-img 2>&1); then fail "removing an image in use fails"; else

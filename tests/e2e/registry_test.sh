@@ -210,6 +210,30 @@ check "a Docker v2s2 image pulls by its bare name and deploys" \
   test "$(curl -sS "http://fromreg.default.localhost:$port/")" = "Hello from fromreg (revision fromreg-00001)"
 check "the pulled image is listed under its reference" contains "$(e image list)" "$plain/team/hello:v2s2"
 
+# Pull policies. Never: only a stored image; Always: pulled again for every new revision, so a
+# moved tag is followed; IfNotPresent (the default) keeps using what was pulled (until a pull,
+# by anyone, moves the stored name, as a node's image cache does).
+push "oci:$work/image:latest" "docker://$plain/team/hello:moving"
+if out=$(e service create never --image "$plain/team/hello:moving" --pull-policy Never 2>&1); then
+  fail "--pull-policy Never with an image not stored fails"; else
+  check "--pull-policy Never with an image not stored says to pull it first" contains "$out" "imagePullPolicy is Never; pull it first"; fi
+check "...and pulls nothing" test -z "$(e image list | grep -F "$plain/team/hello:moving" || true)"
+e service create always --image "$plain/team/hello:moving" --pull-policy Always >/dev/null
+e service create cached --image "$plain/team/hello:moving" >/dev/null
+pinned() { e revision describe "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["containerStatuses"][0]["imageDigest"])'; }
+first=$(pinned always-00001)
+umoci config --image "$work/image:latest" --tag moved --config.env MOVED=1
+push "oci:$work/image:moved" "docker://$plain/team/hello:moving"
+e service update cached -e V=2 >/dev/null
+e service update always -e V=2 >/dev/null
+check "--pull-policy Always follows a moved tag at the next revision" test "$(pinned always-00002)" != "$first"
+check "...while the default keeps the image it pulled" test "$(pinned cached-00002)" = "$first"
+check "...to the manifest the tag names now" \
+  test "sha256:$(skopeo inspect --tls-verify=false --raw "docker://$plain/team/hello:moving" | sha256sum | cut -c1-64)" = "$(pinned always-00002)"
+check "a pulled image's source is its registry reference" contains "$(e image list)" "docker://$plain/team/hello:moving"
+e service delete always >/dev/null
+e service delete cached >/dev/null
+
 # TLS on a loopback registry (not verified for loopback, as Docker treats localhost).
 out=$(e image pull "$tlsreg/team/hello:v1")
 check "a TLS registry pulls" contains "$out" "Image '$tlsreg/team/hello:v1' pulled"

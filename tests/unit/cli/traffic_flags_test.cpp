@@ -1,7 +1,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include "cli/commands.hpp"
+#include "cli/template_changes.hpp"
 
 using namespace elafros::cli;
 namespace json = boost::json;
@@ -99,4 +99,81 @@ TEST_CASE("--limit and --request set, merge and remove resources as kn's flags d
   CHECK_THROWS_WITH(apply_template_changes(tmpl, bad, false), Catch::Contains("cpu and memory"));
   bad.limits = {"memory"};
   CHECK_THROWS_WITH(apply_template_changes(tmpl, bad, false), Catch::Contains("NAME=QUANTITY"));
+}
+
+TEST_CASE("-a and -l set and remove annotations and labels, on the template and the service") {
+  json::object tmpl;
+  TemplateChanges t;
+  t.image = "oci:/img";
+  t.labels = {"team=web", "tier=front"};
+  t.annotations = {"note=hi"};
+  t.scale_annotations = {{"autoscaling.knative.dev/min-scale", "1"}};
+  apply_template_changes(tmpl, t, true);
+  CHECK(tmpl.at("metadata").at("labels") == json::parse(R"({"team":"web","tier":"front"})"));
+  CHECK(tmpl.at("metadata").at("annotations") ==
+        json::parse(R"({"autoscaling.knative.dev/min-scale":"1","note":"hi"})"));
+  TemplateChanges u;
+  u.labels = {"tier-", "team=api"};
+  u.annotations = {"note-", "absent-"};
+  apply_template_changes(tmpl, u, false);
+  CHECK(tmpl.at("metadata").at("labels") == json::parse(R"({"team":"api"})"));
+  CHECK(tmpl.at("metadata").at("annotations") ==
+        json::parse(R"({"autoscaling.knative.dev/min-scale":"1"})"));
+
+  json::object service{{"metadata", json::object{{"name", "hello"}}}};
+  MetadataChanges m;
+  m.labels = {"app=hello"};
+  m.annotations = {"owner=me"};
+  apply_metadata_changes(service, m);
+  CHECK(service.at("metadata").at("labels") == json::parse(R"({"app":"hello"})"));
+  m.labels = {"app-"};
+  m.annotations = {};
+  apply_metadata_changes(service, m);
+  CHECK_FALSE(service.at("metadata").as_object().contains("labels"));
+  m.labels = {"=x"};
+  CHECK_THROWS_WITH(apply_metadata_changes(service, m), Catch::Contains("KEY=VALUE"));
+}
+
+TEST_CASE("--probe-readiness takes kn's http and tcp forms, and says what it cannot take") {
+  auto probe_of = [](TemplateChanges t) {
+    json::object tmpl;
+    t.image = "oci:/img";
+    apply_template_changes(tmpl, t, true);
+    return tmpl["spec"].at("containers").at(0).at("readinessProbe");
+  };
+  TemplateChanges http;
+  http.probe_readiness = "http::8080:/healthz";
+  http.probe_readiness_opts = "initialdelayseconds=2,PeriodSeconds=1";
+  CHECK(probe_of(http) == json::parse(R"({"httpGet":{"port":8080,"path":"/healthz"},
+                                          "initialDelaySeconds":2,"periodSeconds":1})"));
+  TemplateChanges no_port;
+  no_port.probe_readiness = "http:::ready";
+  CHECK(probe_of(no_port) == json::parse(R"({"httpGet":{"path":"/ready"}})"));
+  TemplateChanges tcp;
+  tcp.probe_readiness = "tcp::8080";
+  CHECK(probe_of(tcp) == json::parse(R"({"tcpSocket":{"port":8080}})"));
+  for (const char* bad : {"exec:cat,/ready", "https::8080:/", "http:example.com:8080:/", "tcp:8080",
+                          "http::eighty:/", "grpc::8080"}) {
+    TemplateChanges b;
+    b.probe_readiness = bad;
+    CHECK_THROWS_WITH(probe_of(b), Catch::Contains("--probe-readiness"));
+  }
+  TemplateChanges opts_only;
+  opts_only.probe_readiness_opts = "PeriodSeconds=1";
+  CHECK_THROWS_WITH(probe_of(opts_only), Catch::Contains("give --probe-readiness too"));
+  TemplateChanges bad_opt;
+  bad_opt.probe_readiness = "tcp::";
+  bad_opt.probe_readiness_opts = "Retries=3";
+  CHECK_THROWS_WITH(probe_of(bad_opt), Catch::Contains("the options are"));
+}
+
+TEST_CASE("--pull-policy and --env-file") {
+  CHECK(pull_policy_flag("always") == "Always");
+  CHECK(pull_policy_flag("ifnotpresent") == "IfNotPresent");
+  CHECK_THROWS_WITH(pull_policy_flag("sometimes"),
+                    Catch::Contains("Always, Never and IfNotPresent"));
+  auto env = env_file_entries("# settings\nA=1\n\n  B=two words\r\nC=\n", "app.env");
+  CHECK(env == std::vector<std::string>{"A=1", "B=two words", "C="});
+  CHECK_THROWS_WITH(env_file_entries("A=1\nnot a pair\n", "app.env"),
+                    Catch::Contains("app.env line 2"));
 }

@@ -144,6 +144,28 @@ TEST_CASE("resources and readiness probes parse and render back unchanged") {
   CHECK(again->spec == r->spec);
 }
 
+TEST_CASE("template labels and imagePullPolicy parse, render back, and are checked") {
+  auto r = parse(
+      R"({"metadata": {"name": "hello"}, "spec": {"template": {
+      "metadata": {"labels": {"stage": "canary"}},
+      "spec": {"containers": [{"image": "x", "imagePullPolicy": "Always"}]}}}})");
+  REQUIRE(r.ok());
+  CHECK(r->spec.labels == std::map<std::string, std::string>{{"stage", "canary"}});
+  CHECK(r->spec.container.pull_policy == "Always");
+  auto again = service_from_json(service_to_json(r.value(), nullptr), "default");
+  REQUIRE(again.ok());
+  CHECK(again->spec == r->spec);
+  // A label change is a template change: a new revision, as in Knative.
+  Service relabeled = r.value();
+  relabeled.spec.labels["stage"] = "stable";
+  CHECK_FALSE(relabeled.spec == r->spec);
+  std::string msg = error_of(
+      R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [
+      {"image": "x", "imagePullPolicy": "always"}]}}}})");
+  CHECK_THAT(msg, Catch::Contains("containers[0].imagePullPolicy"));
+  CHECK_THAT(msg, Catch::Contains("use Always, Never or IfNotPresent"));
+}
+
 TEST_CASE("Kubernetes quantities") {
   CHECK(parse_cpu_millis("1") == 1000);
   CHECK(parse_cpu_millis("0.5") == 500);

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "cli/commands.hpp"
+#include "cli/common.hpp"
 #include "elafros/routing.hpp"
 #include "fixtures/tar_builder.hpp"
 

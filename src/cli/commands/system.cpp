@@ -1,0 +1,83 @@
+// elafros status, elafros system stop-all|start-all and elafros kubeconfig.
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <iostream>
+#include <stdexcept>
+
+#include "cli/commands.hpp"
+#include "cli/output.hpp"
+#include "cli/yaml_json.hpp"
+
+namespace json = boost::json;
+
+namespace elafros::cli {
+namespace {
+
+int status(const ApiClient& api, const Globals& g) {
+  json::value v = api.call("GET", "/apis/elafros.dev/v1/status");
+  if (g.output != "table") return print(g, v), 0;
+  std::cout << fmt::format(
+      "elafrosd {}: running for {}s\n  API socket:  {}\n  Proxy:       http://{}\n  Domain:      "
+      "{}\n  Data dir:    {}\n"
+      "  Runtime:     {}\n  Services:    {}\n  Instances:   {} ({} ready)\n  Images:      {}\n",
+      field(v, "version"), field(v, "uptimeSeconds"), field(v, "socket"), field(v, "listen"),
+      field(v, "domain"), field(v, "dataDir"), field(v, "runtime"), field(v, "services"),
+      field(v, "instances"), field(v, "readyInstances"), field(v, "images"));
+  if (field(v, "halted") == "true")
+    std::cout << "  Halted:      every instance stopped by 'elafros system stop-all'; "
+                 "'elafros system start-all' resumes\n";
+  return 0;
+}
+
+int system_stop_all(const ApiClient& api, const Globals& g) {
+  json::value body = json::object{};
+  json::value v = api.call("POST", "/apis/elafros.dev/v1/system/stop-all", &body);
+  if (g.output != "table") return print(g, v), 0;
+  std::cout << "Every instance is stopped, and none starts until 'elafros system start-all' or a "
+               "daemon restart.\n'systemctl stop elafrosd' now takes everything down.\n";
+  return 0;
+}
+
+int system_start_all(const ApiClient& api, const Globals& g) {
+  json::value body = json::object{};
+  json::value v = api.call("POST", "/apis/elafros.dev/v1/system/start-all", &body);
+  if (g.output != "table") return print(g, v), 0;
+  std::cout << "Instances start again as their services need them.\n";
+  return 0;
+}
+
+int kubeconfig(const ApiClient& api, const Globals& g) {
+  json::value v = api.call("GET", "/apis/elafros.dev/v1/kubeconfig");
+  if (g.output == "json")
+    std::cout << json::serialize(v) << "\n";
+  else
+    std::cout << to_yaml(v);
+  return 0;
+}
+
+}  // namespace
+
+void add_system_commands(CLI::App& app, Session& s) {
+  auto set = [&s](CLI::App* c, int (*run)(const ApiClient&, const Globals&)) {
+    c->callback([&s, run] { s.run = [&s, run](const ApiClient& api) { return run(api, s.g); }; });
+  };
+  set(app.add_subcommand("status", "show the daemon's state"), &status);
+  set(app.add_subcommand(
+          "kubeconfig",
+          "print a kubeconfig for the HTTPS API (elafrosd --api-listen): server, CA and admin "
+          "token, for kubectl --kubeconfig FILE"),
+      &kubeconfig);
+  auto* sys = app.add_subcommand("system", "operate the daemon")->require_subcommand(1);
+  set(sys->add_subcommand(
+          "stop-all",
+          "stop every instance and launch none until 'system start-all' or a daemon restart "
+          "(then 'systemctl stop elafrosd' takes everything down)"),
+      &system_stop_all);
+  set(sys->add_subcommand("start-all", "undo 'stop-all': instances start again as they should"),
+      &system_start_all);
+}
+
+}  // namespace elafros::cli

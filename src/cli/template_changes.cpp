@@ -1,0 +1,387 @@
+#include "cli/template_changes.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cctype>
+#include <sstream>
+#include <stdexcept>
+#include <tuple>
+
+#include "cli/common.hpp"
+#include "cli/output.hpp"
+
+namespace json = boost::json;
+
+namespace elafros::cli {
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// kn's --probe-readiness: http:HOST:PORT:PATH or tcp:HOST:PORT (HOST empty: the instance).
+json::object readiness_probe_flag(const std::string& text, std::optional<int> port) {
+  auto bad = [&](const std::string& why) {
+    return std::runtime_error(fmt::format(
+        "--probe-readiness \"{}\": {}; write http::PORT:/PATH (e.g. http::8080:/healthz) or "
+        "tcp::PORT (PORT may be left empty for the container's port)",
+        text, why));
+  };
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  // The path may hold colons: split at most three times.
+  while (parts.size() < 3) {
+    auto colon = text.find(':', i);
+    if (colon == std::string::npos) break;
+    parts.push_back(text.substr(i, colon - i));
+    i = colon + 1;
+  }
+  parts.push_back(text.substr(i));
+  std::string type = lower(parts[0]);
+  if (type == "exec") throw bad("exec probes are not supported; probe over HTTP or TCP");
+  if (type == "https") throw bad("only HTTP is supported, not HTTPS");
+  if (type != "http" && type != "tcp") throw bad("the probe type is http or tcp");
+  if ((type == "http" && parts.size() != 4) || (type == "tcp" && parts.size() != 3))
+    throw bad(type == "http" ? "an HTTP probe has four parts" : "a TCP probe has three parts");
+  if (!parts[1].empty()) throw bad("HOST must be empty: the probe always goes to the instance");
+  json::object handler;
+  if (!parts[2].empty()) {
+    int n = 0;
+    try {
+      std::size_t used = 0;
+      n = std::stoi(parts[2], &used);
+      if (used != parts[2].size()) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      throw bad(fmt::format("\"{}\" is not a port number", parts[2]));
+    }
+    if (port && n != *port) throw bad(fmt::format("the app listens on --port {}", *port));
+    handler["port"] = n;
+  }
+  if (type == "tcp") return json::object{{"tcpSocket", std::move(handler)}};
+  std::string path = parts[3].empty() ? "/" : parts[3];
+  if (path.front() != '/') path.insert(0, "/");
+  handler["path"] = path;
+  return json::object{{"httpGet", std::move(handler)}};
+}
+
+// kn's --probe-readiness-opts: InitialDelaySeconds=5,PeriodSeconds=1 (names in any case).
+void apply_probe_options(json::object& probe, const std::string& text) {
+  static const char* const kNames[] = {"initialDelaySeconds", "periodSeconds", "timeoutSeconds",
+                                       "failureThreshold", "successThreshold"};
+  std::stringstream items(text);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    if (item.empty()) continue;
+    auto [key, value] = split_assignment(item, "--probe-readiness-opts");
+    const char* name = nullptr;
+    for (const char* n : kNames)
+      if (lower(n) == lower(key)) name = n;
+    if (!name)
+      throw std::runtime_error(fmt::format(
+          "--probe-readiness-opts {}: the options are InitialDelaySeconds, PeriodSeconds, "
+          "TimeoutSeconds, FailureThreshold and SuccessThreshold",
+          item));
+    std::size_t used = 0;
+    int n = -1;
+    try {
+      n = std::stoi(value, &used);
+    } catch (const std::exception&) {
+    }
+    if (n < 0 || used != value.size())
+      throw std::runtime_error(
+          fmt::format("--probe-readiness-opts {}: \"{}\" is not a whole number of seconds or times",
+                      item, value));
+    probe[name] = n;
+  }
+}
+
+}  // namespace
+
+void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool creating) {
+  json::object& spec =
+      tmpl["spec"].is_object() ? tmpl["spec"].get_object() : tmpl["spec"].emplace_object();
+  json::array& containers = spec["containers"].is_array() ? spec["containers"].get_array()
+                                                          : spec["containers"].emplace_array();
+  if (containers.empty()) containers.emplace_back(json::object{});
+  json::object& c = containers[0].as_object();
+  if (t.image) c["image"] = absolutize_reference(*t.image);
+  if (!t.env.empty()) {
+    json::array env = c.contains("env") ? c["env"].as_array() : json::array{};
+    for (const auto& e : t.env) {
+      if (!e.empty() && e.back() == '-' && e.find('=') == std::string::npos) {
+        std::string name = e.substr(0, e.size() - 1);
+        bool found = false;
+        for (auto it = env.begin(); it != env.end();) {
+          if (field(*it, "name") == name)
+            it = env.erase(it), found = true;
+          else
+            ++it;
+        }
+        if (!found)
+          throw std::runtime_error(
+              fmt::format("-e {}: the service has no environment variable {}", e, name));
+        continue;
+      }
+      auto eq = e.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw std::runtime_error(
+            fmt::format("-e \"{}\" must be NAME=VALUE (or NAME- to unset)", e));
+      std::string name = e.substr(0, eq), value = e.substr(eq + 1);
+      bool replaced = false;
+      for (auto& var : env)
+        if (field(var, "name") == name) var.as_object()["value"] = value, replaced = true;
+      if (!replaced) env.push_back(json::object{{"name", name}, {"value", value}});
+    }
+    if (env.empty())
+      c.erase("env");
+    else
+      c["env"] = std::move(env);
+  }
+  if (t.port) c["ports"] = json::array{json::object{{"containerPort", *t.port}}};
+  if (t.cmd) c["command"] = json::array{json::string(*t.cmd)};
+  if (t.args) {
+    json::array a;
+    for (const auto& x : *t.args) a.emplace_back(x);
+    c["args"] = std::move(a);
+  }
+  if (t.concurrency_limit) spec["containerConcurrency"] = *t.concurrency_limit;
+  // --limit / --request, as kn takes them: cpu=500m,memory=128Mi; memory- removes one.
+  auto resources = [&](const std::vector<std::string>& flags, const char* flag, const char* kind) {
+    if (flags.empty()) return;
+    json::object& res =
+        c["resources"].is_object() ? c["resources"].get_object() : c["resources"].emplace_object();
+    json::object& set = res[kind].is_object() ? res[kind].get_object() : res[kind].emplace_object();
+    for (const auto& one : flags) {
+      std::size_t i = 0;
+      while (i <= one.size()) {
+        auto comma = one.find(',', i);
+        std::string item =
+            one.substr(i, comma == std::string::npos ? std::string::npos : comma - i);
+        i = comma == std::string::npos ? one.size() + 1 : comma + 1;
+        if (item.empty()) continue;
+        std::string name =
+            item.back() == '-' ? item.substr(0, item.size() - 1) : item.substr(0, item.find('='));
+        if (name != "cpu" && name != "memory")
+          throw std::runtime_error(
+              fmt::format("{} {}: the resources are cpu and memory, e.g. {} cpu=500m,memory=128Mi",
+                          flag, one, flag));
+        if (item.back() == '-') {
+          set.erase(name);
+          continue;
+        }
+        auto eq = item.find('=');
+        if (eq == std::string::npos || eq + 1 == item.size())
+          throw std::runtime_error(fmt::format(
+              "{} {}: write NAME=QUANTITY, e.g. {} memory=128Mi (or memory- to remove it)", flag,
+              one, flag));
+        set[name] = item.substr(eq + 1);
+      }
+    }
+    if (set.empty()) res.erase(kind);
+    if (res.empty()) c.erase("resources");
+  };
+  resources(t.limits, "--limit", "limits");
+  resources(t.requests, "--request", "requests");
+  if (t.pull_policy) c["imagePullPolicy"] = pull_policy_flag(*t.pull_policy);
+  if (t.probe_readiness) c["readinessProbe"] = readiness_probe_flag(*t.probe_readiness, t.port);
+  if (t.probe_readiness_opts) {
+    json::value* probe = c.if_contains("readinessProbe");
+    if (!probe || !probe->is_object())
+      throw std::runtime_error(
+          "--probe-readiness-opts sets options of a readiness probe, and there is none: give "
+          "--probe-readiness too, e.g. --probe-readiness http::8080:/healthz");
+    apply_probe_options(probe->get_object(), *t.probe_readiness_opts);
+  }
+  // A revision name belongs to one revision: an update without --revision-name gets a new one.
+  json::object& md = tmpl["metadata"].is_object() ? tmpl["metadata"].get_object()
+                                                  : tmpl["metadata"].emplace_object();
+  auto map_at = [&md](const char* key) -> json::object& {
+    return md[key].is_object() ? md[key].get_object() : md[key].emplace_object();
+  };
+  if (!t.scale_annotations.empty() || !t.annotations.empty()) {
+    json::object& ann = map_at("annotations");
+    for (const auto& [k, v] : t.scale_annotations) ann[k] = v;
+    apply_map_changes(ann, t.annotations, "--annotation");
+    if (ann.empty()) md.erase("annotations");
+  }
+  if (!t.labels.empty()) {
+    apply_map_changes(map_at("labels"), t.labels, "--label");
+    if (md["labels"].as_object().empty()) md.erase("labels");
+  }
+  if (t.revision_name)
+    md["name"] = *t.revision_name;
+  else if (!creating)
+    md.erase("name");
+  if (md.empty()) tmpl.erase("metadata");
+}
+
+void apply_metadata_changes(json::object& object, const MetadataChanges& m) {
+  json::value& mdv = object["metadata"];
+  if (!mdv.is_object()) mdv.emplace_object();
+  json::object& md = mdv.get_object();
+  for (auto [key, changes, flag] : {std::tuple{"annotations", &m.annotations, "--annotation"},
+                                    std::tuple{"labels", &m.labels, "--label"}}) {
+    if (changes->empty()) continue;
+    json::value& map = md[key];
+    if (!map.is_object()) map.emplace_object();
+    apply_map_changes(map.get_object(), *changes, flag);
+    if (map.get_object().empty()) md.erase(key);
+  }
+}
+
+void apply_map_changes(json::object& map, const std::vector<std::string>& changes,
+                       const char* flag) {
+  for (const auto& c : changes) {
+    if (!c.empty() && c.back() == '-' && c.find('=') == std::string::npos) {
+      map.erase(c.substr(0, c.size() - 1));  // unsetting what is not set is no error, as in kn
+      continue;
+    }
+    auto eq = c.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::runtime_error(
+          fmt::format("{} \"{}\" must be KEY=VALUE (or KEY- to remove it)", flag, c));
+    map[c.substr(0, eq)] = c.substr(eq + 1);
+  }
+}
+
+std::vector<std::string> env_file_entries(const std::string& text, const std::string& file) {
+  std::vector<std::string> out;
+  std::stringstream lines(text);
+  std::string line;
+  for (int n = 1; std::getline(lines, line); ++n) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    std::size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#') continue;
+    line.erase(0, start);
+    auto eq = line.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::runtime_error(fmt::format(
+          "--env-file {} line {}: \"{}\" is not NAME=VALUE (blank lines and # comments are "
+          "skipped)",
+          file, n, line));
+    out.push_back(line);
+  }
+  return out;
+}
+
+std::string pull_policy_flag(const std::string& text) {
+  for (const char* p : {"Always", "Never", "IfNotPresent"})
+    if (lower(p) == lower(text)) return p;
+  throw std::runtime_error(fmt::format(
+      "--pull-policy \"{}\": the pull policies are Always, Never and IfNotPresent", text));
+}
+
+json::array apply_traffic_changes(const json::array& current_in, const TrafficChanges& changes) {
+  json::array current = current_in;
+  if (current.empty()) current.push_back(json::object{{"latestRevision", true}, {"percent", 100}});
+  auto key_of = [](const json::value& t) {
+    return field(t, "latestRevision") == "true" ? std::string("@latest") : field(t, "revisionName");
+  };
+  auto target_for = [](const std::string& key) {
+    return key == "@latest" ? json::object{{"latestRevision", true}}
+                            : json::object{{"revisionName", key}};
+  };
+  for (const auto& tag : changes.untags) {
+    bool found = false;
+    for (auto it = current.begin(); it != current.end();) {
+      if (field(*it, "tag") == tag) {
+        found = true;
+        it->as_object().erase("tag");
+        if (field(*it, "percent") == "0" || field(*it, "percent").empty()) {
+          it = current.erase(it);
+          continue;
+        }
+      }
+      ++it;
+    }
+    if (!found)
+      throw std::runtime_error(fmt::format("--untag {}: the service has no such tag", tag));
+  }
+  if (!changes.traffic.empty()) {
+    // The new split replaces every percent; tags stay, on targets of their own if need be.
+    json::array next;
+    std::vector<std::string> seen;
+    int sum = 0;
+    for (const auto& item : changes.traffic) {
+      std::stringstream parts(item);
+      std::string one;
+      while (std::getline(parts, one, ',')) {
+        auto [key, pct] = split_assignment(one, "--traffic");
+        int percent = 0;
+        try {
+          std::size_t used = 0;
+          percent = std::stoi(pct, &used);
+          if (used != pct.size()) throw std::invalid_argument("");
+        } catch (const std::exception&) {
+          throw std::runtime_error(
+              fmt::format("--traffic {}: \"{}\" is not a whole percent", one, pct));
+        }
+        if (percent < 0 || percent > 100)
+          throw std::runtime_error(
+              fmt::format("--traffic {}: percents are between 0 and 100", one));
+        json::object target;
+        bool by_tag = false;
+        for (const auto& t : current)
+          if (!field(t, "tag").empty() && field(t, "tag") == key) {
+            target = t.as_object();
+            by_tag = true;
+          }
+        if (!by_tag) target = target_for(key);
+        if (std::find(seen.begin(), seen.end(), key) != seen.end())
+          throw std::runtime_error(fmt::format("--traffic names {} twice", key));
+        seen.push_back(key);
+        target["percent"] = percent;
+        sum += percent;
+        next.push_back(std::move(target));
+      }
+    }
+    if (sum != 100)
+      throw std::runtime_error(
+          fmt::format("--traffic percents must sum to 100 (they sum to {})", sum));
+    for (const auto& t : current) {
+      std::string tag = field(t, "tag");
+      if (tag.empty() || std::find(seen.begin(), seen.end(), tag) != seen.end()) continue;
+      // An untouched tag keeps its revision but not its percent; drop an untagged twin with 0%.
+      json::object kept = t.as_object();
+      kept["percent"] = 0;
+      next.push_back(std::move(kept));
+    }
+    current = std::move(next);
+  }
+  for (const auto& item : changes.tags) {
+    auto [key, tag] = split_assignment(item, "--tag");
+    for (const auto& t : current)
+      if (field(t, "tag") == tag)
+        throw std::runtime_error(
+            fmt::format("--tag {}: tag \"{}\" is already used; --untag {} first", item, tag, tag));
+    bool placed = false;
+    for (auto& t : current)
+      if (!placed && key_of(t) == key && field(t, "tag").empty()) {
+        t.as_object()["tag"] = tag;
+        placed = true;
+      }
+    if (!placed) {
+      json::object target = target_for(key);
+      target["percent"] = 0;
+      target["tag"] = tag;
+      current.push_back(std::move(target));
+    }
+  }
+  return current;
+}
+
+json::value exportable(const json::value& service) {
+  json::object out{{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Service"}};
+  json::object md{{"name", service.at("metadata").at("name")},
+                  {"namespace", service.at("metadata").at("namespace")}};
+  for (const char* k : {"labels", "annotations"})
+    if (const auto* v = service.at("metadata").as_object().if_contains(k)) md[k] = *v;
+  out["metadata"] = std::move(md);
+  out["spec"] = service.at("spec");
+  return out;
+}
+
+}  // namespace elafros::cli
