@@ -508,13 +508,13 @@ def main():
     try:
         nginx_image = os.path.join(work, "nginx-image")
         hello_image = os.path.join(work, "hello-image")
-        run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
         run([os.path.join(ROOT, "examples", "hello", "build-image.sh"), hello_image, "latest"])
         print("API…", file=sys.stderr)
         api = api_bench(work, hello_image, 16, args.api_services, 100, 20)
         if args.only == "api":
             print("\n".join(api_lines(api)))
             return
+        run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
         print("cold start…", file=sys.stderr)
         cold, floor, starts = cold_start(work, nginx_image, args.cycles)
         print("proxy…", file=sys.stderr)

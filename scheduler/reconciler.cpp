@@ -426,17 +426,19 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return 0;
   }
 
-  void set_condition(Condition& c, const char* status, std::string reason, std::string message) {
+  // Sets one of a revision's conditions; a change is a status change of its service.
+  void set_condition(const RevisionState& rev, Condition& c, const char* status, std::string reason,
+                     std::string message) {
     bool changed = c.status != status || c.reason != reason || c.message != message;
     if (c.status != status) c.last_transition_unix = unix_now(*clock_);
     c.status = status;
     c.reason = std::move(reason);
     c.message = std::move(message);
-    if (changed) status_changed();
+    if (changed) status_changed(rev.revision.meta.namespace_, rev.revision.service);
   }
 
-  void status_changed() const {
-    if (options_.status_changed) options_.status_changed();
+  void status_changed(const std::string& ns, const std::string& service) const {
+    if (options_.status_changed) options_.status_changed(ns, service);
   }
 
   // Creates the instance now (so that it counts at once) and starts it in the background.
@@ -451,7 +453,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->record.created_unix = unix_now(*clock_);
     rev->instances.push_back(inst);
     if (rev->ready.status != "True")
-      set_condition(rev->ready, "Unknown", "Deploying", "starting an instance");
+      set_condition(*rev, rev->ready, "Unknown", "Deploying", "starting an instance");
     asio::co_spawn(control_, launch(rev, inst), asio::detached);
   }
 
@@ -585,9 +587,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           rev->restarts, wait_s, format_rfc3339(unix_now(*clock_) + wait_s), reason, message);
       reason = "CrashLoopBackOff";
     }
-    set_condition(rev->healthy, "False", reason, message);
+    set_condition(*rev, rev->healthy, "False", reason, message);
     if (!rev->revision.ever_ready || !has_ready(*rev))
-      set_condition(rev->ready, "False", reason, message);
+      set_condition(*rev, rev->ready, "False", reason, message);
     spdlog::warn("revision {}: {}: {}", rev->revision.meta.name, reason, message);
     if (rev->retired || stopped_) co_return;
     rev->restart_pending = true;
@@ -682,9 +684,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
                              rev->revision.meta.namespace_, rev->revision.meta.name);
       if (inst->exited || inst->stop_requested) co_return;
     }
-    set_condition(rev->ready, "True", "", "");
-    set_condition(rev->healthy, "True", "", "");
-    set_condition(rev->resources, "True", "", "");
+    set_condition(*rev, rev->ready, "True", "", "");
+    set_condition(*rev, rev->healthy, "True", "", "");
+    set_condition(*rev, rev->resources, "True", "", "");
     spdlog::info("instance {} of revision {} is ready", inst->record.id, rev->revision.meta.name);
     publish_routes();
     if (auto* s = service_of(*rev)) reconcile(*s);
@@ -840,7 +842,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           spdlog::debug("revision {}: desired {} (ready {}, stable {:.2f}, panic {:.2f}{})",
                         rev->revision.meta.name, decision.desired, ready, decision.stable,
                         decision.panic_value, decision.panic ? ", PANIC" : "");
-        if (decision.desired != rev->desired) status_changed();
+        if (decision.desired != rev->desired)
+          status_changed(s.service.meta.namespace_, s.service.meta.name);
         rev->desired = decision.desired;
         rev->panic = decision.panic;
       }
@@ -919,7 +922,23 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     }
     routes_.publish(std::move(table));
     if (options_.routes_published) options_.routes_published();
-    status_changed();
+    // What each service serves, and how many instances: where it moved, its status may have.
+    std::map<std::string, std::string> prints;
+    for (const auto& [k, s] : services_) {
+      std::string print;
+      for (const auto& t : s.published)
+        print += fmt::format("{}/{}/{}/{};", t.revision_name, t.percent, t.tag, t.latest_revision);
+      for (const auto& rev : s.revisions) {
+        int ready = 0;
+        for (const auto& i : rev->instances) ready += i->phase == Phase::kReady ? 1 : 0;
+        print += fmt::format("{}={};", rev->revision.meta.name, ready);
+      }
+      auto old = route_prints_.find(k);
+      if (old == route_prints_.end() || old->second != print)
+        status_changed(s.service.meta.namespace_, s.service.meta.name);
+      prints[k] = std::move(print);
+    }
+    route_prints_.swap(prints);
   }
 
   std::string url_of(const std::string& host) const {
@@ -1110,6 +1129,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   ClockPtr clock_;
   ReconcilerOptions options_;
   std::map<std::string, ServiceState> services_;
+  std::map<std::string, std::string> route_prints_;  // per service, at the last publish
   std::set<int> used_ports_;
   bool halted_ = false;      // 'elafros system stop-all' until start-all or a restart
   bool recovering_ = false;  // start() is loading and adopting
@@ -1181,17 +1201,16 @@ RevisionStatus Reconciler::revision_status(const std::string& ns,
   return impl_->revision_status(ns, revision);
 }
 
-std::vector<Reconciler::ServiceReport> Reconciler::reports() const {
-  std::vector<ServiceReport> out;
-  for (const auto& [k, s] : impl_->services_) {
-    ServiceReport r{s.service, impl_->status(s.service), {}};
-    for (const auto& rev : s.revisions)
-      r.revisions.emplace_back(
-          rev->revision.meta.name,
-          impl_->revision_status(s.service.meta.namespace_, rev->revision.meta.name));
-    out.push_back(std::move(r));
-  }
-  return out;
+std::optional<Reconciler::ServiceReport> Reconciler::report(const std::string& ns,
+                                                            const std::string& name) const {
+  auto it = impl_->services_.find(key(ns, name));
+  if (it == impl_->services_.end()) return std::nullopt;
+  const ServiceState& s = it->second;
+  ServiceReport r{s.service, impl_->status(s.service), {}};
+  for (const auto& rev : s.revisions)
+    r.revisions.emplace_back(rev->revision.meta.name,
+                             impl_->revision_status(ns, rev->revision.meta.name));
+  return r;
 }
 
 std::vector<Reconciler::RevisionMetrics> Reconciler::revision_metrics() const {

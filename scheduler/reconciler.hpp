@@ -36,9 +36,10 @@ struct ReconcilerOptions {
   std::chrono::milliseconds backoff_max{60000};        // restart delays double up to this
   AutoscalingDefaults autoscaling;                     // the KPA's daemon-wide defaults
   std::function<void()> routes_published;              // called after each new routing snapshot
-  // Called (on the control thread) when a condition, the routes or a desired scale changed:
-  // some status may read differently now (the serving controller writes it to the store).
-  std::function<void()> status_changed;
+  // Called (on the control thread) when a condition, what a service serves or a desired scale
+  // changed: the service's status may read differently now (the serving controller writes it
+  // to the store). (namespace, service)
+  std::function<void(const std::string&, const std::string&)> status_changed;
 };
 
 class Reconciler {
@@ -78,13 +79,14 @@ class Reconciler {
   ServiceStatus service_status(const Service& service) const;
   RevisionStatus revision_status(const std::string& ns, const std::string& revision) const;
 
-  // Every service the reconciler holds, as it holds it, with its status and its revisions'.
+  // A service as the reconciler holds it, with its status and its revisions'; nullopt when it
+  // does not hold it.
   struct ServiceReport {
     Service service;
     ServiceStatus status;
     std::vector<std::pair<std::string, RevisionStatus>> revisions;  // name, status
   };
-  std::vector<ServiceReport> reports() const;
+  std::optional<ServiceReport> report(const std::string& ns, const std::string& name) const;
 
   struct Counts {
     std::size_t services = 0;

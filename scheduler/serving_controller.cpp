@@ -64,6 +64,7 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
       return;
     }
     reconciler_.service_updated(*s, nullptr);
+    status_changed(ns, name);  // its generation, at least, moved
   }
 
   void on_revision(const ObjectEvent& e) {
@@ -85,6 +86,7 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
       reconciler_.service_updated(s, &r.value());
     else
       reconciler_.service_created(s, r.value());
+    status_changed(ns, s.meta.name);
   }
 
   // Stops the service's instances, drops its logs, then (with_finalizer) removes the finalizer,
@@ -131,23 +133,28 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
                       });
   }
 
-  void status_changed() {
-    if (sync_posted_ || stopped_) return;
+  void status_changed(const std::string& ns, const std::string& service) {
+    if (stopped_) return;
+    dirty_.insert({ns, service});
+    if (sync_posted_) return;
     sync_posted_ = true;
     asio::post(control_, [self = shared_from_this()] { self->sync_status(); });
   }
 
-  // Writes each status that reads differently from the one last written.
+  // Writes each status of the touched services that reads differently from the one last
+  // written.
   void sync_status() {
     sync_posted_ = false;
     if (stopped_) return;
-    for (auto& report : reconciler_.reports()) {
-      const std::string& ns = report.service.meta.namespace_;
-      const std::string& name = report.service.meta.name;
+    std::set<std::pair<std::string, std::string>> dirty;
+    dirty.swap(dirty_);
+    for (const auto& [ns, name] : dirty) {
       if (deleting_.count(key(ns, name)) || pending_.count(key(ns, name))) continue;
-      json::object shown = service_to_json(report.service, &report.status);
+      auto report = reconciler_.report(ns, name);
+      if (!report) continue;
+      json::object shown = service_to_json(report->service, &report->status);
       write_status("Service", ns, name, std::move(shown["status"].as_object()));
-      for (const auto& [rev_name, st] : report.revisions) {
+      for (const auto& [rev_name, st] : report->revisions) {
         // What a watcher of revisions follows; not the request counters, which move with
         // every request.
         json::object status{{"conditions", conditions_to_json(st.conditions)},
@@ -192,6 +199,7 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
   std::set<std::string> deleting_;
   std::map<std::string, std::int64_t> generations_;  // of the Service events seen
   std::map<std::string, std::string> written_;       // "Kind/ns/name" → the status last written
+  std::set<std::pair<std::string, std::string>> dirty_;  // (namespace, service) to write
   bool sync_posted_ = false;
   std::uint64_t watch_id_ = 0;
   bool stopped_ = false;
@@ -229,8 +237,8 @@ Result<void> ServingController::start(std::int64_t from) {
   return {};
 }
 
-void ServingController::status_changed() {
-  impl_->status_changed();
+void ServingController::status_changed(const std::string& ns, const std::string& service) {
+  impl_->status_changed(ns, service);
 }
 
 void ServingController::stop() {

@@ -38,10 +38,10 @@ class ServingController {
   Result<void> start(std::int64_t from);
   void stop();
 
-  // The reconciler's view of some status changed (ReconcilerOptions::status_changed): write
-  // the statuses that now read differently to the store, so that watchers see Ready move.
-  // Coalesced: many calls in a burst make one pass.
-  void status_changed();
+  // The reconciler's view of a service's status changed (ReconcilerOptions::status_changed):
+  // write its statuses that now read differently to the store, so that watchers see Ready
+  // move. Coalesced: the services touched in a burst are written in one pass.
+  void status_changed(const std::string& ns, const std::string& service);
 
  private:
   class Impl;

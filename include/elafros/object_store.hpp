@@ -61,6 +61,9 @@ struct ObjectQuery {
   std::size_t limit = 0;        // 0: no limit
   std::string after_namespace;  // continue: only objects after this (namespace, name)
   std::string after_name;
+  // Non-empty: only objects whose controller (their first ownerReference, as elafros writes
+  // them) has this uid. Found by index.
+  std::string owner_uid;
 };
 
 struct ObjectList {

@@ -13,6 +13,8 @@
 #include <charconv>
 #include <chrono>
 #include <deque>
+#include <map>
+#include <unordered_map>
 
 #include "api/table.hpp"
 #include "elafros/json_patch.hpp"
@@ -354,6 +356,16 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     return json::serialize(json::object{{"type", type}, {"object", std::move(payload)}}) + "\n";
   }
 
+  // One committed change as a watch line, rendered once for every watcher that wants it in the
+  // same form (a change is presented, with its live status, once, not once per watcher).
+  std::string shared_event_line(const ApiRequest& req, const KindInfo& k, const ObjectEvent& e) {
+    std::string form = wants_table(req) ? req.query_value("includeObject").value_or("") : "-";
+    std::string key = fmt::format("{}/{}/{}/{}", e.resource_version, k.group, k.kind, form);
+    if (auto it = lines_.find(key); it != lines_.end()) return it->second;
+    if (lines_.size() >= 256) lines_.clear();  // a few changes' worth is all a burst needs
+    return lines_[key] = event_line(req, k, to_string(e.type), e.object);
+  }
+
   awaitable<bool> watch(ApiRequest& req, Responder& r, Selection sel) {
     const KindInfo& k = *sel.kind;
     std::string rv_text = req.query_value("resourceVersion").value_or("");
@@ -411,7 +423,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
         ObjectEvent e = std::move(state->events.front());
         state->events.pop_front();
         last_rv = e.resource_version;
-        if (sel.matches(e)) out += event_line(req, k, to_string(e.type), std::move(e.object));
+        if (sel.matches(e)) out += shared_event_line(req, k, e);
       }
       auto now = std::chrono::steady_clock::now();
       if (bookmarks && now >= next_bookmark) {
@@ -756,6 +768,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   WatchSource& watches_;
   const KindRegistry& kinds_;
   std::map<std::string, KindHooks*> hooks_;
+  std::unordered_map<std::string, std::string> lines_;  // shared_event_line's renderings
 };
 
 ResourceApi::ResourceApi(asio::io_context& control, asio::thread_pool& store_thread,

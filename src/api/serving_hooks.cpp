@@ -22,8 +22,10 @@ ServingHooks::ServingHooks(boost::asio::thread_pool& store_thread, ObjectStore& 
     : store_thread_(store_thread), store_(store), images_(images), reconciler_(reconciler) {}
 
 awaitable<Result<std::vector<std::string>>> ServingHooks::revision_names(std::string ns,
-                                                                         std::string service) {
-  ObjectQuery q{kServingGroup, "Revision", ns, "", 0, "", ""};
+                                                                         std::string service,
+                                                                         std::string service_uid) {
+  // The service's own revisions, found by their owner in SQL: not every revision parsed.
+  ObjectQuery q{kServingGroup, "Revision", ns, "", 0, "", "", service_uid};
   auto listed =
       co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects, &store_, q);
   if (!listed) co_return listed.error();
@@ -51,7 +53,7 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
     if (!previous) co_return previous.error();
     template_changed = !(previous->spec == s->spec);
     generation = previous->config_generation + (template_changed ? 1 : 0);
-    auto existing = co_await revision_names(ns, name);
+    auto existing = co_await revision_names(ns, name, meta_string(*old, "uid"));
     if (!existing) co_return existing.error();
     names = std::move(existing.value());
   }

@@ -29,7 +29,8 @@ class ServingHooks final : public KindHooks {
   void present(const KindInfo& kind, boost::json::object& object) override;
 
  private:
-  awaitable<Result<std::vector<std::string>>> revision_names(std::string ns, std::string service);
+  awaitable<Result<std::vector<std::string>>> revision_names(std::string ns, std::string service,
+                                                             std::string service_uid);
 
   boost::asio::thread_pool& store_thread_;
   ObjectStore& store_;

@@ -20,7 +20,9 @@
 #include <filesystem>
 #include <thread>
 
+#include "api/api_credentials.hpp"
 #include "api/api_server.hpp"
+#include "commit_queue.hpp"
 #include "config.hpp"
 #include "daemon/sd_notify.hpp"
 #include "elafros/errno_text.hpp"
@@ -33,8 +35,6 @@
 #include "registry_client.hpp"
 #include "registry_credentials.hpp"
 #include "runc_runtime.hpp"
-#include "api/api_credentials.hpp"
-#include "commit_queue.hpp"
 #include "serving_controller.hpp"
 #include "sqlite_store.hpp"
 #include "version.hpp"
@@ -152,9 +152,10 @@ int run(const DaemonConfig& cfg) {
   ropts.autoscaling = cfg.autoscaling;
   // New snapshots wake the requests waiting in the activator (on the proxy's thread).
   ropts.routes_published = [&proxy] { proxy.routes_changed(); };
-  std::function<void()> status_changed;  // the serving controller's, once it exists
-  ropts.status_changed = [&status_changed] {
-    if (status_changed) status_changed();
+  // The serving controller's, once it exists.
+  std::function<void(const std::string&, const std::string&)> status_changed;
+  ropts.status_changed = [&status_changed](const std::string& ns, const std::string& service) {
+    if (status_changed) status_changed(ns, service);
   };
   Reconciler reconciler(control, store_thread, blocking, **store, runtime, routes,
                         std::make_shared<RealClock>(), ropts);
@@ -176,11 +177,13 @@ int run(const DaemonConfig& cfg) {
       control, watch_cache, commits, reconciler,
       [&logs](const std::string& ns, const std::string& service, const std::string& revision,
               std::function<void()> done) { logs.remove(ns, service, revision, std::move(done)); });
-  status_changed = [&serving] { serving.status_changed(); };
+  status_changed = [&serving](const std::string& ns, const std::string& service) {
+    serving.status_changed(ns, service);
+  };
   const std::int64_t loaded_version = watch_cache.latest();
 
-  ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images,
-                *registry, *credentials, logs, reconciler,
+  ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images, *registry,
+                *credentials, logs, reconciler,
                 {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
   if (!cfg.socket_group.empty()) {

@@ -365,7 +365,7 @@ PRAGMA user_version=2;
   sqlite3_close(h);
 
   auto store = open_store(dir);
-  CHECK(store->schema_version() == 3);
+  CHECK(store->schema_version() == SqliteStore::kSchemaVersion);
   CHECK(store->current_resource_version() == 3);
   auto svc = store->get_object(service_key("hello"));
   REQUIRE(svc.ok());
@@ -394,6 +394,25 @@ PRAGMA user_version=2;
   CHECK(r2->meta.generation == 2);
   CHECK(r2->spec.annotations.at("autoscaling.knative.dev/min-scale") == "1");
   CHECK(r2->image_digest.find("sha256:2222") == 0);
+  // A service's revisions are found by their owner (schema 4's index), and only its own.
+  ObjectQuery owned{kServingGroup, "Revision", "default", "", 0, "", "", "svc-uid"};
+  CHECK(store->list_objects(owned)->items.size() == 2);
+  owned.owner_uid = "another-uid";
+  CHECK(store->list_objects(owned)->items.empty());
+  sqlite3* ro = nullptr;
+  REQUIRE(sqlite3_open((dir.path() + "/elafros.db").c_str(), &ro) == SQLITE_OK);
+  sqlite3_stmt* plan = nullptr;
+  REQUIRE(sqlite3_prepare_v2(ro,
+                             "EXPLAIN QUERY PLAN SELECT name FROM objects WHERE api_group='a' AND "
+                             "kind='b' AND namespace='c' AND "
+                             "json_extract(owner_references, '$[0].uid') = 'd'",
+                             -1, &plan, nullptr) == SQLITE_OK);
+  std::string steps;
+  while (sqlite3_step(plan) == SQLITE_ROW)
+    steps += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
+  sqlite3_finalize(plan);
+  sqlite3_close(ro);
+  CHECK_THAT(steps, Catch::Contains("objects_by_owner"));
   // Revisions are owned by their service: deleting it deletes them.
   auto deleted = write_one(*store, {ObjectWrite::Op::kDelete, kServingGroup, "Service", *svc, 0});
   REQUIRE(deleted.ok());
