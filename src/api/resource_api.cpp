@@ -600,24 +600,31 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     const bool dry = w->dry;
     auto o = body_object(req, kind);
     if (!o) co_return co_await r.send_error(o.error());
-    auto stored = co_await current(kind, req);
-    if (!stored) co_return co_await r.send_error(stored.error());
     std::int64_t expected = resource_version_of(*o);
     if (meta_string(*o, "resourceVersion").size() && expected == 0)
       co_return co_await r.send_error(Error::invalid(
           "metadata.resourceVersion: must be the resourceVersion the object was read with"));
-    if (expected && expected != resource_version_of(*stored))
-      co_return co_await r.send_error(Error::conflict(fmt::format(
-          "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please "
-          "apply your changes to the latest version and try again (it is at resourceVersion "
-          "{}, the request was based on {})",
-          kind.plural, req.param("name"), meta_string(*stored, "resourceVersion"), expected)));
-    auto obj = merge_update(kind, *stored, *o);
-    if (!obj) co_return co_await r.send_error(obj.error());
-    auto result =
-        co_await write(kind, &*stored, std::move(*obj), resource_version_of(*stored), dry);
-    if (!result) co_return co_await r.send_error(result.error());
-    co_return co_await r.send_json(200, *result);
+    for (int attempt = 0;; ++attempt) {
+      auto stored = co_await current(kind, req);
+      if (!stored) co_return co_await r.send_error(stored.error());
+      if (expected && expected != resource_version_of(*stored))
+        co_return co_await r.send_error(Error::conflict(fmt::format(
+            "Operation cannot be fulfilled on {} \"{}\": the object has been modified; please "
+            "apply your changes to the latest version and try again (it is at resourceVersion "
+            "{}, the request was based on {})",
+            kind.plural, req.param("name"), meta_string(*stored, "resourceVersion"), expected)));
+      auto obj = merge_update(kind, *stored, *o);
+      if (!obj) co_return co_await r.send_error(obj.error());
+      auto result =
+          co_await write(kind, &*stored, std::move(*obj), resource_version_of(*stored), dry);
+      // Without a resourceVersion the client asked for no check: a write that landed since
+      // (a controller's status write) is no reason to refuse it. Apply it to the latest, as
+      // the Kubernetes API server's unconditional update does.
+      if (!result && result.error().code == ErrorCode::kConflict && !expected && attempt < 5)
+        continue;
+      if (!result) co_return co_await r.send_error(result.error());
+      co_return co_await r.send_json(200, *result);
+    }
   }
 
   awaitable<bool> patch(ApiRequest& req, Responder& r) {
@@ -692,50 +699,59 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
           for (const auto& d : dr->get_array()) *dry = *dry || d == "All";
       }
     }
-    auto stored = co_await current(**k, req);
-    if (!stored) co_return co_await r.send_error(stored.error());
-    if (expected && expected != resource_version_of(*stored))
-      co_return co_await r.send_error(Error::conflict(fmt::format(
-          "Precondition failed on {} \"{}\": resourceVersion {} was asked for, it is at {}",
-          (*k)->plural, req.param("name"), expected, meta_string(*stored, "resourceVersion"))));
-    if (auto* h = hooks_for(**k)) {
-      auto ok = co_await h->before_delete(**k, *stored);
-      if (!ok) co_return co_await r.send_error(ok.error());
-    }
-    const json::value* md = stored->if_contains("metadata");
-    const json::value* fin = md ? md->get_object().if_contains("finalizers") : nullptr;
-    bool finalizers = fin && fin->is_array() && !fin->get_array().empty();
-    if (*dry) {
-      json::object shown = *stored;
-      present(**k, shown);
-      co_return co_await r.send_json(200, shown);
-    }
-    if (finalizers) {
-      // Graceful: marked for deletion; its controller finishes the work and removes it.
-      json::object marked = *stored;
-      if (meta_string(marked, "deletionTimestamp").empty())
-        metadata_of(marked)["deletionTimestamp"] = unix_rfc3339_now();
-      metadata_of(marked)["deletionGracePeriodSeconds"] = 0;
+    // Without a precondition, a write that lands in between (a controller's status write) is
+    // no reason to refuse the delete: read it again and retry.
+    auto retry = [&](const Result<std::vector<ObjectEvent>>& events, int attempt) {
+      return !events && events.error().code == ErrorCode::kConflict && !expected && attempt < 5;
+    };
+    for (int attempt = 0;; ++attempt) {
+      auto stored = co_await current(**k, req);
+      if (!stored) co_return co_await r.send_error(stored.error());
+      if (expected && expected != resource_version_of(*stored))
+        co_return co_await r.send_error(Error::conflict(fmt::format(
+            "Precondition failed on {} \"{}\": resourceVersion {} was asked for, it is at {}",
+            (*k)->plural, req.param("name"), expected, meta_string(*stored, "resourceVersion"))));
+      if (auto* h = hooks_for(**k)) {
+        auto ok = co_await h->before_delete(**k, *stored);
+        if (!ok) co_return co_await r.send_error(ok.error());
+      }
+      const json::value* md = stored->if_contains("metadata");
+      const json::value* fin = md ? md->get_object().if_contains("finalizers") : nullptr;
+      bool finalizers = fin && fin->is_array() && !fin->get_array().empty();
+      if (*dry) {
+        json::object shown = *stored;
+        present(**k, shown);
+        co_return co_await r.send_json(200, shown);
+      }
+      if (finalizers) {
+        // Graceful: marked for deletion; its controller finishes the work and removes it.
+        json::object marked = *stored;
+        if (meta_string(marked, "deletionTimestamp").empty())
+          metadata_of(marked)["deletionTimestamp"] = unix_rfc3339_now();
+        metadata_of(marked)["deletionGracePeriodSeconds"] = 0;
+        std::vector<ObjectWrite> writes;
+        writes.push_back({ObjectWrite::Op::kUpdate, (*k)->group, (*k)->kind, std::move(marked),
+                          resource_version_of(*stored)});
+        auto events = co_await commit(std::move(writes));
+        if (retry(events, attempt)) continue;
+        if (!events) co_return co_await r.send_error(events.error());
+        json::object shown = events->front().object;
+        present(**k, shown);
+        spdlog::info("deleting {} {}/{}", (*k)->kind, req.param("namespace"), req.param("name"));
+        co_return co_await r.send_json(200, shown);
+      }
       std::vector<ObjectWrite> writes;
-      writes.push_back({ObjectWrite::Op::kUpdate, (*k)->group, (*k)->kind, std::move(marked),
+      writes.push_back({ObjectWrite::Op::kDelete, (*k)->group, (*k)->kind, *stored,
                         resource_version_of(*stored)});
       auto events = co_await commit(std::move(writes));
+      if (retry(events, attempt)) continue;
       if (!events) co_return co_await r.send_error(events.error());
-      json::object shown = events->front().object;
-      present(**k, shown);
-      spdlog::info("deleting {} {}/{}", (*k)->kind, req.param("namespace"), req.param("name"));
-      co_return co_await r.send_json(200, shown);
+      spdlog::info("deleted {} {}/{}", (*k)->kind, req.param("namespace"), req.param("name"));
+      json::object status = success_status((*k)->plural, req.param("name"));
+      status["details"].as_object()["group"] = (*k)->group;
+      status["details"].as_object()["uid"] = meta_string(*stored, "uid");
+      co_return co_await r.send_json(200, status);
     }
-    std::vector<ObjectWrite> writes;
-    writes.push_back(
-        {ObjectWrite::Op::kDelete, (*k)->group, (*k)->kind, *stored, resource_version_of(*stored)});
-    auto events = co_await commit(std::move(writes));
-    if (!events) co_return co_await r.send_error(events.error());
-    spdlog::info("deleted {} {}/{}", (*k)->kind, req.param("namespace"), req.param("name"));
-    json::object status = success_status((*k)->plural, req.param("name"));
-    status["details"].as_object()["group"] = (*k)->group;
-    status["details"].as_object()["uid"] = meta_string(*stored, "uid");
-    co_return co_await r.send_json(200, status);
   }
 
   void add_routes(Router& router) {
