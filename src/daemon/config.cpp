@@ -118,6 +118,7 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"registry-timeout-seconds", integer(c.registry_timeout_seconds, 1)},
       {"metrics-listen", str(c.metrics_listen)},
       {"api-listen", str(c.api_listen)},
+      {"watch-cache-size", integer(c.watch_cache_size, 16)},
       {"tls-cert", str(c.tls_cert)},
       {"tls-key", str(c.tls_key)},
       {"access-log", str(c.access_log)},

@@ -36,6 +36,9 @@ struct DaemonConfig {
   // The API over HTTPS with Bearer tokens (ADDRESS:PORT; empty: the socket only), with the
   // operator's certificate and key, or ones generated under <data-dir>/tls.
   std::string api_listen;
+  // Changes the watch cache keeps: a watch from an older resourceVersion gets 410 Gone and
+  // lists again (kube-apiserver's --default-watch-cache-size).
+  int watch_cache_size = 4096;
   std::string tls_cert;
   std::string tls_key;
   std::string access_log;      // per-request JSON lines: a file path, "stdout", or empty (off)

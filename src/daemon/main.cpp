@@ -171,7 +171,8 @@ int run(const DaemonConfig& cfg) {
 
   // API writes commit grouped on the store thread; what commits feeds the watchers (the API's
   // watch verb, and the serving controller that deploys).
-  WatchCache watch_cache((*store)->current_resource_version());
+  WatchCache watch_cache((*store)->current_resource_version(),
+                         static_cast<std::size_t>(cfg.watch_cache_size));
   CommitQueue commits(**store, store_thread.get_executor(), watch_cache);
   ServingController serving(
       control, watch_cache, commits, reconciler,

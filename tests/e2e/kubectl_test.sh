@@ -7,7 +7,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 "$src/examples/hello/build-image.sh" "$work/image" v1 >/dev/null
-daemon_args=(--api-listen 127.0.0.1:0)
+# A small watch cache, so that a watch from an old version is answered 410 within this test.
+printf 'watch-cache-size: 16\n' >"$work/daemon.yml"
+daemon_args=(--api-listen 127.0.0.1:0 --config "$work/daemon.yml")
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 
@@ -63,6 +65,30 @@ check "kubectl get ksvc -w streams the change, naming the new revision" grep -q 
 check "...and then its status: the new revision Ready (a status write is a watch event)" ready_event
 patched() { test "$(curl -sS "http://hello.default.localhost:$port/")" = "Patched from hello (revision hello-00002)"; }
 check "the patch made a new revision that serves" wait_until 10 patched
+
+# Lists in pages: limit/continue, as kubectl's --chunk-size uses them.
+check "kubectl pages through revisions with limit/continue (--chunk-size=1)" \
+  test "$(k get rev --chunk-size=1 -o name | tr '\n' ' ')" = "revision.serving.knative.dev/hello-00001 revision.serving.knative.dev/hello-00002 "
+revs="http://x/apis/serving.knative.dev/v1/namespaces/default/revisions"
+page=$(curl -s --unix-socket "$sock" "$revs?limit=1")
+paged=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(len(d["items"]), d["metadata"].get("continue",""))' "$page")
+check "limit=1 answers one item and a continue token" test "${paged%% *}" = 1 -a -n "${paged#* }"
+last=$(curl -s --unix-socket "$sock" "$revs?limit=1&continue=${paged#* }")
+check "...and continue answers the next page, the last" \
+  test "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["items"][0]["metadata"]["name"], "continue" in d["metadata"])' "$last")" = "hello-00002 False"
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --unix-socket "$sock" "$revs?limit=1&continue=bogus")
+check "a continue token the server did not give: 400 saying to list again" test "$code" = 400 -a -n "$(grep -F 'list again' "$work/resp")"
+# More changes than the cache keeps (labels only: no new revision).
+for i in $(seq 17); do
+  curl -s -o /dev/null --unix-socket "$sock" -X PATCH -H 'Content-Type: application/merge-patch+json' \
+    -d "{\"metadata\":{\"labels\":{\"round\":\"$i\"}}}" "http://x/apis/serving.knative.dev/v1/namespaces/default/services/hello"
+done
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --max-time 10 --unix-socket "$sock" "$revs?watch=true&resourceVersion=1" || true)
+check "a watch from a version older than the watch cache keeps: 410 Expired" \
+  test "$code" = 410 -a -n "$(grep -F '"reason":"Expired"' "$work/resp")"
+latest=$(curl -s --unix-socket "$sock" "$revs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["metadata"]["resourceVersion"])')
+code=$(curl -s -o "$work/resp" -w '%{http_code}' --max-time 10 --unix-socket "$sock" "$revs?watch=true&resourceVersion=$latest&timeoutSeconds=1" || true)
+check "...while one from the list's version streams, and ends at its timeoutSeconds" test "$code" = 200
 
 out=$(k api-resources --api-group=serving.knative.dev)
 check "kubectl api-resources lists services with short names" grep -qE "^services +kservice,ksvc +serving.knative.dev/v1 +true +Service" <<<"$out"
