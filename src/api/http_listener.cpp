@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -192,11 +193,26 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     tcp_.close(ec);
   }
 
+  // An accept that failed (out of descriptors: EMFILE, ENFILE) fails again at once until one
+  // is freed: wait a little rather than spin, and say so once a second at most.
+  awaitable<void> back_off(const boost::system::error_code& ec) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_accept_warning_ > std::chrono::seconds(1)) {
+      last_accept_warning_ = now;
+      spdlog::warn("the API cannot accept connections: {}; retrying", ec.message());
+    }
+    asio::steady_timer t(io_, std::chrono::milliseconds(50));
+    co_await t.async_wait(kAwait);
+  }
+
   awaitable<void> accept_unix(std::shared_ptr<Impl> self) {
     for (;;) {
       auto [ec, socket] = co_await unix_.async_accept(kAwait);
       if (!unix_.is_open()) co_return;
-      if (ec) continue;
+      if (ec) {
+        co_await back_off(ec);
+        continue;
+      }
       asio::co_spawn(io_, unix_session(self, std::move(socket)), asio::detached);
     }
   }
@@ -205,7 +221,10 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     for (;;) {
       auto [ec, socket] = co_await tcp_.async_accept(kAwait);
       if (!tcp_.is_open()) co_return;
-      if (ec) continue;
+      if (ec) {
+        co_await back_off(ec);
+        continue;
+      }
       if (tls_)
         asio::co_spawn(io_, tls_session(self, std::move(socket)), asio::detached);
       else
@@ -310,6 +329,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
   tcp::acceptor tcp_;
   std::unique_ptr<asio::ssl::context> tls_;
   std::size_t sessions_ = 0;
+  std::chrono::steady_clock::time_point last_accept_warning_{};
 };
 
 HttpListener::HttpListener(asio::io_context& io, const Router& router, SessionOptions options)

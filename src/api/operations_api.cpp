@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
@@ -45,6 +46,13 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
   OperationsApi(const DaemonApiParts& p, DaemonInfo info)
       : p_(p), info_(std::move(info)), started_(std::chrono::steady_clock::now()) {}
 
+  // RLIMIT_NOFILE's soft limit now: how many descriptors the daemon may hold (-1: unlimited).
+  static std::int64_t file_limit() {
+    struct rlimit nofile {};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY) return -1;
+    return static_cast<std::int64_t>(nofile.rlim_cur);
+  }
+
   awaitable<bool> status(ApiRequest&, Responder& r) {
     auto images = co_await offload(p_.store_thread.get_executor(), &Store::list_images, &p_.store);
     auto c = p_.reconciler.counts();
@@ -59,6 +67,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                    {"readyInstances", c.ready_instances},
                    {"images", images ? images->size() : 0},
                    {"halted", p_.reconciler.halted()},
+                   {"fileLimit", file_limit()},
                    {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::steady_clock::now() - started_)
                                          .count()}};

@@ -119,6 +119,7 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"metrics-listen", str(c.metrics_listen)},
       {"api-listen", str(c.api_listen)},
       {"watch-cache-size", integer(c.watch_cache_size, 16)},
+      {"raise-file-limit", boolean(c.raise_file_limit)},
       {"tls-cert", str(c.tls_cert)},
       {"tls-key", str(c.tls_key)},
       {"access-log", str(c.access_log)},

@@ -39,9 +39,12 @@ struct DaemonConfig {
   // Changes the watch cache keeps: a watch from an older resourceVersion gets 410 Gone and
   // lists again (kube-apiserver's --default-watch-cache-size).
   int watch_cache_size = 4096;
+  // At start, raise RLIMIT_NOFILE's soft limit to the hard one (as Go's runtime and nginx's
+  // worker_rlimit_nofile do). Off: keep the limit the daemon was started with.
+  bool raise_file_limit = true;
   std::string tls_cert;
   std::string tls_key;
-  std::string access_log;      // per-request JSON lines: a file path, "stdout", or empty (off)
+  std::string access_log;  // per-request JSON lines: a file path, "stdout", or empty (off)
   std::vector<std::string> log_sinks = {"file"};
   double log_max_file_bytes = 10.0 * (1 << 20);
   int log_max_files = 5;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -61,12 +62,34 @@ int lock_data_dir(const std::string& data_dir) {
   return fd;
 }
 
+// RLIMIT_NOFILE's soft limit up to the hard one, as Go's runtime does: a shell's 1024 (or 256)
+// is far too few for a proxy and its instances (docs/architecture.md, "Descriptors").
+void raise_file_limit(bool raise) {
+  struct rlimit nofile {};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return;
+  if (raise && nofile.rlim_cur < nofile.rlim_max) {
+    rlim_t was = nofile.rlim_cur;
+    nofile.rlim_cur = nofile.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &nofile) == 0)
+      spdlog::info("raised the open-files limit from {} to {}", was, nofile.rlim_cur);
+    else
+      spdlog::warn("cannot raise the open-files limit from {}: {}", was, errno_text(errno));
+    return;
+  }
+  if (nofile.rlim_cur < 4096)
+    spdlog::warn(
+        "the open-files limit is {}; new proxy connections are answered 503 near it "
+        "(raise LimitNOFILE or ulimit -n, or set raise-file-limit: true)",
+        nofile.rlim_cur);
+}
+
 int run(const DaemonConfig& cfg) {
   auto level = spdlog::level::from_str(cfg.log_level);
   if (level == spdlog::level::off && cfg.log_level != "off")
     throw std::runtime_error(fmt::format(
         "--log-level \"{}\" is not one of trace, debug, info, warn, error, off", cfg.log_level));
   spdlog::set_level(level);
+  raise_file_limit(cfg.raise_file_limit);
   auto [address, port] = parse_listen(cfg.listen);
 
   std::error_code ec;

@@ -19,6 +19,7 @@
 #include <boost/json.hpp>
 #include <cmath>
 #include <deque>
+#include <limits>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -26,6 +27,7 @@
 #include "elafros/traffic.hpp"
 #include "log_store.hpp"
 #include "proxy/access_log.hpp"
+#include "proxy/shedding.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -73,6 +75,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   Impl(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
       : io_(io), routes_(routes), options_(std::move(options)), acceptor_(io) {}
 
+  int shed_above_ = std::numeric_limits<int>::max();  // descriptor numbers that get a 503
+
   Result<void> listen() {
     error_code ec;
     auto address = asio::ip::make_address(options_.address, ec);
@@ -93,6 +97,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   void start() {
+    shed_above_ = shed_threshold(options_.descriptor_headroom);
     asio::co_spawn(io_, accept_loop(shared_from_this()), asio::detached);
     asio::co_spawn(io_, prune_loop(shared_from_this()), asio::detached);
   }
@@ -116,6 +121,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
+      // The kernel gives the lowest free descriptor: this one's number says how many are in
+      // use. Near the limit, the connection is answered 503 rather than served.
+      if (socket.native_handle() >= shed_above_) {
+        asio::co_spawn(io_,
+                       shed_connection(beast::tcp_stream(std::move(socket)), options_.header_limit),
+                       asio::detached);
+        continue;
+      }
       asio::co_spawn(io_, session(self, beast::tcp_stream(std::move(socket))), asio::detached);
     }
   }
@@ -180,9 +193,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // GCC 12 destroys temporaries twice when they are built conditionally or inside a condition
   // around a co_await: callers build the body into a named string first.
   awaitable<error_code> send_simple(beast::tcp_stream& client, unsigned version,
-                                    http::status status, std::string body, bool keep_alive) {
+                                    http::status status, std::string body, bool keep_alive,
+                                    bool retry_soon = false) {
     http::response<http::string_body> res{status, version};
     res.set(http::field::server, "elafros");
+    if (retry_soon) res.set(http::field::retry_after, "1");
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.keep_alive(keep_alive);
     res.body() = std::move(body);
@@ -584,6 +599,18 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         upstream = std::make_unique<beast::tcp_stream>(io_);
         upstream->expires_after(options_.connect_timeout);
         auto [ec] = co_await upstream->async_connect(upstream_ep, kAwait);
+        if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+          // Our own descriptors ran out, not the instance's fault: 503, retry soon.
+          keep_alive = false;
+          std::string body = fmt::format(
+              "elafrosd is out of open files ({}) and cannot reach revision \"{}\"; retry "
+              "shortly (an operator raises LimitNOFILE or ulimit -n)",
+              ec.message(), revision.name);
+          conn.status = static_cast<int>(http::status::service_unavailable);
+          co_await send_simple(client, client_version, http::status::service_unavailable,
+                               std::move(body), keep_alive, true);
+          co_return keep_alive;
+        }
         if (ec) {
           keep_alive = keep_alive && !has_body;
           std::string body =

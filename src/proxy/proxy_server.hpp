@@ -31,6 +31,10 @@ struct ProxyOptions {
   std::size_t max_idle_upstream = 64;        // pooled connections per instance
   std::size_t activator_queue_limit = 1000;  // requests waiting per revision
   AccessLog* access_log = nullptr;           // per-request JSON lines, when set
+  // Descriptors kept free for the API, runc and logs: a client connection accepted above
+  // RLIMIT_NOFILE's soft limit less this gets a fast 503 with Retry-After (docs/architecture.md,
+  // "Descriptors"). 0: an eighth of the limit, at least 64.
+  int descriptor_headroom = 0;
 };
 
 // Called on the proxy thread when a revision has requests waiting for capacity: namespace,

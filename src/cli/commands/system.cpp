@@ -26,6 +26,9 @@ int status(const ApiClient& api, const Globals& g) {
       field(v, "version"), field(v, "uptimeSeconds"), field(v, "socket"), field(v, "listen"),
       field(v, "domain"), field(v, "dataDir"), field(v, "runtime"), field(v, "services"),
       field(v, "instances"), field(v, "readyInstances"), field(v, "images"));
+  if (!field(v, "fileLimit").empty())
+    std::cout << fmt::format("  Open files:  limit {}\n",
+                             field(v, "fileLimit") == "-1" ? "none" : field(v, "fileLimit"));
   if (field(v, "halted") == "true")
     std::cout << "  Halted:      every instance stopped by 'elafros system stop-all'; "
                  "'elafros system start-all' resumes\n";

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Faults and exhaustion, made by the test itself: elafrosd under a small open-files limit sheds
+# new proxy connections with a fast 503 instead of hanging or losing track of containers.
+#   tests/e2e/faults_test.sh ELAFROSD ELAFROS SOURCE_DIR
+set -euo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+"$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
+
+# ulimit -n 256 sets the soft and the hard limit: nothing to raise to.
+real_daemon=$elafrosd
+printf '#!/bin/sh\nulimit -n 256\nexec "%s" "$@"\n' "$real_daemon" >"$work/elafrosd-256"
+chmod +x "$work/elafrosd-256"
+elafrosd=$work/elafrosd-256
+start_daemon
+port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
+check "status reports the open-files limit" contains "$(e status)" "Open files:  limit 256"
+check "...and the daemon warns about it" grep -q "the open-files limit is 256" "$work/daemon.log"
+
+e service create slow --image "oci:$work/image:latest" --scale-max 3 >/dev/null
+host=slow.default.localhost
+
+# 600 requests at once, each to an app that answers after 0.3 s; each must get an answer (200,
+# or 503 with Retry-After when the daemon sheds) within its 20 s deadline.
+out=$(python3 - "$port" "$host" <<'PY'
+import asyncio, resource, sys, time
+port, host = int(sys.argv[1]), sys.argv[2]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+async def one():
+    try:
+        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 20)
+        w.write(f"GET /cgi-bin/sleep?0.3 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = await asyncio.wait_for(r.read(), 20)
+        w.close()
+        head = data.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+        code = head.split(" ", 2)[1] if head.startswith("HTTP/") else "none"
+        if code == "503" and "retry-after: 1" not in head.lower():
+            return "503-without-retry-after"
+        return code
+    except asyncio.TimeoutError:
+        return "timeout"
+    except OSError as e:
+        return "error"
+async def main():
+    start = time.time()
+    results = await asyncio.gather(*[one() for _ in range(600)])
+    counts = {}
+    for r in results:
+        counts[r] = counts.get(r, 0) + 1
+    print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())), f"in {time.time() - start:.1f}s")
+asyncio.run(main())
+PY
+)
+echo "# 600 concurrent requests: $out"
+check "every request is answered 200 or 503 with Retry-After, none hangs" \
+  bash -c "grep -qE '^(200=[0-9]+ ?)?(503=[0-9]+ )?in ' <<<'$out'"
+check "...and some are served while it sheds the rest" bash -c "[ \$(sed -n 's/.*200=\([0-9]*\).*/\1/p' <<<'$out') -ge 10 ]"
+served() { test "$(curl -s -m 10 -H "Host: $host" "http://127.0.0.1:$port/")" = "Hello from slow (revision slow-00001)"; }
+check "afterwards it serves normally" wait_until 10 served
+containers=$(runc --root "$data/runc" list -q | wc -l)
+instances=$(e instance list -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
+check "runc's containers are the daemon's instances ($containers = $instances)" test "$containers" = "$instances"
+check "the API kept working" contains "$(e service list)" "slow"
+e service delete slow >/dev/null
+check "deleting the service leaves no container" test -z "$(runc --root "$data/runc" list -q)"
+
+if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
+finish
