@@ -77,10 +77,10 @@ void raise_file_limit(bool raise) {
     return;
   }
   if (nofile.rlim_cur < 4096)
-    spdlog::warn(
-        "the open-files limit is {}; new proxy connections are answered 503 near it "
-        "(raise LimitNOFILE or ulimit -n, or set raise-file-limit: true)",
-        nofile.rlim_cur);
+    spdlog::warn("the open-files limit is {}; new proxy connections are answered 503 near it ({})",
+                 nofile.rlim_cur,
+                 raise ? "the hard limit is as low: raise LimitNOFILE or ulimit -Hn"
+                       : "set raise-file-limit: true, or raise LimitNOFILE or ulimit -n");
 }
 
 int run(const DaemonConfig& cfg) {

@@ -75,8 +75,6 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   Impl(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
       : io_(io), routes_(routes), options_(std::move(options)), acceptor_(io) {}
 
-  int shed_above_ = std::numeric_limits<int>::max();  // descriptor numbers that get a 503
-
   Result<void> listen() {
     error_code ec;
     auto address = asio::ip::make_address(options_.address, ec);
@@ -780,6 +778,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   ProxyOptions options_;
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
+  int shed_above_ = std::numeric_limits<int>::max();  // descriptor numbers that get a 503
   bool stopping_ = false;
   std::atomic<std::int64_t> active_{0};
   std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> pool_;
