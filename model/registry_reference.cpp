@@ -13,6 +13,13 @@ std::string RegistryReference::str() const {
   return out;
 }
 
+bool is_transport_reference(const std::string& reference) {
+  for (const char* t :
+       {"oci:", "oci-archive:", "docker-archive:", "docker://", "dir:", "containers-storage:"})
+    if (reference.rfind(t, 0) == 0) return true;
+  return false;
+}
+
 Result<RegistryReference> parse_registry_reference(const std::string& input) {
   std::string ref = input;
   if (ref.rfind("docker://", 0) == 0) ref = ref.substr(9);

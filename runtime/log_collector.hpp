@@ -1,8 +1,8 @@
 #pragma once
-// Log capture (docs/architecture.md). An instance's stdout and stderr are plain files opened O_APPEND,
-// "spools" under <data-dir>/logs/spool/NS_SERVICE_INSTANCE.{stdout,stderr}: the app never blocks
-// on them and never gets SIGPIPE, whether the daemon runs or not. The collector, on a thread of
-// its own, reads what each spool gained since its saved offset, splits it into lines, stamps
+// Log capture (docs/architecture.md). An instance's stdout and stderr are plain files opened
+// O_APPEND, "spools" under <data-dir>/logs/spool/NS_SERVICE_INSTANCE.{stdout,stderr}: the app never
+// blocks on them and never gets SIGPIPE, whether the daemon runs or not. The collector, on a thread
+// of its own, reads what each spool gained since its saved offset, splits it into lines, stamps
 // them, hands them to the sinks and to live followers, and punches the consumed bytes out of
 // the spool (fallocate PUNCH_HOLE), so spools stay small without a rename or truncate racing the
 // writer. The last 64 KiB stay readable for failure messages. When the runtime removes an

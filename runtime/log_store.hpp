@@ -1,6 +1,6 @@
 #pragma once
-// Where collected log lines go (docs/architecture.md, logs): sinks behind one interface, chosen in the
-// daemon config. The file store keeps them per revision under <data-dir>/logs/<ns>/<service>/
+// Where collected log lines go (docs/architecture.md, logs): sinks behind one interface, chosen in
+// the daemon config. The file store keeps them per revision under <data-dir>/logs/<ns>/<service>/
 // <revision>/, as JSON lines in size-rotated files, so they outlive instances and the daemon
 // until retention drops them; the stdout sink forwards them as JSON lines to the daemon's
 // stdout, which systemd sends to the journal.

@@ -1,6 +1,6 @@
 #pragma once
-// The resource model, in Knative serving.knative.dev/v1 terms (docs/architecture.md). These are plain
-// values: the API turns them into Knative-shaped JSON, the store persists them.
+// The resource model, in Knative serving.knative.dev/v1 terms (docs/architecture.md). These are
+// plain values: the API turns them into Knative-shaped JSON, the store persists them.
 
 #include <cstdint>
 #include <map>

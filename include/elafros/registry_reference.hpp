@@ -21,4 +21,8 @@ struct RegistryReference {
 
 Result<RegistryReference> parse_registry_reference(const std::string& reference);
 
+// A reference in skopeo's transport syntax (oci:, oci-archive:, docker-archive:, docker://,
+// dir:, containers-storage:), not an image's name or a bare registry reference.
+bool is_transport_reference(const std::string& reference);
+
 }  // namespace elafros

@@ -47,7 +47,7 @@ Result<std::pair<std::string, std::string>> parse_import_request(const std::stri
                                         std::string_view(kv.key())));
   std::string reference(ref->get_string());
   // A bare registry name ("nginx", "registry.example.com/team/app:1") is a pull.
-  if (!looks_like_transport(reference)) {
+  if (!is_transport_reference(reference)) {
     auto registry = parse_registry_reference(reference);
     if (!registry) return registry.error();
     reference = "docker://" + registry->str();

@@ -36,14 +36,6 @@ json::object progress_json(const PullProgress& p) {
 
 }  // namespace
 
-bool looks_like_transport(const std::string& ref) {
-  auto colon = ref.find(':');
-  if (colon == std::string::npos) return false;
-  std::string t = ref.substr(0, colon);
-  return t == "oci" || t == "oci-archive" || t == "docker-archive" || t == "docker" || t == "dir" ||
-         t == "containers-storage";
-}
-
 ImagePuller::ImagePuller(asio::io_context& control, asio::thread_pool& store_thread, Store& store,
                          ImageStore& images)
     : control_(control), store_thread_(store_thread), store_(store), images_(images) {}
@@ -96,7 +88,7 @@ awaitable<Result<ImageRecord>> ImagePuller::import(std::string reference, std::s
 
 awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
                                                     std::string pull_policy) {
-  if (looks_like_transport(reference)) co_return co_await import(reference, "");
+  if (is_transport_reference(reference)) co_return co_await import(reference, "");
   auto image =
       co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
   const bool always = pull_policy == "Always";

@@ -61,7 +61,5 @@ class ImagePuller : public std::enable_shared_from_this<ImagePuller> {
   std::map<std::string, std::shared_ptr<ImportJob>> imports_;  // in progress, by reference+name
 };
 
-bool looks_like_transport(const std::string& reference);
-
 }  // namespace api
 }  // namespace elafros

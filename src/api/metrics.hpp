@@ -1,6 +1,6 @@
 #pragma once
-// Prometheus text exposition (format 0.0.4) of the daemon's metrics (docs/architecture.md). Names follow
-// Prometheus conventions with the elafros_ prefix; labels are namespace, service, revision,
+// Prometheus text exposition (format 0.0.4) of the daemon's metrics (docs/architecture.md). Names
+// follow Prometheus conventions with the elafros_ prefix; labels are namespace, service, revision,
 // instance and code (the status class, "2xx"). Series come from the revisions and instances
 // that exist now, so a deleted revision's series go away and label values stay bounded.
 

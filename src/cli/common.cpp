@@ -83,12 +83,6 @@ class PullDisplay {
   int drawn_ = 0;
 };
 
-// What a service's Ready condition says now: True, False or Unknown.
-std::string ready_status(const json::value& s) {
-  const json::object* ready = condition(s, "Ready");
-  return ready ? field(*ready, "status") : "Unknown";
-}
-
 // The revision's own reason (ExitCode, OOMKilled, ReadinessProbeFailed, …) says more than the
 // service's RevisionFailed.
 std::pair<std::string, std::string> failure_of(const ApiClient& api, const Globals& g,
@@ -265,7 +259,7 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name,
   int outcome = -1;                                   // -1: still waiting
   // Looks at one state of the service; sets `outcome` once it is decided.
   auto judge = [&](const json::value& s) {
-    std::string status = ready_status(s);
+    std::string status = condition_status(s, "Ready");
     if (status == "True") {
       std::cout << fmt::format("  {:.3f}s Ready to serve.\n\n", elapsed());
       std::cout << fmt::format(fmt::runtime(done_message),
@@ -364,13 +358,6 @@ void wait_deleted(const ApiClient& api, const std::string& collection, const std
         name));
 }
 
-bool is_transport(const std::string& ref) {
-  for (const char* t :
-       {"oci:", "oci-archive:", "docker-archive:", "docker://", "dir:", "containers-storage:"})
-    if (ref.rfind(t, 0) == 0) return true;
-  return false;
-}
-
 // Imports or pulls through the streaming endpoint, showing progress; returns the image.
 json::value pull_image(const ApiClient& api, const Globals& g, const std::string& reference,
                        const std::string& name) {
@@ -395,7 +382,7 @@ json::value pull_image(const ApiClient& api, const Globals& g, const std::string
 void pull_for_service(const ApiClient& api, const Globals& g, const std::string& image,
                       const std::string& pull_policy) {
   // Never: the daemon uses what is stored. Always: the daemon pulls it for the new revision.
-  if (is_transport(image) || pull_policy == "Never" || pull_policy == "Always") return;
+  if (is_transport_reference(image) || pull_policy == "Never" || pull_policy == "Always") return;
   auto ref = parse_registry_reference(image);
   if (!ref) return;  // the daemon says what is wrong with it
   json::value list = api.call("GET", "/apis/elafros.dev/v1/images");

@@ -61,8 +61,6 @@ int wait_ready(const ApiClient& api, const Globals& g, const std::string& name,
 void wait_deleted(const ApiClient& api, const std::string& collection, const std::string& name,
                   const boost::json::value& marked);
 
-// oci:, oci-archive:, docker-archive:, docker://, dir:, containers-storage:
-bool is_transport(const std::string& ref);
 // Imports or pulls through the streaming endpoint, showing progress; returns the image.
 boost::json::value pull_image(const ApiClient& api, const Globals& g, const std::string& reference,
                               const std::string& name);

@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
+#include "elafros/registry_reference.hpp"
 
 namespace json = boost::json;
 
@@ -21,10 +22,11 @@ int image_import(const ApiClient& api, const Globals& g, const std::string& refe
                  const std::string& name) {
   json::value v = pull_image(api, g, absolutize_reference(reference), name);
   if (g.output != "table") return print(g, v), 0;
-  std::cout << fmt::format(
-      "Image '{}' {}: {} ({})\n", field(v, "name"),
-      is_transport(reference) && reference.rfind("docker://", 0) != 0 ? "imported" : "pulled",
-      field(v, "digest"), human_size(v.at("size").to_number<std::int64_t>()));
+  std::cout << fmt::format("Image '{}' {}: {} ({})\n", field(v, "name"),
+                           is_transport_reference(reference) && reference.rfind("docker://", 0) != 0
+                               ? "imported"
+                               : "pulled",
+                           field(v, "digest"), human_size(v.at("size").to_number<std::int64_t>()));
   return 0;
 }
 

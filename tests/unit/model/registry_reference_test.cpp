@@ -39,3 +39,11 @@ TEST_CASE("malformed registry references say what is wrong") {
   CHECK(problem("nginx@sha256:abc").find("64 lowercase hex") != std::string::npos);
   CHECK(problem("a//b").find("repository") != std::string::npos);
 }
+
+TEST_CASE("transport references are told apart from image names and registry references") {
+  for (const char* t : {"oci:/img:latest", "oci-archive:a.tar", "docker-archive:b.tar:x:1",
+                        "docker://docker.io/library/nginx", "dir:/x", "containers-storage:x"})
+    CHECK(is_transport_reference(t));
+  for (const char* n : {"hello-img", "nginx:alpine", "localhost:5000/team/app:v1", "docker.io/x"})
+    CHECK_FALSE(is_transport_reference(n));
+}

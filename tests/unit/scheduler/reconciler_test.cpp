@@ -16,8 +16,8 @@
 #include <map>
 #include <mutex>
 
-#include "fixtures/tar_builder.hpp"
 #include "elafros/object_meta.hpp"
+#include "fixtures/tar_builder.hpp"
 #include "sqlite_store.hpp"
 
 using namespace elafros;
@@ -39,23 +39,22 @@ Result<void> store_group(Store& store, std::vector<ObjectWrite> group) {
 
 Result<void> store_create(Store& store, const Service& s, const Revision& r) {
   return store_group(
-      store, {{ObjectWrite::Op::kCreate, kServingGroup, "Service", service_object(s), 0},
-              {ObjectWrite::Op::kCreate, kServingGroup, "Revision", revision_object(r, s.meta.uid),
-               0}});
+      store,
+      {{ObjectWrite::Op::kCreate, kServingGroup, "Service", service_object(s), 0},
+       {ObjectWrite::Op::kCreate, kServingGroup, "Revision", revision_object(r, s.meta.uid), 0}});
 }
 
 Result<void> store_update(Store& store, const Service& s, const Revision& r) {
   return store_group(
-      store, {{ObjectWrite::Op::kUpdate, kServingGroup, "Service", service_object(s), 0},
-              {ObjectWrite::Op::kCreate, kServingGroup, "Revision", revision_object(r, s.meta.uid),
-               0}});
+      store,
+      {{ObjectWrite::Op::kUpdate, kServingGroup, "Service", service_object(s), 0},
+       {ObjectWrite::Op::kCreate, kServingGroup, "Revision", revision_object(r, s.meta.uid), 0}});
 }
 
 Result<void> store_delete(Store& store, const Service& s) {
   return store_group(store,
                      {{ObjectWrite::Op::kDelete, kServingGroup, "Service", service_object(s), 0}});
 }
-
 
 class FakeRuntime final : public ContainerRuntime {
  public:
