@@ -67,4 +67,18 @@ e service delete slow >/dev/null
 check "deleting the service leaves no container" test -z "$(runc --root "$data/runc" list -q)"
 
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
+
+# With only the soft limit low, the daemon raises it to the hard one at start.
+hard=$(ulimit -Hn)
+printf '#!/bin/sh\nulimit -Sn 256\nexec "%s" "$@"\n' "$real_daemon" >"$work/elafrosd-soft"
+chmod +x "$work/elafrosd-soft"
+elafrosd=$work/elafrosd-soft
+start_daemon
+if [ "$hard" = unlimited ] || [ "$hard" -le 256 ]; then
+  pass "(the hard limit is $hard: nothing to raise here)"
+else
+  check "a low soft limit is raised to the hard one ($hard)" contains "$(e status)" "Open files:  limit $hard"
+  check "...and the daemon says so" grep -q "raised the open-files limit from 256 to $hard" "$work/daemon.log"
+fi
+if stop_daemon; then pass "SIGTERM exits 0 again"; else fail "SIGTERM exits 0 again"; fi
 finish
