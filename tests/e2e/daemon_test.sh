@@ -66,6 +66,9 @@ if out=$("$elafrosd" --data-dir "$data" --socket "$work/second.sock" --listen 12
 # Workloads outlive kill -9; the restart adopts the same containers (same pids), no duplicates.
 e service create one --image "$img" >/dev/null
 e service create two --image "$img" --scale-min 2 >/dev/null
+# Ready means one instance serves; min-scale's second one may still be starting.
+three() { test "$(containers | wc -l)" = 3; }
+wait_until 10 three || true
 before=$(containers)
 check "three instances run" test "$(wc -l <<<"$before")" = 3
 check "instance list shows them with pid, port and phase" \
