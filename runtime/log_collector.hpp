@@ -2,18 +2,25 @@
 // Log capture (docs/architecture.md). An instance's stdout and stderr are plain files opened
 // O_APPEND, "spools" under <data-dir>/logs/spool/NS_SERVICE_INSTANCE.{stdout,stderr}: the app never
 // blocks on them and never gets SIGPIPE, whether the daemon runs or not. The collector, on a thread
-// of its own, reads what each spool gained since its saved offset, splits it into lines, stamps
-// them, hands them to the sinks and to live followers, and punches the consumed bytes out of
-// the spool (fallocate PUNCH_HOLE), so spools stay small without a rename or truncate racing the
-// writer. The last 64 KiB stay readable for failure messages. When the runtime removes an
+// of its own, reads what each spool gained since each sink's saved offset, splits it into lines,
+// stamps them, hands them to the sinks and to live followers, and punches the bytes every sink has
+// out of the spool (fallocate PUNCH_HOLE), so spools stay small without a rename or truncate racing
+// the writer. The last 64 KiB stay readable for failure messages. When the runtime removes an
 // instance it renames its spools to *.done; the collector drains and deletes them.
-// Delivery is at least once: a crash between a sink write and the offset's save repeats lines.
+//
+// Delivery is at least once, and nothing is lost quietly (docs/architecture.md, "Faults"):
+//  - a sink that fails (ENOSPC, EMFILE, a dead receiver) keeps its offset; the same lines are
+//    offered to it again after a backoff, while the other sinks go on;
+//  - a crash between a sink's write and the save of its offset repeats lines;
+//  - a spool that a sink leaves more than `spool_max_bytes` behind loses its oldest lines for that
+//    sink, counted in health() (status, /metrics), never silently.
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,13 +37,33 @@ std::string spool_path(const std::string& data_dir, const std::string& ns,
 std::string spool_tail(const std::string& data_dir, const std::string& instance_glob_prefix,
                        std::size_t lines);
 
+struct LogCollectorOptions {
+  std::chrono::milliseconds interval{100};       // how often spools are read
+  std::chrono::milliseconds retry_initial{200};  // a failed sink is retried after this,
+  std::chrono::milliseconds retry_max{5000};     // doubling up to this
+  std::uint64_t spool_max_bytes = 256ull << 20;  // a sink this far behind on a spool drops lines
+};
+
+// What status and /metrics say about log delivery.
+struct LogHealth {
+  struct Sink {
+    std::string name;
+    bool healthy = true;
+    std::string last_error;          // of the last failed write; kept after a recovery
+    std::int64_t failing_since = 0;  // Unix seconds; 0 while healthy
+    std::uint64_t failed_writes = 0;
+    std::uint64_t pending_bytes = 0;  // spool bytes not delivered to it yet
+    std::uint64_t dropped_lines = 0;  // oldest lines it lost to the spool bound
+  };
+  std::vector<Sink> sinks;
+};
+
 class LogCollector {
  public:
   using Deliver = std::function<void(std::vector<LogLine>)>;
 
   LogCollector(std::string data_dir, std::vector<std::shared_ptr<LogSink>> sinks,
-               std::shared_ptr<FileLogStore> store,
-               std::chrono::milliseconds interval = std::chrono::milliseconds(100));
+               std::shared_ptr<FileLogStore> store, LogCollectorOptions options = {});
   ~LogCollector();
   LogCollector(const LogCollector&) = delete;
   LogCollector& operator=(const LogCollector&) = delete;
@@ -58,24 +85,36 @@ class LogCollector {
               std::function<void()> done = {});
   // Collects now and calls `done` afterwards (tests, shutdown).
   void flush(std::function<void()> done);
+  // A copy of the delivery health; any thread.
+  LogHealth health() const;
 
  private:
   struct Spool;
+  struct SinkState;
   struct Follower {
     LogQuery query;
     Deliver deliver;
   };
   void run();
   void collect();
+  void discover();
+  void deliver_to(std::size_t sink, std::chrono::steady_clock::time_point now);
+  void follow_new();
+  void bound_spools();
+  void publish_health();
   void post(std::function<void()> fn);
 
   std::string data_dir_;
   std::vector<std::shared_ptr<LogSink>> sinks_;
   std::shared_ptr<FileLogStore> store_;
-  std::chrono::milliseconds interval_;
+  LogCollectorOptions options_;
   std::map<std::string, std::unique_ptr<Spool>> spools_;  // by path
+  std::vector<SinkState> sink_states_;
   std::map<std::uint64_t, Follower> followers_;
   std::uint64_t next_follower_ = 1;
+
+  mutable std::mutex health_mutex_;  // the collector thread writes, status readers copy
+  LogHealth health_;
 
   // A small task queue: the collector thread runs posted tasks and collects every interval.
   struct Queue;

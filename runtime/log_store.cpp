@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -100,9 +101,11 @@ std::string FileLogStore::dir_of(const LogLine& l) const {
 }
 
 // Appends to <dir>/current.jsonl, rotating it to .1 (and .1 to .2, …) once it is full.
-void FileLogStore::append(const std::string& dir, const std::string& text) {
+Result<void> FileLogStore::append(const std::string& dir, const std::string& text,
+                                  std::vector<Appended>& undo) {
   std::error_code ec;
   fs::create_directories(dir, ec);
+  if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, ec.message()));
   std::string current = dir + "/current.jsonl";
   auto size = fs::file_size(current, ec);
   if (!ec && size > 0 && size + text.size() > retention_.max_file_bytes) {
@@ -115,32 +118,45 @@ void FileLogStore::append(const std::string& dir, const std::string& text) {
     if (retention_.max_files <= 1) fs::remove(current, ec);
   }
   int fd = ::open(current.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    spdlog::warn("cannot write logs to {}: {}", current, errno_text(errno));
-    return;
-  }
-  if (!write_all(fd, text)) spdlog::warn("cannot write logs to {}: {}", current, errno_text(errno));
+  if (fd < 0)
+    return Error::internal(fmt::format("cannot write logs to {}: {}", current, errno_text(errno)));
+  struct stat st {};
+  ::fstat(fd, &st);
+  undo.push_back({current, static_cast<std::uint64_t>(st.st_size)});
+  bool ok = write_all(fd, text);
+  int err = errno;
   ::close(fd);
+  if (!ok)
+    return Error::internal(fmt::format("cannot write logs to {}: {}", current, errno_text(err)));
+  return {};
 }
 
-void FileLogStore::write(const std::vector<LogLine>& lines) {
+Result<void> FileLogStore::write(const std::vector<LogLine>& lines) {
   // One append per revision per batch; a batch never crosses a rotation in the middle of a line.
+  std::vector<Appended> undo;
+  auto fail = [&](Error e) -> Result<void> {
+    for (auto it = undo.rbegin(); it != undo.rend(); ++it)
+      (void)::truncate(it->file.c_str(), static_cast<off_t>(it->size_before));
+    return e;
+  };
   std::string dir, text;
   for (const auto& l : lines) {
     std::string d = dir_of(l);
     if (d != dir && !text.empty()) {
-      append(dir, text);
+      if (auto r = append(dir, text, undo); !r) return fail(r.error());
       text.clear();
     }
     dir = d;
     text += json::serialize(log_line_json(l));
     text += '\n';
     if (text.size() >= retention_.max_file_bytes / 4) {
-      append(dir, text);
+      if (auto r = append(dir, text, undo); !r) return fail(r.error());
       text.clear();
     }
   }
-  if (!text.empty()) append(dir, text);
+  if (!text.empty())
+    if (auto r = append(dir, text, undo); !r) return fail(r.error());
+  return {};
 }
 
 std::vector<LogLine> FileLogStore::read(const LogQuery& q) const {
@@ -192,14 +208,15 @@ std::uint64_t FileLogStore::disk_bytes() const {
   return total;
 }
 
-void StdoutLogSink::write(const std::vector<LogLine>& lines) {
+Result<void> StdoutLogSink::write(const std::vector<LogLine>& lines) {
   std::string text;
   for (const auto& l : lines) {
     text += json::serialize(log_line_json(l));
     text += '\n';
   }
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+    return Error::internal(fmt::format("cannot write logs to stdout: {}", errno_text(errno)));
+  return {};
 }
 
 }  // namespace elafros

@@ -34,10 +34,13 @@ boost::json::object log_line_json(const LogLine& line);
 std::optional<LogLine> log_line_from_json(std::string_view text);
 std::string format_log_time(std::chrono::system_clock::time_point t);
 
+// A destination of collected lines. write() takes all of them or fails having kept none (as far
+// as it can undo its own partial work): the collector offers the same lines again later.
 class LogSink {
  public:
   virtual ~LogSink() = default;
-  virtual void write(const std::vector<LogLine>& lines) = 0;
+  virtual std::string name() const = 0;  // as in the log-sinks config key
+  virtual Result<void> write(const std::vector<LogLine>& lines) = 0;
 };
 
 struct LogRetention {
@@ -60,7 +63,9 @@ class FileLogStore : public LogSink {
  public:
   FileLogStore(std::string root, LogRetention retention);
 
-  void write(const std::vector<LogLine>& lines) override;
+  std::string name() const override { return "file"; }
+  // ENOSPC or EMFILE midway truncates what this call appended, so that no torn line stays.
+  Result<void> write(const std::vector<LogLine>& lines) override;
   // The stored lines that match, oldest first, merged across revisions in time order.
   std::vector<LogLine> read(const LogQuery& query) const;
   // Drops the logs of a deleted revision, or (revision empty) of a deleted service.
@@ -70,7 +75,11 @@ class FileLogStore : public LogSink {
 
  private:
   std::string dir_of(const LogLine& line) const;
-  void append(const std::string& dir, const std::string& text);
+  struct Appended {
+    std::string file;
+    std::uint64_t size_before = 0;
+  };
+  Result<void> append(const std::string& dir, const std::string& text, std::vector<Appended>& undo);
 
   std::string root_;
   LogRetention retention_;
@@ -78,7 +87,8 @@ class FileLogStore : public LogSink {
 
 class StdoutLogSink : public LogSink {
  public:
-  void write(const std::vector<LogLine>& lines) override;
+  std::string name() const override { return "stdout"; }
+  Result<void> write(const std::vector<LogLine>& lines) override;
 };
 
 }  // namespace elafros

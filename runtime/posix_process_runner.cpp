@@ -4,10 +4,13 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstring>
 
 #include "elafros/errno_text.hpp"
@@ -59,7 +62,10 @@ Result<ProcessResult> PosixProcessRunner::run(const std::vector<std::string>& ar
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // A group of its own: a program killed at its deadline takes its children along.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -72,19 +78,45 @@ Result<ProcessResult> PosixProcessRunner::run(const std::vector<std::string>& ar
   out_w.reset();
   err_w.reset();
 
+  // Its exit is watched through a pidfd, so that a deadline holds even with no pipe to read.
+  Fd exit_fd;
+  exit_fd.fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  using Clock = std::chrono::steady_clock;
+  auto deadline =
+      options.timeout.count() > 0 ? Clock::now() + options.timeout : Clock::time_point::max();
+  bool timed_out = false;
+
   ProcessResult result;
-  // Drain both pipes until the child closes them.
-  while (out_r.fd >= 0 || err_r.fd >= 0) {
-    pollfd fds[2];
+  // Drain both pipes until the child closes them and has exited.
+  bool exited = exit_fd.fd < 0;
+  while (out_r.fd >= 0 || err_r.fd >= 0 || !exited) {
+    pollfd fds[3];
     int n = 0;
     if (out_r.fd >= 0) fds[n++] = {out_r.fd, POLLIN, 0};
     if (err_r.fd >= 0) fds[n++] = {err_r.fd, POLLIN, 0};
-    if (::poll(fds, static_cast<nfds_t>(n), -1) < 0) {
+    if (!exited) fds[n++] = {exit_fd.fd, POLLIN, 0};
+    int wait_ms = -1;
+    if (deadline != Clock::time_point::max()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      wait_ms = static_cast<int>(std::max<std::int64_t>(0, left.count()));
+    }
+    int ready = ::poll(fds, static_cast<nfds_t>(n), wait_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
+      break;
+    }
+    if (ready == 0) {  // past the deadline: the whole group goes
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
       break;
     }
     for (int i = 0; i < n; ++i) {
       if (!fds[i].revents) continue;
+      if (fds[i].fd == exit_fd.fd) {
+        exited = true;
+        continue;
+      }
       char buf[4096];
       ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
       if (got < 0 && errno == EINTR) continue;
@@ -101,6 +133,9 @@ Result<ProcessResult> PosixProcessRunner::run(const std::vector<std::string>& ar
     if (errno != EINTR)
       return Error::internal(fmt::format("waiting for {}: {}", argv[0], errno_text(errno)));
   }
+  if (timed_out)
+    return Error::unavailable(fmt::format("{} did not finish within {:g} s and was killed", argv[0],
+                                          std::chrono::duration<double>(options.timeout).count()));
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
 }

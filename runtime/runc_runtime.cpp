@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
+#include <thread>
 
 #include "elafros/errno_text.hpp"
 #include "elafros/resource_json.hpp"
@@ -113,12 +115,25 @@ std::vector<std::string> RuncRuntime::runc_argv(std::initializer_list<std::strin
   return argv;
 }
 
+Result<ProcessResult> RuncRuntime::run_runc(const std::string& what, std::vector<std::string> argv,
+                                            ProcessOptions po) {
+  po.timeout = options_.timeout;
+  auto r = runner_->run(argv, po);
+  if (!r && r.error().code == ErrorCode::kUnavailable)
+    return Error::unavailable(
+        fmt::format("runc {} hung: {}; it is retried, and if runc is only slow here, raise "
+                    "runtime-timeout-seconds",
+                    what, r.error().message));
+  if (!r) return Error::internal(fmt::format("runc {} failed: {}", what, r.error().message));
+  return r;
+}
+
 Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   // This runs on a worker thread: a filesystem exception must become an error, not a crash.
   try {
     return start_container(spec);
   } catch (const std::exception& e) {
-    cleanup_files(spec.container_id);
+    (void)cleanup_files(spec.container_id);
     return Error::internal(
         fmt::format("starting instance {} failed: {}", spec.container_id, e.what()));
   }
@@ -145,7 +160,7 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, ec.message()));
 
   auto fail = [&](Error e) -> Result<int> {
-    cleanup_files(spec.container_id);
+    (void)cleanup_files(spec.container_id);
     return e;
   };
 
@@ -191,9 +206,10 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   po.stdout_fd = out;
   po.stderr_fd = err;
   auto run =
-      runner_->run(runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run", "--detach",
-                              "--bundle", dir, "--pid-file", dir + "/pid", spec.container_id}),
-                   po);
+      run_runc("run " + spec.container_id,
+               runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run", "--detach",
+                          "--bundle", dir, "--pid-file", dir + "/pid", spec.container_id}),
+               po);
   ::close(out);
   ::close(err);
   if (!run) return fail(run.error());
@@ -217,7 +233,7 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
 
 Result<void> RuncRuntime::kill(const std::string& id, int signal) {
   if (!is_container_id(id)) return {};
-  auto r = runner_->run(runc_argv({"kill", id, std::to_string(signal)}), {});
+  auto r = run_runc("kill " + id, runc_argv({"kill", id, std::to_string(signal)}));
   if (!r) return r.error();
   if (r->exit_code != 0 && status(id).running)
     return Error::internal(fmt::format("runc kill {} failed: {}", id, r->err));
@@ -226,29 +242,85 @@ Result<void> RuncRuntime::kill(const std::string& id, int signal) {
 
 Result<void> RuncRuntime::remove(const std::string& id) {
   if (!is_container_id(id)) return {};
-  auto r = runner_->run(runc_argv({"delete", "--force", id}), {});
-  if (!r) return r.error();
-  if (r->exit_code != 0 && status(id).exists)
-    return Error::internal(fmt::format("runc delete {} failed: {}", id, r->err));
-  cleanup_files(id);
+  std::string state = state_root_ + "/" + id;
+  std::error_code ec;
+  if (fs::exists(state, ec)) {
+    auto r = run_runc("delete " + id, runc_argv({"delete", "--force", id}));
+    if (!r) return r.error();
+    if (r->exit_code != 0 && fs::exists(state, ec)) {
+      // A runc killed while creating it leaves a state directory without state.json, which
+      // runc itself cannot delete: its processes are in the cgroups, removed below.
+      std::string why = r->err.empty() ? r->out : r->err;
+      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      if (fs::exists(state + "/state.json", ec))
+        return Error::internal(fmt::format("runc delete {} failed (exit {}): {}", id, r->exit_code,
+                                           why.empty() ? "no reason given" : why));
+      if (auto c = remove_cgroups(id); !c) return c.error();
+      fs::remove_all(state, ec);
+      if (ec) return Error::internal(fmt::format("cannot remove {}: {}", state, ec.message()));
+    }
+  }
+  if (auto c = remove_cgroups(id); !c) return c.error();
+  return cleanup_files(id);
+}
+
+// The instance's cgroup in every hierarchy that has one (cgroups_path /elafros/<id>).
+std::vector<std::string> RuncRuntime::cgroup_dirs(const std::string& id) const {
+  std::vector<std::string> dirs;
+  std::set<std::string> seen;
+  std::error_code ec;
+  auto consider = [&](const fs::path& hierarchy) {
+    fs::path dir = hierarchy / "elafros" / id;
+    if (!fs::is_directory(dir, ec)) return;
+    auto canonical = fs::canonical(dir, ec);
+    if (!ec && seen.insert(canonical.string()).second) dirs.push_back(canonical.string());
+  };
+  consider(options_.cgroup_root);  // the unified (v2) hierarchy
+  for (const auto& e : fs::directory_iterator(options_.cgroup_root, ec))
+    if (e.is_directory(ec)) consider(e.path());
+  return dirs;
+}
+
+Result<void> RuncRuntime::remove_cgroups(const std::string& id) {
+  for (const auto& dir : cgroup_dirs(id)) {
+    bool gone = false;
+    for (int attempt = 0; attempt < 50 && !gone; ++attempt) {
+      std::ifstream procs(dir + "/cgroup.procs");
+      for (int pid = 0; procs >> pid;)
+        if (pid > 0) ::kill(pid, SIGKILL);
+      gone = ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
+      if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!gone)
+      return Error::internal(
+          fmt::format("cannot remove the cgroup {} of {}: {}", dir, id, errno_text(errno)));
+  }
   return {};
 }
 
-void RuncRuntime::cleanup_files(const std::string& id) {
+Result<void> RuncRuntime::cleanup_files(const std::string& id) {
   std::string dir = instance_dir(id);
   std::string merged = dir + "/rootfs";
   // Unmount until nothing is mounted there (a failed start may have mounted once).
-  for (int i = 0; i < 4 && ::umount2(merged.c_str(), MNT_DETACH) == 0; ++i) {
+  int err = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (::umount2(merged.c_str(), MNT_DETACH) == 0) continue;
+    err = errno;
+    break;
   }
   std::error_code ec;
+  if (err != EINVAL && err != ENOENT && err != 0)
+    return Error::internal(fmt::format("cannot unmount {}: {}", merged, errno_text(err)));
   fs::remove_all(dir, ec);
+  if (ec) return Error::internal(fmt::format("cannot remove {}: {}", dir, ec.message()));
   finish_spools(id);
+  return {};
 }
 
 ContainerStatus RuncRuntime::status(const std::string& id) {
   ContainerStatus s;
   if (!is_container_id(id)) return s;
-  auto r = runner_->run(runc_argv({"state", id}), {});
+  auto r = run_runc("state " + id, runc_argv({"state", id}));
   if (!r || r->exit_code != 0) return s;
   boost::system::error_code ec;
   auto v = json::parse(r->out, ec);
@@ -267,10 +339,14 @@ std::vector<std::string> RuncRuntime::list() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(state_root_, ec))
     if (e.is_directory()) ids.push_back(e.path().filename().string());
-  for (const auto& e : fs::directory_iterator(options_.data_dir + "/instances", ec)) {
-    std::string id = e.path().filename().string();
-    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  }
+  auto add = [&ids](std::string id) {
+    if (is_container_id(id) && std::find(ids.begin(), ids.end(), id) == ids.end())
+      ids.push_back(std::move(id));
+  };
+  for (const auto& e : fs::directory_iterator(options_.data_dir + "/instances", ec))
+    add(e.path().filename().string());
+  // Not the cgroups: /elafros/ holds every daemon's on this machine. Ours have a bundle until
+  // remove() has removed them, so they are found by it.
   return ids;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,9 @@ struct RuncOptions {
   std::string runc = "runc";  // the runc binary
   std::string data_dir;       // instances/, logs/ and runc/ (runc's state root) live here
   std::int64_t pids_limit = 4096;
+  // A runc call that takes longer is killed, with its process group, and fails.
+  std::chrono::milliseconds timeout{60000};
+  std::string cgroup_root = "/sys/fs/cgroup";  // where the instances' cgroups are looked for
 };
 
 // Runs instances with the runc binary (docs/architecture.md): one bundle per instance under
@@ -27,8 +31,11 @@ class RuncRuntime final : public ContainerRuntime {
   // ContainerRuntime
   Result<int> start(const LaunchSpec& spec) override;
   Result<void> kill(const std::string& container_id, int signal) override;
+  // runc delete --force, then whatever an interrupted runc left: the state, the cgroups (their
+  // processes killed), the overlay mount, the bundle. Fails, to be retried, while any remains.
   Result<void> remove(const std::string& container_id) override;
   ContainerStatus status(const std::string& container_id) override;
+  // Every id that has a runc state or a bundle (and so maybe an overlay mount or a cgroup).
   std::vector<std::string> list() override;
   std::string tail_logs(const std::string& container_id, std::size_t lines) override;
   ResourceUsage usage(const std::string& container_id) override;
@@ -40,7 +47,12 @@ class RuncRuntime final : public ContainerRuntime {
  private:
   Result<int> start_container(const LaunchSpec& spec);
   std::vector<std::string> runc_argv(std::initializer_list<std::string> args) const;
-  void cleanup_files(const std::string& container_id);
+  // Runs runc with the deadline; `what` names the call in errors ("delete abc").
+  Result<ProcessResult> run_runc(const std::string& what, std::vector<std::string> argv,
+                                 ProcessOptions po = {});
+  Result<void> cleanup_files(const std::string& container_id);
+  std::vector<std::string> cgroup_dirs(const std::string& container_id) const;
+  Result<void> remove_cgroups(const std::string& container_id);
 
   RuncOptions options_;
   ProcessRunnerPtr runner_;

@@ -193,9 +193,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         rev->instances.push_back(inst);
         if (!watch_exit(inst)) {
           rev->instances.pop_back();
-          co_await discard(rec.id);
+          co_await discard(rec);
           continue;
         }
+        live_[rec.id] = inst;
         spdlog::info("adopted instance {} of revision {} (pid {}, port {})", rec.id, rec.revision,
                      rec.pid, rec.port);
         asio::co_spawn(control_, probe(rev, inst), asio::detached);
@@ -203,13 +204,13 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         spdlog::info("removing instance {} of revision {}: {}", rec.id, rec.revision,
                      !rev ? "its revision is gone"
                           : (st.running ? "it is being stopped" : "it no longer runs"));
-        co_await discard(rec.id);
+        co_await discard(rec);
       }
     }
     // Containers in our runc root that no record names: a crash between start and record.
     auto ids = co_await offload(blocking_.get_executor(), &ContainerRuntime::list, &runtime_);
     for (const auto& id : ids)
-      if (!known.count(id)) co_await discard(id);
+      if (!known.count(id)) co_await discard(stray_record(id));
 
     recovering_ = false;
     for (auto& [k, s] : services_) {
@@ -223,10 +224,93 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     co_return Result<void>{};
   }
 
-  awaitable<void> discard(std::string id) {
-    auto r = co_await offload(blocking_.get_executor(), &ContainerRuntime::remove, &runtime_, id);
-    if (!r) spdlog::warn("removing container {} failed: {}", id, r.error().message);
-    (void)co_await offload(store_thread_.get_executor(), &Store::delete_instance, &store_, id);
+  static InstanceRecord stray_record(const std::string& id) {
+    InstanceRecord rec;
+    rec.id = id;
+    return rec;
+  }
+
+  // Removes an instance's container and its record. When the removal fails (runc errs or hangs,
+  // EMFILE, EBUSY on the unmount), the instance is kept as terminating, its record and port with
+  // it, and the removal is retried with a backoff until it succeeds. True when it is gone now.
+  awaitable<bool> discard(InstanceRecord rec) {
+    auto r =
+        co_await offload(blocking_.get_executor(), &ContainerRuntime::remove, &runtime_, rec.id);
+    if (r) {
+      (void)co_await offload(store_thread_.get_executor(), &Store::delete_instance, &store_,
+                             rec.id);
+      co_return true;
+    }
+    auto [it, fresh] = terminating_.try_emplace(rec.id);
+    Terminating& t = it->second;
+    if (fresh) t.record = rec;
+    t.last_error = r.error().message;
+    ++t.attempts;
+    spdlog::warn("removing instance {} failed; it stays terminating and is retried: {}", rec.id,
+                 t.last_error);
+    if (!rec.namespace_.empty()) {
+      rec.state = InstanceState::kStopping;  // a restart removes it too, whatever runs then
+      (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_, rec);
+    }
+    if (fresh) asio::co_spawn(control_, retry_removal(shared_from_this(), rec.id), asio::detached);
+    co_return false;
+  }
+
+  awaitable<void> retry_removal(std::shared_ptr<Impl> /*keeps this alive*/, std::string id) {
+    std::chrono::milliseconds backoff = options_.backoff_initial;
+    asio::steady_timer timer(control_);
+    boost::system::error_code ec;
+    for (;;) {
+      timer.expires_after(backoff);
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (stopped_) co_return;  // the next start removes it: its record says it was stopping
+      auto r = co_await offload(blocking_.get_executor(), &ContainerRuntime::remove, &runtime_, id);
+      auto it = terminating_.find(id);
+      if (it == terminating_.end()) co_return;
+      if (r) {
+        spdlog::info("removed instance {} after {} failed attempts", id, it->second.attempts);
+        (void)co_await offload(store_thread_.get_executor(), &Store::delete_instance, &store_, id);
+        if (it->second.record.port > 0 && !live_port(it->second.record.port))
+          used_ports_.erase(it->second.record.port);
+        terminating_.erase(id);
+        co_return;
+      }
+      it->second.last_error = r.error().message;
+      ++it->second.attempts;
+      backoff = std::min(backoff * 2, options_.removal_backoff_max);
+    }
+  }
+
+  bool live_port(int port) const {
+    for (const auto& [id, inst] : live_)
+      if (inst->record.port == port) return true;
+    return false;
+  }
+
+  // Like the kubelet's orphan GC: what runc and the bundles hold that no instance tracks (a crash
+  // between a start and its record, a runc that finished after the daemon gave up on it) goes.
+  awaitable<void> sweep_loop(std::shared_ptr<Impl> /*keeps this alive*/) {
+    asio::steady_timer timer(control_);
+    boost::system::error_code ec;
+    while (!stopped_) {
+      timer.expires_after(options_.orphan_sweep);
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (stopped_) co_return;
+      if (recovering_) continue;
+      co_await sweep();
+    }
+  }
+
+  awaitable<void> sweep() {
+    auto ids = co_await offload(blocking_.get_executor(), &ContainerRuntime::list, &runtime_);
+    ++sweeps_;
+    for (const auto& id : ids) {
+      if (stopped_ || recovering_) co_return;
+      if (live_.count(id) || terminating_.count(id)) continue;
+      spdlog::warn("removing stray container {}: no instance tracks it (orphan sweep)", id);
+      ++strays_removed_;
+      co_await discard(stray_record(id));
+    }
   }
 
   // --- desired state --------------------------------------------------------------------------
@@ -452,6 +536,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->record.port = allocate_port();
     inst->record.created_unix = unix_now(*clock_);
     rev->instances.push_back(inst);
+    live_[inst->record.id] = inst;
     if (rev->ready.status != "True")
       set_condition(*rev, rev->ready, "Unknown", "Deploying", "starting an instance");
     asio::co_spawn(control_, launch(rev, inst), asio::detached);
@@ -754,8 +839,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       boost::system::error_code ec;
       inst->pidfd->cancel(ec);
     }
-    co_await discard(inst->record.id);
-    used_ports_.erase(inst->record.port);
+    bool gone = co_await discard(inst->record);
+    live_.erase(inst->record.id);
+    if (gone) used_ports_.erase(inst->record.port);  // a terminating one keeps it until it goes
     auto& v = rev->instances;
     v.erase(std::remove(v.begin(), v.end(), inst), v.end());
     if (inst->pidfd) {
@@ -1065,20 +1151,22 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return out;
   }
 
-  std::vector<std::pair<InstanceRecord, std::string>> instances() const {
-    std::vector<std::pair<InstanceRecord, std::string>> out;
-    for (const auto& [k, s] : services_)
-      for (const auto& rev : s.revisions)
-        for (const auto& i : rev->instances) {
-          const char* phase = i->stop_requested              ? "stopping"
-                              : i->phase == Phase::kStarting ? "starting"
-                              : i->phase == Phase::kReady    ? "ready"
-                              : i->phase == Phase::kStopping ? "stopping"
-                                                             : "exited";
-          out.emplace_back(i->record, phase);
-        }
+  std::vector<Reconciler::InstanceView> instances() const {
+    std::vector<Reconciler::InstanceView> out;
+    for (const auto& [id, i] : live_) {
+      const char* phase = i->stop_requested              ? "stopping"
+                          : i->phase == Phase::kStarting ? "starting"
+                          : i->phase == Phase::kReady    ? "ready"
+                          : i->phase == Phase::kStopping ? "stopping"
+                                                         : "exited";
+      out.push_back({i->record, phase, "", 0});
+    }
+    for (const auto& [id, t] : terminating_)
+      out.push_back({t.record, "terminating", t.last_error, t.attempts});
     return out;
   }
+
+  Reconciler::Cleanup cleanup() const { return {terminating_.size(), strays_removed_, sweeps_}; }
 
   void instance_usage(std::function<void(std::vector<Reconciler::InstanceUsage>)> done) {
     std::vector<Reconciler::InstanceUsage> list;
@@ -1100,12 +1188,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   Counts counts() const {
     Counts c;
     c.services = services_.size();
-    for (const auto& [k, s] : services_)
-      for (const auto& r : s.revisions)
-        for (const auto& i : r->instances) {
-          ++c.instances;
-          c.ready_instances += i->phase == Phase::kReady ? 1 : 0;
-        }
+    c.instances = live_.size() + terminating_.size();
+    for (const auto& [id, i] : live_) c.ready_instances += i->phase == Phase::kReady ? 1 : 0;
     return c;
   }
 
@@ -1131,6 +1215,17 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   std::map<std::string, ServiceState> services_;
   std::map<std::string, std::string> route_prints_;  // per service, at the last publish
   std::set<int> used_ports_;
+  // Every instance from its launch or adoption until its container is removed, whether its
+  // revision or service is still held or not.
+  std::map<std::string, InstancePtr> live_;
+  struct Terminating {
+    InstanceRecord record;
+    std::string last_error;
+    int attempts = 0;
+  };
+  std::map<std::string, Terminating> terminating_;  // by id
+  std::uint64_t strays_removed_ = 0;
+  std::uint64_t sweeps_ = 0;
   bool halted_ = false;      // 'elafros system stop-all' until start-all or a restart
   bool recovering_ = false;  // start() is loading and adopting
   std::vector<std::pair<std::string, std::string>> deleting_;  // marked for deletion when loaded
@@ -1143,6 +1238,7 @@ Reconciler::Reconciler(asio::io_context& control, asio::thread_pool& store_threa
     : impl_(std::make_shared<Impl>(control, store_thread, blocking, store, runtime, routes,
                                    std::move(clock), std::move(options))) {
   asio::co_spawn(control, impl_->autoscale_loop(impl_), asio::detached);
+  asio::co_spawn(control, impl_->sweep_loop(impl_), asio::detached);
 }
 
 Reconciler::~Reconciler() {
@@ -1217,8 +1313,12 @@ std::vector<Reconciler::RevisionMetrics> Reconciler::revision_metrics() const {
   return impl_->revision_metrics();
 }
 
-std::vector<std::pair<InstanceRecord, std::string>> Reconciler::instances() const {
+std::vector<Reconciler::InstanceView> Reconciler::instances() const {
   return impl_->instances();
+}
+
+Reconciler::Cleanup Reconciler::cleanup() const {
+  return impl_->cleanup();
 }
 
 void Reconciler::instance_usage(std::function<void(std::vector<InstanceUsage>)> done) {

@@ -34,8 +34,12 @@ struct ReconcilerOptions {
   std::chrono::seconds drain_timeout{30};              // in-flight requests may finish
   std::chrono::milliseconds backoff_initial{1000};     // first restart delay after a crash
   std::chrono::milliseconds backoff_max{60000};        // restart delays double up to this
-  AutoscalingDefaults autoscaling;                     // the KPA's daemon-wide defaults
-  std::function<void()> routes_published;              // called after each new routing snapshot
+  // A failed container removal is retried after backoff_initial, doubling up to this.
+  std::chrono::milliseconds removal_backoff_max{30000};
+  // How often runc's containers and bundles are compared with the instances tracked; strays go.
+  std::chrono::milliseconds orphan_sweep{60000};
+  AutoscalingDefaults autoscaling;         // the KPA's daemon-wide defaults
+  std::function<void()> routes_published;  // called after each new routing snapshot
   // Called (on the control thread) when a condition, what a service serves or a desired scale
   // changed: the service's status may read differently now (the serving controller writes it
   // to the store). (namespace, service)
@@ -105,8 +109,23 @@ class Reconciler {
     std::shared_ptr<const RevisionStats> stats;  // the proxy's counters
   };
   std::vector<RevisionMetrics> revision_metrics() const;
-  // Every instance the daemon manages, with its phase ("starting", "ready", "stopping", "exited").
-  std::vector<std::pair<InstanceRecord, std::string>> instances() const;
+  // Every instance the daemon manages, with its phase: "starting", "ready", "stopping",
+  // "exited", or "terminating" (its removal failed and is retried; last_error says why).
+  struct InstanceView {
+    InstanceRecord record;
+    std::string phase;
+    std::string last_error;
+    int removal_attempts = 0;
+  };
+  std::vector<InstanceView> instances() const;
+  // Instances whose removal failed, kept and retried until it succeeds (docs/architecture.md,
+  // "Faults"), and the strays the orphan sweep found and removed since the start.
+  struct Cleanup {
+    std::size_t terminating = 0;
+    std::uint64_t strays_removed = 0;
+    std::uint64_t sweeps = 0;
+  };
+  Cleanup cleanup() const;
   struct InstanceUsage {
     std::string namespace_, service, revision, instance;
     ResourceUsage usage;

@@ -40,9 +40,9 @@ class ApiServer::Impl {
     // Fixed paths first: the generic resource patterns would match some of them.
     api::add_discovery_routes(router_, builtin_kinds(), {info_.version});
     api::add_image_routes(router_, parts_);
-    api::add_operation_routes(
-        router_, parts_,
-        {info_.version, info_.data_dir, info_.socket, info_.listen, info_.domain, info_.runtime});
+    api::add_operation_routes(router_, parts_,
+                              {info_.version, info_.data_dir, info_.socket, info_.listen,
+                               info_.domain, info_.runtime, info_.disk_free_warning_bytes});
     add_credential_routes();
     resources_.add_routes(router_);
     api::add_metrics_route(metrics_router_, parts_, info_.version);
@@ -155,8 +155,9 @@ ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread,
 ApiServer::~ApiServer() = default;
 
 Result<void> ApiServer::listen(const std::string& socket_path) {
-  auto l =
-      std::make_unique<api::HttpListener>(impl_->control_, impl_->router_, api::SessionOptions{});
+  api::SessionOptions options;
+  options.max_connections = impl_->info_.max_connections;
+  auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_, std::move(options));
   if (auto r = l->listen_unix(socket_path, 0660); !r) return r;
   impl_->listeners_.push_back(std::move(l));
   return {};
@@ -167,6 +168,7 @@ Result<unsigned short> ApiServer::listen_https(const std::string& address, unsig
                                                const std::string& key_file,
                                                ApiCredentials& tokens) {
   api::SessionOptions options;
+  options.max_connections = impl_->info_.max_connections;
   options.authenticate = [&tokens](std::string_view authorization) {
     return tokens.authenticate(authorization);
   };

@@ -4,6 +4,7 @@
 // (--metrics-listen). Runs on the control io_context; store and image work runs on their own
 // threads (docs/architecture.md, "API").
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,8 @@ struct ApiInfo {
   std::string listen;
   std::string domain;
   std::string runtime;
+  std::uint64_t disk_free_warning_bytes = 0;  // status warns below this much free space
+  std::size_t max_connections = 0;            // per API listener (api-max-connections); 0: none
 };
 
 // Who may use the HTTPS API: a Bearer token's user, or kUnauthorized.

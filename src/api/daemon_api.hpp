@@ -3,6 +3,7 @@
 // instances, status, system and metrics (docs/architecture.md, "API").
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -33,6 +34,7 @@ struct DaemonInfo {
   std::string listen;
   std::string domain;
   std::string runtime;
+  std::uint64_t disk_free_warning_bytes = 0;  // status warns below this much free space
 };
 
 struct DaemonApiParts {

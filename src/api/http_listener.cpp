@@ -69,6 +69,7 @@ class StreamResponder final : public Responder {
     res.set(http::field::content_type, content_type);
     res.set(http::field::server, "elafrosd");
     if (status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"elafrosd\"");
+    if (status == 429 || status == 503) res.set(http::field::retry_after, "1");
     res.keep_alive(keep_);
     res.body() = std::move(body);
     res.prepare_payload();
@@ -265,6 +266,23 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     bool probing = false;
     ++sessions_;
     beast::flat_buffer buffer;
+    if (options_.max_connections > 0 && sessions_ > options_.max_connections) {
+      // Over the cap: read the request (so that the client sees the answer, not a reset),
+      // answer 503 with Retry-After, and close.
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
+      lowest(stream).expires_after(std::chrono::seconds(5));
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kAwait);
+      if (!ec) {
+        StreamResponder<Stream> r(stream, parser.get().version(), false);
+        co_await r.send_error(Error::unavailable(fmt::format(
+            "the API is serving its limit of {} connections (api-max-connections); retry "
+            "shortly",
+            options_.max_connections)));
+      }
+      --sessions_;
+      co_return false;
+    }
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(options_.body_limit);

@@ -21,6 +21,9 @@ struct SessionOptions {
   std::size_t body_limit = 4 << 20;
   std::size_t header_limit = 64 << 10;
   std::chrono::seconds idle{300};  // between requests, and for one request to arrive
+  // Connections this listener serves at once (the api-max-connections key); one more is
+  // answered 503 with Retry-After and closed. 0: no cap.
+  std::size_t max_connections = 0;
   // TCP only: the user a request's Authorization header names, or kUnauthorized. The unix
   // socket's peers are administrators (its mode, 0660, is the access control).
   std::function<Result<std::string>(std::string_view authorization)> authenticate;

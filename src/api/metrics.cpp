@@ -183,6 +183,34 @@ std::string render_metrics(const MetricsInput& in) {
            "Write groups (one API write each, with what it brings along) those transactions "
            "committed; more groups than transactions means writes were grouped.");
   w.sample("elafros_store_write_groups_total", "", static_cast<double>(in.commits.groups));
+  auto sink = [](const LogHealth::Sink& s) { return fmt::format(R"(sink="{}")", escape(s.name)); };
+  w.family("elafros_log_sink_up", "gauge", "1 while a log sink's last write succeeded.");
+  for (const auto& s : in.logs.sinks) w.sample("elafros_log_sink_up", sink(s), s.healthy ? 1 : 0);
+  w.family("elafros_log_sink_failed_writes_total", "counter",
+           "Writes to a log sink that failed; their lines were kept and offered again.");
+  for (const auto& s : in.logs.sinks)
+    w.sample("elafros_log_sink_failed_writes_total", sink(s), static_cast<double>(s.failed_writes));
+  w.family("elafros_log_sink_pending_bytes", "gauge",
+           "Spooled log bytes a sink does not have yet.");
+  for (const auto& s : in.logs.sinks)
+    w.sample("elafros_log_sink_pending_bytes", sink(s), static_cast<double>(s.pending_bytes));
+  w.family("elafros_log_lines_dropped_total", "counter",
+           "The oldest spooled log lines a sink lost while it was more than log-spool-max-bytes "
+           "behind.");
+  for (const auto& s : in.logs.sinks)
+    w.sample("elafros_log_lines_dropped_total", sink(s), static_cast<double>(s.dropped_lines));
+  w.family("elafros_instances_terminating", "gauge",
+           "Instances whose container removal failed and is being retried.");
+  w.sample("elafros_instances_terminating", "", static_cast<double>(in.cleanup.terminating));
+  w.family("elafros_stray_containers_removed_total", "counter",
+           "Containers or bundles no instance tracked, removed by the orphan sweep.");
+  w.sample("elafros_stray_containers_removed_total", "",
+           static_cast<double>(in.cleanup.strays_removed));
+  if (in.data_dir_free_bytes >= 0) {
+    w.family("elafros_data_dir_free_bytes", "gauge",
+             "Free space on the data dir's file system, for unprivileged writers.");
+    w.sample("elafros_data_dir_free_bytes", "", static_cast<double>(in.data_dir_free_bytes));
+  }
   process_metrics(w);
   return w.take();
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "elafros/object_store.hpp"
+#include "log_collector.hpp"
 #include "reconciler.hpp"
 
 namespace elafros {
@@ -17,6 +18,9 @@ struct MetricsInput {
   std::vector<Reconciler::RevisionMetrics> revisions;
   std::vector<Reconciler::InstanceUsage> instances;
   CommitStats commits;
+  LogHealth logs;
+  Reconciler::Cleanup cleanup;
+  std::int64_t data_dir_free_bytes = -1;  // -1: unknown
 };
 
 // Renders everything, the daemon's own process metrics (process_*) included.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +17,7 @@
 #include "api/daemon_api.hpp"
 #include "api/metrics.hpp"
 #include "elafros/object_meta.hpp"
+#include "elafros/resource_json.hpp"
 #include "log_collector.hpp"
 #include "offload.hpp"
 #include "reconciler.hpp"
@@ -53,8 +55,68 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     return static_cast<std::int64_t>(nofile.rlim_cur);
   }
 
+  struct Disk {
+    std::int64_t free_bytes = -1;
+    std::int64_t total_bytes = -1;
+  };
+  static Disk disk_of(const std::string& path) {
+    struct statvfs st {};
+    if (::statvfs(path.c_str(), &st) != 0) return {};
+    return {static_cast<std::int64_t>(st.f_bavail) * static_cast<std::int64_t>(st.f_frsize),
+            static_cast<std::int64_t>(st.f_blocks) * static_cast<std::int64_t>(st.f_frsize)};
+  }
+
+  static std::string bytes_text(std::int64_t n) {
+    if (n >= (1ll << 30)) return fmt::format("{:.1f} GiB", static_cast<double>(n) / (1ll << 30));
+    if (n >= (1ll << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(n) / (1ll << 20));
+    return fmt::format("{} KiB", n / 1024);
+  }
+
+  // What an operator should act on: low disk, failing log sinks, dropped lines, stuck removals.
+  json::array warnings(const Disk& disk, const LogHealth& logs,
+                       const Reconciler::Cleanup& cleanup) const {
+    json::array w;
+    if (disk.free_bytes >= 0 && info_.disk_free_warning_bytes > 0 &&
+        static_cast<std::uint64_t>(disk.free_bytes) < info_.disk_free_warning_bytes)
+      w.emplace_back(fmt::format(
+          "the data dir {} has {} free, below disk-free-warning-bytes ({}); free space there, or "
+          "API writes, pulls and logs will fail",
+          info_.data_dir, bytes_text(disk.free_bytes),
+          bytes_text(static_cast<std::int64_t>(info_.disk_free_warning_bytes))));
+    for (const auto& s : logs.sinks) {
+      if (!s.healthy)
+        w.emplace_back(fmt::format(
+            "log sink {} is failing since {}; {} of log lines wait in the spools for it: {}",
+            s.name, format_rfc3339(s.failing_since),
+            bytes_text(static_cast<std::int64_t>(s.pending_bytes)), s.last_error));
+      if (s.dropped_lines > 0)
+        w.emplace_back(
+            fmt::format("log sink {} lost {} of the oldest log lines while it was more than "
+                        "log-spool-max-bytes behind",
+                        s.name, s.dropped_lines));
+    }
+    if (cleanup.terminating > 0)
+      w.emplace_back(fmt::format(
+          "{} instance(s) could not be removed yet and are retried; 'elafros instance list' "
+          "shows the last error",
+          cleanup.terminating));
+    return w;
+  }
+
   awaitable<bool> status(ApiRequest&, Responder& r) {
     auto images = co_await offload(p_.store_thread.get_executor(), &Store::list_images, &p_.store);
+    Disk disk = co_await offload(p_.blocking.get_executor(), &OperationsApi::disk_of,
+                                 std::string(info_.data_dir));
+    LogHealth logs = p_.logs.health();
+    auto cleanup = p_.reconciler.cleanup();
+    json::array sinks;
+    for (const auto& s : logs.sinks)
+      sinks.push_back(json::object{{"name", s.name},
+                                   {"healthy", s.healthy},
+                                   {"lastError", s.last_error},
+                                   {"failedWrites", s.failed_writes},
+                                   {"pendingBytes", s.pending_bytes},
+                                   {"droppedLines", s.dropped_lines}});
     auto c = p_.reconciler.counts();
     json::object o{{"version", info_.version},
                    {"dataDir", info_.data_dir},
@@ -68,6 +130,13 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                    {"images", images ? images->size() : 0},
                    {"halted", p_.reconciler.halted()},
                    {"fileLimit", file_limit()},
+                   {"disk", json::object{{"freeBytes", disk.free_bytes},
+                                         {"totalBytes", disk.total_bytes},
+                                         {"warningBytes", info_.disk_free_warning_bytes}}},
+                   {"logSinks", std::move(sinks)},
+                   {"terminatingInstances", cleanup.terminating},
+                   {"straysRemoved", cleanup.strays_removed},
+                   {"warnings", warnings(disk, logs, cleanup)},
                    {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::steady_clock::now() - started_)
                                          .count()}};
@@ -76,14 +145,20 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
 
   awaitable<bool> instances(ApiRequest&, Responder& r) {
     json::array items;
-    for (const auto& [rec, phase] : p_.reconciler.instances())
-      items.push_back(json::object{{"id", rec.id},
-                                   {"namespace", rec.namespace_},
-                                   {"service", rec.service},
-                                   {"revision", rec.revision},
-                                   {"pid", rec.pid},
-                                   {"port", rec.port},
-                                   {"phase", phase}});
+    for (const auto& i : p_.reconciler.instances()) {
+      json::object o{{"id", i.record.id},
+                     {"namespace", i.record.namespace_},
+                     {"service", i.record.service},
+                     {"revision", i.record.revision},
+                     {"pid", i.record.pid},
+                     {"port", i.record.port},
+                     {"phase", i.phase}};
+      if (!i.last_error.empty()) {
+        o["lastError"] = i.last_error;
+        o["removalAttempts"] = i.removal_attempts;
+      }
+      items.push_back(std::move(o));
+    }
     json::value answer = json::object{{"items", std::move(items)}};
     co_return co_await r.send_json(200, answer);
   }
@@ -114,6 +189,9 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     in.version = info_.version;
     in.revisions = p_.reconciler.revision_metrics();
     in.commits = p_.committer.stats();
+    in.logs = p_.logs.health();
+    in.cleanup = p_.reconciler.cleanup();
+    if (!info_.data_dir.empty()) in.data_dir_free_bytes = disk_of(info_.data_dir).free_bytes;
     struct Usage {
       explicit Usage(const asio::any_io_executor& ex)
           : wake(ex, std::chrono::steady_clock::time_point::max()) {}

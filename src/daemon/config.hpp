@@ -42,6 +42,20 @@ struct DaemonConfig {
   // At start, raise RLIMIT_NOFILE's soft limit to the hard one (as Go's runtime and nginx's
   // worker_rlimit_nofile do). Off: keep the limit the daemon was started with.
   bool raise_file_limit = true;
+  // Connections each listener holds at most (docs/architecture.md, "Faults"): the proxy's, and
+  // the API's (socket and HTTPS each). Past it new ones get 503 with Retry-After. 0: no fixed
+  // cap; the descriptor headroom still applies to the proxy.
+  int max_connections = 0;
+  int api_max_connections = 0;
+  // runc calls that take longer are killed and count as failed.
+  int runtime_timeout_seconds = 60;
+  // How often the orphan sweep compares runc's containers, overlay mounts and cgroups with the
+  // instances the daemon tracks, and removes strays.
+  int orphan_sweep_seconds = 60;
+  // status warns when the data dir's file system has less free space than this.
+  double disk_free_warning_bytes = 1.0 * (1ULL << 30);
+  // A log sink this many bytes behind on a spool loses the oldest lines there (counted).
+  double log_spool_max_bytes = 256.0 * (1 << 20);
   std::string tls_cert;
   std::string tls_key;
   std::string access_log;  // per-request JSON lines: a file path, "stdout", or empty (off)

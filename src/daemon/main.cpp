@@ -128,7 +128,11 @@ int run(const DaemonConfig& cfg) {
     throw std::runtime_error(fmt::format(
         "the container runtime \"{}\" cannot be run; install runc or point --runtime at it",
         cfg.runtime));
-  RuncRuntime runtime({cfg.runtime, data_dir}, runner, images);
+  RuncOptions runc_options;
+  runc_options.runc = cfg.runtime;
+  runc_options.data_dir = data_dir;
+  runc_options.timeout = std::chrono::seconds(cfg.runtime_timeout_seconds);
+  RuncRuntime runtime(runc_options, runner, images);
 
   // Logs: spools the runtime creates, collected on a thread of their own into the sinks.
   std::vector<std::shared_ptr<LogSink>> sinks;
@@ -143,7 +147,9 @@ int run(const DaemonConfig& cfg) {
       sinks.push_back(std::make_shared<StdoutLogSink>());
     }
   }
-  LogCollector logs(data_dir, sinks, log_store);
+  LogCollectorOptions log_options;
+  log_options.spool_max_bytes = static_cast<std::uint64_t>(cfg.log_spool_max_bytes);
+  LogCollector logs(data_dir, sinks, log_store, log_options);
   logs.start();
 
   asio::io_context control(1);
@@ -156,6 +162,7 @@ int run(const DaemonConfig& cfg) {
   popts.address = address;
   popts.port = port;
   popts.activator_queue_limit = static_cast<std::size_t>(cfg.activator_queue_size);
+  popts.max_connections = static_cast<std::size_t>(cfg.max_connections);
   std::unique_ptr<AccessLog> access_log;
   if (!cfg.access_log.empty()) {
     auto opened = AccessLog::open(proxy_io, cfg.access_log);
@@ -173,6 +180,7 @@ int run(const DaemonConfig& cfg) {
   ropts.readiness_timeout = std::chrono::seconds(cfg.readiness_timeout_seconds);
   ropts.stop_grace = std::chrono::seconds(cfg.stop_grace_seconds);
   ropts.autoscaling = cfg.autoscaling;
+  ropts.orphan_sweep = std::chrono::seconds(cfg.orphan_sweep_seconds);
   // New snapshots wake the requests waiting in the activator (on the proxy's thread).
   ropts.routes_published = [&proxy] { proxy.routes_changed(); };
   // The serving controller's, once it exists.
@@ -208,7 +216,9 @@ int run(const DaemonConfig& cfg) {
 
   ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images, *registry,
                 *credentials, logs, reconciler,
-                {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime});
+                {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime,
+                 static_cast<std::uint64_t>(cfg.disk_free_warning_bytes),
+                 static_cast<std::size_t>(cfg.api_max_connections)});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
   if (!cfg.socket_group.empty()) {
     // Members of this group may use the API (the socket is 0660), as with Docker's group.

@@ -121,7 +121,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       socket.set_option(tcp::no_delay(true), ec);
       // The kernel gives the lowest free descriptor: this one's number says how many are in
       // use. Near the limit, the connection is answered 503 rather than served.
-      if (socket.native_handle() >= shed_above_) {
+      if (socket.native_handle() >= shed_above_ ||
+          (options_.max_connections > 0 && connections_ >= options_.max_connections)) {
         asio::co_spawn(io_,
                        shed_connection(beast::tcp_stream(std::move(socket)), options_.header_limit),
                        asio::detached);
@@ -207,6 +208,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, beast::tcp_stream client) {
+    ++connections_;
+    struct Held {
+      std::size_t& n;
+      ~Held() { --n; }
+    } held{connections_};
     beast::flat_buffer buffer;
     // Per connection, not per request: the relay buffer and the peer's address.
     Connection conn;
@@ -779,6 +785,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   int shed_above_ = std::numeric_limits<int>::max();  // descriptor numbers that get a 503
+  std::size_t connections_ = 0;                       // client sessions now (proxy thread)
   bool stopping_ = false;
   std::atomic<std::int64_t> active_{0};
   std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> pool_;

@@ -35,6 +35,9 @@ struct ProxyOptions {
   // RLIMIT_NOFILE's soft limit less this gets a fast 503 with Retry-After (docs/architecture.md,
   // "Descriptors"). 0: an eighth of the limit, at least 64.
   int descriptor_headroom = 0;
+  // Client connections held at most (the max-connections key); more get the same fast 503.
+  // 0: no fixed cap.
+  std::size_t max_connections = 0;
 };
 
 // Called on the proxy thread when a revision has requests waiting for capacity: namespace,

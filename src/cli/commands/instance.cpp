@@ -18,14 +18,28 @@ namespace {
 int instance_list(const ApiClient& api, const Globals& g, const std::string& service) {
   json::value v = api.call("GET", "/apis/elafros.dev/v1/instances");
   json::array items;
-  for (const auto& i : v.at("items").as_array())
-    if (field(i, "namespace") == g.ns && (service.empty() || field(i, "service") == service))
+  bool failing = false;
+  for (const auto& i : v.at("items").as_array()) {
+    // A stray container whose removal fails belongs to no namespace: every list shows it.
+    bool stray = field(i, "namespace").empty() && service.empty();
+    if (stray ||
+        (field(i, "namespace") == g.ns && (service.empty() || field(i, "service") == service))) {
       items.push_back(i);
+      failing = failing || !field(i, "lastError").empty();
+    }
+  }
   if (g.output != "table") return print(g, json::object{{"items", std::move(items)}}), 0;
   std::vector<std::vector<std::string>> rows{{"ID", "SERVICE", "REVISION", "PID", "PORT", "PHASE"}};
-  for (const auto& i : items)
+  if (failing) rows[0].push_back("LAST ERROR");
+  for (const auto& i : items) {
     rows.push_back({field(i, "id"), field(i, "service"), field(i, "revision"), field(i, "pid"),
                     field(i, "port"), field(i, "phase")});
+    if (failing)
+      rows.back().push_back(
+          field(i, "lastError").empty()
+              ? ""
+              : fmt::format("{} (attempt {})", field(i, "lastError"), field(i, "removalAttempts")));
+  }
   std::cout << table(rows);
   return 0;
 }

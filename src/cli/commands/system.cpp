@@ -29,6 +29,24 @@ int status(const ApiClient& api, const Globals& g) {
   if (!field(v, "fileLimit").empty())
     std::cout << fmt::format("  Open files:  limit {}\n",
                              field(v, "fileLimit") == "-1" ? "none" : field(v, "fileLimit"));
+  if (const auto* disk = v.as_object().if_contains("disk"); disk && disk->is_object()) {
+    auto gib = [](const std::string& n) {
+      return n.empty() || n == "-1" ? std::string("?")
+                                    : fmt::format("{:.1f} GiB", std::stod(n) / (1 << 30));
+    };
+    std::cout << fmt::format("  Disk:        {} free of {}\n", gib(field(*disk, "freeBytes")),
+                             gib(field(*disk, "totalBytes")));
+  }
+  if (const auto* sinks = v.as_object().if_contains("logSinks"); sinks && sinks->is_array())
+    for (const auto& s : sinks->as_array())
+      std::cout << fmt::format("  Log sink:    {} {}{}\n", field(s, "name"),
+                               field(s, "healthy") == "true" ? "working" : "FAILING",
+                               field(s, "droppedLines") == "0"
+                                   ? ""
+                                   : fmt::format(", {} lines dropped", field(s, "droppedLines")));
+  if (const auto* w = v.as_object().if_contains("warnings"); w && w->is_array())
+    for (const auto& text : w->as_array())
+      if (text.is_string()) std::cout << "  Warning:     " << text.get_string().c_str() << "\n";
   if (field(v, "halted") == "true")
     std::cout << "  Halted:      every instance stopped by 'elafros system stop-all'; "
                  "'elafros system start-all' resumes\n";

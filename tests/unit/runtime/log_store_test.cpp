@@ -40,8 +40,8 @@ TEST_CASE("log lines round-trip through their JSON form, times to the microsecon
 TEST_CASE("the file store merges revisions in time order, filters, tails, and rotates") {
   TempDir dir;
   FileLogStore store(dir.path() + "/logs", LogRetention{4096, 3});
-  store.write({line(1, "svc-00001", "a"), line(3, "svc-00001", "c")});
-  store.write({line(2, "svc-00002", "b"), line(4, "svc-00002", "d")});
+  REQUIRE(store.write({line(1, "svc-00001", "a"), line(3, "svc-00001", "c")}));
+  REQUIRE(store.write({line(2, "svc-00002", "b"), line(4, "svc-00002", "d")}));
   LogQuery q{"default", "svc", "", "", std::nullopt, std::nullopt};
   std::vector<std::string> got;
   for (const auto& l : store.read(q)) got.push_back(l.message);
@@ -59,7 +59,7 @@ TEST_CASE("the file store merges revisions in time order, filters, tails, and ro
   // 100 KB into 4 KiB files, 3 kept: the newest lines stay, the disk use is capped.
   std::vector<LogLine> many;
   for (int i = 0; i < 1000; ++i) many.push_back(line(10 + i, "svc-00003", std::string(80, 'x')));
-  for (const auto& l : many) store.write({l});
+  for (const auto& l : many) REQUIRE(store.write({l}));
   CHECK(store.disk_bytes() < 3 * 4096 + 2048 + 1024);
   q = LogQuery{"default", "svc", "svc-00003", "", std::nullopt, std::nullopt};
   auto kept = store.read(q);

@@ -2,6 +2,8 @@
 #include "runc_runtime.hpp"
 
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "fixtures/tar_builder.hpp"
@@ -39,10 +41,49 @@ TEST_CASE("runc is called with elafros's own state root") {
                                                      "hello-00001-abc", "15"});
 
   runner->calls.clear();
+  std::filesystem::create_directories(dir.path() + "/runc/hello-00001-abc");
+  std::ofstream(dir.path() + "/runc/hello-00001-abc/state.json") << "{}";
   REQUIRE(rt.remove("hello-00001-abc").ok());
+  REQUIRE(runner->calls.size() == 1);
   CHECK(runner->calls[0] == std::vector<std::string>{"/usr/sbin/runc", "--root",
                                                      dir.path() + "/runc", "delete", "--force",
                                                      "hello-00001-abc"});
+}
+
+TEST_CASE("a removal fails while anything of the container remains, and clears what runc left") {
+  test::TempDir dir;
+  auto runner = std::make_shared<RecordingRunner>();
+  RuncOptions options{"runc", dir.path()};
+  options.cgroup_root = dir.path() + "/cgroup";
+  RuncRuntime rt(options, runner, std::make_shared<ImageStore>(dir.path() + "/images"));
+  const std::string id = "hello-00001-abc";
+  std::string state = dir.path() + "/runc/" + id;
+
+  // Nothing of it: nothing to ask runc.
+  REQUIRE(rt.remove(id).ok());
+  CHECK(runner->calls.empty());
+
+  // runc delete fails on a container it has state for: the removal fails, to be retried.
+  std::filesystem::create_directories(state);
+  std::ofstream(state + "/state.json") << "{}";
+  std::filesystem::create_directories(rt.instance_dir(id) + "/rootfs");
+  runner->next_exit = 1;
+  auto failed = rt.remove(id);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().message.find("runc delete " + id + " failed (exit 1)") != std::string::npos);
+  CHECK(std::filesystem::exists(rt.instance_dir(id)));
+  CHECK(rt.list() == std::vector<std::string>{id});
+
+  // A runc killed while creating it leaves state without state.json, and cgroups: both go.
+  std::filesystem::remove(state + "/state.json");
+  for (const char* h : {"memory", "pids"})
+    std::filesystem::create_directories(options.cgroup_root + "/" + h + "/elafros/" + id);
+  REQUIRE(rt.remove(id).ok());
+  CHECK_FALSE(std::filesystem::exists(state));
+  CHECK_FALSE(std::filesystem::exists(options.cgroup_root + "/memory/elafros/" + id));
+  CHECK_FALSE(std::filesystem::exists(options.cgroup_root + "/pids/elafros/" + id));
+  CHECK_FALSE(std::filesystem::exists(rt.instance_dir(id)));
+  CHECK(rt.list().empty());
 }
 
 TEST_CASE("runc state is parsed into a container status") {

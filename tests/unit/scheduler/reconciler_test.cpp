@@ -15,6 +15,7 @@
 #include <csignal>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "elafros/object_meta.hpp"
 #include "fixtures/tar_builder.hpp"
@@ -94,6 +95,11 @@ class FakeRuntime final : public ContainerRuntime {
 
   Result<void> remove(const std::string& id) override {
     std::lock_guard lock(mutex_);
+    if (fail_remove > 0) {
+      --fail_remove;
+      return Error::internal("runc delete " + id + " failed: pipe: Too many open files");
+    }
+    strays.erase(id);
     if (auto it = containers_.find(id); it != containers_.end()) {
       destroy(it->second);
       containers_.erase(it);
@@ -113,6 +119,7 @@ class FakeRuntime final : public ContainerRuntime {
     std::lock_guard lock(mutex_);
     std::vector<std::string> ids;
     for (const auto& [id, c] : containers_) ids.push_back(id);
+    for (const auto& id : strays) ids.push_back(id);
     return ids;
   }
 
@@ -131,6 +138,8 @@ class FakeRuntime final : public ContainerRuntime {
   std::vector<std::string> removed;
   bool fail_start = false;
   bool listen_on_start = true;
+  int fail_remove = 0;           // this many removals fail
+  std::set<std::string> strays;  // bundles no instance has (list() shows them)
 
  private:
   struct Container {
@@ -321,6 +330,50 @@ TEST_CASE("deleting a service stops and removes its instance and its route") {
   CHECK(h.runtime.live() == 0);
   CHECK(h.store->list_instances()->empty());
   CHECK(h.reconciler->counts().instances == 0);
+}
+
+TEST_CASE("a failed removal keeps the instance terminating, with its error, until a retry works") {
+  Harness h;
+  Service s = h.create("hello");
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  std::string id = h.runtime.started.at(0);
+  h.runtime.fail_remove = 2;
+  bool done = false;
+  REQUIRE(store_delete(*h.store, s).ok());
+  h.reconciler->service_deleted("default", "hello", [&] { done = true; });
+  REQUIRE(h.run_until([&] { return done; }));
+  auto views = h.reconciler->instances();
+  REQUIRE(views.size() == 1);
+  CHECK(views[0].record.id == id);
+  CHECK(views[0].phase == "terminating");
+  CHECK(views[0].last_error.find("Too many open files") != std::string::npos);
+  CHECK(h.reconciler->cleanup().terminating == 1);
+  CHECK(h.reconciler->counts().instances == 1);  // still counted: the container may still run
+  auto records = h.store->list_instances();
+  REQUIRE(records->size() == 1);  // a restart would remove it too
+  CHECK(records->at(0).state == InstanceState::kStopping);
+  // Retried with a backoff (20 ms, then 40 ms) until it goes.
+  REQUIRE(h.run_until([&] { return h.reconciler->instances().empty(); }));
+  CHECK(h.runtime.fail_remove == 0);
+  CHECK(h.runtime.live() == 0);
+  CHECK(h.store->list_instances()->empty());
+  CHECK(h.reconciler->cleanup().terminating == 0);
+}
+
+TEST_CASE("the orphan sweep removes containers no instance tracks, and no others") {
+  auto options = Harness::fast_options();
+  options.orphan_sweep = 30ms;
+  Harness h(options);
+  Service s = h.create("hello");
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  h.runtime.strays = {"hello-00001-stray1", "gone-00003-stray2"};
+  REQUIRE(h.run_until([&] { return h.reconciler->cleanup().strays_removed == 2; }));
+  CHECK(h.runtime.strays.empty());
+  CHECK(h.runtime.live() == 1);  // the tracked instance kept running
+  CHECK(h.endpoint(kHost) != nullptr);
+  auto sweeps = h.reconciler->cleanup().sweeps;
+  REQUIRE(h.run_until([&] { return h.reconciler->cleanup().sweeps > sweeps + 1; }));
+  CHECK(h.reconciler->cleanup().strays_removed == 2);
 }
 
 TEST_CASE("start adopts instances that still run and removes those that do not") {
