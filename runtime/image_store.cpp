@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 
+#include "atomic_file.hpp"
 #include "elafros/errno_text.hpp"
 #include "elafros/naming.hpp"
 #include "elafros/registry_reference.hpp"
@@ -51,7 +52,7 @@ std::string hex_of(std::string_view digest) {
 Result<std::string> read_small_file(const std::string& path, std::int64_t limit) {
   std::error_code ec;
   auto size = fs::file_size(path, ec);
-  if (ec) return Error::not_found(fmt::format("{}: {}", path, ec.message()));
+  if (ec) return Error::not_found(fmt::format("{}: {}", path, errno_text(ec)));
   if (static_cast<std::int64_t>(size) > limit)
     return Error::invalid(fmt::format(
         "{} is {} bytes, more than the {} allowed for a JSON document", path, size, limit));
@@ -195,7 +196,7 @@ Result<std::string> ImageStore::copy_blob(const std::string& layout, const std::
   auto actual_size = fs::file_size(src, ec);
   if (ec)
     return Error::invalid(fmt::format("blob {} is missing from {} ({}); the layout is incomplete",
-                                      digest, layout, ec.message()));
+                                      digest, layout, errno_text(ec)));
   if (size >= 0 && static_cast<std::int64_t>(actual_size) != size)
     return Error::invalid(fmt::format("blob {} in {} is {} bytes but its descriptor says {}",
                                       digest, layout, actual_size, size));
@@ -205,7 +206,11 @@ Result<std::string> ImageStore::copy_blob(const std::string& layout, const std::
     fs::rename(src, tmp, ec);
   else
     fs::copy_file(src, tmp, ec);
-  if (ec) return Error::internal(fmt::format("copying blob {}: {}", digest, ec.message()));
+  if (ec) {
+    std::error_code rm;
+    fs::remove(tmp, rm);  // what a full disk let through
+    return Error::internal(fmt::format("copying blob {}: {}", digest, errno_text(ec)));
+  }
   auto hex = sha256_file(tmp);
   if (!hex || *hex != hex_of(digest)) {
     fs::remove(tmp, ec);
@@ -220,7 +225,11 @@ Result<std::string> ImageStore::copy_blob(const std::string& layout, const std::
     ::close(fd);
   }
   fs::rename(tmp, dst, ec);
-  if (ec) return Error::internal(fmt::format("storing blob {}: {}", digest, ec.message()));
+  if (ec) {
+    std::error_code rm;
+    fs::remove(tmp, rm);
+    return Error::internal(fmt::format("storing blob {}: {}", digest, errno_text(ec)));
+  }
   return dst;
 }
 
@@ -332,7 +341,7 @@ Result<ImageRecord> ImageStore::import_any(const std::string& reference, const s
   ScratchDir scratch{root_ + "/tmp/archive-" + random_suffix()};
   std::error_code ec;
   fs::create_directories(scratch.path, ec);
-  if (ec) return Error::internal(fmt::format("creating {}: {}", scratch.path, ec.message()));
+  if (ec) return Error::internal(fmt::format("creating {}: {}", scratch.path, errno_text(ec)));
   if (auto r = unpack_layer(ref->path, scratch.path, limits_); !r)
     return Error::invalid(
         fmt::format("image \"{}\": the archive cannot be read: {}", reference, r.error().message));
@@ -426,7 +435,11 @@ Result<ImageRecord> ImageStore::import_docker_archive(const std::string& dir,
       std::string tmp = root_ + "/tmp/blob-" + random_suffix();
       fs::copy_file(*path, tmp, ec);
       if (!ec) fs::rename(tmp, dst, ec);
-      if (ec) return Error::internal(fmt::format("storing blob {}: {}", digest, ec.message()));
+      if (ec) {
+        std::error_code rm;
+        fs::remove(tmp, rm);
+        return Error::internal(fmt::format("storing blob {}: {}", digest, errno_text(ec)));
+      }
     }
     return std::make_pair(digest, size);
   };
@@ -454,10 +467,7 @@ Result<ImageRecord> ImageStore::import_docker_archive(const std::string& dir,
       {"layers", std::move(layer_descriptors)}};
   std::string text = json::serialize(oci_manifest);
   std::string manifest_file = dir + "/.elafros-manifest.json";
-  {
-    std::ofstream out(manifest_file, std::ios::binary);
-    out << text;
-  }
+  if (auto w = write_file_atomic(manifest_file, text, 0644); !w) return w.error();
   auto stored = store_file(".elafros-manifest.json");
   if (!stored) return stored.error();
   total += stored->second;
@@ -701,7 +711,7 @@ Result<void> ImageStore::unpack(const std::string& manifest_digest,
       root_ + "/tmp/rootfs-" + hex_of(manifest_digest).substr(0, 12) + "-" + random_suffix();
   std::error_code ec;
   fs::create_directories(tmp, ec);
-  if (ec) return Error::internal(fmt::format("creating {}: {}", tmp, ec.message()));
+  if (ec) return Error::internal(fmt::format("creating {}: {}", tmp, errno_text(ec)));
   ::chmod(tmp.c_str(), 0755);
   for (const auto& d : layer_digests) {
     if (auto r = unpack_layer(blob_path(d), tmp, limits_); !r) {
@@ -713,7 +723,7 @@ Result<void> ImageStore::unpack(const std::string& manifest_digest,
   if (ec) {
     fs::remove_all(tmp, ec);  // another import of the same image won the race
     if (!fs::is_directory(final_path))
-      return Error::internal(fmt::format("storing the root filesystem failed: {}", ec.message()));
+      return Error::internal(fmt::format("storing the root filesystem failed: {}", errno_text(ec)));
   }
   return {};
 }

@@ -200,7 +200,7 @@ class Unpacker {
       fs::remove_all(path, ec);
       if (ec)
         return Error::internal(
-            fmt::format("entry \"{}\": cannot replace {}: {}", name, path, ec.message()));
+            fmt::format("entry \"{}\": cannot replace {}: {}", name, path, errno_text(ec)));
       exists = false;
     }
 

@@ -105,7 +105,7 @@ Result<void> FileLogStore::append(const std::string& dir, const std::string& tex
                                   std::vector<Appended>& undo) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, ec.message()));
+  if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, errno_text(ec)));
   std::string current = dir + "/current.jsonl";
   auto size = fs::file_size(current, ec);
   if (!ec && size > 0 && size + text.size() > retention_.max_file_bytes) {

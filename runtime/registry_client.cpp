@@ -715,7 +715,7 @@ Result<void> RegistryClient::pull(const PullRequest& request) const {
   std::error_code fec;
   fs::create_directories(request.layout_dir + "/blobs/sha256", fec);
   if (fec)
-    return Error::internal(fmt::format("creating {}: {}", request.layout_dir, fec.message()));
+    return Error::internal(fmt::format("creating {}: {}", request.layout_dir, errno_text(fec)));
   const std::string base = "/v2/" + ref.repository;
   auto report = [&](PullProgress p) {
     if (request.progress) request.progress(p);

@@ -157,7 +157,7 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   std::string merged = dir + "/rootfs";
   std::error_code ec;
   for (const char* sub : {"/upper", "/work", "/rootfs"}) fs::create_directories(dir + sub, ec);
-  if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, ec.message()));
+  if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, errno_text(ec)));
 
   auto fail = [&](Error e) -> Result<int> {
     (void)cleanup_files(spec.container_id);
@@ -257,7 +257,7 @@ Result<void> RuncRuntime::remove(const std::string& id) {
                                            why.empty() ? "no reason given" : why));
       if (auto c = remove_cgroups(id); !c) return c.error();
       fs::remove_all(state, ec);
-      if (ec) return Error::internal(fmt::format("cannot remove {}: {}", state, ec.message()));
+      if (ec) return Error::internal(fmt::format("cannot remove {}: {}", state, errno_text(ec)));
     }
   }
   if (auto c = remove_cgroups(id); !c) return c.error();
@@ -312,7 +312,7 @@ Result<void> RuncRuntime::cleanup_files(const std::string& id) {
   if (err != EINVAL && err != ENOENT && err != 0)
     return Error::internal(fmt::format("cannot unmount {}: {}", merged, errno_text(err)));
   fs::remove_all(dir, ec);
-  if (ec) return Error::internal(fmt::format("cannot remove {}: {}", dir, ec.message()));
+  if (ec) return Error::internal(fmt::format("cannot remove {}: {}", dir, errno_text(ec)));
   finish_spools(id);
   return {};
 }
