@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Faults and exhaustion, made by the test itself: elafrosd under a small open-files limit sheds
-# new proxy connections with a fast 503 instead of hanging or losing track of containers.
+# new proxy connections with a fast 503 instead of hanging or losing track of containers, and
+# max-connections caps what each listener holds.
 #   tests/e2e/faults_test.sh ELAFROSD ELAFROS SOURCE_DIR
 set -euo pipefail
 
@@ -64,7 +65,8 @@ instances=$(e instance list -o json | python3 -c 'import json,sys; print(len(jso
 check "runc's containers are the daemon's instances ($containers = $instances)" test "$containers" = "$instances"
 check "the API kept working" contains "$(e service list)" "slow"
 e service delete slow >/dev/null
-check "deleting the service leaves no container" test -z "$(runc --root "$data/runc" list -q)"
+no_container() { test -z "$(runc --root "$data/runc" list -q)"; }
+check "deleting the service leaves no container (a failed removal is retried)" wait_until 30 no_container
 
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
 
@@ -73,12 +75,47 @@ hard=$(ulimit -Hn)
 printf '#!/bin/sh\nulimit -Sn 256\nexec "%s" "$@"\n' "$real_daemon" >"$work/elafrosd-soft"
 chmod +x "$work/elafrosd-soft"
 elafrosd=$work/elafrosd-soft
+printf 'max-connections: 3\napi-max-connections: 3\n' >"$work/limits.yaml"
+daemon_args=(--config "$work/limits.yaml")
 start_daemon
+port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 if [ "$hard" = unlimited ] || [ "$hard" -le 256 ]; then
   pass "(the hard limit is $hard: nothing to raise here)"
 else
   check "a low soft limit is raised to the hard one ($hard)" contains "$(e status)" "Open files:  limit $hard"
   check "...and the daemon says so" grep -q "raised the open-files limit from 256 to $hard" "$work/daemon.log"
 fi
+
+# max-connections: three idle connections held, a fourth is answered 503 with Retry-After, on the
+# proxy and on the API socket; once they close, both serve again.
+out=$(python3 - "$port" "$sock" <<'PY'
+import socket, sys
+port, path = int(sys.argv[1]), sys.argv[2]
+def ask(s, host):
+    s.settimeout(10)
+    s.sendall(f"GET /apis/elafros.dev/v1/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode().lower()
+    return head.split(" ", 2)[1] + ("+retry-after" if "retry-after: 1" in head else "")
+def tcp():
+    return socket.create_connection(("127.0.0.1", port), 10)
+def unix():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    return s
+for name, connect in (("proxy", tcp), ("api", unix)):
+    held = [connect() for _ in range(3)]
+    over = ask(connect(), "nosuch.default.localhost")
+    for h in held:
+        h.close()
+    print(f"{name}:{over}")
+PY
+)
+echo "# a fourth connection: $out"
+check "the proxy answers a connection over max-connections 503 with Retry-After" contains "$out" "proxy:503+retry-after"
+check "...and the API one over api-max-connections too" contains "$out" "api:503+retry-after"
+check "...and the API serves again once they close" wait_until 5 bash -c "'$elafros_bin' --socket '$sock' status >/dev/null"
 if stop_daemon; then pass "SIGTERM exits 0 again"; else fail "SIGTERM exits 0 again"; fi
 finish
