@@ -40,12 +40,18 @@ class ApiServer::Impl {
     // Fixed paths first: the generic resource patterns would match some of them.
     api::add_discovery_routes(router_, builtin_kinds(), {info_.version});
     api::add_image_routes(router_, parts_);
-    api::add_operation_routes(router_, parts_,
-                              {info_.version, info_.data_dir, info_.socket, info_.listen,
-                               info_.domain, info_.runtime, info_.disk_free_warning_bytes});
+    api::DaemonInfo daemon{info_.version,
+                           info_.data_dir,
+                           info_.socket,
+                           info_.listen,
+                           info_.domain,
+                           info_.runtime,
+                           info_.disk_free_warning_bytes,
+                           info_.more_log_health};
+    api::add_operation_routes(router_, parts_, daemon);
     add_credential_routes();
     resources_.add_routes(router_);
-    api::add_metrics_route(metrics_router_, parts_, info_.version);
+    api::add_metrics_route(metrics_router_, parts_, daemon);
   }
 
   // GET …/kubeconfig: a kubeconfig for the HTTPS API (server, CA, the admin token);

@@ -5,6 +5,7 @@
 // threads (docs/architecture.md, "API").
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,7 @@ class ApiCredentials;
 class CredentialStore;
 class ImageStore;
 class LogCollector;
+struct LogHealth;
 class Reconciler;
 class RegistryClient;
 
@@ -35,6 +37,8 @@ struct ApiInfo {
   std::string runtime;
   std::uint64_t disk_free_warning_bytes = 0;  // status warns below this much free space
   std::size_t max_connections = 0;            // per API listener (api-max-connections); 0: none
+  // Adds the daemon's other log writers (the access log) to what status and /metrics report.
+  std::function<void(LogHealth&)> more_log_health;
 };
 
 // Who may use the HTTPS API: a Bearer token's user, or kUnauthorized.

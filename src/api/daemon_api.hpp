@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,7 @@ namespace elafros {
 class CredentialStore;
 class ImageStore;
 class LogCollector;
+struct LogHealth;
 class Reconciler;
 class RegistryClient;
 
@@ -34,7 +36,8 @@ struct DaemonInfo {
   std::string listen;
   std::string domain;
   std::string runtime;
-  std::uint64_t disk_free_warning_bytes = 0;  // status warns below this much free space
+  std::uint64_t disk_free_warning_bytes = 0;        // status warns below this much free space
+  std::function<void(LogHealth&)> more_log_health;  // the access log's, beside the collector's
 };
 
 struct DaemonApiParts {
@@ -55,7 +58,7 @@ struct DaemonApiParts {
 void add_image_routes(Router& router, const DaemonApiParts& parts);
 void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInfo info);
 // GET /metrics alone, for --metrics-listen.
-void add_metrics_route(Router& router, const DaemonApiParts& parts, std::string version);
+void add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info);
 
 }  // namespace api
 }  // namespace elafros

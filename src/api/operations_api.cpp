@@ -86,8 +86,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     for (const auto& s : logs.sinks) {
       if (!s.healthy)
         w.emplace_back(fmt::format(
-            "log sink {} is failing since {}; {} of log lines wait in the spools for it: {}",
-            s.name, format_rfc3339(s.failing_since),
+            "log sink {} is failing{}; {} of lines are kept for it and retried: {}", s.name,
+            s.failing_since > 0 ? " since " + format_rfc3339(s.failing_since) : "",
             bytes_text(static_cast<std::int64_t>(s.pending_bytes)), s.last_error));
       if (s.dropped_lines > 0)
         w.emplace_back(
@@ -103,11 +103,17 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     return w;
   }
 
+  LogHealth log_health() const {
+    LogHealth h = p_.logs.health();
+    if (info_.more_log_health) info_.more_log_health(h);
+    return h;
+  }
+
   awaitable<bool> status(ApiRequest&, Responder& r) {
     auto images = co_await offload(p_.store_thread.get_executor(), &Store::list_images, &p_.store);
     Disk disk = co_await offload(p_.blocking.get_executor(), &OperationsApi::disk_of,
                                  std::string(info_.data_dir));
-    LogHealth logs = p_.logs.health();
+    LogHealth logs = log_health();
     auto cleanup = p_.reconciler.cleanup();
     json::array sinks;
     for (const auto& s : logs.sinks)
@@ -189,7 +195,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     in.version = info_.version;
     in.revisions = p_.reconciler.revision_metrics();
     in.commits = p_.committer.stats();
-    in.logs = p_.logs.health();
+    in.logs = log_health();
     in.cleanup = p_.reconciler.cleanup();
     if (!info_.data_dir.empty()) in.data_dir_free_bytes = disk_of(info_.data_dir).free_bytes;
     struct Usage {
@@ -345,9 +351,7 @@ void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInf
              bind(&OperationsApi::logs));
 }
 
-void add_metrics_route(Router& router, const DaemonApiParts& parts, std::string version) {
-  DaemonInfo info;
-  info.version = std::move(version);
+void add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info) {
   auto api = std::make_shared<OperationsApi>(parts, std::move(info));
   router.add("GET", "/metrics", binder(api)(&OperationsApi::metrics));
 }

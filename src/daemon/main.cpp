@@ -218,7 +218,18 @@ int run(const DaemonConfig& cfg) {
                 *credentials, logs, reconciler,
                 {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime,
                  static_cast<std::uint64_t>(cfg.disk_free_warning_bytes),
-                 static_cast<std::size_t>(cfg.api_max_connections)});
+                 static_cast<std::size_t>(cfg.api_max_connections), [&access_log](LogHealth& h) {
+                   if (!access_log) return;
+                   AccessLog::Health a = access_log->health();
+                   LogHealth::Sink s;
+                   s.name = "access-log";
+                   s.healthy = a.healthy;
+                   s.last_error = a.last_error;
+                   s.failed_writes = a.failed_writes;
+                   s.pending_bytes = a.pending_bytes;
+                   s.dropped_lines = a.dropped_lines;
+                   h.sinks.push_back(std::move(s));
+                 }});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
   if (!cfg.socket_group.empty()) {
     // Members of this group may use the API (the socket is 0660), as with Docker's group.

@@ -2,13 +2,17 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cerrno>
+#include <mutex>
 
 #include "atomic_file.hpp"
 #include "elafros/errno_text.hpp"
@@ -23,33 +27,89 @@ constexpr auto kFlushEvery = std::chrono::milliseconds(250);
 }  // namespace
 
 struct AccessLog::Impl {
-  Impl(asio::io_context& io, int fd_, bool own) : timer(io), fd(fd_), owns_fd(own) {}
+  Impl(asio::io_context& io, int fd_, bool own, std::uint64_t max_pending)
+      : timer(io), fd(fd_), owns_fd(own), max_pending_bytes(max_pending) {}
   asio::steady_timer timer;
   asio::thread_pool writer{1};
   int fd;
   bool owns_fd;
-  std::string buffer;
+  std::uint64_t max_pending_bytes;
+  std::string buffer;  // the proxy thread's
   bool timer_armed = false;
   bool closed = false;
+  std::atomic<bool> failing{false};  // set by the writer: flush even with nothing new
+
+  // The writer thread's.
+  std::string pending;
+  mutable std::mutex health_mutex;  // the writer updates, status copies
+  Health health;
+
+  // Flushes in kFlushEvery; while the writer fails, again and again, so that kept lines are
+  // offered again without waiting for new requests.
+  void arm() {
+    if (timer_armed || closed) return;
+    timer_armed = true;
+    timer.expires_after(kFlushEvery);
+    timer.async_wait([this](boost::system::error_code ec) {
+      timer_armed = false;
+      if (ec) return;
+      flush();
+      if (failing.load(std::memory_order_relaxed)) arm();
+    });
+  }
 
   void flush() {
-    if (buffer.empty()) return;
-    // A full disk drops access lines, never requests.
-    asio::post(writer, [fd = fd, data = std::move(buffer)] { (void)write_all(fd, data); });
+    if (buffer.empty() && !failing.load(std::memory_order_relaxed)) return;
+    asio::post(writer, [this, data = std::move(buffer)] { write(data); });
     buffer.clear();
+  }
+
+  // On the writer thread: everything pending, or nothing (a file is truncated back).
+  void write(const std::string& data) {
+    pending += data;
+    if (pending.empty()) return;
+    struct stat st {};
+    bool file = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    bool ok = write_all(fd, pending);
+    int err = errno;
+    if (!ok && file) (void)::ftruncate(fd, st.st_size);
+    std::uint64_t dropped = 0;
+    if (ok) {
+      pending.clear();
+    } else if (pending.size() > max_pending_bytes) {
+      // The oldest whole lines go, counted, until what is kept fits.
+      std::size_t cut = pending.size() - max_pending_bytes;
+      auto nl = pending.find('\n', cut);
+      cut = nl == std::string::npos ? pending.size() : nl + 1;
+      dropped = static_cast<std::uint64_t>(
+          std::count(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
+      pending.erase(0, cut);
+    }
+    failing.store(!ok, std::memory_order_relaxed);
+    std::lock_guard lock(health_mutex);
+    health.healthy = ok;
+    if (!ok) {
+      health.last_error = fmt::format("cannot write the access log: {}", errno_text(err));
+      ++health.failed_writes;
+    }
+    health.dropped_lines += dropped;
+    health.pending_bytes = pending.size();
   }
 };
 
 Result<std::unique_ptr<AccessLog>> AccessLog::open(asio::io_context& proxy_io,
-                                                   const std::string& target) {
+                                                   const std::string& target,
+                                                   std::uint64_t max_pending_bytes) {
   if (target == "stdout")
-    return std::unique_ptr<AccessLog>(new AccessLog(std::make_unique<Impl>(proxy_io, 1, false)));
+    return std::unique_ptr<AccessLog>(
+        new AccessLog(std::make_unique<Impl>(proxy_io, 1, false, max_pending_bytes)));
   int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (fd < 0)
     return Error::invalid(
         fmt::format("access-log {} cannot be opened: {}; give a writable file path or \"stdout\"",
                     target, errno_text(errno)));
-  return std::unique_ptr<AccessLog>(new AccessLog(std::make_unique<Impl>(proxy_io, fd, true)));
+  return std::unique_ptr<AccessLog>(
+      new AccessLog(std::make_unique<Impl>(proxy_io, fd, true, max_pending_bytes)));
 }
 
 AccessLog::AccessLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -66,14 +126,12 @@ void AccessLog::append(std::string_view line) {
     i.flush();
     return;
   }
-  if (!i.timer_armed) {
-    i.timer_armed = true;
-    i.timer.expires_after(kFlushEvery);
-    i.timer.async_wait([impl = impl_.get()](boost::system::error_code ec) {
-      impl->timer_armed = false;
-      if (!ec) impl->flush();
-    });
-  }
+  i.arm();
+}
+
+AccessLog::Health AccessLog::health() const {
+  std::lock_guard lock(impl_->health_mutex);
+  return impl_->health;
 }
 
 void AccessLog::close() {

@@ -2,8 +2,11 @@
 // Per-request access logs as JSON lines (method, host, path, status, bytes, duration, revision,
 // instance, whether the request waited in the activator), to a file or the daemon's stdout.
 // The proxy thread only appends to a buffer; full buffers, and every 250 ms the rest, go to a
-// writer thread, so the data plane never waits on the disk.
+// writer thread, so the data plane never waits on the disk. A failed write (a full disk) keeps the
+// lines, truncating a file back to where it was, and the writer offers them again at the next
+// flush; past `max_pending_bytes` the oldest are dropped and counted (health()), never quietly.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,7 +23,8 @@ class AccessLog {
  public:
   // `target`: a file path (appended to, created 0640), or "stdout".
   static Result<std::unique_ptr<AccessLog>> open(boost::asio::io_context& proxy_io,
-                                                 const std::string& target);
+                                                 const std::string& target,
+                                                 std::uint64_t max_pending_bytes = 64 << 20);
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
@@ -29,6 +33,16 @@ class AccessLog {
   void append(std::string_view line);
   // Writes what is buffered and waits for the writer (shutdown).
   void close();
+
+  struct Health {
+    bool healthy = true;
+    std::string last_error;
+    std::uint64_t failed_writes = 0;
+    std::uint64_t pending_bytes = 0;
+    std::uint64_t dropped_lines = 0;
+  };
+  // Any thread.
+  Health health() const;
 
  private:
   struct Impl;
