@@ -2,11 +2,13 @@
 """elafros benchmark suite: measures side by side, in one run, and writes a Markdown report.
 
 Rows (issue 4): cold start vs. the raw runc floor; proxy throughput and latency vs. direct and
-vs. nginx as a reverse proxy; a burst from zero; the idle footprint with 100 services at zero.
+vs. nginx as a reverse proxy; a burst from zero; the idle footprint with 100 services at zero;
+the API (issue 11); the proxy near its open-files limit (issue 20).
 Run it through bench/run.sh, as root. Everything it starts, it stops; nothing is downloaded.
 """
 import argparse
 import json
+import resource
 import os
 import platform
 import re
@@ -58,12 +60,12 @@ def percentile(values, p):
 
 
 class Daemon:
-    def __init__(self, work, config=None):
+    def __init__(self, work, config=None, prefix=()):
         self.work = work
         self.data = os.path.join(work, "data")
         self.sock = os.path.join(work, "elafros.sock")
         os.makedirs(self.data, exist_ok=True)
-        args = [os.path.join(ROOT, "build/src/elafrosd"), "--data-dir", self.data, "--socket", self.sock,
+        args = [*prefix, os.path.join(ROOT, "build/src/elafrosd"), "--data-dir", self.data, "--socket", self.sock,
                 "--listen", "127.0.0.1:0"]
         if config:
             path = os.path.join(work, "config.yaml")
@@ -184,10 +186,12 @@ def cold_start(work, image, cycles):
 
 # --- 2. proxy -------------------------------------------------------------------------------------
 
-def wrk(url, host=None, seconds=10, connections=16):
+def wrk(url, host=None, seconds=10, connections=16, close=False):
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if host:
         args[1:1] = ["-H", f"Host: {host}"]
+    if close:  # a new connection per request
+        args[1:1] = ["-H", "Connection: close"]
     out = run(args).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -198,10 +202,12 @@ def wrk(url, host=None, seconds=10, connections=16):
 
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors += int(m.group(1)) if m else 0
+    non2xx = int(m.group(1)) if m else 0
+    errors += non2xx
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors += sum(int(x) for x in m.groups()) if m else 0
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "errors": errors}
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "errors": errors, "non2xx": non2xx, "total": total}
 
 
 def proxy(work, image, seconds, rounds):
@@ -244,6 +250,88 @@ http {{
             ng.send_signal(signal.SIGQUIT)
             ng.wait(timeout=10)
         d.stop()
+
+
+# --- 6. descriptors --------------------------------------------------------------------------------
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def hold(d, held, target):
+    """Idle connections to the API socket until the daemon has `target` descriptors open."""
+    while open_fds(d.proc.pid) < target:
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(d.sock)
+        held.append(c)
+        if len(held) % 50 == 0:
+            time.sleep(0.05)  # let the daemon accept them
+    time.sleep(0.2)
+    return open_fds(d.proc.pid)
+
+
+def descriptors(work, image, seconds, rounds, limit=1024):
+    """The proxy under a hard open-files limit of `limit`: the same load with descriptors to spare,
+    and with idle API connections holding 90% of them (the first few closed again, so that the
+    load's own connections fit). New connections at 90% are shed with 503."""
+    d = Daemon(os.path.join(work, "descriptors"), prefix=("prlimit", f"--nofile={limit}:{limit}"))
+    held = []
+    try:
+        d.cli("service", "create", "fast", "--image", f"oci:{image}:latest", "--scale-min", "1", "--scale-max", "1")
+        host = "fast.default.localhost"
+        url = f"http://127.0.0.1:{d.port}/"
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        wrk(url, host, 2)  # warm-up: the upstream pool fills
+        spare, pressed, shed = [], [], []
+        fds_at = 0
+        for _ in range(rounds):
+            spare.append(wrk(url, host, seconds))
+            fds_at = hold(d, held, int(limit * 0.9))
+            for c in held[:40]:  # the lowest descriptors again free: room for the load and its upstreams
+                c.close()
+            del held[:40]
+            time.sleep(0.2)
+            pressed.append(wrk(url, host, seconds))
+            hold(d, held, int(limit * 0.9))  # no room left below the threshold: new connections are shed
+            shed.append(wrk(url, host, seconds, close=True))
+            for c in held:
+                c.close()
+            held.clear()
+            time.sleep(0.5)
+        return {"limit": limit, "fds": fds_at, "spare": spare, "pressed": pressed, "shed": shed}
+    finally:
+        for c in held:
+            c.close()
+        d.stop()
+
+
+def descriptor_lines(x, seconds, rounds):
+    def best(rows, key):
+        return max(r[key] for r in rows) if key == "rps" else min(r[key] for r in rows)
+    s, p, sh = x["spare"], x["pressed"], x["shed"]
+    return [
+        f"## 6. Descriptors: the proxy at 90% of its open-files limit (wrk -t1 -c16, {seconds} s × {rounds} rounds, best round)",
+        "",
+        f"elafrosd under `prlimit --nofile={x['limit']}:{x['limit']}` (nothing to raise to). Under pressure, idle API "
+        f"connections hold {x['fds']} of its {x['limit']} descriptors; 40 of the lowest are freed for the keep-alive "
+        "load, then taken again for the connection-per-request load, whose connections mostly land past the shedding "
+        "threshold and get a fast 503 with Retry-After.",
+        "",
+        "| load | requests/s | p50 ms | p99 ms | non-2xx | requests |",
+        "|---|---|---|---|---|---|",
+        f"| keep-alive, descriptors to spare | {best(s, 'rps'):.0f} | {best(s, 'p50'):.2f} | {best(s, 'p99'):.2f} | "
+        f"{sum(r['non2xx'] for r in s)} | {sum(r['total'] for r in s)} |",
+        f"| keep-alive, at 90% of the limit (admitted) | {best(p, 'rps'):.0f} | {best(p, 'p50'):.2f} | {best(p, 'p99'):.2f} | "
+        f"{sum(r['non2xx'] for r in p)} | {sum(r['total'] for r in p)} |",
+        f"| a new connection per request, at 90% (shed) | {best(sh, 'rps'):.0f} | {best(sh, 'p50'):.2f} | "
+        f"{best(sh, 'p99'):.2f} | {sum(r['non2xx'] for r in sh)} | {sum(r['total'] for r in sh)} |",
+        f"| **p99 at 90% / p99 with descriptors to spare** | {best(p, 'rps') / best(s, 'rps'):.2f}× | | "
+        f"**{best(p, 'p99') / best(s, 'p99'):.2f}×** | | |",
+        "",
+        "Target: the admitted requests' p99 within 2× of normal.",
+        "",
+    ]
 
 
 # --- 3. burst -------------------------------------------------------------------------------------
@@ -502,13 +590,19 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
-    ap.add_argument("--only", choices=["api"], help="run only this benchmark (and report only it)")
+    ap.add_argument("--only", choices=["api", "descriptors"],
+                    help="run only this benchmark (and report only it)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="elafros-bench-")
     try:
         nginx_image = os.path.join(work, "nginx-image")
         hello_image = os.path.join(work, "hello-image")
         run([os.path.join(ROOT, "examples", "hello", "build-image.sh"), hello_image, "latest"])
+        if args.only == "descriptors":
+            run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
+            x = descriptors(work, nginx_image, args.seconds, args.rounds)
+            print("\n".join(descriptor_lines(x, args.seconds, args.rounds)))
+            return
         print("API…", file=sys.stderr)
         api = api_bench(work, hello_image, 16, args.api_services, 100, 20)
         if args.only == "api":
@@ -523,6 +617,8 @@ def main():
         b = burst(work, hello_image, 50, args.seconds)
         print("idle footprint…", file=sys.stderr)
         empty, idle = footprint(work, hello_image, args.services)
+        print("descriptors…", file=sys.stderr)
+        fds = descriptors(work, nginx_image, args.seconds, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -585,7 +681,7 @@ def main():
         "|---|---|---|",
         f"| {empty / 1024:.1f} MiB | {idle / 1024:.1f} MiB | ≤ 30 MB |",
         "",
-    ] + api_lines(api)
+    ] + api_lines(api) + descriptor_lines(fds, args.seconds, args.rounds)
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
