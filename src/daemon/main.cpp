@@ -63,7 +63,7 @@ int lock_data_dir(const std::string& data_dir) {
 }
 
 // RLIMIT_NOFILE's soft limit up to the hard one, as Go's runtime does: a shell's 1024 (or 256)
-// is far too few for a proxy and its instances (docs/architecture.md, "Descriptors").
+// is far too few for a proxy and its instances (docs/architecture.md, "Faults").
 void raise_file_limit(bool raise) {
   struct rlimit nofile {};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return;

@@ -121,10 +121,19 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       socket.set_option(tcp::no_delay(true), ec);
       // The kernel gives the lowest free descriptor: this one's number says how many are in
       // use. Near the limit, the connection is answered 503 rather than served.
-      if (socket.native_handle() >= shed_above_ ||
-          (options_.max_connections > 0 && connections_ >= options_.max_connections)) {
+      std::string why;
+      if (socket.native_handle() >= shed_above_)
+        why =
+            "elafrosd is near its limit of open files and sheds new connections; retry shortly (an "
+            "operator raises LimitNOFILE or ulimit -n)\n";
+      else if (options_.max_connections > 0 && connections_ >= options_.max_connections)
+        why = fmt::format(
+            "elafrosd is serving its limit of {} connections (max-connections); retry shortly\n",
+            options_.max_connections);
+      if (!why.empty()) {
         asio::co_spawn(io_,
-                       shed_connection(beast::tcp_stream(std::move(socket)), options_.header_limit),
+                       shed_connection(beast::tcp_stream(std::move(socket)), options_.header_limit,
+                                       std::move(why)),
                        asio::detached);
         continue;
       }

@@ -33,7 +33,7 @@ struct ProxyOptions {
   AccessLog* access_log = nullptr;           // per-request JSON lines, when set
   // Descriptors kept free for the API, runc and logs: a client connection accepted above
   // RLIMIT_NOFILE's soft limit less this gets a fast 503 with Retry-After (docs/architecture.md,
-  // "Descriptors"). 0: an eighth of the limit, at least 64.
+  // "Faults"). 0: an eighth of the limit, at least 64.
   int descriptor_headroom = 0;
   // Client connections held at most (the max-connections key); more get the same fast 503.
   // 0: no fixed cap.

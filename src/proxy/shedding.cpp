@@ -25,7 +25,8 @@ int shed_threshold(int headroom) {
   return std::max((limit - headroom) / 2, 16);
 }
 
-asio::awaitable<void> shed_connection(beast::tcp_stream client, std::uint32_t header_limit) {
+asio::awaitable<void> shed_connection(beast::tcp_stream client, std::uint32_t header_limit,
+                                      std::string why) {
   constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
   beast::flat_buffer buffer;
   http::request_parser<http::empty_body> parser;
@@ -38,9 +39,7 @@ asio::awaitable<void> shed_connection(beast::tcp_stream client, std::uint32_t he
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   res.set(http::field::retry_after, "1");
   res.keep_alive(false);
-  res.body() =
-      "elafrosd is near its limit of open files and sheds new connections; retry shortly (an "
-      "operator raises LimitNOFILE or ulimit -n)\n";
+  res.body() = std::move(why);
   res.prepare_payload();
   auto [wec, written] = co_await http::async_write(client, res, kAwait);
   (void)wec;

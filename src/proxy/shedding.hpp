@@ -1,10 +1,11 @@
 #pragma once
-// Load shedding when descriptors run short (docs/architecture.md, "Descriptors"). Included by
+// Load shedding when descriptors run short (docs/architecture.md, "Faults"). Included by
 // the proxy only: it brings Beast.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <cstdint>
+#include <string>
 
 namespace elafros {
 
@@ -14,8 +15,8 @@ namespace elafros {
 int shed_threshold(int headroom);
 
 // Reads the request header (so that the client sees an answer, not a reset), answers 503 with
-// Retry-After, and closes.
+// Retry-After and `why` as the body, and closes.
 boost::asio::awaitable<void> shed_connection(boost::beast::tcp_stream client,
-                                             std::uint32_t header_limit);
+                                             std::uint32_t header_limit, std::string why);
 
 }  // namespace elafros

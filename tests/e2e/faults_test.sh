@@ -98,7 +98,8 @@ def ask(s, host):
     while chunk := s.recv(65536):
         data += chunk
     head = data.split(b"\r\n\r\n", 1)[0].decode().lower()
-    return head.split(" ", 2)[1] + ("+retry-after" if "retry-after: 1" in head else "")
+    return (head.split(" ", 2)[1] + ("+retry-after" if "retry-after: 1" in head else "") +
+            ("+says-why" if b"max-connections" in data else ""))
 def tcp():
     return socket.create_connection(("127.0.0.1", port), 10)
 def unix():
@@ -114,8 +115,8 @@ for name, connect in (("proxy", tcp), ("api", unix)):
 PY
 )
 echo "# a fourth connection: $out"
-check "the proxy answers a connection over max-connections 503 with Retry-After" contains "$out" "proxy:503+retry-after"
-check "...and the API one over api-max-connections too" contains "$out" "api:503+retry-after"
+check "the proxy answers a connection over max-connections 503 with Retry-After" contains "$out" "proxy:503+retry-after+says-why"
+check "...and the API one over api-max-connections too" contains "$out" "api:503+retry-after+says-why"
 check "...and the API serves again once they close" wait_until 5 bash -c "'$elafros_bin' --socket '$sock' status >/dev/null"
 if stop_daemon; then pass "SIGTERM exits 0 again"; else fail "SIGTERM exits 0 again"; fi
 finish
