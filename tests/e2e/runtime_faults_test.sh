@@ -16,6 +16,7 @@ cat >"$work/flaky-runc" <<SH
 #!/bin/sh
 # Every call but --version: 30% fail at once, 3% hang past the deadline and then fail.
 case "\$1" in --version) exec "$real_runc" "\$@" ;; esac
+case " \$* " in *" delete "*) [ -e "$work/fail-deletes" ] && { echo "flaky-runc: deletes refused" >&2; exit 1; } ;; esac
 r=\$(( \$(od -An -N2 -tu2 /dev/urandom) % 100 ))
 if [ "\$r" -lt 30 ]; then echo "flaky-runc: injected failure of \$*" >&2; exit 1; fi
 if [ "\$r" -lt 33 ]; then sleep 6; echo "flaky-runc: injected hang" >&2; exit 1; fi
@@ -103,8 +104,18 @@ check "...saying so" grep -q "removing stray container stray-e2e" "$work/daemon.
 both_serve() { serves 1 && serves 2; }
 check "the services kept serving" both_serve
 
-# Deleting everything leaves no container, mount, bundle or cgroup.
+# A removal that keeps failing: the instance stays terminating, shown with the error, until it
+# succeeds.
+touch "$work/fail-deletes"
 e service delete churn-1 >/dev/null
+terminating() { e instance list | grep -q "churn-1-.*terminating.*deletes refused (attempt"; }
+check "an instance whose removal fails is listed as terminating, with the last error" wait_until 30 terminating
+check "...and status warns about it" contains "$(e status)" "could not be removed yet and are retried"
+rm -f "$work/fail-deletes"
+removed() { ! e instance list | grep -q "churn-1-"; }
+check "...until a retry removes it" wait_until 60 removed
+
+# Deleting everything leaves no container, mount, bundle or cgroup.
 e service delete churn-2 >/dev/null
 empty() {
   [ -z "$(runc_ids)" ] && ! grep -q "$data/instances/" /proc/mounts &&
