@@ -32,6 +32,7 @@ const KindRegistry& builtin_kinds() {
   static const KindRegistry registry = [] {
     KindRegistry r;
     register_serving_kinds(r);
+    register_eventing_kinds(r);
     return r;
   }();
   return registry;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "elafros/base64.hpp"
 #include "elafros/result.hpp"
 
 namespace elafros {
@@ -42,8 +43,5 @@ class CredentialStore {
   mutable std::mutex mutex_;
   std::map<std::string, RegistryCredentials> logins_;
 };
-
-std::string base64_encode(std::string_view data);
-std::optional<std::string> base64_decode(std::string_view text);
 
 }  // namespace elafros

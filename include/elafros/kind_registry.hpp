@@ -35,6 +35,8 @@ struct KindInfo {
   bool client_writable = true;   // false: only controllers create and change it (Revision)
   std::string read_only_reason;  // what to do instead, for a client write to a read-only kind
   std::vector<PrinterColumn> columns;
+  // Fields an update may not change (".spec.broker"), as Knative's webhooks refuse.
+  std::vector<std::string> immutable_fields;
   // Strict decoding, defaults and validation of an object a client sent: the object as it is to
   // be stored (server-set metadata is the caller's job), or kInvalidArgument naming the field.
   std::function<Result<boost::json::object>(const boost::json::object&)> admit;
@@ -59,6 +61,7 @@ class KindRegistry {
 // The kinds elafros serves.
 const KindRegistry& builtin_kinds();
 void register_serving_kinds(KindRegistry& registry);
+void register_eventing_kinds(KindRegistry& registry);
 
 // A printer column's value: the subset of JSONPath that printer columns use (.a.b, ['k'] and
 // [?(@.f=='v')]). Null when the path names nothing.

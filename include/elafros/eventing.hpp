@@ -1,0 +1,67 @@
+#pragma once
+// Knative Eventing's resources as elafros reads them (docs/architecture.md, "Events"):
+// eventing.knative.dev/v1 Broker and Trigger, their DeliverySpec and Destination, and the
+// retry schedule. Parsed from the stored objects, which their kinds' admission validated.
+
+#include <boost/json/fwd.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "elafros/event_filter.hpp"
+#include "elafros/result.hpp"
+
+namespace elafros {
+
+inline constexpr const char* kEventingGroup = "eventing.knative.dev";
+
+// Where events go: a ref (a Service, or a Broker) and/or a URI (relative to the ref's URL when
+// both are set).
+struct Destination {
+  std::string ref_api_version, ref_kind, ref_name, ref_namespace;
+  std::string uri;
+  bool empty() const { return ref_kind.empty() && uri.empty(); }
+};
+
+struct DeliverySpec {
+  std::optional<int> retry;  // retries after the first attempt
+  std::string backoff_policy;  // "linear" or "exponential"; empty: exponential
+  std::optional<std::chrono::milliseconds> backoff_delay;
+  std::optional<std::chrono::milliseconds> timeout;  // per attempt
+  std::optional<std::chrono::milliseconds> retry_after_max;
+  Destination dead_letter_sink;
+  std::string format;  // "json" (structured) or "binary"; empty: binary
+  // True when any field is set: a Trigger's delivery then replaces its Broker's entirely.
+  bool any() const;
+};
+
+// ISO-8601 durations as Knative writes them: PT0.2S, PT1M30S, P1DT2H.
+std::optional<std::chrono::milliseconds> parse_iso8601_duration(std::string_view text);
+std::string format_iso8601_duration(std::chrono::milliseconds d);
+
+// The wait before retry number `n` (1 for the first retry). Linear waits d, 2d, 3d…;
+// exponential d, 2d, 4d… (Knative's linear policy retries at once first; elafros does not).
+// Without a delay: 0.
+std::chrono::milliseconds retry_delay(const DeliverySpec& delivery, int n);
+
+Result<DeliverySpec> delivery_from_json(const boost::json::value& v, const std::string& path);
+Result<Destination> destination_from_json(const boost::json::value& v, const std::string& path);
+
+struct Broker {
+  std::string namespace_, name, uid;
+  DeliverySpec delivery;
+};
+
+struct Trigger {
+  std::string namespace_, name, uid, broker;
+  EventFilter filter;
+  Destination subscriber;
+  DeliverySpec delivery;
+  std::int64_t generation = 0;
+};
+
+Result<Broker> broker_from_object(const boost::json::object& object);
+Result<Trigger> trigger_from_object(const boost::json::object& object);
+
+}  // namespace elafros
