@@ -9,10 +9,13 @@
 
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
+#include "sqlite_statement.hpp"
 
 namespace json = boost::json;
 
 namespace elafros {
+using sqlite::Statement;
+using sqlite::Transaction;
 namespace {
 
 // Schema 4: an object's controller (its first ownerReference) is found by index, so that a
@@ -22,6 +25,33 @@ constexpr const char* kOwnerIndex =
     "json_extract(owner_references, '$[0].uid'))";
 
 // Schema migrations, applied in order; PRAGMA user_version records how many have run.
+// Schema 5: the brokers' queue. An event and its deliveries (one per matching Trigger) commit
+// together; a delivery is pending until delivered, dead-lettered or failed for good.
+constexpr const char* kEventTables = R"sql(
+CREATE TABLE events (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  namespace  TEXT NOT NULL,
+  broker     TEXT NOT NULL,
+  attributes TEXT NOT NULL,
+  data       BLOB,
+  received   INTEGER NOT NULL
+);
+CREATE INDEX events_by_broker ON events (namespace, broker, seq);
+CREATE TABLE deliveries (
+  event_seq   INTEGER NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
+  trigger_uid TEXT NOT NULL,
+  trigger     TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  attempts    INTEGER NOT NULL,
+  next_at     INTEGER NOT NULL,
+  last_code   INTEGER NOT NULL,
+  last_error  TEXT NOT NULL,
+  updated     INTEGER NOT NULL,
+  PRIMARY KEY (event_seq, trigger_uid)
+);
+CREATE INDEX deliveries_due ON deliveries (state, next_at);
+)sql";
+
 constexpr const char* kMigrations[] = {
     R"sql(
 CREATE TABLE services (
@@ -73,78 +103,6 @@ CREATE TABLE images (
 ALTER TABLE services ADD COLUMN config_generation INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE revisions ADD COLUMN ever_ready INTEGER NOT NULL DEFAULT 0;
 )sql",
-};
-
-// A prepared statement that finalizes itself.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool prepared() const { return rc_ == SQLITE_OK; }
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Statement& bind_null(int i) {
-    sqlite3_bind_null(stmt_, i);
-    return *this;
-  }
-  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int step() { return sqlite3_step(stmt_); }
-  std::string text(int col) const {
-    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
-    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
-             : std::string();
-  }
-  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
-  Error error(std::string_view what) const {
-    int code = sqlite3_errcode(db_);
-    std::string msg = fmt::format("{}: {} (sqlite error {})", what, sqlite3_errmsg(db_), code);
-    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) return Error::unavailable(msg + "; retry");
-    if (code == SQLITE_FULL) return Error::unavailable(msg + "; free disk space and retry");
-    return Error::internal(msg);
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-// BEGIN IMMEDIATE … COMMIT, rolled back unless commit() succeeds.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) {
-    began_ = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
-  }
-  ~Transaction() {
-    if (began_ && !done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  bool began() const { return began_; }
-  Result<void> commit() {
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
-      return Error::internal(
-          fmt::format("committing to the database failed: {}", sqlite3_errmsg(db_)));
-    done_ = true;
-    return {};
-  }
-
- private:
-  sqlite3* db_;
-  bool began_ = false;
-  bool done_ = false;
 };
 
 std::map<std::string, std::string> text_to_map(const std::string& s) {
@@ -271,7 +229,10 @@ Result<void> SqliteStore::migrate() {
     if (!tx.began())
       return Error::unavailable(
           "cannot lock the database to migrate it; is another elafrosd running?");
-    auto step = v < 2 ? exec(kMigrations[v]) : v == 2 ? move_to_objects() : exec(kOwnerIndex);
+    auto step = v < 2    ? exec(kMigrations[v])
+                : v == 2 ? move_to_objects()
+                : v == 3 ? exec(kOwnerIndex)
+                         : exec(kEventTables);
     if (!step) return step.error();
     if (auto r = exec(fmt::format("PRAGMA user_version={}", v + 1).c_str()); !r) return r.error();
     if (auto r = tx.commit(); !r) return r.error();

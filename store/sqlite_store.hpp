@@ -19,7 +19,7 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   int schema_version();
 
   // ObjectStore
@@ -38,6 +38,15 @@ class SqliteStore final : public Store {
   Result<ImageRecord> get_image(const std::string& name) override;
   Result<std::vector<ImageRecord>> list_images() override;
   Result<void> delete_image(const std::string& name) override;
+
+  // EventLog (sqlite_event_log.cpp)
+  Result<std::vector<std::int64_t>> append_events(const std::vector<NewEvent>& events) override;
+  Result<std::vector<std::pair<StoredEvent, Delivery>>> due_deliveries(std::int64_t now_ms,
+                                                                       std::size_t limit) override;
+  Result<std::int64_t> next_due_ms() override;
+  Result<void> update_delivery(const Delivery& delivery) override;
+  Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> recent_events(
+      const std::string& ns, const std::string& broker, std::size_t limit) override;
   Result<std::vector<std::pair<std::string, std::string>>> revision_image_digests() override;
 
  private:

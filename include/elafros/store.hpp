@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "elafros/event_log.hpp"
 #include "elafros/model.hpp"
 #include "elafros/object_store.hpp"
 #include "elafros/result.hpp"
@@ -15,7 +16,7 @@ namespace elafros {
 
 // API objects (services, revisions, and every later kind) live in the generic ObjectStore;
 // what only the daemon reads stays in typed internal tables.
-class Store : public ObjectStore {
+class Store : public ObjectStore, public EventLog {
  public:
   // Records that a revision became Ready once (in its stored status; no new resourceVersion:
   // nothing a client sees changes).

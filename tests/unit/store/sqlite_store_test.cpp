@@ -494,3 +494,56 @@ TEST_CASE(
   REQUIRE(cache.watch(75, [&](const ObjectEvent&) { replayed++; }).ok());
   CHECK(replayed == 5);
 }
+
+TEST_CASE("the event log commits an event with its deliveries, and hands out the due ones") {
+  test::TempDir dir;
+  auto store = std::move(SqliteStore::open(dir.path() + "/elafros.db").value());
+  CloudEvent e;
+  e.attributes = {{"id", "1"}, {"source", "/s"}, {"specversion", "1.0"}, {"type", "t"},
+                  {"datacontenttype", "application/octet-stream"}};
+  e.data = std::string("\x00\x01zz", 4);
+  e.has_data = true;
+  NewEvent first{"default", "default", e, 1000, {{"uid-a", "a"}, {"uid-b", "b"}}};
+  NewEvent second{"default", "default", e, 2000, {}};
+  second.event.attributes["id"] = "2";
+  second.event.has_data = false;
+  second.event.data.clear();
+  auto seqs = store->append_events({first, second});
+  REQUIRE(seqs);
+  REQUIRE(seqs->size() == 2);
+
+  auto due = store->due_deliveries(999, 10);
+  REQUIRE(due);
+  CHECK(due->empty());  // not before they were received
+  due = store->due_deliveries(1000, 10);
+  REQUIRE(due->size() == 2);
+  CHECK(due->at(0).first.event.data == std::string("\x00\x01zz", 4));
+  CHECK(due->at(0).first.event.get("datacontenttype") == "application/octet-stream");
+  CHECK(due->at(0).second.trigger == "a");
+
+  Delivery retry = due->at(0).second;
+  retry.attempts = 1;
+  retry.last_code = 503;
+  retry.last_error = "503 Service Unavailable";
+  retry.next_ms = 5000;
+  REQUIRE(store->update_delivery(retry));
+  Delivery done = due->at(1).second;
+  done.attempts = 1;
+  done.last_code = 202;
+  done.state = DeliveryState::kDelivered;
+  REQUIRE(store->update_delivery(done));
+  CHECK(store->due_deliveries(4999, 10)->empty());
+  CHECK(store->next_due_ms().value() == 5000);
+  auto later = store->due_deliveries(5000, 10);
+  REQUIRE(later->size() == 1);
+  CHECK(later->at(0).second.attempts == 1);
+  CHECK(later->at(0).second.last_code == 503);
+
+  auto recent = store->recent_events("default", "default", 10);
+  REQUIRE(recent);
+  REQUIRE(recent->size() == 2);
+  CHECK(recent->at(0).first.event.get("id") == "2");  // newest first
+  CHECK_FALSE(recent->at(0).first.event.has_data);
+  CHECK(recent->at(1).second.size() == 2);
+  CHECK(recent->at(1).second[1].state == DeliveryState::kDelivered);
+}

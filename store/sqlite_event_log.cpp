@@ -1,0 +1,177 @@
+// The EventLog of SqliteStore: the events and deliveries tables (schema 5).
+
+#include <boost/json.hpp>
+
+#include "sqlite_statement.hpp"
+#include "sqlite_store.hpp"
+
+namespace json = boost::json;
+
+namespace elafros {
+using sqlite::Statement;
+using sqlite::Transaction;
+
+namespace {
+
+std::string attributes_text(const CloudEvent& e) {
+  json::object o;
+  for (const auto& [k, v] : e.attributes) o[k] = v;
+  if (e.has_data) o["data"] = true;  // a marker: the data itself is the blob
+  return json::serialize(o);
+}
+
+CloudEvent event_of(const std::string& attributes, std::string data) {
+  CloudEvent e;
+  boost::system::error_code ec;
+  json::value v = json::parse(attributes, ec);
+  if (!ec && v.is_object())
+    for (const auto& kv : v.get_object()) {
+      if (kv.key() == "data") {
+        e.has_data = true;
+        continue;
+      }
+      if (kv.value().is_string()) e.attributes[kv.key()] = std::string(kv.value().get_string());
+    }
+  e.data = std::move(data);
+  return e;
+}
+
+DeliveryState state_of(const std::string& s) {
+  if (s == "delivered") return DeliveryState::kDelivered;
+  if (s == "deadlettered") return DeliveryState::kDeadLettered;
+  if (s == "failed") return DeliveryState::kFailed;
+  return DeliveryState::kPending;
+}
+
+// Columns: event_seq, trigger_uid, trigger, state, attempts, next_at, last_code, last_error,
+// updated, from `first`.
+Delivery delivery_of(const Statement& st, int first) {
+  Delivery d;
+  d.event_seq = st.integer(first);
+  d.trigger_uid = st.text(first + 1);
+  d.trigger = st.text(first + 2);
+  d.state = state_of(st.text(first + 3));
+  d.attempts = static_cast<int>(st.integer(first + 4));
+  d.next_ms = st.integer(first + 5);
+  d.last_code = static_cast<int>(st.integer(first + 6));
+  d.last_error = st.text(first + 7);
+  d.updated_ms = st.integer(first + 8);
+  return d;
+}
+
+}  // namespace
+
+const char* to_string(DeliveryState s) {
+  switch (s) {
+    case DeliveryState::kPending:
+      return "pending";
+    case DeliveryState::kDelivered:
+      return "delivered";
+    case DeliveryState::kDeadLettered:
+      return "deadlettered";
+    case DeliveryState::kFailed:
+      return "failed";
+  }
+  return "pending";
+}
+
+Result<std::vector<std::int64_t>> SqliteStore::append_events(const std::vector<NewEvent>& events) {
+  Transaction tx(db_);
+  if (!tx.began()) return Error::unavailable("the database is busy; retry");
+  Statement ins(db_,
+                "INSERT INTO events (namespace, broker, attributes, data, received) "
+                "VALUES (?,?,?,?,?)");
+  Statement del(db_,
+                "INSERT INTO deliveries VALUES (?,?,?,'pending',0,?,0,'',?)");
+  std::vector<std::int64_t> seqs;
+  for (const auto& e : events) {
+    ins.reset();
+    ins.bind(1, e.namespace_).bind(2, e.broker).bind(3, attributes_text(e.event));
+    if (e.event.has_data)
+      ins.bind_blob(4, e.event.data);
+    else
+      ins.bind_null(4);
+    ins.bind(5, e.received_ms);
+    if (ins.step() != SQLITE_DONE) return ins.error("storing the event failed");
+    std::int64_t seq = sqlite3_last_insert_rowid(db_);
+    seqs.push_back(seq);
+    for (const auto& t : e.deliveries) {
+      del.reset();
+      del.bind(1, seq).bind(2, t.trigger_uid).bind(3, t.trigger).bind(4, e.received_ms)
+          .bind(5, e.received_ms);
+      if (del.step() != SQLITE_DONE) return del.error("storing the event's deliveries failed");
+    }
+  }
+  if (auto r = tx.commit(); !r) return r.error();
+  return seqs;
+}
+
+Result<std::vector<std::pair<StoredEvent, Delivery>>> SqliteStore::due_deliveries(
+    std::int64_t now_ms, std::size_t limit) {
+  Statement st(db_,
+               "SELECT e.seq, e.namespace, e.broker, e.attributes, e.data, e.received, "
+               "d.event_seq, d.trigger_uid, d.trigger, d.state, d.attempts, d.next_at, "
+               "d.last_code, d.last_error, d.updated "
+               "FROM deliveries d JOIN events e ON e.seq = d.event_seq "
+               "WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.event_seq "
+               "LIMIT ?");
+  st.bind(1, now_ms).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<std::pair<StoredEvent, Delivery>> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    StoredEvent e{st.integer(0), st.text(1), st.text(2), event_of(st.text(3), st.blob(4)),
+                  st.integer(5)};
+    out.emplace_back(std::move(e), delivery_of(st, 6));
+  }
+  if (rc != SQLITE_DONE) return st.error("reading the due deliveries failed");
+  return out;
+}
+
+Result<std::int64_t> SqliteStore::next_due_ms() {
+  Statement st(db_, "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'");
+  if (st.step() != SQLITE_ROW) return st.error("reading the next delivery time failed");
+  return st.is_null(0) ? 0 : st.integer(0);
+}
+
+Result<void> SqliteStore::update_delivery(const Delivery& d) {
+  Statement st(db_,
+               "UPDATE deliveries SET state=?, attempts=?, next_at=?, last_code=?, last_error=?, "
+               "updated=? WHERE event_seq=? AND trigger_uid=?");
+  st.bind(1, std::string(to_string(d.state)))
+      .bind(2, std::int64_t{d.attempts})
+      .bind(3, d.next_ms)
+      .bind(4, std::int64_t{d.last_code})
+      .bind(5, d.last_error)
+      .bind(6, d.updated_ms)
+      .bind(7, d.event_seq)
+      .bind(8, d.trigger_uid);
+  if (st.step() != SQLITE_DONE) return st.error("recording the delivery failed");
+  return {};
+}
+
+Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> SqliteStore::recent_events(
+    const std::string& ns, const std::string& broker, std::size_t limit) {
+  Statement st(db_,
+               "SELECT seq, namespace, broker, attributes, data, received FROM events "
+               "WHERE namespace=? AND broker=? ORDER BY seq DESC LIMIT ?");
+  st.bind(1, ns).bind(2, broker).bind(3, static_cast<std::int64_t>(limit));
+  std::vector<std::pair<StoredEvent, std::vector<Delivery>>> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW)
+    out.push_back({StoredEvent{st.integer(0), st.text(1), st.text(2),
+                               event_of(st.text(3), st.blob(4)), st.integer(5)},
+                   {}});
+  if (rc != SQLITE_DONE) return st.error("reading the broker's events failed");
+  Statement ds(db_,
+               "SELECT event_seq, trigger_uid, trigger, state, attempts, next_at, last_code, "
+               "last_error, updated FROM deliveries WHERE event_seq=? ORDER BY trigger");
+  for (auto& [e, deliveries] : out) {
+    ds.reset();
+    ds.bind(1, e.seq);
+    while ((rc = ds.step()) == SQLITE_ROW) deliveries.push_back(delivery_of(ds, 0));
+    if (rc != SQLITE_DONE) return ds.error("reading the event's deliveries failed");
+  }
+  return out;
+}
+
+}  // namespace elafros
