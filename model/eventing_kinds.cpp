@@ -78,18 +78,21 @@ Result<Destination> destination_from_json(const json::value& v, const std::strin
     d.uri = r.string(*o, "uri", path).value_or("");
     if (const json::value* ref = o->if_contains("ref"); ref && !ref->is_null()) {
       std::string rp = path + ".ref";
-      if (const json::object* ro = r.object(*ref, rp, {"apiVersion", "kind", "name", "namespace"})) {
+      if (const json::object* ro =
+              r.object(*ref, rp, {"apiVersion", "kind", "name", "namespace"})) {
         d.ref_api_version = r.string(*ro, "apiVersion", rp).value_or("");
         d.ref_kind = r.string(*ro, "kind", rp).value_or("");
         d.ref_name = r.string(*ro, "name", rp).value_or("");
         d.ref_namespace = r.string(*ro, "namespace", rp).value_or("");
         if (!error && (d.ref_kind.empty() || d.ref_name.empty()))
-          r.invalid(rp, "a ref needs kind and name (and apiVersion), e.g. {apiVersion: "
-                        "serving.knative.dev/v1, kind: Service, name: hello}");
-        if (!error && !((d.ref_kind == "Service" &&
-                         (d.ref_api_version.empty() || d.ref_api_version == "serving.knative.dev/v1")) ||
-                        (d.ref_kind == "Broker" &&
-                         (d.ref_api_version.empty() || d.ref_api_version == "eventing.knative.dev/v1"))))
+          r.invalid(rp,
+                    "a ref needs kind and name (and apiVersion), e.g. {apiVersion: "
+                    "serving.knative.dev/v1, kind: Service, name: hello}");
+        if (!error &&
+            !((d.ref_kind == "Service" &&
+               (d.ref_api_version.empty() || d.ref_api_version == "serving.knative.dev/v1")) ||
+              (d.ref_kind == "Broker" &&
+               (d.ref_api_version.empty() || d.ref_api_version == "eventing.knative.dev/v1"))))
           r.invalid(rp, fmt::format("{} {} cannot receive events here; refer to a "
                                     "serving.knative.dev/v1 Service or an eventing.knative.dev/v1 "
                                     "Broker, or give a uri",
@@ -111,14 +114,12 @@ Result<DeliverySpec> delivery_from_json(const json::value& v, const std::string&
   std::optional<Error> error;
   Reader r(error);
   DeliverySpec d;
-  const json::object* o =
-      r.object(v, path,
-               {"deadLetterSink", "retry", "backoffPolicy", "backoffDelay", "timeout",
-                "retryAfterMax", "format"});
+  const json::object* o = r.object(v, path,
+                                   {"deadLetterSink", "retry", "backoffPolicy", "backoffDelay",
+                                    "timeout", "retryAfterMax", "format"});
   if (!o) return *error;
   if (auto retry = r.integer(*o, "retry", path)) {
-    if (*retry < 0 || *retry > 1000)
-      r.invalid(path + ".retry", "must be between 0 and 1000");
+    if (*retry < 0 || *retry > 1000) r.invalid(path + ".retry", "must be between 0 and 1000");
     d.retry = static_cast<int>(*retry);
   }
   d.backoff_policy = r.string(*o, "backoffPolicy", path).value_or("");
@@ -262,6 +263,18 @@ Result<Trigger> trigger_from_object(const json::object& o) {
     t.delivery = std::move(*parsed);
   }
   return t;
+}
+
+const BrokerRoute* BrokerTable::find(const std::string& ns, const std::string& name) const {
+  auto it = brokers.find(ns + "/" + name);
+  return it == brokers.end() ? nullptr : &it->second;
+}
+
+const TriggerRoute* BrokerTable::find_trigger(const std::string& uid) const {
+  for (const auto& [k, b] : brokers)
+    for (const auto& t : b.triggers)
+      if (t.trigger.uid == uid) return &t;
+  return nullptr;
 }
 
 void register_eventing_kinds(KindRegistry& registry) {

@@ -67,3 +67,20 @@ if ! command -v kubectl >/dev/null 2>&1; then
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client
 fi
+
+# node and npm, for the CloudEvents SDK the event tests run against: the machine's, or Debian's.
+for tool in node:nodejs npm:npm; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "install-deps: need root to install ${tool#*:} (re-run with sudo)" >&2
+      exit 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tool#*:}"
+  fi
+done
+# The official CloudEvents JavaScript SDK, pinned by its lock file, into the test-only folder.
+sdk_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/cloudevents"
+if [ ! -d "$sdk_dir/node_modules/cloudevents" ]; then
+  (cd "$sdk_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "install-deps: installed the CloudEvents SDK into $sdk_dir"
+fi

@@ -44,7 +44,7 @@ DeliveryState state_of(const std::string& s) {
 }
 
 // Columns: event_seq, trigger_uid, trigger, state, attempts, next_at, last_code, last_error,
-// updated, from `first`.
+// last_body, updated, from `first`.
 Delivery delivery_of(const Statement& st, int first) {
   Delivery d;
   d.event_seq = st.integer(first);
@@ -55,7 +55,8 @@ Delivery delivery_of(const Statement& st, int first) {
   d.next_ms = st.integer(first + 5);
   d.last_code = static_cast<int>(st.integer(first + 6));
   d.last_error = st.text(first + 7);
-  d.updated_ms = st.integer(first + 8);
+  d.last_body = st.blob(first + 8);
+  d.updated_ms = st.integer(first + 9);
   return d;
 }
 
@@ -81,8 +82,7 @@ Result<std::vector<std::int64_t>> SqliteStore::append_events(const std::vector<N
   Statement ins(db_,
                 "INSERT INTO events (namespace, broker, attributes, data, received) "
                 "VALUES (?,?,?,?,?)");
-  Statement del(db_,
-                "INSERT INTO deliveries VALUES (?,?,?,'pending',0,?,0,'',?)");
+  Statement del(db_, "INSERT INTO deliveries VALUES (?,?,?,'pending',0,?,0,'',NULL,?)");
   std::vector<std::int64_t> seqs;
   for (const auto& e : events) {
     ins.reset();
@@ -97,7 +97,10 @@ Result<std::vector<std::int64_t>> SqliteStore::append_events(const std::vector<N
     seqs.push_back(seq);
     for (const auto& t : e.deliveries) {
       del.reset();
-      del.bind(1, seq).bind(2, t.trigger_uid).bind(3, t.trigger).bind(4, e.received_ms)
+      del.bind(1, seq)
+          .bind(2, t.trigger_uid)
+          .bind(3, t.trigger)
+          .bind(4, e.received_ms)
           .bind(5, e.received_ms);
       if (del.step() != SQLITE_DONE) return del.error("storing the event's deliveries failed");
     }
@@ -111,7 +114,7 @@ Result<std::vector<std::pair<StoredEvent, Delivery>>> SqliteStore::due_deliverie
   Statement st(db_,
                "SELECT e.seq, e.namespace, e.broker, e.attributes, e.data, e.received, "
                "d.event_seq, d.trigger_uid, d.trigger, d.state, d.attempts, d.next_at, "
-               "d.last_code, d.last_error, d.updated "
+               "d.last_code, d.last_error, d.last_body, d.updated "
                "FROM deliveries d JOIN events e ON e.seq = d.event_seq "
                "WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.event_seq "
                "LIMIT ?");
@@ -136,15 +139,16 @@ Result<std::int64_t> SqliteStore::next_due_ms() {
 Result<void> SqliteStore::update_delivery(const Delivery& d) {
   Statement st(db_,
                "UPDATE deliveries SET state=?, attempts=?, next_at=?, last_code=?, last_error=?, "
-               "updated=? WHERE event_seq=? AND trigger_uid=?");
+               "last_body=?, updated=? WHERE event_seq=? AND trigger_uid=?");
   st.bind(1, std::string(to_string(d.state)))
       .bind(2, std::int64_t{d.attempts})
       .bind(3, d.next_ms)
       .bind(4, std::int64_t{d.last_code})
       .bind(5, d.last_error)
-      .bind(6, d.updated_ms)
-      .bind(7, d.event_seq)
-      .bind(8, d.trigger_uid);
+      .bind_blob(6, d.last_body)
+      .bind(7, d.updated_ms)
+      .bind(8, d.event_seq)
+      .bind(9, d.trigger_uid);
   if (st.step() != SQLITE_DONE) return st.error("recording the delivery failed");
   return {};
 }
@@ -164,7 +168,7 @@ Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> SqliteStore::
   if (rc != SQLITE_DONE) return st.error("reading the broker's events failed");
   Statement ds(db_,
                "SELECT event_seq, trigger_uid, trigger, state, attempts, next_at, last_code, "
-               "last_error, updated FROM deliveries WHERE event_seq=? ORDER BY trigger");
+               "last_error, last_body, updated FROM deliveries WHERE event_seq=? ORDER BY trigger");
   for (auto& [e, deliveries] : out) {
     ds.reset();
     ds.bind(1, e.seq);

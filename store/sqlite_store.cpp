@@ -46,6 +46,7 @@ CREATE TABLE deliveries (
   next_at     INTEGER NOT NULL,
   last_code   INTEGER NOT NULL,
   last_error  TEXT NOT NULL,
+  last_body   BLOB,
   updated     INTEGER NOT NULL,
   PRIMARY KEY (event_seq, trigger_uid)
 );

@@ -27,6 +27,7 @@ for applet in sh httpd cat cp echo env ls mkdir rmdir sleep; do ln -sf busybox "
 install -m 0755 "$here/app/hello.sh" "$root/bin/hello"
 install -D -m 0755 "$here/app/echo.cgi" "$root/srv/www/cgi-bin/echo"
 install -D -m 0755 "$here/app/sleep.cgi" "$root/srv/www/cgi-bin/sleep"
+install -D -m 0755 "$here/app/event.cgi" "$root/srv/www/cgi-bin/event"
 printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 umoci repack --image "$out:$tag" "$work/bundle" >/dev/null

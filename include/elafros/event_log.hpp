@@ -40,7 +40,8 @@ struct Delivery {
   int attempts = 0;
   std::int64_t next_ms = 0;  // when the next attempt is due
   int last_code = 0;         // the subscriber's last status; 0: no answer
-  std::string last_error;
+  std::string last_error;    // what went wrong, for people
+  std::string last_body;  // the start of the last answer's body (≤ 1024 bytes), for dead letters
   std::int64_t updated_ms = 0;
 };
 

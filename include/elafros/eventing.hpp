@@ -3,11 +3,15 @@
 // eventing.knative.dev/v1 Broker and Trigger, their DeliverySpec and Destination, and the
 // retry schedule. Parsed from the stored objects, which their kinds' admission validated.
 
+#include <atomic>
 #include <boost/json/fwd.hpp>
 #include <chrono>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "elafros/event_filter.hpp"
 #include "elafros/result.hpp"
@@ -25,7 +29,7 @@ struct Destination {
 };
 
 struct DeliverySpec {
-  std::optional<int> retry;  // retries after the first attempt
+  std::optional<int> retry;    // retries after the first attempt
   std::string backoff_policy;  // "linear" or "exponential"; empty: exponential
   std::optional<std::chrono::milliseconds> backoff_delay;
   std::optional<std::chrono::milliseconds> timeout;  // per attempt
@@ -63,5 +67,42 @@ struct Trigger {
 
 Result<Broker> broker_from_object(const boost::json::object& object);
 Result<Trigger> trigger_from_object(const boost::json::object& object);
+
+// What the ingress and the dispatcher read: every broker with its triggers, each trigger with
+// the delivery it uses (its own when it sets any field, else its broker's) and the URL its
+// subscriber resolved to (empty: not resolved; the trigger is not Ready). Immutable once
+// published; the event controller swaps it.
+struct TriggerRoute {
+  Trigger trigger;
+  DeliverySpec delivery;
+  std::string subscriber_url;   // http://HOST[:PORT]/PATH
+  std::string dead_letter_url;  // of the delivery's deadLetterSink; empty: none
+};
+
+struct BrokerRoute {
+  Broker broker;
+  std::vector<TriggerRoute> triggers;
+};
+
+struct BrokerTable {
+  std::map<std::string, BrokerRoute> brokers;  // by "namespace/name"
+  const BrokerRoute* find(const std::string& ns, const std::string& name) const;
+  const TriggerRoute* find_trigger(const std::string& uid) const;
+};
+using BrokerTablePtr = std::shared_ptr<const BrokerTable>;
+
+class BrokerSnapshot {
+ public:
+  BrokerSnapshot() : table_(std::make_shared<const BrokerTable>()) {}
+  BrokerTablePtr load() const { return table_.load(std::memory_order_acquire); }
+  void publish(BrokerTablePtr t) { table_.store(std::move(t), std::memory_order_release); }
+
+ private:
+  std::atomic<BrokerTablePtr> table_;
+};
+
+// Knative's loop guard: the hops an event may still take (255 when it arrives without one).
+inline constexpr int kMaxBrokerTtl = 255;
+inline constexpr const char* kTtlAttribute = "knativebrokerttl";
 
 }  // namespace elafros

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -50,6 +52,43 @@ void send(asio::local::stream_protocol::socket& socket, const std::string& socke
 }
 
 }  // namespace
+
+HttpAnswer post_url(const std::string& url,
+                    const std::vector<std::pair<std::string, std::string>>& headers,
+                    const std::string& body) {
+  if (url.rfind("http://", 0) != 0)
+    throw std::runtime_error(fmt::format("\"{}\" is not an http:// URL", url));
+  std::string rest = url.substr(7);
+  auto slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  std::string target = slash == std::string::npos ? "/" : rest.substr(slash);
+  std::string host = authority, port = "80";
+  if (auto colon = authority.rfind(':'); colon != std::string::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  bool local = host == "localhost" ||
+               (host.size() > 10 && host.compare(host.size() - 10, 10, ".localhost") == 0);
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  boost::system::error_code ec;
+  auto endpoints = resolver.resolve(local ? "127.0.0.1" : host, port, ec);
+  asio::ip::tcp::socket socket(io);
+  if (!ec) asio::connect(socket, endpoints, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot reach {}: {}", url, ec.message()));
+  http::request<http::string_body> req{http::verb::post, target, 11};
+  req.set(http::field::host, authority);
+  req.set(http::field::user_agent, "elafros");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  http::write(socket, req, ec);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  if (!ec) http::read(socket, buffer, res, ec);
+  if (ec) throw std::runtime_error(fmt::format("sending to {} failed: {}", url, ec.message()));
+  return {static_cast<int>(res.result_int()), res.body()};
+}
 
 ApiResponse ApiClient::request(const std::string& method, const std::string& target,
                                const json::value* body) const {

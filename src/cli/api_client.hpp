@@ -4,6 +4,8 @@
 #include <boost/json/value.hpp>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace elafros::cli {
 
@@ -11,6 +13,16 @@ struct ApiResponse {
   int status = 0;
   boost::json::value body;
 };
+
+// A plain HTTP POST to a URL (http:// only; *.localhost is the loopback): the data plane, e.g. a
+// broker's ingress. Throws std::runtime_error when it cannot connect or read.
+struct HttpAnswer {
+  int status = 0;
+  std::string body;
+};
+HttpAnswer post_url(const std::string& url,
+                    const std::vector<std::pair<std::string, std::string>>& headers,
+                    const std::string& body);
 
 class ApiClient {
  public:

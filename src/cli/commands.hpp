@@ -24,7 +24,8 @@ void add_apply_command(CLI::App& app, Session& s);
 void add_image_commands(CLI::App& app, Session& s);  // image and registry
 void add_logs_command(CLI::App& app, Session& s);
 void add_instance_commands(CLI::App& app, Session& s);
-void add_system_commands(CLI::App& app, Session& s);  // status, system, kubeconfig
+void add_system_commands(CLI::App& app, Session& s);    // status, system, kubeconfig
+void add_eventing_commands(CLI::App& app, Session& s);  // broker, trigger, event
 
 // --wait, --no-wait, --wait-timeout and --wait-window, for a command that waits until Ready.
 void add_wait_flags(CLI::App* c, WaitOptions& w);

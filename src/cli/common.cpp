@@ -129,6 +129,11 @@ std::string absolutize_reference(const std::string& ref) {
 }
 
 void print(const Globals& g, const json::value& v) {
+  if (g.output == "url") {  // kn's describe -o url: the address alone
+    std::string url = field(v, "status.url");
+    std::cout << (url.empty() ? field(v, "status.address.url") : url) << "\n";
+    return;
+  }
   if (g.output == "json")
     std::cout << to_pretty_json(v);
   else

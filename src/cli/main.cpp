@@ -21,8 +21,9 @@ int main(int argc, char** argv) {
   app.add_option("--socket", s.g.socket,
                  "elafrosd's API socket (default $ELAFROS_SOCKET or /run/elafros/elafros.sock)");
   app.add_option("-n,--namespace", s.g.ns, "namespace (default \"default\")");
-  app.add_option("-o,--output", s.g.output, "output format: table, json or yaml")
-      ->check(CLI::IsMember({"table", "json", "yaml"}));
+  app.add_option("-o,--output", s.g.output,
+                 "output format: table, json, yaml, or url (describe: the address alone)")
+      ->check(CLI::IsMember({"table", "json", "yaml", "url"}));
   app.set_version_flag("--version", std::string(elafros::kVersion));
 
   add_service_commands(app, s);
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
   add_logs_command(app, s);
   add_instance_commands(app, s);
   add_system_commands(app, s);
+  add_eventing_commands(app, s);
   std::string shell;
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));

@@ -27,10 +27,14 @@
 #include "config.hpp"
 #include "daemon/sd_notify.hpp"
 #include "elafros/errno_text.hpp"
+#include "event_queue.hpp"
+#include "events/dispatcher.hpp"
+#include "events/event_controller.hpp"
 #include "image_store.hpp"
 #include "log_collector.hpp"
 #include "posix_process_runner.hpp"
 #include "proxy/access_log.hpp"
+#include "proxy/broker_ingress.hpp"
 #include "proxy/proxy_server.hpp"
 #include "reconciler.hpp"
 #include "registry_client.hpp"
@@ -154,11 +158,18 @@ int run(const DaemonConfig& cfg) {
 
   asio::io_context control(1);
   asio::io_context proxy_io(1);
+  asio::io_context events_io(1);  // the dispatcher's
   asio::thread_pool store_thread(1);
   asio::thread_pool blocking(2);
   RoutingSnapshot routes;
 
+  // Events: the brokers' ingress on the proxy's listener, the durable queue, the dispatcher.
+  BrokerSnapshot brokers;
+  EventQueue event_queue(**store, store_thread.get_executor());
+  BrokerIngress ingress(brokers, event_queue, 1 << 20);
   ProxyOptions popts;
+  popts.ingress = &ingress;
+  popts.ingress_host = "broker-ingress." + cfg.domain;
   popts.address = address;
   popts.port = port;
   popts.activator_queue_limit = static_cast<std::size_t>(cfg.activator_queue_size);
@@ -173,6 +184,13 @@ int run(const DaemonConfig& cfg) {
   ProxyServer proxy(proxy_io, routes, popts);
   if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
   std::string listen = fmt::format("{}:{}", address, proxy.port());
+  DispatcherOptions dopts;
+  dopts.proxy_port = proxy.port();
+  dopts.defaults.retry = 10;
+  dopts.defaults.backoff_policy = "exponential";
+  dopts.defaults.backoff_delay = std::chrono::milliseconds(200);
+  Dispatcher dispatcher(events_io, store_thread, **store, event_queue, brokers, dopts);
+  event_queue.on_committed([&dispatcher] { dispatcher.wake(); });
 
   ReconcilerOptions ropts;
   ropts.domain = cfg.domain;
@@ -213,6 +231,13 @@ int run(const DaemonConfig& cfg) {
     serving.status_changed(ns, service);
   };
   const std::int64_t loaded_version = watch_cache.latest();
+  EventControllerOptions eopts;
+  eopts.ingress_url = fmt::format("http://broker-ingress.{}:{}", cfg.domain, proxy.port());
+  eopts.domain = cfg.domain;
+  eopts.proxy_port = proxy.port();
+  eopts.published = [&dispatcher] { dispatcher.wake(); };
+  EventController event_controller(control, store_thread, **store, watch_cache, commits, brokers,
+                                   eopts);
 
   ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images, *registry,
                 *credentials, logs, reconciler,
@@ -264,6 +289,8 @@ int run(const DaemonConfig& cfg) {
 
   auto proxy_guard = asio::make_work_guard(proxy_io);
   std::thread proxy_thread([&proxy_io] { proxy_io.run(); });
+  auto events_guard = asio::make_work_guard(events_io);
+  std::thread events_thread([&events_io] { events_io.run(); });
 
   int exit_code = 0;
   reconciler.start([&](Result<void> r) {
@@ -279,6 +306,10 @@ int run(const DaemonConfig& cfg) {
       control.stop();
       return;
     }
+    event_controller.start(loaded_version, [&](Result<void> er) {
+      if (!er) spdlog::error("cannot load brokers and triggers: {}", er.error().message);
+      dispatcher.start();
+    });
     proxy.start();
     api.start();
     spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion,
@@ -294,6 +325,8 @@ int run(const DaemonConfig& cfg) {
   std::function<void()> wait_drained = [&] {
     if (proxy.active_requests() == 0 || std::chrono::steady_clock::now() >= *deadline) {
       serving.stop();
+      event_controller.stop();
+      dispatcher.stop();
       reconciler.shutdown();
       control.stop();
       return;
@@ -318,6 +351,9 @@ int run(const DaemonConfig& cfg) {
   proxy_guard.reset();
   proxy_io.stop();
   proxy_thread.join();
+  events_guard.reset();
+  events_io.stop();
+  events_thread.join();
   if (access_log) access_log->close();
   api.join();
   store_thread.join();

@@ -27,6 +27,7 @@
 #include "elafros/traffic.hpp"
 #include "log_store.hpp"
 #include "proxy/access_log.hpp"
+#include "proxy/broker_ingress.hpp"
 #include "proxy/shedding.hpp"
 
 namespace asio = boost::asio;
@@ -189,6 +190,18 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     out.append("\r\n");
   }
 
+  // HOST or HOST:PORT, case-insensitively.
+  bool is_ingress_host(std::string_view host) const {
+    auto colon = host.rfind(':');
+    if (colon != std::string_view::npos && host.find(']') == std::string_view::npos)
+      host = host.substr(0, colon);
+    const std::string& want = options_.ingress_host;
+    if (host.size() != want.size()) return false;
+    for (std::size_t i = 0; i < host.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(host[i])) != want[i]) return false;
+    return true;
+  }
+
   struct Connection {
     std::string head;  // serialised headers
     std::string peer;
@@ -266,6 +279,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         break;
       }
       bool keep_alive = req.keep_alive() && !stopping_;
+      if (options_.ingress && is_ingress_host(host)) {
+        bool ok = co_await options_.ingress->serve(client, buffer, parser, keep_alive);
+        if (!ok) break;
+        continue;
+      }
       RoutingTablePtr table = routes_.load();
       const ServiceRoute* route = table->find(host);
       bool body_unread = !parser.is_done();

@@ -18,6 +18,8 @@ class io_context;
 
 namespace elafros {
 
+class BrokerIngress;
+
 class AccessLog;
 
 struct ProxyOptions {
@@ -38,6 +40,9 @@ struct ProxyOptions {
   // Client connections held at most (the max-connections key); more get the same fast 503.
   // 0: no fixed cap.
   std::size_t max_connections = 0;
+  // The brokers' ingress, on this listener for requests to ingress_host (any port).
+  BrokerIngress* ingress = nullptr;
+  std::string ingress_host;
 };
 
 // Called on the proxy thread when a revision has requests waiting for capacity: namespace,

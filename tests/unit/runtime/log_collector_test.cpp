@@ -121,6 +121,21 @@ TEST_CASE("a sink down past the spool bound loses the oldest lines, counted, and
   CHECK(c.health().sinks[0].dropped_lines == static_cast<std::uint64_t>(first - 10));
 }
 
+TEST_CASE("a spool renamed *.done between collections is drained once, never twice") {
+  TempDir dir;
+  auto flaky = std::make_shared<FlakySink>();
+  LogCollector c(dir.path(), {flaky}, nullptr, test_options());
+  c.start();
+  std::string spool = spool_path(dir.path(), "default", "svc", "svc-00001-abc123", "stderr");
+  append(spool, 1, 1);
+  flush(c);
+  append(spool, 2, 2);
+  std::filesystem::rename(spool, spool + ".done");
+  flush(c);
+  flush(c);
+  CHECK(flaky->got == numbered(1, 2));
+}
+
 TEST_CASE("a finished instance's spool is drained, its last line without a newline too") {
   TempDir dir;
   auto flaky = std::make_shared<FlakySink>();
@@ -140,7 +155,28 @@ TEST_CASE("a finished instance's spool is drained, its last line without a newli
   CHECK(std::filesystem::exists(spool + ".done"));  // kept until the sink has it
   flaky->failing = false;
   flush(c);
-  CHECK(flaky->got.back() == "partial");
+  CHECK(flaky->got == std::vector<std::string>{"line 1", "line 2", "partial"});
   CHECK_FALSE(std::filesystem::exists(spool + ".done"));
   CHECK_FALSE(std::filesystem::exists(spool + ".offset"));
+}
+
+TEST_CASE("an instance's stdout and stderr reach the file store once each") {
+  TempDir dir;
+  auto store = std::make_shared<FileLogStore>(dir.path() + "/logs/store", LogRetention{});
+  LogCollector c(dir.path(), {store}, store, test_options());
+  c.start();
+  std::string out = spool_path(dir.path(), "default", "svc", "svc-00001-abc123", "stdout");
+  std::string err = spool_path(dir.path(), "default", "svc", "svc-00001-abc123", "stderr");
+  append(out, 1, 1);
+  flush(c);
+  append(err, 2, 2);
+  flush(c);
+  flush(c);
+  append(err, 3, 3);
+  flush(c);
+  LogQuery q{"default", "svc", "", "", std::nullopt, std::nullopt};
+  std::vector<std::string> got;
+  for (const auto& l : store->read(q)) got.push_back(l.message);
+  std::sort(got.begin(), got.end());
+  CHECK(got == numbered(1, 3));
 }

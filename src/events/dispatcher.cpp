@@ -1,0 +1,436 @@
+#include "events/dispatcher.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "elafros/base64.hpp"
+#include "event_queue.hpp"
+#include "offload.hpp"
+#include "proxy/broker_ingress.hpp"
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::ip::tcp;
+
+namespace elafros {
+namespace {
+
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kBatch = 256;
+constexpr std::size_t kMaxErrorData = 1024;  // knativeerrordata's bytes, before base64
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Url {
+  std::string host;  // as in the Host header
+  std::string port = "80";
+  std::string path = "/";
+  std::string connect_host;  // where to connect: *.localhost is the loopback (RFC 6761)
+};
+
+Result<Url> parse_url(const std::string& url, int proxy_port) {
+  if (url.rfind("http://", 0) != 0)
+    return Error::invalid(fmt::format("\"{}\" is not an http:// URL", url));
+  std::string rest = url.substr(7);
+  auto slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  Url u;
+  if (slash != std::string::npos) u.path = rest.substr(slash);
+  auto colon = authority.rfind(':');
+  u.host = authority;
+  std::string name = authority;
+  if (colon != std::string::npos && authority.find(']') == std::string::npos) {
+    u.port = authority.substr(colon + 1);
+    name = authority.substr(0, colon);
+  } else {
+    (void)proxy_port;
+  }
+  if (name.empty()) return Error::invalid(fmt::format("\"{}\" names no host", url));
+  bool local = name == "localhost" ||
+               (name.size() > 10 && name.compare(name.size() - 10, 10, ".localhost") == 0);
+  u.connect_host = local ? "127.0.0.1" : name;
+  return u;
+}
+
+struct Answer {
+  int status = 0;  // 0: no answer (connection error, timeout)
+  std::string error;
+  std::string body;
+  HttpHeaders headers;  // lowercased names
+  std::optional<std::chrono::seconds> retry_after;
+};
+
+// Knative's data-plane table: retried or not.
+bool retryable(int status) {
+  if (status == 0) return true;
+  if (status == 404 || status == 408 || status == 409 || status == 429) return true;
+  if (status >= 500) return true;
+  if (status >= 400) return false;
+  return status < 200 || status >= 300;  // 1xx and 3xx: unlisted, retried
+}
+
+awaitable<Answer> post(const Url& url, const HttpHeaders& headers, const std::string& body,
+                       std::chrono::milliseconds timeout) {
+  Answer a;
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
+  auto [rec, endpoints] = co_await resolver.async_resolve(url.connect_host, url.port, kAwait);
+  if (rec) {
+    a.error = fmt::format("cannot resolve {}: {}", url.connect_host, rec.message());
+    co_return a;
+  }
+  beast::tcp_stream stream(ex);
+  stream.expires_after(timeout);
+  auto [cec, ep] = co_await stream.async_connect(endpoints, kAwait);
+  if (cec) {
+    a.error = fmt::format("cannot connect to {}:{}: {}", url.connect_host, url.port, cec.message());
+    co_return a;
+  }
+  http::request<http::string_body> req{http::verb::post, url.path, 11};
+  req.set(http::field::host, url.host);
+  req.set(http::field::user_agent, "elafros-dispatcher");
+  req.set("Prefer", "reply");
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  req.keep_alive(false);
+  auto [wec, wn] = co_await http::async_write(stream, req, kAwait);
+  if (wec) {
+    a.error = fmt::format("sending to {}: {}", url.host, wec.message());
+    co_return a;
+  }
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(1 << 20);
+  auto [rec2, rn] = co_await http::async_read(stream, buffer, parser, kAwait);
+  if (rec2) {
+    a.error = rec2 == beast::error::timeout
+                  ? fmt::format("no answer from {} within {:g} s", url.host,
+                                std::chrono::duration<double>(timeout).count())
+                  : fmt::format("reading the answer of {}: {}", url.host, rec2.message());
+    co_return a;
+  }
+  auto& res = parser.get();
+  a.status = static_cast<int>(res.result_int());
+  a.body = std::move(res.body());
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    a.headers.emplace_back(name, std::string(f.value()));
+    if (name == "retry-after") {
+      try {
+        a.retry_after = std::chrono::seconds(std::stol(std::string(f.value())));
+      } catch (...) {
+      }
+    }
+  }
+  beast::error_code sec;
+  stream.socket().shutdown(tcp::socket::shutdown_both, sec);
+  co_return a;
+}
+
+bool carries_cloudevent(const Answer& a) {
+  for (const auto& [k, v] : a.headers) {
+    if (k == "ce-specversion") return true;
+    if (k == "content-type" && v.size() >= 23 &&
+        std::equal(v.begin(), v.begin() + 23, "application/cloudevents",
+                   [](char x, char y) { return std::tolower(static_cast<unsigned char>(x)) == y; }))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
+ public:
+  Impl(asio::io_context& io, asio::thread_pool& store_thread, EventLog& log, EventQueue& queue,
+       const BrokerSnapshot& brokers, DispatcherOptions options)
+      : io_(io),
+        store_thread_(store_thread),
+        log_(log),
+        queue_(queue),
+        brokers_(brokers),
+        options_(std::move(options)),
+        timer_(io) {}
+
+  void wake() {
+    asio::post(io_, [self = shared_from_this()] {
+      self->woken_ = true;
+      self->timer_.cancel();
+    });
+  }
+
+  awaitable<void> loop(std::shared_ptr<Impl> self) {
+    while (!stopped_) {
+      woken_ = false;
+      std::int64_t now = now_ms();
+      auto due = co_await offload(store_thread_.get_executor(), &EventLog::due_deliveries, &log_,
+                                  now, kBatch);
+      if (!due) {
+        spdlog::warn("reading the due event deliveries failed: {}", due.error().message);
+        co_await sleep(std::chrono::milliseconds(1000));
+        continue;
+      }
+      for (auto& [event, delivery] : *due) {
+        std::pair<std::int64_t, std::string> k{delivery.event_seq, delivery.trigger_uid};
+        if (inflight_.count(k) ||
+            per_trigger_[delivery.trigger_uid] >= options_.trigger_concurrency)
+          continue;
+        inflight_.insert(k);
+        ++per_trigger_[delivery.trigger_uid];
+        asio::co_spawn(io_, deliver(self, std::move(event), std::move(delivery)), asio::detached);
+      }
+      if (woken_ || stopped_) continue;
+      auto next = co_await offload(store_thread_.get_executor(), &EventLog::next_due_ms, &log_);
+      // Due ones in flight wake us when they finish; otherwise sleep until the next is due.
+      std::int64_t wait = 1000;
+      if (next && *next > now_ms()) wait = std::min<std::int64_t>(*next - now_ms(), 1000);
+      if (!woken_) co_await sleep(std::chrono::milliseconds(wait));
+    }
+  }
+
+  awaitable<void> sleep(std::chrono::milliseconds d) {
+    timer_.expires_after(d);
+    co_await timer_.async_wait(kAwait);
+  }
+
+  awaitable<void> deliver(std::shared_ptr<Impl> self, StoredEvent e, Delivery d) {
+    std::string uid = d.trigger_uid;
+    std::pair<std::int64_t, std::string> k{d.event_seq, uid};
+    co_await attempt(std::move(e), std::move(d));
+    inflight_.erase(k);
+    if (--per_trigger_[uid] <= 0) per_trigger_.erase(uid);
+    wake();
+  }
+
+  awaitable<void> attempt(StoredEvent e, Delivery d) {
+    BrokerTablePtr table = brokers_.load();
+    const TriggerRoute* route = table->find_trigger(d.trigger_uid);
+    if (!route) {
+      d.state = DeliveryState::kFailed;
+      d.last_error = "the trigger was deleted before the event could be delivered";
+      ++stats_.failed;
+      co_await save(d);
+      co_return;
+    }
+    DeliverySpec spec = route->delivery.any() ? route->delivery : options_.defaults;
+    const int retries = spec.retry.value_or(0);
+    const bool dead_letter = d.attempts > retries;
+    const std::string& target = dead_letter ? route->dead_letter_url : route->subscriber_url;
+    std::string where =
+        fmt::format("trigger {}/{}", route->trigger.namespace_, route->trigger.name);
+    if (dead_letter && target.empty()) {
+      d.state = DeliveryState::kFailed;
+      ++stats_.failed;
+      spdlog::warn(
+          "event {} of broker {}/{} is dropped: {} could not deliver it ({}), and no "
+          "dead-letter sink is set",
+          e.event.get("id"), e.namespace_, e.broker, where, d.last_error);
+      co_await save(d);
+      co_return;
+    }
+
+    // The event as it goes out: its TTL stays behind (and is put back on a reply).
+    CloudEvent out = e.event;
+    int ttl = kMaxBrokerTtl;
+    if (auto it = out.attributes.find(kTtlAttribute); it != out.attributes.end()) {
+      try {
+        ttl = std::stoi(it->second);
+      } catch (...) {
+      }
+      out.attributes.erase(it);
+    }
+    if (dead_letter) {
+      out.attributes["knativeerrordest"] = route->subscriber_url;
+      out.attributes["knativeerrorcode"] = std::to_string(d.last_code);
+      out.attributes["knativeerrordata"] =
+          base64_encode(std::string_view(d.last_body).substr(0, kMaxErrorData));
+    }
+    HttpHeaders headers;
+    std::string body;
+    if (spec.format == "json") {
+      headers.emplace_back("content-type", "application/cloudevents+json; charset=utf-8");
+      body = cloudevent_to_json(out);
+    } else {
+      headers = cloudevent_binary_headers(out);
+      body = out.data;
+    }
+    headers.emplace_back("kn-namespace", route->trigger.namespace_);
+
+    Answer a;
+    if (target.empty()) {
+      a.error = "its subscriber does not resolve (the trigger's status says why)";
+    } else if (auto url = parse_url(target, options_.proxy_port); !url) {
+      a.error = url.error().message;
+    } else {
+      auto timeout = spec.timeout.value_or(options_.default_timeout);
+      a = co_await post(*url, headers, body, timeout);
+    }
+    ++stats_.attempts;
+    ++d.attempts;
+    d.last_code = a.status;
+    d.updated_ms = now_ms();
+    if (a.status >= 200 && a.status < 300) {
+      bool reply = a.status != 202 && (!a.body.empty() || carries_cloudevent(a));
+      if (reply && !dead_letter) {
+        auto r = co_await accept_reply(e, a, ttl);
+        if (!r) {
+          a.status = 502;
+          a.error = r.error().message;
+          d.last_code = a.status;
+        }
+      }
+      if (a.error.empty()) {
+        d.state = dead_letter ? DeliveryState::kDeadLettered : DeliveryState::kDelivered;
+        d.last_error.clear();
+        ++(dead_letter ? stats_.dead_lettered : stats_.delivered);
+        co_await save(d);
+        co_return;
+      }
+    }
+    // A failure: retried, or on to the dead-letter sink (or dropped).
+    d.last_error =
+        a.status ? fmt::format("{} answered {}{}{}", target, a.status, a.body.empty() ? "" : ": ",
+                               std::string_view(a.body).substr(0, 200))
+                 : a.error;
+    if (a.status && !a.error.empty()) d.last_error = a.error;
+    d.last_body = a.body.substr(0, kMaxErrorData);
+    int phase_attempt = dead_letter ? d.attempts - (retries + 1) : d.attempts;
+    if (!retryable(a.status) && !dead_letter) {
+      d.attempts = retries + 1;  // not retried: on to the dead-letter sink
+      d.next_ms = now_ms();
+    } else if (phase_attempt <= retries) {
+      auto delay = retry_delay(spec, phase_attempt);
+      if (a.retry_after)
+        delay = std::max<std::chrono::milliseconds>(
+            delay, std::min<std::chrono::milliseconds>(
+                       *a.retry_after, spec.retry_after_max.value_or(options_.retry_after_max)));
+      d.next_ms = now_ms() + delay.count();
+      ++stats_.retries;
+    } else if (dead_letter) {
+      d.state = DeliveryState::kFailed;
+      ++stats_.failed;
+    } else {
+      d.next_ms = now_ms();  // retries exhausted: the dead-letter sink next
+    }
+    spdlog::warn("delivering event {} of broker {}/{} through {} failed (attempt {}): {}; {}",
+                 e.event.get("id"), e.namespace_, e.broker, where, d.attempts, d.last_error,
+                 d.state == DeliveryState::kFailed ? "given up"
+                 : d.next_ms > now_ms() ? fmt::format("retried in {} ms", d.next_ms - now_ms())
+                                        : std::string(dead_letter || d.attempts > retries
+                                                          ? "sent to the dead-letter sink next"
+                                                          : "retried now"));
+    co_await save(d);
+  }
+
+  // A CloudEvent in a subscriber's answer enters the broker again, one hop less.
+  awaitable<Result<void>> accept_reply(const StoredEvent& original, const Answer& a, int ttl) {
+    auto reply = cloudevent_from_http(a.headers, a.body);
+    if (!reply)
+      co_return Error::invalid(
+          "the subscriber answered 2xx with a body that is not a "
+          "CloudEvent: " +
+          reply.error().message);
+    if (ttl - 1 <= 0) {
+      ++stats_.ttl_dropped;
+      spdlog::warn(
+          "a reply to event {} of broker {}/{} is dropped: its knativebrokerttl ran out "
+          "(a reply loop?)",
+          original.event.get("id"), original.namespace_, original.broker);
+      co_return Result<void>{};
+    }
+    reply->attributes[kTtlAttribute] = std::to_string(ttl - 1);
+    (void)stamp_arrival(*reply, std::chrono::system_clock::now());
+    BrokerTablePtr table = brokers_.load();
+    const BrokerRoute* broker = table->find(original.namespace_, original.broker);
+    if (!broker) co_return Error::precondition("the broker of the reply was deleted");
+    NewEvent ne;
+    ne.namespace_ = original.namespace_;
+    ne.broker = original.broker;
+    ne.received_ms = now_ms();
+    ne.deliveries = matching_triggers(*broker, *reply);
+    ne.event = std::move(*reply);
+    auto ex = io_.get_executor();
+    auto done = std::make_shared<std::optional<Result<std::int64_t>>>();
+    auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+    queue_.append(std::move(ne), [ex, done, wake](Result<std::int64_t> r) {
+      asio::post(ex, [done, wake, r = std::move(r)]() mutable {
+        *done = std::move(r);
+        wake->cancel();
+      });
+    });
+    while (!*done) co_await wake->async_wait(kAwait);
+    if (!**done) co_return (*done)->error();
+    ++stats_.replies;
+    co_return Result<void>{};
+  }
+
+  awaitable<void> save(Delivery d) {
+    auto r = co_await offload(store_thread_.get_executor(), &EventLog::update_delivery, &log_, d);
+    if (!r) spdlog::warn("recording a delivery failed (it is retried): {}", r.error().message);
+  }
+
+  asio::io_context& io_;
+  asio::thread_pool& store_thread_;
+  EventLog& log_;
+  EventQueue& queue_;
+  const BrokerSnapshot& brokers_;
+  DispatcherOptions options_;
+  DispatchStats stats_;
+  asio::steady_timer timer_;
+  std::set<std::pair<std::int64_t, std::string>> inflight_;
+  std::map<std::string, int> per_trigger_;
+  bool woken_ = false;
+  bool stopped_ = false;
+};
+
+Dispatcher::Dispatcher(asio::io_context& io, asio::thread_pool& store_thread, EventLog& log,
+                       EventQueue& queue, const BrokerSnapshot& brokers, DispatcherOptions options)
+    : impl_(std::make_shared<Impl>(io, store_thread, log, queue, brokers, std::move(options))) {}
+
+Dispatcher::~Dispatcher() {
+  stop();
+}
+
+void Dispatcher::start() {
+  asio::co_spawn(impl_->io_, impl_->loop(impl_), asio::detached);
+}
+
+void Dispatcher::wake() {
+  impl_->wake();
+}
+
+void Dispatcher::stop() {
+  asio::post(impl_->io_, [impl = impl_] {
+    impl->stopped_ = true;
+    impl->timer_.cancel();
+  });
+}
+
+const DispatchStats& Dispatcher::stats() const {
+  return impl_->stats_;
+}
+
+}  // namespace elafros

@@ -1,0 +1,278 @@
+#include "events/event_controller.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json.hpp>
+#include <map>
+#include <set>
+
+#include "elafros/object_meta.hpp"
+#include "elafros/resource_json.hpp"
+#include "elafros/routing.hpp"
+#include "offload.hpp"
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace elafros {
+
+class EventController::Impl : public std::enable_shared_from_this<EventController::Impl> {
+ public:
+  Impl(asio::io_context& control, asio::thread_pool& store_thread, ObjectStore& store,
+       WatchSource& watches, ObjectCommitter& committer, BrokerSnapshot& snapshot,
+       EventControllerOptions options)
+      : control_(control),
+        store_thread_(store_thread),
+        store_(store),
+        watches_(watches),
+        committer_(committer),
+        snapshot_(snapshot),
+        options_(std::move(options)) {}
+
+  static std::string key(const json::object& o) {
+    return meta_string(o, "namespace") + "/" + meta_string(o, "name");
+  }
+
+  asio::awaitable<Result<void>> load(std::int64_t from) {
+    for (const auto& [group, kind] :
+         {std::pair{kEventingGroup, "Broker"}, std::pair{kEventingGroup, "Trigger"},
+          std::pair{kServingGroup, "Service"}}) {
+      ObjectQuery q;
+      q.group = group;
+      q.kind = kind;
+      auto list =
+          co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects, &store_, q);
+      if (!list) co_return list.error();
+      for (auto& o : list->items) upsert(kind, std::move(o));
+    }
+    std::weak_ptr<Impl> weak = shared_from_this();
+    auto ex = control_.get_executor();
+    auto id = watches_.watch(from, [weak, ex](const ObjectEvent& e) {
+      if (e.kind != "Broker" && e.kind != "Trigger" && e.kind != "Service") return;
+      asio::post(ex, [weak, e] {
+        if (auto self = weak.lock()) self->on_event(e);
+      });
+    });
+    if (!id) co_return id.error();
+    watch_id_ = *id;
+    rebuild();
+    co_return Result<void>{};
+  }
+
+  void upsert(const std::string& kind, json::object o) {
+    auto& m = kind == "Broker" ? brokers_ : kind == "Trigger" ? triggers_ : services_;
+    m[key(o)] = std::move(o);
+  }
+
+  void on_event(const ObjectEvent& e) {
+    if (stopped_) return;
+    auto& m = e.kind == "Broker" ? brokers_ : e.kind == "Trigger" ? triggers_ : services_;
+    std::string k = key(e.object);
+    if (e.type == WatchEventType::kDeleted) {
+      m.erase(k);
+      written_.erase(e.kind + "/" + k);
+    } else {
+      // Our own status writes come back as MODIFIED with an unchanged spec: nothing to do.
+      auto it = m.find(k);
+      if (it != m.end() && e.kind != "Service" &&
+          meta_int(it->second, "generation") == meta_int(e.object, "generation") &&
+          e.type == WatchEventType::kModified) {
+        it->second = e.object;
+        return;
+      }
+      if (e.kind == "Service" && it != m.end()) return;  // only whether it exists matters
+      m[k] = e.object;
+    }
+    schedule();
+  }
+
+  void schedule() {
+    if (rebuild_posted_) return;
+    rebuild_posted_ = true;
+    asio::post(control_, [self = shared_from_this()] {
+      self->rebuild_posted_ = false;
+      if (!self->stopped_) self->rebuild();
+    });
+  }
+
+  // Where a destination goes, or "" with why it does not resolve.
+  std::pair<std::string, std::string> resolve(const Destination& d, const std::string& ns) const {
+    if (d.ref_kind.empty()) return {d.uri, ""};
+    std::string ref_ns = d.ref_namespace.empty() ? ns : d.ref_namespace;
+    std::string base;
+    if (d.ref_kind == "Service") {
+      if (!services_.count(ref_ns + "/" + d.ref_name))
+        return {"", fmt::format("service \"{}\" does not exist in namespace \"{}\"", d.ref_name,
+                                ref_ns)};
+      base = fmt::format("http://{}:{}", service_host(d.ref_name, ref_ns, options_.domain),
+                         options_.proxy_port);
+    } else {
+      if (!brokers_.count(ref_ns + "/" + d.ref_name))
+        return {"", fmt::format("broker \"{}\" does not exist in namespace \"{}\"", d.ref_name,
+                                ref_ns)};
+      base = fmt::format("{}/{}/{}", options_.ingress_url, ref_ns, d.ref_name);
+    }
+    if (d.uri.empty()) return {base + (d.ref_kind == "Service" ? "/" : ""), ""};
+    return {base + (d.uri.front() == '/' ? "" : "/") + d.uri, ""};
+  }
+
+  Condition condition(const std::string& object, const char* type, bool ok, std::string reason,
+                      std::string message) {
+    Condition c{type};
+    c.status = ok ? "True" : "False";
+    if (!ok) {
+      c.reason = std::move(reason);
+      c.message = std::move(message);
+    }
+    auto& previous = transitions_[object + "/" + type];
+    if (previous.first != c.status) previous = {c.status, unix_now()};
+    c.last_transition_unix = previous.second;
+    return c;
+  }
+
+  static std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Ready: True when every part is, else the first part that is not, with its reason.
+  Condition ready_of(const std::string& object, const std::vector<Condition>& parts) {
+    for (const auto& c : parts)
+      if (c.status != "True") return condition(object, "Ready", false, c.reason, c.message);
+    return condition(object, "Ready", true, "", "");
+  }
+
+  void rebuild() {
+    auto table = std::make_shared<BrokerTable>();
+    for (const auto& [k, o] : brokers_) {
+      auto b = broker_from_object(o);
+      if (!b) {
+        spdlog::warn("broker {} cannot be read: {}", k, b.error().message);
+        continue;
+      }
+      BrokerRoute route{std::move(*b), {}};
+      const Broker& broker = route.broker;
+      auto [dls, dls_problem] = resolve(broker.delivery.dead_letter_sink, broker.namespace_);
+      std::string url =
+          fmt::format("{}/{}/{}", options_.ingress_url, broker.namespace_, broker.name);
+      std::vector<Condition> parts{
+          condition("Broker/" + k, "Addressable", true, "", ""),
+          condition("Broker/" + k, "DeadLetterSinkResolved", dls_problem.empty(),
+                    "DeadLetterSinkResolveFailed", dls_problem)};
+      json::object status{{"address", json::object{{"url", url}}}};
+      if (!dls.empty()) status["deadLetterSinkUri"] = dls;
+      write_status("Broker", broker.namespace_, broker.name, parts, std::move(status));
+      table->brokers.emplace(k, std::move(route));
+    }
+    for (const auto& [k, o] : triggers_) {
+      auto t = trigger_from_object(o);
+      if (!t) {
+        spdlog::warn("trigger {} cannot be read: {}", k, t.error().message);
+        continue;
+      }
+      auto it = table->brokers.find(t->namespace_ + "/" + t->broker);
+      bool has_broker = it != table->brokers.end();
+      auto [sub, sub_problem] = resolve(t->subscriber, t->namespace_);
+      TriggerRoute route;
+      route.delivery = t->delivery.any() || !has_broker ? t->delivery : it->second.broker.delivery;
+      auto [dls, dls_problem] = resolve(route.delivery.dead_letter_sink, t->namespace_);
+      route.subscriber_url = sub;
+      route.dead_letter_url = dls;
+      std::vector<Condition> parts{
+          condition("Trigger/" + k, "BrokerReady", has_broker, "BrokerDoesNotExist",
+                    fmt::format("broker \"{}\" does not exist in namespace \"{}\"; create it "
+                                "('elafros broker create {}')",
+                                t->broker, t->namespace_, t->broker)),
+          condition("Trigger/" + k, "SubscriberResolved", sub_problem.empty(),
+                    "SubscriberResolveFailed", sub_problem),
+          condition("Trigger/" + k, "DeadLetterSinkResolved", dls_problem.empty(),
+                    "DeadLetterSinkResolveFailed", dls_problem)};
+      json::object status{{"subscriberUri", sub}};
+      if (!dls.empty()) status["deadLetterSinkUri"] = dls;
+      write_status("Trigger", t->namespace_, t->name, parts, std::move(status));
+      route.trigger = std::move(*t);
+      if (has_broker) it->second.triggers.push_back(std::move(route));
+    }
+    snapshot_.publish(std::move(table));
+    if (options_.published) options_.published();
+  }
+
+  void write_status(const char* kind, const std::string& ns, const std::string& name,
+                    std::vector<Condition> parts, json::object status) {
+    std::vector<Condition> all;
+    all.push_back(ready_of(std::string(kind) + "/" + ns + "/" + name, parts));
+    for (auto& c : parts) all.push_back(std::move(c));
+    status["conditions"] = conditions_to_json(all);
+    auto& objects = std::string_view(kind) == "Broker" ? brokers_ : triggers_;
+    if (auto it = objects.find(ns + "/" + name); it != objects.end())
+      status["observedGeneration"] = meta_int(it->second, "generation");
+    std::string k = std::string(kind) + "/" + ns + "/" + name;
+    std::string text = json::serialize(status);
+    auto [it, fresh] = written_.try_emplace(k, text);
+    if (!fresh && it->second == text) return;
+    it->second = text;
+    json::object object{{"metadata", json::object{{"name", name}, {"namespace", ns}}},
+                        {"status", std::move(status)}};
+    auto self = shared_from_this();
+    auto ex = control_.get_executor();
+    committer_.commit(
+        {{ObjectWrite::Op::kUpdateStatus, kEventingGroup, kind, std::move(object), 0}},
+        [self, ex, k, text](Result<std::vector<ObjectEvent>> r) {
+          if (r) return;
+          asio::post(ex, [self, k, text, error = r.error()] {
+            if (auto it = self->written_.find(k); it != self->written_.end() && it->second == text)
+              self->written_.erase(it);
+            if (error.code != ErrorCode::kNotFound)
+              spdlog::warn("writing the status of {} failed: {}", k, error.message);
+          });
+        });
+  }
+
+  asio::io_context& control_;
+  asio::thread_pool& store_thread_;
+  ObjectStore& store_;
+  WatchSource& watches_;
+  ObjectCommitter& committer_;
+  BrokerSnapshot& snapshot_;
+  EventControllerOptions options_;
+  std::map<std::string, json::object> brokers_, triggers_, services_;  // by "ns/name"
+  std::map<std::string, std::string> written_;  // "Kind/ns/name" → the status last written
+  std::map<std::string, std::pair<std::string, std::int64_t>> transitions_;
+  bool rebuild_posted_ = false;
+  std::uint64_t watch_id_ = 0;
+  bool stopped_ = false;
+};
+
+EventController::EventController(asio::io_context& control, asio::thread_pool& store_thread,
+                                 ObjectStore& store, WatchSource& watches,
+                                 ObjectCommitter& committer, BrokerSnapshot& snapshot,
+                                 EventControllerOptions options)
+    : impl_(std::make_shared<Impl>(control, store_thread, store, watches, committer, snapshot,
+                                   std::move(options))) {}
+
+EventController::~EventController() {
+  stop();
+}
+
+void EventController::start(std::int64_t from, std::function<void(Result<void>)> done) {
+  asio::co_spawn(impl_->control_, impl_->load(from),
+                 [done = std::move(done)](std::exception_ptr e, Result<void> r) {
+                   if (e) return done(Error::internal("loading brokers and triggers failed"));
+                   done(std::move(r));
+                 });
+}
+
+void EventController::stop() {
+  if (impl_->stopped_) return;
+  impl_->stopped_ = true;
+  if (impl_->watch_id_) impl_->watches_.unwatch(impl_->watch_id_);
+}
+
+}  // namespace elafros

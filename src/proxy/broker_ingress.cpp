@@ -1,0 +1,211 @@
+#include "proxy/broker_ingress.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
+#include <ctime>
+#include <optional>
+
+#include "event_queue.hpp"
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace elafros {
+namespace {
+
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kNoBody;
+
+std::string rfc3339_now(std::chrono::system_clock::time_point t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:06d}Z", buf, static_cast<int>(us % 1000000));
+}
+
+// The body is a view: GCC 12 mishandles string temporaries built inside a co_await expression
+// (scheduler/offload.hpp), and a view has nothing to destroy.
+asio::awaitable<bool> respond(beast::tcp_stream& client, unsigned version, http::status status,
+                              std::string_view body, bool keep, bool allow) {
+  http::response<http::string_body> res{status, version};
+  res.set(http::field::server, "elafros");
+  if (allow) res.set(http::field::allow, "POST, OPTIONS");
+  if (!body.empty()) {
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = std::string(body);
+    res.body() += "\n";
+  }
+  if (status == http::status::service_unavailable) res.set(http::field::retry_after, "1");
+  res.keep_alive(keep);
+  res.prepare_payload();
+  auto [ec, n] = co_await http::async_write(client, res, kAwait);
+  co_return !ec && keep;
+}
+
+}  // namespace
+
+Result<void> stamp_arrival(CloudEvent& e, std::chrono::system_clock::time_point now) {
+  e.attributes["knativearrivaltime"] = rfc3339_now(now);
+  auto it = e.attributes.find(kTtlAttribute);
+  if (it == e.attributes.end()) {
+    e.attributes[kTtlAttribute] = std::to_string(kMaxBrokerTtl);
+    return {};
+  }
+  int ttl = 0;
+  try {
+    std::size_t used = 0;
+    ttl = std::stoi(it->second, &used);
+    if (used != it->second.size()) throw std::invalid_argument("trailing");
+  } catch (...) {
+    return Error::invalid(fmt::format("knativebrokerttl \"{}\" is not an integer", it->second));
+  }
+  if (ttl <= 0)
+    return Error::invalid(
+        "the event's knativebrokerttl is exhausted: it went through too many brokers (a reply "
+        "loop?), and is dropped");
+  if (ttl > kMaxBrokerTtl) it->second = std::to_string(kMaxBrokerTtl);
+  return {};
+}
+
+std::vector<NewEvent::Target> matching_triggers(const BrokerRoute& broker, const CloudEvent& e) {
+  std::vector<NewEvent::Target> out;
+  for (const auto& t : broker.triggers)
+    if (filter_matches(t.trigger.filter, e)) out.push_back({t.trigger.uid, t.trigger.name});
+  return out;
+}
+
+BrokerIngress::BrokerIngress(const BrokerSnapshot& brokers, EventQueue& queue,
+                             std::uint64_t body_limit)
+    : brokers_(brokers), queue_(queue), body_limit_(body_limit) {}
+
+asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::flat_buffer& buffer,
+                                           http::request_parser<http::buffer_body>& header,
+                                           bool keep_alive) {
+  auto& head = header.get();
+  unsigned version = head.version();
+  auto answer = [&client, version](http::status status, std::string_view body, bool keep,
+                                   bool allow = false) {
+    return respond(client, version, status, body, keep, allow);
+  };
+
+  bool body_unread = !header.is_done();
+  std::string target(head.target());
+  std::string path = target.substr(0, target.find('?'));
+  if (head.method() == http::verb::options) {
+    if (body_unread) keep_alive = false;
+    co_return co_await answer(http::status::ok, kNoBody, keep_alive, true);
+  }
+  if (head.method() != http::verb::post) {
+    if (body_unread) keep_alive = false;
+    std::string body = fmt::format("{} is not allowed: POST CloudEvents to /NAMESPACE/BROKER",
+                                   std::string(head.method_string()));
+    co_return co_await answer(http::status::method_not_allowed, body, keep_alive, true);
+  }
+  // /NAMESPACE/BROKER
+  std::vector<std::string> parts;
+  for (std::size_t i = 1; i <= path.size();) {
+    auto j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    parts.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  if (path == "/" || path.empty()) {
+    ++stats_.rejected;
+    std::string body = "no broker here: POST CloudEvents to /NAMESPACE/BROKER";
+    co_return co_await answer(http::status::not_found, body, false);
+  }
+  if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
+    ++stats_.rejected;
+    std::string body = fmt::format(
+        "\"{}\" is not /NAMESPACE/BROKER: 'elafros broker describe NAME' shows the "
+        "broker's URL",
+        path);
+    co_return co_await answer(http::status::bad_request, body, false);
+  }
+  BrokerTablePtr table = brokers_.load();
+  const BrokerRoute* broker = table->find(parts[0], parts[1]);
+  if (!broker) {
+    ++stats_.rejected;
+    std::string body = fmt::format(
+        "broker \"{}\" not found in namespace \"{}\" ('elafros broker list -n {}' lists them)",
+        parts[1], parts[0], parts[0]);
+    co_return co_await answer(http::status::not_found, body, false);
+  }
+
+  // The body, whole: an event is small (body_limit, 413 above). The header was parsed under the
+  // proxy's larger limit, so a declared length is checked here.
+  if (auto length = header.content_length(); length && *length > body_limit_) {
+    ++stats_.rejected;
+    std::string body = fmt::format("the event is over the limit of {} bytes", body_limit_);
+    co_return co_await answer(http::status::payload_too_large, body, false);
+  }
+  http::request_parser<http::string_body> parser(std::move(header));
+  parser.body_limit(body_limit_);
+  if (!parser.is_done()) {
+    client.expires_after(std::chrono::seconds(60));
+    auto [ec, n] = co_await http::async_read(client, buffer, parser, kAwait);
+    if (ec == http::error::body_limit) {
+      ++stats_.rejected;
+      std::string body = fmt::format("the event is over the limit of {} bytes", body_limit_);
+      co_return co_await answer(http::status::payload_too_large, body, false);
+    }
+    if (ec) co_return false;
+  }
+  auto& req = parser.get();
+  HttpHeaders headers;
+  for (const auto& f : req) {
+    std::string name(f.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "content-type" || name.rfind("ce-", 0) == 0)
+      headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  auto event = cloudevent_from_http(headers, std::move(req.body()));
+  if (!event) {
+    ++stats_.rejected;
+    std::string body = "invalid CloudEvent: " + event.error().message;
+    co_return co_await answer(http::status::bad_request, body, keep_alive);
+  }
+  if (auto stamped = stamp_arrival(*event, std::chrono::system_clock::now()); !stamped) {
+    ++stats_.ttl_dropped;
+    std::string body = stamped.error().message;
+    co_return co_await answer(http::status::bad_request, body, keep_alive);
+  }
+
+  // Committed before the 202: the store thread says when.
+  NewEvent ne;
+  ne.namespace_ = parts[0];
+  ne.broker = parts[1];
+  ne.received_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  ne.deliveries = matching_triggers(*broker, *event);
+  ne.event = std::move(*event);
+  auto ex = client.get_executor();
+  auto done = std::make_shared<std::optional<Result<std::int64_t>>>();
+  auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+  queue_.append(std::move(ne), [ex, done, wake](Result<std::int64_t> r) {
+    asio::post(ex, [done, wake, r = std::move(r)]() mutable {
+      *done = std::move(r);
+      wake->cancel();
+    });
+  });
+  while (!*done) co_await wake->async_wait(kAwait);
+  if (!**done) {
+    ++stats_.failed;
+    std::string body = "the event was not stored: " + (*done)->error().message;
+    co_return co_await answer(http::status::service_unavailable, body, keep_alive);
+  }
+  ++stats_.accepted;
+  co_return co_await answer(http::status::accepted, kNoBody, keep_alive);
+}
+
+}  // namespace elafros

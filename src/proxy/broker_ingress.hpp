@@ -1,0 +1,56 @@
+#pragma once
+// The brokers' ingress on the proxy's listener (docs/architecture.md, "Events"): POST
+// http://broker-ingress.DOMAIN[:PORT]/NAMESPACE/BROKER takes a CloudEvent in binary or
+// structured mode, matches it once against each of the broker's Triggers, and answers 202 only
+// once the event and its deliveries are committed. Runs on the proxy thread; never blocks: the
+// commit is the store thread's (EventQueue). Included by the proxy only: it brings Beast.
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <cstdint>
+#include <string>
+
+#include "elafros/event_log.hpp"
+#include "elafros/eventing.hpp"
+
+namespace elafros {
+
+class EventQueue;
+
+struct IngressStats {
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> rejected{0};     // invalid events (400), unknown brokers (404)
+  std::atomic<std::uint64_t> ttl_dropped{0};  // arrived with an exhausted knativebrokerttl
+  std::atomic<std::uint64_t> failed{0};       // could not be committed (503)
+};
+
+class BrokerIngress {
+ public:
+  BrokerIngress(const BrokerSnapshot& brokers, EventQueue& queue, std::uint64_t body_limit);
+
+  // A request whose header was read: answers it. False when the connection must close.
+  boost::asio::awaitable<bool> serve(
+      boost::beast::tcp_stream& client, boost::beast::flat_buffer& buffer,
+      boost::beast::http::request_parser<boost::beast::http::buffer_body>& parser, bool keep_alive);
+
+  const IngressStats& stats() const { return stats_; }
+
+ private:
+  const BrokerSnapshot& brokers_;
+  EventQueue& queue_;
+  std::uint64_t body_limit_;
+  IngressStats stats_;
+};
+
+// The event with the ingress's stamps: knativearrivaltime now, knativebrokerttl 255 when absent.
+// kInvalidArgument when its TTL is exhausted (a reply loop).
+Result<void> stamp_arrival(CloudEvent& event, std::chrono::system_clock::time_point now);
+
+// One delivery per Trigger of the broker whose filter passes the event.
+std::vector<NewEvent::Target> matching_triggers(const BrokerRoute& broker, const CloudEvent& event);
+
+}  // namespace elafros

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Events end to end: brokers and triggers through the CLI, CloudEvents from the official
+# JavaScript SDK (tests/e2e/cloudevents) in binary and structured mode, delivered to an SDK
+# subscriber that replies; raw HTTP for the binding's edge cases; filters; retries and their
+# gaps; dead letters; a reply loop stopped by the TTL; a cold start of a service at zero.
+#   tests/e2e/events_test.sh ELAFROSD ELAFROS SOURCE_DIR
+set -euo pipefail
+
+source "$(dirname "$0")/lib.sh"
+sdk=$src/tests/e2e/cloudevents
+[ -d "$sdk/node_modules/cloudevents" ] || { echo "events: the CloudEvents SDK is missing; run packaging/install-deps.sh"; exit 1; }
+
+"$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
+printf 'stable-window-seconds: 6\nscale-to-zero-grace-period-seconds: 0\n' >"$work/config.yaml"
+daemon_args=(--config "$work/config.yaml")
+start_daemon
+port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
+
+# The SDK subscriber.
+sub_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+node "$sdk/subscriber.js" "$sub_port" "$work/received.jsonl" &
+sub_pid=$!
+trap 'kill "$sub_pid" 2>/dev/null; cleanup' EXIT
+wait_until 10 grep -q listening "$work/received.jsonl"
+sub=http://127.0.0.1:$sub_port
+got() { python3 - "$work/received.jsonl" "$@" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"path"' in l]
+path, key, want = sys.argv[2], sys.argv[3], sys.argv[4]
+n = sum(1 for r in rows if r["path"] == path and r.get("event", {}).get(key) == want)
+print(n)
+PY
+}
+count_is() { [ "$(got "$@")" = "${*: -1:1}" ] 2>/dev/null; }
+
+out=$(e broker create default --retry 3 --backoff-policy linear --backoff-delay PT0.3S)
+check "broker create says so, as kn does" contains "$out" "Broker 'default' successfully created in namespace 'default'."
+url=$(e broker describe default -o url)
+check "the broker's address is the ingress URL" test "$url" = "http://broker-ingress.localhost:$port/default/default"
+check "broker list shows it Ready" bash -c "'$elafros_bin' --socket '$sock' broker list | grep -q '^default .*True'"
+
+e trigger create sdk --broker default --filter type=com.example.sdk --sink "$sub/reply" >/dev/null
+e trigger create replies --filter type=com.example.reply --sink "$sub/ok" >/dev/null
+e trigger create raw --filter type=raw --sink "$sub/ok" >/dev/null
+check "trigger list shows them" bash -c "[ \$('$elafros_bin' --socket '$sock' trigger list | grep -c 'default ') = 3 ]"
+out=$(e trigger create lost --broker nosuch --sink "$sub/ok")
+lost_reason() { e trigger describe lost | grep -q "BrokerDoesNotExist"; }
+check "a trigger of a missing broker is not Ready, saying why" wait_until 5 lost_reason
+
+# The SDK sends, binary and structured; each is 202; each reaches the subscriber, which replies.
+sent=$(node "$sdk/send.js" "$url" com.example.sdk 2)
+echo "# sent: $sent"
+check "the SDK's 4 events (binary and structured) are each answered 202" \
+  test "$(grep -o '"status":202' <<<"$sent" | wc -l)" = 4
+sdk_in() { [ "$(got /reply type com.example.sdk)" = 4 ]; }
+check "...and delivered to the SDK subscriber, valid to its validate()" wait_until 10 sdk_in
+check "...with data, extensions and content type intact" python3 - "$work/received.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"path": "/reply"' in l or '"path":"/reply"' in l]
+assert len(rows) == 4, rows
+for r in rows:
+    e = r["event"]
+    assert r["valid"], r
+    assert e["datacontenttype"].startswith("application/json"), e
+    assert e["data"]["mode"] in ("binary", "structured") and e["myext"].startswith("v"), e
+    assert e["subject"] == "sdk" and e["source"] == "/sdk/sender", e
+    assert "knativearrivaltime" in e and "knativebrokerttl" not in e, e
+    assert r["prefer"] == "reply", r
+PY
+replies_in() { [ "$(got /ok type com.example.reply)" = 4 ]; }
+check "the subscriber's replies re-enter the broker and reach the second trigger" wait_until 10 replies_in
+check "...with their data and extensions" python3 - "$work/received.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"com.example.reply"' in l]
+assert rows and all(r["event"]["data"]["ok"] is True and r["event"]["replyext"] == "yes" for r in rows), rows
+PY
+
+# Raw HTTP: the binding's edge cases.
+post() { curl -s -o "$work/answer" -w '%{http_code}' -X "${METHOD:-POST}" "http://127.0.0.1:$port${P:-/default/default}" \
+  -H 'Host: broker-ingress.localhost' "$@" || true; }
+ce=(-H 'ce-id: r1' -H 'ce-source: /raw' -H 'ce-specversion: 1.0' -H 'ce-type: raw')
+check "a missing id is 400" test "$(post -H 'ce-source: /raw' -H 'ce-specversion: 1.0' -H 'ce-type: raw')" = 400
+check "...saying what is missing" grep -q "the event has no id" "$work/answer"
+check "specversion 0.3 is 400" test "$(post -H 'ce-id: x' -H 'ce-source: /raw' -H 'ce-specversion: 0.3' -H 'ce-type: raw')" = 400
+check "an invalid extension name is 400" test "$(post "${ce[@]}" -H 'ce-my_ext: x')" = 400
+check "invalid UTF-8 in a header is 400" test "$(post "${ce[@]}" -H 'ce-subject: %C0%A0')" = 400
+check "a percent-encoded subject is accepted (202)" test "$(post "${ce[@]}" -H 'ce-subject: Euro%20%E2%82%AC')" = 202
+# The dispatcher percent-encodes it again, as the binding says; the JS SDK does not decode.
+euro() { [ "$(got /ok subject 'Euro%20%E2%82%AC')" = 1 ]; }
+check "...decoded once, and sent on encoded again" wait_until 10 euro
+check "structured mode with data_base64 is 202" test "$(post -H 'Content-Type: application/cloudevents+json' \
+  -d '{"specversion":"1.0","id":"b64","source":"/raw","type":"raw","datacontenttype":"text/plain","data_base64":"aGVsbG8="}')" = 202
+b64() { python3 -c "
+import json,sys
+rows=[json.loads(l) for l in open('$work/received.jsonl') if '\"b64\"' in l]
+sys.exit(0 if rows and rows[0]['event'].get('data') == 'hello' else 1)"; }
+check "...and its data arrives decoded" wait_until 10 b64
+check "batched mode is 400" test "$(post -H 'Content-Type: application/cloudevents-batch+json' -d '[]')" = 400
+check "an unknown broker is 404" test "$(P=/default/nosuch post "${ce[@]}")" = 404
+check "a path that is not /NAMESPACE/BROKER is 400" test "$(P=/a/b/c post "${ce[@]}")" = 400
+check "GET is 405" test "$(METHOD=GET post)" = 405
+check "OPTIONS is 200 with Allow" bash -c "curl -s -i -X OPTIONS -H 'Host: broker-ingress.localhost' http://127.0.0.1:$port/default/default | grep -qi '^allow: POST, OPTIONS'"
+check "a body over the limit is 413" test "$(post "${ce[@]}" --data-binary @<(head -c 1100000 /dev/zero))" = 413
+
+# Retries: 503 twice, then accepted: exactly 3 attempts, linear gaps of 0.3 s and 0.6 s.
+e trigger create retry --filter type=retry --sink "$sub/fail?n=2" >/dev/null
+sleep 0.5  # the controller publishes the trigger to the ingress
+e event send --type retry --source /raw --id retry-1 >/dev/null
+three() { [ "$(got /fail id retry-1)" = 3 ]; }
+check "a subscriber answering 503 twice gets exactly 3 attempts" wait_until 15 three
+check "...0.3 s then 0.6 s apart (linear), within tolerance" python3 - "$work/received.jsonl" <<'PY'
+import json, sys
+t = [json.loads(l)["time"] for l in open(sys.argv[1]) if '"retry-1"' in l]
+gaps = [(b - a) / 1000 for a, b in zip(t, t[1:])]
+print("# gaps:", gaps)
+assert len(gaps) == 2 and 0.25 <= gaps[0] <= 1.0 and 0.55 <= gaps[1] <= 1.4, gaps
+PY
+sleep 1.5
+check "...and no more after it succeeded" test "$(got /fail id retry-1)" = 3
+
+# 429 is retried; 400 is not, and goes to the dead-letter sink with the error extensions.
+e trigger create busy --filter type=busy --sink "$sub/fail?n=1&code=429" >/dev/null
+e trigger create refuse --filter type=refuse --sink "$sub/bad" --dl-sink "$sub/dls" --retry 2 --backoff-delay PT0.1S >/dev/null
+e trigger create notce --filter type=notce --sink "$sub/notce" --dl-sink "$sub/dls" --retry 1 --backoff-delay PT0.1S >/dev/null
+sleep 0.5
+e event send --type busy --source /raw --id busy-1 >/dev/null
+e event send --type refuse --source /raw --id refuse-1 -d '{"x":1}' >/dev/null
+e event send --type notce --source /raw --id notce-1 >/dev/null
+busy2() { [ "$(got /fail id busy-1)" = 2 ]; }
+check "429 is retried" wait_until 10 busy2
+dead() { [ "$(got /dls id refuse-1)" = 1 ]; }
+check "400 is not retried: the dead-letter sink gets the original event" wait_until 10 dead
+check "...after a single attempt" test "$(got /bad id refuse-1)" = 1
+check "...with knativeerrorcode, knativeerrordest and knativeerrordata" python3 - "$work/received.jsonl" "$sub" <<'PY'
+import base64, json, sys
+r = [json.loads(l) for l in open(sys.argv[1]) if '"refuse-1"' in l and '"/dls"' in l][0]["event"]
+assert r["knativeerrorcode"] == "400", r
+assert r["knativeerrordest"] == sys.argv[2] + "/bad", r
+assert base64.b64decode(r["knativeerrordata"]) == b"bad input", r
+assert r["data"] == {"x": 1}, r
+PY
+notce_dead() { [ "$(got /dls id notce-1)" = 1 ]; }
+check "a 2xx with a body that is not a CloudEvent is a failure (retried, then dead-lettered)" wait_until 10 notce_dead
+check "...after 2 attempts" test "$(got /notce id notce-1)" = 2
+
+# A reply loop stops at the TTL: sent with knativebrokerttl 5, it is delivered 5 times.
+e trigger create loop --filter type=loop --sink "$sub/loop" >/dev/null
+sleep 0.5
+check "an event with a TTL of 5 is accepted" test "$(post -H 'ce-id: l1' -H 'ce-source: /raw' -H 'ce-specversion: 1.0' -H 'ce-type: loop' -H 'ce-knativebrokerttl: 5')" = 202
+five() { [ "$(got /loop type loop)" = 5 ]; }
+check "a reply loop stops at the TTL (5 deliveries)" wait_until 10 five
+sleep 1
+check "...and stays stopped" test "$(got /loop type loop)" = 5
+check "...saying so in the log" grep -q "knativebrokerttl ran out" "$work/daemon.log"
+check "an exhausted TTL at the ingress is 400" test "$(post -H 'ce-id: l2' -H 'ce-source: /raw' -H 'ce-specversion: 1.0' -H 'ce-type: loop' -H 'ce-knativebrokerttl: 0')" = 400
+
+# Filters dialects end to end: prefix, suffix, not, any, and CESQL.
+cat >"$work/filters.yaml" <<'YAML'
+- prefix: {type: com.shop.}
+- any: [{suffix: {subject: .png}}, {exact: {subject: cover}}]
+- not: {exact: {source: /spam}}
+- cesql: "LENGTH(subject) > 4 AND source LIKE '/shop%'"
+YAML
+e trigger create shop --filters-file "$work/filters.yaml" --sink "$sub/ok" >/dev/null
+if out=$(e trigger create badsql --filters-file <(printf -- '- cesql: "type = "\n') --sink "$sub/ok" 2>&1); then
+  fail "a trigger whose CESQL does not parse is refused"
+else
+  check "a trigger whose CESQL does not parse is refused, with the position" contains "$out" "spec.filters[0].cesql: at 8"
+fi
+sleep 0.5
+for spec in "in1 /shop/a cat.png" "in2 /shop/b cover" "out1 /spam cat.png" "out2 /shop/c cat.jpg" "out3 /shop/d .png"; do
+  set -- $spec
+  e event send --type com.shop.order --source "$2" --id "$1" -e "subject=$3" >/dev/null
+done
+shop_in() { [ "$(got /ok id in1)" = 1 ] && [ "$(got /ok id in2)" = 1 ]; }
+check "the filters let through what matches" wait_until 10 shop_in
+sleep 0.5
+check "...and nothing else" test "$(( $(got /ok id out1) + $(got /ok id out2) + $(got /ok id out3) ))" = 0
+
+# A service at zero is cold-started by an event.
+e service create coldsub --image "oci:$work/image:latest" >/dev/null
+zero() { [ -z "$(e instance list -s coldsub -o json | grep '"id"')" ]; }
+check "the subscriber service scales to zero" wait_until 40 zero
+# A ref with a relative uri: the service's event handler, /cgi-bin/event (as Knative resolves it).
+curl -s --unix-socket "$sock" -X POST -H 'Content-Type: application/json' \
+  http://elafrosd/apis/eventing.knative.dev/v1/namespaces/default/triggers -d '{
+  "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "cold"},
+  "spec": {"broker": "default", "filter": {"attributes": {"type": "cold"}},
+           "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "coldsub"},
+                          "uri": "/cgi-bin/event"}}}' >/dev/null
+resolved() { e trigger describe cold | grep -q "http://coldsub.default.localhost:$port/cgi-bin/event"; }
+check "the trigger resolves the service's URL, through the proxy" wait_until 5 resolved
+e event send --type cold --source /raw --id cold-1 >/dev/null
+cold_logged() { e logs coldsub 2>&1 | grep -q "event: id=cold-1 type=cold"; }
+check "an event for a service at zero cold-starts it and is delivered" wait_until 30 cold_logged || {
+  grep -i "cold" "$work/daemon.log" | tail -5; e logs coldsub | tail -5; }
+
+if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
+finish
