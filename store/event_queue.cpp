@@ -11,16 +11,38 @@ void EventQueue::append(NewEvent event, Done done) {
   boost::asio::post(store_thread_,
                     [this, event = std::move(event), done = std::move(done)]() mutable {
                       pending_.emplace_back(std::move(event), std::move(done));
-                      if (scheduled_) return;
-                      scheduled_ = true;
-                      // After whatever else is queued on the store thread: the appends that arrive
-                      // meanwhile join this transaction.
-                      boost::asio::post(store_thread_, [this] { drain(); });
+                      schedule();
                     });
+}
+
+void EventQueue::record(Delivery delivery, std::function<void(Result<void>)> done) {
+  boost::asio::post(store_thread_,
+                    [this, delivery = std::move(delivery), done = std::move(done)]() mutable {
+                      outcomes_.emplace_back(std::move(delivery), std::move(done));
+                      schedule();
+                    });
+}
+
+// On the store thread: after whatever else is queued there, so that the appends and outcomes
+// that arrive meanwhile join the same transaction.
+void EventQueue::schedule() {
+  if (scheduled_) return;
+  scheduled_ = true;
+  boost::asio::post(store_thread_, [this] { drain(); });
 }
 
 void EventQueue::drain() {
   scheduled_ = false;
+  if (!outcomes_.empty()) {
+    std::vector<std::pair<Delivery, std::function<void(Result<void>)>>> outcomes;
+    outcomes.swap(outcomes_);
+    std::vector<Delivery> deliveries;
+    deliveries.reserve(outcomes.size());
+    for (auto& [d, done] : outcomes) deliveries.push_back(std::move(d));
+    auto r = log_.update_deliveries(deliveries);
+    ++transactions_;
+    for (auto& [d, done] : outcomes) done(r);
+  }
   std::vector<std::pair<NewEvent, Done>> batch;
   batch.swap(pending_);
   if (batch.empty()) return;

@@ -21,6 +21,8 @@ class EventQueue {
 
   // Any thread.
   void append(NewEvent event, Done done);
+  // A delivery's outcome, grouped the same way; `done` on the store thread once committed.
+  void record(Delivery delivery, std::function<void(Result<void>)> done);
   // Called on the store thread after each commit that stored deliveries (the dispatcher's wake).
   void on_committed(std::function<void()> fn) { committed_ = std::move(fn); }
 
@@ -32,12 +34,14 @@ class EventQueue {
 
  private:
   void drain();
+  void schedule();
 
   EventLog& log_;
   boost::asio::any_io_executor store_thread_;
   std::function<void()> committed_;
   // The store thread's.
   std::vector<std::pair<NewEvent, Done>> pending_;
+  std::vector<std::pair<Delivery, std::function<void(Result<void>)>>> outcomes_;
   bool scheduled_ = false;
   std::atomic<std::uint64_t> transactions_{0}, events_{0};
 };

@@ -153,6 +153,14 @@ Result<void> SqliteStore::update_delivery(const Delivery& d) {
   return {};
 }
 
+Result<void> SqliteStore::update_deliveries(const std::vector<Delivery>& deliveries) {
+  Transaction tx(db_);
+  if (!tx.began()) return Error::unavailable("the database is busy; retry");
+  for (const auto& d : deliveries)
+    if (auto r = update_delivery(d); !r) return r.error();
+  return tx.commit();
+}
+
 Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> SqliteStore::recent_events(
     const std::string& ns, const std::string& broker, std::size_t limit) {
   Statement st(db_,

@@ -56,6 +56,8 @@ class EventLog {
   // Pending deliveries not due yet: when the earliest is (0: none).
   virtual Result<std::int64_t> next_due_ms() = 0;
   virtual Result<void> update_delivery(const Delivery& delivery) = 0;
+  // Several in one transaction (the dispatcher's grouped outcomes).
+  virtual Result<void> update_deliveries(const std::vector<Delivery>& deliveries) = 0;
   // A broker's latest events with their deliveries, newest first.
   virtual Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> recent_events(
       const std::string& ns, const std::string& broker, std::size_t limit) = 0;

@@ -387,9 +387,21 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     co_return Result<void>{};
   }
 
+  // Committed (grouped with others) before the delivery leaves the in-flight set: a delivery
+  // read again as due before its outcome is stored would be sent twice.
   awaitable<void> save(Delivery d) {
-    auto r = co_await offload(store_thread_.get_executor(), &EventLog::update_delivery, &log_, d);
-    if (!r) spdlog::warn("recording a delivery failed (it is retried): {}", r.error().message);
+    auto ex = io_.get_executor();
+    auto done = std::make_shared<std::optional<Result<void>>>();
+    auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+    queue_.record(std::move(d), [ex, done, wake](Result<void> r) {
+      asio::post(ex, [done, wake, r = std::move(r)]() mutable {
+        *done = std::move(r);
+        wake->cancel();
+      });
+    });
+    while (!*done) co_await wake->async_wait(kAwait);
+    if (!**done)
+      spdlog::warn("recording a delivery failed (it is sent again): {}", (*done)->error().message);
   }
 
   asio::io_context& io_;
