@@ -38,13 +38,14 @@ CloudEvent event_of(const std::string& attributes, std::string data) {
 
 DeliveryState state_of(const std::string& s) {
   if (s == "delivered") return DeliveryState::kDelivered;
+  if (s == "deadlettering") return DeliveryState::kDeadLettering;
   if (s == "deadlettered") return DeliveryState::kDeadLettered;
   if (s == "failed") return DeliveryState::kFailed;
   return DeliveryState::kPending;
 }
 
-// Columns: event_seq, trigger_uid, trigger, state, attempts, next_at, last_code, last_error,
-// last_body, updated, from `first`.
+// Columns: event_seq, trigger_uid, trigger, state, attempts, dl_attempts, next_at, last_code,
+// last_error, last_body, updated, from `first`.
 Delivery delivery_of(const Statement& st, int first) {
   Delivery d;
   d.event_seq = st.integer(first);
@@ -52,11 +53,12 @@ Delivery delivery_of(const Statement& st, int first) {
   d.trigger = st.text(first + 2);
   d.state = state_of(st.text(first + 3));
   d.attempts = static_cast<int>(st.integer(first + 4));
-  d.next_ms = st.integer(first + 5);
-  d.last_code = static_cast<int>(st.integer(first + 6));
-  d.last_error = st.text(first + 7);
-  d.last_body = st.blob(first + 8);
-  d.updated_ms = st.integer(first + 9);
+  d.dead_letter_attempts = static_cast<int>(st.integer(first + 5));
+  d.next_ms = st.integer(first + 6);
+  d.last_code = static_cast<int>(st.integer(first + 7));
+  d.last_error = st.text(first + 8);
+  d.last_body = st.blob(first + 9);
+  d.updated_ms = st.integer(first + 10);
   return d;
 }
 
@@ -66,6 +68,8 @@ const char* to_string(DeliveryState s) {
   switch (s) {
     case DeliveryState::kPending:
       return "pending";
+    case DeliveryState::kDeadLettering:
+      return "deadlettering";
     case DeliveryState::kDelivered:
       return "delivered";
     case DeliveryState::kDeadLettered:
@@ -82,7 +86,7 @@ Result<std::vector<std::int64_t>> SqliteStore::append_events(const std::vector<N
   Statement ins(db_,
                 "INSERT INTO events (namespace, broker, attributes, data, received) "
                 "VALUES (?,?,?,?,?)");
-  Statement del(db_, "INSERT INTO deliveries VALUES (?,?,?,'pending',0,?,0,'',NULL,?)");
+  Statement del(db_, "INSERT INTO deliveries VALUES (?,?,?,'pending',0,0,?,0,'',NULL,?)");
   std::vector<std::int64_t> seqs;
   for (const auto& e : events) {
     ins.reset();
@@ -111,13 +115,15 @@ Result<std::vector<std::int64_t>> SqliteStore::append_events(const std::vector<N
 
 Result<std::vector<std::pair<StoredEvent, Delivery>>> SqliteStore::due_deliveries(
     std::int64_t now_ms, std::size_t limit) {
-  Statement st(db_,
-               "SELECT e.seq, e.namespace, e.broker, e.attributes, e.data, e.received, "
-               "d.event_seq, d.trigger_uid, d.trigger, d.state, d.attempts, d.next_at, "
-               "d.last_code, d.last_error, d.last_body, d.updated "
-               "FROM deliveries d JOIN events e ON e.seq = d.event_seq "
-               "WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.event_seq "
-               "LIMIT ?");
+  Statement st(
+      db_,
+      "SELECT e.seq, e.namespace, e.broker, e.attributes, e.data, e.received, "
+      "d.event_seq, d.trigger_uid, d.trigger, d.state, d.attempts, d.dl_attempts, d.next_at, "
+      "d.last_code, d.last_error, d.last_body, d.updated "
+      "FROM deliveries d JOIN events e ON e.seq = d.event_seq "
+      "WHERE d.state IN ('pending', 'deadlettering') AND d.next_at <= ? "
+      "ORDER BY d.next_at, d.event_seq "
+      "LIMIT ?");
   st.bind(1, now_ms).bind(2, static_cast<std::int64_t>(limit));
   std::vector<std::pair<StoredEvent, Delivery>> out;
   int rc;
@@ -131,24 +137,26 @@ Result<std::vector<std::pair<StoredEvent, Delivery>>> SqliteStore::due_deliverie
 }
 
 Result<std::int64_t> SqliteStore::next_due_ms() {
-  Statement st(db_, "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'");
+  Statement st(db_,
+               "SELECT MIN(next_at) FROM deliveries WHERE state IN ('pending', 'deadlettering')");
   if (st.step() != SQLITE_ROW) return st.error("reading the next delivery time failed");
   return st.is_null(0) ? 0 : st.integer(0);
 }
 
 Result<void> SqliteStore::update_delivery(const Delivery& d) {
   Statement st(db_,
-               "UPDATE deliveries SET state=?, attempts=?, next_at=?, last_code=?, last_error=?, "
-               "last_body=?, updated=? WHERE event_seq=? AND trigger_uid=?");
+               "UPDATE deliveries SET state=?, attempts=?, dl_attempts=?, next_at=?, last_code=?, "
+               "last_error=?, last_body=?, updated=? WHERE event_seq=? AND trigger_uid=?");
   st.bind(1, std::string(to_string(d.state)))
       .bind(2, std::int64_t{d.attempts})
-      .bind(3, d.next_ms)
-      .bind(4, std::int64_t{d.last_code})
-      .bind(5, d.last_error)
-      .bind_blob(6, d.last_body)
-      .bind(7, d.updated_ms)
-      .bind(8, d.event_seq)
-      .bind(9, d.trigger_uid);
+      .bind(3, std::int64_t{d.dead_letter_attempts})
+      .bind(4, d.next_ms)
+      .bind(5, std::int64_t{d.last_code})
+      .bind(6, d.last_error)
+      .bind_blob(7, d.last_body)
+      .bind(8, d.updated_ms)
+      .bind(9, d.event_seq)
+      .bind(10, d.trigger_uid);
   if (st.step() != SQLITE_DONE) return st.error("recording the delivery failed");
   return {};
 }
@@ -159,6 +167,27 @@ Result<void> SqliteStore::update_deliveries(const std::vector<Delivery>& deliver
   for (const auto& d : deliveries)
     if (auto r = update_delivery(d); !r) return r.error();
   return tx.commit();
+}
+
+Result<std::int64_t> SqliteStore::prune_events(std::int64_t before_ms, std::int64_t keep) {
+  // Finished: no delivery of it is pending (an event that matched nothing is finished at once).
+  Statement st(db_,
+               "DELETE FROM events WHERE seq IN ("
+               "  SELECT seq FROM events e WHERE NOT EXISTS ("
+               "    SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
+               "    AND d.state IN ('pending', 'deadlettering'))"
+               "  AND (e.received < ? OR e.seq <= (SELECT MAX(seq) FROM events) - ?))");
+  st.bind(1, before_ms).bind(2, keep);
+  if (st.step() != SQLITE_DONE) return st.error("dropping old events failed");
+  return static_cast<std::int64_t>(sqlite3_changes(db_));
+}
+
+Result<EventLog::Backlog> SqliteStore::backlog() {
+  Statement st(db_,
+               "SELECT COUNT(*), MIN(e.received) FROM deliveries d JOIN events e ON e.seq = "
+               "d.event_seq WHERE d.state IN ('pending', 'deadlettering')");
+  if (st.step() != SQLITE_ROW) return st.error("reading the event backlog failed");
+  return Backlog{st.integer(0), st.is_null(1) ? 0 : st.integer(1)};
 }
 
 Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> SqliteStore::recent_events(
@@ -175,8 +204,9 @@ Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> SqliteStore::
                    {}});
   if (rc != SQLITE_DONE) return st.error("reading the broker's events failed");
   Statement ds(db_,
-               "SELECT event_seq, trigger_uid, trigger, state, attempts, next_at, last_code, "
-               "last_error, last_body, updated FROM deliveries WHERE event_seq=? ORDER BY trigger");
+               "SELECT event_seq, trigger_uid, trigger, state, attempts, dl_attempts, next_at, "
+               "last_code, last_error, last_body, updated FROM deliveries WHERE event_seq=? ORDER "
+               "BY trigger");
   for (auto& [e, deliveries] : out) {
     ds.reset();
     ds.bind(1, e.seq);

@@ -43,6 +43,7 @@ CREATE TABLE deliveries (
   trigger     TEXT NOT NULL,
   state       TEXT NOT NULL,
   attempts    INTEGER NOT NULL,
+  dl_attempts INTEGER NOT NULL,
   next_at     INTEGER NOT NULL,
   last_code   INTEGER NOT NULL,
   last_error  TEXT NOT NULL,

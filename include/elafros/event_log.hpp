@@ -30,17 +30,20 @@ struct StoredEvent {
   std::int64_t received_ms = 0;
 };
 
-enum class DeliveryState { kPending, kDelivered, kDeadLettered, kFailed };
+// Pending: due for its subscriber; DeadLettering: its retries are exhausted (or its error is not
+// retried), due for the dead-letter sink; then Delivered, DeadLettered or Failed (dropped).
+enum class DeliveryState { kPending, kDeadLettering, kDelivered, kDeadLettered, kFailed };
 const char* to_string(DeliveryState state);
 
 struct Delivery {
   std::int64_t event_seq = 0;
   std::string trigger_uid, trigger;
   DeliveryState state = DeliveryState::kPending;
-  int attempts = 0;
-  std::int64_t next_ms = 0;  // when the next attempt is due
-  int last_code = 0;         // the subscriber's last status; 0: no answer
-  std::string last_error;    // what went wrong, for people
+  int attempts = 0;              // to the subscriber
+  int dead_letter_attempts = 0;  // to the dead-letter sink
+  std::int64_t next_ms = 0;      // when the next attempt is due
+  int last_code = 0;             // the subscriber's last status; 0: no answer
+  std::string last_error;        // what went wrong, for people
   std::string last_body;  // the start of the last answer's body (≤ 1024 bytes), for dead letters
   std::int64_t updated_ms = 0;
 };
@@ -58,6 +61,15 @@ class EventLog {
   virtual Result<void> update_delivery(const Delivery& delivery) = 0;
   // Several in one transaction (the dispatcher's grouped outcomes).
   virtual Result<void> update_deliveries(const std::vector<Delivery>& deliveries) = 0;
+  // Retention: drops the events whose every delivery is finished (delivered, dead-lettered,
+  // failed) once older than `before_ms`, or beyond the newest `keep` finished ones. The count
+  // dropped.
+  virtual Result<std::int64_t> prune_events(std::int64_t before_ms, std::int64_t keep) = 0;
+  struct Backlog {
+    std::int64_t pending = 0;            // deliveries not finished
+    std::int64_t oldest_pending_ms = 0;  // when the oldest of them was received; 0: none
+  };
+  virtual Result<Backlog> backlog() = 0;
   // A broker's latest events with their deliveries, newest first.
   virtual Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> recent_events(
       const std::string& ns, const std::string& broker, std::size_t limit) = 0;

@@ -47,7 +47,8 @@ class ApiServer::Impl {
                            info_.domain,
                            info_.runtime,
                            info_.disk_free_warning_bytes,
-                           info_.more_log_health};
+                           info_.more_log_health,
+                           info_.more_metrics};
     api::add_operation_routes(router_, parts_, daemon);
     add_credential_routes();
     resources_.add_routes(router_);

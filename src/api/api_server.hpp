@@ -39,6 +39,7 @@ struct ApiInfo {
   std::size_t max_connections = 0;            // per API listener (api-max-connections); 0: none
   // Adds the daemon's other log writers (the access log) to what status and /metrics report.
   std::function<void(LogHealth&)> more_log_health;
+  std::function<std::string()> more_metrics;  // Prometheus text appended to /metrics (events)
 };
 
 // Who may use the HTTPS API: a Bearer token's user, or kUnauthorized.

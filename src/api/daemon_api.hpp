@@ -38,6 +38,7 @@ struct DaemonInfo {
   std::string runtime;
   std::uint64_t disk_free_warning_bytes = 0;        // status warns below this much free space
   std::function<void(LogHealth&)> more_log_health;  // the access log's, beside the collector's
+  std::function<std::string()> more_metrics;        // Prometheus text appended to /metrics (events)
 };
 
 struct DaemonApiParts {

@@ -215,6 +215,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     in.instances = std::move(usage->list);
     // Rendering reads /proc: off the control thread.
     std::string text = co_await offload(p_.blocking.get_executor(), &render_metrics, std::move(in));
+    if (info_.more_metrics) text += info_.more_metrics();
     co_return co_await r.send(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
   }
 
@@ -321,6 +322,54 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     co_return ended && !follow;
   }
 
+  // A broker's latest events and what became of each delivery, newest first (limit: 50 by
+  // default, at most 1000): what 'elafros broker events' and describe show.
+  awaitable<bool> broker_events(ApiRequest& req, Responder& r) {
+    std::string ns = req.param("namespace"), name = req.param("name");
+    std::size_t limit = 50;
+    if (auto v = req.query_value("limit"); v && !v->empty()) {
+      std::size_t n = 0;
+      auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+      if (ec != std::errc() || end != v->data() + v->size() || n == 0 || n > 1000)
+        co_return co_await r.send_error(Error::bad_request(
+            fmt::format("limit must be a number from 1 to 1000, not \"{}\"", *v)));
+      limit = n;
+    }
+    ObjectKey key{"eventing.knative.dev", "Broker", ns, name};
+    auto broker = co_await offload(p_.store_thread.get_executor(), &ObjectStore::get_object,
+                                   static_cast<ObjectStore*>(&p_.store), key);
+    if (!broker)
+      co_return co_await r.send_error(Error::not_found(fmt::format(
+          "broker \"{}\" not found in namespace \"{}\"; 'elafros broker list' lists them", name,
+          ns)));
+    auto events = co_await offload(p_.store_thread.get_executor(), &EventLog::recent_events,
+                                   static_cast<EventLog*>(&p_.store), ns, name, limit);
+    if (!events) co_return co_await r.send_error(events.error());
+    json::array items;
+    for (const auto& [e, deliveries] : *events) {
+      json::object attrs;
+      for (const auto& [k, v] : e.event.attributes) attrs[k] = v;
+      json::array ds;
+      for (const auto& d : deliveries)
+        ds.push_back(
+            json::object{{"trigger", d.trigger},
+                         {"state", to_string(d.state)},
+                         {"attempts", d.attempts},
+                         {"lastCode", d.last_code},
+                         {"lastError", d.last_error},
+                         {"nextAttempt", d.state == DeliveryState::kPending
+                                             ? json::value(format_rfc3339(d.next_ms / 1000))
+                                             : json::value(nullptr)}});
+      items.push_back(json::object{{"sequence", e.seq},
+                                   {"received", format_rfc3339(e.received_ms / 1000)},
+                                   {"attributes", std::move(attrs)},
+                                   {"dataBytes", e.event.data.size()},
+                                   {"deliveries", std::move(ds)}});
+    }
+    json::value answer = json::object{{"items", std::move(items)}};
+    co_return co_await r.send_json(200, answer);
+  }
+
   DaemonApiParts p_;
   DaemonInfo info_;
   std::chrono::steady_clock::time_point started_;
@@ -349,6 +398,8 @@ void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInf
   }
   router.add("GET", "/apis/elafros.dev/v1/namespaces/{namespace}/services/{name}/logs",
              bind(&OperationsApi::logs));
+  router.add("GET", "/apis/elafros.dev/v1/namespaces/{namespace}/brokers/{name}/events",
+             bind(&OperationsApi::broker_events));
 }
 
 void add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info) {

@@ -132,6 +132,9 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"log-max-file-bytes", number(c.log_max_file_bytes, 4096, 1e12)},
       {"log-max-files", integer(c.log_max_files, 1)},
       {"log-spool-max-bytes", number(c.log_spool_max_bytes, 65536, 1e15)},
+      {"event-max-bytes", number(c.event_max_bytes, 1024, 1e9)},
+      {"event-retention-seconds", integer(c.event_retention_seconds, 1)},
+      {"event-retention-count", integer(c.event_retention_count, 1)},
       // The KPA's defaults, named after Knative's config-autoscaler keys.
       {"container-concurrency-target-default", number(a.target, 0.01, 1e6)},
       {"requests-per-second-target-default", number(a.target_rps, 0.01, 1e6)},

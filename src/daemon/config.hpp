@@ -62,6 +62,11 @@ struct DaemonConfig {
   std::vector<std::string> log_sinks = {"file"};
   double log_max_file_bytes = 10.0 * (1 << 20);
   int log_max_files = 5;
+  // Events: the largest event the ingress takes (413 above), and how long and how many finished
+  // events are kept for 'elafros broker events'.
+  double event_max_bytes = 1 << 20;
+  int event_retention_seconds = 3600;
+  int event_retention_count = 10000;
   AutoscalingDefaults autoscaling;
 };
 

@@ -166,7 +166,7 @@ int run(const DaemonConfig& cfg) {
   // Events: the brokers' ingress on the proxy's listener, the durable queue, the dispatcher.
   BrokerSnapshot brokers;
   EventQueue event_queue(**store, store_thread.get_executor());
-  BrokerIngress ingress(brokers, event_queue, 1 << 20);
+  BrokerIngress ingress(brokers, event_queue, static_cast<std::uint64_t>(cfg.event_max_bytes));
   ProxyOptions popts;
   popts.ingress = &ingress;
   popts.ingress_host = "broker-ingress." + cfg.domain;
@@ -189,6 +189,8 @@ int run(const DaemonConfig& cfg) {
   dopts.defaults.retry = 10;
   dopts.defaults.backoff_policy = "exponential";
   dopts.defaults.backoff_delay = std::chrono::milliseconds(200);
+  dopts.retention = std::chrono::seconds(cfg.event_retention_seconds);
+  dopts.retention_count = cfg.event_retention_count;
   Dispatcher dispatcher(events_io, store_thread, **store, event_queue, brokers, dopts);
   event_queue.on_committed([&dispatcher] { dispatcher.wake(); });
 
@@ -243,7 +245,8 @@ int run(const DaemonConfig& cfg) {
                 *credentials, logs, reconciler,
                 {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime,
                  static_cast<std::uint64_t>(cfg.disk_free_warning_bytes),
-                 static_cast<std::size_t>(cfg.api_max_connections), [&access_log](LogHealth& h) {
+                 static_cast<std::size_t>(cfg.api_max_connections),
+                 [&access_log](LogHealth& h) {
                    if (!access_log) return;
                    AccessLog::Health a = access_log->health();
                    LogHealth::Sink s;
@@ -254,6 +257,9 @@ int run(const DaemonConfig& cfg) {
                    s.pending_bytes = a.pending_bytes;
                    s.dropped_lines = a.dropped_lines;
                    h.sinks.push_back(std::move(s));
+                 },
+                 [&dispatcher, &ingress] {
+                   return render_event_metrics(dispatcher.stats(), ingress.stats());
                  }});
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
   if (!cfg.socket_group.empty()) {

@@ -182,9 +182,33 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     });
   }
 
+  // Once a second at most: the backlog for /metrics; once a minute: retention.
+  awaitable<void> housekeeping() {
+    auto steady = std::chrono::steady_clock::now();
+    if (steady - last_backlog_ >= std::chrono::seconds(1)) {
+      last_backlog_ = steady;
+      auto b = co_await offload(store_thread_.get_executor(), &EventLog::backlog, &log_);
+      if (b) {
+        stats_.pending = b->pending;
+        stats_.oldest_pending_ms = b->oldest_pending_ms;
+      }
+    }
+    if (steady - last_prune_ >= std::chrono::seconds(60)) {
+      last_prune_ = steady;
+      std::int64_t before =
+          now_ms() -
+          std::chrono::duration_cast<std::chrono::milliseconds>(options_.retention).count();
+      auto n = co_await offload(store_thread_.get_executor(), &EventLog::prune_events, &log_,
+                                before, options_.retention_count);
+      if (n && *n > 0) stats_.pruned += static_cast<std::uint64_t>(*n);
+      if (!n) spdlog::warn("dropping old events failed: {}", n.error().message);
+    }
+  }
+
   awaitable<void> loop(std::shared_ptr<Impl> self) {
     while (!stopped_) {
       woken_ = false;
+      co_await housekeeping();
       std::int64_t now = now_ms();
       auto due = co_await offload(store_thread_.get_executor(), &EventLog::due_deliveries, &log_,
                                   now, kBatch);
@@ -237,7 +261,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     }
     DeliverySpec spec = route->delivery.any() ? route->delivery : options_.defaults;
     const int retries = spec.retry.value_or(0);
-    const bool dead_letter = d.attempts > retries;
+    const bool dead_letter = d.state == DeliveryState::kDeadLettering;
     const std::string& target = dead_letter ? route->dead_letter_url : route->subscriber_url;
     std::string where =
         fmt::format("trigger {}/{}", route->trigger.namespace_, route->trigger.name);
@@ -289,8 +313,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
       a = co_await post(*url, headers, body, timeout);
     }
     ++stats_.attempts;
-    ++d.attempts;
-    d.last_code = a.status;
+    ++(dead_letter ? d.dead_letter_attempts : d.attempts);
     d.updated_ms = now_ms();
     if (a.status >= 200 && a.status < 300) {
       bool reply = a.status != 202 && (!a.body.empty() || carries_cloudevent(a));
@@ -299,30 +322,38 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
         if (!r) {
           a.status = 502;
           a.error = r.error().message;
-          d.last_code = a.status;
         }
       }
       if (a.error.empty()) {
+        // A dead letter keeps the subscriber's last error: why it is one.
+        if (!dead_letter) d.last_error.clear();
         d.state = dead_letter ? DeliveryState::kDeadLettered : DeliveryState::kDelivered;
-        d.last_error.clear();
         ++(dead_letter ? stats_.dead_lettered : stats_.delivered);
         co_await save(d);
         co_return;
       }
     }
     // A failure: retried, or on to the dead-letter sink (or dropped).
-    d.last_error =
-        a.status ? fmt::format("{} answered {}{}{}", target, a.status, a.body.empty() ? "" : ": ",
-                               std::string_view(a.body).substr(0, 200))
-                 : a.error;
-    if (a.status && !a.error.empty()) d.last_error = a.error;
-    d.last_body = a.body.substr(0, kMaxErrorData);
-    int phase_attempt = dead_letter ? d.attempts - (retries + 1) : d.attempts;
-    if (!retryable(a.status) && !dead_letter) {
-      d.attempts = retries + 1;  // not retried: on to the dead-letter sink
+    std::string error = !a.error.empty() ? a.error
+                                         : fmt::format("{} answered {}{}{}", target, a.status,
+                                                       a.body.empty() ? "" : ": ",
+                                                       std::string_view(a.body).substr(0, 200));
+    int attempt = dead_letter ? d.dead_letter_attempts : d.attempts;
+    if (dead_letter) {
+      d.last_error =
+          fmt::format("{}; the dead-letter sink failed too: {}",
+                      d.last_error.substr(0, d.last_error.find("; the dead-letter")), error);
+    } else {
+      // What the dead-letter sink is told (knativeerrorcode, knativeerrordata).
+      d.last_code = a.status;
+      d.last_body = a.body.substr(0, kMaxErrorData);
+      d.last_error = error;
+    }
+    if (!dead_letter && !retryable(a.status)) {
+      d.state = DeliveryState::kDeadLettering;  // not retried: on to the dead-letter sink
       d.next_ms = now_ms();
-    } else if (phase_attempt <= retries) {
-      auto delay = retry_delay(spec, phase_attempt);
+    } else if (attempt <= retries) {
+      auto delay = retry_delay(spec, attempt);
       if (a.retry_after)
         delay = std::max<std::chrono::milliseconds>(
             delay, std::min<std::chrono::milliseconds>(
@@ -333,15 +364,17 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
       d.state = DeliveryState::kFailed;
       ++stats_.failed;
     } else {
-      d.next_ms = now_ms();  // retries exhausted: the dead-letter sink next
+      d.state = DeliveryState::kDeadLettering;  // retries exhausted
+      d.next_ms = now_ms();
     }
     spdlog::warn("delivering event {} of broker {}/{} through {} failed (attempt {}): {}; {}",
-                 e.event.get("id"), e.namespace_, e.broker, where, d.attempts, d.last_error,
+                 e.event.get("id"), e.namespace_, e.broker, where, attempt, error,
                  d.state == DeliveryState::kFailed ? "given up"
                  : d.next_ms > now_ms() ? fmt::format("retried in {} ms", d.next_ms - now_ms())
-                                        : std::string(dead_letter || d.attempts > retries
-                                                          ? "sent to the dead-letter sink next"
-                                                          : "retried now"));
+                 : d.state == DeliveryState::kDeadLettering
+                     ? std::string(route->dead_letter_url.empty() ? "no dead-letter sink: dropped"
+                                                                  : "to the dead-letter sink next")
+                     : std::string("retried now"));
     co_await save(d);
   }
 
@@ -416,6 +449,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
   std::map<std::string, int> per_trigger_;
   bool woken_ = false;
   bool stopped_ = false;
+  std::chrono::steady_clock::time_point last_backlog_{}, last_prune_{};
 };
 
 Dispatcher::Dispatcher(asio::io_context& io, asio::thread_pool& store_thread, EventLog& log,
@@ -443,6 +477,57 @@ void Dispatcher::stop() {
 
 const DispatchStats& Dispatcher::stats() const {
   return impl_->stats_;
+}
+
+std::string render_event_metrics(const DispatchStats& d, const IngressStats& i) {
+  std::string out;
+  auto family = [&out](const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  auto sample = [&out](std::string_view name, std::string_view labels, double v) {
+    out += fmt::format("{}{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
+                       labels.empty() ? "" : "}", v);
+  };
+  family("elafros_broker_events_total", "counter",
+         "Events the brokers' ingress answered, by outcome: accepted (202, committed), rejected "
+         "(400, 404, 413), ttl_dropped (knativebrokerttl exhausted), failed (503: not stored).");
+  sample("elafros_broker_events_total", R"(outcome="accepted")",
+         static_cast<double>(i.accepted.load()));
+  sample("elafros_broker_events_total", R"(outcome="rejected")",
+         static_cast<double>(i.rejected.load()));
+  sample("elafros_broker_events_total", R"(outcome="ttl_dropped")",
+         static_cast<double>(i.ttl_dropped.load()));
+  sample("elafros_broker_events_total", R"(outcome="failed")",
+         static_cast<double>(i.failed.load()));
+  family("elafros_event_delivery_attempts_total", "counter",
+         "Attempts to deliver an event to a Trigger's subscriber or dead-letter sink.");
+  sample("elafros_event_delivery_attempts_total", "", static_cast<double>(d.attempts.load()));
+  family("elafros_event_deliveries_total", "counter",
+         "Deliveries finished, by outcome: delivered, dead_lettered, failed (dropped: retries "
+         "exhausted and no dead-letter sink, or the trigger was deleted).");
+  sample("elafros_event_deliveries_total", R"(outcome="delivered")",
+         static_cast<double>(d.delivered.load()));
+  sample("elafros_event_deliveries_total", R"(outcome="dead_lettered")",
+         static_cast<double>(d.dead_lettered.load()));
+  sample("elafros_event_deliveries_total", R"(outcome="failed")",
+         static_cast<double>(d.failed.load()));
+  family("elafros_event_delivery_retries_total", "counter",
+         "Attempts that failed and are retried.");
+  sample("elafros_event_delivery_retries_total", "", static_cast<double>(d.retries.load()));
+  family("elafros_event_replies_total", "counter",
+         "CloudEvents subscribers answered with, which re-entered their broker.");
+  sample("elafros_event_replies_total", "", static_cast<double>(d.replies.load()));
+  family("elafros_event_replies_ttl_dropped_total", "counter",
+         "Replies dropped because their knativebrokerttl ran out (a reply loop).");
+  sample("elafros_event_replies_ttl_dropped_total", "", static_cast<double>(d.ttl_dropped.load()));
+  family("elafros_event_deliveries_pending", "gauge", "Deliveries not finished yet (the queue).");
+  sample("elafros_event_deliveries_pending", "", static_cast<double>(d.pending.load()));
+  family("elafros_event_oldest_pending_age_seconds", "gauge",
+         "How long the oldest unfinished delivery's event has waited; 0 with none.");
+  std::int64_t oldest = d.oldest_pending_ms.load();
+  sample("elafros_event_oldest_pending_age_seconds", "",
+         oldest == 0 ? 0.0 : static_cast<double>(now_ms() - oldest) / 1000.0);
+  return out;
 }
 
 }  // namespace elafros

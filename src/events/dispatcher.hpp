@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "elafros/event_log.hpp"
 #include "elafros/eventing.hpp"
@@ -31,6 +32,10 @@ struct DispatcherOptions {
   int proxy_port = 8080;  // where *.localhost subscribers (services) are reached
   // Without a delivery spec: Knative's broker defaults (retry 10, exponential, PT0.2S).
   DeliverySpec defaults;
+  // Finished events are kept this long, and at most this many events in all, for 'elafros
+  // broker events' and describe.
+  std::chrono::seconds retention{3600};
+  std::int64_t retention_count = 10000;
 };
 
 struct DispatchStats {
@@ -41,7 +46,14 @@ struct DispatchStats {
   std::atomic<std::uint64_t> failed{0};       // nothing more can be done (no dead-letter sink)
   std::atomic<std::uint64_t> replies{0};      // events from subscribers' answers
   std::atomic<std::uint64_t> ttl_dropped{0};  // replies whose knativebrokerttl ran out
+  std::atomic<std::int64_t> pending{0};       // deliveries not finished (refreshed each second)
+  std::atomic<std::int64_t> oldest_pending_ms{0};  // when the oldest of them arrived; 0: none
+  std::atomic<std::uint64_t> pruned{0};            // finished events dropped by retention
 };
+
+struct IngressStats;
+// The events' Prometheus families (the ingress's and the dispatcher's counters).
+std::string render_event_metrics(const DispatchStats& dispatch, const IngressStats& ingress);
 
 class Dispatcher {
  public:

@@ -195,5 +195,24 @@ cold_logged() { e logs coldsub 2>&1 | grep -q "event: id=cold-1 type=cold"; }
 check "an event for a service at zero cold-starts it and is delivered" wait_until 30 cold_logged || {
   grep -i "cold" "$work/daemon.log" | tail -5; e logs coldsub | tail -5; }
 
+# What became of them: broker events, describe's recent failures, metrics.
+
+check "broker events lists an event with its deliveries" \
+  bash -c "'$elafros_bin' --socket '$sock' broker events default | grep -q 'refuse-1 .*refuse:deadlettered(1)'"
+check "broker describe shows recent failures and dead letters, with the last error" \
+  bash -c "'$elafros_bin' --socket '$sock' broker describe default | grep -A20 'Recent failures' | grep -q 'refuse-1 .*deadlettered'"
+metrics=$(curl -s --unix-socket "$sock" http://elafrosd/metrics)
+check "/metrics counts accepted events" grep -qE '^elafros_broker_events_total\{outcome="accepted"\} [1-9]' <<<"$metrics"
+dead_and_retried() {
+  grep -qE '^elafros_event_deliveries_total\{outcome="dead_lettered"\} [1-9]' <<<"$metrics" &&
+    grep -qE '^elafros_event_delivery_retries_total [1-9]' <<<"$metrics"
+}
+check "...dead letters and retries" dead_and_retried
+check "...and the queue" grep -q '^elafros_event_deliveries_pending ' <<<"$metrics"
+check "kubectl-style reads work for the new kinds (a Table of triggers)" bash -c \
+  "curl -s --unix-socket '$sock' -H 'Accept: application/json;as=Table;v=v1;g=meta.k8s.io' http://elafrosd/apis/eventing.knative.dev/v1/namespaces/default/triggers | grep -q '\"Subscriber_URI\"'"
+e trigger delete lost >/dev/null
+check "trigger delete says so" bash -c "! '$elafros_bin' --socket '$sock' trigger list | grep -q '^lost '"
+
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
 finish

@@ -118,6 +118,8 @@ void print_conditions(const json::value& o) {
 
 // --- broker ---------------------------------------------------------------------------------
 
+void print_recent_failures(const ApiClient& api, const Globals& g, const std::string& name);
+
 int broker_create(const ApiClient& api, const Globals& g, const std::string& name,
                   const DeliveryFlags& f) {
   json::object spec;
@@ -180,7 +182,51 @@ int broker_describe(const ApiClient& api, const Globals& g, const std::string& n
       std::cout << "  Dead letter: " << destination_text(*dls) << "\n";
   }
   print_conditions(b);
+  print_recent_failures(api, g, name);
   return 0;
+}
+
+std::string events_path(const Globals& g, const std::string& broker, int limit) {
+  return fmt::format("/apis/elafros.dev/v1/namespaces/{}/brokers/{}/events?limit={}", g.ns, broker,
+                     limit);
+}
+
+int broker_events(const ApiClient& api, const Globals& g, const std::string& name, int limit) {
+  json::value list = api.call("GET", events_path(g, name, limit));
+  if (g.output != "table") return print(g, list), 0;
+  auto items = array_at(list, {"items"});
+  if (items.empty()) {
+    std::cout << fmt::format("No events kept for broker '{}'.\n", name);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows{{"ID", "TYPE", "SOURCE", "AGE", "DELIVERIES"}};
+  for (auto it = items.rbegin(); it != items.rend(); ++it) {
+    std::string deliveries;
+    for (const auto& d : array_at(*it, {"deliveries"}))
+      deliveries += fmt::format("{}{}:{}({})", deliveries.empty() ? "" : " ", field(d, "trigger"),
+                                field(d, "state"), field(d, "attempts"));
+    rows.push_back({field(*it, "attributes.id"), field(*it, "attributes.type"),
+                    field(*it, "attributes.source"), age(field(*it, "received")),
+                    deliveries.empty() ? "(no trigger matched)" : deliveries});
+  }
+  std::cout << table(rows);
+  return 0;
+}
+
+// What went wrong lately: deliveries retried, dead-lettered or dropped, with their last error.
+void print_recent_failures(const ApiClient& api, const Globals& g, const std::string& name) {
+  json::value list = api.call("GET", events_path(g, name, 200));
+  std::vector<std::vector<std::string>> rows{
+      {"  EVENT", "TRIGGER", "STATE", "ATTEMPTS", "LAST ERROR"}};
+  for (const auto& e : array_at(list, {"items"}))
+    for (const auto& d : array_at(e, {"deliveries"})) {
+      if (field(d, "state") == "delivered" || field(d, "lastError").empty()) continue;
+      if (rows.size() > 10) break;
+      rows.push_back({"  " + field(e, "attributes.id"), field(d, "trigger"), field(d, "state"),
+                      field(d, "attempts"), field(d, "lastError").substr(0, 120)});
+    }
+  if (rows.size() == 1) return;
+  std::cout << "\nRecent failures and dead letters:\n" << table(rows);
 }
 
 // --- trigger --------------------------------------------------------------------------------
@@ -371,6 +417,15 @@ void add_eventing_commands(CLI::App& app, Session& s) {
   bdescribe->add_option("name", *name, "broker name")->required();
   bdescribe->callback([&s, name] {
     s.run = [&s, name](const ApiClient& api) { return broker_describe(api, s.g, *name); };
+  });
+  auto limit = std::make_shared<int>(50);
+  auto* bevents = broker->add_subcommand("events", "a broker's latest events and their deliveries");
+  bevents->add_option("name", *name, "broker name")->required();
+  bevents->add_option("--limit", *limit, "how many of the latest (default 50)");
+  bevents->callback([&s, name, limit] {
+    s.run = [&s, name, limit](const ApiClient& api) {
+      return broker_events(api, s.g, *name, *limit);
+    };
   });
   auto* bdelete = broker->add_subcommand("delete", "delete a broker");
   bdelete->add_option("name", *name, "broker name")->required();
