@@ -15,8 +15,14 @@ port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p') 
 sub_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 node "$sdk/subscriber.js" "$sub_port" "$work/received.jsonl" &
 sub_pid=$!
-trap 'kill "$sub_pid" 2>/dev/null; kill "$producers_pid" 2>/dev/null; cleanup' EXIT
 producers_pid=""
+stop_all() {
+  set +e
+  kill "$sub_pid" 2>/dev/null
+  [ -n "$producers_pid" ] && kill "$producers_pid" 2>/dev/null
+  cleanup
+}
+trap stop_all EXIT
 wait_until 10 grep -q listening "$work/received.jsonl"
 e broker create default --retry 20 --backoff-delay PT0.1S >/dev/null
 e trigger create all --sink "http://127.0.0.1:$sub_port/ok" >/dev/null
