@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -205,34 +206,55 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     }
   }
 
+  // Reads the due deliveries into per-Trigger queues, starts what the Triggers' concurrency
+  // allows, and reads again when the queues run low, something new committed, or a retry is due.
   awaitable<void> loop(std::shared_ptr<Impl> self) {
     while (!stopped_) {
       woken_ = false;
       co_await housekeeping();
-      std::int64_t now = now_ms();
-      auto due = co_await offload(store_thread_.get_executor(), &EventLog::due_deliveries, &log_,
-                                  now, kBatch);
-      if (!due) {
-        spdlog::warn("reading the due event deliveries failed: {}", due.error().message);
-        co_await sleep(std::chrono::milliseconds(1000));
-        continue;
-      }
-      for (auto& [event, delivery] : *due) {
-        std::pair<std::int64_t, std::string> k{delivery.event_seq, delivery.trigger_uid};
-        if (inflight_.count(k) ||
-            per_trigger_[delivery.trigger_uid] >= options_.trigger_concurrency)
+      if (queued_count() < kBatch / 2) {
+        auto due = co_await offload(store_thread_.get_executor(), &EventLog::due_deliveries, &log_,
+                                    now_ms(), kBatch);
+        if (!due) {
+          spdlog::warn("reading the due event deliveries failed: {}", due.error().message);
+          co_await sleep(std::chrono::milliseconds(1000));
           continue;
-        inflight_.insert(k);
-        ++per_trigger_[delivery.trigger_uid];
-        asio::co_spawn(io_, deliver(self, std::move(event), std::move(delivery)), asio::detached);
+        }
+        for (auto& [event, delivery] : *due) {
+          std::pair<std::int64_t, std::string> k{delivery.event_seq, delivery.trigger_uid};
+          if (!queued_.insert(k).second) continue;  // queued or in flight already
+          ready_[delivery.trigger_uid].emplace_back(std::move(event), std::move(delivery));
+        }
+        std::vector<std::string> triggers;  // start_ready erases what it empties
+        for (const auto& [uid, q] : ready_) triggers.push_back(uid);
+        for (const auto& uid : triggers) start_ready(self, uid);
       }
       if (woken_ || stopped_) continue;
       auto next = co_await offload(store_thread_.get_executor(), &EventLog::next_due_ms, &log_);
-      // Due ones in flight wake us when they finish; otherwise sleep until the next is due.
+      // Finished deliveries and commits wake us; otherwise sleep until the next retry is due.
       std::int64_t wait = 1000;
       if (next && *next > now_ms()) wait = std::min<std::int64_t>(*next - now_ms(), 1000);
       if (!woken_) co_await sleep(std::chrono::milliseconds(wait));
     }
+  }
+
+  std::size_t queued_count() const {
+    std::size_t n = 0;
+    for (const auto& [uid, q] : ready_) n += q.size();
+    return n;
+  }
+
+  void start_ready(const std::shared_ptr<Impl>& self, const std::string& uid) {
+    auto it = ready_.find(uid);
+    if (it == ready_.end()) return;
+    auto& q = it->second;
+    while (!q.empty() && per_trigger_[uid] < options_.trigger_concurrency) {
+      auto [event, delivery] = std::move(q.front());
+      q.pop_front();
+      ++per_trigger_[uid];
+      asio::co_spawn(io_, deliver(self, std::move(event), std::move(delivery)), asio::detached);
+    }
+    if (q.empty()) ready_.erase(it);
   }
 
   awaitable<void> sleep(std::chrono::milliseconds d) {
@@ -244,9 +266,10 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     std::string uid = d.trigger_uid;
     std::pair<std::int64_t, std::string> k{d.event_seq, uid};
     co_await attempt(std::move(e), std::move(d));
-    inflight_.erase(k);
+    queued_.erase(k);
     if (--per_trigger_[uid] <= 0) per_trigger_.erase(uid);
-    wake();
+    start_ready(self, uid);
+    if (queued_count() < kBatch / 2) wake();  // read more
   }
 
   awaitable<void> attempt(StoredEvent e, Delivery d) {
@@ -445,8 +468,10 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
   DispatcherOptions options_;
   DispatchStats stats_;
   asio::steady_timer timer_;
-  std::set<std::pair<std::int64_t, std::string>> inflight_;
-  std::map<std::string, int> per_trigger_;
+  // Read from the log and not finished: waiting in ready_ (per Trigger) or in flight.
+  std::set<std::pair<std::int64_t, std::string>> queued_;
+  std::map<std::string, std::deque<std::pair<StoredEvent, Delivery>>> ready_;
+  std::map<std::string, int> per_trigger_;  // in flight
   bool woken_ = false;
   bool stopped_ = false;
   std::chrono::steady_clock::time_point last_backlog_{}, last_prune_{};
