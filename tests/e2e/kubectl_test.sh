@@ -164,6 +164,39 @@ check "...gets" contains "$out" "got True"
 check "...lists" contains "$out" "listed fromsdk,hello"
 check "...and deletes" contains "$out" "deleted"
 
+# Knative Eventing's kinds through the same machinery.
+cat >"$work/eventing.yaml" <<YAML
+apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: default
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: to-hello
+spec:
+  broker: default
+  filter:
+    attributes:
+      type: greeting
+  subscriber:
+    ref:
+      apiVersion: serving.knative.dev/v1
+      kind: Service
+      name: hello
+YAML
+out=$(k apply -f "$work/eventing.yaml" 2>&1)
+check "kubectl apply creates a broker and a trigger" \
+  bash -c "grep -q 'broker.eventing.knative.dev/default created' <<<'$out' && grep -q 'trigger.eventing.knative.dev/to-hello created' <<<'$out'"
+k wait trigger/to-hello --for=condition=Ready --timeout=30s >/dev/null 2>&1 || true
+out=$(k get triggers 2>&1)
+check "kubectl get triggers shows the broker and the subscriber's URI" \
+  bash -c "grep -q 'to-hello *default *http://hello.default.localhost:$port/ *True' <<<'$out'"
+out=$(k patch trigger to-hello --type merge -p '{"spec":{"broker":"other"}}' 2>&1 || true)
+check "spec.broker is immutable" contains "$out" "spec.broker: field is immutable"
+k delete -f "$work/eventing.yaml" >/dev/null
+
 out=$(k delete ksvc hello 2>&1)
 check "kubectl delete ksvc" contains "$out" 'service.serving.knative.dev "hello" deleted'
 check "...its revisions are gone" test -z "$(k get revisions -o name)"

@@ -273,7 +273,12 @@ TEST_CASE("an instance that exits is replaced after a backoff, and the exit is r
   std::string first = h.runtime.started[0];
   ::kill(h.runtime.pid_of(first), SIGKILL);
   REQUIRE(h.run_until([&] { return h.endpoint(kHost) == nullptr; }));  // out of the route at once
-  auto healthy = h.reconciler->revision_status("default", "hello-00001").conditions[0];
+  // The reason follows once its last output is read and it is removed (off the control thread).
+  auto health = [&] {
+    return h.reconciler->revision_status("default", "hello-00001").conditions[0];
+  };
+  REQUIRE(h.run_until([&] { return health().status == "False"; }));
+  auto healthy = health();
   CHECK(healthy.type == "ContainerHealthy");
   CHECK(healthy.status == "False");
   CHECK(healthy.reason == "ExitCode");
