@@ -159,6 +159,21 @@ check "...and stays stopped" test "$(got /loop type loop)" = 5
 check "...saying so in the log" grep -q "knativebrokerttl ran out" "$work/daemon.log"
 check "an exhausted TTL at the ingress is 400" test "$(post -H 'ce-id: l2' -H 'ce-source: /raw' -H 'ce-specversion: 1.0' -H 'ce-type: loop' -H 'ce-knativebrokerttl: 0')" = 400
 
+# delivery.format json: the subscriber gets structured mode, which its SDK parses.
+curl -s --unix-socket "$sock" -X POST -H 'Content-Type: application/json' \
+  http://elafrosd/apis/eventing.knative.dev/v1/namespaces/default/triggers -d '{
+  "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "structured"},
+  "spec": {"broker": "default", "filter": {"attributes": {"type": "structured"}},
+           "subscriber": {"uri": "'"$sub"'/ok"}, "delivery": {"format": "json"}}}' >/dev/null
+sleep 0.5
+e event send --type structured --source /raw --id st-1 -d '{"k":"v"}' >/dev/null
+structured() { python3 -c "
+import json,sys
+rows=[json.loads(l) for l in open('$work/received.jsonl') if '\"st-1\"' in l]
+ok = rows and rows[0]['valid'] and rows[0]['contentType'].startswith('application/cloudevents+json') and rows[0]['event']['data'] == {'k': 'v'}
+sys.exit(0 if ok else 1)"; }
+check "delivery.format json delivers in structured mode, which the SDK parses" wait_until 10 structured
+
 # Filters dialects end to end: prefix, suffix, not, any, and CESQL.
 cat >"$work/filters.yaml" <<'YAML'
 - prefix: {type: com.shop.}

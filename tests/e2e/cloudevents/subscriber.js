@@ -20,7 +20,8 @@ http.createServer((req, res) => {
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
     const url = new URL(req.url, "http://x");
-    const record = { path: url.pathname, time: Date.now(), prefer: req.headers.prefer || "" };
+    const record = { path: url.pathname, time: Date.now(), prefer: req.headers.prefer || "",
+                     contentType: req.headers["content-type"] || "" };
     let event;
     try {
       event = HTTP.toEvent({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
