@@ -113,18 +113,15 @@ Result<std::vector<std::int64_t>> SqliteStore::append_events(const std::vector<N
   return seqs;
 }
 
-Result<std::vector<std::pair<StoredEvent, Delivery>>> SqliteStore::due_deliveries(
-    std::int64_t now_ms, std::size_t limit) {
-  Statement st(
-      db_,
-      "SELECT e.seq, e.namespace, e.broker, e.attributes, e.data, e.received, "
-      "d.event_seq, d.trigger_uid, d.trigger, d.state, d.attempts, d.dl_attempts, d.next_at, "
-      "d.last_code, d.last_error, d.last_body, d.updated "
-      "FROM deliveries d JOIN events e ON e.seq = d.event_seq "
-      "WHERE d.state IN ('pending', 'deadlettering') AND d.next_at <= ? "
-      "ORDER BY d.next_at, d.event_seq "
-      "LIMIT ?");
-  st.bind(1, now_ms).bind(2, static_cast<std::int64_t>(limit));
+namespace {
+
+constexpr const char* kDueColumns =
+    "SELECT e.seq, e.namespace, e.broker, e.attributes, e.data, e.received, "
+    "d.event_seq, d.trigger_uid, d.trigger, d.state, d.attempts, d.dl_attempts, d.next_at, "
+    "d.last_code, d.last_error, d.last_body, d.updated "
+    "FROM deliveries d JOIN events e ON e.seq = d.event_seq ";
+
+Result<std::vector<std::pair<StoredEvent, Delivery>>> due_rows(Statement& st) {
   std::vector<std::pair<StoredEvent, Delivery>> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
@@ -134,6 +131,28 @@ Result<std::vector<std::pair<StoredEvent, Delivery>>> SqliteStore::due_deliverie
   }
   if (rc != SQLITE_DONE) return st.error("reading the due deliveries failed");
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<std::pair<StoredEvent, Delivery>>> SqliteStore::due_deliveries(
+    std::int64_t now_ms, std::size_t limit) {
+  Statement st(db_, (std::string(kDueColumns) +
+                     "WHERE d.state IN ('pending', 'deadlettering') AND d.next_at <= ? "
+                     "ORDER BY d.next_at, d.event_seq LIMIT ?")
+                        .c_str());
+  st.bind(1, now_ms).bind(2, static_cast<std::int64_t>(limit));
+  return due_rows(st);
+}
+
+Result<std::vector<std::pair<StoredEvent, Delivery>>> SqliteStore::due_deliveries_of(
+    const std::string& trigger_uid, std::int64_t now_ms, std::size_t limit) {
+  Statement st(db_, (std::string(kDueColumns) +
+                     "WHERE d.trigger_uid = ? AND d.state IN ('pending', 'deadlettering') "
+                     "AND d.next_at <= ? ORDER BY d.next_at, d.event_seq LIMIT ?")
+                        .c_str());
+  st.bind(1, trigger_uid).bind(2, now_ms).bind(3, static_cast<std::int64_t>(limit));
+  return due_rows(st);
 }
 
 Result<std::int64_t> SqliteStore::next_due_ms() {

@@ -52,6 +52,7 @@ CREATE TABLE deliveries (
   PRIMARY KEY (event_seq, trigger_uid)
 );
 CREATE INDEX deliveries_due ON deliveries (state, next_at);
+CREATE INDEX deliveries_due_by_trigger ON deliveries (trigger_uid, state, next_at);
 )sql";
 
 constexpr const char* kMigrations[] = {

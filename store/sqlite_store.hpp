@@ -43,6 +43,8 @@ class SqliteStore final : public Store {
   Result<std::vector<std::int64_t>> append_events(const std::vector<NewEvent>& events) override;
   Result<std::vector<std::pair<StoredEvent, Delivery>>> due_deliveries(std::int64_t now_ms,
                                                                        std::size_t limit) override;
+  Result<std::vector<std::pair<StoredEvent, Delivery>>> due_deliveries_of(
+      const std::string& trigger_uid, std::int64_t now_ms, std::size_t limit) override;
   Result<std::int64_t> next_due_ms() override;
   Result<void> update_delivery(const Delivery& delivery) override;
   Result<void> update_deliveries(const std::vector<Delivery>& deliveries) override;

@@ -56,6 +56,10 @@ class EventLog {
   // Pending deliveries due at or before now_ms, oldest first, with their events.
   virtual Result<std::vector<std::pair<StoredEvent, Delivery>>> due_deliveries(
       std::int64_t now_ms, std::size_t limit) = 0;
+  // The same for one Trigger: the dispatcher reads each Trigger's on its own, so that one slow
+  // subscriber's backlog cannot hide the others' due deliveries.
+  virtual Result<std::vector<std::pair<StoredEvent, Delivery>>> due_deliveries_of(
+      const std::string& trigger_uid, std::int64_t now_ms, std::size_t limit) = 0;
   // Pending deliveries not due yet: when the earliest is (0: none).
   virtual Result<std::int64_t> next_due_ms() = 0;
   virtual Result<void> update_delivery(const Delivery& delivery) = 0;

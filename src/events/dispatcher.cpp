@@ -34,7 +34,8 @@ namespace elafros {
 namespace {
 
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kBatch = 256;
+constexpr std::size_t kBatch = 256;          // the sweep for deliveries of deleted Triggers
+constexpr std::size_t kPerTrigger = 128;     // a Trigger's due deliveries read ahead
 constexpr std::size_t kMaxErrorData = 1024;  // knativeerrordata's bytes, before base64
 
 std::int64_t now_ms() {
@@ -212,22 +213,30 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     while (!stopped_) {
       woken_ = false;
       co_await housekeeping();
-      if (queued_count() < kBatch / 2) {
+      // Each Trigger's own due deliveries while its queue is low; then everything due, for the
+      // deliveries of Triggers that are gone (they fail at once).
+      BrokerTablePtr table = brokers_.load();
+      std::vector<std::string> low;
+      for (const auto& [k, b] : table->brokers)
+        for (const auto& t : b.triggers)
+          if (ready_size(t.trigger.uid) < kPerTrigger / 2) low.push_back(t.trigger.uid);
+      for (const auto& uid : low) {
+        auto due = co_await offload(store_thread_.get_executor(), &EventLog::due_deliveries_of,
+                                    &log_, uid, now_ms(), kPerTrigger + in_flight(uid));
+        if (due) take(self, std::move(*due));
+      }
+      if (steady_now() - last_sweep_ >= std::chrono::seconds(5)) {
+        last_sweep_ = steady_now();
         auto due = co_await offload(store_thread_.get_executor(), &EventLog::due_deliveries, &log_,
                                     now_ms(), kBatch);
         if (!due) {
           spdlog::warn("reading the due event deliveries failed: {}", due.error().message);
-          co_await sleep(std::chrono::milliseconds(1000));
-          continue;
+        } else {
+          std::vector<std::pair<StoredEvent, Delivery>> orphans;
+          for (auto& row : *due)
+            if (!table->find_trigger(row.second.trigger_uid)) orphans.push_back(std::move(row));
+          take(self, std::move(orphans));
         }
-        for (auto& [event, delivery] : *due) {
-          std::pair<std::int64_t, std::string> k{delivery.event_seq, delivery.trigger_uid};
-          if (!queued_.insert(k).second) continue;  // queued or in flight already
-          ready_[delivery.trigger_uid].emplace_back(std::move(event), std::move(delivery));
-        }
-        std::vector<std::string> triggers;  // start_ready erases what it empties
-        for (const auto& [uid, q] : ready_) triggers.push_back(uid);
-        for (const auto& uid : triggers) start_ready(self, uid);
       }
       if (woken_ || stopped_) continue;
       auto next = co_await offload(store_thread_.get_executor(), &EventLog::next_due_ms, &log_);
@@ -238,10 +247,30 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     }
   }
 
-  std::size_t queued_count() const {
-    std::size_t n = 0;
-    for (const auto& [uid, q] : ready_) n += q.size();
-    return n;
+  static std::chrono::steady_clock::time_point steady_now() {
+    return std::chrono::steady_clock::now();
+  }
+
+  std::size_t ready_size(const std::string& uid) const {
+    auto it = ready_.find(uid);
+    return it == ready_.end() ? 0 : it->second.size();
+  }
+
+  std::size_t in_flight(const std::string& uid) const {
+    auto it = per_trigger_.find(uid);
+    return it == per_trigger_.end() ? 0 : static_cast<std::size_t>(it->second);
+  }
+
+  // Queues what was read and is not queued or in flight already, and starts what may start.
+  void take(const std::shared_ptr<Impl>& self, std::vector<std::pair<StoredEvent, Delivery>> rows) {
+    std::set<std::string> touched;
+    for (auto& [event, delivery] : rows) {
+      std::pair<std::int64_t, std::string> k{delivery.event_seq, delivery.trigger_uid};
+      if (!queued_.insert(k).second) continue;
+      touched.insert(delivery.trigger_uid);
+      ready_[delivery.trigger_uid].emplace_back(std::move(event), std::move(delivery));
+    }
+    for (const auto& uid : touched) start_ready(self, uid);
   }
 
   void start_ready(const std::shared_ptr<Impl>& self, const std::string& uid) {
@@ -269,7 +298,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     queued_.erase(k);
     if (--per_trigger_[uid] <= 0) per_trigger_.erase(uid);
     start_ready(self, uid);
-    if (queued_count() < kBatch / 2) wake();  // read more
+    if (ready_size(uid) < kPerTrigger / 2) wake();  // read more of this Trigger's
   }
 
   awaitable<void> attempt(StoredEvent e, Delivery d) {
@@ -474,7 +503,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
   std::map<std::string, int> per_trigger_;  // in flight
   bool woken_ = false;
   bool stopped_ = false;
-  std::chrono::steady_clock::time_point last_backlog_{}, last_prune_{};
+  std::chrono::steady_clock::time_point last_backlog_{}, last_prune_{}, last_sweep_{};
 };
 
 Dispatcher::Dispatcher(asio::io_context& io, asio::thread_pool& store_thread, EventLog& log,

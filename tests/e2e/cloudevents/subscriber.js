@@ -7,6 +7,7 @@
 //   /bad           400 "bad input"
 //   /notce         200 with a body that is not a CloudEvent
 //   /dls           202 (a dead-letter sink)
+//   /slow          202 after a second
 // Usage: node subscriber.js PORT LOGFILE
 const http = require("node:http");
 const fs = require("node:fs");
@@ -55,6 +56,8 @@ http.createServer((req, res) => {
         res.writeHead(count <= n ? Number(url.searchParams.get("code") || 503) : 202);
         return res.end();
       }
+      case "/slow":
+        return setTimeout(() => { res.writeHead(202); res.end(); }, 1000);
       case "/bad":
         res.writeHead(400, { "content-type": "text/plain" });
         return res.end("bad input");
