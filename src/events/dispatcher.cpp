@@ -306,7 +306,8 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     const TriggerRoute* route = table->find_trigger(d.trigger_uid);
     if (!route) {
       d.state = DeliveryState::kFailed;
-      d.last_error = "the trigger was deleted before the event could be delivered";
+      d.last_error =
+          "its trigger, or the trigger's broker, was deleted before the event could be delivered";
       ++stats_.failed;
       co_await save(d);
       co_return;
