@@ -40,19 +40,10 @@ class ApiServer::Impl {
     // Fixed paths first: the generic resource patterns would match some of them.
     api::add_discovery_routes(router_, builtin_kinds(), {info_.version});
     api::add_image_routes(router_, parts_);
-    api::DaemonInfo daemon{info_.version,
-                           info_.data_dir,
-                           info_.socket,
-                           info_.listen,
-                           info_.domain,
-                           info_.runtime,
-                           info_.disk_free_warning_bytes,
-                           info_.more_log_health,
-                           info_.more_metrics};
-    api::add_operation_routes(router_, parts_, daemon);
+    api::add_operation_routes(router_, parts_, info_);
     add_credential_routes();
     resources_.add_routes(router_);
-    api::add_metrics_route(metrics_router_, parts_, daemon);
+    api::add_metrics_route(metrics_router_, parts_, info_);
   }
 
   // GET …/kubeconfig: a kubeconfig for the HTTPS API (server, CA, the admin token);

@@ -28,6 +28,7 @@ struct LogHealth;
 class Reconciler;
 class RegistryClient;
 
+// The daemon as the API describes it (status, /metrics), and the API listeners' limits.
 struct ApiInfo {
   std::string version;
   std::string data_dir;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "api/api_server.hpp"
 #include "api/router.hpp"
 #include "elafros/store.hpp"
 
@@ -29,17 +30,8 @@ namespace api {
 
 class ImagePuller;
 
-struct DaemonInfo {
-  std::string version;
-  std::string data_dir;
-  std::string socket;
-  std::string listen;
-  std::string domain;
-  std::string runtime;
-  std::uint64_t disk_free_warning_bytes = 0;        // status warns below this much free space
-  std::function<void(LogHealth&)> more_log_health;  // the access log's, beside the collector's
-  std::function<std::string()> more_metrics;        // Prometheus text appended to /metrics (events)
-};
+// What status and /metrics say of the daemon: the ApiServer's own description of it.
+using DaemonInfo = ApiInfo;
 
 struct DaemonApiParts {
   boost::asio::io_context& control;
