@@ -125,13 +125,15 @@ Result<std::vector<Token>> tokenize(std::string_view in) {
     }
     Token t;
     t.pos = i + 1;
-    if (std::isalpha(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-        c == '_') {
+    if (std::isalpha(static_cast<unsigned char>(c)) ||
+        std::isdigit(static_cast<unsigned char>(c)) || c == '_') {
       std::size_t j = i;
-      while (j < in.size() && (std::isalnum(static_cast<unsigned char>(in[j])) || in[j] == '_')) ++j;
+      while (j < in.size() && (std::isalnum(static_cast<unsigned char>(in[j])) || in[j] == '_'))
+        ++j;
       t.text = std::string(in.substr(i, j - i));
-      bool digits = std::all_of(t.text.begin(), t.text.end(),
-                                [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); });
+      bool digits = std::all_of(t.text.begin(), t.text.end(), [](char ch) {
+        return std::isdigit(static_cast<unsigned char>(ch));
+      });
       t.kind = digits ? Token::kInteger : Token::kIdent;
       t.word = upper(t.text);
       i = j;
@@ -152,7 +154,8 @@ Result<std::vector<Token>> tokenize(std::string_view in) {
         }
       }
       if (!closed)
-        return Error::invalid(fmt::format("at {}: the string that starts here is not closed", i + 1));
+        return Error::invalid(
+            fmt::format("at {}: the string that starts here is not closed", i + 1));
       t.kind = Token::kString;
       t.text = std::move(s);
       i = j;
@@ -188,10 +191,18 @@ Result<std::vector<Token>> tokenize(std::string_view in) {
 
 struct CesqlExpression {
   enum class Op {
-    kLiteral, kAttribute, kExists, kNot, kNegate, kBinary, kLike, kIn, kCall
+    kLiteral,
+    kAttribute,
+    kExists,
+    kNot,
+    kNegate,
+    kBinary,
+    kLike,
+    kIn,
+    kCall
   } op = Op::kLiteral;
   Value literal;
-  std::string name;     // attribute, function, or the binary operator
+  std::string name;      // attribute, function, or the binary operator
   bool negated = false;  // NOT LIKE, NOT IN
   std::vector<std::unique_ptr<CesqlExpression>> args;
 };
@@ -360,13 +371,12 @@ class Parser {
         } while (!error_ && accept(","));
         if (!expect(")")) return nullptr;
       }
-      if (auto problem = arity_problem(n->name, n->args.size()))
-        return fail(t, *problem);
+      if (auto problem = arity_problem(n->name, n->args.size())) return fail(t, *problem);
       return n;
     }
     if (!valid_attribute_name(t.text))
-      return fail(t, fmt::format("\"{}\" is not an attribute name (lowercase letters and digits)",
-                                 t.text));
+      return fail(
+          t, fmt::format("\"{}\" is not an attribute name (lowercase letters and digits)", t.text));
     n->op = CesqlExpression::Op::kAttribute;
     n->name = t.text;
     return n;
@@ -377,28 +387,27 @@ class Parser {
       const char* name;
       std::size_t min, max;
     };
-    static constexpr Sig kSigs[] = {{"LENGTH", 1, 1},    {"CONCAT", 0, SIZE_MAX},
-                                    {"CONCAT_WS", 1, SIZE_MAX}, {"LOWER", 1, 1},
-                                    {"UPPER", 1, 1},     {"TRIM", 1, 1},
-                                    {"LEFT", 2, 2},      {"RIGHT", 2, 2},
-                                    {"SUBSTRING", 2, 3}, {"ABS", 1, 1},
-                                    {"INT", 1, 1},       {"BOOL", 1, 1},
-                                    {"STRING", 1, 1},    {"IS_INT", 1, 1},
-                                    {"IS_BOOL", 1, 1}};
+    static constexpr Sig kSigs[] = {
+        {"LENGTH", 1, 1}, {"CONCAT", 0, SIZE_MAX}, {"CONCAT_WS", 1, SIZE_MAX},
+        {"LOWER", 1, 1},  {"UPPER", 1, 1},         {"TRIM", 1, 1},
+        {"LEFT", 2, 2},   {"RIGHT", 2, 2},         {"SUBSTRING", 2, 3},
+        {"ABS", 1, 1},    {"INT", 1, 1},           {"BOOL", 1, 1},
+        {"STRING", 1, 1}, {"IS_INT", 1, 1},        {"IS_BOOL", 1, 1}};
     for (const auto& s : kSigs)
       if (f == s.name) {
         if (n < s.min || n > s.max)
           return fmt::format("{} takes {} argument(s), not {}", f,
-                             s.min == s.max ? std::to_string(s.min)
+                             s.min == s.max      ? std::to_string(s.min)
                              : s.max == SIZE_MAX ? fmt::format("at least {}", s.min)
-                                                  : fmt::format("{} or {}", s.min, s.max),
+                                                 : fmt::format("{} or {}", s.min, s.max),
                              n);
         return std::nullopt;
       }
-    return fmt::format("there is no function {} (CESQL has LENGTH, CONCAT, CONCAT_WS, LOWER, "
-                       "UPPER, TRIM, LEFT, RIGHT, SUBSTRING, ABS, INT, BOOL, STRING, IS_INT, "
-                       "IS_BOOL)",
-                       f);
+    return fmt::format(
+        "there is no function {} (CESQL has LENGTH, CONCAT, CONCAT_WS, LOWER, "
+        "UPPER, TRIM, LEFT, RIGHT, SUBSTRING, ABS, INT, BOOL, STRING, IS_INT, "
+        "IS_BOOL)",
+        f);
   }
 
   const Token& peek() const { return t_[std::min(i_, t_.size() - 1)]; }
@@ -516,7 +525,9 @@ Value binary(const CesqlExpression& n, const CloudEvent& e) {
     // Ambiguous: the right operand's type decides (section 3.7).
     Value r = eval(*n.args[1], e);
     Value l = cast(eval(*n.args[0], e), r.type);
-    bool eq = r.type == Type::kString ? l.s == r.s : r.type == Type::kInteger ? l.i == r.i : l.b == r.b;
+    bool eq = r.type == Type::kString    ? l.s == r.s
+              : r.type == Type::kInteger ? l.i == r.i
+                                         : l.b == r.b;
     return Value::boolean(op == "=" ? eq : !eq);
   }
   std::int64_t l = eval_as(*n.args[0], e, Type::kInteger).i;
@@ -557,7 +568,9 @@ Value eval(const CesqlExpression& n, const CloudEvent& e) {
       bool found = false;
       for (std::size_t k = 1; k < n.args.size() && !found; ++k) {
         Value y = cast(eval(*n.args[k], e), x.type);  // the left operand's type
-        found = x.type == Type::kString ? x.s == y.s : x.type == Type::kInteger ? x.i == y.i : x.b == y.b;
+        found = x.type == Type::kString    ? x.s == y.s
+                : x.type == Type::kInteger ? x.i == y.i
+                                           : x.b == y.b;
       }
       return Value::boolean(found != n.negated);
     }

@@ -30,7 +30,11 @@ bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : 9;
+    std::size_t n = c < 0x80           ? 0
+                    : (c >> 5) == 0x6  ? 1
+                    : (c >> 4) == 0xe  ? 2
+                    : (c >> 3) == 0x1e ? 3
+                                       : 9;
     if (n == 9 || i + n >= s.size()) return false;  // a bad lead byte, or cut short
     std::uint32_t cp = n == 0 ? c : c & (0x3fu >> n);
     for (std::size_t k = 1; k <= n; ++k) {
@@ -63,9 +67,12 @@ Result<std::string> attribute_text(const std::string& name, const json::value& v
   if (v.is_bool()) return std::string(v.get_bool() ? "true" : "false");
   if (v.is_int64()) return std::to_string(v.get_int64());
   if (v.is_uint64()) return std::to_string(v.get_uint64());
-  return Error::invalid(fmt::format(
-      "attribute \"{}\" must be a string, a boolean or an integer, not {}", name,
-      v.is_null() ? "null" : v.is_object() ? "an object" : v.is_array() ? "an array" : "a number"));
+  return Error::invalid(
+      fmt::format("attribute \"{}\" must be a string, a boolean or an integer, not {}", name,
+                  v.is_null()     ? "null"
+                  : v.is_object() ? "an object"
+                  : v.is_array()  ? "an array"
+                                  : "a number"));
 }
 
 }  // namespace
@@ -111,8 +118,8 @@ Result<void> validate_cloudevent(const CloudEvent& e) {
       return Error::invalid(fmt::format("attribute \"{}\" is not valid UTF-8", name));
   }
   if (const std::string* t = e.attribute("time"); t && !parse_rfc3339(*t))
-    return Error::invalid(fmt::format(
-        "time \"{}\" is not an RFC 3339 timestamp (e.g. 2026-12-01T10:00:00Z)", *t));
+    return Error::invalid(
+        fmt::format("time \"{}\" is not an RFC 3339 timestamp (e.g. 2026-12-01T10:00:00Z)", *t));
   if (const std::string* s = e.attribute("dataschema"); s && s->find(':') == std::string::npos)
     return Error::invalid(fmt::format("dataschema \"{}\" is not an absolute URI", *s));
   return {};
@@ -193,8 +200,7 @@ Result<CloudEvent> cloudevent_from_json(std::string_view text) {
   if (data && data_base64)
     return Error::invalid("the event has both data and data_base64; send one of them");
   if (data_base64) {
-    if (!data_base64->is_string())
-      return Error::invalid("data_base64 must be a string of base64");
+    if (!data_base64->is_string()) return Error::invalid("data_base64 must be a string of base64");
     auto bytes = base64_decode(data_base64->get_string());
     if (!bytes) return Error::invalid("data_base64 is not valid base64");
     e.data = std::move(*bytes);

@@ -73,8 +73,8 @@ Result<EventFilter> dialect(const json::value& v, const std::string& path) {
     auto m = attribute_map(value, at, false);
     if (!m) return m.error();
     if (m->size() != 1)
-      return Error::invalid(fmt::format("{}: expected exactly one attribute, not {}", at,
-                                        m->size()));
+      return Error::invalid(
+          fmt::format("{}: expected exactly one attribute, not {}", at, m->size()));
     f.attributes = std::move(*m);
     return f;
   }
@@ -82,8 +82,7 @@ Result<EventFilter> dialect(const json::value& v, const std::string& path) {
     f.dialect = name == "all" ? EventFilter::Dialect::kAll : EventFilter::Dialect::kAny;
     auto children = dialect_list(value, at);
     if (!children) return children.error();
-    if (children->empty())
-      return Error::invalid(fmt::format("{}: needs at least one filter", at));
+    if (children->empty()) return Error::invalid(fmt::format("{}: needs at least one filter", at));
     f.children = std::move(*children);
     return f;
   }
@@ -128,8 +127,9 @@ Result<EventFilter> trigger_filter(const json::object& spec) {
       return Error::invalid("spec.filter: expected an object with attributes");
     for (const auto& kv : filter->get_object())
       if (kv.key() != "attributes")
-        return Error::invalid(fmt::format("spec.filter.{}: unknown field (known fields: attributes)",
-                                          std::string_view(kv.key())));
+        return Error::invalid(
+            fmt::format("spec.filter.{}: unknown field (known fields: attributes)",
+                        std::string_view(kv.key())));
     if (const json::value* attrs = filter->get_object().if_contains("attributes");
         attrs && !attrs->is_null()) {
       auto m = attribute_map(*attrs, "spec.filter.attributes", true);
@@ -157,8 +157,9 @@ bool filter_matches(const EventFilter& f, const CloudEvent& e) {
       if (!got) return false;
       if (f.dialect == D::kExact) return *got == want;
       if (got->size() < want.size()) return false;
-      return f.dialect == D::kPrefix ? got->compare(0, want.size(), want) == 0
-                                     : got->compare(got->size() - want.size(), want.size(), want) == 0;
+      return f.dialect == D::kPrefix
+                 ? got->compare(0, want.size(), want) == 0
+                 : got->compare(got->size() - want.size(), want.size(), want) == 0;
     }
     case D::kAll:
       for (const auto& c : f.children)

@@ -151,5 +151,4 @@ class Reader {
   std::optional<Error>& error_;
 };
 
-
 }  // namespace elafros

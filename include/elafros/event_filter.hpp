@@ -21,7 +21,7 @@ struct CesqlExpression;  // a parsed CESQL expression
 
 struct EventFilter {
   enum class Dialect { kAttributes, kExact, kPrefix, kSuffix, kAll, kAny, kNot, kCesql };
-  Dialect dialect = Dialect::kAll;  // an empty kAll matches everything
+  Dialect dialect = Dialect::kAll;                // an empty kAll matches everything
   std::map<std::string, std::string> attributes;  // attributes, exact, prefix, suffix
   std::vector<EventFilter> children;              // all, any, not (one)
   std::shared_ptr<const CesqlExpression> cesql;

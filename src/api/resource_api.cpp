@@ -576,9 +576,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     json::object obj = std::move(admitted.value());
     for (const auto& field : k.immutable_fields)
       if (json_path_value(obj, field) != json_path_value(stored, field))
-        return Error::invalid(fmt::format(
-            "{}: field is immutable; delete the {} and create it again to change it",
-            field.substr(1), k.singular));
+        return Error::invalid(
+            fmt::format("{}: field is immutable; delete the {} and create it again to change it",
+                        field.substr(1), k.singular));
     json::object& md = metadata_of(obj);
     for (const char* key : {"uid", "creationTimestamp", "deletionTimestamp"}) {
       std::string v = meta_string(stored, key);

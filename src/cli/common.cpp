@@ -140,6 +140,21 @@ void print(const Globals& g, const json::value& v) {
     std::cout << to_yaml(v);
 }
 
+void print_conditions(const json::value& obj) {
+  std::cout << "\nConditions:\n";
+  std::vector<std::vector<std::string>> rows{{"  OK", "TYPE", "AGE", "REASON"}};
+  for (const auto& c : array_at(obj, {"status", "conditions"})) {
+    std::string st = field(c, "status");
+    rows.push_back(
+        {st == "True"    ? "  ++"
+         : st == "False" ? "  !!"
+                         : "  ??",
+         field(c, "type"), age(field(c, "lastTransitionTime")),
+         field(c, "reason") + (field(c, "message").empty() ? "" : " " + field(c, "message"))});
+  }
+  std::cout << table(rows);
+}
+
 const json::object* condition(const json::value& obj, std::string_view type) {
   const auto* o = obj.if_object();
   const auto* st = o ? o->if_contains("status") : nullptr;

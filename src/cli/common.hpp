@@ -39,6 +39,8 @@ void print(const Globals& g, const boost::json::value& v);
 const boost::json::object* condition(const boost::json::value& obj, std::string_view type);
 std::string condition_status(const boost::json::value& obj, std::string_view type);
 std::string condition_summary(const boost::json::value& obj);  // "3 OK / 3"
+// describe's "Conditions:" table: OK (++, !!, ??), type, age, reason and message.
+void print_conditions(const boost::json::value& obj);
 std::string label(const boost::json::value& obj, std::string_view key);
 boost::json::array array_at(const boost::json::value& v,
                             std::initializer_list<std::string_view> path);

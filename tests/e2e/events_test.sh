@@ -36,6 +36,8 @@ n = sum(1 for r in rows if r["path"] == path and r.get("event", {}).get(key) == 
 print(n)
 PY
 }
+# The controller publishes a Trigger to the ingress in the same pass that writes it Ready.
+triggers_ready() { local t; for t; do e trigger list | grep -q "^$t .*True" || return 1; done; }
 count_is() { [ "$(got "$@")" = "${*: -1:1}" ] 2>/dev/null; }
 
 out=$(e broker create default --retry 3 --backoff-policy linear --backoff-delay PT0.3S)
@@ -109,7 +111,7 @@ check "a body over the limit is 413" test "$(post "${ce[@]}" --data-binary @<(he
 
 # Retries: 503 twice, then accepted: exactly 3 attempts, linear gaps of 0.3 s and 0.6 s.
 e trigger create retry --filter type=retry --sink "$sub/fail?n=2" >/dev/null
-sleep 0.5  # the controller publishes the trigger to the ingress
+wait_until 5 triggers_ready retry
 e event send --type retry --source /raw --id retry-1 >/dev/null
 three() { [ "$(got /fail id retry-1)" = 3 ]; }
 check "a subscriber answering 503 twice gets exactly 3 attempts" wait_until 15 three
@@ -120,14 +122,15 @@ gaps = [(b - a) / 1000 for a, b in zip(t, t[1:])]
 print("# gaps:", gaps)
 assert len(gaps) == 2 and 0.25 <= gaps[0] <= 1.0 and 0.55 <= gaps[1] <= 1.4, gaps
 PY
-sleep 1.5
+retry_final() { e broker events default --limit 1000 | grep -q "^retry-1 .*retry:delivered(3)"; }
+check "...its delivery is final after those 3 attempts" wait_until 5 retry_final
 check "...and no more after it succeeded" test "$(got /fail id retry-1)" = 3
 
 # 429 is retried; 400 is not, and goes to the dead-letter sink with the error extensions.
 e trigger create busy --filter type=busy --sink "$sub/fail?n=1&code=429" >/dev/null
 e trigger create refuse --filter type=refuse --sink "$sub/bad" --dl-sink "$sub/dls" --retry 2 --backoff-delay PT0.1S >/dev/null
 e trigger create notce --filter type=notce --sink "$sub/notce" --dl-sink "$sub/dls" --retry 1 --backoff-delay PT0.1S >/dev/null
-sleep 0.5
+wait_until 5 triggers_ready busy refuse notce
 e event send --type busy --source /raw --id busy-1 >/dev/null
 e event send --type refuse --source /raw --id refuse-1 -d '{"x":1}' >/dev/null
 e event send --type notce --source /raw --id notce-1 >/dev/null
@@ -150,11 +153,12 @@ check "...after 2 attempts" test "$(got /notce id notce-1)" = 2
 
 # A reply loop stops at the TTL: sent with knativebrokerttl 5, it is delivered 5 times.
 e trigger create loop --filter type=loop --sink "$sub/loop" >/dev/null
-sleep 0.5
+wait_until 5 triggers_ready loop
 check "an event with a TTL of 5 is accepted" test "$(post -H 'ce-id: l1' -H 'ce-source: /raw' -H 'ce-specversion: 1.0' -H 'ce-type: loop' -H 'ce-knativebrokerttl: 5')" = 202
 five() { [ "$(got /loop type loop)" = 5 ]; }
 check "a reply loop stops at the TTL (5 deliveries)" wait_until 10 five
-sleep 1
+ttl_dropped() { curl -s --unix-socket "$sock" http://elafrosd/metrics | grep -qE '^elafros_event_replies_ttl_dropped_total [1-9]'; }
+check "...the last reply is dropped for its TTL" wait_until 5 ttl_dropped
 check "...and stays stopped" test "$(got /loop type loop)" = 5
 check "...saying so in the log" grep -q "knativebrokerttl ran out" "$work/daemon.log"
 check "an exhausted TTL at the ingress is 400" test "$(post -H 'ce-id: l2' -H 'ce-source: /raw' -H 'ce-specversion: 1.0' -H 'ce-type: loop' -H 'ce-knativebrokerttl: 0')" = 400
@@ -165,7 +169,7 @@ curl -s --unix-socket "$sock" -X POST -H 'Content-Type: application/json' \
   "apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "structured"},
   "spec": {"broker": "default", "filter": {"attributes": {"type": "structured"}},
            "subscriber": {"uri": "'"$sub"'/ok"}, "delivery": {"format": "json"}}}' >/dev/null
-sleep 0.5
+wait_until 5 triggers_ready structured
 e event send --type structured --source /raw --id st-1 -d '{"k":"v"}' >/dev/null
 structured() { python3 -c "
 import json,sys
@@ -187,14 +191,18 @@ if out=$(e trigger create badsql --filters-file <(printf -- '- cesql: "type = "\
 else
   check "a trigger whose CESQL does not parse is refused, with the position" contains "$out" "spec.filters[0].cesql: at 8"
 fi
-sleep 0.5
+wait_until 5 triggers_ready shop
 for spec in "in1 /shop/a cat.png" "in2 /shop/b cover" "out1 /spam cat.png" "out2 /shop/c cat.jpg" "out3 /shop/d .png"; do
   set -- $spec
   e event send --type com.shop.order --source "$2" --id "$1" -e "subject=$3" >/dev/null
 done
 shop_in() { [ "$(got /ok id in1)" = 1 ] && [ "$(got /ok id in2)" = 1 ]; }
 check "the filters let through what matches" wait_until 10 shop_in
-sleep 0.5
+unmatched() {
+  local id; for id in out1 out2 out3; do
+    e broker events default --limit 1000 | grep -q "^$id .*(no trigger matched)" || return 1; done
+}
+check "...the others matched no trigger at the ingress" wait_until 5 unmatched
 check "...and nothing else" test "$(( $(got /ok id out1) + $(got /ok id out2) + $(got /ok id out3) ))" = 0
 
 # A service at zero is cold-started by an event.
@@ -238,7 +246,7 @@ check "trigger delete says so" bash -c "! '$elafros_bin' --socket '$sock' trigge
 # takes a second each (16 at a time), and an event for another Trigger is delivered meanwhile.
 e trigger create slow --filter type=slow --sink "$sub/slow" >/dev/null
 e trigger create fast --filter type=fast --sink "$sub/ok" >/dev/null
-sleep 0.5
+wait_until 5 triggers_ready slow fast
 python3 - "$port" <<'PY'
 import http.client, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
@@ -248,7 +256,6 @@ for i in range(300):
               "Content-Type": "application/json"})
     assert c.getresponse().read() == b"" or True
 PY
-sleep 0.3
 e event send --type fast --source /raw --id fast-1 >/dev/null
 fast() { [ "$(got /ok id fast-1)" = 1 ]; }
 check "a slow Trigger's backlog does not hold up another Trigger's event" wait_until 3 fast

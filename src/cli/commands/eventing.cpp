@@ -101,21 +101,6 @@ std::string ready_reason(const json::value& o) {
   return ready ? field(*ready, "reason") : "";
 }
 
-void print_conditions(const json::value& o) {
-  std::cout << "\nConditions:\n";
-  std::vector<std::vector<std::string>> rows{{"  OK", "TYPE", "AGE", "REASON"}};
-  for (const auto& c : array_at(o, {"status", "conditions"})) {
-    std::string st = field(c, "status");
-    rows.push_back(
-        {st == "True"    ? "  ++"
-         : st == "False" ? "  !!"
-                         : "  ??",
-         field(c, "type"), age(field(c, "lastTransitionTime")),
-         field(c, "reason") + (field(c, "message").empty() ? "" : " " + field(c, "message"))});
-  }
-  std::cout << table(rows);
-}
-
 // --- broker ---------------------------------------------------------------------------------
 
 void print_recent_failures(const ApiClient& api, const Globals& g, const std::string& name);

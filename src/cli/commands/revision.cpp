@@ -70,18 +70,7 @@ int revision_describe(const ApiClient& api, const Globals& g, const std::string&
       field(r, "spec.containerConcurrency"), field(r, "spec.timeoutSeconds"),
       field(r, "status.actualReplicas"), field(r, "status.desiredReplicas"),
       field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
-  std::cout << "\nConditions:\n";
-  std::vector<std::vector<std::string>> rows{{"  OK", "TYPE", "AGE", "REASON"}};
-  for (const auto& cond : array_at(r, {"status", "conditions"})) {
-    std::string st = field(cond, "status");
-    rows.push_back({st == "True"    ? "  ++"
-                    : st == "False" ? "  !!"
-                                    : "  ??",
-                    field(cond, "type"), age(field(cond, "lastTransitionTime")),
-                    field(cond, "reason") +
-                        (field(cond, "message").empty() ? "" : " " + field(cond, "message"))});
-  }
-  std::cout << table(rows);
+  print_conditions(r);
   return 0;
 }
 

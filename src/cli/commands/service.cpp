@@ -390,18 +390,7 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
       std::cout << fmt::format("        Ready:     {} {}: {}\n", field(*ready, "status"),
                                field(*ready, "reason"), field(*ready, "message"));
   }
-  std::cout << "\nConditions:\n";
-  std::vector<std::vector<std::string>> rows{{"  OK", "TYPE", "AGE", "REASON"}};
-  for (const auto& c : array_at(s, {"status", "conditions"})) {
-    std::string st = field(c, "status");
-    rows.push_back(
-        {st == "True"    ? "  ++"
-         : st == "False" ? "  !!"
-                         : "  ??",
-         field(c, "type"), age(field(c, "lastTransitionTime")),
-         field(c, "reason") + (field(c, "message").empty() ? "" : " " + field(c, "message"))});
-  }
-  std::cout << table(rows);
+  print_conditions(s);
   return 0;
 }
 

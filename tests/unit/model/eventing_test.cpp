@@ -1,12 +1,13 @@
 // CloudEvents over HTTP, Trigger filters (every dialect, CESQL included), the delivery spec and
 // its retry schedule, and the Broker and Trigger kinds' admission.
+#include "elafros/eventing.hpp"
+
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include "elafros/base64.hpp"
 #include "elafros/cloudevent.hpp"
 #include "elafros/event_filter.hpp"
-#include "elafros/eventing.hpp"
 #include "elafros/kind_registry.hpp"
 
 using namespace elafros;
@@ -27,7 +28,9 @@ HttpHeaders binary_headers(std::initializer_list<std::pair<std::string, std::str
 
 CloudEvent event(std::initializer_list<std::pair<const std::string, std::string>> attrs) {
   CloudEvent e;
-  e.attributes = {{"id", "1"}, {"source", "/shop/orders"}, {"specversion", "1.0"},
+  e.attributes = {{"id", "1"},
+                  {"source", "/shop/orders"},
+                  {"specversion", "1.0"},
                   {"type", "com.example.created"}};
   for (const auto& [k, v] : attrs) e.attributes[k] = v;
   return e;
@@ -60,9 +63,8 @@ std::string filter_error(const std::string& spec_json) {
 }  // namespace
 
 TEST_CASE("binary mode: ce-* headers become attributes, percent-decoded once; the body is data") {
-  auto e = cloudevent_from_http(binary_headers({{"ce-subject", "Euro%20%E2%82%AC"},
-                                                {"ce-myext", "v"}}),
-                                "{\"n\":1}");
+  auto e = cloudevent_from_http(
+      binary_headers({{"ce-subject", "Euro%20%E2%82%AC"}, {"ce-myext", "v"}}), "{\"n\":1}");
   REQUIRE(e);
   CHECK(e->get("subject") == "Euro €");
   CHECK(e->get("myext") == "v");
@@ -133,12 +135,16 @@ TEST_CASE("structured mode: JSON data, text data, data_base64, and back") {
   CHECK_FALSE(cloudevent_from_json(
       R"({"specversion":"1.0","id":"4","source":"/s","type":"t","data":1,"data_base64":"AA=="})"));
   CHECK_FALSE(cloudevent_from_json("[1]"));
-  CHECK_FALSE(cloudevent_from_json(R"({"specversion":"1.0","id":"4","source":"/s","type":"t","x":{}})"));
+  CHECK_FALSE(
+      cloudevent_from_json(R"({"specversion":"1.0","id":"4","source":"/s","type":"t","x":{}})"));
 
   // Binary headers for delivery: the content type travels as Content-Type.
-  auto h = cloudevent_binary_headers(event({{"datacontenttype", "text/plain"}, {"subject", "a b"}}));
-  CHECK(std::find(h.begin(), h.end(), std::pair<std::string, std::string>{"content-type", "text/plain"}) != h.end());
-  CHECK(std::find(h.begin(), h.end(), std::pair<std::string, std::string>{"ce-subject", "a%20b"}) != h.end());
+  auto h =
+      cloudevent_binary_headers(event({{"datacontenttype", "text/plain"}, {"subject", "a b"}}));
+  CHECK(std::find(h.begin(), h.end(),
+                  std::pair<std::string, std::string>{"content-type", "text/plain"}) != h.end());
+  CHECK(std::find(h.begin(), h.end(), std::pair<std::string, std::string>{"ce-subject", "a%20b"}) !=
+        h.end());
 }
 
 TEST_CASE("filter.attributes: exact match, \"\" is any non-empty value, nothing matches all") {
@@ -165,17 +171,24 @@ TEST_CASE("filters: every dialect, ANDed, overriding filter") {
       {R"({"filters":[{"suffix":{"subject":".png"}}]})", true},
       {R"({"filters":[{"suffix":{"subject":".jpg"}}]})", false},
       {R"({"filters":[{"suffix":{"missing":".png"}}]})", false},
-      {R"({"filters":[{"all":[{"prefix":{"source":"/shop"}},{"suffix":{"subject":"png"}}]}]})", true},
-      {R"({"filters":[{"all":[{"prefix":{"source":"/shop"}},{"suffix":{"subject":"jpg"}}]}]})", false},
-      {R"({"filters":[{"any":[{"prefix":{"source":"/cart"}},{"suffix":{"subject":"png"}}]}]})", true},
-      {R"({"filters":[{"any":[{"prefix":{"source":"/cart"}},{"suffix":{"subject":"jpg"}}]}]})", false},
+      {R"({"filters":[{"all":[{"prefix":{"source":"/shop"}},{"suffix":{"subject":"png"}}]}]})",
+       true},
+      {R"({"filters":[{"all":[{"prefix":{"source":"/shop"}},{"suffix":{"subject":"jpg"}}]}]})",
+       false},
+      {R"({"filters":[{"any":[{"prefix":{"source":"/cart"}},{"suffix":{"subject":"png"}}]}]})",
+       true},
+      {R"({"filters":[{"any":[{"prefix":{"source":"/cart"}},{"suffix":{"subject":"jpg"}}]}]})",
+       false},
       {R"({"filters":[{"not":{"exact":{"type":"com.example.created"}}}]})", false},
       {R"({"filters":[{"not":{"exact":{"type":"other"}}}]})", true},
-      {R"j({"filters":[{"cesql":"source LIKE '/shop/%' AND subject IN ('cat.png', 'dog.png')"}]})j", true},
+      {R"j({"filters":[{"cesql":"source LIKE '/shop/%' AND subject IN ('cat.png', 'dog.png')"}]})j",
+       true},
       {R"({"filters":[{"cesql":"EXISTS nosuch"}]})", false},
-      {R"({"filters":[{"exact":{"type":"com.example.created"}},{"exact":{"subject":"x"}}]})", false},
+      {R"({"filters":[{"exact":{"type":"com.example.created"}},{"exact":{"subject":"x"}}]})",
+       false},
       // filters, when non-empty, replace filter
-      {R"({"filter":{"attributes":{"type":"nope"}},"filters":[{"exact":{"subject":"cat.png"}}]})", true},
+      {R"({"filter":{"attributes":{"type":"nope"}},"filters":[{"exact":{"subject":"cat.png"}}]})",
+       true},
       {R"({"filter":{"attributes":{"type":"nope"}},"filters":[]})", false},
   };
   for (const auto& c : cases) {
@@ -189,20 +202,24 @@ TEST_CASE("filters that are malformed are refused with the field's path") {
             .find("spec.filters[0]: multiple dialects found") != std::string::npos);
   CHECK(filter_error(R"({"filters":[{"exact":{"Type":"a"}}]})")
             .find("spec.filters[0].exact.Type: invalid attribute name") != std::string::npos);
-  CHECK(filter_error(R"({"filters":[{"exact":{"type":""}}]})")
-            .find("may not be empty") != std::string::npos);
+  CHECK(filter_error(R"({"filters":[{"exact":{"type":""}}]})").find("may not be empty") !=
+        std::string::npos);
   CHECK(filter_error(R"({"filters":[{"all":[]}]})").find("at least one") != std::string::npos);
   CHECK(filter_error(R"({"filters":[{"regex":{"type":"a"}}]})").find("unknown dialect") !=
         std::string::npos);
   CHECK(filter_error(R"({"filters":[{"cesql":"type = 'a' AND"}]})")
-            .find("spec.filters[0].cesql: at 15: the expression ends too soon") != std::string::npos);
+            .find("spec.filters[0].cesql: at 15: the expression ends too soon") !=
+        std::string::npos);
   CHECK(filter_error(R"({"filter":{"attributes":{"1x":"a"}}})").find("spec.filter.attributes.1x") !=
         std::string::npos);
 }
 
 TEST_CASE("CESQL: operators, casts, functions, and errors that make it false") {
-  auto e = event({{"subject", "Hello World"}, {"sequence", "10"}, {"flag", "TRUE"},
-                  {"hop", "3"}, {"ttl", "5"}});
+  auto e = event({{"subject", "Hello World"},
+                  {"sequence", "10"},
+                  {"flag", "TRUE"},
+                  {"hop", "3"},
+                  {"ttl", "5"}});
   struct Case {
     const char* expr;
     bool want;
@@ -305,7 +322,8 @@ TEST_CASE("delivery: ISO-8601 durations, and the retry schedule pinned") {
   REQUIRE_FALSE(bad);
   CHECK(bad.error().message.find("spec.delivery.deadLetterSink.uri") == 0);
   auto good = delivery_from_json(
-      json::parse(R"({"retry":2,"backoffPolicy":"linear","backoffDelay":"PT0.5S","deadLetterSink":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"dls"}}})"),
+      json::parse(
+          R"({"retry":2,"backoffPolicy":"linear","backoffDelay":"PT0.5S","deadLetterSink":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"dls"}}})"),
       "spec.delivery");
   REQUIRE(good);
   CHECK(*good->retry == 2);
@@ -320,25 +338,35 @@ TEST_CASE("Broker and Trigger admission: Knative's defaults and refusals by path
   REQUIRE(trigger);
   REQUIRE(broker);
   CHECK(trigger->immutable_fields == std::vector<std::string>{".spec.broker"});
-  auto t = trigger->admit(json::parse(R"({"metadata":{"name":"t"},"spec":{"broker":"default","subscriber":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"hello"}}}})").as_object());
+  auto t = trigger->admit(
+      json::parse(
+          R"({"metadata":{"name":"t"},"spec":{"broker":"default","subscriber":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"hello"}}}})")
+          .as_object());
   REQUIRE(t);
   CHECK(t->at("spec").as_object().at("filter").as_object().empty());  // defaulted
 
-  auto no_broker = trigger->admit(json::parse(R"({"spec":{"subscriber":{"uri":"http://x/"}}})").as_object());
+  auto no_broker =
+      trigger->admit(json::parse(R"({"spec":{"subscriber":{"uri":"http://x/"}}})").as_object());
   REQUIRE_FALSE(no_broker);
   CHECK(no_broker.error().message.find("spec.broker: required") == 0);
   auto no_sub = trigger->admit(json::parse(R"({"spec":{"broker":"b"}})").as_object());
   REQUIRE_FALSE(no_sub);
   CHECK(no_sub.error().message.find("spec.subscriber: required") == 0);
-  auto unknown = trigger->admit(json::parse(R"({"spec":{"broker":"b","subscriber":{"uri":"http://x/"},"filtr":{}}})").as_object());
+  auto unknown = trigger->admit(
+      json::parse(R"({"spec":{"broker":"b","subscriber":{"uri":"http://x/"},"filtr":{}}})")
+          .as_object());
   REQUIRE_FALSE(unknown);
   CHECK(unknown.error().message.find("spec.filtr: unknown field") == 0);
-  auto bad_ref = trigger->admit(json::parse(R"({"spec":{"broker":"b","subscriber":{"ref":{"apiVersion":"v1","kind":"Pod","name":"p"}}}})").as_object());
+  auto bad_ref = trigger->admit(
+      json::parse(
+          R"({"spec":{"broker":"b","subscriber":{"ref":{"apiVersion":"v1","kind":"Pod","name":"p"}}}})")
+          .as_object());
   REQUIRE_FALSE(bad_ref);
   CHECK(bad_ref.error().message.find("spec.subscriber.ref: v1 Pod cannot receive events") == 0);
 
   CHECK(broker->admit(json::parse(R"({"metadata":{"name":"default"}})").as_object()));
-  auto bad_broker = broker->admit(json::parse(R"({"spec":{"delivery":{"backoffPolicy":"random"}}})").as_object());
+  auto bad_broker =
+      broker->admit(json::parse(R"({"spec":{"delivery":{"backoffPolicy":"random"}}})").as_object());
   REQUIRE_FALSE(bad_broker);
   CHECK(bad_broker.error().message.find("spec.delivery.backoffPolicy") == 0);
 }

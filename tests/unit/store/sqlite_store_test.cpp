@@ -499,7 +499,10 @@ TEST_CASE("the event log commits an event with its deliveries, and hands out the
   test::TempDir dir;
   auto store = std::move(SqliteStore::open(dir.path() + "/elafros.db").value());
   CloudEvent e;
-  e.attributes = {{"id", "1"}, {"source", "/s"}, {"specversion", "1.0"}, {"type", "t"},
+  e.attributes = {{"id", "1"},
+                  {"source", "/s"},
+                  {"specversion", "1.0"},
+                  {"type", "t"},
                   {"datacontenttype", "application/octet-stream"}};
   e.data = std::string("\x00\x01zz", 4);
   e.has_data = true;
