@@ -308,8 +308,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       if (stopped_ || recovering_) co_return;
       if (live_.count(id) || terminating_.count(id)) continue;
       spdlog::warn("removing stray container {}: no instance tracks it (orphan sweep)", id);
-      ++strays_removed_;
-      co_await discard(stray_record(id));
+      // Counted once gone (a failed removal is terminating, and counted there).
+      if (co_await discard(stray_record(id))) ++strays_removed_;
     }
   }
 

@@ -133,6 +133,15 @@ class FakeRuntime final : public ContainerRuntime {
     std::lock_guard lock(mutex_);
     return containers_.size();
   }
+  // The strays, under the lock the runtime's calls take (they run on the blocking pool).
+  void set_strays(std::set<std::string> ids) {
+    std::lock_guard lock(mutex_);
+    strays = std::move(ids);
+  }
+  std::size_t stray_count() {
+    std::lock_guard lock(mutex_);
+    return strays.size();
+  }
 
   std::vector<std::string> started;
   std::vector<std::string> removed;
@@ -371,9 +380,9 @@ TEST_CASE("the orphan sweep removes containers no instance tracks, and no others
   Harness h(options);
   Service s = h.create("hello");
   REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
-  h.runtime.strays = {"hello-00001-stray1", "gone-00003-stray2"};
+  h.runtime.set_strays({"hello-00001-stray1", "gone-00003-stray2"});
   REQUIRE(h.run_until([&] { return h.reconciler->cleanup().strays_removed == 2; }));
-  CHECK(h.runtime.strays.empty());
+  CHECK(h.runtime.stray_count() == 0);
   CHECK(h.runtime.live() == 1);  // the tracked instance kept running
   CHECK(h.endpoint(kHost) != nullptr);
   auto sweeps = h.reconciler->cleanup().sweeps;
