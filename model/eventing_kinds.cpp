@@ -206,22 +206,6 @@ Result<json::object> admit_trigger(const json::object& in) {
   return out;
 }
 
-json::object loose_schema(const char* description) {
-  return json::object{
-      {"type", "object"},
-      {"description", description},
-      {"properties",
-       json::object{{"apiVersion", json::object{{"type", "string"}}},
-                    {"kind", json::object{{"type", "string"}}},
-                    {"metadata", json::object{{"type", "object"}}},
-                    {"spec", json::object{{"type", "object"},
-                                          {"x-kubernetes-preserve-unknown-fields", true}}},
-                    {"status", json::object{{"type", "object"},
-                                            {"x-kubernetes-preserve-unknown-fields", true}}}}}};
-}
-
-const char* kReady = ".status.conditions[?(@.type=='Ready')].status";
-const char* kReason = ".status.conditions[?(@.type=='Ready')].reason";
 
 }  // namespace
 
@@ -287,8 +271,8 @@ void register_eventing_kinds(KindRegistry& registry) {
   broker.categories = {"all", "knative", "eventing"};
   broker.has_status = true;
   broker.columns = {{"URL", "string", ".status.address.url", "Where events are sent", 0},
-                    {"Ready", "string", kReady, "", 0},
-                    {"Reason", "string", kReason, "", 0}};
+                    {"Ready", "string", kReadyColumn, "", 0},
+                    {"Reason", "string", kReasonColumn, "", 0}};
   broker.admit = admit_broker;
   broker.schema = loose_schema(
       "A Broker receives CloudEvents at its address and keeps each durably until every Trigger "
@@ -306,8 +290,8 @@ void register_eventing_kinds(KindRegistry& registry) {
   trigger.immutable_fields = {".spec.broker"};
   trigger.columns = {{"Broker", "string", ".spec.broker", "", 0},
                      {"Subscriber_URI", "string", ".status.subscriberUri", "", 0},
-                     {"Ready", "string", kReady, "", 0},
-                     {"Reason", "string", kReason, "", 0}};
+                     {"Ready", "string", kReadyColumn, "", 0},
+                     {"Reason", "string", kReasonColumn, "", 0}};
   trigger.admit = admit_trigger;
   trigger.schema = loose_schema(
       "A Trigger delivers the events of its broker that pass its filter to its subscriber, "

@@ -151,4 +151,22 @@ class Reader {
   std::optional<Error>& error_;
 };
 
+// The schema of a kind whose spec and status are checked by its admission, not by OpenAPI.
+inline json::object loose_schema(const char* description) {
+  return json::object{
+      {"type", "object"},
+      {"description", description},
+      {"properties",
+       json::object{{"apiVersion", json::object{{"type", "string"}}},
+                    {"kind", json::object{{"type", "string"}}},
+                    {"metadata", json::object{{"type", "object"}}},
+                    {"spec", json::object{{"type", "object"},
+                                          {"x-kubernetes-preserve-unknown-fields", true}}},
+                    {"status", json::object{{"type", "object"},
+                                            {"x-kubernetes-preserve-unknown-fields", true}}}}}};
+}
+
+inline constexpr const char* kReadyColumn = ".status.conditions[?(@.type=='Ready')].status";
+inline constexpr const char* kReasonColumn = ".status.conditions[?(@.type=='Ready')].reason";
+
 }  // namespace elafros

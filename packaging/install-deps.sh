@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libfmt-dev libspdlog-dev libyaml-cpp-dev libcli11-dev
-  libarchive-dev libssl-dev catch2
+  libarchive-dev libssl-dev catch2 libhowardhinnant-date-dev tzdata
   # run
   runc
   # tests and examples

@@ -41,6 +41,9 @@ struct KindInfo {
   // be stored (server-set metadata is the caller's job), or kInvalidArgument naming the field.
   std::function<Result<boost::json::object>(const boost::json::object&)> admit;
   boost::json::object schema;  // OpenAPI v3 schema of the whole object
+  // An event source kind ('elafros source list-types'): what it does, the event types it emits.
+  std::string source_description;
+  std::vector<std::string> source_event_types;
 
   std::string api_version() const { return group.empty() ? version : group + "/" + version; }
   std::vector<std::string> verbs() const;
@@ -62,6 +65,7 @@ class KindRegistry {
 const KindRegistry& builtin_kinds();
 void register_serving_kinds(KindRegistry& registry);
 void register_eventing_kinds(KindRegistry& registry);
+void register_source_kinds(KindRegistry& registry);
 
 // A printer column's value: the subset of JSONPath that printer columns use (.a.b, ['k'] and
 // [?(@.f=='v')]). Null when the path names nothing.
