@@ -219,11 +219,11 @@ json::object make_runtime_spec(const BundleSpec& b) {
                    {"source", "tmpfs"},
                    {"options", to_array({"nosuid", "nodev", "mode=1777"})}},
   };
-  for (const auto& f : b.readonly_host_files)
+  for (const auto& [source, destination] : b.readonly_files)
     mounts.push_back(
-        json::object{{"destination", f},
+        json::object{{"destination", destination},
                      {"type", "bind"},
-                     {"source", f},
+                     {"source", source},
                      {"options", to_array({"rbind", "ro", "nosuid", "nodev", "noexec"})}});
 
   json::object linux;

@@ -37,7 +37,8 @@ struct BundleSpec {
   std::uint64_t nofile_limit = 1048576;  // never above what the daemon itself may raise it to
   std::int64_t memory_limit_bytes = 0;   // resources.limits.memory; 0: none
   std::int64_t cpu_limit_millis = 0;     // resources.limits.cpu; 0: none
-  std::vector<std::string> readonly_host_files;  // bind-mounted read-only, e.g. /etc/resolv.conf
+  // Files bind-mounted read-only: (the host's file, where it appears), e.g. /etc/resolv.conf.
+  std::vector<std::pair<std::string, std::string>> readonly_files;
 };
 
 boost::json::object make_runtime_spec(const BundleSpec& bundle);

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "elafros/errno_text.hpp"
@@ -139,6 +140,40 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   }
 }
 
+namespace {
+
+// The host's /etc/hosts with a loopback line for every *.localhost host an env value's URL names.
+Result<void> write_hosts_file(const std::string& path, const std::vector<EnvVar>& env) {
+  std::string text;
+  if (std::ifstream in("/etc/hosts"); in) {
+    std::ostringstream all;
+    all << in.rdbuf();
+    text = all.str();
+    if (!text.empty() && text.back() != '\n') text += '\n';
+  } else {
+    text = "127.0.0.1\tlocalhost\n::1\tlocalhost\n";
+  }
+  std::set<std::string> names;
+  for (const auto& e : env) {
+    const std::string& v = e.value;
+    for (std::size_t at = v.find("://"); at != std::string::npos; at = v.find("://", at + 3)) {
+      std::size_t start = at + 3;
+      std::size_t end = v.find_first_of(":/?# ,\"", start);
+      std::string host = v.substr(start, end == std::string::npos ? end : end - start);
+      if (host.size() > 10 && host.compare(host.size() - 10, 10, ".localhost") == 0)
+        names.insert(host);
+    }
+  }
+  if (!names.empty()) {
+    text += "# names the instance's environment points at (elafros)\n127.0.0.1";
+    for (const auto& n : names) text += "\t" + n;
+    text += "\n";
+  }
+  return write_file_atomic(path, text);
+}
+
+}  // namespace
+
 Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   if (!is_container_id(spec.container_id))
     return Error::internal(fmt::format("\"{}\" is not a valid container id", spec.container_id));
@@ -180,8 +215,14 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   struct rlimit nofile {};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max != RLIM_INFINITY)
     bundle.nofile_limit = std::min<std::uint64_t>(bundle.nofile_limit, nofile.rlim_max);
-  for (const char* f : {"/etc/resolv.conf", "/etc/hosts"})
-    if (fs::exists(f)) bundle.readonly_host_files.emplace_back(f);
+  if (fs::exists("/etc/resolv.conf"))
+    bundle.readonly_files.emplace_back("/etc/resolv.conf", "/etc/resolv.conf");
+  // The host's /etc/hosts, plus the *.localhost names the instance's environment points at
+  // (K_SINK: a broker's ingress, a service): RFC 6761 puts them on the loopback, which the
+  // proxy listens on, but not every resolver knows it.
+  if (auto hosts = write_hosts_file(dir + "/hosts", spec.container.env); !hosts)
+    return fail(hosts.error());
+  bundle.readonly_files.emplace_back(dir + "/hosts", "/etc/hosts");
   if (auto r = write_file_atomic(dir + "/config.json", json::serialize(make_runtime_spec(bundle)));
       !r)
     return fail(r.error());

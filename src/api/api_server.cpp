@@ -200,6 +200,10 @@ void ApiServer::start() {
   for (auto& l : impl_->listeners_) l->start();
 }
 
+ObjectWriter& ApiServer::writer() {
+  return impl_->resources_.writer();
+}
+
 void ApiServer::stop() {
   for (auto& l : impl_->listeners_) l->stop();
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "elafros/object_store.hpp"
+#include "elafros/object_writer.hpp"
 #include "elafros/result.hpp"
 #include "elafros/store.hpp"
 
@@ -70,6 +71,9 @@ class ApiServer {
   Result<void> listen_metrics(const std::string& address, unsigned short port);
   void start();
   void stop();
+  // Controllers' writes through the same admission and hooks as clients' (the source
+  // controller's Services, the ingress's EventTypes).
+  ObjectWriter& writer();
   // After the control io_context has stopped: waits for image work in progress (pulls are
   // cancelled first by RegistryClient::cancel) so that it cleans up before the process exits.
   void join();

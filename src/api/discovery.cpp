@@ -145,6 +145,20 @@ void add_discovery_routes(Router& router, const KindRegistry& kinds, ServerVersi
                                        {"versions", core},
                                        {"serverAddressByClientCIDRs", json::array{}}}));
   router.add("GET", "/api/v1", json_handler(resource_list(kinds, "", "v1")));
+  // The event source kinds, what they do and the event types they emit ('elafros source
+  // list-types'; kn reads the same from CRDs labelled duck.knative.dev/source).
+  json::array source_types;
+  for (const auto& k : kinds.all())
+    if (!k.source_description.empty())
+      source_types.push_back(json::object{{"kind", k.kind},
+                                          {"apiVersion", k.api_version()},
+                                          {"name", k.plural + "." + k.group},
+                                          {"description", k.source_description},
+                                          {"eventTypes", json::value_from(k.source_event_types)}});
+  router.add("GET", "/apis/elafros.dev/v1/sourcetypes",
+             json_handler(json::object{{"apiVersion", "elafros.dev/v1"},
+                                       {"kind", "SourceTypeList"},
+                                       {"items", std::move(source_types)}}));
   json::array groups;
   std::map<std::string, std::vector<std::string>> by_group;
   for (const auto& [g, v] : group_versions(kinds)) by_group[g].push_back(v);

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -536,6 +537,11 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       auto r = co_await h->before_write(k, old, obj, also, dry);
       if (!r) co_return r.error();
     }
+    // The generation counts spec changes, the hooks' included (a SinkBinding's K_SINK).
+    if (old) {
+      std::int64_t generation = meta_int(*old, "generation");
+      metadata_of(obj)["generation"] = spec_equal(obj, *old) ? generation : generation + 1;
+    }
     if (old && same_object(obj, *old)) {
       json::object unchanged = *old;
       present(k, unchanged);
@@ -704,29 +710,51 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
           for (const auto& d : dr->get_array()) *dry = *dry || d == "All";
       }
     }
-    // Without a precondition, a write that lands in between (a controller's status write) is
-    // no reason to refuse the delete: read it again and retry.
+    const std::string ns = req.param("namespace"), name = req.param("name");
+    auto deleted = co_await delete_object(**k, ns, name, expected, *dry);
+    if (!deleted) co_return co_await r.send_error(deleted.error());
+    if (!deleted->gone) co_return co_await r.send_json(200, deleted->object);
+    json::object status = success_status((*k)->plural, name);
+    status["details"].as_object()["group"] = (*k)->group;
+    status["details"].as_object()["uid"] = meta_string(deleted->object, "uid");
+    co_return co_await r.send_json(200, status);
+  }
+
+  struct Deleted {
+    json::object object;  // as presented: marked for deletion, or as it was before it went
+    bool gone = false;    // deleted now (no finalizers)
+  };
+
+  // A delete: refused by a hook or a failed precondition, marked when finalizers hold it, or
+  // done. Without a precondition, a write that lands in between (a controller's status write) is
+  // no reason to refuse it: read it again and retry.
+  awaitable<Result<Deleted>> delete_object(const KindInfo& k, const std::string& ns,
+                                           const std::string& name, std::int64_t expected,
+                                           bool dry) {
     auto retry = [&](const Result<std::vector<ObjectEvent>>& events, int attempt) {
       return !events && events.error().code == ErrorCode::kConflict && !expected && attempt < 5;
     };
     for (int attempt = 0;; ++attempt) {
-      auto stored = co_await current(**k, req);
-      if (!stored) co_return co_await r.send_error(stored.error());
+      ObjectKey key{k.group, k.kind, ns, name};
+      auto stored =
+          co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_, key);
+      if (!stored && stored.error().code == ErrorCode::kNotFound) co_return not_found(k, ns, name);
+      if (!stored) co_return stored.error();
       if (expected && expected != resource_version_of(*stored))
-        co_return co_await r.send_error(Error::conflict(fmt::format(
+        co_return Error::conflict(fmt::format(
             "Precondition failed on {} \"{}\": resourceVersion {} was asked for, it is at {}",
-            (*k)->plural, req.param("name"), expected, meta_string(*stored, "resourceVersion"))));
-      if (auto* h = hooks_for(**k)) {
-        auto ok = co_await h->before_delete(**k, *stored);
-        if (!ok) co_return co_await r.send_error(ok.error());
+            k.plural, name, expected, meta_string(*stored, "resourceVersion")));
+      if (auto* h = hooks_for(k)) {
+        auto ok = co_await h->before_delete(k, *stored);
+        if (!ok) co_return ok.error();
       }
       const json::value* md = stored->if_contains("metadata");
       const json::value* fin = md ? md->get_object().if_contains("finalizers") : nullptr;
       bool finalizers = fin && fin->is_array() && !fin->get_array().empty();
-      if (*dry) {
+      if (dry) {
         json::object shown = *stored;
-        present(**k, shown);
-        co_return co_await r.send_json(200, shown);
+        present(k, shown);
+        co_return Deleted{std::move(shown), false};
       }
       if (finalizers) {
         // Graceful: marked for deletion; its controller finishes the work and removes it.
@@ -735,29 +763,110 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
           metadata_of(marked)["deletionTimestamp"] = unix_rfc3339_now();
         metadata_of(marked)["deletionGracePeriodSeconds"] = 0;
         std::vector<ObjectWrite> writes;
-        writes.push_back({ObjectWrite::Op::kUpdate, (*k)->group, (*k)->kind, std::move(marked),
+        writes.push_back({ObjectWrite::Op::kUpdate, k.group, k.kind, std::move(marked),
                           resource_version_of(*stored)});
         auto events = co_await commit(std::move(writes));
         if (retry(events, attempt)) continue;
-        if (!events) co_return co_await r.send_error(events.error());
+        if (!events) co_return events.error();
         json::object shown = events->front().object;
-        present(**k, shown);
-        spdlog::info("deleting {} {}/{}", (*k)->kind, req.param("namespace"), req.param("name"));
-        co_return co_await r.send_json(200, shown);
+        present(k, shown);
+        spdlog::info("deleting {} {}/{}", k.kind, ns, name);
+        co_return Deleted{std::move(shown), false};
       }
       std::vector<ObjectWrite> writes;
-      writes.push_back({ObjectWrite::Op::kDelete, (*k)->group, (*k)->kind, *stored,
-                        resource_version_of(*stored)});
+      writes.push_back(
+          {ObjectWrite::Op::kDelete, k.group, k.kind, *stored, resource_version_of(*stored)});
       auto events = co_await commit(std::move(writes));
       if (retry(events, attempt)) continue;
-      if (!events) co_return co_await r.send_error(events.error());
-      spdlog::info("deleted {} {}/{}", (*k)->kind, req.param("namespace"), req.param("name"));
-      json::object status = success_status((*k)->plural, req.param("name"));
-      status["details"].as_object()["group"] = (*k)->group;
-      status["details"].as_object()["uid"] = meta_string(*stored, "uid");
-      co_return co_await r.send_json(200, status);
+      if (!events) co_return events.error();
+      spdlog::info("deleted {} {}/{}", k.kind, ns, name);
+      co_return Deleted{std::move(*stored), true};
     }
   }
+
+  // A controller's write (ObjectWriter), through admission and the hooks as a client's.
+  awaitable<Result<void>> write_internal(json::object in, ObjectWriter::Mode mode) {
+    std::string api = in.contains("apiVersion") && in.at("apiVersion").is_string()
+                          ? std::string(in.at("apiVersion").get_string())
+                          : "";
+    std::string kind_name = in.contains("kind") && in.at("kind").is_string()
+                                ? std::string(in.at("kind").get_string())
+                                : "";
+    auto slash = api.find('/');
+    const KindInfo* k = kinds_.find_kind(slash == std::string::npos ? "" : api.substr(0, slash),
+                                         kind_name);
+    if (!k) co_return Error::invalid(fmt::format("no kind {} {}", api, kind_name));
+    ObjectKey key{k->group, k->kind, meta_string(in, "namespace"), meta_string(in, "name")};
+    for (int attempt = 0;; ++attempt) {
+      auto stored =
+          co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_, key);
+      Result<json::object> written = json::object{};
+      if (!stored && stored.error().code != ErrorCode::kNotFound) co_return stored.error();
+      if (!stored) {
+        if (mode == ObjectWriter::Mode::kRewrite) co_return Result<void>{};  // gone: nothing
+        auto admitted = k->admit(in);
+        if (!admitted) co_return admitted.error();
+        json::object obj = std::move(admitted.value());
+        json::object& md = metadata_of(obj);
+        md["uid"] = new_uid();
+        md["creationTimestamp"] = unix_rfc3339_now();
+        md["generation"] = 1;
+        md.erase("resourceVersion");
+        written = co_await write(*k, nullptr, std::move(obj), 0, false);
+      } else {
+        if (mode == ObjectWriter::Mode::kCreateOnly) co_return Result<void>{};
+        json::object input = *stored;
+        if (mode == ObjectWriter::Mode::kApply) {
+          if (const json::value* spec = in.if_contains("spec")) input["spec"] = *spec;
+          for (const char* field : {"labels", "annotations", "ownerReferences"})
+            if (const json::value* v = in.at("metadata").as_object().if_contains(field))
+              metadata_of(input)[field] = *v;
+        }
+        auto obj = merge_update(*k, *stored, input);
+        if (!obj) co_return obj.error();
+        written = co_await write(*k, &*stored, std::move(*obj), resource_version_of(*stored), false);
+      }
+      if (!written && (written.error().code == ErrorCode::kConflict ||
+                       written.error().code == ErrorCode::kAlreadyExists) &&
+          attempt < 5)
+        continue;
+      if (!written) co_return written.error();
+      co_return Result<void>{};
+    }
+  }
+
+  class Writer final : public ObjectWriter {
+   public:
+    explicit Writer(Impl& impl) : impl_(impl) {}
+    void write(json::object object, Mode mode, std::function<void(Result<void>)> done) override {
+      asio::co_spawn(impl_.control_, impl_.write_internal(std::move(object), mode),
+                     [done = std::move(done)](std::exception_ptr e, Result<void> r) {
+                       if (done) done(e ? Error::internal("the write failed") : std::move(r));
+                     });
+    }
+    void remove(std::string group, std::string kind, std::string ns, std::string name,
+                std::function<void(Result<void>)> done) override {
+      const KindInfo* k = impl_.kinds_.find_kind(group, kind);
+      if (!k) {
+        if (done) done(Error::invalid(fmt::format("no kind {} {}", group, kind)));
+        return;
+      }
+      auto run = [](Impl& impl, const KindInfo* k, std::string ns,
+                    std::string name) -> awaitable<Result<void>> {
+        auto deleted = co_await impl.delete_object(*k, ns, name, 0, false);
+        if (!deleted && deleted.error().code != ErrorCode::kNotFound) co_return deleted.error();
+        co_return Result<void>{};
+      };
+      asio::co_spawn(impl_.control_, run(impl_, k, std::move(ns), std::move(name)),
+                     [done = std::move(done)](std::exception_ptr e, Result<void> r) {
+                       if (done) done(e ? Error::internal("the delete failed") : std::move(r));
+                     });
+    }
+
+   private:
+    Impl& impl_;
+  };
+  Writer writer_{*this};
 
   void add_routes(Router& router) {
     auto self = shared_from_this();
@@ -808,6 +917,10 @@ void ResourceApi::add_routes(Router& router) {
 
 awaitable<Result<std::vector<ObjectEvent>>> ResourceApi::commit(std::vector<ObjectWrite> writes) {
   return impl_->commit(std::move(writes));
+}
+
+ObjectWriter& ResourceApi::writer() {
+  return impl_->writer_;
 }
 
 }  // namespace elafros::api

@@ -11,6 +11,7 @@
 #include "api/router.hpp"
 #include "elafros/kind_registry.hpp"
 #include "elafros/object_store.hpp"
+#include "elafros/object_writer.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -50,6 +51,9 @@ class ResourceApi {
 
   // Commits writes through the committer, resuming on the control thread.
   awaitable<Result<std::vector<ObjectEvent>>> commit(std::vector<ObjectWrite> writes);
+
+  // Controllers' writes, through the same admission and hooks as the verbs.
+  ObjectWriter& writer();
 
  private:
   class Impl;

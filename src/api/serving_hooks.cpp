@@ -9,6 +9,7 @@
 #include "elafros/naming.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
+#include "elafros/sources.hpp"
 #include "elafros/traffic.hpp"
 #include "offload.hpp"
 #include "reconciler.hpp"
@@ -37,10 +38,80 @@ awaitable<Result<std::vector<std::string>>> ServingHooks::revision_names(std::st
   co_return names;
 }
 
+awaitable<Result<void>> ServingHooks::bind_sinks(json::object& object) {
+  ObjectQuery q;
+  q.group = kSourcesGroup;
+  q.kind = "SinkBinding";
+  q.namespace_ = meta_string(object, "namespace");
+  auto bindings =
+      co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects, &store_, q);
+  if (!bindings) co_return bindings.error();
+  json::object& md = metadata_of(object);
+  std::map<std::string, std::string> labels;
+  if (const json::value* l = md.if_contains("labels"); l && l->is_object())
+    for (const auto& kv : l->get_object())
+      if (kv.value().is_string()) labels.emplace(kv.key(), kv.value().get_string());
+  const std::string name = meta_string(object, "name");
+  std::string binding, sink, overrides;
+  for (const auto& o : bindings->items) {  // by name: the first that binds it wins
+    if (!meta_string(o, "deletionTimestamp").empty()) continue;
+    auto b = sink_binding_from_object(o);
+    if (!b || !b->binds(name, labels)) continue;
+    json::value uri = json_path_value(o, ".status.sinkUri");
+    if (!uri.is_string() || uri.get_string().empty()) continue;  // not resolved yet
+    binding = b->name;
+    sink = uri.get_string();
+    if (!b->ce_overrides.empty()) {
+      json::object ext;
+      for (const auto& [k, v] : b->ce_overrides) ext[k] = v;
+      overrides = json::serialize(json::object{{"extensions", std::move(ext)}});
+    }
+    break;
+  }
+  json::object* annotations = nullptr;
+  if (json::value* a = md.if_contains("annotations"); a && a->is_object())
+    annotations = &a->get_object();
+  const bool was_bound = annotations && annotations->contains(kBoundByAnnotation);
+  if (binding.empty() && !was_bound) co_return Result<void>{};
+  json::value* containers = nullptr;
+  if (json::value* spec = object.if_contains("spec"); spec && spec->is_object())
+    if (json::value* t = spec->get_object().if_contains("template"); t && t->is_object())
+      if (json::value* ts = t->get_object().if_contains("spec"); ts && ts->is_object())
+        containers = ts->get_object().if_contains("containers");
+  if (containers && containers->is_array())
+    for (auto& c : containers->get_array()) {
+      if (!c.is_object()) continue;
+      json::array env;
+      if (const json::value* e = c.get_object().if_contains("env"); e && e->is_array())
+        for (const auto& var : e->get_array())
+          if (!var.is_object() || (var.get_object().if_contains("name") &&
+                                   var.at("name") != kSinkEnv && var.at("name") != kCeOverridesEnv))
+            env.push_back(var);
+      if (!binding.empty()) {
+        env.push_back(json::object{{"name", kSinkEnv}, {"value", sink}});
+        if (!overrides.empty())
+          env.push_back(json::object{{"name", kCeOverridesEnv}, {"value", overrides}});
+      }
+      if (env.empty())
+        c.get_object().erase("env");
+      else
+        c.get_object()["env"] = std::move(env);
+    }
+  if (binding.empty()) {
+    annotations->erase(kBoundByAnnotation);
+    if (annotations->empty()) md.erase("annotations");
+  } else {
+    if (!annotations) annotations = &md["annotations"].emplace_object();
+    (*annotations)[kBoundByAnnotation] = binding;
+  }
+  co_return Result<void>{};
+}
+
 awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const json::object* old,
                                                    json::object& object,
                                                    std::vector<ObjectWrite>& also, bool dry_run) {
   if (kind.kind != "Service") co_return Result<void>{};
+  if (auto bound = co_await bind_sinks(object); !bound) co_return bound.error();
   auto s = service_from_object(object);
   if (!s) co_return s.error();
   const std::string ns = s->meta.namespace_;

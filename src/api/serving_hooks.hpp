@@ -29,6 +29,9 @@ class ServingHooks final : public KindHooks {
   void present(const KindInfo& kind, boost::json::object& object) override;
 
  private:
+  // Knative's SinkBinding: the binding that selects the Service puts K_SINK (and
+  // K_CE_OVERRIDES) in its containers in this same write; one that no longer does takes them out.
+  awaitable<Result<void>> bind_sinks(boost::json::object& object);
   awaitable<Result<std::vector<std::string>>> revision_names(std::string ns, std::string service,
                                                              std::string service_uid);
 

@@ -26,6 +26,14 @@ void add_logs_command(CLI::App& app, Session& s);
 void add_instance_commands(CLI::App& app, Session& s);
 void add_system_commands(CLI::App& app, Session& s);    // status, system, kubeconfig
 void add_eventing_commands(CLI::App& app, Session& s);  // broker, trigger, event
+void add_source_commands(CLI::App& app, Session& s);    // source, eventtype
+
+// kn's sink syntax: ksvc:NAME[:NAMESPACE], broker:NAME, a bare NAME (a service), or a URL, as a
+// Destination; and a Destination as that text again.
+boost::json::object sink_destination(const std::string& sink);
+std::string destination_text(const boost::json::value& destination);
+// The Ready condition's reason, "" when Ready or unknown.
+std::string ready_reason(const boost::json::value& object);
 
 // --wait, --no-wait, --wait-timeout and --wait-window, for a command that waits until Ready.
 void add_wait_flags(CLI::App* c, WaitOptions& w);

@@ -30,6 +30,8 @@
 #include "event_queue.hpp"
 #include "events/dispatcher.hpp"
 #include "events/event_controller.hpp"
+#include "events/event_sender.hpp"
+#include "events/source_controller.hpp"
 #include "image_store.hpp"
 #include "log_collector.hpp"
 #include "posix_process_runner.hpp"
@@ -193,6 +195,7 @@ int run(const DaemonConfig& cfg) {
   dopts.retention_count = cfg.event_retention_count;
   Dispatcher dispatcher(events_io, store_thread, **store, event_queue, brokers, dopts);
   event_queue.on_committed([&dispatcher] { dispatcher.wake(); });
+  EventSender sender(events_io);  // the sources', on the events thread
 
   ReconcilerOptions ropts;
   ropts.domain = cfg.domain;
@@ -258,9 +261,24 @@ int run(const DaemonConfig& cfg) {
                    s.dropped_lines = a.dropped_lines;
                    h.sinks.push_back(std::move(s));
                  },
-                 [&dispatcher, &ingress] {
-                   return render_event_metrics(dispatcher.stats(), ingress.stats());
+                 [&dispatcher, &ingress, &sender] {
+                   return render_event_metrics(dispatcher.stats(), ingress.stats()) +
+                          render_source_metrics(sender.stats());
                  }});
+  // Sources' events: their controller writes through the API's hooks.
+  SourceControllerOptions sopts;
+  sopts.ingress_url = eopts.ingress_url;
+  sopts.domain = cfg.domain;
+  sopts.proxy_port = proxy.port();
+  sopts.api_server_url =
+      cfg.api_listen.empty() ? "unix://" + cfg.socket : "https://" + cfg.api_listen;
+  SourceController sources(control, store_thread, **store, watch_cache, commits, api.writer(),
+                           sender, sopts);
+  if (cfg.eventtype_auto_create)
+    ingress.on_type_seen([&sources](const std::string& ns, const std::string& broker,
+                                    const std::string& type, const std::string& source) {
+      sources.register_event_type(ns, broker, type, source);
+    });
   if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
   if (!cfg.socket_group.empty()) {
     // Members of this group may use the API (the socket is 0660), as with Docker's group.
@@ -316,6 +334,9 @@ int run(const DaemonConfig& cfg) {
       if (!er) spdlog::error("cannot load brokers and triggers: {}", er.error().message);
       dispatcher.start();
     });
+    sources.start(loaded_version, [](Result<void> sr) {
+      if (!sr) spdlog::error("cannot load the event sources: {}", sr.error().message);
+    });
     proxy.start();
     api.start();
     spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion,
@@ -332,6 +353,7 @@ int run(const DaemonConfig& cfg) {
     if (proxy.active_requests() == 0 || std::chrono::steady_clock::now() >= *deadline) {
       serving.stop();
       event_controller.stop();
+      sources.stop();
       dispatcher.stop();
       reconciler.shutdown();
       control.stop();

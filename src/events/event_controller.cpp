@@ -12,15 +12,21 @@
 #include <map>
 #include <set>
 
+#include "elafros/kind_registry.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
-#include "elafros/routing.hpp"
+#include "events/controller_support.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
 
 namespace elafros {
+namespace {
+std::string json_string(const json::value& v) {
+  return v.is_string() ? std::string(v.get_string()) : "";
+}
+}  // namespace
 
 class EventController::Impl : public std::enable_shared_from_this<EventController::Impl> {
  public:
@@ -33,7 +39,18 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
         watches_(watches),
         committer_(committer),
         snapshot_(snapshot),
-        options_(std::move(options)) {}
+        options_(std::move(options)),
+        status_(control, committer) {
+    where_.ingress_url = options_.ingress_url;
+    where_.domain = options_.domain;
+    where_.proxy_port = options_.proxy_port;
+    where_.has_service = [this](const std::string& ns, const std::string& name) {
+      return services_.count(ns + "/" + name) > 0;
+    };
+    where_.has_broker = [this](const std::string& ns, const std::string& name) {
+      return brokers_.count(ns + "/" + name) > 0;
+    };
+  }
 
   static std::string key(const json::object& o) {
     return meta_string(o, "namespace") + "/" + meta_string(o, "name");
@@ -42,7 +59,7 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
   asio::awaitable<Result<void>> load(std::int64_t from) {
     for (const auto& [group, kind] :
          {std::pair{kEventingGroup, "Broker"}, std::pair{kEventingGroup, "Trigger"},
-          std::pair{kServingGroup, "Service"}}) {
+          std::pair{kServingGroup, "Service"}, std::pair{kEventingGroup, "EventType"}}) {
       ObjectQuery q;
       q.group = group;
       q.kind = kind;
@@ -54,7 +71,9 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
     std::weak_ptr<Impl> weak = shared_from_this();
     auto ex = control_.get_executor();
     auto id = watches_.watch(from, [weak, ex](const ObjectEvent& e) {
-      if (e.kind != "Broker" && e.kind != "Trigger" && e.kind != "Service") return;
+      if (e.kind != "Broker" && e.kind != "Trigger" && e.kind != "Service" &&
+          e.kind != "EventType")
+        return;
       asio::post(ex, [weak, e] {
         if (auto self = weak.lock()) self->on_event(e);
       });
@@ -65,18 +84,25 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
     co_return Result<void>{};
   }
 
+  std::map<std::string, json::object>& objects_of(const std::string& kind) {
+    return kind == "Broker"      ? brokers_
+           : kind == "Trigger"   ? triggers_
+           : kind == "EventType" ? event_types_
+                                 : services_;
+  }
+
   void upsert(const std::string& kind, json::object o) {
-    auto& m = kind == "Broker" ? brokers_ : kind == "Trigger" ? triggers_ : services_;
+    auto& m = objects_of(kind);
     m[key(o)] = std::move(o);
   }
 
   void on_event(const ObjectEvent& e) {
     if (stopped_) return;
-    auto& m = e.kind == "Broker" ? brokers_ : e.kind == "Trigger" ? triggers_ : services_;
+    auto& m = objects_of(e.kind);
     std::string k = key(e.object);
     if (e.type == WatchEventType::kDeleted) {
       m.erase(k);
-      written_.erase(e.kind + "/" + k);
+      status_.forget(e.kind, meta_string(e.object, "namespace"), meta_string(e.object, "name"));
     } else {
       // Our own status writes come back as MODIFIED with an unchanged spec: nothing to do.
       auto it = m.find(k);
@@ -101,52 +127,13 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
     });
   }
 
-  // Where a destination goes, or "" with why it does not resolve.
   std::pair<std::string, std::string> resolve(const Destination& d, const std::string& ns) const {
-    if (d.ref_kind.empty()) return {d.uri, ""};
-    std::string ref_ns = d.ref_namespace.empty() ? ns : d.ref_namespace;
-    std::string base;
-    if (d.ref_kind == "Service") {
-      if (!services_.count(ref_ns + "/" + d.ref_name))
-        return {"", fmt::format("service \"{}\" does not exist in namespace \"{}\"", d.ref_name,
-                                ref_ns)};
-      base = fmt::format("http://{}:{}", service_host(d.ref_name, ref_ns, options_.domain),
-                         options_.proxy_port);
-    } else {
-      if (!brokers_.count(ref_ns + "/" + d.ref_name))
-        return {"", fmt::format("broker \"{}\" does not exist in namespace \"{}\"", d.ref_name,
-                                ref_ns)};
-      base = fmt::format("{}/{}/{}", options_.ingress_url, ref_ns, d.ref_name);
-    }
-    if (d.uri.empty()) return {base + (d.ref_kind == "Service" ? "/" : ""), ""};
-    return {base + (d.uri.front() == '/' ? "" : "/") + d.uri, ""};
+    return resolve_destination(d, ns, where_);
   }
 
   Condition condition(const std::string& object, const char* type, bool ok, std::string reason,
                       std::string message) {
-    Condition c{type};
-    c.status = ok ? "True" : "False";
-    if (!ok) {
-      c.reason = std::move(reason);
-      c.message = std::move(message);
-    }
-    auto& previous = transitions_[object + "/" + type];
-    if (previous.first != c.status) previous = {c.status, unix_now()};
-    c.last_transition_unix = previous.second;
-    return c;
-  }
-
-  static std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-
-  // Ready: True when every part is, else the first part that is not, with its reason.
-  Condition ready_of(const std::string& object, const std::vector<Condition>& parts) {
-    for (const auto& c : parts)
-      if (c.status != "True") return condition(object, "Ready", false, c.reason, c.message);
-    return condition(object, "Ready", true, "", "");
+    return status_.condition(object, type, ok, std::move(reason), std::move(message));
   }
 
   void rebuild() {
@@ -200,39 +187,30 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
       route.trigger = std::move(*t);
       if (has_broker) it->second.triggers.push_back(std::move(route));
     }
+    // An EventType is Ready while what it refers to (a Broker) exists.
+    for (const auto& [k, o] : event_types_) {
+      const std::string kind = json_string(json_path_value(o, ".spec.reference.kind"));
+      const std::string name = json_string(json_path_value(o, ".spec.reference.name"));
+      const std::string ns = meta_string(o, "namespace");
+      bool exists = kind.empty() || (kind == "Broker" && brokers_.count(ns + "/" + name)) ||
+                    (kind == "Service" && services_.count(ns + "/" + name));
+      std::vector<Condition> parts{condition(
+          "EventType/" + k, "ReferenceExists", exists, "ResourceDoesNotExist",
+          fmt::format("{} \"{}\" does not exist in namespace \"{}\"", kind, name, ns))};
+      status_.write(kEventingGroup, "EventType", ns, meta_string(o, "name"),
+                    meta_int(o, "generation"), std::move(parts), json::object{});
+    }
     snapshot_.publish(std::move(table));
     if (options_.published) options_.published();
   }
 
   void write_status(const char* kind, const std::string& ns, const std::string& name,
                     std::vector<Condition> parts, json::object status) {
-    std::vector<Condition> all;
-    all.push_back(ready_of(std::string(kind) + "/" + ns + "/" + name, parts));
-    for (auto& c : parts) all.push_back(std::move(c));
-    status["conditions"] = conditions_to_json(all);
     auto& objects = std::string_view(kind) == "Broker" ? brokers_ : triggers_;
-    if (auto it = objects.find(ns + "/" + name); it != objects.end())
-      status["observedGeneration"] = meta_int(it->second, "generation");
-    std::string k = std::string(kind) + "/" + ns + "/" + name;
-    std::string text = json::serialize(status);
-    auto [it, fresh] = written_.try_emplace(k, text);
-    if (!fresh && it->second == text) return;
-    it->second = text;
-    json::object object{{"metadata", json::object{{"name", name}, {"namespace", ns}}},
-                        {"status", std::move(status)}};
-    auto self = shared_from_this();
-    auto ex = control_.get_executor();
-    committer_.commit(
-        {{ObjectWrite::Op::kUpdateStatus, kEventingGroup, kind, std::move(object), 0}},
-        [self, ex, k, text](Result<std::vector<ObjectEvent>> r) {
-          if (r) return;
-          asio::post(ex, [self, k, text, error = r.error()] {
-            if (auto it = self->written_.find(k); it != self->written_.end() && it->second == text)
-              self->written_.erase(it);
-            if (error.code != ErrorCode::kNotFound)
-              spdlog::warn("writing the status of {} failed: {}", k, error.message);
-          });
-        });
+    auto it = objects.find(ns + "/" + name);
+    status_.write(kEventingGroup, kind, ns, name,
+                  it == objects.end() ? 0 : meta_int(it->second, "generation"), std::move(parts),
+                  std::move(status));
   }
 
   asio::io_context& control_;
@@ -242,9 +220,9 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
   ObjectCommitter& committer_;
   BrokerSnapshot& snapshot_;
   EventControllerOptions options_;
-  std::map<std::string, json::object> brokers_, triggers_, services_;  // by "ns/name"
-  std::map<std::string, std::string> written_;  // "Kind/ns/name" → the status last written
-  std::map<std::string, std::pair<std::string, std::int64_t>> transitions_;
+  std::map<std::string, json::object> brokers_, triggers_, services_, event_types_;  // "ns/name"
+  StatusWriter status_;
+  Addressables where_;
   bool rebuild_posted_ = false;
   std::uint64_t watch_id_ = 0;
   bool stopped_ = false;

@@ -188,6 +188,7 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   ne.deliveries = matching_triggers(*broker, *event);
+  const std::string type = event->get("type"), source = event->get("source");
   ne.event = std::move(*event);
   auto ex = client.get_executor();
   auto done = std::make_shared<std::optional<Result<std::int64_t>>>();
@@ -205,7 +206,19 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
     co_return co_await answer(http::status::service_unavailable, body, keep_alive);
   }
   ++stats_.accepted;
+  note_type(parts[0], parts[1], type, source);
   co_return co_await answer(http::status::accepted, kNoBody, keep_alive);
+}
+
+void BrokerIngress::note_type(const std::string& ns, const std::string& broker,
+                              const std::string& type, const std::string& source) {
+  if (!type_seen_) return;
+  constexpr std::size_t kMaxSeen = 4096;  // then forgotten: a repeat only re-checks
+  std::string key = fmt::format("{}/{}\n{}\n{}", ns, broker, type, source);
+  if (types_seen_.count(key)) return;
+  if (types_seen_.size() >= kMaxSeen) types_seen_.clear();
+  types_seen_.insert(std::move(key));
+  type_seen_(ns, broker, type, source);
 }
 
 }  // namespace elafros

@@ -12,7 +12,9 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <unordered_set>
 
 #include "elafros/event_log.hpp"
 #include "elafros/eventing.hpp"
@@ -39,7 +41,18 @@ class BrokerIngress {
 
   const IngressStats& stats() const { return stats_; }
 
+  // Called on the proxy thread the first time an accepted event shows a broker a (type, source)
+  // pair (Knative's eventtype-auto-create); post from it. Set before serving.
+  using TypeSeen = std::function<void(const std::string& ns, const std::string& broker,
+                                      const std::string& type, const std::string& source)>;
+  void on_type_seen(TypeSeen callback) { type_seen_ = std::move(callback); }
+
  private:
+  void note_type(const std::string& ns, const std::string& broker, const std::string& type,
+                 const std::string& source);
+
+  TypeSeen type_seen_;
+  std::unordered_set<std::string> types_seen_;  // the proxy thread's; bounded
   const BrokerSnapshot& brokers_;
   EventQueue& queue_;
   std::uint64_t body_limit_;

@@ -29,44 +29,6 @@ std::string triggers_path(const Globals& g) {
   return fmt::format("/apis/eventing.knative.dev/v1/namespaces/{}/triggers", g.ns);
 }
 
-// kn's sink syntax: ksvc:NAME[:NAMESPACE], broker:NAME, a bare NAME (a service), or a URL.
-json::object sink_destination(const std::string& sink) {
-  if (sink.rfind("http://", 0) == 0 || sink.rfind("https://", 0) == 0)
-    return json::object{{"uri", sink}};
-  std::string kind = "ksvc", rest = sink;
-  if (auto colon = sink.find(':'); colon != std::string::npos) {
-    kind = sink.substr(0, colon);
-    rest = sink.substr(colon + 1);
-  }
-  std::string name = rest, ns;
-  if (auto colon = rest.find(':'); colon != std::string::npos) {
-    name = rest.substr(0, colon);
-    ns = rest.substr(colon + 1);
-  }
-  json::object ref;
-  if (kind == "ksvc")
-    ref = {{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Service"}, {"name", name}};
-  else if (kind == "broker")
-    ref = {{"apiVersion", "eventing.knative.dev/v1"}, {"kind", "Broker"}, {"name", name}};
-  else
-    throw std::runtime_error(fmt::format(
-        "--sink \"{}\": use ksvc:NAME[:NAMESPACE], broker:NAME, a service NAME, or an http:// URL",
-        sink));
-  if (name.empty()) throw std::runtime_error(fmt::format("--sink \"{}\" names nothing", sink));
-  if (!ns.empty()) ref["namespace"] = ns;
-  return json::object{{"ref", std::move(ref)}};
-}
-
-std::string destination_text(const json::value& d) {
-  if (!d.is_object()) return "";
-  std::string uri = field(d, "uri");
-  if (const auto* ref = d.as_object().if_contains("ref"); ref && ref->is_object()) {
-    std::string kind = field(*ref, "kind") == "Service" ? "ksvc" : "broker";
-    return fmt::format("{}:{}{}", kind, field(*ref, "name"), uri.empty() ? "" : " " + uri);
-  }
-  return uri;
-}
-
 struct DeliveryFlags {
   std::string dl_sink, backoff_policy, backoff_delay, timeout;
   int retry = -1;
@@ -94,11 +56,6 @@ void add_delivery_flags(CLI::App* c, DeliveryFlags& f) {
   c->add_option("--backoff-delay", f.backoff_delay,
                 "the base wait between retries, ISO-8601 (e.g. PT0.2S)");
   c->add_option("--timeout", f.timeout, "the timeout of each attempt, ISO-8601 (e.g. PT10S)");
-}
-
-std::string ready_reason(const json::value& o) {
-  const json::object* ready = condition(o, "Ready");
-  return ready ? field(*ready, "reason") : "";
 }
 
 // --- broker ---------------------------------------------------------------------------------
@@ -374,6 +331,49 @@ int event_send(const ApiClient& api, const Globals& g, const SendFlags& f) {
 }
 
 }  // namespace
+
+// kn's sink syntax: ksvc:NAME[:NAMESPACE], broker:NAME, a bare NAME (a service), or a URL.
+json::object sink_destination(const std::string& sink) {
+  if (sink.rfind("http://", 0) == 0 || sink.rfind("https://", 0) == 0)
+    return json::object{{"uri", sink}};
+  std::string kind = "ksvc", rest = sink;
+  if (auto colon = sink.find(':'); colon != std::string::npos) {
+    kind = sink.substr(0, colon);
+    rest = sink.substr(colon + 1);
+  }
+  std::string name = rest, ns;
+  if (auto colon = rest.find(':'); colon != std::string::npos) {
+    name = rest.substr(0, colon);
+    ns = rest.substr(colon + 1);
+  }
+  json::object ref;
+  if (kind == "ksvc")
+    ref = {{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Service"}, {"name", name}};
+  else if (kind == "broker")
+    ref = {{"apiVersion", "eventing.knative.dev/v1"}, {"kind", "Broker"}, {"name", name}};
+  else
+    throw std::runtime_error(fmt::format(
+        "--sink \"{}\": use ksvc:NAME[:NAMESPACE], broker:NAME, a service NAME, or an http:// URL",
+        sink));
+  if (name.empty()) throw std::runtime_error(fmt::format("--sink \"{}\" names nothing", sink));
+  if (!ns.empty()) ref["namespace"] = ns;
+  return json::object{{"ref", std::move(ref)}};
+}
+
+std::string destination_text(const json::value& d) {
+  if (!d.is_object()) return "";
+  std::string uri = field(d, "uri");
+  if (const auto* ref = d.as_object().if_contains("ref"); ref && ref->is_object()) {
+    std::string kind = field(*ref, "kind") == "Service" ? "ksvc" : "broker";
+    return fmt::format("{}:{}{}", kind, field(*ref, "name"), uri.empty() ? "" : " " + uri);
+  }
+  return uri;
+}
+
+std::string ready_reason(const json::value& o) {
+  const json::object* ready = condition(o, "Ready");
+  return ready ? field(*ready, "reason") : "";
+}
 
 void add_eventing_commands(CLI::App& app, Session& s) {
   auto name = std::make_shared<std::string>();

@@ -111,7 +111,7 @@ TEST_CASE("config.json has hardened defaults") {
   b.hostname = "hello";
   b.cgroups_path = "/elafros/x";
   b.pids_limit = 512;
-  b.readonly_host_files = {"/etc/resolv.conf"};
+  b.readonly_files = {{"/etc/resolv.conf", "/etc/resolv.conf"}};
   b.memory_limit_bytes = 64 << 20;
   b.cpu_limit_millis = 500;
   json::object spec = make_runtime_spec(b);

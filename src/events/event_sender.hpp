@@ -1,0 +1,45 @@
+#pragma once
+// How the sources send (docs/architecture.md, "Sources"): each event is POSTed in binary mode to
+// its source's sink on the events thread, retried on Knative's retryable answers five times
+// (50 ms doubling, as Knative's ping adapter does), then counted and logged as lost. Durability
+// starts at the sink: a Broker's ingress answers 202 only once the event is committed.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "elafros/cloudevent.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace elafros {
+
+struct SenderStats {
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<std::uint64_t> retries{0};
+  std::atomic<std::uint64_t> lost{0};
+};
+
+// The sources' Prometheus families.
+std::string render_source_metrics(const SenderStats& stats);
+
+class EventSender {
+ public:
+  explicit EventSender(boost::asio::io_context& io);
+  ~EventSender();
+  EventSender(const EventSender&) = delete;
+  EventSender& operator=(const EventSender&) = delete;
+
+  // Any thread. `from` names the source in logs ("pingsource default/ping").
+  void send(CloudEvent event, std::string url, std::string from);
+  const SenderStats& stats() const;
+
+ private:
+  class Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace elafros
