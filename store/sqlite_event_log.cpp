@@ -1,5 +1,7 @@
 // The EventLog of SqliteStore: the events and deliveries tables (schema 5).
 
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 
 #include "sqlite_statement.hpp"
@@ -188,25 +190,64 @@ Result<void> SqliteStore::update_deliveries(const std::vector<Delivery>& deliver
   return tx.commit();
 }
 
-Result<std::int64_t> SqliteStore::prune_events(std::int64_t before_ms, std::int64_t keep) {
+Result<std::int64_t> SqliteStore::prune_events(std::int64_t before_ms, std::int64_t keep,
+                                               std::int64_t max_bytes) {
   // Finished: no delivery of it is pending (an event that matched nothing is finished at once).
-  Statement st(db_,
-               "DELETE FROM events WHERE seq IN ("
-               "  SELECT seq FROM events e WHERE NOT EXISTS ("
-               "    SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
-               "    AND d.state IN ('pending', 'deadlettering'))"
-               "  AND (e.received < ? OR e.seq <= (SELECT MAX(seq) FROM events) - ?))");
+  static const char* kFinished =
+      "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
+      " AND d.state IN ('pending', 'deadlettering'))";
+  const std::string by_age = fmt::format(
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events e WHERE {} AND (e.received < ? OR "
+      "e.seq <= (SELECT MAX(seq) FROM events) - ?))",
+      kFinished);
+  Statement st(db_, by_age.c_str());
   st.bind(1, before_ms).bind(2, keep);
   if (st.step() != SQLITE_DONE) return st.error("dropping old events failed");
-  return static_cast<std::int64_t>(sqlite3_changes(db_));
+  auto dropped = static_cast<std::int64_t>(sqlite3_changes(db_));
+  if (max_bytes <= 0) return dropped;
+  Statement size(db_,
+                 "SELECT COALESCE(SUM(length(CAST(attributes AS BLOB)) + length(data)), 0) FROM "
+                 "events");
+  if (size.step() != SQLITE_ROW) return size.error("measuring the kept events failed");
+  std::int64_t excess = size.integer(0) - max_bytes;
+  if (excess <= 0) return dropped;
+  // The oldest finished events until enough is freed.
+  const std::string oldest_sql = fmt::format(
+      "SELECT seq, length(CAST(attributes AS BLOB)) + length(data) FROM events e WHERE {} ORDER "
+      "BY seq",
+      kFinished);
+  Statement oldest(db_, oldest_sql.c_str());
+  std::int64_t cutoff = 0;
+  while (excess > 0 && oldest.step() == SQLITE_ROW) {
+    cutoff = oldest.integer(0);
+    excess -= oldest.integer(1);
+  }
+  if (cutoff == 0) return dropped;
+  const std::string cut_sql = fmt::format(
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events e WHERE {} AND e.seq <= ?)",
+      kFinished);
+  Statement cut(db_, cut_sql.c_str());
+  cut.bind(1, cutoff);
+  if (cut.step() != SQLITE_DONE) return cut.error("dropping old events failed");
+  return dropped + static_cast<std::int64_t>(sqlite3_changes(db_));
 }
 
 Result<EventLog::Backlog> SqliteStore::backlog() {
   Statement st(db_,
-               "SELECT COUNT(*), MIN(e.received) FROM deliveries d JOIN events e ON e.seq = "
-               "d.event_seq WHERE d.state IN ('pending', 'deadlettering')");
-  if (st.step() != SQLITE_ROW) return st.error("reading the event backlog failed");
-  return Backlog{st.integer(0), st.is_null(1) ? 0 : st.integer(1)};
+               "SELECT d.trigger_uid, COUNT(*), MIN(e.received) FROM deliveries d JOIN events e "
+               "ON e.seq = d.event_seq WHERE d.state IN ('pending', 'deadlettering') GROUP BY "
+               "d.trigger_uid");
+  Backlog b;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    Backlog::Trigger t{st.integer(1), st.is_null(2) ? 0 : st.integer(2)};
+    b.pending += t.pending;
+    if (t.oldest_pending_ms && (!b.oldest_pending_ms || t.oldest_pending_ms < b.oldest_pending_ms))
+      b.oldest_pending_ms = t.oldest_pending_ms;
+    b.by_trigger.emplace(st.text(0), t);
+  }
+  if (rc != SQLITE_DONE) return st.error("reading the event backlog failed");
+  return b;
 }
 
 Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> SqliteStore::recent_events(

@@ -48,7 +48,8 @@ class SqliteStore final : public Store {
   Result<std::int64_t> next_due_ms() override;
   Result<void> update_delivery(const Delivery& delivery) override;
   Result<void> update_deliveries(const std::vector<Delivery>& deliveries) override;
-  Result<std::int64_t> prune_events(std::int64_t before_ms, std::int64_t keep) override;
+  Result<std::int64_t> prune_events(std::int64_t before_ms, std::int64_t keep,
+                                    std::int64_t max_bytes) override;
   Result<Backlog> backlog() override;
   Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> recent_events(
       const std::string& ns, const std::string& broker, std::size_t limit) override;

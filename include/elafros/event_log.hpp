@@ -5,6 +5,7 @@
 // on the store thread.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -66,12 +67,19 @@ class EventLog {
   // Several in one transaction (the dispatcher's grouped outcomes).
   virtual Result<void> update_deliveries(const std::vector<Delivery>& deliveries) = 0;
   // Retention: drops the events whose every delivery is finished (delivered, dead-lettered,
-  // failed) once older than `before_ms`, or beyond the newest `keep` finished ones. The count
-  // dropped.
-  virtual Result<std::int64_t> prune_events(std::int64_t before_ms, std::int64_t keep) = 0;
+  // failed) once older than `before_ms`, or beyond the newest `keep` finished ones, or, oldest
+  // first, while all events' attributes and data take more than `max_bytes` (0: no bound).
+  // The count dropped.
+  virtual Result<std::int64_t> prune_events(std::int64_t before_ms, std::int64_t keep,
+                                            std::int64_t max_bytes) = 0;
   struct Backlog {
     std::int64_t pending = 0;            // deliveries not finished
     std::int64_t oldest_pending_ms = 0;  // when the oldest of them was received; 0: none
+    struct Trigger {
+      std::int64_t pending = 0;
+      std::int64_t oldest_pending_ms = 0;
+    };
+    std::map<std::string, Trigger> by_trigger;  // by trigger uid
   };
   virtual Result<Backlog> backlog() = 0;
   // A broker's latest events with their deliveries, newest first.

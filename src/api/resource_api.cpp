@@ -793,8 +793,8 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                                 ? std::string(in.at("kind").get_string())
                                 : "";
     auto slash = api.find('/');
-    const KindInfo* k = kinds_.find_kind(slash == std::string::npos ? "" : api.substr(0, slash),
-                                         kind_name);
+    const KindInfo* k =
+        kinds_.find_kind(slash == std::string::npos ? "" : api.substr(0, slash), kind_name);
     if (!k) co_return Error::invalid(fmt::format("no kind {} {}", api, kind_name));
     ObjectKey key{k->group, k->kind, meta_string(in, "namespace"), meta_string(in, "name")};
     for (int attempt = 0;; ++attempt) {
@@ -824,10 +824,12 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
         }
         auto obj = merge_update(*k, *stored, input);
         if (!obj) co_return obj.error();
-        written = co_await write(*k, &*stored, std::move(*obj), resource_version_of(*stored), false);
+        written =
+            co_await write(*k, &*stored, std::move(*obj), resource_version_of(*stored), false);
       }
-      if (!written && (written.error().code == ErrorCode::kConflict ||
-                       written.error().code == ErrorCode::kAlreadyExists) &&
+      if (!written &&
+          (written.error().code == ErrorCode::kConflict ||
+           written.error().code == ErrorCode::kAlreadyExists) &&
           attempt < 5)
         continue;
       if (!written) co_return written.error();

@@ -135,6 +135,7 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"event-max-bytes", number(c.event_max_bytes, 1024, 1e9)},
       {"event-retention-seconds", integer(c.event_retention_seconds, 1)},
       {"event-retention-count", integer(c.event_retention_count, 1)},
+      {"event-retention-bytes", number(c.event_retention_bytes, 0, 1e15)},
       {"eventtype-auto-create", boolean(c.eventtype_auto_create)},
       // The KPA's defaults, named after Knative's config-autoscaler keys.
       {"container-concurrency-target-default", number(a.target, 0.01, 1e6)},

@@ -67,6 +67,7 @@ struct DaemonConfig {
   double event_max_bytes = 1 << 20;
   int event_retention_seconds = 3600;
   int event_retention_count = 10000;
+  double event_retention_bytes = 256.0 * (1 << 20);  // the kept events' attributes and data
   // The brokers' ingress creates an EventType for each (type, source) it sees on a broker.
   bool eventtype_auto_create = true;
   AutoscalingDefaults autoscaling;

@@ -193,6 +193,7 @@ int run(const DaemonConfig& cfg) {
   dopts.defaults.backoff_delay = std::chrono::milliseconds(200);
   dopts.retention = std::chrono::seconds(cfg.event_retention_seconds);
   dopts.retention_count = cfg.event_retention_count;
+  dopts.retention_bytes = static_cast<std::int64_t>(cfg.event_retention_bytes);
   Dispatcher dispatcher(events_io, store_thread, **store, event_queue, brokers, dopts);
   event_queue.on_committed([&dispatcher] { dispatcher.wake(); });
   EventSender sender(events_io);  // the sources', on the events thread

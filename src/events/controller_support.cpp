@@ -16,22 +16,21 @@ namespace json = boost::json;
 
 namespace elafros {
 
-std::pair<std::string, std::string> resolve_destination(const Destination& d,
-                                                        const std::string& ns,
+std::pair<std::string, std::string> resolve_destination(const Destination& d, const std::string& ns,
                                                         const Addressables& where) {
   if (d.ref_kind.empty()) return {d.uri, ""};
   std::string ref_ns = d.ref_namespace.empty() ? ns : d.ref_namespace;
   std::string base;
   if (d.ref_kind == "Service") {
     if (!where.has_service(ref_ns, d.ref_name))
-      return {"", fmt::format("service \"{}\" does not exist in namespace \"{}\"", d.ref_name,
-                              ref_ns)};
+      return {"",
+              fmt::format("service \"{}\" does not exist in namespace \"{}\"", d.ref_name, ref_ns)};
     base = fmt::format("http://{}:{}", service_host(d.ref_name, ref_ns, where.domain),
                        where.proxy_port);
   } else {
     if (!where.has_broker(ref_ns, d.ref_name))
-      return {"", fmt::format("broker \"{}\" does not exist in namespace \"{}\"", d.ref_name,
-                              ref_ns)};
+      return {"",
+              fmt::format("broker \"{}\" does not exist in namespace \"{}\"", d.ref_name, ref_ns)};
     base = fmt::format("{}/{}/{}", where.ingress_url, ref_ns, d.ref_name);
   }
   if (d.uri.empty()) return {base + (d.ref_kind == "Service" ? "/" : ""), ""};
@@ -99,8 +98,7 @@ void StatusWriter::write(const std::string& group, const std::string& kind, cons
       });
 }
 
-void StatusWriter::forget(const std::string& kind, const std::string& ns,
-                          const std::string& name) {
+void StatusWriter::forget(const std::string& kind, const std::string& ns, const std::string& name) {
   written_.erase(kind + "/" + ns + "/" + name);
 }
 

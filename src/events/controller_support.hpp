@@ -24,12 +24,11 @@ struct Addressables {
   std::string ingress_url;  // http://broker-ingress.DOMAIN:PORT
   std::string domain = "localhost";
   int proxy_port = 8080;
-  std::function<bool(const std::string& ns, const std::string& name)> has_service, has_broker;
+  std::function<bool(const std::string&ns, const std::string&name)> has_service, has_broker;
 };
 
 // The URL, or "" and why it does not resolve.
-std::pair<std::string, std::string> resolve_destination(const Destination& d,
-                                                        const std::string& ns,
+std::pair<std::string, std::string> resolve_destination(const Destination& d, const std::string& ns,
                                                         const Addressables& where);
 
 class StatusWriter {

@@ -86,6 +86,11 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
       if (b) {
         stats_.pending = b->pending;
         stats_.oldest_pending_ms = b->oldest_pending_ms;
+        for (auto& [uid, c] : counters_) {
+          auto it = b->by_trigger.find(uid);
+          c->pending = it == b->by_trigger.end() ? 0 : it->second.pending;
+          c->oldest_pending_ms = it == b->by_trigger.end() ? 0 : it->second.oldest_pending_ms;
+        }
       }
     }
     if (steady - last_prune_ >= std::chrono::seconds(60)) {
@@ -94,7 +99,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
           now_ms() -
           std::chrono::duration_cast<std::chrono::milliseconds>(options_.retention).count();
       auto n = co_await offload(store_thread_.get_executor(), &EventLog::prune_events, &log_,
-                                before, options_.retention_count);
+                                before, options_.retention_count, options_.retention_bytes);
       if (n && *n > 0) stats_.pruned += static_cast<std::uint64_t>(*n);
       if (!n) spdlog::warn("dropping old events failed: {}", n.error().message);
     }
@@ -138,6 +143,21 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
       if (next && *next > now_ms()) wait = std::min<std::int64_t>(*next - now_ms(), 1000);
       if (!woken_) co_await sleep(std::chrono::milliseconds(wait));
     }
+  }
+
+  // The Trigger's counters, made (and published to /metrics) the first time it is seen.
+  TriggerCounters& counters(const Trigger& t) {
+    auto& c = counters_[t.uid];
+    if (!c) {
+      c = std::make_shared<TriggerCounters>();
+      c->namespace_ = t.namespace_;
+      c->broker = t.broker;
+      c->trigger = t.name;
+      auto list = std::make_shared<TriggerCountersList>();
+      for (const auto& [uid, counter] : counters_) list->push_back(counter);
+      stats_.triggers.store(std::move(list), std::memory_order_release);
+    }
+    return *c;
   }
 
   static std::chrono::steady_clock::time_point steady_now() {
@@ -205,6 +225,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
       co_await save(d);
       co_return;
     }
+    TriggerCounters& counted = counters(route->trigger);
     DeliverySpec spec = route->delivery.any() ? route->delivery : options_.defaults;
     const int retries = spec.retry.value_or(0);
     const bool dead_letter = d.state == DeliveryState::kDeadLettering;
@@ -214,6 +235,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     if (dead_letter && target.empty()) {
       d.state = DeliveryState::kFailed;
       ++stats_.failed;
+      ++counted.failed;
       spdlog::warn(
           "event {} of broker {}/{} is dropped: {} could not deliver it ({}), and no "
           "dead-letter sink is set",
@@ -259,6 +281,7 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
       a = co_await post(*url, headers, body, timeout);
     }
     ++stats_.attempts;
+    ++counted.attempts;
     ++(dead_letter ? d.dead_letter_attempts : d.attempts);
     d.updated_ms = now_ms();
     if (a.status >= 200 && a.status < 300) {
@@ -275,6 +298,9 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
         if (!dead_letter) d.last_error.clear();
         d.state = dead_letter ? DeliveryState::kDeadLettered : DeliveryState::kDelivered;
         ++(dead_letter ? stats_.dead_lettered : stats_.delivered);
+        ++(dead_letter ? counted.dead_lettered : counted.delivered);
+        if (!dead_letter)
+          counted.observe_latency(static_cast<double>(d.updated_ms - e.received_ms) / 1000.0);
         co_await save(d);
         co_return;
       }
@@ -306,9 +332,11 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
                        *a.retry_after, spec.retry_after_max.value_or(options_.retry_after_max)));
       d.next_ms = now_ms() + delay.count();
       ++stats_.retries;
+      ++counted.retries;
     } else if (dead_letter) {
       d.state = DeliveryState::kFailed;
       ++stats_.failed;
+      ++counted.failed;
     } else {
       d.state = DeliveryState::kDeadLettering;  // retries exhausted
       d.next_ms = now_ms();
@@ -394,7 +422,8 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
   // Read from the log and not finished: waiting in ready_ (per Trigger) or in flight.
   std::set<std::pair<std::int64_t, std::string>> queued_;
   std::map<std::string, std::deque<std::pair<StoredEvent, Delivery>>> ready_;
-  std::map<std::string, int> per_trigger_;  // in flight
+  std::map<std::string, int> per_trigger_;                            // in flight
+  std::map<std::string, std::shared_ptr<TriggerCounters>> counters_;  // by trigger uid
   bool woken_ = false;
   bool stopped_ = false;
   std::chrono::steady_clock::time_point last_backlog_{}, last_prune_{}, last_sweep_{};
@@ -425,6 +454,15 @@ void Dispatcher::stop() {
 
 const DispatchStats& Dispatcher::stats() const {
   return impl_->stats_;
+}
+
+void TriggerCounters::observe_latency(double seconds) {
+  if (seconds < 0) seconds = 0;
+  std::size_t b = 0;
+  while (b < kBucketCount && seconds > kBuckets[b]) ++b;
+  ++latency_buckets[b];
+  ++latency_count;
+  latency_sum_us += static_cast<std::uint64_t>(seconds * 1e6);
 }
 
 std::string render_event_metrics(const DispatchStats& d, const IngressStats& i) {
@@ -475,6 +513,77 @@ std::string render_event_metrics(const DispatchStats& d, const IngressStats& i) 
   std::int64_t oldest = d.oldest_pending_ms.load();
   sample("elafros_event_oldest_pending_age_seconds", "",
          oldest == 0 ? 0.0 : static_cast<double>(now_ms() - oldest) / 1000.0);
+
+  // Per broker and per Trigger.
+  auto brokers = i.brokers.load(std::memory_order_acquire);
+  family("elafros_broker_ingress_events_total", "counter",
+         "Events a broker's ingress answered, by outcome (as elafros_broker_events_total).");
+  for (const auto& b : *brokers) {
+    std::string l = fmt::format(R"(namespace="{}",broker="{}")", b->namespace_, b->broker);
+    sample("elafros_broker_ingress_events_total", l + R"(,outcome="accepted")",
+           static_cast<double>(b->accepted.load()));
+    sample("elafros_broker_ingress_events_total", l + R"(,outcome="rejected")",
+           static_cast<double>(b->rejected.load()));
+    sample("elafros_broker_ingress_events_total", l + R"(,outcome="ttl_dropped")",
+           static_cast<double>(b->ttl_dropped.load()));
+    sample("elafros_broker_ingress_events_total", l + R"(,outcome="failed")",
+           static_cast<double>(b->failed.load()));
+  }
+  auto triggers = d.triggers.load(std::memory_order_acquire);
+  auto labels = [](const TriggerCounters& t) {
+    return fmt::format(R"(namespace="{}",broker="{}",trigger="{}")", t.namespace_, t.broker,
+                       t.trigger);
+  };
+  family("elafros_trigger_delivery_attempts_total", "counter",
+         "Attempts to deliver a Trigger's events (to its subscriber or dead-letter sink).");
+  for (const auto& t : *triggers)
+    sample("elafros_trigger_delivery_attempts_total", labels(*t),
+           static_cast<double>(t->attempts.load()));
+  family("elafros_trigger_deliveries_total", "counter",
+         "A Trigger's finished deliveries, by outcome: delivered, dead_lettered, failed.");
+  for (const auto& t : *triggers) {
+    sample("elafros_trigger_deliveries_total", labels(*t) + R"(,outcome="delivered")",
+           static_cast<double>(t->delivered.load()));
+    sample("elafros_trigger_deliveries_total", labels(*t) + R"(,outcome="dead_lettered")",
+           static_cast<double>(t->dead_lettered.load()));
+    sample("elafros_trigger_deliveries_total", labels(*t) + R"(,outcome="failed")",
+           static_cast<double>(t->failed.load()));
+  }
+  family("elafros_trigger_delivery_retries_total", "counter",
+         "A Trigger's attempts that failed and are retried.");
+  for (const auto& t : *triggers)
+    sample("elafros_trigger_delivery_retries_total", labels(*t),
+           static_cast<double>(t->retries.load()));
+  family("elafros_trigger_deliveries_pending", "gauge",
+         "A Trigger's deliveries not finished yet (refreshed each second).");
+  for (const auto& t : *triggers)
+    sample("elafros_trigger_deliveries_pending", labels(*t),
+           static_cast<double>(t->pending.load()));
+  family("elafros_trigger_oldest_pending_age_seconds", "gauge",
+         "How long the oldest unfinished delivery of a Trigger has waited; 0 with none.");
+  for (const auto& t : *triggers) {
+    std::int64_t o = t->oldest_pending_ms.load();
+    sample("elafros_trigger_oldest_pending_age_seconds", labels(*t),
+           o == 0 ? 0.0 : static_cast<double>(now_ms() - o) / 1000.0);
+  }
+  family("elafros_trigger_delivery_latency_seconds", "histogram",
+         "From an event's arrival at its broker to the Trigger's subscriber answering 2xx "
+         "(retries and cold starts included).");
+  for (const auto& t : *triggers) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b <= TriggerCounters::kBucketCount; ++b) {
+      cumulative += t->latency_buckets[b].load();
+      std::string le = b == TriggerCounters::kBucketCount
+                           ? "+Inf"
+                           : fmt::format("{}", TriggerCounters::kBuckets[b]);
+      sample("elafros_trigger_delivery_latency_seconds_bucket",
+             labels(*t) + fmt::format(R"(,le="{}")", le), static_cast<double>(cumulative));
+    }
+    sample("elafros_trigger_delivery_latency_seconds_sum", labels(*t),
+           static_cast<double>(t->latency_sum_us.load()) / 1e6);
+    sample("elafros_trigger_delivery_latency_seconds_count", labels(*t),
+           static_cast<double>(t->latency_count.load()));
+  }
   return out;
 }
 

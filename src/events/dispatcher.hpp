@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "elafros/event_log.hpp"
 #include "elafros/eventing.hpp"
@@ -36,7 +37,23 @@ struct DispatcherOptions {
   // broker events' and describe.
   std::chrono::seconds retention{3600};
   std::int64_t retention_count = 10000;
+  std::int64_t retention_bytes = 256 << 20;  // all kept events' attributes and data
 };
+
+// One Trigger's counters: written on the events thread, read by /metrics.
+struct TriggerCounters {
+  static constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                        0.5,   1,      2.5,   5,    10,    30,   60,  300};
+  static constexpr std::size_t kBucketCount = sizeof(kBuckets) / sizeof(kBuckets[0]);
+  std::string namespace_, broker, trigger;
+  std::atomic<std::uint64_t> attempts{0}, delivered{0}, dead_lettered{0}, failed{0}, retries{0};
+  std::atomic<std::int64_t> pending{0}, oldest_pending_ms{0};
+  // From the event's arrival at the broker to the subscriber's 2xx.
+  std::atomic<std::uint64_t> latency_buckets[kBucketCount + 1] = {};  // the last: +Inf
+  std::atomic<std::uint64_t> latency_count{0}, latency_sum_us{0};
+  void observe_latency(double seconds);
+};
+using TriggerCountersList = std::vector<std::shared_ptr<TriggerCounters>>;
 
 struct DispatchStats {
   std::atomic<std::uint64_t> attempts{0};
@@ -49,6 +66,9 @@ struct DispatchStats {
   std::atomic<std::int64_t> pending{0};       // deliveries not finished (refreshed each second)
   std::atomic<std::int64_t> oldest_pending_ms{0};  // when the oldest of them arrived; 0: none
   std::atomic<std::uint64_t> pruned{0};            // finished events dropped by retention
+  // Every Trigger seen, replaced (never changed) when one is added.
+  std::atomic<std::shared_ptr<const TriggerCountersList>> triggers{
+      std::make_shared<const TriggerCountersList>()};
 };
 
 struct IngressStats;

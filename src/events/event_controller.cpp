@@ -71,8 +71,7 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
     std::weak_ptr<Impl> weak = shared_from_this();
     auto ex = control_.get_executor();
     auto id = watches_.watch(from, [weak, ex](const ObjectEvent& e) {
-      if (e.kind != "Broker" && e.kind != "Trigger" && e.kind != "Service" &&
-          e.kind != "EventType")
+      if (e.kind != "Broker" && e.kind != "Trigger" && e.kind != "Service" && e.kind != "EventType")
         return;
       asio::post(ex, [weak, e] {
         if (auto self = weak.lock()) self->on_event(e);
@@ -194,9 +193,9 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
       const std::string ns = meta_string(o, "namespace");
       bool exists = kind.empty() || (kind == "Broker" && brokers_.count(ns + "/" + name)) ||
                     (kind == "Service" && services_.count(ns + "/" + name));
-      std::vector<Condition> parts{condition(
-          "EventType/" + k, "ReferenceExists", exists, "ResourceDoesNotExist",
-          fmt::format("{} \"{}\" does not exist in namespace \"{}\"", kind, name, ns))};
+      std::vector<Condition> parts{
+          condition("EventType/" + k, "ReferenceExists", exists, "ResourceDoesNotExist",
+                    fmt::format("{} \"{}\" does not exist in namespace \"{}\"", kind, name, ns))};
       status_.write(kEventingGroup, "EventType", ns, meta_string(o, "name"),
                     meta_int(o, "generation"), std::move(parts), json::object{});
     }

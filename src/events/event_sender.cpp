@@ -28,7 +28,8 @@ class EventSender::Impl : public std::enable_shared_from_this<EventSender::Impl>
   explicit Impl(asio::io_context& io) : io_(io) {}
 
   // `self` keeps this alive while the send runs.
-  asio::awaitable<void> run(std::shared_ptr<Impl> self, CloudEvent event, std::string target, std::string from) {
+  asio::awaitable<void> run(std::shared_ptr<Impl> self, CloudEvent event, std::string target,
+                            std::string from) {
     const std::string id = event.get("id");
     std::string error;
     auto url = parse_url(target);

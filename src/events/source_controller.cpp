@@ -61,8 +61,8 @@ bool is_source_kind(const std::string& kind) {
 class SourceController::Impl : public std::enable_shared_from_this<SourceController::Impl> {
  public:
   Impl(asio::io_context& control, asio::thread_pool& store_thread, ObjectStore& store,
-       WatchSource& watches, ObjectCommitter& committer, ObjectWriter& writer,
-       EventSender& sender, SourceControllerOptions options)
+       WatchSource& watches, ObjectCommitter& committer, ObjectWriter& writer, EventSender& sender,
+       SourceControllerOptions options)
       : control_(control),
         store_thread_(store_thread),
         store_(store),
@@ -152,8 +152,8 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
       } else {
         // Our own status writes come back with an unchanged generation: nothing to do.
         auto it = m.find(k);
-        bool same = it != m.end() &&
-                    meta_int(it->second, "generation") == meta_int(e.object, "generation");
+        bool same =
+            it != m.end() && meta_int(it->second, "generation") == meta_int(e.object, "generation");
         m[k] = e.object;
         if (same) return;
       }
@@ -226,8 +226,7 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
            json::array{json::object{{"type", kPingEventType},
                                     {"source", ping_event_source(p->namespace_, p->name)}}}}};
       auto next = next_tick(p->schedule, p->timezone, options_.clock->wall());
-      std::vector<Condition> more{part(*p, "PingSource", "Deployed", next.has_value(),
-                                       "NoNextTick",
+      std::vector<Condition> more{part(*p, "PingSource", "Deployed", next.has_value(), "NoNextTick",
                                        "the schedule has no tick in the next five years")};
       std::string url = sink_status("PingSource", *p, std::move(more), std::move(status));
       std::string token = fmt::format("{}/{}/{}", p->uid, p->generation, url);
@@ -314,12 +313,12 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
           services.insert(sk);
       }
       bool any = !services.empty();
-      std::vector<Condition> more{part(
-          *b, "SinkBinding", "BindingAvailable", any, "SubjectMissing",
-          b->subject_name.empty()
-              ? "no Service in the namespace has the labels the selector asks for"
-              : fmt::format("service \"{}\" does not exist in namespace \"{}\"", b->subject_name,
-                            b->namespace_))};
+      std::vector<Condition> more{
+          part(*b, "SinkBinding", "BindingAvailable", any, "SubjectMissing",
+               b->subject_name.empty()
+                   ? "no Service in the namespace has the labels the selector asks for"
+                   : fmt::format("service \"{}\" does not exist in namespace \"{}\"",
+                                 b->subject_name, b->namespace_))};
       json::object overrides;
       for (const auto& [name, value] : b->ce_overrides) overrides[name] = value;
       auto [url, problem] = resolve_destination(b->sink, b->namespace_, where_);
@@ -335,12 +334,11 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
       now.services = services;
       // The Service hook reads the binding's sinkUri: rewrite its Services once it is stored.
       std::weak_ptr<Impl> weak = shared_from_this();
-      sink_status("SinkBinding", *b, std::move(more), json::object{},
-                  [weak, touched](bool ok) {
-                    auto self = weak.lock();
-                    if (!self || !ok) return;
-                    for (const auto& s : touched) self->rewrite_service(s);
-                  });
+      sink_status("SinkBinding", *b, std::move(more), json::object{}, [weak, touched](bool ok) {
+        auto self = weak.lock();
+        if (!self || !ok) return;
+        for (const auto& s : touched) self->rewrite_service(s);
+      });
     }
     for (const auto& s : rewrite) rewrite_service(s);
   }
@@ -352,8 +350,7 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
                    {"metadata", json::object{{"namespace", k.substr(0, slash)},
                                              {"name", k.substr(slash + 1)}}}};
     writer_.write(std::move(o), ObjectWriter::Mode::kRewrite, [k](Result<void> r) {
-      if (!r)
-        spdlog::warn("binding the sink of service {} failed: {}", k, r.error().message);
+      if (!r) spdlog::warn("binding the sink of service {} failed: {}", k, r.error().message);
     });
   }
 
@@ -396,13 +393,12 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
              {"name", child_name(name)},
              {"namespace", meta_string(source, "namespace")},
              {"labels", json::object{{"sources.knative.dev/containerSource", name}}},
-             {"ownerReferences",
-              json::array{json::object{{"apiVersion", "sources.knative.dev/v1"},
-                                       {"kind", "ContainerSource"},
-                                       {"name", name},
-                                       {"uid", meta_string(source, "uid")},
-                                       {"controller", true},
-                                       {"blockOwnerDeletion", true}}}}}},
+             {"ownerReferences", json::array{json::object{{"apiVersion", "sources.knative.dev/v1"},
+                                                          {"kind", "ContainerSource"},
+                                                          {"name", name},
+                                                          {"uid", meta_string(source, "uid")},
+                                                          {"controller", true},
+                                                          {"blockOwnerDeletion", true}}}}}},
         {"spec", json::object{{"template", std::move(tmpl)}}}};
   }
 
@@ -411,12 +407,11 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
       if (!containers_.count(it->first)) {
         auto slash = it->first.find('/');
         std::string ns = it->first.substr(0, slash), name = it->first.substr(slash + 1);
-        writer_.remove(kServingGroup, "Service", ns, child_name(name),
-                       [ns, name](Result<void> r) {
-                         if (!r)
-                           spdlog::warn("deleting the service of containersource {}/{} failed: {}",
-                                        ns, name, r.error().message);
-                       });
+        writer_.remove(kServingGroup, "Service", ns, child_name(name), [ns, name](Result<void> r) {
+          if (!r)
+            spdlog::warn("deleting the service of containersource {}/{} failed: {}", ns, name,
+                         r.error().message);
+        });
         it = applied_.erase(it);
       } else {
         ++it;
@@ -438,27 +433,26 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
           a.text = child_text;
           a.error = "being deployed";
           std::weak_ptr<Impl> weak = shared_from_this();
-          writer_.write(std::move(child), ObjectWriter::Mode::kApply,
-                        [weak, k, child_text](Result<void> r) {
-                          auto self = weak.lock();
-                          if (!self) return;
-                          auto it = self->applied_.find(k);
-                          if (it == self->applied_.end() || it->second.text != child_text) return;
-                          it->second.error = r ? "" : r.error().message;
-                          if (!r) {
-                            spdlog::warn("running containersource {} failed: {}", k,
-                                         r.error().message);
-                            it->second.text.clear();  // tried again at the next change
-                          }
-                          self->schedule();
-                        });
+          writer_.write(
+              std::move(child), ObjectWriter::Mode::kApply, [weak, k, child_text](Result<void> r) {
+                auto self = weak.lock();
+                if (!self) return;
+                auto it = self->applied_.find(k);
+                if (it == self->applied_.end() || it->second.text != child_text) return;
+                it->second.error = r ? "" : r.error().message;
+                if (!r) {
+                  spdlog::warn("running containersource {} failed: {}", k, r.error().message);
+                  it->second.text.clear();  // tried again at the next change
+                }
+                self->schedule();
+              });
         }
       }
       bool deployed = !a.text.empty() && a.error.empty();
-      std::vector<Condition> more{part(
-          *s, "ContainerSource", "Deployed", deployed, "DeployFailed",
-          a.error.empty() ? "waiting for the sink to resolve"
-                          : fmt::format("service \"{}\": {}", child_name(s->name), a.error))};
+      std::vector<Condition> more{
+          part(*s, "ContainerSource", "Deployed", deployed, "DeployFailed",
+               a.error.empty() ? "waiting for the sink to resolve"
+                               : fmt::format("service \"{}\": {}", child_name(s->name), a.error))};
       sink_status("ContainerSource", *s, std::move(more), json::object{});
     }
   }
@@ -496,9 +490,9 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
   void emit_api_events(const ObjectEvent& e) {
     if (watching_.empty()) return;
     const std::string ns = meta_string(e.object, "namespace");
-    const char* verb = e.type == WatchEventType::kAdded      ? "add"
+    const char* verb = e.type == WatchEventType::kAdded     ? "add"
                        : e.type == WatchEventType::kDeleted ? "delete"
-                                                             : "update";
+                                                            : "update";
     const KindInfo* kind = nullptr;
     std::map<std::string, std::string> labels;
     for (const auto& w : watching_) {
@@ -551,7 +545,7 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
   StatusWriter status_;
   Addressables where_;
   std::map<std::string, json::object> pings_, bindings_, containers_, api_sources_;  // "ns/name"
-  std::map<std::string, std::map<std::string, std::string>> services_;  // their labels
+  std::map<std::string, std::map<std::string, std::string>> services_;               // their labels
   std::set<std::string> brokers_;
   std::map<std::string, Armed> armed_;      // PingSources with a timer
   std::map<std::string, Bound> bound_;      // SinkBindings as last acted on
@@ -566,8 +560,8 @@ SourceController::SourceController(asio::io_context& control, asio::thread_pool&
                                    ObjectStore& store, WatchSource& watches,
                                    ObjectCommitter& committer, ObjectWriter& writer,
                                    EventSender& sender, SourceControllerOptions options)
-    : impl_(std::make_shared<Impl>(control, store_thread, store, watches, committer, writer,
-                                   sender, std::move(options))) {}
+    : impl_(std::make_shared<Impl>(control, store_thread, store, watches, committer, writer, sender,
+                                   std::move(options))) {}
 
 SourceController::~SourceController() {
   stop();
@@ -600,12 +594,9 @@ void SourceController::register_event_type(std::string ns, std::string broker, s
                    {"kind", "EventType"},
                    {"metadata", json::object{{"name", name}, {"namespace", ns}}},
                    {"spec", std::move(spec)}};
-    impl->writer_.write(std::move(o), ObjectWriter::Mode::kCreateOnly,
-                        [name, ns](Result<void> r) {
-                          if (!r)
-                            spdlog::warn("registering event type {}/{} failed: {}", ns, name,
-                                         r.error().message);
-                        });
+    impl->writer_.write(std::move(o), ObjectWriter::Mode::kCreateOnly, [name, ns](Result<void> r) {
+      if (!r) spdlog::warn("registering event type {}/{} failed: {}", ns, name, r.error().message);
+    });
   });
 }
 

@@ -140,11 +140,13 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
         parts[1], parts[0], parts[0]);
     co_return co_await answer(http::status::not_found, body, false);
   }
+  BrokerCounters& counted = counters(parts[0], parts[1]);
 
   // The body, whole: an event is small (body_limit, 413 above). The header was parsed under the
   // proxy's larger limit, so a declared length is checked here.
   if (auto length = header.content_length(); length && *length > body_limit_) {
     ++stats_.rejected;
+    ++counted.rejected;
     std::string body = fmt::format("the event is over the limit of {} bytes", body_limit_);
     co_return co_await answer(http::status::payload_too_large, body, false);
   }
@@ -155,6 +157,7 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
     auto [ec, n] = co_await http::async_read(client, buffer, parser, kAwait);
     if (ec == http::error::body_limit) {
       ++stats_.rejected;
+      ++counted.rejected;
       std::string body = fmt::format("the event is over the limit of {} bytes", body_limit_);
       co_return co_await answer(http::status::payload_too_large, body, false);
     }
@@ -171,11 +174,13 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   auto event = cloudevent_from_http(headers, std::move(req.body()));
   if (!event) {
     ++stats_.rejected;
+    ++counted.rejected;
     std::string body = "invalid CloudEvent: " + event.error().message;
     co_return co_await answer(http::status::bad_request, body, keep_alive);
   }
   if (auto stamped = stamp_arrival(*event, std::chrono::system_clock::now()); !stamped) {
     ++stats_.ttl_dropped;
+    ++counted.ttl_dropped;
     std::string body = stamped.error().message;
     co_return co_await answer(http::status::bad_request, body, keep_alive);
   }
@@ -202,12 +207,27 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   while (!*done) co_await wake->async_wait(kAwait);
   if (!**done) {
     ++stats_.failed;
+    ++counted.failed;
     std::string body = "the event was not stored: " + (*done)->error().message;
     co_return co_await answer(http::status::service_unavailable, body, keep_alive);
   }
   ++stats_.accepted;
+  ++counted.accepted;
   note_type(parts[0], parts[1], type, source);
   co_return co_await answer(http::status::accepted, kNoBody, keep_alive);
+}
+
+BrokerCounters& BrokerIngress::counters(const std::string& ns, const std::string& broker) {
+  auto& c = counters_[ns + "/" + broker];
+  if (!c) {
+    c = std::make_shared<BrokerCounters>();
+    c->namespace_ = ns;
+    c->broker = broker;
+    auto list = std::make_shared<BrokerCountersList>();
+    for (const auto& [k, counter] : counters_) list->push_back(counter);
+    stats_.brokers.store(std::move(list), std::memory_order_release);
+  }
+  return *c;
 }
 
 void BrokerIngress::note_type(const std::string& ns, const std::string& broker,

@@ -13,8 +13,11 @@
 #include <boost/beast/http/parser.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "elafros/event_log.hpp"
 #include "elafros/eventing.hpp"
@@ -23,7 +26,17 @@ namespace elafros {
 
 class EventQueue;
 
+// One broker's counters: written on the proxy thread, read by /metrics.
+struct BrokerCounters {
+  std::string namespace_, broker;
+  std::atomic<std::uint64_t> accepted{0}, rejected{0}, ttl_dropped{0}, failed{0};
+};
+using BrokerCountersList = std::vector<std::shared_ptr<BrokerCounters>>;
+
 struct IngressStats {
+  // Every broker that answered, replaced (never changed) when one is added.
+  std::atomic<std::shared_ptr<const BrokerCountersList>> brokers{
+      std::make_shared<const BrokerCountersList>()};
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> rejected{0};     // invalid events (400), unknown brokers (404)
   std::atomic<std::uint64_t> ttl_dropped{0};  // arrived with an exhausted knativebrokerttl
@@ -51,7 +64,10 @@ class BrokerIngress {
   void note_type(const std::string& ns, const std::string& broker, const std::string& type,
                  const std::string& source);
 
+  BrokerCounters& counters(const std::string& ns, const std::string& broker);
+
   TypeSeen type_seen_;
+  std::unordered_map<std::string, std::shared_ptr<BrokerCounters>> counters_;  // "ns/broker"
   std::unordered_set<std::string> types_seen_;  // the proxy thread's; bounded
   const BrokerSnapshot& brokers_;
   EventQueue& queue_;

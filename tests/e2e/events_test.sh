@@ -237,6 +237,20 @@ dead_and_retried() {
 }
 check "...dead letters and retries" dead_and_retried
 check "...and the queue" grep -q '^elafros_event_deliveries_pending ' <<<"$metrics"
+check "...per broker" grep -qE '^elafros_broker_ingress_events_total\{namespace="default",broker="default",outcome="accepted"\} [1-9]' <<<"$metrics"
+check "...per trigger, dead letters" grep -qE '^elafros_trigger_deliveries_total\{namespace="default",broker="default",trigger="refuse",outcome="dead_lettered"\} [1-9]' <<<"$metrics"
+latency_histogram() {
+  python3 -c '
+import re, sys
+text = sys.stdin.read()
+lab = "namespace=\"default\",broker=\"default\",trigger=\"sdk\""
+count = re.search("^elafros_trigger_delivery_latency_seconds_count[{]" + lab + "[}] (\\S+)", text, re.M)
+inf = re.search("^elafros_trigger_delivery_latency_seconds_bucket[{]" + lab + ",le=\"[+]Inf\"[}] (\\S+)", text, re.M)
+assert count and inf, "no histogram"
+assert float(count.group(1)) >= 4 and inf.group(1) == count.group(1), (count.group(1), inf.group(1))
+' <<<"$metrics"
+}
+check "...and a delivery latency histogram per trigger" latency_histogram
 check "kubectl-style reads work for the new kinds (a Table of triggers)" bash -c \
   "curl -s --unix-socket '$sock' -H 'Accept: application/json;as=Table;v=v1;g=meta.k8s.io' http://elafrosd/apis/eventing.knative.dev/v1/namespaces/default/triggers | grep -q '\"Subscriber_URI\"'"
 e trigger delete lost >/dev/null

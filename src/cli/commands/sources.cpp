@@ -27,10 +27,8 @@ struct SourceKind {
 
 const SourceKind kPing{"ping", "PingSource", "pingsources", "Ping source"};
 const SourceKind kBinding{"binding", "SinkBinding", "sinkbindings", "Sink binding"};
-const SourceKind kContainer{"container", "ContainerSource", "containersources",
-                            "Container source"};
-const SourceKind kApiServer{"apiserver", "ApiServerSource", "apiserversources",
-                            "ApiServer source"};
+const SourceKind kContainer{"container", "ContainerSource", "containersources", "Container source"};
+const SourceKind kApiServer{"apiserver", "ApiServerSource", "apiserversources", "ApiServer source"};
 const SourceKind* const kKinds[] = {&kApiServer, &kBinding, &kContainer, &kPing};
 
 std::string path_of(const Globals& g, const SourceKind& k) {
@@ -75,10 +73,10 @@ json::object subject_of(const std::string& text) {
   auto a = text.find(':');
   auto b = a == std::string::npos ? a : text.find(':', a + 1);
   if (b == std::string::npos)
-    throw std::runtime_error(fmt::format(
-        "--subject \"{}\": use Kind:apiVersion:name or Kind:apiVersion:key=value (e.g. "
-        "Service:serving.knative.dev/v1:hello)",
-        text));
+    throw std::runtime_error(
+        fmt::format("--subject \"{}\": use Kind:apiVersion:name or Kind:apiVersion:key=value (e.g. "
+                    "Service:serving.knative.dev/v1:hello)",
+                    text));
   json::object s{{"kind", text.substr(0, a)}, {"apiVersion", text.substr(a + 1, b - a - 1)}};
   std::string rest = text.substr(b + 1);
   if (rest.find('=') == std::string::npos) {
@@ -102,10 +100,10 @@ json::object subject_of(const std::string& text) {
 json::object resource_of(const std::string& text) {
   auto a = text.find(':');
   if (a == std::string::npos)
-    throw std::runtime_error(fmt::format(
-        "--resource \"{}\": use Kind:apiVersion[:key=value] (e.g. "
-        "Service:serving.knative.dev/v1)",
-        text));
+    throw std::runtime_error(
+        fmt::format("--resource \"{}\": use Kind:apiVersion[:key=value] (e.g. "
+                    "Service:serving.knative.dev/v1)",
+                    text));
   auto b = text.find(':', a + 1);
   json::object r{{"kind", text.substr(0, a)},
                  {"apiVersion", text.substr(a + 1, b == std::string::npos ? b : b - a - 1)}};
@@ -140,8 +138,9 @@ void apply_flags(const SourceKind& k, json::object& spec, const SourceFlags& f, 
       // "test" into base64).
       if (f.encoding == "base64") {
         if (!base64_decode(f.data))
-          throw std::runtime_error("--data is not base64 (RFC 4648, padded), but --encoding "
-                                   "base64 says it is");
+          throw std::runtime_error(
+              "--data is not base64 (RFC 4648, padded), but --encoding "
+              "base64 says it is");
         spec["dataBase64"] = f.data;
       } else {
         spec["data"] = f.data;
@@ -156,7 +155,8 @@ void apply_flags(const SourceKind& k, json::object& spec, const SourceFlags& f, 
     if (create && f.image.empty())
       throw std::runtime_error("source container create needs --image");
     json::value& t = spec["template"];
-    if (!t.is_object()) t = json::object{{"spec", json::object{{"containers", json::array{json::object{}}}}}};
+    if (!t.is_object())
+      t = json::object{{"spec", json::object{{"containers", json::array{json::object{}}}}}};
     json::value& c = t.as_object()["spec"].as_object()["containers"].as_array().at(0);
     if (!f.image.empty()) c.as_object()["image"] = f.image;
     if (!f.env.empty()) {
@@ -182,9 +182,8 @@ void apply_flags(const SourceKind& k, json::object& spec, const SourceFlags& f, 
     if (!f.service_account.empty()) spec["serviceAccountName"] = f.service_account;
   }
   if (create && f.sink.empty())
-    throw std::runtime_error(
-        fmt::format("source {} create needs --sink (e.g. broker:default or ksvc:hello)",
-                    k.command));
+    throw std::runtime_error(fmt::format(
+        "source {} create needs --sink (e.g. broker:default or ksvc:hello)", k.command));
 }
 
 int source_create(const ApiClient& api, const Globals& g, const SourceKind& k,
@@ -223,7 +222,8 @@ std::string sink_of(const json::value& o) {
 
 // What a source watches or binds, for the lists: its schedule, subject, image or resources.
 std::string resource_text(const SourceKind& k, const json::value& o) {
-  if (&k == &kPing) return field(o, "spec.schedule").empty() ? "* * * * *" : field(o, "spec.schedule");
+  if (&k == &kPing)
+    return field(o, "spec.schedule").empty() ? "* * * * *" : field(o, "spec.schedule");
   if (&k == &kBinding) {
     std::string name = field(o, "spec.subject.name");
     return field(o, "spec.subject.kind") + ":" + (name.empty() ? "(selector)" : name);
@@ -269,15 +269,16 @@ int source_describe(const ApiClient& api, const Globals& g, const SourceKind& k,
   if (&k == &kPing) {
     std::cout << fmt::format("Schedule:     {}\nTimezone:     {}\n", resource_text(k, o),
                              field(o, "spec.timezone").empty() ? "UTC" : field(o, "spec.timezone"));
-    if (!field(o, "spec.data").empty()) std::cout << "Data:         " << field(o, "spec.data") << "\n";
+    if (!field(o, "spec.data").empty())
+      std::cout << "Data:         " << field(o, "spec.data") << "\n";
     if (!field(o, "spec.dataBase64").empty())
       std::cout << "Data (base64): " << field(o, "spec.dataBase64") << "\n";
   } else if (&k == &kApiServer) {
     std::cout << fmt::format("Mode:         {}\nResources:    {}\n", field(o, "spec.mode"),
                              resource_text(k, o));
   } else {
-    std::cout << fmt::format("{}      {}\n", &k == &kBinding ? "Subject:" : "Image:  ",
-                             resource_text(k, o));
+    std::cout << fmt::format("{}      {}\n",
+                             &k == &kBinding ? "Subject:" : "Image:  ", resource_text(k, o));
   }
   std::cout << fmt::format("Sink:         {}\nSink URI:     {}\n", sink_of(o),
                            field(o, "status.sinkUri"));
@@ -409,7 +410,8 @@ void add_source_commands(CLI::App& app, Session& s) {
         c->add_option("--data,-d", flags->data, "the events' data");
         c->add_option("--encoding,-e", flags->encoding, "text (default) or base64")
             ->check(CLI::IsMember({"text", "base64"}));
-        c->add_option("--timezone", flags->timezone, "IANA time zone of the schedule (default UTC)");
+        c->add_option("--timezone", flags->timezone,
+                      "IANA time zone of the schedule (default UTC)");
         c->add_option("--content-type", flags->content_type, "the data's content type");
       } else if (k == &kBinding) {
         c->add_option("--subject", flags->subject,
@@ -449,9 +451,7 @@ void add_source_commands(CLI::App& app, Session& s) {
     auto* describe = group->add_subcommand("describe", fmt::format("show a {}", k->kind));
     describe->add_option("name", *name, "source name")->required();
     describe->callback([&s, k, name] {
-      s.run = [&s, k, name](const ApiClient& api) {
-        return source_describe(api, s.g, *k, *name);
-      };
+      s.run = [&s, k, name](const ApiClient& api) { return source_describe(api, s.g, *k, *name); };
     });
     auto* remove = group->add_subcommand("delete", fmt::format("delete a {}", k->kind));
     remove->add_option("name", *name, "source name")->required();
@@ -470,9 +470,8 @@ void add_source_commands(CLI::App& app, Session& s) {
     s.run = [&s, types](const ApiClient& api) { return source_list_all(api, s.g, *types); };
   });
   source->add_subcommand("list-types", "the source kinds, what they do and the events they emit")
-      ->callback([&s] {
-        s.run = [&s](const ApiClient& api) { return source_list_types(api, s.g); };
-      });
+      ->callback(
+          [&s] { s.run = [&s](const ApiClient& api) { return source_list_types(api, s.g); }; });
 
   auto eflags = std::make_shared<EventTypeFlags>();
   auto* et = app.add_subcommand("eventtype", "manage event types")->require_subcommand(1);

@@ -550,3 +550,45 @@ TEST_CASE("the event log commits an event with its deliveries, and hands out the
   CHECK(recent->at(1).second.size() == 2);
   CHECK(recent->at(1).second[1].state == DeliveryState::kDelivered);
 }
+
+TEST_CASE("event retention drops finished events by age, count and size, never pending ones") {
+  test::TempDir dir;
+  auto store = std::move(SqliteStore::open(dir.path() + "/elafros.db").value());
+  std::vector<NewEvent> events;
+  for (int i = 1; i <= 10; ++i) {
+    CloudEvent e;
+    e.attributes = {
+        {"id", std::to_string(i)}, {"source", "/s"}, {"specversion", "1.0"}, {"type", "t"}};
+    e.data = std::string(1000, 'x');
+    e.has_data = true;
+    // Event 1 still has a delivery pending; the others matched nothing (finished at once).
+    std::vector<NewEvent::Target> targets;
+    if (i == 1) targets.push_back({"uid-a", "a"});
+    events.push_back({"default", "b", e, 1000 * i, targets});
+  }
+  REQUIRE(store->append_events(events));
+  auto backlog = store->backlog();
+  REQUIRE(backlog);
+  CHECK(backlog->pending == 1);
+  CHECK(backlog->by_trigger.at("uid-a").pending == 1);
+  CHECK(backlog->by_trigger.at("uid-a").oldest_pending_ms == 1000);
+
+  // No age or count bound, and the size well above what is kept: nothing goes.
+  CHECK(store->prune_events(0, 1000, 1 << 20).value() == 0);
+  // About 5 events' worth: the oldest finished ones go first, until it fits.
+  auto dropped = store->prune_events(0, 1000, 5 * 1100);
+  REQUIRE(dropped);
+  auto kept = store->recent_events("default", "b", 100).value();
+  std::vector<std::string> ids;
+  for (const auto& [e, d] : kept) ids.push_back(e.event.get("id"));
+  CHECK(*dropped == 5);
+  CHECK(ids == std::vector<std::string>{"10", "9", "8", "7", "1"});  // 1 is pending: kept
+  // By count: only the newest 2 finished events' seqs survive.
+  CHECK(store->prune_events(0, 2, 0).value() == 2);
+  // By age: everything finished before 9.5 s.
+  CHECK(store->prune_events(9500, 1000, 0).value() == 1);
+  kept = store->recent_events("default", "b", 100).value();
+  ids.clear();
+  for (const auto& [e, d] : kept) ids.push_back(e.event.get("id"));
+  CHECK(ids == std::vector<std::string>{"10", "1"});
+}
