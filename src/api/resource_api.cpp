@@ -513,8 +513,17 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     const bool dry = w->dry;
     auto o = body_object(req, kind);
     if (!o) co_return co_await r.send_error(o.error());
-    auto admitted = kind.admit(*o);
-    if (!admitted) co_return co_await r.send_error(admitted.error());
+    auto obj = admit_new(kind, *o);
+    if (!obj) co_return co_await r.send_error(obj.error());
+    auto result = co_await write(kind, nullptr, std::move(*obj), 0, dry);
+    if (!result) co_return co_await r.send_error(result.error());
+    co_return co_await r.send_json(201, *result);
+  }
+
+  // A new object as admitted, with the metadata the server sets on a create.
+  static Result<json::object> admit_new(const KindInfo& k, const json::object& in) {
+    auto admitted = k.admit(in);
+    if (!admitted) return admitted.error();
     json::object obj = std::move(admitted.value());
     json::object& md = metadata_of(obj);
     md["uid"] = new_uid();
@@ -523,9 +532,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     md.erase("resourceVersion");
     md.erase("deletionTimestamp");
     md.erase("managedFields");
-    auto result = co_await write(kind, nullptr, std::move(obj), 0, dry);
-    if (!result) co_return co_await r.send_error(result.error());
-    co_return co_await r.send_json(201, *result);
+    return obj;
   }
 
   // Admission, hooks and the commit of a create (old null) or an update. The object as
@@ -804,15 +811,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       if (!stored && stored.error().code != ErrorCode::kNotFound) co_return stored.error();
       if (!stored) {
         if (mode == ObjectWriter::Mode::kRewrite) co_return Result<void>{};  // gone: nothing
-        auto admitted = k->admit(in);
-        if (!admitted) co_return admitted.error();
-        json::object obj = std::move(admitted.value());
-        json::object& md = metadata_of(obj);
-        md["uid"] = new_uid();
-        md["creationTimestamp"] = unix_rfc3339_now();
-        md["generation"] = 1;
-        md.erase("resourceVersion");
-        written = co_await write(*k, nullptr, std::move(obj), 0, false);
+        auto obj = admit_new(*k, in);
+        if (!obj) co_return obj.error();
+        written = co_await write(*k, nullptr, std::move(*obj), 0, false);
       } else {
         if (mode == ObjectWriter::Mode::kCreateOnly) co_return Result<void>{};
         json::object input = *stored;

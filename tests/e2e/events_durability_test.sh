@@ -6,26 +6,20 @@
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
-sdk=$src/tests/e2e/cloudevents
 total=${4:-10000}
-[ -d "$sdk/node_modules/cloudevents" ] || { echo "events: the CloudEvents SDK is missing; run packaging/install-deps.sh"; exit 1; }
 
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')  # kept across restarts
-sub_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-node "$sdk/subscriber.js" "$sub_port" "$work/received.jsonl" &
-sub_pid=$!
+start_subscriber
 producers_pid=""
 stop_all() {
   set +e
-  kill "$sub_pid" 2>/dev/null
   [ -n "$producers_pid" ] && kill "$producers_pid" 2>/dev/null
   cleanup
 }
 trap stop_all EXIT
-wait_until 10 grep -q listening "$work/received.jsonl"
 e broker create default --retry 20 --backoff-delay PT0.1S >/dev/null
-e trigger create all --sink "http://127.0.0.1:$sub_port/ok" >/dev/null
+e trigger create all --sink "$sub/ok" >/dev/null
 ready() { e trigger list | grep -q "^all .*True"; }
 wait_until 10 ready
 

@@ -17,17 +17,7 @@ start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 
 # The SDK subscriber.
-sub_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-node "$sdk/subscriber.js" "$sub_port" "$work/received.jsonl" &
-sub_pid=$!
-stop_all() {
-  set +e
-  kill "$sub_pid" 2>/dev/null
-  cleanup
-}
-trap stop_all EXIT
-wait_until 10 grep -q listening "$work/received.jsonl"
-sub=http://127.0.0.1:$sub_port
+start_subscriber
 got() { python3 - "$work/received.jsonl" "$@" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"path"' in l]

@@ -14,9 +14,12 @@ data=$work/data
 sock=$work/elafros.sock
 daemon_pid=""
 failures=0
+extra_pids=()  # processes a test started besides the daemon (a subscriber): ended by cleanup
 
 cleanup() {
   set +e
+  local p
+  for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
     kill -TERM "$daemon_pid"
     for _ in $(seq 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
@@ -41,6 +44,18 @@ wait_until() {
   local tries=$(($1 * 10)); shift
   for _ in $(seq "$tries"); do "$@" && return 0; sleep 0.1; done
   "$@"
+}
+
+# start_subscriber: the CloudEvents SDK subscriber (tests/e2e/cloudevents/subscriber.js) on a
+# free loopback port, recording what it receives to $work/received.jsonl; $sub is its URL.
+start_subscriber() {
+  local sdk=$src/tests/e2e/cloudevents port
+  [ -d "$sdk/node_modules/cloudevents" ] || { echo "the CloudEvents SDK is missing; run packaging/install-deps.sh"; exit 1; }
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  node "$sdk/subscriber.js" "$port" "$work/received.jsonl" &
+  extra_pids+=($!)
+  wait_until 10 grep -q listening "$work/received.jsonl"
+  sub=http://127.0.0.1:$port
 }
 
 start_daemon() {

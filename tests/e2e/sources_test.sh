@@ -7,25 +7,13 @@
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
-sdk=$src/tests/e2e/cloudevents
-[ -d "$sdk/node_modules/cloudevents" ] || { echo "sources: the CloudEvents SDK is missing; run packaging/install-deps.sh"; exit 1; }
 
 "$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
 image=oci:$work/image:latest
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 
-sub_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-node "$sdk/subscriber.js" "$sub_port" "$work/received.jsonl" &
-sub_pid=$!
-stop_all() {
-  set +e
-  kill "$sub_pid" 2>/dev/null
-  cleanup
-}
-trap stop_all EXIT
-wait_until 10 grep -q listening "$work/received.jsonl"
-sub=http://127.0.0.1:$sub_port
+start_subscriber
 # count PATH KEY VALUE: events received at PATH whose attribute KEY is VALUE.
 count() { python3 - "$work/received.jsonl" "$@" <<'PY'
 import json, sys

@@ -68,6 +68,20 @@ void set_overrides(json::object& spec, const std::vector<std::string>& items) {
   if (ext.as_object().empty()) spec.erase("ceOverrides");
 }
 
+// "key=value,..." as a LabelSelector's matchLabels.
+json::object match_labels(const std::string& text, const char* flag) {
+  json::object labels;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    auto [k, v] = split_assignment(text.substr(start, comma - start), flag);
+    labels[k] = v;
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return json::object{{"matchLabels", std::move(labels)}};
+}
+
 // "Kind:apiVersion:name" or "Kind:apiVersion:key=value,..." (a label selector).
 json::object subject_of(const std::string& text) {
   auto a = text.find(':');
@@ -79,20 +93,10 @@ json::object subject_of(const std::string& text) {
                     text));
   json::object s{{"kind", text.substr(0, a)}, {"apiVersion", text.substr(a + 1, b - a - 1)}};
   std::string rest = text.substr(b + 1);
-  if (rest.find('=') == std::string::npos) {
+  if (rest.find('=') == std::string::npos)
     s["name"] = rest;
-  } else {
-    json::object labels;
-    std::size_t start = 0;
-    while (start <= rest.size()) {
-      auto comma = rest.find(',', start);
-      auto [k, v] = split_assignment(rest.substr(start, comma - start), "--subject");
-      labels[k] = v;
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-    s["selector"] = json::object{{"matchLabels", std::move(labels)}};
-  }
+  else
+    s["selector"] = match_labels(rest, "--subject");
   return s;
 }
 
@@ -107,19 +111,8 @@ json::object resource_of(const std::string& text) {
   auto b = text.find(':', a + 1);
   json::object r{{"kind", text.substr(0, a)},
                  {"apiVersion", text.substr(a + 1, b == std::string::npos ? b : b - a - 1)}};
-  if (b != std::string::npos && b + 1 < text.size()) {
-    json::object labels;
-    std::string rest = text.substr(b + 1);
-    std::size_t start = 0;
-    while (start <= rest.size()) {
-      auto comma = rest.find(',', start);
-      auto [k, v] = split_assignment(rest.substr(start, comma - start), "--resource");
-      labels[k] = v;
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-    r["selector"] = json::object{{"matchLabels", std::move(labels)}};
-  }
+  if (b != std::string::npos && b + 1 < text.size())
+    r["selector"] = match_labels(text.substr(b + 1), "--resource");
   return r;
 }
 
