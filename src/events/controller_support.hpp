@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,9 @@ std::pair<std::string, std::string> resolve_destination(const Destination& d, co
 class StatusWriter {
  public:
   StatusWriter(boost::asio::io_context& control, ObjectCommitter& committer);
+  ~StatusWriter() { *alive_ = false; }  // commits still in flight then do nothing
+  StatusWriter(const StatusWriter&) = delete;
+  StatusWriter& operator=(const StatusWriter&) = delete;
 
   // A condition of `object` ("Kind/ns/name"), its transition time kept while its status holds.
   Condition condition(const std::string& object, const char* type, bool ok, std::string reason,
@@ -53,9 +57,6 @@ class StatusWriter {
   std::map<std::string, std::string> written_;  // "Kind/ns/name" → the status last written
   std::map<std::string, std::pair<std::string, std::int64_t>> transitions_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-
- public:
-  ~StatusWriter() { *alive_ = false; }
 };
 
 }  // namespace elafros

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -111,10 +112,14 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
           objects_of(kind)[k] = std::move(o);
       }
     }
-    // Every change: an ApiServerSource may select any kind.
+    // Services, Brokers and sources; and every change while an ApiServerSource may select it.
     std::weak_ptr<Impl> weak = shared_from_this();
     auto ex = control_.get_executor();
-    auto id = watches_.watch(from, [weak, ex](const ObjectEvent& e) {
+    auto id = watches_.watch(from, [weak, ex, any = any_api_source_](const ObjectEvent& e) {
+      bool followed = (e.group == kServingGroup && e.kind == "Service") ||
+                      (e.group == kEventingGroup && e.kind == "Broker") ||
+                      (e.group == kSourcesGroup && is_source_kind(e.kind));
+      if (!followed && !any->load(std::memory_order_relaxed)) return;
       asio::post(ex, [weak, e] {
         if (auto self = weak.lock()) self->on_event(e);
       });
@@ -485,6 +490,7 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
           sink_status("ApiServerSource", *a, {}, json::object{{"ceAttributes", attributes}});
       if (!url.empty()) watching_.push_back({std::move(*a), url});
     }
+    any_api_source_->store(!api_sources_.empty(), std::memory_order_relaxed);
   }
 
   void emit_api_events(const ObjectEvent& e) {
@@ -551,6 +557,8 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
   std::map<std::string, Bound> bound_;      // SinkBindings as last acted on
   std::map<std::string, Applied> applied_;  // ContainerSources' Services
   std::vector<Watching> watching_;          // ApiServerSources with a sink
+  // Whether any ApiServerSource exists: the watch callback (the committing thread) reads it.
+  std::shared_ptr<std::atomic<bool>> any_api_source_ = std::make_shared<std::atomic<bool>>(false);
   bool rebuild_posted_ = false;
   std::uint64_t watch_id_ = 0;
   bool stopped_ = false;

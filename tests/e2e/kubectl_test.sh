@@ -195,6 +195,34 @@ check "kubectl get triggers shows the broker and the subscriber's URI" \
   bash -c "grep -q 'to-hello *default *http://hello.default.localhost:$port/ *True' <<<'$out'"
 out=$(k patch trigger to-hello --type merge -p '{"spec":{"broker":"other"}}' 2>&1 || true)
 check "spec.broker is immutable" contains "$out" "spec.broker: field is immutable"
+cat >"$work/ping.yaml" <<YAML
+apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata:
+  name: every-minute
+spec:
+  schedule: "0 * * * * *"
+  timezone: America/New_York
+  data: '{"hi":1}'
+  contentType: application/json
+  sink:
+    ref:
+      apiVersion: eventing.knative.dev/v1
+      kind: Broker
+      name: default
+YAML
+out=$(k apply -f "$work/ping.yaml" 2>&1)
+check "kubectl apply creates a PingSource" contains "$out" "pingsource.sources.knative.dev/every-minute created"
+k wait pingsource/every-minute --for=condition=Ready --timeout=30s >/dev/null 2>&1 || true
+out=$(k get pingsources 2>&1)
+check "kubectl get pingsources shows its schedule and sink, Ready" \
+  bash -c "grep -q 'every-minute *0 \* \* \* \* \* *http://broker-ingress.localhost:$port/default/default *True' <<<'$out'"
+out=$(k patch pingsource every-minute --type merge -p '{"spec":{"schedule":"* * 32 * *"}}' 2>&1 || true)
+check "a bad schedule is refused with its position" contains "$out" "spec.schedule: \"32\" at position 5 (day of month field)"
+out=$(k api-resources --api-group=sources.knative.dev 2>&1)
+source_kinds() { local r; for r in apiserversources containersources pingsources sinkbindings; do grep -qE "^$r +sources.knative.dev/v1 +true" <<<"$out" || return 1; done; }
+check "kubectl api-resources lists the source kinds" source_kinds
+k delete -f "$work/ping.yaml" >/dev/null
 k delete -f "$work/eventing.yaml" >/dev/null
 
 out=$(k delete ksvc hello 2>&1)
