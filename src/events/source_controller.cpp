@@ -48,6 +48,9 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return fmt::format("{}.{:03d}Z", s.substr(0, s.size() - 1), static_cast<int>(ms % 1000));
 }
 
+// On a ContainerSource's Service: the source's name.
+constexpr const char* kContainerSourceLabel = "sources.knative.dev/containerSource";
+
 const char* const kSourceKinds[] = {"PingSource", "SinkBinding", "ContainerSource",
                                     "ApiServerSource"};
 
@@ -104,9 +107,12 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
       if (!list) co_return list.error();
       for (auto& o : list->items) {
         std::string k = key_of(o);
-        if (std::string_view(kind) == "Service")
+        if (std::string_view(kind) == "Service") {
           services_[k] = labels_of(o);
-        else if (std::string_view(kind) == "Broker")
+          json::value bound = json_path_value(
+              o, std::string(".metadata.annotations['") + kBoundByAnnotation + "']");
+          if (bound.is_string()) bound_by_[k] = std::string(bound.get_string());
+        } else if (std::string_view(kind) == "Broker")
           brokers_.insert(k);
         else
           objects_of(kind)[k] = std::move(o);
@@ -126,6 +132,21 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
     });
     if (!id) co_return id.error();
     watch_id_ = *id;
+    // What went while the daemon was down: a binding's Services keep its K_SINK, a container
+    // source's Service runs on, until they are written again or deleted here.
+    for (const auto& [service, binding] : bound_by_) {
+      auto slash = service.find('/');
+      if (!bindings_.count(service.substr(0, slash) + "/" + binding)) rewrite_service(service);
+    }
+    for (const auto& [service, labels] : services_) {
+      auto it = labels.find(kContainerSourceLabel);
+      auto slash = service.find('/');
+      std::string ns = service.substr(0, slash);
+      if (it != labels.end() && !containers_.count(ns + "/" + it->second) &&
+          service.substr(slash + 1) == child_name(it->second))
+        writer_.remove(kServingGroup, "Service", ns, child_name(it->second), {});
+    }
+    bound_by_.clear();
     rebuild();
     co_return Result<void>{};
   }
@@ -393,12 +414,11 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
     return json::object{
         {"apiVersion", "serving.knative.dev/v1"},
         {"kind", "Service"},
-        {"metadata",
-         json::object{
-             {"name", child_name(name)},
-             {"namespace", meta_string(source, "namespace")},
-             {"labels", json::object{{"sources.knative.dev/containerSource", name}}},
-             {"ownerReferences", json::array{json::object{{"apiVersion", "sources.knative.dev/v1"},
+        {"metadata", json::object{{"name", child_name(name)},
+                                  {"namespace", meta_string(source, "namespace")},
+                                  {"labels", json::object{{kContainerSourceLabel, name}}},
+                                  {"ownerReferences", json::array{json::object{
+                                                          {"apiVersion", "sources.knative.dev/v1"},
                                                           {"kind", "ContainerSource"},
                                                           {"name", name},
                                                           {"uid", meta_string(source, "uid")},
@@ -553,10 +573,11 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
   std::map<std::string, json::object> pings_, bindings_, containers_, api_sources_;  // "ns/name"
   std::map<std::string, std::map<std::string, std::string>> services_;               // their labels
   std::set<std::string> brokers_;
-  std::map<std::string, Armed> armed_;      // PingSources with a timer
-  std::map<std::string, Bound> bound_;      // SinkBindings as last acted on
-  std::map<std::string, Applied> applied_;  // ContainerSources' Services
-  std::vector<Watching> watching_;          // ApiServerSources with a sink
+  std::map<std::string, std::string> bound_by_;  // at load: Service → the binding it names
+  std::map<std::string, Armed> armed_;           // PingSources with a timer
+  std::map<std::string, Bound> bound_;           // SinkBindings as last acted on
+  std::map<std::string, Applied> applied_;       // ContainerSources' Services
+  std::vector<Watching> watching_;               // ApiServerSources with a sink
   // Whether any ApiServerSource exists: the watch callback (the committing thread) reads it.
   std::shared_ptr<std::atomic<bool>> any_api_source_ = std::make_shared<std::atomic<bool>>(false);
   bool rebuild_posted_ = false;
