@@ -485,6 +485,13 @@ std::string render_event_metrics(const DispatchStats& d, const IngressStats& i) 
          static_cast<double>(i.ttl_dropped.load()));
   sample("elafros_broker_events_total", R"(outcome="failed")",
          static_cast<double>(i.failed.load()));
+  family("elafros_broker_events_rejected_total", "counter",
+         "Events the brokers' ingress refused, by reason: no_broker (POST to /), bad_path (not "
+         "/NAMESPACE/BROKER), unknown_broker (404), too_large (413), invalid_event (400).");
+  for (int r = 0; r < static_cast<int>(IngressStats::Reject::kCount); ++r)
+    sample("elafros_broker_events_rejected_total",
+           fmt::format(R"(reason="{}")", IngressStats::kRejectReasons[r]),
+           static_cast<double>(i.rejected_by[r].load()));
   family("elafros_event_delivery_attempts_total", "counter",
          "Attempts to deliver an event to a Trigger's subscriber or dead-letter sink.");
   sample("elafros_event_delivery_attempts_total", "", static_cast<double>(d.attempts.load()));

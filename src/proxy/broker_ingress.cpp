@@ -119,12 +119,12 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
     i = j + 1;
   }
   if (path == "/" || path.empty()) {
-    ++stats_.rejected;
+    stats_.reject(IngressStats::Reject::kNoBroker);
     std::string body = "no broker here: POST CloudEvents to /NAMESPACE/BROKER";
     co_return co_await answer(http::status::not_found, body, false);
   }
   if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
-    ++stats_.rejected;
+    stats_.reject(IngressStats::Reject::kBadPath);
     std::string body = fmt::format(
         "\"{}\" is not /NAMESPACE/BROKER: 'elafros broker describe NAME' shows the "
         "broker's URL",
@@ -134,7 +134,7 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   BrokerTablePtr table = brokers_.load();
   const BrokerRoute* broker = table->find(parts[0], parts[1]);
   if (!broker) {
-    ++stats_.rejected;
+    stats_.reject(IngressStats::Reject::kUnknownBroker);
     std::string body = fmt::format(
         "broker \"{}\" not found in namespace \"{}\" ('elafros broker list -n {}' lists them)",
         parts[1], parts[0], parts[0]);
@@ -145,7 +145,7 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   // The body, whole: an event is small (body_limit, 413 above). The header was parsed under the
   // proxy's larger limit, so a declared length is checked here.
   if (auto length = header.content_length(); length && *length > body_limit_) {
-    ++stats_.rejected;
+    stats_.reject(IngressStats::Reject::kTooLarge);
     ++counted.rejected;
     std::string body = fmt::format("the event is over the limit of {} bytes", body_limit_);
     co_return co_await answer(http::status::payload_too_large, body, false);
@@ -156,7 +156,7 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
     client.expires_after(std::chrono::seconds(60));
     auto [ec, n] = co_await http::async_read(client, buffer, parser, kAwait);
     if (ec == http::error::body_limit) {
-      ++stats_.rejected;
+      stats_.reject(IngressStats::Reject::kTooLarge);
       ++counted.rejected;
       std::string body = fmt::format("the event is over the limit of {} bytes", body_limit_);
       co_return co_await answer(http::status::payload_too_large, body, false);
@@ -173,7 +173,7 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   }
   auto event = cloudevent_from_http(headers, std::move(req.body()));
   if (!event) {
-    ++stats_.rejected;
+    stats_.reject(IngressStats::Reject::kInvalidEvent);
     ++counted.rejected;
     std::string body = "invalid CloudEvent: " + event.error().message;
     co_return co_await answer(http::status::bad_request, body, keep_alive);

@@ -38,7 +38,15 @@ struct IngressStats {
   std::atomic<std::shared_ptr<const BrokerCountersList>> brokers{
       std::make_shared<const BrokerCountersList>()};
   std::atomic<std::uint64_t> accepted{0};
-  std::atomic<std::uint64_t> rejected{0};     // invalid events (400), unknown brokers (404)
+  std::atomic<std::uint64_t> rejected{0};  // invalid events (400), unknown brokers (404)
+  enum class Reject { kNoBroker, kBadPath, kUnknownBroker, kTooLarge, kInvalidEvent, kCount };
+  static constexpr const char* kRejectReasons[] = {"no_broker", "bad_path", "unknown_broker",
+                                                   "too_large", "invalid_event"};
+  std::atomic<std::uint64_t> rejected_by[static_cast<int>(Reject::kCount)] = {};
+  void reject(Reject why) {
+    ++rejected;
+    ++rejected_by[static_cast<int>(why)];
+  }
   std::atomic<std::uint64_t> ttl_dropped{0};  // arrived with an exhausted knativebrokerttl
   std::atomic<std::uint64_t> failed{0};       // could not be committed (503)
 };

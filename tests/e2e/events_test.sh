@@ -227,6 +227,7 @@ dead_and_retried() {
 }
 check "...dead letters and retries" dead_and_retried
 check "...and the queue" grep -q '^elafros_event_deliveries_pending ' <<<"$metrics"
+check "...rejections by reason" grep -qE '^elafros_broker_events_rejected_total\{reason="invalid_event"\} [1-9]' <<<"$metrics"
 check "...per broker" grep -qE '^elafros_broker_ingress_events_total\{namespace="default",broker="default",outcome="accepted"\} [1-9]' <<<"$metrics"
 check "...per trigger, dead letters" grep -qE '^elafros_trigger_deliveries_total\{namespace="default",broker="default",trigger="refuse",outcome="dead_lettered"\} [1-9]' <<<"$metrics"
 latency_histogram() {
