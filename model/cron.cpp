@@ -34,8 +34,8 @@ struct Token {
 };
 
 Error bad(const Token& t, const Field& f, const std::string& why) {
-  return Error::invalid(fmt::format("\"{}\" at position {} ({} field): {}", t.text, t.position,
-                                    f.name, why));
+  return Error::invalid(
+      fmt::format("\"{}\" at position {} ({} field): {}", t.text, t.position, f.name, why));
 }
 
 std::optional<int> value_of(std::string_view s, const Field& f) {
@@ -50,8 +50,7 @@ std::optional<int> value_of(std::string_view s, const Field& f) {
   }
   for (int i = 0; i < f.name_count; ++i) {
     std::string_view n = f.names[i];
-    if (s.size() == n.size() &&
-        std::equal(s.begin(), s.end(), n.begin(), [](char a, char b) {
+    if (s.size() == n.size() && std::equal(s.begin(), s.end(), n.begin(), [](char a, char b) {
           return std::toupper(static_cast<unsigned char>(a)) == b;
         }))
       return f.min + i;
@@ -74,8 +73,7 @@ Result<void> parse_field(const Token& t, const Field& f, std::bitset<N>& bits, b
     if (auto slash = item.text.find('/'); slash != std::string_view::npos) {
       range = item.text.substr(0, slash);
       auto s = value_of(item.text.substr(slash + 1), kSecond);
-      if (!s || *s == 0)
-        return bad(item, f, "a step (after /) must be a whole number above 0");
+      if (!s || *s == 0) return bad(item, f, "a step (after /) must be a whole number above 0");
       step = *s;
     }
     int lo = f.min, hi = f.max == 7 ? 6 : f.max;
@@ -90,8 +88,8 @@ Result<void> parse_field(const Token& t, const Field& f, std::bitset<N>& bits, b
       lo = hi = *a;
       if (dash != std::string_view::npos) {
         auto b = value_of(range.substr(dash + 1), f);
-        if (!b) return bad(item, f, fmt::format("not a range of values from {} to {}", f.min,
-                                                 f.max));
+        if (!b)
+          return bad(item, f, fmt::format("not a range of values from {} to {}", f.min, f.max));
         hi = *b;
       } else if (step > 1) {
         hi = f.max == 7 ? 6 : f.max;  // "a/n": from a to the end
@@ -162,8 +160,7 @@ Result<CronSchedule> parse_cron(std::string_view text) {
   if (auto r = parse_field(tokens[i++], kHour, s.hours, nullptr); !r) return r.error();
   if (auto r = parse_field(tokens[i++], kDay, s.days, &s.any_day); !r) return r.error();
   if (auto r = parse_field(tokens[i++], kMonth, s.months, nullptr); !r) return r.error();
-  if (auto r = parse_field(tokens[i++], kWeekday, s.weekdays, &s.any_weekday); !r)
-    return r.error();
+  if (auto r = parse_field(tokens[i++], kWeekday, s.weekdays, &s.any_weekday); !r) return r.error();
   return s;
 }
 

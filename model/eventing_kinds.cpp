@@ -206,7 +206,6 @@ Result<json::object> admit_trigger(const json::object& in) {
   return out;
 }
 
-
 }  // namespace
 
 Result<Broker> broker_from_object(const json::object& o) {

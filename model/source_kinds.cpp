@@ -101,10 +101,9 @@ Result<PingSource> read_ping(const json::value& spec_value) {
   std::optional<Error> error;
   Reader r(error);
   PingSource p;
-  const json::object* o =
-      r.object(spec_value, "spec",
-               {"schedule", "timezone", "contentType", "data", "dataBase64", "sink",
-                "ceOverrides"});
+  const json::object* o = r.object(
+      spec_value, "spec",
+      {"schedule", "timezone", "contentType", "data", "dataBase64", "sink", "ceOverrides"});
   if (!o) return *error;
   p.schedule_text = r.string(*o, "schedule", "spec").value_or("* * * * *");
   p.timezone = r.string(*o, "timezone", "spec").value_or("");
@@ -123,8 +122,9 @@ Result<PingSource> read_ping(const json::value& spec_value) {
   if (data64) {
     auto decoded = base64_decode(*data64);
     if (!decoded)
-      return Error::invalid("spec.dataBase64: not base64 (RFC 4648, padded); put plain text in "
-                            "spec.data instead");
+      return Error::invalid(
+          "spec.dataBase64: not base64 (RFC 4648, padded); put plain text in "
+          "spec.data instead");
     p.data = std::move(*decoded);
   } else if (data) {
     p.data = *data;
@@ -176,12 +176,16 @@ Result<SinkBinding> read_binding(const json::value& spec_value) {
         "Service",
         api, kind));
   if (!ns.empty())
-    return Error::invalid("spec.subject.namespace: a SinkBinding binds Services of its own "
-                          "namespace; leave the namespace out");
+    return Error::invalid(
+        "spec.subject.namespace: a SinkBinding binds Services of its own "
+        "namespace; leave the namespace out");
   const json::value* sel = s->if_contains("selector");
   bool has_selector = sel && !sel->is_null();
   if (b.subject_name.empty() == !has_selector)
-    return Error::invalid("spec.subject: give a name or a selector, not both");
+    return Error::invalid(b.subject_name.empty()
+                              ? "spec.subject: name the Service (name) or select Services "
+                                "(selector: {matchLabels: {...}})"
+                              : "spec.subject: give a name or a selector, not both");
   if (has_selector) {
     auto parsed = selector_from_json(r, error, *sel, "spec.subject.selector");
     if (!parsed) return parsed.error();
@@ -223,11 +227,8 @@ Result<json::object> admit_container(const json::object& in) {
                      {"kind", "Service"},
                      {"metadata", json::object{{"name", "source"}}},
                      {"spec", json::object{{"template", *tmpl}}}};
-  if (auto admitted = service->admit(probe); !admitted) {
-    std::string m = admitted.error().message;
-    if (m.rfind("spec.template", 0) == 0) m = "spec.template" + m.substr(13);
-    return Error::invalid(m);
-  }
+  // Its paths (spec.template...) are the ContainerSource's own.
+  if (auto admitted = service->admit(probe); !admitted) return admitted.error();
   return out;
 }
 
@@ -237,10 +238,9 @@ Result<ApiServerSource> read_api_server(const json::value& spec_value) {
   std::optional<Error> error;
   Reader r(error);
   ApiServerSource a;
-  const json::object* o =
-      r.object(spec_value, "spec",
-               {"resources", "mode", "serviceAccountName", "owner", "sink", "ceOverrides",
-                "namespaceSelector", "filters"});
+  const json::object* o = r.object(spec_value, "spec",
+                                   {"resources", "mode", "serviceAccountName", "owner", "sink",
+                                    "ceOverrides", "namespaceSelector", "filters"});
   if (!o) return *error;
   a.mode = r.string(*o, "mode", "spec").value_or("Reference");
   (void)r.string(*o, "serviceAccountName", "spec");
@@ -248,8 +248,9 @@ Result<ApiServerSource> read_api_server(const json::value& spec_value) {
   if (a.mode != "Reference" && a.mode != "Resource")
     return Error::invalid(fmt::format("spec.mode: \"{}\" is not Reference or Resource", a.mode));
   if (const json::value* ns = o->if_contains("namespaceSelector"); ns && !ns->is_null())
-    return Error::invalid("spec.namespaceSelector: not supported; an ApiServerSource watches its "
-                          "own namespace");
+    return Error::invalid(
+        "spec.namespaceSelector: not supported; an ApiServerSource watches its "
+        "own namespace");
   if (const json::value* f = o->if_contains("filters"); f && !f->is_null())
     return Error::invalid("spec.filters: not supported; filter the events with a Trigger");
   if (const json::value* owner = o->if_contains("owner"); owner && !owner->is_null())
@@ -277,8 +278,8 @@ Result<ApiServerSource> read_api_server(const json::value& spec_value) {
       for (const auto& info : builtin_kinds().all())
         if (info.namespaced)
           known += (known.empty() ? "" : ", ") + info.api_version() + " " + info.kind;
-      return Error::invalid(fmt::format("{}: {} {} is not a kind elafros serves (known: {})", p,
-                                        api, kind, known));
+      return Error::invalid(
+          fmt::format("{}: {} {} is not a kind elafros serves (known: {})", p, api, kind, known));
     }
     if (const json::value* sel = res->if_contains("selector"); sel && !sel->is_null()) {
       auto parsed = selector_from_json(r, error, *sel, p + ".selector");
@@ -309,9 +310,9 @@ Result<json::object> admit_event_type(const json::object& in) {
   if (!spec || spec->is_null()) return Error::invalid("spec: required (at least type)");
   std::optional<Error> error;
   Reader r(error);
-  const json::object* o = r.object(
-      *spec, "spec",
-      {"type", "source", "schema", "schemaData", "description", "reference", "broker"});
+  const json::object* o =
+      r.object(*spec, "spec",
+               {"type", "source", "schema", "schemaData", "description", "reference", "broker"});
   if (!o) return *error;
   std::string type = r.string(*o, "type", "spec").value_or("");
   for (const char* k : {"source", "schema", "schemaData", "description", "broker"})
@@ -319,8 +320,8 @@ Result<json::object> admit_event_type(const json::object& in) {
   if (error) return *error;
   if (type.empty()) return Error::invalid("spec.type: required (the CloudEvents type)");
   if (const json::value* ref = o->if_contains("reference"); ref && !ref->is_null()) {
-    const json::object* ro = r.object(*ref, "spec.reference",
-                                      {"apiVersion", "kind", "name", "namespace"});
+    const json::object* ro =
+        r.object(*ref, "spec.reference", {"apiVersion", "kind", "name", "namespace"});
     if (!ro) return *error;
     std::string kind = r.string(*ro, "kind", "spec.reference").value_or("");
     std::string name = r.string(*ro, "name", "spec.reference").value_or("");
@@ -328,8 +329,9 @@ Result<json::object> admit_event_type(const json::object& in) {
     (void)r.string(*ro, "namespace", "spec.reference");
     if (error) return *error;
     if (kind.empty() || name.empty())
-      return Error::invalid("spec.reference: needs kind and name, e.g. {apiVersion: "
-                            "eventing.knative.dev/v1, kind: Broker, name: default}");
+      return Error::invalid(
+          "spec.reference: needs kind and name, e.g. {apiVersion: "
+          "eventing.knative.dev/v1, kind: Broker, name: default}");
   }
   return out;
 }
@@ -363,8 +365,7 @@ std::string ping_event_source(const std::string& ns, const std::string& name) {
 }
 
 std::string api_server_event_type(const std::string& mode, const char* verb) {
-  return fmt::format("dev.knative.apiserver.{}.{}", mode == "Resource" ? "resource" : "ref",
-                     verb);
+  return fmt::format("dev.knative.apiserver.{}.{}", mode == "Resource" ? "resource" : "ref", verb);
 }
 
 Result<SourceCommon> source_common_from_object(const json::object& object) {
@@ -413,11 +414,11 @@ void register_source_kinds(KindRegistry& registry) {
   ping.admit = admit_ping;
   registry.add(std::move(ping));
 
-  KindInfo binding = source_kind(
-      "SinkBinding", "sinkbindings", "sinkbinding",
-      "Binding for connecting a PodSpecable to a sink: K_SINK and K_CE_OVERRIDES in a "
-      "Service's containers",
-      {});
+  KindInfo binding =
+      source_kind("SinkBinding", "sinkbindings", "sinkbinding",
+                  "Binding for connecting a PodSpecable to a sink: K_SINK and K_CE_OVERRIDES in a "
+                  "Service's containers",
+                  {});
   binding.columns = {{"Subject", "string", ".spec.subject.name", "", 0}, sink, ready, reason};
   binding.admit = admit_binding;
   registry.add(std::move(binding));

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <vector>
 
@@ -23,6 +24,10 @@ class EventQueue {
   void append(NewEvent event, Done done);
   // A delivery's outcome, grouped the same way; `done` on the store thread once committed.
   void record(Delivery delivery, std::function<void(Result<void>)> done);
+  // The same, awaited: the calling coroutine resumes on its own executor once the commit is
+  // done (the ingress's 202, a reply's re-entry, a delivery's outcome).
+  boost::asio::awaitable<Result<std::int64_t>> committed_append(NewEvent event);
+  boost::asio::awaitable<Result<void>> committed_record(Delivery delivery);
   // Called on the store thread after each commit that stored deliveries (the dispatcher's wake).
   void on_committed(std::function<void()> fn) { committed_ = std::move(fn); }
 

@@ -34,7 +34,7 @@ struct PingSource : SourceCommon {
 };
 
 struct SinkBinding : SourceCommon {
-  std::string subject_name;  // a Service by name, or
+  std::string subject_name;        // a Service by name, or
   LabelSelector subject_selector;  // the Services of the namespace its labels select
   bool binds(const std::string& service, const std::map<std::string, std::string>& labels) const;
 };

@@ -8,60 +8,18 @@
 #include <fstream>
 #include <sstream>
 
+#include "elafros/prometheus_text.hpp"
+
 namespace elafros {
 namespace {
 
-// A label value, escaped as the text format wants (backslash, quote, newline).
-std::string escape(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"')
-      out += {'\\', c};
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
-
 std::string labels(const Reconciler::RevisionMetrics& r) {
-  return fmt::format(R"(namespace="{}",service="{}",revision="{}")", escape(r.namespace_),
-                     escape(r.service), escape(r.revision));
+  return fmt::format(R"(namespace="{}",service="{}",revision="{}")",
+                     prometheus_escape(r.namespace_), prometheus_escape(r.service),
+                     prometheus_escape(r.revision));
 }
 
-std::string number(double v) {
-  return fmt::format("{}", v);
-}
-
-class Writer {
- public:
-  void family(const char* name, const char* type, const char* help) {
-    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-  }
-  void sample(const std::string& name, const std::string& labels, double value) {
-    out_ += name;
-    if (!labels.empty()) out_ += "{" + labels + "}";
-    out_ += " " + number(value) + "\n";
-  }
-  void histogram(const std::string& name, const std::string& labels, const Histogram::Snapshot& h) {
-    std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < h.counts.size(); ++i) {
-      cumulative += h.counts[i];
-      std::string le = i < Histogram::kBounds.size() ? number(Histogram::kBounds[i]) : "+Inf";
-      sample(name + "_bucket", labels + fmt::format(R"(,le="{}")", le),
-             static_cast<double>(cumulative));
-    }
-    sample(name + "_sum", labels, h.sum);
-    sample(name + "_count", labels, static_cast<double>(cumulative));
-  }
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-void process_metrics(Writer& w) {
+void process_metrics(PrometheusText& w) {
   // /proc/self/stat: utime (14) and stime (15) in clock ticks, starttime (22) in ticks since
   // boot, vsize (23) in bytes, rss (24) in pages.
   std::ifstream in("/proc/self/stat");
@@ -110,9 +68,9 @@ void process_metrics(Writer& w) {
 }  // namespace
 
 std::string render_metrics(const MetricsInput& in) {
-  Writer w;
+  PrometheusText w;
   w.family("elafros_build_info", "gauge", "The running elafrosd's version (always 1).");
-  w.sample("elafros_build_info", fmt::format(R"(version="{}")", escape(in.version)), 1);
+  w.sample("elafros_build_info", fmt::format(R"(version="{}")", prometheus_escape(in.version)), 1);
 
   static constexpr const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
   w.family("elafros_requests_total", "counter",
@@ -163,8 +121,8 @@ std::string render_metrics(const MetricsInput& in) {
 
   auto instance_labels = [](const Reconciler::InstanceUsage& i) {
     return fmt::format(R"(namespace="{}",service="{}",revision="{}",instance="{}")",
-                       escape(i.namespace_), escape(i.service), escape(i.revision),
-                       escape(i.instance));
+                       prometheus_escape(i.namespace_), prometheus_escape(i.service),
+                       prometheus_escape(i.revision), prometheus_escape(i.instance));
   };
   w.family("elafros_instance_cpu_seconds_total", "counter",
            "CPU time an instance's cgroup has used.");
@@ -183,7 +141,9 @@ std::string render_metrics(const MetricsInput& in) {
            "Write groups (one API write each, with what it brings along) those transactions "
            "committed; more groups than transactions means writes were grouped.");
   w.sample("elafros_store_write_groups_total", "", static_cast<double>(in.commits.groups));
-  auto sink = [](const LogHealth::Sink& s) { return fmt::format(R"(sink="{}")", escape(s.name)); };
+  auto sink = [](const LogHealth::Sink& s) {
+    return fmt::format(R"(sink="{}")", prometheus_escape(s.name));
+  };
   w.family("elafros_log_sink_up", "gauge", "1 while a log sink's last write succeeded.");
   for (const auto& s : in.logs.sinks) w.sample("elafros_log_sink_up", sink(s), s.healthy ? 1 : 0);
   w.family("elafros_log_sink_failed_writes_total", "counter",

@@ -7,29 +7,23 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <deque>
 #include <map>
-#include <optional>
 #include <set>
 
 #include "elafros/base64.hpp"
+#include "elafros/prometheus_text.hpp"
 #include "event_queue.hpp"
 #include "events/http_post.hpp"
 #include "offload.hpp"
-#include "proxy/broker_ingress.hpp"
+#include "proxy/ingress_events.hpp"
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using asio::awaitable;
-using asio::ip::tcp;
 
 namespace elafros {
 namespace {
@@ -300,7 +294,8 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
         ++(dead_letter ? stats_.dead_lettered : stats_.delivered);
         ++(dead_letter ? counted.dead_lettered : counted.delivered);
         if (!dead_letter)
-          counted.observe_latency(static_cast<double>(d.updated_ms - e.received_ms) / 1000.0);
+          counted.latency.observe(
+              std::max(0.0, static_cast<double>(d.updated_ms - e.received_ms) / 1000.0));
         co_await save(d);
         co_return;
       }
@@ -379,17 +374,8 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
     ne.received_ms = now_ms();
     ne.deliveries = matching_triggers(*broker, *reply);
     ne.event = std::move(*reply);
-    auto ex = io_.get_executor();
-    auto done = std::make_shared<std::optional<Result<std::int64_t>>>();
-    auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
-    queue_.append(std::move(ne), [ex, done, wake](Result<std::int64_t> r) {
-      asio::post(ex, [done, wake, r = std::move(r)]() mutable {
-        *done = std::move(r);
-        wake->cancel();
-      });
-    });
-    while (!*done) co_await wake->async_wait(kAwait);
-    if (!**done) co_return (*done)->error();
+    auto stored = co_await queue_.committed_append(std::move(ne));
+    if (!stored) co_return stored.error();
     ++stats_.replies;
     co_return Result<void>{};
   }
@@ -397,18 +383,9 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
   // Committed (grouped with others) before the delivery leaves the in-flight set: a delivery
   // read again as due before its outcome is stored would be sent twice.
   awaitable<void> save(Delivery d) {
-    auto ex = io_.get_executor();
-    auto done = std::make_shared<std::optional<Result<void>>>();
-    auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
-    queue_.record(std::move(d), [ex, done, wake](Result<void> r) {
-      asio::post(ex, [done, wake, r = std::move(r)]() mutable {
-        *done = std::move(r);
-        wake->cancel();
-      });
-    });
-    while (!*done) co_await wake->async_wait(kAwait);
-    if (!**done)
-      spdlog::warn("recording a delivery failed (it is sent again): {}", (*done)->error().message);
+    auto recorded = co_await queue_.committed_record(std::move(d));
+    if (!recorded)
+      spdlog::warn("recording a delivery failed (it is sent again): {}", recorded.error().message);
   }
 
   asio::io_context& io_;
@@ -456,142 +433,111 @@ const DispatchStats& Dispatcher::stats() const {
   return impl_->stats_;
 }
 
-void TriggerCounters::observe_latency(double seconds) {
-  if (seconds < 0) seconds = 0;
-  std::size_t b = 0;
-  while (b < kBucketCount && seconds > kBuckets[b]) ++b;
-  ++latency_buckets[b];
-  ++latency_count;
-  latency_sum_us += static_cast<std::uint64_t>(seconds * 1e6);
-}
-
 std::string render_event_metrics(const DispatchStats& d, const IngressStats& i) {
-  std::string out;
-  auto family = [&out](const char* name, const char* type, const char* help) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  PrometheusText w;
+  auto total = [&w](const char* name, const char* type, const char* help, double v) {
+    w.family(name, type, help);
+    w.sample(name, "", v);
   };
-  auto sample = [&out](std::string_view name, std::string_view labels, double v) {
-    out += fmt::format("{}{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
-                       labels.empty() ? "" : "}", v);
+  auto outcomes = [&w](const char* name, const std::string& labels,
+                       std::initializer_list<std::pair<const char*, std::uint64_t>> counts) {
+    for (const auto& [outcome, n] : counts)
+      w.sample(name, labels + (labels.empty() ? "" : ",") + fmt::format(R"(outcome="{}")", outcome),
+               static_cast<double>(n));
   };
-  family("elafros_broker_events_total", "counter",
-         "Events the brokers' ingress answered, by outcome: accepted (202, committed), rejected "
-         "(400, 404, 413), ttl_dropped (knativebrokerttl exhausted), failed (503: not stored).");
-  sample("elafros_broker_events_total", R"(outcome="accepted")",
-         static_cast<double>(i.accepted.load()));
-  sample("elafros_broker_events_total", R"(outcome="rejected")",
-         static_cast<double>(i.rejected.load()));
-  sample("elafros_broker_events_total", R"(outcome="ttl_dropped")",
-         static_cast<double>(i.ttl_dropped.load()));
-  sample("elafros_broker_events_total", R"(outcome="failed")",
-         static_cast<double>(i.failed.load()));
-  family("elafros_broker_events_rejected_total", "counter",
-         "Events the brokers' ingress refused, by reason: no_broker (POST to /), bad_path (not "
-         "/NAMESPACE/BROKER), unknown_broker (404), too_large (413), invalid_event (400).");
+  auto age = [](std::int64_t since_ms) {
+    return since_ms == 0 ? 0.0 : static_cast<double>(now_ms() - since_ms) / 1000.0;
+  };
+
+  w.family("elafros_broker_events_total", "counter",
+           "Events the brokers' ingress answered, by outcome: accepted (202, committed), rejected "
+           "(400, 404, 413), ttl_dropped (knativebrokerttl exhausted), failed (503: not stored).");
+  outcomes("elafros_broker_events_total", "",
+           {{"accepted", i.accepted.load()},
+            {"rejected", i.rejected.load()},
+            {"ttl_dropped", i.ttl_dropped.load()},
+            {"failed", i.failed.load()}});
+  w.family("elafros_broker_events_rejected_total", "counter",
+           "Events the brokers' ingress refused, by reason: no_broker (POST to /), bad_path (not "
+           "/NAMESPACE/BROKER), unknown_broker (404), too_large (413), invalid_event (400).");
   for (int r = 0; r < static_cast<int>(IngressStats::Reject::kCount); ++r)
-    sample("elafros_broker_events_rejected_total",
-           fmt::format(R"(reason="{}")", IngressStats::kRejectReasons[r]),
-           static_cast<double>(i.rejected_by[r].load()));
-  family("elafros_event_delivery_attempts_total", "counter",
-         "Attempts to deliver an event to a Trigger's subscriber or dead-letter sink.");
-  sample("elafros_event_delivery_attempts_total", "", static_cast<double>(d.attempts.load()));
-  family("elafros_event_deliveries_total", "counter",
-         "Deliveries finished, by outcome: delivered, dead_lettered, failed (dropped: retries "
-         "exhausted and no dead-letter sink, or the trigger was deleted).");
-  sample("elafros_event_deliveries_total", R"(outcome="delivered")",
-         static_cast<double>(d.delivered.load()));
-  sample("elafros_event_deliveries_total", R"(outcome="dead_lettered")",
-         static_cast<double>(d.dead_lettered.load()));
-  sample("elafros_event_deliveries_total", R"(outcome="failed")",
-         static_cast<double>(d.failed.load()));
-  family("elafros_event_delivery_retries_total", "counter",
-         "Attempts that failed and are retried.");
-  sample("elafros_event_delivery_retries_total", "", static_cast<double>(d.retries.load()));
-  family("elafros_event_replies_total", "counter",
-         "CloudEvents subscribers answered with, which re-entered their broker.");
-  sample("elafros_event_replies_total", "", static_cast<double>(d.replies.load()));
-  family("elafros_event_replies_ttl_dropped_total", "counter",
-         "Replies dropped because their knativebrokerttl ran out (a reply loop).");
-  sample("elafros_event_replies_ttl_dropped_total", "", static_cast<double>(d.ttl_dropped.load()));
-  family("elafros_event_deliveries_pending", "gauge", "Deliveries not finished yet (the queue).");
-  sample("elafros_event_deliveries_pending", "", static_cast<double>(d.pending.load()));
-  family("elafros_event_oldest_pending_age_seconds", "gauge",
-         "How long the oldest unfinished delivery's event has waited; 0 with none.");
-  std::int64_t oldest = d.oldest_pending_ms.load();
-  sample("elafros_event_oldest_pending_age_seconds", "",
-         oldest == 0 ? 0.0 : static_cast<double>(now_ms() - oldest) / 1000.0);
+    w.sample("elafros_broker_events_rejected_total",
+             fmt::format(R"(reason="{}")", IngressStats::kRejectReasons[r]),
+             static_cast<double>(i.rejected_by[r].load()));
+  total("elafros_event_delivery_attempts_total", "counter",
+        "Attempts to deliver an event to a Trigger's subscriber or dead-letter sink.",
+        static_cast<double>(d.attempts.load()));
+  w.family("elafros_event_deliveries_total", "counter",
+           "Deliveries finished, by outcome: delivered, dead_lettered, failed (dropped: retries "
+           "exhausted and no dead-letter sink, or the trigger was deleted).");
+  outcomes("elafros_event_deliveries_total", "",
+           {{"delivered", d.delivered.load()},
+            {"dead_lettered", d.dead_lettered.load()},
+            {"failed", d.failed.load()}});
+  total("elafros_event_delivery_retries_total", "counter", "Attempts that failed and are retried.",
+        static_cast<double>(d.retries.load()));
+  total("elafros_event_replies_total", "counter",
+        "CloudEvents subscribers answered with, which re-entered their broker.",
+        static_cast<double>(d.replies.load()));
+  total("elafros_event_replies_ttl_dropped_total", "counter",
+        "Replies dropped because their knativebrokerttl ran out (a reply loop).",
+        static_cast<double>(d.ttl_dropped.load()));
+  total("elafros_event_deliveries_pending", "gauge", "Deliveries not finished yet (the queue).",
+        static_cast<double>(d.pending.load()));
+  total("elafros_event_oldest_pending_age_seconds", "gauge",
+        "How long the oldest unfinished delivery's event has waited; 0 with none.",
+        age(d.oldest_pending_ms.load()));
 
   // Per broker and per Trigger.
-  auto brokers = i.brokers.load(std::memory_order_acquire);
-  family("elafros_broker_ingress_events_total", "counter",
-         "Events a broker's ingress answered, by outcome (as elafros_broker_events_total).");
-  for (const auto& b : *brokers) {
-    std::string l = fmt::format(R"(namespace="{}",broker="{}")", b->namespace_, b->broker);
-    sample("elafros_broker_ingress_events_total", l + R"(,outcome="accepted")",
-           static_cast<double>(b->accepted.load()));
-    sample("elafros_broker_ingress_events_total", l + R"(,outcome="rejected")",
-           static_cast<double>(b->rejected.load()));
-    sample("elafros_broker_ingress_events_total", l + R"(,outcome="ttl_dropped")",
-           static_cast<double>(b->ttl_dropped.load()));
-    sample("elafros_broker_ingress_events_total", l + R"(,outcome="failed")",
-           static_cast<double>(b->failed.load()));
-  }
+  w.family("elafros_broker_ingress_events_total", "counter",
+           "Events a broker's ingress answered, by outcome (as elafros_broker_events_total).");
+  for (const auto& b : *i.brokers.load(std::memory_order_acquire))
+    outcomes("elafros_broker_ingress_events_total",
+             fmt::format(R"(namespace="{}",broker="{}")", prometheus_escape(b->namespace_),
+                         prometheus_escape(b->broker)),
+             {{"accepted", b->accepted.load()},
+              {"rejected", b->rejected.load()},
+              {"ttl_dropped", b->ttl_dropped.load()},
+              {"failed", b->failed.load()}});
   auto triggers = d.triggers.load(std::memory_order_acquire);
   auto labels = [](const TriggerCounters& t) {
-    return fmt::format(R"(namespace="{}",broker="{}",trigger="{}")", t.namespace_, t.broker,
-                       t.trigger);
+    return fmt::format(R"(namespace="{}",broker="{}",trigger="{}")",
+                       prometheus_escape(t.namespace_), prometheus_escape(t.broker),
+                       prometheus_escape(t.trigger));
   };
-  family("elafros_trigger_delivery_attempts_total", "counter",
-         "Attempts to deliver a Trigger's events (to its subscriber or dead-letter sink).");
+  // One family, a sample per Trigger.
+  auto each = [&](const char* name, const char* type, const char* help,
+                  double (*value)(const TriggerCounters&)) {
+    w.family(name, type, help);
+    for (const auto& t : *triggers) w.sample(name, labels(*t), value(*t));
+  };
+  each("elafros_trigger_delivery_attempts_total", "counter",
+       "Attempts to deliver a Trigger's events (to its subscriber or dead-letter sink).",
+       [](const TriggerCounters& t) { return static_cast<double>(t.attempts.load()); });
+  w.family("elafros_trigger_deliveries_total", "counter",
+           "A Trigger's finished deliveries, by outcome: delivered, dead_lettered, failed.");
   for (const auto& t : *triggers)
-    sample("elafros_trigger_delivery_attempts_total", labels(*t),
-           static_cast<double>(t->attempts.load()));
-  family("elafros_trigger_deliveries_total", "counter",
-         "A Trigger's finished deliveries, by outcome: delivered, dead_lettered, failed.");
-  for (const auto& t : *triggers) {
-    sample("elafros_trigger_deliveries_total", labels(*t) + R"(,outcome="delivered")",
-           static_cast<double>(t->delivered.load()));
-    sample("elafros_trigger_deliveries_total", labels(*t) + R"(,outcome="dead_lettered")",
-           static_cast<double>(t->dead_lettered.load()));
-    sample("elafros_trigger_deliveries_total", labels(*t) + R"(,outcome="failed")",
-           static_cast<double>(t->failed.load()));
-  }
-  family("elafros_trigger_delivery_retries_total", "counter",
-         "A Trigger's attempts that failed and are retried.");
+    outcomes("elafros_trigger_deliveries_total", labels(*t),
+             {{"delivered", t->delivered.load()},
+              {"dead_lettered", t->dead_lettered.load()},
+              {"failed", t->failed.load()}});
+  each("elafros_trigger_delivery_retries_total", "counter",
+       "A Trigger's attempts that failed and are retried.",
+       [](const TriggerCounters& t) { return static_cast<double>(t.retries.load()); });
+  each("elafros_trigger_deliveries_pending", "gauge",
+       "A Trigger's deliveries not finished yet (refreshed each second).",
+       [](const TriggerCounters& t) { return static_cast<double>(t.pending.load()); });
+  w.family("elafros_trigger_oldest_pending_age_seconds", "gauge",
+           "How long the oldest unfinished delivery of a Trigger has waited; 0 with none.");
   for (const auto& t : *triggers)
-    sample("elafros_trigger_delivery_retries_total", labels(*t),
-           static_cast<double>(t->retries.load()));
-  family("elafros_trigger_deliveries_pending", "gauge",
-         "A Trigger's deliveries not finished yet (refreshed each second).");
+    w.sample("elafros_trigger_oldest_pending_age_seconds", labels(*t),
+             age(t->oldest_pending_ms.load()));
+  w.family("elafros_trigger_delivery_latency_seconds", "histogram",
+           "From an event's arrival at its broker to the Trigger's subscriber answering 2xx "
+           "(retries and cold starts included).");
   for (const auto& t : *triggers)
-    sample("elafros_trigger_deliveries_pending", labels(*t),
-           static_cast<double>(t->pending.load()));
-  family("elafros_trigger_oldest_pending_age_seconds", "gauge",
-         "How long the oldest unfinished delivery of a Trigger has waited; 0 with none.");
-  for (const auto& t : *triggers) {
-    std::int64_t o = t->oldest_pending_ms.load();
-    sample("elafros_trigger_oldest_pending_age_seconds", labels(*t),
-           o == 0 ? 0.0 : static_cast<double>(now_ms() - o) / 1000.0);
-  }
-  family("elafros_trigger_delivery_latency_seconds", "histogram",
-         "From an event's arrival at its broker to the Trigger's subscriber answering 2xx "
-         "(retries and cold starts included).");
-  for (const auto& t : *triggers) {
-    std::uint64_t cumulative = 0;
-    for (std::size_t b = 0; b <= TriggerCounters::kBucketCount; ++b) {
-      cumulative += t->latency_buckets[b].load();
-      std::string le = b == TriggerCounters::kBucketCount
-                           ? "+Inf"
-                           : fmt::format("{}", TriggerCounters::kBuckets[b]);
-      sample("elafros_trigger_delivery_latency_seconds_bucket",
-             labels(*t) + fmt::format(R"(,le="{}")", le), static_cast<double>(cumulative));
-    }
-    sample("elafros_trigger_delivery_latency_seconds_sum", labels(*t),
-           static_cast<double>(t->latency_sum_us.load()) / 1e6);
-    sample("elafros_trigger_delivery_latency_seconds_count", labels(*t),
-           static_cast<double>(t->latency_count.load()));
-  }
-  return out;
+    w.histogram("elafros_trigger_delivery_latency_seconds", labels(*t), t->latency.read());
+  return w.take();
 }
 
 }  // namespace elafros

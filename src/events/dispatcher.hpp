@@ -16,6 +16,7 @@
 
 #include "elafros/event_log.hpp"
 #include "elafros/eventing.hpp"
+#include "elafros/histogram.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -42,16 +43,10 @@ struct DispatcherOptions {
 
 // One Trigger's counters: written on the events thread, read by /metrics.
 struct TriggerCounters {
-  static constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                        0.5,   1,      2.5,   5,    10,    30,   60,  300};
-  static constexpr std::size_t kBucketCount = sizeof(kBuckets) / sizeof(kBuckets[0]);
   std::string namespace_, broker, trigger;
   std::atomic<std::uint64_t> attempts{0}, delivered{0}, dead_lettered{0}, failed{0}, retries{0};
   std::atomic<std::int64_t> pending{0}, oldest_pending_ms{0};
-  // From the event's arrival at the broker to the subscriber's 2xx.
-  std::atomic<std::uint64_t> latency_buckets[kBucketCount + 1] = {};  // the last: +Inf
-  std::atomic<std::uint64_t> latency_count{0}, latency_sum_us{0};
-  void observe_latency(double seconds);
+  Histogram latency;  // from the event's arrival at the broker to the subscriber's 2xx
 };
 using TriggerCountersList = std::vector<std::shared_ptr<TriggerCounters>>;
 

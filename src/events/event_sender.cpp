@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "elafros/prometheus_text.hpp"
 #include "events/http_post.hpp"
 
 namespace asio = boost::asio;
@@ -55,7 +56,8 @@ class EventSender::Impl : public std::enable_shared_from_this<EventSender::Impl>
     }
     ++stats_.lost;
     --in_flight_;
-    spdlog::warn("event {} of {} is lost: {}", id, from, error);
+    spdlog::warn("event {} of {} is lost: {}; check that its sink (status.sinkUri) takes events",
+                 id, from, error);
   }
 
   asio::io_context& io_;
@@ -71,8 +73,10 @@ void EventSender::send(CloudEvent event, std::string url, std::string from) {
                           from = std::move(from)]() mutable {
     if (impl->in_flight_ >= kMaxInFlight) {
       ++impl->stats_.lost;
-      spdlog::warn("event {} of {} is lost: {} events of sources are in flight already",
-                   event.get("id"), from, kMaxInFlight);
+      spdlog::warn(
+          "event {} of {} is lost: {} events of sources are in flight already (is a "
+          "sink slow or down?)",
+          event.get("id"), from, kMaxInFlight);
       return;
     }
     ++impl->in_flight_;
@@ -86,17 +90,16 @@ const SenderStats& EventSender::stats() const {
 }
 
 std::string render_source_metrics(const SenderStats& s) {
-  return fmt::format(
-      "# HELP elafros_source_events_total Events the sources (PingSource, ApiServerSource) sent, "
-      "by outcome: sent (2xx from the sink), lost (retries exhausted or not retryable).\n"
-      "# TYPE elafros_source_events_total counter\n"
-      "elafros_source_events_total{{outcome=\"sent\"}} {}\n"
-      "elafros_source_events_total{{outcome=\"lost\"}} {}\n"
-      "# HELP elafros_source_event_retries_total Sends of source events that failed and were "
-      "retried.\n"
-      "# TYPE elafros_source_event_retries_total counter\n"
-      "elafros_source_event_retries_total {}\n",
-      s.sent.load(), s.lost.load(), s.retries.load());
+  PrometheusText w;
+  w.family("elafros_source_events_total", "counter",
+           "Events the sources (PingSource, ApiServerSource) sent, by outcome: sent (2xx from "
+           "the sink), lost (retries exhausted or not retryable).");
+  w.sample("elafros_source_events_total", R"(outcome="sent")", static_cast<double>(s.sent.load()));
+  w.sample("elafros_source_events_total", R"(outcome="lost")", static_cast<double>(s.lost.load()));
+  w.family("elafros_source_event_retries_total", "counter",
+           "Sends of source events that failed and were retried.");
+  w.sample("elafros_source_event_retries_total", "", static_cast<double>(s.retries.load()));
+  return w.take();
 }
 
 }  // namespace elafros

@@ -382,6 +382,11 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
 
   // --- ContainerSource --------------------------------------------------------------------------
 
+  struct Applied {
+    std::string text;   // the child Service last written
+    std::string error;  // of that write; "" once it committed
+  };
+
   static std::string child_name(const std::string& source) { return source + "-source"; }
 
   // The Service a ContainerSource runs: its template, min-scale and max-scale 1, K_SINK set.
@@ -482,10 +487,6 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
     }
   }
 
-  struct Applied {
-    std::string text;   // the child Service last written
-    std::string error;  // of that write; "" once it committed
-  };
 
   // --- ApiServerSource --------------------------------------------------------------------------
 

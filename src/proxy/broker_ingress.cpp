@@ -4,7 +4,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
 #include <ctime>
@@ -193,27 +192,19 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   ne.deliveries = matching_triggers(*broker, *event);
-  const std::string type = event->get("type"), source = event->get("source");
+  std::optional<NewType> new_type = unseen_type(parts[0], parts[1], *event);
   ne.event = std::move(*event);
-  auto ex = client.get_executor();
-  auto done = std::make_shared<std::optional<Result<std::int64_t>>>();
-  auto wake = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
-  queue_.append(std::move(ne), [ex, done, wake](Result<std::int64_t> r) {
-    asio::post(ex, [done, wake, r = std::move(r)]() mutable {
-      *done = std::move(r);
-      wake->cancel();
-    });
-  });
-  while (!*done) co_await wake->async_wait(kAwait);
-  if (!**done) {
+  auto stored = co_await queue_.committed_append(std::move(ne));
+  if (!stored) {
+    if (new_type) types_seen_.erase(new_type->key);  // seen again when it is stored
     ++stats_.failed;
     ++counted.failed;
-    std::string body = "the event was not stored: " + (*done)->error().message;
+    std::string body = "the event was not stored: " + stored.error().message;
     co_return co_await answer(http::status::service_unavailable, body, keep_alive);
   }
   ++stats_.accepted;
   ++counted.accepted;
-  note_type(parts[0], parts[1], type, source);
+  if (new_type) type_seen_(parts[0], parts[1], new_type->type, new_type->source);
   co_return co_await answer(http::status::accepted, kNoBody, keep_alive);
 }
 
@@ -230,15 +221,25 @@ BrokerCounters& BrokerIngress::counters(const std::string& ns, const std::string
   return *c;
 }
 
-void BrokerIngress::note_type(const std::string& ns, const std::string& broker,
-                              const std::string& type, const std::string& source) {
-  if (!type_seen_) return;
+std::optional<BrokerIngress::NewType> BrokerIngress::unseen_type(const std::string& ns,
+                                                                 const std::string& broker,
+                                                                 const CloudEvent& event) {
+  if (!type_seen_) return std::nullopt;
   constexpr std::size_t kMaxSeen = 4096;  // then forgotten: a repeat only re-checks
-  std::string key = fmt::format("{}/{}\n{}\n{}", ns, broker, type, source);
-  if (types_seen_.count(key)) return;
+  auto attribute = [&event](const char* name) {
+    auto it = event.attributes.find(name);
+    return it == event.attributes.end() ? std::string_view() : std::string_view(it->second);
+  };
+  // A hash, not a key string: nothing is allocated for an event of a known type. A collision
+  // (two pairs, one hash) only leaves one of them unregistered.
+  std::hash<std::string_view> h;
+  std::size_t key = h(ns);
+  for (std::string_view part : {std::string_view(broker), attribute("type"), attribute("source")})
+    key = (key ^ h(part)) * 1099511628211ull;
+  if (types_seen_.count(key)) return std::nullopt;
   if (types_seen_.size() >= kMaxSeen) types_seen_.clear();
-  types_seen_.insert(std::move(key));
-  type_seen_(ns, broker, type, source);
+  types_seen_.insert(key);
+  return NewType{key, std::string(attribute("type")), std::string(attribute("source"))};
 }
 
 }  // namespace elafros

@@ -56,6 +56,11 @@ assert all(r["valid"] for r in pings)
 PY
 check "the ping source is Ready with its sink URI" bash -c "'$elafros_bin' --socket '$sock' source ping describe tick | grep -q 'Sink URI:     http://broker-ingress.localhost:$port/default/default'"
 e source ping delete tick >/dev/null
+e source ping create refused --schedule '* * * * * *' --sink "$sub/bad" >/dev/null
+lost() { curl -s --unix-socket "$sock" http://elafrosd/metrics | grep -qE '^elafros_source_events_total\{outcome="lost"\} [1-9]'; }
+check "a ping its sink refuses (400, not retried) is counted lost" wait_until 10 lost
+check "...and logged with what to check" wait_until 5 grep -q "is lost: .*answered 400.*check that its sink" "$work/daemon.log"
+e source ping delete refused >/dev/null
 
 # --- EventTypes: the ingress registered the ping type -------------------------------------------
 et_listed() { e eventtype list | grep -q "dev.knative.sources.ping .*/apis/v1/namespaces/default/pingsources/tick *Broker:default .*True"; }
@@ -69,12 +74,22 @@ check "eventtype delete says so" contains "$out" "Eventtype 'manual' successfull
 
 # --- ApiServerSource: a Service's changes become events ------------------------------------------
 e source apiserver create watch --resource Service:serving.knative.dev/v1 --sink "$sub/api" >/dev/null
-api_ready() { e source apiserver list | grep -q "^watch .*True"; }
-check "the apiserver source is Ready" wait_until 10 api_ready
-e service create web --image "$image" >/dev/null
+e source apiserver create whole --mode Resource --resource Service:serving.knative.dev/v1:tier=web \
+  --sink "$sub/whole" >/dev/null
+api_ready() { e source apiserver list | grep -q "^watch .*True" && e source apiserver list | grep -q "^whole .*True"; }
+check "the apiserver sources are Ready" wait_until 10 api_ready
+e service create web --image "$image" --label tier=web >/dev/null
 check "a Service's creation is a dev.knative.apiserver.ref.add event" wait_until 15 at_least /api type dev.knative.apiserver.ref.add 1
 e service update web --env GREETING=Hi >/dev/null
 check "its update is ref.update" wait_until 15 at_least /api type dev.knative.apiserver.ref.update 1
+check "in Resource mode, with a selector, the event is resource.add" wait_until 15 at_least /whole type dev.knative.apiserver.resource.add 1
+check "...whose data is the whole Service" python3 - "$work/received.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"/whole"' in l]
+add = [r["event"] for r in rows if r.get("event", {}).get("type") == "dev.knative.apiserver.resource.add"][0]
+assert add["data"]["kind"] == "Service" and add["data"]["metadata"]["name"] == "web", add
+assert add["data"]["metadata"]["labels"]["tier"] == "web", add
+PY
 check "...and the event refers to the Service" python3 - "$work/received.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"path": "/api"' in l or '"path":"/api"' in l]
@@ -103,6 +118,7 @@ check "...in one revision" test "$(e revision list | grep -c '^late-')" = 1
 e service delete web >/dev/null
 check "a Service's deletion is a ref.delete event" wait_until 30 at_least /api type dev.knative.apiserver.ref.delete 1
 e source apiserver delete watch >/dev/null
+e source apiserver delete whole >/dev/null
 
 # --- ContainerSource: its container posts to K_SINK ----------------------------------------------
 script='httpd -p 127.0.0.1:$PORT -h /srv/www; i=0; while [ $i -lt 600 ]; do i=$((i+1)); busybox wget -q -O /dev/null --header "ce-specversion: 1.0" --header "ce-id: beat-$i" --header "ce-type: dev.example.beat" --header "ce-source: /beat" --header "content-type: application/json" --post-data "{\"n\":$i}" "$K_SINK"; sleep 1; done'

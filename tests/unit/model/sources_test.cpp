@@ -1,12 +1,13 @@
 // Cron schedules in time zones on a fixed clock (DST gaps and repeats included), and the source
 // kinds' admission: PingSource, SinkBinding, ContainerSource, ApiServerSource and EventType.
+#include "elafros/sources.hpp"
+
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <ctime>
 
 #include "elafros/cron.hpp"
 #include "elafros/kind_registry.hpp"
-#include "elafros/sources.hpp"
 
 using namespace elafros;
 namespace json = boost::json;
@@ -100,8 +101,7 @@ TEST_CASE("cron schedules tick in their time zone, across DST changes", "[cron]"
   // Each local time fires once: 02:00 CET (01:00Z) repeats 02:00 CEST (00:00Z), so after
   // 00:00Z the next hourly tick is 03:00 CET.
   CHECK(next("0 * * * *", "Europe/Paris", "2026-10-25T00:00:00Z") == "2026-10-25T02:00:00Z");
-  CHECK(next("0 0 * * *", "America/New_York", "2026-07-01T00:00:00Z") ==
-        "2026-07-01T04:00:00Z");
+  CHECK(next("0 0 * * *", "America/New_York", "2026-07-01T00:00:00Z") == "2026-07-01T04:00:00Z");
   CHECK(next("0 0 * * *", "Asia/Kolkata", "2026-07-01T00:00:00Z") == "2026-07-01T18:30:00Z");
   CHECK(check_time_zone("Europe/Paris"));
   auto bad = check_time_zone("Mars/Olympus");
@@ -124,20 +124,23 @@ TEST_CASE("bad cron schedules say where", "[cron]") {
 }
 
 TEST_CASE("PingSource admission", "[sources]") {
-  const char* sink = R"("sink":{"ref":{"apiVersion":"eventing.knative.dev/v1","kind":"Broker","name":"default"}})";
-  auto ok = admit(kSourcesGroup, "PingSource",
-                  (std::string(R"({"metadata":{"name":"p"},"spec":{"schedule":"*/2 * * * *","timezone":"Europe/Paris","contentType":"application/json","data":"{\"a\":1}",)") +
-                   sink + "}}")
-                      .c_str());
+  const char* sink =
+      R"("sink":{"ref":{"apiVersion":"eventing.knative.dev/v1","kind":"Broker","name":"default"}})";
+  auto ok = admit(
+      kSourcesGroup, "PingSource",
+      (std::string(
+           R"({"metadata":{"name":"p"},"spec":{"schedule":"*/2 * * * *","timezone":"Europe/Paris","contentType":"application/json","data":"{\"a\":1}",)") +
+       sink + "}}")
+          .c_str());
   REQUIRE(ok);
   auto p = ping_source_from_object(*ok);
   REQUIRE(p);
   CHECK(p->timezone == "Europe/Paris");
   CHECK(p->data == R"({"a":1})");
-  auto b64 = admit(kSourcesGroup, "PingSource",
-                   (std::string(R"({"metadata":{"name":"p"},"spec":{"dataBase64":"aGk=",)") +
-                    sink + "}}")
-                       .c_str());
+  auto b64 =
+      admit(kSourcesGroup, "PingSource",
+            (std::string(R"({"metadata":{"name":"p"},"spec":{"dataBase64":"aGk=",)") + sink + "}}")
+                .c_str());
   REQUIRE(b64);
   auto pb = ping_source_from_object(*b64);
   REQUIRE(pb);
@@ -151,8 +154,7 @@ TEST_CASE("PingSource admission", "[sources]") {
                 (std::string(R"({"spec":{"timezone":"Nowhere/City",)") + sink + "}}").c_str())
             .find("spec.timezone:") == 0);
   CHECK(refused(kSourcesGroup, "PingSource",
-                (std::string(R"({"spec":{"data":"a","dataBase64":"YQ==",)") + sink + "}}")
-                    .c_str())
+                (std::string(R"({"spec":{"data":"a","dataBase64":"YQ==",)") + sink + "}}").c_str())
             .find("not both") != std::string::npos);
   CHECK(refused(kSourcesGroup, "PingSource",
                 (std::string(R"({"spec":{"contentType":"application/json","data":"{nope",)") +
@@ -162,8 +164,8 @@ TEST_CASE("PingSource admission", "[sources]") {
   CHECK(refused(kSourcesGroup, "PingSource", R"({"spec":{"schedule":"* * * * *"}})")
             .find("spec.sink: required") == 0);
   CHECK(refused(kSourcesGroup, "PingSource",
-                (std::string(R"({"spec":{"ceOverrides":{"extensions":{"Bad-Name":"x"}},)") +
-                 sink + "}}")
+                (std::string(R"({"spec":{"ceOverrides":{"extensions":{"Bad-Name":"x"}},)") + sink +
+                 "}}")
                     .c_str())
             .find("spec.ceOverrides.extensions.Bad-Name") == 0);
   CHECK(refused(kSourcesGroup, "PingSource",
@@ -183,21 +185,26 @@ TEST_CASE("SinkBinding, ContainerSource, ApiServerSource and EventType admission
   REQUIRE(b);
   CHECK(b->binds("any", {{"app", "web"}}));
   CHECK_FALSE(b->binds("any", {{"app", "db"}}));
+  CHECK(
+      refused(
+          kSourcesGroup, "SinkBinding",
+          (R"({"spec":{"subject":{"kind":"Service","name":"a","selector":{"matchLabels":{"app":"web"}}},)" +
+           sink + "}}")
+              .c_str())
+          .find("a name or a selector, not both") != std::string::npos);
   CHECK(refused(kSourcesGroup, "SinkBinding",
-                (R"({"spec":{"subject":{"kind":"Service","name":"a","selector":{"matchLabels":{"app":"web"}}},)" +
-                 sink + "}}")
-                    .c_str())
-            .find("a name or a selector, not both") != std::string::npos);
+                (R"({"spec":{"subject":{"kind":"Service"},)" + sink + "}}").c_str())
+            .find("name the Service (name) or select Services") != std::string::npos);
   CHECK(refused(kSourcesGroup, "SinkBinding",
                 (R"({"spec":{"subject":{"apiVersion":"apps/v1","kind":"Deployment","name":"a"},)" +
                  sink + "}}")
                     .c_str())
             .find("the subject is a serving.knative.dev/v1 Service") != std::string::npos);
 
-  CHECK(admit(kSourcesGroup, "ContainerSource",
-              (R"({"spec":{"template":{"spec":{"containers":[{"image":"busybox"}]}},)" + sink +
-               "}}")
-                  .c_str()));
+  CHECK(
+      admit(kSourcesGroup, "ContainerSource",
+            (R"({"spec":{"template":{"spec":{"containers":[{"image":"busybox"}]}},)" + sink + "}}")
+                .c_str()));
   CHECK(refused(kSourcesGroup, "ContainerSource", ("{\"spec\":{" + sink + "}}").c_str())
             .find("spec.template: required") == 0);
   CHECK(refused(kSourcesGroup, "ContainerSource",
@@ -206,27 +213,30 @@ TEST_CASE("SinkBinding, ContainerSource, ApiServerSource and EventType admission
                     .c_str())
             .find("spec.template.spec.containers[0].bogus") == 0);
 
-  auto api = admit(
-      kSourcesGroup, "ApiServerSource",
-      (R"({"spec":{"resources":[{"apiVersion":"serving.knative.dev/v1","kind":"Service"}],)" +
-       sink + "}}")
-          .c_str());
+  auto api =
+      admit(kSourcesGroup, "ApiServerSource",
+            (R"({"spec":{"resources":[{"apiVersion":"serving.knative.dev/v1","kind":"Service"}],)" +
+             sink + "}}")
+                .c_str());
   REQUIRE(api);
   CHECK(api->at("spec").at("mode") == "Reference");  // Knative's default
-  CHECK(refused(kSourcesGroup, "ApiServerSource",
-                (R"({"spec":{"resources":[{"apiVersion":"v1","kind":"Pod"}],)" + sink + "}}")
-                    .c_str())
-            .find("spec.resources[0]: v1 Pod is not a kind elafros serves") == 0);
-  CHECK(refused(kSourcesGroup, "ApiServerSource",
-                (R"({"spec":{"mode":"Full","resources":[{"apiVersion":"serving.knative.dev/v1","kind":"Service"}],)" +
-                 sink + "}}")
-                    .c_str())
-            .find("spec.mode") == 0);
+  CHECK(
+      refused(kSourcesGroup, "ApiServerSource",
+              (R"({"spec":{"resources":[{"apiVersion":"v1","kind":"Pod"}],)" + sink + "}}").c_str())
+          .find("spec.resources[0]: v1 Pod is not a kind elafros serves") == 0);
+  CHECK(
+      refused(
+          kSourcesGroup, "ApiServerSource",
+          (R"({"spec":{"mode":"Full","resources":[{"apiVersion":"serving.knative.dev/v1","kind":"Service"}],)" +
+           sink + "}}")
+              .c_str())
+          .find("spec.mode") == 0);
   CHECK(api_server_event_type("Resource", "add") == "dev.knative.apiserver.resource.add");
   CHECK(api_server_event_type("Reference", "delete") == "dev.knative.apiserver.ref.delete");
 
-  CHECK(admit(kEventingGroup, "EventType",
-              R"({"spec":{"type":"dev.example.push","source":"/repo","reference":{"apiVersion":"eventing.knative.dev/v1","kind":"Broker","name":"default"}}})"));
+  CHECK(admit(
+      kEventingGroup, "EventType",
+      R"({"spec":{"type":"dev.example.push","source":"/repo","reference":{"apiVersion":"eventing.knative.dev/v1","kind":"Broker","name":"default"}}})"));
   CHECK(refused(kEventingGroup, "EventType", R"({"spec":{"source":"/repo"}})")
             .find("spec.type: required") == 0);
 }
