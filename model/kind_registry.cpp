@@ -34,6 +34,7 @@ const KindRegistry& builtin_kinds() {
     register_serving_kinds(r);
     register_eventing_kinds(r);
     register_source_kinds(r);
+    register_build_kinds(r);
     return r;
   }();
   return registry;

@@ -8,9 +8,9 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libfmt-dev libspdlog-dev libyaml-cpp-dev libcli11-dev
-  libarchive-dev libssl-dev catch2 libhowardhinnant-date-dev tzdata
+  libarchive-dev zlib1g-dev libssl-dev catch2 libhowardhinnant-date-dev tzdata
   # run
-  runc
+  runc git
   # tests and examples
   umoci skopeo busybox-static curl iproute2 util-linux procps wrk
   python3 openssl apache2-utils systemd python3-kubernetes

@@ -126,6 +126,10 @@ Result<std::string> sha256_file(const std::string& path) {
   return hex;
 }
 
+std::string ImageStore::scratch_path(std::string_view what) const {
+  return fmt::format("{}/tmp/{}-{}", root_, what, random_suffix());
+}
+
 Result<ImageReference> parse_image_reference(const std::string& reference) {
   // oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG].
   for (std::string_view transport : {"oci:", "oci-archive:", "docker-archive:"}) {

@@ -60,6 +60,9 @@ class ImageStore {
   // bytes freed.
   Result<std::uint64_t> prune(const std::vector<std::string>& keep, std::chrono::seconds grace);
   std::string blob_path(const std::string& digest) const;
+  // A fresh path under the store's tmp/ (cleared at start), for a layout to import: its blobs
+  // are moved into the store rather than copied.
+  std::string scratch_path(std::string_view what) const;
 
  private:
   Result<ImageRecord> import_any(const std::string& reference, const std::string& name);

@@ -50,6 +50,8 @@ std::string spool_dir(const std::string& data_dir) {
   return data_dir + "/logs/spool";
 }
 
+std::string build_data_dir(const std::string& data_dir) { return data_dir + "/builds"; }
+
 std::string spool_path(const std::string& data_dir, const std::string& ns,
                        const std::string& service, const std::string& instance,
                        const char* stream) {
@@ -332,6 +334,21 @@ void LogCollector::remove(std::string ns, std::string service, std::string revis
           ++it;
         }
       }
+    if (done) done();
+  });
+}
+
+void LogCollector::end_follows(std::string ns, std::string service, std::function<void()> done) {
+  post([this, ns = std::move(ns), service = std::move(service), done = std::move(done)] {
+    collect();
+    for (auto it = followers_.begin(); it != followers_.end();) {
+      if (it->second.query.namespace_ == ns && it->second.query.service == service) {
+        it->second.deliver({});
+        it = followers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     if (done) done();
   });
 }

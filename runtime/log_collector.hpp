@@ -31,6 +31,9 @@ namespace elafros {
 
 // Spool paths, shared with the runtime that creates them.
 std::string spool_dir(const std::string& data_dir);
+// Builds run under their own runtime and collector, whose data dir is this (spools, runc state
+// and bundles apart from the instances').
+std::string build_data_dir(const std::string& data_dir);
 std::string spool_path(const std::string& data_dir, const std::string& ns,
                        const std::string& service, const std::string& instance, const char* stream);
 // The last `lines` lines of an instance's spools (stderr's preferred), holes skipped.
@@ -83,6 +86,9 @@ class LogCollector {
   // thread).
   void remove(std::string ns, std::string service, std::string revision,
               std::function<void()> done = {});
+  // Collects the spools of (ns, service), a Build, then ends its followers' follows (an empty
+  // delivery) and calls `done`, on the collector's thread. Its stored logs stay.
+  void end_follows(std::string ns, std::string service, std::function<void()> done = {});
   // Collects now and calls `done` afterwards (tests, shutdown).
   void flush(std::function<void()> done);
   // A copy of the delivery health; any thread.

@@ -94,8 +94,12 @@ Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& 
   }
   if (p.args.empty())
     return Error::invalid(fmt::format(
-        "the image of revision \"{}\" has no Entrypoint or Cmd and the service gives no command; "
-        "set one with --cmd",
+        fmt::runtime(
+            launch.build_step
+            ? "the image of step \"{}\" has no Entrypoint or Cmd and the step gives no command; "
+              "give the step a command or a script"
+            : "the image of revision \"{}\" has no Entrypoint or Cmd and the service gives no "
+              "command; set one with --cmd"),
         launch.revision));
 
   // Environment: image, then user, then the runtime contract. A later name replaces an earlier.
@@ -110,10 +114,12 @@ Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& 
     set(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
   }
   for (const auto& e : c.env) set(e.name, e.value);
-  set("PORT", std::to_string(launch.port));
-  set("K_SERVICE", launch.service);
-  set("K_CONFIGURATION", launch.service);
-  set("K_REVISION", launch.revision);
+  if (!launch.build_step) {
+    set("PORT", std::to_string(launch.port));
+    set("K_SERVICE", launch.service);
+    set("K_CONFIGURATION", launch.service);
+    set("K_REVISION", launch.revision);
+  }
   bool has_path = false;
   for (const auto& e : env) has_path = has_path || e.first == "PATH";
   if (!has_path) set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
@@ -225,6 +231,13 @@ json::object make_runtime_spec(const BundleSpec& b) {
                      {"type", "bind"},
                      {"source", source},
                      {"options", to_array({"rbind", "ro", "nosuid", "nodev", "noexec"})}});
+  for (const auto& bind : b.binds)
+    mounts.push_back(json::object{
+        {"destination", bind.destination},
+        {"type", "bind"},
+        {"source", bind.source},
+        {"options", bind.readonly ? to_array({"rbind", "ro", "nosuid", "nodev"})
+                                  : to_array({"rbind", "rw", "nosuid", "nodev"})}});
 
   json::object linux;
   // No network namespace: instances share the host network and listen on a loopback port.

@@ -39,6 +39,7 @@ struct BundleSpec {
   std::int64_t cpu_limit_millis = 0;     // resources.limits.cpu; 0: none
   // Files bind-mounted read-only: (the host's file, where it appears), e.g. /etc/resolv.conf.
   std::vector<std::pair<std::string, std::string>> readonly_files;
+  std::vector<LaunchSpec::Bind> binds;  // directories bind-mounted (a build's /workspace)
 };
 
 boost::json::object make_runtime_spec(const BundleSpec& bundle);

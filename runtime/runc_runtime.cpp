@@ -110,6 +110,36 @@ void RuncRuntime::finish_spools(const std::string& id) {
   }
 }
 
+Result<void> RuncRuntime::set_parent_cpu_shares(int shares) {
+  std::error_code ec;
+  bool done = false;
+  std::string errors;
+  auto write = [&](const std::string& dir, const std::string& file, const std::string& value) {
+    fs::create_directories(dir, ec);
+    std::ofstream out(dir + "/" + file);
+    out << value;
+    out.close();
+    if (out) done = true;
+    else errors += fmt::format(" {}/{}", dir, file);
+  };
+  for (const char* v1 : {"/cpu,cpuacct", "/cpu"}) {
+    std::string hierarchy = options_.cgroup_root + v1;
+    if (fs::is_directory(hierarchy, ec) && fs::exists(hierarchy + "/cpu.shares", ec)) {
+      write(hierarchy + "/" + options_.cgroup_parent, "cpu.shares", std::to_string(shares));
+      break;
+    }
+  }
+  if (!done && fs::exists(options_.cgroup_root + "/cgroup.controllers", ec)) {
+    int weight = std::clamp(shares * 100 / 1024, 1, 10000);
+    write(options_.cgroup_root + "/" + options_.cgroup_parent, "cpu.weight", std::to_string(weight));
+  }
+  if (!done)
+    return Error::unavailable(fmt::format(
+        "cannot set the CPU weight of /{} (no cgroup cpu controller found{}{})",
+        options_.cgroup_parent, errors.empty() ? "" : "; failed to write", errors));
+  return {};
+}
+
 std::vector<std::string> RuncRuntime::runc_argv(std::initializer_list<std::string> args) const {
   std::vector<std::string> argv{options_.runc, "--root", state_root_};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -208,7 +238,8 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   bundle.process = std::move(process.value());
   bundle.rootfs = merged;
   bundle.hostname = spec.service;
-  bundle.cgroups_path = "/elafros/" + spec.container_id;
+  bundle.cgroups_path = "/" + options_.cgroup_parent + "/" + spec.container_id;
+  bundle.binds = spec.binds;
   bundle.pids_limit = options_.pids_limit;
   bundle.memory_limit_bytes = parse_memory_bytes(spec.container.limits.memory).value_or(0);
   bundle.cpu_limit_millis = parse_cpu_millis(spec.container.limits.cpu).value_or(0);
@@ -311,7 +342,7 @@ std::vector<std::string> RuncRuntime::cgroup_dirs(const std::string& id) const {
   std::set<std::string> seen;
   std::error_code ec;
   auto consider = [&](const fs::path& hierarchy) {
-    fs::path dir = hierarchy / "elafros" / id;
+    fs::path dir = hierarchy / options_.cgroup_parent / id;
     if (!fs::is_directory(dir, ec)) return;
     auto canonical = fs::canonical(dir, ec);
     if (!ec && seen.insert(canonical.string()).second) dirs.push_back(canonical.string());
@@ -416,7 +447,7 @@ std::optional<std::uint64_t> single_value(const std::string& path) {
 ResourceUsage RuncRuntime::usage(const std::string& id) {
   ResourceUsage u;
   if (!is_container_id(id)) return u;
-  const std::string rel = "/elafros/" + id;
+  const std::string rel = "/" + options_.cgroup_parent + "/" + id;
   const std::string v1 = "/sys/fs/cgroup";
   if (auto mem = single_value(v1 + "/memory" + rel + "/memory.usage_in_bytes")) {
     u.known = true;

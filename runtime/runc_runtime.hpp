@@ -19,6 +19,9 @@ struct RuncOptions {
   // A runc call that takes longer is killed, with its process group, and fails.
   std::chrono::milliseconds timeout{60000};
   std::string cgroup_root = "/sys/fs/cgroup";  // where the instances' cgroups are looked for
+  // Every container's cgroup is <parent>/<id> in each hierarchy. The builds' runtime has its
+  // own data dir (and so runc state root) and parent, so that the reconciler never sees steps.
+  std::string cgroup_parent = "elafros";
 };
 
 // Runs instances with the runc binary (docs/architecture.md): one bundle per instance under
@@ -41,6 +44,10 @@ class RuncRuntime final : public ContainerRuntime {
   ResourceUsage usage(const std::string& container_id) override;
 
   std::string instance_dir(const std::string& container_id) const;
+  // The CPU weight of the containers' parent cgroup as a whole (cgroup v1 cpu.shares, whose
+  // default is 1024; cgroup v2 cpu.weight in proportion), e.g. to give builds less than
+  // instances under contention.
+  Result<void> set_parent_cpu_shares(int shares);
   void finish_spools(const std::string& container_id);
   const std::string& state_root() const { return state_root_; }
 

@@ -21,6 +21,16 @@ struct LaunchSpec {
   std::string image_digest;  // manifest digest of an image already in the image store
   ContainerSpec container;   // command/args/env overrides on top of the image config
   int port = 0;              // the PORT the app must listen on (host network, loopback)
+
+  // A build step (docs/architecture.md, "Builds") rather than an instance: no PORT or K_*
+  // variables, and the build's directories bind-mounted.
+  bool build_step = false;
+  struct Bind {
+    std::string source;  // a host directory or file
+    std::string destination;
+    bool readonly = false;
+  };
+  std::vector<Bind> binds;
 };
 
 // What an instance's cgroup has counted; `known` is false when it has no cgroup (any more).

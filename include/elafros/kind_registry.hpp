@@ -66,6 +66,7 @@ const KindRegistry& builtin_kinds();
 void register_serving_kinds(KindRegistry& registry);
 void register_eventing_kinds(KindRegistry& registry);
 void register_source_kinds(KindRegistry& registry);
+void register_build_kinds(KindRegistry& registry);
 
 // A printer column's value: the subset of JSONPath that printer columns use (.a.b, ['k'] and
 // [?(@.f=='v')]). Null when the path names nothing.

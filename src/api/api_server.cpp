@@ -9,12 +9,14 @@
 #include <boost/json.hpp>
 
 #include "api/api_credentials.hpp"
+#include "api/build_api.hpp"
 #include "api/daemon_api.hpp"
 #include "api/discovery.hpp"
 #include "api/http_listener.hpp"
 #include "api/image_puller.hpp"
 #include "api/resource_api.hpp"
 #include "api/serving_hooks.hpp"
+#include "elafros/build.hpp"
 #include "elafros/object_meta.hpp"
 
 namespace asio = boost::asio;
@@ -38,6 +40,13 @@ class ApiServer::Impl {
     resources_.set_hooks(kServingGroup, "Service", &serving_);
     resources_.set_hooks(kServingGroup, "Revision", &serving_);
     // Fixed paths first: the generic resource patterns would match some of them.
+    if (info_.build_sources) {
+      api::BuildApiParts bp{info_.build_sources, info_.build_logs, info_.runner,
+                            info_.data_dir + "/builds/tmp"};
+      build_hooks_ = std::make_unique<api::BuildHooks>(store_thread, blocking, store, bp);
+      resources_.set_hooks(kBuildGroup, "Build", build_hooks_.get());
+      api::add_build_routes(router_, control, store_thread, blocking, store, watches, bp);
+    }
     api::add_discovery_routes(router_, builtin_kinds(), {info_.version});
     api::add_image_routes(router_, parts_);
     api::add_operation_routes(router_, parts_, info_);
@@ -134,6 +143,7 @@ class ApiServer::Impl {
   std::shared_ptr<api::ImagePuller> puller_;
   api::ResourceApi resources_;
   api::ServingHooks serving_;
+  std::unique_ptr<api::BuildHooks> build_hooks_;
   api::DaemonApiParts parts_;
   ApiInfo info_;
   api::Router router_;
@@ -155,6 +165,7 @@ ApiServer::~ApiServer() = default;
 Result<void> ApiServer::listen(const std::string& socket_path) {
   api::SessionOptions options;
   options.max_connections = impl_->info_.max_connections;
+  options.upload_limit = impl_->info_.build_source_max_bytes;
   auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_, std::move(options));
   if (auto r = l->listen_unix(socket_path, 0660); !r) return r;
   impl_->listeners_.push_back(std::move(l));
@@ -167,6 +178,7 @@ Result<unsigned short> ApiServer::listen_https(const std::string& address, unsig
                                                ApiCredentials& tokens) {
   api::SessionOptions options;
   options.max_connections = impl_->info_.max_connections;
+  options.upload_limit = impl_->info_.build_source_max_bytes;
   options.authenticate = [&tokens](std::string_view authorization) {
     return tokens.authenticate(authorization);
   };

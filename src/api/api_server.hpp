@@ -23,6 +23,8 @@ namespace elafros {
 
 class ApiCredentials;
 class CredentialStore;
+class ProcessRunner;
+class SourceArchives;
 class ImageStore;
 class LogCollector;
 struct LogHealth;
@@ -42,6 +44,12 @@ struct ApiInfo {
   // Adds the daemon's other log writers (the access log) to what status and /metrics report.
   std::function<void(LogHealth&)> more_log_health;
   std::function<std::string()> more_metrics;  // Prometheus text appended to /metrics (events)
+  // Builds (docs/architecture.md, "Builds"): uploaded sources, the builds' log collector, the
+  // runner of git ls-remote, and the largest source upload taken.
+  SourceArchives* build_sources = nullptr;
+  LogCollector* build_logs = nullptr;
+  ProcessRunner* runner = nullptr;
+  std::size_t build_source_max_bytes = 512u << 20;
 };
 
 // Who may use the HTTPS API: a Bearer token's user, or kUnauthorized.

@@ -122,6 +122,15 @@ class StreamResponder final : public Responder {
   bool probing_ = false;
 };
 
+// A source upload, which gets upload_limit instead of body_limit.
+bool is_upload(const http::request<http::string_body>& req) {
+  std::string_view target = req.target();
+  target = target.substr(0, target.find('?'));
+  constexpr std::string_view kSuffix = "/buildsources";
+  return req.method() == http::verb::post && target.size() > kSuffix.size() &&
+         target.substr(target.size() - kSuffix.size()) == kSuffix;
+}
+
 }  // namespace
 
 class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Impl> {
@@ -288,7 +297,17 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       parser.body_limit(options_.body_limit);
       parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
       lowest(stream).expires_after(options_.idle);
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, kAwait);
+      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kAwait);
+      std::size_t limit = options_.body_limit;
+      if (!hec && is_upload(parser.get())) {
+        limit = options_.upload_limit;
+        parser.body_limit(limit);
+      }
+      boost::system::error_code ec = hec;
+      if (!hec && !parser.is_done()) {
+        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kAwait);
+        ec = bec;
+      }
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
           ec == beast::error::timeout || ec == asio::ssl::error::stream_truncated)
         break;
@@ -296,8 +315,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
         StreamResponder<Stream> r(stream, 11, false);
         Error e = Error::bad_request(fmt::format("malformed HTTP request: {}", ec.message()));
         if (ec == http::error::body_limit)
-          e.message =
-              fmt::format("the request body is over the limit of {} bytes", options_.body_limit);
+          e.message = fmt::format("the request body is over the limit of {} bytes", limit);
         co_await r.send_error(e);
         break;
       }

@@ -19,6 +19,8 @@ namespace elafros::api {
 
 struct SessionOptions {
   std::size_t body_limit = 4 << 20;
+  // The body limit of a source upload (POST …/buildsources), which a tar of a directory needs.
+  std::size_t upload_limit = 4 << 20;
   std::size_t header_limit = 64 << 10;
   std::chrono::seconds idle{300};  // between requests, and for one request to arrive
   // Connections this listener serves at once (the api-max-connections key); one more is

@@ -91,6 +91,21 @@ awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
   if (is_transport_reference(reference)) co_return co_await import(reference, "");
   auto image =
       co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
+  // NAME@sha256:…, as a build's result is deployed: the stored image with that digest, under
+  // that name or any other.
+  if (auto at = reference.rfind("@sha256:"); !image && at != std::string::npos) {
+    std::string name = reference.substr(0, at), digest = reference.substr(at + 1);
+    auto named = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, name);
+    if (named && named->digest == digest) co_return named;
+    auto all = co_await offload(store_thread_.get_executor(), &Store::list_images, &store_);
+    if (all)
+      for (auto& rec : *all)
+        if (rec.digest == digest) co_return rec;
+    co_return Error::invalid(fmt::format(
+        "spec.template.spec.containers[0].image: no stored image has the digest {} (of \"{}\"); "
+        "'elafros image list' shows the stored images",
+        digest, reference));
+  }
   const bool always = pull_policy == "Always";
   auto registry = parse_registry_reference(reference);
   if (image && always && registry && image->source.rfind("docker://", 0) == 0) {

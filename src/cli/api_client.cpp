@@ -29,7 +29,8 @@ std::string answer_error(const boost::system::error_code& ec) {
 
 // Connects to the daemon's socket and writes the request; throws with a hint on failure.
 void send(asio::local::stream_protocol::socket& socket, const std::string& socket_path,
-          const std::string& method, const std::string& target, const json::value* body) {
+          const std::string& method, const std::string& target, const json::value* body,
+          const std::string* raw = nullptr, const char* raw_type = nullptr) {
   boost::system::error_code ec;
   socket.connect(asio::local::stream_protocol::endpoint(socket_path), ec);
   if (ec)
@@ -43,6 +44,9 @@ void send(asio::local::stream_protocol::socket& socket, const std::string& socke
   if (body) {
     req.set(http::field::content_type, "application/json");
     req.body() = json::serialize(*body);
+  } else if (raw) {
+    req.set(http::field::content_type, raw_type);
+    req.body() = *raw;
   }
   req.prepare_payload();
   http::write(socket, req, ec);
@@ -90,11 +94,22 @@ HttpAnswer post_url(const std::string& url,
   return {static_cast<int>(res.result_int()), res.body()};
 }
 
+ApiResponse ApiClient::upload(const std::string& target, const char* content_type,
+                              const std::string& body) const {
+  return exchange("POST", target, nullptr, &body, content_type);
+}
+
 ApiResponse ApiClient::request(const std::string& method, const std::string& target,
                                const json::value* body) const {
+  return exchange(method, target, body, nullptr, nullptr);
+}
+
+ApiResponse ApiClient::exchange(const std::string& method, const std::string& target,
+                                const json::value* body, const std::string* raw,
+                                const char* raw_type) const {
   asio::io_context io;
   asio::local::stream_protocol::socket socket(io);
-  send(socket, socket_, method, target, body);
+  send(socket, socket_, method, target, body, raw, raw_type);
   boost::system::error_code ec;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;

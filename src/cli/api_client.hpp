@@ -30,6 +30,9 @@ class ApiClient {
   // Throws std::runtime_error (with a hint) when the daemon cannot be reached.
   ApiResponse request(const std::string& method, const std::string& target,
                       const boost::json::value* body = nullptr) const;
+  // POSTs raw bytes (a source archive) with this content type.
+  ApiResponse upload(const std::string& target, const char* content_type,
+                     const std::string& body) const;
   // Like request(), but throws std::runtime_error with the API's message on a non-2xx status.
   boost::json::value call(const std::string& method, const std::string& target,
                           const boost::json::value* body = nullptr) const;
@@ -49,6 +52,9 @@ class ApiClient {
                 const std::function<bool(const boost::json::value&)>& on_line) const;
 
  private:
+  ApiResponse exchange(const std::string& method, const std::string& target,
+                       const boost::json::value* body, const std::string* raw,
+                       const char* raw_type) const;
   int stream_until(const std::string& method, const std::string& target,
                    const boost::json::value& body,
                    const std::function<bool(const boost::json::value&)>& on_line) const;

@@ -406,8 +406,12 @@ void pull_for_service(const ApiClient& api, const Globals& g, const std::string&
   auto ref = parse_registry_reference(image);
   if (!ref) return;  // the daemon says what is wrong with it
   json::value list = api.call("GET", "/apis/elafros.dev/v1/images");
+  auto at = image.rfind("@sha256:");
+  std::string digest = at == std::string::npos ? "" : image.substr(at + 1);
   for (const auto& i : list.at("items").as_array())
-    if (field(i, "name") == image || field(i, "name") == ref->str()) return;
+    if (field(i, "name") == image || field(i, "name") == ref->str() ||
+        (!digest.empty() && field(i, "digest") == digest))
+      return;
   if (g.output == "table") std::cout << fmt::format("Pulling {}:\n", ref->str());
   json::value pulled;
   try {

@@ -137,6 +137,11 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"event-retention-count", integer(c.event_retention_count, 1)},
       {"event-retention-bytes", number(c.event_retention_bytes, 0, 1e15)},
       {"eventtype-auto-create", boolean(c.eventtype_auto_create)},
+      {"build-max-concurrent", integer(c.build_max_concurrent, 1)},
+      {"build-step-cpu", str(c.build_step_cpu)},
+      {"build-step-memory", str(c.build_step_memory)},
+      {"build-cpu-shares", integer(c.build_cpu_shares, 2)},
+      {"build-source-max-bytes", number(c.build_source_max_bytes, 1024, 1e12)},
       // The KPA's defaults, named after Knative's config-autoscaler keys.
       {"container-concurrency-target-default", number(a.target, 0.01, 1e6)},
       {"requests-per-second-target-default", number(a.target_rps, 0.01, 1e6)},

@@ -70,6 +70,14 @@ struct DaemonConfig {
   double event_retention_bytes = 256.0 * (1 << 20);  // the kept events' attributes and data
   // The brokers' ingress creates an EventType for each (type, source) it sees on a broker.
   bool eventtype_auto_create = true;
+  // Builds: how many run at once (the rest wait in order), the cgroup limits of every step, the
+  // builds' CPU weight against instances (cgroup v1 cpu.shares of their parent; instances'
+  // is 1024), and the largest source upload.
+  int build_max_concurrent = 2;
+  std::string build_step_cpu;
+  std::string build_step_memory;
+  int build_cpu_shares = 512;
+  double build_source_max_bytes = 512.0 * (1 << 20);
   AutoscalingDefaults autoscaling;
 };
 

@@ -23,15 +23,19 @@
 
 #include "api/api_credentials.hpp"
 #include "api/api_server.hpp"
+#include "build/build_controller.hpp"
 #include "commit_queue.hpp"
 #include "config.hpp"
 #include "daemon/sd_notify.hpp"
+#include "elafros/build.hpp"
 #include "elafros/errno_text.hpp"
+#include "elafros/resource_json.hpp"
 #include "event_queue.hpp"
 #include "events/dispatcher.hpp"
 #include "events/event_controller.hpp"
 #include "events/event_sender.hpp"
 #include "events/source_controller.hpp"
+#include "image_exporter.hpp"
 #include "image_store.hpp"
 #include "log_collector.hpp"
 #include "posix_process_runner.hpp"
@@ -43,6 +47,7 @@
 #include "registry_credentials.hpp"
 #include "runc_runtime.hpp"
 #include "serving_controller.hpp"
+#include "source_archive_store.hpp"
 #include "sqlite_store.hpp"
 #include "version.hpp"
 
@@ -158,11 +163,39 @@ int run(const DaemonConfig& cfg) {
   LogCollector logs(data_dir, sinks, log_store, log_options);
   logs.start();
 
+  // Builds: their own runtime (runc state, bundles, spools and a cgroup parent apart from the
+  // instances', so the reconciler never sees a step), log collector and store of logs that
+  // outlive them, uploaded sources, and the exporter of their images.
+  for (const auto& [key, value] : {std::pair{"build-step-cpu", cfg.build_step_cpu},
+                                   std::pair{"build-step-memory", cfg.build_step_memory}}) {
+    bool cpu = std::string_view(key) == "build-step-cpu";
+    if (!value.empty() && !(cpu ? parse_cpu_millis(value) : parse_memory_bytes(value)))
+      throw std::runtime_error(fmt::format("{}: \"{}\" is not a {} quantity, e.g. {}", key,
+                                           value, cpu ? "CPU" : "memory", cpu ? "2 or 500m" : "2Gi"));
+  }
+  const std::string builds_dir = build_data_dir(data_dir);
+  RuncOptions build_runc = runc_options;
+  build_runc.data_dir = builds_dir;
+  build_runc.cgroup_parent = "elafros-builds";
+  RuncRuntime build_runtime(build_runc, runner, images);
+  if (auto r = build_runtime.set_parent_cpu_shares(cfg.build_cpu_shares); !r)
+    spdlog::warn("builds run with the CPU weight of instances: {}", r.error().message);
+  auto build_log_store = std::make_shared<FileLogStore>(
+      builds_dir + "/logs/store",
+      LogRetention{static_cast<std::uint64_t>(cfg.log_max_file_bytes), cfg.log_max_files});
+  LogCollector build_logs(builds_dir, {build_log_store}, build_log_store, log_options);
+  build_logs.start();
+  SourceLimits source_limits;
+  source_limits.max_bytes = static_cast<std::uint64_t>(cfg.max_layer_bytes);
+  SourceArchiveStore build_sources(builds_dir + "/sources", source_limits);
+  OciImageExporter exporter(images);
+
   asio::io_context control(1);
   asio::io_context proxy_io(1);
   asio::io_context events_io(1);  // the dispatcher's
   asio::thread_pool store_thread(1);
   asio::thread_pool blocking(2);
+  asio::thread_pool build_work(2);  // runc, git, unpacking and export for builds
   RoutingSnapshot routes;
 
   // Events: the brokers' ingress on the proxy's listener, the durable queue, the dispatcher.
@@ -245,9 +278,7 @@ int run(const DaemonConfig& cfg) {
   EventController event_controller(control, store_thread, **store, watch_cache, commits, brokers,
                                    eopts);
 
-  ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images, *registry,
-                *credentials, logs, reconciler,
-                {kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime,
+  ApiInfo api_info{kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime,
                  static_cast<std::uint64_t>(cfg.disk_free_warning_bytes),
                  static_cast<std::size_t>(cfg.api_max_connections),
                  [&access_log](LogHealth& h) {
@@ -265,7 +296,38 @@ int run(const DaemonConfig& cfg) {
                  [&dispatcher, &ingress, &sender] {
                    return render_event_metrics(dispatcher.stats(), ingress.stats()) +
                           render_source_metrics(sender.stats());
-                 }});
+                 }};
+  api_info.build_sources = &build_sources;
+  api_info.build_logs = &build_logs;
+  api_info.runner = runner.get();
+  api_info.build_source_max_bytes = static_cast<std::size_t>(cfg.build_source_max_bytes);
+  ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images, *registry,
+                *credentials, logs, reconciler, std::move(api_info));
+  BuildControllerOptions bopts;
+  bopts.data_dir = builds_dir;
+  bopts.max_concurrent = cfg.build_max_concurrent;
+  bopts.step_cpu = cfg.build_step_cpu;
+  bopts.step_memory = cfg.build_step_memory;
+  bopts.open_step_log = [&builds_dir](const std::string& ns, const std::string& build,
+                                      const std::string& id) {
+    auto open = [&](const char* stream) {
+      return ::open(spool_path(builds_dir, ns, build, id, stream).c_str(),
+                    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    };
+    return std::pair<int, int>{open("stdout"), open("stderr")};
+  };
+  bopts.close_step_log = [&build_runtime](const std::string& id) { build_runtime.finish_spools(id); };
+  bopts.logs_finished = [&build_logs, &control](const std::string& ns, const std::string& build,
+                                                std::function<void()> done) {
+    build_logs.end_follows(ns, build, [&control, done = std::move(done)] {
+      if (done) asio::post(control, done);
+    });
+  };
+  bopts.logs_removed = [&build_logs](const std::string& ns, const std::string& build) {
+    build_logs.remove(ns, build, "");
+  };
+  BuildController builds(control, store_thread, build_work, **store, watch_cache, commits,
+                         build_runtime, *runner, build_sources, exporter, bopts);
   // Sources' events: their controller writes through the API's hooks.
   SourceControllerOptions sopts;
   sopts.ingress_url = eopts.ingress_url;
@@ -338,6 +400,13 @@ int run(const DaemonConfig& cfg) {
     sources.start(loaded_version, [](Result<void> sr) {
       if (!sr) spdlog::error("cannot load the event sources: {}", sr.error().message);
     });
+    builds.start(loaded_version, [](Result<void> br) {
+      if (!br) spdlog::error("cannot load the builds: {}", br.error().message);
+    });
+    // The buildpacks ClusterBuildTemplate ships with elafros; one the operator changed stays.
+    api.writer().write(buildpacks_template(), ObjectWriter::Mode::kCreateOnly, [](Result<void> w) {
+      if (!w) spdlog::warn("cannot create the buildpacks ClusterBuildTemplate: {}", w.error().message);
+    });
     proxy.start();
     api.start();
     spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion,
@@ -355,6 +424,7 @@ int run(const DaemonConfig& cfg) {
       serving.stop();
       event_controller.stop();
       sources.stop();
+      builds.stop();
       dispatcher.stop();
       reconciler.shutdown();
       control.stop();
@@ -387,7 +457,9 @@ int run(const DaemonConfig& cfg) {
   api.join();
   store_thread.join();
   blocking.join();
+  build_work.join();
   logs.stop();
+  build_logs.stop();
   std::error_code rm;
   fs::remove(cfg.socket, rm);
   spdlog::info("elafrosd stopped");

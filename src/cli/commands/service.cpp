@@ -8,6 +8,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "cli/build_support.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "cli/template_changes.hpp"
@@ -22,6 +23,7 @@ namespace {
 struct ServiceFlags {
   std::string name;
   std::string image, cmd, revision_name, env_file, filename, probe, probe_opts, pull_policy;
+  std::string source, build_template, buildpack;  // --source: build first, then deploy
   std::vector<std::string> args, annotations, labels;
   int port = 0;
   int concurrency_limit = -1;
@@ -55,6 +57,16 @@ struct ServiceFlags {
     m.labels.insert(m.labels.begin(), labels.begin(), labels.end());
   }
 };
+
+void add_source_flags(CLI::App* c, ServiceFlags& f) {
+  c->add_option("--source", f.source,
+                "build this directory (honouring .gitignore and .elafrosignore) and deploy the "
+                "result by digest");
+  c->add_option("--template", f.build_template,
+                "with --source: the BuildTemplate or ClusterBuildTemplate (default: buildpacks)");
+  c->add_option("--buildpack", f.buildpack,
+                "with --source: the buildpack to use instead of detecting one (e.g. python)");
+}
 
 void add_template_flags(CLI::App* c, ServiceFlags& f) {
   auto& t = f.t;
@@ -159,7 +171,21 @@ json::value service_from_file(const std::string& file, const std::string& name, 
   return doc;
 }
 
-int service_create(const ApiClient& api, const Globals& g, const ServiceFlags& f) {
+// --source: the directory built (buildpacks unless --template), its image deployed by digest.
+ServiceFlags with_built_image(const ApiClient& api, const Globals& g, const ServiceFlags& in) {
+  ServiceFlags f = in;
+  if (f.source.empty()) {
+    if (!f.build_template.empty() || !f.buildpack.empty())
+      throw std::runtime_error("--template and --buildpack need --source DIR");
+    return f;
+  }
+  if (f.t.image) throw std::runtime_error("give --image or --source, not both");
+  f.t.image = build_for_service(api, g, f.name, f.source, f.build_template, f.buildpack);
+  return f;
+}
+
+int service_create(const ApiClient& api, const Globals& g, const ServiceFlags& given) {
+  ServiceFlags f = with_built_image(api, g, given);
   const std::string& name = f.name;
   json::value body =
       f.filename.empty() ? json::value(json::object{
@@ -169,7 +195,8 @@ int service_create(const ApiClient& api, const Globals& g, const ServiceFlags& f
                                {"spec", json::object{}}})
                          : service_from_file(f.filename, name, g);
   if (f.filename.empty() && !f.t.image)
-    throw std::runtime_error("--image is required (or -f FILE with the service's image)");
+    throw std::runtime_error(
+        "--image or --source is required (or -f FILE with the service's image)");
   json::object& spec = body.as_object()["spec"].as_object();
   json::value& tmpl = spec["template"];
   if (!tmpl.is_object()) tmpl.emplace_object();
@@ -211,7 +238,9 @@ int service_create(const ApiClient& api, const Globals& g, const ServiceFlags& f
       "The service stays and keeps retrying until deleted; 'elafros service describe' shows why.");
 }
 
-int service_update(const ApiClient& api, const Globals& g, const ServiceFlags& f) {
+int service_update(const ApiClient& api, const Globals& g, const ServiceFlags& given) {
+  if (!given.source.empty()) api.call("GET", services_path(g) + "/" + given.name);  // it exists
+  ServiceFlags f = with_built_image(api, g, given);
   const std::string& name = f.name;
   const TemplateChanges& t = f.t;
   json::value current = api.call("GET", services_path(g) + "/" + name);
@@ -466,6 +495,7 @@ void add_service_commands(CLI::App& app, Session& s) {
                      "other flags change it");
   create->add_flag("--force", create_flags->force, "replace the service if it exists");
   add_template_flags(create, *create_flags);
+  add_source_flags(create, *create_flags);
   add_tag_flag(create, *create_flags);
   add_wait_flags(create, create_flags->w);
   on(create, create_flags, &service_create);
@@ -477,6 +507,7 @@ void add_service_commands(CLI::App& app, Session& s) {
   update->add_option("--image", update_flags->image,
                      "new image: oci:DIR[:TAG], HOST/REPO[:TAG] or an imported image's name");
   add_template_flags(update, *update_flags);
+  add_source_flags(update, *update_flags);
   update->add_option(
       "--traffic", update_flags->traffic.traffic,
       "traffic split KEY=PERCENT[,KEY=PERCENT…]; KEY is a revision, @latest or a tag (repeatable)");
