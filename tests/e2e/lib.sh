@@ -26,9 +26,11 @@ cleanup() {
     kill -KILL "$daemon_pid" 2>/dev/null
   fi
   # Containers the daemon leaves running on purpose (they outlive it) and anything a failure left.
-  if [ -d "$data/runc" ]; then
-    for id in $(runc --root "$data/runc" list -q 2>/dev/null); do runc --root "$data/runc" delete --force "$id" >/dev/null 2>&1; done
-  fi
+  local root
+  for root in "$data/runc" "$data/builds/runc"; do
+    [ -d "$root" ] || continue
+    for id in $(runc --root "$root" list -q 2>/dev/null); do runc --root "$root" delete --force "$id" >/dev/null 2>&1; done
+  done
   grep -o "$work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
   rm -rf "$work"
 }
