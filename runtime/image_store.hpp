@@ -50,6 +50,11 @@ class ImageStore {
   Result<ImageRecord> import(const std::string& reference, const std::string& name,
                              const PullProgressFn& progress = {});
 
+  // Pushes a stored image to a registry reference (HOST/REPO[:TAG]), its manifest byte for
+  // byte: the registry then holds the same digest. Returns that digest.
+  Result<std::string> push(const std::string& manifest_digest, const std::string& destination,
+                           const PushProgressFn& progress = {}) const;
+
   Result<ImageConfig> config(const std::string& manifest_digest) const;
   // The unpacked root filesystem of an imported image.
   std::string rootfs_path(const std::string& manifest_digest) const;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -57,11 +58,44 @@ struct PullRequest {
   PullProgressFn progress;
 };
 
+// What a push is doing: each blob exists already, is mounted from another repository of the
+// registry, or is uploaded (kUploading repeatedly, then kDone); then the manifest.
+struct PushProgress {
+  enum class Phase { kExists, kMounted, kUploading, kDone, kManifest };
+  Phase phase = Phase::kExists;
+  std::string digest;
+  std::string kind;  // "config", "layer" or "manifest"
+  std::int64_t done = 0;
+  std::int64_t total = 0;
+};
+using PushProgressFn = std::function<void(const PushProgress&)>;
+
+struct PushBlob {
+  std::string digest;
+  std::int64_t size = 0;
+  std::string path;  // its content
+  std::string kind;  // "config" or "layer"
+};
+
+struct PushRequest {
+  RegistryReference reference;  // the repository, and the tag to set (none: by digest only)
+  std::string manifest;         // pushed byte for byte, so its digest stays
+  std::string media_type;
+  std::vector<PushBlob> blobs;
+  PushProgressFn progress;
+  std::int64_t chunk_bytes = 16 << 20;  // bigger blobs go up in PATCHes of this size
+};
+
 class RegistryClient {
  public:
   RegistryClient(RegistryOptions options, std::shared_ptr<const CredentialStore> credentials);
 
   Result<void> pull(const PullRequest& request) const;
+  // The OCI distribution push flow: HEAD each blob (one the registry has is skipped), mount it
+  // from another repository of the registry this client pushed it to, or upload it (POST then
+  // one PUT, or PATCHes of chunk_bytes then the PUT), then PUT the manifest. Returns the
+  // manifest digest the registry reports.
+  Result<std::string> push(const PushRequest& request) const;
 
   // Checks credentials the way `docker login` does: GET /v2/ with them, through the token
   // endpoint when the registry asks for one.
@@ -86,6 +120,8 @@ class RegistryClient {
   std::atomic<bool> cancelled_{false};
   mutable std::mutex mutex_;
   mutable std::set<boost::asio::io_context*> active_;
+  // Blobs pushed so far: registry → digest → a repository holding it (for mounts).
+  mutable std::map<std::string, std::map<std::string, std::string>> pushed_;
 };
 
 }  // namespace elafros

@@ -5,6 +5,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -132,6 +134,80 @@ class ImageApi : public std::enable_shared_from_this<ImageApi> {
       }
       if (!co_await r.send_chunk(std::move(lines))) co_return false;  // the pull goes on
       if (done) break;
+      // What arrived while the chunk was sent woke no one: look again before waiting.
+      if (sent < job->events.size() || job->result) continue;
+      co_await job->wake.async_wait(kAwait);
+    }
+    co_return co_await r.end_stream();
+  }
+
+  // POST …/images/push {"image": NAME, "destination": HOST/REPO[:TAG]}: the push's progress as
+  // JSON lines, {"progress": {...}} per blob, then {"pushed": {"destination", "digest"}} or a
+  // Status. It runs on the image pool, off the control thread.
+  awaitable<bool> push(ApiRequest& req, Responder& r) {
+    auto body = parse_json_body(req.body);
+    if (!body) co_return co_await r.send_error(body.error());
+    const json::object* o = body->if_object();
+    auto str = [o](const char* k) {
+      const json::value* v = o ? o->if_contains(k) : nullptr;
+      return v && v->is_string() ? std::string(v->get_string()) : std::string();
+    };
+    std::string name = str("image"), destination = str("destination");
+    if (name.empty() || destination.empty())
+      co_return co_await r.send_error(Error::invalid(
+          "give {\"image\": a stored image's name, \"destination\": HOST/REPO[:TAG]}"));
+    auto image =
+        co_await offload(p_.store_thread.get_executor(), &Store::get_image, &p_.store, name);
+    if (!image)
+      co_return co_await r.send_error(Error::not_found(fmt::format(
+          "image \"{}\" is not in the image store; 'elafros image list' shows the stored images",
+          name)));
+    struct Job {
+      explicit Job(const asio::any_io_executor& ex)
+          : wake(ex, std::chrono::steady_clock::time_point::max()) {}
+      std::vector<std::string> events;
+      std::optional<Result<std::string>> result;
+      asio::steady_timer wake;
+    };
+    auto ex = p_.control.get_executor();
+    auto job = std::make_shared<Job>(ex);
+    asio::post(p_.puller.pool(), [job, ex, images = &p_.images, digest = image->digest,
+                                  destination] {
+      const char* phases[] = {"exists", "mounted", "uploading", "done", "manifest"};
+      auto result = images->push(digest, destination, [job, ex, &phases](const PushProgress& p) {
+        json::object e{{"phase", phases[static_cast<int>(p.phase)]}, {"digest", p.digest},
+                       {"kind", p.kind}, {"done", p.done}, {"total", p.total}};
+        asio::post(ex, [job, line = json::serialize(e)] {
+          job->events.push_back(line);
+          job->wake.cancel();
+        });
+      });
+      asio::post(ex, [job, result = std::move(result)]() mutable {
+        job->result = std::move(result);
+        job->wake.cancel();
+      });
+    });
+    if (!co_await r.begin_stream(200, "application/x-ndjson")) co_return false;
+    std::size_t sent = 0;
+    for (;;) {
+      std::string lines;
+      for (; sent < job->events.size(); ++sent)
+        lines += "{\"progress\":" + job->events[sent] + "}\n";
+      bool done = job->result.has_value();
+      if (done) {
+        json::object last;
+        if (*job->result) {
+          last["pushed"] = json::object{{"destination", destination}, {"digest", **job->result}};
+          spdlog::info("pushed image {} to {} ({})", name, destination, **job->result);
+        } else {
+          last = status_object(job->result->error());
+        }
+        lines += json::serialize(last) + "\n";
+      }
+      if (!co_await r.send_chunk(std::move(lines))) co_return false;  // the push goes on
+      if (done) break;
+      // What arrived while the chunk was sent woke no one: look again before waiting.
+      if (sent < job->events.size() || job->result) continue;
       co_await job->wake.async_wait(kAwait);
     }
     co_return co_await r.end_stream();
@@ -243,6 +319,7 @@ void add_image_routes(Router& router, const DaemonApiParts& parts) {
     router.add("POST", base + "/images", bind(&ImageApi::import));
     router.add("POST", base + "/images/pull", bind(&ImageApi::pull));
     router.add("POST", base + "/images/prune", bind(&ImageApi::prune));
+    router.add("POST", base + "/images/push", bind(&ImageApi::push));
     // The name is one percent-encoded segment: registry names hold '/'.
     router.add("DELETE", base + "/images/{name}", bind(&ImageApi::remove));
     router.add("GET", base + "/registries", bind(&ImageApi::logins));

@@ -312,6 +312,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       state->lines.clear();
       if (!text.empty()) ok = co_await r.send_chunk(std::move(text));
       if (!ok || !follow || state->closed || state->ended) break;
+      // Lines that arrived while the chunk was sent woke no one: send them before waiting.
+      if (!state->lines.empty()) continue;
       co_await state->wake.async_wait(kAwait);
     }
     if (state->id != 0) p_.logs.close(state->id);

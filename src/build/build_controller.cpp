@@ -139,6 +139,12 @@ Launch read_launch(std::string dir) {
   return l;
 }
 
+using PushFn =
+    std::function<Result<std::string>(const std::string& digest, const std::string& destination)>;
+Result<std::string> push_image(PushFn push, std::string digest, std::string destination) {
+  return push(digest, destination);
+}
+
 // The last `lines` lines of the text.
 std::string last_lines(const std::string& text, std::size_t lines) {
   std::size_t end = text.size();
@@ -404,6 +410,10 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
         st["imageDigest"] = it->second.digest;
         st["image"] = it->second.name;
         built_.erase(it);
+      }
+      if (auto it = pushed_.find(run->key); it != pushed_.end()) {
+        st["pushed"] = it->second;
+        pushed_.erase(it);
       }
       write_status(b, std::move(st));
       spdlog::info("build {}: {}{}", run->key, outcome,
@@ -692,8 +702,20 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       co_return put.error();
     built_[run->key] = exported->record;
     if (options_.built) options_.built(b.namespace_, b.name, exported->record);
-    co_return fmt::format("stored image {} ({}){}", exported->record.name, exported->record.digest,
-                          exported->layer_existed ? "; its layer was stored already" : "");
+    std::string pushed;
+    if (!out.push.empty()) {
+      if (!options_.push) co_return Error::precondition("this daemon cannot push images");
+      auto r = co_await offload(work_.get_executor(), &push_image, options_.push,
+                                exported->record.digest, out.push);
+      if (!r)
+        co_return Error{r.error().code, fmt::format("the image was stored as {}, but {}",
+                                                    exported->record.name, r.error().message)};
+      pushed = fmt::format("; pushed to {} ({})", out.push, *r);
+      pushed_[run->key] = out.push;
+    }
+    co_return fmt::format("stored image {} ({}){}{}", exported->record.name,
+                          exported->record.digest,
+                          exported->layer_existed ? "; its layer was stored already" : "", pushed);
   }
 
   // --- status -------------------------------------------------------------------------------
@@ -790,6 +812,7 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
   std::deque<Build> queue_;
   std::map<std::string, RunPtr> runs_;
   std::map<std::string, ImageRecord> built_;
+  std::map<std::string, std::string> pushed_;  // where a build's image was pushed
   int running_ = 0;
   bool stopped_ = false;
   std::uint64_t watch_id_ = 0;

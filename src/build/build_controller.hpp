@@ -49,7 +49,11 @@ struct BuildControllerOptions {
       logs_finished;
   // A Build was deleted: its logs go.
   std::function<void(const std::string& ns, const std::string& build)> logs_removed;
-  // A built image was stored (e.g. to push it): called on the control thread.
+  // spec.output.push: pushes the stored image (its manifest digest) to a registry reference;
+  // returns the digest there. Blocking: called on the work pool.
+  std::function<Result<std::string>(const std::string& digest, const std::string& destination)>
+      push;
+  // A built image was stored: called on the control thread.
   std::function<void(const std::string& ns, const std::string& build, const ImageRecord&)> built;
 };
 

@@ -326,6 +326,9 @@ int run(const DaemonConfig& cfg) {
   bopts.logs_removed = [&build_logs](const std::string& ns, const std::string& build) {
     build_logs.remove(ns, build, "");
   };
+  bopts.push = [&images](const std::string& digest, const std::string& destination) {
+    return images->push(digest, destination);
+  };
   BuildController builds(control, store_thread, build_work, **store, watch_cache, commits,
                          build_runtime, *runner, build_sources, exporter, bopts);
   // Sources' events: their controller writes through the API's hooks.

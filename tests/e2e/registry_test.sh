@@ -283,6 +283,35 @@ echo 'pw-Tok-2' | e registry login "$tokreg" -u tok --password-stdin >/dev/null
 out=$(e image pull "$tokreg/private/hello:v1")
 check "a Bearer-token pull with a login works" contains "$out" "pulled"
 
+# Pushes (the OCI distribution push flow), read back by skopeo with the same digest.
+digest_of() { e image list -o json | python3 -c 'import json, sys; print([i["digest"] for i in json.load(sys.stdin)["items"] if i["name"] == sys.argv[1]][0])' "$1"; }
+remote_digest() { skopeo inspect --tls-verify=false "$@" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Digest"])'; }
+e image import "oci:$work/image:latest" --name pushme:latest >/dev/null
+mine=$(digest_of pushme:latest)
+out=$(e image push pushme:latest "$plain/pushed/hello:v1")
+check "image push to a registry without auth" contains "$out" "Image 'pushme:latest' pushed to $plain/pushed/hello:v1: $mine"
+check "...skopeo inspect finds the same digest there" test "$(remote_digest "docker://$plain/pushed/hello:v1")" = "$mine"
+skopeo copy -q --src-tls-verify=false "docker://$plain/pushed/hello:v1" "oci:$work/copied:v1"
+check "...and skopeo copy reads it back whole, with that digest" test "$(skopeo inspect "oci:$work/copied:v1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Digest"])')" = "$mine"
+check "pushing again finds every blob there" test "$(e image push pushme:latest "$plain/pushed/hello:v1" | grep -c "already in the registry")" -ge 2
+check "pushing to another repository mounts the blobs instead of uploading them" contains "$(e image push pushme:latest "$plain/other/hello:v1")" "mounted from another repository"
+out=$(e image push pushme:latest "$basic/team/pushed:v1")
+check "image push with the stored Basic login" contains "$out" "pushed to $basic/team/pushed:v1: $mine"
+check "...skopeo with the same credentials finds the same digest" test "$(remote_digest --creds 'alice:pw-Alice-1' "docker://$basic/team/pushed:v1")" = "$mine"
+"$src/examples/buildpacks/build-builder.sh" "$work/builder" latest >/dev/null
+e image import "oci:$work/builder:latest" --name big:latest >/dev/null
+out=$(e image push big:latest "$plain/big/builder:v1")
+check "a blob bigger than one chunk is pushed in PATCHes" test "$(remote_digest "docker://$plain/big/builder:v1")" = "$(digest_of big:latest)"
+check "...(it was: the registry saw PATCHes)" grep -q "PATCH /v2/big/builder/blobs/uploads/" "$work/plain.log"
+if out=$(e image push nosuch:latest "$plain/x/y:v1" 2>&1); then fail "pushing a missing image fails"; else
+  check "pushing a missing image says so" contains "$out" 'image "nosuch:latest" is not in the image store'; fi
+if out=$(e image push pushme:latest "$plain/x/y@sha256:$(printf %064d 0)" 2>&1); then fail "pushing to a digest fails"; else
+  check "pushing to a digest says to give a tag" contains "$out" "push to a tag, not a digest"; fi
+e build create pushed --step-image pushme:latest --script 'echo built >/workspace/out.txt' \
+  --output-image pushed:latest --push "$plain/built/app:v1" -f >"$work/build-push.out" 2>&1
+check "a Build with spec.output.push pushes its image" contains "$(cat "$work/build-push.out")" "pushed to $plain/built/app:v1"
+check "...with the digest it stored" test "$(remote_digest "docker://$plain/built/app:v1")" = "$(digest_of pushed:latest)"
+
 # Logins survive a restart; logout removes them.
 stop_daemon >/dev/null || true
 start_daemon

@@ -132,10 +132,13 @@ int report_build(const Globals& g, const json::value& o, bool table_of_steps) {
   double took = seconds_between(field(o, "status.startTime"), field(o, "status.completionTime"));
   if (status == "True") {
     std::string image = field(o, "status.image");
-    std::cout << fmt::format("Build '{}' succeeded in {:.0f}s{}\n", name, took,
+    std::cout << fmt::format("Build '{}' succeeded in {:.0f}s{}{}\n", name, took,
                              image.empty() ? ""
                                            : fmt::format(": image {}@{}", image,
-                                                         field(o, "status.imageDigest")));
+                                                         field(o, "status.imageDigest")),
+                             field(o, "status.pushed").empty()
+                                 ? ""
+                                 : ", pushed to " + field(o, "status.pushed"));
     return 0;
   }
   std::cerr << fmt::format("Build '{}' failed ({}): {}\n", name, reason, message);
@@ -219,6 +222,7 @@ namespace {
 
 struct BuildFlags {
   std::string source, git, templ, step_image, script, output_image, base, timeout, output_path;
+  std::string push;
   std::string cache;
   std::vector<std::string> args, step_command, env;
   bool follow = false;
@@ -265,9 +269,10 @@ int build_create(const ApiClient& api, const Globals& g, const std::string& name
     json::object out{{"image", f.output_image}};
     if (!f.base.empty()) out["base"] = f.base;
     if (!f.output_path.empty()) out["path"] = f.output_path;
+    if (!f.push.empty()) out["push"] = f.push;
     spec["output"] = std::move(out);
-  } else if (!f.base.empty()) {
-    throw std::runtime_error("--base needs --output-image");
+  } else if (!f.base.empty() || !f.push.empty()) {
+    throw std::runtime_error("--base and --push need --output-image");
   }
   json::value body = json::object{{"apiVersion", "build.knative.dev/v1alpha1"},
                                   {"kind", "Build"},
@@ -464,6 +469,7 @@ void add_build_commands(CLI::App& app, Session& s) {
   create->add_option("--output-image", f->output_image, "store /workspace as this image");
   create->add_option("--output-path", f->output_path, "the directory that becomes the image's layer (default /workspace)");
   create->add_option("--base", f->base, "the image the output goes on (default: the last step's)");
+  create->add_option("--push", f->push, "then push the image to HOST[:PORT]/REPO[:TAG]");
   create->add_option("--timeout", f->timeout, "how long it may run, e.g. 10m (default 10m)");
   create->add_option("--cache", f->cache, "the cache steps see at /cache (default: one per build name)");
   create->add_flag("--follow,-f", f->follow, "stream its logs until it is over, then its outcome");

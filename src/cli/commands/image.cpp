@@ -9,6 +9,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include <unistd.h>
+
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "elafros/registry_reference.hpp"
@@ -17,6 +19,42 @@ namespace json = boost::json;
 
 namespace elafros::cli {
 namespace {
+
+// The push's progress: one line per blob (redrawn in place on a terminal), then the digest.
+int image_push(const ApiClient& api, const Globals& g, const std::string& name,
+               const std::string& destination) {
+  json::value body = json::object{{"image", name}, {"destination", destination}};
+  bool tty = ::isatty(STDOUT_FILENO) == 1 && g.output == "table";
+  json::value pushed, error;
+  api.stream("POST", "/apis/elafros.dev/v1/images/push", body, [&](const json::value& line) {
+    const auto* o = line.if_object();
+    if (!o) return;
+    if (field(line, "kind") == "Status") error = line;
+    if (const auto* p = o->if_contains("pushed")) pushed = *p;
+    const auto* p = o->if_contains("progress");
+    if (!p || g.output != "table") return;
+    std::string phase = field(*p, "phase"), digest = field(*p, "digest").substr(0, 19);
+    std::int64_t done = p->at("done").to_number<std::int64_t>();
+    std::int64_t total = p->at("total").to_number<std::int64_t>();
+    std::string what = phase == "exists"    ? "already in the registry"
+                       : phase == "mounted" ? "mounted from another repository"
+                       : phase == "done"    ? "pushed " + human_size(total)
+                       : phase == "manifest"
+                           ? "manifest pushed"
+                           : fmt::format("pushing {} / {}", human_size(done), human_size(total));
+    std::string text = fmt::format("  {} {:<8} {}", digest, field(*p, "kind"), what);
+    if (tty)
+      std::cout << "\r\x1b[2K" << text << (phase == "uploading" ? "" : "\n") << std::flush;
+    else if (phase != "uploading" || done == 0)
+      std::cout << text << "\n" << std::flush;
+  });
+  if (!error.is_null()) throw std::runtime_error(field(error, "message"));
+  if (pushed.is_null()) throw std::runtime_error("elafrosd ended the push without an outcome");
+  if (g.output != "table") return print(g, pushed), 0;
+  std::cout << fmt::format("Image '{}' pushed to {}: {}\n", name, destination,
+                           field(pushed, "digest"));
+  return 0;
+}
 
 int image_import(const ApiClient& api, const Globals& g, const std::string& reference,
                  const std::string& name) {
@@ -142,6 +180,13 @@ void add_image_commands(CLI::App& app, Session& s) {
     return image_import(
         api, g, f.reference.rfind("docker://", 0) == 0 ? f.reference : "docker://" + f.reference,
         f.name);
+  });
+  auto* push = img->add_subcommand(
+      "push", "push a stored image to a registry (the same digest lands there)");
+  push->add_option("name", f->name, "the stored image, e.g. app:latest")->required();
+  push->add_option("destination", f->reference, "HOST[:PORT]/REPO[:TAG]")->required();
+  set(push, [](const ApiClient& api, const Globals& g, const Flags& f) {
+    return image_push(api, g, f.name, f.reference);
   });
   set(img->add_subcommand("list", "list images"),
       [](const ApiClient& api, const Globals& g, const Flags&) { return image_list(api, g); });
