@@ -140,6 +140,7 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"build-max-concurrent", integer(c.build_max_concurrent, 1)},
       {"build-step-cpu", str(c.build_step_cpu)},
       {"build-step-memory", str(c.build_step_memory)},
+      {"build-step-pids", integer(c.build_step_pids, 16)},
       {"build-cpu-shares", integer(c.build_cpu_shares, 2)},
       {"build-source-max-bytes", number(c.build_source_max_bytes, 1024, 1e12)},
       // The KPA's defaults, named after Knative's config-autoscaler keys.

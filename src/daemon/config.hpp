@@ -76,6 +76,7 @@ struct DaemonConfig {
   int build_max_concurrent = 2;
   std::string build_step_cpu;
   std::string build_step_memory;
+  int build_step_pids = 4096;
   int build_cpu_shares = 512;
   double build_source_max_bytes = 512.0 * (1 << 20);
   AutoscalingDefaults autoscaling;

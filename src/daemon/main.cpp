@@ -177,6 +177,7 @@ int run(const DaemonConfig& cfg) {
   RuncOptions build_runc = runc_options;
   build_runc.data_dir = builds_dir;
   build_runc.cgroup_parent = "elafros-builds";
+  build_runc.pids_limit = cfg.build_step_pids;
   RuncRuntime build_runtime(build_runc, runner, images);
   if (auto r = build_runtime.set_parent_cpu_shares(cfg.build_cpu_shares); !r)
     spdlog::warn("builds run with the CPU weight of instances: {}", r.error().message);

@@ -12,6 +12,8 @@ source "$(dirname "$0")/lib.sh"
 
 "$src/examples/hello/build-image.sh" "$work/busybox" latest >/dev/null
 "$src/examples/buildpacks/build-builder.sh" "$work/builder" latest >/dev/null
+printf 'build-max-concurrent: 1\n' >"$work/daemon.yml"  # one at a time: the queue shows
+daemon_args=(--config "$work/daemon.yml")
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 e image import "oci:$work/busybox:latest" --name busybox:latest >/dev/null
@@ -35,7 +37,7 @@ running_step() { [ "$(build_field "$1" 'len(o["status"].get("stepStates",[]))' 2
 out=$(e buildtemplate list)
 check "the buildpacks ClusterBuildTemplate ships with elafros" contains "$out" "buildpacks   ClusterBuildTemplate   BUILDER_IMAGE,BUILDPACK"
 out=$(e service create site --source "$src/examples/apps/static-site" 2>&1)
-check "service create --source shows each step live, prefixed" contains "$out" "[detect] -----> Static site app detected (buildpack static)"
+check "service create --source shows each step live, prefixed" contains "$out" "[detect] -----> Static site (index.html) app detected (buildpack static)"
 check "...then the steps' exit codes and durations" grep -qE "^release +0 +[0-9.]+s" <<<"$out"
 check "...and deploys the result" contains "$out" "Service 'site' created to latest revision 'site-00001'"
 check "the static site serves" contains "$(app site /about.html)" "About: a second page."
@@ -59,6 +61,10 @@ out=$(e service create py2 --source "$src/examples/apps/python-app" --buildpack 
 check "service create --buildpack uses that buildpack, and a failed build changes no service" contains "$out" "the build failed; service 'py2' was not changed"
 check "...the build says which buildpack did not detect the app, and what to add" contains "$out" "static: not this app"
 check "...no service py2 exists" contains "$(e service describe py2 2>&1 || true)" "not found"
+
+out=$(e buildpack detect "$src/examples/apps/python-app")
+check "buildpack detect says which buildpack builds a directory, and why" contains "$out" "Python 3.11 (requirements.txt) app detected (buildpack python)"
+check "...and leaves no Build behind" bash -c "! grep -q detect- <<<\"\$1\"" _ "$(e build list)"
 
 # --- the built image, read back by umoci and skopeo ---------------------------------------------
 layout=$work/layout
@@ -145,9 +151,14 @@ check "...reason BuildTimeout" [ "$(reason slow)" = BuildTimeout ]
 e build create cancelme --step-image busybox --script 'echo waiting; sleep 30' >/dev/null
 check "a long build runs its step" wait_until 20 running_step cancelme 1
 check "...whose first line arrives" wait_until 10 logs_have cancelme waiting
+e build create queued --step-image busybox --script 'echo ran after the slot freed' >/dev/null
+check "a build beyond build-max-concurrent waits, saying so" wait_until 10 bash -c "$elafros_bin --socket $sock build describe queued | grep -q 'waiting for a build slot: 1 build(s) run at once'"
+check "...its reason is Pending" [ "$(reason queued)" = Pending ]
 check "build cancel says so" contains "$(e build cancel cancelme)" "Build 'cancelme' cancelled"
 check "a cancelled build ends BuildCancelled" wait_until 20 ended cancelme
 check "...reason BuildCancelled" [ "$(reason cancelme)" = BuildCancelled ]
+check "the waiting build then runs and succeeds" wait_until 20 ended queued
+check "...Succeeded" [ "$(reason queued)" = Succeeded ]
 check "failed, timed-out and cancelled builds leave no container, mount, cgroup or workspace" wait_until 10 no_leftovers
 check "the failed build's logs stay readable" contains "$(e build logs broken)" "[build] error: no such file"
 check "the timed-out build's logs stay readable" [ "$(e build logs slow)" = "[build] started" ]

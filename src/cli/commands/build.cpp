@@ -388,6 +388,50 @@ int build_delete(const ApiClient& api, const Globals& g, const std::string& name
   return 0;
 }
 
+// 'buildpack detect DIR': the buildpacks template's detect step alone, on the uploaded
+// directory, in a Build that is deleted afterwards. Prints what each buildpack said.
+int buildpack_detect(const ApiClient& api, const Globals& g, const std::string& dir,
+                     const std::string& builder) {
+  json::value t = api.call("GET", templates_path(g, true) + "/buildpacks");
+  auto steps = array_at(t, {"spec", "steps"});
+  if (steps.empty()) throw std::runtime_error("the buildpacks ClusterBuildTemplate has no steps");
+  std::string image = builder;
+  if (image.empty())
+    for (const auto& p : array_at(t, {"spec", "parameters"}))
+      if (field(p, "name") == "BUILDER_IMAGE") image = field(p, "default");
+  std::string script = field(steps[0], "script");
+  for (auto [k, v] : {std::pair<std::string, std::string>{"${BUILDER_IMAGE}", image},
+                      std::pair<std::string, std::string>{"${BUILDPACK}", ""}})
+    for (auto at = script.find(k); at != std::string::npos; at = script.find(k, at + v.size()))
+      script.replace(at, k.size(), v);
+  std::string name = fmt::format("detect-{:x}", std::chrono::steady_clock::now().time_since_epoch().count() & 0xffffffff);
+  json::value body = json::object{
+      {"apiVersion", "build.knative.dev/v1alpha1"},
+      {"kind", "Build"},
+      {"metadata", json::object{{"name", name}, {"namespace", g.ns}}},
+      {"spec", json::object{{"steps", json::array{json::object{
+                                          {"name", "detect"}, {"image", image}, {"script", script}}}}}}};
+  ApiClient::body_or_throw(api.request("POST", builds_path(g) + "?dryRun=All", &body));
+  SourceTar tar = pack_source(dir);
+  auto up = api.upload(fmt::format("/apis/elafros.dev/v1/namespaces/{}/buildsources", g.ns),
+                       "application/x-tar", tar.data);
+  body.as_object()["spec"].as_object()["source"] =
+      json::object{{"local", json::object{{"digest", field(ApiClient::body_or_throw(std::move(up)), "digest")}}}};
+  api.call("POST", builds_path(g), &body);
+  json::value done;
+  try {
+    done = follow_build(api, g, name);
+  } catch (...) {
+    api.request("DELETE", builds_path(g) + "/" + name);
+    throw;
+  }
+  api.request("DELETE", builds_path(g) + "/" + name);
+  const json::object* c = condition(done, "Succeeded");
+  if (c && field(*c, "status") == "True") return 0;
+  std::cerr << fmt::format("No buildpack of {} builds {}.\n", image, dir);
+  return 1;
+}
+
 // --- buildtemplate ----------------------------------------------------------------------------
 
 int template_create(const ApiClient& api, const Globals& g, const std::string& file) {
@@ -507,6 +551,17 @@ void add_build_commands(CLI::App& app, Session& s) {
   del->add_option("name", *name, "the build")->required();
   del->callback([&s, name] {
     s.run = [&s, name](const ApiClient& api) { return build_delete(api, s.g, *name); };
+  });
+
+  auto builder = std::make_shared<std::string>();
+  auto* bp = app.add_subcommand("buildpack", "buildpacks (Heroku's v2 contract)")->require_subcommand(1);
+  auto* detect = bp->add_subcommand("detect", "say which buildpack would build a directory, and why");
+  detect->add_option("dir", *name, "the source directory")->required();
+  detect->add_option("--builder", *builder, "the builder image (default: the template's)");
+  detect->callback([&s, name, builder] {
+    s.run = [&s, name, builder](const ApiClient& api) {
+      return buildpack_detect(api, s.g, *name, *builder);
+    };
   });
 
   auto file = std::make_shared<std::string>();
