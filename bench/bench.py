@@ -473,6 +473,84 @@ def event_lines(x):
 
 # --- 3. burst -------------------------------------------------------------------------------------
 
+# --- builds: source to Ready, against buildah ------------------------------------------------
+
+def builds_bench(work, rounds):
+    """Source → Ready for the Python example: elafros's buildpacks build (upload, detect, compile,
+    release, export, deploy by digest), uncached then cached; against buildah building the same
+    app directory onto the same base (FROM, COPY), pushing it to an OCI layout and deploying that.
+    A fresh daemon (and buildah store) per round, so that "uncached" is uncached."""
+    builder = os.path.join(work, "builder-image")
+    run([os.path.join(ROOT, "examples", "buildpacks", "build-builder.sh"), builder, "latest"])
+    app = os.path.join(ROOT, "examples", "apps", "python-app")
+    rows = {k: [] for k in ("elafros_uncached", "elafros_cached", "buildah_uncached", "buildah_cached")}
+    for r in range(rounds):
+        d = Daemon(os.path.join(work, f"builds{r}"))
+        storage = os.path.join(work, f"buildah{r}")
+        bah = ["buildah", "--root", storage + "/root", "--runroot", storage + "/run",
+               "--storage-driver", "overlay"]
+        try:
+            d.cli("image", "import", f"oci:{builder}:latest", "--name", "elafros-builder:latest")
+            for key, verb in (("elafros_uncached", "create"), ("elafros_cached", "update")):
+                t = time.time()
+                d.cli("service", verb, "py", "--source", app)
+                rows[key].append(time.time() - t)
+                if first_byte(d.port, "py.default.localhost") is None:
+                    raise RuntimeError("the built Python app does not serve")
+            ctx = os.path.join(storage, "ctx")
+            shutil.copytree(app, os.path.join(ctx, "app"))
+            with open(os.path.join(ctx, "Containerfile"), "w") as f:
+                f.write(f"FROM oci:{builder}:latest\nCOPY app /workspace\n")
+            out = os.path.join(storage, "layout")
+            for key, verb in (("buildah_uncached", "create"), ("buildah_cached", "update")):
+                tag = key.split("_")[1]
+                t = time.time()
+                run([*bah, "bud", "--layers", "-q", "-t", "localhost/pyapp:latest",
+                     "-f", os.path.join(ctx, "Containerfile"), ctx])
+                run([*bah, "push", "-q", "localhost/pyapp:latest", f"oci:{out}:{tag}"])
+                d.cli("service", verb, "pyb", "--image", f"oci:{out}:{tag}", "--cmd", "python3",
+                      "--arg", "/workspace/app.py", "-e", "PYTHONPATH=/workspace/vendor")
+                rows[key].append(time.time() - t)
+                if first_byte(d.port, "pyb.default.localhost") is None:
+                    raise RuntimeError("the buildah-built app does not serve")
+        finally:
+            d.stop()
+            run([*bah, "rm", "-a"], check=False)
+            run([*bah, "rmi", "-a", "-f"], check=False)
+            with open("/proc/mounts") as f:
+                for line in f:
+                    if line.split()[1].startswith(storage):
+                        run(["umount", "-l", line.split()[1]], check=False)
+    return rows
+
+
+def build_lines(rows):
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    n = len(rows["elafros_cached"])
+    return [
+        f"## 8. Builds: source → Ready, the Python example ({n} rounds, median)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `bench/bench.py --only builds`. "
+        "elafros: `service create|update --source examples/apps/python-app` (upload, the buildpacks "
+        "template's detect, compile and release steps in runc, the reproducible app layer on the builder "
+        "image, import, deploy by digest, Ready). buildah: `buildah bud --layers` of a two-line "
+        "Containerfile (`FROM` the same builder image as an OCI layout, `COPY` the app to /workspace), "
+        "`buildah push` to an OCI layout, then `service create|update --image` of it until Ready. "
+        "Each round uses a fresh daemon and a fresh buildah store (overlay driver).",
+        "",
+        "| path | uncached s | cached s |",
+        "|---|---|---|",
+        f"| elafros, source → Ready | {med['elafros_uncached']:.2f} | {med['elafros_cached']:.2f} |",
+        f"| buildah bud + push + deploy → Ready | {med['buildah_uncached']:.2f} | {med['buildah_cached']:.2f} |",
+        f"| **ratio elafros / buildah** | {med['elafros_uncached'] / med['buildah_uncached']:.2f}× | "
+        f"**{med['elafros_cached'] / med['buildah_cached']:.2f}×** |",
+        "",
+        "Goal: elafros's cached path is faster than buildah's (ratio below 1). elafros's build also "
+        "compiles the app and installs its vendored package; buildah's only copies it.",
+        "",
+    ]
+
+
 def burst(work, hello_image, clients, seconds):
     d = Daemon(os.path.join(work, "burst"), "scale-to-zero-grace-period-seconds: 0\n")
     try:
@@ -726,8 +804,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--services", type=int, default=100)
+    ap.add_argument("--build-rounds", type=int, default=3)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
-    ap.add_argument("--only", choices=["api", "descriptors", "events"],
+    ap.add_argument("--only", choices=["api", "descriptors", "events", "builds"],
                     help="run only this benchmark (and report only it)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="elafros-bench-")
@@ -735,6 +814,9 @@ def main():
         nginx_image = os.path.join(work, "nginx-image")
         hello_image = os.path.join(work, "hello-image")
         run([os.path.join(ROOT, "examples", "hello", "build-image.sh"), hello_image, "latest"])
+        if args.only == "builds":
+            print("\n".join(build_lines(builds_bench(work, args.build_rounds))))
+            return
         if args.only == "events":
             print("\n".join(event_lines(events_bench(work))))
             return

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./packaging/install-deps.sh
 missing=()
-for p in nginx-light wrk hey python3; do
+for p in nginx-light wrk hey python3 buildah; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
