@@ -45,7 +45,8 @@ BuildStep read_step(Reader& r, const json::value& v, const std::string& path, bo
   s.name = r.string(*o, "name", path).value_or("");
   if (!r.failed() && !s.name.empty())
     if (auto problem = dns1035_label_problem(s.name))
-      r.invalid(path + ".name", fmt::format("\"{}\" is not a valid step name: {}", s.name, *problem));
+      r.invalid(path + ".name",
+                fmt::format("\"{}\" is not a valid step name: {}", s.name, *problem));
   s.image = r.string(*o, "image", path).value_or("");
   if (!r.failed() && need_image && s.image.empty())
     r.invalid(path + ".image", "an image is required (a local image name, e.g. busybox:latest)");
@@ -145,9 +146,9 @@ BuildSource read_source(Reader& r, const json::value& v, const std::string& path
     s.kind = BuildSource::Kind::kLocal;
     if (const json::object* lo = r.object(*l, path + ".local", {"digest"})) {
       s.local_digest = r.string(*lo, "digest", path + ".local").value_or("");
-      if (!r.failed() && (s.local_digest.size() != 71 || s.local_digest.rfind("sha256:", 0) != 0 ||
-                          s.local_digest.find_first_not_of("0123456789abcdef", 7) !=
-                              std::string::npos))
+      if (!r.failed() &&
+          (s.local_digest.size() != 71 || s.local_digest.rfind("sha256:", 0) != 0 ||
+           s.local_digest.find_first_not_of("0123456789abcdef", 7) != std::string::npos))
         r.invalid(path + ".local.digest",
                   "must be the sha256:… digest of an uploaded source archive (elafros build "
                   "create --source DIR uploads one)");
@@ -161,7 +162,8 @@ BuildSource read_source(Reader& r, const json::value& v, const std::string& path
       s.git_revision = r.string(*go, "revision", path + ".git").value_or("");
       if (!r.failed() && s.git_url.empty())
         r.invalid(path + ".git.url", "required: the repository to clone");
-      if (!r.failed() && (s.git_url[0] == '-' || (!s.git_revision.empty() && s.git_revision[0] == '-')))
+      if (!r.failed() &&
+          (s.git_url[0] == '-' || (!s.git_revision.empty() && s.git_revision[0] == '-')))
         r.invalid(path + ".git", "a url or revision may not start with '-'");
     }
   }
@@ -176,8 +178,7 @@ BuildSource read_source(Reader& r, const json::value& v, const std::string& path
       (s.sub_path[0] == '/' || s.sub_path == ".." || s.sub_path.rfind("../", 0) == 0 ||
        s.sub_path.find("/../") != std::string::npos))
     r.invalid(path + ".subPath", "must be a relative path inside the source");
-  if (!r.failed() && kinds != 1)
-    r.invalid(path, "give exactly one of local, git or custom");
+  if (!r.failed() && kinds != 1) r.invalid(path, "give exactly one of local, git or custom");
   return s;
 }
 
@@ -219,13 +220,12 @@ Result<Build> read_build(const json::object& object) {
   b.generation = meta_int(object, "generation");
   const json::value* specv = object.if_contains("spec");
   if (!specv) return Error::invalid("spec: required");
-  const json::object* spec = r.object(
-      *specv, "spec",
-      {"source", "steps", "template", "timeout", "output", "volumes", "status", "cache",
-       "serviceAccountName", "sources", "nodeSelector", "affinity"});
+  const json::object* spec =
+      r.object(*specv, "spec",
+               {"source", "steps", "template", "timeout", "output", "volumes", "status", "cache",
+                "serviceAccountName", "sources", "nodeSelector", "affinity"});
   if (!spec) return *error;
-  if (spec->if_contains("sources"))
-    r.invalid("spec.sources", "give one source in spec.source");
+  if (spec->if_contains("sources")) r.invalid("spec.sources", "give one source in spec.source");
   if (const json::value* s = spec->if_contains("source"); s && !s->is_null())
     b.source = read_source(r, *s, "spec.source");
   b.steps = read_steps(r, *spec, "spec", true);
@@ -405,7 +405,9 @@ KindInfo build_kind(const char* kind, const char* plural, const char* singular,
 
 }  // namespace
 
-Result<Build> build_from_object(const json::object& object) { return read_build(object); }
+Result<Build> build_from_object(const json::object& object) {
+  return read_build(object);
+}
 
 Result<BuildTemplate> build_template_from_object(const json::object& object) {
   return read_template(object);
@@ -451,8 +453,8 @@ Result<std::vector<BuildStep>> resolve_build_steps(const Build& build, const Bui
     steps.insert(steps.begin(), build.source.custom);
   for (std::size_t i = 0; i < steps.size(); ++i)
     if (steps[i].image.empty())
-      return Error::invalid(fmt::format("step \"{}\": the template gives it no image",
-                                        steps[i].name));
+      return Error::invalid(
+          fmt::format("step \"{}\": the template gives it no image", steps[i].name));
   return steps;
 }
 
@@ -516,11 +518,16 @@ std::optional<std::chrono::milliseconds> parse_go_duration(std::string_view text
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string_view unit = text.substr(unit_start, i - unit_start);
     double scale = 0;
-    if (unit == "h") scale = 3600e3;
-    else if (unit == "m") scale = 60e3;
-    else if (unit == "s") scale = 1e3;
-    else if (unit == "ms") scale = 1;
-    else return std::nullopt;
+    if (unit == "h")
+      scale = 3600e3;
+    else if (unit == "m")
+      scale = 60e3;
+    else if (unit == "s")
+      scale = 1e3;
+    else if (unit == "ms")
+      scale = 1;
+    else
+      return std::nullopt;
     total_ms += value * scale;
   }
   if (total_ms > 1e15) return std::nullopt;
@@ -534,8 +541,9 @@ std::string format_go_duration(std::chrono::milliseconds d) {
   if (ms >= 3600000) out += fmt::format("{}h", ms / 3600000), ms %= 3600000;
   if (ms >= 60000) out += fmt::format("{}m", ms / 60000), ms %= 60000;
   if (ms >= 1000 && ms % 1000 == 0) out += fmt::format("{}s", ms / 1000), ms = 0;
-  if (ms > 0) out += ms >= 1000 ? fmt::format("{:g}s", static_cast<double>(ms) / 1000)
-                                : fmt::format("{}ms", ms);
+  if (ms > 0)
+    out +=
+        ms >= 1000 ? fmt::format("{:g}s", static_cast<double>(ms) / 1000) : fmt::format("{}ms", ms);
   return out;
 }
 
@@ -628,22 +636,21 @@ void register_build_kinds(KindRegistry& registry) {
       {"StartTime", "date", ".status.startTime", "", 0},
       {"CompletionTime", "date", ".status.completionTime", "", 0},
       {"Image", "string", ".status.imageDigest", "", 1}};
-  build.immutable_fields = {".spec.source",  ".spec.steps",   ".spec.template", ".spec.timeout",
-                            ".spec.output",  ".spec.volumes", ".spec.cache"};
+  build.immutable_fields = {".spec.source", ".spec.steps",   ".spec.template", ".spec.timeout",
+                            ".spec.output", ".spec.volumes", ".spec.cache"};
   build.admit = admit_build;
   registry.add(std::move(build));
 
-  KindInfo bt = build_kind("BuildTemplate", "buildtemplates", "buildtemplate",
-                           "Steps with ${PARAMETERS} that Builds in its namespace instantiate",
-                           true);
+  KindInfo bt =
+      build_kind("BuildTemplate", "buildtemplates", "buildtemplate",
+                 "Steps with ${PARAMETERS} that Builds in its namespace instantiate", true);
   bt.columns = {{"Age", "date", ".metadata.creationTimestamp", "", 0}};
   bt.admit = [](const json::object& in) { return admit_template(in, "BuildTemplate"); };
   registry.add(std::move(bt));
 
-  KindInfo cbt = build_kind("ClusterBuildTemplate", "clusterbuildtemplates",
-                            "clusterbuildtemplate",
-                            "Steps with ${PARAMETERS} that Builds in every namespace instantiate",
-                            false);
+  KindInfo cbt =
+      build_kind("ClusterBuildTemplate", "clusterbuildtemplates", "clusterbuildtemplate",
+                 "Steps with ${PARAMETERS} that Builds in every namespace instantiate", false);
   cbt.columns = bt.columns;
   cbt.admit = [](const json::object& in) { return admit_template(in, "ClusterBuildTemplate"); };
   registry.add(std::move(cbt));

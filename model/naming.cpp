@@ -30,4 +30,27 @@ std::string revision_name(std::string_view service, int index) {
   return fmt::format("{}-{:05d}", service, index);
 }
 
+bool link_stays_inside(std::string_view link_path, std::string_view target) {
+  if (target.empty() || target.front() == '/') return false;
+  long depth = -1;  // the link's directory: its path's components but the last
+  for (std::string_view rest = link_path; !rest.empty();) {
+    auto slash = rest.find('/');
+    std::string_view part = rest.substr(0, slash);
+    if (!part.empty() && part != ".") ++depth;
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  }
+  if (depth < 0) depth = 0;
+  for (std::string_view rest = target; !rest.empty();) {
+    auto slash = rest.find('/');
+    std::string_view part = rest.substr(0, slash);
+    if (part == "..") {
+      if (--depth < 0) return false;
+    } else if (!part.empty() && part != ".") {
+      ++depth;
+    }
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  }
+  return true;
+}
+
 }  // namespace elafros

@@ -24,7 +24,8 @@ constexpr const char* kLayerType = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 Result<json::object> read_json_object(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Error::not_found(fmt::format("{} is missing from the image store ({})", what, path));
+  if (!in)
+    return Error::not_found(fmt::format("{} is missing from the image store ({})", what, path));
   std::stringstream ss;
   ss << in.rdbuf();
   boost::system::error_code ec;
@@ -34,7 +35,9 @@ Result<json::object> read_json_object(const std::string& path, const char* what)
   return std::move(v.get_object());
 }
 
-std::string hex_of(const std::string& digest) { return digest.substr(digest.find(':') + 1); }
+std::string hex_of(const std::string& digest) {
+  return digest.substr(digest.find(':') + 1);
+}
 
 json::array strings(const std::vector<std::string>& v) {
   json::array a;
@@ -62,7 +65,8 @@ json::array merged_env(const json::value* base, const std::vector<EnvVar>& env) 
 // Layers with Docker's media types keep their bytes under the OCI names.
 std::string oci_layer_type(std::string_view type) {
   if (type == "application/vnd.docker.image.rootfs.diff.tar.gzip") return kLayerType;
-  if (type == "application/vnd.docker.image.rootfs.diff.tar") return "application/vnd.oci.image.layer.v1.tar";
+  if (type == "application/vnd.docker.image.rootfs.diff.tar")
+    return "application/vnd.oci.image.layer.v1.tar";
   return std::string(type);
 }
 
@@ -74,7 +78,8 @@ Result<ExportedImage> OciImageExporter::export_image(const ImageExport& spec) {
   const json::value* bc = base->if_contains("config");
   const json::value* bl = base->if_contains("layers");
   if (!bc || !bc->is_object() || !bl || !bl->is_array())
-    return Error::internal(fmt::format("the base image {} has no config or layers", spec.base_digest));
+    return Error::internal(
+        fmt::format("the base image {} has no config or layers", spec.base_digest));
   std::string base_config_digest(bc->get_object().at("digest").as_string());
   auto config = read_json_object(images_->blob_path(base_config_digest), "the base image's config");
   if (!config) return config.error();
@@ -132,8 +137,8 @@ Result<ExportedImage> OciImageExporter::export_image(const ImageExport& spec) {
   diff_ids.as_array().emplace_back(layer->diff_id);
   json::value& history = c["history"];
   if (!history.is_array()) history = json::array{};
-  history.as_array().push_back(
-      json::object{{"created", created}, {"created_by", spec.history}, {"comment", "elafros build"}});
+  history.as_array().push_back(json::object{
+      {"created", created}, {"created_by", spec.history}, {"comment", "elafros build"}});
   std::string config_text = json::serialize(c);
   std::string config_path = layout + "/config.tmp";
   if (auto w = write_file_atomic(config_path, config_text); !w) return w.error();

@@ -23,10 +23,10 @@ Result<std::string> ImageStore::push(const std::string& manifest_digest,
   std::string dest = destination.rfind("docker://", 0) == 0 ? destination.substr(9) : destination;
   auto ref = parse_registry_reference(dest);
   if (!ref)
-    return Error::invalid(fmt::format(
-        "\"{}\" is not a registry reference; give HOST[:PORT]/REPOSITORY[:TAG], e.g. "
-        "127.0.0.1:5000/app:v1",
-        destination));
+    return Error::invalid(
+        fmt::format("\"{}\" is not a registry reference; give HOST[:PORT]/REPOSITORY[:TAG], e.g. "
+                    "127.0.0.1:5000/app:v1",
+                    destination));
   if (!ref->digest.empty())
     return Error::invalid(fmt::format(
         "push to a tag, not a digest (\"{}\"): the registry computes the digest", destination));
@@ -53,7 +53,8 @@ Result<std::string> ImageStore::push(const std::string& manifest_digest,
     const json::value* dg = o ? o->if_contains("digest") : nullptr;
     const json::value* sz = o ? o->if_contains("size") : nullptr;
     if (!dg || !dg->is_string() || !sz || !sz->is_number())
-      return Error::internal(fmt::format("the manifest {} has a malformed descriptor", manifest_digest));
+      return Error::internal(
+          fmt::format("the manifest {} has a malformed descriptor", manifest_digest));
     PushBlob b;
     b.digest = std::string(dg->get_string());
     b.size = sz->to_number<std::int64_t>();
@@ -62,8 +63,8 @@ Result<std::string> ImageStore::push(const std::string& manifest_digest,
     std::error_code fec;
     if (!fs::exists(b.path, fec))
       return Error::not_found(fmt::format(
-          "the {} blob {} of the image is missing from the store; import the image again",
-          kind, b.digest));
+          "the {} blob {} of the image is missing from the store; import the image again", kind,
+          b.digest));
     req.blobs.push_back(std::move(b));
     return {};
   };

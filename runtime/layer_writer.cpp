@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "elafros/errno_text.hpp"
+#include "elafros/naming.hpp"
 
 namespace elafros {
 namespace {
@@ -139,32 +140,14 @@ Result<void> walk(const std::string& dir, const std::string& rel, std::vector<En
     Entry entry;
     entry.rel = rel.empty() ? name : rel + "/" + name;
     if (::lstat((dir + "/" + entry.rel).c_str(), &entry.st) != 0)
-      return Error::internal(fmt::format("cannot stat {}/{}: {}", dir, entry.rel, errno_text(errno)));
+      return Error::internal(
+          fmt::format("cannot stat {}/{}: {}", dir, entry.rel, errno_text(errno)));
     bool is_dir = S_ISDIR(entry.st.st_mode);
     out.push_back(entry);
     if (is_dir)
       if (auto r = walk(dir, out.back().rel, out); !r) return r;
   }
   return {};
-}
-
-// A symlink's target must stay inside the tree: relative, and never above its root.
-bool link_stays_inside(const std::string& rel, const std::string& target) {
-  if (target.empty() || target[0] == '/') return false;
-  int depth = static_cast<int>(std::count(rel.begin(), rel.end(), '/'));  // the link's directory
-  std::size_t i = 0;
-  while (i <= target.size()) {
-    std::size_t j = target.find('/', i);
-    if (j == std::string::npos) j = target.size();
-    std::string_view part(target.data() + i, j - i);
-    if (part == "..") {
-      if (--depth < 0) return false;
-    } else if (!part.empty() && part != ".") {
-      ++depth;
-    }
-    i = j + 1;
-  }
-  return true;
 }
 
 }  // namespace
@@ -193,7 +176,9 @@ Result<WrittenLayer> write_layer(const std::string& dir, const std::string& out_
     if (S_ISLNK(m)) {
       std::string target(static_cast<std::size_t>(e.st.st_size) + 1, '\0');
       ssize_t n = ::readlink((dir + "/" + e.rel).c_str(), target.data(), target.size());
-      if (n < 0) return Error::internal(fmt::format("cannot read the link {}: {}", e.rel, errno_text(errno)));
+      if (n < 0)
+        return Error::internal(
+            fmt::format("cannot read the link {}: {}", e.rel, errno_text(errno)));
       target.resize(static_cast<std::size_t>(n));
       if (!link_stays_inside(e.rel, target))
         return Error::invalid(fmt::format(
@@ -204,7 +189,8 @@ Result<WrittenLayer> write_layer(const std::string& dir, const std::string& out_
   }
 
   int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Error::internal(fmt::format("cannot create {}: {}", out_path, errno_text(errno)));
+  if (fd < 0)
+    return Error::internal(fmt::format("cannot create {}: {}", out_path, errno_text(errno)));
   GzipSink sink(fd);
   std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(),
                                                             archive_write_free);
@@ -221,7 +207,7 @@ Result<WrittenLayer> write_layer(const std::string& dir, const std::string& out_
     return fail(archive_error_string(a.get()) ? archive_error_string(a.get()) : "cannot start");
 
   std::unique_ptr<archive_entry, decltype(&archive_entry_free)> ae(archive_entry_new(),
-                                                                  archive_entry_free);
+                                                                   archive_entry_free);
   auto header = [&](const std::string& path, const struct stat& st) {
     archive_entry_clear(ae.get());
     archive_entry_set_pathname(ae.get(), path.c_str());
@@ -291,7 +277,8 @@ Result<WrittenLayer> write_layer(const std::string& dir, const std::string& out_
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
           ::close(in);
-          return fail(fmt::format("{} changed while it was written (shorter than its size)", e.rel));
+          return fail(
+              fmt::format("{} changed while it was written (shorter than its size)", e.rel));
         }
         n = std::min<ssize_t>(n, left);
         if (archive_write_data(a.get(), buffer.data(), static_cast<std::size_t>(n)) != n) {

@@ -50,7 +50,9 @@ std::string spool_dir(const std::string& data_dir) {
   return data_dir + "/logs/spool";
 }
 
-std::string build_data_dir(const std::string& data_dir) { return data_dir + "/builds"; }
+std::string build_data_dir(const std::string& data_dir) {
+  return data_dir + "/builds";
+}
 
 std::string spool_path(const std::string& data_dir, const std::string& ns,
                        const std::string& service, const std::string& instance,
@@ -325,15 +327,7 @@ void LogCollector::remove(std::string ns, std::string service, std::string revis
     collect();  // the spools of its last instances first, or they would recreate it
     if (store_) store_->remove(ns, service, revision);
     // Followers of a deleted service are done: an empty delivery tells them so.
-    if (revision.empty())
-      for (auto it = followers_.begin(); it != followers_.end();) {
-        if (it->second.query.namespace_ == ns && it->second.query.service == service) {
-          it->second.deliver({});
-          it = followers_.erase(it);
-        } else {
-          ++it;
-        }
-      }
+    if (revision.empty()) end_followers(ns, service);
     if (done) done();
   });
 }
@@ -341,16 +335,20 @@ void LogCollector::remove(std::string ns, std::string service, std::string revis
 void LogCollector::end_follows(std::string ns, std::string service, std::function<void()> done) {
   post([this, ns = std::move(ns), service = std::move(service), done = std::move(done)] {
     collect();
-    for (auto it = followers_.begin(); it != followers_.end();) {
-      if (it->second.query.namespace_ == ns && it->second.query.service == service) {
-        it->second.deliver({});
-        it = followers_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    end_followers(ns, service);
     if (done) done();
   });
+}
+
+void LogCollector::end_followers(const std::string& ns, const std::string& service) {
+  for (auto it = followers_.begin(); it != followers_.end();) {
+    if (it->second.query.namespace_ == ns && it->second.query.service == service) {
+      it->second.deliver({});
+      it = followers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void LogCollector::flush(std::function<void()> done) {

@@ -106,6 +106,7 @@ class LogCollector {
   void discover();
   void deliver_to(std::size_t sink, std::chrono::steady_clock::time_point now);
   void follow_new();
+  void end_followers(const std::string& ns, const std::string& service);
   void bound_spools();
   void publish_health();
   void post(std::function<void()> fn);

@@ -96,10 +96,11 @@ Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& 
     return Error::invalid(fmt::format(
         fmt::runtime(
             launch.build_step
-            ? "the image of step \"{}\" has no Entrypoint or Cmd and the step gives no command; "
-              "give the step a command or a script"
-            : "the image of revision \"{}\" has no Entrypoint or Cmd and the service gives no "
-              "command; set one with --cmd"),
+                ? "the image of step \"{}\" has no Entrypoint or Cmd and the step gives no "
+                  "command; "
+                  "give the step a command or a script"
+                : "the image of revision \"{}\" has no Entrypoint or Cmd and the service gives no "
+                  "command; set one with --cmd"),
         launch.revision));
 
   // Environment: image, then user, then the runtime contract. A later name replaces an earlier.
@@ -232,12 +233,12 @@ json::object make_runtime_spec(const BundleSpec& b) {
                      {"source", source},
                      {"options", to_array({"rbind", "ro", "nosuid", "nodev", "noexec"})}});
   for (const auto& bind : b.binds)
-    mounts.push_back(json::object{
-        {"destination", bind.destination},
-        {"type", "bind"},
-        {"source", bind.source},
-        {"options", bind.readonly ? to_array({"rbind", "ro", "nosuid", "nodev"})
-                                  : to_array({"rbind", "rw", "nosuid", "nodev"})}});
+    mounts.push_back(
+        json::object{{"destination", bind.destination},
+                     {"type", "bind"},
+                     {"source", bind.source},
+                     {"options", bind.readonly ? to_array({"rbind", "ro", "nosuid", "nodev"})
+                                               : to_array({"rbind", "rw", "nosuid", "nodev"})}});
 
   json::object linux;
   // No network namespace: instances share the host network and listen on a loopback port.

@@ -22,8 +22,7 @@ Result<std::string> read_range(const std::string& path, std::int64_t offset, std
     got += r;
   }
   ::close(fd);
-  if (got != n)
-    return Error::internal(fmt::format("{} is shorter than its descriptor says", path));
+  if (got != n) return Error::internal(fmt::format("{} is shorter than its descriptor says", path));
   return out;
 }
 
@@ -63,7 +62,8 @@ Result<std::string> RegistryClient::push(const PushRequest& request) const {
       std::lock_guard lock(mutex_);
       auto r = pushed_.find(ref.registry);
       if (r != pushed_.end())
-        if (auto b = r->second.find(blob.digest); b != r->second.end() && b->second != ref.repository)
+        if (auto b = r->second.find(blob.digest);
+            b != r->second.end() && b->second != ref.repository)
           from = b->second;
     }
     if (!from.empty()) start += "?mount=" + blob.digest + "&from=" + from;
@@ -76,15 +76,15 @@ Result<std::string> RegistryClient::push(const PushRequest& request) const {
     if (posted->status != 202) return failed(*posted, "starting the upload of " + blob.digest);
     std::string location(posted->header[http::field::location]);
     if (location.empty())
-      return Error::unavailable(fmt::format(
-          "registry {} started an upload without giving its Location", ref.registry));
+      return Error::unavailable(
+          fmt::format("registry {} started an upload without giving its Location", ref.registry));
     Result<Response> done = Error::internal("not sent");
     if (blob.size <= request.chunk_bytes) {
       auto content = read_range(blob.path, 0, blob.size);
       if (!content) return content.error();
       report({PushProgress::Phase::kUploading, blob.digest, blob.kind, 0, blob.size});
-      done = session.send(http::verb::put, with_param(location, "digest=" + blob.digest),
-                          *content, "application/octet-stream");
+      done = session.send(http::verb::put, with_param(location, "digest=" + blob.digest), *content,
+                          "application/octet-stream");
     } else {
       for (std::int64_t offset = 0; offset < blob.size; offset += request.chunk_bytes) {
         std::int64_t n = std::min(request.chunk_bytes, blob.size - offset);
@@ -92,13 +92,13 @@ Result<std::string> RegistryClient::push(const PushRequest& request) const {
         if (!content) return content.error();
         report({PushProgress::Phase::kUploading, blob.digest, blob.kind, offset, blob.size});
         // A chunk names its range, "start-end" inclusive (the distribution spec's form).
-        auto patched = session.send(
-            http::verb::patch, location, *content, "application/octet-stream",
-            {{"Content-Range", fmt::format("{}-{}", offset, offset + n - 1)}});
+        auto patched =
+            session.send(http::verb::patch, location, *content, "application/octet-stream",
+                         {{"Content-Range", fmt::format("{}-{}", offset, offset + n - 1)}});
         if (!patched) return patched.error();
         if (patched->status != 202)
-          return failed(*patched, fmt::format("uploading bytes {}-{} of {}", offset,
-                                              offset + n - 1, blob.digest));
+          return failed(*patched, fmt::format("uploading bytes {}-{} of {}", offset, offset + n - 1,
+                                              blob.digest));
         std::string next(patched->header[http::field::location]);
         if (!next.empty()) location = next;
       }
@@ -119,9 +119,9 @@ Result<std::string> RegistryClient::push(const PushRequest& request) const {
   if (put->status != 201 && put->status != 200) return failed(*put, "the manifest PUT");
   std::string said(put->header["Docker-Content-Digest"]);
   if (!said.empty() && said != digest)
-    return Error::unavailable(fmt::format(
-        "registry {} stored the manifest of {} as {}, not {}: it rewrote it", ref.registry,
-        ref.str(), said, digest));
+    return Error::unavailable(
+        fmt::format("registry {} stored the manifest of {} as {}, not {}: it rewrote it",
+                    ref.registry, ref.str(), said, digest));
   report({PushProgress::Phase::kManifest, digest, "manifest",
           static_cast<std::int64_t>(request.manifest.size()),
           static_cast<std::int64_t>(request.manifest.size())});

@@ -39,7 +39,6 @@ namespace json = boost::json;
 namespace urls = boost::urls;
 namespace fs = std::filesystem;
 
-
 inline constexpr const char* kManifestAccept =
     "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
@@ -513,8 +512,8 @@ class Session {
     std::string detail = said.empty() ? "" : fmt::format(" ({})", said);
     if (status == 403)
       return Error::precondition(fmt::format(
-          "registry {} denied access (403){}; the account {} may lack {} rights", registry_,
-          detail, credentials_ ? "\"" + credentials_->username + "\"" : "(anonymous)", right));
+          "registry {} denied access (403){}; the account {} may lack {} rights", registry_, detail,
+          credentials_ ? "\"" + credentials_->username + "\"" : "(anonymous)", right));
     if (credentials_)
       return Error::precondition(fmt::format(
           "registry {} refused the login of \"{}\" (401){}; check it, then run 'elafros registry "
@@ -708,7 +707,8 @@ class Session {
   std::map<std::string, std::unique_ptr<Connection>> connections_;
 };
 
-inline Error status_error(const RegistryReference& ref, const Response& res, const std::string& what) {
+inline Error status_error(const RegistryReference& ref, const Response& res,
+                          const std::string& what) {
   std::string said = registry_message(res.body);
   std::string detail = said.empty() ? "" : fmt::format(" ({})", said);
   if (res.status == 404)
@@ -752,6 +752,5 @@ inline bool valid_sha256(std::string_view d) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   return true;
 }
-
 
 }  // namespace elafros::registry

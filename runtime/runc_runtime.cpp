@@ -119,8 +119,10 @@ Result<void> RuncRuntime::set_parent_cpu_shares(int shares) {
     std::ofstream out(dir + "/" + file);
     out << value;
     out.close();
-    if (out) done = true;
-    else errors += fmt::format(" {}/{}", dir, file);
+    if (out)
+      done = true;
+    else
+      errors += fmt::format(" {}/{}", dir, file);
   };
   for (const char* v1 : {"/cpu,cpuacct", "/cpu"}) {
     std::string hierarchy = options_.cgroup_root + v1;
@@ -131,12 +133,13 @@ Result<void> RuncRuntime::set_parent_cpu_shares(int shares) {
   }
   if (!done && fs::exists(options_.cgroup_root + "/cgroup.controllers", ec)) {
     int weight = std::clamp(shares * 100 / 1024, 1, 10000);
-    write(options_.cgroup_root + "/" + options_.cgroup_parent, "cpu.weight", std::to_string(weight));
+    write(options_.cgroup_root + "/" + options_.cgroup_parent, "cpu.weight",
+          std::to_string(weight));
   }
   if (!done)
-    return Error::unavailable(fmt::format(
-        "cannot set the CPU weight of /{} (no cgroup cpu controller found{}{})",
-        options_.cgroup_parent, errors.empty() ? "" : "; failed to write", errors));
+    return Error::unavailable(
+        fmt::format("cannot set the CPU weight of /{} (no cgroup cpu controller found{}{})",
+                    options_.cgroup_parent, errors.empty() ? "" : "; failed to write", errors));
   return {};
 }
 

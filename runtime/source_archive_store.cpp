@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "elafros/errno_text.hpp"
+#include "elafros/naming.hpp"
 #include "image_store.hpp"
 #include "layer_unpacker.hpp"
 
@@ -29,17 +30,6 @@ std::vector<std::string> components(std::string_view path) {
     i = j + 1;
   }
   return out;
-}
-
-// Whether `target`, seen from the directory `dir_depth` levels below the root, stays inside.
-bool stays_inside(std::size_t dir_depth, std::string_view target) {
-  if (target.empty() || target.front() == '/') return false;
-  long depth = static_cast<long>(dir_depth);
-  for (const auto& part : components(target)) {
-    depth += part == ".." ? -1 : 1;
-    if (depth < 0) return false;
-  }
-  return true;
 }
 
 bool valid_digest(const std::string& d) {
@@ -88,24 +78,24 @@ Result<void> check_source_archive(const std::string& tar_path, const SourceLimit
     if (type == AE_IFLNK) {
       const char* t = archive_entry_symlink(e);
       std::string target = t ? t : "";
-      if (!stays_inside(parts.empty() ? 0 : parts.size() - 1, target))
-        return bad(fmt::format("is a symlink to \"{}\", which is absolute or leaves the tree",
-                               target));
+      if (!link_stays_inside(name, target))
+        return bad(
+            fmt::format("is a symlink to \"{}\", which is absolute or leaves the tree", target));
     }
     if (const char* h = archive_entry_hardlink(e)) {
       std::string target = h;
-      if (target.empty() || target.front() == '/' || !stays_inside(0, target))
+      if (!link_stays_inside("", target))
         return bad(fmt::format("is a hard link to \"{}\", outside the tree", target));
     }
     if (++entries > limits.max_entries)
-      return Error::invalid(fmt::format("the source archive has more than {} entries",
-                                        limits.max_entries));
+      return Error::invalid(
+          fmt::format("the source archive has more than {} entries", limits.max_entries));
     if (archive_entry_size_is_set(e)) bytes += static_cast<std::uint64_t>(archive_entry_size(e));
     if (bytes > limits.max_bytes)
-      return Error::invalid(fmt::format(
-          "the source is over {} bytes; leave build outputs and dependencies out with "
-          ".elafrosignore or .gitignore",
-          limits.max_bytes));
+      return Error::invalid(
+          fmt::format("the source is over {} bytes; leave build outputs and dependencies out with "
+                      ".elafrosignore or .gitignore",
+                      limits.max_bytes));
     archive_read_data_skip(a.get());
   }
   return {};

@@ -110,7 +110,7 @@ struct Build {
   std::vector<BuildVolume> volumes;
   std::chrono::milliseconds timeout{kDefaultBuildTimeout};
   BuildOutput output;
-  std::string cache;  // the cache directory steps see at /cache; empty: one per Build name
+  std::string cache;       // the cache directory steps see at /cache; empty: one per Build name
   bool cancelled = false;  // spec.status: BuildCancelled
 };
 

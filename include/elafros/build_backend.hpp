@@ -31,10 +31,10 @@ class SourceArchives {
 // A directory made into one image layer on a base image (the OCI image spec's layer, config
 // and manifest), stored through the image store's verifying import.
 struct ImageExport {
-  std::string base_digest;  // manifest digest of an image in the store
-  std::string source_dir;   // the host directory whose content is the layer
-  std::string image_path;   // where it appears in the image, e.g. "/workspace"
-  std::string name;         // the image name to store it under, e.g. "app:latest"
+  std::string base_digest;                // manifest digest of an image in the store
+  std::string source_dir;                 // the host directory whose content is the layer
+  std::string image_path;                 // where it appears in the image, e.g. "/workspace"
+  std::string name;                       // the image name to store it under, e.g. "app:latest"
   std::int64_t created_unix = 315532801;  // SOURCE_DATE_EPOCH; 1980-01-01T00:00:01Z
   std::uint32_t uid = 0;                  // owner of every file in the layer
   std::uint32_t gid = 0;

@@ -17,6 +17,11 @@ std::optional<std::string> dns1035_label_problem(std::string_view name);
 // first ':' that no '/' follows (a tag holds no '/').
 std::pair<std::string, std::string> split_path_and_tag(std::string_view rest, bool archive);
 
+// Whether a symlink at `link_path` (relative to a tree's root, '/'-separated) whose target is
+// `target` stays inside the tree: a relative target that never climbs above the root. What a
+// source upload, a source directory and an image's app layer may hold.
+bool link_stays_inside(std::string_view link_path, std::string_view target);
+
 // Revision names are NAME-00001, NAME-00002, …
 std::string revision_name(std::string_view service, int index);
 

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <random>
 
+#include "api/log_follow.hpp"
 #include "elafros/build.hpp"
 #include "elafros/errno_text.hpp"
 #include "elafros/kind_registry.hpp"
@@ -66,17 +67,6 @@ Result<std::string> store_upload(SourceArchives* sources, std::string dir, std::
   return digest;
 }
 
-// A Build's logs in progress: the backlog, then live lines, posted from the collector's thread.
-struct BuildLogFollow {
-  explicit BuildLogFollow(const asio::any_io_executor& ex)
-      : wake(ex, std::chrono::steady_clock::time_point::max()) {}
-  bool opened = false, closed = false, ended = false;
-  std::string error;
-  std::uint64_t id = 0;
-  std::vector<LogLine> lines;
-  asio::steady_timer wake;
-};
-
 bool build_done(const json::object& o) {
   json::value s = json_path_value(o, ".status.conditions[?(@.type=='Succeeded')].status");
   return s.is_string() && (s.get_string() == "True" || s.get_string() == "False");
@@ -98,7 +88,8 @@ std::optional<std::size_t> step_index(const std::string& instance) {
   auto s = instance.rfind('s');
   if (s == std::string::npos) return std::nullopt;
   std::size_t index = 0;
-  auto [end, ec] = std::from_chars(instance.data() + s + 1, instance.data() + instance.size(), index);
+  auto [end, ec] =
+      std::from_chars(instance.data() + s + 1, instance.data() + instance.size(), index);
   if (ec != std::errc() || end != instance.data() + instance.size()) return std::nullopt;
   return index;
 }
@@ -107,7 +98,10 @@ class BuildApi : public std::enable_shared_from_this<BuildApi> {
  public:
   BuildApi(asio::io_context& control, asio::thread_pool& store_thread, asio::thread_pool& blocking,
            Store& store, BuildApiParts parts)
-      : control_(control), store_thread_(store_thread), blocking_(blocking), store_(store),
+      : control_(control),
+        store_thread_(store_thread),
+        blocking_(blocking),
+        store_(store),
         parts_(std::move(parts)) {}
 
   awaitable<bool> upload(ApiRequest& req, Responder& r) {
@@ -117,7 +111,8 @@ class BuildApi : public std::enable_shared_from_this<BuildApi> {
           "application/x-tar); 'elafros build create --source DIR' sends one"));
     std::string body = std::move(req.body);
     std::string dir = parts_.scratch_dir;
-    auto digest = co_await offload(blocking_.get_executor(), &store_upload, parts_.sources, dir, body);
+    auto digest =
+        co_await offload(blocking_.get_executor(), &store_upload, parts_.sources, dir, body);
     if (!digest) co_return co_await r.send_error(digest.error());
     json::value answer = json::object{{"digest", *digest}};
     co_return co_await r.send_json(201, answer);
@@ -167,32 +162,15 @@ class BuildApi : public std::enable_shared_from_this<BuildApi> {
       if (it == names.end()) {
         std::string known;
         for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
-        co_return co_await r.send_error(Error::not_found(fmt::format(
-            "build \"{}\" has no step \"{}\" (its steps: {})", name, step,
-            known.empty() ? "none yet" : known)));
+        co_return co_await r.send_error(
+            Error::not_found(fmt::format("build \"{}\" has no step \"{}\" (its steps: {})", name,
+                                         step, known.empty() ? "none yet" : known)));
       }
-      query.instance = build_step_container_id(name, uid, static_cast<std::size_t>(it - names.begin()));
+      query.instance =
+          build_step_container_id(name, uid, static_cast<std::size_t>(it - names.begin()));
     }
     auto ex = control_.get_executor();
-    auto state = std::make_shared<BuildLogFollow>(ex);
-    parts_.logs->open(
-        query, follow,
-        [state, ex](std::vector<LogLine> lines) {
-          asio::post(ex, [state, lines = std::move(lines)]() mutable {
-            if (lines.empty()) state->ended = true;  // the build is over
-            for (auto& l : lines) state->lines.push_back(std::move(l));
-            state->wake.cancel();
-          });
-        },
-        [state, ex](std::vector<LogLine> backlog, std::uint64_t id, std::string error) {
-          asio::post(ex, [state, backlog = std::move(backlog), id, error]() mutable {
-            state->lines = std::move(backlog);
-            state->id = id;
-            state->error = std::move(error);
-            state->opened = true;
-            state->wake.cancel();
-          });
-        });
+    auto state = open_log_follow(*parts_.logs, query, follow, ex);
     while (!state->opened) co_await state->wake.async_wait(kAwait);
     if (!state->error.empty()) co_return co_await r.send_error(Error::precondition(state->error));
     if (follow) {
@@ -208,12 +186,20 @@ class BuildApi : public std::enable_shared_from_this<BuildApi> {
       });
     while (ok) {
       std::string text;
-      for (const auto& l : state->lines) {
+      // Taken out first: lines that arrive while this coroutine waits go to the next batch.
+      std::vector<LogLine> batch;
+      batch.swap(state->lines);
+      bool unnamed = false;
+      for (const auto& l : batch) {
         auto index = step_index(l.instance);
-        if (index && *index >= names.size()) {
-          auto fresh = co_await get_build(ns, name);
-          if (fresh) names = step_names(*fresh);
-        }
+        unnamed = unnamed || (index && *index >= names.size());
+      }
+      if (unnamed) {  // a step the status read before did not list yet
+        auto fresh = co_await get_build(ns, name);
+        if (fresh) names = step_names(*fresh);
+      }
+      for (const auto& l : batch) {
+        auto index = step_index(l.instance);
         json::object line = log_line_json(l);
         line["step"] = index && *index < names.size() ? names[*index] : l.instance;
         line.erase("service");
@@ -222,7 +208,6 @@ class BuildApi : public std::enable_shared_from_this<BuildApi> {
         text += json::serialize(line);
         text += '\n';
       }
-      state->lines.clear();
       if (!text.empty()) ok = co_await r.send_chunk(std::move(text));
       if (!ok || !follow || state->closed || state->ended) break;
       // Lines that arrived while the chunk was sent woke no one: send them before waiting.
@@ -254,9 +239,8 @@ awaitable<Result<void>> BuildHooks::check_git(std::string url, std::string revis
   std::vector<std::string> argv{"env", "GIT_TERMINAL_PROMPT=0", parts_.git, "ls-remote", "--", url};
   auto r = co_await offload(blocking_.get_executor(), &ProcessRunner::run, parts_.runner, argv, po);
   if (!r)
-    co_return Error::invalid(
-        fmt::format("spec.source.git.url: cannot reach the repository \"{}\": {}", url,
-                    r.error().message));
+    co_return Error::invalid(fmt::format(
+        "spec.source.git.url: cannot reach the repository \"{}\": {}", url, r.error().message));
   if (r->exit_code != 0) {
     std::string why = r->err;
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
@@ -304,7 +288,8 @@ awaitable<Result<void>> BuildHooks::before_write(const KindInfo& kind, const jso
   auto steps = resolve_build_steps(*b, tmpl ? &*tmpl : nullptr);
   if (!steps) co_return steps.error();
   for (const auto& s : *steps) {
-    auto image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, s.image);
+    auto image =
+        co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, s.image);
     if (!image && s.image.find(':') == std::string::npos) {
       std::string latest = s.image + ":latest";
       image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, latest);

@@ -7,8 +7,8 @@
 #include "api/resource_api.hpp"
 #include "api/router.hpp"
 #include "elafros/build_backend.hpp"
-#include "elafros/store.hpp"
 #include "elafros/process_runner.hpp"
+#include "elafros/store.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -21,7 +21,7 @@ namespace api {
 
 struct BuildApiParts {
   SourceArchives* sources = nullptr;
-  LogCollector* logs = nullptr;  // the builds' collector
+  LogCollector* logs = nullptr;     // the builds' collector
   ProcessRunner* runner = nullptr;  // git ls-remote
   std::string scratch_dir;          // uploads are written here first
   std::string git = "git";

@@ -175,8 +175,11 @@ class ImageApi : public std::enable_shared_from_this<ImageApi> {
                                   destination] {
       const char* phases[] = {"exists", "mounted", "uploading", "done", "manifest"};
       auto result = images->push(digest, destination, [job, ex, &phases](const PushProgress& p) {
-        json::object e{{"phase", phases[static_cast<int>(p.phase)]}, {"digest", p.digest},
-                       {"kind", p.kind}, {"done", p.done}, {"total", p.total}};
+        json::object e{{"phase", phases[static_cast<int>(p.phase)]},
+                       {"digest", p.digest},
+                       {"kind", p.kind},
+                       {"done", p.done},
+                       {"total", p.total}};
         asio::post(ex, [job, line = json::serialize(e)] {
           job->events.push_back(line);
           job->wake.cancel();

@@ -15,6 +15,7 @@
 #include <charconv>
 
 #include "api/daemon_api.hpp"
+#include "api/log_follow.hpp"
 #include "api/metrics.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
@@ -29,19 +30,6 @@ namespace elafros::api {
 namespace {
 
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
-
-// A logs request in progress: the backlog, then live lines, posted from the collector's thread.
-struct LogFollow {
-  explicit LogFollow(const asio::any_io_executor& ex)
-      : wake(ex, std::chrono::steady_clock::time_point::max()) {}
-  bool opened = false;
-  bool closed = false;  // the client went away
-  bool ended = false;   // the service was deleted: the follow is over
-  std::string error;
-  std::uint64_t id = 0;
-  std::vector<LogLine> lines;
-  asio::steady_timer wake;  // cancelled whenever one of the above changes
-};
 
 class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
  public:
@@ -276,25 +264,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     }
     // The backlog, then the live lines, arrive from the collector's thread.
     auto ex = p_.control.get_executor();
-    auto state = std::make_shared<LogFollow>(ex);
-    p_.logs.open(
-        query, follow,
-        [state, ex](std::vector<LogLine> lines) {
-          asio::post(ex, [state, lines = std::move(lines)]() mutable {
-            if (lines.empty()) state->ended = true;  // the service was deleted
-            for (auto& l : lines) state->lines.push_back(std::move(l));
-            state->wake.cancel();
-          });
-        },
-        [state, ex](std::vector<LogLine> backlog, std::uint64_t id, std::string error) {
-          asio::post(ex, [state, backlog = std::move(backlog), id, error]() mutable {
-            state->lines = std::move(backlog);
-            state->id = id;
-            state->error = std::move(error);
-            state->opened = true;
-            state->wake.cancel();
-          });
-        });
+    auto state = open_log_follow(p_.logs, query, follow, ex);
     while (!state->opened) co_await state->wake.async_wait(kAwait);
     if (!state->error.empty()) co_return co_await r.send_error(Error::precondition(state->error));
     bool ok = co_await r.begin_stream(200, "application/x-ndjson");

@@ -42,7 +42,8 @@ using asio::awaitable;
 using asio::use_awaitable;
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
-  return format_rfc3339(std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+  return format_rfc3339(
+      std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
 }
 
 std::string seconds_text(std::chrono::milliseconds d) {
@@ -52,11 +53,13 @@ std::string seconds_text(std::chrono::milliseconds d) {
 // The Succeeded condition of a stored Build: its status and reason ("" when it has none).
 std::pair<std::string, std::string> succeeded_of(const json::object& o) {
   const json::value* st = o.if_contains("status");
-  const json::value* conds = st && st->is_object() ? st->get_object().if_contains("conditions") : nullptr;
+  const json::value* conds =
+      st && st->is_object() ? st->get_object().if_contains("conditions") : nullptr;
   if (conds && conds->is_array())
     for (const auto& c : conds->get_array())
       if (const json::object* co = c.if_object())
-        if (const json::value* t = co->if_contains("type"); t && t->is_string() && t->get_string() == kSucceeded) {
+        if (const json::value* t = co->if_contains("type");
+            t && t->is_string() && t->get_string() == kSucceeded) {
           auto str = [co](const char* k) {
             const json::value* v = co->if_contains(k);
             return v && v->is_string() ? std::string(v->get_string()) : std::string();
@@ -203,8 +206,10 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     auto stale = co_await offload(work_.get_executor(), &ContainerRuntime::list, &runtime_);
     for (const auto& id : stale) {
       auto r = co_await offload(work_.get_executor(), &ContainerRuntime::remove, &runtime_, id);
-      if (!r) spdlog::warn("removing the build container {} failed: {}", id, r.error().message);
-      else spdlog::info("removed the container {} of a build the daemon restarted during", id);
+      if (!r)
+        spdlog::warn("removing the build container {} failed: {}", id, r.error().message);
+      else
+        spdlog::info("removed the container {} of a build the daemon restarted during", id);
     }
     std::string work_dir = options_.data_dir + "/work";
     (void)co_await offload(work_.get_executor(), &remove_dir, work_dir);
@@ -391,9 +396,12 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
         message = result.value();
       } else {
         message = result.error().message;
-        if (run->deleted) outcome = "Deleted";
-        else if (run->cancelled) outcome = "BuildCancelled";
-        else if (run->timed_out) outcome = "BuildTimeout";
+        if (run->deleted)
+          outcome = "Deleted";
+        else if (run->cancelled)
+          outcome = "BuildCancelled";
+        else if (run->timed_out)
+          outcome = "BuildTimeout";
       }
       run->running = false;
       run->deadline->cancel();
@@ -461,11 +469,13 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
                      root + "/volumes",
                      fmt::format("{}/cache/{}/{}", options_.data_dir, b.namespace_,
                                  b.cache.empty() ? b.name : b.cache)};
-    if (auto r = co_await offload(work_.get_executor(), &make_dirs, run->dirs); !r) co_return r.error();
+    if (auto r = co_await offload(work_.get_executor(), &make_dirs, run->dirs); !r)
+      co_return r.error();
     if (b.source.kind == BuildSource::Kind::kLocal) {
       auto r = co_await offload(work_.get_executor(), &SourceArchives::unpack, &sources_,
                                 b.source.local_digest, run->dirs.workspace);
-      if (!r) co_return Error::invalid(fmt::format("unpacking the source failed: {}", r.error().message));
+      if (!r)
+        co_return Error::invalid(fmt::format("unpacking the source failed: {}", r.error().message));
     }
     std::string workspace = run->dirs.workspace;
     if (!b.source.sub_path.empty()) workspace += "/" + b.source.sub_path;
@@ -490,17 +500,22 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
                               {"reason", exit && *exit == 0 ? "Completed" : "Error"},
                               {"startedAt", rfc3339(started)},
                               {"finishedAt", rfc3339(finished)}};
-      run->step_states.back() = json::object{
-          {"name", step.name}, {"terminated", std::move(terminated)}, {"duration", seconds_text(took)}};
+      run->step_states.back() = json::object{{"name", step.name},
+                                             {"terminated", std::move(terminated)},
+                                             {"duration", seconds_text(took)}};
       if (exit && *exit == 0) run->completed.emplace_back(step.name);
       write_running(run);
-      if (run->cancelled || run->timed_out || run->deleted) co_return stopped_error(*run, step.name);
+      if (run->cancelled || run->timed_out || run->deleted)
+        co_return stopped_error(*run, step.name);
       if (!exit)
-        co_return Error::internal(fmt::format("step \"{}\" could not run: {}", step.name, exit.error().message));
+        co_return Error::internal(
+            fmt::format("step \"{}\" could not run: {}", step.name, exit.error().message));
       if (*exit != 0) {
         std::string msg = fmt::format("step \"{}\" exited with code {}", step.name, *exit);
-        if (!tail.empty()) msg += fmt::format("; its last lines:\n{}\n", tail);
-        else msg += "; ";
+        if (!tail.empty())
+          msg += fmt::format("; its last lines:\n{}\n", tail);
+        else
+          msg += "; ";
         msg += fmt::format("full logs: elafros build logs {} --step {}{}", b.name, step.name,
                            b.namespace_ == "default" ? "" : " -n " + b.namespace_);
         co_return Error::invalid(msg);
@@ -529,13 +544,14 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         b.timeout - (options_.clock->wall() - run->started));
     po.timeout = std::max(left, std::chrono::milliseconds(1));
-    std::vector<std::string> clone{"env",  "GIT_TERMINAL_PROMPT=0", options_.git, "clone",
-                                   "--no-hardlinks", "--", b.source.git_url, run->dirs.workspace};
+    std::vector<std::string> clone{
+        "env", "GIT_TERMINAL_PROMPT=0", options_.git,       "clone", "--no-hardlinks",
+        "--",  b.source.git_url,        run->dirs.workspace};
     auto r = co_await offload(work_.get_executor(), &ProcessRunner::run, &runner_, clone, po);
     if (r && r->exit_code == 0 && !b.source.git_revision.empty()) {
-      std::vector<std::string> checkout{"env", "GIT_TERMINAL_PROMPT=0", options_.git, "-C",
-                                        run->dirs.workspace, "-c", "advice.detachedHead=false",
-                                        "checkout", "--quiet", b.source.git_revision};
+      std::vector<std::string> checkout{
+          "env", "GIT_TERMINAL_PROMPT=0",     options_.git, "-C",      run->dirs.workspace,
+          "-c",  "advice.detachedHead=false", "checkout",   "--quiet", b.source.git_revision};
       r = co_await offload(work_.get_executor(), &ProcessRunner::run, &runner_, checkout, po);
     }
     if (fds.first >= 0) ::close(fds.first);
@@ -559,7 +575,8 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
                                        const std::string& workspace) {
     const Build& b = run->build;
     const BuildStep& step = run->steps[index];
-    auto image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, step.image);
+    auto image =
+        co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, step.image);
     if (!image && step.image.find(':') == std::string::npos) {
       std::string latest = step.image + ":latest";
       image = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, latest);
@@ -660,7 +677,8 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     if (base_name.empty())
       for (auto it = run->steps.rbegin(); it != run->steps.rend() && base_name.empty(); ++it)
         base_name = it->image;
-    auto base = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, base_name);
+    auto base =
+        co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, base_name);
     if (!base && base_name.find(':') == std::string::npos) {
       std::string latest = base_name + ":latest";
       base = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, latest);
@@ -674,9 +692,9 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     spec.image_path = out.path;
     spec.name = out.image;
     // What made the layer, not which Build: the same inputs give the same image.
-    spec.history = b.template_ ? fmt::format("elafros build: {} {}", b.template_->kind,
-                                             b.template_->name)
-                               : fmt::format("elafros build: {} step(s)", run->steps.size());
+    spec.history = b.template_
+                       ? fmt::format("elafros build: {} {}", b.template_->kind, b.template_->name)
+                       : fmt::format("elafros build: {} step(s)", run->steps.size());
     spec.entrypoint = out.entrypoint;
     spec.cmd = out.cmd;
     spec.env = out.env;
@@ -685,17 +703,21 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     if (!out.entrypoint && !out.cmd) {
       Launch launch = co_await offload(work_.get_executor(), &read_launch, spec.source_dir);
       if (!launch.web.empty()) {
-        std::string profile = launch.profile_d
-                                  ? fmt::format("for f in {}/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; done; ",
-                                                out.path)
-                                  : "";
+        std::string profile =
+            launch.profile_d
+                ? fmt::format("for f in {}/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; done; ",
+                              out.path)
+                : "";
         spec.entrypoint = std::vector<std::string>{"/bin/sh", "-c", profile + "exec " + launch.web};
         spec.cmd = std::vector<std::string>{};
         if (spec.working_dir.empty()) spec.working_dir = out.path;
       }
     }
-    auto exported = co_await offload(work_.get_executor(), &ImageExporter::export_image, &exporter_, spec);
-    if (!exported) co_return Error{exported.error().code, fmt::format("exporting the image failed: {}", exported.error().message)};
+    auto exported =
+        co_await offload(work_.get_executor(), &ImageExporter::export_image, &exporter_, spec);
+    if (!exported)
+      co_return Error{exported.error().code,
+                      fmt::format("exporting the image failed: {}", exported.error().message)};
     if (auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_,
                                     exported->record);
         !put)
@@ -737,11 +759,12 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     st["startTime"] = rfc3339(run.started);
     json::array steps;
     for (const auto& s : run.steps)
-      steps.push_back(s.image.empty()
-                          ? json::object{{"name", s.name},
-                                         {"git", json::object{{"url", run.build.source.git_url},
-                                                              {"revision", run.build.source.git_revision}}}}
-                          : build_step_to_json(s));
+      steps.push_back(
+          s.image.empty()
+              ? json::object{{"name", s.name},
+                             {"git", json::object{{"url", run.build.source.git_url},
+                                                  {"revision", run.build.source.git_revision}}}}
+              : build_step_to_json(s));
     st["resolvedSteps"] = std::move(steps);
     st["stepStates"] = run.step_states;
     st["stepsCompleted"] = run.completed;
@@ -756,11 +779,10 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     c.reason = "Running";
     std::string step = run->step_states.empty()
                            ? std::string("preparing the workspace")
-                           : fmt::format("step {}/{}",
-                                         run->step_states.size(), run->steps.size());
+                           : fmt::format("step {}/{}", run->step_states.size(), run->steps.size());
     c.message = fmt::format("running {}", step);
-    c.last_transition_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                                 run->started.time_since_epoch()).count();
+    c.last_transition_unix =
+        std::chrono::duration_cast<std::chrono::seconds>(run->started.time_since_epoch()).count();
     st["conditions"] = json::array{condition_to_json(c)};
     write_status(run->build, std::move(st));
   }
@@ -827,7 +849,9 @@ BuildController::BuildController(asio::io_context& control, asio::thread_pool& s
     : impl_(std::make_shared<Impl>(control, store_thread, work, store, watches, committer, runtime,
                                    runner, sources, exporter, std::move(options))) {}
 
-BuildController::~BuildController() { impl_->stop(); }
+BuildController::~BuildController() {
+  impl_->stop();
+}
 
 void BuildController::start(std::int64_t from, std::function<void(Result<void>)> done) {
   asio::co_spawn(
@@ -839,8 +863,12 @@ void BuildController::start(std::int64_t from, std::function<void(Result<void>)>
       asio::detached);
 }
 
-void BuildController::stop() { impl_->stop(); }
+void BuildController::stop() {
+  impl_->stop();
+}
 
-BuildStats BuildController::stats() const { return impl_->stats_; }
+BuildStats BuildController::stats() const {
+  return impl_->stats_;
+}
 
 }  // namespace elafros

@@ -68,9 +68,9 @@ struct BuildStats {
 class BuildController {
  public:
   BuildController(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
-                  boost::asio::thread_pool& work, Store& store, WatchSource& watches, ObjectCommitter& committer, ContainerRuntime& runtime,
-                  ProcessRunner& runner, SourceArchives& sources, ImageExporter& exporter,
-                  BuildControllerOptions options);
+                  boost::asio::thread_pool& work, Store& store, WatchSource& watches,
+                  ObjectCommitter& committer, ContainerRuntime& runtime, ProcessRunner& runner,
+                  SourceArchives& sources, ImageExporter& exporter, BuildControllerOptions options);
   ~BuildController();
   BuildController(const BuildController&) = delete;
   BuildController& operator=(const BuildController&) = delete;

@@ -12,6 +12,8 @@
 #include <memory>
 #include <stdexcept>
 
+#include "elafros/naming.hpp"
+
 namespace fs = std::filesystem;
 
 namespace elafros::cli {
@@ -143,24 +145,6 @@ struct Walk {
   std::vector<std::string> ignored;
 };
 
-bool link_inside(const std::string& rel, const std::string& target) {
-  if (target.empty() || target[0] == '/') return false;
-  long depth = static_cast<long>(std::count(rel.begin(), rel.end(), '/'));
-  std::size_t i = 0;
-  while (i <= target.size()) {
-    std::size_t j = target.find('/', i);
-    if (j == std::string::npos) j = target.size();
-    std::string part = target.substr(i, j - i);
-    if (part == "..") {
-      if (--depth < 0) return false;
-    } else if (!part.empty() && part != ".") {
-      ++depth;
-    }
-    i = j + 1;
-  }
-  return true;
-}
-
 void walk(Walk& w, const std::string& rel) {
   std::string dir = rel.empty() ? w.root : w.root + "/" + rel;
   if (fs::exists(dir + "/.gitignore")) w.rules.add_file(dir + "/.gitignore", rel);
@@ -168,7 +152,8 @@ void walk(Walk& w, const std::string& rel) {
     w.rules.add_file(dir + "/.elafrosignore", rel);
   std::vector<std::string> names;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) names.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    names.push_back(e.path().filename().string());
   if (ec) throw std::runtime_error(fmt::format("cannot read {}: {}", dir, ec.message()));
   std::sort(names.begin(), names.end());
   for (const auto& name : names) {
@@ -189,7 +174,7 @@ void walk(Walk& w, const std::string& rel) {
     if (S_ISLNK(st.st_mode)) {
       std::error_code lec;
       std::string target = fs::read_symlink(w.root + "/" + path, lec).string();
-      if (!link_inside(path, target))
+      if (!link_stays_inside(path, target))
         throw std::runtime_error(fmt::format(
             "{}/{} is a symlink to \"{}\", which is absolute or leaves {}; make it relative and "
             "inside the directory, or add it to .elafrosignore",
@@ -216,12 +201,13 @@ SourceTar pack_source(const std::string& dir_in) {
   walk(w, "");
   SourceTar out;
   out.ignored = std::move(w.ignored);
-  std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(), archive_write_free);
+  std::unique_ptr<archive, decltype(&archive_write_free)> a(archive_write_new(),
+                                                            archive_write_free);
   archive_write_set_format_pax_restricted(a.get());
   archive_write_set_bytes_in_last_block(a.get(), 1);
   archive_write_open(a.get(), &out.data, nullptr, append, nullptr);
   std::unique_ptr<archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(),
-                                                                 archive_entry_free);
+                                                                  archive_entry_free);
   std::vector<char> buf(1 << 16);
   for (const auto& [path, st] : w.entries) {
     archive_entry_clear(e.get());

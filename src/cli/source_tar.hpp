@@ -38,7 +38,7 @@ bool glob_match(std::string_view pattern, std::string_view path);
 struct SourceTar {
   std::string data;  // the archive
   std::size_t files = 0;
-  std::uint64_t bytes = 0;  // of file content
+  std::uint64_t bytes = 0;           // of file content
   std::vector<std::string> ignored;  // top-most ignored paths, for --debug style reports
 };
 

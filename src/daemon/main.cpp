@@ -170,8 +170,8 @@ int run(const DaemonConfig& cfg) {
                                    std::pair{"build-step-memory", cfg.build_step_memory}}) {
     bool cpu = std::string_view(key) == "build-step-cpu";
     if (!value.empty() && !(cpu ? parse_cpu_millis(value) : parse_memory_bytes(value)))
-      throw std::runtime_error(fmt::format("{}: \"{}\" is not a {} quantity, e.g. {}", key,
-                                           value, cpu ? "CPU" : "memory", cpu ? "2 or 500m" : "2Gi"));
+      throw std::runtime_error(fmt::format("{}: \"{}\" is not a {} quantity, e.g. {}", key, value,
+                                           cpu ? "CPU" : "memory", cpu ? "2 or 500m" : "2Gi"));
   }
   const std::string builds_dir = build_data_dir(data_dir);
   RuncOptions build_runc = runc_options;
@@ -279,25 +279,30 @@ int run(const DaemonConfig& cfg) {
   EventController event_controller(control, store_thread, **store, watch_cache, commits, brokers,
                                    eopts);
 
-  ApiInfo api_info{kVersion, data_dir, cfg.socket, listen, cfg.domain, cfg.runtime,
-                 static_cast<std::uint64_t>(cfg.disk_free_warning_bytes),
-                 static_cast<std::size_t>(cfg.api_max_connections),
-                 [&access_log](LogHealth& h) {
-                   if (!access_log) return;
-                   AccessLog::Health a = access_log->health();
-                   LogHealth::Sink s;
-                   s.name = "access-log";
-                   s.healthy = a.healthy;
-                   s.last_error = a.last_error;
-                   s.failed_writes = a.failed_writes;
-                   s.pending_bytes = a.pending_bytes;
-                   s.dropped_lines = a.dropped_lines;
-                   h.sinks.push_back(std::move(s));
-                 },
-                 [&dispatcher, &ingress, &sender] {
-                   return render_event_metrics(dispatcher.stats(), ingress.stats()) +
-                          render_source_metrics(sender.stats());
-                 }};
+  ApiInfo api_info{kVersion,
+                   data_dir,
+                   cfg.socket,
+                   listen,
+                   cfg.domain,
+                   cfg.runtime,
+                   static_cast<std::uint64_t>(cfg.disk_free_warning_bytes),
+                   static_cast<std::size_t>(cfg.api_max_connections),
+                   [&access_log](LogHealth& h) {
+                     if (!access_log) return;
+                     AccessLog::Health a = access_log->health();
+                     LogHealth::Sink s;
+                     s.name = "access-log";
+                     s.healthy = a.healthy;
+                     s.last_error = a.last_error;
+                     s.failed_writes = a.failed_writes;
+                     s.pending_bytes = a.pending_bytes;
+                     s.dropped_lines = a.dropped_lines;
+                     h.sinks.push_back(std::move(s));
+                   },
+                   [&dispatcher, &ingress, &sender] {
+                     return render_event_metrics(dispatcher.stats(), ingress.stats()) +
+                            render_source_metrics(sender.stats());
+                   }};
   api_info.build_sources = &build_sources;
   api_info.build_logs = &build_logs;
   api_info.runner = runner.get();
@@ -317,7 +322,9 @@ int run(const DaemonConfig& cfg) {
     };
     return std::pair<int, int>{open("stdout"), open("stderr")};
   };
-  bopts.close_step_log = [&build_runtime](const std::string& id) { build_runtime.finish_spools(id); };
+  bopts.close_step_log = [&build_runtime](const std::string& id) {
+    build_runtime.finish_spools(id);
+  };
   bopts.logs_finished = [&build_logs, &control](const std::string& ns, const std::string& build,
                                                 std::function<void()> done) {
     build_logs.end_follows(ns, build, [&control, done = std::move(done)] {
@@ -409,7 +416,8 @@ int run(const DaemonConfig& cfg) {
     });
     // The buildpacks ClusterBuildTemplate ships with elafros; one the operator changed stays.
     api.writer().write(buildpacks_template(), ObjectWriter::Mode::kCreateOnly, [](Result<void> w) {
-      if (!w) spdlog::warn("cannot create the buildpacks ClusterBuildTemplate: {}", w.error().message);
+      if (!w)
+        spdlog::warn("cannot create the buildpacks ClusterBuildTemplate: {}", w.error().message);
     });
     proxy.start();
     api.start();

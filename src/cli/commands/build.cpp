@@ -2,8 +2,6 @@
 // create|list|describe|delete (docs/architecture.md, "Builds"): Knative Build's resources, with
 // tkn's "[step] line" logs, and knctl's --source/--git for where the source comes from.
 
-#include "cli/build_support.hpp"
-
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +10,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "cli/build_support.hpp"
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "cli/source_tar.hpp"
@@ -29,9 +28,9 @@ std::string builds_path(const Globals& g) {
 namespace {
 
 std::string templates_path(const Globals& g, bool cluster) {
-  return cluster ? std::string("/apis/build.knative.dev/v1alpha1/clusterbuildtemplates")
-                 : fmt::format("/apis/build.knative.dev/v1alpha1/namespaces/{}/buildtemplates",
-                               g.ns);
+  return cluster
+             ? std::string("/apis/build.knative.dev/v1alpha1/clusterbuildtemplates")
+             : fmt::format("/apis/build.knative.dev/v1alpha1/namespaces/{}/buildtemplates", g.ns);
 }
 
 std::string size_text(std::uint64_t n) {
@@ -132,13 +131,10 @@ int report_build(const Globals& g, const json::value& o, bool table_of_steps) {
   double took = seconds_between(field(o, "status.startTime"), field(o, "status.completionTime"));
   if (status == "True") {
     std::string image = field(o, "status.image");
-    std::cout << fmt::format("Build '{}' succeeded in {:.0f}s{}{}\n", name, took,
-                             image.empty() ? ""
-                                           : fmt::format(": image {}@{}", image,
-                                                         field(o, "status.imageDigest")),
-                             field(o, "status.pushed").empty()
-                                 ? ""
-                                 : ", pushed to " + field(o, "status.pushed"));
+    std::cout << fmt::format(
+        "Build '{}' succeeded in {:.0f}s{}{}\n", name, took,
+        image.empty() ? "" : fmt::format(": image {}@{}", image, field(o, "status.imageDigest")),
+        field(o, "status.pushed").empty() ? "" : ", pushed to " + field(o, "status.pushed"));
     return 0;
   }
   std::cerr << fmt::format("Build '{}' failed ({}): {}\n", name, reason, message);
@@ -175,7 +171,8 @@ std::string build_for_service(const ApiClient& api, const Globals& g, const std:
                               const std::string& buildpack) {
   auto started = std::chrono::steady_clock::now();
   // NAME-build-N, one more than the service's last.
-  json::value list = api.call("GET", builds_path(g) + "?labelSelector=build.elafros.dev%2Fservice%3D" + service);
+  json::value list =
+      api.call("GET", builds_path(g) + "?labelSelector=build.elafros.dev%2Fservice%3D" + service);
   std::string stem = service.substr(0, 40) + "-build-";
   int last = 0;
   for (const auto& b : array_at(list, {"items"})) {
@@ -194,9 +191,10 @@ std::string build_for_service(const ApiClient& api, const Globals& g, const std:
     if (!templ.empty()) throw std::runtime_error("give --template or --buildpack, not both");
     args.push_back("BUILDPACK=" + buildpack);
   }
-  json::object spec{{"template", template_ref(api, g, use, args)},
-                    {"cache", service},
-                    {"output", json::object{{"image", fmt::format("{}/{}:{}", g.ns, service, name)}}}};
+  json::object spec{
+      {"template", template_ref(api, g, use, args)},
+      {"cache", service},
+      {"output", json::object{{"image", fmt::format("{}/{}:{}", g.ns, service, name)}}}};
   json::value body = json::object{
       {"apiVersion", "build.knative.dev/v1alpha1"},
       {"kind", "Build"},
@@ -209,11 +207,13 @@ std::string build_for_service(const ApiClient& api, const Globals& g, const std:
   spec["source"] = json::object{{"local", json::object{{"digest", digest}}}};
   body.as_object()["spec"] = spec;
   api.call("POST", builds_path(g), &body);
-  std::cout << fmt::format("Building '{}' from {} with {} (build '{}'):\n", service, dir, use, name);
+  std::cout << fmt::format("Building '{}' from {} with {} (build '{}'):\n", service, dir, use,
+                           name);
   json::value done = follow_build(api, g, name);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (report_build(g, done, true) != 0)
-    throw std::runtime_error(fmt::format("the build failed; service '{}' was not changed", service));
+    throw std::runtime_error(
+        fmt::format("the build failed; service '{}' was not changed", service));
   std::cout << fmt::format("Source to image in {:.2f}s\n\n", took);
   return field(done, "status.image") + "@" + field(done, "status.imageDigest");
 }
@@ -319,8 +319,9 @@ int build_list(const ApiClient& api, const Globals& g) {
 int build_describe(const ApiClient& api, const Globals& g, const std::string& name) {
   json::value o = api.call("GET", builds_path(g) + "/" + name);
   if (g.output != "table") return print(g, o), 0;
-  std::cout << fmt::format("Name:         {}\nNamespace:    {}\nAge:          {}\nSource:       {}\n",
-                           name, g.ns, age(field(o, "metadata.creationTimestamp")), source_text(o));
+  std::cout << fmt::format(
+      "Name:         {}\nNamespace:    {}\nAge:          {}\nSource:       {}\n", name, g.ns,
+      age(field(o, "metadata.creationTimestamp")), source_text(o));
   if (!field(o, "spec.template.name").empty()) {
     std::string args;
     for (const auto& a : array_at(o, {"spec", "template", "arguments"}))
@@ -330,16 +331,15 @@ int build_describe(const ApiClient& api, const Globals& g, const std::string& na
   }
   std::cout << fmt::format("Timeout:      {}\n", field(o, "spec.timeout"));
   if (!field(o, "spec.output.image").empty())
-    std::cout << fmt::format("Output:       {}{}\n", field(o, "spec.output.image"),
-                             field(o, "spec.output.base").empty()
-                                 ? ""
-                                 : " on " + field(o, "spec.output.base"));
+    std::cout << fmt::format(
+        "Output:       {}{}\n", field(o, "spec.output.image"),
+        field(o, "spec.output.base").empty() ? "" : " on " + field(o, "spec.output.base"));
   if (!field(o, "status.startTime").empty())
     std::cout << fmt::format("Started:      {}\n", field(o, "status.startTime"));
   if (!field(o, "status.completionTime").empty())
-    std::cout << fmt::format("Completed:    {} ({:.0f}s)\n", field(o, "status.completionTime"),
-                             seconds_between(field(o, "status.startTime"),
-                                             field(o, "status.completionTime")));
+    std::cout << fmt::format(
+        "Completed:    {} ({:.0f}s)\n", field(o, "status.completionTime"),
+        seconds_between(field(o, "status.startTime"), field(o, "status.completionTime")));
   if (!field(o, "status.imageDigest").empty())
     std::cout << fmt::format("Image:        {}@{}\n", field(o, "status.image"),
                              field(o, "status.imageDigest"));
@@ -373,8 +373,8 @@ int build_cancel(const ApiClient& api, const Globals& g, const std::string& name
   const json::object* c = condition(o, "Succeeded");
   std::string s = c ? field(*c, "status") : "";
   if (s == "True" || s == "False")
-    throw std::runtime_error(fmt::format("build '{}' is already over ({}); nothing to cancel",
-                                         name, field(*c, "reason")));
+    throw std::runtime_error(fmt::format("build '{}' is already over ({}); nothing to cancel", name,
+                                         field(*c, "reason")));
   o.as_object()["spec"].as_object()["status"] = "BuildCancelled";
   o.as_object().erase("status");
   api.call("PUT", builds_path(g) + "/" + name, &o);
@@ -404,19 +404,22 @@ int buildpack_detect(const ApiClient& api, const Globals& g, const std::string& 
                       std::pair<std::string, std::string>{"${BUILDPACK}", ""}})
     for (auto at = script.find(k); at != std::string::npos; at = script.find(k, at + v.size()))
       script.replace(at, k.size(), v);
-  std::string name = fmt::format("detect-{:x}", std::chrono::steady_clock::now().time_since_epoch().count() & 0xffffffff);
+  std::string name = fmt::format(
+      "detect-{:x}", std::chrono::steady_clock::now().time_since_epoch().count() & 0xffffffff);
   json::value body = json::object{
       {"apiVersion", "build.knative.dev/v1alpha1"},
       {"kind", "Build"},
       {"metadata", json::object{{"name", name}, {"namespace", g.ns}}},
-      {"spec", json::object{{"steps", json::array{json::object{
-                                          {"name", "detect"}, {"image", image}, {"script", script}}}}}}};
+      {"spec",
+       json::object{{"steps", json::array{json::object{
+                                  {"name", "detect"}, {"image", image}, {"script", script}}}}}}};
   ApiClient::body_or_throw(api.request("POST", builds_path(g) + "?dryRun=All", &body));
   SourceTar tar = pack_source(dir);
   auto up = api.upload(fmt::format("/apis/elafros.dev/v1/namespaces/{}/buildsources", g.ns),
                        "application/x-tar", tar.data);
-  body.as_object()["spec"].as_object()["source"] =
-      json::object{{"local", json::object{{"digest", field(ApiClient::body_or_throw(std::move(up)), "digest")}}}};
+  body.as_object()["spec"].as_object()["source"] = json::object{
+      {"local",
+       json::object{{"digest", field(ApiClient::body_or_throw(std::move(up)), "digest")}}}};
   api.call("POST", builds_path(g), &body);
   json::value done;
   try {
@@ -440,8 +443,8 @@ int template_create(const ApiClient& api, const Globals& g, const std::string& f
   for (auto& d : docs) {
     std::string kind = field(d, "kind");
     if (kind != "BuildTemplate" && kind != "ClusterBuildTemplate")
-      throw std::runtime_error(fmt::format(
-          "{}: kind \"{}\" is not BuildTemplate or ClusterBuildTemplate", file, kind));
+      throw std::runtime_error(
+          fmt::format("{}: kind \"{}\" is not BuildTemplate or ClusterBuildTemplate", file, kind));
     bool cluster = kind == "ClusterBuildTemplate";
     if (!cluster) d.as_object()["metadata"].as_object()["namespace"] = g.ns;
     api.call("POST", templates_path(g, cluster), &d);
@@ -498,11 +501,13 @@ int template_describe(const ApiClient& api, const Globals& g, const std::string&
 void add_build_commands(CLI::App& app, Session& s) {
   auto name = std::make_shared<std::string>();
   auto f = std::make_shared<BuildFlags>();
-  auto* build = app.add_subcommand("build", "run builds: source to an image")->require_subcommand(1);
+  auto* build =
+      app.add_subcommand("build", "run builds: source to an image")->require_subcommand(1);
 
   auto* create = build->add_subcommand("create", "create a build and run it");
   create->add_option("name", *name, "the build's name")->required();
-  create->add_option("--source", f->source, "a directory to upload (honours .gitignore and .elafrosignore)");
+  create->add_option("--source", f->source,
+                     "a directory to upload (honours .gitignore and .elafrosignore)");
   create->add_option("--git", f->git, "a git repository to clone, URL[#BRANCH|TAG|COMMIT]");
   create->add_option("--template", f->templ, "a BuildTemplate or ClusterBuildTemplate to run");
   create->add_option("--arg", f->args, "NAME=VALUE: a template argument (repeatable)");
@@ -511,11 +516,13 @@ void add_build_commands(CLI::App& app, Session& s) {
   create->add_option("--step-command", f->step_command, "the step's command and arguments");
   create->add_option("--env", f->env, "NAME=VALUE for the step (repeatable)");
   create->add_option("--output-image", f->output_image, "store /workspace as this image");
-  create->add_option("--output-path", f->output_path, "the directory that becomes the image's layer (default /workspace)");
+  create->add_option("--output-path", f->output_path,
+                     "the directory that becomes the image's layer (default /workspace)");
   create->add_option("--base", f->base, "the image the output goes on (default: the last step's)");
   create->add_option("--push", f->push, "then push the image to HOST[:PORT]/REPO[:TAG]");
   create->add_option("--timeout", f->timeout, "how long it may run, e.g. 10m (default 10m)");
-  create->add_option("--cache", f->cache, "the cache steps see at /cache (default: one per build name)");
+  create->add_option("--cache", f->cache,
+                     "the cache steps see at /cache (default: one per build name)");
   create->add_flag("--follow,-f", f->follow, "stream its logs until it is over, then its outcome");
   create->callback([&s, name, f] {
     s.run = [&s, name, f](const ApiClient& api) { return build_create(api, s.g, *name, *f); };
@@ -554,8 +561,10 @@ void add_build_commands(CLI::App& app, Session& s) {
   });
 
   auto builder = std::make_shared<std::string>();
-  auto* bp = app.add_subcommand("buildpack", "buildpacks (Heroku's v2 contract)")->require_subcommand(1);
-  auto* detect = bp->add_subcommand("detect", "say which buildpack would build a directory, and why");
+  auto* bp =
+      app.add_subcommand("buildpack", "buildpacks (Heroku's v2 contract)")->require_subcommand(1);
+  auto* detect =
+      bp->add_subcommand("detect", "say which buildpack would build a directory, and why");
   detect->add_option("dir", *name, "the source directory")->required();
   detect->add_option("--builder", *builder, "the builder image (default: the template's)");
   detect->callback([&s, name, builder] {

@@ -1,6 +1,7 @@
 // elafros image import|pull|list|rm|prune and elafros registry login|logout|list.
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -8,8 +9,6 @@
 #include <cstring>
 #include <iostream>
 #include <stdexcept>
-
-#include <unistd.h>
 
 #include "cli/commands.hpp"
 #include "cli/output.hpp"

@@ -17,7 +17,9 @@ const KindInfo& kind(const char* k) {
   return *info;
 }
 
-json::object object(const char* text) { return json::parse(text).as_object(); }
+json::object object(const char* text) {
+  return json::parse(text).as_object();
+}
 
 std::string admit_error(const char* k, const char* text) {
   auto r = kind(k).admit(object(text));
@@ -50,10 +52,13 @@ TEST_CASE("bad Builds are refused naming the field") {
              Catch::Contains("spec.bogus: unknown field"));
   CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"name":"a"}]}})"),
              Catch::Contains("spec.steps[0].image: an image is required"));
-  CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x","script":"a","command":["b"]}]}})"),
-             Catch::Contains("either a script or a command"));
-  CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"name":"a","image":"x"},{"name":"a","image":"y"}]}})"),
-             Catch::Contains("another step is named \"a\""));
+  CHECK_THAT(
+      admit_error("Build", R"({"spec":{"steps":[{"image":"x","script":"a","command":["b"]}]}})"),
+      Catch::Contains("either a script or a command"));
+  CHECK_THAT(
+      admit_error("Build",
+                  R"({"spec":{"steps":[{"name":"a","image":"x"},{"name":"a","image":"y"}]}})"),
+      Catch::Contains("another step is named \"a\""));
   CHECK_THAT(admit_error("Build", R"({"spec":{}})"), Catch::Contains("needs steps or a template"));
   CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x"}],"timeout":"forever"}})"),
              Catch::Contains("spec.timeout: \"forever\" is not a duration"));
@@ -64,20 +69,35 @@ TEST_CASE("bad Builds are refused naming the field") {
   CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x"}],
       "source":{"git":{"url":"file:///r"},"custom":{"image":"x"}}}})"),
              Catch::Contains("exactly one of local, git or custom"));
-  CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x"}],"source":{"local":{"digest":"abc"}}}})"),
-             Catch::Contains("spec.source.local.digest: must be the sha256"));
-  CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x"}],"source":{"git":{"url":"--upload-pack=x"}}}})"),
-             Catch::Contains("may not start with '-'"));
-  CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x"}],"source":{"git":{"url":"u"},"subPath":"../x"}}})"),
-             Catch::Contains("spec.source.subPath"));
-  CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x"}],"output":{"push":"r/x:1"}}})"),
-             Catch::Contains("spec.output.image: needed with push"));
-  CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x","volumeMounts":[{"name":"v","mountPath":"/v"}]}]}})"),
-             Catch::Contains("no volume is named \"v\""));
-  CHECK_THAT(admit_error("Build", R"({"spec":{"steps":[{"image":"x"}],"volumes":[{"name":"v","hostPath":{}}]}})"),
-             Catch::Contains("spec.volumes[0].hostPath: unknown field"));
-  CHECK_THAT(admit_error("Build", R"({"metadata":{"name":"Bad_Name"},"spec":{"steps":[{"image":"x"}]}})"),
-             Catch::Contains("metadata.name: \"Bad_Name\" is not a Build name"));
+  CHECK_THAT(
+      admit_error("Build",
+                  R"({"spec":{"steps":[{"image":"x"}],"source":{"local":{"digest":"abc"}}}})"),
+      Catch::Contains("spec.source.local.digest: must be the sha256"));
+  CHECK_THAT(
+      admit_error(
+          "Build",
+          R"({"spec":{"steps":[{"image":"x"}],"source":{"git":{"url":"--upload-pack=x"}}}})"),
+      Catch::Contains("may not start with '-'"));
+  CHECK_THAT(
+      admit_error(
+          "Build",
+          R"({"spec":{"steps":[{"image":"x"}],"source":{"git":{"url":"u"},"subPath":"../x"}}})"),
+      Catch::Contains("spec.source.subPath"));
+  CHECK_THAT(
+      admit_error("Build", R"({"spec":{"steps":[{"image":"x"}],"output":{"push":"r/x:1"}}})"),
+      Catch::Contains("spec.output.image: needed with push"));
+  CHECK_THAT(
+      admit_error(
+          "Build",
+          R"({"spec":{"steps":[{"image":"x","volumeMounts":[{"name":"v","mountPath":"/v"}]}]}})"),
+      Catch::Contains("no volume is named \"v\""));
+  CHECK_THAT(
+      admit_error("Build",
+                  R"({"spec":{"steps":[{"image":"x"}],"volumes":[{"name":"v","hostPath":{}}]}})"),
+      Catch::Contains("spec.volumes[0].hostPath: unknown field"));
+  CHECK_THAT(
+      admit_error("Build", R"({"metadata":{"name":"Bad_Name"},"spec":{"steps":[{"image":"x"}]}})"),
+      Catch::Contains("metadata.name: \"Bad_Name\" is not a Build name"));
 }
 
 TEST_CASE("a template's parameters are substituted, with defaults, as Knative Build does") {
@@ -108,11 +128,13 @@ TEST_CASE("a missing required parameter or an undeclared argument is refused, na
   REQUIRE(extra);
   auto e = resolve_build_steps(*extra, &*t);
   REQUIRE_FALSE(e);
-  CHECK_THAT(e.error().message, Catch::Contains("has no parameter WHERE (its parameters: WHO, HOW)"));
+  CHECK_THAT(e.error().message,
+             Catch::Contains("has no parameter WHERE (its parameters: WHO, HOW)"));
 }
 
 TEST_CASE("a custom source runs first, as a step") {
-  auto b = build_from_object(object(R"({"spec":{"source":{"custom":{"image":"fetcher","args":["x"]}},
+  auto b =
+      build_from_object(object(R"({"spec":{"source":{"custom":{"image":"fetcher","args":["x"]}},
     "steps":[{"name":"build","image":"busybox"}]}})"));
   REQUIRE(b);
   auto steps = resolve_build_steps(*b, nullptr);

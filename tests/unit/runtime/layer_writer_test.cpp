@@ -114,7 +114,8 @@ TEST_CASE("absolute and escaping symlinks are refused, naming the file") {
   fs::create_symlink("/etc/passwd", src + "/sub/abs");
   auto r = write_layer(src, dir.path() + "/x.tgz", {});
   REQUIRE_FALSE(r);
-  CHECK_THAT(r.error().message, Catch::Contains("/workspace/sub/abs is a symlink to \"/etc/passwd\""));
+  CHECK_THAT(r.error().message,
+             Catch::Contains("/workspace/sub/abs is a symlink to \"/etc/passwd\""));
   fs::remove(src + "/sub/abs");
   fs::create_symlink("../../outside", src + "/sub/esc");
   r = write_layer(src, dir.path() + "/x.tgz", {});
