@@ -1,6 +1,6 @@
 #pragma once
 // Uploaded source archives (docs/architecture.md, "Builds"), kept by digest under
-// <data-dir>/builds/sources/sha256/<hex>.tar until no Build names them.
+// <data-dir>/builds/sources/sha256/<hex>.tar: the same source uploaded again is stored once.
 
 #include <cstdint>
 #include <string>

@@ -294,6 +294,11 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
   }
 
   void enqueue(Build b) {
+    // Listed at start and replayed by the feed: once is enough.
+    for (const auto& q : queue_)
+      if (q.uid == b.uid) return;
+    for (const auto& [key, run] : runs_)
+      if (run->build.uid == b.uid) return;
     // A Build created again under the name of one that still stops waits for it (pump()).
     if (b.cancelled) {
       ++stats_.failed;
