@@ -55,6 +55,7 @@ out=$(e service update py --source "$src/examples/apps/python-app" 2>&1)
 second=$(python3 -c "import time; print(f'{time.time()-$start:.2f}')")
 echo "     python app, source to Ready: first ${first}s, second (cached) ${second}s"
 check "the second build of unchanged source restores the cache" contains "$out" "Restoring the compiled app from the cache"
+check "...says its app layer was unchanged" contains "$out" "The app layer was unchanged"
 check "...and gives the same image digest (reproducible)" [ "$(build_field py-build-2 'o["status"]["imageDigest"]')" = "$digest1" ]
 check "the service runs the build's result, pinned by digest" contains "$(e revision describe py-00002 -o json)" "$digest1"
 out=$(e service create py2 --source "$src/examples/apps/python-app" --buildpack static --no-wait 2>&1 || true)
@@ -94,6 +95,11 @@ umoci unpack --rootless --image "$layout:built" "$work/unpacked" >/dev/null 2>&1
 check "umoci unpack gives the app under /workspace with its vendored package" [ -f "$work/unpacked/rootfs/workspace/.python/site-packages/greeting/__init__.py" ]
 check "...on the builder's python3" [ -x "$work/unpacked/rootfs/usr/bin/python3.11" ]
 check "...with the fixed mtime of 1980-01-01T00:00:01Z" [ "$(stat -c %Y "$work/unpacked/rootfs/workspace/app.py")" = 315532801 ]
+
+if [ -f /sys/fs/cgroup/cpu/cpu.shares ]; then
+  check "builds run under a cgroup parent with a lower CPU weight than instances" \
+    [ "$(cat /sys/fs/cgroup/cpu/elafros-builds/cpu.shares)" = 512 ]
+fi
 
 # --- templates: substitution, defaults, a required parameter ------------------------------------
 cat >"$work/template.yaml" <<'EOF'

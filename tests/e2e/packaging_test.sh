@@ -47,7 +47,7 @@ comp="$root/usr/share/bash-completion/completions/elafros"
 check "the completion script is valid bash" bash -n "$comp"
 complete_words() { bash -c "source '$comp'; COMP_WORDS=($1); COMP_CWORD=\$((\${#COMP_WORDS[@]} - 1)); _elafros; echo \"\${COMPREPLY[*]}\""; }
 check "it completes commands" test "$(complete_words 'elafros se')" = "service"
-check "it completes subcommands" test "$(complete_words 'elafros image p')" = "pull prune"
+check "it completes subcommands" test "$(complete_words 'elafros image p')" = "pull push prune"
 check "it completes a command's flags" grep -qw -- "--follow" <<<"$(complete_words 'elafros logs x --f')"
 
 if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed"; exit 1; fi

@@ -135,6 +135,8 @@ int report_build(const Globals& g, const json::value& o, bool table_of_steps) {
         "Build '{}' succeeded in {:.0f}s{}{}\n", name, took,
         image.empty() ? "" : fmt::format(": image {}@{}", image, field(o, "status.imageDigest")),
         field(o, "status.pushed").empty() ? "" : ", pushed to " + field(o, "status.pushed"));
+    if (message.find("its layer was stored already") != std::string::npos)
+      std::cout << "The app layer was unchanged: the image store had it already.\n";
     return 0;
   }
   std::cerr << fmt::format("Build '{}' failed ({}): {}\n", name, reason, message);
