@@ -229,7 +229,6 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
         continue;
       }
       if (!status_string(o, "startTime").empty()) {
-        ++stats_.failed;
         json::object st = base_status(o);
         finish_status(st, "DaemonRestarted",
                       "elafrosd stopped or restarted while this build ran; its containers were "
@@ -285,7 +284,6 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
         stop_step(it->second);
       }
     } else if (remove_queued(key)) {
-      ++stats_.failed;
       json::object st = base_status(e.object);
       finish_status(st, "BuildCancelled", "the build was cancelled before it started", false);
       write_status(*b, std::move(st));
@@ -301,7 +299,6 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       if (run->build.uid == b.uid) return;
     // A Build created again under the name of one that still stops waits for it (pump()).
     if (b.cancelled) {
-      ++stats_.failed;
       json::object st;
       finish_status(st, "BuildCancelled", "the build was cancelled before it started", false);
       write_status(b, std::move(st));
@@ -340,7 +337,6 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       write_status(b, std::move(st));
       ++ahead;
     }
-    stats_.queued = static_cast<int>(queue_.size());
   }
 
   void pump() {
@@ -358,12 +354,10 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       run->key = key;
       runs_[key] = run;
       ++running_;
-      ++stats_.started;
       started = true;
       asio::co_spawn(control_, execute(shared_from_this(), run), asio::detached);
     }
     if (started) publish_queue();
-    stats_.running = running_;
   }
 
   // --- one build ----------------------------------------------------------------------------
@@ -412,10 +406,6 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       run->deadline->cancel();
     }
     (void)co_await offload(work_.get_executor(), &remove_dir, run->dirs.root);
-    if (outcome == "Succeeded")
-      ++stats_.succeeded;
-    else
-      ++stats_.failed;
     if (outcome != "Deleted") {
       json::object st = running_status(*run);
       finish_status(st, outcome, message, outcome == "Succeeded");
@@ -436,7 +426,6 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     bool deleted = run->deleted;
     runs_.erase(run->key);
     --running_;
-    stats_.running = running_;
     auto after = [weak = weak_from_this(), ns, name, deleted] {
       auto s = weak.lock();
       if (s && deleted && s->options_.logs_removed) s->options_.logs_removed(ns, name);
@@ -843,7 +832,6 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
   int running_ = 0;
   bool stopped_ = false;
   std::uint64_t watch_id_ = 0;
-  BuildStats stats_;
 };
 
 BuildController::BuildController(asio::io_context& control, asio::thread_pool& store_thread,
@@ -870,10 +858,6 @@ void BuildController::start(std::int64_t from, std::function<void(Result<void>)>
 
 void BuildController::stop() {
   impl_->stop();
-}
-
-BuildStats BuildController::stats() const {
-  return impl_->stats_;
 }
 
 }  // namespace elafros

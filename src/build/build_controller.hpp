@@ -57,14 +57,6 @@ struct BuildControllerOptions {
   std::function<void(const std::string& ns, const std::string& build, const ImageRecord&)> built;
 };
 
-struct BuildStats {
-  std::uint64_t started = 0;
-  std::uint64_t succeeded = 0;
-  std::uint64_t failed = 0;  // Failed, BuildTimeout, BuildCancelled and DaemonRestarted
-  int running = 0;
-  int queued = 0;
-};
-
 class BuildController {
  public:
   BuildController(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
@@ -82,7 +74,6 @@ class BuildController {
   // Stops following. Steps that run go on until the next start removes them and marks their
   // Builds DaemonRestarted (a build is not resumed midway).
   void stop();
-  BuildStats stats() const;
 
  private:
   class Impl;
