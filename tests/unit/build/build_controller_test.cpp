@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <map>
+#include <future>
 #include <mutex>
 
 #include "commit_queue.hpp"
@@ -132,7 +134,7 @@ struct Harness {
       ImageRecord rec;
       rec.name = std::string(name) + ":latest";
       rec.digest = digest(c);
-      REQUIRE(store->put_image(rec));
+      REQUIRE(store->put_image(rec));  // before any other thread uses the store
       runtime.set_image(rec.digest, script);
     }
   }
@@ -181,8 +183,13 @@ struct Harness {
                         {"spec", spec}};
   }
 
+  // Read on the store thread: the store is one-thread-at-a-time, and the controller uses it.
   json::object get(const std::string& name) {
-    auto o = store->get_object({kBuildGroup, "Build", "default", name});
+    std::promise<Result<json::object>> read;
+    boost::asio::post(store_thread, [&] {
+      read.set_value(store->get_object({kBuildGroup, "Build", "default", name}));
+    });
+    auto o = read.get_future().get();
     REQUIRE(o);
     return *o;
   }
