@@ -92,7 +92,7 @@ awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
   auto image =
       co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
   // NAME@sha256:…, as a build's result is deployed: the stored image with that digest, under
-  // that name or any other.
+  // that name or any other. Not stored: a registry reference pinned by digest, pulled below.
   if (auto at = reference.rfind("@sha256:"); !image && at != std::string::npos) {
     std::string name = reference.substr(0, at), digest = reference.substr(at + 1);
     auto named = co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, name);
@@ -101,10 +101,6 @@ awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
     if (all)
       for (auto& rec : *all)
         if (rec.digest == digest) co_return rec;
-    co_return Error::invalid(fmt::format(
-        "spec.template.spec.containers[0].image: no stored image has the digest {} (of \"{}\"); "
-        "'elafros image list' shows the stored images",
-        digest, reference));
   }
   const bool always = pull_policy == "Always";
   auto registry = parse_registry_reference(reference);
