@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,6 +29,7 @@
 #include "elafros/build.hpp"
 #include "elafros/errno_text.hpp"
 #include "elafros/object_meta.hpp"
+#include "elafros/prometheus_text.hpp"
 #include "elafros/resource_json.hpp"
 #include "offload.hpp"
 
@@ -181,6 +183,20 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     if (options_.max_concurrent < 1) options_.max_concurrent = 1;
   }
 
+  // Counted on the control thread, read by /metrics from any thread.
+  struct Counters {
+    std::atomic<std::uint64_t> started{0};
+    std::atomic<int> running{0}, queued{0};
+    static constexpr const char* kReasons[] = {"Succeeded", "Failed", "BuildTimeout",
+                                               "BuildCancelled", "DaemonRestarted"};
+    std::atomic<std::uint64_t> finished[5] = {};
+    void finish(const std::string& reason) {
+      for (std::size_t i = 0; i < 5; ++i)
+        if (reason == kReasons[i]) ++finished[i];
+    }
+  };
+  Counters counters_;
+
   struct Run {
     Build build;
     std::vector<BuildStep> steps;  // what runs, the git clone (image "") first
@@ -230,6 +246,7 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       }
       if (!status_string(o, "startTime").empty()) {
         json::object st = base_status(o);
+        counters_.finish("DaemonRestarted");
         finish_status(st, "DaemonRestarted",
                       "elafrosd stopped or restarted while this build ran; its containers were "
                       "removed. Builds are not resumed: delete it and create it again to rebuild",
@@ -285,6 +302,7 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       }
     } else if (remove_queued(key)) {
       json::object st = base_status(e.object);
+      counters_.finish("BuildCancelled");
       finish_status(st, "BuildCancelled", "the build was cancelled before it started", false);
       write_status(*b, std::move(st));
       publish_queue();
@@ -300,6 +318,7 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     // A Build created again under the name of one that still stops waits for it (pump()).
     if (b.cancelled) {
       json::object st;
+      counters_.finish("BuildCancelled");
       finish_status(st, "BuildCancelled", "the build was cancelled before it started", false);
       write_status(b, std::move(st));
       return;
@@ -337,6 +356,7 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       write_status(b, std::move(st));
       ++ahead;
     }
+    counters_.queued = static_cast<int>(queue_.size());
   }
 
   void pump() {
@@ -354,10 +374,12 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
       run->key = key;
       runs_[key] = run;
       ++running_;
+      ++counters_.started;
       started = true;
       asio::co_spawn(control_, execute(shared_from_this(), run), asio::detached);
     }
     if (started) publish_queue();
+    counters_.running = running_;
   }
 
   // --- one build ----------------------------------------------------------------------------
@@ -407,6 +429,7 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     }
     (void)co_await offload(work_.get_executor(), &remove_dir, run->dirs.root);
     if (outcome != "Deleted") {
+      counters_.finish(outcome);
       json::object st = running_status(*run);
       finish_status(st, outcome, message, outcome == "Succeeded");
       if (auto it = built_.find(run->key); it != built_.end()) {
@@ -426,6 +449,7 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     bool deleted = run->deleted;
     runs_.erase(run->key);
     --running_;
+    counters_.running = running_;
     auto after = [weak = weak_from_this(), ns, name, deleted] {
       auto s = weak.lock();
       if (s && deleted && s->options_.logs_removed) s->options_.logs_removed(ns, name);
@@ -858,6 +882,24 @@ void BuildController::start(std::int64_t from, std::function<void(Result<void>)>
 
 void BuildController::stop() {
   impl_->stop();
+}
+
+std::string BuildController::metrics() const {
+  const auto& c = impl_->counters_;
+  PrometheusText t;
+  t.family("elafros_builds_started_total", "counter", "Builds that started running.");
+  t.sample("elafros_builds_started_total", "", static_cast<double>(c.started.load()));
+  t.family("elafros_builds_finished_total", "counter",
+           "Builds that ended, by the reason of their Succeeded condition.");
+  for (std::size_t i = 0; i < 5; ++i)
+    t.sample("elafros_builds_finished_total",
+             fmt::format("reason=\"{}\"", Impl::Counters::kReasons[i]),
+             static_cast<double>(c.finished[i].load()));
+  t.family("elafros_builds_running", "gauge", "Builds running now.");
+  t.sample("elafros_builds_running", "", c.running.load());
+  t.family("elafros_builds_queued", "gauge", "Builds waiting for a slot (build-max-concurrent).");
+  t.sample("elafros_builds_queued", "", c.queued.load());
+  return t.take();
 }
 
 }  // namespace elafros

@@ -74,6 +74,8 @@ class BuildController {
   // Stops following. Steps that run go on until the next start removes them and marks their
   // Builds DaemonRestarted (a build is not resumed midway).
   void stop();
+  // Prometheus text: builds started, finished by reason, running and waiting. Any thread.
+  std::string metrics() const;
 
  private:
   class Impl;

@@ -279,6 +279,7 @@ int run(const DaemonConfig& cfg) {
   EventController event_controller(control, store_thread, **store, watch_cache, commits, brokers,
                                    eopts);
 
+  BuildController* builds_ptr = nullptr;  // for /metrics, set once it exists
   ApiInfo api_info{kVersion,
                    data_dir,
                    cfg.socket,
@@ -299,9 +300,10 @@ int run(const DaemonConfig& cfg) {
                      s.dropped_lines = a.dropped_lines;
                      h.sinks.push_back(std::move(s));
                    },
-                   [&dispatcher, &ingress, &sender] {
+                   [&dispatcher, &ingress, &sender, &builds_ptr] {
                      return render_event_metrics(dispatcher.stats(), ingress.stats()) +
-                            render_source_metrics(sender.stats());
+                            render_source_metrics(sender.stats()) +
+                            (builds_ptr ? builds_ptr->metrics() : std::string());
                    }};
   api_info.build_sources = &build_sources;
   api_info.build_logs = &build_logs;
@@ -339,6 +341,7 @@ int run(const DaemonConfig& cfg) {
   };
   BuildController builds(control, store_thread, build_work, **store, watch_cache, commits,
                          build_runtime, *runner, build_sources, exporter, bopts);
+  builds_ptr = &builds;
   // Sources' events: their controller writes through the API's hooks.
   SourceControllerOptions sopts;
   sopts.ingress_url = eopts.ingress_url;

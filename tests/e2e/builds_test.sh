@@ -166,6 +166,10 @@ check "...reason BuildCancelled" [ "$(reason cancelme)" = BuildCancelled ]
 check "the waiting build then runs and succeeds" wait_until 20 ended queued
 check "...Succeeded" [ "$(reason queued)" = Succeeded ]
 check "failed, timed-out and cancelled builds leave no container, mount, cgroup or workspace" wait_until 10 no_leftovers
+metrics=$(api /metrics)
+check "/metrics counts the timed-out build" contains "$metrics" 'elafros_builds_finished_total{reason="BuildTimeout"} 1'
+check "...the cancelled one" contains "$metrics" 'elafros_builds_finished_total{reason="BuildCancelled"} 1'
+check "...and the running and waiting ones" grep -qE '^elafros_builds_running [01]$' <<<"$metrics"
 check "the failed build's logs stay readable" contains "$(e build logs broken)" "[build] error: no such file"
 check "the timed-out build's logs stay readable" [ "$(e build logs slow)" = "[build] started" ]
 check "the cancelled build's logs stay readable" [ "$(e build logs cancelme)" = "[build] waiting" ]
