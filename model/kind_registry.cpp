@@ -35,6 +35,7 @@ const KindRegistry& builtin_kinds() {
     register_eventing_kinds(r);
     register_source_kinds(r);
     register_build_kinds(r);
+    register_core_kinds(r);
     return r;
   }();
   return registry;

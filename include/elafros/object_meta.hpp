@@ -16,6 +16,8 @@ namespace elafros {
 inline constexpr const char* kServingGroup = "serving.knative.dev";
 // Held by every Service until the serving controller has stopped its instances.
 inline constexpr const char* kServiceFinalizer = "serving.elafros.dev/instances";
+// Held by every Namespace until the namespace controller has deleted what it holds.
+inline constexpr const char* kNamespaceFinalizer = "elafros.dev/namespace";
 
 // metadata.<field> as a string, "" when absent.
 std::string meta_string(const boost::json::object& object, std::string_view field);

@@ -14,6 +14,7 @@
 #include "api/discovery.hpp"
 #include "api/http_listener.hpp"
 #include "api/image_puller.hpp"
+#include "api/namespace_hooks.hpp"
 #include "api/resource_api.hpp"
 #include "api/serving_hooks.hpp"
 #include "elafros/build.hpp"
@@ -39,6 +40,7 @@ class ApiServer::Impl {
         info_(std::move(info)) {
     resources_.set_hooks(kServingGroup, "Service", &serving_);
     resources_.set_hooks(kServingGroup, "Revision", &serving_);
+    resources_.set_hooks("", "Namespace", &namespaces_);
     // Fixed paths first: the generic resource patterns would match some of them.
     if (info_.build_sources) {
       api::BuildApiParts bp{info_.build_sources, info_.build_logs, info_.runner,
@@ -144,6 +146,7 @@ class ApiServer::Impl {
   api::ResourceApi resources_;
   api::ServingHooks serving_;
   std::unique_ptr<api::BuildHooks> build_hooks_;
+  api::NamespaceHooks namespaces_;
   api::DaemonApiParts parts_;
   ApiInfo info_;
   api::Router router_;

@@ -539,6 +539,24 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   // presented to the client.
   awaitable<Result<json::object>> write(const KindInfo& k, const json::object* old,
                                         json::object obj, std::int64_t expected, bool dry) {
+    // A namespaced object is created only in a namespace that exists and is not going away.
+    if (!old && k.namespaced) {
+      std::string ns = meta_string(obj, "namespace");
+      ObjectKey nk{"", "Namespace", "", ns};
+      auto found =
+          co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_, nk);
+      if (!found && found.error().code == ErrorCode::kNotFound)
+        co_return Error::not_found(fmt::format(
+            "namespaces \"{}\" not found: create it first ('elafros namespace create {}' or "
+            "'kubectl create namespace {}')",
+            ns, ns, ns));
+      if (!found) co_return found.error();
+      if (!meta_string(*found, "deletionTimestamp").empty())
+        co_return Error{ErrorCode::kForbidden,
+                        fmt::format("unable to create new content in namespace {} because it is "
+                                    "being terminated",
+                                    ns)};
+    }
     std::vector<ObjectWrite> also;
     if (auto* h = hooks_for(k)) {
       auto r = co_await h->before_write(k, old, obj, also, dry);

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add_eventing_commands(app, s);
   add_source_commands(app, s);
   add_build_commands(app, s);
+  add_namespace_commands(app, s);
   std::string shell;
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));

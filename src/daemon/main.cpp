@@ -38,6 +38,7 @@
 #include "image_exporter.hpp"
 #include "image_store.hpp"
 #include "log_collector.hpp"
+#include "policy/namespace_controller.hpp"
 #include "posix_process_runner.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/broker_ingress.hpp"
@@ -394,6 +395,9 @@ int run(const DaemonConfig& cfg) {
   std::thread events_thread([&events_io] { events_io.run(); });
 
   int exit_code = 0;
+  NamespaceController namespaces(control, store_thread, **store, watch_cache, commits,
+                                 api.writer());
+  std::function<void()> start_serving;
   reconciler.start([&](Result<void> r) {
     if (!r) {
       spdlog::critical("cannot recover the stored state: {}", r.error().message);
@@ -401,6 +405,18 @@ int run(const DaemonConfig& cfg) {
       control.stop();
       return;
     }
+    // Namespaces first: `default` exists before any other controller or client writes.
+    namespaces.start(loaded_version, [&](Result<void> nr) {
+      if (!nr) {
+        spdlog::critical("cannot load the namespaces: {}", nr.error().message);
+        exit_code = 1;
+        control.stop();
+        return;
+      }
+      start_serving();
+    });
+  });
+  start_serving = [&] {
     if (auto w = serving.start(loaded_version); !w) {
       spdlog::critical("cannot watch the stored state: {}", w.error().message);
       exit_code = 1;
@@ -427,7 +443,7 @@ int run(const DaemonConfig& cfg) {
     spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion,
                  cfg.socket, listen, data_dir);
     notify_systemd("READY=1\nSTATUS=serving");
-  });
+  };
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests finish (bounded), leave workloads
   // running for the next start to adopt, and exit 0.
@@ -440,6 +456,7 @@ int run(const DaemonConfig& cfg) {
       event_controller.stop();
       sources.stop();
       builds.stop();
+      namespaces.stop();
       dispatcher.stop();
       reconciler.shutdown();
       control.stop();

@@ -98,6 +98,7 @@ out=$(e apply -f "$work/hello.yaml")
 check "re-applying the export changes nothing" contains "$out" "Service 'hello' unchanged"
 check "... no new generation" test "$(generation)" = "$gen"
 e service export hello --with-revisions | sed 's/namespace: default/namespace: copy/' >"$work/copy.yaml"
+e namespace create copy >/dev/null
 out=$(e apply -f "$work/copy.yaml")
 check "apply of an export with revisions recreates the service elsewhere" contains "$out" "Service 'hello' created in namespace 'copy'"
 check "... with the same revision names" \
