@@ -36,6 +36,10 @@ spec:
             - name: GREETING
               value: Howdy
 YAML
+printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kns\n' >"$work/ns.yaml"
+check "kubectl apply of a Namespace creates it" contains "$(k apply -f "$work/ns.yaml" 2>&1)" "namespace/kns created"
+check "kubectl get ns shows it Active" grep -qE "^kns +Active" <<<"$(k get ns 2>&1)"
+check "kubectl delete namespace deletes it" contains "$(k delete namespace kns 2>&1)" 'namespace "kns" deleted'
 out=$(k apply -f "$work/hello.yaml" 2>&1)
 check "kubectl apply creates the service" contains "$out" "service.serving.knative.dev/hello created"
 k wait ksvc/hello --for=condition=Ready --timeout=60s >/dev/null
