@@ -23,6 +23,8 @@ const char* to_string(ErrorCode code) {
       return "Conflict";
     case ErrorCode::kGone:
       return "Expired";
+    case ErrorCode::kUnsupportedMediaType:
+      return "UnsupportedMediaType";
     case ErrorCode::kTooManyRequests:
       return "TooManyRequests";
     case ErrorCode::kUnavailable:
@@ -53,6 +55,8 @@ int http_status(ErrorCode code) {
       return 409;
     case ErrorCode::kGone:
       return 410;
+    case ErrorCode::kUnsupportedMediaType:
+      return 415;
     case ErrorCode::kTooManyRequests:
       return 429;
     case ErrorCode::kUnavailable:

@@ -20,9 +20,11 @@ enum class ErrorCode {
   kConflict,            // a write based on a stale resourceVersion: Conflict (409)
   kFailedPrecondition,  // valid, but the system is not in a state to do it: Conflict (409)
   kGone,                // a watch from a resourceVersion too old to replay: Expired (410)
-  kTooManyRequests,     // over a limit; retry later: TooManyRequests (429)
-  kUnavailable,         // transient: try again: ServiceUnavailable (503)
-  kInternal,            // a bug or an environment failure: InternalError (500)
+  kUnsupportedMediaType,  // a body in an encoding elafrosd does not read: UnsupportedMediaType
+                          // (415)
+  kTooManyRequests,       // over a limit; retry later: TooManyRequests (429)
+  kUnavailable,           // transient: try again: ServiceUnavailable (503)
+  kInternal,              // a bug or an environment failure: InternalError (500)
 };
 
 struct Error {

@@ -466,6 +466,16 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
 
   // The object a create or update body carries, checked against the path.
   Result<json::object> body_object(const ApiRequest& req, const KindInfo& k) {
+    // Kubernetes' clients send built-in kinds as protobuf unless told otherwise; a 415 makes
+    // them send JSON again.
+    std::string type = req.content_type.substr(0, req.content_type.find(';'));
+    if (type.find("protobuf") != std::string::npos || type.find("cbor") != std::string::npos)
+      return Error{ErrorCode::kUnsupportedMediaType,
+                   fmt::format("the Content-Type \"{}\" is not supported: elafrosd reads "
+                               "application/json only; kubectl's typed commands (create "
+                               "namespace, create secret) send protobuf, so write the object as "
+                               "YAML and 'kubectl apply -f' it",
+                               type)};
     auto v = parse_json_body(req.body);
     if (!v) return v.error();
     if (!v->is_object()) return Error::bad_request("the request body must be a JSON object");

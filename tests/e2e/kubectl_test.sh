@@ -38,6 +38,9 @@ spec:
 YAML
 printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kns\n' >"$work/ns.yaml"
 check "kubectl apply of a Namespace creates it" contains "$(k apply -f "$work/ns.yaml" 2>&1)" "namespace/kns created"
+out=$(k create namespace kns2 2>&1 || true)
+check "a protobuf body (kubectl create namespace) gets 415 saying to apply YAML" contains "$out" "(UnsupportedMediaType)"
+check "...and how" contains "$out" "'kubectl apply -f' it"
 check "kubectl get ns shows it Active" grep -qE "^kns +Active" <<<"$(k get ns 2>&1)"
 check "kubectl delete namespace deletes it" contains "$(k delete namespace kns 2>&1)" 'namespace "kns" deleted'
 out=$(k apply -f "$work/hello.yaml" 2>&1)
