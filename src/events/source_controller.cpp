@@ -487,7 +487,6 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
     }
   }
 
-
   // --- ApiServerSource --------------------------------------------------------------------------
 
   struct Watching {

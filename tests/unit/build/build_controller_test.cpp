@@ -13,8 +13,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <csignal>
-#include <map>
 #include <future>
+#include <map>
 #include <mutex>
 
 #include "commit_queue.hpp"
