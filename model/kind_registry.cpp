@@ -36,6 +36,7 @@ const KindRegistry& builtin_kinds() {
     register_source_kinds(r);
     register_build_kinds(r);
     register_core_kinds(r);
+    register_rbac_kinds(r);
     return r;
   }();
   return registry;

@@ -68,6 +68,7 @@ void register_eventing_kinds(KindRegistry& registry);
 void register_source_kinds(KindRegistry& registry);
 void register_build_kinds(KindRegistry& registry);
 void register_core_kinds(KindRegistry& registry);  // v1 Namespace
+void register_rbac_kinds(KindRegistry& registry);  // Role, ClusterRole and their bindings
 
 // A printer column's value: the subset of JSONPath that printer columns use (.a.b, ['k'] and
 // [?(@.f=='v')]). Null when the path names nothing.

@@ -25,6 +25,9 @@ awaitable<bool> Responder::send_json(int status, const json::value& body) {
 
 awaitable<bool> Responder::send_error(const Error& error) {
   json::object status = status_object(error);
+  if (const json::value* reason = status.if_contains("reason"); reason && reason->is_string())
+    answered_reason = reason->get_string();
+  answered_message = error.message;
   co_return co_await send(http_status(error.code), "application/json",
                           json::serialize(status) + "\n");
 }

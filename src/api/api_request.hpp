@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "elafros/rbac.hpp"
 #include "elafros/result.hpp"
 
 namespace elafros::api {
@@ -27,7 +28,10 @@ struct ApiRequest {
   std::string content_type;
   std::string accept;
   std::string body;
-  std::string user;  // who is asking: "system:admin" for the socket and the bootstrap token
+  Identity who;  // who is asking: the socket's peer (uid:N) or a Bearer token's user
+  RequestAttributes attributes;  // what it asks, in RBAC's terms (set before the handler runs)
+  Decision decision;             // the authorizer's answer, for the audit log
+  std::string user_agent;
 
   std::string param(const std::string& name) const;
   std::optional<std::string> query_value(const std::string& name) const;
@@ -46,6 +50,9 @@ class Responder {
   virtual void notify_close(std::function<void()> on_close) = 0;
 
   awaitable<bool> send_json(int status, const boost::json::value& body);
+  // What was answered, for the audit log: the status, and an error's reason and message.
+  int answered_status = 0;
+  std::string answered_reason, answered_message;
   // A Kubernetes Status object for the error, with its HTTP code.
   awaitable<bool> send_error(const Error& error);
 };

@@ -9,6 +9,9 @@
 #include <boost/json.hpp>
 
 #include "api/api_credentials.hpp"
+#include "api/api_tokens.hpp"
+#include "api/audit_log.hpp"
+#include "api/auth_api.hpp"
 #include "api/build_api.hpp"
 #include "api/daemon_api.hpp"
 #include "api/discovery.hpp"
@@ -53,39 +56,32 @@ class ApiServer::Impl {
     api::add_image_routes(router_, parts_);
     api::add_operation_routes(router_, parts_, info_);
     add_credential_routes();
+    if (info_.tokens) {
+      auth_ = std::make_unique<api::Auth>(
+          api::AuthParts{control, store_thread, blocking, store, *info_.tokens, info_.authorize,
+                         info_.rules_for, info_.socket_gid, info_.metrics_anonymous});
+      auth_->add_routes(router_);
+      if (info_.audit) api::add_audit_routes(router_, *info_.audit, blocking);
+      resources_.set_write_check(
+          [auth = auth_.get()](const Identity* who, const KindInfo& k, const json::object& o) {
+            return auth->check_grant(who, k, o);
+          });
+    }
     resources_.add_routes(router_);
     api::add_metrics_route(metrics_router_, parts_, info_);
   }
 
-  // GET …/kubeconfig: a kubeconfig for the HTTPS API (server, CA, the admin token);
-  // POST …/tokens {"name", "user", "ttlSeconds"}: a new token, shown once.
+  // GET …/kubeconfig: a kubeconfig for the HTTPS API (server, CA, the admin token).
   void add_credential_routes() {
     router_.add("GET", "/apis/elafros.dev/v1/kubeconfig",
                 [this](api::ApiRequest& req, api::Responder& r) { return kubeconfig(req, r); });
-    router_.add("POST", "/apis/elafros.dev/v1/tokens",
-                [this](api::ApiRequest& req, api::Responder& r) { return issue(req, r); });
   }
 
-  Result<void> https_on() const {
+  api::awaitable<bool> kubeconfig(api::ApiRequest&, api::Responder& r) {
     if (!credentials_)
-      return Error::precondition(
+      co_return co_await r.send_error(Error::precondition(
           "the HTTPS API is off; start elafrosd with --api-listen ADDRESS:PORT (or api-listen "
-          "in its config file)");
-    return {};
-  }
-
-  static Result<void> admin_only(const api::ApiRequest& req) {
-    if (req.user != "system:admin")
-      return Error{ErrorCode::kForbidden,
-                   fmt::format("Forbidden: {} may not manage tokens; use the admin token or the "
-                               "socket",
-                               req.user)};
-    return {};
-  }
-
-  api::awaitable<bool> kubeconfig(api::ApiRequest& req, api::Responder& r) {
-    if (auto on = https_on(); !on) co_return co_await r.send_error(on.error());
-    if (auto a = admin_only(req); !a) co_return co_await r.send_error(a.error());
+          "in its config file)"));
     std::string ca = credentials_->ca_pem();
     std::string b64(4 * ((ca.size() + 2) / 3) + 1, '\0');
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
@@ -102,7 +98,7 @@ class ApiServer::Impl {
              {"cluster", json::object{{"server", server}, {"certificate-authority-data", b64}}}}}},
         {"users",
          json::array{json::object{{"name", "elafros-admin"},
-                                  {"user", json::object{{"token", credentials_->admin_token()}}}}}},
+                                  {"user", json::object{{"token", info_.tokens->admin_token()}}}}}},
         {"contexts",
          json::array{json::object{{"name", "elafros"},
                                   {"context", json::object{{"cluster", "elafros"},
@@ -112,31 +108,23 @@ class ApiServer::Impl {
     co_return co_await r.send_json(200, config);
   }
 
-  api::awaitable<bool> issue(api::ApiRequest& req, api::Responder& r) {
-    if (auto on = https_on(); !on) co_return co_await r.send_error(on.error());
-    if (auto a = admin_only(req); !a) co_return co_await r.send_error(a.error());
-    auto body = api::parse_json_body(req.body);
-    if (!body) co_return co_await r.send_error(body.error());
-    const json::object* o = body->if_object();
-    const json::value* name = o ? o->if_contains("name") : nullptr;
-    if (!name || !name->is_string() || name->get_string().empty() || name->get_string() == "admin")
-      co_return co_await r.send_error(
-          Error::invalid("name: needs a token name other than \"admin\""));
-    std::string user = "system:admin";
-    if (const json::value* u = o->if_contains("user"); u && u->is_string()) user = u->get_string();
-    std::int64_t ttl = 0;
-    if (const json::value* t = o->if_contains("ttlSeconds")) {
-      if (!t->is_int64() || t->get_int64() < 0)
-        co_return co_await r.send_error(
-            Error::invalid("ttlSeconds: must be a whole number of seconds, 0 for no expiry"));
-      ttl = t->get_int64();
-    }
-    auto token =
-        credentials_->issue(std::string(name->get_string()), user, std::chrono::seconds(ttl));
-    if (!token) co_return co_await r.send_error(token.error());
-    spdlog::info("issued token \"{}\" for {}", std::string(name->get_string()), user);
-    json::value answer = json::object{{"name", *name}, {"user", user}, {"token", *token}};
-    co_return co_await r.send_json(201, answer);
+  api::SessionOptions session_options(bool anonymous) {
+    api::SessionOptions options;
+    options.max_connections = info_.max_connections;
+    options.upload_limit = info_.build_source_max_bytes;
+    if (!auth_) return options;
+    options.authenticate = [this, anonymous](const api::Peer& peer, std::string_view header) {
+      return auth_->authenticate(peer, header, anonymous);
+    };
+    options.authorize = [this](api::ApiRequest& req) { return auth_->authorize(req); };
+    if (info_.audit)
+      options.audit = [audit = info_.audit](const api::ApiRequest& req,
+                                            const api::Responder& answer,
+                                            std::chrono::system_clock::time_point received) {
+        audit->record(req, answer.answered_status, answer.answered_reason, answer.answered_message,
+                      received);
+      };
+    return options;
   }
 
   ApiCredentials* credentials_ = nullptr;
@@ -147,6 +135,7 @@ class ApiServer::Impl {
   api::ServingHooks serving_;
   std::unique_ptr<api::BuildHooks> build_hooks_;
   api::NamespaceHooks namespaces_;
+  std::unique_ptr<api::Auth> auth_;
   api::DaemonApiParts parts_;
   ApiInfo info_;
   api::Router router_;
@@ -165,39 +154,30 @@ ApiServer::ApiServer(asio::io_context& control, asio::thread_pool& store_thread,
 
 ApiServer::~ApiServer() = default;
 
-Result<void> ApiServer::listen(const std::string& socket_path) {
-  api::SessionOptions options;
-  options.max_connections = impl_->info_.max_connections;
-  options.upload_limit = impl_->info_.build_source_max_bytes;
-  auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_, std::move(options));
-  if (auto r = l->listen_unix(socket_path, 0660); !r) return r;
+Result<void> ApiServer::listen(const std::string& socket_path, unsigned mode) {
+  auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_,
+                                               impl_->session_options(false));
+  if (auto r = l->listen_unix(socket_path, mode); !r) return r;
   impl_->listeners_.push_back(std::move(l));
   return {};
 }
 
 Result<unsigned short> ApiServer::listen_https(const std::string& address, unsigned short port,
-                                               const std::string& cert_file,
-                                               const std::string& key_file,
-                                               ApiCredentials& tokens) {
-  api::SessionOptions options;
-  options.max_connections = impl_->info_.max_connections;
-  options.upload_limit = impl_->info_.build_source_max_bytes;
-  options.authenticate = [&tokens](std::string_view authorization) {
-    return tokens.authenticate(authorization);
-  };
-  auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_, std::move(options));
-  auto bound = l->listen_tcp(address, port, cert_file, key_file);
+                                               ApiCredentials& tls) {
+  auto l = std::make_unique<api::HttpListener>(impl_->control_, impl_->router_,
+                                               impl_->session_options(false));
+  auto bound = l->listen_tcp(address, port, tls.cert_file(), tls.key_file());
   if (!bound)
     return Error{bound.error().code, fmt::format("--api-listen: {}", bound.error().message)};
   impl_->listeners_.push_back(std::move(l));
-  impl_->credentials_ = &tokens;
+  impl_->credentials_ = &tls;
   impl_->https_address_ = fmt::format("{}:{}", address, *bound);
   spdlog::info("serving the API over HTTPS on https://{}:{}", address, *bound);
   return bound;
 }
 
 Result<void> ApiServer::listen_metrics(const std::string& address, unsigned short port) {
-  api::SessionOptions options;
+  api::SessionOptions options = impl_->session_options(true);
   options.body_limit = 0;
   options.header_limit = 16 << 10;
   options.idle = std::chrono::seconds(60);
@@ -212,6 +192,7 @@ Result<void> ApiServer::listen_metrics(const std::string& address, unsigned shor
 }
 
 void ApiServer::start() {
+  if (impl_->auth_) impl_->auth_->start();
   for (auto& l : impl_->listeners_) l->start();
 }
 
@@ -221,6 +202,7 @@ ObjectWriter& ApiServer::writer() {
 
 void ApiServer::stop() {
   for (auto& l : impl_->listeners_) l->stop();
+  if (impl_->auth_) impl_->auth_->stop();
 }
 
 void ApiServer::join() {

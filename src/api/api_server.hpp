@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "elafros/object_store.hpp"
 #include "elafros/object_writer.hpp"
+#include "elafros/rbac.hpp"
 #include "elafros/result.hpp"
 #include "elafros/store.hpp"
 
@@ -20,8 +22,12 @@ class thread_pool;
 }  // namespace boost::asio
 
 namespace elafros {
+namespace api {
+class AuditLog;
+}
 
 class ApiCredentials;
+class ApiTokens;
 class CredentialStore;
 class ProcessRunner;
 class SourceArchives;
@@ -50,13 +56,15 @@ struct ApiInfo {
   LogCollector* build_logs = nullptr;
   ProcessRunner* runner = nullptr;
   std::size_t build_source_max_bytes = 512u << 20;
-};
-
-// Who may use the HTTPS API: a Bearer token's user, or kUnauthorized.
-class TokenAuthenticator {
- public:
-  virtual ~TokenAuthenticator() = default;
-  virtual Result<std::string> authenticate(std::string_view authorization) const = 0;
+  // Identities and authorization (docs/architecture.md, "Authorization"): the tokens, the RBAC
+  // authorizer's answers (unset: everything is allowed), the socket-group whose members are
+  // administrators, and whether /metrics may be read without a token.
+  ApiTokens* tokens = nullptr;
+  std::function<Decision(const Identity&, const RequestAttributes&)> authorize;
+  std::function<std::vector<PolicyRule>(const Identity&, const std::string&)> rules_for;
+  std::optional<unsigned> socket_gid;
+  bool metrics_anonymous = true;
+  api::AuditLog* audit = nullptr;  // every request's record (docs/architecture.md, "Audit")
 };
 
 class ApiServer {
@@ -69,13 +77,14 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  // Creates the socket (replacing a stale one) with mode 0660.
-  Result<void> listen(const std::string& socket_path);
-  // HTTPS on ADDRESS:PORT with this certificate and key; every request needs a Bearer token.
+  // Creates the socket (replacing a stale one) with this mode. Its peers are identified by
+  // SO_PEERCRED, so the mode need not be the access control.
+  Result<void> listen(const std::string& socket_path, unsigned mode);
+  // HTTPS on ADDRESS:PORT with these credentials; every request needs a Bearer token.
   Result<unsigned short> listen_https(const std::string& address, unsigned short port,
-                                      const std::string& cert_file, const std::string& key_file,
-                                      ApiCredentials& tokens);
-  // Also serves GET /metrics on ADDRESS:PORT (TCP).
+                                      ApiCredentials& tls);
+  // Also serves GET /metrics on ADDRESS:PORT (TCP), to a token or, with metrics-anonymous, to
+  // anyone.
   Result<void> listen_metrics(const std::string& address, unsigned short port);
   void start();
   void stop();

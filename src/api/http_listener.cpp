@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <array>
@@ -18,6 +19,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <filesystem>
+
+#include "api/request_info.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -65,6 +68,7 @@ class StreamResponder final : public Responder {
       : stream_(stream), version_(version), keep_(keep) {}
 
   awaitable<bool> send(int status, std::string content_type, std::string body) override {
+    answered_status = status;
     http::response<http::string_body> res{static_cast<http::status>(status), version_};
     res.set(http::field::content_type, content_type);
     res.set(http::field::server, "elafrosd");
@@ -78,6 +82,7 @@ class StreamResponder final : public Responder {
   }
 
   awaitable<bool> begin_stream(int status, std::string content_type) override {
+    answered_status = status;
     header_ = std::make_unique<http::response<http::empty_body>>(static_cast<http::status>(status),
                                                                  version_);
     header_->set(http::field::content_type, content_type);
@@ -244,34 +249,56 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
 
   awaitable<void> unix_session(std::shared_ptr<Impl> /*keeps this alive*/,
                                stream_protocol::socket socket) {
+    Peer peer;
+    peer.local = true;
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+      peer.uid = cred.uid;
+      peer.gid = cred.gid;
+      peer.pid = cred.pid;
+    } else {
+      peer.uid = peer.gid = static_cast<unsigned>(-1);  // nobody: no rights but what tokens give
+    }
+    peer.address = fmt::format("unix uid {}", peer.uid);
     UnixStream stream(std::move(socket));
-    co_await serve(stream, false);
+    co_await serve(stream, peer);
     boost::system::error_code ec;
     stream.socket().shutdown(stream_protocol::socket::shutdown_send, ec);
   }
 
   awaitable<void> tcp_session(std::shared_ptr<Impl> /*keeps this alive*/, tcp::socket socket) {
+    Peer peer = tcp_peer(socket);
     TcpStream stream(std::move(socket));
-    co_await serve(stream, true);
+    co_await serve(stream, peer);
     boost::system::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
   awaitable<void> tls_session(std::shared_ptr<Impl> /*keeps this alive*/, tcp::socket socket) {
+    Peer peer = tcp_peer(socket);
     TlsStream stream(std::move(socket), *tls_);
     lowest(stream).expires_after(std::chrono::seconds(30));
     auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kAwait);
     if (hec) co_return;  // not TLS, or a client that gave up
-    bool probing = co_await serve(stream, true);
+    bool probing = co_await serve(stream, peer);
     if (probing) co_return;  // a read is pending: close without the TLS goodbye
     lowest(stream).expires_after(std::chrono::seconds(5));
     auto [sec] = co_await stream.async_shutdown(kAwait);
     (void)sec;
   }
 
+  static Peer tcp_peer(const tcp::socket& socket) {
+    Peer peer;
+    boost::system::error_code ec;
+    auto ep = socket.remote_endpoint(ec);
+    if (!ec) peer.address = ep.address().to_string();
+    return peer;
+  }
+
   // True when it ended with a read still pending on the stream (a stream the client left).
   template <class Stream>
-  awaitable<bool> serve(Stream& stream, bool authenticate) {
+  awaitable<bool> serve(Stream& stream, const Peer& peer) {
     bool probing = false;
     ++sessions_;
     beast::flat_buffer buffer;
@@ -331,16 +358,26 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       bool keep = req.keep_alive();
       StreamResponder<Stream> responder(stream, req.version(), keep);
       bool ok = true;
-      if (authenticate && options_.authenticate) {
-        auto who = options_.authenticate(req[http::field::authorization]);
-        if (!who) {
-          ok = co_await responder.send_error(who.error());
-          if (!ok || !keep) break;
-          continue;
-        }
-        request.user = std::move(who.value());
+      auto received = std::chrono::system_clock::now();
+      request.user_agent = std::string(req[http::field::user_agent]);
+      request.attributes = request_attributes(request.method, request.path, request.query);
+      Result<void> allowed;
+      request.who.via = peer.address;
+      if (options_.authenticate) {
+        auto who = options_.authenticate(peer, req[http::field::authorization]);
+        if (who)
+          request.who = std::move(who.value());
+        else
+          allowed = who.error();
       } else {
-        request.user = "system:admin";
+        request.who = {"system:admin", {kMastersGroup, kAuthenticatedGroup}, "", peer.address};
+      }
+      if (allowed && options_.authorize) allowed = options_.authorize(request);
+      if (!allowed) {
+        ok = co_await responder.send_error(allowed.error());
+        if (options_.audit) options_.audit(request, responder, received);
+        if (!ok || !keep) break;
+        continue;
       }
       try {
         ok = co_await router_.dispatch(request, responder);
@@ -348,6 +385,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
         spdlog::error("{} {} failed: {}", request.method, request.path, e.what());
         ok = false;
       }
+      if (options_.audit) options_.audit(request, responder, received);
       if (responder.probing()) {  // a read is pending on the stream: the connection is done
         probing = true;
         break;

@@ -17,6 +17,15 @@ class io_context;
 
 namespace elafros::api {
 
+// The other end of a connection: a unix socket's peer credentials (SO_PEERCRED), or a TCP
+// peer's address.
+struct Peer {
+  bool local = false;  // a unix socket
+  unsigned uid = 0, gid = 0;
+  int pid = 0;
+  std::string address;  // "127.0.0.1" for TCP; "unix uid 1001" for the socket
+};
+
 struct SessionOptions {
   std::size_t body_limit = 4 << 20;
   // The body limit of a source upload (POST …/buildsources), which a tar of a directory needs.
@@ -26,9 +35,16 @@ struct SessionOptions {
   // Connections this listener serves at once (the api-max-connections key); one more is
   // answered 503 with Retry-After and closed. 0: no cap.
   std::size_t max_connections = 0;
-  // TCP only: the user a request's Authorization header names, or kUnauthorized. The unix
-  // socket's peers are administrators (its mode, 0660, is the access control).
-  std::function<Result<std::string>(std::string_view authorization)> authenticate;
+  // Who sends a request: from its connection's peer and its Authorization header, an identity
+  // or kUnauthorized. Unset: everyone is an administrator (tests of the session alone).
+  std::function<Result<Identity>(const Peer& peer, std::string_view authorization)> authenticate;
+  // Whether the identity may do what the request asks (request.attributes is set first):
+  // kForbidden naming the verb, the resource and the identity. Unset: everything is allowed.
+  std::function<Result<void>(ApiRequest& request)> authorize;
+  // Once a request is answered (or refused): the audit log's record of it.
+  std::function<void(const ApiRequest& request, const Responder& answer,
+                     std::chrono::system_clock::time_point received)>
+      audit;
 };
 
 class HttpListener {

@@ -17,6 +17,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "api/kube_protobuf.hpp"
 #include "api/table.hpp"
 #include "elafros/json_patch.hpp"
 #include "elafros/label_selector.hpp"
@@ -469,14 +470,15 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     // Kubernetes' clients send built-in kinds as protobuf unless told otherwise; a 415 makes
     // them send JSON again.
     std::string type = req.content_type.substr(0, req.content_type.find(';'));
-    if (type.find("protobuf") != std::string::npos || type.find("cbor") != std::string::npos)
+    bool protobuf = type == kProtobufType;
+    if (!protobuf &&
+        (type.find("protobuf") != std::string::npos || type.find("cbor") != std::string::npos))
       return Error{ErrorCode::kUnsupportedMediaType,
                    fmt::format("the Content-Type \"{}\" is not supported: elafrosd reads "
-                               "application/json only; kubectl's typed commands (create "
-                               "namespace, create secret) send protobuf, so write the object as "
-                               "YAML and 'kubectl apply -f' it",
+                               "application/json (and some kinds as protobuf); write the object "
+                               "as YAML and 'kubectl apply -f' it",
                                type)};
-    auto v = parse_json_body(req.body);
+    auto v = protobuf ? kube_protobuf_to_json(req.body) : parse_json_body(req.body);
     if (!v) return v.error();
     if (!v->is_object()) return Error::bad_request("the request body must be a JSON object");
     json::object o = std::move(v->get_object());
@@ -525,7 +527,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (!o) co_return co_await r.send_error(o.error());
     auto obj = admit_new(kind, *o);
     if (!obj) co_return co_await r.send_error(obj.error());
-    auto result = co_await write(kind, nullptr, std::move(*obj), 0, dry);
+    auto result = co_await write(kind, nullptr, std::move(*obj), 0, dry, &req.who);
     if (!result) co_return co_await r.send_error(result.error());
     co_return co_await r.send_json(201, *result);
   }
@@ -547,8 +549,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
 
   // Admission, hooks and the commit of a create (old null) or an update. The object as
   // presented to the client.
+  // who: the client, or null for the daemon's own writes.
   awaitable<Result<json::object>> write(const KindInfo& k, const json::object* old,
-                                        json::object obj, std::int64_t expected, bool dry) {
+                                        json::object obj, std::int64_t expected, bool dry,
+                                        const Identity* who) {
     // A namespaced object is created only in a namespace that exists and is not going away.
     if (!old && k.namespaced) {
       std::string ns = meta_string(obj, "namespace");
@@ -566,6 +570,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                         fmt::format("unable to create new content in namespace {} because it is "
                                     "being terminated",
                                     ns)};
+    }
+    if (write_check_) {
+      auto allowed = co_await write_check_(who, k, obj);
+      if (!allowed) co_return allowed.error();
     }
     std::vector<ObjectWrite> also;
     if (auto* h = hooks_for(k)) {
@@ -661,8 +669,8 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
             kind.plural, req.param("name"), meta_string(*stored, "resourceVersion"), expected)));
       auto obj = merge_update(kind, *stored, *o);
       if (!obj) co_return co_await r.send_error(obj.error());
-      auto result =
-          co_await write(kind, &*stored, std::move(*obj), resource_version_of(*stored), dry);
+      auto result = co_await write(kind, &*stored, std::move(*obj), resource_version_of(*stored),
+                                   dry, &req.who);
       // Without a resourceVersion the client asked for no check: a write that landed since
       // (a controller's status write) is no reason to refuse it. Apply it to the latest, as
       // the Kubernetes API server's unconditional update does.
@@ -717,8 +725,8 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       po.erase("status");
       auto obj = merge_update(kind, *stored, po);
       if (!obj) co_return co_await r.send_error(obj.error());
-      auto result =
-          co_await write(kind, &*stored, std::move(*obj), resource_version_of(*stored), dry);
+      auto result = co_await write(kind, &*stored, std::move(*obj), resource_version_of(*stored),
+                                   dry, &req.who);
       if (!result && result.error().code == ErrorCode::kConflict && attempt < 5) continue;
       if (!result) co_return co_await r.send_error(result.error());
       co_return co_await r.send_json(200, *result);
@@ -841,7 +849,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
         if (mode == ObjectWriter::Mode::kRewrite) co_return Result<void>{};  // gone: nothing
         auto obj = admit_new(*k, in);
         if (!obj) co_return obj.error();
-        written = co_await write(*k, nullptr, std::move(*obj), 0, false);
+        written = co_await write(*k, nullptr, std::move(*obj), 0, false, nullptr);
       } else {
         if (mode == ObjectWriter::Mode::kCreateOnly) co_return Result<void>{};
         json::object input = *stored;
@@ -853,8 +861,8 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
         }
         auto obj = merge_update(*k, *stored, input);
         if (!obj) co_return obj.error();
-        written =
-            co_await write(*k, &*stored, std::move(*obj), resource_version_of(*stored), false);
+        written = co_await write(*k, &*stored, std::move(*obj), resource_version_of(*stored), false,
+                                 nullptr);
       }
       if (!written &&
           (written.error().code == ErrorCode::kConflict ||
@@ -929,6 +937,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   WatchSource& watches_;
   const KindRegistry& kinds_;
   std::map<std::string, KindHooks*> hooks_;
+  WriteCheck write_check_;
   std::unordered_map<std::string, std::string> lines_;  // shared_event_line's renderings
 };
 
@@ -940,6 +949,10 @@ ResourceApi::~ResourceApi() = default;
 
 void ResourceApi::set_hooks(const std::string& group, const std::string& kind, KindHooks* hooks) {
   impl_->hooks_[group + "/" + kind] = hooks;
+}
+
+void ResourceApi::set_write_check(WriteCheck check) {
+  impl_->write_check_ = std::move(check);
 }
 
 void ResourceApi::add_routes(Router& router) {

@@ -3,6 +3,7 @@
 // kind, in Kubernetes' conventions (docs/architecture.md, "API"). Kind-specific behaviour
 // plugs in through KindHooks; the handlers themselves know no kind.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,6 +46,11 @@ class ResourceApi {
   ResourceApi& operator=(const ResourceApi&) = delete;
 
   void set_hooks(const std::string& group, const std::string& kind, KindHooks* hooks);
+  // Runs before every create and update (after admission, before the kind's hooks), with the
+  // client's identity or null for the daemon's own writes: RBAC's escalation check.
+  using WriteCheck = std::function<awaitable<Result<void>>(const Identity* who, const KindInfo&,
+                                                           const boost::json::object&)>;
+  void set_write_check(WriteCheck check);
   // The generic resource paths: /apis/{group}/{version}[/namespaces/{ns}]/{plural}[/{name}
   // [/status]] and their /api/v1 forms for the core group.
   void add_routes(Router& router);

@@ -29,8 +29,9 @@ std::string answer_error(const boost::system::error_code& ec) {
 
 // Connects to the daemon's socket and writes the request; throws with a hint on failure.
 void send(asio::local::stream_protocol::socket& socket, const std::string& socket_path,
-          const std::string& method, const std::string& target, const json::value* body,
-          const std::string* raw = nullptr, const char* raw_type = nullptr) {
+          const std::string& token, const std::string& method, const std::string& target,
+          const json::value* body, const std::string* raw = nullptr,
+          const char* raw_type = nullptr) {
   boost::system::error_code ec;
   socket.connect(asio::local::stream_protocol::endpoint(socket_path), ec);
   if (ec)
@@ -41,6 +42,7 @@ void send(asio::local::stream_protocol::socket& socket, const std::string& socke
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, "elafrosd");
   req.set(http::field::user_agent, "elafros");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
   if (body) {
     req.set(http::field::content_type, "application/json");
     req.body() = json::serialize(*body);
@@ -109,7 +111,7 @@ ApiResponse ApiClient::exchange(const std::string& method, const std::string& ta
                                 const char* raw_type) const {
   asio::io_context io;
   asio::local::stream_protocol::socket socket(io);
-  send(socket, socket_, method, target, body, raw, raw_type);
+  send(socket, socket_, token_, method, target, body, raw, raw_type);
   boost::system::error_code ec;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
@@ -146,7 +148,7 @@ int ApiClient::stream_until(const std::string& method, const std::string& target
                             const std::function<bool(const json::value&)>& on_line) const {
   asio::io_context io;
   asio::local::stream_protocol::socket socket(io);
-  send(socket, socket_, method, target, body.is_null() ? nullptr : &body);
+  send(socket, socket_, token_, method, target, body.is_null() ? nullptr : &body);
   boost::system::error_code ec;
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;

@@ -26,7 +26,10 @@ HttpAnswer post_url(const std::string& url,
 
 class ApiClient {
  public:
-  explicit ApiClient(std::string socket_path) : socket_(std::move(socket_path)) {}
+  // token: sent as Authorization: Bearer (ELAFROS_TOKEN); empty: the socket's peer credentials
+  // say who the user is.
+  explicit ApiClient(std::string socket_path, std::string token = "")
+      : socket_(std::move(socket_path)), token_(std::move(token)) {}
   // Throws std::runtime_error (with a hint) when the daemon cannot be reached.
   ApiResponse request(const std::string& method, const std::string& target,
                       const boost::json::value* body = nullptr) const;
@@ -59,6 +62,7 @@ class ApiClient {
                    const boost::json::value& body,
                    const std::function<bool(const boost::json::value&)>& on_line) const;
   std::string socket_;
+  std::string token_;
 };
 
 }  // namespace elafros::cli

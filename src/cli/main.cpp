@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   add_source_commands(app, s);
   add_build_commands(app, s);
   add_namespace_commands(app, s);
+  add_auth_commands(app, s);
   std::string shell;
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));
@@ -57,7 +58,8 @@ int main(int argc, char** argv) {
   }
   if (!s.run) return 0;
   try {
-    return s.run(ApiClient(s.g.socket));
+    const char* token = std::getenv("ELAFROS_TOKEN");
+    return s.run(ApiClient(s.g.socket, token ? token : ""));
   } catch (const std::exception& e) {
     std::cerr << "Error: " << e.what() << "\n";
     return 1;

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <charconv>
 #include <functional>
 #include <stdexcept>
@@ -24,6 +25,33 @@ std::vector<std::string> config_keys() {
   std::vector<std::string> keys;
   load_config_node(YAML::Node(), "", scratch, &keys);
   return keys;
+}
+
+namespace {
+
+boost::json::value to_json(const YAML::Node& n) {
+  if (n.IsMap()) {
+    boost::json::object o;
+    for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second);
+    return o;
+  }
+  if (n.IsSequence()) {
+    boost::json::array a;
+    for (const auto& item : n) a.push_back(to_json(item));
+    return a;
+  }
+  if (n.IsScalar()) return boost::json::string(n.as<std::string>());
+  return nullptr;
+}
+
+}  // namespace
+
+boost::json::value load_yaml_as_json(const std::string& path) {
+  try {
+    return to_json(YAML::LoadFile(path));
+  } catch (const YAML::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
+  }
 }
 
 void load_config_file(const std::string& path, DaemonConfig& c) {
@@ -137,6 +165,11 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"event-retention-count", integer(c.event_retention_count, 1)},
       {"event-retention-bytes", number(c.event_retention_bytes, 0, 1e15)},
       {"eventtype-auto-create", boolean(c.eventtype_auto_create)},
+      {"metrics-anonymous", boolean(c.metrics_anonymous)},
+      {"audit-dir", str(c.audit_dir)},
+      {"audit-max-file-bytes", number(c.audit_max_file_bytes, 4096, 1e12)},
+      {"audit-max-files", integer(c.audit_max_files, 1)},
+      {"audit-policy", str(c.audit_policy)},
       {"build-max-concurrent", integer(c.build_max_concurrent, 1)},
       {"build-step-cpu", str(c.build_step_cpu)},
       {"build-step-memory", str(c.build_step_memory)},

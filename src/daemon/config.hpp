@@ -1,6 +1,7 @@
 #pragma once
 // elafrosd's settings: defaults, then the YAML config file, then flags (docs/architecture.md).
 
+#include <boost/json/value.hpp>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -70,6 +71,8 @@ struct DaemonConfig {
   double event_retention_bytes = 256.0 * (1 << 20);  // the kept events' attributes and data
   // The brokers' ingress creates an EventType for each (type, source) it sees on a broker.
   bool eventtype_auto_create = true;
+  // GET /metrics without a token (a Prometheus scrape): allowed unless this is false.
+  bool metrics_anonymous = true;
   // Builds: how many run at once (the rest wait in order), the cgroup limits of every step, the
   // builds' CPU weight against instances (cgroup v1 cpu.shares of their parent; instances'
   // is 1024), and the largest source upload.
@@ -80,10 +83,18 @@ struct DaemonConfig {
   int build_cpu_shares = 512;
   double build_source_max_bytes = 512.0 * (1 << 20);
   AutoscalingDefaults autoscaling;
+  // The audit log: where (empty: <data-dir>/audit), its rotation, and a policy file (an
+  // audit.k8s.io/v1 Policy in YAML; empty: mutations and denials at Metadata).
+  std::string audit_dir;
+  double audit_max_file_bytes = 100.0 * (1 << 20);
+  int audit_max_files = 10;
+  std::string audit_policy;
 };
 
 // Reads a YAML config file into `config`. Throws std::runtime_error naming the bad key or value.
 void load_config_file(const std::string& path, DaemonConfig& config);
+// A YAML file (an audit policy) as JSON; scalars are strings. Throws std::runtime_error.
+boost::json::value load_yaml_as_json(const std::string& path);
 // Every key a config file may hold.
 std::vector<std::string> config_keys();
 

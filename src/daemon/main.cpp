@@ -23,6 +23,8 @@
 
 #include "api/api_credentials.hpp"
 #include "api/api_server.hpp"
+#include "api/api_tokens.hpp"
+#include "api/audit_log.hpp"
 #include "build/build_controller.hpp"
 #include "commit_queue.hpp"
 #include "config.hpp"
@@ -39,6 +41,7 @@
 #include "image_store.hpp"
 #include "log_collector.hpp"
 #include "policy/namespace_controller.hpp"
+#include "policy/rbac_authorizer.hpp"
 #include "posix_process_runner.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/broker_ingress.hpp"
@@ -310,8 +313,49 @@ int run(const DaemonConfig& cfg) {
   api_info.build_logs = &build_logs;
   api_info.runner = runner.get();
   api_info.build_source_max_bytes = static_cast<std::size_t>(cfg.build_source_max_bytes);
+  // Identities and RBAC: tokens, the socket-group's administrators, the authorizer (made
+  // below, once the API's writer exists; it serves before any request does).
+  auto tokens = ApiTokens::open(data_dir);
+  if (!tokens) throw std::runtime_error(tokens.error().message);
+  RbacAuthorizer* rbac_ptr = nullptr;
+  api_info.tokens = tokens->get();
+  api_info.authorize = [&rbac_ptr](const Identity& who, const RequestAttributes& request) {
+    return rbac_ptr ? rbac_ptr->authorize(who, request)
+                    : Decision{false, "RBAC: the authorizer is not loaded yet"};
+  };
+  api_info.rules_for = [&rbac_ptr](const Identity& who, const std::string& ns) {
+    return rbac_ptr ? rbac_ptr->rules_for(who, ns) : std::vector<PolicyRule>{};
+  };
+  api_info.metrics_anonymous = cfg.metrics_anonymous;
+  api::AuditOptions audit_options;
+  audit_options.dir = cfg.audit_dir.empty() ? data_dir + "/audit" : cfg.audit_dir;
+  audit_options.max_file_bytes = static_cast<std::uint64_t>(cfg.audit_max_file_bytes);
+  audit_options.max_files = cfg.audit_max_files;
+  if (!cfg.audit_policy.empty()) {
+    auto policy = api::AuditPolicy::parse(load_yaml_as_json(cfg.audit_policy));
+    if (!policy) throw std::runtime_error(policy.error().message);
+    audit_options.policy = std::move(*policy);
+  }
+  auto audit = api::AuditLog::open(std::move(audit_options));
+  if (!audit) throw std::runtime_error(audit.error().message);
+  api_info.audit = audit->get();
+  std::optional<gid_t> socket_gid;
+  if (!cfg.socket_group.empty()) {
+    struct group grp {};
+    struct group* found = nullptr;
+    std::vector<char> buf(16384);
+    ::getgrnam_r(cfg.socket_group.c_str(), &grp, buf.data(), buf.size(), &found);
+    if (!found)
+      throw std::runtime_error(fmt::format(
+          "socket-group \"{}\" does not exist; create it (groupadd --system {}) or set another",
+          cfg.socket_group, cfg.socket_group));
+    socket_gid = found->gr_gid;
+    api_info.socket_gid = found->gr_gid;
+  }
   ApiServer api(control, store_thread, blocking, **store, commits, watch_cache, *images, *registry,
                 *credentials, logs, reconciler, std::move(api_info));
+  RbacAuthorizer rbac(control, store_thread, **store, watch_cache, api.writer());
+  rbac_ptr = &rbac;
   BuildControllerOptions bopts;
   bopts.data_dir = builds_dir;
   bopts.max_concurrent = cfg.build_max_concurrent;
@@ -357,21 +401,12 @@ int run(const DaemonConfig& cfg) {
                                     const std::string& type, const std::string& source) {
       sources.register_event_type(ns, broker, type, source);
     });
-  if (auto r = api.listen(cfg.socket); !r) throw std::runtime_error(r.error().message);
-  if (!cfg.socket_group.empty()) {
-    // Members of this group may use the API (the socket is 0660), as with Docker's group.
-    struct group grp {};
-    struct group* found = nullptr;
-    std::vector<char> buf(16384);
-    ::getgrnam_r(cfg.socket_group.c_str(), &grp, buf.data(), buf.size(), &found);
-    if (!found)
-      throw std::runtime_error(fmt::format(
-          "socket-group \"{}\" does not exist; create it (groupadd --system {}) or set another",
-          cfg.socket_group, cfg.socket_group));
-    if (::chown(cfg.socket.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0)
-      throw std::runtime_error(fmt::format("cannot give {} to group {}: {}", cfg.socket,
-                                           cfg.socket_group, errno_text(errno)));
-  }
+  // Anyone on the machine may connect: every request is authorized by its peer's uid (root and
+  // socket-group's members are administrators; other uids get what RoleBindings grant them).
+  if (auto r = api.listen(cfg.socket, 0666); !r) throw std::runtime_error(r.error().message);
+  if (socket_gid && ::chown(cfg.socket.c_str(), static_cast<uid_t>(-1), *socket_gid) != 0)
+    throw std::runtime_error(fmt::format("cannot give {} to group {}: {}", cfg.socket,
+                                         cfg.socket_group, errno_text(errno)));
   std::unique_ptr<ApiCredentials> api_credentials;
   if (!cfg.api_listen.empty()) {
     auto [aaddr, aport] = parse_listen(cfg.api_listen);
@@ -380,8 +415,7 @@ int run(const DaemonConfig& cfg) {
     auto opened = ApiCredentials::open(data_dir, cfg.tls_cert, cfg.tls_key, hosts);
     if (!opened) throw std::runtime_error(opened.error().message);
     api_credentials = std::move(*opened);
-    auto bound = api.listen_https(aaddr, aport, api_credentials->cert_file(),
-                                  api_credentials->key_file(), *api_credentials);
+    auto bound = api.listen_https(aaddr, aport, *api_credentials);
     if (!bound) throw std::runtime_error(bound.error().message);
   }
   if (!cfg.metrics_listen.empty()) {
@@ -413,7 +447,16 @@ int run(const DaemonConfig& cfg) {
         control.stop();
         return;
       }
-      start_serving();
+      // Then the roles: every request after this is authorized against them.
+      rbac.start(loaded_version, [&](Result<void> rr) {
+        if (!rr) {
+          spdlog::critical("cannot load the roles and bindings: {}", rr.error().message);
+          exit_code = 1;
+          control.stop();
+          return;
+        }
+        start_serving();
+      });
     });
   });
   start_serving = [&] {
@@ -439,6 +482,7 @@ int run(const DaemonConfig& cfg) {
         spdlog::warn("cannot create the buildpacks ClusterBuildTemplate: {}", w.error().message);
     });
     proxy.start();
+    (*audit)->start(control);
     api.start();
     spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion,
                  cfg.socket, listen, data_dir);
@@ -457,6 +501,7 @@ int run(const DaemonConfig& cfg) {
       sources.stop();
       builds.stop();
       namespaces.stop();
+      rbac.stop();
       dispatcher.stop();
       reconciler.shutdown();
       control.stop();

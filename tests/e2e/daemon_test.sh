@@ -44,7 +44,7 @@ export NOTIFY_SOCKET="$work/notify.sock"  # every start below runs "under system
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 check "READY=1 reaches systemd's notify socket once serving" grep -q "READY=1" "$work/notify.log"
-check "socket-group owns the API socket" test "$(stat -c %G:%a "$sock")" = nogroup:660
+check "socket-group owns the API socket" test "$(stat -c %G:%a "$sock")" = nogroup:666
 printf 'socket-group: no-such-group-here\n' >"$work/badgroup.yml"
 if out=$("$elafrosd" --config "$work/badgroup.yml" --data-dir "$work/other" --socket "$work/other.sock" --listen 127.0.0.1:0 2>&1); then
   fail "an unknown socket-group is refused"; else

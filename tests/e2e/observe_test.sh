@@ -160,7 +160,8 @@ done
 mport=$(sed -n 's|.*serving GET /metrics on http://127.0.0.1:\([0-9]*\)/metrics.*|\1|p' "$work/daemon.log" | tail -1)
 check "--metrics-listen serves the same over TCP" \
   grep -q "elafros_requests_total{$sel" <<<"$(curl -s "http://127.0.0.1:$mport/metrics")"
-check "...and nothing else" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/api/v1/status")" = 404
+check "...and nothing else: another path is 404 even to the admin token" test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat "$data/tokens/admin.token")" "http://127.0.0.1:$mport/api/v1/status")" = 404
+check "...and 403 to an anonymous scraper, which may read /metrics only" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/api/v1/status")" = 403
 out=$(e service describe metered)
 check "describe shows live traffic per revision (4xx are not errors)" \
   grep -qE "Traffic: +[0-9.]+ req/s over the last [0-9.]+ s, p50 [0-9.]+ ms, p99 [0-9.]+ ms, 0.0% errors" <<<"$out"

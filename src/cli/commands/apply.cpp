@@ -1,4 +1,5 @@
-// elafros apply -f FILE: Knative Service YAML, one document or many.
+// elafros apply -f FILE: YAML of any kind elafros serves (Knative Services, brokers, roles, …),
+// one document or many; Services are waited for until Ready.
 
 #include <fmt/format.h>
 
@@ -12,6 +13,7 @@
 #include "cli/commands.hpp"
 #include "cli/output.hpp"
 #include "cli/yaml_json.hpp"
+#include "elafros/kind_registry.hpp"
 
 namespace json = boost::json;
 
@@ -29,34 +31,47 @@ int apply_file(const ApiClient& api, const Globals& g, const std::string& file,
   }
   if (docs.empty()) throw std::runtime_error(fmt::format("{} holds no documents", file));
   // Check every document first, so that a bad one changes nothing.
+  std::vector<const KindInfo*> kinds;
   for (std::size_t i = 0; i < docs.size(); ++i) {
     std::string kind = field(docs[i], "kind"), api_version = field(docs[i], "apiVersion");
-    if (kind != "Service" || api_version != "serving.knative.dev/v1")
+    const KindInfo* k = nullptr;
+    for (const auto& info : builtin_kinds().all())
+      if (info.kind == kind && info.api_version() == api_version) k = &info;
+    if (!k || !k->client_writable)
       throw std::runtime_error(fmt::format(
-          "{} document {}: kind \"{}\" apiVersion \"{}\" is not supported; elafros applies "
-          "serving.knative.dev/v1 Services",
+          "{} document {}: kind \"{}\" apiVersion \"{}\" is not one elafros applies ('kubectl "
+          "api-resources' lists the kinds; revisions are made by services)",
           file, i + 1, kind, api_version));
     if (field(docs[i], "metadata.name").empty())
       throw std::runtime_error(
           fmt::format("{} document {}: metadata.name is required", file, i + 1));
-    absolutize_images(docs[i]);
+    if (k->kind == "Service" && k->group == "serving.knative.dev") absolutize_images(docs[i]);
+    kinds.push_back(k);
   }
   std::vector<std::string> touched;
   std::map<std::string, json::value> written;  // ns/name → the last write's answer
-  for (auto& doc : docs) {
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    auto& doc = docs[i];
+    const KindInfo& k = *kinds[i];
     Globals dg = g;
     if (std::string ns = field(doc, "metadata.namespace"); !ns.empty()) dg.ns = ns;
     std::string name = field(doc, "metadata.name");
-    ApiResponse before = api.request("GET", services_path(dg) + "/" + name);
-    json::value after = before.status == 404
-                            ? api.call("POST", services_path(dg), &doc)
-                            : api.call("PUT", services_path(dg) + "/" + name, &doc);
+    std::string base = k.group.empty() ? "/api/" + k.version : "/apis/" + k.api_version();
+    std::string collection = k.namespaced
+                                 ? fmt::format("{}/namespaces/{}/{}", base, dg.ns, k.plural)
+                                 : fmt::format("{}/{}", base, k.plural);
+    ApiResponse before = api.request("GET", collection + "/" + name);
+    if (before.status != 404 && before.status != 200) ApiClient::body_or_throw(before);
+    json::value after = before.status == 404 ? api.call("POST", collection, &doc)
+                                             : api.call("PUT", collection + "/" + name, &doc);
     const char* what =
         before.status == 404 ? "created"
         : field(after, "metadata.resourceVersion") == field(before.body, "metadata.resourceVersion")
             ? "unchanged"
             : "updated";
-    std::cout << fmt::format("Service '{}' {} in namespace '{}'.\n", name, what, dg.ns);
+    std::string where = k.namespaced ? fmt::format(" in namespace '{}'", dg.ns) : "";
+    std::cout << fmt::format("{} '{}' {}{}.\n", k.kind, name, what, where);
+    if (k.kind != "Service" || k.group != "serving.knative.dev") continue;
     if (std::find(touched.begin(), touched.end(), dg.ns + "/" + name) == touched.end())
       touched.push_back(dg.ns + "/" + name);
     written[dg.ns + "/" + name] = after;
@@ -83,8 +98,8 @@ void add_apply_command(CLI::App& app, Session& s) {
     WaitOptions w;
   };
   auto f = std::make_shared<Flags>();
-  auto* apply =
-      app.add_subcommand("apply", "create or update services from Knative YAML (multi-document)");
+  auto* apply = app.add_subcommand(
+      "apply", "create or update resources from YAML (multi-document; services wait until Ready)");
   apply->add_option("-f,--filename", f->file, "YAML file, or - for standard input")->required();
   add_wait_flags(apply, f->w);
   apply->callback([&s, f] {
