@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <optional>
 
+#include "container_config.hpp"
 #include "elafros/naming.hpp"
 #include "strict_reader.hpp"
 
@@ -121,9 +122,11 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
   std::string sp = path + ".spec";
   if (!spec_v) {
     r.invalid(sp, "missing: a template needs spec.containers with one image");
-  } else if (const json::object* spec = r.object(
-                 *spec_v, sp,
-                 {"containers", "containerConcurrency", "timeoutSeconds", "enableServiceLinks"})) {
+  } else if (const json::object* spec =
+                 r.object(*spec_v, sp,
+                          {"containers", "containerConcurrency", "timeoutSeconds",
+                           "enableServiceLinks", "volumes"})) {
+    t.volumes = read_volumes(r, *spec, sp);
     if (auto cc = r.integer(*spec, "containerConcurrency", sp)) {
       if (*cc < 0 || *cc > 1000)
         r.invalid(sp + ".containerConcurrency",
@@ -143,8 +146,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
       std::string cp = sp + ".containers[0]";
       const json::object* c =
           r.object((*containers)[0], cp,
-                   {"name", "image", "command", "args", "env", "ports", "workingDir",
-                    "imagePullPolicy", "resources", "readinessProbe"});
+                   {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",
+                    "imagePullPolicy", "resources", "readinessProbe", "volumeMounts"});
       if (c) {
         ContainerSpec& cs = t.container;
         cs.image = r.string(*c, "image", cp).value_or("");
@@ -162,10 +165,16 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
         if (const json::array* env = r.array(*c, "env", cp)) {
           for (std::size_t i = 0; i < env->size() && !r.failed(); ++i) {
             std::string ep = fmt::format("{}.env[{}]", cp, i);
-            const json::object* e = r.object((*env)[i], ep, {"name", "value"});
+            const json::object* e = r.object((*env)[i], ep, {"name", "value", "valueFrom"});
             if (!e) break;
             EnvVar var{r.string(*e, "name", ep).value_or(""),
-                       r.string(*e, "value", ep).value_or("")};
+                       r.string(*e, "value", ep).value_or(""), std::nullopt};
+            if (const json::value* from = e->if_contains("valueFrom")) {
+              if (e->contains("value"))
+                r.invalid(ep, "give value or valueFrom, not both");
+              else
+                read_value_from(r, *from, ep + ".valueFrom", var);
+            }
             if (!r.failed() && (var.name.empty() || var.name.find('=') != std::string::npos))
               r.invalid(ep + ".name", "must be a non-empty name without '='");
             if (!r.failed() && (var.name == "PORT" || var.name.rfind("K_", 0) == 0) &&
@@ -177,6 +186,9 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
             cs.env.push_back(std::move(var));
           }
         }
+        cs.env_from = read_env_from(r, *c, cp);
+        cs.volume_mounts = read_volume_mounts(r, *c, cp);
+        if (!r.failed()) check_mounts(r, t, cp);
         if (const json::value* res = c->if_contains("resources")) {
           std::string rp = cp + ".resources";
           if (const json::object* ro = r.object(*res, rp, {"limits", "requests"})) {
@@ -334,10 +346,12 @@ json::object template_to_json(const RevisionTemplate& t) {
   if (!t.container.args.empty()) container["args"] = strings_to_json(t.container.args);
   if (!t.container.env.empty()) {
     json::array env;
-    for (const auto& e : t.container.env)
-      env.push_back(json::object{{"name", e.name}, {"value", e.value}});
+    for (const auto& e : t.container.env) env.push_back(env_var_json(e));
     container["env"] = std::move(env);
   }
+  if (!t.container.env_from.empty()) container["envFrom"] = env_from_json(t.container.env_from);
+  if (!t.container.volume_mounts.empty())
+    container["volumeMounts"] = volume_mounts_json(t.container.volume_mounts);
   if (t.container.container_port > 0)
     container["ports"] = json::array{json::object{{"containerPort", t.container.container_port}}};
   if (!t.container.working_dir.empty()) container["workingDir"] = t.container.working_dir;
@@ -372,6 +386,7 @@ json::object template_to_json(const RevisionTemplate& t) {
   spec["containerConcurrency"] = t.container_concurrency;
   spec["timeoutSeconds"] = t.timeout_seconds;
   spec["containers"] = json::array{std::move(container)};
+  if (!t.volumes.empty()) spec["volumes"] = volumes_json(t.volumes);
 
   json::object out;
   json::object md;

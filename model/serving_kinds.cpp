@@ -23,7 +23,9 @@ constexpr const char* kContainerSchema = R"json({
     "args": {"type": "array", "items": {"type": "string"}, "description": "Replaces the image's cmd."},
     "workingDir": {"type": "string", "description": "The working directory of the process."},
     "imagePullPolicy": {"type": "string", "enum": ["Always", "Never", "IfNotPresent"], "description": "For a registry image: Always pulls it again for every new revision, Never only uses a stored image, IfNotPresent (the default) pulls it when it is not stored."},
-    "env": {"type": "array", "description": "Environment variables. PORT, K_SERVICE, K_REVISION and K_CONFIGURATION are set by elafros.", "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "description": "The variable's name."}, "value": {"type": "string", "description": "Its value."}}}},
+    "env": {"type": "array", "description": "Environment variables. PORT, K_SERVICE, K_REVISION and K_CONFIGURATION are set by elafros.", "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "description": "The variable's name."}, "value": {"type": "string", "description": "Its value."}, "valueFrom": {"type": "object", "description": "A key of a Secret (secretKeyRef) or ConfigMap (configMapKeyRef) in the namespace, read when an instance starts.", "x-kubernetes-preserve-unknown-fields": true}}}},
+    "envFrom": {"type": "array", "description": "Every key of a Secret (secretRef) or ConfigMap (configMapRef) as a variable, with an optional prefix.", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+    "volumeMounts": {"type": "array", "description": "Where spec.volumes are mounted: name, mountPath, readOnly (secrets and config maps are always read-only).", "items": {"type": "object", "required": ["name", "mountPath"], "properties": {"name": {"type": "string"}, "mountPath": {"type": "string"}, "readOnly": {"type": "boolean"}}}},
     "ports": {"type": "array", "description": "At most one port: the one the app listens on over HTTP/1.1 (PORT; 8080 by default).", "items": {"type": "object", "properties": {"containerPort": {"type": "integer", "format": "int32", "description": "The port number."}, "name": {"type": "string", "description": "http1."}}}},
     "resources": {"type": "object", "description": "cgroup limits and requests.", "properties": {"limits": {"type": "object", "description": "cpu (e.g. 500m) and memory (e.g. 128Mi) caps.", "additionalProperties": {"type": "string"}}, "requests": {"type": "object", "description": "cpu and memory the instance is expected to use.", "additionalProperties": {"type": "string"}}}},
     "readinessProbe": {"type": "object", "description": "When an instance may receive traffic; a TCP connect to PORT by default.", "properties": {"httpGet": {"type": "object", "description": "Probe with an HTTP GET.", "properties": {"path": {"type": "string", "description": "The path to GET."}}}, "tcpSocket": {"type": "object", "description": "Probe with a TCP connect to PORT."}, "initialDelaySeconds": {"type": "integer"}, "periodSeconds": {"type": "integer", "description": "0 polls every few milliseconds until ready."}, "timeoutSeconds": {"type": "integer"}, "failureThreshold": {"type": "integer"}, "successThreshold": {"type": "integer"}}}
@@ -71,7 +73,14 @@ json::object revision_spec_schema() {
            {"description", "The most requests one instance serves at once; 0 is no limit."}}},
       {"timeoutSeconds",
        json::object{{"type", "integer"},
-                    {"description", "How long a request may take (300 by default)."}}}};
+                    {"description", "How long a request may take (300 by default)."}}},
+      {"volumes",
+       json::object{{"type", "array"},
+                    {"description",
+                     "Volumes the container mounts: secret (secretName, items, defaultMode), "
+                     "configMap (name, items, defaultMode) or emptyDir (medium, sizeLimit)."},
+                    {"items", json::object{{"type", "object"},
+                                           {"x-kubernetes-preserve-unknown-fields", true}}}}}};
   return spec;
 }
 

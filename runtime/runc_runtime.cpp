@@ -205,6 +205,60 @@ Result<void> write_hosts_file(const std::string& path, const std::vector<EnvVar>
   return write_file_atomic(path, text);
 }
 
+// A revision's volumes for one instance (docs/architecture.md, "Secrets"): the files of its
+// secret and configMap volumes on a tmpfs at DIR/volumes (a secret never touches the disk),
+// a tmpfs per Memory emptyDir, a directory per disk emptyDir; each bind-mounted into place.
+Result<void> prepare_volumes(const std::string& dir, const std::vector<ResolvedVolume>& volumes,
+                             std::vector<LaunchSpec::Bind>& binds) {
+  std::error_code ec;
+  std::string files_root = dir + "/volumes";
+  std::uint64_t bytes = 0;
+  bool files = false;
+  for (const auto& v : volumes)
+    if (!v.empty_dir) {
+      files = true;
+      for (const auto& f : v.files) bytes += f.content.size() + 4096;
+    }
+  if (files) {
+    fs::create_directories(files_root, ec);
+    std::string opts = fmt::format("mode=0755,size={}", bytes + (1u << 20));
+    if (::mount("tmpfs", files_root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                opts.c_str()) != 0)
+      return Error::internal(
+          fmt::format("mounting a tmpfs for the instance's volumes at {} failed: {}", files_root,
+                      errno_text(errno)));
+  }
+  for (const auto& v : volumes) {
+    std::string source;
+    if (!v.empty_dir) {
+      source = files_root + "/" + v.name;
+      fs::create_directories(source, ec);
+      for (const auto& f : v.files) {
+        fs::path p = fs::path(source) / f.path;
+        fs::create_directories(p.parent_path(), ec);
+        if (auto w = write_file_atomic(p.string(), f.content); !w) return w.error();
+        ::chmod(p.c_str(), static_cast<mode_t>(f.mode));
+      }
+    } else {
+      source = dir + "/emptydir/" + v.name;
+      fs::create_directories(source, ec);
+      if (v.memory) {
+        std::string opts = v.size_limit_bytes ? fmt::format("mode=0777,size={}", v.size_limit_bytes)
+                                              : std::string("mode=0777");
+        if (::mount("tmpfs", source.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
+          return Error::internal(
+              fmt::format("mounting the Memory emptyDir {} failed: {}", v.name, errno_text(errno)));
+      } else {
+        ::chmod(source.c_str(), 0777);
+      }
+    }
+    if (ec)
+      return Error::internal(fmt::format("preparing volume {} failed: {}", v.name, errno_text(ec)));
+    binds.push_back({source, v.destination, v.read_only});
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
@@ -243,6 +297,7 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   bundle.hostname = spec.service;
   bundle.cgroups_path = "/" + options_.cgroup_parent + "/" + spec.container_id;
   bundle.binds = spec.binds;
+  if (auto v = prepare_volumes(dir, spec.volumes, bundle.binds); !v) return fail(v.error());
   bundle.pids_limit = options_.pids_limit;
   bundle.memory_limit_bytes = parse_memory_bytes(spec.container.limits.memory).value_or(0);
   bundle.cpu_limit_millis = parse_cpu_millis(spec.container.limits.cpu).value_or(0);
@@ -386,6 +441,13 @@ Result<void> RuncRuntime::cleanup_files(const std::string& id) {
   std::error_code ec;
   if (err != EINVAL && err != ENOENT && err != 0)
     return Error::internal(fmt::format("cannot unmount {}: {}", merged, errno_text(err)));
+  // The volumes' tmpfs mounts go before their directories (remove_all must not walk into one).
+  std::vector<std::string> mounts{dir + "/volumes"};
+  for (const auto& e : fs::directory_iterator(dir + "/emptydir", ec)) mounts.push_back(e.path());
+  ec.clear();
+  for (const auto& m : mounts)
+    for (int i = 0; i < 4 && ::umount2(m.c_str(), MNT_DETACH) == 0; ++i) {
+    }
   fs::remove_all(dir, ec);
   if (ec) return Error::internal(fmt::format("cannot remove {}: {}", dir, errno_text(ec)));
   finish_spools(id);

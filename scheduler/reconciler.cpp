@@ -25,6 +25,7 @@
 #include <set>
 #include <tuple>
 
+#include "elafros/config_refs.hpp"
 #include "elafros/naming.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
@@ -542,6 +543,13 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     asio::co_spawn(control_, launch(rev, inst), asio::detached);
   }
 
+  // On the store thread.
+  Result<ResolvedConfig> resolve_config_now(const RevisionTemplate& t, const std::string& ns) {
+    return resolve_config(t, ns, [this, &ns](const std::string& kind, const std::string& name) {
+      return store_.get_object(ObjectKey{"", kind, ns, name});
+    });
+  }
+
   awaitable<void> launch(RevisionPtr rev, InstancePtr inst) {
     const Revision& r = rev->revision;
     if (inst->stop_requested) co_return;
@@ -561,6 +569,18 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     spec.image_digest = r.image_digest;
     spec.container = r.spec.container;
     spec.port = inst->record.port;
+    // Secrets and ConfigMaps are read now, at each start, as Kubernetes does.
+    if (uses_config(r.spec)) {
+      auto resolved = co_await offload(store_thread_.get_executor(), &Impl::resolve_config_now,
+                                       this, r.spec, r.meta.namespace_);
+      if (!resolved) {
+        if (!inst->stop_requested)
+          co_await fail(rev, inst, "CreateContainerConfigError", resolved.error().message, false);
+        co_return;
+      }
+      spec.container.env = std::move(resolved->env);
+      spec.volumes = std::move(resolved->volumes);
+    }
     auto started_at = clock_->now();
     inst->in_runtime_start = true;
     auto pid =

@@ -1,6 +1,7 @@
 #include "sqlite_store.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <boost/json.hpp>
@@ -9,6 +10,7 @@
 
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
+#include "secret_cipher.hpp"
 #include "sqlite_statement.hpp"
 
 namespace json = boost::json;
@@ -280,8 +282,37 @@ json::value parse_or(const std::string& text, json::value fallback) {
   return ec ? fallback : v;
 }
 
-json::object read_object(Statement& st) {
+constexpr const char* kSealedKey = "elafros.dev/sealed";
+
+bool is_secret(const std::string& group, const std::string& kind) {
+  return group.empty() && kind == "Secret";
+}
+
+// A Secret's data and annotations (where kubectl apply copies the whole object) are sealed in
+// their columns; everything else is plain JSON.
+std::string seal_column(const SecretCipher* cipher, std::string text) {
+  if (!cipher) return text;
+  return json::serialize(json::object{{kSealedKey, cipher->seal(text)}});
+}
+
+std::string unseal_column(const SecretCipher* cipher, std::string text, const char* empty) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  const json::value* sealed =
+      !ec && v.is_object() ? v.get_object().if_contains(kSealedKey) : nullptr;
+  if (!sealed || !sealed->is_string()) return text;
+  if (!cipher) return empty;
+  auto plain = cipher->unseal(sealed->get_string());
+  if (!plain) {
+    spdlog::error("{}", plain.error().message);
+    return empty;
+  }
+  return *plain;
+}
+
+json::object read_object(Statement& st, const SecretCipher* cipher) {
   std::string group = st.text(0);
+  const SecretCipher* c = is_secret(group, st.text(2)) ? cipher : nullptr;
   json::object md;
   md["name"] = st.text(4);
   if (!st.text(3).empty()) md["namespace"] = st.text(3);
@@ -295,14 +326,15 @@ json::object read_object(Statement& st) {
       md[key] = std::move(v);
   };
   put("labels", parse_or(st.text(8), json::object{}));
-  put("annotations", parse_or(st.text(9), json::object{}));
+  put("annotations", parse_or(c ? unseal_column(c, st.text(9), "{}") : st.text(9), json::object{}));
   put("ownerReferences", parse_or(st.text(10), json::array{}));
   put("finalizers", parse_or(st.text(11), json::array{}));
   json::object o;
   o["apiVersion"] = group.empty() ? st.text(1) : group + "/" + st.text(1);
   o["kind"] = st.text(2);
   o["metadata"] = std::move(md);
-  json::value data = parse_or(st.text(13), json::object{});
+  json::value data =
+      parse_or(c ? unseal_column(c, st.text(13), "{}") : st.text(13), json::object{});
   if (data.is_object())
     for (auto& kv : data.get_object()) o[kv.key()] = kv.value();
   json::value spec = parse_or(st.text(12), nullptr);
@@ -327,7 +359,8 @@ std::string version_of(const json::object& o) {
 
 // Binds every column of an object row, in kObjectColumns' order, from index 1.
 void bind_object(Statement& st, const std::string& group, const std::string& kind,
-                 const json::object& o, std::int64_t rv) {
+                 const json::object& o, std::int64_t rv, const SecretCipher* cipher) {
+  const SecretCipher* c = is_secret(group, kind) ? cipher : nullptr;
   json::object data;
   for (const auto& kv : o)
     if (kv.key() != "apiVersion" && kv.key() != "kind" && kv.key() != "metadata" &&
@@ -345,11 +378,11 @@ void bind_object(Statement& st, const std::string& group, const std::string& kin
       .bind(7, meta_int(o, "generation"))
       .bind(8, rv)
       .bind(9, meta_json_text(o, "labels", "{}"))
-      .bind(10, meta_json_text(o, "annotations", "{}"))
+      .bind(10, seal_column(c, meta_json_text(o, "annotations", "{}")))
       .bind(11, meta_json_text(o, "ownerReferences", "[]"))
       .bind(12, meta_json_text(o, "finalizers", "[]"))
       .bind(13, spec ? json::serialize(*spec) : std::string("null"))
-      .bind(14, json::serialize(data))
+      .bind(14, seal_column(c, json::serialize(data)))
       .bind(15, status && status->is_object() ? json::serialize(*status) : std::string("{}"))
       .bind(16, parse_rfc3339(meta_string(o, "creationTimestamp")).value_or(0));
   if (deleted.empty())
@@ -382,6 +415,36 @@ bool finalizers_empty(const json::object& o) {
 
 }  // namespace
 
+Result<std::pair<std::string, std::size_t>> SqliteStore::rotate_secret_key() {
+  if (!cipher_) return Error::precondition("Secrets are not encrypted at rest on this store");
+  auto id = cipher_->add_key();
+  if (!id) return id.error();
+  // Every Secret resealed with the new key, in one transaction; then the old keys go.
+  std::vector<std::pair<json::object, std::int64_t>> secrets;
+  {
+    std::string sql = std::string(kObjectColumns) + "WHERE api_group='' AND kind='Secret'";
+    Statement st(db_, sql.c_str());
+    int rc;
+    while ((rc = st.step()) == SQLITE_ROW)
+      secrets.emplace_back(read_object(st, cipher_), st.integer(7));
+    if (rc != SQLITE_DONE) return st.error("reading the Secrets to reseal failed");
+  }
+  Transaction tx(db_);
+  if (!tx.began()) return Error::unavailable("cannot lock the database to reseal the Secrets");
+  for (auto& [o, rv] : secrets) {
+    Statement del(
+        db_, "DELETE FROM objects WHERE api_group='' AND kind='Secret' AND namespace=? AND name=?");
+    del.bind(1, meta_string(o, "namespace")).bind(2, meta_string(o, "name"));
+    if (del.step() != SQLITE_DONE) return del.error("resealing a Secret failed");
+    Statement st(db_, kInsertObject);
+    bind_object(st, "", "Secret", o, rv, cipher_);
+    if (st.step() != SQLITE_DONE) return st.error("resealing a Secret failed");
+  }
+  if (auto c = tx.commit(); !c) return c.error();
+  if (auto d = cipher_->drop_old_keys(); !d) return d.error();
+  return std::pair<std::string, std::size_t>{*id, secrets.size()};
+}
+
 Result<json::object> SqliteStore::get_object(const ObjectKey& key) {
   std::string sql =
       std::string(kObjectColumns) + "WHERE api_group=? AND kind=? AND namespace=? AND name=?";
@@ -390,7 +453,7 @@ Result<json::object> SqliteStore::get_object(const ObjectKey& key) {
   int rc = st.step();
   if (rc == SQLITE_DONE) return Error::not_found(fmt::format("{} not found", describe(key)));
   if (rc != SQLITE_ROW) return st.error("reading the object failed");
-  return read_object(st);
+  return read_object(st, cipher_);
 }
 
 Result<ObjectList> SqliteStore::list_objects(const ObjectQuery& q) {
@@ -418,7 +481,7 @@ Result<ObjectList> SqliteStore::list_objects(const ObjectQuery& q) {
       out.more = true;
       break;
     }
-    out.items.push_back(read_object(st));
+    out.items.push_back(read_object(st, cipher_));
   }
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) return st.error("listing objects failed");
   return out;
@@ -479,7 +542,7 @@ Result<void> SqliteStore::apply_write(ObjectWrite& w, std::vector<ObjectEvent>& 
     if (stored.error().code != ErrorCode::kNotFound) return stored.error();
     std::int64_t rv = resource_version_ + 1;
     Statement st(db_, kInsertObject);
-    bind_object(st, w.group, w.kind, w.object, rv);
+    bind_object(st, w.group, w.kind, w.object, rv, cipher_);
     if (st.step() != SQLITE_DONE) return st.error(fmt::format("storing {} failed", describe(key)));
     resource_version_ = rv;
     metadata_of(w.object)["resourceVersion"] = std::to_string(rv);
@@ -521,7 +584,7 @@ Result<void> SqliteStore::apply_write(ObjectWrite& w, std::vector<ObjectEvent>& 
     del.bind(1, key.group).bind(2, key.kind).bind(3, key.namespace_).bind(4, key.name);
     if (del.step() != SQLITE_DONE) return del.error("updating the object failed");
     Statement st(db_, kInsertObject);
-    bind_object(st, w.group, w.kind, w.object, rv);
+    bind_object(st, w.group, w.kind, w.object, rv, cipher_);
     if (st.step() != SQLITE_DONE) return st.error(fmt::format("updating {} failed", describe(key)));
   }
   resource_version_ = rv;
@@ -542,7 +605,7 @@ Result<void> SqliteStore::delete_with_dependents(const ObjectKey& key, const std
     st.bind(1, uid);
     int rc;
     while ((rc = st.step()) == SQLITE_ROW) {
-      json::object o = read_object(st);
+      json::object o = read_object(st, cipher_);
       const json::value* md = o.if_contains("metadata");
       const json::value* refs =
           md && md->is_object() ? md->get_object().if_contains("ownerReferences") : nullptr;
@@ -629,7 +692,7 @@ Result<void> SqliteStore::move_to_objects() {
   std::int64_t rv = 0;
   for (std::size_t i = 0; i < objects.size(); ++i) {
     Statement st(db_, kInsertObject);
-    bind_object(st, kServingGroup, kinds[i], objects[i], ++rv);
+    bind_object(st, kServingGroup, kinds[i], objects[i], ++rv, nullptr);
     if (st.step() != SQLITE_DONE) return st.error("migrating an object failed");
   }
   Statement counter(db_, "UPDATE counters SET value=? WHERE name='resource_version'");

@@ -9,6 +9,8 @@ struct sqlite3;
 
 namespace elafros {
 
+class SecretCipher;
+
 // Store on SQLite: WAL, synchronous=FULL, foreign keys on, BEGIN IMMEDIATE for writes
 // (docs/architecture.md, "Store"). Not thread-safe: the daemon calls it from one thread.
 class SqliteStore final : public Store {
@@ -20,6 +22,9 @@ class SqliteStore final : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   static constexpr int kSchemaVersion = 5;
+  // Seals Secrets' data and annotations from now on (docs/architecture.md, "Secrets"); the
+  // cipher outlives the store.
+  void set_secret_cipher(SecretCipher* cipher) { cipher_ = cipher; }
   int schema_version();
 
   // ObjectStore
@@ -30,6 +35,7 @@ class SqliteStore final : public Store {
   std::int64_t current_resource_version() override { return resource_version_; }
 
   // Store
+  Result<std::pair<std::string, std::size_t>> rotate_secret_key() override;
   Result<void> mark_revision_ready(const std::string& ns, const std::string& name) override;
   Result<void> put_instance(const InstanceRecord& instance) override;
   Result<void> delete_instance(const std::string& id) override;
@@ -66,6 +72,7 @@ class SqliteStore final : public Store {
                                       std::vector<ObjectEvent>& events, int depth);
 
   sqlite3* db_;
+  SecretCipher* cipher_ = nullptr;
   std::int64_t resource_version_ = 0;  // the last one committed
 };
 

@@ -28,12 +28,6 @@ inline constexpr const char* kCacheDir = "/cache";
 // A Build that names no timeout gets Knative Build's default.
 inline constexpr std::chrono::minutes kDefaultBuildTimeout{10};
 
-struct VolumeMount {
-  std::string name;
-  std::string mount_path;
-  bool operator==(const VolumeMount&) const = default;
-};
-
 // One step: a container run to completion. A script, when given, is the program; one without a
 // shebang runs under /bin/sh -e (Tekton's rule).
 struct BuildStep {

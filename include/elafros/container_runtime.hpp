@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "elafros/config_refs.hpp"
 #include "elafros/model.hpp"
 #include "elafros/result.hpp"
 
@@ -31,6 +32,9 @@ struct LaunchSpec {
     bool readonly = false;
   };
   std::vector<Bind> binds;
+  // Secret and configMap volumes (files written for this instance, on a tmpfs when they hold
+  // secrets) and emptyDirs (docs/architecture.md, "Secrets").
+  std::vector<ResolvedVolume> volumes;
 };
 
 // What an instance's cgroup has counted; `known` is false when it has no cgroup (any more).

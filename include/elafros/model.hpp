@@ -14,10 +14,55 @@ inline constexpr const char* kDefaultNamespace = "default";
 inline constexpr int kDefaultContainerPort = 8080;
 inline constexpr int kDefaultTimeoutSeconds = 300;  // Knative's revision-timeout-seconds
 
+// A key of a Secret or ConfigMap in the revision's namespace (env valueFrom.secretKeyRef or
+// configMapKeyRef). Resolved when an instance starts, as Kubernetes does.
+struct KeyRef {
+  std::string kind;  // "Secret" or "ConfigMap"
+  std::string name;
+  std::string key;
+  bool optional = false;
+  bool operator==(const KeyRef&) const = default;
+};
+
 struct EnvVar {
   std::string name;
   std::string value;
+  std::optional<KeyRef> value_from;  // instead of value
   bool operator==(const EnvVar&) const = default;
+};
+
+// envFrom: every key of a Secret or ConfigMap as a variable, with an optional prefix.
+struct EnvFromSource {
+  std::string kind;  // "Secret" or "ConfigMap"
+  std::string name;
+  std::string prefix;
+  bool optional = false;
+  bool operator==(const EnvFromSource&) const = default;
+};
+
+// spec.template.spec.volumes[]: a Secret's or ConfigMap's keys as files, or an emptyDir.
+struct Volume {
+  struct Item {
+    std::string key, path;
+    int mode = -1;  // -1: the volume's defaultMode
+    bool operator==(const Item&) const = default;
+  };
+  std::string name;
+  std::string kind;         // "Secret", "ConfigMap" or "EmptyDir"
+  std::string source;       // the Secret's secretName or the ConfigMap's name
+  std::vector<Item> items;  // empty: every key, each as a file named by it
+  int default_mode = 0644;
+  bool optional = false;
+  std::string medium;      // emptyDir: "" (disk) or "Memory" (tmpfs)
+  std::string size_limit;  // emptyDir: a quantity, "" for none
+  bool operator==(const Volume&) const = default;
+};
+
+struct VolumeMount {
+  std::string name;
+  std::string mount_path;
+  bool read_only = false;
+  bool operator==(const VolumeMount&) const = default;
 };
 
 // A readiness probe (containers[0].readinessProbe). Without one, readiness is a TCP connect to
@@ -55,6 +100,8 @@ struct ContainerSpec {
   // imagePullPolicy of a registry image: "Always" pulls at every new revision, "Never" only
   // uses a stored image, "IfNotPresent" (and "") pulls when it is not stored.
   std::string pull_policy;
+  std::vector<EnvFromSource> env_from;
+  std::vector<VolumeMount> volume_mounts;
   bool operator==(const ContainerSpec&) const = default;
 
   int port() const { return container_port > 0 ? container_port : kDefaultContainerPort; }
@@ -68,6 +115,7 @@ struct RevisionTemplate {
   ContainerSpec container;
   int container_concurrency = 0;  // 0: unlimited
   int timeout_seconds = kDefaultTimeoutSeconds;
+  std::vector<Volume> volumes;
   bool operator==(const RevisionTemplate&) const = default;
 };
 

@@ -18,6 +18,10 @@ namespace elafros {
 // what only the daemon reads stays in typed internal tables.
 class Store : public ObjectStore, public EventLog {
  public:
+  // Secrets at rest: a new key seals every Secret again, then the old keys are dropped. The new
+  // key's id and how many Secrets were resealed.
+  virtual Result<std::pair<std::string, std::size_t>> rotate_secret_key() = 0;
+
   // Records that a revision became Ready once (in its stored status; no new resourceVersion:
   // nothing a client sees changes).
   virtual Result<void> mark_revision_ready(const std::string& ns, const std::string& name) = 0;

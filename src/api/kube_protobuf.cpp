@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "elafros/base64.hpp"
+
 namespace json = boost::json;
 
 namespace elafros::api {
@@ -17,7 +19,15 @@ namespace {
 struct Message;
 struct Field {
   const char* name;
-  enum Type { kString, kBool, kMessage, kRepeatedMessage, kStringMap, kRepeatedString } type;
+  enum Type {
+    kString,
+    kBool,
+    kMessage,
+    kRepeatedMessage,
+    kStringMap,
+    kBytesMap,
+    kRepeatedString
+  } type;
   const Message* message = nullptr;
 };
 struct Message {
@@ -69,12 +79,24 @@ const Message kBinding{{{1, {"metadata", Field::kMessage, &kObjectMeta}},
                         {2, {"subjects", Field::kRepeatedMessage, &kSubject}},
                         {3, {"roleRef", Field::kMessage, &kRoleRef}}}};
 
+const Message kSecret{{{1, {"metadata", Field::kMessage, &kObjectMeta}},
+                       {2, {"data", Field::kBytesMap}},
+                       {3, {"type", Field::kString}},
+                       {4, {"stringData", Field::kStringMap}},
+                       {5, {"immutable", Field::kBool}}}};
+const Message kConfigMap{{{1, {"metadata", Field::kMessage, &kObjectMeta}},
+                          {2, {"data", Field::kStringMap}},
+                          {3, {"binaryData", Field::kBytesMap}},
+                          {4, {"immutable", Field::kBool}}}};
+
 const std::map<std::string, const Message*>& kinds() {
   static const std::map<std::string, const Message*> k = {
       {"authorization.k8s.io/v1/SelfSubjectAccessReview", &kAccessReview},
       {"authorization.k8s.io/v1/SelfSubjectRulesReview", &kRulesReview},
       {"authentication.k8s.io/v1/SelfSubjectReview", &kSubjectReview},
       {"v1/Namespace", &kNamespace},
+      {"v1/Secret", &kSecret},
+      {"v1/ConfigMap", &kConfigMap},
       {"rbac.authorization.k8s.io/v1/Role", &kRole},
       {"rbac.authorization.k8s.io/v1/ClusterRole", &kRole},
       {"rbac.authorization.k8s.io/v1/RoleBinding", &kBinding},
@@ -188,7 +210,8 @@ Result<json::object> decode(std::string_view data, const Message& m, const std::
         a.get_array().emplace_back(std::move(*sub));
         break;
       }
-      case Field::kStringMap: {
+      case Field::kStringMap:
+      case Field::kBytesMap: {
         static const Message kEntry{{{1, {"key", Field::kString}}, {2, {"value", Field::kString}}}};
         auto entry = decode(*bytes, kEntry, where);
         if (!entry) return entry.error();
@@ -196,7 +219,9 @@ Result<json::object> decode(std::string_view data, const Message& m, const std::
         if (!map.is_object()) map = json::object{};
         const json::value* k = entry->if_contains("key");
         const json::value* v = entry->if_contains("value");
-        map.get_object()[k ? k->get_string() : ""] = v ? *v : json::value("");
+        json::value value = v ? *v : json::value("");
+        if (field.type == Field::kBytesMap) value = json::string(base64_encode(value.get_string()));
+        map.get_object()[k ? k->get_string() : ""] = std::move(value);
         break;
       }
       case Field::kBool:

@@ -170,6 +170,17 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     co_return co_await r.send_json(200, answer);
   }
 
+  // A new key for Secrets at rest; every Secret resealed with it; the old keys dropped.
+  awaitable<bool> rotate_key(ApiRequest& req, Responder& r) {
+    auto rotated =
+        co_await offload(p_.store_thread.get_executor(), &Store::rotate_secret_key, &p_.store);
+    if (!rotated) co_return co_await r.send_error(rotated.error());
+    spdlog::info("{} rotated the key of Secrets at rest: key {} now seals {} Secrets", req.who.user,
+                 rotated->first, rotated->second);
+    json::value answer = json::object{{"keyId", rotated->first}, {"resealed", rotated->second}};
+    co_return co_await r.send_json(200, answer);
+  }
+
   awaitable<bool> start_all(ApiRequest&, Responder& r) {
     p_.reconciler.resume();
     json::value answer = json::object{{"halted", false}};
@@ -368,6 +379,7 @@ void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInf
     router.add("POST", base + "/system/stop-all", bind(&OperationsApi::stop_all));
     router.add("POST", base + "/system/start-all", bind(&OperationsApi::start_all));
   }
+  router.add("POST", "/apis/elafros.dev/v1/system/rotate-key", bind(&OperationsApi::rotate_key));
   router.add("GET", "/apis/elafros.dev/v1/namespaces/{namespace}/services/{name}/logs",
              bind(&OperationsApi::logs));
   router.add("GET", "/apis/elafros.dev/v1/namespaces/{namespace}/brokers/{name}/events",

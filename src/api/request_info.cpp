@@ -39,6 +39,8 @@ constexpr std::array kEndpoints{
              "stop-all"},
     Endpoint{"POST", "/apis/elafros.dev/v1/system/start-all", "create", "elafros.dev", "system",
              "start-all"},
+    Endpoint{"POST", "/apis/elafros.dev/v1/system/rotate-key", "create", "elafros.dev", "system",
+             "rotate-key"},
     Endpoint{"GET", "/apis/elafros.dev/v1/kubeconfig", "get", "elafros.dev", "kubeconfigs", ""},
     Endpoint{"GET", "/apis/elafros.dev/v1/tokens", "list", "elafros.dev", "tokens", ""},
     Endpoint{"POST", "/apis/elafros.dev/v1/tokens", "create", "elafros.dev", "tokens", ""},

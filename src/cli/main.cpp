@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   add_build_commands(app, s);
   add_namespace_commands(app, s);
   add_auth_commands(app, s);
+  add_config_commands(app, s);
   std::string shell;
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));

@@ -98,6 +98,150 @@ void apply_probe_options(json::object& probe, const std::string& text) {
   }
 }
 
+// "cm:NAME", "config-map:NAME", "secret:NAME" or "sc:NAME": the kind ("ConfigMap", "Secret")
+// and the rest; "" when the prefix is none of them.
+std::pair<std::string, std::string> config_ref(const std::string& text) {
+  for (const auto& [prefix, kind] :
+       std::vector<std::pair<std::string, std::string>>{{"cm:", "ConfigMap"},
+                                                        {"config-map:", "ConfigMap"},
+                                                        {"secret:", "Secret"},
+                                                        {"sc:", "Secret"}})
+    if (text.rfind(prefix, 0) == 0) return {kind, text.substr(prefix.size())};
+  return {"", text};
+}
+
+json::array& array_in(json::object& o, const char* key) {
+  return o[key].is_array() ? o[key].get_array() : o[key].emplace_array();
+}
+
+void drop_if_empty(json::object& o, const char* key) {
+  if (const json::value* v = o.if_contains(key); v && v->is_array() && v->get_array().empty())
+    o.erase(key);
+}
+
+// kn's generated volume name for a mount path: "/etc/db" → "etc-db".
+std::string volume_name_for(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::isalnum(static_cast<unsigned char>(l)))
+      out += l;
+    else if (!out.empty() && out.back() != '-')
+      out += '-';
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  if (out.empty() || !std::isalpha(static_cast<unsigned char>(out[0]))) out = "v-" + out;
+  return out.substr(0, 63);
+}
+
+json::object volume_source(const std::string& name, const std::string& text, const char* flag,
+                           const std::string& whole) {
+  auto [kind, ref] = config_ref(text);
+  if (kind == "Secret")
+    return json::object{{"name", name}, {"secret", json::object{{"secretName", ref}}}};
+  if (kind == "ConfigMap")
+    return json::object{{"name", name}, {"configMap", json::object{{"name", ref}}}};
+  if (text == "emptyDir" || text == "ed")
+    return json::object{{"name", name}, {"emptyDir", json::object{}}};
+  throw std::runtime_error(
+      fmt::format("{} {}: the source must be cm:NAME, secret:NAME or emptyDir", flag, whole));
+}
+
+void apply_config_flags(json::object& spec, json::object& c, const TemplateChanges& t) {
+  for (const auto& e : t.env_from) {
+    bool remove = !e.empty() && e.back() == '-';
+    auto [kind, name] = config_ref(remove ? e.substr(0, e.size() - 1) : e);
+    if (kind.empty() || name.empty())
+      throw std::runtime_error(
+          fmt::format("--env-from {}: give cm:NAME or secret:NAME (NAME- removes it)", e));
+    const char* key = kind == "Secret" ? "secretRef" : "configMapRef";
+    json::array& from = array_in(c, "envFrom");
+    for (auto it = from.begin(); it != from.end();)
+      it = field(*it, std::string(key) + ".name") == name ? from.erase(it) : it + 1;
+    if (!remove) from.push_back(json::object{{key, json::object{{"name", name}}}});
+    drop_if_empty(c, "envFrom");
+  }
+  for (const auto& e : t.env_value_from) {
+    json::array& env = array_in(c, "env");
+    if (!e.empty() && e.back() == '-' && e.find('=') == std::string::npos) {
+      std::string var = e.substr(0, e.size() - 1);
+      for (auto it = env.begin(); it != env.end();)
+        it = field(*it, "name") == var ? env.erase(it) : it + 1;
+      drop_if_empty(c, "env");
+      continue;
+    }
+    auto eq = e.find('=');
+    auto [kind, rest] = config_ref(eq == std::string::npos ? "" : e.substr(eq + 1));
+    auto colon = rest.find(':');
+    if (eq == std::string::npos || eq == 0 || kind.empty() || colon == std::string::npos ||
+        colon == 0 || colon + 1 == rest.size())
+      throw std::runtime_error(fmt::format(
+          "--env-value-from {}: give NAME=secret:SECRET:KEY or NAME=cm:CONFIGMAP:KEY (NAME- "
+          "removes it)",
+          e));
+    std::string var = e.substr(0, eq);
+    const char* key = kind == "Secret" ? "secretKeyRef" : "configMapKeyRef";
+    json::object entry{
+        {"name", var},
+        {"valueFrom", json::object{{key, json::object{{"name", rest.substr(0, colon)},
+                                                      {"key", rest.substr(colon + 1)}}}}}};
+    bool replaced = false;
+    for (auto& v : env)
+      if (field(v, "name") == var) v = entry, replaced = true;
+    if (!replaced) env.push_back(std::move(entry));
+  }
+  for (const auto& v : t.volumes) {
+    json::array& volumes = array_in(spec, "volumes");
+    bool remove = !v.empty() && v.back() == '-' && v.find('=') == std::string::npos;
+    std::string name = remove ? v.substr(0, v.size() - 1) : v.substr(0, v.find('='));
+    if (name.empty() || (!remove && v.find('=') == std::string::npos))
+      throw std::runtime_error(fmt::format(
+          "--volume {}: give NAME=cm:CONFIGMAP, NAME=secret:SECRET or NAME=emptyDir (NAME- "
+          "removes it)",
+          v));
+    for (auto it = volumes.begin(); it != volumes.end();)
+      it = field(*it, "name") == name ? volumes.erase(it) : it + 1;
+    if (!remove) volumes.push_back(volume_source(name, v.substr(v.find('=') + 1), "--volume", v));
+    drop_if_empty(spec, "volumes");
+  }
+  for (const auto& m : t.mounts) {
+    json::array& mounts = array_in(c, "volumeMounts");
+    bool remove = !m.empty() && m.back() == '-' && m.find('=') == std::string::npos;
+    std::string path = remove ? m.substr(0, m.size() - 1) : m.substr(0, m.find('='));
+    if (path.empty() || path[0] != '/' || (!remove && m.find('=') == std::string::npos))
+      throw std::runtime_error(fmt::format(
+          "--mount {}: give /DIR=cm:CONFIGMAP, /DIR=secret:SECRET, /DIR=ed:VOLUME or /DIR=VOLUME "
+          "(/DIR- unmounts)",
+          m));
+    std::string generated = volume_name_for(path);
+    for (auto it = mounts.begin(); it != mounts.end();)
+      it = field(*it, "mountPath") == path ? mounts.erase(it) : it + 1;
+    json::array& volumes = array_in(spec, "volumes");
+    // A volume made for this path goes with its mount.
+    for (auto it = volumes.begin(); it != volumes.end();)
+      it = field(*it, "name") == generated ? volumes.erase(it) : it + 1;
+    if (!remove) {
+      std::string source = m.substr(m.find('=') + 1);
+      auto [kind, ref] = config_ref(source);
+      std::string volume = source;
+      if (!kind.empty()) {
+        volume = generated;
+        volumes.push_back(volume_source(volume, source, "--mount", m));
+      } else if (source.rfind("ed:", 0) == 0 || source.rfind("emptyDir:", 0) == 0) {
+        volume = source.substr(source.find(':') + 1);
+        bool exists = false;
+        for (const auto& vol : volumes) exists = exists || field(vol, "name") == volume;
+        if (!exists) volumes.push_back(volume_source(volume, "emptyDir", "--mount", m));
+      }
+      json::object mount{{"name", volume}, {"mountPath", path}};
+      if (!kind.empty()) mount["readOnly"] = true;
+      mounts.push_back(std::move(mount));
+    }
+    drop_if_empty(c, "volumeMounts");
+    drop_if_empty(spec, "volumes");
+  }
+}
+
 }  // namespace
 
 void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool creating) {
@@ -140,6 +284,7 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
     else
       c["env"] = std::move(env);
   }
+  apply_config_flags(spec, c, t);
   if (t.port) c["ports"] = json::array{json::object{{"containerPort", *t.port}}};
   if (t.cmd) c["command"] = json::array{json::string(*t.cmd)};
   if (t.args) {

@@ -31,11 +31,17 @@ struct TemplateChanges {
   std::optional<std::string> probe_readiness;       // http:HOST:PORT:PATH, tcp:HOST:PORT
   std::optional<std::string> probe_readiness_opts;  // InitialDelaySeconds=5,PeriodSeconds=1
   std::optional<std::string> pull_policy;           // Always, Never, IfNotPresent (any case)
+  // kn's Secret and ConfigMap flags: --env-from cm:NAME|secret:NAME (NAME- removes),
+  // --env-value-from VAR=secret:NAME:KEY|cm:NAME:KEY (VAR- removes), --volume
+  // VOL=cm:NAME|secret:NAME|emptyDir (VOL- removes), --mount /DIR=cm:NAME|secret:NAME|ed:VOL|VOL
+  // (/DIR- unmounts).
+  std::vector<std::string> env_from, env_value_from, volumes, mounts;
   bool any() const {
     return image || !env.empty() || port || cmd || args || revision_name || concurrency_limit ||
            !scale_annotations.empty() || !annotations.empty() || !labels.empty() ||
            !limits.empty() || !requests.empty() || probe_readiness || probe_readiness_opts ||
-           pull_policy;
+           pull_policy || !env_from.empty() || !env_value_from.empty() || !volumes.empty() ||
+           !mounts.empty();
   }
 };
 

@@ -50,6 +50,7 @@
 #include "registry_client.hpp"
 #include "registry_credentials.hpp"
 #include "runc_runtime.hpp"
+#include "secret_cipher.hpp"
 #include "serving_controller.hpp"
 #include "source_archive_store.hpp"
 #include "sqlite_store.hpp"
@@ -122,6 +123,10 @@ int run(const DaemonConfig& cfg) {
 
   auto store = SqliteStore::open(data_dir + "/elafros.db");
   if (!store) throw std::runtime_error(store.error().message);
+  // Secrets are sealed at rest under keys kept beside, not in, the database.
+  auto secret_keys = SecretCipher::open(data_dir + "/keys/secrets.keys");
+  if (!secret_keys) throw std::runtime_error(secret_keys.error().message);
+  (*store)->set_secret_cipher(secret_keys->get());
   UnpackLimits limits;
   limits.max_image_bytes = static_cast<std::uint64_t>(cfg.max_image_bytes);
   limits.max_layer_bytes = static_cast<std::uint64_t>(cfg.max_layer_bytes);

@@ -39,6 +39,11 @@ YAML
 printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kns\n' >"$work/ns.yaml"
 check "kubectl apply of a Namespace creates it" contains "$(k apply -f "$work/ns.yaml" 2>&1)" "namespace/kns created"
 check "kubectl create namespace (a protobuf body) creates it" contains "$(k create namespace kns2 2>&1)" "namespace/kns2 created"
+check "kubectl create secret generic (protobuf)" contains "$(k create secret generic s1 --from-literal=pw=kubectl-MARK 2>&1)" "secret/s1 created"
+check "kubectl create configmap (protobuf)" contains "$(k create configmap c1 --from-literal=a=b 2>&1)" "configmap/c1 created"
+check "kubectl get secret shows its type" grep -qE "^s1 +Opaque " <<<"$(k get secret s1 2>&1)"
+check "...and its value, base64" test "$(k get secret s1 -o jsonpath='{.data.pw}' | base64 -d)" = kubectl-MARK
+check "kubectl get configmap" test "$(k get configmap c1 -o jsonpath='{.data.a}')" = b
 check "kubectl get ns shows it Active" grep -qE "^kns +Active" <<<"$(k get ns 2>&1)"
 check "kubectl delete namespace deletes it" contains "$(k delete namespace kns 2>&1)" 'namespace "kns" deleted'
 out=$(k apply -f "$work/hello.yaml" 2>&1)

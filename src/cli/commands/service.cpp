@@ -74,6 +74,18 @@ void add_template_flags(CLI::App* c, ServiceFlags& f) {
                 "environment variable NAME=VALUE, or NAME- to unset (repeatable)");
   c->add_option("--env-file", f.env_file,
                 "file of NAME=VALUE lines (# comments allowed); -e overrides them");
+  c->add_option("--env-from", t.env_from,
+                "every key of a ConfigMap (cm:NAME) or Secret (secret:NAME) as a variable; "
+                "NAME- removes it (repeatable)");
+  c->add_option("--env-value-from", t.env_value_from,
+                "variable from one key: NAME=secret:SECRET:KEY or NAME=cm:CONFIGMAP:KEY; NAME- "
+                "removes it (repeatable)");
+  c->add_option("--volume", t.volumes,
+                "volume NAME=cm:CONFIGMAP, NAME=secret:SECRET or NAME=emptyDir; NAME- removes it "
+                "(repeatable)");
+  c->add_option("--mount", t.mounts,
+                "mount /DIR=cm:CONFIGMAP or /DIR=secret:SECRET (read-only, a volume is made), "
+                "/DIR=ed:VOLUME (an emptyDir) or /DIR=VOLUME; /DIR- unmounts (repeatable)");
   c->add_option("--port", f.port, "port the app listens on, passed as $PORT (default 8080)")
       ->check(CLI::Range(1, 65535));
   c->add_option("--cmd", f.cmd, "command to run instead of the image's entrypoint");

@@ -1,4 +1,4 @@
-// elafros status, elafros system stop-all|start-all and elafros kubeconfig.
+// elafros status, elafros system stop-all|start-all|rotate-key and elafros kubeconfig.
 
 #include <fmt/format.h>
 
@@ -81,6 +81,17 @@ int kubeconfig(const ApiClient& api, const Globals& g) {
 
 }  // namespace
 
+int system_rotate_key(const ApiClient& api, const Globals& g) {
+  json::value body = json::object{};
+  json::value v = api.call("POST", "/apis/elafros.dev/v1/system/rotate-key", &body);
+  if (g.output != "table") return print(g, v), 0;
+  std::cout << fmt::format(
+      "Secrets at rest are now sealed with key {}: {} resealed, the old keys "
+      "dropped. Back up <data-dir>/keys/secrets.keys.\n",
+      field(v, "keyId"), field(v, "resealed"));
+  return 0;
+}
+
 void add_system_commands(CLI::App& app, Session& s) {
   auto set = [&s](CLI::App* c, int (*run)(const ApiClient&, const Globals&)) {
     c->callback([&s, run] { s.run = [&s, run](const ApiClient& api) { return run(api, s.g); }; });
@@ -99,6 +110,9 @@ void add_system_commands(CLI::App& app, Session& s) {
       &system_stop_all);
   set(sys->add_subcommand("start-all", "undo 'stop-all': instances start again as they should"),
       &system_start_all);
+  set(sys->add_subcommand("rotate-key",
+                          "seal every Secret at rest with a new key, then drop the old keys"),
+      &system_rotate_key);
 }
 
 }  // namespace elafros::cli
