@@ -10,6 +10,7 @@
 #include "elafros/kind_registry.hpp"
 #include "elafros/naming.hpp"
 #include "elafros/object_meta.hpp"
+#include "elafros/resource_json.hpp"
 #include "strict_reader.hpp"
 
 namespace elafros {
@@ -134,9 +135,143 @@ Result<json::object> admit_config_map(const json::object& in) {
   return out;
 }
 
+// The resources a ResourceQuota may limit: compute, live instances, and count/<plural>.<group>
+// of any kind elafros serves (count/<plural> for the core group).
+std::optional<std::string> quota_resource_problem(const std::string& name) {
+  if (name == "limits.cpu" || name == "limits.memory" || name == "requests.cpu" ||
+      name == "requests.memory" || name == "instances")
+    return std::nullopt;
+  if (name.rfind("count/", 0) == 0) {
+    std::string rest = name.substr(6);
+    auto dot = rest.find('.');
+    std::string plural = rest.substr(0, dot);
+    std::string group = dot == std::string::npos ? "" : rest.substr(dot + 1);
+    for (const auto& k : builtin_kinds().all())
+      if (k.plural == plural && k.group == group && k.namespaced) return std::nullopt;
+    return fmt::format(
+        "\"{}\" names no kind elafros serves in a namespace (e.g. "
+        "count/services.serving.knative.dev, count/secrets)",
+        name);
+  }
+  return fmt::format(
+      "\"{}\" is not a resource a quota limits: limits.cpu, limits.memory, "
+      "requests.cpu, requests.memory, instances, or count/<plural>.<group>",
+      name);
+}
+
+// A quantity of that resource: cpu in cores or millicores, memory in bytes, counts whole.
+bool quota_quantity_ok(const std::string& resource, const std::string& value) {
+  if (resource.find(".cpu") != std::string::npos) return parse_cpu_millis(value).has_value();
+  if (resource.find(".memory") != std::string::npos) return parse_memory_bytes(value).has_value();
+  if (value.empty()) return false;
+  for (char c : value)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+Result<json::object> admit_quota(const json::object& in) {
+  std::optional<Error> error;
+  Reader r(error);
+  (void)r.object(json::value(in), "", {"apiVersion", "kind", "metadata", "spec", "status"});
+  const json::value* spec = in.if_contains("spec");
+  std::map<std::string, std::string> hard;
+  if (spec && !spec->is_null())
+    if (const json::object* so = r.object(*spec, "spec", {"hard", "scopes", "scopeSelector"})) {
+      hard = r.string_map(*so, "hard", "spec");
+      if (!r.failed() && (so->contains("scopes") || so->contains("scopeSelector")))
+        r.invalid("spec.scopes", "quota scopes are not supported; one quota covers the namespace");
+    }
+  if (error) return *error;
+  for (const auto& [k, v] : hard) {
+    if (auto p = quota_resource_problem(k))
+      return Error::invalid(fmt::format("spec.hard.{}: {}", k, *p));
+    if (!quota_quantity_ok(k, v))
+      return Error::invalid(fmt::format(
+          "spec.hard.{}: \"{}\" is not a quantity of it (cpu: 2 or 500m; memory: 8Gi; counts: "
+          "a whole number)",
+          k, v));
+  }
+  json::object out = in;
+  out["apiVersion"] = "v1";
+  out["kind"] = "ResourceQuota";
+  out.erase("status");
+  return out;
+}
+
+Result<json::object> admit_limit_range(const json::object& in) {
+  std::optional<Error> error;
+  Reader r(error);
+  (void)r.object(json::value(in), "", {"apiVersion", "kind", "metadata", "spec"});
+  const json::value* spec = in.if_contains("spec");
+  if (!error && (!spec || !spec->is_object()))
+    return Error::invalid(
+        "spec.limits: required: a list of limits, e.g. [{type: Container, "
+        "default: {memory: 256Mi}}]");
+  if (const json::object* so = r.object(*spec, "spec", {"limits"}))
+    if (const json::array* limits = r.array(*so, "limits", "spec"))
+      for (std::size_t i = 0; i < limits->size() && !r.failed(); ++i) {
+        std::string p = fmt::format("spec.limits[{}]", i);
+        const json::object* l =
+            r.object((*limits)[i], p,
+                     {"type", "default", "defaultRequest", "min", "max", "maxLimitRequestRatio"});
+        if (!l) break;
+        std::string type = r.string(*l, "type", p).value_or("");
+        if (!r.failed() && type != "Container")
+          r.invalid(p + ".type",
+                    fmt::format("\"{}\" is not supported: elafros applies Container limits", type));
+        for (const char* key : {"default", "defaultRequest", "min", "max"}) {
+          auto m = r.string_map(*l, key, p);
+          for (const auto& [res, v] : m) {
+            if (r.failed()) break;
+            std::string fp = fmt::format("{}.{}.{}", p, key, res);
+            if (res != "cpu" && res != "memory")
+              r.invalid(fp, "only cpu and memory are limited");
+            else if (res == "cpu" ? !parse_cpu_millis(v) : !parse_memory_bytes(v))
+              r.invalid(fp, fmt::format("\"{}\" is not a quantity (cpu: 500m; memory: 256Mi)", v));
+          }
+        }
+        if (!r.failed() && l->contains("maxLimitRequestRatio"))
+          r.invalid(p + ".maxLimitRequestRatio", "is not supported");
+      }
+  if (error) return *error;
+  json::object out = in;
+  out["apiVersion"] = "v1";
+  out["kind"] = "LimitRange";
+  return out;
+}
+
 }  // namespace
 
 void register_core_kinds(KindRegistry& registry) {
+  KindInfo quota;
+  quota.group = "";
+  quota.version = "v1";
+  quota.kind = "ResourceQuota";
+  quota.plural = "resourcequotas";
+  quota.singular = "resourcequota";
+  quota.short_names = {"quota"};
+  quota.has_status = true;
+  quota.columns = {{"Age", "date", ".metadata.creationTimestamp", "", 0}};
+  quota.admit = admit_quota;
+  quota.schema = loose_schema(
+      "Limits a namespace: counts of each kind, compute (limits and requests of live "
+      "instances), and live instances. status.used is kept current.");
+  registry.add(std::move(quota));
+
+  KindInfo lr;
+  lr.group = "";
+  lr.version = "v1";
+  lr.kind = "LimitRange";
+  lr.plural = "limitranges";
+  lr.singular = "limitrange";
+  lr.short_names = {"limits"};
+  lr.columns = {{"Created At", "date", ".metadata.creationTimestamp", "", 0}};
+  lr.admit = admit_limit_range;
+  lr.schema = loose_schema(
+      "Container defaults (default, defaultRequest) and bounds (min, max) applied to the "
+      "namespace's revision templates.");
+  registry.add(std::move(lr));
+
   KindInfo secret;
   secret.group = "";
   secret.version = "v1";

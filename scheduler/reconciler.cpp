@@ -78,6 +78,7 @@ struct RevisionState {
   Condition ready{"Ready"};
   Condition healthy{"ContainerHealthy"};
   Condition resources{"ResourcesAvailable"};
+  int limited_to = -1, wanted = -1;  // the last quota-bound scale, for its message
   int restarts = 0;
   std::chrono::milliseconds backoff{0};
   bool restart_pending = false;
@@ -460,14 +461,85 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return 0;
   }
 
-  // Starts or stops instances until `n` are starting or ready. Stops the ones not ready yet
-  // first, then the least busy.
+  static bool is_live(const InstancePtr& inst) {
+    return !inst->stop_requested &&
+           (inst->phase == Phase::kStarting || inst->phase == Phase::kReady);
+  }
+
+  NamespaceUsage namespace_usage(const std::string& ns, const Revision* except = nullptr) const {
+    NamespaceUsage u;
+    for (const auto& [k, s] : services_) {
+      if (!ns.empty() && s.service.meta.namespace_ != ns) continue;
+      for (const auto& r : s.revisions) {
+        if (&r->revision == except) continue;
+        const ContainerSpec& c = r->revision.spec.container;
+        for (const auto& inst : r->instances) {
+          if (!is_live(inst)) continue;
+          ++u.instances;
+          u.limits_cpu_millis += parse_cpu_millis(c.limits.cpu).value_or(0);
+          u.limits_memory_bytes += parse_memory_bytes(c.limits.memory).value_or(0);
+          u.requests_cpu_millis += parse_cpu_millis(c.requests.cpu).value_or(0);
+          u.requests_memory_bytes += parse_memory_bytes(c.requests.memory).value_or(0);
+        }
+      }
+    }
+    return u;
+  }
+
+  // The most instances the revision may have under its namespace's quotas and the machine's
+  // cap, and which limit binds ("" when none does).
+  std::pair<int, std::string> allowed(const RevisionPtr& rev, int n) const {
+    int most = n;
+    std::string why;
+    auto bound = [&most, &why](std::int64_t can, std::string what) {
+      if (can < most) {
+        most = static_cast<int>(std::max<std::int64_t>(0, can));
+        why = std::move(what);
+      }
+    };
+    if (options_.max_instances > 0) {
+      NamespaceUsage all = namespace_usage("", &rev->revision);
+      bound(options_.max_instances - all.instances,
+            fmt::format("the machine's max-instances {}", options_.max_instances));
+    }
+    InstanceQuota q =
+        options_.quota ? options_.quota(rev->revision.meta.namespace_) : InstanceQuota{};
+    if (!q.any()) return {most, why};
+    NamespaceUsage others = namespace_usage(rev->revision.meta.namespace_, &rev->revision);
+    const ContainerSpec& c = rev->revision.spec.container;
+    std::int64_t cpu = parse_cpu_millis(c.limits.cpu).value_or(0);
+    std::int64_t mem = parse_memory_bytes(c.limits.memory).value_or(0);
+    if (q.instances >= 0)
+      bound(q.instances - others.instances, fmt::format("instances {} ({})", q.instances, q.names));
+    if (q.limits_cpu_millis >= 0 && cpu > 0)
+      bound((q.limits_cpu_millis - others.limits_cpu_millis) / cpu,
+            fmt::format("limits.cpu {}m ({})", q.limits_cpu_millis, q.names));
+    if (q.limits_memory_bytes >= 0 && mem > 0)
+      bound((q.limits_memory_bytes - others.limits_memory_bytes) / mem,
+            fmt::format("limits.memory {}Mi ({})", q.limits_memory_bytes >> 20, q.names));
+    return {most, why};
+  }
+
+  // Starts or stops instances until `n` are starting or ready (no more than quotas allow).
+  // Stops the ones not ready yet first, then the least busy.
   void scale_to(const RevisionPtr& rev, int n) {
+    auto [most, why] = allowed(rev, n);
+    if (most < n) {
+      if (rev->resources.reason != "QuotaExceeded" || rev->limited_to != most || rev->wanted != n) {
+        rev->limited_to = most;
+        rev->wanted = n;
+        set_condition(*rev, rev->resources, "False", "QuotaExceeded",
+                      fmt::format("wanted {}, quota allows {} ({})", n, most, why));
+        spdlog::warn("revision {}: wanted {} instances, quota allows {} ({})",
+                     rev->revision.meta.name, n, most, why);
+      }
+      n = most;
+    } else if (rev->resources.reason == "QuotaExceeded") {
+      set_condition(*rev, rev->resources, "True", "", "");
+    }
     std::vector<InstancePtr> live_now;
     for (const auto& inst : rev->instances)
-      if (!inst->stop_requested &&
-          (inst->phase == Phase::kStarting || inst->phase == Phase::kReady))
-        live_now.push_back(inst);
+      if (is_live(inst)) live_now.push_back(inst);
     int have = static_cast<int>(live_now.size());
     if (have < n && !rev->restart_pending && !rev->retired && !stopped_) {
       for (int i = have; i < n; ++i) launch_later(rev);
@@ -1285,6 +1357,10 @@ void Reconciler::service_created(const Service& service, const Revision& revisio
 
 void Reconciler::service_updated(const Service& service, const Revision* new_revision) {
   impl_->updated(service, new_revision);
+}
+
+NamespaceUsage Reconciler::namespace_usage(const std::string& ns) const {
+  return impl_->namespace_usage(ns);
 }
 
 void Reconciler::halt(std::function<void()> done) {

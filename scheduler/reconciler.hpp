@@ -15,6 +15,7 @@
 #include "elafros/clock.hpp"
 #include "elafros/container_runtime.hpp"
 #include "elafros/model.hpp"
+#include "elafros/quota.hpp"
 #include "elafros/routing.hpp"
 #include "elafros/store.hpp"
 
@@ -44,6 +45,10 @@ struct ReconcilerOptions {
   // changed: the service's status may read differently now (the serving controller writes it
   // to the store). (namespace, service)
   std::function<void(const std::string&, const std::string&)> status_changed;
+  // The namespace's quotas on instances (docs/architecture.md, "Quotas"): a revision is never
+  // scaled past them, and says so in ResourcesAvailable. Unset: none.
+  std::function<InstanceQuota(const std::string& ns)> quota;
+  int max_instances = 0;  // live instances on the machine at most (max-instances); 0: no cap
 };
 
 class Reconciler {
@@ -136,6 +141,8 @@ class Reconciler {
 
   // 'elafros system stop-all': stops every instance and starts none until resume() or a daemon
   // restart; `done` once they are all gone.
+  // What the namespace's live instances hold (for quotas), on the control thread.
+  NamespaceUsage namespace_usage(const std::string& ns) const;
   void halt(std::function<void()> done);
   void resume();
   bool halted() const;

@@ -62,10 +62,9 @@ class ApiServer::Impl {
                          info_.rules_for, info_.socket_gid, info_.metrics_anonymous});
       auth_->add_routes(router_);
       if (info_.audit) api::add_audit_routes(router_, *info_.audit, blocking);
-      resources_.set_write_check(
-          [auth = auth_.get()](const Identity* who, const KindInfo& k, const json::object& o) {
-            return auth->check_grant(who, k, o);
-          });
+      resources_.set_write_check([this](const Identity* who, const KindInfo& k,
+                                        const json::object* old,
+                                        json::object& o) { return admit(who, k, old, o); });
     }
     resources_.add_routes(router_);
     api::add_metrics_route(metrics_router_, parts_, info_);
@@ -106,6 +105,15 @@ class ApiServer::Impl {
                                                            {"namespace", "default"}}}}}},
         {"current-context", "elafros"}};
     co_return co_await r.send_json(200, config);
+  }
+
+  // RBAC's check of what a write grants, then quotas and limits.
+  api::awaitable<Result<void>> admit(const Identity* who, const KindInfo& k,
+                                     const json::object* old, json::object& o) {
+    auto granted = co_await auth_->check_grant(who, k, o);
+    if (!granted) co_return granted.error();
+    if (info_.admission) co_return co_await info_.admission(k, old, o);
+    co_return Result<void>{};
   }
 
   api::SessionOptions session_options(bool anonymous) {

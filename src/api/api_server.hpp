@@ -4,12 +4,15 @@
 // (--metrics-listen). Runs on the control io_context; store and image work runs on their own
 // threads (docs/architecture.md, "API").
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "elafros/kind_registry.hpp"
 #include "elafros/object_store.hpp"
 #include "elafros/object_writer.hpp"
 #include "elafros/rbac.hpp"
@@ -65,6 +68,10 @@ struct ApiInfo {
   std::optional<unsigned> socket_gid;
   bool metrics_anonymous = true;
   api::AuditLog* audit = nullptr;  // every request's record (docs/architecture.md, "Audit")
+  // More admission after RBAC's (quotas and limits): may change the object, or refuse it.
+  std::function<boost::asio::awaitable<Result<void>>(const KindInfo&, const boost::json::object*,
+                                                     boost::json::object&)>
+      admission;
 };
 
 class ApiServer {

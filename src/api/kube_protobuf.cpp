@@ -26,6 +26,7 @@ struct Field {
     kRepeatedMessage,
     kStringMap,
     kBytesMap,
+    kQuantityMap,  // map<string, resource.Quantity{string = 1}>
     kRepeatedString
   } type;
   const Message* message = nullptr;
@@ -89,6 +90,10 @@ const Message kConfigMap{{{1, {"metadata", Field::kMessage, &kObjectMeta}},
                           {3, {"binaryData", Field::kBytesMap}},
                           {4, {"immutable", Field::kBool}}}};
 
+const Message kQuotaSpec{{{1, {"hard", Field::kQuantityMap}}}};
+const Message kResourceQuota{{{1, {"metadata", Field::kMessage, &kObjectMeta}},
+                              {2, {"spec", Field::kMessage, &kQuotaSpec}}}};
+
 const std::map<std::string, const Message*>& kinds() {
   static const std::map<std::string, const Message*> k = {
       {"authorization.k8s.io/v1/SelfSubjectAccessReview", &kAccessReview},
@@ -97,6 +102,7 @@ const std::map<std::string, const Message*>& kinds() {
       {"v1/Namespace", &kNamespace},
       {"v1/Secret", &kSecret},
       {"v1/ConfigMap", &kConfigMap},
+      {"v1/ResourceQuota", &kResourceQuota},
       {"rbac.authorization.k8s.io/v1/Role", &kRole},
       {"rbac.authorization.k8s.io/v1/ClusterRole", &kRole},
       {"rbac.authorization.k8s.io/v1/RoleBinding", &kBinding},
@@ -211,7 +217,8 @@ Result<json::object> decode(std::string_view data, const Message& m, const std::
         break;
       }
       case Field::kStringMap:
-      case Field::kBytesMap: {
+      case Field::kBytesMap:
+      case Field::kQuantityMap: {
         static const Message kEntry{{{1, {"key", Field::kString}}, {2, {"value", Field::kString}}}};
         auto entry = decode(*bytes, kEntry, where);
         if (!entry) return entry.error();
@@ -221,6 +228,14 @@ Result<json::object> decode(std::string_view data, const Message& m, const std::
         const json::value* v = entry->if_contains("value");
         json::value value = v ? *v : json::value("");
         if (field.type == Field::kBytesMap) value = json::string(base64_encode(value.get_string()));
+        if (field.type == Field::kQuantityMap) {
+          // The value is a Quantity message: its field 1 is the quantity as text.
+          static const Message kQuantity{{{1, {"string", Field::kString}}}};
+          auto q = decode(value.get_string(), kQuantity, where);
+          if (!q) return q.error();
+          const json::value* text = q->if_contains("string");
+          value = text ? *text : json::value("");
+        }
         map.get_object()[k ? k->get_string() : ""] = std::move(value);
         break;
       }

@@ -572,7 +572,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                                     ns)};
     }
     if (write_check_) {
-      auto allowed = co_await write_check_(who, k, obj);
+      auto allowed = co_await write_check_(who, k, old, obj);
       if (!allowed) co_return allowed.error();
     }
     std::vector<ObjectWrite> also;

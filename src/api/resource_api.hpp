@@ -47,9 +47,10 @@ class ResourceApi {
 
   void set_hooks(const std::string& group, const std::string& kind, KindHooks* hooks);
   // Runs before every create and update (after admission, before the kind's hooks), with the
-  // client's identity or null for the daemon's own writes: RBAC's escalation check.
-  using WriteCheck = std::function<awaitable<Result<void>>(const Identity* who, const KindInfo&,
-                                                           const boost::json::object&)>;
+  // client's identity or null for the daemon's own writes: RBAC's escalation check, quotas.
+  // It may change the object (a LimitRange's defaults); old is null for a create.
+  using WriteCheck = std::function<awaitable<Result<void>>(
+      const Identity* who, const KindInfo&, const boost::json::object* old, boost::json::object&)>;
   void set_write_check(WriteCheck check);
   // The generic resource paths: /apis/{group}/{version}[/namespaces/{ns}]/{plural}[/{name}
   // [/status]] and their /api/v1 forms for the core group.

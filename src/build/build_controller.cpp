@@ -31,6 +31,7 @@
 #include "elafros/object_meta.hpp"
 #include "elafros/prometheus_text.hpp"
 #include "elafros/resource_json.hpp"
+#include "controller_start.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;
@@ -871,13 +872,7 @@ BuildController::~BuildController() {
 }
 
 void BuildController::start(std::int64_t from, std::function<void(Result<void>)> done) {
-  asio::co_spawn(
-      impl_->control_,
-      [impl = impl_, from, done = std::move(done)]() -> awaitable<void> {
-        auto r = co_await impl->load(from);
-        done(std::move(r));
-      },
-      asio::detached);
+  spawn_load(impl_->control_, impl_, from, std::move(done));
 }
 
 void BuildController::stop() {

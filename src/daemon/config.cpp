@@ -166,6 +166,7 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"event-retention-bytes", number(c.event_retention_bytes, 0, 1e15)},
       {"eventtype-auto-create", boolean(c.eventtype_auto_create)},
       {"metrics-anonymous", boolean(c.metrics_anonymous)},
+      {"max-instances", integer(c.max_instances, 0)},
       {"audit-dir", str(c.audit_dir)},
       {"audit-max-file-bytes", number(c.audit_max_file_bytes, 4096, 1e12)},
       {"audit-max-files", integer(c.audit_max_files, 1)},

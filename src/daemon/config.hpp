@@ -73,6 +73,8 @@ struct DaemonConfig {
   bool eventtype_auto_create = true;
   // GET /metrics without a token (a Prometheus scrape): allowed unless this is false.
   bool metrics_anonymous = true;
+  // Live instances on the machine at most, whatever the quotas say (0: no cap).
+  int max_instances = 0;
   // Builds: how many run at once (the rest wait in order), the cgroup limits of every step, the
   // builds' CPU weight against instances (cgroup v1 cpu.shares of their parent; instances'
   // is 1024), and the largest source upload.

@@ -41,6 +41,7 @@
 #include "image_store.hpp"
 #include "log_collector.hpp"
 #include "policy/namespace_controller.hpp"
+#include "policy/quota_book.hpp"
 #include "policy/rbac_authorizer.hpp"
 #include "posix_process_runner.hpp"
 #include "proxy/access_log.hpp"
@@ -255,6 +256,12 @@ int run(const DaemonConfig& cfg) {
   ropts.status_changed = [&status_changed](const std::string& ns, const std::string& service) {
     if (status_changed) status_changed(ns, service);
   };
+  // Quotas: the quota book, made below, bounds how far revisions scale.
+  QuotaBook* quota_ptr = nullptr;
+  ropts.quota = [&quota_ptr](const std::string& ns) {
+    return quota_ptr ? quota_ptr->instance_quota(ns) : InstanceQuota{};
+  };
+  ropts.max_instances = cfg.max_instances;
   Reconciler reconciler(control, store_thread, blocking, **store, runtime, routes,
                         std::make_shared<RealClock>(), ropts);
 
@@ -272,6 +279,9 @@ int run(const DaemonConfig& cfg) {
   WatchCache watch_cache((*store)->current_resource_version(),
                          static_cast<std::size_t>(cfg.watch_cache_size));
   CommitQueue commits(**store, store_thread.get_executor(), watch_cache);
+  QuotaBook quotas(control, store_thread, **store, watch_cache, commits,
+                   [&reconciler](const std::string& ns) { return reconciler.namespace_usage(ns); });
+  quota_ptr = &quotas;
   ServingController serving(
       control, watch_cache, commits, reconciler,
       [&logs](const std::string& ns, const std::string& service, const std::string& revision,
@@ -332,6 +342,8 @@ int run(const DaemonConfig& cfg) {
     return rbac_ptr ? rbac_ptr->rules_for(who, ns) : std::vector<PolicyRule>{};
   };
   api_info.metrics_anonymous = cfg.metrics_anonymous;
+  api_info.admission = [&quotas](const KindInfo& k, const boost::json::object* old,
+                                 boost::json::object& o) { return quotas.admit(k, old, o); };
   api::AuditOptions audit_options;
   audit_options.dir = cfg.audit_dir.empty() ? data_dir + "/audit" : cfg.audit_dir;
   audit_options.max_file_bytes = static_cast<std::uint64_t>(cfg.audit_max_file_bytes);
@@ -460,7 +472,15 @@ int run(const DaemonConfig& cfg) {
           control.stop();
           return;
         }
-        start_serving();
+        quotas.start(loaded_version, [&](Result<void> qr) {
+          if (!qr) {
+            spdlog::critical("cannot load the quotas: {}", qr.error().message);
+            exit_code = 1;
+            control.stop();
+            return;
+          }
+          start_serving();
+        });
       });
     });
   });
@@ -507,6 +527,7 @@ int run(const DaemonConfig& cfg) {
       builds.stop();
       namespaces.stop();
       rbac.stop();
+      quotas.stop();
       dispatcher.stop();
       reconciler.shutdown();
       control.stop();

@@ -15,6 +15,7 @@
 #include <map>
 
 #include "elafros/object_meta.hpp"
+#include "controller_start.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;
@@ -210,13 +211,7 @@ RbacAuthorizer::~RbacAuthorizer() {
 }
 
 void RbacAuthorizer::start(std::int64_t from, std::function<void(Result<void>)> done) {
-  asio::co_spawn(
-      impl_->control_,
-      [impl = impl_, from, done = std::move(done)]() -> awaitable<void> {
-        auto r = co_await impl->load(from);
-        done(std::move(r));
-      },
-      asio::detached);
+  spawn_load(impl_->control_, impl_, from, std::move(done));
 }
 
 void RbacAuthorizer::stop() {

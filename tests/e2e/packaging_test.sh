@@ -46,7 +46,7 @@ if systemd-analyze verify --root="$root" --man=no "$unit" >/dev/null 2>&1; then
 comp="$root/usr/share/bash-completion/completions/elafros"
 check "the completion script is valid bash" bash -n "$comp"
 complete_words() { bash -c "source '$comp'; COMP_WORDS=($1); COMP_CWORD=\$((\${#COMP_WORDS[@]} - 1)); _elafros; echo \"\${COMPREPLY[*]}\""; }
-check "it completes commands" test "$(complete_words 'elafros se')" = "service"
+check "it completes commands" test "$(complete_words 'elafros ser')" = "service"
 check "it completes subcommands" test "$(complete_words 'elafros image p')" = "pull push prune"
 check "it completes a command's flags" grep -qw -- "--follow" <<<"$(complete_words 'elafros logs x --f')"
 

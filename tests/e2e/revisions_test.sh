@@ -163,16 +163,14 @@ spec:
     spec:
       containers:
         - image: oci:$work/image:v1
-          volumeMounts:
-            - name: data
-              mountPath: /data
+          stdin: true
 YAML
 if out=$(e apply -f "$work/bad.yaml" 2>&1); then fail "an unsupported field is refused"; else
-  check "an unsupported field is refused by name" contains "$out" "spec.template.spec.containers[0].volumeMounts: unknown field"; fi
+  check "an unsupported field is refused by name" contains "$out" "spec.template.spec.containers[0].stdin: unknown field"; fi
 check "... and nothing was created" test -z "$(e service list | grep gamma || true)"
-printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n' >"$work/cm.yaml"
-if out=$(e apply -f "$work/cm.yaml" 2>&1); then fail "a non-Service kind is refused"; else
-  check "a non-Service kind is refused" contains "$out" 'kind "ConfigMap"'; fi
+printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n' >"$work/cm.yaml"
+if out=$(e apply -f "$work/cm.yaml" 2>&1); then fail "a kind elafros does not serve is refused"; else
+  check "a kind elafros does not serve is refused" contains "$out" 'kind "Pod"'; fi
 e service delete alpha >/dev/null
 e service delete beta >/dev/null
 e service delete hello -n copy >/dev/null

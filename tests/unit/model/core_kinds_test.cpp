@@ -26,3 +26,39 @@ TEST_CASE("a Namespace is admitted with the namespace finalizer, once") {
   REQUIRE_FALSE(field);
   CHECK_THAT(field.error().message, Catch::Contains("spec.x: unknown field"));
 }
+
+TEST_CASE("a ResourceQuota names known resources with quantities; a LimitRange Container bounds") {
+  const KindInfo* q = builtin_kinds().find_kind("", "ResourceQuota");
+  REQUIRE(q);
+  auto ok = q->admit(json::parse(R"({"metadata":{"name":"q"},"spec":{"hard":{
+      "count/services.serving.knative.dev":"3","count/secrets":"10","limits.cpu":"2",
+      "limits.memory":"8Gi","instances":"4"}}})")
+                         .as_object());
+  CHECK(ok);
+  auto unknown = q->admit(
+      json::parse(R"({"metadata":{"name":"q"},"spec":{"hard":{"pods":"3"}}})").as_object());
+  REQUIRE_FALSE(unknown);
+  CHECK_THAT(unknown.error().message, Catch::StartsWith("spec.hard.pods:"));
+  auto kind = q->admit(
+      json::parse(R"({"metadata":{"name":"q"},"spec":{"hard":{"count/widgets.example.com":"3"}}})")
+          .as_object());
+  REQUIRE_FALSE(kind);
+  CHECK_THAT(kind.error().message, Catch::Contains("names no kind"));
+  auto quantity = q->admit(
+      json::parse(R"({"metadata":{"name":"q"},"spec":{"hard":{"instances":"two"}}})").as_object());
+  REQUIRE_FALSE(quantity);
+  CHECK_THAT(quantity.error().message,
+             Catch::StartsWith("spec.hard.instances: \"two\" is not a quantity"));
+  const KindInfo* lr = builtin_kinds().find_kind("", "LimitRange");
+  REQUIRE(lr);
+  auto pod = lr->admit(
+      json::parse(R"({"metadata":{"name":"l"},"spec":{"limits":[{"type":"Pod"}]}})").as_object());
+  REQUIRE_FALSE(pod);
+  CHECK_THAT(pod.error().message, Catch::StartsWith("spec.limits[0].type:"));
+  auto mem = lr->admit(
+      json::parse(
+          R"({"metadata":{"name":"l"},"spec":{"limits":[{"type":"Container","max":{"memory":"lots"}}]}})")
+          .as_object());
+  REQUIRE_FALSE(mem);
+  CHECK_THAT(mem.error().message, Catch::StartsWith("spec.limits[0].max.memory:"));
+}
