@@ -6,9 +6,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
+#include <iostream>
+#include <optional>
 #include <stdexcept>
 
 namespace asio = boost::asio;
@@ -27,22 +31,103 @@ std::string answer_error(const boost::system::error_code& ec) {
   return fmt::format("reading elafrosd's answer failed: {}", ec.message());
 }
 
-// Connects to the daemon's socket and writes the request; throws with a hint on failure.
-void send(asio::local::stream_protocol::socket& socket, const std::string& socket_path,
-          const std::string& token, const std::string& method, const std::string& target,
+// "Bearer elf_ACCESSOR_…": what --debug shows of a token.
+std::string redacted(const std::string& token) {
+  auto cut = token.rfind('_');
+  return "Bearer " + (cut == std::string::npos ? std::string("…") : token.substr(0, cut + 1) + "…");
+}
+
+// One connection to the API, over the unix socket or TLS; throws with a hint on failure.
+class Connection {
+ public:
+  explicit Connection(const ApiEndpoint& e) : e_(e) {
+    boost::system::error_code ec;
+    if (e.server.empty()) {
+      unix_.emplace(io_);
+      unix_->connect(asio::local::stream_protocol::endpoint(e.socket), ec);
+      if (ec)
+        throw std::runtime_error(
+            fmt::format("cannot reach elafrosd at {}: {} (is elafrosd running? point --socket, "
+                        "--server, $ELAFROS_SERVER or a context at it)",
+                        e.socket, ec.message()));
+      return;
+    }
+    if (e.server.rfind("https://", 0) != 0)
+      throw std::runtime_error(
+          fmt::format("the server \"{}\" must be https://HOST:PORT or unix:///PATH", e.server));
+    std::string authority = e.server.substr(8);
+    authority = authority.substr(0, authority.find('/'));
+    auto colon = authority.rfind(':');
+    host_ = colon == std::string::npos ? authority : authority.substr(0, colon);
+    std::string port = colon == std::string::npos ? "443" : authority.substr(colon + 1);
+    ssl_.emplace(asio::ssl::context::tls_client);
+    ssl_->set_options(asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    ssl_->set_verify_mode(asio::ssl::verify_peer);
+    if (e.ca_pem.empty())
+      ssl_->set_default_verify_paths(ec);
+    else
+      ssl_->add_certificate_authority(asio::buffer(e.ca_pem), ec);
+    if (ec)
+      throw std::runtime_error(
+          fmt::format("the CA for {} is not a PEM certificate: {}", e.server, ec.message()));
+    tls_.emplace(io_, *ssl_);
+    tls_->set_verify_callback(asio::ssl::host_name_verification(host_));
+    SSL_set_tlsext_host_name(tls_->native_handle(), host_.c_str());
+    asio::ip::tcp::resolver resolver(io_);
+    auto endpoints = resolver.resolve(host_, port, ec);
+    if (!ec) asio::connect(tls_->lowest_layer(), endpoints, ec);
+    if (ec)
+      throw std::runtime_error(fmt::format(
+          "cannot reach elafrosd at {}: {} (is it listening there? 'elafros context list')",
+          e.server, ec.message()));
+    tls_->handshake(asio::ssl::stream_base::client, ec);
+    if (ec)
+      throw std::runtime_error(fmt::format(
+          "the TLS handshake with {} failed: {} (is the context's CA elafrosd's? 'elafros "
+          "kubeconfig' on the server prints it)",
+          e.server, ec.message()));
+  }
+
+  template <class Message>
+  void write(Message& m, boost::system::error_code& ec) {
+    if (unix_)
+      http::write(*unix_, m, ec);
+    else
+      http::write(*tls_, m, ec);
+  }
+  template <class Parser>
+  void read(beast::flat_buffer& b, Parser& p, boost::system::error_code& ec) {
+    if (unix_)
+      http::read(*unix_, b, p, ec);
+    else
+      http::read(*tls_, b, p, ec);
+  }
+  template <class Parser>
+  void read_some(beast::flat_buffer& b, Parser& p, boost::system::error_code& ec) {
+    if (unix_)
+      http::read_some(*unix_, b, p, ec);
+    else
+      http::read_some(*tls_, b, p, ec);
+  }
+  const std::string& host() const { return host_; }
+
+ private:
+  const ApiEndpoint& e_;
+  asio::io_context io_;
+  std::optional<asio::local::stream_protocol::socket> unix_;
+  std::optional<asio::ssl::context> ssl_;
+  std::optional<asio::ssl::stream<asio::ip::tcp::socket>> tls_;
+  std::string host_;
+};
+
+// Writes the request; throws with a hint on failure.
+void send(Connection& c, const ApiEndpoint& e, const std::string& method, const std::string& target,
           const json::value* body, const std::string* raw = nullptr,
           const char* raw_type = nullptr) {
-  boost::system::error_code ec;
-  socket.connect(asio::local::stream_protocol::endpoint(socket_path), ec);
-  if (ec)
-    throw std::runtime_error(
-        fmt::format("cannot reach elafrosd at {}: {} (is elafrosd running? point --socket or "
-                    "$ELAFROS_SOCKET at its socket)",
-                    socket_path, ec.message()));
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-  req.set(http::field::host, "elafrosd");
+  req.set(http::field::host, e.server.empty() ? std::string("elafrosd") : c.host());
   req.set(http::field::user_agent, "elafros");
-  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!e.token.empty()) req.set(http::field::authorization, "Bearer " + e.token);
   if (body) {
     req.set(http::field::content_type, "application/json");
     req.body() = json::serialize(*body);
@@ -51,7 +136,14 @@ void send(asio::local::stream_protocol::socket& socket, const std::string& socke
     req.body() = *raw;
   }
   req.prepare_payload();
-  http::write(socket, req, ec);
+  if (e.debug) {
+    std::cerr << fmt::format("> {} {}{}\n", method,
+                             e.server.empty() ? "unix://" + e.socket : e.server, target);
+    if (!e.token.empty()) std::cerr << "> Authorization: " << redacted(e.token) << "\n";
+    if (!req.body().empty() && !raw) std::cerr << "> " << req.body() << "\n";
+  }
+  boost::system::error_code ec;
+  c.write(req, ec);
   if (ec)
     throw std::runtime_error(
         fmt::format("sending the request to elafrosd failed: {}", ec.message()));
@@ -96,6 +188,10 @@ HttpAnswer post_url(const std::string& url,
   return {static_cast<int>(res.result_int()), res.body()};
 }
 
+std::string ApiEndpoint::where() const {
+  return server.empty() ? "unix://" + socket : server;
+}
+
 ApiResponse ApiClient::upload(const std::string& target, const char* content_type,
                               const std::string& body) const {
   return exchange("POST", target, nullptr, &body, content_type);
@@ -109,17 +205,17 @@ ApiResponse ApiClient::request(const std::string& method, const std::string& tar
 ApiResponse ApiClient::exchange(const std::string& method, const std::string& target,
                                 const json::value* body, const std::string* raw,
                                 const char* raw_type) const {
-  asio::io_context io;
-  asio::local::stream_protocol::socket socket(io);
-  send(socket, socket_, token_, method, target, body, raw, raw_type);
+  Connection c(endpoint_);
+  send(c, endpoint_, method, target, body, raw, raw_type);
   boost::system::error_code ec;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256 << 20);
-  http::read(socket, buffer, parser, ec);
+  c.read(buffer, parser, ec);
   if (ec) throw std::runtime_error(answer_error(ec));
   ApiResponse out;
   out.status = parser.get().result_int();
+  if (endpoint_.debug) std::cerr << "< " << out.status << "\n";
   json::value v = json::parse(parser.get().body(), ec);
   out.body = ec ? json::value(json::string(parser.get().body())) : std::move(v);
   return out;
@@ -146,9 +242,8 @@ int ApiClient::get_until(const std::string& target,
 int ApiClient::stream_until(const std::string& method, const std::string& target,
                             const json::value& body,
                             const std::function<bool(const json::value&)>& on_line) const {
-  asio::io_context io;
-  asio::local::stream_protocol::socket socket(io);
-  send(socket, socket_, token_, method, target, body.is_null() ? nullptr : &body);
+  Connection c(endpoint_);
+  send(c, endpoint_, method, target, body.is_null() ? nullptr : &body);
   boost::system::error_code ec;
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
@@ -165,7 +260,7 @@ int ApiClient::stream_until(const std::string& method, const std::string& target
   while (!parser.is_done() && more) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof(chunk);
-    http::read_some(socket, buffer, parser, ec);  // what has arrived: lines show as they come
+    c.read_some(buffer, parser, ec);  // what has arrived: lines show as they come
     if (ec == http::error::need_buffer) ec = {};
     if (ec) throw std::runtime_error(answer_error(ec));
     pending.append(chunk, sizeof(chunk) - parser.get().body().size);

@@ -24,12 +24,24 @@ HttpAnswer post_url(const std::string& url,
                     const std::vector<std::pair<std::string, std::string>>& headers,
                     const std::string& body);
 
+// Where the API is and who speaks to it (docs/architecture.md, "CLI"): a unix socket, or an
+// https:// server checked against a CA; a Bearer token, or none (the socket's peer credentials
+// then say who the user is).
+struct ApiEndpoint {
+  std::string socket;  // used when server is empty
+  std::string server;  // https://HOST:PORT, or "" for the socket
+  std::string ca_pem;  // the server's CA; empty: the system's
+  std::string token;
+  bool debug = false;  // requests and answers on stderr, the token's secret redacted
+  // "elafrosd at unix:///run/elafros/elafros.sock" or "… at https://h:p", for messages.
+  std::string where() const;
+};
+
 class ApiClient {
  public:
-  // token: sent as Authorization: Bearer (ELAFROS_TOKEN); empty: the socket's peer credentials
-  // say who the user is.
+  explicit ApiClient(ApiEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
   explicit ApiClient(std::string socket_path, std::string token = "")
-      : socket_(std::move(socket_path)), token_(std::move(token)) {}
+      : endpoint_{std::move(socket_path), "", "", std::move(token), false} {}
   // Throws std::runtime_error (with a hint) when the daemon cannot be reached.
   ApiResponse request(const std::string& method, const std::string& target,
                       const boost::json::value* body = nullptr) const;
@@ -61,8 +73,7 @@ class ApiClient {
   int stream_until(const std::string& method, const std::string& target,
                    const boost::json::value& body,
                    const std::function<bool(const boost::json::value&)>& on_line) const;
-  std::string socket_;
-  std::string token_;
+  ApiEndpoint endpoint_;
 };
 
 }  // namespace elafros::cli

@@ -29,9 +29,9 @@ void add_eventing_commands(CLI::App& app, Session& s);  // broker, trigger, even
 void add_source_commands(CLI::App& app, Session& s);    // source, eventtype
 void add_build_commands(CLI::App& app, Session& s);     // build, buildtemplate
 void add_namespace_commands(CLI::App& app, Session& s);
-void add_auth_commands(CLI::App& app, Session& s);
-void add_config_commands(CLI::App& app,
-                         Session& s);  // secret, configmap  // auth can-i|whoami, token
+void add_auth_commands(CLI::App& app, Session& s);     // auth can-i|whoami, token, audit
+void add_config_commands(CLI::App& app, Session& s);   // secret, configmap
+void add_context_commands(CLI::App& app, Session& s);  // context add|use|list|delete
 
 // kn's sink syntax: ksvc:NAME[:NAMESPACE], broker:NAME, a bare NAME (a service), or a URL, as a
 // Destination; and a Destination as that text again.

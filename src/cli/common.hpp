@@ -16,6 +16,7 @@ namespace elafros::cli {
 
 struct Globals {
   std::string socket;
+  std::string config_path;  // the contexts' file
   std::string ns = "default";
   std::string output = "table";
 };

@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/completion.hpp"
+#include "cli/contexts.hpp"
 #include "version.hpp"
 
 using namespace elafros::cli;
@@ -16,11 +17,28 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global flags (-o, -n, --socket) may follow the subcommand, as in kn
   Session s;
-  const char* env_socket = std::getenv("ELAFROS_SOCKET");
-  s.g.socket = env_socket && *env_socket ? env_socket : "/run/elafros/elafros.sock";
-  app.add_option("--socket", s.g.socket,
-                 "elafrosd's API socket (default $ELAFROS_SOCKET or /run/elafros/elafros.sock)");
-  app.add_option("-n,--namespace", s.g.ns, "namespace (default \"default\")");
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v && *v ? v : "");
+  };
+  Overrides o;
+  o.socket = env("ELAFROS_SOCKET");
+  o.server = env("ELAFROS_SERVER");
+  o.token = env("ELAFROS_TOKEN");
+  o.ca_file = env("ELAFROS_CACERT");
+  s.g.config_path = default_config_path();
+  bool debug = false;
+  app.add_option("--socket", o.socket,
+                 "elafrosd's API socket (default $ELAFROS_SOCKET, the context's, or "
+                 "/run/elafros/elafros.sock)");
+  app.add_option("--server", o.server,
+                 "the API: unix:///PATH or https://HOST:PORT (default $ELAFROS_SERVER or the "
+                 "context's); the token comes from $ELAFROS_TOKEN or the context");
+  app.add_option("--context", o.context, "the context to use (default: current-context)");
+  app.add_option("--config", s.g.config_path,
+                 "the contexts' file (default ~/.config/elafros/config.yaml)");
+  app.add_flag("--debug", debug, "show each request and answer on stderr (tokens redacted)");
+  app.add_option("-n,--namespace", o.ns, "namespace (default: the context's, or \"default\")");
   app.add_option("-o,--output", s.g.output,
                  "output format: table, json, yaml, or url (describe: the address alone)")
       ->check(CLI::IsMember({"table", "json", "yaml", "url"}));
@@ -39,6 +57,7 @@ int main(int argc, char** argv) {
   add_namespace_commands(app, s);
   add_auth_commands(app, s);
   add_config_commands(app, s);
+  add_context_commands(app, s);
   std::string shell;
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));
@@ -59,8 +78,11 @@ int main(int argc, char** argv) {
   }
   if (!s.run) return 0;
   try {
-    const char* token = std::getenv("ELAFROS_TOKEN");
-    return s.run(ApiClient(s.g.socket, token ? token : ""));
+    ApiEndpoint endpoint =
+        resolve_endpoint(CliConfig::load(s.g.config_path), o, "/run/elafros/elafros.sock", s.g.ns);
+    endpoint.debug = debug;
+    s.g.socket = endpoint.socket;
+    return s.run(ApiClient(endpoint));
   } catch (const std::exception& e) {
     std::cerr << "Error: " << e.what() << "\n";
     return 1;

@@ -129,6 +129,23 @@ check "elafros auth can-i says yes" test "$(as_uid 1002 "$elafros_bin" --socket 
 check "elafros auth whoami names the socket's uid" contains "$(as_uid 1003 "$elafros_bin" --socket "$sock" auth whoami)" "uid:1003"
 check "kubectl auth whoami names the token's user" contains "$(k --token "${token[edit]}" auth whoami 2>&1)" "tok-edit"
 
+# CLI contexts: a server over HTTPS with its CA, a token and a namespace, kept 0600.
+export HOME=$work/home XDG_CONFIG_HOME=""
+cli() { "$elafros_bin" "$@"; }
+check "context add" contains "$(cli context add remote --server "$api" --ca "$work/ca.crt" --token "${token[edit]}" --default-namespace team --use)" "Context 'remote' added and in use"
+check "the config file is 0600" test "$(stat -c %a "$HOME/.config/elafros/config.yaml")" = 600
+check "a command goes through the context: its server, token and namespace" contains "$(cli auth whoami)" "tok-edit"
+check "...in the context's namespace" test "$(cli auth can-i create services)" = yes
+check "context list shows it current, not its token" grep -qE "^\* +remote +https://127.0.0.1:[0-9]+ +team +yes$" <<<"$(cli context list)"
+debug=$(cli --debug auth whoami 2>&1 >/dev/null)
+check "--debug shows the requests" contains "$debug" "> POST $api/apis/authentication.k8s.io/v1/selfsubjectreviews"
+check "...with the token's accessor but not its secret" bash -c "grep -qF '${token[edit]:0:21}…' <<<'$debug' && ! grep -qF '${token[edit]##*_}' <<<'$debug'"
+check "ELAFROS_SERVER and ELAFROS_TOKEN override the context" contains "$(ELAFROS_SERVER="$api" ELAFROS_CACERT="$work/ca.crt" ELAFROS_TOKEN="${token[admin]}" cli auth whoami)" "tok-admin"
+check "--context picks another context" contains "$(cli context add local --server "unix://$sock" >/dev/null; cli --context local auth whoami)" "uid:0"
+out=$(cli context add bad --server "https://127.0.0.1:1" 2>&1 && cli --context bad auth whoami 2>&1 || true)
+check "an unreachable server says so" contains "$out" "cannot reach elafrosd at https://127.0.0.1:1"
+cli context use local >/dev/null
+
 out=$(as_uid 1006 curl -s --unix-socket "$sock" "http://elafrosd$S")
 check "a denial is a 403 Status naming the verb, the resource and the identity" \
   contains "$out" 'User \"uid:1006\" cannot list resource \"services\" in API group \"serving.knative.dev\" in the namespace \"team\"'
