@@ -30,6 +30,7 @@
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
 #include "elafros/traffic.hpp"
+#include "elafros/usage.hpp"
 #include "kpa.hpp"
 #include "offload.hpp"
 
@@ -69,6 +70,7 @@ struct Instance {
   bool in_runtime_start = false;  // runc is creating it on the blocking pool right now
   int exit_code = -1;
   std::chrono::steady_clock::time_point ready_at{};
+  std::int64_t created_ms = 0;  // wall clock, for usage (0 for adopted ones: created_unix)
 };
 using InstancePtr = std::shared_ptr<Instance>;
 
@@ -101,6 +103,7 @@ struct RevisionState {
     Histogram::Snapshot cold_latency;
   };
   std::deque<Activity> activity;
+  Activity reported;  // the request counters usage accounting has recorded
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 };
 using RevisionPtr = std::shared_ptr<RevisionState>;
@@ -608,6 +611,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->record.revision = r.meta.name;
     inst->record.port = allocate_port();
     inst->record.created_unix = unix_now(*clock_);
+    inst->created_ms = wall_ms();
     rev->instances.push_back(inst);
     live_[inst->record.id] = inst;
     if (rev->ready.status != "True")
@@ -931,6 +935,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       boost::system::error_code ec;
       inst->pidfd->cancel(ec);
     }
+    co_await final_usage(*rev, *inst);
     bool gone = co_await discard(inst->record);
     live_.erase(inst->record.id);
     if (gone) used_ports_.erase(inst->record.port);  // a terminating one keeps it until it goes
@@ -961,7 +966,91 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       if (stopped_) co_return;
       sample_all();
       if (n % 2 == 0) tick_all();
+      if (n % 10 == 0) asio::co_spawn(control_, usage_pass(shared_from_this()), asio::detached);
     }
+  }
+
+  // --- usage accounting (docs/architecture.md, "Usage") ---------------------------------------
+
+  UsageSample instance_sample(const RevisionState& rev, const Instance& inst) const {
+    const ContainerSpec& c = rev.revision.spec.container;
+    UsageSample u;
+    u.instance = inst.record.id;
+    u.ns = inst.record.namespace_;
+    u.service = inst.record.service;
+    u.revision = inst.record.revision;
+    u.started_ms = inst.created_ms ? inst.created_ms : inst.record.created_unix * 1000;
+    u.cpu_limit_millis = parse_cpu_millis(c.limits.cpu).value_or(0);
+    u.memory_limit_bytes = parse_memory_bytes(c.limits.memory).value_or(0);
+    return u;
+  }
+
+  std::int64_t wall_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->wall().time_since_epoch())
+        .count();
+  }
+
+  // On the blocking pool: each instance's cgroup now; an instance without one is left out.
+  std::vector<UsageSample> read_usage(std::vector<UsageSample> samples) {
+    std::vector<UsageSample> out;
+    for (auto& u : samples) {
+      if (!u.instance.empty()) {
+        ResourceUsage r = runtime_.usage(u.instance);
+        if (!r.known) continue;
+        u.cpu_ns = static_cast<std::uint64_t>(std::llround(r.cpu_seconds * 1e9));
+        u.memory_bytes = r.memory_bytes;
+      }
+      out.push_back(std::move(u));
+    }
+    return out;
+  }
+
+  void record_usage(std::vector<UsageSample> samples) {
+    if (samples.empty()) return;
+    asio::post(store_thread_, [this, samples = std::move(samples)] {
+      if (auto r = store_.record_usage(samples); !r)
+        spdlog::warn("recording usage failed: {}", r.error().message);
+    });
+  }
+
+  // Every 10 s: every live instance's cgroup, and every revision's request counters.
+  awaitable<void> usage_pass(std::shared_ptr<Impl> /*keeps this alive*/) {
+    std::vector<UsageSample> samples;
+    std::int64_t now = wall_ms();
+    auto steady = clock_->now();
+    for (auto& [k, s] : services_)
+      for (auto& rev : s.revisions) {
+        RevisionState::Activity a = read_activity(*rev, steady);
+        UsageSample r;
+        r.ns = rev->revision.meta.namespace_;
+        r.service = rev->revision.service;
+        r.revision = rev->revision.meta.name;
+        r.t_ms = now;
+        r.requests = a.answered - std::min(a.answered, rev->reported.answered);
+        r.errors_5xx = a.errors - std::min(a.errors, rev->reported.errors);
+        r.cold_starts = a.cold_starts - std::min(a.cold_starts, rev->reported.cold_starts);
+        rev->reported = a;
+        if (r.requests || r.errors_5xx || r.cold_starts) samples.push_back(std::move(r));
+        for (const auto& inst : rev->instances)
+          if (inst->record.pid > 0 && inst->phase != Phase::kExited) {
+            UsageSample u = instance_sample(*rev, *inst);
+            u.t_ms = now;
+            samples.push_back(std::move(u));
+          }
+      }
+    auto read = co_await offload(blocking_.get_executor(), &Impl::read_usage, this, samples);
+    record_usage(std::move(read));
+  }
+
+  // The last sample of an instance that goes, before its cgroup does.
+  awaitable<void> final_usage(const RevisionState& rev, const Instance& inst) {
+    if (inst.record.pid <= 0) co_return;
+    UsageSample u = instance_sample(rev, inst);
+    u.t_ms = wall_ms();
+    u.final = true;
+    std::vector<UsageSample> one{u};
+    auto read = co_await offload(blocking_.get_executor(), &Impl::read_usage, this, one);
+    record_usage(std::move(read));
   }
 
   static std::int64_t steady_ns() {

@@ -36,6 +36,10 @@ class Statement {
     sqlite3_bind_int64(stmt_, i, v);
     return *this;
   }
+  Statement& bind(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
   Statement& bind_blob(int i, const std::string& v) {
     sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
@@ -58,6 +62,7 @@ class Statement {
              : std::string();
   }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
   Error error(std::string_view what) const {
     int code = sqlite3_errcode(db_);
     std::string msg = fmt::format("{}: {} (sqlite error {})", what, sqlite3_errmsg(db_), code);

@@ -222,6 +222,113 @@ int SqliteStore::schema_version() {
   return st.step() == SQLITE_ROW ? static_cast<int>(st.integer(0)) : -1;
 }
 
+namespace {
+constexpr const char* kUsageTables = R"sql(
+CREATE TABLE usage (
+  window_start      INTEGER NOT NULL,
+  namespace         TEXT NOT NULL,
+  service           TEXT NOT NULL,
+  revision          TEXT NOT NULL,
+  requests          INTEGER NOT NULL DEFAULT 0,
+  errors_5xx        INTEGER NOT NULL DEFAULT 0,
+  cold_starts       INTEGER NOT NULL DEFAULT 0,
+  instance_ms       INTEGER NOT NULL DEFAULT 0,
+  cpu_ns            INTEGER NOT NULL DEFAULT 0,
+  vcpu_milli_ms     INTEGER NOT NULL DEFAULT 0,
+  mem_byte_ms       REAL NOT NULL DEFAULT 0,
+  mem_alloc_byte_ms REAL NOT NULL DEFAULT 0,
+  peak_memory       INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (window_start, namespace, service, revision)
+);
+CREATE TABLE usage_marks (instance TEXT PRIMARY KEY, t_ms INTEGER NOT NULL, cpu_ns INTEGER NOT NULL);
+)sql";
+}  // namespace
+
+Result<void> SqliteStore::record_usage(const std::vector<UsageSample>& samples) {
+  Transaction tx(db_);
+  if (!tx.began()) return Error::unavailable("cannot lock the database to record usage");
+  for (const auto& u : samples) {
+    std::int64_t dt = 0;
+    std::uint64_t cpu = 0;
+    if (!u.instance.empty()) {
+      Statement mark(db_, "SELECT t_ms, cpu_ns FROM usage_marks WHERE instance=?");
+      mark.bind(1, u.instance);
+      std::int64_t from_t = u.started_ms;
+      std::uint64_t from_cpu = 0;
+      if (mark.step() == SQLITE_ROW) {
+        from_t = mark.integer(0);
+        from_cpu = static_cast<std::uint64_t>(mark.integer(1));
+      }
+      dt = std::max<std::int64_t>(0, u.t_ms - from_t);
+      cpu = u.cpu_ns >= from_cpu ? u.cpu_ns - from_cpu : 0;
+      Statement put(db_, u.final
+                             ? "DELETE FROM usage_marks WHERE instance=?1"
+                             : "INSERT INTO usage_marks VALUES (?1, ?2, ?3) ON CONFLICT(instance) "
+                               "DO UPDATE SET t_ms=?2, cpu_ns=?3");
+      put.bind(1, u.instance);
+      if (!u.final) put.bind(2, u.t_ms).bind(3, static_cast<std::int64_t>(u.cpu_ns));
+      if (put.step() != SQLITE_DONE) return put.error("recording a usage mark failed");
+    }
+    std::int64_t t_s = u.t_ms / 1000;
+    Statement add(
+        db_,
+        "INSERT INTO usage (window_start, namespace, service, revision, requests, "
+        "errors_5xx, cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, "
+        "mem_alloc_byte_ms, peak_memory) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) "
+        "ON CONFLICT(window_start, namespace, service, revision) DO UPDATE SET "
+        "requests=requests+?5, errors_5xx=errors_5xx+?6, cold_starts=cold_starts+?7, "
+        "instance_ms=instance_ms+?8, cpu_ns=cpu_ns+?9, vcpu_milli_ms=vcpu_milli_ms+?10, "
+        "mem_byte_ms=mem_byte_ms+?11, mem_alloc_byte_ms=mem_alloc_byte_ms+?12, "
+        "peak_memory=max(peak_memory, ?13)");
+    add.bind(1, t_s - t_s % 3600)
+        .bind(2, u.ns)
+        .bind(3, u.service)
+        .bind(4, u.revision)
+        .bind(5, static_cast<std::int64_t>(u.requests))
+        .bind(6, static_cast<std::int64_t>(u.errors_5xx))
+        .bind(7, static_cast<std::int64_t>(u.cold_starts))
+        .bind(8, dt)
+        .bind(9, static_cast<std::int64_t>(cpu))
+        .bind(10, u.cpu_limit_millis * dt)
+        .bind(11, static_cast<double>(u.memory_bytes) * static_cast<double>(dt))
+        .bind(12, static_cast<double>(u.memory_limit_bytes) * static_cast<double>(dt))
+        .bind(13, static_cast<std::int64_t>(u.memory_bytes));
+    if (add.step() != SQLITE_DONE) return add.error("recording usage failed");
+  }
+  return tx.commit();
+}
+
+Result<std::vector<UsageRow>> SqliteStore::usage_rows(std::int64_t from, std::int64_t to) {
+  Statement st(db_,
+               "SELECT window_start, namespace, service, revision, requests, errors_5xx, "
+               "cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, mem_alloc_byte_ms, "
+               "peak_memory FROM usage WHERE window_start + 3600 > ? AND window_start < ? ORDER BY "
+               "window_start, namespace, service, revision");
+  st.bind(1, from).bind(2, to);
+  std::vector<UsageRow> out;
+  int rc;
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    UsageRow r;
+    r.window_start = st.integer(0);
+    r.ns = st.text(1);
+    r.service = st.text(2);
+    r.revision = st.text(3);
+    r.requests = static_cast<std::uint64_t>(st.integer(4));
+    r.errors_5xx = static_cast<std::uint64_t>(st.integer(5));
+    r.cold_starts = static_cast<std::uint64_t>(st.integer(6));
+    r.instance_seconds = static_cast<double>(st.integer(7)) / 1000;
+    r.cpu_seconds_used = static_cast<double>(st.integer(8)) / 1e9;
+    r.vcpu_seconds_alloc = static_cast<double>(st.integer(9)) / 1e6;
+    r.gib_seconds_used = st.real(10) / 1000 / kGiB;
+    r.gib_seconds_alloc = st.real(11) / 1000 / kGiB;
+    r.peak_memory_bytes = static_cast<std::uint64_t>(st.integer(12));
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return st.error("reading usage failed");
+  return out;
+}
+
 Result<void> SqliteStore::migrate() {
   int version = schema_version();
   if (version > kSchemaVersion)
@@ -237,7 +344,8 @@ Result<void> SqliteStore::migrate() {
     auto step = v < 2    ? exec(kMigrations[v])
                 : v == 2 ? move_to_objects()
                 : v == 3 ? exec(kOwnerIndex)
-                         : exec(kEventTables);
+                : v == 4 ? exec(kEventTables)
+                         : exec(kUsageTables);
     if (!step) return step.error();
     if (auto r = exec(fmt::format("PRAGMA user_version={}", v + 1).c_str()); !r) return r.error();
     if (auto r = tx.commit(); !r) return r.error();

@@ -21,7 +21,7 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
   // Seals Secrets' data and annotations from now on (docs/architecture.md, "Secrets"); the
   // cipher outlives the store.
   void set_secret_cipher(SecretCipher* cipher) { cipher_ = cipher; }
@@ -36,6 +36,8 @@ class SqliteStore final : public Store {
 
   // Store
   Result<std::pair<std::string, std::size_t>> rotate_secret_key() override;
+  Result<void> record_usage(const std::vector<UsageSample>& samples) override;
+  Result<std::vector<UsageRow>> usage_rows(std::int64_t from, std::int64_t to) override;
   Result<void> mark_revision_ready(const std::string& ns, const std::string& name) override;
   Result<void> put_instance(const InstanceRecord& instance) override;
   Result<void> delete_instance(const std::string& id) override;

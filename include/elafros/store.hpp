@@ -11,6 +11,7 @@
 #include "elafros/model.hpp"
 #include "elafros/object_store.hpp"
 #include "elafros/result.hpp"
+#include "elafros/usage.hpp"
 
 namespace elafros {
 
@@ -21,6 +22,12 @@ class Store : public ObjectStore, public EventLog {
   // Secrets at rest: a new key seals every Secret again, then the old keys are dropped. The new
   // key's id and how many Secrets were resealed.
   virtual Result<std::pair<std::string, std::size_t>> rotate_secret_key() = 0;
+
+  // Usage: each sample's share since the instance's last one, added to its hour's bucket, in
+  // one transaction with the instance's new mark (so a crash loses at most one interval and
+  // never counts a span twice). Rows whose hour overlaps [from, to), in unix seconds.
+  virtual Result<void> record_usage(const std::vector<UsageSample>& samples) = 0;
+  virtual Result<std::vector<UsageRow>> usage_rows(std::int64_t from, std::int64_t to) = 0;
 
   // Records that a revision became Ready once (in its stored status; no new resourceVersion:
   // nothing a client sees changes).

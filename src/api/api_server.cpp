@@ -55,6 +55,7 @@ class ApiServer::Impl {
     api::add_discovery_routes(router_, builtin_kinds(), {info_.version});
     api::add_image_routes(router_, parts_);
     api::add_operation_routes(router_, parts_, info_);
+    api::add_usage_routes(router_, parts_);
     add_credential_routes();
     if (info_.tokens) {
       auth_ = std::make_unique<api::Auth>(

@@ -50,6 +50,8 @@ struct DaemonApiParts {
 // Image, registry and log routes (their old /api/v1 paths and /apis/elafros.dev/v1 ones).
 void add_image_routes(Router& router, const DaemonApiParts& parts);
 void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInfo info);
+// GET /apis/elafros.dev/v1/usage?since=&until=&by=&namespace=&format=json|csv.
+void add_usage_routes(Router& router, const DaemonApiParts& parts);
 // GET /metrics alone, for --metrics-listen.
 void add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info);
 

@@ -32,6 +32,7 @@ void add_namespace_commands(CLI::App& app, Session& s);
 void add_auth_commands(CLI::App& app, Session& s);     // auth can-i|whoami, token, audit
 void add_config_commands(CLI::App& app, Session& s);   // secret, configmap
 void add_context_commands(CLI::App& app, Session& s);  // context add|use|list|delete
+void add_usage_command(CLI::App& app, Session& s);
 
 // kn's sink syntax: ksvc:NAME[:NAMESPACE], broker:NAME, a bare NAME (a service), or a URL, as a
 // Destination; and a Destination as that text again.

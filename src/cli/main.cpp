@@ -40,8 +40,9 @@ int main(int argc, char** argv) {
   app.add_flag("--debug", debug, "show each request and answer on stderr (tokens redacted)");
   app.add_option("-n,--namespace", o.ns, "namespace (default: the context's, or \"default\")");
   app.add_option("-o,--output", s.g.output,
-                 "output format: table, json, yaml, or url (describe: the address alone)")
-      ->check(CLI::IsMember({"table", "json", "yaml", "url"}));
+                 "output format: table, json, yaml, url (describe: the address alone), or csv "
+                 "(usage)")
+      ->check(CLI::IsMember({"table", "json", "yaml", "url", "csv"}));
   app.set_version_flag("--version", std::string(elafros::kVersion));
 
   add_service_commands(app, s);
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
   add_auth_commands(app, s);
   add_config_commands(app, s);
   add_context_commands(app, s);
+  add_usage_command(app, s);
   std::string shell;
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("shell", shell, "bash")->required()->check(CLI::IsMember({"bash"}));

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end for ResourceQuota and LimitRange, against a real elafrosd and runc: a create past a
+# End-to-end for ResourceQuota, LimitRange and usage accounting, against a real elafrosd and runc:
+# a create past a
 # count quota is refused in Kubernetes' words; min-scale × limits counts at create; a compute
 # quota needs limits, which a LimitRange fills in and bounds; status.used follows; a burst past
 # the instances quota scales to the quota and no further, and ResourcesAvailable says why;
@@ -59,6 +60,31 @@ check "the burst scaled to the quota and not beyond" test "$most" = 2
 check "ResourcesAvailable says the quota limits it" grep -qE "^False QuotaExceeded wanted [3-9], quota allows 2 \(instances 2 \(team-quota\)\)" <<<"$said"
 check "every request of the burst was served" test "$(sort "$work/codes" | uniq -c | tr -s ' ')" = " 8 200"
 check "status.used shows the live instances' limits" contains "$(used limits.memory)" "Mi"
+
+# Usage: a CPU burner limited to 0.5 CPU is accounted within 10%, allocation exactly.
+e namespace create acct >/dev/null
+created=$(date +%s%N)
+e service create burner -n acct --image "$img" --limit cpu=500m,memory=64Mi \
+  --cmd /bin/sh --arg -c --arg 'while :; do :; done & exec /bin/hello' >/dev/null
+report() { e usage -n acct --by revision -o json | python3 -c '
+import json, sys
+items = [i for i in json.load(sys.stdin)["items"] if i["service"] == "burner"]
+print(" ".join(str(round(sum(i[k] for i in items), 3)) for k in ("instance_seconds", "cpu_seconds_used", "vcpu_seconds_alloc")) if items else "0 0 0")'; }
+sampled() { read -r inst _ _ <<<"$(report)"; python3 -c "import sys; sys.exit(0 if $inst >= 8 else 1)"; }
+check "a live instance is sampled every 10 s" wait_until 25 sampled
+e service delete burner -n acct >/dev/null
+wall=$(( ($(date +%s%N) - created) / 1000000 ))
+read -r inst cpu alloc <<<"$(report)"
+echo "     burner at 0.5 CPU: $inst instance-seconds ($wall ms of wall time), $cpu cpu-seconds used, $alloc vCPU-seconds allocated"
+check "cpu-seconds used are 0.5 × its lifetime, within 10%" python3 -c "import sys; sys.exit(0 if abs($cpu - 0.5 * $inst) <= 0.05 * $inst else 1)"
+check "vCPU-seconds allocated are its limit × its lifetime" python3 -c "import sys; sys.exit(0 if abs($alloc - 0.5 * $inst) <= 0.01 * $inst + 0.01 else 1)"
+check "its lifetime agrees with the wall time (the final sample is taken at stop)" python3 -c "import sys; sys.exit(0 if abs($inst * 1000 - $wall) <= 1500 + 0.1 * $wall else 1)"
+csv=$(e usage -n acct --by service -o csv)
+check "usage -o csv has the fixed header (RFC 4180, CRLF)" test "$(head -1 <<<"$csv" | tr -d '\r')" = "window_start,window_end,namespace,service,revision,requests,errors_5xx,cold_starts,instance_seconds,cpu_seconds_used,vcpu_seconds_alloc,gib_seconds_used,gib_seconds_alloc,peak_memory_bytes"
+check "...and a row per hour and service" python3 -c "
+import csv, io, sys
+rows = list(csv.DictReader(io.StringIO(sys.argv[1])))
+sys.exit(0 if any(r['service'] == 'burner' and r['namespace'] == 'acct' and float(r['cpu_seconds_used']) > 0 for r in rows) else 1)" "$csv"
 
 # kubectl manages quotas; a bad quantity is refused, naming the field.
 e kubeconfig >"$work/kubeconfig"

@@ -592,3 +592,46 @@ TEST_CASE("event retention drops finished events by age, count and size, never p
   for (const auto& [e, d] : kept) ids.push_back(e.event.get("id"));
   CHECK(ids == std::vector<std::string>{"10", "1"});
 }
+
+TEST_CASE("usage: each sample adds its share since the instance's mark, once, to its hour") {
+  test::TempDir dir;
+  auto store = open_store(dir);
+  UsageSample u;
+  u.instance = "web-00001-abc";
+  u.ns = "team";
+  u.service = "web";
+  u.revision = "web-00001";
+  u.started_ms = 3600 * 1000 * 10;  // 10:00:00
+  u.cpu_limit_millis = 500;
+  u.memory_limit_bytes = 64 << 20;
+  u.t_ms = u.started_ms + 10'000;
+  u.cpu_ns = 4'000'000'000;
+  u.memory_bytes = 32 << 20;
+  REQUIRE(store->record_usage({u}));
+  u.t_ms += 10'000;
+  u.cpu_ns = 9'000'000'000;
+  u.final = true;
+  REQUIRE(store->record_usage({u}));
+  UsageSample requests;
+  requests.ns = "team";
+  requests.service = "web";
+  requests.revision = "web-00001";
+  requests.t_ms = u.t_ms;
+  requests.requests = 7;
+  requests.errors_5xx = 2;
+  REQUIRE(store->record_usage({requests}));
+  auto rows = store->usage_rows(0, 3600 * 24);
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 1);
+  const UsageRow& r = rows->front();
+  CHECK(r.window_start == 3600 * 10);
+  CHECK(r.instance_seconds == Approx(20));
+  CHECK(r.cpu_seconds_used == Approx(9));
+  CHECK(r.vcpu_seconds_alloc == Approx(10));
+  CHECK(r.gib_seconds_alloc == Approx(20.0 / 16));
+  CHECK(r.requests == 7);
+  CHECK(r.errors_5xx == 2);
+  CHECK(r.peak_memory_bytes == (32u << 20));
+  // The mark went with the final sample: the same instance again counts from its start.
+  CHECK(store->usage_rows(3600 * 11, 3600 * 12)->empty());
+}

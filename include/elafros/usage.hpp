@@ -1,0 +1,33 @@
+#pragma once
+// Usage accounting for charge-back (docs/architecture.md, "Usage"): samples of each instance's
+// cgroup (CPU time, memory) every 10 s and at stop, and of each revision's request counters,
+// rolled up into hourly buckets per namespace, service and revision.
+
+#include <cstdint>
+#include <string>
+
+namespace elafros {
+
+struct UsageSample {
+  std::string instance;  // "" for a revision's request counters
+  std::string ns, service, revision;
+  std::int64_t t_ms = 0;           // wall clock
+  std::int64_t started_ms = 0;     // when the instance was created: the first sample's base
+  std::uint64_t cpu_ns = 0;        // cumulative, from the cgroup
+  std::uint64_t memory_bytes = 0;  // now
+  std::int64_t cpu_limit_millis = 0, memory_limit_bytes = 0;  // what it was allotted
+  bool final = false;  // the instance is going: its mark goes too
+  std::uint64_t requests = 0, errors_5xx = 0, cold_starts = 0;  // deltas, for "" instances
+};
+
+// One hourly bucket of one revision.
+struct UsageRow {
+  std::int64_t window_start = 0;  // unix seconds, UTC hour
+  std::string ns, service, revision;
+  std::uint64_t requests = 0, errors_5xx = 0, cold_starts = 0;
+  double instance_seconds = 0, cpu_seconds_used = 0, vcpu_seconds_alloc = 0;
+  double gib_seconds_used = 0, gib_seconds_alloc = 0;
+  std::uint64_t peak_memory_bytes = 0;
+};
+
+}  // namespace elafros
