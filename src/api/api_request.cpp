@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <boost/json.hpp>
+#include <chrono>
+
+#include "elafros/object_meta.hpp"
 
 namespace json = boost::json;
 
@@ -73,6 +76,29 @@ json::object success_status(const std::string& kind, const std::string& name) {
                       {"metadata", json::object{}},
                       {"status", "Success"},
                       {"details", json::object{{"name", name}, {"kind", kind}}}};
+}
+
+std::optional<std::int64_t> time_or_ago(const std::string& text, std::int64_t fallback) {
+  if (text.empty()) return fallback;
+  if (auto t = parse_rfc3339(text)) return *t;
+  std::size_t used = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::string unit = text.substr(used);
+  std::int64_t scale = unit == "s"   ? 1
+                       : unit == "m" ? 60
+                       : unit == "h" ? 3600
+                       : unit == "d" ? 86400
+                                     : 0;
+  if (scale == 0 || n < 0) return std::nullopt;
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  return now - n * scale;
 }
 
 Result<json::value> parse_json_body(const std::string& body) {

@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -63,6 +64,9 @@ using Handler = std::function<awaitable<bool>(ApiRequest&, Responder&)>;
 // (the message's "field.path: " prefix) in details.causes.
 boost::json::object status_object(const Error& error);
 boost::json::object success_status(const std::string& kind, const std::string& name);
+// A query's time: RFC 3339, or a duration back from now (90s, 30m, 24h, 7d), in unix seconds;
+// `fallback` when empty, nullopt when it is neither.
+std::optional<std::int64_t> time_or_ago(const std::string& text, std::int64_t fallback);
 // The body as JSON, or kBadRequest saying why it is not.
 Result<boost::json::value> parse_json_body(const std::string& body);
 

@@ -423,30 +423,6 @@ std::vector<json::object> AuditLog::read(const std::string& dir,
 
 namespace {
 
-// ?since=: RFC 3339, or a duration back from now (90s, 30m, 24h, 7d).
-std::optional<std::int64_t> since_seconds(const std::string& since) {
-  if (since.empty()) return 0;
-  if (auto t = parse_rfc3339(since)) return *t;
-  std::size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(since, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  std::string unit = since.substr(used);
-  std::int64_t scale = unit == "s"   ? 1
-                       : unit == "m" ? 60
-                       : unit == "h" ? 3600
-                       : unit == "d" ? 86400
-                                     : 0;
-  if (scale == 0 || n < 0) return std::nullopt;
-  auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-  return now - n * scale;
-}
-
 struct AuditQuery {
   std::string dir, user, verb;
   std::int64_t since = 0;
@@ -475,7 +451,7 @@ void add_audit_routes(Router& router, AuditLog& log, boost::asio::thread_pool& b
       [&log, &blocking](ApiRequest& req, Responder& r) -> awaitable<bool> {
         AuditQuery q{log.dir(), req.query_value("user").value_or(""),
                      req.query_value("verb").value_or(""), 0};
-        auto since = since_seconds(req.query_value("since").value_or(""));
+        auto since = time_or_ago(req.query_value("since").value_or(""), 0);
         if (!since)
           co_return co_await r.send_error(
               Error::bad_request("since: give an RFC 3339 time or a duration such as 24h or 30m"));

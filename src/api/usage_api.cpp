@@ -30,27 +30,6 @@ std::int64_t now_s() {
       .count();
 }
 
-// RFC 3339, or a duration back from now (90m, 24h, 7d).
-std::optional<std::int64_t> when(const std::string& text, std::int64_t fallback) {
-  if (text.empty()) return fallback;
-  if (auto t = parse_rfc3339(text)) return *t;
-  std::size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  std::string unit = text.substr(used);
-  std::int64_t scale = unit == "s"   ? 1
-                       : unit == "m" ? 60
-                       : unit == "h" ? 3600
-                       : unit == "d" ? 86400
-                                     : 0;
-  if (!scale || n < 0) return std::nullopt;
-  return now_s() - n * scale;
-}
-
 std::string csv_field(const std::string& v) {
   if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
   std::string out = "\"";
@@ -68,8 +47,8 @@ void add_usage_routes(Router& router, const DaemonApiParts& parts) {
   router.add(
       "GET", "/apis/elafros.dev/v1/usage",
       [&parts](ApiRequest& req, Responder& r) -> awaitable<bool> {
-        auto from = when(req.query_value("since").value_or(""), now_s() - 86400);
-        auto to = when(req.query_value("until").value_or(""), now_s() + 1);
+        auto from = time_or_ago(req.query_value("since").value_or(""), now_s() - 86400);
+        auto to = time_or_ago(req.query_value("until").value_or(""), now_s() + 1);
         std::string by = req.query_value("by").value_or("service");
         std::string format = req.query_value("format").value_or("json");
         if (!from || !to)
