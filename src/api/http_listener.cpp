@@ -365,10 +365,13 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       request.who.via = peer.address;
       if (options_.authenticate) {
         auto who = options_.authenticate(peer, req[http::field::authorization]);
-        if (who)
+        if (who) {
           request.who = std::move(who.value());
-        else
+        } else {
           allowed = who.error();
+          request.who.user = kAnonymousUser;  // as the audit log names who failed to sign in
+          request.who.groups = {kUnauthenticatedGroup};
+        }
       } else {
         request.who = {"system:admin", {kMastersGroup, kAuthenticatedGroup}, "", peer.address};
       }

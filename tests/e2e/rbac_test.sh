@@ -127,6 +127,7 @@ check "kubectl auth can-i agrees with the matrix for every role" test "$disagree
 check "elafros auth can-i says no, and exits 1" test "$(as_uid 1001 "$elafros_bin" --socket "$sock" auth can-i create services -n team || echo "rc=$?")" = $'no\nrc=1'
 check "elafros auth can-i says yes" test "$(as_uid 1002 "$elafros_bin" --socket "$sock" auth can-i create services -n team)" = yes
 check "elafros auth whoami names the socket's uid" contains "$(as_uid 1003 "$elafros_bin" --socket "$sock" auth whoami)" "uid:1003"
+check "kubectl auth can-i --list (SelfSubjectRulesReview) lists the role's rules" grep -qE "^services.serving.knative.dev +\[\] +\[\] +\[get list watch create update patch delete deletecollection\]" <<<"$(k --token "${token[edit]}" auth can-i --list -n team 2>&1)"
 check "kubectl auth whoami names the token's user" contains "$(k --token "${token[edit]}" auth whoami 2>&1)" "tok-edit"
 
 # CLI contexts: a server over HTTPS with its CA, a token and a namespace, kept 0600.
@@ -216,6 +217,8 @@ check "a denial is audited once, with the user, 403 and the decision" test "$(re
 check "a mutation is audited once" test "$(records audited)" = "1 uid:0 201 allow"
 check "a read is not audited" test "$(records audit-read-probe | cut -d' ' -f1)" = 0
 check "audit list --user shows the denial" grep -qE "uid:1006 +delete +services +team +audit-probe +403 +forbid" <<<"$(e audit list --user uid:1006)"
+curl -s -o /dev/null --cacert "$work/ca.crt" -H "Authorization: Bearer elf_nosuchtoken" "$api/apis/audit-signin-probe"
+check "a failed sign-in is audited as system:anonymous with 401" test "$(records audit-signin-probe)" = "1 system:anonymous 401 "
 check "audit verify finds the chain intact" contains "$(e audit verify)" "The audit log is intact"
 check "no audit record holds a token's secret" bash -c "! grep -qF '$secret' '$data/audit/audit.log'"
 line=$(grep -n '"name":"audited"' "$data/audit/audit.log" | head -1 | cut -d: -f1)
