@@ -126,8 +126,7 @@ Result<std::unique_ptr<ApiTokens>> ApiTokens::open(const std::string& data_dir) 
     tok.info = {"admin", accessor, "system:admin", {kMastersGroup}, system_seconds(), 0, 0, 0};
     tok.hmac = t->hmac(secret);
     t->tokens_.push_back(std::move(tok));
-    std::lock_guard lock(t->mu_);
-    if (auto r = t->save_locked(); !r) return r.error();
+    if (auto r = t->write(t->snapshot_locked()); !r) return r.error();
   }
   return t;
 }
@@ -142,7 +141,7 @@ std::string ApiTokens::hmac(std::string_view secret) const {
   return out;
 }
 
-Result<void> ApiTokens::save_locked() const {
+std::string ApiTokens::snapshot_locked() const {
   json::array a;
   for (const auto& t : tokens_) {
     json::array groups;
@@ -157,7 +156,11 @@ Result<void> ApiTokens::save_locked() const {
                              {"lastUsed", t.info.last_used},
                              {"revoked", t.info.revoked}});
   }
-  return write_private_file(dir_ + "/tokens.json", json::serialize(a) + "\n");
+  return json::serialize(a) + "\n";
+}
+
+Result<void> ApiTokens::write(const std::string& text) const {
+  return write_private_file(dir_ + "/tokens.json", text);
 }
 
 std::string ApiTokens::admin_token() const {
@@ -171,19 +174,27 @@ Result<std::string> ApiTokens::issue(const std::string& name, const std::string&
   std::string accessor = random_base62(kAccessorLength);
   std::string secret = random_base62(kSecretLength);
   std::int64_t now = this->now();
-  std::lock_guard lock(mu_);
-  for (const auto& t : tokens_)
-    if (t.info.name == name && !t.info.revoked)
-      return Error::exists(fmt::format(
-          "a token named \"{}\" exists; revoke it first ('elafros token revoke {}') or choose "
-          "another name",
-          name, name));
-  Token tok;
-  tok.info = {name, accessor, user, {}, now, ttl.count() > 0 ? now + ttl.count() : 0, 0, 0};
-  tok.hmac = hmac(secret);
-  tokens_.push_back(std::move(tok));
-  if (auto r = save_locked(); !r) {
-    tokens_.pop_back();
+  // The file is written outside mu_, so that authenticating (on the control thread) never waits
+  // for its fsync; write_mu_ keeps the writes in the order of their snapshots.
+  std::lock_guard writing(write_mu_);
+  std::string text;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& t : tokens_)
+      if (t.info.name == name && !t.info.revoked)
+        return Error::exists(fmt::format(
+            "a token named \"{}\" exists; revoke it first ('elafros token revoke {}') or choose "
+            "another name",
+            name, name));
+    Token tok;
+    tok.info = {name, accessor, user, {}, now, ttl.count() > 0 ? now + ttl.count() : 0, 0, 0};
+    tok.hmac = hmac(secret);
+    tokens_.push_back(std::move(tok));
+    text = snapshot_locked();
+  }
+  if (auto r = write(text); !r) {
+    std::lock_guard lock(mu_);
+    std::erase_if(tokens_, [&accessor](const Token& t) { return t.info.accessor == accessor; });
     return r.error();
   }
   return fmt::format("{}{}_{}", kPrefix, accessor, secret);
@@ -192,16 +203,28 @@ Result<std::string> ApiTokens::issue(const std::string& name, const std::string&
 Result<TokenInfo> ApiTokens::revoke(const std::string& name_or_accessor) {
   std::string key = name_or_accessor;
   if (key.substr(0, kPrefix.size()) == kPrefix) key = key.substr(kPrefix.size());
-  std::lock_guard lock(mu_);
-  for (auto& t : tokens_)
-    if ((t.info.name == key || t.info.accessor == key) && !t.info.revoked) {
-      t.info.revoked = now();
-      if (auto r = save_locked(); !r) {
-        t.info.revoked = 0;
-        return r.error();
+  std::lock_guard writing(write_mu_);
+  std::string text;
+  TokenInfo revoked;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& t : tokens_)
+      if ((t.info.name == key || t.info.accessor == key) && !t.info.revoked) {
+        t.info.revoked = now();
+        revoked = t.info;
+        break;
       }
-      return t.info;
+    if (revoked.revoked) text = snapshot_locked();
+  }
+  if (revoked.revoked) {
+    if (auto r = write(text); !r) {
+      std::lock_guard lock(mu_);
+      for (auto& t : tokens_)
+        if (t.info.accessor == revoked.accessor) t.info.revoked = 0;
+      return r.error();
     }
+    return revoked;
+  }
   return Error::not_found(fmt::format(
       "no live token is named \"{}\" or has that accessor; 'elafros token list' lists them",
       name_or_accessor));
@@ -262,10 +285,20 @@ Result<Identity> ApiTokens::authenticate(std::string_view authorization) {
 }
 
 Result<void> ApiTokens::flush() {
-  std::lock_guard lock(mu_);
-  if (!dirty_) return {};
-  dirty_ = false;
-  return save_locked();
+  std::lock_guard writing(write_mu_);
+  std::string text;
+  {
+    std::lock_guard lock(mu_);
+    if (!dirty_) return {};
+    dirty_ = false;
+    text = snapshot_locked();
+  }
+  auto r = write(text);
+  if (!r) {
+    std::lock_guard lock(mu_);
+    dirty_ = true;
+  }
+  return r;
 }
 
 }  // namespace elafros

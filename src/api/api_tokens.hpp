@@ -54,11 +54,13 @@ class ApiTokens {
   };
   std::string hmac(std::string_view secret) const;
   std::int64_t now() const;
-  Result<void> save_locked() const;
+  std::string snapshot_locked() const;                // the file's text; mu_ held
+  Result<void> write(const std::string& text) const;  // blocking; write_mu_ held
 
   std::string dir_;
   std::string key_;
   mutable std::mutex mu_;
+  std::mutex write_mu_;
   std::vector<Token> tokens_;
   bool dirty_ = false;
   std::function<std::int64_t()> now_;
