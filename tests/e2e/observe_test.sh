@@ -71,7 +71,7 @@ pid_before=$(grep -o 'started instance ticker-00001-[0-9a-f]* of revision ticker
 stop_daemon >/dev/null || true
 sleep 2
 start_daemon
-check "lines survive a daemon restart" logs_contain talk "hello: serving revision talk-00001"
+check "lines survive a daemon restart" until_ok 5 logs_contain talk "hello: serving revision talk-00001"
 check "the app that wrote while the daemon was down still runs (adopted, pid $pid_before)" \
   grep -q "adopted instance ticker-00001-[0-9a-f]* of revision ticker-00001 (pid $pid_before," "$work/daemon.log"
 e logs ticker 2>/dev/null | sed -n 's/.* tick \([0-9]*\)$/\1/p' >"$work/ticks"
