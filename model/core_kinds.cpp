@@ -240,61 +240,50 @@ Result<json::object> admit_limit_range(const json::object& in) {
   return out;
 }
 
+// A namespaced core v1 kind with its admission and a loose schema.
+KindInfo core_kind(const char* kind, const char* plural, const char* singular,
+                   std::function<Result<json::object>(const json::object&)> admit,
+                   const char* description) {
+  KindInfo k;
+  k.group = "";
+  k.version = "v1";
+  k.kind = kind;
+  k.plural = plural;
+  k.singular = singular;
+  k.columns = {{"Age", "date", ".metadata.creationTimestamp", "", 0}};
+  k.admit = std::move(admit);
+  k.schema = loose_schema(description);
+  return k;
+}
+
 }  // namespace
 
 void register_core_kinds(KindRegistry& registry) {
-  KindInfo quota;
-  quota.group = "";
-  quota.version = "v1";
-  quota.kind = "ResourceQuota";
-  quota.plural = "resourcequotas";
-  quota.singular = "resourcequota";
+  KindInfo quota = core_kind("ResourceQuota", "resourcequotas", "resourcequota", admit_quota,
+                             "Limits a namespace: counts of each kind, compute (limits and "
+                             "requests of live instances), and live instances. status.used is "
+                             "kept current.");
   quota.short_names = {"quota"};
   quota.has_status = true;
-  quota.columns = {{"Age", "date", ".metadata.creationTimestamp", "", 0}};
-  quota.admit = admit_quota;
-  quota.schema = loose_schema(
-      "Limits a namespace: counts of each kind, compute (limits and requests of live "
-      "instances), and live instances. status.used is kept current.");
   registry.add(std::move(quota));
 
-  KindInfo lr;
-  lr.group = "";
-  lr.version = "v1";
-  lr.kind = "LimitRange";
-  lr.plural = "limitranges";
-  lr.singular = "limitrange";
+  KindInfo lr = core_kind("LimitRange", "limitranges", "limitrange", admit_limit_range,
+                          "Container defaults (default, defaultRequest) and bounds (min, max) "
+                          "applied to the namespace's revision templates.");
   lr.short_names = {"limits"};
   lr.columns = {{"Created At", "date", ".metadata.creationTimestamp", "", 0}};
-  lr.admit = admit_limit_range;
-  lr.schema = loose_schema(
-      "Container defaults (default, defaultRequest) and bounds (min, max) applied to the "
-      "namespace's revision templates.");
   registry.add(std::move(lr));
 
-  KindInfo secret;
-  secret.group = "";
-  secret.version = "v1";
-  secret.kind = "Secret";
-  secret.plural = "secrets";
-  secret.singular = "secret";
-  secret.columns = {{"Type", "string", ".type", "Opaque, or a kubernetes.io/ type", 0},
-                    {"Age", "date", ".metadata.creationTimestamp", "", 0}};
-  secret.admit = admit_secret;
-  secret.schema = loose_schema(
-      "Values an instance reads as environment variables or files; encrypted at rest.");
+  KindInfo secret =
+      core_kind("Secret", "secrets", "secret", admit_secret,
+                "Values an instance reads as environment variables or files; encrypted at rest.");
+  secret.columns.insert(secret.columns.begin(),
+                        {"Type", "string", ".type", "Opaque, or a kubernetes.io/ type", 0});
   registry.add(std::move(secret));
 
-  KindInfo cm;
-  cm.group = "";
-  cm.version = "v1";
-  cm.kind = "ConfigMap";
-  cm.plural = "configmaps";
-  cm.singular = "configmap";
+  KindInfo cm = core_kind("ConfigMap", "configmaps", "configmap", admit_config_map,
+                          "Configuration an instance reads as environment variables or files.");
   cm.short_names = {"cm"};
-  cm.columns = {{"Age", "date", ".metadata.creationTimestamp", "", 0}};
-  cm.admit = admit_config_map;
-  cm.schema = loose_schema("Configuration an instance reads as environment variables or files.");
   registry.add(std::move(cm));
 
   KindInfo ns;

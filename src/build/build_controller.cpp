@@ -26,12 +26,12 @@
 #include <map>
 #include <sstream>
 
+#include "controller_start.hpp"
 #include "elafros/build.hpp"
 #include "elafros/errno_text.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/prometheus_text.hpp"
 #include "elafros/resource_json.hpp"
-#include "controller_start.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;

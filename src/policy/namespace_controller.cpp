@@ -15,9 +15,9 @@
 #include <map>
 #include <set>
 
+#include "controller_start.hpp"
 #include "elafros/kind_registry.hpp"
 #include "elafros/object_meta.hpp"
-#include "controller_start.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;

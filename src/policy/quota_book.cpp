@@ -13,9 +13,9 @@
 #include <boost/json.hpp>
 #include <map>
 
+#include "controller_start.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
-#include "controller_start.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;

@@ -14,8 +14,8 @@
 #include <boost/json.hpp>
 #include <map>
 
-#include "elafros/object_meta.hpp"
 #include "controller_start.hpp"
+#include "elafros/object_meta.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;

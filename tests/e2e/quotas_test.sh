@@ -47,13 +47,20 @@ check "status.used follows the namespace" wait_until 10 one_service
 instances() { runc --root "$data/runc" list -q 2>/dev/null | grep -c "^burst-" || true; }
 pids=()
 for _ in $(seq 8); do curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 -H "Host: burst.team.localhost" "http://127.0.0.1:$port/cgi-bin/sleep?3" >>"$work/codes" & pids+=($!); done
-most=0
-for _ in $(seq 50); do n=$(instances); [ "$n" -gt "$most" ] && most=$n; sleep 0.1; done
+# Watched for as long as the burst runs (bounded): the most instances it ever had, and what
+# ResourcesAvailable said while the quota held it back.
 resources() { curl -s --unix-socket "$sock" http://x/apis/serving.knative.dev/v1/namespaces/team/revisions/burst-00001 | python3 -c '
 import json, sys
 c = [c for c in json.load(sys.stdin)["status"]["conditions"] if c["type"] == "ResourcesAvailable"][0]
 print(c["status"], c.get("reason", ""), c.get("message", ""))'; }
-said=$(resources)
+most=0 said=""
+running() { for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+for _ in $(seq 300); do
+  n=$(instances); [ "$n" -gt "$most" ] && most=$n
+  [ -z "$said" ] && [ "$most" -ge 2 ] && { r=$(resources); grep -q QuotaExceeded <<<"$r" && said=$r; }
+  running || break
+  sleep 0.1
+done
 wait "${pids[@]}"
 echo "     burst of 8 × 3 s at target 1 under an instances quota of 2: scaled to $most"
 check "the burst scaled to the quota and not beyond" test "$most" = 2
