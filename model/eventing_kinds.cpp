@@ -187,12 +187,37 @@ Result<json::object> admit_trigger(const json::object& in) {
   if (!spec) return Error::invalid("spec: required (broker and subscriber)");
   std::optional<Error> error;
   Reader r(error);
-  const json::object* o =
-      r.object(*spec, "spec", {"broker", "filter", "filters", "subscriber", "delivery"});
+  const json::object* o = r.object(
+      *spec, "spec", {"broker", "brokerRef", "filter", "filters", "subscriber", "delivery"});
   if (!o) return *error;
   std::string broker = r.string(*o, "broker", "spec").value_or("");
   if (error) return *error;
-  if (broker.empty()) return Error::invalid("spec.broker: required (the broker's name)");
+  const json::value* ref = o->if_contains("brokerRef");
+  if (ref && !ref->is_null()) {
+    // Knative's cross-namespace-event-links: a broker of another namespace, which the writer
+    // must be allowed to bind to there (checked by the API: triggers/bind).
+    const json::object* ro =
+        r.object(*ref, "spec.brokerRef", {"apiVersion", "kind", "name", "namespace"});
+    if (!ro) return *error;
+    std::string api = r.string(*ro, "apiVersion", "spec.brokerRef").value_or("");
+    std::string kind = r.string(*ro, "kind", "spec.brokerRef").value_or("Broker");
+    std::string name = r.string(*ro, "name", "spec.brokerRef").value_or("");
+    (void)r.string(*ro, "namespace", "spec.brokerRef");
+    if (error) return *error;
+    if (kind != "Broker" || (!api.empty() && api != "eventing.knative.dev/v1"))
+      return Error::invalid(fmt::format(
+          "spec.brokerRef: {} {} is not a broker; refer to an eventing.knative.dev/v1 Broker", api,
+          kind));
+    if (name.empty()) return Error::invalid("spec.brokerRef.name: required (the broker's name)");
+    if (!broker.empty() && broker != name)
+      return Error::invalid(
+          fmt::format("spec.broker \"{}\" and spec.brokerRef.name \"{}\" differ; give one of them",
+                      broker, name));
+  } else if (broker.empty()) {
+    return Error::invalid(
+        "spec.broker: required (the broker's name; or spec.brokerRef for one in another "
+        "namespace)");
+  }
   const json::value* sub = o->if_contains("subscriber");
   if (!sub || sub->is_null())
     return Error::invalid("spec.subscriber: required (a ref to a Service, and/or a uri)");
@@ -213,6 +238,10 @@ Result<Broker> broker_from_object(const json::object& o) {
   b.namespace_ = meta_string(o, "namespace");
   b.name = meta_string(o, "name");
   b.uid = meta_string(o, "uid");
+  const json::value labels = json_path_value(o, ".metadata.labels");
+  if (labels.is_object())
+    for (const auto& [k, v] : labels.get_object())
+      if (v.is_string()) b.labels.emplace(std::string(k), std::string(v.get_string()));
   if (const json::object* spec = spec_of(o))
     if (const json::value* d = spec->if_contains("delivery"); d && !d->is_null()) {
       auto parsed = delivery_from_json(*d, "spec.delivery");
@@ -230,8 +259,17 @@ Result<Trigger> trigger_from_object(const json::object& o) {
   t.generation = meta_int(o, "generation");
   const json::object* spec = spec_of(o);
   if (!spec) return Error::invalid("spec: required");
+  t.broker_namespace = t.namespace_;
   if (const json::value* b = spec->if_contains("broker"); b && b->is_string())
     t.broker = std::string(b->get_string());
+  if (const json::value* ref = spec->if_contains("brokerRef"); ref && ref->is_object()) {
+    const json::object& ro = ref->get_object();
+    if (const json::value* n = ro.if_contains("name"); n && n->is_string())
+      t.broker = std::string(n->get_string());
+    if (const json::value* n = ro.if_contains("namespace");
+        n && n->is_string() && !n->get_string().empty())
+      t.broker_namespace = std::string(n->get_string());
+  }
   auto filter = trigger_filter(*spec);
   if (!filter) return filter.error();
   t.filter = std::move(*filter);
@@ -286,7 +324,7 @@ void register_eventing_kinds(KindRegistry& registry) {
   trigger.singular = "trigger";
   trigger.categories = {"all", "knative", "eventing"};
   trigger.has_status = true;
-  trigger.immutable_fields = {".spec.broker"};
+  trigger.immutable_fields = {".spec.broker", ".spec.brokerRef"};
   trigger.columns = {{"Broker", "string", ".spec.broker", "", 0},
                      {"Subscriber_URI", "string", ".status.subscriberUri", "", 0},
                      {"Ready", "string", kReadyColumn, "", 0},

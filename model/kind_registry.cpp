@@ -33,6 +33,7 @@ const KindRegistry& builtin_kinds() {
     KindRegistry r;
     register_serving_kinds(r);
     register_eventing_kinds(r);
+    register_event_policy_kind(r);
     register_source_kinds(r);
     register_build_kinds(r);
     register_core_kinds(r);

@@ -53,4 +53,10 @@ bool link_stays_inside(std::string_view link_path, std::string_view target) {
   return true;
 }
 
+std::string ascii_lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 }  // namespace elafros

@@ -12,6 +12,44 @@
 #include "strict_reader.hpp"
 
 namespace elafros {
+
+// A Kubernetes LabelSelector object ({matchLabels, matchExpressions}) as selector text.
+Result<LabelSelector> label_selector_from_json(Reader& r, std::optional<Error>& error,
+                                               const json::value& v, const std::string& path) {
+  const json::object* o = r.object(v, path, {"matchLabels", "matchExpressions"});
+  if (!o) return *error;
+  std::string text;
+  auto add = [&text](const std::string& req) { text += (text.empty() ? "" : ",") + req; };
+  for (const auto& [k, val] : r.string_map(*o, "matchLabels", path)) add(k + "=" + val);
+  if (const json::array* exprs = r.array(*o, "matchExpressions", path)) {
+    for (std::size_t i = 0; i < exprs->size() && !error; ++i) {
+      std::string p = fmt::format("{}.matchExpressions[{}]", path, i);
+      const json::object* e = r.object((*exprs)[i], p, {"key", "operator", "values"});
+      if (!e) break;
+      std::string key = r.string(*e, "key", p).value_or("");
+      std::string op = r.string(*e, "operator", p).value_or("");
+      std::vector<std::string> values = r.strings(*e, "values", p);
+      std::string list;
+      for (const auto& x : values) list += (list.empty() ? "" : ",") + x;
+      if (op == "In" || op == "NotIn") {
+        if (values.empty()) r.invalid(p + ".values", "In and NotIn need at least one value");
+        add(fmt::format("{} {} ({})", key, op == "In" ? "in" : "notin", list));
+      } else if (op == "Exists") {
+        add(key);
+      } else if (op == "DoesNotExist") {
+        add("!" + key);
+      } else if (!error) {
+        r.invalid(p + ".operator",
+                  fmt::format("\"{}\" is not In, NotIn, Exists or DoesNotExist", op));
+      }
+    }
+  }
+  if (error) return *error;
+  auto parsed = LabelSelector::parse(text);
+  if (!parsed) return Error::invalid(path + ": " + parsed.error().message);
+  return parsed;
+}
+
 namespace {
 
 const json::object* spec_of(const json::object& o) {
@@ -56,43 +94,6 @@ void read_meta(const json::object& o, SourceCommon& s) {
   s.name = meta_string(o, "name");
   s.uid = meta_string(o, "uid");
   s.generation = meta_int(o, "generation");
-}
-
-// A Kubernetes LabelSelector object ({matchLabels, matchExpressions}) as selector text.
-Result<LabelSelector> selector_from_json(Reader& r, std::optional<Error>& error,
-                                         const json::value& v, const std::string& path) {
-  const json::object* o = r.object(v, path, {"matchLabels", "matchExpressions"});
-  if (!o) return *error;
-  std::string text;
-  auto add = [&text](const std::string& req) { text += (text.empty() ? "" : ",") + req; };
-  for (const auto& [k, val] : r.string_map(*o, "matchLabels", path)) add(k + "=" + val);
-  if (const json::array* exprs = r.array(*o, "matchExpressions", path)) {
-    for (std::size_t i = 0; i < exprs->size() && !error; ++i) {
-      std::string p = fmt::format("{}.matchExpressions[{}]", path, i);
-      const json::object* e = r.object((*exprs)[i], p, {"key", "operator", "values"});
-      if (!e) break;
-      std::string key = r.string(*e, "key", p).value_or("");
-      std::string op = r.string(*e, "operator", p).value_or("");
-      std::vector<std::string> values = r.strings(*e, "values", p);
-      std::string list;
-      for (const auto& x : values) list += (list.empty() ? "" : ",") + x;
-      if (op == "In" || op == "NotIn") {
-        if (values.empty()) r.invalid(p + ".values", "In and NotIn need at least one value");
-        add(fmt::format("{} {} ({})", key, op == "In" ? "in" : "notin", list));
-      } else if (op == "Exists") {
-        add(key);
-      } else if (op == "DoesNotExist") {
-        add("!" + key);
-      } else if (!error) {
-        r.invalid(p + ".operator",
-                  fmt::format("\"{}\" is not In, NotIn, Exists or DoesNotExist", op));
-      }
-    }
-  }
-  if (error) return *error;
-  auto parsed = LabelSelector::parse(text);
-  if (!parsed) return Error::invalid(path + ": " + parsed.error().message);
-  return parsed;
 }
 
 // --- PingSource ---------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ Result<SinkBinding> read_binding(const json::value& spec_value) {
                                 "(selector: {matchLabels: {...}})"
                               : "spec.subject: give a name or a selector, not both");
   if (has_selector) {
-    auto parsed = selector_from_json(r, error, *sel, "spec.subject.selector");
+    auto parsed = label_selector_from_json(r, error, *sel, "spec.subject.selector");
     if (!parsed) return parsed.error();
     if (parsed->empty())
       return Error::invalid("spec.subject.selector: selects every Service; give matchLabels");
@@ -282,7 +283,7 @@ Result<ApiServerSource> read_api_server(const json::value& spec_value) {
           fmt::format("{}: {} {} is not a kind elafros serves (known: {})", p, api, kind, known));
     }
     if (const json::value* sel = res->if_contains("selector"); sel && !sel->is_null()) {
-      auto parsed = selector_from_json(r, error, *sel, p + ".selector");
+      auto parsed = label_selector_from_json(r, error, *sel, p + ".selector");
       if (!parsed) return parsed.error();
       out.selector = std::move(*parsed);
     }

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "elafros/label_selector.hpp"
 #include "elafros/result.hpp"
 
 namespace elafros {
@@ -165,6 +166,11 @@ inline json::object loose_schema(const char* description) {
                     {"status", json::object{{"type", "object"},
                                             {"x-kubernetes-preserve-unknown-fields", true}}}}}};
 }
+
+// A Kubernetes LabelSelector object ({matchLabels, matchExpressions}), as a selector
+// (model/source_kinds.cpp).
+Result<LabelSelector> label_selector_from_json(Reader& r, std::optional<Error>& error,
+                                               const json::value& v, const std::string& path);
 
 inline constexpr const char* kReadyColumn = ".status.conditions[?(@.type=='Ready')].status";
 inline constexpr const char* kReasonColumn = ".status.conditions[?(@.type=='Ready')].reason";

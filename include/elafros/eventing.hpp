@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "elafros/event_filter.hpp"
+#include "elafros/event_policy.hpp"
 #include "elafros/result.hpp"
 
 namespace elafros {
@@ -54,11 +55,13 @@ Result<Destination> destination_from_json(const boost::json::value& v, const std
 
 struct Broker {
   std::string namespace_, name, uid;
+  std::map<std::string, std::string> labels;  // for EventPolicies' selectors
   DeliverySpec delivery;
 };
 
 struct Trigger {
   std::string namespace_, name, uid, broker;
+  std::string broker_namespace;  // its own, unless spec.brokerRef names another
   EventFilter filter;
   Destination subscriber;
   DeliverySpec delivery;
@@ -82,6 +85,7 @@ struct TriggerRoute {
 struct BrokerRoute {
   Broker broker;
   std::vector<TriggerRoute> triggers;
+  EventPolicies policies;  // the EventPolicies that select it
 };
 
 struct BrokerTable {

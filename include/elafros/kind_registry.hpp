@@ -65,6 +65,7 @@ class KindRegistry {
 const KindRegistry& builtin_kinds();
 void register_serving_kinds(KindRegistry& registry);
 void register_eventing_kinds(KindRegistry& registry);
+void register_event_policy_kind(KindRegistry& registry);  // eventing.knative.dev/v1alpha1
 void register_source_kinds(KindRegistry& registry);
 void register_build_kinds(KindRegistry& registry);
 void register_core_kinds(KindRegistry& registry);  // v1 Namespace

@@ -25,4 +25,7 @@ bool link_stays_inside(std::string_view link_path, std::string_view target);
 // Revision names are NAME-00001, NAME-00002, …
 std::string revision_name(std::string_view service, int index);
 
+// ASCII letters lowercased (header names, kinds in subjects).
+std::string ascii_lower(std::string_view text);
+
 }  // namespace elafros

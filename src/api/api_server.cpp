@@ -209,6 +209,13 @@ ObjectWriter& ApiServer::writer() {
   return impl_->resources_.writer();
 }
 
+TokenPublisher ApiServer::token_publisher(const std::string& authorization, const std::string& ns,
+                                          const std::string& broker) const {
+  if (!impl_->auth_)
+    return {{PublishVerdict::Outcome::kUnauthenticated, "this daemon checks no tokens"}, {}};
+  return impl_->auth_->publisher(authorization, ns, broker);
+}
+
 void ApiServer::stop() {
   for (auto& l : impl_->listeners_) l->stop();
   if (impl_->auth_) impl_->auth_->stop();

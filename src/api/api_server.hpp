@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "elafros/event_policy.hpp"
 #include "elafros/kind_registry.hpp"
 #include "elafros/object_store.hpp"
 #include "elafros/object_writer.hpp"
@@ -98,6 +99,10 @@ class ApiServer {
   // Controllers' writes through the same admission and hooks as clients' (the source
   // controller's Services, the ingress's EventTypes).
   ObjectWriter& writer();
+  // Whether a Bearer token may publish to broker ns/broker, for the brokers' ingress. On the
+  // control thread.
+  TokenPublisher token_publisher(const std::string& authorization, const std::string& ns,
+                                 const std::string& broker) const;
   // After the control io_context has stopped: waits for image work in progress (pulls are
   // cancelled first by RegistryClient::cancel) so that it cleans up before the process exits.
   void join();

@@ -18,6 +18,7 @@
 
 #include "api/api_tokens.hpp"
 #include "api/kube_protobuf.hpp"
+#include "elafros/eventing.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
 #include "offload.hpp"
@@ -132,6 +133,7 @@ class Auth::Impl : public std::enable_shared_from_this<Auth::Impl> {
 
   awaitable<Result<void>> check_grant(const Identity* who, const KindInfo& k,
                                       const json::object& obj) {
+    if (k.group == kEventingGroup && k.kind == "Trigger") co_return check_bind(who, obj);
     if (k.group != kRbacGroup) co_return Result<void>{};
     std::string ns = meta_string(obj, "namespace");
     std::string name = meta_string(obj, "name");
@@ -170,6 +172,45 @@ class Auth::Impl : public std::enable_shared_from_this<Auth::Impl> {
                                   k.plural + "." + kRbacGroup, name, who->user, ref.kind, ref.name,
                                   *missing, ns.empty() ? "" : " in namespace \"" + ns + "\"")};
     co_return Result<void>{};
+  }
+
+  // A Trigger on a broker of another namespace (spec.brokerRef) needs triggers/bind there.
+  Result<void> check_bind(const Identity* who, const json::object& obj) const {
+    auto t = trigger_from_object(obj);
+    if (!who || !t || t->broker_namespace == t->namespace_) return {};
+    RequestAttributes bind{"create",  true, kEventingGroup, "triggers", "bind", t->broker_namespace,
+                           t->broker, ""};
+    if (decide(*who, bind).allowed) return {};
+    return Error{
+        ErrorCode::kForbidden,
+        fmt::format("triggers.eventing.knative.dev \"{}\" is forbidden: user \"{}\" cannot "
+                    "create triggers/bind in namespace \"{}\", which binding to broker "
+                    "\"{}\" there needs; ask for a Role there that grants it (edit and "
+                    "admin do)",
+                    t->name, who->user, t->broker_namespace, t->broker)};
+  }
+
+  TokenPublisher publisher(const std::string& authorization, const std::string& ns,
+                           const std::string& broker) const {
+    using Outcome = PublishVerdict::Outcome;
+    TokenPublisher out;
+    auto who = p_.tokens.authenticate(authorization);
+    if (!who) {
+      out.verdict = {Outcome::kUnauthenticated, who.error().message};
+      return out;
+    }
+    RequestAttributes publish{"create", true, kEventingGroup, "brokers", "publish", ns, broker, ""};
+    if (Decision d = decide(*who, publish); !d.allowed) {
+      out.verdict = {Outcome::kForbidden,
+                     fmt::format("user \"{}\" (token {}) cannot create brokers/publish in "
+                                 "namespace \"{}\", which publishing to broker \"{}\" needs; "
+                                 "bind the user to a role there that grants it (edit does)",
+                                 who->user, who->token, ns, broker)};
+      return out;
+    }
+    out.who.subject = who->user;
+    out.who.ns = ns;  // RBAC lets it publish here: it is of this namespace
+    return out;
   }
 
   // POST …/selfsubjectaccessreviews: may I?
@@ -350,6 +391,11 @@ Auth::~Auth() = default;
 Result<Identity> Auth::authenticate(const Peer& peer, std::string_view authorization,
                                     bool anonymous) const {
   return impl_->authenticate(peer, authorization, anonymous);
+}
+
+TokenPublisher Auth::publisher(const std::string& authorization, const std::string& ns,
+                               const std::string& broker) const {
+  return impl_->publisher(authorization, ns, broker);
 }
 
 Decision Auth::decide(const Identity& who, const RequestAttributes& request) const {

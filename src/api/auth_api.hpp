@@ -14,6 +14,7 @@
 
 #include "api/http_listener.hpp"
 #include "api/router.hpp"
+#include "elafros/event_policy.hpp"
 #include "elafros/kind_registry.hpp"
 #include "elafros/object_store.hpp"
 #include "elafros/rbac.hpp"
@@ -56,9 +57,13 @@ class Auth {
   // sets request.decision.
   Result<void> authorize(ApiRequest& request) const;
   Decision decide(const Identity& who, const RequestAttributes& request) const;
+  // Whether the Bearer token `authorization` may publish to broker ns/broker (the brokers'
+  // ingress asks, on the control thread).
+  TokenPublisher publisher(const std::string& authorization, const std::string& ns,
+                           const std::string& broker) const;
   // Before a Role, ClusterRole or binding is written: a binding's role must exist, and nobody
-  // grants what they do not hold (unless RBAC lets them escalate or bind). `who` is null for
-  // the daemon's own writes.
+  // grants what they do not hold (unless RBAC lets them escalate or bind); a Trigger on another
+  // namespace's broker needs triggers/bind there. `who` is null for the daemon's own writes.
   awaitable<Result<void>> check_grant(const Identity* who, const KindInfo& kind,
                                       const boost::json::object& object);
 

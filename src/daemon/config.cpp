@@ -111,6 +111,17 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       out = std::chrono::seconds(static_cast<std::int64_t>(n));
     };
   };
+  auto choice = [&](std::string& out, std::vector<std::string> allowed) {
+    return [&out, &fail, allowed](const YAML::Node& v) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      if (!v.IsScalar()) fail("must be one of " + list);
+      std::string text = v.as<std::string>();
+      if (std::find(allowed.begin(), allowed.end(), text) == allowed.end())
+        fail(fmt::format("\"{}\" is not one of {}", text, list));
+      out = text;
+    };
+  };
   auto boolean = [&](bool& out) {
     return [&out, &fail](const YAML::Node& v) {
       if (!v.IsScalar() || !YAML::convert<bool>::decode(v, out)) fail("must be true or false");
@@ -166,6 +177,9 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"event-retention-bytes", number(c.event_retention_bytes, 0, 1e15)},
       {"eventtype-auto-create", boolean(c.eventtype_auto_create)},
       {"metrics-anonymous", boolean(c.metrics_anonymous)},
+      {"broker-anonymous-publish", choice(c.broker_anonymous_publish, {"loopback", "none", "any"})},
+      {"default-authorization-mode",
+       choice(c.default_authorization_mode, {"allow-same-namespace", "allow-all", "deny-all"})},
       {"max-instances", integer(c.max_instances, 0)},
       {"audit-dir", str(c.audit_dir)},
       {"audit-max-file-bytes", number(c.audit_max_file_bytes, 4096, 1e12)},

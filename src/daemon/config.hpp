@@ -73,6 +73,11 @@ struct DaemonConfig {
   bool eventtype_auto_create = true;
   // GET /metrics without a token (a Prometheus scrape): allowed unless this is false.
   bool metrics_anonymous = true;
+  // Who may send events to brokers (docs/architecture.md, "Event policy"): senders without a
+  // token on the loopback, from anywhere, or none; and what decides for a broker no
+  // EventPolicy selects (Knative's default-authorization-mode).
+  std::string broker_anonymous_publish = "loopback";
+  std::string default_authorization_mode = "allow-same-namespace";
   // Live instances on the machine at most, whatever the quotas say (0: no cap).
   int max_instances = 0;
   // Builds: how many run at once (the rest wait in order), the cgroup limits of every step, the

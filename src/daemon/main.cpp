@@ -35,6 +35,7 @@
 #include "event_queue.hpp"
 #include "events/dispatcher.hpp"
 #include "events/event_controller.hpp"
+#include "events/event_credentials.hpp"
 #include "events/event_sender.hpp"
 #include "events/source_controller.hpp"
 #include "image_exporter.hpp"
@@ -230,6 +231,9 @@ int run(const DaemonConfig& cfg) {
   ProxyServer proxy(proxy_io, routes, popts);
   if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
   std::string listen = fmt::format("{}:{}", address, proxy.port());
+  // The daemon's own senders (sources, triggers) prove to the ingress who they are.
+  EventCredentials event_credentials(
+      fmt::format("http://broker-ingress.{}:{}", cfg.domain, proxy.port()));
   DispatcherOptions dopts;
   dopts.proxy_port = proxy.port();
   dopts.defaults.retry = 10;
@@ -238,9 +242,10 @@ int run(const DaemonConfig& cfg) {
   dopts.retention = std::chrono::seconds(cfg.event_retention_seconds);
   dopts.retention_count = cfg.event_retention_count;
   dopts.retention_bytes = static_cast<std::int64_t>(cfg.event_retention_bytes);
+  dopts.credentials = &event_credentials;
   Dispatcher dispatcher(events_io, store_thread, **store, event_queue, brokers, dopts);
   event_queue.on_committed([&dispatcher] { dispatcher.wake(); });
-  EventSender sender(events_io);  // the sources', on the events thread
+  EventSender sender(events_io, &event_credentials);  // the sources', on the events thread
 
   ReconcilerOptions ropts;
   ropts.domain = cfg.domain;
@@ -373,6 +378,21 @@ int run(const DaemonConfig& cfg) {
                 *credentials, logs, reconciler, std::move(api_info));
   RbacAuthorizer rbac(control, store_thread, **store, watch_cache, api.writer());
   rbac_ptr = &rbac;
+  // Who may publish to brokers: tokens through RBAC (brokers/publish), the daemon's own senders
+  // by their credentials, anonymous ones as broker-anonymous-publish says; then EventPolicies.
+  PublishTokens publish_tokens(
+      [&api](const std::string& authorization, const std::string& ns, const std::string& broker) {
+        return api.token_publisher(authorization, ns, broker);
+      });
+  IngressPolicy ingress_policy;
+  ingress_policy.credentials = &event_credentials;
+  ingress_policy.tokens = &publish_tokens;
+  ingress_policy.anonymous = cfg.broker_anonymous_publish == "none"  ? AnonymousPublish::kNone
+                             : cfg.broker_anonymous_publish == "any" ? AnonymousPublish::kAny
+                                                                     : AnonymousPublish::kLoopback;
+  ingress_policy.mode = authorization_mode_from(cfg.default_authorization_mode)
+                            .value_or(AuthorizationMode::kAllowSameNamespace);
+  ingress.set_policy(ingress_policy, control);
   BuildControllerOptions bopts;
   bopts.data_dir = builds_dir;
   bopts.max_concurrent = cfg.build_max_concurrent;

@@ -18,6 +18,7 @@
 #include "elafros/base64.hpp"
 #include "elafros/prometheus_text.hpp"
 #include "event_queue.hpp"
+#include "events/event_credentials.hpp"
 #include "events/http_post.hpp"
 #include "offload.hpp"
 #include "proxy/ingress_events.hpp"
@@ -272,6 +273,11 @@ class Dispatcher::Impl : public std::enable_shared_from_this<Dispatcher::Impl> {
       a.error = url.error().message;
     } else {
       auto timeout = spec.timeout.value_or(options_.default_timeout);
+      if (options_.credentials)
+        if (std::string auth = options_.credentials->authorization(
+                target, "Trigger", route->trigger.namespace_, route->trigger.name);
+            !auth.empty())
+          headers.emplace_back("authorization", std::move(auth));
       a = co_await post(*url, headers, body, timeout);
     }
     ++stats_.attempts;
@@ -451,7 +457,8 @@ std::string render_event_metrics(const DispatchStats& d, const IngressStats& i) 
 
   w.family("elafros_broker_events_total", "counter",
            "Events the brokers' ingress answered, by outcome: accepted (202, committed), rejected "
-           "(400, 404, 413), ttl_dropped (knativebrokerttl exhausted), failed (503: not stored).");
+           "(400, 401, 403, 404, 413), ttl_dropped (knativebrokerttl exhausted), failed (503: not "
+           "stored).");
   outcomes("elafros_broker_events_total", "",
            {{"accepted", i.accepted.load()},
             {"rejected", i.rejected.load()},
@@ -459,7 +466,9 @@ std::string render_event_metrics(const DispatchStats& d, const IngressStats& i) 
             {"failed", i.failed.load()}});
   w.family("elafros_broker_events_rejected_total", "counter",
            "Events the brokers' ingress refused, by reason: no_broker (POST to /), bad_path (not "
-           "/NAMESPACE/BROKER), unknown_broker (404), too_large (413), invalid_event (400).");
+           "/NAMESPACE/BROKER), unknown_broker (404), too_large (413), invalid_event (400), "
+           "unauthenticated (401: no token where one is needed, or a bad one), forbidden (403: "
+           "RBAC's brokers/publish, or the broker's EventPolicies).");
   for (int r = 0; r < static_cast<int>(IngressStats::Reject::kCount); ++r)
     w.sample("elafros_broker_events_rejected_total",
              fmt::format(R"(reason="{}")", IngressStats::kRejectReasons[r]),

@@ -27,6 +27,8 @@ namespace elafros {
 
 class EventQueue;
 
+class EventCredentials;
+
 struct DispatcherOptions {
   int trigger_concurrency = 16;  // deliveries in flight per Trigger
   std::chrono::milliseconds default_timeout{30000};
@@ -39,6 +41,8 @@ struct DispatcherOptions {
   std::chrono::seconds retention{3600};
   std::int64_t retention_count = 10000;
   std::int64_t retention_bytes = 256 << 20;  // all kept events' attributes and data
+  // A delivery to a Broker carries its Trigger's credential (EventCredentials), when set.
+  const EventCredentials* credentials = nullptr;
 };
 
 // One Trigger's counters: written on the events thread, read by /metrics.

@@ -59,7 +59,8 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
   asio::awaitable<Result<void>> load(std::int64_t from) {
     for (const auto& [group, kind] :
          {std::pair{kEventingGroup, "Broker"}, std::pair{kEventingGroup, "Trigger"},
-          std::pair{kServingGroup, "Service"}, std::pair{kEventingGroup, "EventType"}}) {
+          std::pair{kServingGroup, "Service"}, std::pair{kEventingGroup, "EventType"},
+          std::pair{kEventingGroup, "EventPolicy"}}) {
       ObjectQuery q;
       q.group = group;
       q.kind = kind;
@@ -71,7 +72,8 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
     std::weak_ptr<Impl> weak = shared_from_this();
     auto ex = control_.get_executor();
     auto id = watches_.watch(from, [weak, ex](const ObjectEvent& e) {
-      if (e.kind != "Broker" && e.kind != "Trigger" && e.kind != "Service" && e.kind != "EventType")
+      if (e.kind != "Broker" && e.kind != "Trigger" && e.kind != "Service" &&
+          e.kind != "EventType" && e.kind != "EventPolicy")
         return;
       asio::post(ex, [weak, e] {
         if (auto self = weak.lock()) self->on_event(e);
@@ -84,10 +86,11 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
   }
 
   std::map<std::string, json::object>& objects_of(const std::string& kind) {
-    return kind == "Broker"      ? brokers_
-           : kind == "Trigger"   ? triggers_
-           : kind == "EventType" ? event_types_
-                                 : services_;
+    return kind == "Broker"        ? brokers_
+           : kind == "Trigger"     ? triggers_
+           : kind == "EventType"   ? event_types_
+           : kind == "EventPolicy" ? policies_
+                                   : services_;
   }
 
   void upsert(const std::string& kind, json::object o) {
@@ -105,8 +108,11 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
     } else {
       // Our own status writes come back as MODIFIED with an unchanged spec: nothing to do.
       auto it = m.find(k);
+      // A Broker's labels count too: EventPolicies select by them.
       if (it != m.end() && e.kind != "Service" &&
           meta_int(it->second, "generation") == meta_int(e.object, "generation") &&
+          (e.kind != "Broker" || json_path_value(it->second, ".metadata.labels") ==
+                                     json_path_value(e.object, ".metadata.labels")) &&
           e.type == WatchEventType::kModified) {
         it->second = e.object;
         return;
@@ -157,13 +163,37 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
       write_status("Broker", broker.namespace_, broker.name, parts, std::move(status));
       table->brokers.emplace(k, std::move(route));
     }
+    // Each EventPolicy, on the brokers of its namespace it selects (spec.to).
+    for (const auto& [k, o] : policies_) {
+      auto p = event_policy_from_object(o);
+      const std::string ns = meta_string(o, "namespace");
+      if (!p) {
+        spdlog::warn("eventpolicy {} cannot be read: {}", k, p.error().message);
+        continue;
+      }
+      auto policy = std::make_shared<const EventPolicy>(std::move(*p));
+      json::array from;
+      for (const auto& subject : policy->from) from.emplace_back(subject);
+      std::size_t selected = 0;
+      for (auto it = table->brokers.lower_bound(ns + "/");
+           it != table->brokers.end() && it->second.broker.namespace_ == ns; ++it)
+        if (policy->applies_to(it->second.broker.name, it->second.broker.labels)) {
+          it->second.policies.push_back(policy);
+          ++selected;
+        }
+      std::vector<Condition> parts{condition("EventPolicy/" + k, "SubjectsResolved", true, "", "")};
+      status_.write(kEventingGroup, "EventPolicy", ns, meta_string(o, "name"),
+                    meta_int(o, "generation"), std::move(parts),
+                    json::object{{"from", std::move(from)},
+                                 {"brokers", static_cast<std::int64_t>(selected)}});
+    }
     for (const auto& [k, o] : triggers_) {
       auto t = trigger_from_object(o);
       if (!t) {
         spdlog::warn("trigger {} cannot be read: {}", k, t.error().message);
         continue;
       }
-      auto it = table->brokers.find(t->namespace_ + "/" + t->broker);
+      auto it = table->brokers.find(t->broker_namespace + "/" + t->broker);
       bool has_broker = it != table->brokers.end();
       auto [sub, sub_problem] = resolve(t->subscriber, t->namespace_);
       TriggerRoute route;
@@ -174,8 +204,8 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
       std::vector<Condition> parts{
           condition("Trigger/" + k, "BrokerReady", has_broker, "BrokerDoesNotExist",
                     fmt::format("broker \"{}\" does not exist in namespace \"{}\"; create it "
-                                "('elafros broker create {}')",
-                                t->broker, t->namespace_, t->broker)),
+                                "('elafros broker create {} -n {}')",
+                                t->broker, t->broker_namespace, t->broker, t->broker_namespace)),
           condition("Trigger/" + k, "SubscriberResolved", sub_problem.empty(),
                     "SubscriberResolveFailed", sub_problem),
           condition("Trigger/" + k, "DeadLetterSinkResolved", dls_problem.empty(),
@@ -219,7 +249,8 @@ class EventController::Impl : public std::enable_shared_from_this<EventControlle
   ObjectCommitter& committer_;
   BrokerSnapshot& snapshot_;
   EventControllerOptions options_;
-  std::map<std::string, json::object> brokers_, triggers_, services_, event_types_;  // "ns/name"
+  std::map<std::string, json::object> brokers_, triggers_, services_, event_types_,
+      policies_;  // "ns/name"
   StatusWriter status_;
   Addressables where_;
   bool rebuild_posted_ = false;

@@ -10,7 +10,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "elafros/naming.hpp"
 #include "elafros/prometheus_text.hpp"
+#include "events/event_credentials.hpp"
 #include "events/http_post.hpp"
 
 namespace asio = boost::asio;
@@ -26,11 +28,13 @@ constexpr int kMaxInFlight = 1024;  // beyond: lost at once, not queued without 
 
 class EventSender::Impl : public std::enable_shared_from_this<EventSender::Impl> {
  public:
-  explicit Impl(asio::io_context& io) : io_(io) {}
+  Impl(asio::io_context& io, const EventCredentials* credentials)
+      : io_(io), credentials_(credentials) {}
 
   // `self` keeps this alive while the send runs.
   asio::awaitable<void> run(std::shared_ptr<Impl> self, CloudEvent event, std::string target,
-                            std::string from) {
+                            EventOrigin origin) {
+    const std::string from = origin.describe();
     const std::string id = event.get("id");
     std::string error;
     auto url = parse_url(target);
@@ -38,6 +42,11 @@ class EventSender::Impl : public std::enable_shared_from_this<EventSender::Impl>
       error = url.error().message;
     } else {
       HttpHeaders headers = cloudevent_binary_headers(event);
+      if (credentials_)
+        if (std::string a =
+                credentials_->authorization(target, origin.kind, origin.ns, origin.name);
+            !a.empty())
+          headers.emplace_back("authorization", std::move(a));
       for (int attempt = 0;; ++attempt) {
         Answer a = co_await post(*url, headers, event.data, kTimeout);
         if (a.status >= 200 && a.status < 300) {
@@ -61,14 +70,20 @@ class EventSender::Impl : public std::enable_shared_from_this<EventSender::Impl>
   }
 
   asio::io_context& io_;
+  const EventCredentials* credentials_;
   SenderStats stats_;
   int in_flight_ = 0;  // on io_
 };
 
-EventSender::EventSender(asio::io_context& io) : impl_(std::make_shared<Impl>(io)) {}
+std::string EventOrigin::describe() const {
+  return fmt::format("{} {}/{}", ascii_lower(kind), ns, name);
+}
+
+EventSender::EventSender(asio::io_context& io, const EventCredentials* credentials)
+    : impl_(std::make_shared<Impl>(io, credentials)) {}
 EventSender::~EventSender() = default;
 
-void EventSender::send(CloudEvent event, std::string url, std::string from) {
+void EventSender::send(CloudEvent event, std::string url, EventOrigin from) {
   asio::post(impl_->io_, [impl = impl_, event = std::move(event), url = std::move(url),
                           from = std::move(from)]() mutable {
     if (impl->in_flight_ >= kMaxInFlight) {
@@ -76,7 +91,7 @@ void EventSender::send(CloudEvent event, std::string url, std::string from) {
       spdlog::warn(
           "event {} of {} is lost: {} events of sources are in flight already (is a "
           "sink slow or down?)",
-          event.get("id"), from, kMaxInFlight);
+          event.get("id"), from.describe(), kMaxInFlight);
       return;
     }
     ++impl->in_flight_;

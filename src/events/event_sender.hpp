@@ -1,8 +1,9 @@
 #pragma once
 // How the sources send (docs/architecture.md, "Sources"): each event is POSTed in binary mode to
-// its source's sink on the events thread, retried on Knative's retryable answers five times
-// (50 ms doubling, as Knative's ping adapter does), then counted and logged as lost. Durability
-// starts at the sink: a Broker's ingress answers 202 only once the event is committed.
+// its source's sink on the events thread (with the source's credential when the sink is a Broker),
+// retried on Knative's retryable answers five times (50 ms doubling, as Knative's ping adapter
+// does), then counted and logged as lost. Durability starts at the sink: a Broker's ingress answers
+// 202 only once the event is committed.
 
 #include <atomic>
 #include <cstdint>
@@ -26,15 +27,24 @@ struct SenderStats {
 // The sources' Prometheus families.
 std::string render_source_metrics(const SenderStats& stats);
 
+class EventCredentials;
+
+// Which source sends: its kind, namespace and name.
+struct EventOrigin {
+  std::string kind, ns, name;    // "PingSource", "team-a", "tick"
+  std::string describe() const;  // "pingsource team-a/tick", for logs
+};
+
 class EventSender {
  public:
-  explicit EventSender(boost::asio::io_context& io);
+  // With credentials, a send to a Broker says which source it is from (EventCredentials).
+  explicit EventSender(boost::asio::io_context& io, const EventCredentials* credentials = nullptr);
   ~EventSender();
   EventSender(const EventSender&) = delete;
   EventSender& operator=(const EventSender&) = delete;
 
-  // Any thread. `from` names the source in logs ("pingsource default/ping").
-  void send(CloudEvent event, std::string url, std::string from);
+  // Any thread.
+  void send(CloudEvent event, std::string url, EventOrigin from);
   const SenderStats& stats() const;
 
  private:

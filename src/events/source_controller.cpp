@@ -304,7 +304,8 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
     if (!p.content_type.empty()) e.attributes["datacontenttype"] = p.content_type;
     for (const auto& [name, value] : p.ce_overrides) e.attributes[name] = value;
     e.data = p.data;
-    sender_.send(std::move(e), it->second.url, "pingsource " + k);
+    EventOrigin origin{"PingSource", p.namespace_, p.name};
+    sender_.send(std::move(e), it->second.url, std::move(origin));
     // The next tick after this one (not after now: a late timer does not skip or repeat one).
     arm(k, std::max(tick, options_.clock->wall() - std::chrono::seconds(1)));
   }
@@ -554,8 +555,8 @@ class SourceController::Impl : public std::enable_shared_from_this<SourceControl
                                                  {"name", name},
                                                  {"namespace", ns}});
         }
-        sender_.send(std::move(ce), w.url,
-                     fmt::format("apiserversource {}/{}", w.source.namespace_, w.source.name));
+        EventOrigin origin{"ApiServerSource", w.source.namespace_, w.source.name};
+        sender_.send(std::move(ce), w.url, std::move(origin));
         break;  // one event per source per change
       }
     }

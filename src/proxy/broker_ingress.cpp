@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
@@ -10,6 +12,8 @@
 #include <optional>
 
 #include "event_queue.hpp"
+#include "events/event_credentials.hpp"
+#include "offload.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -38,6 +42,8 @@ asio::awaitable<bool> respond(beast::tcp_stream& client, unsigned version, http:
   http::response<http::string_body> res{status, version};
   res.set(http::field::server, "elafros");
   if (allow) res.set(http::field::allow, "POST, OPTIONS");
+  if (status == http::status::unauthorized)
+    res.set(http::field::www_authenticate, "Bearer realm=\"elafros broker ingress\"");
   if (!body.empty()) {
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     res.body() = std::string(body);
@@ -96,6 +102,16 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
     return respond(client, version, status, body, keep, allow);
   };
 
+  // A sender refused: 401 or 403, counted. The message outlives the answer (the caller's).
+  auto refuse = [this, &answer](const PublishVerdict& verdict, BrokerCounters& counted, bool keep) {
+    bool unauthenticated = verdict.outcome == PublishVerdict::Outcome::kUnauthenticated;
+    stats_.reject(unauthenticated ? IngressStats::Reject::kUnauthenticated
+                                  : IngressStats::Reject::kForbidden);
+    ++counted.rejected;
+    return answer(unauthenticated ? http::status::unauthorized : http::status::forbidden,
+                  verdict.message, keep);
+  };
+
   bool body_unread = !header.is_done();
   std::string target(head.target());
   std::string path = target.substr(0, target.find('?'));
@@ -141,6 +157,56 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   }
   BrokerCounters& counted = counters(parts[0], parts[1]);
 
+  // Who sends: checked before the body is read, so a refused sender costs no upload.
+  std::string authorization(head[http::field::authorization]);
+  Publisher who;
+  {
+    boost::system::error_code ec;
+    auto peer = client.socket().remote_endpoint(ec);
+    who.via = ec ? "unknown" : peer.address().to_string();
+  }
+  std::optional<PublishVerdict> refused;
+  if (EventCredentials::is_credential(authorization)) {
+    std::optional<Publisher> sender;
+    if (policy_.credentials)
+      sender = policy_.credentials->verify(authorization, parts[0], parts[1]);
+    if (sender) {
+      sender->via = who.via;
+      who = std::move(*sender);
+    } else {
+      refused = PublishVerdict{PublishVerdict::Outcome::kUnauthenticated,
+                               fmt::format("the request's elfev: credential is not valid for "
+                                           "broker \"{}\" in namespace \"{}\" (it was made for "
+                                           "another broker, or by an earlier run of elafrosd)",
+                                           parts[1], parts[0])};
+    }
+  } else if (!authorization.empty()) {
+    if (!policy_.tokens || !control_) {
+      refused = PublishVerdict{PublishVerdict::Outcome::kUnauthenticated,
+                               "this ingress takes no tokens; send the event without one"};
+    } else {
+      const std::string& ns = parts[0];
+      const std::string& name = parts[1];
+      TokenPublisher checked = co_await offload(control_->get_executor(), &PublishTokens::check,
+                                                policy_.tokens, authorization, ns, name);
+      if (checked.verdict.allowed()) {
+        checked.who.via = who.via;
+        who = std::move(checked.who);
+      } else {
+        refused = std::move(checked.verdict);
+      }
+    }
+  } else if (!anonymous_allowed(client)) {
+    refused = PublishVerdict{
+        PublishVerdict::Outcome::kUnauthenticated,
+        fmt::format("publishing to broker \"{}\" in namespace \"{}\" needs a token: send "
+                    "Authorization: Bearer elf_… (elafros token create NAME --namespace {} "
+                    "--role edit); broker-anonymous-publish lets anonymous senders in only {}",
+                    parts[1], parts[0], parts[0],
+                    policy_.anonymous == AnonymousPublish::kNone ? "never" : "from the loopback")};
+  }
+  if (refused) co_return co_await refuse(*refused, counted, false);
+
   // The body, whole: an event is small (body_limit, 413 above). The header was parsed under the
   // proxy's larger limit, so a declared length is checked here.
   if (auto length = header.content_length(); length && *length > body_limit_) {
@@ -177,6 +243,10 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
     std::string body = "invalid CloudEvent: " + event.error().message;
     co_return co_await answer(http::status::bad_request, body, keep_alive);
   }
+  if (PublishVerdict verdict =
+          evaluate_publish(broker->policies, policy_.mode, who, parts[0], parts[1], *event);
+      !verdict.allowed())
+    co_return co_await refuse(verdict, counted, keep_alive);
   if (auto stamped = stamp_arrival(*event, std::chrono::system_clock::now()); !stamped) {
     ++stats_.ttl_dropped;
     ++counted.ttl_dropped;
@@ -206,6 +276,23 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   ++counted.accepted;
   if (new_type) type_seen_(parts[0], parts[1], new_type->type, new_type->source);
   co_return co_await answer(http::status::accepted, kNoBody, keep_alive);
+}
+
+bool BrokerIngress::anonymous_allowed(beast::tcp_stream& client) const {
+  switch (policy_.anonymous) {
+    case AnonymousPublish::kAny:
+      return true;
+    case AnonymousPublish::kNone:
+      return false;
+    case AnonymousPublish::kLoopback:
+      break;
+  }
+  boost::system::error_code ec;
+  auto address = client.socket().remote_endpoint(ec).address();
+  if (ec) return false;
+  if (address.is_v6() && address.to_v6().is_v4_mapped())
+    address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+  return address.is_loopback();
 }
 
 BrokerCounters& BrokerIngress::counters(const std::string& ns, const std::string& broker) {

@@ -19,6 +19,10 @@
 
 #include "proxy/ingress_events.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace elafros {
 
 class EventQueue;
@@ -33,6 +37,13 @@ class BrokerIngress {
       boost::beast::http::request_parser<boost::beast::http::buffer_body>& parser, bool keep_alive);
 
   const IngressStats& stats() const { return stats_; }
+
+  // Who may publish (docs/architecture.md, "Event policy"); tokens are checked on `control`.
+  // Set before serving.
+  void set_policy(IngressPolicy policy, boost::asio::io_context& control) {
+    policy_ = policy;
+    control_ = &control;
+  }
 
   // Called on the proxy thread the first time an accepted event shows a broker a (type, source)
   // pair (Knative's eventtype-auto-create); post from it. Set before serving.
@@ -50,6 +61,7 @@ class BrokerIngress {
                                      const CloudEvent& event);
 
   BrokerCounters& counters(const std::string& ns, const std::string& broker);
+  bool anonymous_allowed(boost::beast::tcp_stream& client) const;
 
   TypeSeen type_seen_;
   std::unordered_map<std::string, std::shared_ptr<BrokerCounters>> counters_;  // "ns/broker"
@@ -58,6 +70,8 @@ class BrokerIngress {
   EventQueue& queue_;
   std::uint64_t body_limit_;
   IngressStats stats_;
+  IngressPolicy policy_;
+  boost::asio::io_context* control_ = nullptr;
 };
 
 }  // namespace elafros

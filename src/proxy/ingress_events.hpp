@@ -6,11 +6,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "elafros/event_log.hpp"
+#include "elafros/event_policy.hpp"
 #include "elafros/eventing.hpp"
 
 namespace elafros {
@@ -27,10 +29,20 @@ struct IngressStats {
   std::atomic<std::shared_ptr<const BrokerCountersList>> brokers{
       std::make_shared<const BrokerCountersList>()};
   std::atomic<std::uint64_t> accepted{0};
-  std::atomic<std::uint64_t> rejected{0};  // invalid events (400), unknown brokers (404)
-  enum class Reject { kNoBroker, kBadPath, kUnknownBroker, kTooLarge, kInvalidEvent, kCount };
-  static constexpr const char* kRejectReasons[] = {"no_broker", "bad_path", "unknown_broker",
-                                                   "too_large", "invalid_event"};
+  std::atomic<std::uint64_t> rejected{0};  // invalid events (400), unknown brokers (404), 401, 403
+  enum class Reject {
+    kNoBroker,
+    kBadPath,
+    kUnknownBroker,
+    kTooLarge,
+    kInvalidEvent,
+    kUnauthenticated,  // 401: no token where one is needed, or a bad one
+    kForbidden,        // 403: RBAC or the broker's EventPolicies
+    kCount
+  };
+  static constexpr const char* kRejectReasons[] = {"no_broker", "bad_path",      "unknown_broker",
+                                                   "too_large", "invalid_event", "unauthenticated",
+                                                   "forbidden"};
   std::atomic<std::uint64_t> rejected_by[static_cast<int>(Reject::kCount)] = {};
   void reject(Reject why) {
     ++rejected;
@@ -38,6 +50,31 @@ struct IngressStats {
   }
   std::atomic<std::uint64_t> ttl_dropped{0};  // arrived with an exhausted knativebrokerttl
   std::atomic<std::uint64_t> failed{0};       // could not be committed (503)
+};
+
+// Who may publish to a broker (docs/architecture.md, "Event policy").
+class EventCredentials;
+// A Bearer token's sender, checked on the control thread (TokenPublisher).
+class PublishTokens {
+ public:
+  using Check = std::function<TokenPublisher(const std::string& authorization,
+                                             const std::string& ns, const std::string& broker)>;
+  explicit PublishTokens(Check check) : check_(std::move(check)) {}
+  TokenPublisher check(const std::string& authorization, const std::string& ns,
+                       const std::string& broker) const {
+    return check_(authorization, ns, broker);
+  }
+
+ private:
+  Check check_;
+};
+// What an event without a token may do: on the loopback (the default), from anywhere, or nothing.
+enum class AnonymousPublish { kLoopback, kNone, kAny };
+struct IngressPolicy {
+  const EventCredentials* credentials = nullptr;  // the daemon's own senders'
+  const PublishTokens* tokens = nullptr;          // unset: tokens are refused (401)
+  AnonymousPublish anonymous = AnonymousPublish::kLoopback;
+  AuthorizationMode mode = AuthorizationMode::kAllowSameNamespace;
 };
 
 // The event with the ingress's stamps: knativearrivaltime now, knativebrokerttl 255 when absent.

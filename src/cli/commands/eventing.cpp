@@ -174,7 +174,7 @@ void print_recent_failures(const ApiClient& api, const Globals& g, const std::st
 // --- trigger --------------------------------------------------------------------------------
 
 struct TriggerFlags {
-  std::string broker, sink, filters_file;
+  std::string broker, broker_namespace, sink, filters_file;
   std::vector<std::string> filters;
   DeliveryFlags delivery;
 };
@@ -211,7 +211,15 @@ void apply_trigger_flags(json::object& spec, const TriggerFlags& f) {
 int trigger_create(const ApiClient& api, const Globals& g, const std::string& name,
                    const TriggerFlags& f) {
   if (f.sink.empty()) throw std::runtime_error("trigger create needs --sink (e.g. ksvc:hello)");
-  json::object spec{{"broker", f.broker.empty() ? "default" : f.broker}};
+  std::string broker = f.broker.empty() ? "default" : f.broker;
+  json::object spec;
+  if (!f.broker_namespace.empty() && f.broker_namespace != g.ns)
+    spec["brokerRef"] = json::object{{"apiVersion", "eventing.knative.dev/v1"},
+                                     {"kind", "Broker"},
+                                     {"name", broker},
+                                     {"namespace", f.broker_namespace}};
+  else
+    spec["broker"] = broker;
   apply_trigger_flags(spec, f);
   json::value body = json::object{{"apiVersion", "eventing.knative.dev/v1"},
                                   {"kind", "Trigger"},
@@ -260,10 +268,13 @@ int trigger_list(const ApiClient& api, const Globals& g) {
 int trigger_describe(const ApiClient& api, const Globals& g, const std::string& name) {
   json::value t = api.call("GET", triggers_path(g) + "/" + name);
   if (g.output != "table") return print(g, t), 0;
+  std::string broker = field(t, "spec.broker");
+  if (broker.empty() && !field(t, "spec.brokerRef.name").empty())
+    broker = field(t, "spec.brokerRef.namespace") + "/" + field(t, "spec.brokerRef.name");
   std::cout << fmt::format(
       "Name:         {}\nNamespace:    {}\nBroker:       {}\nAge:          {}\nSink:         {}\n"
       "Subscriber:   {}\n",
-      name, g.ns, field(t, "spec.broker"), age(field(t, "metadata.creationTimestamp")),
+      name, g.ns, broker, age(field(t, "metadata.creationTimestamp")),
       destination_text(t.at("spec").at("subscriber")), field(t, "status.subscriberUri"));
   if (const auto* f = t.at("spec").as_object().if_contains("filter"); f && f->is_object())
     if (const auto* a = f->as_object().if_contains("attributes"); a && a->is_object())
@@ -439,6 +450,8 @@ void add_eventing_commands(CLI::App& app, Session& s) {
   auto* tcreate = trigger->add_subcommand("create", "create a trigger");
   tcreate->add_option("name", *name, "trigger name")->required();
   add_trigger_flags(tcreate);
+  tcreate->add_option("--broker-namespace", tflags->broker_namespace,
+                      "the broker's namespace, when it is another (needs triggers/bind there)");
   tcreate->callback([&s, name, tflags] {
     s.run = [&s, name, tflags](const ApiClient& api) {
       return trigger_create(api, s.g, *name, *tflags);

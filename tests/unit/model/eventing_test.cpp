@@ -337,7 +337,7 @@ TEST_CASE("Broker and Trigger admission: Knative's defaults and refusals by path
   const auto* broker = builtin_kinds().find_kind("eventing.knative.dev", "Broker");
   REQUIRE(trigger);
   REQUIRE(broker);
-  CHECK(trigger->immutable_fields == std::vector<std::string>{".spec.broker"});
+  CHECK(trigger->immutable_fields == std::vector<std::string>{".spec.broker", ".spec.brokerRef"});
   auto t = trigger->admit(
       json::parse(
           R"({"metadata":{"name":"t"},"spec":{"broker":"default","subscriber":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"hello"}}}})")
