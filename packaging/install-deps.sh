@@ -14,6 +14,9 @@ packages=(
   # tests and examples
   umoci skopeo busybox-static curl iproute2 util-linux procps wrk
   python3 openssl apache2-utils systemd python3-kubernetes
+  # independent receivers for the telemetry sinks: syslog, the journal, OTLP's JSON decoded by
+  # protobuf against the OTLP messages (tests/e2e/otlp/*.proto)
+  rsyslog systemd-journal-remote python3-protobuf protobuf-compiler
 )
 
 missing=()
@@ -58,6 +61,7 @@ binary_from_package() {  # PACKAGE PATH-IN-PACKAGE
 }
 binary_from_package docker-registry /usr/bin/docker-registry
 binary_from_package prometheus /usr/bin/promtool
+binary_from_package prometheus /usr/bin/prometheus
 
 # kubectl drives the API in the tests: the machine's, or Debian's kubernetes-client.
 if ! command -v kubectl >/dev/null 2>&1; then

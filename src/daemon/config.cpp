@@ -168,6 +168,12 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"tls-key", str(c.tls_key)},
       {"access-log", str(c.access_log)},
       {"log-sinks", strings(c.log_sinks)},
+      {"log-sink-sources", strings(c.log_sink_sources)},
+      {"log-sink-queue", integer(c.log_sink_queue, 1)},
+      {"journald-socket", str(c.journald_socket)},
+      {"syslog-address", str(c.syslog_address)},
+      {"syslog-facility", str(c.syslog_facility)},
+      {"otlp-endpoint", str(c.otlp_endpoint)},
       {"log-max-file-bytes", number(c.log_max_file_bytes, 4096, 1e12)},
       {"log-max-files", integer(c.log_max_files, 1)},
       {"log-spool-max-bytes", number(c.log_spool_max_bytes, 65536, 1e15)},
@@ -221,8 +227,13 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
   }
   key = "log-sinks";
   for (const auto& sink : c.log_sinks)
-    if (sink != "file" && sink != "stdout")
-      fail(fmt::format("has \"{}\"; the sinks are \"file\" and \"stdout\"", sink));
+    if (sink != "file" && sink != "stdout" && sink != "journald" && sink != "syslog" &&
+        sink != "otlp")
+      fail(fmt::format("has \"{}\"; the sinks are file, stdout, journald, syslog and otlp", sink));
+  key = "log-sink-sources";
+  for (const auto& source : c.log_sink_sources)
+    if (source != "app" && source != "access" && source != "daemon")
+      fail(fmt::format("has \"{}\"; the sources are app, access and daemon", source));
 }
 
 }  // namespace

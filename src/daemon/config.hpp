@@ -60,7 +60,15 @@ struct DaemonConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string access_log;  // per-request JSON lines: a file path, "stdout", or empty (off)
+  // Where logs go (docs/architecture.md, "Telemetry sinks"): file and stdout take apps' lines;
+  // journald, syslog and otlp take what log-sink-sources name (apps', access and the daemon's).
   std::vector<std::string> log_sinks = {"file"};
+  std::vector<std::string> log_sink_sources = {"app", "access", "daemon"};
+  int log_sink_queue = 10000;  // records waiting per network sink; more are dropped, counted
+  std::string journald_socket = "/run/systemd/journal/socket";
+  std::string syslog_address = "unix:///dev/log";  // or udp://HOST:PORT, tcp://HOST:PORT
+  std::string syslog_facility = "daemon";
+  std::string otlp_endpoint = "http://127.0.0.1:4318";  // OTLP/HTTP; /v1/logs is added
   double log_max_file_bytes = 10.0 * (1 << 20);
   int log_max_files = 5;
   // Events: the largest event the ingress takes (413 above), and how long and how many finished

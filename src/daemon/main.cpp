@@ -56,6 +56,7 @@
 #include "serving_controller.hpp"
 #include "source_archive_store.hpp"
 #include "sqlite_store.hpp"
+#include "telemetry/forwarders.hpp"
 #include "version.hpp"
 
 namespace asio = boost::asio;
@@ -160,6 +161,7 @@ int run(const DaemonConfig& cfg) {
   std::vector<std::shared_ptr<LogSink>> sinks;
   std::shared_ptr<FileLogStore> log_store;
   for (const auto& sink : cfg.log_sinks) {
+    if (sink != "file" && sink != "stdout") continue;  // the network sinks: below
     if (sink == "file") {
       log_store = std::make_shared<FileLogStore>(
           data_dir + "/logs/store",
@@ -169,6 +171,39 @@ int run(const DaemonConfig& cfg) {
       sinks.push_back(std::make_shared<StdoutLogSink>());
     }
   }
+  // The network sinks (journald, syslog, otlp): apps' lines, access lines and the daemon's own,
+  // through the telemetry hub's bounded queues, on its own thread.
+  SinkOptions sink_options;
+  sink_options.queue_limit = static_cast<std::size_t>(cfg.log_sink_queue);
+  sink_options.sources = cfg.log_sink_sources;
+  TelemetryHub telemetry(sink_options);
+  for (const auto& sink : cfg.log_sinks) {
+    if (sink == "journald") {
+      telemetry.add(make_journald_exporter(telemetry.io(), cfg.journald_socket));
+    } else if (sink == "syslog") {
+      SyslogFormat format;
+      auto facility = syslog_facility(cfg.syslog_facility);
+      if (!facility)
+        throw std::runtime_error(fmt::format(
+            "syslog-facility \"{}\" is not a syslog facility (daemon, user, local0 … local7, …)",
+            cfg.syslog_facility));
+      format.facility = *facility;
+      char host[256] = {};
+      if (::gethostname(host, sizeof host - 1) == 0) format.hostname = host;
+      format.pid = static_cast<int>(::getpid());
+      auto exporter = make_syslog_exporter(telemetry.io(), cfg.syslog_address, format);
+      if (!exporter) throw std::runtime_error(exporter.error().message);
+      telemetry.add(std::move(*exporter));
+    } else if (sink == "otlp") {
+      auto exporter = make_otlp_log_exporter(telemetry.io(), cfg.otlp_endpoint, kVersion);
+      if (!exporter) throw std::runtime_error(exporter.error().message);
+      telemetry.add(std::move(*exporter));
+    }
+  }
+  telemetry.start();
+  if (telemetry.takes("app")) sinks.push_back(make_forwarding_log_sink(telemetry));
+  if (telemetry.takes("daemon"))
+    spdlog::default_logger()->sinks().push_back(make_daemon_log_forwarder(telemetry));
   LogCollectorOptions log_options;
   log_options.spool_max_bytes = static_cast<std::uint64_t>(cfg.log_spool_max_bytes);
   LogCollector logs(data_dir, sinks, log_store, log_options);
@@ -227,6 +262,15 @@ int run(const DaemonConfig& cfg) {
     if (!opened) throw std::runtime_error(opened.error().message);
     access_log = std::move(*opened);
     popts.access_log = access_log.get();
+  }
+  if (telemetry.takes("access")) {
+    if (!access_log) {
+      auto opened = AccessLog::open(proxy_io, "");  // forwarded only
+      if (!opened) throw std::runtime_error(opened.error().message);
+      access_log = std::move(*opened);
+      popts.access_log = access_log.get();
+    }
+    access_log->set_forward(access_log_forwarder(telemetry));
   }
   ProxyServer proxy(proxy_io, routes, popts);
   if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
@@ -312,8 +356,17 @@ int run(const DaemonConfig& cfg) {
                    cfg.runtime,
                    static_cast<std::uint64_t>(cfg.disk_free_warning_bytes),
                    static_cast<std::size_t>(cfg.api_max_connections),
-                   [&access_log](LogHealth& h) {
-                     if (!access_log) return;
+                   [&access_log, &telemetry, &cfg](LogHealth& h) {
+                     for (const auto& t : telemetry.health()) {
+                       LogHealth::Sink s;
+                       s.name = t.name;
+                       s.healthy = t.healthy;
+                       s.last_error = t.last_error;
+                       s.failed_writes = t.retries;
+                       s.dropped_lines = t.dropped + t.failed;
+                       h.sinks.push_back(std::move(s));
+                     }
+                     if (!access_log || cfg.access_log.empty()) return;
                      AccessLog::Health a = access_log->health();
                      LogHealth::Sink s;
                      s.name = "access-log";
@@ -324,8 +377,9 @@ int run(const DaemonConfig& cfg) {
                      s.dropped_lines = a.dropped_lines;
                      h.sinks.push_back(std::move(s));
                    },
-                   [&dispatcher, &ingress, &sender, &builds_ptr] {
-                     return render_event_metrics(dispatcher.stats(), ingress.stats()) +
+                   [&dispatcher, &ingress, &sender, &builds_ptr, &telemetry] {
+                     return telemetry.metrics() +
+                            render_event_metrics(dispatcher.stats(), ingress.stats()) +
                             render_source_metrics(sender.stats()) +
                             (builds_ptr ? builds_ptr->metrics() : std::string());
                    }};
@@ -583,6 +637,8 @@ int run(const DaemonConfig& cfg) {
   build_work.join();
   logs.stop();
   build_logs.stop();
+  if (telemetry.takes("daemon")) spdlog::default_logger()->sinks().pop_back();
+  telemetry.stop();
   std::error_code rm;
   fs::remove(cfg.socket, rm);
   spdlog::info("elafrosd stopped");

@@ -40,6 +40,7 @@ struct AccessLog::Impl {
   std::atomic<bool> failing{false};  // set by the writer: flush even with nothing new
 
   // The writer thread's.
+  std::function<void(std::string_view)> forward;
   std::string pending;
   mutable std::mutex health_mutex;  // the writer updates, status copies
   Health health;
@@ -66,6 +67,8 @@ struct AccessLog::Impl {
 
   // On the writer thread: everything pending, or nothing (a file is truncated back).
   void write(const std::string& data) {
+    if (forward && !data.empty()) forward(data);
+    if (fd < 0) return;  // forwarded only
     pending += data;
     if (pending.empty()) return;
     struct stat st {};
@@ -100,6 +103,9 @@ struct AccessLog::Impl {
 Result<std::unique_ptr<AccessLog>> AccessLog::open(asio::io_context& proxy_io,
                                                    const std::string& target,
                                                    std::uint64_t max_pending_bytes) {
+  if (target.empty())
+    return std::unique_ptr<AccessLog>(
+        new AccessLog(std::make_unique<Impl>(proxy_io, -1, false, max_pending_bytes)));
   if (target == "stdout")
     return std::unique_ptr<AccessLog>(
         new AccessLog(std::make_unique<Impl>(proxy_io, 1, false, max_pending_bytes)));
@@ -113,6 +119,10 @@ Result<std::unique_ptr<AccessLog>> AccessLog::open(asio::io_context& proxy_io,
 }
 
 AccessLog::AccessLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void AccessLog::set_forward(std::function<void(std::string_view lines)> forward) {
+  impl_->forward = std::move(forward);
+}
 
 AccessLog::~AccessLog() {
   close();

@@ -5,8 +5,10 @@
 // writer thread, so the data plane never waits on the disk. A failed write (a full disk) keeps the
 // lines, truncating a file back to where it was, and the writer offers them again at the next
 // flush; past `max_pending_bytes` the oldest are dropped and counted (health()), never quietly.
+// The writer may also forward each chunk to the telemetry sinks.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,10 +23,13 @@ namespace elafros {
 
 class AccessLog {
  public:
-  // `target`: a file path (appended to, created 0640), or "stdout".
+  // `target`: a file path (appended to, created 0640), "stdout", or "" (lines only forwarded).
   static Result<std::unique_ptr<AccessLog>> open(boost::asio::io_context& proxy_io,
                                                  const std::string& target,
                                                  std::uint64_t max_pending_bytes = 64 << 20);
+  // Set before the first append: each flushed chunk of new lines (newline-terminated) is also
+  // handed to `forward`, on the writer thread (the telemetry sinks).
+  void set_forward(std::function<void(std::string_view lines)> forward);
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
