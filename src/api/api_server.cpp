@@ -68,7 +68,7 @@ class ApiServer::Impl {
                                         json::object& o) { return admit(who, k, old, o); });
     }
     resources_.add_routes(router_);
-    api::add_metrics_route(metrics_router_, parts_, info_);
+    metrics_text_ = api::add_metrics_route(metrics_router_, parts_, info_);
   }
 
   // GET …/kubeconfig: a kubeconfig for the HTTPS API (server, CA, the admin token).
@@ -146,6 +146,7 @@ class ApiServer::Impl {
   api::NamespaceHooks namespaces_;
   std::unique_ptr<api::Auth> auth_;
   api::DaemonApiParts parts_;
+  api::MetricsText metrics_text_;
   ApiInfo info_;
   api::Router router_;
   api::Router metrics_router_;
@@ -207,6 +208,10 @@ void ApiServer::start() {
 
 ObjectWriter& ApiServer::writer() {
   return impl_->resources_.writer();
+}
+
+void ApiServer::metrics_text(std::function<void(std::string)> done) {
+  impl_->metrics_text_(std::move(done));
 }
 
 TokenPublisher ApiServer::token_publisher(const std::string& authorization, const std::string& ns,

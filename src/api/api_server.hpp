@@ -99,6 +99,9 @@ class ApiServer {
   // Controllers' writes through the same admission and hooks as clients' (the source
   // controller's Services, the ingress's EventTypes).
   ObjectWriter& writer();
+  // The text GET /metrics answers, rendered for a push (OTLP metrics): `done` on the control
+  // thread.
+  void metrics_text(std::function<void(std::string)> done);
   // Whether a Bearer token may publish to broker ns/broker, for the brokers' ingress. On the
   // control thread.
   TokenPublisher token_publisher(const std::string& authorization, const std::string& ns,

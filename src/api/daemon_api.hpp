@@ -52,8 +52,10 @@ void add_image_routes(Router& router, const DaemonApiParts& parts);
 void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInfo info);
 // GET /apis/elafros.dev/v1/usage?since=&until=&by=&namespace=&format=json|csv.
 void add_usage_routes(Router& router, const DaemonApiParts& parts);
-// GET /metrics alone, for --metrics-listen.
-void add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info);
+// GET /metrics alone, for --metrics-listen; also returns how to render the same text for a push
+// (on the control thread; `done` there).
+using MetricsText = std::function<void(std::function<void(std::string)> done)>;
+MetricsText add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info);
 
 }  // namespace api
 }  // namespace elafros

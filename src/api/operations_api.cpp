@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -35,6 +36,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
  public:
   OperationsApi(const DaemonApiParts& p, DaemonInfo info)
       : p_(p), info_(std::move(info)), started_(std::chrono::steady_clock::now()) {}
+
+  asio::io_context& control() { return p_.control; }
 
   // RLIMIT_NOFILE's soft limit now: how many descriptors the daemon may hold (-1: unlimited).
   static std::int64_t file_limit() {
@@ -190,6 +193,11 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
   // The metrics now: the reconciler's view, the proxy's counters, and every instance's cgroup
   // (read on the blocking pool).
   awaitable<bool> metrics(ApiRequest&, Responder& r) {
+    std::string text = co_await metrics_text();
+    co_return co_await r.send(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
+  }
+
+  awaitable<std::string> metrics_text() {
     MetricsInput in;
     in.version = info_.version;
     in.revisions = p_.reconciler.revision_metrics();
@@ -215,7 +223,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     // Rendering reads /proc: off the control thread.
     std::string text = co_await offload(p_.blocking.get_executor(), &render_metrics, std::move(in));
     if (info_.more_metrics) text += info_.more_metrics();
-    co_return co_await r.send(200, "text/plain; version=0.0.4; charset=utf-8", std::move(text));
+    co_return text;
   }
 
   // The query of a logs request; follow or an error when it is malformed.
@@ -386,9 +394,15 @@ void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInf
              bind(&OperationsApi::broker_events));
 }
 
-void add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info) {
+MetricsText add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info) {
   auto api = std::make_shared<OperationsApi>(parts, std::move(info));
   router.add("GET", "/metrics", binder(api)(&OperationsApi::metrics));
+  return [api](std::function<void(std::string)> done) {
+    asio::co_spawn(api->control(), api->metrics_text(),
+                   [done = std::move(done)](std::exception_ptr e, std::string text) {
+                     if (!e) done(std::move(text));
+                   });
+  };
 }
 
 }  // namespace elafros::api

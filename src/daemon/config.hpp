@@ -69,6 +69,17 @@ struct DaemonConfig {
   std::string syslog_address = "unix:///dev/log";  // or udp://HOST:PORT, tcp://HOST:PORT
   std::string syslog_facility = "daemon";
   std::string otlp_endpoint = "http://127.0.0.1:4318";  // OTLP/HTTP; /v1/logs is added
+  // Tracing (Knative's config-observability keys): none, or http/json (OTLP/HTTP JSON spans of
+  // proxied requests to tracing-endpoint, otlp-endpoint when empty); the share of new traces
+  // sampled (a caller's traceparent decides for its own).
+  std::string tracing_protocol = "none";
+  std::string tracing_endpoint;
+  double tracing_sampling_rate = 0.1;
+  // Metrics: prometheus (scraped at /metrics only), or http/json (also pushed as OTLP every
+  // metrics-export-interval-seconds to metrics-endpoint, otlp-endpoint when empty).
+  std::string metrics_protocol = "prometheus";
+  std::string metrics_endpoint;
+  int metrics_export_interval_seconds = 60;
   double log_max_file_bytes = 10.0 * (1 << 20);
   int log_max_files = 5;
   // Events: the largest event the ingress takes (413 above), and how long and how many finished

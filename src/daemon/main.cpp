@@ -57,6 +57,7 @@
 #include "source_archive_store.hpp"
 #include "sqlite_store.hpp"
 #include "telemetry/forwarders.hpp"
+#include "telemetry/tracer.hpp"
 #include "version.hpp"
 
 namespace asio = boost::asio;
@@ -200,6 +201,19 @@ int run(const DaemonConfig& cfg) {
       telemetry.add(std::move(*exporter));
     }
   }
+  if (cfg.tracing_protocol == "http/json") {
+    auto exporter = make_otlp_trace_exporter(
+        telemetry.io(), cfg.tracing_endpoint.empty() ? cfg.otlp_endpoint : cfg.tracing_endpoint,
+        kVersion);
+    if (!exporter) throw std::runtime_error(exporter.error().message);
+    telemetry.set_traces(std::move(*exporter));
+  }
+  if (cfg.metrics_protocol == "http/json") {
+    auto exporter = make_otlp_metrics_exporter(
+        telemetry.io(), cfg.metrics_endpoint.empty() ? cfg.otlp_endpoint : cfg.metrics_endpoint);
+    if (!exporter) throw std::runtime_error(exporter.error().message);
+    telemetry.set_metrics(std::move(*exporter));
+  }
   telemetry.start();
   if (telemetry.takes("app")) sinks.push_back(make_forwarding_log_sink(telemetry));
   if (telemetry.takes("daemon"))
@@ -271,6 +285,11 @@ int run(const DaemonConfig& cfg) {
       popts.access_log = access_log.get();
     }
     access_log->set_forward(access_log_forwarder(telemetry));
+  }
+  std::unique_ptr<Tracer> tracer;
+  if (telemetry.tracing()) {
+    tracer = std::make_unique<Tracer>(proxy_io, telemetry, cfg.tracing_sampling_rate);
+    popts.tracer = tracer.get();
   }
   ProxyServer proxy(proxy_io, routes, popts);
   if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
@@ -522,6 +541,24 @@ int run(const DaemonConfig& cfg) {
   int exit_code = 0;
   NamespaceController namespaces(control, store_thread, **store, watch_cache, commits,
                                  api.writer());
+  // The OTLP metrics push: the /metrics text, rendered on the control thread every interval.
+  asio::steady_timer push_timer(control);
+  const std::int64_t started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count();
+  std::function<void()> push_metrics = [&] {
+    push_timer.expires_after(std::chrono::seconds(cfg.metrics_export_interval_seconds));
+    push_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      api.metrics_text([&](std::string text) {
+        std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+        telemetry.offer_metrics(otlp_metrics_json(text, started_ns, now, kVersion));
+      });
+      push_metrics();
+    });
+  };
   std::function<void()> start_serving;
   reconciler.start([&](Result<void> r) {
     if (!r) {
@@ -583,6 +620,7 @@ int run(const DaemonConfig& cfg) {
     proxy.start();
     (*audit)->start(control);
     api.start();
+    if (telemetry.pushing_metrics()) push_metrics();
     spdlog::info("elafrosd {} serving: API on {}, proxy on http://{} (data dir {})", kVersion,
                  cfg.socket, listen, data_dir);
     notify_systemd("READY=1\nSTATUS=serving");
@@ -616,6 +654,7 @@ int run(const DaemonConfig& cfg) {
     registry->cancel();  // pulls in progress end now rather than hold the exit
     notify_systemd("STOPPING=1");
     api.stop();
+    push_timer.cancel();
     proxy.stop_accepting();
     *deadline =
         std::chrono::steady_clock::now() + std::chrono::seconds(cfg.shutdown_timeout_seconds);

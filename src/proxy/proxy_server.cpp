@@ -29,6 +29,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/broker_ingress.hpp"
 #include "proxy/shedding.hpp"
+#include "telemetry/tracer.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -313,7 +314,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       conn.status = 0;
       conn.bytes = 0;
       RequestAccounting accounting(*this, stats, conn);
-      if (options_.access_log) accounting.describe(req, *route, *revision);
+      if (options_.access_log || options_.tracer) accounting.describe(req, *route, *revision);
+      if (options_.tracer) {
+        // The app's traceparent names this request's span, in the caller's trace or a new one.
+        accounting.trace = options_.tracer->begin(req["traceparent"]);
+        req.set("traceparent", accounting.trace.traceparent);
+      }
       const Endpoint* endpoint = pick_endpoint(*revision);
       if (!endpoint) {
         // The activator: wait for an instance with capacity (breaker), poking the autoscaler.
@@ -321,7 +327,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         bool cold = revision->endpoints.empty() && revision->unavailable.empty();
         std::int64_t waited_from = now_ns();
         accounting.waited = true;
+        accounting.cold = cold;
+        accounting.wait_start_ns = waited_from;
         Activation got = co_await activate(std::string(host), *revision);
+        accounting.wait_end_ns = now_ns();
         if (!got.endpoint) {
           if (body_unread) keep_alive = false;
           conn.status = static_cast<int>(got.status);
@@ -340,7 +349,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         revision = got.revision;
         endpoint = got.endpoint;
       }
-      if (options_.access_log) accounting.instance = endpoint->instance_id;
+      if (options_.access_log || options_.tracer) accounting.instance = endpoint->instance_id;
       bool ok = co_await forward(client, buffer, parser, conn, *revision, *endpoint, keep_alive);
       if (!ok || !keep_alive) break;
     }
@@ -366,7 +375,58 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       stats->metrics.count(status);
       stats->metrics.latency.observe(seconds);
       if (proxy.options_.access_log) log(status, seconds);
+      if (proxy.options_.tracer && trace.sampled) spans(status, end);
       proxy.wake_one(stats.get());
+    }
+    // The request's SERVER span; children for the activator's wait and, when no instance was
+    // there, the cold start. Wall times from the steady clock's offsets.
+    void spans(int status, std::int64_t end) {
+      Tracer& tracer = *proxy.options_.tracer;
+      auto wall = [this](std::int64_t steady) { return wall_start_ns + (steady - started_ns); };
+      std::vector<Span> out;
+      Span server;
+      server.trace_id = trace.trace_id;
+      server.span_id = trace.span_id;
+      server.parent_span_id = trace.parent_id;
+      server.has_parent = trace.has_parent;
+      server.name = method;
+      server.kind = 2;
+      server.start_ns = wall_start_ns;
+      server.end_ns = wall(end);
+      server.status = status >= 500 ? 2 : 0;
+      server.attributes = {{"http.request.method", method},
+                           {"url.path", path.substr(0, path.find('?'))},
+                           {"server.address", host},
+                           {"elafros.instance", instance}};
+      server.int_attributes = {{"http.response.status_code", status}};
+      server.bool_attributes = {{"faas.coldstart", cold}};
+      server.namespace_ = ns;
+      server.service = service;
+      server.revision = revision_name;
+      out.push_back(server);
+      if (waited) {
+        Span wait = server;
+        wait.attributes.clear();
+        wait.int_attributes.clear();
+        wait.bool_attributes.clear();
+        wait.kind = 1;
+        wait.status = 0;
+        wait.parent_span_id = server.span_id;
+        wait.has_parent = true;
+        wait.span_id = tracer.new_span_id();
+        wait.name = "activator wait";
+        wait.start_ns = wall(wait_start_ns);
+        wait.end_ns = wall(wait_end_ns ? wait_end_ns : end);
+        out.push_back(wait);
+        if (cold) {
+          Span start = wait;
+          start.parent_span_id = wait.span_id;
+          start.span_id = tracer.new_span_id();
+          start.name = "cold start";
+          out.push_back(std::move(start));
+        }
+      }
+      tracer.finish(std::move(out));
     }
     void describe(const http::request<http::buffer_body>& req, const ServiceRoute& route,
                   const RevisionRoute& revision) {
@@ -402,7 +462,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     std::shared_ptr<RevisionStats> stats;
     Connection& conn;
     std::int64_t started_ns;
-    bool waited = false;
+    std::int64_t wall_start_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+    bool waited = false, cold = false;
+    std::int64_t wait_start_ns = 0, wait_end_ns = 0;
+    Tracer::Context trace;
     std::string instance;
     std::string method, host, path, ns, service, revision_name;
   };

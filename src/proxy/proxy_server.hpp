@@ -21,6 +21,7 @@ namespace elafros {
 class BrokerIngress;
 
 class AccessLog;
+class Tracer;
 
 struct ProxyOptions {
   std::string address = "127.0.0.1";
@@ -33,6 +34,7 @@ struct ProxyOptions {
   std::size_t max_idle_upstream = 64;        // pooled connections per instance
   std::size_t activator_queue_limit = 1000;  // requests waiting per revision
   AccessLog* access_log = nullptr;           // per-request JSON lines, when set
+  Tracer* tracer = nullptr;  // traceparent to the apps, and spans of sampled requests, when set
   // Descriptors kept free for the API, runc and logs: a client connection accepted above
   // RLIMIT_NOFILE's soft limit less this gets a fast 503 with Retry-After (docs/architecture.md,
   // "Faults"). 0: an eighth of the limit, at least 64.

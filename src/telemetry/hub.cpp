@@ -19,94 +19,130 @@ namespace asio = boost::asio;
 
 namespace elafros {
 
+// One destination's queue of T (log records, spans, metric bodies): bounded, sent a batch at a
+// time, a failed batch kept at the front and retried after a doubling backoff.
+template <class T>
+struct Pipe {
+  using Send = std::function<void(std::vector<T>, std::function<void(SendOutcome)>)>;
+  Pipe(asio::io_context& io, std::string n, Send s)
+      : name(std::move(n)), send(std::move(s)), timer(io) {}
+  std::string name;
+  Send send;
+  std::deque<T> queue;  // the hub thread's
+  bool sending = false, waiting = false;
+  std::chrono::milliseconds backoff{0};
+  asio::steady_timer timer;
+  std::atomic<std::uint64_t> sent{0}, dropped{0}, failed{0}, retries{0}, queued{0};
+  std::atomic<bool> healthy{true};
+  mutable std::mutex error_mu;  // the hub thread writes, health() copies
+  std::string last_error;
+
+  TelemetryHub::SinkHealth health() const {
+    TelemetryHub::SinkHealth h;
+    h.name = name;
+    h.healthy = healthy.load();
+    {
+      std::lock_guard lock(error_mu);
+      h.last_error = last_error;
+    }
+    h.sent = sent.load();
+    h.dropped = dropped.load();
+    h.failed = failed.load();
+    h.retries = retries.load();
+    h.queued = queued.load();
+    return h;
+  }
+};
+
 struct TelemetryHub::Impl : std::enable_shared_from_this<TelemetryHub::Impl> {
   explicit Impl(SinkOptions o) : options(std::move(o)) {}
 
-  struct Sink {
-    explicit Sink(asio::io_context& io) : timer(io) {}
-    std::shared_ptr<LogExporter> exporter;
-    std::deque<LogRecord> queue;  // the hub thread's
-    bool sending = false, waiting = false;
-    std::chrono::milliseconds backoff{0};
-    asio::steady_timer timer;
-    std::atomic<std::uint64_t> sent{0}, dropped{0}, failed{0}, retries{0}, queued{0};
-    std::atomic<bool> healthy{true};
-    mutable std::mutex error_mu;  // the hub thread writes, health() copies
-    std::string last_error;
-  };
-
-  void push(Sink& s, std::vector<LogRecord>& records, bool last) {
-    for (auto& r : records) {
-      if (s.queue.size() >= options.queue_limit) {
-        ++s.dropped;
+  template <class T>
+  void push(Pipe<T>& p, std::vector<T>& items, bool last) {
+    for (auto& item : items) {
+      if (p.queue.size() >= options.queue_limit) {
+        ++p.dropped;
         continue;
       }
-      s.queue.push_back(last ? std::move(r) : r);
+      p.queue.push_back(last ? std::move(item) : item);
     }
-    s.queued.store(s.queue.size(), std::memory_order_relaxed);
+    p.queued.store(p.queue.size(), std::memory_order_relaxed);
   }
 
-  void pump(Sink& s) {
-    if (s.sending || s.waiting || s.queue.empty()) return;
-    std::size_t n = std::min(options.batch, s.queue.size());
-    std::vector<LogRecord> batch(std::make_move_iterator(s.queue.begin()),
-                                 std::make_move_iterator(s.queue.begin() + static_cast<long>(n)));
-    s.queue.erase(s.queue.begin(), s.queue.begin() + static_cast<long>(n));
-    s.sending = true;
-    auto keep = std::make_shared<std::vector<LogRecord>>(std::move(batch));
-    std::vector<LogRecord> copy = *keep;  // the exporter's; `keep` comes back on a retry
-    // The outcome is handled from the io_context, never inside send(): an exporter that
+  template <class T>
+  void pump(Pipe<T>& p) {
+    if (p.sending || p.waiting || p.queue.empty()) return;
+    std::size_t n = std::min(options.batch, p.queue.size());
+    auto keep = std::make_shared<std::vector<T>>(
+        std::make_move_iterator(p.queue.begin()),
+        std::make_move_iterator(p.queue.begin() + static_cast<long>(n)));
+    p.queue.erase(p.queue.begin(), p.queue.begin() + static_cast<long>(n));
+    p.sending = true;
+    std::vector<T> copy = *keep;  // the sender's; `keep` comes back on a retry
+    // The outcome is handled from the io_context, never inside send(): a sender that
     // completes at once does not recurse into the next batch.
-    s.exporter->send(std::move(copy), [self = shared_from_this(), &s, keep](SendOutcome o) {
-      asio::post(self->io, [self, &s, keep, o = std::move(o)]() mutable {
-        self->sent(s, *keep, std::move(o));
+    p.send(std::move(copy), [self = shared_from_this(), &p, keep](SendOutcome o) {
+      asio::post(self->io, [self, &p, keep, o = std::move(o)]() mutable {
+        self->sent(p, *keep, std::move(o));
       });
     });
   }
 
-  void sent(Sink& s, std::vector<LogRecord>& batch, SendOutcome o) {
-    s.sending = false;
+  template <class T>
+  void sent(Pipe<T>& p, std::vector<T>& batch, SendOutcome o) {
+    p.sending = false;
     if (o.ok) {
-      s.sent += batch.size();
-      s.backoff = std::chrono::milliseconds(0);
-      s.healthy.store(true, std::memory_order_relaxed);
+      p.sent += batch.size();
+      p.backoff = std::chrono::milliseconds(0);
+      p.healthy.store(true, std::memory_order_relaxed);
     } else {
-      s.healthy.store(false, std::memory_order_relaxed);
+      p.healthy.store(false, std::memory_order_relaxed);
       {
-        std::lock_guard lock(s.error_mu);
-        s.last_error = o.error;
+        std::lock_guard lock(p.error_mu);
+        p.last_error = o.error;
       }
       if (o.retry && !stopping) {
-        ++s.retries;
+        ++p.retries;
         // Back at the front, in order; what then exceeds the queue goes from its back.
-        s.queue.insert(s.queue.begin(), std::make_move_iterator(batch.begin()),
+        p.queue.insert(p.queue.begin(), std::make_move_iterator(batch.begin()),
                        std::make_move_iterator(batch.end()));
-        while (s.queue.size() > options.queue_limit) {
-          s.queue.pop_back();
-          ++s.dropped;
+        while (p.queue.size() > options.queue_limit) {
+          p.queue.pop_back();
+          ++p.dropped;
         }
-        s.backoff = std::clamp(s.backoff * 2, options.first_retry, options.max_retry);
-        s.waiting = true;
-        s.timer.expires_after(s.backoff);
-        s.timer.async_wait([self = shared_from_this(), &s](boost::system::error_code) {
-          s.waiting = false;
-          self->pump(s);
+        p.backoff = std::clamp(p.backoff * 2, options.first_retry, options.max_retry);
+        p.waiting = true;
+        p.timer.expires_after(p.backoff);
+        p.timer.async_wait([self = shared_from_this(), &p](boost::system::error_code) {
+          p.waiting = false;
+          self->pump(p);
         });
       } else {
-        s.failed += batch.size();
+        p.failed += batch.size();
       }
     }
-    s.queued.store(s.queue.size(), std::memory_order_relaxed);
-    pump(s);
+    p.queued.store(p.queue.size(), std::memory_order_relaxed);
+    pump(p);
+  }
+
+  // Bounded before the post: while the hub thread is behind, items are dropped here (one
+  // offer always gets through to the pipes' own bounds).
+  bool admit(std::size_t n) {
+    std::size_t in_flight = posted.load(std::memory_order_relaxed);
+    if (in_flight > 0 && in_flight + n > options.queue_limit) return false;
+    posted += n;
+    return true;
   }
 
   SinkOptions options;
   asio::io_context io{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
-  std::vector<std::unique_ptr<Sink>> sinks;
-  std::atomic<std::size_t> posted{0};  // records offered, not yet queued
-  bool stopping = false;               // the hub thread's
+  std::vector<std::unique_ptr<Pipe<LogRecord>>> sinks;
+  std::unique_ptr<Pipe<Span>> traces;
+  std::unique_ptr<Pipe<std::string>> metrics;  // OTLP metrics bodies
+  std::atomic<std::size_t> posted{0};          // items offered, not yet queued
+  bool stopping = false;                       // the hub thread's
 };
 
 TelemetryHub::TelemetryHub(SinkOptions options)
@@ -121,13 +157,40 @@ asio::io_context& TelemetryHub::io() {
 }
 
 void TelemetryHub::add(std::shared_ptr<LogExporter> exporter) {
-  auto s = std::make_unique<Impl::Sink>(impl_->io);
-  s->exporter = std::move(exporter);
-  impl_->sinks.push_back(std::move(s));
+  std::string name = exporter->name();
+  impl_->sinks.push_back(std::make_unique<Pipe<LogRecord>>(
+      impl_->io, name,
+      [exporter](std::vector<LogRecord> batch, std::function<void(SendOutcome)> done) {
+        exporter->send(std::move(batch), std::move(done));
+      }));
+}
+
+void TelemetryHub::set_traces(std::shared_ptr<SpanExporter> exporter) {
+  impl_->traces = std::make_unique<Pipe<Span>>(
+      impl_->io, "otlp-traces",
+      [exporter](std::vector<Span> batch, std::function<void(SendOutcome)> done) {
+        exporter->send(std::move(batch), std::move(done));
+      });
+}
+
+void TelemetryHub::set_metrics(std::shared_ptr<MetricsExporter> exporter) {
+  impl_->metrics = std::make_unique<Pipe<std::string>>(
+      impl_->io, "otlp-metrics",
+      [exporter](std::vector<std::string> bodies, std::function<void(SendOutcome)> done) {
+        exporter->send(std::move(bodies), std::move(done));
+      });
 }
 
 bool TelemetryHub::empty() const {
-  return impl_->sinks.empty();
+  return impl_->sinks.empty() && !impl_->traces && !impl_->metrics;
+}
+
+bool TelemetryHub::tracing() const {
+  return impl_->traces != nullptr;
+}
+
+bool TelemetryHub::pushing_metrics() const {
+  return impl_->metrics != nullptr;
 }
 
 bool TelemetryHub::takes(std::string_view source) const {
@@ -136,7 +199,7 @@ bool TelemetryHub::takes(std::string_view source) const {
 }
 
 void TelemetryHub::start() {
-  if (impl_->sinks.empty() || impl_->thread.joinable()) return;
+  if (empty() || impl_->thread.joinable()) return;
   impl_->work.emplace(impl_->io.get_executor());
   impl_->thread = std::thread([impl = impl_] { impl->io.run(); });
 }
@@ -148,6 +211,8 @@ void TelemetryHub::stop(std::chrono::milliseconds grace) {
     if (impl_->posted.load() != 0) return true;
     for (const auto& s : impl_->sinks)
       if (s->queued.load() != 0 && s->healthy.load()) return true;
+    if (impl_->traces && impl_->traces->queued.load() != 0 && impl_->traces->healthy.load())
+      return true;
     return false;
   };
   while (busy() && std::chrono::steady_clock::now() < deadline)
@@ -165,15 +230,11 @@ void TelemetryHub::offer(std::vector<LogRecord> records) {
     return std::find(sources.begin(), sources.end(), r.source) == sources.end();
   });
   if (records.empty()) return;
-  // Bounded before the post: while the hub thread is behind, records are dropped here (one
-  // offer always gets through to the sinks' own bounds).
   std::size_t n = records.size();
-  std::size_t posted = impl_->posted.load(std::memory_order_relaxed);
-  if (posted > 0 && posted + n > impl_->options.queue_limit) {
+  if (!impl_->admit(n)) {
     for (auto& s : impl_->sinks) s->dropped += n;
     return;
   }
-  impl_->posted += n;
   asio::post(impl_->io, [impl = impl_, records = std::move(records), n]() mutable {
     impl->posted -= n;
     for (std::size_t i = 0; i < impl->sinks.size(); ++i) {
@@ -183,33 +244,45 @@ void TelemetryHub::offer(std::vector<LogRecord> records) {
   });
 }
 
+void TelemetryHub::offer_spans(std::vector<Span> spans) {
+  if (spans.empty() || !impl_->traces) return;
+  std::size_t n = spans.size();
+  if (!impl_->admit(n)) {
+    impl_->traces->dropped += n;
+    return;
+  }
+  asio::post(impl_->io, [impl = impl_, spans = std::move(spans), n]() mutable {
+    impl->posted -= n;
+    impl->push(*impl->traces, spans, true);
+    impl->pump(*impl->traces);
+  });
+}
+
+void TelemetryHub::offer_metrics(std::string body) {
+  if (!impl_->metrics) return;
+  asio::post(impl_->io, [impl = impl_, body = std::move(body)]() mutable {
+    std::vector<std::string> one{std::move(body)};
+    impl->push(*impl->metrics, one, true);
+    impl->pump(*impl->metrics);
+  });
+}
+
 std::vector<TelemetryHub::SinkHealth> TelemetryHub::health() const {
   std::vector<SinkHealth> out;
-  for (const auto& s : impl_->sinks) {
-    SinkHealth h;
-    h.name = s->exporter->name();
-    h.healthy = s->healthy.load();
-    {
-      std::lock_guard lock(s->error_mu);
-      h.last_error = s->last_error;
-    }
-    h.sent = s->sent.load();
-    h.dropped = s->dropped.load();
-    h.failed = s->failed.load();
-    h.retries = s->retries.load();
-    h.queued = s->queued.load();
-    out.push_back(std::move(h));
-  }
+  for (const auto& s : impl_->sinks) out.push_back(s->health());
+  if (impl_->traces) out.push_back(impl_->traces->health());
+  if (impl_->metrics) out.push_back(impl_->metrics->health());
   return out;
 }
 
 std::string TelemetryHub::metrics() const {
-  if (impl_->sinks.empty()) return "";
+  if (empty()) return "";
   PrometheusText w;
   auto sinks = health();
   w.family("elafros_log_sink_records_total", "counter",
-           "Log records each sink (syslog, journald, otlp) took, by outcome: sent, dropped (its "
-           "queue was full), failed (refused for good, e.g. an OTLP 400).");
+           "Records each sink (syslog, journald, otlp; otlp-traces: spans; otlp-metrics: "
+           "exports) took, by outcome: sent, dropped (its queue was full), failed (refused for "
+           "good, e.g. an OTLP 400).");
   for (const auto& h : sinks)
     for (const auto& [outcome, n] : {std::pair{"sent", h.sent}, std::pair{"dropped", h.dropped},
                                      std::pair{"failed", h.failed}})
@@ -220,7 +293,7 @@ std::string TelemetryHub::metrics() const {
   for (const auto& h : sinks)
     w.sample("elafros_log_sink_retries_total", fmt::format(R"(sink="{}")", h.name),
              static_cast<double>(h.retries));
-  w.family("elafros_log_sink_queued_records", "gauge", "Log records waiting for each sink.");
+  w.family("elafros_log_sink_queued_records", "gauge", "Records waiting for each sink.");
   for (const auto& h : sinks)
     w.sample("elafros_log_sink_queued_records", fmt::format(R"(sink="{}")", h.name),
              static_cast<double>(h.queued));

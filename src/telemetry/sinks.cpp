@@ -238,20 +238,17 @@ class JournaldExporter : public LogExporter {
   std::size_t next_ = 0;
 };
 
-class OtlpLogExporter : public LogExporter, public std::enable_shared_from_this<OtlpLogExporter> {
+// POSTs OTLP/HTTP JSON bodies to one path of a collector.
+class OtlpPoster : public std::enable_shared_from_this<OtlpPoster> {
  public:
-  OtlpLogExporter(asio::io_context& io, Url url, std::string version)
-      : io_(io), url_(std::move(url)), version_(std::move(version)) {}
-  std::string name() const override { return "otlp"; }
-
-  void send(std::vector<LogRecord> batch, std::function<void(SendOutcome)> done) override {
-    spawn_send(io_, run(shared_from_this(), std::move(batch)), std::move(done), "OTLP");
+  OtlpPoster(asio::io_context& io, Url url) : io_(io), url_(std::move(url)) {}
+  void send(std::string body, std::function<void(SendOutcome)> done) {
+    spawn_send(io_, run(shared_from_this(), std::move(body)), std::move(done), "OTLP");
   }
 
  private:
   // The first argument keeps this alive while the send runs.
-  awaitable<SendOutcome> run(std::shared_ptr<OtlpLogExporter>, std::vector<LogRecord> batch) {
-    const std::string body = otlp_logs_json(batch, version_);
+  awaitable<SendOutcome> run(std::shared_ptr<OtlpPoster>, std::string body) {
     const HttpHeaders headers{{"content-type", "application/json"}};
     const std::chrono::milliseconds timeout = kSendTimeout;
     Answer a = co_await post(url_, headers, body, timeout);
@@ -267,7 +264,58 @@ class OtlpLogExporter : public LogExporter, public std::enable_shared_from_this<
 
   asio::io_context& io_;
   Url url_;
+};
+
+Result<std::shared_ptr<OtlpPoster>> otlp_poster(asio::io_context& io, const std::string& endpoint,
+                                                const char* path, const char* key) {
+  std::string base = endpoint;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  auto url = parse_url(base + path);
+  if (!url)
+    return Error::invalid(fmt::format(
+        "{} \"{}\" is not an http://HOST:PORT URL (the collector's OTLP/HTTP port, 4318 by "
+        "default)",
+        key, endpoint));
+  return std::make_shared<OtlpPoster>(io, std::move(*url));
+}
+
+class OtlpLogExporter : public LogExporter {
+ public:
+  OtlpLogExporter(std::shared_ptr<OtlpPoster> poster, std::string version)
+      : poster_(std::move(poster)), version_(std::move(version)) {}
+  std::string name() const override { return "otlp"; }
+  void send(std::vector<LogRecord> batch, std::function<void(SendOutcome)> done) override {
+    poster_->send(otlp_logs_json(batch, version_), std::move(done));
+  }
+
+ private:
+  std::shared_ptr<OtlpPoster> poster_;
   std::string version_;
+};
+
+class OtlpSpanExporter : public SpanExporter {
+ public:
+  OtlpSpanExporter(std::shared_ptr<OtlpPoster> poster, std::string version)
+      : poster_(std::move(poster)), version_(std::move(version)) {}
+  void send(std::vector<Span> batch, std::function<void(SendOutcome)> done) override {
+    poster_->send(otlp_traces_json(batch, version_), std::move(done));
+  }
+
+ private:
+  std::shared_ptr<OtlpPoster> poster_;
+  std::string version_;
+};
+
+class OtlpMetricsExporter : public MetricsExporter {
+ public:
+  explicit OtlpMetricsExporter(std::shared_ptr<OtlpPoster> poster) : poster_(std::move(poster)) {}
+  void send(std::vector<std::string> bodies, std::function<void(SendOutcome)> done) override {
+    if (bodies.empty()) return done({});
+    poster_->send(std::move(bodies.back()), std::move(done));  // cumulative: the newest says all
+  }
+
+ private:
+  std::shared_ptr<OtlpPoster> poster_;
 };
 
 }  // namespace
@@ -299,16 +347,27 @@ std::shared_ptr<LogExporter> make_journald_exporter(asio::io_context&,
 Result<std::shared_ptr<LogExporter>> make_otlp_log_exporter(asio::io_context& io,
                                                             const std::string& endpoint,
                                                             std::string version) {
-  std::string base = endpoint;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  auto url = parse_url(base + "/v1/logs");
-  if (!url)
-    return Error::invalid(fmt::format(
-        "otlp-endpoint \"{}\" is not an http://HOST:PORT URL (the collector's OTLP/HTTP port, "
-        "4318 by default)",
-        endpoint));
+  auto poster = otlp_poster(io, endpoint, "/v1/logs", "otlp-endpoint");
+  if (!poster) return poster.error();
   return std::shared_ptr<LogExporter>(
-      std::make_shared<OtlpLogExporter>(io, std::move(*url), std::move(version)));
+      std::make_shared<OtlpLogExporter>(std::move(*poster), std::move(version)));
+}
+
+Result<std::shared_ptr<SpanExporter>> make_otlp_trace_exporter(asio::io_context& io,
+                                                               const std::string& endpoint,
+                                                               std::string version) {
+  auto poster = otlp_poster(io, endpoint, "/v1/traces", "tracing-endpoint");
+  if (!poster) return poster.error();
+  return std::shared_ptr<SpanExporter>(
+      std::make_shared<OtlpSpanExporter>(std::move(*poster), std::move(version)));
+}
+
+Result<std::shared_ptr<MetricsExporter>> make_otlp_metrics_exporter(asio::io_context& io,
+                                                                    const std::string& endpoint) {
+  auto poster = otlp_poster(io, endpoint, "/v1/metrics", "metrics-endpoint");
+  if (!poster) return poster.error();
+  return std::shared_ptr<MetricsExporter>(
+      std::make_shared<OtlpMetricsExporter>(std::move(*poster)));
 }
 
 }  // namespace elafros

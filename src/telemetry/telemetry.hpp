@@ -6,6 +6,7 @@
 // not fit is dropped and counted. A sink that fails keeps its batch and retries with backoff.
 // Beast-free: the sinks' sockets are in src/telemetry/*.cpp.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -36,6 +37,34 @@ struct LogRecord {
 // --- Encodings (pure)
 // ------------------------------------------------------------------------------
 
+// One span of a proxied request (docs/architecture.md, "Tracing"): the request's SERVER span,
+// or a child for the activator's wait and the cold start.
+struct Span {
+  std::array<std::uint8_t, 16> trace_id{};
+  std::array<std::uint8_t, 8> span_id{}, parent_span_id{};
+  bool has_parent = false;
+  std::string name;
+  int kind = 1;                           // OTLP SpanKind: 1 internal, 2 server
+  std::int64_t start_ns = 0, end_ns = 0;  // Unix nanoseconds
+  int status = 0;                         // OTLP StatusCode: 0 unset, 2 error
+  std::vector<std::pair<std::string, std::string>> attributes;
+  std::vector<std::pair<std::string, std::int64_t>> int_attributes;
+  std::vector<std::pair<std::string, bool>> bool_attributes;
+  std::string namespace_, service, revision;  // its resource
+};
+
+// W3C Trace Context: "00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>".
+struct TraceParent {
+  std::array<std::uint8_t, 16> trace_id{};
+  std::array<std::uint8_t, 8> parent_id{};
+  bool sampled = false;
+};
+// nullopt when it is not a valid version-00 header (all-zero ids included), as the spec says.
+std::optional<TraceParent> parse_traceparent(std::string_view header);
+std::string format_traceparent(const std::array<std::uint8_t, 16>& trace_id,
+                               const std::array<std::uint8_t, 8>& span_id, bool sampled);
+std::string hex(const std::uint8_t* bytes, std::size_t n);
+
 struct SyslogFormat {
   int facility = 3;  // daemon
   std::string hostname = "-";
@@ -60,6 +89,14 @@ std::string journal_entry(const LogRecord& record);
 // OTLP/HTTP JSON (opentelemetry-proto's JSON mapping: lowerCamelCase, enums as integers, 64-bit
 // integers as strings) for /v1/logs: one resource per (source, namespace, service, revision).
 std::string otlp_logs_json(const std::vector<LogRecord>& records, std::string_view version);
+// /v1/traces: one resource per (namespace, service, revision); ids as hex, as OTLP JSON wants.
+std::string otlp_traces_json(const std::vector<Span>& spans, std::string_view version);
+// /v1/metrics from Prometheus text (the daemon's /metrics): counters as cumulative monotonic
+// sums, gauges as gauges, histograms as cumulative histograms (per-bucket counts), each under
+// its Prometheus name; and the OpenTelemetry FaaS names where they fit: faas.invocations,
+// faas.coldstarts and faas.invoke_duration per revision. `start_ns`: when the counters began.
+std::string otlp_metrics_json(std::string_view prometheus_text, std::int64_t start_ns,
+                              std::int64_t now_ns, std::string_view version);
 
 // --- Sinks -------------------------------------------------------------------------------------
 
@@ -79,6 +116,18 @@ class LogExporter {
   virtual std::string name() const = 0;  // "syslog", "journald", "otlp"
   // Sends a batch; `done` once it is sent or has failed, on the hub's thread.
   virtual void send(std::vector<LogRecord> batch, std::function<void(SendOutcome)> done) = 0;
+};
+
+class SpanExporter {
+ public:
+  virtual ~SpanExporter() = default;
+  virtual void send(std::vector<Span> batch, std::function<void(SendOutcome)> done) = 0;
+};
+class MetricsExporter {
+ public:
+  virtual ~MetricsExporter() = default;
+  // OTLP metrics bodies, oldest first; only the newest need go (the sums are cumulative).
+  virtual void send(std::vector<std::string> bodies, std::function<void(SendOutcome)> done) = 0;
 };
 
 struct SinkOptions {
@@ -101,6 +150,13 @@ Result<std::shared_ptr<LogExporter>> make_otlp_log_exporter(boost::asio::io_cont
                                                             const std::string& endpoint,
                                                             std::string version);
 
+// tracing-endpoint / metrics-endpoint: http://HOST:PORT (/v1/traces, /v1/metrics are added).
+Result<std::shared_ptr<SpanExporter>> make_otlp_trace_exporter(boost::asio::io_context& io,
+                                                               const std::string& endpoint,
+                                                               std::string version);
+Result<std::shared_ptr<MetricsExporter>> make_otlp_metrics_exporter(boost::asio::io_context& io,
+                                                                    const std::string& endpoint);
+
 class TelemetryHub {
  public:
   explicit TelemetryHub(SinkOptions options);
@@ -112,7 +168,11 @@ class TelemetryHub {
   boost::asio::io_context& io();
   // Before start().
   void add(std::shared_ptr<LogExporter> exporter);
+  void set_traces(std::shared_ptr<SpanExporter> exporter);
+  void set_metrics(std::shared_ptr<MetricsExporter> exporter);
   bool empty() const;
+  bool tracing() const;
+  bool pushing_metrics() const;
   bool takes(std::string_view source) const;  // whether records of this source are wanted
   void start();
   // Gives queued records up to `grace` to go, then stops the thread.
@@ -120,6 +180,8 @@ class TelemetryHub {
 
   // Any thread; never waits. Records beyond a sink's queue are dropped, counted.
   void offer(std::vector<LogRecord> records);
+  void offer_spans(std::vector<Span> spans);
+  void offer_metrics(std::string otlp_body);
 
   struct SinkHealth {
     std::string name;

@@ -49,12 +49,20 @@ syslog-address: tcp://127.0.0.1:$tcp_port
 syslog-facility: local3
 otlp-endpoint: http://127.0.0.1:$otlp_port
 metrics-listen: 127.0.0.1:$metrics_port
+tracing-protocol: http/json
+tracing-sampling-rate: 1
+metrics-protocol: http/json
+metrics-export-interval-seconds: 1
+scale-to-zero-grace-period-seconds: 1
 EOF
 daemon_args=(--config "$work/daemon.yml")
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 "$src/examples/hello/build-image.sh" "$work/image" latest >/dev/null
 e service create hello --image "oci:$work/image:latest" >/dev/null
+# A second service goes to zero meanwhile, for a traced cold start below.
+e service create cold --image "oci:$work/image:latest" --scale-window 6s >/dev/null
+curl -sf -H 'Host: cold.default.localhost' "http://127.0.0.1:$port/" >/dev/null
 for _ in 1 2 3; do curl -sf -H 'Host: hello.default.localhost' "http://127.0.0.1:$port/" >/dev/null; done
 
 # --- syslog over TCP: rsyslogd parsed the octet-counted RFC 5424 messages -------------------------
@@ -73,10 +81,10 @@ journal_has_app() {
   rm -f "$work/remote.journal"
   "$journal_remote" --output="$work/remote.journal" - <"$work/journal.export" 2>/dev/null || return 1
   journalctl --file "$work/remote.journal" -o json 2>/dev/null >"$work/journal.json" || return 1
-  python3 - "$work/journal.json" <<'PY'
+  python3 - "$work/journal.json" 2>"$work/journal.err" <<'PY'
 import json, sys
 entries = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-app = [e for e in entries if e.get("ELAFROS_SOURCE") == "app" and e.get("MESSAGE", "").startswith("hello: serving")]
+app = [e for e in entries if e.get("ELAFROS_SOURCE") == "app" and e.get("MESSAGE", "").startswith("hello: serving revision hello-")]
 assert app, "no app entry among %d" % len(entries)
 e = app[0]
 assert e["ELAFROS_NAMESPACE"] == "default" and e["ELAFROS_SERVICE"] == "hello", e
@@ -97,11 +105,11 @@ python3 "$src/tests/e2e/otlp/capture.py" "$otlp_port" "$work/otlp" >"$work/captu
 extra_pids+=($!)
 decoded() {
   compgen -G "$work/otlp/logs-*.json" >/dev/null || return 1
-  /usr/bin/python3 "$src/tests/e2e/otlp/decode.py" "$work/gen" "$work"/otlp/logs-*.json >"$work/otlp.jsonl" || return 1
-  python3 - "$work/otlp.jsonl" <<'PY'
+  /usr/bin/python3 "$src/tests/e2e/otlp/decode.py" "$work/gen" logs "$work"/otlp/logs-*.json >"$work/otlp.jsonl" || return 1
+  python3 - "$work/otlp.jsonl" 2>"$work/otlp.err" <<'PY'
 import json, sys, time
 rows = [json.loads(l) for l in open(sys.argv[1])]
-app = [r for r in rows if (r["body"] or "").startswith("hello: serving")]
+app = [r for r in rows if (r["body"] or "").startswith("hello: serving revision hello-")]
 assert app, "no app record among %d" % len(rows)
 r = app[0]
 assert r["resource"]["service.name"] == "hello" and r["resource"]["service.namespace"] == "default", r
@@ -114,6 +122,77 @@ PY
 }
 check "once it is up, the waiting records arrive, and protobuf's strict JSON parser takes them" wait_until 15 decoded
 check "...valid OTLP in every body (an unknown field or a bad type would have failed the parse)" test -s "$work/otlp.jsonl"
+
+# --- Traces: the caller's traceparent continued to the app; spans for the request ------------------
+trace=4bf92f3577b34da6a3ce929d0e0e4736
+caller_span=00f067aa0ba902b7
+app_env=$(curl -sf -H 'Host: hello.default.localhost' -H "traceparent: 00-$trace-$caller_span-01" \
+  "http://127.0.0.1:$port/cgi-bin/env")
+app_tp=$(sed -n 's/^HTTP_TRACEPARENT=//p' <<<"$app_env" | tr -d '\r')
+check "the app gets a traceparent in the caller's trace, naming the proxy's span" \
+  bash -c "[[ '$app_tp' =~ ^00-$trace-[0-9a-f]{16}-01\$ ]] && [ '${app_tp:36:16}' != '$caller_span' ]"
+proxy_span=${app_tp:36:16}
+fresh=$(curl -sf -H 'Host: hello.default.localhost' "http://127.0.0.1:$port/cgi-bin/env" | sed -n 's/^HTTP_TRACEPARENT=//p' | tr -d '\r')
+check "a request without one starts a new trace (sampled at rate 1)" bash -c "[[ '$fresh' =~ ^00-[0-9a-f]{32}-[0-9a-f]{16}-01\$ ]] && [[ '$fresh' != 00-$trace-* ]]"
+spans_ok() {
+  compgen -G "$work/otlp/traces-*.json" >/dev/null || return 1
+  /usr/bin/python3 "$src/tests/e2e/otlp/decode.py" "$work/gen" traces "$work"/otlp/traces-*.json >"$work/spans.jsonl" || return 1
+  python3 - "$work/spans.jsonl" "$trace" "$caller_span" "$proxy_span" 2>/dev/null <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+trace, caller, proxy = sys.argv[2:5]
+s = [r for r in rows if r["trace"] == trace]
+assert s, "no span of the trace among %d" % len(rows)
+s = s[0]
+assert s["span"] == proxy and s["parent"] == caller and s["kind"] == 2, s
+assert s["attributes"]["http.response.status_code"] == 200 and s["attributes"]["url.path"] == "/cgi-bin/env", s
+assert s["attributes"]["faas.coldstart"] is False and s["resource"]["service.name"] == "hello", s
+assert s["resource"]["faas.version"] == "hello-00001" and s["end"] > s["start"] > 0, s
+PY
+}
+check "the request's SERVER span reaches OTLP, parented on the caller's span, decoded by protobuf" wait_until 10 spans_ok
+at_zero() { [ "$(runc --root "$data/runc" list -q 2>/dev/null | grep -c '^cold-')" = 0 ]; }
+check "the second service went to zero" wait_until 30 at_zero
+cold_trace=0af7651916cd43dd8448eb211c80319c
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H 'Host: cold.default.localhost' \
+  -H "traceparent: 00-$cold_trace-b7ad6b7169203331-01" "http://127.0.0.1:$port/")
+check "a request at zero is served" test "$code" = 200
+cold_spans() {
+  /usr/bin/python3 "$src/tests/e2e/otlp/decode.py" "$work/gen" traces "$work"/otlp/traces-*.json >"$work/spans.jsonl" || return 1
+  python3 - "$work/spans.jsonl" "$cold_trace" 2>"$work/cold.err" <<'PY'
+import json, sys
+rows = [r for r in map(json.loads, open(sys.argv[1])) if r["trace"] == sys.argv[2]]
+by = {r["name"]: r for r in rows}
+server, wait, cold = by.get("GET"), by.get("activator wait"), by.get("cold start")
+assert server and wait and cold, [r["name"] for r in rows]
+assert server["attributes"]["faas.coldstart"] is True, server
+assert wait["parent"] == server["span"] and cold["parent"] == wait["span"] and wait["kind"] == 1, rows
+assert server["start"] <= wait["start"] <= wait["end"] <= server["end"], rows
+print("# cold start span: %.0f ms" % ((cold["end"] - cold["start"]) / 1e6))
+PY
+}
+check "...with child spans for the activator's wait and the cold start" wait_until 10 cold_spans
+
+# --- Metrics pushed as OTLP, with the FaaS names ----------------------------------------------------
+metrics_ok() {
+  compgen -G "$work/otlp/metrics-*.json" >/dev/null || return 1
+  latest=$(ls "$work"/otlp/metrics-*.json | tail -1)
+  /usr/bin/python3 "$src/tests/e2e/otlp/decode.py" "$work/gen" metrics "$latest" >"$work/points.jsonl" || return 1
+  python3 - "$work/points.jsonl" 2>"$work/points.err" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+inv = [r for r in rows if r["name"] == "faas.invocations" and r["attributes"].get("faas.name") == "hello"]
+assert inv and inv[0]["kind"] == "sum" and inv[0]["monotonic"] and inv[0]["temporality"] == 2, inv
+assert inv[0]["value"] >= 5 and inv[0]["attributes"]["faas.version"] == "hello-00001", inv
+dur = [r for r in rows if r["name"] == "faas.invoke_duration" and r["attributes"].get("faas.name") == "hello"]
+assert dur and dur[0]["kind"] == "histogram" and dur[0]["unit"] == "s", dur
+d = dur[0]
+assert sum(d["buckets"]) == d["count"] and len(d["buckets"]) == len(d["bounds"]) + 1, d
+assert any(r["name"] == "faas.coldstarts" and r["attributes"].get("faas.name") == "cold" and r["value"] >= 1 for r in rows)
+assert any(r["name"] == "elafros_requests_total" for r in rows)
+PY
+}
+check "metrics are pushed as OTLP: faas.invocations, faas.invoke_duration (per-bucket counts), faas.coldstarts" wait_until 10 metrics_ok
 
 # --- Prometheus scrapes /metrics ----------------------------------------------------------------
 curl -s "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt"
@@ -138,6 +217,7 @@ import json, sys
 s = {x["name"]: x for x in json.load(sys.stdin)["logSinks"]}
 assert s["syslog"]["healthy"] and s["journald"]["healthy"] and s["otlp"]["healthy"], s' 2>/dev/null; }
 check "status lists the sinks, healthy" wait_until 10 healthy
+e service delete cold >/dev/null
 
 # --- syslog over UDP and a unix socket: the daemon's own lines ----------------------------------
 for transport in "udp://127.0.0.1:$udp_port" "unix://$work/syslog.sock"; do

@@ -281,3 +281,92 @@ TEST_CASE("the journald sink sends an entry too big for a datagram as a sealed m
   ::unlink(path.c_str());
   ::rmdir(dir);
 }
+
+TEST_CASE("traceparent is read and written as W3C Trace Context says") {
+  auto tp = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  REQUIRE(tp);
+  CHECK(tp->sampled);
+  CHECK(hex(tp->trace_id.data(), 16) == "4bf92f3577b34da6a3ce929d0e0e4736");
+  CHECK(hex(tp->parent_id.data(), 8) == "00f067aa0ba902b7");
+  CHECK(format_traceparent(tp->trace_id, tp->parent_id, false) ==
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+  CHECK_FALSE(
+      parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")->sampled);
+  for (const char* bad : {"", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  // upper
+                          "00-00000000000000000000000000000000-00f067aa0ba902b7-01",      // zero
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                          "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+                          "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01"})
+    CHECK_FALSE(parse_traceparent(bad));
+}
+
+TEST_CASE("OTLP spans carry hex ids, the parent, kind and typed attributes") {
+  Span s;
+  s.trace_id[0] = 0xab;
+  s.span_id[7] = 0x01;
+  s.parent_span_id[0] = 0xff;
+  s.has_parent = true;
+  s.name = "GET";
+  s.kind = 2;
+  s.start_ns = 1;
+  s.end_ns = 2;
+  s.status = 2;
+  s.int_attributes = {{"http.response.status_code", 503}};
+  s.bool_attributes = {{"faas.coldstart", true}};
+  s.service = "hello";
+  json::value v = json::parse(otlp_traces_json({s}, "0.1.0"));
+  const auto& span = v.at("resourceSpans").at(0).at("scopeSpans").at(0).at("spans").at(0);
+  CHECK(span.at("traceId") == "ab000000000000000000000000000000");
+  CHECK(span.at("spanId") == "0000000000000001");
+  CHECK(span.at("parentSpanId") == "ff00000000000000");
+  CHECK(span.at("kind") == 2);
+  CHECK(span.at("status").at("code") == 2);
+  CHECK(span.at("startTimeUnixNano") == "1");
+  CHECK(span.at("attributes").at(0).at("value").at("intValue") == "503");
+  CHECK(span.at("attributes").at(1).at("value").at("boolValue") == true);
+}
+
+TEST_CASE("OTLP metrics from Prometheus text: sums, gauges, histograms, and the FaaS names") {
+  const char* text =
+      "# HELP elafros_requests_total Requests.\n"
+      "# TYPE elafros_requests_total counter\n"
+      "elafros_requests_total{namespace=\"d\",service=\"s\",revision=\"s-1\",code=\"2xx\"} 3\n"
+      "elafros_requests_total{namespace=\"d\",service=\"s\",revision=\"s-1\",code=\"5xx\"} 1\n"
+      "# TYPE elafros_instances_ready gauge\n"
+      "elafros_instances_ready{revision=\"a\\\"b\"} 2\n"
+      "# TYPE elafros_request_duration_seconds histogram\n"
+      "elafros_request_duration_seconds_bucket{service=\"s\",le=\"0.1\"} 2\n"
+      "elafros_request_duration_seconds_bucket{service=\"s\",le=\"1\"} 3\n"
+      "elafros_request_duration_seconds_bucket{service=\"s\",le=\"+Inf\"} 4\n"
+      "elafros_request_duration_seconds_sum{service=\"s\"} 2.5\n"
+      "elafros_request_duration_seconds_count{service=\"s\"} 4\n";
+  json::value v = json::parse(otlp_metrics_json(text, 10, 20, "0.1.0"));
+  std::map<std::string, json::value> by;
+  for (const auto& m :
+       v.at("resourceMetrics").at(0).at("scopeMetrics").at(0).at("metrics").as_array())
+    by[std::string(m.at("name").as_string())] = m;
+  REQUIRE(by.count("elafros_requests_total"));
+  const auto& sum = by["elafros_requests_total"].at("sum");
+  CHECK(sum.at("isMonotonic") == true);
+  CHECK(sum.at("aggregationTemporality") == 2);
+  CHECK(sum.at("dataPoints").as_array().size() == 2);
+  CHECK(sum.at("dataPoints").at(0).at("startTimeUnixNano") == "10");
+  const auto& inv = by.at("faas.invocations").at("sum").at("dataPoints").as_array();
+  REQUIRE(inv.size() == 1);  // the codes summed
+  CHECK(inv[0].at("asDouble").as_double() == 4);
+  CHECK(by.at("elafros_instances_ready")
+            .at("gauge")
+            .at("dataPoints")
+            .at(0)
+            .at("attributes")
+            .at(0)
+            .at("value")
+            .at("stringValue") == "a\"b");
+  const auto& h = by.at("faas.invoke_duration").at("histogram").at("dataPoints").at(0);
+  CHECK(by.at("faas.invoke_duration").at("unit") == "s");
+  CHECK(h.at("count") == "4");
+  CHECK(h.at("sum").as_double() == 2.5);
+  CHECK(h.at("bucketCounts") == json::array{"2", "1", "1"});  // per bucket, not cumulative
+  CHECK(h.at("explicitBounds") == json::array{0.1, 1.0});
+}
