@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -797,6 +798,90 @@ def metric(d, name):
     return float(m.group(1)) if m else 0.0
 
 
+# --- 8. telemetry sinks: a dead receiver does not slow the proxy --------------------------------
+
+class DeadReceiver:
+    """Accepts TCP connections and never reads from them: a syslog receiver that hangs."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def sinks_bench(work, hello_image, seconds, rounds):
+    dead = DeadReceiver()
+    refused = free_port()  # nothing listens there
+    with_sinks = f"""log-sinks: [file, syslog, otlp]
+syslog-address: tcp://127.0.0.1:{dead.port}
+otlp-endpoint: http://127.0.0.1:{refused}
+tracing-protocol: http/json
+tracing-sampling-rate: 1
+"""
+    plain = Daemon(os.path.join(work, "sinks-off"))
+    sinks = Daemon(os.path.join(work, "sinks-dead"), with_sinks)
+    results = {"off": [], "dead": []}
+    try:
+        for d in (plain, sinks):
+            d.cli("service", "create", "fast", "--image", f"oci:{hello_image}:latest", "--scale-min", "1",
+                  "--scale-max", "1")
+        host = "fast.default.localhost"
+        for d in (plain, sinks):
+            wrk(f"http://127.0.0.1:{d.port}/", host, 2)  # warm-up
+        for _ in range(rounds):
+            results["off"].append(wrk(f"http://127.0.0.1:{plain.port}/", host, seconds))
+            results["dead"].append(wrk(f"http://127.0.0.1:{sinks.port}/", host, seconds))
+        results["status"] = json.loads(sinks.cli("status", "-o", "json").stdout).get("logSinks", [])
+    finally:
+        plain.stop()
+        sinks.stop()
+        dead.stop()
+    return results
+
+
+def sink_lines(x, seconds, rounds):
+    def best(rows, key):
+        return max(r[key] for r in rows) if key == "rps" else min(r[key] for r in rows)
+    off, dead = x["off"], x["dead"]
+    lines = [
+        f"## 8. Telemetry sinks: a dead receiver does not slow the proxy (wrk -t1 -c16, {seconds} s × {rounds} rounds, alternating, best round)",
+        "",
+        "The dead receiver: syslog over TCP to a listener that accepts and never reads, OTLP logs and traces (every request "
+        "sampled) to a port where nothing listens. Every request also makes an access record for those sinks.",
+        "",
+        "| daemon | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|",
+        f"| no network sinks | {best(off, 'rps'):.0f} | {best(off, 'p50'):.2f} | {best(off, 'p99'):.2f} | {sum(r['errors'] for r in off)} |",
+        f"| syslog, OTLP logs and traces, all dead | {best(dead, 'rps'):.0f} | {best(dead, 'p50'):.2f} | {best(dead, 'p99'):.2f} | {sum(r['errors'] for r in dead)} |",
+        f"| **dead / none** | **{best(dead, 'rps') / best(off, 'rps'):.2f}×** | {best(dead, 'p50') / best(off, 'p50'):.2f}× | **{best(dead, 'p99') / best(off, 'p99'):.2f}×** | |",
+        "",
+        "What the sinks did meanwhile (status): " + "; ".join(
+            f"{s['name']}: healthy {str(s['healthy']).lower()}, {s['droppedLines']} dropped or refused"
+            for s in x["status"] if s["name"] not in ("file", "telemetry")),
+        "",
+        "Target: ≥ 0.95× the requests/s without sinks.",
+        "",
+    ]
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "README.md"))
@@ -806,7 +891,7 @@ def main():
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--build-rounds", type=int, default=3)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
-    ap.add_argument("--only", choices=["api", "descriptors", "events", "builds"],
+    ap.add_argument("--only", choices=["api", "descriptors", "events", "builds", "sinks"],
                     help="run only this benchmark (and report only it)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="elafros-bench-")
@@ -819,6 +904,10 @@ def main():
             return
         if args.only == "events":
             print("\n".join(event_lines(events_bench(work))))
+            return
+        if args.only == "sinks":
+            print("\n".join(sink_lines(sinks_bench(work, hello_image, args.seconds, args.rounds),
+                                       args.seconds, args.rounds)))
             return
         if args.only == "descriptors":
             run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
@@ -843,6 +932,8 @@ def main():
         fds = descriptors(work, nginx_image, args.seconds, args.rounds)
         print("events…", file=sys.stderr)
         ev = events_bench(work)
+        print("sinks…", file=sys.stderr)
+        sk = sinks_bench(work, hello_image, args.seconds, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -905,7 +996,8 @@ def main():
         "|---|---|---|",
         f"| {empty / 1024:.1f} MiB | {idle / 1024:.1f} MiB | ≤ 30 MB |",
         "",
-    ] + api_lines(api) + descriptor_lines(fds, args.seconds, args.rounds) + event_lines(ev)
+    ] + api_lines(api) + descriptor_lines(fds, args.seconds, args.rounds) + event_lines(ev) + \
+        sink_lines(sk, args.seconds, args.rounds)
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

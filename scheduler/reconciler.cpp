@@ -101,6 +101,7 @@ struct RevisionState {
     Histogram::Snapshot latency;
     std::uint64_t cold_starts = 0;
     Histogram::Snapshot cold_latency;
+    double active_seconds = 0;
   };
   std::deque<Activity> activity;
   Activity reported;  // the request counters usage accounting has recorded
@@ -1029,8 +1030,13 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         r.requests = a.answered - std::min(a.answered, rev->reported.answered);
         r.errors_5xx = a.errors - std::min(a.errors, rev->reported.errors);
         r.cold_starts = a.cold_starts - std::min(a.cold_starts, rev->reported.cold_starts);
+        r.active_ms = static_cast<std::int64_t>(
+            std::max(0.0, a.active_seconds - rev->reported.active_seconds) * 1000);
+        // What went into whole milliseconds is reported; the rest waits for the next pass.
+        a.active_seconds = rev->reported.active_seconds + static_cast<double>(r.active_ms) / 1000;
         rev->reported = a;
-        if (r.requests || r.errors_5xx || r.cold_starts) samples.push_back(std::move(r));
+        if (r.requests || r.errors_5xx || r.cold_starts || r.active_ms)
+          samples.push_back(std::move(r));
         for (const auto& inst : rev->instances)
           if (inst->record.pid > 0 && inst->phase != Phase::kExited) {
             UsageSample u = instance_sample(*rev, *inst);
@@ -1090,6 +1096,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     a.latency = m.latency.read();
     a.cold_starts = m.cold_starts.load(std::memory_order_relaxed);
     a.cold_latency = m.cold_start_latency.read();
+    a.active_seconds = rev.stats->read(steady_ns()).active_seconds;
     return a;
   }
 

@@ -242,6 +242,9 @@ CREATE TABLE usage (
 );
 CREATE TABLE usage_marks (instance TEXT PRIMARY KEY, t_ms INTEGER NOT NULL, cpu_ns INTEGER NOT NULL);
 )sql";
+// Schema 7: the time a revision had a request in flight.
+constexpr const char* kActiveColumn =
+    "ALTER TABLE usage ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0";
 }  // namespace
 
 Result<void> SqliteStore::record_usage(const std::vector<UsageSample>& samples) {
@@ -270,16 +273,16 @@ Result<void> SqliteStore::record_usage(const std::vector<UsageSample>& samples) 
       if (put.step() != SQLITE_DONE) return put.error("recording a usage mark failed");
     }
     std::int64_t t_s = u.t_ms / 1000;
-    Statement add(
-        db_,
-        "INSERT INTO usage (window_start, namespace, service, revision, requests, "
-        "errors_5xx, cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, "
-        "mem_alloc_byte_ms, peak_memory) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13) "
-        "ON CONFLICT(window_start, namespace, service, revision) DO UPDATE SET "
-        "requests=requests+?5, errors_5xx=errors_5xx+?6, cold_starts=cold_starts+?7, "
-        "instance_ms=instance_ms+?8, cpu_ns=cpu_ns+?9, vcpu_milli_ms=vcpu_milli_ms+?10, "
-        "mem_byte_ms=mem_byte_ms+?11, mem_alloc_byte_ms=mem_alloc_byte_ms+?12, "
-        "peak_memory=max(peak_memory, ?13)");
+    Statement add(db_,
+                  "INSERT INTO usage (window_start, namespace, service, revision, requests, "
+                  "errors_5xx, cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, "
+                  "mem_alloc_byte_ms, peak_memory, active_ms) VALUES "
+                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) "
+                  "ON CONFLICT(window_start, namespace, service, revision) DO UPDATE SET "
+                  "requests=requests+?5, errors_5xx=errors_5xx+?6, cold_starts=cold_starts+?7, "
+                  "instance_ms=instance_ms+?8, cpu_ns=cpu_ns+?9, vcpu_milli_ms=vcpu_milli_ms+?10, "
+                  "mem_byte_ms=mem_byte_ms+?11, mem_alloc_byte_ms=mem_alloc_byte_ms+?12, "
+                  "peak_memory=max(peak_memory, ?13), active_ms=active_ms+?14");
     add.bind(1, t_s - t_s % 3600)
         .bind(2, u.ns)
         .bind(3, u.service)
@@ -292,18 +295,21 @@ Result<void> SqliteStore::record_usage(const std::vector<UsageSample>& samples) 
         .bind(10, u.cpu_limit_millis * dt)
         .bind(11, static_cast<double>(u.memory_bytes) * static_cast<double>(dt))
         .bind(12, static_cast<double>(u.memory_limit_bytes) * static_cast<double>(dt))
-        .bind(13, static_cast<std::int64_t>(u.memory_bytes));
+        .bind(13, static_cast<std::int64_t>(u.memory_bytes))
+        .bind(14, u.active_ms);
     if (add.step() != SQLITE_DONE) return add.error("recording usage failed");
   }
   return tx.commit();
 }
 
 Result<std::vector<UsageRow>> SqliteStore::usage_rows(std::int64_t from, std::int64_t to) {
-  Statement st(db_,
-               "SELECT window_start, namespace, service, revision, requests, errors_5xx, "
-               "cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, mem_alloc_byte_ms, "
-               "peak_memory FROM usage WHERE window_start + 3600 > ? AND window_start < ? ORDER BY "
-               "window_start, namespace, service, revision");
+  Statement st(
+      db_,
+      "SELECT window_start, namespace, service, revision, requests, errors_5xx, "
+      "cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, mem_alloc_byte_ms, "
+      "peak_memory, active_ms FROM usage WHERE window_start + 3600 > ? AND window_start < ? "
+      "ORDER BY "
+      "window_start, namespace, service, revision");
   st.bind(1, from).bind(2, to);
   std::vector<UsageRow> out;
   int rc;
@@ -323,6 +329,7 @@ Result<std::vector<UsageRow>> SqliteStore::usage_rows(std::int64_t from, std::in
     r.gib_seconds_used = st.real(10) / 1000 / kGiB;
     r.gib_seconds_alloc = st.real(11) / 1000 / kGiB;
     r.peak_memory_bytes = static_cast<std::uint64_t>(st.integer(12));
+    r.active_seconds = static_cast<double>(st.integer(13)) / 1000;
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return st.error("reading usage failed");
@@ -345,7 +352,8 @@ Result<void> SqliteStore::migrate() {
                 : v == 2 ? move_to_objects()
                 : v == 3 ? exec(kOwnerIndex)
                 : v == 4 ? exec(kEventTables)
-                         : exec(kUsageTables);
+                : v == 5 ? exec(kUsageTables)
+                         : exec(kActiveColumn);
     if (!step) return step.error();
     if (auto r = exec(fmt::format("PRAGMA user_version={}", v + 1).c_str()); !r) return r.error();
     if (auto r = tx.commit(); !r) return r.error();

@@ -48,6 +48,7 @@ class RevisionStats {
     double busy_seconds = 0;     // ∫ in-flight dt since creation: concurrency × time
     std::uint64_t requests = 0;  // requests begun since creation
     std::int64_t in_flight = 0;
+    double active_seconds = 0;  // time with at least one request in flight, since creation
   };
 
   void begin(std::int64_t now_ns) { change(now_ns, +1); }
@@ -59,13 +60,15 @@ class RevisionStats {
       std::uint64_t s1 = seq_.load(std::memory_order_acquire);
       if (s1 & 1) continue;
       double busy = busy_.load(std::memory_order_relaxed);
+      double active = active_.load(std::memory_order_relaxed);
       std::int64_t in_flight = in_flight_.load(std::memory_order_relaxed);
       std::int64_t last = last_ns_.load(std::memory_order_relaxed);
       std::uint64_t requests = requests_.load(std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_acquire);
       if (seq_.load(std::memory_order_relaxed) != s1) continue;
       double since = now_ns > last ? static_cast<double>(now_ns - last) / 1e9 : 0.0;
-      return {busy + static_cast<double>(in_flight) * since, requests, in_flight};
+      return {busy + static_cast<double>(in_flight) * since, requests, in_flight,
+              active + (in_flight > 0 ? since : 0.0)};
     }
   }
 
@@ -74,10 +77,13 @@ class RevisionStats {
     seq_.fetch_add(1, std::memory_order_acq_rel);
     std::int64_t last = last_ns_.load(std::memory_order_relaxed);
     std::int64_t in_flight = in_flight_.load(std::memory_order_relaxed);
-    if (last != 0 && now_ns > last)
-      busy_.store(busy_.load(std::memory_order_relaxed) +
-                      static_cast<double>(in_flight) * static_cast<double>(now_ns - last) / 1e9,
+    if (last != 0 && now_ns > last) {
+      double dt = static_cast<double>(now_ns - last) / 1e9;
+      busy_.store(busy_.load(std::memory_order_relaxed) + static_cast<double>(in_flight) * dt,
                   std::memory_order_relaxed);
+      if (in_flight > 0)
+        active_.store(active_.load(std::memory_order_relaxed) + dt, std::memory_order_relaxed);
+    }
     last_ns_.store(now_ns, std::memory_order_relaxed);
     in_flight_.store(in_flight + delta, std::memory_order_relaxed);
     if (delta > 0)
@@ -87,6 +93,7 @@ class RevisionStats {
 
   std::atomic<std::uint64_t> seq_{0};
   std::atomic<double> busy_{0};
+  std::atomic<double> active_{0};
   std::atomic<std::int64_t> in_flight_{0};
   std::atomic<std::int64_t> last_ns_{0};
   std::atomic<std::uint64_t> requests_{0};

@@ -1,7 +1,8 @@
 #pragma once
 // Usage accounting for charge-back (docs/architecture.md, "Usage"): samples of each instance's
 // cgroup (CPU time, memory) every 10 s and at stop, and of each revision's request counters,
-// rolled up into hourly buckets per namespace, service and revision.
+// rolled up into hourly buckets per namespace, service and revision (with the time a request was
+// in flight: active seconds).
 
 #include <cstdint>
 #include <string>
@@ -18,6 +19,7 @@ struct UsageSample {
   std::int64_t cpu_limit_millis = 0, memory_limit_bytes = 0;  // what it was allotted
   bool final = false;  // the instance is going: its mark goes too
   std::uint64_t requests = 0, errors_5xx = 0, cold_starts = 0;  // deltas, for "" instances
+  std::int64_t active_ms = 0;  // delta of time with a request in flight, for "" instances
 };
 
 // One hourly bucket of one revision.
@@ -25,7 +27,7 @@ struct UsageRow {
   std::int64_t window_start = 0;  // unix seconds, UTC hour
   std::string ns, service, revision;
   std::uint64_t requests = 0, errors_5xx = 0, cold_starts = 0;
-  double instance_seconds = 0, cpu_seconds_used = 0, vcpu_seconds_alloc = 0;
+  double instance_seconds = 0, active_seconds = 0, cpu_seconds_used = 0, vcpu_seconds_alloc = 0;
   double gib_seconds_used = 0, gib_seconds_alloc = 0;
   std::uint64_t peak_memory_bytes = 0;
 };

@@ -91,6 +91,16 @@ std::string render_metrics(const MetricsInput& in) {
   for (const auto& r : in.revisions)
     w.sample("elafros_requests_in_flight", labels(r),
              static_cast<double>(r.stats->read(now).in_flight));
+  w.family("elafros_revision_active_seconds_total", "counter",
+           "Time a revision had at least one request in flight (usage accounting's active "
+           "seconds), since the daemon started.");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_revision_active_seconds_total", labels(r), r.stats->read(now).active_seconds);
+  w.family("elafros_revision_busy_seconds_total", "counter",
+           "Requests in flight integrated over time (concurrency × seconds), since the daemon "
+           "started.");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_revision_busy_seconds_total", labels(r), r.stats->read(now).busy_seconds);
   w.family("elafros_activator_queue_depth", "gauge",
            "Requests waiting in the activator for an instance of a revision.");
   for (const auto& r : in.revisions)

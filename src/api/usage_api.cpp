@@ -21,7 +21,8 @@ namespace {
 
 constexpr const char* kColumns =
     "window_start,window_end,namespace,service,revision,requests,errors_5xx,cold_starts,"
-    "instance_seconds,cpu_seconds_used,vcpu_seconds_alloc,gib_seconds_used,gib_seconds_alloc,"
+    "instance_seconds,active_seconds,cpu_seconds_used,vcpu_seconds_alloc,gib_seconds_used,gib_"
+    "seconds_alloc,"
     "peak_memory_bytes";
 
 std::int64_t now_s() {
@@ -78,6 +79,7 @@ void add_usage_routes(Router& router, const DaemonApiParts& parts) {
           s.errors_5xx += row.errors_5xx;
           s.cold_starts += row.cold_starts;
           s.instance_seconds += row.instance_seconds;
+          s.active_seconds += row.active_seconds;
           s.cpu_seconds_used += row.cpu_seconds_used;
           s.vcpu_seconds_alloc += row.vcpu_seconds_alloc;
           s.gib_seconds_used += row.gib_seconds_used;
@@ -88,10 +90,10 @@ void add_usage_routes(Router& router, const DaemonApiParts& parts) {
           std::string out = std::string(kColumns) + "\r\n";
           for (const auto& [k, s] : sums)
             out += fmt::format(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n", format_rfc3339(s.window_start),
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n", format_rfc3339(s.window_start),
                 format_rfc3339(s.window_start + 3600), csv_field(s.ns), csv_field(s.service),
                 csv_field(s.revision), s.requests, s.errors_5xx, s.cold_starts,
-                number(s.instance_seconds), number(s.cpu_seconds_used),
+                number(s.instance_seconds), number(s.active_seconds), number(s.cpu_seconds_used),
                 number(s.vcpu_seconds_alloc), number(s.gib_seconds_used),
                 number(s.gib_seconds_alloc), s.peak_memory_bytes);
           co_return co_await r.send(200, "text/csv; charset=utf-8; header=present", out);
@@ -107,6 +109,7 @@ void add_usage_routes(Router& router, const DaemonApiParts& parts) {
                                        {"errors_5xx", s.errors_5xx},
                                        {"cold_starts", s.cold_starts},
                                        {"instance_seconds", s.instance_seconds},
+                                       {"active_seconds", s.active_seconds},
                                        {"cpu_seconds_used", s.cpu_seconds_used},
                                        {"vcpu_seconds_alloc", s.vcpu_seconds_alloc},
                                        {"gib_seconds_used", s.gib_seconds_used},

@@ -67,6 +67,14 @@ check "the burst scaled to the quota and not beyond" test "$most" = 2
 check "ResourcesAvailable says the quota limits it" grep -qE "^False QuotaExceeded wanted [3-9], quota allows 2 \(instances 2 \(team-quota\)\)" <<<"$said"
 check "every request of the burst was served" test "$(sort "$work/codes" | uniq -c | tr -s ' ')" = " 8 200"
 check "status.used shows the live instances' limits" contains "$(used limits.memory)" "Mi"
+# The 8 requests of 3 s were all in flight together (2 instances, no concurrency cap): the
+# revision was active about 3 s of the burst, however many requests it had.
+active_seconds() { e usage -n team --by service -o json | python3 -c '
+import json, sys
+print(sum(i["active_seconds"] for i in json.load(sys.stdin)["items"] if i["service"] == "burst"))'; }
+active() { python3 -c "import sys; sys.exit(0 if 3 <= $(active_seconds) <= 15 else 1)"; }
+check "usage counts the seconds the burst had a request in flight (active seconds)" wait_until 25 active
+echo "     the burst's active seconds: $(active_seconds)"
 
 # Usage: a CPU burner limited to 0.5 CPU is accounted within 10%, allocation exactly.
 e namespace create acct >/dev/null
@@ -87,7 +95,7 @@ check "cpu-seconds used are 0.5 × its lifetime, within 10%" python3 -c "import 
 check "vCPU-seconds allocated are its limit × its lifetime" python3 -c "import sys; sys.exit(0 if abs($alloc - 0.5 * $inst) <= 0.01 * $inst + 0.01 else 1)"
 check "its lifetime agrees with the wall time (the final sample is taken at stop)" python3 -c "import sys; sys.exit(0 if abs($inst * 1000 - $wall) <= 1500 + 0.1 * $wall else 1)"
 csv=$(e usage -n acct --by service -o csv)
-check "usage -o csv has the fixed header (RFC 4180, CRLF)" test "$(head -1 <<<"$csv" | tr -d '\r')" = "window_start,window_end,namespace,service,revision,requests,errors_5xx,cold_starts,instance_seconds,cpu_seconds_used,vcpu_seconds_alloc,gib_seconds_used,gib_seconds_alloc,peak_memory_bytes"
+check "usage -o csv has the fixed header (RFC 4180, CRLF)" test "$(head -1 <<<"$csv" | tr -d '\r')" = "window_start,window_end,namespace,service,revision,requests,errors_5xx,cold_starts,instance_seconds,active_seconds,cpu_seconds_used,vcpu_seconds_alloc,gib_seconds_used,gib_seconds_alloc,peak_memory_bytes"
 check "...and a row per hour and service" python3 -c "
 import csv, io, sys
 rows = list(csv.DictReader(io.StringIO(sys.argv[1])))

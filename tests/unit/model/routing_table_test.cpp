@@ -51,3 +51,18 @@ TEST_CASE("a published snapshot replaces the previous one for new readers") {
   CHECK(snap.load()->size() == 1);
   CHECK(before->size() == 0);  // readers holding the old table keep a consistent view
 }
+
+TEST_CASE("a revision's stats integrate concurrency and the time a request was in flight") {
+  RevisionStats s;
+  constexpr std::int64_t kSecond = 1'000'000'000;
+  s.begin(1 * kSecond);  // the clock starts at 1 s: 0 means "never"
+  s.begin(2 * kSecond);
+  s.end(3 * kSecond);
+  s.end(4 * kSecond);
+  s.begin(6 * kSecond);  // idle from 4 s to 6 s
+  auto sample = s.read(7 * kSecond);
+  CHECK(sample.busy_seconds == Approx(5));    // 1 + 2 + 1 + 1
+  CHECK(sample.active_seconds == Approx(4));  // 1 + 1 + 1 + 1, the idle gap left out
+  CHECK(sample.requests == 3);
+  CHECK(sample.in_flight == 1);
+}

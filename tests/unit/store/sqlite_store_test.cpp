@@ -619,7 +619,9 @@ TEST_CASE("usage: each sample adds its share since the instance's mark, once, to
   requests.t_ms = u.t_ms;
   requests.requests = 7;
   requests.errors_5xx = 2;
+  requests.active_ms = 1500;
   REQUIRE(store->record_usage({requests}));
+  REQUIRE(store->record_usage({requests}));  // a second pass adds to the hour
   auto rows = store->usage_rows(0, 3600 * 24);
   REQUIRE(rows);
   REQUIRE(rows->size() == 1);
@@ -629,8 +631,9 @@ TEST_CASE("usage: each sample adds its share since the instance's mark, once, to
   CHECK(r.cpu_seconds_used == Approx(9));
   CHECK(r.vcpu_seconds_alloc == Approx(10));
   CHECK(r.gib_seconds_alloc == Approx(20.0 / 16));
-  CHECK(r.requests == 7);
-  CHECK(r.errors_5xx == 2);
+  CHECK(r.requests == 14);
+  CHECK(r.errors_5xx == 4);
+  CHECK(r.active_seconds == Approx(3));
   CHECK(r.peak_memory_bytes == (32u << 20));
   // The mark went with the final sample: the same instance again counts from its start.
   CHECK(store->usage_rows(3600 * 11, 3600 * 12)->empty());
