@@ -179,6 +179,18 @@ Result<void> SqliteStore::update_delivery(const Delivery& d) {
       .bind(9, d.event_seq)
       .bind(10, d.trigger_uid);
   if (st.step() != SQLITE_DONE) return st.error("recording the delivery failed");
+  if (d.state == DeliveryState::kDelivered && sqlite3_changes(db_) > 0) {
+    // Usage: one more event delivered in the broker's namespace, in the same transaction.
+    std::int64_t t_s = d.updated_ms / 1000;
+    Statement use(
+        db_,
+        "INSERT INTO usage (window_start, namespace, service, revision, events_delivered) "
+        "SELECT ?, namespace, '', '', 1 FROM events WHERE seq = ? "
+        "ON CONFLICT(window_start, namespace, service, revision) DO UPDATE SET "
+        "events_delivered = events_delivered + 1");
+    use.bind(1, t_s - t_s % 3600).bind(2, d.event_seq);
+    if (use.step() != SQLITE_DONE) return use.error("counting the delivery in usage failed");
+  }
   return {};
 }
 

@@ -242,9 +242,12 @@ CREATE TABLE usage (
 );
 CREATE TABLE usage_marks (instance TEXT PRIMARY KEY, t_ms INTEGER NOT NULL, cpu_ns INTEGER NOT NULL);
 )sql";
-// Schema 7: the time a revision had a request in flight.
-constexpr const char* kActiveColumn =
-    "ALTER TABLE usage ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0";
+// Schema 7: the time a revision had a request in flight; a namespace's builds and deliveries.
+constexpr const char* kActiveColumn = R"sql(
+ALTER TABLE usage ADD COLUMN active_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage ADD COLUMN build_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage ADD COLUMN events_delivered INTEGER NOT NULL DEFAULT 0;
+)sql";
 }  // namespace
 
 Result<void> SqliteStore::record_usage(const std::vector<UsageSample>& samples) {
@@ -273,16 +276,17 @@ Result<void> SqliteStore::record_usage(const std::vector<UsageSample>& samples) 
       if (put.step() != SQLITE_DONE) return put.error("recording a usage mark failed");
     }
     std::int64_t t_s = u.t_ms / 1000;
-    Statement add(db_,
-                  "INSERT INTO usage (window_start, namespace, service, revision, requests, "
-                  "errors_5xx, cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, "
-                  "mem_alloc_byte_ms, peak_memory, active_ms) VALUES "
-                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14) "
-                  "ON CONFLICT(window_start, namespace, service, revision) DO UPDATE SET "
-                  "requests=requests+?5, errors_5xx=errors_5xx+?6, cold_starts=cold_starts+?7, "
-                  "instance_ms=instance_ms+?8, cpu_ns=cpu_ns+?9, vcpu_milli_ms=vcpu_milli_ms+?10, "
-                  "mem_byte_ms=mem_byte_ms+?11, mem_alloc_byte_ms=mem_alloc_byte_ms+?12, "
-                  "peak_memory=max(peak_memory, ?13), active_ms=active_ms+?14");
+    Statement add(
+        db_,
+        "INSERT INTO usage (window_start, namespace, service, revision, requests, "
+        "errors_5xx, cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, "
+        "mem_alloc_byte_ms, peak_memory, active_ms, build_ms) VALUES "
+        "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15) "
+        "ON CONFLICT(window_start, namespace, service, revision) DO UPDATE SET "
+        "requests=requests+?5, errors_5xx=errors_5xx+?6, cold_starts=cold_starts+?7, "
+        "instance_ms=instance_ms+?8, cpu_ns=cpu_ns+?9, vcpu_milli_ms=vcpu_milli_ms+?10, "
+        "mem_byte_ms=mem_byte_ms+?11, mem_alloc_byte_ms=mem_alloc_byte_ms+?12, "
+        "peak_memory=max(peak_memory, ?13), active_ms=active_ms+?14, build_ms=build_ms+?15");
     add.bind(1, t_s - t_s % 3600)
         .bind(2, u.ns)
         .bind(3, u.service)
@@ -296,7 +300,8 @@ Result<void> SqliteStore::record_usage(const std::vector<UsageSample>& samples) 
         .bind(11, static_cast<double>(u.memory_bytes) * static_cast<double>(dt))
         .bind(12, static_cast<double>(u.memory_limit_bytes) * static_cast<double>(dt))
         .bind(13, static_cast<std::int64_t>(u.memory_bytes))
-        .bind(14, u.active_ms);
+        .bind(14, u.active_ms)
+        .bind(15, u.build_ms);
     if (add.step() != SQLITE_DONE) return add.error("recording usage failed");
   }
   return tx.commit();
@@ -307,7 +312,8 @@ Result<std::vector<UsageRow>> SqliteStore::usage_rows(std::int64_t from, std::in
       db_,
       "SELECT window_start, namespace, service, revision, requests, errors_5xx, "
       "cold_starts, instance_ms, cpu_ns, vcpu_milli_ms, mem_byte_ms, mem_alloc_byte_ms, "
-      "peak_memory, active_ms FROM usage WHERE window_start + 3600 > ? AND window_start < ? "
+      "peak_memory, active_ms, build_ms, events_delivered FROM usage WHERE window_start + 3600 > "
+      "? AND window_start < ? "
       "ORDER BY "
       "window_start, namespace, service, revision");
   st.bind(1, from).bind(2, to);
@@ -330,6 +336,8 @@ Result<std::vector<UsageRow>> SqliteStore::usage_rows(std::int64_t from, std::in
     r.gib_seconds_alloc = st.real(11) / 1000 / kGiB;
     r.peak_memory_bytes = static_cast<std::uint64_t>(st.integer(12));
     r.active_seconds = static_cast<double>(st.integer(13)) / 1000;
+    r.build_seconds = static_cast<double>(st.integer(14)) / 1000;
+    r.events_delivered = static_cast<std::uint64_t>(st.integer(15));
     out.push_back(std::move(r));
   }
   if (rc != SQLITE_DONE) return st.error("reading usage failed");

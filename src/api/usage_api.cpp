@@ -23,7 +23,7 @@ constexpr const char* kColumns =
     "window_start,window_end,namespace,service,revision,requests,errors_5xx,cold_starts,"
     "instance_seconds,active_seconds,cpu_seconds_used,vcpu_seconds_alloc,gib_seconds_used,gib_"
     "seconds_alloc,"
-    "peak_memory_bytes";
+    "peak_memory_bytes,build_seconds,events_delivered";
 
 std::int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -85,17 +85,20 @@ void add_usage_routes(Router& router, const DaemonApiParts& parts) {
           s.gib_seconds_used += row.gib_seconds_used;
           s.gib_seconds_alloc += row.gib_seconds_alloc;
           s.peak_memory_bytes = std::max(s.peak_memory_bytes, row.peak_memory_bytes);
+          s.build_seconds += row.build_seconds;
+          s.events_delivered += row.events_delivered;
         }
         if (format == "csv") {
           std::string out = std::string(kColumns) + "\r\n";
           for (const auto& [k, s] : sums)
             out += fmt::format(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n", format_rfc3339(s.window_start),
-                format_rfc3339(s.window_start + 3600), csv_field(s.ns), csv_field(s.service),
-                csv_field(s.revision), s.requests, s.errors_5xx, s.cold_starts,
-                number(s.instance_seconds), number(s.active_seconds), number(s.cpu_seconds_used),
-                number(s.vcpu_seconds_alloc), number(s.gib_seconds_used),
-                number(s.gib_seconds_alloc), s.peak_memory_bytes);
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
+                format_rfc3339(s.window_start), format_rfc3339(s.window_start + 3600),
+                csv_field(s.ns), csv_field(s.service), csv_field(s.revision), s.requests,
+                s.errors_5xx, s.cold_starts, number(s.instance_seconds), number(s.active_seconds),
+                number(s.cpu_seconds_used), number(s.vcpu_seconds_alloc),
+                number(s.gib_seconds_used), number(s.gib_seconds_alloc), s.peak_memory_bytes,
+                number(s.build_seconds), s.events_delivered);
           co_return co_await r.send(200, "text/csv; charset=utf-8; header=present", out);
         }
         json::array items;
@@ -114,7 +117,9 @@ void add_usage_routes(Router& router, const DaemonApiParts& parts) {
                                        {"vcpu_seconds_alloc", s.vcpu_seconds_alloc},
                                        {"gib_seconds_used", s.gib_seconds_used},
                                        {"gib_seconds_alloc", s.gib_seconds_alloc},
-                                       {"peak_memory_bytes", s.peak_memory_bytes}});
+                                       {"peak_memory_bytes", s.peak_memory_bytes},
+                                       {"build_seconds", s.build_seconds},
+                                       {"events_delivered", s.events_delivered}});
         json::object out{{"apiVersion", "elafros.dev/v1"},
                          {"kind", "UsageReport"},
                          {"by", by},

@@ -32,6 +32,7 @@
 #include "elafros/object_meta.hpp"
 #include "elafros/prometheus_text.hpp"
 #include "elafros/resource_json.hpp"
+#include "elafros/usage.hpp"
 #include "offload.hpp"
 
 namespace asio = boost::asio;
@@ -443,6 +444,7 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
         pushed_.erase(it);
       }
       write_status(b, std::move(st));
+      record_build_usage(b.namespace_, run->started);
       spdlog::info("build {}: {}{}", run->key, outcome,
                    outcome == "Succeeded" ? "" : ": " + message);
     }
@@ -816,6 +818,20 @@ class BuildController::Impl : public std::enable_shared_from_this<BuildControlle
     st["conditions"] = json::array{condition_to_json(c)};
     st["completionTime"] = rfc3339(options_.clock->wall());
     st["queuePosition"] = nullptr;
+  }
+
+  // Usage: the build's run, charged to its namespace (docs/architecture.md, "Usage").
+  void record_build_usage(const std::string& ns, std::chrono::system_clock::time_point started) {
+    auto now = options_.clock->wall();
+    UsageSample u;
+    u.ns = ns;
+    u.t_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    u.build_ms = std::max<std::int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count());
+    asio::post(store_thread_, [this, u] {
+      if (auto r = store_.record_usage({u}); !r)
+        spdlog::warn("recording the usage of a build failed: {}", r.error().message);
+    });
   }
 
   void write_status(const Build& b, json::object status) {

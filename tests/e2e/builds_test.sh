@@ -229,4 +229,10 @@ check "...its logs survived" [ "$(e build logs crash)" = "[build] before the cra
 check "logs of earlier builds survive the restart" [ "$(e build logs greet1 --step two)" = "[two] second step for world" ]
 check "build delete removes it" contains "$(e build delete broken)" "Build 'broken' deleted"
 
+# Usage: the builds' run time is charged to their namespace.
+build_seconds() { e usage --by namespace -o json | python3 -c 'import json,sys; print(sum(i["build_seconds"] for i in json.load(sys.stdin)["items"] if i["namespace"] == "default"))'; }
+some_build_time() { python3 -c "import sys; sys.exit(0 if $(build_seconds) > 1 else 1)"; }
+check "usage has the namespace's build-seconds" wait_until 5 some_build_time
+echo "     build-seconds of namespace default: $(build_seconds)"
+
 finish

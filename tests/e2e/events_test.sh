@@ -267,5 +267,12 @@ check "a slow Trigger's backlog does not hold up another Trigger's event" wait_u
 check "...while the slow one still has most of its 300 waiting" test "$(got /slow type slow)" -lt 100
 e trigger delete slow >/dev/null  # what it still had is dropped at once ("the trigger was deleted")
 
+# Usage: every delivery is counted once, in the broker's namespace, with its outcome's commit.
+usage_delivered() { e usage -n default --by namespace -o json | python3 -c 'import json,sys; print(sum(i["events_delivered"] for i in json.load(sys.stdin)["items"]))'; }
+metric_delivered() { curl -s --unix-socket "$sock" http://x/metrics | sed -n 's/^elafros_event_deliveries_total{outcome="delivered"} //p'; }
+same_count() { local u m; u=$(usage_delivered); m=$(metric_delivered); [ "$u" -ge 1 ] && [ "$u" = "$m" ]; }
+check "usage counts the events delivered, as many as the dispatcher delivered" wait_until 5 same_count
+echo "     events delivered, by usage: $(usage_delivered); by /metrics: $(metric_delivered)"
+
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
 finish

@@ -95,7 +95,7 @@ check "cpu-seconds used are 0.5 × its lifetime, within 10%" python3 -c "import 
 check "vCPU-seconds allocated are its limit × its lifetime" python3 -c "import sys; sys.exit(0 if abs($alloc - 0.5 * $inst) <= 0.01 * $inst + 0.01 else 1)"
 check "its lifetime agrees with the wall time (the final sample is taken at stop)" python3 -c "import sys; sys.exit(0 if abs($inst * 1000 - $wall) <= 1500 + 0.1 * $wall else 1)"
 csv=$(e usage -n acct --by service -o csv)
-check "usage -o csv has the fixed header (RFC 4180, CRLF)" test "$(head -1 <<<"$csv" | tr -d '\r')" = "window_start,window_end,namespace,service,revision,requests,errors_5xx,cold_starts,instance_seconds,active_seconds,cpu_seconds_used,vcpu_seconds_alloc,gib_seconds_used,gib_seconds_alloc,peak_memory_bytes"
+check "usage -o csv has the fixed header (RFC 4180, CRLF)" test "$(head -1 <<<"$csv" | tr -d '\r')" = "window_start,window_end,namespace,service,revision,requests,errors_5xx,cold_starts,instance_seconds,active_seconds,cpu_seconds_used,vcpu_seconds_alloc,gib_seconds_used,gib_seconds_alloc,peak_memory_bytes,build_seconds,events_delivered"
 check "...and a row per hour and service" python3 -c "
 import csv, io, sys
 rows = list(csv.DictReader(io.StringIO(sys.argv[1])))

@@ -31,9 +31,10 @@ int usage(const ApiClient& api, const Globals& g, const UsageFlags& f) {
   }
   json::value report = api.call("GET", target);
   if (g.output != "table") return print(g, report), 0;
-  std::vector<std::vector<std::string>> rows{
-      {"HOUR", "NAMESPACE", "SERVICE", "REVISION", "REQUESTS", "5XX", "COLD", "INSTANCE-S",
-       "ACTIVE-S", "CPU-S", "VCPU-S ALLOC", "GIB-S", "GIB-S ALLOC", "PEAK MEM"}};
+  std::vector<std::vector<std::string>> rows{{"HOUR", "NAMESPACE", "SERVICE", "REVISION",
+                                              "REQUESTS", "5XX", "COLD", "INSTANCE-S", "ACTIVE-S",
+                                              "CPU-S", "VCPU-S ALLOC", "GIB-S", "GIB-S ALLOC",
+                                              "PEAK MEM", "BUILD-S", "EVENTS"}};
   auto num = [](const json::value& v, const char* key) {
     const json::value* x = v.as_object().if_contains(key);
     if (!x) return std::string();
@@ -41,12 +42,12 @@ int usage(const ApiClient& api, const Globals& g, const UsageFlags& f) {
     return json::serialize(*x);
   };
   for (const auto& r : array_at(report, {"items"}))
-    rows.push_back({field(r, "window_start"), field(r, "namespace"), field(r, "service"),
-                    field(r, "revision"), num(r, "requests"), num(r, "errors_5xx"),
-                    num(r, "cold_starts"), num(r, "instance_seconds"), num(r, "active_seconds"),
-                    num(r, "cpu_seconds_used"), num(r, "vcpu_seconds_alloc"),
-                    num(r, "gib_seconds_used"), num(r, "gib_seconds_alloc"),
-                    num(r, "peak_memory_bytes")});
+    rows.push_back(
+        {field(r, "window_start"), field(r, "namespace"), field(r, "service"), field(r, "revision"),
+         num(r, "requests"), num(r, "errors_5xx"), num(r, "cold_starts"),
+         num(r, "instance_seconds"), num(r, "active_seconds"), num(r, "cpu_seconds_used"),
+         num(r, "vcpu_seconds_alloc"), num(r, "gib_seconds_used"), num(r, "gib_seconds_alloc"),
+         num(r, "peak_memory_bytes"), num(r, "build_seconds"), num(r, "events_delivered")});
   std::cout << table(rows);
   return 0;
 }

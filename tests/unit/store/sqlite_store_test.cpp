@@ -534,7 +534,18 @@ TEST_CASE("the event log commits an event with its deliveries, and hands out the
   done.attempts = 1;
   done.last_code = 202;
   done.state = DeliveryState::kDelivered;
+  done.updated_ms = 3600 * 1000 * 5 + 1234;  // in the 05:00 hour
   REQUIRE(store->update_delivery(done));
+  // Usage: the delivery counts once, in its broker's namespace, namespace-wide (service "").
+  auto usage = store->usage_rows(0, 3600 * 24);
+  REQUIRE(usage);
+  REQUIRE(usage->size() == 1);
+  CHECK(usage->front().ns == "default");
+  CHECK(usage->front().service.empty());
+  CHECK(usage->front().window_start == 3600 * 5);
+  CHECK(usage->front().events_delivered == 1);
+  REQUIRE(store->update_delivery(retry));  // a retry's update counts nothing
+  CHECK(store->usage_rows(0, 3600 * 24)->front().events_delivered == 1);
   CHECK(store->due_deliveries(4999, 10)->empty());
   CHECK(store->next_due_ms().value() == 5000);
   auto later = store->due_deliveries(5000, 10);
@@ -621,11 +632,18 @@ TEST_CASE("usage: each sample adds its share since the instance's mark, once, to
   requests.errors_5xx = 2;
   requests.active_ms = 1500;
   REQUIRE(store->record_usage({requests}));
+  UsageSample build;  // a namespace's own row
+  build.ns = "team";
+  build.t_ms = u.t_ms;
+  build.build_ms = 42'500;
+  REQUIRE(store->record_usage({build}));
   REQUIRE(store->record_usage({requests}));  // a second pass adds to the hour
   auto rows = store->usage_rows(0, 3600 * 24);
   REQUIRE(rows);
-  REQUIRE(rows->size() == 1);
-  const UsageRow& r = rows->front();
+  REQUIRE(rows->size() == 2);
+  CHECK(rows->front().service.empty());  // ordered by service: the namespace's row first
+  CHECK(rows->front().build_seconds == Approx(42.5));
+  const UsageRow& r = rows->back();
   CHECK(r.window_start == 3600 * 10);
   CHECK(r.instance_seconds == Approx(20));
   CHECK(r.cpu_seconds_used == Approx(9));
