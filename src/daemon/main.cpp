@@ -216,8 +216,18 @@ int run(const DaemonConfig& cfg) {
   }
   telemetry.start();
   if (telemetry.takes("app")) sinks.push_back(make_forwarding_log_sink(telemetry));
-  if (telemetry.takes("daemon"))
+  // The daemon's own lines, until this scope ends (an early throw included): the forwarder goes
+  // before the hub it feeds.
+  struct DaemonForward {
+    bool on = false;
+    ~DaemonForward() {
+      if (on) spdlog::default_logger()->sinks().pop_back();
+    }
+  } daemon_forward;
+  if (telemetry.takes("daemon")) {
     spdlog::default_logger()->sinks().push_back(make_daemon_log_forwarder(telemetry));
+    daemon_forward.on = true;
+  }
   LogCollectorOptions log_options;
   log_options.spool_max_bytes = static_cast<std::uint64_t>(cfg.log_spool_max_bytes);
   LogCollector logs(data_dir, sinks, log_store, log_options);
@@ -676,7 +686,6 @@ int run(const DaemonConfig& cfg) {
   build_work.join();
   logs.stop();
   build_logs.stop();
-  if (telemetry.takes("daemon")) spdlog::default_logger()->sinks().pop_back();
   telemetry.stop();
   std::error_code rm;
   fs::remove(cfg.socket, rm);
