@@ -116,4 +116,26 @@ spec: {hard: {limits.memory: lots}}
 YAML
 )
 check "a quota with a bad quantity is refused, naming the field" contains "$out" 'spec.hard.limits.memory: "lots" is not a quantity'
+
+# The machine's cap: max-instances bounds every namespace together, and the condition says so.
+for svc in $(e service list -n team -o json | python3 -c 'import json,sys; print(" ".join(i["metadata"]["name"] for i in json.load(sys.stdin)["items"]))'); do
+  e service delete "$svc" -n team >/dev/null
+done
+none_left() { [ -z "$(runc --root "$data/runc" list -q 2>/dev/null)" ]; }
+check "with the services deleted, no instance is left" wait_until 20 none_left
+stop_daemon
+printf 'max-instances: 1\n' >"$work/capped.yml"
+daemon_args=(--api-listen 127.0.0.1:0 --config "$work/capped.yml")
+start_daemon
+e namespace create capns >/dev/null
+e service create capped -n capns --image "$img" --scale-min 3 --no-wait >/dev/null
+capped_said() { curl -s --unix-socket "$sock" http://x/apis/serving.knative.dev/v1/namespaces/capns/revisions/capped-00001 | python3 -c '
+import json, sys
+c = [c for c in json.load(sys.stdin)["status"]["conditions"] if c["type"] == "ResourcesAvailable"][0]
+print(c["status"], c.get("reason", ""), c.get("message", ""))' 2>/dev/null | grep -qF "False QuotaExceeded wanted 3, quota allows 1 (the machine's max-instances 1)"; }
+check "max-instances caps a revision, and ResourcesAvailable says so" wait_until 15 capped_said
+capped_count() { runc --root "$data/runc" list -q 2>/dev/null | grep -c '^capped-' || true; }
+check "...it runs the one instance the cap leaves, not three" test "$(capped_count)" = 1
+e service delete capped -n capns >/dev/null
+
 finish
