@@ -104,7 +104,8 @@ struct RevisionState {
     double active_seconds = 0;
   };
   std::deque<Activity> activity;
-  Activity reported;  // the request counters usage accounting has recorded
+  Activity reported;                 // the request counters usage accounting has recorded
+  double gone_instance_seconds = 0;  // the lifetimes of its instances that went (for /metrics)
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 };
 using RevisionPtr = std::shared_ptr<RevisionState>;
@@ -936,6 +937,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       boost::system::error_code ec;
       inst->pidfd->cancel(ec);
     }
+    rev->gone_instance_seconds += instance_seconds(*inst);
     co_await final_usage(*rev, *inst);
     bool gone = co_await discard(inst->record);
     live_.erase(inst->record.id);
@@ -973,6 +975,18 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   // --- usage accounting (docs/architecture.md, "Usage") ---------------------------------------
 
+  // When an instance was created (wall clock, ms).
+  static std::int64_t started_ms(const Instance& inst) {
+    return inst.created_ms ? inst.created_ms : inst.record.created_unix * 1000;
+  }
+
+  // How long an instance has lived, from its creation.
+  double instance_seconds(const Instance& inst) const {
+    std::int64_t started = started_ms(inst);
+    return started > 0 ? static_cast<double>(std::max<std::int64_t>(0, wall_ms() - started)) / 1000
+                       : 0.0;
+  }
+
   UsageSample instance_sample(const RevisionState& rev, const Instance& inst) const {
     const ContainerSpec& c = rev.revision.spec.container;
     UsageSample u;
@@ -980,7 +994,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     u.ns = inst.record.namespace_;
     u.service = inst.record.service;
     u.revision = inst.record.revision;
-    u.started_ms = inst.created_ms ? inst.created_ms : inst.record.created_unix * 1000;
+    u.started_ms = started_ms(inst);
     u.cpu_limit_millis = parse_cpu_millis(c.limits.cpu).value_or(0);
     u.memory_limit_bytes = parse_memory_bytes(c.limits.memory).value_or(0);
     return u;
@@ -1334,6 +1348,16 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         m.panic = rev->panic;
         m.restarts = rev->restarts;
         m.stats = rev->stats;
+        // Usage as counters: lifetimes of its instances, and what they were allotted.
+        m.instance_seconds = rev->gone_instance_seconds;
+        for (const auto& i : rev->instances) m.instance_seconds += instance_seconds(*i);
+        const ContainerSpec& c = rev->revision.spec.container;
+        m.vcpu_seconds_alloc = m.instance_seconds *
+                               static_cast<double>(parse_cpu_millis(c.limits.cpu).value_or(0)) /
+                               1000;
+        m.gib_seconds_alloc = m.instance_seconds *
+                              static_cast<double>(parse_memory_bytes(c.limits.memory).value_or(0)) /
+                              (1024.0 * 1024 * 1024);
         out.push_back(std::move(m));
       }
     return out;

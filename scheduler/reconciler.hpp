@@ -112,6 +112,8 @@ class Reconciler {
     bool panic = false;
     int restarts = 0;
     std::shared_ptr<const RevisionStats> stats;  // the proxy's counters
+    // Usage since the daemon started: its instances' lifetimes, and the limits × those.
+    double instance_seconds = 0, vcpu_seconds_alloc = 0, gib_seconds_alloc = 0;
   };
   std::vector<RevisionMetrics> revision_metrics() const;
   // Every instance the daemon manages, with its phase: "starting", "ready", "stopping",

@@ -96,6 +96,20 @@ std::string render_metrics(const MetricsInput& in) {
            "seconds), since the daemon started.");
   for (const auto& r : in.revisions)
     w.sample("elafros_revision_active_seconds_total", labels(r), r.stats->read(now).active_seconds);
+  w.family("elafros_revision_instance_seconds_total", "counter",
+           "The lifetimes of a revision's instances, the live ones' so far (usage accounting's "
+           "instance-seconds).");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_revision_instance_seconds_total", labels(r), r.instance_seconds);
+  w.family("elafros_revision_vcpu_seconds_allocated_total", "counter",
+           "vCPU-seconds a revision's instances were allotted: their CPU limit × their lifetimes.");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_revision_vcpu_seconds_allocated_total", labels(r), r.vcpu_seconds_alloc);
+  w.family("elafros_revision_memory_gib_seconds_allocated_total", "counter",
+           "GiB-seconds a revision's instances were allotted: their memory limit × their "
+           "lifetimes.");
+  for (const auto& r : in.revisions)
+    w.sample("elafros_revision_memory_gib_seconds_allocated_total", labels(r), r.gib_seconds_alloc);
   w.family("elafros_revision_busy_seconds_total", "counter",
            "Requests in flight integrated over time (concurrency × seconds), since the daemon "
            "started.");

@@ -87,6 +87,19 @@ items = [i for i in json.load(sys.stdin)["items"] if i["service"] == "burner"]
 print(" ".join(str(round(sum(i[k] for i in items), 3)) for k in ("instance_seconds", "cpu_seconds_used", "vcpu_seconds_alloc")) if items else "0 0 0")'; }
 sampled() { read -r inst _ _ <<<"$(report)"; python3 -c "import sys; sys.exit(0 if $inst >= 8 else 1)"; }
 check "a live instance is sampled every 10 s" wait_until 25 sampled
+prom_usage() { curl -s --unix-socket "$sock" http://x/metrics | python3 -c '
+import re, sys
+text = sys.stdin.read()
+def v(name):
+    m = re.search(r"^%s\{namespace=\"acct\",service=\"burner\",revision=\"burner-00001\"\} (\S+)$" % name, text, re.M)
+    return float(m.group(1)) if m else None
+inst = v("elafros_revision_instance_seconds_total")
+cpu = v("elafros_revision_vcpu_seconds_allocated_total")
+mem = v("elafros_revision_memory_gib_seconds_allocated_total")
+assert inst and inst >= 8, inst
+assert abs(cpu - 0.5 * inst) <= 0.01 * inst and abs(mem - inst / 16) <= 0.01 * inst, (inst, cpu, mem)
+print("     /metrics: %.1f instance-seconds, %.2f vCPU-seconds and %.3f GiB-seconds allocated" % (inst, cpu, mem))'; }
+check "/metrics counts usage too: instance-seconds, and vCPU- and GiB-seconds allocated" prom_usage
 e service delete burner -n acct >/dev/null
 wall=$(( ($(date +%s%N) - created) / 1000000 ))
 read -r inst cpu alloc <<<"$(report)"
