@@ -535,12 +535,14 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         rev->wanted = n;
         set_condition(*rev, rev->resources, "False", "QuotaExceeded",
                       fmt::format("wanted {}, quota allows {} ({})", n, most, why));
+        publish_routes();  // the activator's 503 names the limit
         spdlog::warn("revision {}: wanted {} instances, quota allows {} ({})",
                      rev->revision.meta.name, n, most, why);
       }
       n = most;
     } else if (rev->resources.reason == "QuotaExceeded") {
       set_condition(*rev, rev->resources, "True", "", "");
+      publish_routes();
     }
     std::vector<InstancePtr> live_now;
     for (const auto& inst : rev->instances)
@@ -1182,6 +1184,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           else if (rev->ready.status == "False" && !has_ready(*rev))
             rr->unavailable = fmt::format("revision \"{}\" cannot serve: {}: {}", rev_name,
                                           rev->ready.reason, rev->ready.message);
+          if (rev->resources.status == "False" && rev->resources.reason == "QuotaExceeded")
+            rr->limited = rev->resources.message;
           for (const auto& inst : rev->instances)
             if (inst->phase == Phase::kReady)
               rr->endpoints.push_back(

@@ -116,6 +116,9 @@ struct RevisionRoute {
   // Set when the revision has no ready instance because it fails (crash loop, bad image…):
   // the activator answers 503 with this at once rather than holding requests.
   std::string unavailable;
+  // Set while a quota or max-instances keeps it from scaling further: what ResourcesAvailable
+  // says, for the activator's 503 when its queue is full.
+  std::string limited;
 };
 
 struct WeightedRevision {

@@ -502,8 +502,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     auto& queue = queues_[stats.get()];
     if (queue.size() >= options_.activator_queue_limit) {
       out.message = fmt::format(
-          "too many requests are waiting for revision \"{}\" (the limit is {}); retry shortly",
-          name, options_.activator_queue_limit);
+          "too many requests are waiting for revision \"{}\" (the limit is {}){}; retry shortly",
+          name, options_.activator_queue_limit,
+          revision.limited.empty() ? "" : ", and it cannot scale further: " + revision.limited);
       co_return out;
     }
     if (!revision.unavailable.empty()) {
@@ -553,7 +554,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
             "no instance of revision \"{}\" could take the request within {} s (its "
             "timeoutSeconds){}",
             name, timeout,
-            current->endpoints.empty() ? "; 'elafros service describe' says why it has none" : "");
+            !current->limited.empty()
+                ? "; it cannot scale further: " + current->limited
+                : std::string(current->endpoints.empty()
+                                  ? "; 'elafros service describe' says why it has none"
+                                  : ""));
         co_return out;
       }
       poke(ns, name, *stats, current->endpoints.empty());

@@ -137,11 +137,11 @@ done
 none_left() { [ -z "$(runc --root "$data/runc" list -q 2>/dev/null)" ]; }
 check "with the services deleted, no instance is left" wait_until 20 none_left
 stop_daemon
-printf 'max-instances: 1\n' >"$work/capped.yml"
+printf 'max-instances: 1\nactivator-queue-size: 1\n' >"$work/capped.yml"
 daemon_args=(--api-listen 127.0.0.1:0 --config "$work/capped.yml")
 start_daemon
 e namespace create capns >/dev/null
-e service create capped -n capns --image "$img" --scale-min 3 --no-wait >/dev/null
+e service create capped -n capns --image "$img" --scale-min 3 --concurrency-limit 1 --no-wait >/dev/null
 capped_said() { curl -s --unix-socket "$sock" http://x/apis/serving.knative.dev/v1/namespaces/capns/revisions/capped-00001 | python3 -c '
 import json, sys
 c = [c for c in json.load(sys.stdin)["status"]["conditions"] if c["type"] == "ResourcesAvailable"][0]
@@ -149,6 +149,19 @@ print(c["status"], c.get("reason", ""), c.get("message", ""))' 2>/dev/null | gre
 check "max-instances caps a revision, and ResourcesAvailable says so" wait_until 15 capped_said
 capped_count() { runc --root "$data/runc" list -q 2>/dev/null | grep -c '^capped-' || true; }
 check "...it runs the one instance the cap leaves, not three" test "$(capped_count)" = 1
+# Its one instance takes one request at a time (concurrency 1) and the activator holds one more:
+# the next is refused at once, with what holds the revision back.
+capped_ready() { curl -s -o /dev/null -w '%{http_code}' -H "Host: capped.capns.localhost" "http://127.0.0.1:$port/" | grep -q 200; }
+check "...and it serves" wait_until 15 capped_ready
+slow=()
+for _ in 1 2; do curl -s -o /dev/null --max-time 30 -H "Host: capped.capns.localhost" "http://127.0.0.1:$port/cgi-bin/sleep?3" & slow+=($!); done
+queued() { [ "$(curl -s --unix-socket "$sock" http://x/metrics | sed -n 's/^elafros_activator_queue_depth{namespace="capns",service="capped",revision="capped-00001"} //p')" = 1 ]; }
+check "...two slow requests: one served, one waiting in the activator" wait_until 10 queued
+full=$(curl -s -w ' %{http_code}' -H "Host: capped.capns.localhost" "http://127.0.0.1:$port/")
+echo "     past the queue: $full"
+check "a request past the activator's queue gets 503" test "${full##* }" = 503
+check "...naming the limit that holds the revision back" contains "$full" "and it cannot scale further: wanted 3, quota allows 1 (the machine's max-instances 1); retry shortly"
+wait "${slow[@]}"
 e service delete capped -n capns >/dev/null
 
 finish
