@@ -91,30 +91,32 @@ std::string render_metrics(const MetricsInput& in) {
   for (const auto& r : in.revisions)
     w.sample("elafros_requests_in_flight", labels(r),
              static_cast<double>(r.stats->read(now).in_flight));
-  w.family("elafros_revision_active_seconds_total", "counter",
-           "Time a revision had at least one request in flight (usage accounting's active "
-           "seconds), since the daemon started.");
-  for (const auto& r : in.revisions)
-    w.sample("elafros_revision_active_seconds_total", labels(r), r.stats->read(now).active_seconds);
-  w.family("elafros_revision_instance_seconds_total", "counter",
-           "The lifetimes of a revision's instances, the live ones' so far (usage accounting's "
-           "instance-seconds).");
-  for (const auto& r : in.revisions)
-    w.sample("elafros_revision_instance_seconds_total", labels(r), r.instance_seconds);
-  w.family("elafros_revision_vcpu_seconds_allocated_total", "counter",
-           "vCPU-seconds a revision's instances were allotted: their CPU limit × their lifetimes.");
-  for (const auto& r : in.revisions)
-    w.sample("elafros_revision_vcpu_seconds_allocated_total", labels(r), r.vcpu_seconds_alloc);
-  w.family("elafros_revision_memory_gib_seconds_allocated_total", "counter",
-           "GiB-seconds a revision's instances were allotted: their memory limit × their "
-           "lifetimes.");
-  for (const auto& r : in.revisions)
-    w.sample("elafros_revision_memory_gib_seconds_allocated_total", labels(r), r.gib_seconds_alloc);
-  w.family("elafros_revision_busy_seconds_total", "counter",
-           "Requests in flight integrated over time (concurrency × seconds), since the daemon "
-           "started.");
-  for (const auto& r : in.revisions)
-    w.sample("elafros_revision_busy_seconds_total", labels(r), r.stats->read(now).busy_seconds);
+  // Usage as counters per revision, since the daemon started.
+  auto per_revision = [&w, &in](const char* name, const char* help, auto value) {
+    w.family(name, "counter", help);
+    for (const auto& r : in.revisions) w.sample(name, labels(r), value(r));
+  };
+  using M = Reconciler::RevisionMetrics;
+  per_revision("elafros_revision_active_seconds_total",
+               "Time a revision had at least one request in flight (usage accounting's active "
+               "seconds), since the daemon started.",
+               [now](const M& r) { return r.stats->read(now).active_seconds; });
+  per_revision("elafros_revision_instance_seconds_total",
+               "The lifetimes of a revision's instances, the live ones' so far (usage "
+               "accounting's instance-seconds).",
+               [](const M& r) { return r.instance_seconds; });
+  per_revision("elafros_revision_vcpu_seconds_allocated_total",
+               "vCPU-seconds a revision's instances were allotted: their CPU limit × their "
+               "lifetimes.",
+               [](const M& r) { return r.vcpu_seconds_alloc; });
+  per_revision("elafros_revision_memory_gib_seconds_allocated_total",
+               "GiB-seconds a revision's instances were allotted: their memory limit × their "
+               "lifetimes.",
+               [](const M& r) { return r.gib_seconds_alloc; });
+  per_revision("elafros_revision_busy_seconds_total",
+               "Requests in flight integrated over time (concurrency × seconds), since the "
+               "daemon started.",
+               [now](const M& r) { return r.stats->read(now).busy_seconds; });
   w.family("elafros_activator_queue_depth", "gauge",
            "Requests waiting in the activator for an instance of a revision.");
   for (const auto& r : in.revisions)

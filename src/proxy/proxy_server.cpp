@@ -314,12 +314,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       conn.status = 0;
       conn.bytes = 0;
       RequestAccounting accounting(*this, stats, conn);
-      if (options_.access_log || options_.tracer) accounting.describe(req, *route, *revision);
       if (options_.tracer) {
         // The app's traceparent names this request's span, in the caller's trace or a new one.
         accounting.trace = options_.tracer->begin(req["traceparent"]);
         req.set("traceparent", accounting.trace.traceparent);
       }
+      // What the access line and a sampled span name: copied only for them (the hot path).
+      const bool described = options_.access_log || accounting.trace.sampled;
+      if (described) accounting.describe(req, *route, *revision);
       const Endpoint* endpoint = pick_endpoint(*revision);
       if (!endpoint) {
         // The activator: wait for an instance with capacity (breaker), poking the autoscaler.
@@ -349,7 +351,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         revision = got.revision;
         endpoint = got.endpoint;
       }
-      if (options_.access_log || options_.tracer) accounting.instance = endpoint->instance_id;
+      if (described) accounting.instance = endpoint->instance_id;
       bool ok = co_await forward(client, buffer, parser, conn, *revision, *endpoint, keep_alive);
       if (!ok || !keep_alive) break;
     }

@@ -259,8 +259,7 @@ json::array histogram_points(const Family& f, const std::string& start, const st
   return out;
 }
 
-json::object resource_of(std::string_view service, std::string_view version) {
-  (void)version;
+json::object resource_of(std::string_view service) {
   return json::object{{"attributes", json::array{attribute("service.name", service)}}};
 }
 
@@ -399,7 +398,7 @@ std::string otlp_metrics_json(std::string_view text, std::int64_t start_ns, std:
   json::value body = json::object{
       {"resourceMetrics",
        json::array{json::object{
-           {"resource", resource_of("elafrosd", version)},
+           {"resource", resource_of("elafrosd")},
            {"scopeMetrics", json::array{json::object{
                                 {"scope", json::object{{"name", "elafros"}, {"version", version}}},
                                 {"metrics", std::move(metrics)}}}}}}}};
