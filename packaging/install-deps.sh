@@ -17,6 +17,9 @@ packages=(
   # independent receivers for the telemetry sinks: syslog, the journal, OTLP's JSON decoded by
   # protobuf against the OTLP messages (tests/e2e/otlp/*.proto)
   rsyslog systemd-journal-remote python3-protobuf protobuf-compiler
+  # the HTTP front end: h11 as the reference parser of what the proxy forwards, and clang's
+  # libFuzzer for the request-path fuzz target (tests/fuzz)
+  python3-h11 clang libclang-rt-14-dev
 )
 
 missing=()

@@ -120,6 +120,9 @@ class ApiServer::Impl {
   api::SessionOptions session_options(bool anonymous) {
     api::SessionOptions options;
     options.max_connections = info_.max_connections;
+    options.header_timeout = info_.header_timeout;
+    options.body_timeout = info_.body_timeout;
+    options.send_timeout = info_.send_timeout;
     options.upload_limit = info_.build_source_max_bytes;
     if (!auth_) return options;
     options.authenticate = [this, anonymous](const api::Peer& peer, std::string_view header) {

@@ -73,6 +73,11 @@ struct ApiInfo {
   std::function<boost::asio::awaitable<Result<void>>(const KindInfo&, const boost::json::object*,
                                                      boost::json::object&)>
       admission;
+  // The API listeners' deadlines (api::SessionOptions): a request's header from its first byte,
+  // each read of its body, each write of an answer or a stream (logs -f, watch).
+  std::chrono::seconds header_timeout{15};
+  std::chrono::seconds body_timeout{60};
+  std::chrono::seconds send_timeout{60};
 };
 
 class ApiServer {

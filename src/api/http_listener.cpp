@@ -18,13 +18,16 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
 #include <filesystem>
 
 #include "api/request_info.hpp"
+#include "proxy/http_framing.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace json = boost::json;
 using asio::ip::tcp;
 using asio::local::stream_protocol;
 
@@ -64,8 +67,9 @@ std::map<std::string, std::string> parse_query(std::string_view target) {
 template <class Stream>
 class StreamResponder final : public Responder {
  public:
-  StreamResponder(Stream& stream, unsigned version, bool keep)
-      : stream_(stream), version_(version), keep_(keep) {}
+  StreamResponder(Stream& stream, unsigned version, bool keep,
+                  std::chrono::seconds send_timeout = std::chrono::seconds(60))
+      : stream_(stream), version_(version), keep_(keep), send_timeout_(send_timeout) {}
 
   awaitable<bool> send(int status, std::string content_type, std::string body) override {
     answered_status = status;
@@ -77,6 +81,7 @@ class StreamResponder final : public Responder {
     res.keep_alive(keep_);
     res.body() = std::move(body);
     res.prepare_payload();
+    lowest(stream_).expires_after(send_timeout_);
     auto [ec, n] = co_await http::async_write(stream_, res, kAwait);
     co_return !ec;
   }
@@ -90,7 +95,10 @@ class StreamResponder final : public Responder {
     header_->set(http::field::cache_control, "no-cache, private");
     header_->chunked(true);
     serializer_ = std::make_unique<http::response_serializer<http::empty_body>>(*header_);
-    lowest(stream_).expires_never();
+    // A stream may stay quiet for long (a watch with no changes), so nothing bounds it as a
+    // whole; each write must finish within send_timeout, or the client stopped reading and is
+    // cut off (nginx's send_timeout). Beast arms the deadline only while a write is pending.
+    lowest(stream_).expires_after(send_timeout_);
     auto [ec, n] = co_await http::async_write_header(stream_, *serializer_, kAwait);
     co_return !ec;
   }
@@ -98,12 +106,14 @@ class StreamResponder final : public Responder {
   awaitable<bool> send_chunk(std::string data) override {
     if (data.empty()) co_return true;
     auto chunk = http::make_chunk(asio::buffer(data));
+    lowest(stream_).expires_after(send_timeout_);
     auto [ec, n] = co_await asio::async_write(stream_, chunk, kAwait);
     co_return !ec;
   }
 
   awaitable<bool> end_stream() override {
     auto last = http::make_chunk_last();
+    lowest(stream_).expires_after(send_timeout_);
     auto [ec, n] = co_await asio::async_write(stream_, last, kAwait);
     co_return !ec && keep_;
   }
@@ -111,6 +121,7 @@ class StreamResponder final : public Responder {
   void notify_close(std::function<void()> on_close) override {
     // A read that ends when the client closes: a streaming client sends nothing more.
     auto probe = std::make_shared<std::array<char, 64>>();
+    lowest(stream_).expires_never();  // the probe waits as long as the client stays
     stream_.async_read_some(
         asio::buffer(*probe),
         [probe, cb = std::move(on_close)](boost::system::error_code, std::size_t) { cb(); });
@@ -122,6 +133,7 @@ class StreamResponder final : public Responder {
   Stream& stream_;
   unsigned version_;
   bool keep_;
+  std::chrono::seconds send_timeout_;
   std::unique_ptr<http::response<http::empty_body>> header_;
   std::unique_ptr<http::response_serializer<http::empty_body>> serializer_;
   bool probing_ = false;
@@ -319,31 +331,68 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       --sessions_;
       co_return false;
     }
+    http_framing::ChunkGuard chunk_guard;
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(options_.body_limit);
       parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
-      lowest(stream).expires_after(options_.idle);
-      auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kAwait);
+      chunk_guard.attach(parser);
+      auto read = co_await http_framing::read_head(stream, buffer, parser, options_.header_limit,
+                                                   options_.idle, options_.header_timeout);
+      boost::system::error_code ec = read.ec;
       std::size_t limit = options_.body_limit;
-      if (!hec && is_upload(parser.get())) {
+      std::optional<http_framing::Refusal> refusal = std::move(read.refusal);
+      if (!ec && !refusal && is_upload(parser.get())) {
         limit = options_.upload_limit;
         parser.body_limit(limit);
       }
-      boost::system::error_code ec = hec;
-      if (!hec && !parser.is_done()) {
-        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kAwait);
-        ec = bec;
+      // The body, with body_timeout between reads (a slow upload goes on; a stalled one ends).
+      std::size_t head_fields = 0;
+      if (!ec && !refusal)
+        head_fields =
+            static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
+      while (!ec && !refusal && !parser.is_done()) {
+        lowest(stream).expires_after(options_.body_timeout);
+        std::tie(ec, std::ignore) = co_await http::async_read_some(stream, buffer, parser, kAwait);
       }
+      // Beast adds a chunked body's trailer fields to the head's, where they would pass for
+      // headers (an Authorization, say): refused.
+      if (!ec && !refusal &&
+          static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end())) !=
+              head_fields)
+        refusal = http_framing::Refusal{
+            400,
+            "bad request: the API does not take trailer fields after a chunked body; send "
+            "them as headers"};
       if (ec == http::error::end_of_stream || ec == asio::error::eof ||
           ec == beast::error::timeout || ec == asio::ssl::error::stream_truncated)
         break;
-      if (ec) {
+      if (ec || refusal) {
+        // Unreadable or ambiguous framing: answer and close (RFC 9112 §6.3).
         StreamResponder<Stream> r(stream, 11, false);
-        Error e = Error::bad_request(fmt::format("malformed HTTP request: {}", ec.message()));
-        if (ec == http::error::body_limit)
-          e.message = fmt::format("the request body is over the limit of {} bytes", limit);
-        co_await r.send_error(e);
+        if (!refusal) {
+          refusal.emplace();
+          refusal->message = fmt::format("malformed HTTP request: {}", ec.message());
+          if (ec == http::error::body_limit) {
+            refusal->status = 413;
+            refusal->message = fmt::format("the request body is over the limit of {} bytes", limit);
+          } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+            refusal->status = 431;
+            refusal->message = fmt::format("the request header is over the limit of {} bytes",
+                                           options_.header_limit);
+          } else if (ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension) {
+            refusal->message = http_framing::body_error_message(ec);
+          }
+        }
+        json::object status = status_object(Error::bad_request(refusal->message));
+        status["code"] = refusal->status;
+        if (refusal->status != 400)
+          status["reason"] = refusal->status == 413   ? "RequestEntityTooLarge"
+                             : refusal->status == 431 ? "RequestHeaderFieldsTooLarge"
+                                                      : "NotImplemented";
+        std::string type = "application/json";
+        std::string body = json::serialize(status) + "\n";
+        co_await r.send(refusal->status, std::move(type), std::move(body));
         break;
       }
       auto& req = parser.get();
@@ -356,7 +405,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       request.accept = std::string(req[http::field::accept]);
       request.body = std::move(req.body());
       bool keep = req.keep_alive();
-      StreamResponder<Stream> responder(stream, req.version(), keep);
+      StreamResponder<Stream> responder(stream, req.version(), keep, options_.send_timeout);
       bool ok = true;
       auto received = std::chrono::system_clock::now();
       request.user_agent = std::string(req[http::field::user_agent]);

@@ -31,7 +31,13 @@ struct SessionOptions {
   // The body limit of a source upload (POST …/buildsources), which a tar of a directory needs.
   std::size_t upload_limit = 4 << 20;
   std::size_t header_limit = 64 << 10;
-  std::chrono::seconds idle{300};  // between requests, and for one request to arrive
+  std::chrono::seconds idle{300};  // between requests
+  // A request's header must arrive within header_timeout of its first byte; each read of its
+  // body within body_timeout of the last; a streamed answer's (logs -f, watch) writes within
+  // send_timeout each, so that a client that stopped reading is cut off.
+  std::chrono::seconds header_timeout{15};
+  std::chrono::seconds body_timeout{60};
+  std::chrono::seconds send_timeout{60};
   // Connections this listener serves at once (the api-max-connections key); one more is
   // answered 503 with Retry-After and closed. 0: no cap.
   std::size_t max_connections = 0;

@@ -48,6 +48,12 @@ struct DaemonConfig {
   // cap; the descriptor headroom still applies to the proxy.
   int max_connections = 0;
   int api_max_connections = 0;
+  int max_connections_per_client = 256;  // the proxy's, from one client address; 0: no cap
+  // Deadlines of the proxy and the API listeners (docs/architecture.md, "HTTP front end").
+  int header_timeout_seconds = 15;     // a request's header, from its first byte
+  int body_timeout_seconds = 60;       // between reads of a request's body
+  int keepalive_timeout_seconds = 75;  // the proxy's, idle between requests
+  int send_timeout_seconds = 60;       // each write of an API answer or stream
   // runc calls that take longer are killed and count as failed.
   int runtime_timeout_seconds = 60;
   // How often the orphan sweep compares runc's containers, overlay mounts and cgroups with the

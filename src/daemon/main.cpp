@@ -280,6 +280,10 @@ int run(const DaemonConfig& cfg) {
   popts.port = port;
   popts.activator_queue_limit = static_cast<std::size_t>(cfg.activator_queue_size);
   popts.max_connections = static_cast<std::size_t>(cfg.max_connections);
+  popts.max_connections_per_client = static_cast<std::size_t>(cfg.max_connections_per_client);
+  popts.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
+  popts.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
+  popts.idle_timeout = std::chrono::seconds(cfg.keepalive_timeout_seconds);
   std::unique_ptr<AccessLog> access_log;
   if (!cfg.access_log.empty()) {
     auto opened = AccessLog::open(proxy_io, cfg.access_log);
@@ -430,6 +434,9 @@ int run(const DaemonConfig& cfg) {
     return rbac_ptr ? rbac_ptr->rules_for(who, ns) : std::vector<PolicyRule>{};
   };
   api_info.metrics_anonymous = cfg.metrics_anonymous;
+  api_info.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
+  api_info.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
+  api_info.send_timeout = std::chrono::seconds(cfg.send_timeout_seconds);
   api_info.admission = [&quotas](const KindInfo& k, const boost::json::object* old,
                                  boost::json::object& o) { return quotas.admit(k, old, o); };
   api::AuditOptions audit_options;

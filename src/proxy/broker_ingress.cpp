@@ -14,6 +14,7 @@
 #include "event_queue.hpp"
 #include "events/event_credentials.hpp"
 #include "offload.hpp"
+#include "proxy/http_framing.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -217,6 +218,11 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   }
   http::request_parser<http::string_body> parser(std::move(header));
   parser.body_limit(body_limit_);
+  http_framing::ChunkGuard chunk_guard;
+  chunk_guard.attach(parser);
+  // Trailer fields of a chunked body are appended to the fields: only the head's count.
+  auto head_fields =
+      static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
   if (!parser.is_done()) {
     client.expires_after(std::chrono::seconds(60));
     auto [ec, n] = co_await http::async_read(client, buffer, parser, kAwait);
@@ -226,11 +232,17 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
       std::string body = fmt::format("the event is over the limit of {} bytes", body_limit_);
       co_return co_await answer(http::status::payload_too_large, body, false);
     }
+    if (ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension) {
+      std::string body = http_framing::body_error_message(ec);
+      co_return co_await answer(http::status::bad_request, body, false);
+    }
     if (ec) co_return false;
   }
   auto& req = parser.get();
   HttpHeaders headers;
+  std::size_t seen = 0;
   for (const auto& f : req) {
+    if (seen++ == head_fields) break;
     std::string name(f.name_string());
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (name == "content-type" || name.rfind("ce-", 0) == 0)

@@ -28,6 +28,7 @@
 #include "log_store.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/broker_ingress.hpp"
+#include "proxy/http_framing.hpp"
 #include "proxy/shedding.hpp"
 #include "telemetry/tracer.hpp"
 
@@ -43,21 +44,6 @@ namespace {
 
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kRelayBuffer = 16 * 1024;
-
-// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection, not for the next hop.
-void strip_hop_by_hop(http::fields& h) {
-  // Headers that Connection names are hop-by-hop too.
-  std::vector<std::string> named;
-  for (auto it = h.find(http::field::connection);
-       it != h.end() && it->name() == http::field::connection; ++it) {
-    for (auto token : http::token_list(it->value())) named.emplace_back(token);
-  }
-  for (const auto& n : named) h.erase(n);
-  for (auto f : {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-                 http::field::te, http::field::trailer, http::field::upgrade,
-                 http::field::proxy_authenticate, http::field::proxy_authorization})
-    h.erase(f);
-}
 
 struct InFlight {
   explicit InFlight(EndpointStats& s) : stats(s) {
@@ -121,6 +107,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
+      std::string peer;
+      {
+        auto ep = socket.remote_endpoint(ec);
+        if (!ec) peer = ep.address().to_string();
+      }
       // The kernel gives the lowest free descriptor: this one's number says how many are in
       // use. Near the limit, the connection is answered 503 rather than served.
       std::string why;
@@ -132,6 +123,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         why = fmt::format(
             "elafrosd is serving its limit of {} connections (max-connections); retry shortly\n",
             options_.max_connections);
+      else if (options_.max_connections_per_client > 0 &&
+               per_client_[peer] >= options_.max_connections_per_client)
+        why = fmt::format(
+            "{} holds its limit of {} connections to elafrosd (max-connections-per-client); "
+            "reuse connections (keep-alive) or retry shortly\n",
+            peer, options_.max_connections_per_client);
       if (!why.empty()) {
         asio::co_spawn(io_,
                        shed_connection(beast::tcp_stream(std::move(socket)), options_.header_limit,
@@ -139,7 +136,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                        asio::detached);
         continue;
       }
-      asio::co_spawn(io_, session(self, beast::tcp_stream(std::move(socket))), asio::detached);
+      ++per_client_[peer];  // here, not in the session: the next accept may come first
+      asio::co_spawn(io_, session(self, beast::tcp_stream(std::move(socket)), std::move(peer)),
+                     asio::detached);
     }
   }
 
@@ -169,26 +168,6 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         for (const auto& e : t.revision->endpoints) ids.insert(e.instance_id);
     });
     return ids;
-  }
-
-  // A header as HTTP/1.1 wire text, into a buffer reused for the connection's life.
-  template <bool isRequest>
-  static void serialize_head(const http::header<isRequest, http::fields>& h, std::string& out) {
-    out.clear();
-    if constexpr (isRequest) {
-      out.append(h.method_string())
-          .append(" ")
-          .append(h.target())
-          .append(h.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-    } else {
-      out.append(h.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ")
-          .append(std::to_string(h.result_int()))
-          .append(" ");
-      out.append(h.reason()).append("\r\n");
-    }
-    for (const auto& f : h)
-      out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
-    out.append("\r\n");
   }
 
   // HOST or HOST:PORT, case-insensitively.
@@ -230,36 +209,38 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     co_return ec;
   }
 
-  awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, beast::tcp_stream client) {
+  awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, beast::tcp_stream client,
+                          std::string peer) {
     ++connections_;
     struct Held {
       std::size_t& n;
-      ~Held() { --n; }
-    } held{connections_};
-    beast::flat_buffer buffer;
+      std::unordered_map<std::string, std::size_t>& per_client;
+      const std::string& peer;
+      ~Held() {
+        --n;
+        auto it = per_client.find(peer);
+        if (it != per_client.end() && --it->second == 0) per_client.erase(it);
+      }
+    } held{connections_, per_client_, peer};  // per_client_ was counted at the accept
+    // Bounded, so that no request (a chunk header without end, say) grows it without limit.
+    beast::flat_buffer buffer(options_.header_limit + kRelayBuffer * 4);
     // Per connection, not per request: the relay buffer and the peer's address.
     Connection conn;
-    {
-      error_code ec;
-      auto ep = client.socket().remote_endpoint(ec);
-      if (!ec) conn.peer = ep.address().to_string();
-    }
+    conn.peer = peer;
+    http_framing::ChunkGuard chunk_guard;
     for (;;) {
       http::request_parser<http::buffer_body> parser;
       parser.header_limit(options_.header_limit);
       parser.body_limit(options_.body_limit);
-      client.expires_after(buffer.size() ? options_.header_timeout : options_.idle_timeout);
-      auto [ec, n] = co_await http::async_read_header(client, buffer, parser, kAwait);
-      if (ec) {
-        if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-            ec == asio::error::eof || ec == asio::error::connection_reset ||
-            ec == asio::error::operation_aborted)
-          break;
-        http::status status = ec == http::error::header_limit
-                                  ? http::status::request_header_fields_too_large
-                                  : http::status::bad_request;
-        std::string body = fmt::format("bad request: {}", ec.message());
-        co_await send_simple(client, 11, status, std::move(body), false);
+      chunk_guard.attach(parser);
+      auto read = co_await http_framing::read_head(client, buffer, parser, options_.header_limit,
+                                                   options_.idle_timeout, options_.header_timeout);
+      if (read.ec) break;  // closed, reset or timed out: nothing to answer
+      if (read.refusal) {
+        // Framing two parsers could read differently: refuse, and close (RFC 9112 §6.3).
+        unsigned version = parser.is_header_done() ? parser.get().version() : 11;
+        co_await send_simple(client, version, static_cast<http::status>(read.refusal->status),
+                             std::move(read.refusal->message), false);
         break;
       }
       auto& req = parser.get();
@@ -672,7 +653,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       auto [ec, n] = co_await asio::async_write(client, asio::buffer(kContinue), kAwait);
       if (ec) co_return false;
     }
-    strip_hop_by_hop(req);
+    http_framing::strip_hop_by_hop(req);
     req.version(11);
     req.keep_alive(true);
     if (!conn.peer.empty()) {
@@ -734,15 +715,23 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       error_code ec;
       if (!has_body) {
         // The common case: a header alone, written as one contiguous buffer.
-        serialize_head(req, conn.head);
+        http_framing::serialize_head(req, conn.head);
         std::tie(ec, std::ignore) =
             co_await asio::async_write(*upstream, asio::buffer(conn.head), kAwait);
       } else {
-        do {
+        if (req.chunked()) {
+          // The head goes first: a chunked body may end in trailer fields, which Beast adds to
+          // the head's fields, and they must not reach the instance as headers.
+          req.body().data = nullptr;
+          req.body().size = 0;
+          req.body().more = true;
+          std::tie(ec, std::ignore) = co_await http::async_write_header(*upstream, sr, kAwait);
+        }
+        while (!ec && !sr.is_done()) {
           if (!parser.is_done()) {
             req.body().data = relay;
             req.body().size = kRelay;
-            client.expires_after(options_.header_timeout);
+            client.expires_after(options_.body_timeout);
             auto [rec, rn] = co_await http::async_read(client, client_buffer, parser, kAwait);
             if (rec == http::error::need_buffer) rec = {};
             if (rec) {
@@ -752,6 +741,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                     fmt::format("request body larger than {} bytes", options_.body_limit);
                 conn.status = static_cast<int>(http::status::payload_too_large);
                 co_await send_simple(client, client_version, http::status::payload_too_large,
+                                     std::move(body), false);
+              } else if (rec != beast::error::timeout && rec != asio::error::eof &&
+                         rec != http::error::partial_message &&
+                         rec != asio::error::connection_reset) {
+                // A malformed chunk: nothing was answered yet, so say so (and close).
+                std::string body = http_framing::body_error_message(rec);
+                conn.status = static_cast<int>(http::status::bad_request);
+                co_await send_simple(client, client_version, http::status::bad_request,
                                      std::move(body), false);
               }
               co_return false;
@@ -767,8 +764,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
           }
           std::tie(ec, std::ignore) = co_await http::async_write(*upstream, sr, kAwait);
           if (ec == http::error::need_buffer) ec = {};
-          if (ec) break;
-        } while (!sr.is_done());
+        }
       }
       if (!ec) {
         res.emplace();
@@ -805,7 +801,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     auto& response = res->get();
     conn.status = static_cast<int>(response.result_int());
     bool upstream_keep = response.keep_alive();
-    strip_hop_by_hop(response);
+    http_framing::strip_hop_by_hop(response);
     bool delimited = head || response.has_content_length() || response.chunked() ||
                      response.result_int() / 100 == 1 ||
                      response.result() == http::status::no_content ||
@@ -830,7 +826,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         response.has_content_length() && !response.chunked() ? res->content_length() : boost::none;
     if (delimited && !response.chunked() && (bodiless || (length && ubuf.size() >= *length))) {
       std::size_t n = bodiless ? 0 : static_cast<std::size_t>(*length);
-      serialize_head(response, conn.head);
+      http_framing::serialize_head(response, conn.head);
       std::array<asio::const_buffer, 2> out{asio::buffer(conn.head),
                                             asio::buffer(ubuf.data().data(), n)};
       client.expires_after(options_.idle_timeout);
@@ -883,8 +879,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   ProxyOptions options_;
   tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
-  int shed_above_ = std::numeric_limits<int>::max();  // descriptor numbers that get a 503
-  std::size_t connections_ = 0;                       // client sessions now (proxy thread)
+  int shed_above_ = std::numeric_limits<int>::max();         // descriptor numbers that get a 503
+  std::size_t connections_ = 0;                              // client sessions now (proxy thread)
+  std::unordered_map<std::string, std::size_t> per_client_;  // sessions per client address
   bool stopping_ = false;
   std::atomic<std::int64_t> active_{0};
   std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> pool_;

@@ -28,8 +28,12 @@ struct ProxyOptions {
   std::uint16_t port = 8080;
   std::uint32_t header_limit = 32 * 1024;           // like nginx's large header buffers
   std::uint64_t body_limit = 100ULL * 1024 * 1024;  // request bodies beyond get 413
-  std::chrono::seconds header_timeout{60};          // client_header_timeout
-  std::chrono::seconds idle_timeout{75};            // keepalive_timeout
+  // A request's header must arrive within header_timeout of its first byte (slowloris), each
+  // read of its body within body_timeout of the last; a connection waits idle_timeout for the
+  // next request.
+  std::chrono::seconds header_timeout{15};
+  std::chrono::seconds body_timeout{60};  // client_body_timeout
+  std::chrono::seconds idle_timeout{75};  // keepalive_timeout
   std::chrono::seconds connect_timeout{5};
   std::size_t max_idle_upstream = 64;        // pooled connections per instance
   std::size_t activator_queue_limit = 1000;  // requests waiting per revision
@@ -42,6 +46,9 @@ struct ProxyOptions {
   // Client connections held at most (the max-connections key); more get the same fast 503.
   // 0: no fixed cap.
   std::size_t max_connections = 0;
+  // Client connections held at most from one IP address (max-connections-per-client); more
+  // get the same fast 503. 0: no cap.
+  std::size_t max_connections_per_client = 0;
   // The brokers' ingress, on this listener for requests to ingress_host (any port).
   BrokerIngress* ingress = nullptr;
   std::string ingress_host;

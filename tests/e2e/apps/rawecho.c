@@ -1,0 +1,154 @@
+// A test app that answers each request with the exact bytes it received (head and body, as the
+// proxy framed them), so that a test can check what the proxy forwards. GET /env answers the
+// app's PORT instead. It listens on argv[1] if given, else on $PORT, on every address.
+//   cc -static -O2 -o rawecho rawecho.c
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { kMax = 1 << 20 };
+
+static char buf[kMax];
+static size_t have;
+
+// Reads more into buf; 0 at end of stream or when full.
+static int fill(int fd) {
+  if (have == kMax) return 0;
+  ssize_t n = read(fd, buf + have, kMax - have);
+  if (n <= 0) return 0;
+  have += (size_t)n;
+  return 1;
+}
+
+static const char* find(const char* from, const char* what) {
+  size_t w = strlen(what);
+  for (const char* p = from; p + w <= buf + have; ++p)
+    if (memcmp(p, what, w) == 0) return p;
+  return NULL;
+}
+
+// The value of header NAME in [head, end), or NULL.
+static const char* header(const char* head, const char* end, const char* name) {
+  size_t n = strlen(name);
+  for (const char* p = head; p < end; ++p) {
+    if ((p == head || p[-1] == '\n') && (size_t)(end - p) > n && strncasecmp(p, name, n) == 0 &&
+        p[n] == ':') {
+      p += n + 1;
+      while (*p == ' ' || *p == '\t') ++p;
+      return p;
+    }
+  }
+  return NULL;
+}
+
+static void send_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w <= 0) return;
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+// One request from buf (reading more as needed); its length, or 0 when the peer is gone.
+static size_t request(int fd) {
+  const char* eoh;
+  while (!(eoh = find(buf, "\r\n\r\n")))
+    if (!fill(fd)) return 0;
+  size_t len = (size_t)(eoh + 4 - buf);
+  const char* te = header(buf, eoh, "Transfer-Encoding");
+  const char* cl = header(buf, eoh, "Content-Length");
+  if (te && strncasecmp(te, "chunked", 7) == 0) {
+    for (;;) {  // size CRLF data CRLF ... 0 CRLF (trailers) CRLF
+      const char* line;
+      while (!(line = find(buf + len, "\r\n")))
+        if (!fill(fd)) return 0;
+      unsigned long size = strtoul(buf + len, NULL, 16);
+      len = (size_t)(line + 2 - buf);
+      if (size == 0) {
+        const char* end;
+        while (!(end = find(buf + len - 2, "\r\n\r\n")))
+          if (!fill(fd)) return 0;
+        return (size_t)(end + 4 - buf);
+      }
+      while (have < len + size + 2)
+        if (!fill(fd)) return 0;
+      len += size + 2;
+    }
+  }
+  if (cl) {
+    size_t size = strtoul(cl, NULL, 10);
+    while (have < len + size)
+      if (!fill(fd)) return 0;
+    len += size;
+  }
+  return len;
+}
+
+static void serve(int fd) {
+  for (;;) {
+    size_t len = request(fd);
+    if (len == 0) return;
+    char head[256];
+    if (strncmp(buf, "GET /env ", 9) == 0) {
+      char body[128];
+      const char* port = getenv("PORT");
+      int b = snprintf(body, sizeof body, "PORT=%s\n", port ? port : "");
+      int h = snprintf(head, sizeof head,
+                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n",
+                       b);
+      send_all(fd, head, (size_t)h);
+      send_all(fd, body, (size_t)b);
+    } else {
+      int h = snprintf(head, sizeof head,
+                       "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                       "Content-Length: %zu\r\n\r\n",
+                       len);
+      send_all(fd, head, (size_t)h);
+      send_all(fd, buf, len);
+    }
+    memmove(buf, buf + len, have - len);
+    have -= len;
+  }
+}
+
+int main(int argc, char** argv) {
+  const char* port = argc > 1 ? argv[1] : getenv("PORT");
+  if (!port) {
+    fprintf(stderr, "rawecho: give a port, or set PORT\n");
+    return 2;
+  }
+  signal(SIGCHLD, SIG_IGN);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)atoi(port));
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (bind(s, (struct sockaddr*)&a, sizeof a) != 0 || listen(s, 128) != 0) {
+    perror("rawecho: listen");
+    return 1;
+  }
+  fprintf(stderr, "rawecho: listening on 0.0.0.0:%s (PORT=%s)\n", port,
+          getenv("PORT") ? getenv("PORT") : "");
+  for (;;) {
+    int c = accept(s, NULL, NULL);
+    if (c < 0) continue;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // head and body are two writes
+    if (fork() == 0) {
+      close(s);
+      serve(c);
+      _exit(0);
+    }
+    close(c);
+  }
+}
