@@ -57,6 +57,111 @@ std::string quantity(Reader& r, const json::object& o, std::string_view key,
   return text;
 }
 
+// Linux's capabilities, as Kubernetes names them (without CAP_).
+bool is_capability(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "AUDIT_CONTROL",   "AUDIT_READ",   "AUDIT_WRITE",
+      "BLOCK_SUSPEND",   "BPF",          "CHECKPOINT_RESTORE",
+      "CHOWN",           "DAC_OVERRIDE", "DAC_READ_SEARCH",
+      "FOWNER",          "FSETID",       "IPC_LOCK",
+      "IPC_OWNER",       "KILL",         "LEASE",
+      "LINUX_IMMUTABLE", "MAC_ADMIN",    "MAC_OVERRIDE",
+      "MKNOD",           "NET_ADMIN",    "NET_BIND_SERVICE",
+      "NET_BROADCAST",   "NET_RAW",      "PERFMON",
+      "SETFCAP",         "SETGID",       "SETPCAP",
+      "SETUID",          "SYSLOG",       "SYS_ADMIN",
+      "SYS_BOOT",        "SYS_CHROOT",   "SYS_MODULE",
+      "SYS_NICE",        "SYS_PACCT",    "SYS_PTRACE",
+      "SYS_RAWIO",       "SYS_RESOURCE", "SYS_TIME",
+      "SYS_TTY_CONFIG",  "WAKE_ALARM"};
+  if (name.rfind("CAP_", 0) == 0) name.remove_prefix(4);
+  for (auto n : kNames)
+    if (n == name) return true;
+  return false;
+}
+
+// Knative's allowed subset of a container's securityContext; anything else is refused naming
+// the field.
+SecurityContext read_security_context(Reader& r, const json::value& v, const std::string& path) {
+  SecurityContext sc;
+  const json::object* o =
+      r.object(v, path,
+               {"runAsUser", "runAsGroup", "runAsNonRoot", "readOnlyRootFilesystem",
+                "allowPrivilegeEscalation", "privileged", "capabilities", "seccompProfile"});
+  if (!o) return sc;
+  for (auto [key, field] :
+       {std::pair{"runAsUser", &sc.run_as_user}, std::pair{"runAsGroup", &sc.run_as_group}}) {
+    *field = r.integer(*o, key, path);
+    if (*field && (**field < 0 || **field > 2147483647))
+      r.invalid(path + "." + key,
+                fmt::format("must be between 0 and 2147483647 (got {})", **field));
+  }
+  sc.run_as_non_root = r.boolean(*o, "runAsNonRoot", path);
+  sc.read_only_root_filesystem = r.boolean(*o, "readOnlyRootFilesystem", path);
+  sc.allow_privilege_escalation = r.boolean(*o, "allowPrivilegeEscalation", path);
+  sc.privileged = r.boolean(*o, "privileged", path);
+  if (sc.privileged.value_or(false))
+    r.invalid(path + ".privileged",
+              "privileged containers are not allowed (only false is, as in Knative)");
+  if (sc.run_as_non_root.value_or(false) && sc.run_as_user.value_or(1) == 0)
+    r.invalid(path + ".runAsNonRoot",
+              "runAsNonRoot is true but runAsUser is 0 (root); set a non-zero runAsUser");
+  if (const json::value* caps = o->if_contains("capabilities"); caps && !caps->is_null()) {
+    std::string cp = path + ".capabilities";
+    if (const json::object* c = r.object(*caps, cp, {"add", "drop"})) {
+      sc.has_capabilities = true;
+      sc.capabilities_add = r.strings(*c, "add", cp);
+      sc.capabilities_drop = r.strings(*c, "drop", cp);
+      for (std::size_t i = 0; i < sc.capabilities_add.size() && !r.failed(); ++i) {
+        const auto& name = sc.capabilities_add[i];
+        if (name != "NET_BIND_SERVICE" && name != "CAP_NET_BIND_SERVICE")
+          r.invalid(fmt::format("{}.add[{}]", cp, i),
+                    fmt::format("\"{}\" cannot be added: only NET_BIND_SERVICE may be (Knative's "
+                                "allowed subset)",
+                                name));
+      }
+      for (std::size_t i = 0; i < sc.capabilities_drop.size() && !r.failed(); ++i) {
+        const auto& name = sc.capabilities_drop[i];
+        if (name != "ALL" && !is_capability(name))
+          r.invalid(
+              fmt::format("{}.drop[{}]", cp, i),
+              fmt::format("\"{}\" is not a capability; use ALL or a name such as NET_RAW", name));
+      }
+    }
+  }
+  if (const json::value* sp = o->if_contains("seccompProfile"); sp && !sp->is_null()) {
+    std::string pp = path + ".seccompProfile";
+    if (const json::object* p = r.object(*sp, pp, {"type", "localhostProfile"})) {
+      sc.seccomp_profile = r.string(*p, "type", pp).value_or("");
+      if (!r.failed() && sc.seccomp_profile != "RuntimeDefault" &&
+          sc.seccomp_profile != "Unconfined")
+        r.invalid(pp + ".type",
+                  fmt::format("\"{}\" is not supported; use RuntimeDefault (Docker's default "
+                              "profile) or Unconfined",
+                              sc.seccomp_profile));
+    }
+  }
+  return sc;
+}
+
+json::object security_context_json(const SecurityContext& sc) {
+  json::object o;
+  if (sc.run_as_user) o["runAsUser"] = *sc.run_as_user;
+  if (sc.run_as_group) o["runAsGroup"] = *sc.run_as_group;
+  if (sc.run_as_non_root) o["runAsNonRoot"] = *sc.run_as_non_root;
+  if (sc.read_only_root_filesystem) o["readOnlyRootFilesystem"] = *sc.read_only_root_filesystem;
+  if (sc.allow_privilege_escalation) o["allowPrivilegeEscalation"] = *sc.allow_privilege_escalation;
+  if (sc.privileged) o["privileged"] = *sc.privileged;
+  if (sc.has_capabilities) {
+    json::object caps;
+    if (!sc.capabilities_add.empty()) caps["add"] = strings_to_json(sc.capabilities_add);
+    if (!sc.capabilities_drop.empty()) caps["drop"] = strings_to_json(sc.capabilities_drop);
+    o["capabilities"] = std::move(caps);
+  }
+  if (!sc.seccomp_profile.empty()) o["seccompProfile"] = json::object{{"type", sc.seccomp_profile}};
+  return o;
+}
+
 ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& path,
                           int container_port) {
   ReadinessProbe p;
@@ -122,6 +227,11 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
   std::string sp = path + ".spec";
   if (!spec_v) {
     r.invalid(sp, "missing: a template needs spec.containers with one image");
+  } else if (spec_v->is_object() && spec_v->get_object().contains("securityContext")) {
+    r.invalid(sp + ".securityContext",
+              "a pod-level securityContext is not supported (as in Knative, where "
+              "kubernetes.podspec-securitycontext is off by default); set it on the container, "
+              "in containers[0].securityContext");
   } else if (const json::object* spec =
                  r.object(*spec_v, sp,
                           {"containers", "containerConcurrency", "timeoutSeconds",
@@ -144,10 +254,10 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
       r.invalid(sp + ".containers", "exactly one container is required");
     } else if (!r.failed()) {
       std::string cp = sp + ".containers[0]";
-      const json::object* c =
-          r.object((*containers)[0], cp,
-                   {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",
-                    "imagePullPolicy", "resources", "readinessProbe", "volumeMounts"});
+      const json::object* c = r.object(
+          (*containers)[0], cp,
+          {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",
+           "imagePullPolicy", "resources", "readinessProbe", "volumeMounts", "securityContext"});
       if (c) {
         ContainerSpec& cs = t.container;
         cs.image = r.string(*c, "image", cp).value_or("");
@@ -204,6 +314,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
             }
           }
         }
+        if (const json::value* sc = c->if_contains("securityContext"); sc && !sc->is_null())
+          cs.security_context = read_security_context(r, *sc, cp + ".securityContext");
         if (const json::value* probe = c->if_contains("readinessProbe")) {
           std::string pp = cp + ".readinessProbe";
           cs.readiness_probe = read_probe(r, *probe, pp, cs.container_port);
@@ -368,6 +480,8 @@ json::object template_to_json(const RevisionTemplate& t) {
     if (!t.container.requests.empty()) res["requests"] = list_json(t.container.requests);
     container["resources"] = std::move(res);
   }
+  if (const auto& sc = t.container.security_context)
+    container["securityContext"] = security_context_json(*sc);
   if (const auto& p = t.container.readiness_probe) {
     json::object probe;
     if (p->http)

@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <fstream>
 #include <map>
+
+#include "seccomp_profile.hpp"
 
 namespace json = boost::json;
 
@@ -78,6 +81,65 @@ const std::vector<std::string>& default_capabilities() {
       "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
       "CAP_KILL",    "CAP_AUDIT_WRITE"};
   return caps;
+}
+
+std::vector<std::string> BundleSpec::default_capabilities_list() {
+  return default_capabilities();
+}
+
+Result<void> resolve_security(const std::optional<SecurityContext>& context,
+                              const SecurityPolicy& policy, int port, BundleSpec& bundle) {
+  const std::string field = "spec.template.spec.containers[0].securityContext";
+  SecurityContext sc = context.value_or(SecurityContext{});
+  if (policy.secure_pod_defaults == "AllowRootBounded" || policy.secure_pod_defaults == "Enabled") {
+    if (!sc.allow_privilege_escalation) sc.allow_privilege_escalation = false;
+    if (sc.seccomp_profile.empty()) sc.seccomp_profile = "RuntimeDefault";
+    if (!sc.has_capabilities) {
+      sc.has_capabilities = true;
+      sc.capabilities_drop = {"ALL"};
+      if (port > 0 && port < 1024) sc.capabilities_add = {"NET_BIND_SERVICE"};
+    }
+    if (policy.secure_pod_defaults == "Enabled" && !sc.run_as_non_root) sc.run_as_non_root = true;
+  }
+  ProcessSpec& p = bundle.process;
+  if (sc.run_as_user) {
+    p.uid = static_cast<std::uint32_t>(*sc.run_as_user);
+    p.additional_gids.clear();
+  }
+  if (sc.run_as_group) p.gid = static_cast<std::uint32_t>(*sc.run_as_group);
+  if (sc.run_as_non_root.value_or(false) && p.uid == 0)
+    return Error::invalid(fmt::format(
+        "{}.runAsNonRoot: is true, but the image runs as root (uid 0); set "
+        "securityContext.runAsUser to a non-zero uid, or use an image whose USER is not root",
+        field));
+  auto canonical = [](std::string name) {
+    return name.rfind("CAP_", 0) == 0 ? name : "CAP_" + name;
+  };
+  std::vector<std::string> caps = default_capabilities();
+  for (const auto& d : sc.capabilities_drop) {
+    if (d == "ALL") {
+      caps.clear();
+      break;
+    }
+    caps.erase(std::remove(caps.begin(), caps.end(), canonical(d)), caps.end());
+  }
+  bundle.ambient_capabilities.clear();
+  for (const auto& a : sc.capabilities_add) {
+    std::string c = canonical(a);
+    if (std::find(caps.begin(), caps.end(), c) == caps.end()) caps.push_back(c);
+    // Added for a non-root user: ambient too, or the kernel drops it at exec (KEP 2763).
+    if (p.uid != 0) bundle.ambient_capabilities.push_back(c);
+  }
+  bundle.capabilities = std::move(caps);
+  bundle.no_new_privileges = !sc.allow_privilege_escalation.value_or(false);
+  bundle.readonly_rootfs = sc.read_only_root_filesystem.value_or(false);
+  bundle.seccomp = sc.seccomp_profile != "Unconfined";
+  if (!bundle.seccomp && !policy.allow_unconfined)
+    return Error::invalid(fmt::format(
+        "{}.seccompProfile.type: Unconfined is not allowed on this machine; use RuntimeDefault, "
+        "or an operator sets seccomp-unconfined: true in the daemon's config",
+        field));
+  return {};
 }
 
 Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& launch,
@@ -186,12 +248,16 @@ json::object make_runtime_spec(const BundleSpec& b) {
   process["args"] = to_array(b.process.args);
   process["env"] = to_array(b.process.env);
   process["cwd"] = b.process.cwd;
-  json::array caps = to_array(default_capabilities());
-  process["capabilities"] =
-      json::object{{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
+  json::array caps = to_array(b.capabilities);
+  json::object capabilities{{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
+  if (!b.ambient_capabilities.empty()) {
+    capabilities["inheritable"] = to_array(b.ambient_capabilities);
+    capabilities["ambient"] = to_array(b.ambient_capabilities);
+  }
+  process["capabilities"] = std::move(capabilities);
   process["rlimits"] = json::array{
       json::object{{"type", "RLIMIT_NOFILE"}, {"hard", b.nofile_limit}, {"soft", b.nofile_limit}}};
-  process["noNewPrivileges"] = true;
+  process["noNewPrivileges"] = b.no_new_privileges;
 
   json::array mounts{
       json::object{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
@@ -263,11 +329,12 @@ json::object make_runtime_spec(const BundleSpec& b) {
                                    "/proc/sched_debug", "/sys/firmware", "/proc/scsi"});
   linux["readonlyPaths"] =
       to_array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
+  if (b.seccomp) linux["seccomp"] = runtime_default_seccomp(b.capabilities);
 
   json::object spec;
   spec["ociVersion"] = "1.0.2";
   spec["process"] = std::move(process);
-  spec["root"] = json::object{{"path", b.rootfs}, {"readonly", false}};
+  spec["root"] = json::object{{"path", b.rootfs}, {"readonly", b.readonly_rootfs}};
   spec["hostname"] = b.hostname;
   spec["mounts"] = std::move(mounts);
   spec["linux"] = std::move(linux);

@@ -4,6 +4,7 @@
 
 #include <boost/json/fwd.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,33 @@ struct BundleSpec {
   // Files bind-mounted read-only: (the host's file, where it appears), e.g. /etc/resolv.conf.
   std::vector<std::pair<std::string, std::string>> readonly_files;
   std::vector<LaunchSpec::Bind> binds;  // directories bind-mounted (a build's /workspace)
+  // What the securityContext resolves to (resolve_security): the capabilities granted (bounding,
+  // effective, permitted), those also ambient (for a non-root user), no_new_privs, a read-only
+  // root, and RuntimeDefault seccomp (false: Unconfined).
+  std::vector<std::string> capabilities = default_capabilities_list();
+  std::vector<std::string> ambient_capabilities;
+  bool no_new_privileges = true;
+  bool readonly_rootfs = false;
+  bool seccomp = true;
+
+  static std::vector<std::string> default_capabilities_list();
 };
+
+// How the daemon's configuration bounds securityContext (docs/architecture.md, "Isolation").
+struct SecurityPolicy {
+  // Knative's secure-pod-defaults: "disabled", "AllowRootBounded" (unset fields get: no
+  // privilege escalation, RuntimeDefault, capabilities dropped but NET_BIND_SERVICE when the
+  // port is below 1024) or "Enabled" (those, and runAsNonRoot).
+  std::string secure_pod_defaults = "disabled";
+  bool allow_unconfined = false;  // seccomp-unconfined: whether Unconfined may be asked for
+};
+
+// Applies a container's securityContext (and the policy's defaults) to a bundle whose process
+// the image resolved: the user, the capabilities, no_new_privs, a read-only root and seccomp.
+// Refuses, naming the field, what the policy or the image does not allow (runAsNonRoot with an
+// image that runs as root, Unconfined where seccomp-unconfined is off).
+Result<void> resolve_security(const std::optional<SecurityContext>& context,
+                              const SecurityPolicy& policy, int port, BundleSpec& bundle);
 
 boost::json::object make_runtime_spec(const BundleSpec& bundle);
 

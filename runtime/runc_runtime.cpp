@@ -297,6 +297,10 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   bundle.hostname = spec.service;
   bundle.cgroups_path = "/" + options_.cgroup_parent + "/" + spec.container_id;
   bundle.binds = spec.binds;
+  if (auto sec = resolve_security(spec.container.security_context, options_.security,
+                                  spec.build_step ? 0 : spec.container.port(), bundle);
+      !sec)
+    return fail(sec.error());
   if (auto v = prepare_volumes(dir, spec.volumes, bundle.binds); !v) return fail(v.error());
   bundle.pids_limit = options_.pids_limit;
   bundle.memory_limit_bytes = parse_memory_bytes(spec.container.limits.memory).value_or(0);

@@ -9,6 +9,7 @@
 #include "elafros/process_runner.hpp"
 #include "image_store.hpp"
 #include "log_collector.hpp"
+#include "oci_spec.hpp"
 
 namespace elafros {
 
@@ -22,6 +23,7 @@ struct RuncOptions {
   // Every container's cgroup is <parent>/<id> in each hierarchy. The builds' runtime has its
   // own data dir (and so runc state root) and parent, so that the reconciler never sees steps.
   std::string cgroup_parent = "elafros";
+  SecurityPolicy security;  // how securityContext is bounded and defaulted
 };
 
 // Runs instances with the runc binary (docs/architecture.md): one bundle per instance under

@@ -87,6 +87,24 @@ struct ResourceList {
 };
 
 // One user container (spec.template.spec.containers[0]).
+// A container's securityContext: Knative's allowed subset (serving pkg/apis/serving
+// fieldmask.go), applied by the runtime (docs/architecture.md, "Isolation").
+struct SecurityContext {
+  std::optional<std::int64_t> run_as_user;
+  std::optional<std::int64_t> run_as_group;
+  std::optional<bool> run_as_non_root;
+  std::optional<bool> read_only_root_filesystem;
+  std::optional<bool> allow_privilege_escalation;
+  std::optional<bool> privileged;  // only false
+  // capabilities: set when given (an empty drop list is not the same as none given). Names as
+  // Kubernetes writes them, without CAP_; drop may hold ALL; add only NET_BIND_SERVICE.
+  bool has_capabilities = false;
+  std::vector<std::string> capabilities_add;
+  std::vector<std::string> capabilities_drop;
+  std::string seccomp_profile;  // seccompProfile.type: "", RuntimeDefault or Unconfined
+  bool operator==(const SecurityContext&) const = default;
+};
+
 struct ContainerSpec {
   std::string image;  // the reference as the user gave it
   std::vector<std::string> command;
@@ -102,6 +120,7 @@ struct ContainerSpec {
   std::string pull_policy;
   std::vector<EnvFromSource> env_from;
   std::vector<VolumeMount> volume_mounts;
+  std::optional<SecurityContext> security_context;
   bool operator==(const ContainerSpec&) const = default;
 
   int port() const { return container_port > 0 ? container_port : kDefaultContainerPort; }

@@ -18,6 +18,10 @@ struct DaemonConfig {
   std::string listen = "127.0.0.1:8080";
   std::string domain = "localhost";
   std::string runtime = "runc";
+  // securityContext's bounds (docs/architecture.md, "Isolation"): Knative's secure-pod-defaults,
+  // and whether a container may ask for seccompProfile Unconfined.
+  std::string secure_pod_defaults = "disabled";
+  bool seccomp_unconfined = false;
   std::string log_level = "info";
   int readiness_timeout_seconds = 60;
   int stop_grace_seconds = 10;

@@ -156,6 +156,8 @@ int run(const DaemonConfig& cfg) {
   runc_options.runc = cfg.runtime;
   runc_options.data_dir = data_dir;
   runc_options.timeout = std::chrono::seconds(cfg.runtime_timeout_seconds);
+  runc_options.security.secure_pod_defaults = cfg.secure_pod_defaults;
+  runc_options.security.allow_unconfined = cfg.seccomp_unconfined;
   RuncRuntime runtime(runc_options, runner, images);
 
   // Logs: spools the runtime creates, collected on a thread of their own into the sinks.

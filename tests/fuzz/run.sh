@@ -27,14 +27,14 @@ layer)
     tar cf "$OLDPWD/$out/corpus/plain.tar" a d && tar czf "$OLDPWD/$out/corpus/gzip.tar.gz" a &&
     ln -s ../../../etc esc && tar cf "$OLDPWD/$out/corpus/symlink-escape.tar" esc &&
     tar cf "$OLDPWD/$out/corpus/dotdot.tar" --transform 's,^a,../a,' a/b/f )
-  "$out/layer_unpacker_fuzzer" -max_total_time="$seconds" -max_len=65536 "$out/corpus"
+  "$out/layer_unpacker_fuzzer" -artifact_prefix="$out/" -max_total_time="$seconds" -max_len=65536 "$out/corpus"
   ;;
 http)
   mkdir -p "$out/http-corpus"
   clang++ "${flags[@]}" -Isrc tests/fuzz/http_request_fuzzer.cpp src/proxy/http_framing.cpp \
     -lfmt -o "$out/http_request_fuzzer"
   /usr/bin/python3 tests/http/corpus.py --write-seeds "$out/http-corpus"
-  "$out/http_request_fuzzer" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+  "$out/http_request_fuzzer" -max_total_time="$seconds" -max_len=4096 -timeout=10 -artifact_prefix="$out/" \
     -print_final_stats=1 "$out/http-corpus"
   ;;
 *) echo "fuzz: unknown target $target (layer or http)" >&2; exit 2 ;;

@@ -1,16 +1,21 @@
 // A test app that answers each request with the exact bytes it received (head and body, as the
 // proxy framed them), so that a test can check what the proxy forwards. GET /env answers the
 // app's PORT instead. It listens on argv[1] if given, else on $PORT, on every address.
+// `rawecho syscalls` instead tries what RuntimeDefault seccomp blocks and prints each errno.
 //   cc -static -O2 -o rawecho rawecho.c
+#define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,9 +107,9 @@ static void serve(int fd) {
       char body[128];
       const char* port = getenv("PORT");
       int b = snprintf(body, sizeof body, "PORT=%s\n", port ? port : "");
-      int h = snprintf(head, sizeof head,
-                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n",
-                       b);
+      int h =
+          snprintf(head, sizeof head,
+                   "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", b);
       send_all(fd, head, (size_t)h);
       send_all(fd, body, (size_t)b);
     } else {
@@ -120,7 +125,29 @@ static void serve(int fd) {
   }
 }
 
+// Each blocked call, and what it returned: "name=0" or "name=ERRNO".
+static int syscalls(void) {
+  struct {
+    const char* name;
+    long result;
+  } calls[4];
+  calls[0].name = "unshare";
+  calls[0].result = unshare(CLONE_NEWNS) == 0 ? 0 : errno;
+  calls[1].name = "keyctl";
+  calls[1].result = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0) >= 0 ? 0 : errno;
+  calls[2].name = "socket_vsock";
+  int vs = socket(40 /* AF_VSOCK */, SOCK_STREAM, 0);
+  calls[2].result = vs >= 0 ? 0 : errno;
+  calls[3].name = "getpid";
+  calls[3].result = syscall(SYS_getpid) > 0 ? 0 : errno;
+  for (int i = 0; i < 4; ++i)
+    printf("%s=%s\n", calls[i].name,
+           calls[i].result == 0 ? "0" : strerrorname_np((int)calls[i].result));
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "syscalls") == 0) return syscalls();
   const char* port = argc > 1 ? argv[1] : getenv("PORT");
   if (!port) {
     fprintf(stderr, "rawecho: give a port, or set PORT\n");

@@ -153,3 +153,75 @@ TEST_CASE("config.json has hardened defaults") {
   CHECK(tmp);
   CHECK(resolv);
 }
+
+TEST_CASE("RuntimeDefault seccomp is an EPERM allowlist, resolved against the capabilities") {
+  BundleSpec b;
+  b.process.args = {"/entry"};
+  json::object spec = make_runtime_spec(b);
+  const auto& seccomp = spec.at("linux").at("seccomp").as_object();
+  CHECK(seccomp.at("defaultAction") == "SCMP_ACT_ERRNO");
+  CHECK(seccomp.at("defaultErrnoRet") == 1);
+  std::map<std::string, int> allowed;  // name → rules allowing it
+  bool clone_masked = false, clone3_enosys = false, vsock = false;
+  for (const auto& rule : seccomp.at("syscalls").as_array()) {
+    for (const auto& n : rule.at("names").as_array()) {
+      std::string name(n.as_string());
+      if (rule.at("action") == "SCMP_ACT_ALLOW") ++allowed[name];
+      if (name == "clone" && rule.as_object().contains("args"))
+        clone_masked = rule.at("args").at(0).at("op") == "SCMP_CMP_MASKED_EQ" &&
+                       rule.at("args").at(0).at("value") == 2114060288;
+      if (name == "clone3") clone3_enosys = rule.at("errnoRet") == 38;
+      if (name == "socket") vsock = rule.at("args").at(0).at("value") == 40;
+    }
+  }
+  CHECK(allowed.count("read") == 1);
+  CHECK(allowed.count("chroot") == 1);  // CAP_SYS_CHROOT is among Docker's 14
+  for (const char* blocked : {"unshare", "mount", "keyctl", "add_key", "reboot", "setns", "bpf"})
+    CHECK(allowed.count(blocked) == 0);
+  CHECK(clone_masked);
+  CHECK(clone3_enosys);
+  CHECK(vsock);
+  CHECK(allowed["personality"] == 5);
+}
+
+TEST_CASE("securityContext resolves into the bundle, and secure-pod-defaults fills it in") {
+  BundleSpec b;
+  b.process.uid = 65534;
+  SecurityContext sc;
+  sc.run_as_user = 1000;
+  sc.run_as_group = 2000;
+  sc.read_only_root_filesystem = true;
+  sc.has_capabilities = true;
+  sc.capabilities_drop = {"ALL"};
+  sc.capabilities_add = {"NET_BIND_SERVICE"};
+  REQUIRE(resolve_security(sc, SecurityPolicy{}, 8080, b));
+  CHECK(b.process.uid == 1000);
+  CHECK(b.process.gid == 2000);
+  CHECK(b.readonly_rootfs);
+  CHECK(b.capabilities == std::vector<std::string>{"CAP_NET_BIND_SERVICE"});
+  CHECK(b.ambient_capabilities == std::vector<std::string>{"CAP_NET_BIND_SERVICE"});
+  CHECK(b.no_new_privileges);
+  CHECK(b.seccomp);
+
+  BundleSpec root;  // uid 0 from the image
+  SecurityPolicy enabled{"Enabled", false};
+  auto refused = resolve_security(std::nullopt, enabled, 8080, root);
+  REQUIRE(!refused);
+  CHECK(refused.error().message.find("runAsNonRoot: is true, but the image runs as root") !=
+        std::string::npos);
+
+  BundleSpec bounded;
+  REQUIRE(resolve_security(std::nullopt, SecurityPolicy{"AllowRootBounded", false}, 80, bounded));
+  CHECK(bounded.capabilities == std::vector<std::string>{"CAP_NET_BIND_SERVICE"});
+  BundleSpec high;
+  REQUIRE(resolve_security(std::nullopt, SecurityPolicy{"AllowRootBounded", false}, 8080, high));
+  CHECK(high.capabilities.empty());
+
+  SecurityContext unconfined;
+  unconfined.seccomp_profile = "Unconfined";
+  BundleSpec u;
+  CHECK(!resolve_security(unconfined, SecurityPolicy{}, 8080, u));
+  REQUIRE(resolve_security(unconfined, SecurityPolicy{"disabled", true}, 8080, u));
+  CHECK(!u.seccomp);
+  CHECK(!make_runtime_spec(u).at("linux").as_object().contains("seccomp"));
+}
