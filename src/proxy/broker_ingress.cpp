@@ -220,7 +220,8 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   parser.body_limit(body_limit_);
   http_framing::ChunkGuard chunk_guard;
   chunk_guard.attach(parser);
-  // Trailer fields of a chunked body are appended to the fields: only the head's count.
+  // Beast adds a chunked body's trailer fields to the head's, where they would pass for
+  // attributes (ce-*): an event with trailers is refused.
   auto head_fields =
       static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
   if (!parser.is_done()) {
@@ -239,10 +240,16 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
     if (ec) co_return false;
   }
   auto& req = parser.get();
+  if (static_cast<std::size_t>(std::distance(req.begin(), req.end())) != head_fields) {
+    stats_.reject(IngressStats::Reject::kInvalidEvent);
+    ++counted.rejected;
+    std::string body =
+        "invalid CloudEvent: trailer fields after a chunked body are not accepted; send every "
+        "attribute as a header";
+    co_return co_await answer(http::status::bad_request, body, false);
+  }
   HttpHeaders headers;
-  std::size_t seen = 0;
   for (const auto& f : req) {
-    if (seen++ == head_fields) break;
     std::string name(f.name_string());
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (name == "content-type" || name.rfind("ce-", 0) == 0)

@@ -48,8 +48,7 @@ std::optional<Parsed> parse(std::string_view data) {
   framing::ChunkGuard guard;
   guard.attach(parser);
   if (framing::parse_head(data.substr(0, end), parser)) return std::nullopt;
-  auto head_fields =
-      static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
+  http::request_header<> head = parser.get().base();
   std::size_t pos = end;
   while (!parser.is_done()) {
     if (pos >= data.size()) return std::nullopt;
@@ -60,14 +59,9 @@ std::optional<Parsed> parse(std::string_view data) {
   }
   Parsed p;
   p.message = parser.release();
-  // The proxy writes a chunked request's head before its body: the trailer fields Beast
-  // appended after the head's are not forwarded.
-  while (static_cast<std::size_t>(std::distance(p.message.begin(), p.message.end())) >
-         head_fields) {
-    auto last = p.message.begin();
-    std::advance(last, head_fields);
-    p.message.erase(last);
-  }
+  // The proxy writes a chunked request's head before its body: the trailer fields Beast adds
+  // to the head's are not forwarded.
+  p.message.base() = head;
   p.method = std::string(p.message.method_string());
   p.target = std::string(p.message.target());
   p.version = p.message.version();
