@@ -68,6 +68,8 @@ class Daemon:
         os.makedirs(self.data, exist_ok=True)
         args = [*prefix, os.path.join(ROOT, "build/src/elafrosd"), "--data-dir", self.data, "--socket", self.sock,
                 "--listen", "127.0.0.1:0"]
+        # The host's network unless a row asks for namespaces (its backends are loopback ports).
+        config = (config or "") + ("" if "network:" in (config or "") else "network: host\n")
         if config:
             path = os.path.join(work, "config.yaml")
             with open(path, "w") as f:
@@ -131,8 +133,11 @@ def instance_port(daemon, prefix):
 
 # --- 1. cold start ------------------------------------------------------------------------------
 
-def cold_start(work, image, cycles):
-    d = Daemon(os.path.join(work, "cold"), "scale-to-zero-grace-period-seconds: 0\n")
+def cold_start(work, image, cycles, network="host"):
+    config = "scale-to-zero-grace-period-seconds: 0\n"
+    if network == "bridge":  # a bridge and subnet of the bench's own, the pool's default size
+        config += "network: bridge\nnetwork-bridge: elfbench0\nnetwork-subnet: 10.199.0.0/24\n"
+    d = Daemon(os.path.join(work, "cold-" + network), config)
     try:
         d.cli("service", "create", "cold", "--image", f"oci:{image}:latest", "--scale-window", "6s")
         host = "cold.default.localhost"
@@ -165,6 +170,8 @@ def cold_start(work, image, cycles):
     runc_root = os.path.join(work, "floor-runc")
     os.makedirs(bundle, exist_ok=True)
     spec["root"] = {"path": image_rootfs or rootfs, "readonly": True}
+    # The floor runs on the host's network: no namespace to make or wire.
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
     for i in range(cycles):
         port = free_port()
         spec["process"]["env"] = [e if not e.startswith("PORT=") else f"PORT={port}" for e in spec["process"]["env"]]
@@ -946,6 +953,25 @@ def sink_lines(x, seconds, rounds):
     ]
 
 
+def cold_network_lines(host, bridge, floor, starts):
+    def ms(v):
+        return f"{v * 1000:.1f}"
+    f50, f99 = percentile(floor, 50), percentile(floor, 99)
+    return [
+        "## Cold start with a network namespace per instance vs the host's network (issue 15)",
+        "",
+        "| path | runs | p50 ms | p99 ms | p50 / floor | p99 / floor |",
+        "|---|---|---|---|---|---|",
+        f"| floor: `runc run -d` + first byte, host network | {len(floor)} | {ms(f50)} | {ms(f99)} | 1.00× | 1.00× |",
+        f"| elafrosd, `network: host` | {len(host)} | {ms(percentile(host, 50))} | {ms(percentile(host, 99))} | {percentile(host, 50) / f50:.2f}× | {percentile(host, 99) / f99:.2f}× |",
+        f"| elafrosd, `network: bridge` (pool of 8) | {len(bridge)} | {ms(percentile(bridge, 50))} | {ms(percentile(bridge, 99))} | {percentile(bridge, 50) / f50:.2f}× | {percentile(bridge, 99) / f99:.2f}× |",
+        f"| **bridge / host** | | **{percentile(bridge, 50) / percentile(host, 50):.2f}×** | {percentile(bridge, 99) / percentile(host, 99):.2f}× | | |",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `bench/bench.py --only cold`; "
+        f"inside elafrosd, runc took a median {statistics.median(starts) if starts else 0:.0f} ms of each bridge-mode cold start.",
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "README.md"))
@@ -955,7 +981,7 @@ def main():
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--build-rounds", type=int, default=3)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
-    ap.add_argument("--only", choices=["api", "descriptors", "events", "builds", "sinks"],
+    ap.add_argument("--only", choices=["api", "descriptors", "events", "builds", "sinks", "cold"],
                     help="run only this benchmark (and report only it)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="elafros-bench-")
@@ -977,6 +1003,12 @@ def main():
             run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
             x = descriptors(work, nginx_image, args.seconds, args.rounds)
             print("\n".join(descriptor_lines(x, args.seconds, args.rounds)))
+            return
+        if args.only == "cold":
+            run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
+            host, floor, _ = cold_start(work, nginx_image, args.cycles, "host")
+            bridge, floor2, starts = cold_start(work, nginx_image, args.cycles, "bridge")
+            print("\n".join(cold_network_lines(host, bridge, floor + floor2, starts)))
             return
         print("API…", file=sys.stderr)
         api = api_bench(work, hello_image, 16, args.api_services, 100, 20)

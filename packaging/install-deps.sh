@@ -9,6 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libfmt-dev libspdlog-dev libyaml-cpp-dev libcli11-dev
   libarchive-dev zlib1g-dev libssl-dev catch2 libhowardhinnant-date-dev tzdata
+  libmnl-dev libnftables-dev
   # run
   runc git
   # tests and examples

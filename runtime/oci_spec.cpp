@@ -307,9 +307,13 @@ json::object make_runtime_spec(const BundleSpec& b) {
                                                : to_array({"rbind", "rw", "nosuid", "nodev"})}});
 
   json::object linux;
-  // No network namespace: instances share the host network and listen on a loopback port.
-  linux["namespaces"] = json::array{json::object{{"type", "pid"}}, json::object{{"type", "mount"}},
-                                    json::object{{"type", "ipc"}}, json::object{{"type", "uts"}}};
+  // A network namespace made and wired ahead (runtime/bridge_network), or none: the host's
+  // network, where the instance listens on a loopback port (network: host).
+  json::array namespaces{json::object{{"type", "pid"}}, json::object{{"type", "mount"}},
+                         json::object{{"type", "ipc"}}, json::object{{"type", "uts"}}};
+  if (!b.netns_path.empty())
+    namespaces.push_back(json::object{{"type", "network"}, {"path", b.netns_path}});
+  linux["namespaces"] = std::move(namespaces);
   linux["cgroupsPath"] = b.cgroups_path;
   json::object resources{
       {"pids", json::object{{"limit", b.pids_limit}}},

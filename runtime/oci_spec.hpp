@@ -49,6 +49,7 @@ struct BundleSpec {
   bool no_new_privileges = true;
   bool readonly_rootfs = false;
   bool seccomp = true;
+  std::string netns_path;  // a network namespace to join; "": the host's network
 
   static std::vector<std::string> default_capabilities_list();
 };

@@ -176,7 +176,8 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
 namespace {
 
 // The host's /etc/hosts with a loopback line for every *.localhost host an env value's URL names.
-Result<void> write_hosts_file(const std::string& path, const std::vector<EnvVar>& env) {
+Result<void> write_hosts_file(const std::string& path, const std::vector<EnvVar>& env,
+                              const std::string& proxy_address) {
   std::string text;
   if (std::ifstream in("/etc/hosts"); in) {
     std::ostringstream all;
@@ -198,7 +199,7 @@ Result<void> write_hosts_file(const std::string& path, const std::vector<EnvVar>
     }
   }
   if (!names.empty()) {
-    text += "# names the instance's environment points at (elafros)\n127.0.0.1";
+    text += "# names the instance's environment points at (elafros)\n" + proxy_address;
     for (const auto& n : names) text += "\t" + n;
     text += "\n";
   }
@@ -313,7 +314,16 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   // The host's /etc/hosts, plus the *.localhost names the instance's environment points at
   // (K_SINK: a broker's ingress, a service): RFC 6761 puts them on the loopback, which the
   // proxy listens on, but not every resolver knows it.
-  if (auto hosts = write_hosts_file(dir + "/hosts", spec.container.env); !hosts)
+  // In a network namespace of its own, the proxy is at the bridge's gateway, not on loopback.
+  if (network_ && !spec.build_step) {
+    auto slot = network_->acquire(spec.container_id);
+    if (!slot) return fail(slot.error());
+    bundle.netns_path = slot->netns_path;
+  }
+  if (auto hosts = write_hosts_file(
+          dir + "/hosts", spec.container.env,
+          network_ && !spec.build_step ? network_->gateway() : std::string("127.0.0.1"));
+      !hosts)
     return fail(hosts.error());
   bundle.readonly_files.emplace_back(dir + "/hosts", "/etc/hosts");
   if (auto r = write_file_atomic(dir + "/config.json", json::serialize(make_runtime_spec(bundle)));
@@ -433,6 +443,7 @@ Result<void> RuncRuntime::remove_cgroups(const std::string& id) {
 }
 
 Result<void> RuncRuntime::cleanup_files(const std::string& id) {
+  if (network_) network_->release(id);  // its namespace, once the container is gone
   std::string dir = instance_dir(id);
   std::string merged = dir + "/rootfs";
   // Unmount until nothing is mounted there (a failed start may have mounted once).
@@ -543,6 +554,31 @@ ResourceUsage RuncRuntime::usage(const std::string& id) {
 
 std::string RuncRuntime::tail_logs(const std::string& id, std::size_t lines) {
   return spool_tail(options_.data_dir, id, lines);
+}
+
+bool RuncRuntime::isolated_network() const {
+  return network_ != nullptr;
+}
+
+std::string RuncRuntime::address(const std::string& container_id) {
+  return network_ ? network_->address_of(container_id) : std::string();
+}
+
+Result<void> RuncRuntime::adopt_network(const std::string& container_id,
+                                        const std::string& address) {
+  if (!network_) return {};
+  if (address.empty())
+    return Error::not_found("it ran on the host's network; it is replaced by one in a namespace");
+  auto slot = network_->adopt(container_id, address);
+  if (!slot) return slot.error();
+  return {};
+}
+
+Result<void> RuncRuntime::sweep_networks() {
+  if (!network_) return {};
+  network_->remove_unused();
+  network_->start_refilling();
+  return {};
 }
 
 }  // namespace elafros

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "atomic_file.hpp"
+#include "bridge_network.hpp"
 #include "elafros/container_runtime.hpp"
 #include "elafros/process_runner.hpp"
 #include "image_store.hpp"
@@ -44,6 +45,14 @@ class RuncRuntime final : public ContainerRuntime {
   std::vector<std::string> list() override;
   std::string tail_logs(const std::string& container_id, std::size_t lines) override;
   ResourceUsage usage(const std::string& container_id) override;
+  bool isolated_network() const override;
+  std::string address(const std::string& container_id) override;
+  Result<void> adopt_network(const std::string& container_id, const std::string& address) override;
+  Result<void> sweep_networks() override;
+
+  // Gives every instance (not build steps) a network namespace of its own from `network`
+  // (docs/architecture.md, "Isolation"); set before the first start. Null: the host's network.
+  void set_network(BridgeNetwork* network) { network_ = network; }
 
   std::string instance_dir(const std::string& container_id) const;
   // The CPU weight of the containers' parent cgroup as a whole (cgroup v1 cpu.shares, whose
@@ -67,6 +76,7 @@ class RuncRuntime final : public ContainerRuntime {
   ProcessRunnerPtr runner_;
   std::shared_ptr<ImageStore> images_;
   std::string state_root_;
+  BridgeNetwork* network_ = nullptr;
 };
 
 }  // namespace elafros

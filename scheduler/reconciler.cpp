@@ -41,6 +41,15 @@ using asio::use_awaitable;
 namespace elafros {
 namespace {
 
+// "10.63.0.2" as an IPv4 address in host order, as the routing table holds it; 0 (the
+// loopback) for "" or anything else.
+std::uint32_t ipv4_host_order(const std::string& address) {
+  if (address.empty()) return 0;
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address_v4(address, ec);
+  return ec ? 0 : a.to_uint();
+}
+
 std::int64_t unix_now(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::seconds>(clock.wall().time_since_epoch()).count();
 }
@@ -193,7 +202,16 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       RevisionPtr rev = find_revision(rec.namespace_, rec.revision);
       ContainerStatus st =
           co_await offload(blocking_.get_executor(), &ContainerRuntime::status, &runtime_, rec.id);
-      if (rev && st.running && st.pid == rec.pid && rec.state != InstanceState::kStopping) {
+      bool network_ok = true;
+      if (rev && st.running && runtime_.isolated_network()) {
+        // Its network namespace must still be there, attached to the bridge made anew.
+        auto adopted = co_await offload(blocking_.get_executor(), &ContainerRuntime::adopt_network,
+                                        &runtime_, rec.id, rec.address);
+        if (!adopted) spdlog::warn("instance {}: {}", rec.id, adopted.error().message);
+        network_ok = adopted.ok() && !rec.address.empty();
+      }
+      if (rev && st.running && network_ok && st.pid == rec.pid &&
+          rec.state != InstanceState::kStopping) {
         auto inst = std::make_shared<Instance>();
         inst->record = rec;
         used_ports_.insert(rec.port);
@@ -218,6 +236,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     auto ids = co_await offload(blocking_.get_executor(), &ContainerRuntime::list, &runtime_);
     for (const auto& id : ids)
       if (!known.count(id)) co_await discard(stray_record(id));
+    // Network namespaces and veths no adopted instance holds (docs/architecture.md, "Faults").
+    (void)co_await offload(blocking_.get_executor(), &ContainerRuntime::sweep_networks, &runtime_);
 
     recovering_ = false;
     for (auto& [k, s] : services_) {
@@ -613,7 +633,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->record.namespace_ = r.meta.namespace_;
     inst->record.service = r.service;
     inst->record.revision = r.meta.name;
-    inst->record.port = allocate_port();
+    // In a network namespace of its own, an instance listens on its container port (Knative's
+    // runtime contract); on the host's network, on a loopback port of its own.
+    inst->record.port = runtime_.isolated_network() ? r.spec.container.port() : allocate_port();
     inst->record.created_unix = unix_now(*clock_);
     inst->created_ms = wall_ms();
     rev->instances.push_back(inst);
@@ -674,6 +696,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     }
     inst->record.pid = pid.value();
     inst->record.state = InstanceState::kRunning;
+    if (runtime_.isolated_network()) inst->record.address = runtime_.address(inst->record.id);
     if (inst->stop_requested) {
       watch_exit(inst);  // so that stop() sees the exit it causes
       co_return;
@@ -793,8 +816,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   // One readiness check: a TCP connect, or an HTTP GET answered with 2xx or 3xx.
   awaitable<bool> check_once(const InstancePtr& inst, const std::optional<ReadinessProbe>& probe) {
-    asio::ip::tcp::endpoint ep(asio::ip::address_v4::loopback(),
-                               static_cast<unsigned short>(inst->record.port));
+    boost::system::error_code aec;
+    auto address = inst->record.address.empty()
+                       ? asio::ip::address_v4::loopback()
+                       : asio::ip::make_address_v4(inst->record.address, aec);
+    asio::ip::tcp::endpoint ep(address, static_cast<unsigned short>(inst->record.port));
     asio::ip::tcp::socket socket(control_);
     boost::system::error_code ec;
     co_await socket.async_connect(ep, asio::redirect_error(use_awaitable, ec));
@@ -1188,8 +1214,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
             rr->limited = rev->resources.message;
           for (const auto& inst : rev->instances)
             if (inst->phase == Phase::kReady)
-              rr->endpoints.push_back(
-                  {inst->record.id, static_cast<std::uint16_t>(inst->record.port), inst->stats});
+              rr->endpoints.push_back({inst->record.id,
+                                       static_cast<std::uint16_t>(inst->record.port), inst->stats,
+                                       ipv4_host_order(inst->record.address)});
         }
         return revision_routes[rev_name] = std::move(rr);
       };

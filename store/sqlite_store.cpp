@@ -361,7 +361,9 @@ Result<void> SqliteStore::migrate() {
                 : v == 3 ? exec(kOwnerIndex)
                 : v == 4 ? exec(kEventTables)
                 : v == 5 ? exec(kUsageTables)
-                         : exec(kActiveColumn);
+                : v == 6
+                    ? exec(kActiveColumn)
+                    : exec("ALTER TABLE instances ADD COLUMN address TEXT NOT NULL DEFAULT ''");
     if (!step) return step.error();
     if (auto r = exec(fmt::format("PRAGMA user_version={}", v + 1).c_str()); !r) return r.error();
     if (auto r = tx.commit(); !r) return r.error();
@@ -834,7 +836,7 @@ Result<void> SqliteStore::mark_revision_ready(const std::string& ns, const std::
   return {};
 }
 Result<void> SqliteStore::put_instance(const InstanceRecord& i) {
-  Statement st(db_, "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?)");
+  Statement st(db_, "INSERT OR REPLACE INTO instances VALUES (?,?,?,?,?,?,?,?,?)");
   st.bind(1, i.id)
       .bind(2, i.namespace_)
       .bind(3, i.service)
@@ -842,7 +844,8 @@ Result<void> SqliteStore::put_instance(const InstanceRecord& i) {
       .bind(5, std::int64_t{i.port})
       .bind(6, std::int64_t{i.pid})
       .bind(7, std::string(state_text(i.state)))
-      .bind(8, i.created_unix);
+      .bind(8, i.created_unix)
+      .bind(9, i.address);
   if (st.step() != SQLITE_DONE) return st.error("recording the instance failed");
   return {};
 }
@@ -868,6 +871,7 @@ Result<std::vector<InstanceRecord>> SqliteStore::list_instances() {
     i.pid = static_cast<int>(st.integer(5));
     i.state = text_state(st.text(6));
     i.created_unix = st.integer(7);
+    i.address = st.text(8);  // schema 8
     out.push_back(std::move(i));
   }
   if (rc != SQLITE_DONE) return st.error("listing instances failed");

@@ -21,7 +21,7 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
   // Seals Secrets' data and annotations from now on (docs/architecture.md, "Secrets"); the
   // cipher outlives the store.
   void set_secret_cipher(SecretCipher* cipher) { cipher_ = cipher; }

@@ -67,6 +67,17 @@ class ContainerRuntime {
   virtual std::vector<std::string> list() = 0;
   // CPU, memory and OOM kills from the instance's cgroup, while it exists (until remove()).
   virtual ResourceUsage usage(const std::string& /*container_id*/) { return {}; }
+  // Per-instance networks (docs/architecture.md, "Isolation"): whether each instance has a
+  // network namespace of its own (then PORT is the container port), the address a started one
+  // has there, taking back an instance's namespace after a restart, and removing the ones no
+  // instance holds. Without them, instances share the host's network on loopback ports.
+  virtual bool isolated_network() const { return false; }
+  virtual std::string address(const std::string& /*container_id*/) { return {}; }
+  virtual Result<void> adopt_network(const std::string& /*container_id*/,
+                                     const std::string& /*address*/) {
+    return {};
+  }
+  virtual Result<void> sweep_networks() { return {}; }
   // The last lines the instance wrote to stdout and stderr, for failure messages.
   virtual std::string tail_logs(const std::string& container_id, std::size_t lines) = 0;
 };

@@ -185,6 +185,9 @@ struct InstanceRecord {
   int pid = 0;
   InstanceState state = InstanceState::kStarting;
   std::int64_t created_unix = 0;
+  // Where the proxy reaches it: its own network namespace's address, or "" for the host's
+  // loopback (network: host).
+  std::string address;
 };
 
 struct ImageRecord {

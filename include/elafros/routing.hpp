@@ -101,8 +101,9 @@ class RevisionStats {
 
 struct Endpoint {
   std::string instance_id;
-  std::uint16_t port = 0;  // on 127.0.0.1
+  std::uint16_t port = 0;
   std::shared_ptr<EndpointStats> stats;
+  std::uint32_t address = 0;  // IPv4, host order; 0: 127.0.0.1
 };
 
 struct RevisionRoute {

@@ -150,6 +150,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                      {"pid", i.record.pid},
                      {"port", i.record.port},
                      {"phase", i.phase}};
+      if (!i.record.address.empty()) o["address"] = i.record.address;  // its own namespace's
       if (!i.last_error.empty()) {
         o["lastError"] = i.last_error;
         o["removalAttempts"] = i.removal_attempts;

@@ -21,6 +21,14 @@ struct DaemonConfig {
   // securityContext's bounds (docs/architecture.md, "Isolation"): Knative's secure-pod-defaults,
   // and whether a container may ask for seccompProfile Unconfined.
   std::string secure_pod_defaults = "disabled";
+  // Per-instance networks (docs/architecture.md, "Isolation"): "bridge" gives every instance a
+  // network namespace on network-bridge's network-subnet; "host" (the default until the proxy
+  // relays a request body and its response at once) shares the host's network.
+  std::string network = "host";
+  std::string network_bridge = "elafros0";
+  std::string network_subnet = "10.63.0.0/16";
+  int network_pool_size = 8;
+  bool network_service_to_service = false;  // instances may call services through the proxy
   bool seccomp_unconfined = false;
   std::string log_level = "info";
   int readiness_timeout_seconds = 60;

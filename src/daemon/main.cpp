@@ -310,6 +310,24 @@ int run(const DaemonConfig& cfg) {
   ProxyServer proxy(proxy_io, routes, popts);
   if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
   std::string listen = fmt::format("{}:{}", address, proxy.port());
+  // A network namespace per instance (docs/architecture.md, "Isolation"), once the proxy's
+  // port is known: instances reach it at the bridge's gateway.
+  std::unique_ptr<BridgeNetwork> network;
+  if (cfg.network == "bridge") {
+    BridgeOptions nopts;
+    nopts.bridge = cfg.network_bridge;
+    nopts.subnet = cfg.network_subnet;
+    nopts.pool_size = static_cast<std::size_t>(cfg.network_pool_size);
+    nopts.proxy_port = proxy.port();
+    auto opened = BridgeNetwork::open(nopts);
+    if (!opened)
+      throw std::runtime_error(opened.error().message +
+                               " (network: host in the config shares the host's network instead)");
+    network = std::move(opened.value());
+    runtime.set_network(network.get());
+    proxy.set_instance_network(network->subnet_base(), network->subnet_mask(),
+                               cfg.network_service_to_service);
+  }
   // The daemon's own senders (sources, triggers) prove to the ingress who they are.
   EventCredentials event_credentials(
       fmt::format("http://broker-ingress.{}:{}", cfg.domain, proxy.port()));
@@ -484,6 +502,10 @@ int run(const DaemonConfig& cfg) {
                                                                      : AnonymousPublish::kLoopback;
   ingress_policy.mode = authorization_mode_from(cfg.default_authorization_mode)
                             .value_or(AuthorizationMode::kAllowSameNamespace);
+  if (network) {
+    ingress_policy.instance_subnet = network->subnet_base();
+    ingress_policy.instance_mask = network->subnet_mask();
+  }
   ingress.set_policy(ingress_policy, control);
   BuildControllerOptions bopts;
   bopts.data_dir = builds_dir;
@@ -693,6 +715,7 @@ int run(const DaemonConfig& cfg) {
   store_thread.join();
   blocking.join();
   build_work.join();
+  if (network) network->shut_down();  // the bridge and its rules; instances keep their namespaces
   logs.stop();
   build_logs.stop();
   telemetry.stop();
@@ -710,7 +733,7 @@ int main(int argc, char** argv) {
       "elafrosd: a serverless runtime for one machine (Knative semantics, runc containers)"};
   DaemonConfig defaults;
   std::string config_file, data_dir, socket, listen, domain, runtime, log_level, metrics_listen,
-      access_log, api_listen, tls_cert, tls_key;
+      access_log, api_listen, tls_cert, tls_key, network, network_bridge, network_subnet;
   app.add_option("--config", config_file, "YAML config file; flags override its keys");
   app.add_option("--data-dir", data_dir,
                  fmt::format("state directory (default {})", defaults.data_dir));
@@ -733,6 +756,13 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", tls_key, "the key of --tls-cert (PEM)");
   app.add_option("--access-log", access_log,
                  "per-request JSON lines to this file, or \"stdout\" (default: off)");
+  app.add_option("--network", network,
+                 "bridge: a network namespace per instance; host: the host's network (default)")
+      ->check(CLI::IsMember({"bridge", "host"}));
+  app.add_option("--network-bridge", network_bridge,
+                 fmt::format("the instances' bridge (default {})", defaults.network_bridge));
+  app.add_option("--network-subnet", network_subnet,
+                 fmt::format("the instances' IPv4 subnet (default {})", defaults.network_subnet));
   app.set_version_flag("--version", std::string(kVersion));
   CLI11_PARSE(app, argc, argv);
 
@@ -750,6 +780,9 @@ int main(int argc, char** argv) {
     if (!tls_cert.empty()) cfg.tls_cert = tls_cert;
     if (!tls_key.empty()) cfg.tls_key = tls_key;
     if (!access_log.empty()) cfg.access_log = access_log;
+    if (!network.empty()) cfg.network = network;
+    if (!network_bridge.empty()) cfg.network_bridge = network_bridge;
+    if (!network_subnet.empty()) cfg.network_subnet = network_subnet;
     return run(cfg);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());

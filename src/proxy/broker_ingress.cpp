@@ -204,7 +204,9 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
                     "Authorization: Bearer elf_… (elafros token create NAME --namespace {} "
                     "--role edit); broker-anonymous-publish lets anonymous senders in only {}",
                     parts[1], parts[0], parts[0],
-                    policy_.anonymous == AnonymousPublish::kNone ? "never" : "from the loopback")};
+                    policy_.anonymous == AnonymousPublish::kNone
+                        ? "never"
+                        : "from this machine (the loopback and its instances)")};
   }
   if (refused) co_return co_await refuse(*refused, counted, false);
 
@@ -311,7 +313,9 @@ bool BrokerIngress::anonymous_allowed(beast::tcp_stream& client) const {
   if (ec) return false;
   if (address.is_v6() && address.to_v6().is_v4_mapped())
     address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
-  return address.is_loopback();
+  if (address.is_loopback()) return true;
+  return policy_.instance_mask != 0 && address.is_v4() &&
+         (address.to_v4().to_uint() & policy_.instance_mask) == policy_.instance_subnet;
 }
 
 BrokerCounters& BrokerIngress::counters(const std::string& ns, const std::string& broker) {

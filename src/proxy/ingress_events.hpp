@@ -74,6 +74,10 @@ struct IngressPolicy {
   const EventCredentials* credentials = nullptr;  // the daemon's own senders'
   const PublishTokens* tokens = nullptr;          // unset: tokens are refused (401)
   AnonymousPublish anonymous = AnonymousPublish::kLoopback;
+  // The instances' subnet (host order; mask 0: none): with kLoopback, senders there are on this
+  // machine too (an app in its own network namespace posting to K_SINK).
+  std::uint32_t instance_subnet = 0;
+  std::uint32_t instance_mask = 0;
   AuthorizationMode mode = AuthorizationMode::kAllowSameNamespace;
 };
 

@@ -108,9 +108,15 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       }
       socket.set_option(tcp::no_delay(true), ec);
       std::string peer;
+      bool from_instance = false;
       {
         auto ep = socket.remote_endpoint(ec);
-        if (!ec) peer = ep.address().to_string();
+        if (!ec) {
+          peer = ep.address().to_string();
+          from_instance =
+              options_.instance_mask != 0 && ep.address().is_v4() &&
+              (ep.address().to_v4().to_uint() & options_.instance_mask) == options_.instance_subnet;
+        }
       }
       // The kernel gives the lowest free descriptor: this one's number says how many are in
       // use. Near the limit, the connection is answered 503 rather than served.
@@ -137,8 +143,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         continue;
       }
       ++per_client_[peer];  // here, not in the session: the next accept may come first
-      asio::co_spawn(io_, session(self, beast::tcp_stream(std::move(socket)), std::move(peer)),
-                     asio::detached);
+      asio::co_spawn(
+          io_, session(self, beast::tcp_stream(std::move(socket)), std::move(peer), from_instance),
+          asio::detached);
     }
   }
 
@@ -210,7 +217,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, beast::tcp_stream client,
-                          std::string peer) {
+                          std::string peer, bool from_instance) {
     ++connections_;
     struct Held {
       std::size_t& n;
@@ -265,6 +272,15 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         bool ok = co_await options_.ingress->serve(client, buffer, parser, keep_alive);
         if (!ok) break;
         continue;
+      }
+      if (from_instance && !options_.service_to_service) {
+        std::string body = fmt::format(
+            "instances may not call services through the proxy (\"{}\"): an operator turns "
+            "network-service-to-service on; the brokers' ingress is open to instances",
+            std::string(host));
+        co_await send_simple(client, req.version(), http::status::forbidden, std::move(body),
+                             false);
+        break;
       }
       RoutingTablePtr table = routes_.load();
       const ServiceRoute* route = table->find(host);
@@ -666,7 +682,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     req.set("X-Forwarded-Proto", "http");
 
     auto timeout = std::chrono::seconds(revision.timeout_seconds);
-    tcp::endpoint upstream_ep(asio::ip::address_v4::loopback(), endpoint.port);
+    tcp::endpoint upstream_ep(endpoint.address != 0 ? asio::ip::address_v4(endpoint.address)
+                                                    : asio::ip::address_v4::loopback(),
+                              endpoint.port);
 
     std::unique_ptr<beast::tcp_stream> upstream;
     bool reused = false;
@@ -911,6 +929,12 @@ void ProxyServer::start() {
 }
 void ProxyServer::stop_accepting() {
   impl_->stop_accepting();
+}
+void ProxyServer::set_instance_network(std::uint32_t subnet, std::uint32_t mask,
+                                       bool service_to_service) {
+  impl_->options_.instance_subnet = subnet;
+  impl_->options_.instance_mask = mask;
+  impl_->options_.service_to_service = service_to_service;
 }
 std::uint16_t ProxyServer::port() const {
   return impl_->port_;

@@ -52,6 +52,12 @@ struct ProxyOptions {
   // The brokers' ingress, on this listener for requests to ingress_host (any port).
   BrokerIngress* ingress = nullptr;
   std::string ingress_host;
+  // Instances in network namespaces of their own (runtime/bridge_network) connect from this
+  // IPv4 subnet (host order; mask 0: none): they reach the brokers' ingress, and services only
+  // with service_to_service (network-service-to-service).
+  std::uint32_t instance_subnet = 0;
+  std::uint32_t instance_mask = 0;
+  bool service_to_service = true;
 };
 
 // Called on the proxy thread when a revision has requests waiting for capacity: namespace,
@@ -71,6 +77,8 @@ class ProxyServer {
   void start();
   // Stops accepting; open connections finish their current request.
   void stop_accepting();
+  // Where instances connect from (ProxyOptions::instance_subnet); before start().
+  void set_instance_network(std::uint32_t subnet, std::uint32_t mask, bool service_to_service);
   std::uint16_t port() const;
   // Set before start(): how the activator pokes the autoscaler.
   void set_demand_callback(DemandCallback callback);

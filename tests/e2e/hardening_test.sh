@@ -11,6 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 "$src/tests/e2e/apps/build-rawecho.sh" "$work/image" >/dev/null
 "$src/examples/buildpacks/build-builder.sh" "$work/python" >/dev/null
+daemon_args=(--network bridge)  # a network namespace per instance, as the isolation issue asks
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 img="oci:$work/image:latest"

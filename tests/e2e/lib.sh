@@ -15,6 +15,9 @@ sock=$work/elafros.sock
 daemon_pid=""
 failures=0
 extra_pids=()  # processes a test started besides the daemon (a subscriber): ended by cleanup
+# Each test's daemon has a bridge and a /24 of its own, so that tests run side by side.
+net_bridge=elt$(($$ % 1000000))
+net_subnet=10.$((200 + $$ % 50)).$(($$ / 50 % 256)).0/24
 
 cleanup() {
   set +e
@@ -32,6 +35,16 @@ cleanup() {
     for id in $(runc --root "$root" list -q 2>/dev/null); do runc --root "$root" delete --force "$id" >/dev/null 2>&1; done
   done
   grep -o "$work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  # What a killed daemon left of its network: namespaces (their veths go with them), the
+  # nftables table, the bridge.
+  local ns
+  for ns in /run/elafros/"$net_bridge"/netns/*; do
+    [ -e "$ns" ] || continue
+    umount -l "$ns" 2>/dev/null; rm -f "$ns"
+  done
+  rm -rf /run/elafros/"$net_bridge"
+  nft delete table ip "elafros_$net_bridge" 2>/dev/null
+  ip link delete "$net_bridge" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,7 +74,8 @@ start_subscriber() {
 }
 
 start_daemon() {
-  "$elafrosd" --data-dir "$data" --socket "$sock" --listen "127.0.0.1:${port:-0}" "${daemon_args[@]}" >>"$work/daemon.log" 2>&1 &
+  "$elafrosd" --data-dir "$data" --socket "$sock" --listen "127.0.0.1:${port:-0}" \
+    --network-bridge "$net_bridge" --network-subnet "$net_subnet" "${daemon_args[@]}" >>"$work/daemon.log" 2>&1 &
   daemon_pid=$!
   for _ in $(seq 100); do
     e status >/dev/null 2>&1 && return 0

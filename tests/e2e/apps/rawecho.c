@@ -16,7 +16,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { kMax = 1 << 20 };
@@ -146,8 +148,37 @@ static int syscalls(void) {
   return 0;
 }
 
+// `rawecho sniff SECONDS MARKER`: counts the packets a raw socket sees in this network
+// namespace that hold MARKER (needs CAP_NET_RAW).
+static int sniff(int seconds, const char* marker) {
+  int s = socket(AF_PACKET, SOCK_RAW, htons(0x0003 /* ETH_P_ALL */));
+  if (s < 0) {
+    perror("rawecho: raw socket");
+    return 1;
+  }
+  struct timeval tv = {1, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  time_t end = time(NULL) + seconds;
+  int seen = 0;
+  static char packet[65536];
+  size_t m = strlen(marker);
+  printf("sniffing\n");
+  fflush(stdout);
+  while (time(NULL) < end) {
+    ssize_t n = recv(s, packet, sizeof packet, 0);
+    for (ssize_t i = 0; n > 0 && i + (ssize_t)m <= n; ++i)
+      if (memcmp(packet + i, marker, m) == 0) {
+        ++seen;
+        break;
+      }
+  }
+  printf("seen=%d\n", seen);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "syscalls") == 0) return syscalls();
+  if (argc > 3 && strcmp(argv[1], "sniff") == 0) return sniff(atoi(argv[2]), argv[3]);
   const char* port = argc > 1 ? argv[1] : getenv("PORT");
   if (!port) {
     fprintf(stderr, "rawecho: give a port, or set PORT\n");
