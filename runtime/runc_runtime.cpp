@@ -298,7 +298,10 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   bundle.hostname = spec.service;
   bundle.cgroups_path = "/" + options_.cgroup_parent + "/" + spec.container_id;
   bundle.binds = spec.binds;
-  if (auto sec = resolve_security(spec.container.security_context, options_.security,
+  // secure-pod-defaults are Serving's (Knative's config-features): build steps keep theirs.
+  SecurityPolicy policy = options_.security;
+  if (spec.build_step) policy.secure_pod_defaults = "disabled";
+  if (auto sec = resolve_security(spec.container.security_context, policy,
                                   spec.build_step ? 0 : spec.container.port(), bundle);
       !sec)
     return fail(sec.error());
