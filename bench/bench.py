@@ -170,6 +170,10 @@ def cold_start(work, image, cycles, network="host"):
     runc_root = os.path.join(work, "floor-runc")
     os.makedirs(bundle, exist_ok=True)
     spec["root"] = {"path": image_rootfs or rootfs, "readonly": True}
+    # The instance's own /etc/hosts went with it: the floor binds the host's.
+    for m in spec["mounts"]:
+        if m.get("destination") == "/etc/hosts":
+            m["source"] = "/etc/hosts"
     # The floor runs on the host's network: no namespace to make or wire.
     spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
     for i in range(cycles):
@@ -181,8 +185,10 @@ def cold_start(work, image, cycles, network="host"):
             json.dump(spec, f)
         with open(os.devnull, "w") as null:
             start = time.perf_counter()
-            subprocess.run(["runc", "--root", runc_root, "run", "--detach", "--bundle", bundle, cid],
-                           stdin=subprocess.DEVNULL, stdout=null, stderr=null, check=True)
+            r = subprocess.run(["runc", "--root", runc_root, "run", "--detach", "--bundle", bundle, cid],
+                               stdin=subprocess.DEVNULL, stdout=null, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("the floor's runc run failed: " + r.stderr.strip())
             t = first_byte(port, "floor")
             elapsed = time.perf_counter() - start
         run(["runc", "--root", runc_root, "delete", "--force", cid], check=False)
@@ -953,25 +959,6 @@ def sink_lines(x, seconds, rounds):
     ]
 
 
-def cold_network_lines(host, bridge, floor, starts):
-    def ms(v):
-        return f"{v * 1000:.1f}"
-    f50, f99 = percentile(floor, 50), percentile(floor, 99)
-    return [
-        "## Cold start with a network namespace per instance vs the host's network (issue 15)",
-        "",
-        "| path | runs | p50 ms | p99 ms | p50 / floor | p99 / floor |",
-        "|---|---|---|---|---|---|",
-        f"| floor: `runc run -d` + first byte, host network | {len(floor)} | {ms(f50)} | {ms(f99)} | 1.00× | 1.00× |",
-        f"| elafrosd, `network: host` | {len(host)} | {ms(percentile(host, 50))} | {ms(percentile(host, 99))} | {percentile(host, 50) / f50:.2f}× | {percentile(host, 99) / f99:.2f}× |",
-        f"| elafrosd, `network: bridge` (pool of 8) | {len(bridge)} | {ms(percentile(bridge, 50))} | {ms(percentile(bridge, 99))} | {percentile(bridge, 50) / f50:.2f}× | {percentile(bridge, 99) / f99:.2f}× |",
-        f"| **bridge / host** | | **{percentile(bridge, 50) / percentile(host, 50):.2f}×** | {percentile(bridge, 99) / percentile(host, 99):.2f}× | | |",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `bench/bench.py --only cold`; "
-        f"inside elafrosd, runc took a median {statistics.median(starts) if starts else 0:.0f} ms of each bridge-mode cold start.",
-    ]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "README.md"))
@@ -981,7 +968,7 @@ def main():
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--build-rounds", type=int, default=3)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
-    ap.add_argument("--only", choices=["api", "descriptors", "events", "builds", "sinks", "cold"],
+    ap.add_argument("--only", choices=["api", "descriptors", "events", "builds", "sinks"],
                     help="run only this benchmark (and report only it)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="elafros-bench-")
@@ -1003,12 +990,6 @@ def main():
             run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
             x = descriptors(work, nginx_image, args.seconds, args.rounds)
             print("\n".join(descriptor_lines(x, args.seconds, args.rounds)))
-            return
-        if args.only == "cold":
-            run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
-            host, floor, _ = cold_start(work, nginx_image, args.cycles, "host")
-            bridge, floor2, starts = cold_start(work, nginx_image, args.cycles, "bridge")
-            print("\n".join(cold_network_lines(host, bridge, floor + floor2, starts)))
             return
         print("API…", file=sys.stderr)
         api = api_bench(work, hello_image, 16, args.api_services, 100, 20)

@@ -32,7 +32,7 @@ http {
   uwsgi_temp_path /tmp/uwsgi; scgi_temp_path /tmp/scgi;
   keepalive_requests 1000000;
   server {
-    listen PORT;  # every address: in its own network namespace, the proxy comes through the bridge
+    listen 127.0.0.1:PORT;
     location / { return 200 "hello from nginx\n"; }
   }
 }
