@@ -95,6 +95,23 @@ struct Message {
     ifm->ifi_index = index;
     return ifm;
   }
+  // RTM_NEWLINK's body that brings link `index` up.
+  ifinfomsg* link_up(int index) {
+    ifinfomsg* ifm = link(index);
+    ifm->ifi_flags = IFF_UP;
+    ifm->ifi_change = IFF_UP;
+    return ifm;
+  }
+  // RTM_NEWADDR's body: IP (host order)/PREFIX on link `index`.
+  void address(int index, std::uint32_t ip, int prefix) {
+    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+    ifa->ifa_family = AF_INET;
+    ifa->ifa_prefixlen = static_cast<unsigned char>(prefix);
+    ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+    ifa->ifa_index = static_cast<unsigned>(index);
+    mnl_attr_put_u32(nlh, IFA_LOCAL, htonl(ip));
+    mnl_attr_put_u32(nlh, IFA_ADDRESS, htonl(ip));
+  }
 };
 
 int on_link(const nlmsghdr* nlh, void* data) {
@@ -277,23 +294,14 @@ Result<void> BridgeNetwork::set_up() {
         fmt::format("the bridge {} is missing after creating it", options_.bridge));
   {
     Message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
-    auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifaddrmsg)));
-    ifa->ifa_family = AF_INET;
-    ifa->ifa_prefixlen = static_cast<unsigned char>(prefix_);
-    ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-    ifa->ifa_index = static_cast<unsigned>(bridge);
-    std::uint32_t gw = htonl(base_ + 1);
-    mnl_attr_put_u32(m.nlh, IFA_LOCAL, gw);
-    mnl_attr_put_u32(m.nlh, IFA_ADDRESS, gw);
+    m.address(bridge, base_ + 1, prefix_);
     if (int e = netlink_->request(m.nlh); e != 0 && e != EEXIST)
       return Error::internal(fmt::format("giving the bridge {} the address {} failed: {}",
                                          options_.bridge, gateway_, std::strerror(e)));
   }
   {
     Message m(RTM_NEWLINK, 0);
-    ifinfomsg* ifm = m.link(bridge);
-    ifm->ifi_flags = IFF_UP;
-    ifm->ifi_change = IFF_UP;
+    m.link_up(bridge);
     if (int e = netlink_->request(m.nlh); e != 0)
       return Error::internal(
           fmt::format("bringing the bridge {} up failed: {}", options_.bridge, std::strerror(e)));
@@ -360,9 +368,7 @@ Result<NetworkSlot> BridgeNetwork::wire(std::uint32_t index) {
       return Error::internal(fmt::format("cannot open a netlink socket: {}", errno_text(errno)));
     {  // the host end on the bridge, the other end in the namespace as eth0
       Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
-      ifinfomsg* ifm = m.link(0);
-      ifm->ifi_flags = IFF_UP;
-      ifm->ifi_change = IFF_UP;
+      m.link_up(0);
       mnl_attr_put_strz(m.nlh, IFLA_IFNAME, veth.c_str());
       mnl_attr_put_u32(m.nlh, IFLA_MASTER, static_cast<std::uint32_t>(bridge));
       nlattr* info = mnl_attr_nest_start(m.nlh, IFLA_LINKINFO);
@@ -385,22 +391,14 @@ Result<NetworkSlot> BridgeNetwork::wire(std::uint32_t index) {
     // is in the namespace, so if_nametoindex looks there.
     for (const char* name : {"lo", "eth0"}) {
       Message m(RTM_NEWLINK, 0);
-      ifinfomsg* ifm = m.link(static_cast<int>(::if_nametoindex(name)));
-      ifm->ifi_flags = IFF_UP;
-      ifm->ifi_change = IFF_UP;
+      m.link_up(static_cast<int>(::if_nametoindex(name)));
       if (int e = inner->request(m.nlh); e != 0)
         return Error::internal(fmt::format("bringing {} up failed: {}", name, std::strerror(e)));
     }
     int eth0 = static_cast<int>(::if_nametoindex("eth0"));
     {
       Message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
-      auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(ifaddrmsg)));
-      ifa->ifa_family = AF_INET;
-      ifa->ifa_prefixlen = static_cast<unsigned char>(prefix_);
-      ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-      ifa->ifa_index = static_cast<unsigned>(eth0);
-      mnl_attr_put_u32(m.nlh, IFA_LOCAL, htonl(ip));
-      mnl_attr_put_u32(m.nlh, IFA_ADDRESS, htonl(ip));
+      m.address(eth0, ip, prefix_);
       if (int e = inner->request(m.nlh); e != 0)
         return Error::internal(
             fmt::format("giving eth0 the address {} failed: {}", ipv4_text(ip), std::strerror(e)));
@@ -501,9 +499,7 @@ Result<NetworkSlot> BridgeNetwork::adopt(const std::string& instance_id,
   if (host_end == 0) return Error::not_found(fmt::format("the veth {} is gone", veth_name(index)));
   {
     Message m(RTM_NEWLINK, 0);
-    ifinfomsg* ifm = m.link(host_end);
-    ifm->ifi_flags = IFF_UP;
-    ifm->ifi_change = IFF_UP;
+    m.link_up(host_end);
     mnl_attr_put_u32(m.nlh, IFLA_MASTER, static_cast<std::uint32_t>(bridge));
     if (int e = netlink_->request(m.nlh); e != 0)
       return Error::internal(fmt::format("attaching {} to {} failed: {}", veth_name(index),

@@ -129,8 +129,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         why = fmt::format(
             "elafrosd is serving its limit of {} connections (max-connections); retry shortly\n",
             options_.max_connections);
-      else if (options_.max_connections_per_client > 0 &&
-               per_client_[peer] >= options_.max_connections_per_client)
+      else if (auto held = per_client_.find(peer);
+               options_.max_connections_per_client > 0 && held != per_client_.end() &&
+               held->second >= options_.max_connections_per_client)
         why = fmt::format(
             "{} holds its limit of {} connections to elafrosd (max-connections-per-client); "
             "reuse connections (keep-alive) or retry shortly\n",
