@@ -22,9 +22,9 @@ struct DaemonConfig {
   // and whether a container may ask for seccompProfile Unconfined.
   std::string secure_pod_defaults = "disabled";
   // Per-instance networks (docs/architecture.md, "Isolation"): "bridge" gives every instance a
-  // network namespace on network-bridge's network-subnet; "host" (the default until the proxy
-  // relays a request body and its response at once) shares the host's network.
-  std::string network = "host";
+  // network namespace on network-bridge's network-subnet; "host" shares the host's network
+  // (the old behaviour, opt-in).
+  std::string network = "bridge";
   std::string network_bridge = "elafros0";
   std::string network_subnet = "10.63.0.0/16";
   int network_pool_size = 8;

@@ -757,7 +757,7 @@ int main(int argc, char** argv) {
   app.add_option("--access-log", access_log,
                  "per-request JSON lines to this file, or \"stdout\" (default: off)");
   app.add_option("--network", network,
-                 "bridge: a network namespace per instance; host: the host's network (default)")
+                 "bridge: a network namespace per instance (default); host: the host's network")
       ->check(CLI::IsMember({"bridge", "host"}));
   app.add_option("--network-bridge", network_bridge,
                  fmt::format("the instances' bridge (default {})", defaults.network_bridge));

@@ -44,6 +44,9 @@ namespace {
 
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kRelayBuffer = 16 * 1024;
+// nginx's lingering_time and lingering_timeout.
+constexpr auto kLingerTime = std::chrono::seconds(30);
+constexpr auto kLingerTimeout = std::chrono::seconds(5);
 
 struct InFlight {
   explicit InFlight(EndpointStats& s) : stats(s) {
@@ -193,10 +196,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   struct Connection {
     std::string head;  // serialised headers
     std::string peer;
-    std::array<char, kRelayBuffer> relay;
+    std::array<char, kRelayBuffer> relay;                     // the response's
+    std::unique_ptr<std::array<char, kRelayBuffer>> upload;  // the request body's, when one came
     // The request being served: what the metrics and the access log record of it.
     int status = 0;
     std::uint64_t bytes = 0;  // response body bytes sent
+    bool body_broken = false;  // the body could not be read (malformed, cut): nothing to linger for
   };
 
   // GCC 12 destroys temporaries twice when they are built conditionally or inside a condition
@@ -236,6 +241,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     Connection conn;
     conn.peer = peer;
     http_framing::ChunkGuard chunk_guard;
+    bool unread = false;  // the last request answered left (some of) its body unread
     for (;;) {
       http::request_parser<http::buffer_body> parser;
       parser.header_limit(options_.header_limit);
@@ -269,6 +275,13 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         break;
       }
       bool keep_alive = req.keep_alive() && !stopping_;
+      struct Unread {  // whichever way this request ends
+        bool& flag;
+        const http::request_parser<http::buffer_body>& parser;
+        const bool& broken;
+        ~Unread() { flag = !parser.is_done() && !broken; }
+      } unread_at_end{unread, parser, conn.body_broken};
+      conn.body_broken = false;
       if (options_.ingress && is_ingress_host(host)) {
         bool ok = co_await options_.ingress->serve(client, buffer, parser, keep_alive);
         if (!ok) break;
@@ -355,6 +368,22 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     }
     error_code ec;
     client.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (unread && !ec) co_await linger(client, conn);
+  }
+
+  // After an answer that left the request's body unread, reads and drops what the client still
+  // sends until it closes too, as nginx's lingering_close does: closing
+  // a socket with unread data resets the connection, and the reset can destroy the answer
+  // before the client has read it.
+  awaitable<void> linger(beast::tcp_stream& client, Connection& conn) {
+    auto until = std::chrono::steady_clock::now() + kLingerTime;
+    for (;;) {
+      auto left = until - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) break;
+      client.expires_after(std::min<std::chrono::steady_clock::duration>(kLingerTimeout, left));
+      auto [ec, n] = co_await client.async_read_some(asio::buffer(conn.relay), kAwait);
+      if (ec) break;
+    }
   }
 
   // Counts a request toward its revision from arrival to completion, hands freed capacity to
@@ -644,6 +673,102 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     if (v.size() < options_.max_idle_upstream) v.push_back(std::move(s));
   }
 
+  // The request body's half of a full-duplex exchange: a coroutine of its own streams the
+  // body to the instance while forward() reads the response, so an app that answers as it
+  // reads (an echo, a transcoder) cannot deadlock against a full socket buffer.
+  struct Upload {
+    explicit Upload(asio::any_io_executor ex) : done(ex) {
+      done.expires_at(std::chrono::steady_clock::time_point::max());
+    }
+    bool running = false;
+    bool stopped = false;   // forward() ended it: what it saw then is not the client's fault
+    bool sent = false;      // the whole request reached the instance
+    error_code client_ec;   // reading the body from the client failed
+    http::status answer{};  // what the client is owed for client_ec, if anything
+    std::string message;
+    asio::steady_timer done;  // cancelled when the upload ends
+  };
+
+  awaitable<void> send_body(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+                            http::request_parser<http::buffer_body>& parser,
+                            beast::tcp_stream& upstream, char* relay, Upload& up) {
+    auto& req = parser.get();
+    http::request_serializer<http::buffer_body> sr{req};
+    error_code ec;
+    if (req.chunked()) {
+      // The head goes first: a chunked body may end in trailer fields, which Beast adds to
+      // the head's fields, and they must not reach the instance as headers.
+      req.body().data = nullptr;
+      req.body().size = 0;
+      req.body().more = true;
+      std::tie(ec, std::ignore) = co_await http::async_write_header(upstream, sr, kAwait);
+    }
+    while (!ec && !sr.is_done()) {
+      if (!parser.is_done()) {
+        req.body().data = relay;
+        req.body().size = kRelayBuffer;
+        client.expires_after(options_.body_timeout);
+        auto [rec, rn] = co_await http::async_read(client, client_buffer, parser, kAwait);
+        if (rec == http::error::need_buffer) rec = {};
+        if (rec) {
+          up.client_ec = rec;
+          if (rec == http::error::body_limit) {
+            up.answer = http::status::payload_too_large;
+            up.message = fmt::format("request body larger than {} bytes", options_.body_limit);
+          } else if (rec != beast::error::timeout && rec != asio::error::eof &&
+                     rec != http::error::partial_message &&
+                     rec != asio::error::connection_reset &&
+                     rec != asio::error::operation_aborted) {
+            // A malformed chunk.
+            up.answer = http::status::bad_request;
+            up.message = http_framing::body_error_message(rec);
+          }
+          // Wake forward() from its wait for the response: this exchange is over.
+          upstream.close();
+          break;
+        }
+        req.body().size = kRelayBuffer - req.body().size;
+        req.body().data = relay;
+        req.body().more = !parser.is_done();
+      } else {
+        req.body().data = nullptr;
+        req.body().size = 0;
+        req.body().more = false;
+      }
+      std::tie(ec, std::ignore) = co_await http::async_write(upstream, sr, kAwait);
+      if (ec == http::error::need_buffer) ec = {};
+    }
+    // An instance that stopped reading may still answer (413, say): forward() reads on.
+    up.sent = !ec && !up.client_ec && sr.is_done();
+  }
+
+  void start_upload(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+                    http::request_parser<http::buffer_body>& parser, beast::tcp_stream& upstream,
+                    char* relay, Upload& up) {
+    up.running = true;
+    auto finished = [&up](const std::exception_ptr&) {
+      up.running = false;
+      up.done.cancel();
+    };
+    asio::co_spawn(client.get_executor(),
+                   send_body(client, client_buffer, parser, upstream, relay, up), finished);
+  }
+
+  // Ends an upload still under way and waits for it: it holds references into forward().
+  awaitable<void> end_upload(beast::tcp_stream& client, beast::tcp_stream* upstream, Upload& up) {
+    if (!up.running) co_return;
+    up.stopped = true;
+    if (upstream) upstream->close();
+    error_code ignored;
+    client.socket().cancel(ignored);
+    if (up.running) co_await up.done.async_wait(kAwait);
+  }
+
+  // Waits for an upload to end on its own.
+  awaitable<void> await_upload(Upload& up) {
+    if (up.running) co_await up.done.async_wait(kAwait);
+  }
+
   // Relays one request to the instance and its response back. Returns false when the client
   // connection must close.
   awaitable<bool> forward(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
@@ -658,8 +783,6 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     } done{active_};
 
     auto& req = parser.get();
-    unsigned client_version = req.version();
-    bool head = req.method() == http::verb::head;
     bool has_body = !parser.is_done();
     if (req[http::field::expect] == "100-continue" ||
         beast::iequals(req[http::field::expect], "100-continue")) {
@@ -670,6 +793,38 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       auto [ec, n] = co_await asio::async_write(client, asio::buffer(kContinue), kAwait);
       if (ec) co_return false;
     }
+    if (has_body && !conn.upload) conn.upload = std::make_unique<std::array<char, kRelayBuffer>>();
+
+    Upload up(client.get_executor());
+    std::unique_ptr<beast::tcp_stream> upstream;
+    bool upstream_keep = false;
+    bool ok = co_await exchange(client, client_buffer, parser, conn, revision, endpoint,
+                                keep_alive, up, upstream, upstream_keep);
+    // The answer is complete (or abandoned) while the body may still be on its way: the client
+    // connection cannot carry another request then.
+    if (up.running) keep_alive = false;
+    co_await end_upload(client, upstream.get(), up);
+    conn.body_broken = up.client_ec && !up.stopped && up.client_ec != http::error::body_limit;
+    if (has_body && !(up.sent && parser.is_done())) {
+      keep_alive = false;
+      upstream_keep = false;
+    }
+    if (upstream && upstream_keep) {
+      upstream->expires_never();
+      put_pooled(endpoint.instance_id, std::move(upstream));
+    }
+    co_return ok && keep_alive;
+  }
+
+  awaitable<bool> exchange(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+                           http::request_parser<http::buffer_body>& parser, Connection& conn,
+                           const RevisionRoute& revision, const Endpoint& endpoint,
+                           bool& keep_alive, Upload& up,
+                           std::unique_ptr<beast::tcp_stream>& upstream, bool& upstream_keep) {
+    auto& req = parser.get();
+    unsigned client_version = req.version();
+    bool head = req.method() == http::verb::head;
+    bool has_body = !parser.is_done();
     http_framing::strip_hop_by_hop(req);
     req.version(11);
     req.keep_alive(true);
@@ -687,13 +842,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                                                     : asio::ip::address_v4::loopback(),
                               endpoint.port);
 
-    std::unique_ptr<beast::tcp_stream> upstream;
     bool reused = false;
     beast::flat_buffer ubuf;
     std::optional<http::response_parser<http::buffer_body>> res;
     char* relay = conn.relay.data();
     constexpr std::size_t kRelay = kRelayBuffer;
-    bool client_dirty = false;  // body bytes consumed from the client: no retry possible
 
     for (int attempt = 0; attempt < 2; ++attempt) {
       upstream = take_pooled(endpoint.instance_id);
@@ -729,8 +882,6 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       }
       // timeoutSeconds bounds the whole exchange with the instance, as in Knative.
       upstream->expires_after(timeout);
-      // Request: header and body, streamed.
-      http::request_serializer<http::buffer_body> sr{req};
       error_code ec;
       if (!has_body) {
         // The common case: a header alone, written as one contiguous buffer.
@@ -738,52 +889,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         std::tie(ec, std::ignore) =
             co_await asio::async_write(*upstream, asio::buffer(conn.head), kAwait);
       } else {
-        if (req.chunked()) {
-          // The head goes first: a chunked body may end in trailer fields, which Beast adds to
-          // the head's fields, and they must not reach the instance as headers.
-          req.body().data = nullptr;
-          req.body().size = 0;
-          req.body().more = true;
-          std::tie(ec, std::ignore) = co_await http::async_write_header(*upstream, sr, kAwait);
-        }
-        while (!ec && !sr.is_done()) {
-          if (!parser.is_done()) {
-            req.body().data = relay;
-            req.body().size = kRelay;
-            client.expires_after(options_.body_timeout);
-            auto [rec, rn] = co_await http::async_read(client, client_buffer, parser, kAwait);
-            if (rec == http::error::need_buffer) rec = {};
-            if (rec) {
-              keep_alive = false;
-              if (rec == http::error::body_limit) {
-                std::string body =
-                    fmt::format("request body larger than {} bytes", options_.body_limit);
-                conn.status = static_cast<int>(http::status::payload_too_large);
-                co_await send_simple(client, client_version, http::status::payload_too_large,
-                                     std::move(body), false);
-              } else if (rec != beast::error::timeout && rec != asio::error::eof &&
-                         rec != http::error::partial_message &&
-                         rec != asio::error::connection_reset) {
-                // A malformed chunk: nothing was answered yet, so say so (and close).
-                std::string body = http_framing::body_error_message(rec);
-                conn.status = static_cast<int>(http::status::bad_request);
-                co_await send_simple(client, client_version, http::status::bad_request,
-                                     std::move(body), false);
-              }
-              co_return false;
-            }
-            client_dirty = true;
-            req.body().size = kRelay - req.body().size;
-            req.body().data = relay;
-            req.body().more = !parser.is_done();
-          } else {
-            req.body().data = nullptr;
-            req.body().size = 0;
-            req.body().more = false;
-          }
-          std::tie(ec, std::ignore) = co_await http::async_write(*upstream, sr, kAwait);
-          if (ec == http::error::need_buffer) ec = {};
-        }
+        start_upload(client, client_buffer, parser, *upstream, conn.upload->data(), up);
       }
       if (!ec) {
         res.emplace();
@@ -792,9 +898,22 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         std::tie(ec, std::ignore) = co_await http::async_read_header(*upstream, ubuf, *res, kAwait);
       }
       if (!ec) break;
+      if (has_body) {
+        // No answer: if the body's reading failed, that is what the client hears about.
+        co_await end_upload(client, upstream.get(), up);
+        if (up.client_ec && !up.stopped) {
+          keep_alive = false;
+          if (up.answer != http::status{}) {
+            conn.status = static_cast<int>(up.answer);
+            std::string body = std::move(up.message);
+            co_await send_simple(client, client_version, up.answer, std::move(body), false);
+          }
+          co_return false;
+        }
+      }
       // A pooled connection the instance already closed: retry once on a fresh one, if the
       // request can be sent again.
-      if (reused && !client_dirty && attempt == 0 &&
+      if (reused && !has_body && attempt == 0 &&
           (ec == http::error::end_of_stream || ec == asio::error::eof ||
            ec == asio::error::connection_reset || ec == asio::error::broken_pipe)) {
         upstream.reset();
@@ -819,7 +938,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     // Response: header and body, streamed back.
     auto& response = res->get();
     conn.status = static_cast<int>(response.result_int());
-    bool upstream_keep = response.keep_alive();
+    upstream_keep = response.keep_alive();
     http_framing::strip_hop_by_hop(response);
     bool delimited = head || response.has_content_length() || response.chunked() ||
                      response.result_int() / 100 == 1 ||
@@ -850,13 +969,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                                             asio::buffer(ubuf.data().data(), n)};
       client.expires_after(options_.idle_timeout);
       std::tie(ec, std::ignore) = co_await asio::async_write(client, out, kAwait);
+      upstream_keep = upstream_keep && !ec && ubuf.size() == n;
       if (ec) co_return false;
       conn.bytes += n;
-      ubuf.consume(n);
-      if (upstream_keep && ubuf.size() == 0) {
-        upstream->expires_never();
-        put_pooled(endpoint.instance_id, std::move(upstream));
-      }
       co_return keep_alive;
     }
     http::response_serializer<http::buffer_body> rs{response};
@@ -882,14 +997,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       std::size_t chunk = response.body().size;
       std::tie(ec, std::ignore) = co_await http::async_write(client, rs, kAwait);
       if (ec == http::error::need_buffer) ec = {};
-      if (ec) co_return false;
+      if (ec) {
+        upstream_keep = false;
+        co_return false;
+      }
       conn.bytes += chunk;
     } while (!rs.is_done());
 
-    if (upstream_keep && ubuf.size() == 0 && res->is_done()) {
-      upstream->expires_never();
-      put_pooled(endpoint.instance_id, std::move(upstream));
-    }
+    upstream_keep = upstream_keep && ubuf.size() == 0 && res->is_done();
     co_return keep_alive;
   }
 

@@ -13,6 +13,10 @@
                                      near the header deadline (SECONDS), while normal requests
                                      go on; prints their p99 with and without the attack
   http_framing.py cap PORT LIMIT     connections past max-connections-per-client get 503
+  http_framing.py duplex PORT        the proxy relays an answer while the request body still
+                                     streams: the rawecho app's POST /early answers before
+                                     reading any of a 64 MB body, POST /stream echoes 24 MB
+                                     as it arrives; a one-way relay deadlocks on both
 
 Prints "ok   - ..." or "FAIL - ..." lines; exits 1 on any failure.
 """
@@ -295,6 +299,68 @@ def cap(port, limit):
     report(ok, "once they close, the address is served again")
 
 
+def push(sock, head, body, pieces=1 << 16):
+    """Sends head and body from a thread, then half-closes; returns the thread."""
+    def run():
+        try:
+            sock.sendall(head)
+            for i in range(0, len(body), pieces):
+                sock.sendall(body[i:i + pieces])
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def duplex(port):
+    size = 64 << 20
+    s = socket.create_connection(("127.0.0.1", port))
+    head = f"POST /early HTTP/1.1\r\nHost: {corpus.HOST}\r\nContent-Length: {size}\r\n\r\n"
+    t = push(s, head.encode(), b"x" * size)
+    responses, closed = read_responses(s, 30.0)
+    s.close()
+    t.join(10)
+    got = [(r[0], r[2]) for r in responses]
+    report(got == [(200, b"early\n")],
+           f"an answer before the body is relayed at once, the 64 MB body unread ({got[:2]})")
+    report(closed, "...and the connection closes after it (the body was never read)")
+
+    size = 24 << 20
+    body = os.urandom(size)
+    s = socket.create_connection(("127.0.0.1", port))
+    head = f"POST /stream HTTP/1.1\r\nHost: {corpus.HOST}\r\nContent-Length: {size}\r\n\r\n"
+    t = push(s, head.encode(), body)
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method="POST", target="/stream",
+                          headers=[("Host", corpus.HOST), ("Content-Length", str(size))]))
+    conn.send(h11.Data(data=body))
+    conn.send(h11.EndOfMessage())
+    s.settimeout(30.0)
+    status, echoed, done = None, bytearray(), False
+    try:
+        while not done:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(s.recv(1 << 16))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                echoed += event.data
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                done = isinstance(event, h11.EndOfMessage)
+                break
+    except (socket.timeout, h11.RemoteProtocolError) as e:
+        print(f"     /stream: {e!r} after {len(echoed)} bytes")
+    s.close()
+    t.join(10)
+    report(status == 200 and done and bytes(echoed) == body,
+           f"a 24 MB body echoed while it streams comes back whole ({status}, {len(echoed)} bytes)")
+    ok, _ = timed_get(port)
+    report(ok, "...and the next request is served")
+
+
 def main():
     mode = sys.argv[1]
     if mode == "corpus":
@@ -305,6 +371,8 @@ def main():
         slowloris(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "cap":
         cap(int(sys.argv[2]), int(sys.argv[3]))
+    elif mode == "duplex":
+        duplex(int(sys.argv[2]))
     sys.exit(1 if failures else 0)
 
 

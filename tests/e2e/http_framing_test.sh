@@ -3,7 +3,8 @@
 # API listener refuse every hostile request of tests/http/corpus.py with 400 (431, 413) and a
 # closed connection, never answering a pipelined follow-up; what the proxy forwards parses under
 # h11 (an independent parser) to what the client sent; slowloris connections are cut at the
-# header deadline while normal requests go on; max-connections-per-client holds.
+# header deadline while normal requests go on; max-connections-per-client holds; an answer
+# streams back while its request body still streams in.
 #   tests/e2e/http_framing_test.sh ELAFROSD ELAFROS SOURCE_DIR
 set -euo pipefail
 
@@ -26,6 +27,7 @@ py=(/usr/bin/python3 "$src/tests/e2e/http_framing.py")
 "${py[@]}" api "$sock" || failures=$((failures + 1))
 "${py[@]}" slowloris "$port" 200 3 || failures=$((failures + 1))
 "${py[@]}" cap "$port" 230 || failures=$((failures + 1))
+"${py[@]}" duplex "$port" || failures=$((failures + 1))
 check "the daemon logged no crash" test -z "$(grep -i 'terminate\|assert\|sanitizer' "$work/daemon.log")"
 check "elafrosd still serves after all of it" contains "$(curl -sS "http://raw.default.localhost:$port/env")" "PORT="
 finish

@@ -121,7 +121,7 @@ e source apiserver delete watch >/dev/null
 e source apiserver delete whole >/dev/null
 
 # --- ContainerSource: its container posts to K_SINK ----------------------------------------------
-script='httpd -p 127.0.0.1:$PORT -h /srv/www; i=0; while [ $i -lt 600 ]; do i=$((i+1)); busybox wget -q -O /dev/null --header "ce-specversion: 1.0" --header "ce-id: beat-$i" --header "ce-type: dev.example.beat" --header "ce-source: /beat" --header "content-type: application/json" --post-data "{\"n\":$i}" "$K_SINK"; sleep 1; done'
+script='httpd -p $PORT -h /srv/www; i=0; while [ $i -lt 600 ]; do i=$((i+1)); busybox wget -q -O /dev/null --header "ce-specversion: 1.0" --header "ce-id: beat-$i" --header "ce-type: dev.example.beat" --header "ce-source: /beat" --header "content-type: application/json" --post-data "{\"n\":$i}" "$K_SINK"; sleep 1; done'
 out=$(e source container create beat --image "$image" --cmd /bin/sh --arg -c --arg "$script" --sink broker:default)
 check "source container create says so" contains "$out" "Container source 'beat' created in namespace 'default'."
 check "its container's events reach the broker's trigger" wait_until 30 at_least /all type dev.example.beat 2

@@ -8,7 +8,7 @@ printf '%s from %s (revision %s)\n' "${GREETING:-Hello}" "${K_SERVICE:-?}" "${K_
 # explicitly, so elafros need not wait out the grace period.
 echo "hello: serving revision ${K_REVISION:-?} on port ${PORT:-8080}"
 # -v: a line per request on stderr, for 'elafros logs'.
-httpd -f -v -p "127.0.0.1:${PORT:-8080}" -h /tmp/www &
+httpd -f -v -p "${PORT:-8080}" -h /tmp/www &
 server=$!
 trap 'kill -TERM "$server"; wait "$server"; exit 0' TERM INT
 wait "$server"

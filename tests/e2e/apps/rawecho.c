@@ -1,6 +1,8 @@
 // A test app that answers each request with the exact bytes it received (head and body, as the
 // proxy framed them), so that a test can check what the proxy forwards. GET /env answers the
-// app's PORT instead. It listens on argv[1] if given, else on $PORT, on every address.
+// app's PORT instead. POST /early answers before reading the body, and then reads nothing more
+// until the peer hangs up; POST /stream (with a Content-Length) echoes the body as a chunked
+// answer while it still arrives. It listens on argv[1] if given, else on $PORT, on every address.
 // `rawecho syscalls` instead tries what RuntimeDefault seccomp blocks and prints each errno.
 //   cc -static -O2 -o rawecho rawecho.c
 #define _GNU_SOURCE
@@ -8,6 +10,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -100,8 +103,51 @@ static size_t request(int fd) {
   return len;
 }
 
+static void send_chunk(int fd, const char* p, size_t n) {
+  char size[32];
+  int h = snprintf(size, sizeof size, "%zx\r\n", n);
+  send_all(fd, size, (size_t)h);
+  send_all(fd, p, n);
+  send_all(fd, "\r\n", 2);
+}
+
+// The full-duplex cases, answered from the head alone; 0 when the request is not one of them.
+static int duplex(int fd) {
+  const char* eoh;
+  while (!(eoh = find(buf, "\r\n\r\n")))
+    if (!fill(fd)) return 1;
+  size_t len = (size_t)(eoh + 4 - buf);
+  if (strncmp(buf, "POST /early ", 12) == 0) {
+    static const char kEarly[] = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nearly\n";
+    send_all(fd, kEarly, sizeof kEarly - 1);
+    struct pollfd p = {fd, POLLRDHUP, 0};
+    poll(&p, 1, 60000);  // reads nothing: the body stays unread until the peer goes
+    return 1;
+  }
+  if (strncmp(buf, "POST /stream ", 13) != 0) return 0;
+  const char* cl = header(buf, eoh, "Content-Length");
+  size_t left = cl ? strtoul(cl, NULL, 10) : 0;
+  static const char kHead[] =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n";
+  send_all(fd, kHead, sizeof kHead - 1);
+  size_t n = have - len < left ? have - len : left;
+  if (n) send_chunk(fd, buf + len, n);
+  left -= n;
+  have = 0;
+  while (left > 0) {
+    ssize_t r = read(fd, buf, left < kMax ? left : kMax);
+    if (r <= 0) return 1;
+    send_chunk(fd, buf, (size_t)r);
+    left -= (size_t)r;
+  }
+  send_all(fd, "0\r\n\r\n", 5);
+  return 1;
+}
+
 static void serve(int fd) {
   for (;;) {
+    if (duplex(fd)) return;
     size_t len = request(fd);
     if (len == 0) return;
     char head[256];
