@@ -164,8 +164,8 @@ check "...and left as it was" test "$(md5sum <"$work/bad/elafros.db")" = "$sum"
 start_daemon
 
 # Chaos: kill -9 at random points of deploys, updates, deletes and scale events; after every
-# restart the recorded instances, runc's containers and the overlay mounts agree, and there is
-# no zombie.
+# restart the recorded instances, runc's containers, the overlay mounts and the network
+# namespaces agree, and there is no zombie.
 # Zombies the daemon leaves unreaped (its children; orphans of a killed daemon are init's).
 zombies() { ps --ppid "$daemon_pid" -o stat= 2>/dev/null | grep -c '^Z' || true; }
 z0=0
@@ -175,6 +175,23 @@ agree() {
   running=$(containers | cut -d' ' -f1)
   mounts=$(grep -c " $data/instances/[^ ]*/rootfs overlay" /proc/mounts || true)
   [ "$recorded" = "$running" ] && [ "$mounts" = "$(grep -c . <<<"$running" || true)" ]
+}
+# The network agrees too: every running container is in one of the daemon's namespaces, no more
+# are left than its instances and the pool's 8, and the bridge holds one veth per namespace.
+netns_inodes() {
+  local f
+  for f in /run/elafros/"$net_bridge"/netns/*; do [ -e "$f" ] && stat -L -c %i "$f"; done | sort
+  return 0
+}
+net_agree() {
+  local inodes pid n
+  inodes=$(netns_inodes)
+  for pid in $(containers | cut -d' ' -f2); do
+    grep -qx "$(readlink "/proc/$pid/ns/net" | tr -dc 0-9)" <<<"$inodes" || return 1
+  done
+  n=$(grep -c . <<<"$inodes" || true)
+  [ "$n" -le $(($(containers | grep -c . || true) + 8)) ] &&
+    [ "$(ip -o link show master "$net_bridge" type veth | wc -l)" = "$n" ]
 }
 e_json_instances() {
   curl -s --unix-socket "$sock" http://elafrosd/api/v1/instances |
@@ -204,15 +221,18 @@ for r in $(seq "$rounds"); do
   kill9
   for op in "${ops[@]}"; do wait "$op" 2>/dev/null || true; done  # (never a bare wait)
   start_daemon
-  if settle && agree && [ "$(zombies)" -le "$z0" ]; then :; else
+  if settle && agree && wait_until 5 net_agree && [ "$(zombies)" -le "$z0" ]; then :; else
     bad_rounds=$((bad_rounds + 1))
     echo "     round $r: recorded=[$(e_json_instances | tr '\n' ' ')] running=[$(containers | cut -d' ' -f1 | tr '\n' ' ')] zombies=$(zombies)"
+    echo "     namespaces=[$(netns_inodes | tr '\n' ' ')] veths=$(ip -o link show master "$net_bridge" type veth | wc -l)"
   fi
 done
-check "chaos: $rounds kill -9 rounds, the store, runc and the mounts agreed after every restart" test "$bad_rounds" = 0
+check "chaos: $rounds kill -9 rounds, the store, runc, the mounts and the network namespaces agreed after every restart" test "$bad_rounds" = 0
 
 for s in $(e service list | awk 'NR > 1 {print $1}'); do e service delete "$s" >/dev/null; done
 check "after deleting everything no container is left" test -z "$(containers)"
 check "...and no overlay mount" test "$(grep -c " $data/instances/" /proc/mounts || true)" = 0
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
+check "...and leaves no namespace, bridge or nftables table" \
+  test -z "$(netns_inodes)$(ip -o link show "$net_bridge" 2>/dev/null)$(nft list table ip "elafros_$net_bridge" 2>/dev/null)"
 finish
