@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a fast backend image from the host's nginx binary and its libraries (offline, umoci):
-# it answers every request with a short 200 on 127.0.0.1:$PORT, one worker.
+# it answers every request with a short 200 on $PORT (every address), one worker.
 #   bench/build-nginx-image.sh OUT_DIR
 set -euo pipefail
 out=$1
@@ -32,7 +32,7 @@ http {
   uwsgi_temp_path /tmp/uwsgi; scgi_temp_path /tmp/scgi;
   keepalive_requests 1000000;
   server {
-    listen 127.0.0.1:PORT;
+    listen PORT;
     location / { return 200 "hello from nginx\n"; }
   }
 }
