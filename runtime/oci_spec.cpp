@@ -279,10 +279,17 @@ json::object make_runtime_spec(const BundleSpec& b) {
                    {"type", "mqueue"},
                    {"source", "mqueue"},
                    {"options", to_array({"nosuid", "noexec", "nodev"})}},
-      json::object{{"destination", "/sys"},
-                   {"type", "sysfs"},
-                   {"source", "sysfs"},
-                   {"options", to_array({"nosuid", "noexec", "nodev", "ro"})}},
+      // In a user namespace sysfs cannot be mounted (its network namespace belongs to the
+      // host's user namespace): the host's /sys, bound read-only, as runc's rootless spec does.
+      b.user_namespace
+          ? json::object{{"destination", "/sys"},
+                         {"type", "bind"},
+                         {"source", "/sys"},
+                         {"options", to_array({"rbind", "nosuid", "noexec", "nodev", "ro"})}}
+          : json::object{{"destination", "/sys"},
+                         {"type", "sysfs"},
+                         {"source", "sysfs"},
+                         {"options", to_array({"nosuid", "noexec", "nodev", "ro"})}},
       json::object{{"destination", "/sys/fs/cgroup"},
                    {"type", "cgroup"},
                    {"source", "cgroup"},
@@ -313,6 +320,14 @@ json::object make_runtime_spec(const BundleSpec& b) {
                          json::object{{"type", "ipc"}}, json::object{{"type", "uts"}}};
   if (!b.netns_path.empty())
     namespaces.push_back(json::object{{"type", "network"}, {"path", b.netns_path}});
+  if (b.user_namespace) {
+    namespaces.push_back(json::object{{"type", "user"}});
+    json::array map{json::object{{"containerID", 0},
+                                 {"hostID", b.user_namespace->host_base},
+                                 {"size", b.user_namespace->size}}};
+    linux["uidMappings"] = map;
+    linux["gidMappings"] = std::move(map);
+  }
   linux["namespaces"] = std::move(namespaces);
   linux["cgroupsPath"] = b.cgroups_path;
   json::object resources{

@@ -29,6 +29,16 @@ struct ProcessSpec {
 Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& launch,
                                     const std::string& rootfs);
 
+// Container ids 0..size-1 map to host ids host_base..host_base+size-1.
+struct IdMapping {
+  std::uint32_t host_base = 100000;
+  std::uint32_t size = 65536;
+  // The host id of container id `id`; ids past the range map to the range's last (nobody-like).
+  std::uint32_t host_id(std::uint32_t id) const {
+    return host_base + (id < size ? id : size - 1);
+  }
+};
+
 struct BundleSpec {
   ProcessSpec process;
   std::string rootfs;  // absolute path of the merged overlay
@@ -50,6 +60,9 @@ struct BundleSpec {
   bool readonly_rootfs = false;
   bool seccomp = true;
   std::string netns_path;  // a network namespace to join; "": the host's network
+  // A user namespace of its own: container ids 0..size-1 are host ids base..base+size-1, for
+  // users and groups alike (user-namespaces); none: the host's.
+  std::optional<IdMapping> user_namespace;
 
   static std::vector<std::string> default_capabilities_list();
 };

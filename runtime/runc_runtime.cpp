@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include <boost/json.hpp>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <deque>
@@ -21,6 +23,7 @@
 
 #include "elafros/errno_text.hpp"
 #include "elafros/resource_json.hpp"
+#include "id_shift.hpp"
 #include "oci_spec.hpp"
 
 namespace fs = std::filesystem;
@@ -262,6 +265,65 @@ Result<void> prepare_volumes(const std::string& dir, const std::vector<ResolvedV
 
 }  // namespace
 
+Result<std::string> RuncRuntime::shifted_rootfs(const std::string& digest,
+                                                const std::string& rootfs) {
+  const IdMapping& map = *options_.user_namespace;
+  std::string hex = digest.substr(digest.find(':') + 1);
+  std::string parent =
+      fmt::format("{}/userns/{}-{}", options_.data_dir, map.host_base, map.size);
+  std::string path = parent + "/" + hex;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return path;
+  fs::create_directories(parent, ec);
+  if (ec) return Error::internal(fmt::format("cannot create {}: {}", parent, errno_text(ec)));
+  // Made aside and renamed into place: a crash mid-copy leaves only a .tmp the next try replaces.
+  std::string tmp = fmt::format("{}.tmp-{}", path, ::gettid());
+  fs::remove_all(tmp, ec);
+  auto t0 = std::chrono::steady_clock::now();
+  auto copied = copy_shifted(rootfs, tmp, map);
+  if (!copied) {
+    fs::remove_all(tmp, ec);
+    return Error::internal(fmt::format(
+        "copying image {}'s root filesystem into the user namespace's ids failed: {} (free disk "
+        "space under {}, or turn user-namespaces off)",
+        digest, copied.error().message, options_.data_dir));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    fs::remove_all(tmp, ec);  // another start made it first
+    if (!fs::is_directory(path, ec))
+      return Error::internal(fmt::format("cannot rename {} to {}: {}", tmp, path, errno_text(errno)));
+    return path;
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  spdlog::info("made image {}'s root filesystem for user namespace ids {}-{}: {} entries, {} bytes in {} ms",
+               hex.substr(0, 12), map.host_base, map.host_base + map.size - 1, copied->entries,
+               copied->bytes, ms.count());
+  return path;
+}
+
+void RuncRuntime::sweep_shifted_rootfs() {
+  std::error_code ec;
+  std::string root = options_.data_dir + "/userns";
+  if (!fs::is_directory(root, ec)) return;
+  std::string current;
+  if (options_.user_namespace)
+    current = fmt::format("{}-{}", options_.user_namespace->host_base,
+                          options_.user_namespace->size);
+  for (const auto& mapping : fs::directory_iterator(root, ec)) {
+    if (mapping.path().filename() != current) {
+      fs::remove_all(mapping.path(), ec);
+      continue;
+    }
+    for (const auto& copy : fs::directory_iterator(mapping.path(), ec)) {
+      std::string name = copy.path().filename();
+      if (name.find(".tmp-") != std::string::npos || !images_->has_rootfs("sha256:" + name)) {
+        spdlog::info("removing {}: its image or mapping is gone", copy.path().string());
+        fs::remove_all(copy.path(), ec);
+      }
+    }
+  }
+}
+
 Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   if (!is_container_id(spec.container_id))
     return Error::internal(fmt::format("\"{}\" is not a valid container id", spec.container_id));
@@ -275,12 +337,31 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   std::string lower = images_->rootfs_path(spec.image_digest);
   auto process = resolve_process(*image, spec, lower);
   if (!process) return process.error();
+  const bool userns = options_.user_namespace && !spec.build_step;
+  if (userns) {
+    auto shifted = shifted_rootfs(spec.image_digest, lower);
+    if (!shifted) return shifted.error();
+    lower = std::move(shifted.value());
+  }
 
   std::string dir = instance_dir(spec.container_id);
   std::string merged = dir + "/rootfs";
   std::error_code ec;
   for (const char* sub : {"/upper", "/work", "/rootfs"}) fs::create_directories(dir + sub, ec);
   if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, errno_text(ec)));
+  if (userns) {
+    // runc's init runs as the mapped root: it must reach the bundle (traverse only), and the
+    // overlay's root takes the upper directory's owner, the image root's shifted one.
+    struct stat root {};
+    if (::chmod(dir.c_str(), 0711) != 0 || ::stat(lower.c_str(), &root) != 0 ||
+        ::chown((dir + "/upper").c_str(), root.st_uid, root.st_gid) != 0 ||
+        ::chmod((dir + "/upper").c_str(), root.st_mode & 07777) != 0) {
+      int err = errno;
+      (void)cleanup_files(spec.container_id);
+      return Error::internal(
+          fmt::format("preparing {} for the user namespace failed: {}", dir, errno_text(err)));
+    }
+  }
 
   auto fail = [&](Error e) -> Result<int> {
     (void)cleanup_files(spec.container_id);
@@ -306,6 +387,17 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
       !sec)
     return fail(sec.error());
   if (auto v = prepare_volumes(dir, spec.volumes, bundle.binds); !v) return fail(v.error());
+  if (userns) {
+    bundle.user_namespace = options_.user_namespace;
+    // emptyDir volumes belong to the container's root, as they would in its namespace.
+    for (const auto& b : bundle.binds)
+      if (b.source.rfind(dir + "/", 0) == 0 &&
+          ::chown(b.source.c_str(), options_.user_namespace->host_base,
+                  options_.user_namespace->host_base) != 0)
+        return fail(Error::internal(
+            fmt::format("giving the volume {} to the user namespace failed: {}", b.source,
+                        errno_text(errno))));
+  }
   bundle.pids_limit = options_.pids_limit;
   bundle.memory_limit_bytes = parse_memory_bytes(spec.container.limits.memory).value_or(0);
   bundle.cpu_limit_millis = parse_cpu_millis(spec.container.limits.cpu).value_or(0);

@@ -25,6 +25,9 @@ struct RuncOptions {
   // own data dir (and so runc state root) and parent, so that the reconciler never sees steps.
   std::string cgroup_parent = "elafros";
   SecurityPolicy security;  // how securityContext is bounded and defaulted
+  // user-namespaces: every instance (not build steps) in a user namespace of its own with this
+  // mapping, on a copy of its image's root filesystem chowned into it.
+  std::optional<IdMapping> user_namespace;
 };
 
 // Runs instances with the runc binary (docs/architecture.md): one bundle per instance under
@@ -54,6 +57,10 @@ class RuncRuntime final : public ContainerRuntime {
   // (docs/architecture.md, "Isolation"); set before the first start. Null: the host's network.
   void set_network(BridgeNetwork* network) { network_ = network; }
 
+  // Removes the chowned image copies of user-namespaces that nothing can use any more: those of
+  // images no longer in the store, of another mapping, or left half made by a crash.
+  void sweep_shifted_rootfs();
+
   std::string instance_dir(const std::string& container_id) const;
   // The CPU weight of the containers' parent cgroup as a whole (cgroup v1 cpu.shares, whose
   // default is 1024; cgroup v2 cpu.weight in proportion), e.g. to give builds less than
@@ -71,6 +78,9 @@ class RuncRuntime final : public ContainerRuntime {
   Result<void> cleanup_files(const std::string& container_id);
   std::vector<std::string> cgroup_dirs(const std::string& container_id) const;
   Result<void> remove_cgroups(const std::string& container_id);
+  // The image's root filesystem chowned into the user-namespace mapping, made once per image
+  // and mapping under <data-dir>/userns/<base>-<size>/<digest>.
+  Result<std::string> shifted_rootfs(const std::string& digest, const std::string& rootfs);
 
   RuncOptions options_;
   ProcessRunnerPtr runner_;

@@ -102,6 +102,15 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       out = n;
     };
   };
+  auto id = [&](std::int64_t& out, std::int64_t min, std::int64_t max) {
+    return [&out, &fail, min, max](const YAML::Node& v) {
+      std::int64_t n = 0;
+      if (!v.IsScalar() || !YAML::convert<std::int64_t>::decode(v, n))
+        fail("must be a whole number");
+      if (n < min || n > max) fail(fmt::format("must be between {} and {}", min, max));
+      out = n;
+    };
+  };
   auto seconds = [&](std::chrono::seconds& out, double min, double max) {
     return [&out, &fail, min, max](const YAML::Node& v) {
       double n = 0;
@@ -201,6 +210,9 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"secure-pod-defaults",
        choice(c.secure_pod_defaults, {"disabled", "AllowRootBounded", "Enabled"})},
       {"seccomp-unconfined", boolean(c.seccomp_unconfined)},
+      {"user-namespaces", boolean(c.user_namespaces)},
+      {"user-namespace-base", id(c.user_namespace_base, 1, 4294967294LL)},
+      {"user-namespace-size", id(c.user_namespace_size, 1, 4294967294LL)},
       {"network", choice(c.network, {"bridge", "host"})},
       {"network-bridge", str(c.network_bridge)},
       {"network-subnet", str(c.network_subnet)},
@@ -244,6 +256,10 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
     }
     it->second(kv.second);
   }
+  key = "user-namespace-size";
+  if (c.user_namespace_base + c.user_namespace_size > 4294967295LL)
+    fail(fmt::format("{} from user-namespace-base {} runs past the last id, 4294967294; lower "
+                     "either", c.user_namespace_size, c.user_namespace_base));
   key = "log-sinks";
   for (const auto& sink : c.log_sinks)
     if (sink != "file" && sink != "stdout" && sink != "journald" && sink != "syslog" &&

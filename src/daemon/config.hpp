@@ -30,6 +30,11 @@ struct DaemonConfig {
   int network_pool_size = 8;
   bool network_service_to_service = false;  // instances may call services through the proxy
   bool seccomp_unconfined = false;
+  // User namespaces (docs/architecture.md, "Isolation"): container ids 0..size-1 are host ids
+  // base..base+size-1 for every instance, on a chowned copy of the image made once.
+  bool user_namespaces = false;
+  std::int64_t user_namespace_base = 100000;
+  std::int64_t user_namespace_size = 65536;
   std::string log_level = "info";
   int readiness_timeout_seconds = 60;
   int stop_grace_seconds = 10;

@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -103,6 +104,28 @@ void raise_file_limit(bool raise) {
                        : "set raise-file-limit: true, or raise LimitNOFILE or ulimit -n");
 }
 
+// In a user namespace, runc's init runs as the mapped root (an unprivileged host uid) and must
+// reach every instance's bundle: the data dir and its instances/ are made traversable (not
+// listable) for others, and a parent that is not refuses the start, saying which.
+void let_mapped_root_reach(const std::string& data_dir, std::int64_t base) {
+  std::error_code ec;
+  fs::create_directories(data_dir + "/instances", ec);
+  for (const std::string& dir : {data_dir, data_dir + "/instances"})
+    if (::chmod(dir.c_str(), 0711) != 0)
+      throw std::runtime_error(fmt::format("user-namespaces: cannot make {} traversable: {}", dir,
+                                           errno_text(errno)));
+  for (fs::path p = fs::path(data_dir).parent_path(); !p.empty(); p = p.parent_path()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
+      throw std::runtime_error(fmt::format(
+          "user-namespaces: instances run as host uid {} and up, which cannot traverse {} (mode "
+          "{:04o}) on the way to the data dir {}; chmod o+x {} or choose a data dir below "
+          "directories others may traverse",
+          base, p.string(), st.st_mode & 07777, data_dir, p.string()));
+    if (p == p.root_path()) break;
+  }
+}
+
 int run(const DaemonConfig& cfg) {
   auto level = spdlog::level::from_str(cfg.log_level);
   if (level == spdlog::level::off && cfg.log_level != "off")
@@ -158,7 +181,13 @@ int run(const DaemonConfig& cfg) {
   runc_options.timeout = std::chrono::seconds(cfg.runtime_timeout_seconds);
   runc_options.security.secure_pod_defaults = cfg.secure_pod_defaults;
   runc_options.security.allow_unconfined = cfg.seccomp_unconfined;
+  if (cfg.user_namespaces) {
+    runc_options.user_namespace = IdMapping{static_cast<std::uint32_t>(cfg.user_namespace_base),
+                                            static_cast<std::uint32_t>(cfg.user_namespace_size)};
+    let_mapped_root_reach(data_dir, cfg.user_namespace_base);
+  }
   RuncRuntime runtime(runc_options, runner, images);
+  runtime.sweep_shifted_rootfs();
 
   // Logs: spools the runtime creates, collected on a thread of their own into the sinks.
   std::vector<std::shared_ptr<LogSink>> sinks;
@@ -248,6 +277,7 @@ int run(const DaemonConfig& cfg) {
   const std::string builds_dir = build_data_dir(data_dir);
   RuncOptions build_runc = runc_options;
   build_runc.data_dir = builds_dir;
+  build_runc.user_namespace.reset();  // build steps keep the host's user namespace
   build_runc.cgroup_parent = "elafros-builds";
   build_runc.pids_limit = cfg.build_step_pids;
   RuncRuntime build_runtime(build_runc, runner, images);

@@ -225,3 +225,36 @@ TEST_CASE("securityContext resolves into the bundle, and secure-pod-defaults fil
   CHECK(!u.seccomp);
   CHECK(!make_runtime_spec(u).at("linux").as_object().contains("seccomp"));
 }
+
+TEST_CASE("a user namespace maps ids and binds the host's /sys read-only instead of sysfs") {
+  BundleSpec b;
+  b.process.args = {"/entry"};
+  auto sys_of = [](const json::object& spec) {
+    for (const auto& m : spec.at("mounts").as_array())
+      if (m.at("destination") == "/sys") return m.as_object();
+    return json::object{};
+  };
+  json::object plain = make_runtime_spec(b);
+  CHECK(!plain.at("linux").as_object().contains("uidMappings"));
+  CHECK(sys_of(plain).at("type") == "sysfs");
+
+  b.user_namespace = IdMapping{100000, 65536};
+  json::object spec = make_runtime_spec(b);
+  const auto& linux = spec.at("linux").as_object();
+  bool user = false;
+  for (const auto& n : linux.at("namespaces").as_array()) user = user || n.at("type") == "user";
+  CHECK(user);
+  for (const char* key : {"uidMappings", "gidMappings"}) {
+    const auto& m = linux.at(key).at(0).as_object();
+    CHECK(m.at("containerID") == 0);
+    CHECK(m.at("hostID") == 100000);
+    CHECK(m.at("size") == 65536);
+  }
+  json::object sys = sys_of(spec);
+  CHECK(sys.at("type") == "bind");
+  CHECK(sys.at("source") == "/sys");
+  auto opts = strings(sys.at("options"));
+  CHECK(std::find(opts.begin(), opts.end(), "ro") != opts.end());
+  CHECK(IdMapping{100000, 65536}.host_id(65534) == 165534);
+  CHECK(IdMapping{100000, 65536}.host_id(70000) == 165535);  // past the range: its last id
+}
