@@ -8,6 +8,8 @@
 #include <libmnl/libmnl.h>
 #include <linux/if_bridge.h>
 #include <linux/if_link.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 // clang-format on
@@ -42,9 +44,9 @@ struct BridgeNetwork::Netlink {
   unsigned portid = 0;
   unsigned seq = 1;
 
-  static std::unique_ptr<Netlink> open() {
+  static std::unique_ptr<Netlink> open(int bus = NETLINK_ROUTE) {
     auto n = std::make_unique<Netlink>();
-    n->sock = mnl_socket_open(NETLINK_ROUTE);
+    n->sock = mnl_socket_open(bus);
     if (!n->sock) return nullptr;
     if (mnl_socket_bind(n->sock, 0, MNL_SOCKET_AUTOPID) < 0) return nullptr;
     n->portid = mnl_socket_get_portid(n->sock);
@@ -72,6 +74,24 @@ struct BridgeNetwork::Netlink {
       if (r < 0) return errno;
       if (r == MNL_CB_STOP || on_reply) return 0;
     }
+  }
+
+  // Sends a dump request and hands every message of the answer to `on_reply`, to its end.
+  int dump(nlmsghdr* nlh, mnl_cb_t on_reply, void* data) {
+    std::lock_guard lock(mutex);
+    nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_DUMP;
+    nlh->nlmsg_seq = seq++;
+    if (mnl_socket_sendto(sock, nlh, nlh->nlmsg_len) < 0) return errno;
+    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 4);
+    for (int parts = 0; parts < 100000; ++parts) {  // bounded: a dump ends with NLMSG_DONE
+      ssize_t n = mnl_socket_recvfrom(sock, buf.data(), buf.size());
+      if (n < 0) return errno;
+      int r = mnl_cb_run(buf.data(), static_cast<std::size_t>(n), nlh->nlmsg_seq, portid,
+                         on_reply, data);
+      if (r < 0) return errno;
+      if (r == MNL_CB_STOP) return 0;
+    }
+    return EOVERFLOW;
   }
 
   // The index of link `name` in this socket's namespace (0: none), whatever the calling
@@ -117,6 +137,60 @@ struct Message {
 int on_link(const nlmsghdr* nlh, void* data) {
   const auto* ifm = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
   *static_cast<int*>(data) = ifm->ifi_index;
+  return MNL_CB_OK;
+}
+
+// Calls fn on each attribute in [from, to).
+template <class Fn>
+void each_attribute(const void* from, const void* to, Fn fn) {
+  const char* end = static_cast<const char*>(to);
+  for (auto* a = static_cast<const nlattr*>(from);
+       mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a)));
+       a = mnl_attr_next(a))
+    fn(a);
+}
+
+template <class Fn>
+void each_nested(const nlattr* nest, Fn fn) {
+  const char* payload = static_cast<const char*>(mnl_attr_get_payload(nest));
+  each_attribute(payload, payload + mnl_attr_get_payload_len(nest), fn);
+}
+
+// The IPv4 source and destination (network order) of a conntrack tuple attribute.
+std::pair<std::uint32_t, std::uint32_t> tuple_addresses(const nlattr* tuple) {
+  std::pair<std::uint32_t, std::uint32_t> out{0, 0};
+  each_nested(tuple, [&out](const nlattr* ip) {
+    if (mnl_attr_get_type(ip) != CTA_TUPLE_IP) return;
+    each_nested(ip, [&out](const nlattr* a) {
+      if (mnl_attr_get_type(a) == CTA_IP_V4_SRC) out.first = mnl_attr_get_u32(a);
+      if (mnl_attr_get_type(a) == CTA_IP_V4_DST) out.second = mnl_attr_get_u32(a);
+    });
+  });
+  return out;
+}
+
+// The original tuples, as raw attributes, of the connections an address took part in.
+struct ConntrackMatch {
+  std::uint32_t address;  // network order
+  std::vector<std::vector<char>> tuples;
+};
+
+int on_conntrack(const nlmsghdr* nlh, void* data) {
+  auto& match = *static_cast<ConntrackMatch*>(data);
+  const nlattr* orig = nullptr;
+  bool involved = false;
+  each_attribute(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)),
+                 mnl_nlmsg_get_payload_tail(nlh), [&](const nlattr* a) {
+                   auto type = mnl_attr_get_type(a);
+                   if (type != CTA_TUPLE_ORIG && type != CTA_TUPLE_REPLY) return;
+                   if (type == CTA_TUPLE_ORIG) orig = a;
+                   auto [src, dst] = tuple_addresses(a);
+                   involved = involved || src == match.address || dst == match.address;
+                 });
+  if (involved && orig) {
+    const char* raw = reinterpret_cast<const char*>(orig);
+    match.tuples.emplace_back(raw, raw + orig->nla_len);
+  }
   return MNL_CB_OK;
 }
 
@@ -271,6 +345,11 @@ Result<void> BridgeNetwork::set_up() {
   netlink_ = Netlink::open();
   if (!netlink_)
     return Error::internal(fmt::format("cannot open a netlink socket: {}", errno_text(errno)));
+  conntrack_ = Netlink::open(NETLINK_NETFILTER);
+  if (!conntrack_)
+    spdlog::warn("cannot open a netfilter netlink socket ({}): released instances' connections "
+                 "stay in the connection tracking table until they expire",
+                 errno_text(errno));
 
   std::error_code ec;
   fs::create_directories(fmt::format("{}/{}/netns", options_.run_dir, options_.bridge), ec);
@@ -442,6 +521,10 @@ void BridgeNetwork::unwire(std::uint32_t index) {
   std::string path = netns_path(index);
   ::umount2(path.c_str(), MNT_DETACH);
   ::unlink(path.c_str());
+  // The host's connection tracking still holds the instance's connections (the proxy's, NAT
+  // to the outside): established ones for days, since a namespace that goes sends no reset.
+  // Forgotten now, before the address serves another instance.
+  forget_connections(index);
   // The namespace goes once nothing holds it; the veth with it. Deleting the host end now
   // frees its name even while a process still holds the namespace.
   std::string veth = veth_name(index);
@@ -450,6 +533,32 @@ void BridgeNetwork::unwire(std::uint32_t index) {
   mnl_attr_put_strz(m.nlh, IFLA_IFNAME, veth.c_str());
   if (int e = netlink_->request(m.nlh); e != 0 && e != ENODEV)
     spdlog::warn("deleting the veth {} failed: {}", veth, std::strerror(e));
+}
+
+void BridgeNetwork::forget_connections(std::uint32_t index) {
+  if (!conntrack_) return;
+  ConntrackMatch match{htonl(base_ + 1 + index), {}};
+  {
+    Message m((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, 0);
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = AF_INET;
+    nfg->version = NFNETLINK_V0;
+    if (int e = conntrack_->dump(m.nlh, on_conntrack, &match); e != 0) {
+      spdlog::warn("listing the connection tracking table failed: {}", std::strerror(e));
+      return;
+    }
+  }
+  for (const auto& tuple : match.tuples) {
+    Message m((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE, 0);
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(m.nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = AF_INET;
+    nfg->version = NFNETLINK_V0;
+    std::memcpy(mnl_nlmsg_get_payload_tail(m.nlh), tuple.data(), tuple.size());
+    m.nlh->nlmsg_len += MNL_ALIGN(static_cast<std::uint32_t>(tuple.size()));
+    // Gone already (it expired, or a reply tuple of one deleted before): fine.
+    if (int e = conntrack_->request(m.nlh); e != 0 && e != ENOENT)
+      spdlog::warn("forgetting a connection of {} failed: {}", address(index), std::strerror(e));
+  }
 }
 
 Result<NetworkSlot> BridgeNetwork::acquire(const std::string& instance_id) {
@@ -529,7 +638,7 @@ void BridgeNetwork::release(const std::string& instance_id) {
   }
   unwire(index);
   std::lock_guard lock(mutex_);
-  free_.push_back(index);  // reused last: connections to the old instance are long gone
+  free_.push_back(index);  // reused last, its connections forgotten
 }
 
 void BridgeNetwork::remove_unused() {

@@ -76,6 +76,8 @@ class BridgeNetwork final {
   Result<void> set_up();
   Result<NetworkSlot> wire(std::uint32_t index);
   void unwire(std::uint32_t index);
+  // Deletes the connection tracking entries of index's address (as source or destination).
+  void forget_connections(std::uint32_t index);
   Result<void> isolate_port(int host_end, const std::string& veth);
   std::string netns_path(std::uint32_t index) const;
   std::string veth_name(std::uint32_t index) const;
@@ -91,6 +93,7 @@ class BridgeNetwork final {
   std::string veth_prefix_;
   struct Netlink;
   std::unique_ptr<Netlink> netlink_;
+  std::unique_ptr<Netlink> conntrack_;  // NETLINK_NETFILTER, in the host's namespace
 
   mutable std::mutex mutex_;         // the control thread and the blocking threads; never the proxy
   std::deque<std::uint32_t> free_;   // never used, or released longest ago

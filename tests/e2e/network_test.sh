@@ -117,8 +117,15 @@ done
 check "after 5 kill -9 rounds the instances are adopted (same pid)" test "$(instance a | cut -d' ' -f2)" = "$a_pid"
 check "...and serve" test "$(curl -sS "http://a.default.localhost:$port/env")" = "PORT=8080"
 check "...with no namespace leaked ($before before, $(netns_count) after)" test "$(netns_count)" -le "$before"
+# The proxy's kept-alive connection to an instance is tracked by the host; a deleted instance's
+# namespace sends no reset, so its entries would stay for days unless forgotten.
+tracked() { grep -c " dst=$1 " /proc/net/nf_conntrack || true; }
+a_ip=$(instance a | cut -d' ' -f3)
+curl -sS -o /dev/null "http://a.default.localhost:$port/env"
+check "the connection tracking table holds the proxy's connection to instance a" test "$(tracked "$a_ip")" -ge 1
 for s in a declared fixed sniffer; do e service delete "$s" >/dev/null; done
 wait_until 20 test "$(e instance list -o json | grep -c '"id"')" = 0
+check "...and none once it is deleted (a reused address starts clean)" test "$(tracked "$a_ip")" = 0
 check "deleting the services removes their namespaces (the pool's 8 stay)" wait_until 10 test "$(netns_count)" -le 8
 attached() { test "$(ip -o link show master "$net_bridge" type veth | wc -l)" = "$(netns_count)"; }
 check "the bridge holds exactly one veth per namespace left (no veth without one)" wait_until 10 attached
