@@ -123,6 +123,7 @@ class ApiServer::Impl {
     options.header_timeout = info_.header_timeout;
     options.body_timeout = info_.body_timeout;
     options.send_timeout = info_.send_timeout;
+    options.max_connections_per_client = info_.max_connections_per_client;
     options.upload_limit = info_.build_source_max_bytes;
     if (!auth_) return options;
     options.authenticate = [this, anonymous](const api::Peer& peer, std::string_view header) {

@@ -78,6 +78,7 @@ struct ApiInfo {
   std::chrono::seconds header_timeout{15};
   std::chrono::seconds body_timeout{60};
   std::chrono::seconds send_timeout{60};
+  std::size_t max_connections_per_client = 0;  // per TCP client address (max-connections-per-client)
 };
 
 class ApiServer {

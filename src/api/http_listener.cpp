@@ -20,6 +20,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <unordered_map>
 
 #include "api/request_info.hpp"
 #include "proxy/http_framing.hpp"
@@ -279,21 +280,42 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     stream.socket().shutdown(stream_protocol::socket::shutdown_send, ec);
   }
 
+  // A TCP connection, counted toward its client address from its accept (a TLS handshake
+  // included) to its close.
+  struct ClientSlot {
+    std::unordered_map<std::string, std::size_t>& counts;
+    std::string address;
+    std::size_t n;
+    ClientSlot(std::unordered_map<std::string, std::size_t>& c, std::string a)
+        : counts(c), address(std::move(a)), n(++counts[address]) {}
+    ~ClientSlot() {
+      auto it = counts.find(address);
+      if (it != counts.end() && --it->second == 0) counts.erase(it);
+    }
+    ClientSlot(const ClientSlot&) = delete;
+    ClientSlot& operator=(const ClientSlot&) = delete;
+  };
+  bool over_client_cap(const ClientSlot& slot) const {
+    return options_.max_connections_per_client > 0 && slot.n > options_.max_connections_per_client;
+  }
+
   awaitable<void> tcp_session(std::shared_ptr<Impl> /*keeps this alive*/, tcp::socket socket) {
     Peer peer = tcp_peer(socket);
+    ClientSlot slot(per_client_, peer.address);
     TcpStream stream(std::move(socket));
-    co_await serve(stream, peer);
+    co_await serve(stream, peer, over_client_cap(slot));
     boost::system::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
   awaitable<void> tls_session(std::shared_ptr<Impl> /*keeps this alive*/, tcp::socket socket) {
     Peer peer = tcp_peer(socket);
+    ClientSlot slot(per_client_, peer.address);
     TlsStream stream(std::move(socket), *tls_);
     lowest(stream).expires_after(std::chrono::seconds(30));
     auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kAwait);
     if (hec) co_return;  // not TLS, or a client that gave up
-    bool probing = co_await serve(stream, peer);
+    bool probing = co_await serve(stream, peer, over_client_cap(slot));
     if (probing) co_return;  // a read is pending: close without the TLS goodbye
     lowest(stream).expires_after(std::chrono::seconds(5));
     auto [sec] = co_await stream.async_shutdown(kAwait);
@@ -310,11 +332,12 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
 
   // True when it ended with a read still pending on the stream (a stream the client left).
   template <class Stream>
-  awaitable<bool> serve(Stream& stream, const Peer& peer) {
+  awaitable<bool> serve(Stream& stream, const Peer& peer, bool over_client_cap = false) {
     bool probing = false;
     ++sessions_;
     beast::flat_buffer buffer;
-    if (options_.max_connections > 0 && sessions_ > options_.max_connections) {
+    if (over_client_cap ||
+        (options_.max_connections > 0 && sessions_ > options_.max_connections)) {
       // Over the cap: read the request (so that the client sees the answer, not a reset),
       // answer 503 with Retry-After, and close.
       http::request_parser<http::string_body> parser;
@@ -323,10 +346,15 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kAwait);
       if (!ec) {
         StreamResponder<Stream> r(stream, parser.get().version(), false);
-        co_await r.send_error(Error::unavailable(fmt::format(
-            "the API is serving its limit of {} connections (api-max-connections); retry "
-            "shortly",
-            options_.max_connections)));
+        std::string why =
+            over_client_cap
+                ? fmt::format("the API is serving its limit of {} connections from {} "
+                              "(max-connections-per-client); close some, or retry shortly",
+                              options_.max_connections_per_client, peer.address)
+                : fmt::format("the API is serving its limit of {} connections "
+                              "(api-max-connections); retry shortly",
+                              options_.max_connections);
+        co_await r.send_error(Error::unavailable(why));
       }
       --sessions_;
       co_return false;
@@ -455,6 +483,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
   tcp::acceptor tcp_;
   std::unique_ptr<asio::ssl::context> tls_;
   std::size_t sessions_ = 0;
+  std::unordered_map<std::string, std::size_t> per_client_;  // TCP sessions per client address
   std::chrono::steady_clock::time_point last_accept_warning_{};
 };
 

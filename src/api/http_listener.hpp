@@ -41,6 +41,9 @@ struct SessionOptions {
   // Connections this listener serves at once (the api-max-connections key); one more is
   // answered 503 with Retry-After and closed. 0: no cap.
   std::size_t max_connections = 0;
+  // Connections from one TCP client address at once (max-connections-per-client, as on the
+  // proxy); one more is answered 503 and closed. The unix socket has none. 0: no cap.
+  std::size_t max_connections_per_client = 0;
   // Who sends a request: from its connection's peer and its Authorization header, an identity
   // or kUnauthorized. Unset: everyone is an administrator (tests of the session alone).
   std::function<Result<Identity>(const Peer& peer, std::string_view authorization)> authenticate;

@@ -487,6 +487,7 @@ int run(const DaemonConfig& cfg) {
   api_info.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
   api_info.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
   api_info.send_timeout = std::chrono::seconds(cfg.send_timeout_seconds);
+  api_info.max_connections_per_client = static_cast<std::size_t>(cfg.max_connections_per_client);
   api_info.admission = [&quotas](const KindInfo& k, const boost::json::object* old,
                                  boost::json::object& o) { return quotas.admit(k, old, o); };
   api::AuditOptions audit_options;

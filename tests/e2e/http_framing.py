@@ -13,6 +13,10 @@
                                      near the header deadline (SECONDS), while normal requests
                                      go on; prints their p99 with and without the attack
   http_framing.py cap PORT LIMIT     connections past max-connections-per-client get 503
+  http_framing.py apicap URL LIMIT CA the API's HTTPS listener answers connection LIMIT+1 from
+                                     one address 503 naming max-connections-per-client (the
+                                     held ones never finish a TLS handshake: counted from the
+                                     accept)
   http_framing.py duplex PORT        the proxy relays an answer while the request body still
                                      streams: the rawecho app's POST /early answers before
                                      reading any of a 64 MB body, POST /stream echoes 24 MB
@@ -361,6 +365,39 @@ def duplex(port):
     report(ok, "...and the next request is served")
 
 
+def apicap(url, limit, ca):
+    import ssl
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    ctx = ssl.create_default_context(cafile=ca)
+
+    def get():
+        with socket.create_connection((u.hostname, u.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname=u.hostname) as s:
+                s.sendall(f"GET /version HTTP/1.1\r\nHost: {u.hostname}\r\nConnection: close\r\n\r\n".encode())
+                return read_responses(s, 10)[0]
+
+    held = []
+    try:
+        for _ in range(limit):
+            held.append(socket.create_connection((u.hostname, u.port)))
+        got = get()
+        report([r[0] for r in got] == [503] and b"max-connections-per-client" in got[0][2],
+               f"API connection {limit + 1} from one address gets 503 naming "
+               f"max-connections-per-client ({[r[0] for r in got]})")
+    finally:
+        for s in held:
+            s.close()
+    ok = False
+    for _ in range(50):  # bounded: until the listener has seen the closes
+        got = get()
+        ok = bool(got) and got[0][0] != 503
+        if ok:
+            break
+        time.sleep(0.1)
+    report(ok, "...and it is served again once they close")
+
+
 def main():
     mode = sys.argv[1]
     if mode == "corpus":
@@ -371,6 +408,8 @@ def main():
         slowloris(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "cap":
         cap(int(sys.argv[2]), int(sys.argv[3]))
+    elif mode == "apicap":
+        apicap(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif mode == "duplex":
         duplex(int(sys.argv[2]))
     sys.exit(1 if failures else 0)
