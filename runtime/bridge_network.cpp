@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -213,26 +214,94 @@ Result<void> write_proc(const std::string& path, const char* value) {
   return {};
 }
 
+Result<void> create_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+  if (fd < 0) return Error::internal(fmt::format("cannot create {}: {}", path, errno_text(errno)));
+  ::close(fd);
+  return {};
+}
+
+// A child process that unshares `flags` (after joining the user namespace open as `join`, if
+// any) and waits; what the parent does meanwhile with /proc/<pid>/ns/... sees its namespaces.
+// A process, not a thread: a multithreaded process may not enter a user namespace. Between
+// fork and exit the child makes system calls only.
+class NamespaceChild {
+ public:
+  NamespaceChild(int flags, int join) {
+    if (::pipe2(ready_, O_CLOEXEC) != 0 || ::pipe2(done_, O_CLOEXEC) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(done_[1]);  // or the read below never sees the parent's end close
+      ::close(ready_[0]);
+      char ok = (join < 0 || ::setns(join, CLONE_NEWUSER) == 0) && ::unshare(flags) == 0 ? 1 : 0;
+      if (::write(ready_[1], &ok, 1) != 1) ::_exit(1);
+      char c;
+      (void)::read(done_[0], &c, 1);  // until the parent has what it needs, or is gone
+      ::_exit(0);
+    }
+    ::close(ready_[1]);
+    ready_[1] = -1;
+    ::close(done_[0]);
+    done_[0] = -1;
+    char ok = 0;
+    if (pid_ > 0 && ::read(ready_[0], &ok, 1) == 1 && ok == 1) ready = true;
+  }
+  ~NamespaceChild() {
+    for (int fd : {ready_[0], ready_[1], done_[0], done_[1]})
+      if (fd >= 0) ::close(fd);
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+  }
+  NamespaceChild(const NamespaceChild&) = delete;
+  NamespaceChild& operator=(const NamespaceChild&) = delete;
+  std::string ns(const char* kind) const { return fmt::format("/proc/{}/ns/{}", pid_, kind); }
+  std::string proc(const char* file) const { return fmt::format("/proc/{}/{}", pid_, file); }
+
+  bool ready = false;
+
+ private:
+  pid_t pid_ = -1;
+  int ready_[2] = {-1, -1};
+  int done_[2] = {-1, -1};
+};
+
 // Runs `fn` on a thread of its own, in a new network namespace bind-mounted at `path`, and
-// returns its result. The namespace outlives the thread through the mount.
+// returns its result. The namespace outlives the thread through the mount. With `userns` (a
+// bind-mounted user namespace) the network namespace belongs to it.
 template <class Fn>
-Result<void> in_new_netns(const std::string& path, Fn fn) {
+Result<void> in_new_netns(const std::string& path, const std::string& userns, Fn fn) {
+  if (auto made = create_file(path); !made) return made;
+  if (!userns.empty()) {
+    int join = ::open(userns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (join < 0)
+      return Error::internal(fmt::format("cannot open {}: {}", userns, errno_text(errno)));
+    NamespaceChild child(CLONE_NEWNET, join);
+    ::close(join);
+    if (!child.ready)
+      return Error::internal(fmt::format("making a network namespace in {} failed", userns));
+    if (::mount(child.ns("net").c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0)
+      return Error::internal(
+          fmt::format("bind-mounting the namespace at {} failed: {}", path, errno_text(errno)));
+  }
   Result<void> out;
   std::thread t([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      out = Error::internal(fmt::format("unshare(CLONE_NEWNET) failed: {}", errno_text(errno)));
-      return;
-    }
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
-    if (fd < 0) {
-      out = Error::internal(fmt::format("cannot create {}: {}", path, errno_text(errno)));
-      return;
-    }
-    ::close(fd);
-    if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) {
-      out = Error::internal(
-          fmt::format("bind-mounting the namespace at {} failed: {}", path, errno_text(errno)));
-      return;
+    if (userns.empty()) {
+      if (::unshare(CLONE_NEWNET) != 0) {
+        out = Error::internal(fmt::format("unshare(CLONE_NEWNET) failed: {}", errno_text(errno)));
+        return;
+      }
+      if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) {
+        out = Error::internal(
+            fmt::format("bind-mounting the namespace at {} failed: {}", path, errno_text(errno)));
+        return;
+      }
+    } else {
+      int ns = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      int joined = ns < 0 ? -1 : ::setns(ns, CLONE_NEWNET);
+      if (ns >= 0) ::close(ns);
+      if (joined != 0) {
+        out = Error::internal(fmt::format("entering {} failed: {}", path, errno_text(errno)));
+        return;
+      }
     }
     int ns = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     out = fn(ns);
@@ -316,6 +385,30 @@ std::string BridgeNetwork::table_name() const {
   return t;
 }
 
+std::string BridgeNetwork::userns_path() const {
+  if (options_.userns_size == 0) return "";
+  return fmt::format("{}/{}/userns", options_.run_dir, options_.bridge);
+}
+
+// One user namespace for every namespace this start makes (the mapping is the daemon's);
+// instances adopted after a restart keep theirs alive by being in it.
+Result<void> BridgeNetwork::make_user_namespace() {
+  std::string path = userns_path();
+  ::umount2(path.c_str(), MNT_DETACH);  // the previous start's
+  if (auto made = create_file(path); !made) return made;
+  NamespaceChild child(CLONE_NEWUSER, -1);
+  if (!child.ready)
+    return Error::internal(fmt::format("unshare(CLONE_NEWUSER) failed; user-namespaces needs "
+                                       "a kernel with user namespaces enabled"));
+  std::string map = fmt::format("0 {} {}", options_.userns_base, options_.userns_size);
+  for (const char* file : {"uid_map", "gid_map"})
+    if (auto w = write_proc(child.proc(file), map.c_str()); !w) return w;
+  if (::mount(child.ns("user").c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0)
+    return Error::internal(
+        fmt::format("bind-mounting the user namespace at {} failed: {}", path, errno_text(errno)));
+  return {};
+}
+
 Result<void> BridgeNetwork::nft(const std::string& commands) {
   nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (!ctx) return Error::internal("libnftables: cannot create a context");
@@ -356,6 +449,8 @@ Result<void> BridgeNetwork::set_up() {
   if (ec)
     return Error::internal(fmt::format("cannot create {}/{}/netns: {}", options_.run_dir,
                                        options_.bridge, ec.message()));
+  if (options_.userns_size > 0)
+    if (auto made = make_user_namespace(); !made) return made;
   {
     Message m(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
     m.link(0);
@@ -441,7 +536,7 @@ Result<NetworkSlot> BridgeNetwork::wire(std::uint32_t index) {
   std::uint32_t ip = base_ + 1 + index;
   int bridge = static_cast<int>(::if_nametoindex(options_.bridge.c_str()));
   if (bridge == 0) return Error::internal(fmt::format("the bridge {} is gone", options_.bridge));
-  auto wired = in_new_netns(path, [&](int ns) -> Result<void> {
+  auto wired = in_new_netns(path, userns_path(), [&](int ns) -> Result<void> {
     auto inner = Netlink::open();
     if (!inner || ns < 0)
       return Error::internal(fmt::format("cannot open a netlink socket: {}", errno_text(errno)));
@@ -501,7 +596,7 @@ Result<NetworkSlot> BridgeNetwork::wire(std::uint32_t index) {
     unwire(index);
     return wired.error();
   }
-  return NetworkSlot{path, ipv4_text(ip)};
+  return NetworkSlot{path, ipv4_text(ip), userns_path()};
 }
 
 Result<void> BridgeNetwork::isolate_port(int host_end, const std::string& veth) {
@@ -570,7 +665,7 @@ Result<NetworkSlot> BridgeNetwork::acquire(const std::string& instance_id) {
       pool_.pop_back();
       in_use_[instance_id] = index;
       refill_.notify_one();
-      return NetworkSlot{netns_path(index), address(index)};
+      return NetworkSlot{netns_path(index), address(index), userns_path()};
     }
     if (free_.empty())
       return Error::unavailable(
@@ -723,6 +818,11 @@ void BridgeNetwork::shut_down() {
   m.link(0);
   mnl_attr_put_strz(m.nlh, IFLA_IFNAME, options_.bridge.c_str());
   (void)netlink_->request(m.nlh);
+  if (options_.userns_size > 0) {
+    std::string userns = userns_path();
+    ::umount2(userns.c_str(), MNT_DETACH);
+    ::unlink(userns.c_str());
+  }
   // The run dir goes too when no instance's namespace is left in it.
   std::error_code ec;
   fs::remove(fmt::format("{}/{}/netns", options_.run_dir, options_.bridge), ec);

@@ -29,12 +29,18 @@ struct BridgeOptions {
   // The proxy's port: instances may reach it on the gateway address (the brokers' ingress,
   // and services when the proxy allows it); every other host port is closed to them.
   std::uint16_t proxy_port = 0;
+  // user-namespaces: namespaces are made in a user namespace mapping container ids
+  // 0..userns_size-1 to host ids userns_base.., bind-mounted at <run_dir>/<bridge>/userns, so
+  // that an instance joining both owns its network (sysfs mounts, runc exec). 0: none.
+  std::uint32_t userns_base = 0;
+  std::uint32_t userns_size = 0;
 };
 
 // One instance's network: its namespace (what runc joins) and its address on the bridge.
 struct NetworkSlot {
   std::string netns_path;
   std::string address;
+  std::string userns_path;  // the user namespace that owns the network one; "": the host's
 };
 
 class BridgeNetwork final {
@@ -84,6 +90,8 @@ class BridgeNetwork final {
   std::string address(std::uint32_t index) const;
   Result<void> nft(const std::string& commands);
   std::string table_name() const;
+  std::string userns_path() const;  // "" without user namespaces
+  Result<void> make_user_namespace();
 
   BridgeOptions options_;
   std::uint32_t base_ = 0;  // the subnet's first address, host order

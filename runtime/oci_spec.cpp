@@ -279,9 +279,10 @@ json::object make_runtime_spec(const BundleSpec& b) {
                    {"type", "mqueue"},
                    {"source", "mqueue"},
                    {"options", to_array({"nosuid", "noexec", "nodev"})}},
-      // In a user namespace sysfs cannot be mounted (its network namespace belongs to the
-      // host's user namespace): the host's /sys, bound read-only, as runc's rootless spec does.
-      b.user_namespace
+      // In a user namespace of runc's own, sysfs cannot be mounted (the network namespace
+      // belongs to the host's user namespace): the host's /sys, bound read-only, as runc's
+      // rootless spec does. The bridge's namespaces belong to its user namespace instead.
+      b.user_namespace && b.userns_path.empty()
           ? json::object{{"destination", "/sys"},
                          {"type", "bind"},
                          {"source", "/sys"},
@@ -321,7 +322,9 @@ json::object make_runtime_spec(const BundleSpec& b) {
   if (!b.netns_path.empty())
     namespaces.push_back(json::object{{"type", "network"}, {"path", b.netns_path}});
   if (b.user_namespace) {
-    namespaces.push_back(json::object{{"type", "user"}});
+    json::object user{{"type", "user"}};
+    if (!b.userns_path.empty()) user["path"] = b.userns_path;  // mappings still name host root
+    namespaces.push_back(std::move(user));
     json::array map{json::object{{"containerID", 0},
                                  {"hostID", b.user_namespace->host_base},
                                  {"size", b.user_namespace->size}}};

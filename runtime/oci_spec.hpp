@@ -63,6 +63,9 @@ struct BundleSpec {
   // A user namespace of its own: container ids 0..size-1 are host ids base..base+size-1, for
   // users and groups alike (user-namespaces); none: the host's.
   std::optional<IdMapping> user_namespace;
+  // The user namespace to join (the one that owns netns_path), made with that mapping by the
+  // bridge; "": runc makes one (and /sys is the host's, as no sysfs can be mounted then).
+  std::string userns_path;
 
   static std::vector<std::string> default_capabilities_list();
 };

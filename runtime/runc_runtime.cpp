@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
@@ -301,6 +302,39 @@ Result<std::string> RuncRuntime::shifted_rootfs(const std::string& digest,
   return path;
 }
 
+int RuncRuntime::end_predecessor_calls() {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    std::string name = entry.path().filename();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::vector<std::string> args;
+    for (std::string arg; std::getline(in, arg, '\0');) args.push_back(arg);
+    // runc_argv's shape: RUNC --root STATE_ROOT ...
+    bool ours = false;
+    for (std::size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "--root" && args[i + 1] == state_root_) ours = true;
+    if (!ours) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (pid == ::getpid()) continue;
+    spdlog::warn("ending runc (pid {}) that a previous elafrosd left running: {}", pid,
+                 args.size() > 3 ? args[3] : std::string("?"));
+    // Its process group, as run_runc's timeout does: what it forked (runc init, before the
+    // container's exec) goes with it.
+    ::kill(::getpgid(pid) == pid ? -pid : pid, SIGKILL);
+    pids.push_back(pid);
+  }
+  // Bounded: gone within 5 s (a process in D state may take a moment).
+  for (int i = 0; i < 50; ++i) {
+    bool alive = false;
+    for (pid_t pid : pids) alive = alive || ::kill(pid, 0) == 0;
+    if (!alive) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return static_cast<int>(pids.size());
+}
+
 void RuncRuntime::sweep_shifted_rootfs() {
   std::error_code ec;
   std::string root = options_.data_dir + "/userns";
@@ -309,18 +343,23 @@ void RuncRuntime::sweep_shifted_rootfs() {
   if (options_.user_namespace)
     current = fmt::format("{}-{}", options_.user_namespace->host_base,
                           options_.user_namespace->size);
+  // A copy an adopted instance's overlay still stands on stays, whatever the config says now.
+  std::ifstream mounts_file("/proc/mounts");
+  std::string mounts((std::istreambuf_iterator<char>(mounts_file)), {});
+  auto in_use = [&mounts](const fs::path& p) {
+    return mounts.find("lowerdir=" + p.string()) != std::string::npos;
+  };
   for (const auto& mapping : fs::directory_iterator(root, ec)) {
-    if (mapping.path().filename() != current) {
-      fs::remove_all(mapping.path(), ec);
-      continue;
-    }
     for (const auto& copy : fs::directory_iterator(mapping.path(), ec)) {
       std::string name = copy.path().filename();
-      if (name.find(".tmp-") != std::string::npos || !images_->has_rootfs("sha256:" + name)) {
+      bool stale = mapping.path().filename() != current || name.find(".tmp-") != std::string::npos ||
+                   !images_->has_rootfs("sha256:" + name);
+      if (stale && !in_use(copy.path())) {
         spdlog::info("removing {}: its image or mapping is gone", copy.path().string());
         fs::remove_all(copy.path(), ec);
       }
     }
+    if (mapping.path().filename() != current) fs::remove(mapping.path(), ec);  // once empty
   }
 }
 
@@ -414,6 +453,7 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
     auto slot = network_->acquire(spec.container_id);
     if (!slot) return fail(slot.error());
     bundle.netns_path = slot->netns_path;
+    if (userns) bundle.userns_path = slot->userns_path;
   }
   if (auto hosts = write_hosts_file(
           dir + "/hosts", spec.container.env,

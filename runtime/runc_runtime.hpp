@@ -57,6 +57,12 @@ class RuncRuntime final : public ContainerRuntime {
   // (docs/architecture.md, "Isolation"); set before the first start. Null: the host's network.
   void set_network(BridgeNetwork* network) { network_ = network; }
 
+  // Ends the runc calls a killed predecessor on this data dir left running (runc, started in
+  // its own process group, outlives the daemon that ran it): one still creating a container
+  // would otherwise finish after the start's stray pass and leave a container nothing tracks.
+  // Call before any runc call of this process. Returns how many it ended.
+  int end_predecessor_calls();
+
   // Removes the chowned image copies of user-namespaces that nothing can use any more: those of
   // images no longer in the store, of another mapping, or left half made by a crash.
   void sweep_shifted_rootfs();

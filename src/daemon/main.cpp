@@ -187,6 +187,7 @@ int run(const DaemonConfig& cfg) {
     let_mapped_root_reach(data_dir, cfg.user_namespace_base);
   }
   RuncRuntime runtime(runc_options, runner, images);
+  runtime.end_predecessor_calls();
   runtime.sweep_shifted_rootfs();
 
   // Logs: spools the runtime creates, collected on a thread of their own into the sinks.
@@ -281,6 +282,7 @@ int run(const DaemonConfig& cfg) {
   build_runc.cgroup_parent = "elafros-builds";
   build_runc.pids_limit = cfg.build_step_pids;
   RuncRuntime build_runtime(build_runc, runner, images);
+  build_runtime.end_predecessor_calls();
   if (auto r = build_runtime.set_parent_cpu_shares(cfg.build_cpu_shares); !r)
     spdlog::warn("builds run with the CPU weight of instances: {}", r.error().message);
   auto build_log_store = std::make_shared<FileLogStore>(
@@ -349,6 +351,10 @@ int run(const DaemonConfig& cfg) {
     nopts.subnet = cfg.network_subnet;
     nopts.pool_size = static_cast<std::size_t>(cfg.network_pool_size);
     nopts.proxy_port = proxy.port();
+    if (cfg.user_namespaces) {  // namespaces the instances' root owns
+      nopts.userns_base = static_cast<std::uint32_t>(cfg.user_namespace_base);
+      nopts.userns_size = static_cast<std::uint32_t>(cfg.user_namespace_size);
+    }
     auto opened = BridgeNetwork::open(nopts);
     if (!opened)
       throw std::runtime_error(opened.error().message +

@@ -372,9 +372,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   // After an answer that left the request's body unread, reads and drops what the client still
-  // sends until it closes too, as nginx's lingering_close does: closing
-  // a socket with unread data resets the connection, and the reset can destroy the answer
-  // before the client has read it.
+  // sends until it closes too, as nginx's lingering_close does: closing a socket with unread
+  // data resets the connection, and the reset can destroy the answer before the client read it.
   awaitable<void> linger(beast::tcp_stream& client, Connection& conn) {
     auto until = std::chrono::steady_clock::now() + kLingerTime;
     for (;;) {
@@ -677,16 +676,13 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // body to the instance while forward() reads the response, so an app that answers as it
   // reads (an echo, a transcoder) cannot deadlock against a full socket buffer.
   struct Upload {
-    explicit Upload(asio::any_io_executor ex) : done(ex) {
-      done.expires_at(std::chrono::steady_clock::time_point::max());
-    }
     bool running = false;
     bool stopped = false;   // forward() ended it: what it saw then is not the client's fault
     bool sent = false;      // the whole request reached the instance
     error_code client_ec;   // reading the body from the client failed
     http::status answer{};  // what the client is owed for client_ec, if anything
     std::string message;
-    asio::steady_timer done;  // cancelled when the upload ends
+    std::optional<asio::steady_timer> done;  // made when an upload starts, cancelled at its end
   };
 
   awaitable<void> send_body(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
@@ -746,9 +742,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                     http::request_parser<http::buffer_body>& parser, beast::tcp_stream& upstream,
                     char* relay, Upload& up) {
     up.running = true;
+    up.done.emplace(client.get_executor(), std::chrono::steady_clock::time_point::max());
     auto finished = [&up](const std::exception_ptr&) {
       up.running = false;
-      up.done.cancel();
+      up.done->cancel();
     };
     asio::co_spawn(client.get_executor(),
                    send_body(client, client_buffer, parser, upstream, relay, up), finished);
@@ -761,12 +758,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     if (upstream) upstream->close();
     error_code ignored;
     client.socket().cancel(ignored);
-    if (up.running) co_await up.done.async_wait(kAwait);
-  }
-
-  // Waits for an upload to end on its own.
-  awaitable<void> await_upload(Upload& up) {
-    if (up.running) co_await up.done.async_wait(kAwait);
+    if (up.running) co_await up.done->async_wait(kAwait);
   }
 
   // Relays one request to the instance and its response back. Returns false when the client
@@ -795,7 +787,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     }
     if (has_body && !conn.upload) conn.upload = std::make_unique<std::array<char, kRelayBuffer>>();
 
-    Upload up(client.get_executor());
+    Upload up;
     std::unique_ptr<beast::tcp_stream> upstream;
     bool upstream_keep = false;
     bool ok = co_await exchange(client, client_buffer, parser, conn, revision, endpoint,

@@ -136,14 +136,13 @@ t2=$(date +%s%N)
 echo "     create -> Ready with the image's chowned copy made: $(((t1 - t0) / 1000000)) ms; with it cached: $(((t2 - t1) / 1000000)) ms"
 grep "root filesystem for user namespace" "$work/daemon.log" | sed 's/^/     /'
 read -r id pid <<<"$(instance_of mapped)"
-# runc 1.1's exec joins the user namespace before the network namespace, which the host's owns:
-# nsenter orders them.
-ns_exec() { nsenter -t "$pid" -a "$@"; }
+ns_exec() { runc_exec "$id" "$@"; }  # the network namespace is the user namespace's: runc exec enters both
 check "the instance's uid_map is 0 100000 65536" test "$(awk '{print $1, $2, $3}' "/proc/$pid/uid_map")" = "0 100000 65536"
 check "...and its gid_map" test "$(awk '{print $1, $2, $3}' "/proc/$pid/gid_map")" = "0 100000 65536"
 check "its root is host uid 100000" test "$(status_of "$pid" Uid | cut -f1)" = 100000
 check "...and uid 0 inside" test "$(ns_exec id -u)" = 0
 check "the Python app serves" contains "$(curl -sS "http://mapped.default.localhost:$port/")" "Directory listing"
+check "its /sys is a sysfs of its own network (lo and eth0 only)" test "$(ns_exec ls /sys/class/net | tr '\n' ' ')" = "eth0 lo "
 check "root may write to its overlay (the upper dir is the mapped root's)" test "$(ns_exec sh -c 'echo w >/written && cat /written')" = w
 check "...which the host sees owned by 100000" test "$(stat -c %u "$data/instances/$id/upper/written")" = 100000
 check "the image's files are the mapped root's" test "$(ns_exec stat -L -c %u /bin/sh)" = 0

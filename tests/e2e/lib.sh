@@ -35,13 +35,14 @@ cleanup() {
     for id in $(runc --root "$root" list -q 2>/dev/null); do runc --root "$root" delete --force "$id" >/dev/null 2>&1; done
   done
   grep -o "$work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-  # What a killed daemon left of its network: namespaces (their veths go with them), the
-  # nftables table, the bridge.
+  # What a killed daemon left of its network: namespaces (their veths go with them), the user
+  # namespace that owns them, the nftables table, the bridge.
   local ns
   for ns in /run/elafros/"$net_bridge"/netns/*; do
     [ -e "$ns" ] || continue
     umount -l "$ns" 2>/dev/null; rm -f "$ns"
   done
+  umount -l /run/elafros/"$net_bridge"/userns 2>/dev/null  # user-namespaces' (a killed daemon's)
   rm -rf /run/elafros/"$net_bridge"
   nft delete table ip "elafros_$net_bridge" 2>/dev/null
   ip link delete "$net_bridge" 2>/dev/null

@@ -258,3 +258,20 @@ TEST_CASE("a user namespace maps ids and binds the host's /sys read-only instead
   CHECK(IdMapping{100000, 65536}.host_id(65534) == 165534);
   CHECK(IdMapping{100000, 65536}.host_id(70000) == 165535);  // past the range: its last id
 }
+
+TEST_CASE("with the bridge's user namespace, runc joins it and mounts a sysfs of its own") {
+  BundleSpec b;
+  b.process.args = {"/entry"};
+  b.user_namespace = IdMapping{100000, 65536};
+  b.netns_path = "/run/elafros/elafros0/netns/3";
+  b.userns_path = "/run/elafros/elafros0/userns";
+  json::object spec = make_runtime_spec(b);
+  const auto& linux = spec.at("linux").as_object();
+  std::string user_path;
+  for (const auto& n : linux.at("namespaces").as_array())
+    if (n.at("type") == "user") user_path = n.at("path").as_string().c_str();
+  CHECK(user_path == "/run/elafros/elafros0/userns");
+  CHECK(linux.contains("uidMappings"));  // runc finds the host's root in them
+  for (const auto& m : spec.at("mounts").as_array())
+    if (m.at("destination") == "/sys") CHECK(m.at("type") == "sysfs");
+}
