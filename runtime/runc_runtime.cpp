@@ -302,6 +302,35 @@ Result<std::string> RuncRuntime::shifted_rootfs(const std::string& digest,
   return path;
 }
 
+namespace {
+
+// From /proc/PID/stat: "pid (comm) state ppid ...", comm may hold spaces and parentheses.
+std::string proc_stat_tail(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  auto close = stat.rfind(')');
+  return close == std::string::npos ? std::string() : stat.substr(close + 2);
+}
+
+char state_of(pid_t pid) {
+  std::string tail = proc_stat_tail(pid);
+  return tail.empty() ? 'X' : tail[0];
+}
+
+pid_t parent_of(pid_t pid) {
+  std::string tail = proc_stat_tail(pid);
+  if (tail.size() < 3) return 0;
+  return static_cast<pid_t>(std::strtol(tail.c_str() + 2, nullptr, 10));
+}
+
+bool is_elafrosd(pid_t pid) {
+  std::error_code ec;
+  auto exe = fs::read_symlink(fmt::format("/proc/{}/exe", pid), ec);
+  return !ec && exe.filename() == "elafrosd";
+}
+
+}  // namespace
+
 int RuncRuntime::end_predecessor_calls() {
   std::vector<pid_t> pids;
   std::error_code ec;
@@ -317,7 +346,10 @@ int RuncRuntime::end_predecessor_calls() {
       if (args[i] == "--root" && args[i + 1] == state_root_) ours = true;
     if (!ours) continue;
     pid_t pid = static_cast<pid_t>(std::stol(name));
-    if (pid == ::getpid()) continue;
+    // Only orphans (a killed daemon's children go to init) or an elafrosd's: a `runc list` an
+    // operator runs on the same root is left alone.
+    pid_t parent = parent_of(pid);
+    if (pid == ::getpid() || (parent != 1 && !is_elafrosd(parent))) continue;
     spdlog::warn("ending runc (pid {}) that a previous elafrosd left running: {}", pid,
                  args.size() > 3 ? args[3] : std::string("?"));
     // Its process group, as run_runc's timeout does: what it forked (runc init, before the
@@ -328,7 +360,7 @@ int RuncRuntime::end_predecessor_calls() {
   // Bounded: gone within 5 s (a process in D state may take a moment).
   for (int i = 0; i < 50; ++i) {
     bool alive = false;
-    for (pid_t pid : pids) alive = alive || ::kill(pid, 0) == 0;
+    for (pid_t pid : pids) alive = alive || (::kill(pid, 0) == 0 && state_of(pid) != 'Z');
     if (!alive) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

@@ -206,6 +206,23 @@ settle() {  # until nothing is starting or stopping, bounded
   done
   return 1
 }
+# A runc call a killed daemon left running (an orphan, its parent gone) is ended by the next
+# start; one the test runs itself on the same root is left alone. Stand-ins whose argv reads
+# like runc_argv's, so the check does not depend on when a real one would finish.
+kill9
+stand_in='import time; time.sleep(120)'  # one process; its argv goes on: runc --root ROOT ...
+( python3 -c "$stand_in" runc --root "$data/runc" run --detach left-behind >/dev/null 2>&1 & echo $! >"$work/orphan.pid" )
+python3 -c "$stand_in" runc --root "$data/runc" list >/dev/null 2>&1 &
+operator_runc=$!
+extra_pids+=("$(cat "$work/orphan.pid")" "$operator_runc")
+start_daemon
+running() { [ -e "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }  # a zombie has ended
+ended() { ! running "$1"; }
+check "a start ends the runc call a killed predecessor left running" ended "$(cat "$work/orphan.pid")"
+check "...and says so" grep -q "ending runc (pid $(cat "$work/orphan.pid")) that a previous elafrosd left running" "$work/daemon.log"
+check "...but leaves a runc the test itself runs on the same root" running "$operator_runc"
+kill "$operator_runc" 2>/dev/null || true
+
 bad_rounds=0
 for r in $(seq "$rounds"); do
   ops=()
