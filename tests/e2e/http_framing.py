@@ -279,28 +279,35 @@ def slowloris(port, n, deadline):
           f"attack ({a / b:.2f}x)")
 
 
-def cap(port, limit):
+def hold_and_check(address, limit, get, what):
+    """Holds `limit` idle connections to address, then `get()` (its responses) must be one 503
+    naming max-connections-per-client; once they close, get() is served again."""
     held = []
     try:
         for _ in range(limit):
-            s = socket.socket()
-            s.connect(("127.0.0.1", port))
-            held.append(s)
-        responses, closed = exchange(port, corpus.req(["GET /env HTTP/1.1", f"Host: {corpus.HOST}"]))
+            held.append(socket.create_connection(address))
+        responses = get()
         got = [r[0] for r in responses]
         report(got == [503] and b"max-connections-per-client" in responses[0][2],
-               f"connection {limit + 1} from one address gets 503 naming max-connections-per-client "
-               f"({got})")
+               f"{what} connection {limit + 1} from one address gets 503 naming "
+               f"max-connections-per-client ({got})")
     finally:
         for s in held:
             s.close()
     ok = False
-    for _ in range(50):  # bounded: until the proxy has seen the closes
-        ok, _ = timed_get(port)
+    for _ in range(50):  # bounded: until the listener has seen the closes
+        got = get()
+        ok = len(got) == 1 and got[0][0] != 503
         if ok:
             break
         time.sleep(0.1)
-    report(ok, "once they close, the address is served again")
+    report(ok, f"...and the {what} serves the address again once they close")
+
+
+def cap(port, limit):
+    def get():
+        return exchange(port, corpus.req(["GET /env HTTP/1.1", f"Host: {corpus.HOST}"]))[0]
+    hold_and_check(("127.0.0.1", port), limit, get, "proxy")
 
 
 def push(sock, head, body, pieces=1 << 16):
@@ -376,26 +383,7 @@ def apicap(url, limit, ca):
             with ctx.wrap_socket(raw, server_hostname=u.hostname) as s:
                 s.sendall(f"GET /version HTTP/1.1\r\nHost: {u.hostname}\r\nConnection: close\r\n\r\n".encode())
                 return read_responses(s, 10)[0]
-
-    held = []
-    try:
-        for _ in range(limit):
-            held.append(socket.create_connection((u.hostname, u.port)))
-        got = get()
-        report([r[0] for r in got] == [503] and b"max-connections-per-client" in got[0][2],
-               f"API connection {limit + 1} from one address gets 503 naming "
-               f"max-connections-per-client ({[r[0] for r in got]})")
-    finally:
-        for s in held:
-            s.close()
-    ok = False
-    for _ in range(50):  # bounded: until the listener has seen the closes
-        got = get()
-        ok = bool(got) and got[0][0] != 503
-        if ok:
-            break
-        time.sleep(0.1)
-    report(ok, "...and it is served again once they close")
+    hold_and_check((u.hostname, u.port), limit, get, "API")
 
 
 def main():
