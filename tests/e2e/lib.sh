@@ -19,8 +19,20 @@ extra_pids=()  # processes a test started besides the daemon (a subscriber): end
 net_bridge=elt$(($$ % 1000000))
 net_subnet=10.$((200 + $$ % 50)).$(($$ / 50 % 256)).0/24
 
+# A command that fails outside a check ends the test through set -e; the ERR trap remembers
+# which, so that the cleanup can say where it stopped and show the daemon's log.
+set -o errtrace
+aborted_at=""
+trap 'aborted_at="${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND (exit $?)"' ERR
+
 cleanup() {
+  local rc=$?
   set +e
+  trap - ERR
+  if [ "$rc" -ne 0 ] && [ -n "$aborted_at" ] && [ -f "$work/daemon.log" ]; then
+    echo "e2e: stopped by a failing command at $aborted_at; the daemon log's end:"
+    tail -n 60 "$work/daemon.log"
+  fi
   local p
   for p in "${extra_pids[@]}"; do kill "$p" 2>/dev/null; done
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
