@@ -53,7 +53,42 @@ std::optional<std::chrono::milliseconds> duration(std::string s) {
   return total;
 }
 
+// Knative's camelCase aliases (pkg/apis/autoscaling/register.go), each with its canonical name.
+struct Alias {
+  std::string_view alias, name;
+};
+constexpr Alias kAliases[] = {
+    {"initialScale", "initial-scale"},
+    {"maxScale", "max-scale"},
+    {"metricAggregationAlgorithm", "metric-aggregation-algorithm"},
+    {"minScale", "min-scale"},
+    {"panicThresholdPercentage", "panic-threshold-percentage"},
+    {"panicWindowPercentage", "panic-window-percentage"},
+    {"scaleDownDelay", "scale-down-delay"},
+    {"scaleToZeroPodRetentionPeriod", "scale-to-zero-pod-retention-period"},
+    {"targetBurstCapacity", "target-burst-capacity"},
+    {"targetUtilizationPercentage", "target-utilization-percentage"},
+};
+
+std::optional<std::string_view> canonical_of(std::string_view alias) {
+  for (const auto& a : kAliases)
+    if (a.alias == alias) return a.name;
+  return std::nullopt;
+}
+
+std::string full_key(std::string_view name) { return std::string(kAnnotationPrefix) + std::string(name); }
+
 }  // namespace
+
+std::optional<std::string> autoscaling_annotation(
+    const std::map<std::string, std::string>& annotations, std::string_view name) {
+  if (auto it = annotations.find(full_key(name)); it != annotations.end()) return it->second;
+  for (const auto& a : kAliases)
+    if (a.name == name)
+      if (auto it = annotations.find(full_key(a.alias)); it != annotations.end())
+        return it->second;
+  return std::nullopt;
+}
 
 Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
                                          const AutoscalingDefaults& d) {
@@ -70,10 +105,20 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
   if (tmpl.container_concurrency > 0) spec.target = tmpl.container_concurrency;
   bool target_set = false;
   double panic_window_percent = d.panic_window_percent;
+  // Which key set min-scale and max-scale, for the messages that compare them.
+  std::string min_key = "min-scale", max_key = "max-scale";
+  std::optional<int> activation;
+  std::string activation_key;
 
   for (const auto& [key, value] : tmpl.annotations) {
     if (key.rfind(kAnnotationPrefix, 0) != 0) continue;
     std::string name = key.substr(std::string_view(kAnnotationPrefix).size());
+    std::string shown = name;  // the key as written, alias or not
+    if (auto canonical = canonical_of(name)) {
+      // Knative's key priority: the canonical key wins over its alias when both are there.
+      if (tmpl.annotations.count(full_key(*canonical))) continue;
+      name = std::string(*canonical);
+    }
     auto bad = [&](const char* what) {
       return Error::invalid(
           fmt::format("spec.template.metadata.annotations[{}]: \"{}\" {}", key, value, what));
@@ -89,19 +134,31 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
         spec.metric = ScaleMetric::kRps;
       else
         return bad("must be \"concurrency\" or \"rps\"");
+    } else if (name == "metric-aggregation-algorithm") {
+      if (value == "linear")
+        spec.aggregation = Aggregation::kLinear;
+      else if (value == "weighted-exponential" || value == "weightedExponential")
+        spec.aggregation = Aggregation::kWeightedExponential;
+      else
+        return bad("must be \"linear\" or \"weighted-exponential\" (or \"weightedExponential\")");
     } else if (name == "target") {
       auto v = number(value);
-      if (!v || *v < 0.01) return bad("must be a number greater than 0");
+      if (!v || *v < 0.01) return bad("must be a number of at least 0.01");
       spec.target = *v;
       target_set = true;
     } else if (name == "target-utilization-percentage") {
       auto v = number(value);
       if (!v || *v < 1 || *v > 100) return bad("must be a percentage between 1 and 100");
       spec.utilization = *v / 100.0;
+    } else if (name == "target-burst-capacity") {
+      auto v = number(value);
+      if (!v || (*v < 0 && *v != -1)) return bad("must be a number, 0 or more, or -1 (unlimited)");
+      spec.target_burst_capacity = *v;
     } else if (name == "window") {
       auto v = duration(value);
       if (!v || *v < std::chrono::seconds(6) || *v > std::chrono::hours(1))
         return bad("must be a duration between 6s and 1h");
+      if (v->count() % 1000 != 0) return bad("must be whole seconds (e.g. 60s)");
       spec.stable_window = std::chrono::duration_cast<std::chrono::seconds>(*v);
     } else if (name == "panic-window-percentage") {
       auto v = number(value);
@@ -114,31 +171,61 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
     } else if (name == "min-scale" || name == "max-scale" || name == "initial-scale") {
       auto v = whole(value);
       if (!v || *v < 0) return bad("must be a whole number, 0 or more");
-      (name == "min-scale"   ? spec.min_scale
-       : name == "max-scale" ? spec.max_scale
-                             : spec.initial_scale) = *v;
+      if (name == "min-scale") {
+        spec.min_scale = *v;
+        min_key = shown;
+      } else if (name == "max-scale") {
+        spec.max_scale = *v;
+        max_key = shown;
+      } else {
+        spec.initial_scale = *v;
+      }
+    } else if (name == "activation-scale") {
+      auto v = whole(value);
+      if (!v || *v < 2)
+        return bad("must be a whole number, 2 or more (the least scale a start from zero "
+                   "goes to; 1 is what every start does)");
+      activation = *v;
+      activation_key = key;
     } else if (name == "scale-down-delay") {
       auto v = duration(value);
       if (!v || *v > std::chrono::hours(1)) return bad("must be a duration between 0s and 1h");
+      if (v->count() % 1000 != 0) return bad("must be whole seconds (e.g. 30s)");
       spec.scale_down_delay = std::chrono::duration_cast<std::chrono::seconds>(*v);
     } else if (name == "scale-to-zero-pod-retention-period") {
       auto v = duration(value);
       if (!v || *v > std::chrono::hours(1)) return bad("must be a duration between 0s and 1h");
+      spec.scale_to_zero_retention = std::chrono::duration_cast<std::chrono::seconds>(
+          *v + std::chrono::milliseconds(999));
     } else {
-      return Error::invalid(
-          fmt::format("spec.template.metadata.annotations[{}]: unknown autoscaling annotation "
-                      "(known: class, metric, target, "
-                      "target-utilization-percentage, window, panic-window-percentage, "
-                      "panic-threshold-percentage, min-scale, "
-                      "max-scale, initial-scale, scale-down-delay)",
-                      key));
+      return Error::invalid(fmt::format(
+          "spec.template.metadata.annotations[{}]: unknown autoscaling annotation (known: "
+          "class, metric, target, target-utilization-percentage, target-burst-capacity, "
+          "window, panic-window-percentage, panic-threshold-percentage, min-scale, max-scale, "
+          "initial-scale, activation-scale, scale-down-delay, "
+          "scale-to-zero-pod-retention-period, metric-aggregation-algorithm, and Knative's "
+          "camelCase aliases such as minScale)",
+          key));
     }
   }
   if (spec.metric == ScaleMetric::kRps && !target_set) spec.target = d.target_rps;
   if (spec.max_scale > 0 && spec.min_scale > spec.max_scale)
-    return Error::invalid(
-        fmt::format("spec.template.metadata.annotations: min-scale {} is above max-scale {}",
-                    spec.min_scale, spec.max_scale));
+    return Error::invalid(fmt::format(
+        "spec.template.metadata.annotations: {} {} is above {} {}; lower it or raise the other",
+        min_key, spec.min_scale, max_key, spec.max_scale));
+  if (activation) {
+    if (*activation < spec.min_scale)
+      return Error::invalid(fmt::format(
+          "spec.template.metadata.annotations[{}]: {} is below {} {}; activation-scale must "
+          "be at least the minimum",
+          activation_key, *activation, min_key, spec.min_scale));
+    if (spec.max_scale > 0 && *activation > spec.max_scale)
+      return Error::invalid(fmt::format(
+          "spec.template.metadata.annotations[{}]: {} is above {} {}; activation-scale must "
+          "be at most the maximum",
+          activation_key, *activation, max_key, spec.max_scale));
+    spec.activation_scale = *activation;
+  }
   if (spec.max_scale > 0 && spec.initial_scale > spec.max_scale)
     spec.initial_scale = spec.max_scale;
   auto panic_ms = std::chrono::duration_cast<std::chrono::milliseconds>(spec.stable_window) *

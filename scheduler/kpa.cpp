@@ -30,6 +30,7 @@ void Kpa::poke(TimePoint now) {
 }
 
 double Kpa::average(TimePoint now, std::chrono::milliseconds window) const {
+  if (spec_.aggregation == Aggregation::kWeightedExponential) return weighted(now, window);
   // Buckets with no request are zeros: divide by the whole window, or by the time since the
   // first measurement when the revision is younger than that (Knative's windowed average).
   double sum = 0;
@@ -42,6 +43,22 @@ double Kpa::average(TimePoint now, std::chrono::milliseconds window) const {
   return sum / std::max(1.0, std::round(seconds));
 }
 
+// Knative's weighted-exponential average (pkg/autoscaler/aggregation/bucketing.go): the newest
+// 1-second bucket weighs c, the one k seconds older c·(1−c)^k, with c chosen so that the
+// window's weights sum to 0.9999 (at least 0.2). Missing seconds are zeros that still age
+// the older buckets.
+double Kpa::weighted(TimePoint now, std::chrono::milliseconds window) const {
+  double buckets = std::ceil(std::chrono::duration<double>(window).count());
+  double c = std::max(1 - std::pow(1 - 0.9999, 1 / std::max(buckets, 1.0)), 0.2);
+  double sum = 0;
+  for (auto it = buckets_.rbegin(); it != buckets_.rend() && it->at > now - window; ++it) {
+    auto age = std::chrono::duration_cast<std::chrono::seconds>(now - it->at).count();
+    double value = spec_.metric == ScaleMetric::kRps ? it->rps : it->concurrency;
+    sum += value * c * std::pow(1 - c, static_cast<double>(std::max<std::int64_t>(age, 0)));
+  }
+  return sum;
+}
+
 int Kpa::bounded(int n) const {
   if (spec_.max_scale > 0) n = std::min(n, spec_.max_scale);
   return std::max(n, spec_.min_scale);
@@ -49,7 +66,8 @@ int Kpa::bounded(int n) const {
 
 int Kpa::burst_scale(double in_flight) const {
   double per_instance = spec_.metric == ScaleMetric::kRps ? spec_.target : spec_.target_value();
-  return bounded(std::max(1, ceil_count(in_flight / std::max(per_instance, 0.01))));
+  return bounded(std::max(spec_.activation_scale,
+                          ceil_count(in_flight / std::max(per_instance, 0.01))));
 }
 
 Kpa::Decision Kpa::decide(TimePoint now, int ready) {
@@ -69,8 +87,13 @@ Kpa::Decision Kpa::decide(TimePoint now, int ready) {
   double ready_now = std::max(1, ready);
   int max_up = static_cast<int>(std::ceil(spec_.max_scale_up_rate * ready_now));
   int max_down = static_cast<int>(std::floor(ready_now / spec_.max_scale_down_rate));
+  bool stable_demand = desired_stable > 0, panic_demand = desired_panic > 0;
   desired_stable = std::clamp(desired_stable, std::min(max_down, max_up), max_up);
   desired_panic = std::clamp(desired_panic, std::min(max_down, max_up), max_up);
+  // activation-scale: where there is demand, at least that many (Knative looks at the demand
+  // before the rate limits, so the hold at 1 before zero stays 1).
+  if (stable_demand) desired_stable = std::max(desired_stable, spec_.activation_scale);
+  if (panic_demand) desired_panic = std::max(desired_panic, spec_.activation_scale);
 
   // Panic when the short window's demand is at least the threshold times current capacity.
   bool over = static_cast<double>(ceil_count(d.panic_value / per_instance)) / ready_now >=
@@ -100,7 +123,10 @@ Kpa::Decision Kpa::decide(TimePoint now, int ready) {
 
   // Scale to zero only after a whole stable window without traffic, plus the grace period.
   if (desired == 0) {
-    bool idle_long_enough = now >= last_active_ + spec_.stable_window + spec_.scale_to_zero_grace;
+    // Knative's last-instance rule: inactive (a stable window idle) for the longer of the
+    // grace period and the revision's scale-to-zero-pod-retention-period.
+    auto linger = std::max(spec_.scale_to_zero_grace, spec_.scale_to_zero_retention);
+    bool idle_long_enough = now >= last_active_ + spec_.stable_window + linger;
     if (!spec_.allow_zero || !idle_long_enough) desired = 1;
   }
   d.desired = bounded(desired);

@@ -49,6 +49,7 @@ class Kpa {
     double rps;
   };
   double average(TimePoint now, std::chrono::milliseconds window) const;
+  double weighted(TimePoint now, std::chrono::milliseconds window) const;
   int bounded(int n) const;
 
   AutoscalingSpec spec_;

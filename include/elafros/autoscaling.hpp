@@ -3,7 +3,10 @@
 // keys) and per-revision annotations `autoscaling.knative.dev/*` (docs/architecture.md).
 
 #include <chrono>
+#include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "elafros/model.hpp"
 #include "elafros/result.hpp"
@@ -28,6 +31,10 @@ struct AutoscalingDefaults {
 
 enum class ScaleMetric { kConcurrency, kRps };
 
+// How a window's measurements are averaged (metric-aggregation-algorithm): equally, or with
+// weights that halve the older buckets' say (Knative's weighted-exponential).
+enum class Aggregation { kLinear, kWeightedExponential };
+
 // What one revision scales by: defaults overridden by its annotations and containerConcurrency.
 struct AutoscalingSpec {
   ScaleMetric metric = ScaleMetric::kConcurrency;
@@ -41,12 +48,24 @@ struct AutoscalingSpec {
   int min_scale = 0;
   int max_scale = 0;  // 0: no bound
   int initial_scale = 1;
+  int activation_scale = 1;  // the least non-zero scale: a start from zero goes to at least this
   std::chrono::seconds scale_down_delay{0};
   std::chrono::seconds scale_to_zero_grace{30};
+  std::chrono::seconds scale_to_zero_retention{0};  // the last instance stays at least this long
+  Aggregation aggregation = Aggregation::kLinear;
+  // Knative's say on whether its activator stays in the path (-1: always). elafros' proxy is
+  // the activator and is always in the path, so every value behaves as -1; it is kept and shown.
+  double target_burst_capacity = 211;
   bool allow_zero = true;
 
   double target_value() const { return target * utilization; }
 };
+
+// The value of an autoscaling annotation under Knative's key priority: the canonical kebab-case
+// key (`autoscaling.knative.dev/min-scale`) first, then its camelCase alias (`minScale`).
+// `name` is the canonical name without the prefix.
+std::optional<std::string> autoscaling_annotation(
+    const std::map<std::string, std::string>& annotations, std::string_view name);
 
 // Reads the autoscaling annotations of a revision template. A malformed or out-of-range value
 // is an error naming the annotation, so it can be refused when the service is written.

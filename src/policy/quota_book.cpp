@@ -268,6 +268,7 @@ class QuotaBook::Impl : public std::enable_shared_from_this<QuotaBook::Impl> {
     // A Service's floor of instances counts now: min-scale × its limits.
     std::int64_t min_scale = 0;
     std::string ms = template_annotation(obj, "autoscaling.knative.dev/min-scale");
+    if (ms.empty()) ms = template_annotation(obj, "autoscaling.knative.dev/minScale");  // alias
     if (!ms.empty() && ms.find_first_not_of("0123456789") == std::string::npos)
       min_scale = std::stoll(ms);
     std::map<std::string, std::string> limits;

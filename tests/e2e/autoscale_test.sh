@@ -87,13 +87,43 @@ check "no two requests ran at once in the instance" test -z "$(grep 'overlap=yes
 check "they ran one after another (≥ 2 s for 4 × 0.5 s)" test "$ms" -ge 2000
 check "max-scale 1 kept one instance" test "$(instances serial)" = 1
 
-# min-scale keeps instances through idleness
+# min-scale keeps instances through idleness, spelled as the CLI writes it and as Knative's
+# samples do (the camelCase alias); activation-scale sets the least scale of a start from zero.
 e service create floor --image "oci:$work/image:latest" --scale-min 2 --scale-window 6s >/dev/null
+knative_yaml() {  # NAME ANNOTATION VALUE
+  cat <<YAML
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: $1
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/$2: "$3"
+        autoscaling.knative.dev/window: 6s
+    spec:
+      containers:
+        - image: oci:$work/image:latest
+YAML
+}
+knative_yaml camel minScale 2 >"$work/camel.yaml"
+knative_yaml activation activation-scale 3 >"$work/activation.yaml"
+e apply -f "$work/camel.yaml" >/dev/null
+e apply -f "$work/activation.yaml" >/dev/null
 two=""
-for _ in $(seq 100); do [ "$(instances floor)" = 2 ] && { two=yes; break; }; sleep 0.1; done
-check "min-scale 2 starts 2 instances" test -n "$two"
-sleep 10
+for _ in $(seq 100); do [ "$(instances floor)" = 2 ] && [ "$(instances camel)" = 2 ] && { two=yes; break; }; sleep 0.1; done
+check "min-scale 2 and minScale: \"2\" each start 2 instances" test -n "$two"
+zero=""
+for _ in $(seq 200); do [ "$(instances activation)" = 0 ] && { zero=yes; break; }; sleep 0.1; done
+check "activation-scale 3 still scales to zero when idle" test -n "$zero"
+sleep 2  # past the window and grace for floor and camel, too (created before the wait above)
 check "min-scale 2 keeps 2 instances past the window and grace" test "$(instances floor)" = 2
+check "minScale: \"2\" (Knative's alias) keeps 2 instances past the window and grace" test "$(instances camel)" = 2
+check "a request at zero is served" test "$(curl_host activation /)" = 200
+three=""
+for _ in $(seq 100); do [ "$(instances activation)" = 3 ] && { three=yes; break; }; sleep 0.1; done
+check "activation-scale 3: one request at zero starts 3 instances" test -n "$three"
 
 # The activator's deadline and bound: an instance that takes 4 s to listen, a 2 s timeoutSeconds
 cat >"$work/slow.yaml" <<YAML
@@ -122,7 +152,7 @@ check "requests waiting past timeoutSeconds get 504, one past the queue bound ge
 check "the 504 says why" grep -qF 'could take the request within 2 s' "$work/slow-out.1"
 check "the 503 says the queue is full" grep -qF 'too many requests are waiting for revision "slow-00001"' "$work/slow-out.4"
 
-for s in burst serial floor slow; do e service delete "$s" >/dev/null; done
+for s in burst serial floor camel activation slow; do e service delete "$s" >/dev/null; done
 check "no containers remain" test -z "$(runc --root "$data/runc" list -q)"
 if stop_daemon; then pass "SIGTERM exits 0"; else fail "SIGTERM exits 0"; fi
 finish

@@ -215,7 +215,8 @@ TEST_CASE("autoscaling annotations override the defaults and are validated") {
     return r.error().message;
   };
   CHECK(refused("window", "5s").find("between 6s and 1h") != std::string::npos);
-  CHECK(refused("target", "zero").find("greater than 0") != std::string::npos);
+  CHECK(refused("target", "zero").find("at least 0.01") != std::string::npos);
+  CHECK(refused("window", "6500ms").find("whole seconds") != std::string::npos);
   CHECK(refused("min-scale", "-1").find("0 or more") != std::string::npos);
   CHECK(refused("metric", "cpu").find("\"concurrency\" or \"rps\"") != std::string::npos);
   CHECK(refused("target-utilization-percentage", "150").find("between 1 and 100") !=
@@ -226,4 +227,151 @@ TEST_CASE("autoscaling annotations override the defaults and are validated") {
                           {"autoscaling.knative.dev/max-scale", "2"}};
   CHECK(autoscaling_spec(inverted, defaults).error().message.find("above max-scale") !=
         std::string::npos);
+}
+
+namespace {
+
+std::string refusal(std::map<std::string, std::string> annotations) {
+  RevisionTemplate t;
+  for (auto& [k, v] : annotations) t.annotations["autoscaling.knative.dev/" + k] = v;
+  auto r = autoscaling_spec(t, AutoscalingDefaults{});
+  return r.ok() ? std::string("accepted") : r.error().message;
+}
+
+AutoscalingSpec parsed(std::map<std::string, std::string> annotations) {
+  RevisionTemplate t;
+  for (auto& [k, v] : annotations) t.annotations["autoscaling.knative.dev/" + k] = v;
+  auto r = autoscaling_spec(t, AutoscalingDefaults{});
+  REQUIRE(r.ok());
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("Knative's camelCase aliases are read, and the kebab-case key wins over its alias") {
+  auto s = parsed({{"minScale", "2"},
+                   {"maxScale", "6"},
+                   {"initialScale", "3"},
+                   {"targetUtilizationPercentage", "80"},
+                   {"panicWindowPercentage", "20"},
+                   {"panicThresholdPercentage", "150"},
+                   {"scaleDownDelay", "15s"},
+                   {"scaleToZeroPodRetentionPeriod", "1m"},
+                   {"targetBurstCapacity", "-1"},
+                   {"metricAggregationAlgorithm", "weightedExponential"}});
+  CHECK(s.min_scale == 2);
+  CHECK(s.max_scale == 6);
+  CHECK(s.initial_scale == 3);
+  CHECK(s.utilization == Approx(0.8));
+  CHECK(s.panic_window == 12s);
+  CHECK(s.panic_threshold == Approx(1.5));
+  CHECK(s.scale_down_delay == 15s);
+  CHECK(s.scale_to_zero_retention == 60s);
+  CHECK(s.target_burst_capacity == -1);
+  CHECK(s.aggregation == Aggregation::kWeightedExponential);
+
+  // Both spelled: the canonical key's value counts and the alias is not even validated.
+  auto both = parsed({{"min-scale", "1"}, {"minScale", "5"}, {"max-scale", "3"}, {"maxScale", "x"}});
+  CHECK(both.min_scale == 1);
+  CHECK(both.max_scale == 3);
+  // A refusal names the key as written.
+  CHECK(refusal({{"minScale", "-2"}}).find("annotations[autoscaling.knative.dev/minScale]") !=
+        std::string::npos);
+  CHECK(refusal({{"minScale", "4"}, {"maxScale", "2"}}).find("minScale 4 is above maxScale 2") !=
+        std::string::npos);
+  // Only Knative's aliases: metric and window have none.
+  CHECK(refusal({{"targetValue", "3"}}).find("unknown autoscaling annotation") !=
+        std::string::npos);
+
+  std::map<std::string, std::string> ann{{"autoscaling.knative.dev/minScale", "4"}};
+  CHECK(autoscaling_annotation(ann, "min-scale") == std::optional<std::string>("4"));
+  ann["autoscaling.knative.dev/min-scale"] = "2";
+  CHECK(autoscaling_annotation(ann, "min-scale") == std::optional<std::string>("2"));
+  CHECK_FALSE(autoscaling_annotation(ann, "max-scale").has_value());
+}
+
+TEST_CASE("activation-scale, target-burst-capacity and metric-aggregation-algorithm are validated as Knative does") {
+  CHECK(parsed({{"activation-scale", "3"}}).activation_scale == 3);
+  CHECK(parsed({}).activation_scale == 1);
+  CHECK(refusal({{"activation-scale", "1"}}).find("2 or more") != std::string::npos);
+  CHECK(refusal({{"activation-scale", "two"}}).find("2 or more") != std::string::npos);
+  CHECK(refusal({{"activation-scale", "2"}, {"min-scale", "3"}})
+            .find("2 is below min-scale 3") != std::string::npos);
+  CHECK(refusal({{"activation-scale", "5"}, {"maxScale", "4"}}).find("5 is above maxScale 4") !=
+        std::string::npos);
+  CHECK(refusal({{"activation-scale", "4"}, {"min-scale", "2"}, {"max-scale", "4"}}) ==
+        "accepted");
+
+  CHECK(parsed({{"target-burst-capacity", "0"}}).target_burst_capacity == 0);
+  CHECK(parsed({{"target-burst-capacity", "250.5"}}).target_burst_capacity == 250.5);
+  CHECK(parsed({}).target_burst_capacity == 211);  // Knative's default
+  CHECK(refusal({{"target-burst-capacity", "-2"}}).find("or -1") != std::string::npos);
+  CHECK(refusal({{"targetBurstCapacity", "lots"}}).find("or -1") != std::string::npos);
+
+  CHECK(parsed({{"metric-aggregation-algorithm", "linear"}}).aggregation == Aggregation::kLinear);
+  CHECK(parsed({{"metric-aggregation-algorithm", "weighted-exponential"}}).aggregation ==
+        Aggregation::kWeightedExponential);
+  CHECK(refusal({{"metric-aggregation-algorithm", "ewma"}}).find("\"linear\" or") !=
+        std::string::npos);
+  CHECK(refusal({{"scale-to-zero-pod-retention-period", "2h"}}).find("between 0s and 1h") !=
+        std::string::npos);
+}
+
+TEST_CASE("activation-scale: a start from zero and every non-zero decision is at least it") {
+  AutoscalingSpec s = spec_with(10);
+  s.activation_scale = 3;
+  Driver d(s);
+  CHECK(d.kpa.burst_scale(1) == 3);   // the activator's poke at zero
+  CHECK(d.kpa.burst_scale(45) == 5);  // above it, the load decides
+  d.feed(60, 2);                      // one instance's worth of load
+  CHECK(d.decide(3).desired == 3);
+  d.feed(60, 40);
+  CHECK(d.decide(3).desired == 4);
+  // Idle: the decision falls to 0, held at 1 (not 3) until the window and grace have passed.
+  d.feed(61, 0);
+  CHECK(d.decide(3).desired == 1);
+  d.feed(30, 0);
+  CHECK(d.decide(1).desired == 0);
+}
+
+TEST_CASE("scale-to-zero-pod-retention-period keeps the last instance past the grace period") {
+  AutoscalingSpec s = spec_with(10);
+  s.scale_to_zero_retention = 90s;  // longer than the 30 s grace: it decides
+  Driver d(s);
+  d.feed(10, 5);
+  d.feed(60 + 89, 0);
+  CHECK(d.decide(1).desired == 1);
+  d.feed(1, 0);
+  CHECK(d.decide(1).desired == 0);
+  s.scale_to_zero_retention = 10s;  // shorter: the grace decides
+  Driver e(s);
+  e.feed(10, 5);
+  e.feed(60 + 29, 0);
+  CHECK(e.decide(1).desired == 1);
+  e.feed(1, 0);
+  CHECK(e.decide(1).desired == 0);
+}
+
+TEST_CASE("weighted-exponential aggregation weighs the newest seconds most, as Knative does") {
+  // 50 idle seconds, then 10 at concurrency 10, in a 60 s window.
+  AutoscalingSpec s = spec_with(1);
+  Driver linear(s);
+  s.aggregation = Aggregation::kWeightedExponential;
+  Driver weighted(s);
+  for (Driver* d : {&linear, &weighted}) {
+    d->feed(50, 0);
+    d->feed(10, 10);
+  }
+  auto l = linear.decide(1), w = weighted.decide(1);
+  CHECK(l.stable == Approx(100.0 / 60));
+  // 60 buckets: the coefficient is max(1 − 0.0001^(1/60), 0.2) = 0.2; the newest 10 buckets
+  // carry 1 − 0.8^10 of the weight.
+  CHECK(w.stable == Approx(10 * (1 - std::pow(0.8, 10))));
+  // The 6 s panic window: coefficient 1 − 0.0001^(1/6), six full buckets weigh 0.9999.
+  CHECK(w.panic_value == Approx(10 * 0.9999).epsilon(1e-3));
+  // And the other way round: the old burst has faded.
+  Driver faded(s);
+  faded.feed(10, 10);
+  faded.feed(50, 0);
+  CHECK(faded.decide(1).stable == Approx(10 * (std::pow(0.8, 50) - std::pow(0.8, 60))));
 }
