@@ -21,6 +21,8 @@ packages=(
   # the HTTP front end: h11 as the reference parser of what the proxy forwards, and clang's
   # libFuzzer for the request-path fuzz target (tests/fuzz)
   python3-h11 clang libclang-rt-14-dev
+  # the data plane's other protocols: WebSocket client and server on both ends of the proxy
+  python3-websockets
 )
 
 missing=()

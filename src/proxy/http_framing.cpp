@@ -213,6 +213,21 @@ std::optional<Refusal> scan_head(std::string_view head) {
   return std::nullopt;
 }
 
+std::string upgrade_protocol(const http::fields& h) {
+  bool named = false;
+  for (auto it = h.find(http::field::connection);
+       it != h.end() && it->name() == http::field::connection; ++it)
+    for (auto token : http::token_list(it->value()))
+      if (iequals(std::string_view(token.data(), token.size()), "upgrade")) named = true;
+  if (!named || h.count(http::field::upgrade) != 1) return {};
+  std::string value(h[http::field::upgrade]);
+  for (auto token : http::token_list(value)) {
+    std::string_view t(token.data(), token.size());
+    if (iequals(t, "h2c")) return {};
+  }
+  return value;
+}
+
 void strip_hop_by_hop(http::fields& h) {
   // Fields that Connection names are hop-by-hop too, except the framing and Host: a client's
   // "Connection: Content-Length" must not make the proxy forward a body without its length,

@@ -168,6 +168,11 @@ void serialize_head(const boost::beast::http::header<isRequest, boost::beast::ht
   out.append("\r\n");
 }
 
+// The protocol a request asks to switch to: its Upgrade field when Connection names
+// "upgrade" (RFC 9110 §7.8), else empty. h2c is not passed on: an upgrade to HTTP/2 is
+// between the client and the proxy, which declines it (answers in HTTP/1.1), as nginx does.
+std::string upgrade_protocol(const boost::beast::http::fields& h);
+
 // Removes the hop-by-hop fields (RFC 9110 §7.6.1), which are for one connection, not for the
 // next hop: those Connection names, and Connection, Keep-Alive, TE, Trailer, Upgrade and the
 // Proxy-* ones.

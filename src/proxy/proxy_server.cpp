@@ -30,6 +30,7 @@
 #include "proxy/broker_ingress.hpp"
 #include "proxy/http_framing.hpp"
 #include "proxy/shedding.hpp"
+#include "proxy/tunnel.hpp"
 #include "telemetry/tracer.hpp"
 
 namespace asio = boost::asio;
@@ -808,6 +809,34 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     co_return ok && keep_alive;
   }
 
+  // The instance agreed to switch protocols: its 101 goes to the client, and from then on the
+  // connection is a tunnel (tunnel.cpp) that counts as one request in flight until it closes.
+  // It ends the client's connection either way.
+  awaitable<bool> switch_protocols(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+                                   Connection& conn, const RevisionRoute& revision,
+                                   beast::tcp_stream& upstream, beast::flat_buffer& ubuf,
+                                   http::response<http::buffer_body>& response,
+                                   bool& keep_alive) {
+    keep_alive = false;
+    std::string protocol(response[http::field::upgrade]);
+    http_framing::strip_hop_by_hop(response);
+    response.version(11);
+    response.set(http::field::connection, "upgrade");
+    if (!protocol.empty()) response.set(http::field::upgrade, protocol);
+    http_framing::serialize_head(response, conn.head);
+    client.expires_after(options_.idle_timeout);
+    auto [ec, n] = co_await asio::async_write(client, asio::buffer(conn.head), kAwait);
+    if (ec) co_return false;
+    client.expires_never();
+    upstream.expires_never();
+    // timeoutSeconds bounds the time without progress, as Knative's timeoutSeconds does.
+    std::chrono::steady_clock::duration idle = std::chrono::seconds(revision.timeout_seconds);
+    TunnelResult moved = co_await relay_upgraded(client.socket(), client_buffer,
+                                                 upstream.socket(), ubuf, idle);
+    conn.bytes += moved.to_client;
+    co_return false;
+  }
+
   awaitable<bool> exchange(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
                            http::request_parser<http::buffer_body>& parser, Connection& conn,
                            const RevisionRoute& revision, const Endpoint& endpoint,
@@ -817,9 +846,17 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     unsigned client_version = req.version();
     bool head = req.method() == http::verb::head;
     bool has_body = !parser.is_done();
+    // An upgrade (WebSocket…) is passed on for a request without a body, from HTTP/1.1.
+    std::string upgrade = client_version == 11 && !has_body && !head
+                              ? http_framing::upgrade_protocol(req)
+                              : std::string();
     http_framing::strip_hop_by_hop(req);
     req.version(11);
     req.keep_alive(true);
+    if (!upgrade.empty()) {
+      req.set(http::field::connection, "upgrade");
+      req.set(http::field::upgrade, upgrade);
+    }
     if (!conn.peer.empty()) {
       auto xff = req["X-Forwarded-For"];
       if (xff.empty())
@@ -930,6 +967,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     // Response: header and body, streamed back.
     auto& response = res->get();
     conn.status = static_cast<int>(response.result_int());
+    if (!upgrade.empty() && response.result() == http::status::switching_protocols)
+      co_return co_await switch_protocols(client, client_buffer, conn, revision, *upstream, ubuf,
+                                          response, keep_alive);
     upstream_keep = response.keep_alive();
     http_framing::strip_hop_by_hop(response);
     bool delimited = head || response.has_content_length() || response.chunked() ||
