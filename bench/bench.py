@@ -379,6 +379,90 @@ http {{
         d.stop()
 
 
+# --- protocols: WebSocket -------------------------------------------------------------------------
+
+def ws_echo(address, host, n, size):
+    out = run(["/usr/bin/python3", os.path.join(ROOT, "tests", "e2e", "ws_client.py"), "echo", address, host,
+               str(n), str(size)]).stdout
+    r = json.loads(out)
+    if r["bad"]:
+        raise RuntimeError(f"{r['bad']} WebSocket echoes came back wrong via {address}")
+    return r
+
+
+def protocols_bench(work, rounds, messages=2000, size=64):
+    """WebSocket echo round trips (python3-websockets on both ends): straight to the instance's
+    address, through elafrosd, and through nginx proxying the upgrade to the same address."""
+    image = os.path.join(work, "ws-image")
+    run([os.path.join(ROOT, "tests", "e2e", "apps", "build-pyapp.sh"), image,
+         os.path.join(ROOT, "tests", "e2e", "apps", "wsecho.py"), "websockets"])
+    d = Daemon(os.path.join(work, "protocols"),
+               "network: bridge\nnetwork-bridge: elfbench2\nnetwork-subnet: 10.198.1.0/24\n")
+    ng = None
+    try:
+        d.cli("service", "create", "ws", "--image", f"oci:{image}:latest", "--scale-min", "1", "--scale-max", "1")
+        target = f"{instance_address(d)}:8080"
+        ngdir = os.path.join(work, "nginx-ws")
+        os.makedirs(ngdir, exist_ok=True)
+        ngport = free_port()
+        with open(os.path.join(ngdir, "nginx.conf"), "w") as f:
+            f.write(f"""daemon off; worker_processes 1; error_log stderr warn; pid {ngdir}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {ngdir}/b; proxy_temp_path {ngdir}/p; fastcgi_temp_path {ngdir}/f;
+  uwsgi_temp_path {ngdir}/u; scgi_temp_path {ngdir}/s;
+  server {{
+    listen 127.0.0.1:{ngport};
+    location / {{
+      proxy_pass http://{target}; proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";
+    }}
+  }}
+}}
+""")
+        ng = subprocess.Popen(["nginx", "-c", os.path.join(ngdir, "nginx.conf"), "-p", ngdir],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if first_byte(ngport, "x", timeout=5) is None:
+            raise RuntimeError("nginx did not start")
+        host = "ws.default.localhost"
+        results = {"direct": [], "elafrosd": [], "nginx": []}
+        ws_echo(f"127.0.0.1:{d.port}", host, 200, size)  # warm-up
+        for _ in range(rounds):
+            results["direct"].append(ws_echo(target, host, messages, size))
+            results["elafrosd"].append(ws_echo(f"127.0.0.1:{d.port}", host, messages, size))
+            results["nginx"].append(ws_echo(f"127.0.0.1:{ngport}", host, messages, size))
+        results["messages"], results["size"] = messages, size
+        return results
+    finally:
+        if ng:
+            ng.send_signal(signal.SIGQUIT)
+            ng.wait(timeout=10)
+        d.stop()
+
+
+def protocol_lines(p, rounds):
+    def best(path, key):
+        return min(r[key] for r in p[path])
+    lines = [
+        f"## 10. WebSocket echo round trip ({p['messages']} messages of {p['size']} B on one connection, "
+        f"best of {rounds} rounds)",
+        "",
+        "python3-websockets on both ends; the app is `tests/e2e/apps/wsecho.py` in its own network namespace. "
+        "nginx proxies the upgrade to the same instance address. Measured "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| path | p50 | p99 | p50 vs direct | p50 vs nginx |",
+        "|---|---|---|---|---|",
+    ]
+    for path in ("direct", "elafrosd", "nginx"):
+        p50, p99 = best(path, "p50_ms"), best(path, "p99_ms")
+        lines.append(f"| {path} | {p50:.3f} ms | {p99:.3f} ms | {p50 / best('direct', 'p50_ms'):.2f}× | "
+                     f"{p50 / best('nginx', 'p50_ms'):.2f}× |")
+    lines.append("")
+    return lines
+
+
 # --- 6. descriptors --------------------------------------------------------------------------------
 
 def open_fds(pid):
@@ -1081,7 +1165,8 @@ def main():
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--build-rounds", type=int, default=3)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
-    ap.add_argument("--only", choices=["cold", "proxy", "api", "descriptors", "events", "builds", "sinks"],
+    ap.add_argument("--only", choices=["cold", "proxy", "api", "descriptors", "events", "builds", "sinks",
+                                       "protocols"],
                     help="run only this benchmark (and report only it)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="elafros-bench-")
@@ -1094,6 +1179,9 @@ def main():
             return
         if args.only == "events":
             print("\n".join(event_lines(events_bench(work))))
+            return
+        if args.only == "protocols":
+            print("\n".join(protocol_lines(protocols_bench(work, args.rounds), args.rounds)))
             return
         if args.only == "sinks":
             print("\n".join(sink_lines(sinks_bench(work, hello_image, args.seconds, args.rounds),
@@ -1134,6 +1222,8 @@ def main():
         ev = events_bench(work)
         print("sinks…", file=sys.stderr)
         sk = sinks_bench(work, hello_image, args.seconds, args.rounds)
+        print("protocols…", file=sys.stderr)
+        pr = protocols_bench(work, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -1170,7 +1260,7 @@ def main():
         f"| {empty / 1024:.1f} MiB | {idle / 1024:.1f} MiB | ≤ 30 MB |",
         "",
     ] + api_lines(api) + descriptor_lines(fds, args.seconds, args.rounds) + event_lines(ev) + \
-        sink_lines(sk, args.seconds, args.rounds)
+        sink_lines(sk, args.seconds, args.rounds) + protocol_lines(pr, args.rounds)
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

@@ -43,7 +43,7 @@ e apply -f "$work/ws.yaml" >/dev/null
 e apply -f "$work/wsidle.yaml" >/dev/null
 
 # WebSocket: 1,000 messages, text and binary up to 64 KiB, each checked
-out=$("${py[@]}" echo "$port" ws.default.localhost 1000)
+out=$("${py[@]}" echo "127.0.0.1:$port" ws.default.localhost 1000)
 echo "     1,000 WebSocket round trips through the proxy: $out"
 check "a WebSocket client echoes 1,000 messages through the proxy" \
   test "$(json_field "$out" sent)/$(json_field "$out" bad)" = "1000/0"
@@ -55,12 +55,12 @@ check "the upgraded connection counts as one request answered 101 (/metrics)" \
 zero=""
 for _ in $(seq 200); do [ "$(instances ws)" = 0 ] && { zero=yes; break; }; sleep 0.1; done
 check "the WebSocket service scaled to zero" test -n "$zero"
-out=$("${py[@]}" echo "$port" ws.default.localhost 1000)
+out=$("${py[@]}" echo "127.0.0.1:$port" ws.default.localhost 1000)
 check "the first connection to a service at zero upgrades and echoes 1,000 messages ($out)" \
   test "$(json_field "$out" sent)/$(json_field "$out" bad)" = "1000/0"
 
 # Idle: nothing moves for timeoutSeconds (2 s), and the proxy closes both sides
-out=$("${py[@]}" idle "$port" wsidle.default.localhost 10)
+out=$("${py[@]}" idle "127.0.0.1:$port" wsidle.default.localhost 10)
 secs=$(json_field "$out" closed_after_s)
 check "an idle upgraded connection is closed at its revision's timeoutSeconds (after $secs s)" \
   /usr/bin/python3 -c "import sys; s=sys.argv[1]; sys.exit(0 if s != 'None' and 1.5 <= float(s) <= 5 else 1)" "$secs"

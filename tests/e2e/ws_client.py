@@ -1,9 +1,10 @@
 """A WebSocket client (Debian's python3-websockets) against the proxy, with the Host of a
 service. Prints one JSON line of what it saw.
-  ws_client.py echo PORT HOST N      N messages of growing size, each checked as it comes back;
-                                     round-trip times in ms
-  ws_client.py idle PORT HOST SECS   connects, sends one message, then waits up to SECS for the
-                                     far end to close; how long it took
+  ws_client.py echo ADDR:PORT HOST N [SIZE]  N messages, text and binary, of growing size (1 B to
+                                     64 KiB) or all of SIZE bytes, each checked as it comes
+                                     back; round-trip times in ms
+  ws_client.py idle ADDR:PORT HOST SECS      connects, sends one message, then waits up to SECS
+                                     for the far end to close; how long it took
 """
 import asyncio
 import json
@@ -13,17 +14,17 @@ import time
 import websockets
 
 
-def connect(port, host):
-    return websockets.connect(f"ws://{host}:{port}/", host="127.0.0.1", port=port,
+def connect(address, host):
+    addr, port = address.rsplit(":", 1)
+    return websockets.connect(f"ws://{host}:{port}/", host=addr, port=int(port),
                               max_size=2**22, open_timeout=60, ping_interval=None)
 
 
-async def echo(port, host, n):
+async def echo(address, host, n, fixed):
     times, bad = [], 0
-    async with connect(port, host) as ws:
+    async with connect(address, host) as ws:
         for i in range(n):
-            # text and binary, 1 byte to 64 KiB
-            size = 1 + (i * 997) % 65536
+            size = fixed or 1 + (i * 997) % 65536
             message = (f"{i}:" + "x" * size) if i % 2 else bytes([i % 256]) * size
             start = time.perf_counter()
             await ws.send(message)
@@ -36,8 +37,8 @@ async def echo(port, host, n):
             "p99_ms": round(times[int(len(times) * 0.99) - 1], 3)}
 
 
-async def idle(port, host, seconds):
-    async with connect(port, host) as ws:
+async def idle(address, host, seconds):
+    async with connect(address, host) as ws:
         await ws.send("hello")
         assert await ws.recv() == "hello"
         start = time.perf_counter()
@@ -50,6 +51,7 @@ async def idle(port, host, seconds):
             return {"closed_after_s": None}
 
 
-mode, port, host, arg = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-run = echo(port, host, int(arg)) if mode == "echo" else idle(port, host, float(arg))
+mode, address, host, arg = sys.argv[1:5]
+size = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+run = echo(address, host, int(arg), size) if mode == "echo" else idle(address, host, float(arg))
 print(json.dumps(asyncio.run(run)))
