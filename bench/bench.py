@@ -382,7 +382,7 @@ http {{
 # --- protocols: WebSocket -------------------------------------------------------------------------
 
 def ws_echo(address, host, n, size):
-    out = run(["/usr/bin/python3", os.path.join(ROOT, "tests", "e2e", "ws_client.py"), "echo", address, host,
+    out = run(["/usr/bin/python3", os.path.join(ROOT, "tests", "e2e", "stream_client.py"), "echo", address, host,
                str(n), str(size)]).stdout
     r = json.loads(out)
     if r["bad"]:

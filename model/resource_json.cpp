@@ -235,6 +235,7 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
   } else if (const json::object* spec =
                  r.object(*spec_v, sp,
                           {"containers", "containerConcurrency", "timeoutSeconds",
+                           "responseStartTimeoutSeconds", "idleTimeoutSeconds",
                            "enableServiceLinks", "volumes"})) {
     t.volumes = read_volumes(r, *spec, sp);
     if (auto cc = r.integer(*spec, "containerConcurrency", sp)) {
@@ -248,6 +249,17 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
         r.invalid(sp + ".timeoutSeconds", fmt::format("must be between 1 and 3600 (got {})", *ts));
       t.timeout_seconds = static_cast<int>(*ts);
     }
+    auto within_timeout = [&](const char* key, int low, int& field) {
+      if (auto v = r.integer(*spec, key, sp)) {
+        if (*v < low || *v > t.timeout_seconds)
+          r.invalid(sp + "." + key,
+                    fmt::format("must be between {} and timeoutSeconds ({}) (got {})", low,
+                                t.timeout_seconds, *v));
+        field = static_cast<int>(*v);
+      }
+    };
+    within_timeout("responseStartTimeoutSeconds", 1, t.response_start_timeout_seconds);
+    within_timeout("idleTimeoutSeconds", 0, t.idle_timeout_seconds);
     (void)r.boolean(*spec, "enableServiceLinks", sp);
     const json::array* containers = r.array(*spec, "containers", sp);
     if (!r.failed() && (!containers || containers->size() != 1)) {
@@ -499,6 +511,9 @@ json::object template_to_json(const RevisionTemplate& t) {
   json::object spec;
   spec["containerConcurrency"] = t.container_concurrency;
   spec["timeoutSeconds"] = t.timeout_seconds;
+  if (t.response_start_timeout_seconds)
+    spec["responseStartTimeoutSeconds"] = t.response_start_timeout_seconds;
+  if (t.idle_timeout_seconds) spec["idleTimeoutSeconds"] = t.idle_timeout_seconds;
   spec["containers"] = json::array{std::move(container)};
   if (!t.volumes.empty()) spec["volumes"] = volumes_json(t.volumes);
 

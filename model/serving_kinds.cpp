@@ -75,6 +75,16 @@ json::object revision_spec_schema() {
       {"timeoutSeconds",
        json::object{{"type", "integer"},
                     {"description", "How long a request may take (300 by default)."}}},
+      {"responseStartTimeoutSeconds",
+       json::object{{"type", "integer"},
+                    {"description",
+                     "How long the app may take to start its answer (timeoutSeconds by "
+                     "default)."}}},
+      {"idleTimeoutSeconds",
+       json::object{{"type", "integer"},
+                    {"description",
+                     "How long a response or upgraded connection may go without a byte from "
+                     "the app (0, the default: no bound but timeoutSeconds)."}}},
       {"volumes",
        json::object{{"type", "array"},
                     {"description",

@@ -467,6 +467,23 @@ Result<void> BridgeNetwork::set_up() {
     return Error::internal(
         fmt::format("the bridge {} is missing after creating it", options_.bridge));
   {
+    // A bridge without an address of its own takes the lowest of its ports', so it changed
+    // whenever a veth came or went, and instances kept sending to the gateway's old address
+    // until their ARP entry expired: their connections stalled for seconds. A fixed, locally
+    // administered address, the same for the same bridge name.
+    std::uint8_t mac[6] = {0x02, 0, 0, 0, 0, 0};
+    std::uint32_t h = 2166136261u;  // FNV-1a of the name
+    for (unsigned char c : options_.bridge) h = (h ^ c) * 16777619u;
+    for (int i = 0; i < 4; ++i) mac[2 + i] = static_cast<std::uint8_t>(h >> (8 * i));
+    mac[1] = 0x65;  // 'e'
+    Message m(RTM_NEWLINK, 0);
+    m.link(bridge);
+    mnl_attr_put(m.nlh, IFLA_ADDRESS, sizeof mac, mac);
+    if (int e = netlink_->request(m.nlh); e != 0)
+      return Error::internal(fmt::format("giving the bridge {} a fixed hardware address failed: {}",
+                                         options_.bridge, std::strerror(e)));
+  }
+  {
     Message m(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
     m.address(bridge, base_ + 1, prefix_);
     if (int e = netlink_->request(m.nlh); e != 0 && e != EEXIST)

@@ -910,6 +910,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->stop_requested = true;
     inst->was_serving = inst->phase == Phase::kReady;
     inst->phase = Phase::kStopping;
+    inst->stats->draining.store(true);  // before the wait for in_flight: see EndpointStats
     publish_routes();
     return true;
   }
@@ -926,12 +927,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     bool was_serving = inst->was_serving;
     // Never remove a container while runc is still creating it: wait for the start to return.
     while (inst->in_runtime_start) co_await pause();
-    // A request that read the previous snapshot may be between picking this instance and
-    // counting itself in flight; that takes microseconds. Let it get counted before draining.
-    if (was_serving) {
-      co_await pause();
-      co_await pause();
-    }
+    // A request that read the previous snapshot and picked this instance has either counted
+    // itself in flight by now, or will see draining and pick another (EndpointStats).
     auto drain_deadline = clock_->now() + options_.drain_timeout;
     while (was_serving && inst->stats->in_flight.load() > 0 && clock_->now() < drain_deadline)
       co_await pause();
@@ -1201,6 +1198,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         rr->name = rev_name;
         if (RevisionPtr rev = find_in(s, rev_name)) {
           rr->timeout_seconds = rev->revision.spec.timeout_seconds;
+          rr->response_start_timeout_seconds = rev->revision.spec.response_start_timeout_seconds;
+          rr->idle_timeout_seconds = rev->revision.spec.idle_timeout_seconds;
           rr->container_concurrency = rev->revision.spec.container_concurrency;
           rr->stats = rev->stats;
           if (halted_)

@@ -135,6 +135,11 @@ struct RevisionTemplate {
   int container_concurrency = 0;  // 0: unlimited
   int timeout_seconds = kDefaultTimeoutSeconds;
   std::vector<Volume> volumes;
+  // Knative's finer bounds within timeoutSeconds; 0: unset. The answer's head must start within
+  // responseStartTimeoutSeconds, and a response (or upgraded connection) may go that many
+  // idleTimeoutSeconds without a byte.
+  int response_start_timeout_seconds = 0;
+  int idle_timeout_seconds = 0;
   bool operator==(const RevisionTemplate&) const = default;
 };
 

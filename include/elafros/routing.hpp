@@ -19,6 +19,11 @@ namespace elafros {
 struct EndpointStats {
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> requests{0};
+  // The drain handshake, without a lock and without timing: the control plane sets draining and
+  // then waits for in_flight to reach 0; the proxy counts a request in flight and then checks
+  // draining, and backs off if it is set. Both sequentially consistent, so either the proxy
+  // sees the drain or the control plane sees the request (ProxyServer, Reconciler).
+  std::atomic<bool> draining{false};
 };
 
 // What became of a revision's requests, written by the proxy thread only, read by the control
@@ -120,6 +125,8 @@ struct RevisionRoute {
   // Set while a quota or max-instances keeps it from scaling further: what ResourcesAvailable
   // says, for the activator's 503 when its queue is full.
   std::string limited;
+  int response_start_timeout_seconds = 0;  // 0: timeoutSeconds
+  int idle_timeout_seconds = 0;            // 0: none
 };
 
 struct WeightedRevision {

@@ -49,9 +49,11 @@ constexpr std::size_t kRelayBuffer = 16 * 1024;
 constexpr auto kLingerTime = std::chrono::seconds(30);
 constexpr auto kLingerTimeout = std::chrono::seconds(5);
 
+// A request counted toward an instance. The increment is sequentially consistent, as is the
+// read of `draining` after it (EndpointStats' drain handshake).
 struct InFlight {
   explicit InFlight(EndpointStats& s) : stats(s) {
-    stats.in_flight.fetch_add(1, std::memory_order_relaxed);
+    stats.in_flight.fetch_add(1);
     stats.requests.fetch_add(1, std::memory_order_relaxed);
   }
   ~InFlight() { stats.in_flight.fetch_sub(1, std::memory_order_relaxed); }
@@ -334,7 +336,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       // What the access line and a sampled span name: copied only for them (the hot path).
       const bool described = options_.access_log || accounting.trace.sampled;
       if (described) accounting.describe(req, *route, *revision);
-      const Endpoint* endpoint = pick_endpoint(*revision);
+      std::optional<InFlight> claimed;  // after accounting: released first, then wake_one
+      const Endpoint* endpoint = claim(*revision, claimed);
       if (!endpoint) {
         // The activator: wait for an instance with capacity (breaker), poking the autoscaler.
         // A request that finds no instance at all is a cold start.
@@ -343,7 +346,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         accounting.waited = true;
         accounting.cold = cold;
         accounting.wait_start_ns = waited_from;
-        Activation got = co_await activate(std::string(host), *revision);
+        Activation got = co_await activate(std::string(host), *revision, claimed);
         accounting.wait_end_ns = now_ns();
         if (!got.endpoint) {
           if (body_unread) keep_alive = false;
@@ -522,7 +525,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
   // Waits, in a bounded per-revision queue, until the revision has an instance with capacity or
   // its timeoutSeconds pass. The autoscaler is poked at once, not at its next tick.
-  awaitable<Activation> activate(std::string host, const RevisionRoute& revision) {
+  awaitable<Activation> activate(std::string host, const RevisionRoute& revision,
+                                 std::optional<InFlight>& claimed) {
     Activation out;
     std::string name = revision.name;
     std::string ns = revision.namespace_;
@@ -561,7 +565,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       RoutingTablePtr table = routes_.load();
       const RevisionRoute* current = find_revision(*table, host, name);
       if (current) {
-        if (const Endpoint* e = pick_endpoint(*current)) {
+        if (const Endpoint* e = claim(*current, claimed)) {
           out.table = std::move(table);
           out.revision = current;
           out.endpoint = e;
@@ -644,8 +648,21 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     return route.targets[pick_by_percent(percents_, roll(rng_))].revision.get();
   }
 
+  // Picks an instance and counts the request toward it, unless the control plane began to drain
+  // it meanwhile (the snapshot in hand may be older than the drain): then another, or none.
+  const Endpoint* claim(const RevisionRoute& rev, std::optional<InFlight>& claimed) {
+    for (std::size_t tries = 0; tries <= rev.endpoints.size(); ++tries) {
+      const Endpoint* e = pick_endpoint(rev);
+      if (!e) return nullptr;
+      claimed.emplace(*e->stats);
+      if (!e->stats->draining.load()) return e;
+      claimed.reset();
+    }
+    return nullptr;
+  }
+
   // Least in-flight requests, ties broken round-robin; with containerConcurrency N (the
-  // breaker), only instances with fewer than N in flight.
+  // breaker), only instances with fewer than N in flight; never one being drained.
   const Endpoint* pick_endpoint(const RevisionRoute& rev) {
     if (rev.endpoints.empty()) return nullptr;
     std::size_t n = rev.endpoints.size();
@@ -653,6 +670,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     const Endpoint* best = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
       const Endpoint& e = rev.endpoints[(start + i) % n];
+      if (e.stats->draining.load(std::memory_order_relaxed)) continue;
       std::int64_t load = e.stats->in_flight.load(std::memory_order_relaxed);
       if (rev.container_concurrency > 0 && load >= rev.container_concurrency) continue;
       if (!best || load < best->stats->in_flight.load(std::memory_order_relaxed)) best = &e;
@@ -762,13 +780,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     if (up.running) co_await up.done->async_wait(kAwait);
   }
 
-  // Relays one request to the instance and its response back. Returns false when the client
-  // connection must close.
+  // Relays one request to the instance (claimed: counted in flight there) and its response
+  // back. Returns false when the client connection must close.
   awaitable<bool> forward(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
                           http::request_parser<http::buffer_body>& parser, Connection& conn,
                           const RevisionRoute& revision, const Endpoint& endpoint,
                           bool& keep_alive) {
-    InFlight guard(*endpoint.stats);
     active_.fetch_add(1, std::memory_order_relaxed);
     struct Done {
       std::atomic<std::int64_t>& a;
@@ -814,6 +831,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // It ends the client's connection either way.
   awaitable<bool> switch_protocols(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
                                    Connection& conn, const RevisionRoute& revision,
+                                   std::chrono::steady_clock::time_point deadline,
                                    beast::tcp_stream& upstream, beast::flat_buffer& ubuf,
                                    http::response<http::buffer_body>& response,
                                    bool& keep_alive) {
@@ -829,10 +847,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     if (ec) co_return false;
     client.expires_never();
     upstream.expires_never();
-    // timeoutSeconds bounds the time without progress, as Knative's timeoutSeconds does.
-    std::chrono::steady_clock::duration idle = std::chrono::seconds(revision.timeout_seconds);
+    // As in Knative, timeoutSeconds (from the request) bounds the upgraded connection too, and
+    // idleTimeoutSeconds the time without a byte either way.
+    std::chrono::steady_clock::duration idle =
+        std::chrono::seconds(revision.idle_timeout_seconds);
     TunnelResult moved = co_await relay_upgraded(client.socket(), client_buffer,
-                                                 upstream.socket(), ubuf, idle);
+                                                 upstream.socket(), ubuf, deadline, idle);
     conn.bytes += moved.to_client;
     co_return false;
   }
@@ -866,7 +886,13 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     }
     req.set("X-Forwarded-Proto", "http");
 
+    // Knative's bounds: the whole exchange within timeoutSeconds, the answer's head within
+    // responseStartTimeoutSeconds, and no gap in the answer longer than idleTimeoutSeconds.
     auto timeout = std::chrono::seconds(revision.timeout_seconds);
+    auto start_timeout = revision.response_start_timeout_seconds > 0
+                             ? std::chrono::seconds(revision.response_start_timeout_seconds)
+                             : timeout;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
     tcp::endpoint upstream_ep(endpoint.address != 0 ? asio::ip::address_v4(endpoint.address)
                                                     : asio::ip::address_v4::loopback(),
                               endpoint.port);
@@ -909,8 +935,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         error_code ignored;
         upstream->socket().set_option(tcp::no_delay(true), ignored);
       }
-      // timeoutSeconds bounds the whole exchange with the instance, as in Knative.
-      upstream->expires_after(timeout);
+      deadline = std::chrono::steady_clock::now() + timeout;
+      upstream->expires_after(std::min(start_timeout, timeout));
       error_code ec;
       if (!has_body) {
         // The common case: a header alone, written as one contiguous buffer.
@@ -953,7 +979,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
           ec == beast::error::timeout ? http::status::gateway_timeout : http::status::bad_gateway;
       keep_alive = keep_alive && parser.is_done();
       std::string body;
-      if (ec == beast::error::timeout)
+      if (ec == beast::error::timeout && start_timeout < timeout)
+        body = fmt::format(
+            "revision \"{}\" did not start its answer within {} s (its "
+            "responseStartTimeoutSeconds)",
+            revision.name, revision.response_start_timeout_seconds);
+      else if (ec == beast::error::timeout)
         body = fmt::format("revision \"{}\" did not answer within {} s (its timeoutSeconds)",
                            revision.name, revision.timeout_seconds);
       else
@@ -968,8 +999,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     auto& response = res->get();
     conn.status = static_cast<int>(response.result_int());
     if (!upgrade.empty() && response.result() == http::status::switching_protocols)
-      co_return co_await switch_protocols(client, client_buffer, conn, revision, *upstream, ubuf,
-                                          response, keep_alive);
+      co_return co_await switch_protocols(client, client_buffer, conn, revision, deadline,
+                                          *upstream, ubuf, response, keep_alive);
     upstream_keep = response.keep_alive();
     http_framing::strip_hop_by_hop(response);
     bool delimited = head || response.has_content_length() || response.chunked() ||
@@ -1007,11 +1038,27 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       co_return keep_alive;
     }
     http::response_serializer<http::buffer_body> rs{response};
+    if (ubuf.size() == 0 && !res->is_done()) {
+      // Nothing of the body has come yet (a stream of events, a slow answer): the head goes
+      // out now, so that the client sees the answer start when the app started it.
+      client.expires_after(options_.idle_timeout);
+      std::tie(ec, std::ignore) = co_await http::async_write_header(client, rs, kAwait);
+      if (ec) {
+        upstream_keep = false;
+        co_return false;
+      }
+    }
     do {
       if (!res->is_done()) {
         response.body().data = relay;
         response.body().size = kRelay;
-        std::tie(ec, std::ignore) = co_await http::async_read(*upstream, ubuf, *res, kAwait);
+        if (revision.idle_timeout_seconds > 0)
+          upstream->expires_at(std::min<std::chrono::steady_clock::time_point>(
+              deadline, std::chrono::steady_clock::now() +
+                            std::chrono::seconds(revision.idle_timeout_seconds)));
+        else
+          upstream->expires_at(deadline);
+        std::tie(ec, std::ignore) = co_await http::async_read_some(*upstream, ubuf, *res, kAwait);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           upstream_keep = false;
@@ -1020,6 +1067,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         response.body().size = kRelay - response.body().size;
         response.body().data = relay;
         response.body().more = !res->is_done();
+        // A read that parsed only framing (a chunk's size line): nothing to pass on yet, and an
+        // empty buffer would make the serializer end the chunked body.
+        if (response.body().size == 0 && response.body().more) continue;
+        if (response.body().size == 0) response.body().data = nullptr;  // the end, no data
       } else {
         response.body().data = nullptr;
         response.body().size = 0;

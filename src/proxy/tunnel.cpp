@@ -76,7 +76,7 @@ asio::awaitable<TunnelResult> relay_upgraded(tcp::socket& client,
                                              boost::beast::flat_buffer& from_client,
                                              tcp::socket& instance,
                                              boost::beast::flat_buffer& from_instance,
-                                             Clock::duration idle) {
+                                             Clock::time_point until, Clock::duration idle) {
   TunnelResult result;
   Shared shared(client.get_executor());
   auto finished = [&shared](const std::exception_ptr&) {
@@ -86,13 +86,21 @@ asio::awaitable<TunnelResult> relay_upgraded(tcp::socket& client,
                  pump(client, instance, from_client, result.to_instance, shared), finished);
   asio::co_spawn(client.get_executor(),
                  pump(instance, client, from_instance, result.to_client, shared), finished);
-  // The watchdog: wakes at the idle bound after the last byte, and when both directions ended.
-  // It is also what keeps this frame (and the references the pumps hold) alive until then.
+  // The watchdog: wakes at the deadline, at the idle bound after the last byte, and when both
+  // directions ended. It is also what keeps this frame (and the references the pumps hold)
+  // alive until then.
+  bool cut = false;
   while (shared.running > 0) {
-    shared.watchdog.expires_at(result.idle ? Clock::time_point::max() : shared.last + idle);
+    auto wake = until;
+    if (idle > Clock::duration::zero()) wake = std::min(wake, shared.last + idle);
+    shared.watchdog.expires_at(cut ? Clock::time_point::max() : wake);
     co_await shared.watchdog.async_wait(kAwait);
-    if (shared.running > 0 && !result.idle && Clock::now() >= shared.last + idle) {
-      result.idle = true;
+    if (shared.running == 0 || cut) continue;
+    auto now = Clock::now();
+    result.expired = now >= until;
+    result.idle = !result.expired && idle > Clock::duration::zero() && now >= shared.last + idle;
+    if (result.expired || result.idle) {
+      cut = true;
       close_both(client, instance);  // the pumps end with errors and cancel the timer
     }
   }

@@ -29,6 +29,8 @@ runc_exec() { runc --root "$data/runc" exec "$@"; }
 instance() { e instance list -o json | /usr/bin/python3 -c "import json,sys; i=[x for x in json.load(sys.stdin)['items'] if x['service']=='$1' and x['phase']=='ready'][0]; print(i['id'], i['pid'], i.get('address',''))"; }
 netns_count() { find /run/elafros/"$net_bridge"/netns -type f 2>/dev/null | wc -l; }
 
+bridge_mac() { cat "/sys/class/net/$net_bridge/address"; }
+mac_at_start=$(bridge_mac)
 e service create a --image "$img" >/dev/null
 check "PORT is the container port, 8080 by default" test "$(curl -sS "http://a.default.localhost:$port/env")" = "PORT=8080"
 e apply -f - >/dev/null <<YAML
@@ -129,6 +131,11 @@ check "...and none once it is deleted (a reused address starts clean)" test "$(t
 check "deleting the services removes their namespaces (the pool's 8 stay)" wait_until 10 test "$(netns_count)" -le 8
 attached() { test "$(ip -o link show master "$net_bridge" type veth | wc -l)" = "$(netns_count)"; }
 check "the bridge holds exactly one veth per namespace left (no veth without one)" wait_until 10 attached
+# A bridge takes its lowest port's hardware address unless it has one of its own: instances'
+# ARP entries for the gateway then went stale whenever a veth came or went, and their
+# connections stalled for seconds (a server-sent events stream in e2e_protocols did).
+check "the bridge's hardware address stayed $mac_at_start while veths came and went ($(bridge_mac))" \
+  test "$(bridge_mac)" = "$mac_at_start"
 stop_daemon
 check "a stop removes the bridge" bash -c "! ip link show $net_bridge >/dev/null 2>&1"
 check "...and its nftables table" bash -c "! nft list table ip elafros_$net_bridge >/dev/null 2>&1"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds a Python test app as an OCI image layout, offline: the builder image's python3.11
-# (examples/buildpacks/build-builder.sh), the app at /app/, and the Debian packages it imports
+# (examples/buildpacks/build-builder.sh), APP.py and the other Python files beside it at /app/
+# (APP.py is what runs unless a service gives a command), and the Debian packages they import
 # copied from /usr/lib/python3/dist-packages.
 #   tests/e2e/apps/build-pyapp.sh OUT_DIR APP.py [PACKAGE...]   (e.g. websockets)
 set -euo pipefail
@@ -18,7 +19,7 @@ trap 'rm -rf "$work"' EXIT
 umoci unpack --image "$out:latest" "$work/bundle" >/dev/null
 root=$work/bundle/rootfs
 mkdir -p "$root/app" "$root/usr/lib/python3/dist-packages"
-install -m 0644 "$app" "$root/app/"
+install -m 0644 "$(dirname "$app")"/*.py "$root/app/"
 for p in "$@"; do cp -a "/usr/lib/python3/dist-packages/$p" "$root/usr/lib/python3/dist-packages/"; done
 umoci repack --image "$out:latest" "$work/bundle" >/dev/null
 umoci config --image "$out:latest" --config.entrypoint python3 \

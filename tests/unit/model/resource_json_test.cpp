@@ -215,3 +215,33 @@ TEST_CASE("the default traffic block is the same as none") {
   REQUIRE(r.ok());
   CHECK(r->traffic.empty());
 }
+
+TEST_CASE("responseStartTimeoutSeconds and idleTimeoutSeconds are read within timeoutSeconds, and written back") {
+  auto with = [](const std::string& fields) {
+    return std::string(R"({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+      "metadata": {"name": "s"}, "spec": {"template": {"spec": {)") +
+           fields + R"(, "containers": [{"image": "oci:/img:latest"}]}}}})";
+  };
+  auto r = parse(with(R"("timeoutSeconds": 60, "responseStartTimeoutSeconds": 10, "idleTimeoutSeconds": 5)"));
+  REQUIRE(r.ok());
+  CHECK(r->spec.response_start_timeout_seconds == 10);
+  CHECK(r->spec.idle_timeout_seconds == 5);
+  auto spec = template_to_json(r->spec).at("spec").as_object();
+  CHECK(spec.at("responseStartTimeoutSeconds").as_int64() == 10);
+  CHECK(spec.at("idleTimeoutSeconds").as_int64() == 5);
+  auto back = template_from_json(template_to_json(r->spec));
+  REQUIRE(back.ok());
+  CHECK(*back == r->spec);
+  // Unset: not written, so an exported Service reads as it was applied.
+  auto plain = parse(with(R"("timeoutSeconds": 60)"));
+  REQUIRE(plain.ok());
+  CHECK_FALSE(template_to_json(plain->spec).at("spec").as_object().contains("idleTimeoutSeconds"));
+
+  CHECK(error_of(with(R"("timeoutSeconds": 60, "responseStartTimeoutSeconds": 61)"))
+            .find("spec.template.spec.responseStartTimeoutSeconds: must be between 1 and "
+                  "timeoutSeconds (60) (got 61)") != std::string::npos);
+  CHECK(error_of(with(R"("idleTimeoutSeconds": -1)")).find("idleTimeoutSeconds") !=
+        std::string::npos);
+  CHECK(error_of(with(R"("idleTimeoutSeconds": 301)")).find("timeoutSeconds (300)") !=
+        std::string::npos);
+}
