@@ -210,6 +210,66 @@ ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& pa
   return p;
 }
 
+// Kubernetes fields a Knative manifest may carry that elafros does not take, each with why, so
+// that a refusal says more than "unknown field". Nothing is dropped silently.
+struct Unsupported {
+  std::string_view field, why;
+};
+constexpr Unsupported kPodFields[] = {
+    {"nodeSelector", "elafros runs on one machine: there is no node to select"},
+    {"nodeName", "elafros runs on one machine: there is no node to name"},
+    {"affinity", "elafros runs on one machine: there are no nodes or zones to prefer"},
+    {"tolerations", "elafros runs on one machine: there are no taints to tolerate"},
+    {"topologySpreadConstraints", "elafros runs on one machine: there is nothing to spread over"},
+    {"schedulerName", "elafros places every instance itself, on this machine"},
+    {"priorityClassName", "there is no scheduler to preempt for; limit others with quotas"},
+    {"priority", "there is no scheduler to preempt for; limit others with quotas"},
+    {"runtimeClassName", "every instance runs with runc"},
+    {"hostNetwork", "an instance has a network namespace of its own (bridge) or the daemon's "
+                    "network mode decides (network: host)"},
+    {"hostPID", "an instance never shares the host's process namespace"},
+    {"hostIPC", "an instance never shares the host's IPC namespace"},
+    {"shareProcessNamespace", "an instance's containers each have their own process namespace"},
+    {"dnsPolicy", "an instance resolves through the host's resolver and *.localhost names"},
+    {"dnsConfig", "an instance resolves through the host's resolver and *.localhost names"},
+    {"hostAliases", "an instance's /etc/hosts is made by elafros"},
+    {"initContainers", "yet; run the step in the container's command for now"},
+    {"imagePullSecrets",
+     "yet; log in with 'elafros registry login HOST' instead"},
+    {"serviceAccountName", "there are no service accounts for instances; elafros tokens are "
+                           "for API clients"},
+    {"automountServiceAccountToken", "there are no service accounts for instances"},
+    {"activeDeadlineSeconds", "a revision's instances run until the autoscaler removes them"},
+    {"terminationGracePeriodSeconds",
+     "the grace period is the daemon's stop-grace-seconds, for every instance"},
+};
+constexpr Unsupported kContainerFields[] = {
+    {"livenessProbe", "yet; an instance that exits is restarted with a backoff"},
+    {"startupProbe", "yet; readinessProbe decides when an instance serves"},
+    {"lifecycle", "postStart and preStop hooks are not run; handle SIGTERM in the app"},
+    {"stdin", "an instance has no terminal or stdin"},
+    {"stdinOnce", "an instance has no terminal or stdin"},
+    {"tty", "an instance has no terminal or stdin"},
+    {"volumeDevices", "raw block devices are not passed to instances"},
+    {"terminationMessagePath", "elafros shows the last log lines of a failed instance instead"},
+    {"terminationMessagePolicy", "elafros shows the last log lines of a failed instance instead"},
+};
+
+// Refuses the first field of `o` that the table names, with its reason.
+template <std::size_t N>
+void refuse_unsupported(Reader& r, const json::value& v, const std::string& path,
+                        const Unsupported (&table)[N]) {
+  if (r.failed() || !v.is_object()) return;
+  for (const auto& kv : v.get_object())
+    for (const auto& u : table)
+      if (kv.key() == u.field) {
+        r.invalid(path + "." + std::string(u.field),
+                  fmt::format("is not supported{}{}", u.why.rfind("yet", 0) == 0 ? " " : ": ",
+                              u.why));
+        return;
+      }
+}
+
 Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const std::string& path) {
   RevisionTemplate t;
   const json::object* tmpl = r.object(v, path, {"metadata", "spec"});
@@ -225,6 +285,7 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
   }
   const json::value* spec_v = tmpl->if_contains("spec");
   std::string sp = path + ".spec";
+  if (spec_v) refuse_unsupported(r, *spec_v, sp, kPodFields);  // the first problem is kept
   if (!spec_v) {
     r.invalid(sp, "missing: a template needs spec.containers with one image");
   } else if (spec_v->is_object() && spec_v->get_object().contains("securityContext")) {
@@ -263,9 +324,11 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
     (void)r.boolean(*spec, "enableServiceLinks", sp);
     const json::array* containers = r.array(*spec, "containers", sp);
     if (!r.failed() && (!containers || containers->size() != 1)) {
-      r.invalid(sp + ".containers", "exactly one container is required");
+      r.invalid(sp + ".containers",
+                "exactly one container is required (sidecars are not supported yet)");
     } else if (!r.failed()) {
       std::string cp = sp + ".containers[0]";
+      refuse_unsupported(r, (*containers)[0], cp, kContainerFields);
       const json::object* c = r.object(
           (*containers)[0], cp,
           {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",

@@ -166,7 +166,7 @@ spec:
           stdin: true
 YAML
 if out=$(e apply -f "$work/bad.yaml" 2>&1); then fail "an unsupported field is refused"; else
-  check "an unsupported field is refused by name" contains "$out" "spec.template.spec.containers[0].stdin: unknown field"; fi
+  check "an unsupported field is refused by name" contains "$out" "spec.template.spec.containers[0].stdin: is not supported: an instance has no terminal or stdin"; fi
 check "... and nothing was created" test -z "$(e service list | grep gamma || true)"
 printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n' >"$work/cm.yaml"
 if out=$(e apply -f "$work/cm.yaml" 2>&1); then fail "a kind elafros does not serve is refused"; else

@@ -245,3 +245,26 @@ TEST_CASE("responseStartTimeoutSeconds and idleTimeoutSeconds are read within ti
   CHECK(error_of(with(R"("idleTimeoutSeconds": 301)")).find("timeoutSeconds (300)") !=
         std::string::npos);
 }
+
+TEST_CASE("Kubernetes fields elafros does not take are refused naming the field and saying why") {
+  auto spec_with = [](const std::string& pod, const std::string& container) {
+    return std::string(R"({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+      "metadata": {"name": "s"}, "spec": {"template": {"spec": {)") +
+           pod + R"("containers": [{"image": "oci:/img:latest")" + container + "}]}}}}";
+  };
+  CHECK(error_of(spec_with(R"("nodeSelector": {"disk": "ssd"}, )", "")) ==
+        "spec.template.spec.nodeSelector: is not supported: elafros runs on one machine: there "
+        "is no node to select");
+  CHECK(error_of(spec_with(R"("tolerations": [], )", "")).find("no taints") != std::string::npos);
+  CHECK(error_of(spec_with(R"("imagePullSecrets": [{"name": "r"}], )", ""))
+            .find("spec.template.spec.imagePullSecrets: is not supported yet; log in with") !=
+        std::string::npos);
+  CHECK(error_of(spec_with("", R"(, "livenessProbe": {"tcpSocket": {}})"))
+            .find("spec.template.spec.containers[0].livenessProbe: is not supported") !=
+        std::string::npos);
+  CHECK(error_of(spec_with("", R"(, "lifecycle": {})")).find("handle SIGTERM") !=
+        std::string::npos);
+  // A field Kubernetes does not have at all is still an unknown field, with the known ones.
+  CHECK(error_of(spec_with(R"("nodeSelektor": {}, )", "")).find("unknown field (known fields:") !=
+        std::string::npos);
+}
