@@ -323,6 +323,39 @@ def wrk(url, host=None, seconds=10, connections=16, close=False):
     return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "errors": errors, "non2xx": non2xx, "total": total}
 
 
+def start_nginx(ngdir, connections, http_extra, location):
+    """nginx with one worker on a free loopback port, proxying / over HTTP/1.1 as `location`
+    says (with `http_extra` in its http block): the reference the proxy rows compare with."""
+    os.makedirs(ngdir, exist_ok=True)
+    port = free_port()
+    with open(os.path.join(ngdir, "nginx.conf"), "w") as f:
+        f.write(f"""daemon off; worker_processes 1; error_log stderr warn; pid {ngdir}/nginx.pid;
+events {{ worker_connections {connections}; }}
+http {{
+  access_log off;
+  client_body_temp_path {ngdir}/b; proxy_temp_path {ngdir}/p; fastcgi_temp_path {ngdir}/f;
+  uwsgi_temp_path {ngdir}/u; scgi_temp_path {ngdir}/s;
+  {http_extra}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_http_version 1.1; {location} }}
+  }}
+}}
+""")
+    ng = subprocess.Popen(["nginx", "-c", os.path.join(ngdir, "nginx.conf"), "-p", ngdir],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if first_byte(port, "x", timeout=5) is None:
+        stop_nginx(ng)
+        raise RuntimeError("nginx did not start; run it by hand with -c " + os.path.join(ngdir, "nginx.conf"))
+    return ng, port
+
+
+def stop_nginx(ng):
+    if ng:
+        ng.send_signal(signal.SIGQUIT)
+        ng.wait(timeout=10)
+
+
 def instance_address(daemon):
     listed = json.loads(daemon.cli("instance", "list", "-o", "json").stdout)
     items = listed["items"] if isinstance(listed, dict) else listed
@@ -343,27 +376,9 @@ def proxy(work, image, seconds, rounds, network="host"):
             target = f"{instance_address(d)}:8080"
         else:
             target = f"127.0.0.1:{instance_port(d, 'fast-')}"
-        ngdir = os.path.join(work, "nginx-" + network)
-        os.makedirs(ngdir, exist_ok=True)
-        ngport = free_port()
-        with open(os.path.join(ngdir, "nginx.conf"), "w") as f:
-            f.write(f"""daemon off; worker_processes 1; error_log stderr warn; pid {ngdir}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {ngdir}/b; proxy_temp_path {ngdir}/p; fastcgi_temp_path {ngdir}/f;
-  uwsgi_temp_path {ngdir}/u; scgi_temp_path {ngdir}/s;
-  upstream backend {{ server {target}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{ngport};
-    location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
-  }}
-}}
-""")
-        ng = subprocess.Popen(["nginx", "-c", os.path.join(ngdir, "nginx.conf"), "-p", ngdir],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if first_byte(ngport, "x", timeout=5) is None:
-            raise RuntimeError("nginx did not start")
+        ng, ngport = start_nginx(os.path.join(work, "nginx-" + network), 4096,
+                                 f"upstream backend {{ server {target}; keepalive 64; }}",
+                                 'proxy_pass http://backend; proxy_set_header Connection "";')
         host = "fast.default.localhost"
         results = {"direct": [], "elafrosd": [], "nginx": []}
         wrk(f"http://127.0.0.1:{d.port}/", host, 2)  # warm-up
@@ -373,9 +388,7 @@ http {{
             results["nginx"].append(wrk(f"http://127.0.0.1:{ngport}/", None, seconds))
         return results
     finally:
-        if ng:
-            ng.send_signal(signal.SIGQUIT)
-            ng.wait(timeout=10)
+        stop_nginx(ng)
         d.stop()
 
 
@@ -402,29 +415,9 @@ def protocols_bench(work, rounds, messages=2000, size=64):
     try:
         d.cli("service", "create", "ws", "--image", f"oci:{image}:latest", "--scale-min", "1", "--scale-max", "1")
         target = f"{instance_address(d)}:8080"
-        ngdir = os.path.join(work, "nginx-ws")
-        os.makedirs(ngdir, exist_ok=True)
-        ngport = free_port()
-        with open(os.path.join(ngdir, "nginx.conf"), "w") as f:
-            f.write(f"""daemon off; worker_processes 1; error_log stderr warn; pid {ngdir}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {ngdir}/b; proxy_temp_path {ngdir}/p; fastcgi_temp_path {ngdir}/f;
-  uwsgi_temp_path {ngdir}/u; scgi_temp_path {ngdir}/s;
-  server {{
-    listen 127.0.0.1:{ngport};
-    location / {{
-      proxy_pass http://{target}; proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade";
-    }}
-  }}
-}}
-""")
-        ng = subprocess.Popen(["nginx", "-c", os.path.join(ngdir, "nginx.conf"), "-p", ngdir],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if first_byte(ngport, "x", timeout=5) is None:
-            raise RuntimeError("nginx did not start")
+        ng, ngport = start_nginx(os.path.join(work, "nginx-ws"), 1024, "",
+                                 f"proxy_pass http://{target}; proxy_set_header Upgrade $http_upgrade; "
+                                 'proxy_set_header Connection "upgrade";')
         host = "ws.default.localhost"
         results = {"direct": [], "elafrosd": [], "nginx": []}
         ws_echo(f"127.0.0.1:{d.port}", host, 200, size)  # warm-up
@@ -435,9 +428,7 @@ http {{
         results["messages"], results["size"] = messages, size
         return results
     finally:
-        if ng:
-            ng.send_signal(signal.SIGQUIT)
-            ng.wait(timeout=10)
+        stop_nginx(ng)
         d.stop()
 
 

@@ -76,7 +76,9 @@ std::optional<std::string_view> canonical_of(std::string_view alias) {
   return std::nullopt;
 }
 
-std::string full_key(std::string_view name) { return std::string(kAnnotationPrefix) + std::string(name); }
+std::string full_key(std::string_view name) {
+  return std::string(kAnnotationPrefix) + std::string(name);
+}
 
 }  // namespace
 
@@ -85,8 +87,7 @@ std::optional<std::string> autoscaling_annotation(
   if (auto it = annotations.find(full_key(name)); it != annotations.end()) return it->second;
   for (const auto& a : kAliases)
     if (a.name == name)
-      if (auto it = annotations.find(full_key(a.alias)); it != annotations.end())
-        return it->second;
+      if (auto it = annotations.find(full_key(a.alias)); it != annotations.end()) return it->second;
   return std::nullopt;
 }
 
@@ -183,8 +184,9 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
     } else if (name == "activation-scale") {
       auto v = whole(value);
       if (!v || *v < 2)
-        return bad("must be a whole number, 2 or more (the least scale a start from zero "
-                   "goes to; 1 is what every start does)");
+        return bad(
+            "must be a whole number, 2 or more (the least scale a start from zero "
+            "goes to; 1 is what every start does)");
       activation = *v;
       activation_key = key;
     } else if (name == "scale-down-delay") {
@@ -195,8 +197,8 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
     } else if (name == "scale-to-zero-pod-retention-period") {
       auto v = duration(value);
       if (!v || *v > std::chrono::hours(1)) return bad("must be a duration between 0s and 1h");
-      spec.scale_to_zero_retention = std::chrono::duration_cast<std::chrono::seconds>(
-          *v + std::chrono::milliseconds(999));
+      spec.scale_to_zero_retention =
+          std::chrono::duration_cast<std::chrono::seconds>(*v + std::chrono::milliseconds(999));
     } else {
       return Error::invalid(fmt::format(
           "spec.template.metadata.annotations[{}]: unknown autoscaling annotation (known: "

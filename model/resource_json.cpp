@@ -225,8 +225,9 @@ constexpr Unsupported kPodFields[] = {
     {"priorityClassName", "there is no scheduler to preempt for; limit others with quotas"},
     {"priority", "there is no scheduler to preempt for; limit others with quotas"},
     {"runtimeClassName", "every instance runs with runc"},
-    {"hostNetwork", "an instance has a network namespace of its own (bridge) or the daemon's "
-                    "network mode decides (network: host)"},
+    {"hostNetwork",
+     "an instance has a network namespace of its own (bridge) or the daemon's "
+     "network mode decides (network: host)"},
     {"hostPID", "an instance never shares the host's process namespace"},
     {"hostIPC", "an instance never shares the host's IPC namespace"},
     {"shareProcessNamespace", "an instance's containers each have their own process namespace"},
@@ -234,10 +235,10 @@ constexpr Unsupported kPodFields[] = {
     {"dnsConfig", "an instance resolves through the host's resolver and *.localhost names"},
     {"hostAliases", "an instance's /etc/hosts is made by elafros"},
     {"initContainers", "yet; run the step in the container's command for now"},
-    {"imagePullSecrets",
-     "yet; log in with 'elafros registry login HOST' instead"},
-    {"serviceAccountName", "there are no service accounts for instances; elafros tokens are "
-                           "for API clients"},
+    {"imagePullSecrets", "yet; log in with 'elafros registry login HOST' instead"},
+    {"serviceAccountName",
+     "there are no service accounts for instances; elafros tokens are "
+     "for API clients"},
     {"automountServiceAccountToken", "there are no service accounts for instances"},
     {"activeDeadlineSeconds", "a revision's instances run until the autoscaler removes them"},
     {"terminationGracePeriodSeconds",
@@ -263,9 +264,9 @@ void refuse_unsupported(Reader& r, const json::value& v, const std::string& path
   for (const auto& kv : v.get_object())
     for (const auto& u : table)
       if (kv.key() == u.field) {
-        r.invalid(path + "." + std::string(u.field),
-                  fmt::format("is not supported{}{}", u.why.rfind("yet", 0) == 0 ? " " : ": ",
-                              u.why));
+        r.invalid(
+            path + "." + std::string(u.field),
+            fmt::format("is not supported{}{}", u.why.rfind("yet", 0) == 0 ? " " : ": ", u.why));
         return;
       }
 }

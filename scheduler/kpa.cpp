@@ -48,8 +48,8 @@ double Kpa::average(TimePoint now, std::chrono::milliseconds window) const {
 // window's weights sum to 0.9999 (at least 0.2). Missing seconds are zeros that still age
 // the older buckets.
 double Kpa::weighted(TimePoint now, std::chrono::milliseconds window) const {
-  double buckets = std::ceil(std::chrono::duration<double>(window).count());
-  double c = std::max(1 - std::pow(1 - 0.9999, 1 / std::max(buckets, 1.0)), 0.2);
+  double seconds = std::ceil(std::chrono::duration<double>(window).count());  // 1 s buckets
+  double c = std::max(1 - std::pow(1 - 0.9999, 1 / std::max(seconds, 1.0)), 0.2);
   double sum = 0;
   for (auto it = buckets_.rbegin(); it != buckets_.rend() && it->at > now - window; ++it) {
     auto age = std::chrono::duration_cast<std::chrono::seconds>(now - it->at).count();
@@ -66,8 +66,8 @@ int Kpa::bounded(int n) const {
 
 int Kpa::burst_scale(double in_flight) const {
   double per_instance = spec_.metric == ScaleMetric::kRps ? spec_.target : spec_.target_value();
-  return bounded(std::max(spec_.activation_scale,
-                          ceil_count(in_flight / std::max(per_instance, 0.01))));
+  return bounded(
+      std::max(spec_.activation_scale, ceil_count(in_flight / std::max(per_instance, 0.01))));
 }
 
 Kpa::Decision Kpa::decide(TimePoint now, int ready) {

@@ -32,7 +32,7 @@ struct AutoscalingDefaults {
 enum class ScaleMetric { kConcurrency, kRps };
 
 // How a window's measurements are averaged (metric-aggregation-algorithm): equally, or with
-// weights that halve the older buckets' say (Knative's weighted-exponential).
+// weights that decay with each bucket's age (Knative's weighted-exponential).
 enum class Aggregation { kLinear, kWeightedExponential };
 
 // What one revision scales by: defaults overridden by its annotations and containerConcurrency.

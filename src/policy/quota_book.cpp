@@ -14,6 +14,7 @@
 #include <map>
 
 #include "controller_start.hpp"
+#include "elafros/autoscaling.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
 #include "offload.hpp"
@@ -80,11 +81,13 @@ json::object* container_of(json::object& service) {
   return &cs->get_array()[0].get_object();
 }
 
-std::string template_annotation(const json::object& service, const char* key) {
+std::map<std::string, std::string> template_annotations(const json::object& service) {
+  std::map<std::string, std::string> out;
   json::value v = json_path_value(json::value(service), ".spec.template.metadata.annotations");
-  if (!v.is_object()) return "";
-  const json::value* a = v.get_object().if_contains(key);
-  return a && a->is_string() ? std::string(a->get_string()) : "";
+  if (!v.is_object()) return out;
+  for (const auto& kv : v.get_object())
+    if (kv.value().is_string()) out[std::string(kv.key())] = std::string(kv.value().get_string());
+  return out;
 }
 
 }  // namespace
@@ -267,8 +270,7 @@ class QuotaBook::Impl : public std::enable_shared_from_this<QuotaBook::Impl> {
     if (!service) co_return Result<void>{};
     // A Service's floor of instances counts now: min-scale × its limits.
     std::int64_t min_scale = 0;
-    std::string ms = template_annotation(obj, "autoscaling.knative.dev/min-scale");
-    if (ms.empty()) ms = template_annotation(obj, "autoscaling.knative.dev/minScale");  // alias
+    std::string ms = autoscaling_annotation(template_annotations(obj), "min-scale").value_or("");
     if (!ms.empty() && ms.find_first_not_of("0123456789") == std::string::npos)
       min_scale = std::stoll(ms);
     std::map<std::string, std::string> limits;

@@ -833,8 +833,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                                    Connection& conn, const RevisionRoute& revision,
                                    std::chrono::steady_clock::time_point deadline,
                                    beast::tcp_stream& upstream, beast::flat_buffer& ubuf,
-                                   http::response<http::buffer_body>& response,
-                                   bool& keep_alive) {
+                                   http::response<http::buffer_body>& response, bool& keep_alive) {
     keep_alive = false;
     std::string protocol(response[http::field::upgrade]);
     http_framing::strip_hop_by_hop(response);
@@ -849,10 +848,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     upstream.expires_never();
     // As in Knative, timeoutSeconds (from the request) bounds the upgraded connection too, and
     // idleTimeoutSeconds the time without a byte either way.
-    std::chrono::steady_clock::duration idle =
-        std::chrono::seconds(revision.idle_timeout_seconds);
-    TunnelResult moved = co_await relay_upgraded(client.socket(), client_buffer,
-                                                 upstream.socket(), ubuf, deadline, idle);
+    std::chrono::steady_clock::duration idle = std::chrono::seconds(revision.idle_timeout_seconds);
+    TunnelResult moved = co_await relay_upgraded(client.socket(), client_buffer, upstream.socket(),
+                                                 ubuf, deadline, idle);
     conn.bytes += moved.to_client;
     co_return false;
   }

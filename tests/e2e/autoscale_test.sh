@@ -16,16 +16,6 @@ YAML
 daemon_args=(--config "$work/config.yaml")
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
-# Instances of a service, from runc itself. runc list can fail while a container is being
-# created or deleted; retry rather than read that as zero.
-instances() {
-  local out=""
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    out=$(runc --root "$data/runc" list -q 2>/dev/null) && break
-    sleep 0.05
-  done
-  grep -c "^$1-" <<<"$out" || true
-}
 curl_host() { curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 -H "Host: $1.default.localhost" "http://127.0.0.1:$port$2"; }
 
 # A burst of slow requests scales out, and none fails
@@ -107,23 +97,17 @@ spec:
         - image: oci:$work/image:latest
 YAML
 }
-knative_yaml camel minScale 2 >"$work/camel.yaml"
-knative_yaml activation activation-scale 3 >"$work/activation.yaml"
-e apply -f "$work/camel.yaml" >/dev/null
-e apply -f "$work/activation.yaml" >/dev/null
-two=""
-for _ in $(seq 100); do [ "$(instances floor)" = 2 ] && [ "$(instances camel)" = 2 ] && { two=yes; break; }; sleep 0.1; done
-check "min-scale 2 and minScale: \"2\" each start 2 instances" test -n "$two"
-zero=""
-for _ in $(seq 200); do [ "$(instances activation)" = 0 ] && { zero=yes; break; }; sleep 0.1; done
-check "activation-scale 3 still scales to zero when idle" test -n "$zero"
-sleep 2  # past the window and grace for floor and camel, too (created before the wait above)
-check "min-scale 2 keeps 2 instances past the window and grace" test "$(instances floor)" = 2
-check "minScale: \"2\" (Knative's alias) keeps 2 instances past the window and grace" test "$(instances camel)" = 2
+knative_yaml camel minScale 2 | e apply -f - >/dev/null
+knative_yaml activation activation-scale 3 | e apply -f - >/dev/null
+has() { test "$(instances "$2")" = "$1"; }  # has N SERVICE
+check "min-scale 2 and minScale: \"2\" each start 2 instances" wait_until 10 eval 'has 2 floor && has 2 camel'
+# activation was created last, with the same window and grace: once it is at zero, floor and
+# camel have been idle past their window and grace too.
+check "activation-scale 3 still scales to zero when idle" wait_until 20 has 0 activation
+check "min-scale 2 keeps 2 instances past the window and grace" has 2 floor
+check "minScale: \"2\" (Knative's alias) keeps 2 instances past the window and grace" has 2 camel
 check "a request at zero is served" test "$(curl_host activation /)" = 200
-three=""
-for _ in $(seq 100); do [ "$(instances activation)" = 3 ] && { three=yes; break; }; sleep 0.1; done
-check "activation-scale 3: one request at zero starts 3 instances" test -n "$three"
+check "activation-scale 3: one request at zero starts 3 instances" wait_until 10 has 3 activation
 
 # The activator's deadline and bound: an instance that takes 4 s to listen, a 2 s timeoutSeconds
 cat >"$work/slow.yaml" <<YAML

@@ -74,6 +74,17 @@ wait_until() {
   "$@"
 }
 
+# instances SERVICE: how many containers of SERVICE runc lists. runc list can fail while a
+# container is being created or deleted; retry rather than read that as zero.
+instances() {
+  local out=""
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    out=$(runc --root "$data/runc" list -q 2>/dev/null) && break
+    sleep 0.05
+  done
+  grep -c "^$1-" <<<"$out" || true
+}
+
 # start_subscriber: the CloudEvents SDK subscriber (tests/e2e/cloudevents/subscriber.js) on a
 # free loopback port, recording what it receives to $work/received.jsonl; $sub is its URL.
 start_subscriber() {

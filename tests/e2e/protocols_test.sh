@@ -21,7 +21,6 @@ daemon_args=(--config "$work/config.yaml")
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 json_field() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2]))" "$1" "$2"; }
-instances() { runc --root "$data/runc" list -q 2>/dev/null | grep -c "^$1-" || true; }
 
 service_yaml() {  # NAME IMAGE TIMEOUT [IDLE [START [COMMAND]]]
   cat <<YAML
@@ -59,9 +58,8 @@ check "the upgraded connection counts as one request answered 101 (/metrics)" \
   <<<"$(curl -s --unix-socket "$sock" http://elafrosd/metrics)"
 
 # The same at zero: the activator holds the upgrade until an instance is ready
-zero=""
-for _ in $(seq 200); do [ "$(instances ws)" = 0 ] && { zero=yes; break; }; sleep 0.1; done
-check "the WebSocket service scaled to zero" test -n "$zero"
+at_zero() { test "$(instances "$1")" = 0; }
+check "the WebSocket service scaled to zero" wait_until 20 at_zero ws
 out=$("${py[@]}" echo "127.0.0.1:$port" ws.default.localhost 1000)
 check "the first connection to a service at zero upgrades and echoes 1,000 messages ($out)" \
   test "$(json_field "$out" sent)/$(json_field "$out" bad)" = "1000/0"

@@ -33,6 +33,8 @@ out=$(e service create big -n team --image "$img" --limit memory=256Mi 2>&1 || t
 check "a LimitRange's max refuses a larger limit" contains "$out" "maximum memory usage per Container is 128Mi, but limit is 256Mi"
 out=$(e service create floor -n team --image "$img" --scale-min 3 2>&1 || true)
 check "min-scale × limits counts at create, in Kubernetes' words" contains "$out" "exceeded quota: team-quota, requested: instances=3, used: instances=0, limited: instances=2"
+out=$(e service create floor -n team --image "$img" --annotation-revision autoscaling.knative.dev/minScale=3 2>&1 || true)
+check "...spelled as Knative's minScale alias too" contains "$out" "exceeded quota: team-quota, requested: instances=3, used: instances=0, limited: instances=2"
 e service create burst -n team --image "$img" --scale-target 1 --scale-max 5 --scale-window 6s >/dev/null
 check "a LimitRange's default fills in the container's limit" test "$(e service describe burst -n team -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])')" = 64Mi
 e service create other -n team --image "$img" --no-wait >/dev/null

@@ -216,13 +216,16 @@ TEST_CASE("the default traffic block is the same as none") {
   CHECK(r->traffic.empty());
 }
 
-TEST_CASE("responseStartTimeoutSeconds and idleTimeoutSeconds are read within timeoutSeconds, and written back") {
+TEST_CASE(
+    "responseStartTimeoutSeconds and idleTimeoutSeconds are read within timeoutSeconds, and "
+    "written back") {
   auto with = [](const std::string& fields) {
     return std::string(R"({"apiVersion": "serving.knative.dev/v1", "kind": "Service",
       "metadata": {"name": "s"}, "spec": {"template": {"spec": {)") +
            fields + R"(, "containers": [{"image": "oci:/img:latest"}]}}}})";
   };
-  auto r = parse(with(R"("timeoutSeconds": 60, "responseStartTimeoutSeconds": 10, "idleTimeoutSeconds": 5)"));
+  auto r = parse(
+      with(R"("timeoutSeconds": 60, "responseStartTimeoutSeconds": 10, "idleTimeoutSeconds": 5)"));
   REQUIRE(r.ok());
   CHECK(r->spec.response_start_timeout_seconds == 10);
   CHECK(r->spec.idle_timeout_seconds == 5);

@@ -32,6 +32,24 @@ struct Driver {
   Kpa kpa;
 };
 
+// Reads autoscaling annotations given without their prefix: {{"min-scale", "2"}}.
+Result<AutoscalingSpec> read(const std::map<std::string, std::string>& annotations) {
+  RevisionTemplate t;
+  for (const auto& [k, v] : annotations) t.annotations["autoscaling.knative.dev/" + k] = v;
+  return autoscaling_spec(t, AutoscalingDefaults{});
+}
+
+std::string refusal(const std::map<std::string, std::string>& annotations) {
+  auto r = read(annotations);
+  return r.ok() ? std::string("accepted") : r.error().message;
+}
+
+AutoscalingSpec parsed(const std::map<std::string, std::string>& annotations) {
+  auto r = read(annotations);
+  REQUIRE(r.ok());
+  return *r;
+}
+
 }  // namespace
 
 TEST_CASE("steady load gives ceil(average concurrency / (target × utilization))") {
@@ -207,13 +225,7 @@ TEST_CASE("autoscaling annotations override the defaults and are validated") {
   CHECK(s->scale_down_delay == 90s);
   CHECK(s->metric == ScaleMetric::kRps);
 
-  auto refused = [&](const char* key, const char* value) {
-    RevisionTemplate bad;
-    bad.annotations = {{std::string("autoscaling.knative.dev/") + key, value}};
-    auto r = autoscaling_spec(bad, defaults);
-    REQUIRE_FALSE(r.ok());
-    return r.error().message;
-  };
+  auto refused = [](const char* key, const char* value) { return refusal({{key, value}}); };
   CHECK(refused("window", "5s").find("between 6s and 1h") != std::string::npos);
   CHECK(refused("target", "zero").find("at least 0.01") != std::string::npos);
   CHECK(refused("window", "6500ms").find("whole seconds") != std::string::npos);
@@ -228,25 +240,6 @@ TEST_CASE("autoscaling annotations override the defaults and are validated") {
   CHECK(autoscaling_spec(inverted, defaults).error().message.find("above max-scale") !=
         std::string::npos);
 }
-
-namespace {
-
-std::string refusal(std::map<std::string, std::string> annotations) {
-  RevisionTemplate t;
-  for (auto& [k, v] : annotations) t.annotations["autoscaling.knative.dev/" + k] = v;
-  auto r = autoscaling_spec(t, AutoscalingDefaults{});
-  return r.ok() ? std::string("accepted") : r.error().message;
-}
-
-AutoscalingSpec parsed(std::map<std::string, std::string> annotations) {
-  RevisionTemplate t;
-  for (auto& [k, v] : annotations) t.annotations["autoscaling.knative.dev/" + k] = v;
-  auto r = autoscaling_spec(t, AutoscalingDefaults{});
-  REQUIRE(r.ok());
-  return *r;
-}
-
-}  // namespace
 
 TEST_CASE("Knative's camelCase aliases are read, and the kebab-case key wins over its alias") {
   auto s = parsed({{"minScale", "2"},
@@ -271,7 +264,8 @@ TEST_CASE("Knative's camelCase aliases are read, and the kebab-case key wins ove
   CHECK(s.aggregation == Aggregation::kWeightedExponential);
 
   // Both spelled: the canonical key's value counts and the alias is not even validated.
-  auto both = parsed({{"min-scale", "1"}, {"minScale", "5"}, {"max-scale", "3"}, {"maxScale", "x"}});
+  auto both =
+      parsed({{"min-scale", "1"}, {"minScale", "5"}, {"max-scale", "3"}, {"maxScale", "x"}});
   CHECK(both.min_scale == 1);
   CHECK(both.max_scale == 3);
   // A refusal names the key as written.
@@ -290,17 +284,18 @@ TEST_CASE("Knative's camelCase aliases are read, and the kebab-case key wins ove
   CHECK_FALSE(autoscaling_annotation(ann, "max-scale").has_value());
 }
 
-TEST_CASE("activation-scale, target-burst-capacity and metric-aggregation-algorithm are validated as Knative does") {
+TEST_CASE(
+    "activation-scale, target-burst-capacity and metric-aggregation-algorithm are validated as "
+    "Knative does") {
   CHECK(parsed({{"activation-scale", "3"}}).activation_scale == 3);
   CHECK(parsed({}).activation_scale == 1);
   CHECK(refusal({{"activation-scale", "1"}}).find("2 or more") != std::string::npos);
   CHECK(refusal({{"activation-scale", "two"}}).find("2 or more") != std::string::npos);
-  CHECK(refusal({{"activation-scale", "2"}, {"min-scale", "3"}})
-            .find("2 is below min-scale 3") != std::string::npos);
+  CHECK(refusal({{"activation-scale", "2"}, {"min-scale", "3"}}).find("2 is below min-scale 3") !=
+        std::string::npos);
   CHECK(refusal({{"activation-scale", "5"}, {"maxScale", "4"}}).find("5 is above maxScale 4") !=
         std::string::npos);
-  CHECK(refusal({{"activation-scale", "4"}, {"min-scale", "2"}, {"max-scale", "4"}}) ==
-        "accepted");
+  CHECK(refusal({{"activation-scale", "4"}, {"min-scale", "2"}, {"max-scale", "4"}}) == "accepted");
 
   CHECK(parsed({{"target-burst-capacity", "0"}}).target_burst_capacity == 0);
   CHECK(parsed({{"target-burst-capacity", "250.5"}}).target_burst_capacity == 250.5);
