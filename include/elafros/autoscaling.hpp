@@ -54,7 +54,7 @@ struct AutoscalingSpec {
   std::chrono::seconds scale_to_zero_retention{0};  // the last instance stays at least this long
   Aggregation aggregation = Aggregation::kLinear;
   // Knative's say on whether its activator stays in the path (-1: always). elafros' proxy is
-  // the activator and is always in the path, so every value behaves as -1; it is kept and shown.
+  // the activator and is always in the path, so every value behaves as -1; it is only kept.
   double target_burst_capacity = 211;
   bool allow_zero = true;
 

@@ -97,9 +97,8 @@ asio::awaitable<TunnelResult> relay_upgraded(tcp::socket& client,
     co_await shared.watchdog.async_wait(kAwait);
     if (shared.running == 0 || cut) continue;
     auto now = Clock::now();
-    result.expired = now >= until;
-    result.idle = !result.expired && idle > Clock::duration::zero() && now >= shared.last + idle;
-    if (result.expired || result.idle) {
+    bool idle_out = idle > Clock::duration::zero() && now >= shared.last + idle;
+    if (now >= until || idle_out) {
       cut = true;
       close_both(client, instance);  // the pumps end with errors and cancel the timer
     }

@@ -15,8 +15,6 @@ namespace elafros {
 struct TunnelResult {
   std::uint64_t to_client = 0;    // bytes from the instance to the client
   std::uint64_t to_instance = 0;  // and the other way
-  bool idle = false;              // cut because nothing moved for the idle bound
-  bool expired = false;           // cut at the deadline
 };
 
 // `from_client` and `from_instance` hold bytes each side sent after its head (a client's first
