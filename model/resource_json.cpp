@@ -162,23 +162,36 @@ json::object security_context_json(const SecurityContext& sc) {
   return o;
 }
 
-ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& path,
-                          int container_port) {
-  ReadinessProbe p;
-  const json::object* o = r.object(v, path,
-                                   {"httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds",
-                                    "timeoutSeconds", "failureThreshold", "successThreshold"});
+// readinessProbe, livenessProbe or startupProbe: one handler, and Kubernetes' timing fields.
+Probe read_probe(Reader& r, const json::value& v, const std::string& path, int container_port) {
+  Probe p;
+  const json::object* o =
+      r.object(v, path,
+               {"httpGet", "tcpSocket", "exec", "grpc", "initialDelaySeconds", "periodSeconds",
+                "timeoutSeconds", "failureThreshold", "successThreshold"});
   if (!o) return p;
   auto check_port = [&](const json::object& handler, const std::string& hp) {
+    const json::value* pv = handler.if_contains("port");
+    if (pv && pv->is_string()) {
+      r.invalid(hp + ".port",
+                fmt::format("a named port (\"{}\") is not supported; give the container's port "
+                            "number, or leave it out",
+                            std::string(pv->get_string())));
+      return;
+    }
     auto port = r.integer(handler, "port", hp);
     if (port && *port != 0 &&
         *port != (container_port > 0 ? container_port : kDefaultContainerPort))
       r.invalid(hp + ".port", "may only name the container's port (or be left out), as in Knative");
+    else if (port)
+      p.port = static_cast<int>(*port);
   };
-  const json::value* http = o->if_contains("httpGet");
-  const json::value* tcp = o->if_contains("tcpSocket");
-  if (http && tcp) r.invalid(path, "give either httpGet or tcpSocket, not both");
-  if (http) {
+  int handlers = 0;
+  for (const char* key : {"httpGet", "tcpSocket", "exec", "grpc"}) handlers += o->contains(key);
+  if (handlers > 1) r.invalid(path, "give one of httpGet, tcpSocket and exec, not several");
+  if (o->contains("grpc"))
+    r.invalid(path + ".grpc", "is not supported yet; probe with tcpSocket, httpGet or exec");
+  if (const json::value* http = o->if_contains("httpGet"); http && !r.failed()) {
     std::string hp = path + ".httpGet";
     if (const json::object* h = r.object(*http, hp, {"path", "port", "scheme", "httpHeaders"})) {
       p.http = true;
@@ -187,13 +200,38 @@ ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& pa
         r.invalid(hp + ".path", "must start with '/'");
       if (auto scheme = r.string(*h, "scheme", hp); scheme && *scheme != "HTTP")
         r.invalid(hp + ".scheme", "only HTTP is supported");
-      if (h->if_contains("httpHeaders"))
-        r.invalid(hp + ".httpHeaders", "is not supported yet; remove it");
+      if (const json::array* headers = r.array(*h, "httpHeaders", hp)) {
+        for (std::size_t i = 0; i < headers->size() && !r.failed(); ++i) {
+          std::string ip = fmt::format("{}.httpHeaders[{}]", hp, i);
+          const json::object* hv = r.object((*headers)[i], ip, {"name", "value"});
+          if (!hv) break;
+          std::string name = r.string(*hv, "name", ip).value_or("");
+          std::string value = r.string(*hv, "value", ip).value_or("");
+          if (!r.failed() && (name.empty() || name.find_first_of(" \t\r\n:") != std::string::npos))
+            r.invalid(ip + ".name", "must be a header name (letters, digits and '-')");
+          if (!r.failed() && value.find_first_of("\r\n") != std::string::npos)
+            r.invalid(ip + ".value", "must not hold a line break");
+          p.http_headers.emplace_back(std::move(name), std::move(value));
+        }
+      }
       check_port(*h, hp);
     }
-  } else if (tcp) {
+  } else if (const json::value* tcp = o->if_contains("tcpSocket"); tcp && !r.failed()) {
     std::string tp = path + ".tcpSocket";
-    if (const json::object* t = r.object(*tcp, tp, {"port"})) check_port(*t, tp);
+    if (const json::object* t = r.object(*tcp, tp, {"port", "host"})) {
+      if (t->contains("host"))
+        r.invalid(tp + ".host", "is not supported: a probe always goes to the instance");
+      else
+        check_port(*t, tp);
+    }
+  } else if (const json::value* ex = o->if_contains("exec"); ex && !r.failed()) {
+    std::string ep = path + ".exec";
+    if (const json::object* e = r.object(*ex, ep, {"command"})) {
+      p.exec_command = r.strings(*e, "command", ep);
+      if (!r.failed() && (p.exec_command.empty() || p.exec_command[0].empty()))
+        r.invalid(ep + ".command",
+                  "needs the program to run in the instance, e.g. [\"cat\", \"/tmp/healthy\"]");
+    }
   }
   auto seconds = [&](std::string_view key, int& out, int min) {
     if (auto n = r.integer(*o, key, path)) {
@@ -208,6 +246,32 @@ ReadinessProbe read_probe(Reader& r, const json::value& v, const std::string& pa
   seconds("failureThreshold", p.failure_threshold, 1);
   seconds("successThreshold", p.success_threshold, 1);
   return p;
+}
+
+json::object probe_json(const Probe& p) {
+  json::object probe;
+  json::object handler;
+  if (p.port) handler["port"] = p.port;
+  if (p.exec()) {
+    probe["exec"] = json::object{{"command", strings_to_json(p.exec_command)}};
+  } else if (p.http) {
+    handler["path"] = p.http_path;
+    if (!p.http_headers.empty()) {
+      json::array headers;
+      for (const auto& [name, value] : p.http_headers)
+        headers.push_back(json::object{{"name", name}, {"value", value}});
+      handler["httpHeaders"] = std::move(headers);
+    }
+    probe["httpGet"] = std::move(handler);
+  } else {
+    probe["tcpSocket"] = std::move(handler);
+  }
+  if (p.initial_delay_seconds) probe["initialDelaySeconds"] = p.initial_delay_seconds;
+  if (p.period_seconds) probe["periodSeconds"] = p.period_seconds;
+  if (p.timeout_seconds) probe["timeoutSeconds"] = p.timeout_seconds;
+  if (p.failure_threshold) probe["failureThreshold"] = p.failure_threshold;
+  if (p.success_threshold) probe["successThreshold"] = p.success_threshold;
+  return probe;
 }
 
 // Kubernetes fields a Knative manifest may carry that elafros does not take, each with why, so
@@ -245,8 +309,6 @@ constexpr Unsupported kPodFields[] = {
      "the grace period is the daemon's stop-grace-seconds, for every instance"},
 };
 constexpr Unsupported kContainerFields[] = {
-    {"livenessProbe", "yet; an instance that exits is restarted with a backoff"},
-    {"startupProbe", "yet; readinessProbe decides when an instance serves"},
     {"lifecycle", "postStart and preStop hooks are not run; handle SIGTERM in the app"},
     {"stdin", "an instance has no terminal or stdin"},
     {"stdinOnce", "an instance has no terminal or stdin"},
@@ -333,7 +395,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
       const json::object* c = r.object(
           (*containers)[0], cp,
           {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",
-           "imagePullPolicy", "resources", "readinessProbe", "volumeMounts", "securityContext"});
+           "imagePullPolicy", "resources", "readinessProbe", "livenessProbe", "startupProbe",
+           "volumeMounts", "securityContext"});
       if (c) {
         ContainerSpec& cs = t.container;
         cs.image = r.string(*c, "image", cp).value_or("");
@@ -392,10 +455,6 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
         }
         if (const json::value* sc = c->if_contains("securityContext"); sc && !sc->is_null())
           cs.security_context = read_security_context(r, *sc, cp + ".securityContext");
-        if (const json::value* probe = c->if_contains("readinessProbe")) {
-          std::string pp = cp + ".readinessProbe";
-          cs.readiness_probe = read_probe(r, *probe, pp, cs.container_port);
-        }
         if (const json::array* ports = r.array(*c, "ports", cp)) {
           if (ports->size() > 1) r.invalid(cp + ".ports", "at most one port may be given");
           for (std::size_t i = 0; i < ports->size() && !r.failed(); ++i) {
@@ -412,6 +471,16 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
               cs.container_port = static_cast<int>(*port);
           }
         }
+        // After ports: a probe's port must be the container's.
+        for (auto [key, field] : {std::pair{"readinessProbe", &cs.readiness_probe},
+                                  std::pair{"livenessProbe", &cs.liveness_probe},
+                                  std::pair{"startupProbe", &cs.startup_probe}})
+          if (const json::value* probe = c->if_contains(key); probe && !probe->is_null())
+            *field = read_probe(r, *probe, cp + "." + key, cs.container_port);
+        if (cs.liveness_probe && cs.liveness_probe->successes() != 1)
+          r.invalid(cp + ".livenessProbe.successThreshold", "must be 1 (as in Kubernetes)");
+        if (cs.startup_probe && cs.startup_probe->successes() != 1)
+          r.invalid(cp + ".startupProbe.successThreshold", "must be 1 (as in Kubernetes)");
       }
     }
   }
@@ -558,19 +627,9 @@ json::object template_to_json(const RevisionTemplate& t) {
   }
   if (const auto& sc = t.container.security_context)
     container["securityContext"] = security_context_json(*sc);
-  if (const auto& p = t.container.readiness_probe) {
-    json::object probe;
-    if (p->http)
-      probe["httpGet"] = json::object{{"path", p->http_path}};
-    else
-      probe["tcpSocket"] = json::object{};
-    if (p->initial_delay_seconds) probe["initialDelaySeconds"] = p->initial_delay_seconds;
-    if (p->period_seconds) probe["periodSeconds"] = p->period_seconds;
-    if (p->timeout_seconds) probe["timeoutSeconds"] = p->timeout_seconds;
-    if (p->failure_threshold) probe["failureThreshold"] = p->failure_threshold;
-    if (p->success_threshold) probe["successThreshold"] = p->success_threshold;
-    container["readinessProbe"] = std::move(probe);
-  }
+  if (const auto& p = t.container.readiness_probe) container["readinessProbe"] = probe_json(*p);
+  if (const auto& p = t.container.liveness_probe) container["livenessProbe"] = probe_json(*p);
+  if (const auto& p = t.container.startup_probe) container["startupProbe"] = probe_json(*p);
 
   json::object spec;
   spec["containerConcurrency"] = t.container_concurrency;
@@ -687,8 +746,16 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
                                   {"coldStartMaxMs", round3(a.cold_start_max_ms)},
                                   {"requestsTotal", a.requests_total}};
   }
-  st["containerStatuses"] =
-      json::array{json::object{{"name", "user-container"}, {"imageDigest", r.image_digest}}};
+  json::object container{{"name", "user-container"}, {"imageDigest", r.image_digest}};
+  if (status) {
+    container["restartCount"] = status->restarts;
+    if (const auto& last = status->last_restart; !last.reason.empty())
+      container["lastState"] = json::object{
+          {"terminated", json::object{{"reason", last.reason},
+                                      {"message", last.message},
+                                      {"finishedAt", format_rfc3339(last.at_unix)}}}};
+  }
+  st["containerStatuses"] = json::array{std::move(container)};
   out["status"] = std::move(st);
   return out;
 }

@@ -723,6 +723,22 @@ std::string RuncRuntime::tail_logs(const std::string& id, std::size_t lines) {
   return spool_tail(options_.data_dir, id, lines);
 }
 
+Result<ProcessResult> RuncRuntime::exec(const std::string& id,
+                                        const std::vector<std::string>& command,
+                                        std::chrono::milliseconds timeout) {
+  if (!is_container_id(id)) return Error::invalid(fmt::format("\"{}\" is not an instance", id));
+  std::vector<std::string> argv = runc_argv({"exec", id});
+  argv.insert(argv.end(), command.begin(), command.end());
+  ProcessOptions po;
+  po.timeout = timeout;
+  auto r = runner_->run(argv, po);
+  if (!r && r.error().code == ErrorCode::kUnavailable)
+    return Error::unavailable(fmt::format("it ran longer than {} ms (timeoutSeconds)",
+                                          timeout.count()));
+  if (!r) return Error::internal(fmt::format("runc exec failed: {}", r.error().message));
+  return r;
+}
+
 bool RuncRuntime::isolated_network() const {
   return network_ != nullptr;
 }

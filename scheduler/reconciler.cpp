@@ -77,6 +77,8 @@ struct Instance {
   bool exited = false;
   bool was_serving = false;       // it was ready when its stop began: drain it
   bool in_runtime_start = false;  // runc is creating it on the blocking pool right now
+  bool unready = false;  // ready once, then its readiness probe failed: out of the routes
+  std::vector<std::shared_ptr<asio::steady_timer>> probe_timers;  // cancelled when it stops
   int exit_code = -1;
   std::chrono::steady_clock::time_point ready_at{};
   std::int64_t created_ms = 0;  // wall clock, for usage (0 for adopted ones: created_unix)
@@ -91,6 +93,7 @@ struct RevisionState {
   Condition resources{"ResourcesAvailable"};
   int limited_to = -1, wanted = -1;  // the last quota-bound scale, for its message
   int restarts = 0;
+  RevisionStatus::Restart last_restart;  // why the last instance that ran was replaced
   std::chrono::milliseconds backoff{0};
   bool restart_pending = false;
   bool retired = false;  // its service is being deleted
@@ -731,6 +734,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   void on_exit(const InstancePtr& inst) {
     inst->exited = true;
+    cancel_probes(*inst);
     siginfo_t info{};
     // Reap it if it is our child (it is unless adopted after a restart).
     if (::waitid(P_PIDFD, static_cast<id_t>(inst->pidfd->native_handle()), &info,
@@ -784,6 +788,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   awaitable<void> restart_later(RevisionPtr rev, std::string reason, std::string message,
                                 bool started) {
     rev->restarts += started ? 1 : 0;
+    if (started) rev->last_restart = {reason, message, unix_now(*clock_)};
     rev->backoff = rev->backoff.count() == 0 ? options_.backoff_initial
                                              : std::min(rev->backoff * 2, options_.backoff_max);
     // Failing again before it could run a while: a crash loop, restarted ever more slowly.
@@ -814,27 +819,80 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return it == services_.end() ? nullptr : &it->second;
   }
 
-  // One readiness check: a TCP connect, or an HTTP GET answered with 2xx or 3xx.
-  awaitable<bool> check_once(const InstancePtr& inst, const std::optional<ReadinessProbe>& probe) {
+  // --- probes (Kubernetes' startupProbe, readinessProbe and livenessProbe) ---------------------
+
+  struct Check {
+    bool ok = false;
+    std::string detail;  // why it failed
+  };
+
+  static bool gone(const Instance& inst) { return inst.exited || inst.stop_requested; }
+
+  // What a probe does, for messages.
+  static std::string probe_text(const Probe* p, int port) {
+    if (p && p->exec()) {
+      std::string cmd;
+      for (const auto& a : p->exec_command) cmd += (cmd.empty() ? "" : " ") + a;
+      return fmt::format("exec '{}'", cmd);
+    }
+    if (p && p->http) return fmt::format("GET {} on port {}", p->http_path, port);
+    return fmt::format("a TCP connect to port {}", port);
+  }
+
+  static std::string times(int n) { return n == 1 ? "once" : fmt::format("{} times", n); }
+
+  // The first line of a command's output, for a failure message.
+  static std::string first_line(const std::string& out) {
+    auto end = out.find('\n');
+    std::string line = out.substr(0, std::min<std::size_t>(end, 200));
+    return line;
+  }
+
+  // One check: a TCP connect to PORT, an HTTP GET answered with 2xx or 3xx, or a command run in
+  // the instance that exits with 0. `probe` null: the TCP connect.
+  awaitable<Check> check_once(InstancePtr inst, const Probe* probe) {
+    Check c;
+    if (probe && probe->exec()) {
+      std::chrono::milliseconds timeout(1000 * probe->timeout());
+      auto r = co_await offload(blocking_.get_executor(), &ContainerRuntime::exec, &runtime_,
+                                inst->record.id, probe->exec_command, timeout);
+      if (!r) {
+        c.detail = r.error().message;
+      } else if (r->exit_code != 0) {
+        std::string out = first_line(r->out.empty() ? r->err : r->out);
+        c.detail = fmt::format("it exited with code {}{}{}", r->exit_code, out.empty() ? "" : ": ",
+                               out);
+      }
+      c.ok = r && r->exit_code == 0;
+      co_return c;
+    }
     boost::system::error_code aec;
     auto address = inst->record.address.empty()
                        ? asio::ip::address_v4::loopback()
                        : asio::ip::make_address_v4(inst->record.address, aec);
     asio::ip::tcp::endpoint ep(address, static_cast<unsigned short>(inst->record.port));
     asio::ip::tcp::socket socket(control_);
-    boost::system::error_code ec;
-    co_await socket.async_connect(ep, asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return false;
-    if (!probe || !probe->http) co_return true;
-    std::string request = fmt::format(
-        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: elafros-probe\r\n"
-        "Connection: close\r\n\r\n",
-        probe->http_path, inst->record.port);
-    asio::steady_timer deadline(
-        control_, std::chrono::seconds(probe->timeout_seconds > 0 ? probe->timeout_seconds : 1));
+    int timeout_s = probe ? probe->timeout() : 1;
+    asio::steady_timer deadline(control_, std::chrono::seconds(timeout_s));
     deadline.async_wait([&socket](boost::system::error_code e) {
       if (!e) socket.close();
     });
+    boost::system::error_code ec;
+    co_await socket.async_connect(ep, asio::redirect_error(use_awaitable, ec));
+    if (ec || !probe || !probe->http) {
+      deadline.cancel();
+      c.ok = !ec;
+      if (ec)
+        c.detail = ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor
+                       ? fmt::format("no connection within {} s", timeout_s)
+                       : ec.message();
+      co_return c;
+    }
+    std::string request =
+        fmt::format("GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: elafros-probe\r\n",
+                    probe->http_path, inst->record.port);
+    for (const auto& [name, value] : probe->http_headers) request += name + ": " + value + "\r\n";
+    request += "Connection: close\r\n\r\n";
     co_await asio::async_write(socket, asio::buffer(request),
                                asio::redirect_error(use_awaitable, ec));
     std::string head;
@@ -846,28 +904,160 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     }
     deadline.cancel();
     // "HTTP/1.1 200 OK"
-    if (head.size() < 12 || head.compare(0, 5, "HTTP/") != 0) co_return false;
+    if (head.size() < 12 || head.compare(0, 5, "HTTP/") != 0) {
+      c.detail = head.empty() ? fmt::format("no answer within {} s", timeout_s)
+                              : "the answer was not HTTP";
+      co_return c;
+    }
     char klass = head[9];
-    co_return klass == '2' || klass == '3';
+    c.ok = klass == '2' || klass == '3';
+    if (!c.ok) c.detail = fmt::format("it answered {}", first_line(head.substr(9)));
+    if (!c.detail.empty() && c.detail.back() == '\r') c.detail.pop_back();
+    co_return c;
   }
 
-  awaitable<void> probe(RevisionPtr rev, InstancePtr inst) {
-    const auto& spec = rev->revision.spec.container.readiness_probe;
-    auto deadline = clock_->now() + options_.readiness_timeout;
-    asio::steady_timer timer(control_);
+  // Waits `d`, or less when the instance stops or exits meanwhile (its probe timer is
+  // cancelled then). True when the instance is still there to probe.
+  awaitable<bool> probe_wait(InstancePtr inst, std::chrono::milliseconds d) {
+    if (gone(*inst) || stopped_) co_return false;
+    auto timer = std::make_shared<asio::steady_timer>(control_, d);
+    inst->probe_timers.push_back(timer);
     boost::system::error_code ec;
+    co_await timer->async_wait(asio::redirect_error(use_awaitable, ec));
+    auto& v = inst->probe_timers;
+    v.erase(std::remove(v.begin(), v.end(), timer), v.end());
+    co_return !gone(*inst) && !stopped_;
+  }
+
+  // Waits until `seconds` after the instance was created (a probe's initialDelaySeconds; an
+  // adopted instance may be past it already).
+  awaitable<bool> wait_from_start(InstancePtr inst, int seconds) {
+    std::int64_t left = started_ms(*inst) + 1000LL * seconds - wall_ms();
+    if (seconds <= 0 || left <= 0) co_return !gone(*inst) && !stopped_;
+    co_return co_await probe_wait(inst, std::chrono::milliseconds(left));
+  }
+
+  static void cancel_probes(Instance& inst) {
+    for (auto& t : inst.probe_timers) t->cancel();
+  }
+
+  // The probe failed for good: replace the instance (with the backoff) and say why.
+  awaitable<void> probe_failed(RevisionPtr rev, InstancePtr inst, std::string reason,
+                               std::string message) {
+    spdlog::warn("instance {} of revision {}: {}", inst->record.id, rev->revision.meta.name,
+                 message);
+    co_await stop(rev, inst);
+    co_await restart_later(rev, std::move(reason), std::move(message), true);
+  }
+
+  // startupProbe: every periodSeconds from initialDelaySeconds until it succeeds; failureThreshold
+  // failures in a row restart the instance. True once it succeeded.
+  awaitable<bool> startup(RevisionPtr rev, InstancePtr inst) {
+    const Probe& p = *rev->revision.spec.container.startup_probe;
+    if (!co_await wait_from_start(inst, p.initial_delay_seconds)) co_return false;
+    for (int failures = 1;; ++failures) {
+      Check c = co_await check_once(inst, &p);
+      if (gone(*inst) || stopped_) co_return false;
+      if (c.ok) co_return true;
+      if (failures >= p.failures()) {
+        std::string message = fmt::format(
+            "the startup probe ({}) failed {}{} (failureThreshold {}): {}; the instance was "
+            "restarted",
+            probe_text(&p, inst->record.port), times(failures),
+            failures > 1 ? fmt::format(" in a row, {} s apart", p.period()) : "", p.failures(),
+            c.detail);
+        co_await probe_failed(rev, inst, "StartupProbeFailed", std::move(message));
+        co_return false;
+      }
+      if (!co_await probe_wait(inst, std::chrono::seconds(p.period()))) co_return false;
+    }
+  }
+
+  // livenessProbe, once started: every periodSeconds from initialDelaySeconds; failureThreshold
+  // failures in a row restart the instance, as the kubelet restarts a container.
+  awaitable<void> liveness(RevisionPtr rev, InstancePtr inst) {
+    const Probe& p = *rev->revision.spec.container.liveness_probe;
+    if (!co_await wait_from_start(inst, p.initial_delay_seconds)) co_return;
+    int failures = 0;
+    for (;;) {
+      Check c = co_await check_once(inst, &p);
+      if (gone(*inst) || stopped_) co_return;
+      failures = c.ok ? 0 : failures + 1;
+      if (failures >= p.failures()) {
+        std::string message = fmt::format(
+            "the liveness probe ({}) failed {}{} (failureThreshold {}): {}; the instance was "
+            "restarted",
+            probe_text(&p, inst->record.port), times(failures),
+            failures > 1 ? fmt::format(" in a row, {} s apart", p.period()) : "", p.failures(),
+            c.detail);
+        co_await probe_failed(rev, inst, "LivenessProbeFailed", std::move(message));
+        co_return;
+      }
+      if (!co_await probe_wait(inst, std::chrono::seconds(p.period()))) co_return;
+    }
+  }
+
+  // An explicit readinessProbe keeps running once the instance is ready, every periodSeconds:
+  // failureThreshold failures in a row take it out of the routes (it keeps running, and counts
+  // as an instance), successThreshold successes bring it back.
+  awaitable<void> readiness(RevisionPtr rev, InstancePtr inst) {
+    const Probe& p = *rev->revision.spec.container.readiness_probe;
+    int failures = 0, successes = 0;
+    while (co_await probe_wait(inst, std::chrono::seconds(p.period()))) {
+      if (inst->phase != Phase::kReady && !inst->unready) co_return;
+      Check c = co_await check_once(inst, &p);
+      if (gone(*inst) || stopped_) co_return;
+      failures = c.ok ? 0 : failures + 1;
+      successes = c.ok ? successes + 1 : 0;
+      if (inst->phase == Phase::kReady && failures >= p.failures()) {
+        inst->unready = true;
+        inst->phase = Phase::kStarting;
+        spdlog::warn(
+            "instance {} of revision {} is not ready: the readiness probe ({}) failed {}: {}; it "
+            "gets no requests until it passes again",
+            inst->record.id, rev->revision.meta.name, probe_text(&p, inst->record.port),
+            times(failures), c.detail);
+        publish_routes();
+        status_changed(rev->revision.meta.namespace_, rev->revision.service);
+      } else if (inst->unready && successes >= p.successes()) {
+        inst->unready = false;
+        inst->phase = Phase::kReady;
+        spdlog::info("instance {} of revision {} is ready again", inst->record.id,
+                     rev->revision.meta.name);
+        publish_routes();
+        status_changed(rev->revision.meta.namespace_, rev->revision.service);
+        if (auto* s = service_of(*rev)) reconcile(*s);
+      }
+    }
+  }
+
+  // A started (or adopted) instance: its startup probe, then readiness until it serves, with
+  // liveness alongside; an explicit readiness probe goes on after.
+  awaitable<void> probe(RevisionPtr rev, InstancePtr inst) {
+    const ContainerSpec& container = rev->revision.spec.container;
+    if (container.startup_probe && !co_await startup(rev, inst)) co_return;
+    if (container.liveness_probe && !gone(*inst))
+      asio::co_spawn(control_, liveness(rev, inst), asio::detached);
+    const Probe* spec = container.readiness_probe ? &*container.readiness_probe : nullptr;
+    auto began = clock_->now();
+    auto deadline = began + options_.readiness_timeout;
     if (spec && spec->initial_delay_seconds > 0) {
-      timer.expires_after(std::chrono::seconds(spec->initial_delay_seconds));
-      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (!co_await wait_from_start(inst, spec->initial_delay_seconds)) co_return;
       deadline += std::chrono::seconds(spec->initial_delay_seconds);
     }
+    asio::steady_timer timer(control_);
+    boost::system::error_code ec;
     for (;;) {
-      if (inst->exited || inst->stop_requested || stopped_) co_return;
-      if (co_await check_once(inst, spec)) break;
+      if (gone(*inst) || stopped_) co_return;
+      Check c = co_await check_once(inst, spec);
+      if (c.ok) break;
       if (clock_->now() >= deadline) {
         std::string what = spec && spec->http
-                               ? fmt::format("GET {} on port {} did not answer 2xx or 3xx",
-                                             spec->http_path, inst->record.port)
+                               ? fmt::format("GET {} on port {} did not answer 2xx or 3xx ({})",
+                                             spec->http_path, inst->record.port, c.detail)
+                           : spec && spec->exec()
+                               ? fmt::format("{} did not succeed ({})",
+                                             probe_text(spec, inst->record.port), c.detail)
                                : fmt::format(
                                      "nothing accepted TCP connections on port {} (the $PORT the "
                                      "app must listen on)",
@@ -879,27 +1069,30 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         co_await restart_later(rev, "ReadinessProbeFailed", message, true);
         co_return;
       }
-      // Poll tightly while a start is fresh (a cold start is tens of milliseconds), then ease off.
-      bool fresh =
-          clock_->now() - (deadline - options_.readiness_timeout) < std::chrono::milliseconds(300);
-      timer.expires_after(fresh ? std::min(options_.probe_interval, std::chrono::milliseconds(2))
-                                : options_.probe_interval);
+      // Poll tightly while a start is fresh (a cold start is tens of milliseconds), then ease
+      // off. An exec probe runs runc each time: never more often than every 100 ms.
+      bool fresh = clock_->now() - began < std::chrono::milliseconds(300);
+      auto wait = fresh ? std::min(options_.probe_interval, std::chrono::milliseconds(2))
+                        : options_.probe_interval;
+      if (spec && spec->exec()) wait = std::max(wait, std::chrono::milliseconds(100));
+      timer.expires_after(wait);
       co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
     }
-    if (inst->exited || inst->stop_requested) co_return;
+    if (gone(*inst)) co_return;
     inst->phase = Phase::kReady;
     inst->ready_at = clock_->now();
     if (!rev->revision.ever_ready) {
       rev->revision.ever_ready = true;
       (void)co_await offload(store_thread_.get_executor(), &Store::mark_revision_ready, &store_,
                              rev->revision.meta.namespace_, rev->revision.meta.name);
-      if (inst->exited || inst->stop_requested) co_return;
+      if (gone(*inst)) co_return;
     }
     set_condition(*rev, rev->ready, "True", "", "");
     set_condition(*rev, rev->healthy, "True", "", "");
     set_condition(*rev, rev->resources, "True", "", "");
     spdlog::info("instance {} of revision {} is ready", inst->record.id, rev->revision.meta.name);
     publish_routes();
+    if (container.readiness_probe) asio::co_spawn(control_, readiness(rev, inst), asio::detached);
     if (auto* s = service_of(*rev)) reconcile(*s);
   }
 
@@ -908,8 +1101,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   bool mark_stopping(const InstancePtr& inst) {
     if (inst->stop_requested) return false;
     inst->stop_requested = true;
-    inst->was_serving = inst->phase == Phase::kReady;
+    inst->was_serving = inst->phase == Phase::kReady || inst->unready;
     inst->phase = Phase::kStopping;
+    cancel_probes(*inst);
     inst->stats->draining.store(true);  // before the wait for in_flight: see EndpointStats
     publish_routes();
     return true;
@@ -1342,6 +1536,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     st.desired_replicas = s ? desired_count(*s, rev, desired(*s)) : 0;
     st.panic = rev->panic;
     st.restarts = rev->restarts;
+    st.last_restart = rev->last_restart;
     auto now = clock_->now();
     RevisionState::Activity cur = read_activity(*rev, now);
     RevisionState::Activity base;
@@ -1397,6 +1592,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     std::vector<Reconciler::InstanceView> out;
     for (const auto& [id, i] : live_) {
       const char* phase = i->stop_requested              ? "stopping"
+                          : i->unready                   ? "unready"
                           : i->phase == Phase::kStarting ? "starting"
                           : i->phase == Phase::kReady    ? "ready"
                           : i->phase == Phase::kStopping ? "stopping"

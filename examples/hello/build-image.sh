@@ -23,12 +23,13 @@ root=$work/bundle/rootfs
 mkdir -p "$root/bin" "$root/etc" "$root/tmp"
 chmod 1777 "$root/tmp"
 install -m 0755 "$busybox" "$root/bin/busybox"
-for applet in sh httpd cat cp echo env ls mkdir rmdir sleep; do ln -sf busybox "$root/bin/$applet"; done
+for applet in sh httpd cat cp echo env ls mkdir rmdir sleep test; do ln -sf busybox "$root/bin/$applet"; done
 install -m 0755 "$here/app/hello.sh" "$root/bin/hello"
 install -D -m 0755 "$here/app/echo.cgi" "$root/srv/www/cgi-bin/echo"
 install -D -m 0755 "$here/app/sleep.cgi" "$root/srv/www/cgi-bin/sleep"
 install -D -m 0755 "$here/app/event.cgi" "$root/srv/www/cgi-bin/event"
 install -D -m 0755 "$here/app/env.cgi" "$root/srv/www/cgi-bin/env"
+install -D -m 0755 "$here/app/health.cgi" "$root/srv/www/cgi-bin/health"
 printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 umoci repack --image "$out:$tag" "$work/bundle" >/dev/null

@@ -2,6 +2,7 @@
 // Runs instances as OCI containers. Implemented by RuncRuntime (runtime/). Every call blocks for
 // at most the time runc takes; the scheduler calls them off the io_context.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "elafros/config_refs.hpp"
 #include "elafros/model.hpp"
+#include "elafros/process_runner.hpp"
 #include "elafros/result.hpp"
 
 namespace elafros {
@@ -78,6 +80,14 @@ class ContainerRuntime {
     return {};
   }
   virtual Result<void> sweep_networks() { return {}; }
+  // Runs `command` inside the running container (an exec probe), with its process's user,
+  // environment and limits, and returns its exit code and output. Fails when it cannot run, or ran past
+  // `timeout` (then it is killed).
+  virtual Result<ProcessResult> exec(const std::string& /*container_id*/,
+                           const std::vector<std::string>& /*command*/,
+                           std::chrono::milliseconds /*timeout*/) {
+    return Error::unavailable("this runtime cannot run commands in an instance");
+  }
   // The last lines the instance wrote to stdout and stderr, for failure messages.
   virtual std::string tail_logs(const std::string& container_id, std::size_t lines) = 0;
 };

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace elafros {
@@ -65,17 +66,28 @@ struct VolumeMount {
   bool operator==(const VolumeMount&) const = default;
 };
 
-// A readiness probe (containers[0].readinessProbe). Without one, readiness is a TCP connect to
-// PORT, polled aggressively as Knative's queue-proxy does.
-struct ReadinessProbe {
-  bool http = false;       // httpGet; otherwise tcpSocket
+// A container's probe (readinessProbe, livenessProbe, startupProbe), with Kubernetes' fields.
+// One handler: tcpSocket (the default), httpGet (answered 2xx or 3xx) or exec (exit code 0).
+// Without a readinessProbe, readiness is a TCP connect to PORT, polled aggressively as Knative's
+// queue-proxy does. Zero values are Kubernetes' defaults (read them through the accessors).
+struct Probe {
+  bool http = false;       // httpGet
   std::string http_path;   // for httpGet, "/" when empty
-  int period_seconds = 0;  // 0: poll every ~10 ms until ready
+  int period_seconds = 0;  // readiness: 0 polls every ~10 ms until ready; others: 10 s
   int initial_delay_seconds = 0;
-  int timeout_seconds = 0;
-  int failure_threshold = 0;
-  int success_threshold = 0;
-  bool operator==(const ReadinessProbe&) const = default;
+  int timeout_seconds = 0;    // 1 s
+  int failure_threshold = 0;  // 3
+  int success_threshold = 0;  // 1
+  std::vector<std::string> exec_command;  // exec: run in the instance, when not empty
+  std::vector<std::pair<std::string, std::string>> http_headers;  // httpGet.httpHeaders
+  int port = 0;  // httpGet.port or tcpSocket.port as written: the container's port, or 0
+  bool operator==(const Probe&) const = default;
+
+  bool exec() const { return !exec_command.empty(); }
+  int period() const { return period_seconds > 0 ? period_seconds : 10; }
+  int timeout() const { return timeout_seconds > 0 ? timeout_seconds : 1; }
+  int failures() const { return failure_threshold > 0 ? failure_threshold : 3; }
+  int successes() const { return success_threshold > 0 ? success_threshold : 1; }
 };
 
 // Kubernetes quantities as the user wrote them ("500m", "128Mi"); validated when parsed.
@@ -114,13 +126,18 @@ struct ContainerSpec {
   std::string working_dir;
   ResourceList limits;
   ResourceList requests;
-  std::optional<ReadinessProbe> readiness_probe;
+  std::optional<Probe> readiness_probe;
   // imagePullPolicy of a registry image: "Always" pulls at every new revision, "Never" only
   // uses a stored image, "IfNotPresent" (and "") pulls when it is not stored.
   std::string pull_policy;
   std::vector<EnvFromSource> env_from;
   std::vector<VolumeMount> volume_mounts;
   std::optional<SecurityContext> security_context;
+  // Restart the instance when it fails failureThreshold times in a row (after startup).
+  std::optional<Probe> liveness_probe;
+  // Until it succeeds, neither readiness nor liveness is probed; failureThreshold failures in a
+  // row restart the instance.
+  std::optional<Probe> startup_probe;
   bool operator==(const ContainerSpec&) const = default;
 
   int port() const { return container_port > 0 ? container_port : kDefaultContainerPort; }
@@ -259,6 +276,14 @@ struct RevisionStatus {
   bool panic = false;  // the autoscaler is in panic mode
   int restarts = 0;    // instances replaced after they failed
   RevisionActivity activity;
+  // The last of those failures (Kubernetes' lastState.terminated): LivenessProbeFailed,
+  // ExitCode, OOMKilled… with its message and when; empty before any.
+  struct Restart {
+    std::string reason;
+    std::string message;
+    std::int64_t at_unix = 0;
+  };
+  Restart last_restart;
 };
 
 }  // namespace elafros

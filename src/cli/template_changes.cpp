@@ -22,14 +22,23 @@ std::string lower(std::string s) {
   return s;
 }
 
-// kn's --probe-readiness: http:HOST:PORT:PATH or tcp:HOST:PORT (HOST empty: the instance).
-json::object readiness_probe_flag(const std::string& text, std::optional<int> port) {
+// kn's --probe-readiness and --probe-liveness: http:HOST:PORT:PATH, tcp:HOST:PORT (HOST empty:
+// the instance) or exec:CMD,ARG,…
+json::object probe_flag(const std::string& flag, const std::string& text, std::optional<int> port) {
   auto bad = [&](const std::string& why) {
     return std::runtime_error(fmt::format(
-        "--probe-readiness \"{}\": {}; write http::PORT:/PATH (e.g. http::8080:/healthz) or "
-        "tcp::PORT (PORT may be left empty for the container's port)",
-        text, why));
+        "{} \"{}\": {}; write http::PORT:/PATH (e.g. http::8080:/healthz), tcp::PORT (PORT may "
+        "be left empty for the container's port) or exec:CMD,ARG… (e.g. exec:cat,/tmp/healthy)",
+        flag, text, why));
   };
+  if (lower(text.substr(0, 5)) == "exec:") {
+    json::array command;
+    std::stringstream items(text.substr(5));
+    std::string item;
+    while (std::getline(items, item, ',')) command.emplace_back(item);
+    if (command.empty() || command[0].get_string().empty()) throw bad("the command is missing");
+    return json::object{{"exec", json::object{{"command", std::move(command)}}}};
+  }
   std::vector<std::string> parts;
   std::size_t i = 0;
   // The path may hold colons: split at most three times.
@@ -41,9 +50,8 @@ json::object readiness_probe_flag(const std::string& text, std::optional<int> po
   }
   parts.push_back(text.substr(i));
   std::string type = lower(parts[0]);
-  if (type == "exec") throw bad("exec probes are not supported; probe over HTTP or TCP");
   if (type == "https") throw bad("only HTTP is supported, not HTTPS");
-  if (type != "http" && type != "tcp") throw bad("the probe type is http or tcp");
+  if (type != "http" && type != "tcp") throw bad("the probe type is http, tcp or exec");
   if ((type == "http" && parts.size() != 4) || (type == "tcp" && parts.size() != 3))
     throw bad(type == "http" ? "an HTTP probe has four parts" : "a TCP probe has three parts");
   if (!parts[1].empty()) throw bad("HOST must be empty: the probe always goes to the instance");
@@ -67,23 +75,24 @@ json::object readiness_probe_flag(const std::string& text, std::optional<int> po
   return json::object{{"httpGet", std::move(handler)}};
 }
 
-// kn's --probe-readiness-opts: InitialDelaySeconds=5,PeriodSeconds=1 (names in any case).
-void apply_probe_options(json::object& probe, const std::string& text) {
+// kn's --probe-readiness-opts and --probe-liveness-opts: InitialDelaySeconds=5,PeriodSeconds=1
+// (names in any case).
+void apply_probe_options(json::object& probe, const std::string& flag, const std::string& text) {
   static const char* const kNames[] = {"initialDelaySeconds", "periodSeconds", "timeoutSeconds",
                                        "failureThreshold", "successThreshold"};
   std::stringstream items(text);
   std::string item;
   while (std::getline(items, item, ',')) {
     if (item.empty()) continue;
-    auto [key, value] = split_assignment(item, "--probe-readiness-opts");
+    auto [key, value] = split_assignment(item, flag.c_str());
     const char* name = nullptr;
     for (const char* n : kNames)
       if (lower(n) == lower(key)) name = n;
     if (!name)
       throw std::runtime_error(fmt::format(
-          "--probe-readiness-opts {}: the options are InitialDelaySeconds, PeriodSeconds, "
-          "TimeoutSeconds, FailureThreshold and SuccessThreshold",
-          item));
+          "{} {}: the options are InitialDelaySeconds, PeriodSeconds, TimeoutSeconds, "
+          "FailureThreshold and SuccessThreshold",
+          flag, item));
     std::size_t used = 0;
     int n = -1;
     try {
@@ -91,9 +100,8 @@ void apply_probe_options(json::object& probe, const std::string& text) {
     } catch (const std::exception&) {
     }
     if (n < 0 || used != value.size())
-      throw std::runtime_error(
-          fmt::format("--probe-readiness-opts {}: \"{}\" is not a whole number of seconds or times",
-                      item, value));
+      throw std::runtime_error(fmt::format(
+          "{} {}: \"{}\" is not a whole number of seconds or times", flag, item, value));
     probe[name] = n;
   }
 }
@@ -331,14 +339,19 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
   resources(t.limits, "--limit", "limits");
   resources(t.requests, "--request", "requests");
   if (t.pull_policy) c["imagePullPolicy"] = pull_policy_flag(*t.pull_policy);
-  if (t.probe_readiness) c["readinessProbe"] = readiness_probe_flag(*t.probe_readiness, t.port);
-  if (t.probe_readiness_opts) {
-    json::value* probe = c.if_contains("readinessProbe");
+  for (auto [kind, key, text, opts] :
+       {std::tuple{"readiness", "readinessProbe", &t.probe_readiness, &t.probe_readiness_opts},
+        std::tuple{"liveness", "livenessProbe", &t.probe_liveness, &t.probe_liveness_opts}}) {
+    std::string flag = fmt::format("--probe-{}", kind);
+    if (*text) c[key] = probe_flag(flag, **text, t.port);
+    if (!*opts) continue;
+    json::value* probe = c.if_contains(key);
     if (!probe || !probe->is_object())
-      throw std::runtime_error(
-          "--probe-readiness-opts sets options of a readiness probe, and there is none: give "
-          "--probe-readiness too, e.g. --probe-readiness http::8080:/healthz");
-    apply_probe_options(probe->get_object(), *t.probe_readiness_opts);
+      throw std::runtime_error(fmt::format(
+          "{}-opts sets options of a {} probe, and there is none: give {} too, e.g. {} "
+          "http::8080:/healthz",
+          flag, kind, flag, flag));
+    apply_probe_options(probe->get_object(), flag + "-opts", **opts);
   }
   // A revision name belongs to one revision: an update without --revision-name gets a new one.
   json::object& md = tmpl["metadata"].is_object() ? tmpl["metadata"].get_object()

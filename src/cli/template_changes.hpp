@@ -28,8 +28,10 @@ struct TemplateChanges {
   std::vector<std::string> labels;       // -l / --label-revision
   std::vector<std::string> limits;       // --limit cpu=500m,memory=128Mi (or memory- to unset)
   std::vector<std::string> requests;     // --request, the same way
-  std::optional<std::string> probe_readiness;       // http:HOST:PORT:PATH, tcp:HOST:PORT
-  std::optional<std::string> probe_readiness_opts;  // InitialDelaySeconds=5,PeriodSeconds=1
+  // kn's probe flags: http:HOST:PORT:PATH, tcp:HOST:PORT or exec:CMD,ARG,…; and their options,
+  // InitialDelaySeconds=5,PeriodSeconds=1.
+  std::optional<std::string> probe_readiness, probe_readiness_opts;
+  std::optional<std::string> probe_liveness, probe_liveness_opts;
   std::optional<std::string> pull_policy;           // Always, Never, IfNotPresent (any case)
   // kn's Secret and ConfigMap flags: --env-from cm:NAME|secret:NAME (NAME- removes),
   // --env-value-from VAR=secret:NAME:KEY|cm:NAME:KEY (VAR- removes), --volume
@@ -40,7 +42,7 @@ struct TemplateChanges {
     return image || !env.empty() || port || cmd || args || revision_name || concurrency_limit ||
            !scale_annotations.empty() || !annotations.empty() || !labels.empty() ||
            !limits.empty() || !requests.empty() || probe_readiness || probe_readiness_opts ||
-           pull_policy || !env_from.empty() || !env_value_from.empty() || !volumes.empty() ||
+           probe_liveness || probe_liveness_opts || pull_policy || !env_from.empty() || !env_value_from.empty() || !volumes.empty() ||
            !mounts.empty();
   }
 };

@@ -22,7 +22,8 @@ namespace {
 // Every flag of the service commands, as parsed; finish() turns them into changes.
 struct ServiceFlags {
   std::string name;
-  std::string image, cmd, revision_name, env_file, filename, probe, probe_opts, pull_policy;
+  std::string image, cmd, revision_name, env_file, filename, pull_policy;
+  std::string probe, probe_opts, liveness, liveness_opts;
   std::string source, build_template, buildpack;  // --source: build first, then deploy
   std::vector<std::string> args, annotations, labels;
   int port = 0;
@@ -44,6 +45,8 @@ struct ServiceFlags {
     if (concurrency_limit >= 0) t.concurrency_limit = concurrency_limit;
     if (!probe.empty()) t.probe_readiness = probe;
     if (!probe_opts.empty()) t.probe_readiness_opts = probe_opts;
+    if (!liveness.empty()) t.probe_liveness = liveness;
+    if (!liveness_opts.empty()) t.probe_liveness_opts = liveness_opts;
     if (!pull_policy.empty()) t.pull_policy = pull_policy;
     if (!env_file.empty()) {
       // The file first, so that -e overrides it.
@@ -109,11 +112,17 @@ void add_template_flags(CLI::App* c, ServiceFlags& f) {
                 "hard limit of requests in flight per instance (0: none)")
       ->check(CLI::Range(0, 1000));
   c->add_option("--probe-readiness", f.probe,
-                "readiness probe: http::PORT:/PATH (e.g. http::8080:/healthz) or tcp::PORT; "
-                "PORT may be left empty");
+                "readiness probe: http::PORT:/PATH (e.g. http::8080:/healthz), tcp::PORT (PORT "
+                "may be left empty) or exec:CMD,ARG,…");
   c->add_option("--probe-readiness-opts", f.probe_opts,
                 "readiness probe options, e.g. InitialDelaySeconds=2,PeriodSeconds=1,"
                 "TimeoutSeconds=1,FailureThreshold=3,SuccessThreshold=1");
+  c->add_option("--probe-liveness", f.liveness,
+                "liveness probe, as --probe-readiness; an instance failing it FailureThreshold "
+                "times in a row is restarted");
+  c->add_option("--probe-liveness-opts", f.liveness_opts,
+                "liveness probe options, e.g. InitialDelaySeconds=5,PeriodSeconds=10,"
+                "FailureThreshold=3");
   c->add_option("--pull-policy", f.pull_policy,
                 "for a registry image: Always (pull for every new revision), Never (only a "
                 "stored image) or IfNotPresent (the default)");
@@ -406,8 +415,19 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
         "        Instances: {} ready of {} desired{}\n", field(r, "status.actualReplicas"),
         field(r, "status.desiredReplicas"),
         field(r, "status.autoscalerPanic") == "true" ? " (autoscaler in panic mode)" : "");
-    if (field(r, "status.restartCount") != "" && field(r, "status.restartCount") != "0")
-      std::cout << fmt::format("        Restarts:  {}\n", field(r, "status.restartCount"));
+    if (field(r, "status.restartCount") != "" && field(r, "status.restartCount") != "0") {
+      std::string last;
+      if (!statuses.empty()) {
+        const std::string reason = field(statuses[0], "lastState.terminated.reason");
+        std::string message = field(statuses[0], "lastState.terminated.message");
+        message = message.substr(0, message.find('\n'));
+        if (!reason.empty())
+          last = fmt::format(", the last {} ago: {}: {}",
+                             age(field(statuses[0], "lastState.terminated.finishedAt")), reason,
+                             message);
+      }
+      std::cout << fmt::format("        Restarts:  {}{}\n", field(r, "status.restartCount"), last);
+    }
     if (routed != traffic_of.end() && !field(r, "status.activity.windowSeconds").empty()) {
       auto num = [&](const char* path) {
         std::string v = field(r, path);

@@ -134,7 +134,7 @@ TEST_CASE("-a and -l set and remove annotations and labels, on the template and 
   CHECK_THROWS_WITH(apply_metadata_changes(service, m), Catch::Contains("KEY=VALUE"));
 }
 
-TEST_CASE("--probe-readiness takes kn's http and tcp forms, and says what it cannot take") {
+TEST_CASE("--probe-readiness takes kn's http, tcp and exec forms, and says what it cannot take") {
   auto probe_of = [](TemplateChanges t) {
     json::object tmpl;
     t.image = "oci:/img";
@@ -152,7 +152,10 @@ TEST_CASE("--probe-readiness takes kn's http and tcp forms, and says what it can
   TemplateChanges tcp;
   tcp.probe_readiness = "tcp::8080";
   CHECK(probe_of(tcp) == json::parse(R"({"tcpSocket":{"port":8080}})"));
-  for (const char* bad : {"exec:cat,/ready", "https::8080:/", "http:example.com:8080:/", "tcp:8080",
+  TemplateChanges exec;
+  exec.probe_readiness = "exec:cat,/tmp/ready";
+  CHECK(probe_of(exec) == json::parse(R"({"exec":{"command":["cat","/tmp/ready"]}})"));
+  for (const char* bad : {"exec:", "https::8080:/", "http:example.com:8080:/", "tcp:8080",
                           "http::eighty:/", "grpc::8080"}) {
     TemplateChanges b;
     b.probe_readiness = bad;
@@ -165,6 +168,17 @@ TEST_CASE("--probe-readiness takes kn's http and tcp forms, and says what it can
   bad_opt.probe_readiness = "tcp::";
   bad_opt.probe_readiness_opts = "Retries=3";
   CHECK_THROWS_WITH(probe_of(bad_opt), Catch::Contains("the options are"));
+  TemplateChanges live;
+  live.image = "oci:/img";
+  live.probe_liveness = "http:::/healthz";
+  live.probe_liveness_opts = "PeriodSeconds=1,FailureThreshold=2";
+  json::object tmpl;
+  apply_template_changes(tmpl, live, true);
+  CHECK(tmpl["spec"].at("containers").at(0).at("livenessProbe") ==
+        json::parse(R"({"httpGet":{"path":"/healthz"},"periodSeconds":1,"failureThreshold":2})"));
+  TemplateChanges live_opts_only;
+  live_opts_only.probe_liveness_opts = "PeriodSeconds=1";
+  CHECK_THROWS_WITH(probe_of(live_opts_only), Catch::Contains("give --probe-liveness too"));
 }
 
 TEST_CASE("--pull-policy and --env-file") {

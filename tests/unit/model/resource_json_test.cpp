@@ -116,8 +116,34 @@ TEST_CASE("bad services are rejected with the field's path") {
   CHECK(
       error_of(
           R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
-                    "readinessProbe": {"exec": {"command": ["true"]}}}]}}}})")
-          .find("readinessProbe.exec: unknown field") != std::string::npos);
+                    "readinessProbe": {"exec": {"command": []}}}]}}}})")
+          .find("readinessProbe.exec.command: needs the program to run") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "livenessProbe": {"exec": {"command": ["true"]}, "tcpSocket": {}}}]}}}})")
+          .find("livenessProbe: give one of httpGet, tcpSocket and exec") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "startupProbe": {"grpc": {"port": 8080}}}]}}}})")
+          .find("startupProbe.grpc: is not supported yet") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "livenessProbe": {"tcpSocket": {}, "successThreshold": 2}}]}}}})")
+          .find("livenessProbe.successThreshold: must be 1") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "livenessProbe": {"httpGet": {"port": "http"}}}]}}}})")
+          .find("a named port (\"http\") is not supported") != std::string::npos);
+  // The probe's port is checked against the container's, wherever ports comes in the object.
+  CHECK(
+      parse(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "livenessProbe": {"httpGet": {"port": 9000}}, "ports": [{"containerPort": 9000}]}]}}}})")
+          .ok());
   CHECK(
       error_of(
           R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
@@ -139,6 +165,35 @@ TEST_CASE("resources and readiness probes parse and render back unchanged") {
   CHECK(c.readiness_probe->http);
   CHECK(c.readiness_probe->http_path == "/healthz");
   CHECK(c.readiness_probe->period_seconds == 2);
+  auto again = service_from_json(service_to_json(r.value(), nullptr), "default");
+  REQUIRE(again.ok());
+  CHECK(again->spec == r->spec);
+}
+
+TEST_CASE("liveness, startup and exec probes parse and render back unchanged") {
+  auto r = parse(
+      R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+      "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080,
+                                    "httpHeaders": [{"name": "X-Probe", "value": "live"}]},
+                        "periodSeconds": 5, "failureThreshold": 2, "initialDelaySeconds": 1},
+      "startupProbe": {"tcpSocket": {}, "periodSeconds": 1, "failureThreshold": 30},
+      "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "timeoutSeconds": 2}}]}}}})");
+  REQUIRE(r.ok());
+  const ContainerSpec& c = r->spec.container;
+  REQUIRE(c.liveness_probe.has_value());
+  CHECK(c.liveness_probe->http_path == "/healthz");
+  CHECK(c.liveness_probe->port == 8080);
+  CHECK(c.liveness_probe->http_headers ==
+        std::vector<std::pair<std::string, std::string>>{{"X-Probe", "live"}});
+  CHECK(c.liveness_probe->period() == 5);
+  CHECK(c.liveness_probe->failures() == 2);
+  REQUIRE(c.startup_probe.has_value());
+  CHECK_FALSE(c.startup_probe->http);
+  CHECK(c.startup_probe->failures() == 30);
+  REQUIRE(c.readiness_probe.has_value());
+  CHECK(c.readiness_probe->exec_command == std::vector<std::string>{"cat", "/tmp/ready"});
+  CHECK(c.readiness_probe->timeout() == 2);
+  CHECK(c.readiness_probe->period() == 10);  // Kubernetes' default
   auto again = service_from_json(service_to_json(r.value(), nullptr), "default");
   REQUIRE(again.ok());
   CHECK(again->spec == r->spec);
@@ -262,8 +317,8 @@ TEST_CASE("Kubernetes fields elafros does not take are refused naming the field 
   CHECK(error_of(spec_with(R"("imagePullSecrets": [{"name": "r"}], )", ""))
             .find("spec.template.spec.imagePullSecrets: is not supported yet; log in with") !=
         std::string::npos);
-  CHECK(error_of(spec_with("", R"(, "livenessProbe": {"tcpSocket": {}})"))
-            .find("spec.template.spec.containers[0].livenessProbe: is not supported") !=
+  CHECK(error_of(spec_with("", R"(, "volumeDevices": [])"))
+            .find("spec.template.spec.containers[0].volumeDevices: is not supported") !=
         std::string::npos);
   CHECK(error_of(spec_with("", R"(, "lifecycle": {})")).find("handle SIGTERM") !=
         std::string::npos);

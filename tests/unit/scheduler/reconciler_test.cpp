@@ -12,7 +12,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -125,6 +127,18 @@ class FakeRuntime final : public ContainerRuntime {
 
   std::string tail_logs(const std::string&, std::size_t) override { return "fake last line\n"; }
 
+  // An exec probe: exits with exec_exit, and says so.
+  Result<ProcessResult> exec(const std::string&, const std::vector<std::string>& command,
+                             std::chrono::milliseconds) override {
+    ++execs;
+    ProcessResult r;
+    r.exit_code = exec_exit.load();
+    r.out = command[0] + " says " + std::to_string(r.exit_code) + "\nsecond line\n";
+    return r;
+  }
+  std::atomic<int> exec_exit{0};
+  std::atomic<int> execs{0};
+
   int pid_of(const std::string& id) {
     std::lock_guard lock(mutex_);
     return containers_.count(id) ? containers_[id].pid : 0;
@@ -207,8 +221,9 @@ struct Harness {
   }
 
   // Stores a service with its first revision and tells the reconciler, as the API does.
-  Service create(const std::string& name) {
+  Service create(const std::string& name, const std::function<void(ContainerSpec&)>& edit = {}) {
     Service s = make_service(name);
+    if (edit) edit(s.spec.container);
     Revision r = make_revision(s);
     REQUIRE(store_create(*store, s, r).ok());
     reconciler->service_created(s, r);
@@ -225,10 +240,10 @@ struct Harness {
     return o;
   }
 
-  // Runs the control loop until pred() holds, for at most 5 s.
+  // Runs the control loop until pred() holds, for at most `limit`.
   template <class Pred>
-  bool run_until(Pred pred) {
-    auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool run_until(Pred pred, std::chrono::milliseconds limit = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
     while (!pred() && std::chrono::steady_clock::now() < deadline) {
       io.restart();
       io.run_for(5ms);
@@ -330,6 +345,76 @@ TEST_CASE("an instance that never listens fails its readiness deadline and is re
   CHECK(ready.message.find("within 0.2 s") != std::string::npos);
   REQUIRE(h.run_until([&] { return !h.runtime.removed.empty(); }));
   CHECK(h.runtime.removed[0] == h.runtime.started[0]);
+}
+
+Probe exec_probe(int period, int failures) {
+  Probe p;
+  p.exec_command = {"check"};
+  p.period_seconds = period;
+  p.failure_threshold = failures;
+  return p;
+}
+
+TEST_CASE("a failing liveness probe restarts the instance, and the reason stays for describe") {
+  Harness h;
+  Service s = h.create("hello", [](ContainerSpec& c) { c.liveness_probe = exec_probe(1, 2); });
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  REQUIRE(h.run_until([&] { return h.runtime.execs.load() >= 1; }));
+  h.runtime.exec_exit = 3;
+  auto failing_since = std::chrono::steady_clock::now();
+  REQUIRE(h.run_until([&] { return h.runtime.started.size() == 2; }));
+  // Two failures a period apart: not before the second.
+  CHECK(std::chrono::steady_clock::now() - failing_since > 900ms);
+  CHECK(h.runtime.removed.size() >= 1);
+  RevisionStatus st = h.reconciler->revision_status("default", "hello-00001");
+  CHECK(st.restarts == 1);
+  CHECK(st.last_restart.reason == "LivenessProbeFailed");
+  CHECK_THAT(st.last_restart.message,
+             Catch::Contains("the liveness probe (exec 'check') failed 2 times in a row") &&
+                 Catch::Contains("it exited with code 3: check says 3;") &&
+                 Catch::Contains("restarted"));
+  CHECK(st.last_restart.at_unix > 0);
+  h.runtime.exec_exit = 0;
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+}
+
+TEST_CASE("a startup probe holds readiness back until it passes") {
+  Harness h;
+  Service s = h.create("hello", [](ContainerSpec& c) { c.startup_probe = exec_probe(1, 10); });
+  h.runtime.exec_exit = 1;
+  REQUIRE(h.run_until([&] { return h.runtime.execs.load() >= 1; }));
+  // Listening, but the startup probe has not passed: not ready.
+  h.run_until([] { return false; }, 300ms);
+  CHECK(h.endpoint(kHost) == nullptr);
+  h.runtime.exec_exit = 0;
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  CHECK(h.runtime.started.size() == 1);
+}
+
+TEST_CASE("a startup probe that keeps failing restarts the instance") {
+  Harness h;
+  Service s = h.create("hello", [](ContainerSpec& c) { c.startup_probe = exec_probe(1, 1); });
+  h.runtime.exec_exit = 1;
+  REQUIRE(h.run_until([&] { return h.runtime.started.size() >= 2; }));
+  RevisionStatus st = h.reconciler->revision_status("default", "hello-00001");
+  CHECK(st.last_restart.reason == "StartupProbeFailed");
+  CHECK(h.endpoint(kHost) == nullptr);
+}
+
+TEST_CASE("a readiness probe that fails once ready takes the instance out of the routes, not down") {
+  Harness h;
+  Service s = h.create("hello", [](ContainerSpec& c) { c.readiness_probe = exec_probe(1, 1); });
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  h.runtime.exec_exit = 1;
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) == nullptr; }));
+  CHECK(h.runtime.started.size() == 1);
+  CHECK(h.runtime.removed.empty());
+  auto views = h.reconciler->instances();
+  REQUIRE(views.size() == 1);
+  CHECK(views[0].phase == "unready");
+  h.runtime.exec_exit = 0;
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  CHECK(h.runtime.started.size() == 1);
 }
 
 TEST_CASE("deleting a service stops and removes its instance and its route") {
