@@ -151,6 +151,42 @@ std::vector<VolumeMount> read_volume_mounts(Reader& r, const json::object& conta
   return out;
 }
 
+namespace {
+
+// Kubernetes' other volume sources, refused with why rather than as unknown fields.
+void refuse_volume_source(Reader& r, const json::value& v, const std::string& path) {
+  static constexpr std::pair<std::string_view, std::string_view> kSources[] = {
+      {"projected", "yet; mount each secret and configMap as a volume of its own"},
+      {"downwardAPI",
+       "yet; the instance's names are in $K_SERVICE, $K_REVISION and $K_CONFIGURATION"},
+      {"ephemeral", "use an emptyDir (per instance) or a persistentVolumeClaim (kept)"},
+  };
+  static constexpr std::string_view kRemote[] = {
+      "nfs",       "iscsi",     "csi",    "cephfs",    "rbd",
+      "glusterfs", "fc",        "flocker", "cinder",   "awsElasticBlockStore",
+      "gcePersistentDisk", "azureDisk", "azureFile", "vsphereVolume", "quobyte",
+      "portworxVolume", "scaleIO", "storageos", "photonPersistentDisk", "flexVolume",
+      "gitRepo"};
+  if (r.failed() || !v.is_object()) return;
+  for (const auto& kv : v.get_object()) {
+    for (const auto& [field, why] : kSources)
+      if (kv.key() == field) {
+        r.invalid(fmt::format("{}.{}", path, field),
+                  fmt::format("is not supported{}{}", why.rfind("yet", 0) == 0 ? " " : ": ", why));
+        return;
+      }
+    for (auto field : kRemote)
+      if (kv.key() == field) {
+        r.invalid(fmt::format("{}.{}", path, field),
+                  "is not supported: elafros runs on one machine, with no storage drivers; use a "
+                  "persistentVolumeClaim (a local volume, 'elafros volume create') or a hostPath");
+        return;
+      }
+  }
+}
+
+}  // namespace
+
 std::vector<Volume> read_volumes(Reader& r, const json::object& spec, const std::string& path) {
   std::vector<Volume> out;
   const json::array* a = r.array(spec, "volumes", path);
@@ -158,7 +194,10 @@ std::vector<Volume> read_volumes(Reader& r, const json::object& spec, const std:
   std::set<std::string> names;
   for (std::size_t i = 0; i < a->size() && !r.failed(); ++i) {
     std::string p = fmt::format("{}.volumes[{}]", path, i);
-    const json::object* o = r.object((*a)[i], p, {"name", "secret", "configMap", "emptyDir"});
+    refuse_volume_source(r, (*a)[i], p);
+    const json::object* o =
+        r.object((*a)[i], p,
+                 {"name", "secret", "configMap", "emptyDir", "hostPath", "persistentVolumeClaim"});
     if (!o) break;
     Volume v;
     v.name = r.string(*o, "name", p).value_or("");
@@ -168,12 +207,51 @@ std::vector<Volume> read_volumes(Reader& r, const json::object& spec, const std:
                                          v.name));
     if (!r.failed() && !names.insert(v.name).second)
       r.invalid(p + ".name", fmt::format("\"{}\" names two volumes", v.name));
-    int sources = o->contains("secret") + o->contains("configMap") + o->contains("emptyDir");
+    int sources = o->contains("secret") + o->contains("configMap") + o->contains("emptyDir") +
+                  o->contains("hostPath") + o->contains("persistentVolumeClaim");
     if (!r.failed() && sources != 1)
       r.invalid(p,
-                "give exactly one of secret, configMap and emptyDir (elafros mounts no other "
-                "volume kinds yet)");
+                "give exactly one of secret, configMap, emptyDir, hostPath and "
+                "persistentVolumeClaim");
     if (r.failed()) break;
+    if (const json::value* h = o->if_contains("hostPath")) {
+      v.kind = "HostPath";
+      std::string hp = p + ".hostPath";
+      if (const json::object* ho = r.object(*h, hp, {"path", "type"})) {
+        v.source = r.string(*ho, "path", hp).value_or("");
+        v.path_type = r.string(*ho, "type", hp).value_or("");
+        const std::string& path = v.source;
+        if (!r.failed() && (path.empty() || path[0] != '/' || path == "/" ||
+                            path.find("/../") != std::string::npos ||
+                            path.size() >= 3 && path.compare(path.size() - 3, 3, "/..") == 0))
+          r.invalid(hp + ".path",
+                    fmt::format("\"{}\" must be an absolute path below / without '..'", path));
+        if (!r.failed() && (v.path_type == "CharDevice" || v.path_type == "BlockDevice"))
+          r.invalid(hp + ".type", "devices are not passed to instances");
+        else if (!r.failed() && v.path_type != "" && v.path_type != "Directory" &&
+                 v.path_type != "DirectoryOrCreate" && v.path_type != "File" &&
+                 v.path_type != "FileOrCreate" && v.path_type != "Socket")
+          r.invalid(hp + ".type",
+                    fmt::format("\"{}\" is not a hostPath type: \"\", Directory, "
+                                "DirectoryOrCreate, File, FileOrCreate or Socket",
+                                v.path_type));
+      }
+      out.push_back(std::move(v));
+      continue;
+    }
+    if (const json::value* c = o->if_contains("persistentVolumeClaim")) {
+      v.kind = "PersistentVolumeClaim";
+      std::string cp = p + ".persistentVolumeClaim";
+      if (const json::object* co = r.object(*c, cp, {"claimName", "readOnly"})) {
+        v.source = r.string(*co, "claimName", cp).value_or("");
+        v.read_only = r.boolean(*co, "readOnly", cp).value_or(false);
+        if (!r.failed() && v.source.empty())
+          r.invalid(cp + ".claimName",
+                    "required: the claim to mount (make one with 'elafros volume create NAME')");
+      }
+      out.push_back(std::move(v));
+      continue;
+    }
     if (const json::value* e = o->if_contains("emptyDir")) {
       v.kind = "EmptyDir";
       std::string ep = p + ".emptyDir";
@@ -245,8 +323,8 @@ void check_mounts(Reader& r, RevisionTemplate& t, const std::string& container_p
       r.invalid(p + ".name", fmt::format("no volume is named \"{}\" in spec.volumes", m.name));
       return;
     }
-    // Knative mounts secrets and config maps read-only.
-    if (v->kind != "EmptyDir") m.read_only = true;
+    // Knative mounts secrets and config maps read-only; a read-only claim is read-only.
+    if (v->kind == "Secret" || v->kind == "ConfigMap" || v->read_only) m.read_only = true;
   }
 }
 
@@ -292,6 +370,14 @@ json::array volumes_json(const std::vector<Volume>& volumes) {
       if (!v.medium.empty()) e["medium"] = v.medium;
       if (!v.size_limit.empty()) e["sizeLimit"] = v.size_limit;
       o["emptyDir"] = std::move(e);
+    } else if (v.kind == "HostPath") {
+      json::object h{{"path", v.source}};
+      if (!v.path_type.empty()) h["type"] = v.path_type;
+      o["hostPath"] = std::move(h);
+    } else if (v.kind == "PersistentVolumeClaim") {
+      json::object c{{"claimName", v.source}};
+      if (v.read_only) c["readOnly"] = true;
+      o["persistentVolumeClaim"] = std::move(c);
     } else {
       bool secret = v.kind == "Secret";
       json::object s{{secret ? "secretName" : "name", v.source}};
@@ -396,6 +482,25 @@ Result<ResolvedConfig> resolve_config(const RevisionTemplate& t, const std::stri
       out.volumes.push_back(std::move(rv));
       continue;
     }
+    if (vol->kind == "HostPath") {
+      rv.host_path = vol->source;
+      rv.host_path_type = vol->path_type;
+      out.volumes.push_back(std::move(rv));
+      continue;
+    }
+    if (vol->kind == "PersistentVolumeClaim") {
+      auto claim = get("PersistentVolumeClaim", vol->source);
+      if (!claim && claim.error().code == ErrorCode::kNotFound)
+        return Error::precondition(fmt::format(
+            "persistentvolumeclaim \"{}\" not found in namespace \"{}\" (for volume {}); create "
+            "it ('elafros volume create {} -n {}')",
+            vol->source, ns, vol->name, vol->source, ns));
+      if (!claim) return claim.error();
+      rv.claim_uid = meta_string(*claim, "uid");
+      rv.read_only = m.read_only || vol->read_only;
+      out.volumes.push_back(std::move(rv));
+      continue;
+    }
     auto v = values(vol->kind, vol->source);
     if (!v) return v.error();
     if (!*v) {
@@ -418,6 +523,25 @@ Result<ResolvedConfig> resolve_config(const RevisionTemplate& t, const std::stri
     out.volumes.push_back(std::move(rv));
   }
   return out;
+}
+
+std::optional<std::string> host_path_problem(const std::string& path,
+                                             const std::vector<std::string>& prefixes) {
+  for (std::string prefix : prefixes) {
+    while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+    if (path == prefix || path.rfind(prefix == "/" ? prefix : prefix + "/", 0) == 0)
+      return std::nullopt;
+  }
+  if (prefixes.empty())
+    return fmt::format(
+        "hostPath volumes are off: the operator allows them below the prefixes in the daemon's "
+        "host-path-prefixes config key (none are set), since an instance would reach the host's "
+        "files; use a persistentVolumeClaim ('elafros volume create') instead");
+  std::string list;
+  for (const auto& p : prefixes) list += (list.empty() ? "" : ", ") + p;
+  return fmt::format("\"{}\" is not below the daemon's host-path-prefixes ({}); use a path below "
+                     "one of them, or ask the operator to add one",
+                     path, list);
 }
 
 }  // namespace elafros

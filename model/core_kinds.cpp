@@ -1,4 +1,5 @@
-// The core group's kinds (v1): Namespace, Secret and ConfigMap, in Kubernetes' shapes. A namespace
+// The core group's kinds (v1): Namespace, Secret, ConfigMap, ResourceQuota, LimitRange and
+// PersistentVolumeClaim, in Kubernetes' shapes. A namespace
 // carries the finalizer elafros.dev/namespace from its creation, so that deleting it first deletes
 // what it holds (the namespace controller), as Kubernetes' spec.finalizers ["kubernetes"] does.
 
@@ -132,6 +133,75 @@ Result<json::object> admit_config_map(const json::object& in) {
   json::object out = in;
   out["apiVersion"] = "v1";
   out["kind"] = "ConfigMap";
+  return out;
+}
+
+// A PersistentVolumeClaim: a named local volume, a directory of its own under
+// <data-dir>/volumes that outlives revisions (docs/architecture.md, "Volumes"). There is no
+// provisioner to wait for: it is Bound as soon as it exists. The storage request is recorded,
+// not enforced (the directory shares the data dir's filesystem).
+Result<json::object> admit_claim(const json::object& in) {
+  std::optional<Error> error;
+  Reader r(error);
+  (void)r.object(json::value(in), "", {"apiVersion", "kind", "metadata", "spec", "status"});
+  const json::value* spec_v = in.if_contains("spec");
+  if (!error && !spec_v)
+    return Error::invalid(
+        "spec: missing; a claim needs spec.accessModes and spec.resources.requests.storage");
+  std::vector<std::string> modes;
+  std::string storage, limit;
+  if (spec_v) {
+    static constexpr std::string_view kNoVolumes =
+        "is not supported: there are no PersistentVolumes to choose from; every claim gets an "
+        "empty directory of its own";
+    if (spec_v->is_object())
+      for (const char* field : {"selector", "volumeName", "dataSource", "dataSourceRef"})
+        if (spec_v->get_object().contains(field))
+          return Error::invalid(fmt::format("spec.{}: {}", field, kNoVolumes));
+    if (const json::object* spec =
+            r.object(*spec_v, "spec",
+                     {"accessModes", "resources", "storageClassName", "volumeMode",
+                      "volumeAttributesClassName"})) {
+      modes = r.strings(*spec, "accessModes", "spec");
+      (void)r.string(*spec, "storageClassName", "spec");
+      (void)r.string(*spec, "volumeAttributesClassName", "spec");
+      if (auto mode = r.string(*spec, "volumeMode", "spec"); mode && *mode != "Filesystem")
+        r.invalid("spec.volumeMode",
+                  fmt::format("\"{}\" is not supported: only Filesystem (a directory)", *mode));
+      if (const json::value* res = spec->if_contains("resources"))
+        if (const json::object* ro = r.object(*res, "spec.resources", {"requests", "limits"})) {
+          storage = r.string_map(*ro, "requests", "spec.resources")["storage"];
+          limit = r.string_map(*ro, "limits", "spec.resources")["storage"];
+        }
+    }
+  }
+  if (error) return *error;
+  if (modes.empty())
+    return Error::invalid(
+        "spec.accessModes: at least one is required (ReadWriteOnce, ReadOnlyMany, ReadWriteMany "
+        "or ReadWriteOncePod)");
+  for (std::size_t i = 0; i < modes.size(); ++i)
+    if (modes[i] != "ReadWriteOnce" && modes[i] != "ReadOnlyMany" && modes[i] != "ReadWriteMany" &&
+        modes[i] != "ReadWriteOncePod")
+      return Error::invalid(
+          fmt::format("spec.accessModes[{}]: \"{}\" is not an access mode (ReadWriteOnce, "
+                      "ReadOnlyMany, ReadWriteMany or ReadWriteOncePod)",
+                      i, modes[i]));
+  if (storage.empty())
+    return Error::invalid(
+        "spec.resources.requests.storage: required, e.g. 1Gi (recorded, not enforced)");
+  for (const auto& [key, q] : {std::pair{"requests", storage}, std::pair{"limits", limit}})
+    if (!q.empty() && !parse_memory_bytes(q))
+      return Error::invalid(fmt::format(
+          "spec.resources.{}.storage: \"{}\" is not a quantity (e.g. 1Gi, 500Mi)", key, q));
+  json::object out = in;
+  out["apiVersion"] = "v1";
+  out["kind"] = "PersistentVolumeClaim";
+  json::array access;
+  for (const auto& m : modes) access.emplace_back(m);
+  out["status"] = json::object{{"phase", "Bound"},
+                               {"accessModes", std::move(access)},
+                               {"capacity", json::object{{"storage", storage}}}};
   return out;
 }
 
@@ -285,6 +355,21 @@ void register_core_kinds(KindRegistry& registry) {
                           "Configuration an instance reads as environment variables or files.");
   cm.short_names = {"cm"};
   registry.add(std::move(cm));
+
+  KindInfo pvc = core_kind("PersistentVolumeClaim", "persistentvolumeclaims",
+                           "persistentvolumeclaim", admit_claim,
+                           "A named local volume: a directory of its own that outlives revisions, "
+                           "mounted by a persistentVolumeClaim volume. Bound at once; the storage "
+                           "request is recorded, not enforced.");
+  pvc.short_names = {"pvc"};
+  pvc.columns = {
+      {"Status", "string", ".status.phase", "Bound: a local directory backs it", 0},
+      {"Capacity", "string", ".status.capacity.storage", "the storage requested", 0},
+      {"Access Modes", "string", ".spec.accessModes", "", 0},
+      {"StorageClass", "string", ".spec.storageClassName", "", 0},
+      {"Age", "date", ".metadata.creationTimestamp", "", 0}};
+  pvc.immutable_fields = {".spec.accessModes", ".spec.storageClassName", ".spec.volumeMode"};
+  registry.add(std::move(pvc));
 
   KindInfo ns;
   ns.group = "";

@@ -213,8 +213,48 @@ Result<void> write_hosts_file(const std::string& path, const std::vector<EnvVar>
 // A revision's volumes for one instance (docs/architecture.md, "Secrets"): the files of its
 // secret and configMap volumes on a tmpfs at DIR/volumes (a secret never touches the disk),
 // a tmpfs per Memory emptyDir, a directory per disk emptyDir; each bind-mounted into place.
+// A hostPath volume's source, checked against the operator's prefixes once its symbolic links
+// are resolved (the path the bind mount will use), and made or checked by its type.
+Result<std::string> host_path_source(const ResolvedVolume& v,
+                                     const std::vector<std::string>& prefixes) {
+  auto problem = [&v](const std::string& why) {
+    return Error::precondition(fmt::format("hostPath volume {} ({}): {}", v.name, v.host_path, why));
+  };
+  if (auto p = host_path_problem(v.host_path, prefixes)) return problem(*p);
+  std::error_code ec;
+  const std::string& type = v.host_path_type;
+  if (type == "DirectoryOrCreate" && !fs::exists(v.host_path, ec)) {
+    fs::create_directories(v.host_path, ec);
+    if (ec) return problem(fmt::format("cannot create the directory: {}", errno_text(ec)));
+    ::chmod(v.host_path.c_str(), 0755);
+  } else if (type == "FileOrCreate" && !fs::exists(v.host_path, ec)) {
+    int fd = ::open(v.host_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                    0644);
+    if (fd < 0 && errno != EEXIST)
+      return problem(fmt::format("cannot create the file: {}", errno_text(errno)));
+    if (fd >= 0) ::close(fd);
+  }
+  fs::path real = fs::canonical(v.host_path, ec);
+  if (ec)
+    return problem(ec == std::errc::no_such_file_or_directory
+                       ? std::string("it does not exist (type DirectoryOrCreate or FileOrCreate "
+                                     "makes it)")
+                       : errno_text(ec));
+  if (auto p = host_path_problem(real.string(), prefixes))
+    return problem(fmt::format("it resolves to {}: {}", real.string(), *p));
+  auto st = fs::status(real, ec);
+  if ((type == "Directory" || type == "DirectoryOrCreate") && !fs::is_directory(st))
+    return problem("it is not a directory");
+  if ((type == "File" || type == "FileOrCreate") && !fs::is_regular_file(st))
+    return problem("it is not a file");
+  if (type == "Socket" && !fs::is_socket(st)) return problem("it is not a socket");
+  if (fs::is_block_file(st) || fs::is_character_file(st))
+    return problem("devices are not passed to instances");
+  return real.string();
+}
+
 Result<void> prepare_volumes(const std::string& dir, const std::vector<ResolvedVolume>& volumes,
-                             std::vector<LaunchSpec::Bind>& binds) {
+                             std::vector<LaunchSpec::Bind>& binds, const RuncOptions& options) {
   std::error_code ec;
   std::string files_root = dir + "/volumes";
   std::uint64_t bytes = 0;
@@ -235,7 +275,18 @@ Result<void> prepare_volumes(const std::string& dir, const std::vector<ResolvedV
   }
   for (const auto& v : volumes) {
     std::string source;
-    if (!v.empty_dir) {
+    if (!v.host_path.empty()) {
+      auto host = host_path_source(v, options.host_path_prefixes);
+      if (!host) return host.error();
+      source = *host;
+    } else if (!v.claim_uid.empty()) {
+      // Made at its first mount, open to the instance's user as an emptyDir is.
+      source = options.data_dir + "/volumes/" + v.claim_uid;
+      if (!fs::exists(source, ec)) {
+        fs::create_directories(source, ec);
+        ::chmod(source.c_str(), 0777);
+      }
+    } else if (!v.empty_dir) {
       source = files_root + "/" + v.name;
       fs::create_directories(source, ec);
       for (const auto& f : v.files) {
@@ -457,7 +508,13 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
                                   spec.build_step ? 0 : spec.container.port(), bundle);
       !sec)
     return fail(sec.error());
-  if (auto v = prepare_volumes(dir, spec.volumes, bundle.binds); !v) return fail(v.error());
+  {
+    std::lock_guard lock(claims_mutex_);
+    for (const auto& v : spec.volumes)
+      if (!v.claim_uid.empty()) claim_mounts_[v.claim_uid] = std::chrono::system_clock::now();
+    if (auto v = prepare_volumes(dir, spec.volumes, bundle.binds, options_); !v)
+      return fail(v.error());
+  }
   if (userns) {
     bundle.user_namespace = options_.user_namespace;
     // emptyDir volumes belong to the container's root, as they would in its namespace.
@@ -721,6 +778,27 @@ ResourceUsage RuncRuntime::usage(const std::string& id) {
 
 std::string RuncRuntime::tail_logs(const std::string& id, std::size_t lines) {
   return spool_tail(options_.data_dir, id, lines);
+}
+
+std::vector<std::string> RuncRuntime::sweep_claims(
+    const std::set<std::string>& claims, std::chrono::system_clock::time_point listed_at) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  std::lock_guard lock(claims_mutex_);
+  for (const auto& e : fs::directory_iterator(options_.data_dir + "/volumes", ec)) {
+    std::string uid = e.path().filename().string();
+    if (claims.count(uid)) continue;
+    if (auto it = claim_mounts_.find(uid); it != claim_mounts_.end() && it->second >= listed_at)
+      continue;  // a claim made after the list, already mounted
+    claim_mounts_.erase(uid);
+    std::error_code rec;
+    fs::remove_all(e.path(), rec);
+    if (rec)
+      spdlog::warn("removing the data of deleted volume claim {} failed: {}", uid, errno_text(rec));
+    else
+      removed.push_back(uid);
+  }
+  return removed;
 }
 
 Result<ProcessResult> RuncRuntime::exec(const std::string& id,

@@ -1,8 +1,13 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "atomic_file.hpp"
 #include "bridge_network.hpp"
@@ -28,6 +33,8 @@ struct RuncOptions {
   // user-namespaces: every instance (not build steps) in a user namespace of its own with this
   // mapping, on a copy of its image's root filesystem chowned into it.
   std::optional<IdMapping> user_namespace;
+  // hostPath volumes may mount only paths below these (host-path-prefixes); none: no hostPath.
+  std::vector<std::string> host_path_prefixes;
 };
 
 // Runs instances with the runc binary (docs/architecture.md): one bundle per instance under
@@ -55,6 +62,8 @@ class RuncRuntime final : public ContainerRuntime {
   std::string address(const std::string& container_id) override;
   Result<void> adopt_network(const std::string& container_id, const std::string& address) override;
   Result<void> sweep_networks() override;
+  std::vector<std::string> sweep_claims(const std::set<std::string>& claims,
+                                        std::chrono::system_clock::time_point listed_at) override;
 
   // Gives every instance (not build steps) a network namespace of its own from `network`
   // (docs/architecture.md, "Isolation"); set before the first start. Null: the host's network.
@@ -71,6 +80,7 @@ class RuncRuntime final : public ContainerRuntime {
   void sweep_shifted_rootfs();
 
   std::string instance_dir(const std::string& container_id) const;
+
   // The CPU weight of the containers' parent cgroup as a whole (cgroup v1 cpu.shares, whose
   // default is 1024; cgroup v2 cpu.weight in proportion), e.g. to give builds less than
   // instances under contention.
@@ -96,6 +106,10 @@ class RuncRuntime final : public ContainerRuntime {
   std::shared_ptr<ImageStore> images_;
   std::string state_root_;
   BridgeNetwork* network_ = nullptr;
+  // When each claim was last mounted by a start, so that a claim sweep spares the ones mounted
+  // after its list of claims was taken; held while a start makes a claim's directory.
+  std::mutex claims_mutex_;
+  std::map<std::string, std::chrono::system_clock::time_point> claim_mounts_;
 };
 
 }  // namespace elafros

@@ -241,6 +241,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       if (!known.count(id)) co_await discard(stray_record(id));
     // Network namespaces and veths no adopted instance holds (docs/architecture.md, "Faults").
     (void)co_await offload(blocking_.get_executor(), &ContainerRuntime::sweep_networks, &runtime_);
+    co_await sweep_claims(shared_from_this());
 
     recovering_ = false;
     for (auto& [k, s] : services_) {
@@ -341,6 +342,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       // Counted once gone (a failed removal is terminating, and counted there).
       if (co_await discard(stray_record(id))) ++strays_removed_;
     }
+    if (!stopped_ && !recovering_) co_await sweep_claims(shared_from_this());
   }
 
   // --- desired state --------------------------------------------------------------------------
@@ -1588,6 +1590,50 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return out;
   }
 
+  // --- persistentVolumeClaim volumes --------------------------------------------------------
+
+  std::vector<std::string> claim_users(const std::string& ns, const std::string& claim) const {
+    std::vector<std::string> out;
+    for (const auto& [k, s] : services_) {
+      if (s.service.meta.namespace_ != ns) continue;
+      for (const auto& rev : s.revisions) {
+        const RevisionTemplate& t = rev->revision.spec;
+        bool mounts = false;
+        for (const auto& v : t.volumes)
+          for (const auto& m : t.container.volume_mounts)
+            mounts = mounts ||
+                     (v.kind == "PersistentVolumeClaim" && v.source == claim && m.name == v.name);
+        if (!mounts) continue;
+        for (const auto& inst : rev->instances)
+          if (!inst->exited) out.push_back(inst->record.id);
+      }
+    }
+    return out;
+  }
+
+  asio::io_context& control() { return control_; }
+
+  // The directories of deleted claims go; a claim made while this runs keeps its own (it is
+  // newer than the list).
+  awaitable<void> sweep_claims(std::shared_ptr<Impl> /*keeps this alive*/) {
+    // File times are the real clock's: compare them with it, not the injected one.
+    auto listed_at = std::chrono::system_clock::now();
+    ObjectQuery q{"", "PersistentVolumeClaim", "", "", 0, "", ""};
+    auto claims = co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects,
+                                   static_cast<ObjectStore*>(&store_), q);
+    if (!claims) {
+      spdlog::warn("cannot list volume claims to remove deleted ones' data: {}",
+                   claims.error().message);
+      co_return;
+    }
+    std::set<std::string> uids;
+    for (const auto& o : claims->items) uids.insert(meta_string(o, "uid"));
+    auto removed = co_await offload(blocking_.get_executor(), &ContainerRuntime::sweep_claims,
+                                    &runtime_, uids, listed_at);
+    for (const auto& uid : removed)
+      spdlog::info("removed the data of deleted volume claim {} (uid)", uid);
+  }
+
   std::vector<Reconciler::InstanceView> instances() const {
     std::vector<Reconciler::InstanceView> out;
     for (const auto& [id, i] : live_) {
@@ -1757,6 +1803,15 @@ std::vector<Reconciler::RevisionMetrics> Reconciler::revision_metrics() const {
 
 std::vector<Reconciler::InstanceView> Reconciler::instances() const {
   return impl_->instances();
+}
+
+std::vector<std::string> Reconciler::claim_users(const std::string& ns,
+                                                 const std::string& claim) const {
+  return impl_->claim_users(ns, claim);
+}
+
+void Reconciler::claim_deleted() {
+  asio::co_spawn(impl_->control(), impl_->sweep_claims(impl_), asio::detached);
 }
 
 Reconciler::Cleanup Reconciler::cleanup() const {

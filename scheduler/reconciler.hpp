@@ -125,6 +125,11 @@ class Reconciler {
     int removal_attempts = 0;
   };
   std::vector<InstanceView> instances() const;
+  // persistentVolumeClaim volumes: the live instances that mount the claim, by id.
+  std::vector<std::string> claim_users(const std::string& ns, const std::string& claim) const;
+  // A claim was deleted: the data of every claim that no longer exists goes (Kubernetes'
+  // Delete reclaim policy). Also done at start and with each orphan sweep.
+  void claim_deleted();
   // Instances whose removal failed, kept and retried until it succeeds (docs/architecture.md,
   // "Faults"), and the strays the orphan sweep found and removed since the start.
   struct Cleanup {

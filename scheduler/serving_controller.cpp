@@ -27,6 +27,9 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
   static std::string key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
   void on_event(const ObjectEvent& e) {
+    if (!stopped_ && e.group.empty() && e.kind == "PersistentVolumeClaim" &&
+        e.type == WatchEventType::kDeleted)
+      reconciler_.claim_deleted();
     if (stopped_ || e.group != kServingGroup) return;
     if (e.kind == "Service") on_service(e);
     if (e.kind == "Revision") on_revision(e);

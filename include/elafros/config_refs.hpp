@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct ResolvedVolume {
   bool memory = false;                 // emptyDir medium Memory: a tmpfs
   std::uint64_t size_limit_bytes = 0;  // 0: none
   std::vector<ResolvedFile> files;
+  std::string host_path;       // a hostPath volume: the host's file or directory
+  std::string host_path_type;  // its hostPath.type
+  std::string claim_uid;       // a persistentVolumeClaim: the claim's uid names its directory
 };
 
 struct ResolvedConfig {
@@ -47,5 +51,10 @@ Result<ResolvedConfig> resolve_config(const RevisionTemplate& t, const std::stri
 
 // Whether the template refers to any Secret or ConfigMap (then instances resolve at start).
 bool uses_config(const RevisionTemplate& t);
+
+// Why a hostPath volume may not mount `path`, or nullopt when it may: only a path below one of
+// the operator's host-path-prefixes (none by default) is allowed.
+std::optional<std::string> host_path_problem(const std::string& path,
+                                             const std::vector<std::string>& prefixes);
 
 }  // namespace elafros

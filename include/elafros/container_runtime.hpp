@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,14 @@ class ContainerRuntime {
     return {};
   }
   virtual Result<void> sweep_networks() { return {}; }
+  // persistentVolumeClaim volumes: removes the directories of claims not in `claims` (deleted
+  // ones), except any a start mounted since `listed_at` (a claim made after the list). Returns
+  // the uids whose data went.
+  virtual std::vector<std::string> sweep_claims(
+      const std::set<std::string>& /*claims*/,
+      std::chrono::system_clock::time_point /*listed_at*/) {
+    return {};
+  }
   // Runs `command` inside the running container (an exec probe), with its process's user,
   // environment and limits, and returns its exit code and output. Fails when it cannot run, or ran past
   // `timeout` (then it is killed).

@@ -41,7 +41,9 @@ struct EnvFromSource {
   bool operator==(const EnvFromSource&) const = default;
 };
 
-// spec.template.spec.volumes[]: a Secret's or ConfigMap's keys as files, or an emptyDir.
+// spec.template.spec.volumes[]: a Secret's or ConfigMap's keys as files, an emptyDir, a host
+// path the operator allows (host-path-prefixes), or a PersistentVolumeClaim (a named local
+// volume that outlives revisions).
 struct Volume {
   struct Item {
     std::string key, path;
@@ -49,13 +51,17 @@ struct Volume {
     bool operator==(const Item&) const = default;
   };
   std::string name;
-  std::string kind;         // "Secret", "ConfigMap" or "EmptyDir"
-  std::string source;       // the Secret's secretName or the ConfigMap's name
+  // "Secret", "ConfigMap", "EmptyDir", "HostPath" or "PersistentVolumeClaim"
+  std::string kind;
+  // the Secret's secretName, the ConfigMap's name, hostPath.path or the claimName
+  std::string source;
   std::vector<Item> items;  // empty: every key, each as a file named by it
   int default_mode = 0644;
   bool optional = false;
   std::string medium;      // emptyDir: "" (disk) or "Memory" (tmpfs)
   std::string size_limit;  // emptyDir: a quantity, "" for none
+  std::string path_type;   // hostPath.type: "", Directory, DirectoryOrCreate, File…
+  bool read_only = false;  // persistentVolumeClaim.readOnly
   bool operator==(const Volume&) const = default;
 };
 

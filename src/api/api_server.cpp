@@ -37,12 +37,13 @@ class ApiServer::Impl {
       : control_(control),
         puller_(std::make_shared<api::ImagePuller>(control, store_thread, store, images)),
         resources_(control, store_thread, store, committer, watches, builtin_kinds()),
-        serving_(store_thread, store, *puller_, reconciler),
+        serving_(store_thread, store, *puller_, reconciler, info.host_path_prefixes),
         parts_{control,  store_thread, blocking,    store, committer, images,
                *puller_, registry,     credentials, logs,  reconciler},
         info_(std::move(info)) {
     resources_.set_hooks(kServingGroup, "Service", &serving_);
     resources_.set_hooks(kServingGroup, "Revision", &serving_);
+    resources_.set_hooks("", "PersistentVolumeClaim", &serving_);
     resources_.set_hooks("", "Namespace", &namespaces_);
     // Fixed paths first: the generic resource patterns would match some of them.
     if (info_.build_sources) {

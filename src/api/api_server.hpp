@@ -69,6 +69,7 @@ struct ApiInfo {
   std::optional<unsigned> socket_gid;
   bool metrics_anonymous = true;
   api::AuditLog* audit = nullptr;  // every request's record (docs/architecture.md, "Audit")
+  std::vector<std::string> host_path_prefixes;  // hostPath volumes are refused outside them
   // More admission after RBAC's (quotas and limits): may change the object, or refuse it.
   std::function<boost::asio::awaitable<Result<void>>(const KindInfo&, const boost::json::object*,
                                                      boost::json::object&)>

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "api/image_puller.hpp"
+#include "elafros/config_refs.hpp"
 #include "elafros/naming.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
@@ -19,8 +20,13 @@ namespace json = boost::json;
 namespace elafros::api {
 
 ServingHooks::ServingHooks(boost::asio::thread_pool& store_thread, ObjectStore& store,
-                           ImagePuller& images, Reconciler& reconciler)
-    : store_thread_(store_thread), store_(store), images_(images), reconciler_(reconciler) {}
+                           ImagePuller& images, Reconciler& reconciler,
+                           std::vector<std::string> host_path_prefixes)
+    : store_thread_(store_thread),
+      store_(store),
+      images_(images),
+      reconciler_(reconciler),
+      host_path_prefixes_(std::move(host_path_prefixes)) {}
 
 awaitable<Result<std::vector<std::string>>> ServingHooks::revision_names(std::string ns,
                                                                          std::string service,
@@ -114,6 +120,11 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   if (auto bound = co_await bind_sinks(object); !bound) co_return bound.error();
   auto s = service_from_object(object);
   if (!s) co_return s.error();
+  for (std::size_t i = 0; i < s->spec.volumes.size(); ++i)
+    if (s->spec.volumes[i].kind == "HostPath")
+      if (auto problem = host_path_problem(s->spec.volumes[i].source, host_path_prefixes_))
+        co_return Error::invalid(
+            fmt::format("spec.template.spec.volumes[{}].hostPath.path: {}", i, *problem));
   const std::string ns = s->meta.namespace_;
   const std::string name = s->meta.name;
   std::vector<std::string> names;
@@ -177,6 +188,18 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
 
 awaitable<Result<void>> ServingHooks::before_delete(const KindInfo& kind,
                                                     const json::object& current) {
+  if (kind.kind == "PersistentVolumeClaim") {
+    const std::string ns = meta_string(current, "namespace");
+    const std::string name = meta_string(current, "name");
+    auto users = reconciler_.claim_users(ns, name);
+    if (users.empty()) co_return Result<void>{};
+    std::string list;
+    for (const auto& u : users) list += (list.empty() ? "" : ", ") + u;
+    co_return Error::conflict(fmt::format(
+        "persistentvolumeclaim \"{}\" is mounted by running instances ({}); delete the services "
+        "that mount it, or update them to another volume, first (its data would go with it)",
+        name, list));
+  }
   if (kind.kind != "Revision") co_return Result<void>{};
   auto rev = revision_from_object(current);
   if (!rev) co_return rev.error();

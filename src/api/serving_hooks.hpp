@@ -1,7 +1,9 @@
 #pragma once
 // Service and Revision behaviour in the generic verbs: a Service whose template changes mints a
 // new Revision in the same transaction, pinning its image digest; a Revision that serves
-// traffic cannot be deleted; reads carry the serving controller's live status.
+// traffic cannot be deleted; reads carry the serving controller's live status. A hostPath
+// volume outside the operator's prefixes is refused, and so is deleting a PersistentVolumeClaim
+// that a live instance mounts.
 
 #include "api/resource_api.hpp"
 
@@ -18,7 +20,7 @@ class ImagePuller;
 class ServingHooks final : public KindHooks {
  public:
   ServingHooks(boost::asio::thread_pool& store_thread, ObjectStore& store, ImagePuller& images,
-               Reconciler& reconciler);
+               Reconciler& reconciler, std::vector<std::string> host_path_prefixes);
 
   // KindHooks
   awaitable<Result<void>> before_write(const KindInfo& kind, const boost::json::object* old,
@@ -39,6 +41,7 @@ class ServingHooks final : public KindHooks {
   ObjectStore& store_;
   ImagePuller& images_;
   Reconciler& reconciler_;
+  std::vector<std::string> host_path_prefixes_;
 };
 
 }  // namespace api

@@ -31,6 +31,7 @@ void add_build_commands(CLI::App& app, Session& s);     // build, buildtemplate
 void add_namespace_commands(CLI::App& app, Session& s);
 void add_auth_commands(CLI::App& app, Session& s);     // auth can-i|whoami, token, audit
 void add_config_commands(CLI::App& app, Session& s);   // secret, configmap
+void add_volume_commands(CLI::App& app, Session& s);   // volume (PersistentVolumeClaims)
 void add_context_commands(CLI::App& app, Session& s);  // context add|use|list|delete
 void add_usage_command(CLI::App& app, Session& s);
 

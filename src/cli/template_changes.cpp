@@ -142,8 +142,18 @@ std::string volume_name_for(const std::string& path) {
   return out.substr(0, 63);
 }
 
+// "pvc:CLAIM" (kn's form, or "persistentVolumeClaim:CLAIM"): the claim, or "" for another form.
+std::string claim_ref(const std::string& text) {
+  for (const char* prefix : {"pvc:", "persistentVolumeClaim:"})
+    if (text.rfind(prefix, 0) == 0) return text.substr(std::string_view(prefix).size());
+  return "";
+}
+
 json::object volume_source(const std::string& name, const std::string& text, const char* flag,
                            const std::string& whole) {
+  if (std::string claim = claim_ref(text); !claim.empty())
+    return json::object{{"name", name},
+                        {"persistentVolumeClaim", json::object{{"claimName", claim}}}};
   auto [kind, ref] = config_ref(text);
   if (kind == "Secret")
     return json::object{{"name", name}, {"secret", json::object{{"secretName", ref}}}};
@@ -152,7 +162,8 @@ json::object volume_source(const std::string& name, const std::string& text, con
   if (text == "emptyDir" || text == "ed")
     return json::object{{"name", name}, {"emptyDir", json::object{}}};
   throw std::runtime_error(
-      fmt::format("{} {}: the source must be cm:NAME, secret:NAME or emptyDir", flag, whole));
+      fmt::format("{} {}: the source must be cm:NAME, secret:NAME, pvc:NAME or emptyDir", flag,
+                  whole));
 }
 
 void apply_config_flags(json::object& spec, json::object& c, const TemplateChanges& t) {
@@ -204,8 +215,8 @@ void apply_config_flags(json::object& spec, json::object& c, const TemplateChang
     std::string name = remove ? v.substr(0, v.size() - 1) : v.substr(0, v.find('='));
     if (name.empty() || (!remove && v.find('=') == std::string::npos))
       throw std::runtime_error(fmt::format(
-          "--volume {}: give NAME=cm:CONFIGMAP, NAME=secret:SECRET or NAME=emptyDir (NAME- "
-          "removes it)",
+          "--volume {}: give NAME=cm:CONFIGMAP, NAME=secret:SECRET, NAME=pvc:CLAIM or "
+          "NAME=emptyDir (NAME- removes it)",
           v));
     for (auto it = volumes.begin(); it != volumes.end();)
       it = field(*it, "name") == name ? volumes.erase(it) : it + 1;
@@ -218,8 +229,8 @@ void apply_config_flags(json::object& spec, json::object& c, const TemplateChang
     std::string path = remove ? m.substr(0, m.size() - 1) : m.substr(0, m.find('='));
     if (path.empty() || path[0] != '/' || (!remove && m.find('=') == std::string::npos))
       throw std::runtime_error(fmt::format(
-          "--mount {}: give /DIR=cm:CONFIGMAP, /DIR=secret:SECRET, /DIR=ed:VOLUME or /DIR=VOLUME "
-          "(/DIR- unmounts)",
+          "--mount {}: give /DIR=cm:CONFIGMAP, /DIR=secret:SECRET, /DIR=pvc:CLAIM, /DIR=ed:VOLUME "
+          "or /DIR=VOLUME (/DIR- unmounts)",
           m));
     std::string generated = volume_name_for(path);
     for (auto it = mounts.begin(); it != mounts.end();)
@@ -232,7 +243,7 @@ void apply_config_flags(json::object& spec, json::object& c, const TemplateChang
       std::string source = m.substr(m.find('=') + 1);
       auto [kind, ref] = config_ref(source);
       std::string volume = source;
-      if (!kind.empty()) {
+      if (!kind.empty() || !claim_ref(source).empty()) {
         volume = generated;
         volumes.push_back(volume_source(volume, source, "--mount", m));
       } else if (source.rfind("ed:", 0) == 0 || source.rfind("emptyDir:", 0) == 0) {

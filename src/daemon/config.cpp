@@ -162,6 +162,7 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"max-image-bytes", number(c.max_image_bytes, 1, 1e15)},
       {"max-layer-bytes", number(c.max_layer_bytes, 1, 1e15)},
       {"insecure-registries", strings(c.insecure_registries)},
+      {"host-path-prefixes", strings(c.host_path_prefixes)},
       {"registry-certs-dir", str(c.registry_certs_dir)},
       {"registry-timeout-seconds", integer(c.registry_timeout_seconds, 1)},
       {"metrics-listen", str(c.metrics_listen)},
@@ -260,6 +261,11 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
   if (c.user_namespace_base + c.user_namespace_size > 4294967295LL)
     fail(fmt::format("{} from user-namespace-base {} runs past the last id, 4294967294; lower "
                      "either", c.user_namespace_size, c.user_namespace_base));
+  key = "host-path-prefixes";
+  for (const auto& prefix : c.host_path_prefixes)
+    if (prefix.empty() || prefix[0] != '/' || prefix.find("/..") != std::string::npos)
+      fail(fmt::format("has \"{}\"; give absolute directories without '..', e.g. /srv/elafros",
+                       prefix));
   key = "log-sinks";
   for (const auto& sink : c.log_sinks)
     if (sink != "file" && sink != "stdout" && sink != "journald" && sink != "syslog" &&

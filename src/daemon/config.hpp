@@ -45,6 +45,9 @@ struct DaemonConfig {
   // Registries (docs/architecture.md): HOST[:PORT]s that may use plain HTTP or unverified TLS, a
   // Docker-style certs.d directory of extra CAs, and the timeout for connecting and reading.
   std::vector<std::string> insecure_registries;
+  // hostPath volumes may mount only paths below these directories; none (the default): no
+  // hostPath volume is allowed, since it reaches the host's files.
+  std::vector<std::string> host_path_prefixes;
   std::string registry_certs_dir = "/etc/elafros/certs.d";
   int registry_timeout_seconds = 60;
   // Logs (docs/architecture.md): where collected lines go ("file": the store that 'elafros logs'

@@ -181,6 +181,7 @@ int run(const DaemonConfig& cfg) {
   runc_options.timeout = std::chrono::seconds(cfg.runtime_timeout_seconds);
   runc_options.security.secure_pod_defaults = cfg.secure_pod_defaults;
   runc_options.security.allow_unconfined = cfg.seccomp_unconfined;
+  runc_options.host_path_prefixes = cfg.host_path_prefixes;
   if (cfg.user_namespaces) {
     runc_options.user_namespace = IdMapping{static_cast<std::uint32_t>(cfg.user_namespace_base),
                                             static_cast<std::uint32_t>(cfg.user_namespace_size)};
@@ -494,6 +495,7 @@ int run(const DaemonConfig& cfg) {
   api_info.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
   api_info.send_timeout = std::chrono::seconds(cfg.send_timeout_seconds);
   api_info.max_connections_per_client = static_cast<std::size_t>(cfg.max_connections_per_client);
+  api_info.host_path_prefixes = cfg.host_path_prefixes;
   api_info.admission = [&quotas](const KindInfo& k, const boost::json::object* old,
                                  boost::json::object& o) { return quotas.admit(k, old, o); };
   api::AuditOptions audit_options;

@@ -45,6 +45,10 @@ check "kubectl get secret shows its type" grep -qE "^s1 +Opaque " <<<"$(k get se
 check "...and its value, base64" test "$(k get secret s1 -o jsonpath='{.data.pw}' | base64 -d)" = kubectl-MARK
 check "kubectl get configmap" test "$(k get configmap c1 -o jsonpath='{.data.a}')" = b
 check "kubectl get ns shows it Active" grep -qE "^kns +Active" <<<"$(k get ns 2>&1)"
+printf 'apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: kdata\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 3Gi\n' >"$work/pvc.yaml"
+check "kubectl apply of a PersistentVolumeClaim creates it" contains "$(k apply -f "$work/pvc.yaml" 2>&1)" "persistentvolumeclaim/kdata created"
+check "kubectl get pvc shows it Bound with its capacity" grep -qE "^kdata +Bound +3Gi +\[?\"?ReadWriteOnce" <<<"$(k get pvc 2>&1)"
+check "kubectl delete pvc deletes it" contains "$(k delete pvc kdata 2>&1)" 'persistentvolumeclaim "kdata" deleted'
 check "kubectl delete namespace deletes it" contains "$(k delete namespace kns 2>&1)" 'namespace "kns" deleted'
 out=$(k apply -f "$work/hello.yaml" 2>&1)
 check "kubectl apply creates the service" contains "$out" "service.serving.knative.dev/hello created"

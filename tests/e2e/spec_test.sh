@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # The rest of the pod spec Knative takes, end to end on runc: liveness probes (HTTP and exec)
 # restart an instance that fails them, with the reason in describe; a startup probe holds
-# readiness back; an exec readiness probe runs in the instance.
+# readiness back; an exec readiness probe runs in the instance. Volumes: an emptyDir is each
+# instance's own; a hostPath mounts only below host-path-prefixes (symbolic links resolved); a
+# persistentVolumeClaim ('elafros volume') keeps its data across revisions and loses it when
+# deleted, which is refused while an instance mounts it.
 #   tests/e2e/spec_test.sh ELAFROSD ELAFROS SOURCE_DIR
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
 "$src/examples/hello/build-image.sh" "$work/hello" latest >/dev/null
+mkdir -p "$work/host/shared"
+chmod 0777 "$work/host/shared"
+echo from-host >"$work/host/shared/greeting"
+ln -s /etc "$work/host/escape"
+cat >"$work/config.yaml" <<YAML
+host-path-prefixes: [$work/host]
+YAML
+daemon_args=(--config "$work/config.yaml")
 start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 e image import "oci:$work/hello:latest" --name hello-img >/dev/null
@@ -76,5 +87,113 @@ if out=$(e apply -f "$work/bad.yaml" 2>&1); then fail "a liveness probe with suc
 check "...and nothing was written" test "$(e revision list -s execlive | grep -c execlive-)" = 1
 
 e service delete live >/dev/null; e service delete execlive >/dev/null
-check "the services' instances are gone" wait_until 20 test "$(instances live)$(instances execlive)" = 00
+
+# --- volumes -------------------------------------------------------------------------------
+
+# emptyDir: each instance has its own
+cat >"$work/scratch.yaml" <<'YAML'
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: scratch
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "2"
+    spec:
+      containers:
+        - image: hello-img
+          command: [sh, -c, 'cat /proc/sys/kernel/random/uuid >/scratch/id; exec /bin/hello']
+          volumeMounts: [{name: scratch, mountPath: /scratch}]
+      volumes:
+        - name: scratch
+          emptyDir: {}
+YAML
+e apply -f "$work/scratch.yaml" >/dev/null
+ids() { cat "$data"/instances/scratch-*/emptydir/scratch/id 2>/dev/null | sort -u | wc -l; }
+check "two instances write two different ids into their emptyDirs" wait_until 20 test "$(ids)" = 2 ||
+  (set +e; for f in "$data"/instances/scratch-*/emptydir/scratch/id; do echo "$f: $(cat "$f")"; done; ls -la "$data"/instances/)
+e service delete scratch >/dev/null
+
+# hostPath below the allowed prefix: the host's files in, the instance's writes out
+hostpath_yaml() {  # NAME PATH
+  cat <<YAML
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: $1
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "1"
+    spec:
+      containers:
+        - image: hello-img
+          command: [sh, -c, 'echo "\$K_REVISION was here" >>/tmp/www/host/visits; exec /bin/hello']
+          volumeMounts: [{name: shared, mountPath: /tmp/www/host}]
+      volumes:
+        - name: shared
+          hostPath: {path: $2, type: Directory}
+YAML
+}
+hostpath_yaml hostvol "$work/host/shared" | e apply -f - >/dev/null
+check "a hostPath volume shows the host's files" wait_until 20 test "$(get hostvol /host/greeting 2>/dev/null)" = from-host
+check "...and the instance's writes reach the host" grep -qx "hostvol-00001 was here" "$work/host/shared/visits"
+if out=$(hostpath_yaml badhost /etc | e apply -f - 2>&1); then fail "a hostPath outside host-path-prefixes is refused"; else
+  check "a hostPath outside host-path-prefixes is refused naming the field and the prefixes" \
+    contains "$out" "volumes[0].hostPath.path: \"/etc\" is not below the daemon's host-path-prefixes ($work/host)"; fi
+check "...and nothing was written" test "$(e service list | grep -c badhost)" = 0
+if out=$(hostpath_yaml escape "$work/host/escape" | e apply -f - 2>&1); then fail "a hostPath whose link leaves the prefixes does not start"; else
+  check "a hostPath whose symbolic link leaves the prefixes does not start, and says why" \
+    contains "$out" "resolves to /etc"; fi
+e service delete hostvol >/dev/null; e service delete escape >/dev/null
+
+# persistentVolumeClaim: a named volume that outlives revisions
+out=$(e volume create data --size 2Gi)
+check "volume create says how to mount it" contains "$out" "--mount /DIR=pvc:data"
+cat >"$work/pvc.yaml" <<'YAML'
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: keeper
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "1"
+    spec:
+      containers:
+        - image: hello-img
+          command: [sh, -c, 'echo "$K_REVISION" >>/tmp/www/data/revisions; exec /bin/hello']
+          volumeMounts: [{name: data, mountPath: /tmp/www/data}]
+      volumes:
+        - name: data
+          persistentVolumeClaim: {claimName: data}
+YAML
+e apply -f "$work/pvc.yaml" >/dev/null
+check "a claim's volume is mounted" wait_until 20 contains "$(get keeper /data/revisions 2>/dev/null)" "keeper-00001"
+e service update keeper -e ROUND=2 >/dev/null
+both() { local r; r=$(get keeper /data/revisions 2>/dev/null); contains "$r" keeper-00001 && contains "$r" keeper-00002; }
+check "a new revision sees what the last one wrote" wait_until 20 both
+check "volume list shows it Bound, its size, and who mounts it" \
+  grep -qE "^data +Bound +2Gi +ReadWriteOnce +keeper " <<<"$(e volume list)"
+check "the API lists it as a v1 PersistentVolumeClaim, Bound" \
+  contains "$(curl -s --unix-socket "$sock" http://elafrosd/api/v1/namespaces/default/persistentvolumeclaims | tr -d ' \n')" '"status":{"phase":"Bound"'
+uid=$(e volume describe data | sed -n 's/^UID: *//p')
+check "its data is a directory named by the claim's uid" test -s "$data/volumes/$uid/revisions"
+if out=$(e volume delete data 2>&1); then fail "deleting a mounted volume is refused"; else
+  check "deleting a mounted volume is refused naming the instances" contains "$out" "is mounted by running instances (keeper-"; fi
+sed 's/claimName: data/claimName: nothing/; s/name: keeper/name: orphan/' "$work/pvc.yaml" >"$work/orphan.yaml"
+if out=$(e apply -f "$work/orphan.yaml" 2>&1); then fail "a missing claim keeps the revision from starting"; else
+  check "a missing claim is the revision's reason, with what to do" \
+    contains "$out" "persistentvolumeclaim \"nothing\" not found in namespace \"default\" (for volume data); create it ('elafros volume create nothing -n default')"; fi
+e service delete orphan >/dev/null; e service delete keeper >/dev/null
+check "once nothing mounts it, the volume deletes" wait_until 20 e volume delete data
+check "...and its data goes" wait_until 10 test ! -e "$data/volumes/$uid"
+if out=$(e volume create bad --size lots 2>&1); then fail "a bad size is refused"; else
+  check "a bad size is refused naming the field" contains "$out" 'spec.resources.requests.storage: "lots" is not a quantity'; fi
+
+check "the services' instances are gone" wait_until 20 test "$(instances live)$(instances execlive)$(instances keeper)$(instances hostvol)" = 0000
 finish

@@ -181,6 +181,21 @@ TEST_CASE("--probe-readiness takes kn's http, tcp and exec forms, and says what 
   CHECK_THROWS_WITH(probe_of(live_opts_only), Catch::Contains("give --probe-liveness too"));
 }
 
+TEST_CASE("--mount /DIR=pvc:CLAIM and --volume NAME=pvc:CLAIM mount a claim, read-write") {
+  TemplateChanges t;
+  t.image = "oci:/img";
+  t.mounts = {"/data=pvc:data"};
+  t.volumes = {"cache=pvc:cache"};
+  json::object tmpl;
+  apply_template_changes(tmpl, t, true);
+  const json::value& spec = tmpl["spec"];
+  CHECK(spec.at("containers").at(0).at("volumeMounts") ==
+        json::parse(R"([{"name":"data","mountPath":"/data"}])"));
+  CHECK(spec.at("volumes") ==
+        json::parse(R"([{"name":"cache","persistentVolumeClaim":{"claimName":"cache"}},
+                        {"name":"data","persistentVolumeClaim":{"claimName":"data"}}])"));
+}
+
 TEST_CASE("--pull-policy and --env-file") {
   CHECK(pull_policy_flag("always") == "Always");
   CHECK(pull_policy_flag("ifnotpresent") == "IfNotPresent");

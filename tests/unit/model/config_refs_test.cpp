@@ -119,6 +119,91 @@ TEST_CASE("resolution reads the values at start, and names what is missing") {
   REQUIRE(optional);
 }
 
+TEST_CASE("hostPath and persistentVolumeClaim volumes round-trip and resolve; others say why not") {
+  auto t = tmpl(R"({"containers":[{"image":"x",
+      "volumeMounts":[{"name":"h","mountPath":"/host"},{"name":"c","mountPath":"/data"},
+                      {"name":"r","mountPath":"/ro"}]}],
+      "volumes":[{"name":"h","hostPath":{"path":"/srv/elafros/a","type":"DirectoryOrCreate"}},
+                 {"name":"c","persistentVolumeClaim":{"claimName":"data"}},
+                 {"name":"r","persistentVolumeClaim":{"claimName":"data","readOnly":true}}]})");
+  REQUIRE(t);
+  CHECK(t->volumes[0].kind == "HostPath");
+  CHECK(t->volumes[0].path_type == "DirectoryOrCreate");
+  CHECK_FALSE(t->container.volume_mounts[1].read_only);
+  CHECK(t->container.volume_mounts[2].read_only);  // a read-only claim mounts read-only
+  auto again = template_from_json(template_to_json(*t));
+  REQUIRE(again);
+  CHECK(*again == *t);
+  ConfigGetter get = [](const std::string& kind, const std::string& name) -> Result<json::object> {
+    if (kind == "PersistentVolumeClaim" && name == "data")
+      return json::parse(R"({"metadata":{"name":"data","uid":"u-1"}})").as_object();
+    return Error::not_found("no");
+  };
+  auto r = resolve_config(*t, "team", get);
+  REQUIRE(r);
+  REQUIRE(r->volumes.size() == 3);
+  CHECK(r->volumes[0].host_path == "/srv/elafros/a");
+  CHECK(r->volumes[1].claim_uid == "u-1");
+  CHECK_FALSE(r->volumes[1].read_only);
+  CHECK(r->volumes[2].read_only);
+  t->volumes[1].source = "gone";
+  auto missing = resolve_config(*t, "team", get);
+  REQUIRE_FALSE(missing);
+  CHECK_THAT(missing.error().message,
+             Catch::Contains("persistentvolumeclaim \"gone\" not found in namespace \"team\"") &&
+                 Catch::Contains("elafros volume create gone -n team"));
+
+  auto error_of = [](const char* volume) {
+    auto v = tmpl((std::string(R"({"containers":[{"image":"x"}],"volumes":[)") + volume + "]}").c_str());
+    return v ? std::string() : v.error().message;
+  };
+  CHECK_THAT(error_of(R"({"name":"h","hostPath":{"path":"/srv/../etc"}})"),
+             Catch::Contains("hostPath.path: \"/srv/../etc\" must be an absolute path"));
+  CHECK_THAT(error_of(R"({"name":"h","hostPath":{"path":"relative"}})"),
+             Catch::Contains("must be an absolute path"));
+  CHECK_THAT(error_of(R"({"name":"h","hostPath":{"path":"/dev/sda","type":"BlockDevice"}})"),
+             Catch::Contains("hostPath.type: devices are not passed to instances"));
+  CHECK_THAT(error_of(R"({"name":"c","persistentVolumeClaim":{}})"),
+             Catch::Contains("persistentVolumeClaim.claimName: required"));
+  CHECK_THAT(error_of(R"({"name":"n","nfs":{"server":"s","path":"/"}})"),
+             Catch::Contains("volumes[0].nfs: is not supported: elafros runs on one machine"));
+  CHECK_THAT(error_of(R"({"name":"p","projected":{"sources":[]}})"),
+             Catch::Contains("volumes[0].projected: is not supported yet; mount each"));
+
+  CHECK_FALSE(host_path_problem("/srv/elafros/a", {"/srv/elafros"}));
+  CHECK_FALSE(host_path_problem("/srv/elafros", {"/srv/elafros/"}));
+  CHECK(host_path_problem("/srv/elafros-other", {"/srv/elafros"}));
+  CHECK_THAT(*host_path_problem("/etc", {}), Catch::Contains("hostPath volumes are off"));
+}
+
+TEST_CASE("a PersistentVolumeClaim is Bound at once; what it cannot be is refused") {
+  const KindInfo* k = builtin_kinds().find_kind("", "PersistentVolumeClaim");
+  REQUIRE(k);
+  auto ok = k->admit(json::parse(R"({"metadata":{"name":"data"},"spec":{
+      "accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"2Gi"}}}})")
+                         .as_object());
+  REQUIRE(ok);
+  CHECK(ok->at("status") == json::parse(R"({"phase":"Bound","accessModes":["ReadWriteOnce"],
+                                           "capacity":{"storage":"2Gi"}})"));
+  auto error_of = [k](const char* spec) {
+    auto r = k->admit(
+        json::parse(std::string(R"({"metadata":{"name":"data"},"spec":)") + spec + "}").as_object());
+    return r ? std::string() : r.error().message;
+  };
+  CHECK_THAT(error_of(R"({"resources":{"requests":{"storage":"1Gi"}}})"),
+             Catch::StartsWith("spec.accessModes: at least one is required"));
+  CHECK_THAT(error_of(R"({"accessModes":["Sometimes"],"resources":{"requests":{"storage":"1Gi"}}})"),
+             Catch::StartsWith("spec.accessModes[0]: \"Sometimes\" is not an access mode"));
+  CHECK_THAT(error_of(R"({"accessModes":["ReadWriteOnce"]})"),
+             Catch::StartsWith("spec.resources.requests.storage: required"));
+  CHECK_THAT(error_of(R"({"accessModes":["ReadWriteOnce"],"volumeMode":"Block",
+                          "resources":{"requests":{"storage":"1Gi"}}})"),
+             Catch::StartsWith("spec.volumeMode: \"Block\" is not supported"));
+  CHECK_THAT(error_of(R"({"accessModes":["ReadWriteOnce"],"volumeName":"pv-1",
+                          "resources":{"requests":{"storage":"1Gi"}}})"),
+             Catch::StartsWith("spec.volumeName: is not supported: there are no PersistentVolumes"));
+}
+
 TEST_CASE("the secret cipher seals, opens after a rotation, and refuses altered values") {
   auto dir = std::filesystem::temp_directory_path() / "elafros-cipher-test";
   std::filesystem::remove_all(dir);
