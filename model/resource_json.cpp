@@ -299,7 +299,6 @@ constexpr Unsupported kPodFields[] = {
     {"dnsConfig", "an instance resolves through the host's resolver and *.localhost names"},
     {"hostAliases", "an instance's /etc/hosts is made by elafros"},
     {"initContainers", "yet; run the step in the container's command for now"},
-    {"imagePullSecrets", "yet; log in with 'elafros registry login HOST' instead"},
     {"serviceAccountName",
      "there are no service accounts for instances; elafros tokens are "
      "for API clients"},
@@ -360,8 +359,18 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
                  r.object(*spec_v, sp,
                           {"containers", "containerConcurrency", "timeoutSeconds",
                            "responseStartTimeoutSeconds", "idleTimeoutSeconds",
-                           "enableServiceLinks", "volumes"})) {
+                           "enableServiceLinks", "volumes", "imagePullSecrets"})) {
     t.volumes = read_volumes(r, *spec, sp);
+    if (const json::array* secrets = r.array(*spec, "imagePullSecrets", sp))
+      for (std::size_t i = 0; i < secrets->size() && !r.failed(); ++i) {
+        std::string ip = fmt::format("{}.imagePullSecrets[{}]", sp, i);
+        if (const json::object* o = r.object((*secrets)[i], ip, {"name"})) {
+          std::string name = r.string(*o, "name", ip).value_or("");
+          if (!r.failed() && name.empty())
+            r.invalid(ip + ".name", "required: a kubernetes.io/dockerconfigjson Secret");
+          t.image_pull_secrets.push_back(std::move(name));
+        }
+      }
     if (auto cc = r.integer(*spec, "containerConcurrency", sp)) {
       if (*cc < 0 || *cc > 1000)
         r.invalid(sp + ".containerConcurrency",
@@ -639,6 +648,11 @@ json::object template_to_json(const RevisionTemplate& t) {
   if (t.idle_timeout_seconds) spec["idleTimeoutSeconds"] = t.idle_timeout_seconds;
   spec["containers"] = json::array{std::move(container)};
   if (!t.volumes.empty()) spec["volumes"] = volumes_json(t.volumes);
+  if (!t.image_pull_secrets.empty()) {
+    json::array secrets;
+    for (const auto& name : t.image_pull_secrets) secrets.push_back(json::object{{"name", name}});
+    spec["imagePullSecrets"] = std::move(secrets);
+  }
 
   json::object out;
   json::object md;

@@ -262,12 +262,13 @@ std::string archive_name(const std::string& file, const std::string& tag) {
 }  // namespace
 
 Result<ImageRecord> ImageStore::import(const std::string& reference, const std::string& name,
-                                       const PullProgressFn& progress) {
+                                       const PullProgressFn& progress,
+                                       const std::optional<RegistryCredentials>& login) {
   // This runs on a worker thread: a filesystem exception must become an error, not a crash.
   try {
     auto ref = parse_image_reference(reference);
     if (!ref) return ref.error();
-    if (ref->transport == "docker") return pull(ref->path, name, progress);
+    if (ref->transport == "docker") return pull(ref->path, name, progress, login);
     return import_locked(reference, name, "");
   } catch (const std::exception& e) {
     return Error::internal(fmt::format("importing image \"{}\" failed: {}", reference, e.what()));
@@ -277,7 +278,8 @@ Result<ImageRecord> ImageStore::import(const std::string& reference, const std::
 // Downloads run outside the lock (other imports go on meanwhile) into a scratch layout; the
 // import of that layout is locked like any other.
 Result<ImageRecord> ImageStore::pull(const std::string& reference, const std::string& name,
-                                     const PullProgressFn& progress) {
+                                     const PullProgressFn& progress,
+                                     const std::optional<RegistryCredentials>& login) {
   auto registry = parse_registry_reference(reference);
   if (!registry) return registry.error();
   if (!registry_)
@@ -297,6 +299,7 @@ Result<ImageRecord> ImageStore::pull(const std::string& reference, const std::st
   };
   request.max_bytes = static_cast<std::int64_t>(limits_.max_image_bytes);
   request.progress = progress;
+  request.login = login;
   if (auto r = registry_->pull(request); !r) return r.error();
   auto rec = import_locked("oci:" + scratch.path + ":pulled", name, scratch.path);
   if (rec && name.empty()) rec->name = registry->str();

@@ -47,8 +47,10 @@ class ImageStore {
   // Imports an image from a transport reference, verifying every digest, and unpacks its root
   // filesystem. The record's name is `name`, or DIR-basename:TAG (the canonical registry
   // reference for pulls) when empty. Pulls report to `progress`.
+  // `login`, for a pull: used instead of the daemon's login for that registry.
   Result<ImageRecord> import(const std::string& reference, const std::string& name,
-                             const PullProgressFn& progress = {});
+                             const PullProgressFn& progress = {},
+                             const std::optional<RegistryCredentials>& login = std::nullopt);
 
   // Pushes a stored image to a registry reference (HOST/REPO[:TAG]), its manifest byte for
   // byte: the registry then holds the same digest. Returns that digest.
@@ -72,7 +74,8 @@ class ImageStore {
  private:
   Result<ImageRecord> import_any(const std::string& reference, const std::string& name);
   Result<ImageRecord> pull(const std::string& reference, const std::string& name,
-                           const PullProgressFn& progress);
+                           const PullProgressFn& progress,
+                           const std::optional<RegistryCredentials>& login);
   Result<ImageRecord> import_locked(const std::string& reference, const std::string& name,
                                     const std::string& pulled_layout);
   Result<ImageRecord> import_layout(const std::string& layout, const std::string& tag,

@@ -46,8 +46,8 @@ Result<void> RegistryClient::check_login(const std::string& registry,
 
 Result<void> RegistryClient::pull(const PullRequest& request) const {
   const RegistryReference& ref = request.reference;
-  std::optional<RegistryCredentials> login;
-  if (credentials_) login = credentials_->get(ref.registry);
+  std::optional<RegistryCredentials> login = request.login;
+  if (!login && credentials_) login = credentials_->get(ref.registry);
   Session session(*this, ref.registry, ref.repository, login);
   auto with_ref = [&](const Error& e) {
     if (e.message.find(ref.str()) != std::string::npos) return e;

@@ -56,6 +56,8 @@ struct PullRequest {
   std::function<bool(const std::string& digest)> have_blob;  // stored blobs are not downloaded
   std::int64_t max_bytes = 0;                                // 0: no limit
   PullProgressFn progress;
+  // A login for this pull only (a revision's imagePullSecrets), before the daemon's own.
+  std::optional<RegistryCredentials> login;
 };
 
 // What a push is doing: each blob exists already, is mounted from another repository of the

@@ -33,6 +33,42 @@ Result<std::string> canonical_registry_host(const std::string& input) {
   return host;
 }
 
+Result<std::map<std::string, RegistryCredentials>> docker_config_logins(const std::string& text) {
+  std::map<std::string, RegistryCredentials> out;
+  boost::system::error_code jec;
+  json::value doc = json::parse(text, jec);
+  if (jec || !doc.is_object()) return Error::invalid("it is not a JSON object");
+  const json::value* auths = doc.get_object().if_contains("auths");
+  if (!auths) auths = &doc;  // .dockercfg: the hosts at the top
+  if (!auths->is_object()) return Error::invalid("\"auths\" is not an object");
+  for (const auto& [host_key, entry] : auths->get_object()) {
+    std::string host(host_key);
+    const json::object* e = entry.if_object();
+    auto text_of = [e](const char* key) -> std::optional<std::string> {
+      const json::value* v = e ? e->if_contains(key) : nullptr;
+      if (!v || !v->is_string()) return std::nullopt;
+      return std::string(v->get_string());
+    };
+    RegistryCredentials c;
+    if (auto auth = text_of("auth")) {
+      auto decoded = base64_decode(*auth);
+      auto colon = decoded ? decoded->find(':') : std::string::npos;
+      if (colon == std::string::npos)
+        return Error::invalid(fmt::format("the entry for {} has no valid \"auth\"", host));
+      c = {decoded->substr(0, colon), decoded->substr(colon + 1)};
+    } else if (auto user = text_of("username"), pass = text_of("password"); user && pass) {
+      c = {*user, *pass};
+    } else {
+      return Error::invalid(
+          fmt::format("the entry for {} has neither \"auth\" nor \"username\" and \"password\"",
+                      host));
+    }
+    auto canonical = canonical_registry_host(host);
+    out[canonical ? *canonical : host] = std::move(c);
+  }
+  return out;
+}
+
 CredentialStore::CredentialStore(std::string path) : path_(std::move(path)) {}
 
 Result<void> CredentialStore::load() {
@@ -43,26 +79,13 @@ Result<void> CredentialStore::load() {
   std::ifstream in(path_, std::ios::binary);
   std::stringstream text;
   text << in.rdbuf();
-  boost::system::error_code jec;
-  json::value doc = json::parse(text.str(), jec);
-  auto corrupt = [&](const std::string& why) {
+  auto logins = docker_config_logins(text.str());
+  if (!logins)
     return Error::invalid(fmt::format(
         "the registry logins in {} cannot be read ({}); fix or remove the file, then log in again "
         "with 'elafros registry login'",
-        path_, why));
-  };
-  if (jec || !doc.is_object()) return corrupt("it is not a JSON object");
-  const auto* auths = doc.get_object().if_contains("auths");
-  if (!auths) return {};
-  if (!auths->is_object()) return corrupt("\"auths\" is not an object");
-  for (const auto& [host, entry] : auths->get_object()) {
-    const auto* auth = entry.is_object() ? entry.get_object().if_contains("auth") : nullptr;
-    auto decoded = auth && auth->is_string() ? base64_decode(auth->get_string()) : std::nullopt;
-    auto colon = decoded ? decoded->find(':') : std::string::npos;
-    if (colon == std::string::npos)
-      return corrupt(fmt::format("the entry for {} has no valid \"auth\"", std::string(host)));
-    logins_[std::string(host)] = {decoded->substr(0, colon), decoded->substr(colon + 1)};
-  }
+        path_, logins.error().message));
+  logins_ = std::move(logins.value());
   return {};
 }
 

@@ -23,6 +23,11 @@ struct RegistryCredentials {
 // trailing path are dropped. Refuses what is not a host[:port].
 Result<std::string> canonical_registry_host(const std::string& host);
 
+// The logins of a Docker config.json ({"auths": {HOST: {"auth": base64(U:P)} or {"username",
+// "password"}}}, or the older .dockercfg form without "auths"), by canonical host: what a
+// kubernetes.io/dockerconfigjson Secret holds. The error says what is wrong, never a password.
+Result<std::map<std::string, RegistryCredentials>> docker_config_logins(const std::string& text);
+
 class CredentialStore {
  public:
   explicit CredentialStore(std::string path);

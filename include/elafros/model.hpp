@@ -163,6 +163,9 @@ struct RevisionTemplate {
   // idleTimeoutSeconds without a byte.
   int response_start_timeout_seconds = 0;
   int idle_timeout_seconds = 0;
+  // imagePullSecrets: kubernetes.io/dockerconfigjson Secrets whose login for the image's
+  // registry is used to pull it (before the daemon's own 'elafros registry login').
+  std::vector<std::string> image_pull_secrets;
   bool operator==(const RevisionTemplate&) const = default;
 };
 

@@ -41,20 +41,23 @@ ImagePuller::ImagePuller(asio::io_context& control, asio::thread_pool& store_thr
     : control_(control), store_thread_(store_thread), store_(store), images_(images) {}
 
 std::shared_ptr<ImportJob> ImagePuller::start_import(const std::string& reference,
-                                                     const std::string& name) {
-  std::string key = reference + "\n" + name;
+                                                     const std::string& name,
+                                                     std::optional<RegistryCredentials> login) {
+  // A pull with a login of its own is not joined to one with another (or none).
+  std::string key = reference + "\n" + name + (login ? "\n" + login->username : "");
   if (auto it = imports_.find(key); it != imports_.end()) {
     spdlog::info("joining the import of {} already in progress", reference);
     return it->second;
   }
   auto job = std::make_shared<ImportJob>(control_.get_executor());
   imports_[key] = job;
-  asio::co_spawn(control_, run(job, key, reference, name), asio::detached);
+  asio::co_spawn(control_, run(job, key, reference, name, std::move(login)), asio::detached);
   return job;
 }
 
 awaitable<void> ImagePuller::run(std::shared_ptr<ImportJob> job, std::string key,
-                                 std::string reference, std::string name) {
+                                 std::string reference, std::string name,
+                                 std::optional<RegistryCredentials> login) {
   auto self = shared_from_this();
   // Progress comes from a worker thread; events are appended on the control thread.
   auto ex = control_.get_executor();
@@ -65,7 +68,7 @@ awaitable<void> ImagePuller::run(std::shared_ptr<ImportJob> job, std::string key
     });
   };
   auto rec = co_await offload(work_.get_executor(), &ImageStore::import, &images_, reference, name,
-                              progress);
+                              progress, login);
   if (rec) {
     auto put = co_await offload(store_thread_.get_executor(), &Store::put_image, &store_, *rec);
     if (!put) rec = put.error();
@@ -80,14 +83,16 @@ awaitable<void> ImagePuller::run(std::shared_ptr<ImportJob> job, std::string key
   imports_.erase(key);
 }
 
-awaitable<Result<ImageRecord>> ImagePuller::import(std::string reference, std::string name) {
-  auto job = start_import(reference, name);
+awaitable<Result<ImageRecord>> ImagePuller::import(std::string reference, std::string name,
+                                                   std::optional<RegistryCredentials> login) {
+  auto job = start_import(reference, name, std::move(login));
   while (!job->result) co_await job->wake.async_wait(kAwait);
   co_return *job->result;
 }
 
 awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
-                                                    std::string pull_policy) {
+                                                    std::string pull_policy,
+                                                    std::optional<RegistryCredentials> login) {
   if (is_transport_reference(reference)) co_return co_await import(reference, "");
   auto image =
       co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
@@ -106,7 +111,7 @@ awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
   auto registry = parse_registry_reference(reference);
   if (image && always && registry && image->source.rfind("docker://", 0) == 0) {
     // A pulled image named by its reference: pull it again, as Kubernetes' Always does.
-    auto pulled = co_await import("docker://" + registry->str(), "");
+    auto pulled = co_await import("docker://" + registry->str(), "", login);
     if (!pulled)
       co_return Error{pulled.error().code,
                       fmt::format("ImagePullFailed: imagePullPolicy is Always, and pulling \"{}\" "
@@ -134,7 +139,7 @@ awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
             "pull policy",
             reference, reference));
       std::string pull_ref = "docker://" + canonical;
-      auto pulled = co_await import(pull_ref, "");
+      auto pulled = co_await import(pull_ref, "", login);
       if (pulled) co_return pulled;
       co_return Error{pulled.error().code,
                       fmt::format("ImagePullFailed: image \"{}\" is not in the image store, and "

@@ -14,6 +14,7 @@
 
 #include "api/api_request.hpp"
 #include "elafros/store.hpp"
+#include "registry_credentials.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -40,18 +41,22 @@ class ImagePuller : public std::enable_shared_from_this<ImagePuller> {
   ImagePuller(boost::asio::io_context& control, boost::asio::thread_pool& store_thread,
               Store& store, ImageStore& images);
 
-  std::shared_ptr<ImportJob> start_import(const std::string& reference, const std::string& name);
-  awaitable<Result<ImageRecord>> import(std::string reference, std::string name);
+  // `login`: for a pull, used instead of the daemon's login (a revision's imagePullSecrets).
+  std::shared_ptr<ImportJob> start_import(const std::string& reference, const std::string& name,
+                                          std::optional<RegistryCredentials> login = {});
+  awaitable<Result<ImageRecord>> import(std::string reference, std::string name,
+                                        std::optional<RegistryCredentials> login = {});
   // A revision's image: a transport reference is imported, a stored name is used, a registry
   // reference is pulled as its imagePullPolicy says: unless it was pulled before ("" and
   // IfNotPresent), every time (Always), or never (Never).
-  awaitable<Result<ImageRecord>> resolve(std::string reference, std::string pull_policy = "");
+  awaitable<Result<ImageRecord>> resolve(std::string reference, std::string pull_policy = "",
+                                         std::optional<RegistryCredentials> login = {});
   // Pulls, imports and prunes run here.
   boost::asio::thread_pool& pool() { return work_; }
 
  private:
   awaitable<void> run(std::shared_ptr<ImportJob> job, std::string key, std::string reference,
-                      std::string name);
+                      std::string name, std::optional<RegistryCredentials> login);
 
   boost::asio::io_context& control_;
   boost::asio::thread_pool& store_thread_;

@@ -6,7 +6,9 @@
 #include <boost/json.hpp>
 
 #include "api/image_puller.hpp"
+#include "elafros/base64.hpp"
 #include "elafros/config_refs.hpp"
+#include "elafros/registry_reference.hpp"
 #include "elafros/naming.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
@@ -42,6 +44,50 @@ awaitable<Result<std::vector<std::string>>> ServingHooks::revision_names(std::st
     if (r && r->service == service) names.push_back(r->meta.name);
   }
   co_return names;
+}
+
+awaitable<Result<std::optional<RegistryCredentials>>> ServingHooks::pull_login(
+    std::string ns, RevisionTemplate t) {
+  std::optional<RegistryCredentials> login;
+  auto registry = parse_registry_reference(t.container.image);
+  for (std::size_t i = 0; i < t.image_pull_secrets.size(); ++i) {
+    const std::string& name = t.image_pull_secrets[i];
+    const std::string field = fmt::format("spec.template.spec.imagePullSecrets[{}]", i);
+    ObjectKey key{"", "Secret", ns, name};
+    auto secret =
+        co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_, key);
+    if (!secret && secret.error().code == ErrorCode::kNotFound)
+      co_return Error::invalid(fmt::format(
+          "{}: secret \"{}\" not found in namespace \"{}\"; create it ('elafros secret create "
+          "docker-registry {} --docker-server HOST --docker-username USER "
+          "--docker-password-stdin')",
+          field, name, ns, name));
+    if (!secret) co_return secret.error();
+    std::string type;
+    if (const json::value* t = secret->if_contains("type"); t && t->is_string())
+      type = std::string(t->get_string());
+    const char* data_key = type == "kubernetes.io/dockerconfigjson" ? ".dockerconfigjson"
+                           : type == "kubernetes.io/dockercfg"      ? ".dockercfg"
+                                                                    : nullptr;
+    if (!data_key)
+      co_return Error::invalid(fmt::format(
+          "{}: secret \"{}\" is of type {}; an image pull secret is of type "
+          "kubernetes.io/dockerconfigjson (its .dockerconfigjson a Docker config.json)",
+          field, name, type.empty() ? "Opaque" : type));
+    json::value encoded = json_path_value(*secret, std::string(".data['") + data_key + "']");
+    auto text = encoded.is_string() ? base64_decode(encoded.get_string()) : std::nullopt;
+    if (!text)
+      co_return Error::invalid(
+          fmt::format("{}: secret \"{}\" has no {} key", field, name, data_key));
+    auto logins = docker_config_logins(*text);
+    if (!logins)
+      co_return Error::invalid(fmt::format("{}: secret \"{}\": its {} cannot be read: {}", field,
+                                           name, data_key, logins.error().message));
+    // The first secret with a login for the registry wins, as the kubelet tries them in order.
+    if (registry && !login)
+      if (auto it = logins->find(registry->registry); it != logins->end()) login = it->second;
+  }
+  co_return login;
 }
 
 awaitable<Result<void>> ServingHooks::bind_sinks(json::object& object) {
@@ -168,7 +214,10 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   status.get_object()["configurationGeneration"] = generation;
   if (!template_changed || dry_run) co_return Result<void>{};
   // Resolve the image to a digest now: the revision pins it.
-  auto image = co_await images_.resolve(s->spec.container.image, s->spec.container.pull_policy);
+  auto login = co_await pull_login(ns, s->spec);
+  if (!login) co_return login.error();
+  auto image =
+      co_await images_.resolve(s->spec.container.image, s->spec.container.pull_policy, *login);
   if (!image) co_return image.error();
   Revision rev;
   rev.meta.name = rev_name;

@@ -5,7 +5,11 @@
 // volume outside the operator's prefixes is refused, and so is deleting a PersistentVolumeClaim
 // that a live instance mounts.
 
+#include <optional>
+
 #include "api/resource_api.hpp"
+#include "elafros/model.hpp"
+#include "registry_credentials.hpp"
 
 namespace boost::asio {
 class thread_pool;
@@ -34,6 +38,9 @@ class ServingHooks final : public KindHooks {
   // Knative's SinkBinding: the binding that selects the Service puts K_SINK (and
   // K_CE_OVERRIDES) in its containers in this same write; one that no longer does takes them out.
   awaitable<Result<void>> bind_sinks(boost::json::object& object);
+  // The login the template's imagePullSecrets hold for its image's registry, if any.
+  awaitable<Result<std::optional<RegistryCredentials>>> pull_login(std::string ns,
+                                                                   RevisionTemplate t);
   awaitable<Result<std::vector<std::string>>> revision_names(std::string ns, std::string service,
                                                              std::string service_uid);
 

@@ -257,6 +257,22 @@ if out=$(e image pull "$remote:5002/team/hello:v1" 2>&1); then fail "plain HTTP 
 if out=$(e image pull "$basic/team/hello:v1" 2>&1); then fail "a Basic-auth registry refuses anonymous pulls"; else
   check "an anonymous pull from a Basic-auth registry says to log in" contains "$out" "registry $basic needs a login (401)"
   check "...and how" contains "$out" "elafros registry login $basic"; fi
+# imagePullSecrets: a kubernetes.io/dockerconfigjson Secret's login pulls a revision's image,
+# without becoming the daemon's login.
+pull_yaml() {  # NAME SECRET
+  printf 'apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: %s\nspec:\n  template:\n    spec:\n      imagePullSecrets: [{name: %s}]\n      containers:\n        - image: %s\n' "$1" "$2" "$basic/team/hello:v1"
+}
+if out=$(pull_yaml nosecret nothing | e apply -f - 2>&1); then fail "an imagePullSecret that does not exist is refused"; else
+  check "an imagePullSecret that does not exist is refused saying how to make it" \
+    contains "$out" "imagePullSecrets[0]: secret \"nothing\" not found in namespace \"default\"; create it ('elafros secret create docker-registry nothing"; fi
+out=$(echo 'pw-Alice-1' | e secret create docker-registry regcred --docker-server "$basic" --docker-username alice --docker-password-stdin)
+check "secret create docker-registry makes a kubernetes.io/dockerconfigjson Secret" \
+  contains "$(e secret list)" "regcred   kubernetes.io/dockerconfigjson"
+check "a service whose imagePullSecrets hold the login pulls its image and becomes Ready" \
+  eval 'pull_yaml secretpull regcred | e apply -f - >/dev/null'
+check "...the image is stored" contains "$(e image list)" "$basic/team/hello:v1"
+check "...and the login was not kept as the daemon's" test ! -e "$data/registries/auth.json"
+e service delete secretpull >/dev/null
 if out=$(echo 'wrong' | e registry login "$basic" --username alice --password-stdin 2>&1); then fail "a wrong password is refused"; else
   check "a wrong password is refused at login" contains "$out" "refused the login of \"alice\""; fi
 check "a refused login is not stored" test ! -e "$data/registries/auth.json"

@@ -1,4 +1,4 @@
-// elafros secret create generic|list|describe|delete and elafros configmap
+// elafros secret create generic|docker-registry|list|describe|delete and elafros configmap
 // create|list|describe|delete: v1 Secrets and ConfigMaps, as kubectl creates them
 // (--from-literal KEY=VALUE, --from-file [KEY=]PATH). describe never shows a Secret's values.
 
@@ -23,6 +23,8 @@ struct ConfigFlags {
   std::string name, type = "Opaque";
   std::vector<std::string> literals, files;
   bool immutable = false;
+  std::string docker_server, docker_username, docker_email;  // secret create docker-registry
+  bool password_stdin = false;
 };
 
 std::string collection(const Globals& g, const char* plural) {
@@ -83,6 +85,36 @@ int create(const ApiClient& api, const Globals& g, const ConfigFlags& f, bool se
   return 0;
 }
 
+// kubectl's 'create secret docker-registry': a kubernetes.io/dockerconfigjson Secret holding one
+// login, for imagePullSecrets. The password comes on stdin, never in argv.
+int create_docker_registry(const ApiClient& api, const Globals& g, const ConfigFlags& f) {
+  if (f.docker_server.empty() || f.docker_username.empty() || !f.password_stdin)
+    throw std::runtime_error(
+        "secret create docker-registry needs --docker-server HOST, --docker-username USER and "
+        "--docker-password-stdin (the password on stdin)");
+  std::string password;
+  std::getline(std::cin, password);
+  if (password.empty()) throw std::runtime_error("--docker-password-stdin: stdin held no password");
+  json::object entry{{"username", f.docker_username},
+                     {"password", password},
+                     {"auth", base64_encode(f.docker_username + ":" + password)}};
+  if (!f.docker_email.empty()) entry["email"] = f.docker_email;
+  std::string config = json::serialize(
+      json::object{{"auths", json::object{{f.docker_server, std::move(entry)}}}});
+  json::value body = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Secret"},
+      {"metadata", json::object{{"name", f.name}, {"namespace", g.ns}}},
+      {"type", "kubernetes.io/dockerconfigjson"},
+      {"data", json::object{{".dockerconfigjson", base64_encode(config)}}}};
+  json::value out = api.call("POST", collection(g, "secrets"), &body);
+  if (g.output != "table") return print(g, out), 0;
+  std::cout << fmt::format(
+      "Secret '{}' created in namespace '{}'. Pull with it: imagePullSecrets: [{{name: {}}}].\n",
+      f.name, g.ns, f.name);
+  return 0;
+}
+
 int list(const ApiClient& api, const Globals& g, bool secret) {
   json::value l = api.call("GET", collection(g, secret ? "secrets" : "configmaps"));
   if (g.output != "table") return print(g, l), 0;
@@ -137,6 +169,7 @@ void add_kind(CLI::App& app, Session& s, bool secret) {
   if (!secret) top->alias("cm");
   auto f = std::make_shared<ConfigFlags>();
   CLI::App* create_cmd = top->add_subcommand("create", fmt::format("create a {}", word));
+  CLI::App* create_top = create_cmd;
   if (secret) {
     // kubectl's form: secret create generic NAME.
     create_cmd = create_cmd->add_subcommand("generic", "a secret from literals and files");
@@ -151,6 +184,21 @@ void add_kind(CLI::App& app, Session& s, bool secret) {
   create_cmd->callback([&s, f, secret] {
     s.run = [&s, f, secret](const ApiClient& api) { return create(api, s.g, *f, secret); };
   });
+  if (secret) {
+    auto* docker = create_top->add_subcommand(
+        "docker-registry", "a registry login for imagePullSecrets (kubernetes.io/dockerconfigjson)");
+    docker->add_option("name", f->name, "its name")->required();
+    docker->add_option("--docker-server", f->docker_server, "the registry, HOST[:PORT]")
+        ->required();
+    docker->add_option("--docker-username", f->docker_username, "the user")->required();
+    docker->add_flag("--docker-password-stdin", f->password_stdin,
+                     "read the password from stdin")
+        ->required();
+    docker->add_option("--docker-email", f->docker_email, "an email, kept in the config");
+    docker->callback([&s, f] {
+      s.run = [&s, f](const ApiClient& api) { return create_docker_registry(api, s.g, *f); };
+    });
+  }
   top->add_subcommand("list", fmt::format("list {}s", word))->callback([&s, secret] {
     s.run = [&s, secret](const ApiClient& api) { return list(api, s.g, secret); };
   });

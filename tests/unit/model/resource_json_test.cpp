@@ -314,9 +314,14 @@ TEST_CASE("Kubernetes fields elafros does not take are refused naming the field 
         "spec.template.spec.nodeSelector: is not supported: elafros runs on one machine: there "
         "is no node to select");
   CHECK(error_of(spec_with(R"("tolerations": [], )", "")).find("no taints") != std::string::npos);
-  CHECK(error_of(spec_with(R"("imagePullSecrets": [{"name": "r"}], )", ""))
-            .find("spec.template.spec.imagePullSecrets: is not supported yet; log in with") !=
-        std::string::npos);
+  CHECK(error_of(spec_with(R"("imagePullSecrets": [{}], )", ""))
+            .find("spec.template.spec.imagePullSecrets[0].name: required") != std::string::npos);
+  auto pulled = service_from_json(
+      json::parse(spec_with(R"("imagePullSecrets": [{"name": "regcred"}], )", "")), "default");
+  REQUIRE(pulled.ok());
+  CHECK(pulled->spec.image_pull_secrets == std::vector<std::string>{"regcred"});
+  CHECK(template_to_json(pulled->spec).at("spec").at("imagePullSecrets") ==
+        json::parse(R"([{"name": "regcred"}])"));
   CHECK(error_of(spec_with("", R"(, "volumeDevices": [])"))
             .find("spec.template.spec.containers[0].volumeDevices: is not supported") !=
         std::string::npos);

@@ -73,3 +73,20 @@ TEST_CASE("a corrupt credentials file is refused with a message saying what to d
   CHECK(r.error().message.find("docker.io") != std::string::npos);
   CHECK(r.error().message.find("elafros registry login") != std::string::npos);
 }
+
+TEST_CASE("a Docker config.json's logins: auth or username and password, hosts canonical") {
+  auto logins = docker_config_logins(
+      R"({"auths": {"https://index.docker.io/v1/": {"auth": ")" + base64_encode("hub:pw1") +
+      R"("}, "Registry.Example.com:5000": {"username": "u", "password": "p:2"}}})");
+  REQUIRE(logins);
+  CHECK(logins->at("docker.io").username == "hub");
+  CHECK(logins->at("docker.io").password == "pw1");
+  CHECK(logins->at("registry.example.com:5000").password == "p:2");
+  auto legacy = docker_config_logins(R"({"host:1": {"auth": ")" + base64_encode("a:b") + R"("}})");
+  REQUIRE(legacy);
+  CHECK(legacy->at("host:1").username == "a");
+  auto bad = docker_config_logins(R"({"auths": {"h": {"auth": "not base64!"}}})");
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message, Catch::Contains("the entry for h has no valid \"auth\""));
+  CHECK_FALSE(docker_config_logins("[1]"));
+}
