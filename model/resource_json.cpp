@@ -454,11 +454,12 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
               const json::value* l = ro->if_contains(which);
               if (!l) continue;
               std::string lp = rp + "." + which;
-              const json::object* lo = r.object(*l, lp, {"cpu", "memory"});
+              const json::object* lo = r.object(*l, lp, {"cpu", "memory", "ephemeral-storage"});
               if (!lo) break;
               ResourceList& list = std::string_view(which) == "limits" ? cs.limits : cs.requests;
               list.cpu = quantity(r, *lo, "cpu", lp);
               list.memory = quantity(r, *lo, "memory", lp);
+              list.ephemeral_storage = quantity(r, *lo, "ephemeral-storage", lp);
             }
           }
         }
@@ -626,6 +627,7 @@ json::object template_to_json(const RevisionTemplate& t) {
     json::object o;
     if (!l.cpu.empty()) o["cpu"] = l.cpu;
     if (!l.memory.empty()) o["memory"] = l.memory;
+    if (!l.ephemeral_storage.empty()) o["ephemeral-storage"] = l.ephemeral_storage;
     return o;
   };
   if (!t.container.limits.empty() || !t.container.requests.empty()) {

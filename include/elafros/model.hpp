@@ -100,7 +100,10 @@ struct Probe {
 struct ResourceList {
   std::string cpu;
   std::string memory;
-  bool empty() const { return cpu.empty() && memory.empty(); }
+  // Kept and shown, not enforced: the writable layer and emptyDirs share the data dir's
+  // filesystem (README, "Resources").
+  std::string ephemeral_storage;
+  bool empty() const { return cpu.empty() && memory.empty() && ephemeral_storage.empty(); }
   bool operator==(const ResourceList&) const = default;
 };
 

@@ -328,10 +328,11 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
         if (item.empty()) continue;
         std::string name =
             item.back() == '-' ? item.substr(0, item.size() - 1) : item.substr(0, item.find('='));
-        if (name != "cpu" && name != "memory")
-          throw std::runtime_error(
-              fmt::format("{} {}: the resources are cpu and memory, e.g. {} cpu=500m,memory=128Mi",
-                          flag, one, flag));
+        if (name != "cpu" && name != "memory" && name != "ephemeral-storage")
+          throw std::runtime_error(fmt::format(
+              "{} {}: the resources are cpu, memory and ephemeral-storage, e.g. {} "
+              "cpu=500m,memory=128Mi",
+              flag, one, flag));
         if (item.back() == '-') {
           set.erase(name);
           continue;

@@ -154,13 +154,16 @@ TEST_CASE("bad services are rejected with the field's path") {
 TEST_CASE("resources and readiness probes parse and render back unchanged") {
   auto r = parse(
       R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
-      "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": 0.25}},
+      "resources": {"limits": {"cpu": "500m", "memory": "128Mi", "ephemeral-storage": "2Gi"},
+                    "requests": {"cpu": 0.25, "ephemeral-storage": "1Gi"}},
       "readinessProbe": {"httpGet": {"path": "/healthz"}, "periodSeconds": 2, "failureThreshold": 3}}]}}}})");
   REQUIRE(r.ok());
   const ContainerSpec& c = r->spec.container;
   CHECK(c.limits.cpu == "500m");
   CHECK(c.limits.memory == "128Mi");
   CHECK(c.requests.cpu == "0.25");
+  CHECK(c.limits.ephemeral_storage == "2Gi");
+  CHECK(c.requests.ephemeral_storage == "1Gi");
   REQUIRE(c.readiness_probe.has_value());
   CHECK(c.readiness_probe->http);
   CHECK(c.readiness_probe->http_path == "/healthz");
