@@ -7,6 +7,7 @@
 #include "elafros/kind_registry.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
+#include "strict_reader.hpp"
 
 namespace json = boost::json;
 
@@ -203,6 +204,79 @@ Result<json::object> admit_service(const json::object& in) {
   return out;
 }
 
+// A host name as DomainMapping's name is: lowercase DNS labels joined by dots.
+std::optional<std::string> domain_problem(const std::string& name) {
+  if (name.empty() || name.size() > 253) return "must be 1 to 253 characters";
+  std::size_t start = 0;
+  for (;;) {
+    auto dot = name.find('.', start);
+    std::string label = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (label.empty() || label.size() > 63) return "each dot-separated label must be 1 to 63 characters";
+    for (char c : label)
+      if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+            c == '-'))
+        return "may hold only lowercase letters, digits, '-' and '.'";
+    if (label.front() == '-' || label.back() == '-') return "a label may not begin or end with '-'";
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return std::nullopt;
+}
+
+// Knative's DomainMapping (serving.knative.dev/v1beta1): its name is the host name, mapped to a
+// Service of its namespace. The status is the controller's, shown live.
+Result<json::object> admit_domain_mapping(const json::object& in) {
+  std::optional<Error> error;
+  Reader r(error);
+  (void)r.object(json::value(in), "", {"apiVersion", "kind", "metadata", "spec", "status"});
+  const std::string name = meta_string(in, "name");
+  const std::string ns = meta_string(in, "namespace");
+  if (!error && !name.empty())
+    if (auto problem = domain_problem(name))
+      return Error::invalid(fmt::format(
+          "metadata.name: \"{}\" is not a host name: {} (a DomainMapping is named by the domain "
+          "it maps, e.g. app.example.com)",
+          name, *problem));
+  const json::value* spec_v = in.if_contains("spec");
+  if (!error && !spec_v)
+    return Error::invalid("spec.ref: missing; name the Service to map the domain to");
+  if (spec_v)
+    if (const json::object* spec = r.object(*spec_v, "spec", {"ref", "tls"})) {
+      const json::value* ref_v = spec->if_contains("ref");
+      if (!error && !ref_v)
+        return Error::invalid("spec.ref: missing; name the Service to map the domain to");
+      if (const json::object* ref =
+              ref_v ? r.object(*ref_v, "spec.ref", {"apiVersion", "kind", "name", "namespace"})
+                    : nullptr) {
+        std::string kind = r.string(*ref, "kind", "spec.ref").value_or("");
+        std::string api = r.string(*ref, "apiVersion", "spec.ref").value_or("serving.knative.dev/v1");
+        std::string target = r.string(*ref, "name", "spec.ref").value_or("");
+        std::string target_ns = r.string(*ref, "namespace", "spec.ref").value_or("");
+        if (!error && (kind != "Service" || api != "serving.knative.dev/v1"))
+          return Error::invalid(fmt::format(
+              "spec.ref: {} {} cannot be mapped; a DomainMapping maps to a Knative Service "
+              "(apiVersion serving.knative.dev/v1, kind Service)",
+              api, kind.empty() ? "(no kind)" : kind));
+        if (!error && target.empty()) return Error::invalid("spec.ref.name: required: the Service");
+        if (!error && !target_ns.empty() && !ns.empty() && target_ns != ns)
+          return Error::invalid(fmt::format(
+              "spec.ref.namespace: \"{}\" is not the DomainMapping's namespace \"{}\"; a domain "
+              "maps to a Service of its own namespace",
+              target_ns, ns));
+      }
+      if (const json::value* tls = spec->if_contains("tls"); tls && !error)
+        if (const json::object* t = r.object(*tls, "spec.tls", {"secretName"}))
+          if (r.string(*t, "secretName", "spec.tls").value_or("").empty() && !error)
+            return Error::invalid("spec.tls.secretName: required: the Secret with tls.crt and tls.key");
+    }
+  if (error) return *error;
+  json::object out = in;
+  out["apiVersion"] = "serving.knative.dev/v1beta1";
+  out["kind"] = "DomainMapping";
+  out.erase("status");
+  return out;
+}
+
 const char* kReady = ".status.conditions[?(@.type=='Ready')].status";
 const char* kReason = ".status.conditions[?(@.type=='Ready')].reason";
 
@@ -253,6 +327,23 @@ void register_serving_kinds(KindRegistry& registry) {
   };
   revision.schema = revision_schema();
   registry.add(std::move(revision));
+
+  KindInfo dm;
+  dm.group = kServingGroup;
+  dm.version = "v1beta1";
+  dm.kind = "DomainMapping";
+  dm.plural = "domainmappings";
+  dm.singular = "domainmapping";
+  dm.categories = {"all", "knative", "serving"};
+  dm.has_status = true;
+  dm.columns = {{"URL", "string", ".status.url", "The mapped domain's address", 0},
+                {"Ready", "string", kReady, "", 0},
+                {"Reason", "string", kReason, "", 0}};
+  dm.admit = admit_domain_mapping;
+  dm.schema = loose_schema(
+      "Maps a host name (the object's name) to a Knative Service of its namespace: requests for "
+      "that host reach the service.");
+  registry.add(std::move(dm));
 }
 
 }  // namespace elafros

@@ -26,6 +26,7 @@
 #include <tuple>
 
 #include "elafros/config_refs.hpp"
+#include "elafros/kind_registry.hpp"
 #include "elafros/naming.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
@@ -181,6 +182,17 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         deleting_.emplace_back(s->meta.namespace_, s->meta.name);
       auto& state = services_[key(s->meta.namespace_, s->meta.name)];
       state.service = std::move(s.value());
+    }
+    ObjectQuery dq{kServingGroup, "DomainMapping", "", "", 0, "", ""};
+    auto mappings = co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects,
+                                     static_cast<ObjectStore*>(&store_), dq);
+    if (!mappings) co_return mappings.error();
+    for (const auto& o : mappings->items) {
+      auto ref = json_path_value(o, ".spec.ref.name");
+      if (ref.is_string())
+        domain_mappings_[meta_string(o, "name")].push_back(
+            {meta_string(o, "namespace"), std::string(ref.get_string()),
+             parse_rfc3339(meta_string(o, "creationTimestamp")).value_or(0)});
     }
     std::vector<Revision> stored;
     for (const auto& o : revisions->items) {
@@ -1381,6 +1393,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   // splits by percent; each tag gets a host of its own that always hits its revision.
   void publish_routes() {
     auto table = std::make_shared<RoutingTable>();
+    std::map<std::string, std::shared_ptr<const ServiceRoute>> service_routes;
     for (const auto& [k, s] : services_) {
       const std::string& ns = s.service.meta.namespace_;
       const std::string& name = s.service.meta.name;
@@ -1432,7 +1445,14 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         // Nothing served yet: requests wait in the activator for the revision being deployed.
         route->targets.push_back({100, revision_route(s.revisions.back()->revision.meta.name)});
       }
+      service_routes[key(ns, name)] = route;
       table->add(service_host(name, ns, options_.domain), std::move(route));
+    }
+    for (const auto& [host, claims] : domain_mappings_) {
+      const DomainClaim* holder = claim_of(claims);
+      if (!holder) continue;
+      auto it = service_routes.find(key(holder->ns, holder->service));
+      if (it != service_routes.end()) table->add(host, it->second);
     }
     routes_.publish(std::move(table));
     if (options_.routes_published) options_.routes_published();
@@ -1590,6 +1610,61 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     return out;
   }
 
+  // --- domain mappings ----------------------------------------------------------------------
+
+  struct DomainClaim {
+    std::string ns, service;
+    std::int64_t created_unix = 0;
+  };
+
+  // The mapping that holds a name: the oldest, then the first namespace by name.
+  static const DomainClaim* claim_of(const std::vector<DomainClaim>& claims) {
+    const DomainClaim* best = nullptr;
+    for (const auto& c : claims)
+      if (!best || std::tie(c.created_unix, c.ns) < std::tie(best->created_unix, best->ns))
+        best = &c;
+    return best;
+  }
+
+  void domain_mapping_put(const std::string& ns, const std::string& name,
+                          const std::string& service, std::int64_t created_unix) {
+    auto& claims = domain_mappings_[name];
+    bool found = false;
+    for (auto& c : claims)
+      if (c.ns == ns) {
+        if (c.service == service) return;
+        c.service = service;
+        found = true;
+      }
+    if (!found) claims.push_back({ns, service, created_unix});
+    publish_routes();
+  }
+
+  void domain_mapping_deleted(const std::string& ns, const std::string& name) {
+    auto it = domain_mappings_.find(name);
+    if (it == domain_mappings_.end()) return;
+    auto& v = it->second;
+    v.erase(std::remove_if(v.begin(), v.end(), [&ns](const DomainClaim& c) { return c.ns == ns; }),
+            v.end());
+    if (v.empty()) domain_mappings_.erase(it);
+    publish_routes();
+  }
+
+  Reconciler::DomainMappingStatus domain_mapping_status(const std::string& ns,
+                                                        const std::string& name) const {
+    Reconciler::DomainMappingStatus st;
+    st.url = url_of(name);
+    auto it = domain_mappings_.find(name);
+    if (it == domain_mappings_.end()) return st;
+    const DomainClaim* holder = claim_of(it->second);
+    if (holder) st.claimed_by = holder->ns;
+    for (const auto& c : it->second)
+      if (c.ns == ns) st.service_exists = services_.count(key(ns, c.service)) > 0;
+    return st;
+  }
+
+  const std::string& domain() const { return options_.domain; }
+
   // --- persistentVolumeClaim volumes --------------------------------------------------------
 
   std::vector<std::string> claim_users(const std::string& ns, const std::string& claim) const {
@@ -1697,6 +1772,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   ClockPtr clock_;
   ReconcilerOptions options_;
   std::map<std::string, ServiceState> services_;
+  std::map<std::string, std::vector<DomainClaim>> domain_mappings_;  // by host name
   std::map<std::string, std::string> route_prints_;  // per service, at the last publish
   std::set<int> used_ports_;
   // Every instance from its launch or adoption until its container is removed, whether its
@@ -1808,6 +1884,24 @@ std::vector<Reconciler::InstanceView> Reconciler::instances() const {
 std::vector<std::string> Reconciler::claim_users(const std::string& ns,
                                                  const std::string& claim) const {
   return impl_->claim_users(ns, claim);
+}
+
+void Reconciler::domain_mapping_put(const std::string& ns, const std::string& name,
+                                    const std::string& service, std::int64_t created_unix) {
+  impl_->domain_mapping_put(ns, name, service, created_unix);
+}
+
+void Reconciler::domain_mapping_deleted(const std::string& ns, const std::string& name) {
+  impl_->domain_mapping_deleted(ns, name);
+}
+
+Reconciler::DomainMappingStatus Reconciler::domain_mapping_status(const std::string& ns,
+                                                                  const std::string& name) const {
+  return impl_->domain_mapping_status(ns, name);
+}
+
+const std::string& Reconciler::domain() const {
+  return impl_->domain();
 }
 
 void Reconciler::claim_deleted() {

@@ -125,6 +125,18 @@ class Reconciler {
     int removal_attempts = 0;
   };
   std::vector<InstanceView> instances() const;
+  // Knative DomainMappings: a host name routed to a service of the mapping's namespace. When
+  // several namespaces map one name, the oldest mapping holds it (Knative's domain claim).
+  void domain_mapping_put(const std::string& ns, const std::string& name,
+                          const std::string& service, std::int64_t created_unix);
+  void domain_mapping_deleted(const std::string& ns, const std::string& name);
+  struct DomainMappingStatus {
+    std::string url;
+    std::string claimed_by;  // the namespace whose mapping holds the name ("" when unknown)
+    bool service_exists = false;
+  };
+  DomainMappingStatus domain_mapping_status(const std::string& ns, const std::string& name) const;
+  const std::string& domain() const;  // the domain of services' own host names
   // persistentVolumeClaim volumes: the live instances that mount the claim, by id.
   std::vector<std::string> claim_users(const std::string& ns, const std::string& claim) const;
   // A claim was deleted: the data of every claim that no longer exists goes (Kubernetes'

@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
+#include "elafros/kind_registry.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
 
@@ -33,6 +34,21 @@ class ServingController::Impl : public std::enable_shared_from_this<ServingContr
     if (stopped_ || e.group != kServingGroup) return;
     if (e.kind == "Service") on_service(e);
     if (e.kind == "Revision") on_revision(e);
+    if (e.kind == "DomainMapping") on_domain_mapping(e);
+  }
+
+  void on_domain_mapping(const ObjectEvent& e) {
+    std::string ns = meta_string(e.object, "namespace");
+    std::string name = meta_string(e.object, "name");
+    if (e.type == WatchEventType::kDeleted) {
+      reconciler_.domain_mapping_deleted(ns, name);
+      return;
+    }
+    json::value ref = json_path_value(e.object, ".spec.ref.name");
+    if (ref.is_string())
+      reconciler_.domain_mapping_put(
+          ns, name, std::string(ref.get_string()),
+          parse_rfc3339(meta_string(e.object, "creationTimestamp")).value_or(0));
   }
 
   void on_service(const ObjectEvent& e) {

@@ -162,6 +162,19 @@ awaitable<Result<void>> ServingHooks::bind_sinks(json::object& object) {
 awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const json::object* old,
                                                    json::object& object,
                                                    std::vector<ObjectWrite>& also, bool dry_run) {
+  if (kind.kind == "DomainMapping") {
+    const std::string name = meta_string(object, "name");
+    const std::string& domain = reconciler_.domain();
+    if (name == domain ||
+        (name.size() > domain.size() && name.compare(name.size() - domain.size(), domain.size(),
+                                                     domain) == 0 &&
+         name[name.size() - domain.size() - 1] == '.'))
+      co_return Error::invalid(fmt::format(
+          "metadata.name: \"{}\" is under {}, the domain elafros names services by "
+          "(NAME.NAMESPACE.{}); map a domain of your own",
+          name, domain, domain));
+    co_return Result<void>{};
+  }
   if (kind.kind != "Service") co_return Result<void>{};
   if (auto bound = co_await bind_sinks(object); !bound) co_return bound.error();
   auto s = service_from_object(object);
@@ -285,6 +298,48 @@ awaitable<Result<void>> ServingHooks::before_delete(const KindInfo& kind,
 }
 
 void ServingHooks::present(const KindInfo& kind, json::object& object) {
+  if (kind.kind == "DomainMapping") {
+    const std::string ns = meta_string(object, "namespace");
+    const std::string name = meta_string(object, "name");
+    json::value ref = json_path_value(object, ".spec.ref.name");
+    std::string service = ref.is_string() ? std::string(ref.get_string()) : "";
+    auto st = reconciler_.domain_mapping_status(ns, name);
+    bool claimed = st.claimed_by == ns;
+    auto condition = [](const char* type, bool ok, const std::string& reason,
+                        const std::string& message) {
+      json::object c{{"type", type}, {"status", ok ? "True" : "False"}};
+      if (!reason.empty()) c["reason"] = reason;
+      if (!message.empty()) c["message"] = message;
+      return c;
+    };
+    std::string ready_reason, ready_message;
+    if (!st.service_exists) {
+      ready_reason = "ResolveFailed";
+      ready_message = fmt::format("service \"{}\" not found in namespace \"{}\"", service, ns);
+    } else if (!claimed) {
+      ready_reason = "DomainAlreadyClaimed";
+      ready_message = st.claimed_by.empty()
+                          ? fmt::format("the domain \"{}\" is not mapped yet", name)
+                          : fmt::format("the domain \"{}\" is already mapped in namespace \"{}\"",
+                                        name, st.claimed_by);
+    }
+    bool ready = ready_reason.empty();
+    json::array conditions{
+        condition("CertificateProvisioned", true, "TLSNotEnabled",
+                  "the proxy serves this domain over plain HTTP"),
+        condition("DomainClaimed", claimed, claimed ? "" : "DomainAlreadyClaimed",
+                  claimed ? "" : ready_message),
+        condition("IngressReady", ready, ready ? "" : ready_reason, ready_message),
+        condition("Ready", ready, ready_reason, ready_message),
+        condition("ReferenceResolved", st.service_exists, st.service_exists ? "" : "ResolveFailed",
+                  st.service_exists ? "" : ready_message)};
+    object["status"] = json::object{
+        {"observedGeneration", meta_int(object, "generation")},
+        {"url", st.url},
+        {"address", json::object{{"url", st.url}}},
+        {"conditions", std::move(conditions)}};
+    return;
+  }
   if (kind.kind == "Service") {
     auto s = service_from_object(object);
     if (!s) return;

@@ -32,6 +32,7 @@ void add_namespace_commands(CLI::App& app, Session& s);
 void add_auth_commands(CLI::App& app, Session& s);     // auth can-i|whoami, token, audit
 void add_config_commands(CLI::App& app, Session& s);   // secret, configmap
 void add_volume_commands(CLI::App& app, Session& s);   // volume (PersistentVolumeClaims)
+void add_domain_commands(CLI::App& app, Session& s);   // domain (DomainMappings)
 void add_context_commands(CLI::App& app, Session& s);  // context add|use|list|delete
 void add_usage_command(CLI::App& app, Session& s);
 

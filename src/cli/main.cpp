@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   add_auth_commands(app, s);
   add_config_commands(app, s);
   add_volume_commands(app, s);
+  add_domain_commands(app, s);
   add_context_commands(app, s);
   add_usage_command(app, s);
   std::string shell;

@@ -54,6 +54,10 @@ out=$(k apply -f "$work/hello.yaml" 2>&1)
 check "kubectl apply creates the service" contains "$out" "service.serving.knative.dev/hello created"
 k wait ksvc/hello --for=condition=Ready --timeout=60s >/dev/null
 check "kubectl wait sees it Ready, and it serves" test "$(curl -sS "http://hello.default.localhost:$port/")" = "Howdy from hello (revision hello-00001)"
+printf 'apiVersion: serving.knative.dev/v1beta1\nkind: DomainMapping\nmetadata:\n  name: hello.example.test\nspec:\n  ref:\n    apiVersion: serving.knative.dev/v1\n    kind: Service\n    name: hello\n' >"$work/dm.yaml"
+check "kubectl apply of a DomainMapping creates it" contains "$(k apply -f "$work/dm.yaml" 2>&1)" "domainmapping.serving.knative.dev/hello.example.test created"
+check "kubectl wait sees the DomainMapping Ready" contains "$(k wait --for=condition=Ready domainmapping/hello.example.test --timeout=30s 2>&1)" "condition met"
+check "...and the domain serves the service" test "$(curl -sS --resolve "hello.example.test:$port:127.0.0.1" "http://hello.example.test:$port/")" = "Howdy from hello (revision hello-00001)"
 out=$(k apply -f "$work/hello.yaml" 2>&1)
 check "applying it again says unchanged" contains "$out" "service.serving.knative.dev/hello unchanged"
 

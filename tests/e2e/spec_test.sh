@@ -4,7 +4,8 @@
 # readiness back; an exec readiness probe runs in the instance. Volumes: an emptyDir is each
 # instance's own; a hostPath mounts only below host-path-prefixes (symbolic links resolved); a
 # persistentVolumeClaim ('elafros volume') keeps its data across revisions and loses it when
-# deleted, which is refused while an instance mounts it.
+# deleted, which is refused while an instance mounts it. DomainMappings route a host name of your
+# own to a service; the oldest mapping of a name holds it.
 #   tests/e2e/spec_test.sh ELAFROSD ELAFROS SOURCE_DIR
 set -euo pipefail
 
@@ -195,5 +196,37 @@ check "...and its data goes" wait_until 10 test ! -e "$data/volumes/$uid"
 if out=$(e volume create bad --size lots 2>&1); then fail "a bad size is refused"; else
   check "a bad size is refused naming the field" contains "$out" 'spec.resources.requests.storage: "lots" is not a quantity'; fi
 
-check "the services' instances are gone" wait_until 20 test "$(instances live)$(instances execlive)$(instances keeper)$(instances hostvol)" = 0000
+# --- domain mappings -----------------------------------------------------------------------
+
+at() { curl -sS --max-time 10 --resolve "$1:$port:127.0.0.1" "http://$1:$port$2"; }
+e service create mapped --image hello-img >/dev/null
+out=$(e domain create app.example.test --ref mapped)
+check "domain create names the domain's URL" contains "$out" "http://app.example.test:$port serves service 'mapped'"
+check "a mapped domain serves the service" wait_until 10 eval 'contains "$(at app.example.test / 2>/dev/null)" "Hello from mapped"'
+check "domain list shows it Ready" grep -qE "^app.example.test +http://app.example.test:$port +mapped +True " <<<"$(e domain list)"
+e namespace create other >/dev/null
+e -n other service create mapped --image hello-img -e GREETING=Other >/dev/null
+e -n other domain create app.example.test --ref mapped >/dev/null
+check "the same domain mapped in another namespace is not Ready, naming the holder" \
+  contains "$(e -n other domain describe app.example.test)" "DomainAlreadyClaimed: the domain \"app.example.test\" is already mapped in namespace \"default\""
+check "...and the first mapping keeps serving" contains "$(at app.example.test /)" "Hello from mapped"
+e domain delete app.example.test >/dev/null
+check "once the first goes, the other namespace's mapping holds the domain" \
+  wait_until 10 eval 'contains "$(at app.example.test / 2>/dev/null)" "Other from mapped"'
+e domain create late.example.test --ref notyet >/dev/null
+check "a mapping to a missing service says so" \
+  contains "$(e domain describe late.example.test)" "ResolveFailed: service \"notyet\" not found in namespace \"default\""
+e service create notyet --image hello-img >/dev/null
+check "...and serves once the service exists" wait_until 10 eval 'contains "$(at late.example.test / 2>/dev/null)" "Hello from notyet"'
+for bad in "x.default.localhost --ref mapped" "Bad_Name.example --ref mapped"; do
+  # shellcheck disable=SC2086
+  if out=$(e domain create $bad 2>&1); then fail "domain create $bad is refused"; else
+    check "domain create $bad is refused saying why" grep -qE "the domain elafros names services by|is not a host name" <<<"$out"; fi
+done
+check "...and nothing was written" test "$(e domain list | wc -l)" = 2
+e domain delete late.example.test >/dev/null
+check "a deleted mapping no longer routes" test "$(curl -s -o /dev/null -w '%{http_code}' --resolve "late.example.test:$port:127.0.0.1" "http://late.example.test:$port/")" = 404
+e service delete mapped >/dev/null; e service delete notyet >/dev/null; e namespace delete other >/dev/null
+
+check "the services' instances are gone" wait_until 20 test "$(instances live)$(instances execlive)$(instances keeper)$(instances hostvol)$(instances mapped)$(instances notyet)" = 000000
 finish

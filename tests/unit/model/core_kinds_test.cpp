@@ -62,3 +62,28 @@ TEST_CASE("a ResourceQuota names known resources with quantities; a LimitRange C
   REQUIRE_FALSE(mem);
   CHECK_THAT(mem.error().message, Catch::StartsWith("spec.limits[0].max.memory:"));
 }
+
+TEST_CASE("a DomainMapping is named by its host name and maps to a Service of its namespace") {
+  const KindInfo* k = builtin_kinds().find_kind("serving.knative.dev", "DomainMapping");
+  REQUIRE(k);
+  CHECK(k->version == "v1beta1");
+  auto ok = k->admit(json::parse(R"({"metadata":{"name":"app.example.com","namespace":"team"},
+      "spec":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"web"}},
+      "status":{"url":"forged"}})")
+                         .as_object());
+  REQUIRE(ok);
+  CHECK_FALSE(ok->contains("status"));  // the controller's, never the client's
+  auto error_of = [k](const char* text) {
+    auto r = k->admit(json::parse(text).as_object());
+    return r ? std::string() : r.error().message;
+  };
+  CHECK_THAT(error_of(R"({"metadata":{"name":"App.example.com"},"spec":{"ref":{"kind":"Service","name":"w"}}})"),
+             Catch::StartsWith("metadata.name: \"App.example.com\" is not a host name"));
+  CHECK_THAT(error_of(R"({"metadata":{"name":"a.example.com"},"spec":{}})"),
+             Catch::StartsWith("spec.ref: missing"));
+  CHECK_THAT(error_of(R"({"metadata":{"name":"a.example.com"},"spec":{"ref":{"apiVersion":"v1","kind":"Service","name":"w"}}})"),
+             Catch::Contains("a DomainMapping maps to a Knative Service"));
+  CHECK_THAT(error_of(R"({"metadata":{"name":"a.example.com","namespace":"team"},
+      "spec":{"ref":{"kind":"Service","name":"w","namespace":"other"}}})"),
+             Catch::StartsWith("spec.ref.namespace: \"other\" is not the DomainMapping's namespace"));
+}
