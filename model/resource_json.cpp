@@ -473,8 +473,21 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
                 r.object((*ports)[i], pp, {"containerPort", "name", "protocol"});
             if (!p) break;
             auto port = r.integer(*p, "containerPort", pp);
-            (void)r.string(*p, "name", pp);
-            (void)r.string(*p, "protocol", pp);
+            cs.port_name = r.string(*p, "name", pp).value_or("");
+            cs.port_protocol = r.string(*p, "protocol", pp).value_or("");
+            if (!r.failed() && cs.port_name == "h2c")
+              r.invalid(pp + ".name",
+                        "h2c (HTTP/2 to the app, as gRPC needs) is not supported yet: the proxy "
+                        "speaks HTTP/1.1 to instances; name the port http1, or leave the name out");
+            else if (!r.failed() && !cs.port_name.empty() && cs.port_name != "http1")
+              r.invalid(pp + ".name",
+                        fmt::format("\"{}\" is not a port name Knative takes: http1 (HTTP/1.1, the "
+                                    "default) or h2c",
+                                    cs.port_name));
+            if (!r.failed() && !cs.port_protocol.empty() && cs.port_protocol != "TCP")
+              r.invalid(pp + ".protocol",
+                        fmt::format("\"{}\" is not supported: requests reach an instance over TCP",
+                                    cs.port_protocol));
             if (!r.failed() && (!port || *port < 1 || *port > 65535))
               r.invalid(pp + ".containerPort", "must be a port number between 1 and 65535");
             else if (port)
@@ -619,8 +632,14 @@ json::object template_to_json(const RevisionTemplate& t) {
   if (!t.container.env_from.empty()) container["envFrom"] = env_from_json(t.container.env_from);
   if (!t.container.volume_mounts.empty())
     container["volumeMounts"] = volume_mounts_json(t.container.volume_mounts);
-  if (t.container.container_port > 0)
-    container["ports"] = json::array{json::object{{"containerPort", t.container.container_port}}};
+  if (t.container.container_port > 0 || !t.container.port_name.empty() ||
+      !t.container.port_protocol.empty()) {
+    json::object port;
+    if (t.container.container_port > 0) port["containerPort"] = t.container.container_port;
+    if (!t.container.port_name.empty()) port["name"] = t.container.port_name;
+    if (!t.container.port_protocol.empty()) port["protocol"] = t.container.port_protocol;
+    container["ports"] = json::array{std::move(port)};
+  }
   if (!t.container.working_dir.empty()) container["workingDir"] = t.container.working_dir;
   if (!t.container.pull_policy.empty()) container["imagePullPolicy"] = t.container.pull_policy;
   auto list_json = [](const ResourceList& l) {

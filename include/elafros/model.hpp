@@ -147,6 +147,8 @@ struct ContainerSpec {
   // Until it succeeds, neither readiness nor liveness is probed; failureThreshold failures in a
   // row restart the instance.
   std::optional<Probe> startup_probe;
+  std::string port_name;      // ports[0].name: "" or http1 (Knative's names)
+  std::string port_protocol;  // ports[0].protocol: "" or TCP
   bool operator==(const ContainerSpec&) const = default;
 
   int port() const { return container_port > 0 ? container_port : kDefaultContainerPort; }

@@ -138,6 +138,25 @@ TEST_CASE("bad services are rejected with the field's path") {
           R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
                     "livenessProbe": {"httpGet": {"port": "http"}}}]}}}})")
           .find("a named port (\"http\") is not supported") != std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "ports": [{"containerPort": 9000, "name": "h2c"}]}]}}}})")
+          .find("ports[0].name: h2c (HTTP/2 to the app, as gRPC needs) is not supported yet") !=
+      std::string::npos);
+  CHECK(
+      error_of(
+          R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "ports": [{"containerPort": 9000, "protocol": "UDP"}]}]}}}})")
+          .find("ports[0].protocol: \"UDP\" is not supported") != std::string::npos);
+  {
+    auto named = parse(
+        R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "ports": [{"containerPort": 9000, "name": "http1", "protocol": "TCP"}]}]}}}})");
+    REQUIRE(named.ok());
+    CHECK(template_to_json(named->spec).at("spec").at("containers").at(0).at("ports") ==
+          json::parse(R"([{"containerPort": 9000, "name": "http1", "protocol": "TCP"}])"));
+  }
   // The probe's port is checked against the container's, wherever ports comes in the object.
   CHECK(
       parse(
