@@ -312,12 +312,13 @@ std::vector<Volume> read_volumes(Reader& r, const json::object& spec, const std:
   return out;
 }
 
-void check_mounts(Reader& r, RevisionTemplate& t, const std::string& container_path) {
-  for (std::size_t i = 0; i < t.container.volume_mounts.size() && !r.failed(); ++i) {
-    auto& m = t.container.volume_mounts[i];
+void check_mounts(Reader& r, const std::vector<Volume>& volumes, ContainerSpec& container,
+                  const std::string& container_path) {
+  for (std::size_t i = 0; i < container.volume_mounts.size() && !r.failed(); ++i) {
+    auto& m = container.volume_mounts[i];
     std::string p = fmt::format("{}.volumeMounts[{}]", container_path, i);
     const Volume* v = nullptr;
-    for (const auto& vol : t.volumes)
+    for (const auto& vol : volumes)
       if (vol.name == m.name) v = &vol;
     if (!v) {
       r.invalid(p + ".name", fmt::format("no volume is named \"{}\" in spec.volumes", m.name));
@@ -400,14 +401,43 @@ json::array volumes_json(const std::vector<Volume>& volumes) {
 }
 
 bool uses_config(const RevisionTemplate& t) {
-  if (!t.volumes.empty() || !t.container.env_from.empty()) return true;
-  for (const auto& e : t.container.env)
-    if (e.value_from) return true;
+  if (!t.volumes.empty()) return true;
+  auto uses = [](const ContainerSpec& c) {
+    if (!c.env_from.empty()) return true;
+    for (const auto& e : c.env)
+      if (e.value_from) return true;
+    return false;
+  };
+  if (uses(t.container)) return true;
+  for (const auto& c : t.sidecars)
+    if (uses(c)) return true;
+  for (const auto& c : t.init_containers)
+    if (uses(c)) return true;
   return false;
 }
 
 Result<ResolvedConfig> resolve_config(const RevisionTemplate& t, const std::string& ns,
                                       const ConfigGetter& get) {
+  if (!t.sidecars.empty() || !t.init_containers.empty()) {
+    // Each container resolves on its own, against the template's volumes.
+    RevisionTemplate lone = t;
+    lone.sidecars.clear();
+    lone.init_containers.clear();
+    auto out = resolve_config(lone, ns, get);
+    if (!out) return out;
+    for (auto [list, into] : {std::pair{&t.sidecars, &out->sidecars},
+                              std::pair{&t.init_containers, &out->init_containers}})
+      for (const auto& c : *list) {
+        lone.container = c;
+        auto one = resolve_config(lone, ns, get);
+        if (!one)
+          return Error{one.error().code,
+                       fmt::format("container \"{}\": {}", c.name, one.error().message)};
+        out->has_secret_files = out->has_secret_files || one->has_secret_files;
+        into->push_back(std::move(one.value()));
+      }
+    return out;
+  }
   ResolvedConfig out;
   std::map<std::string, std::optional<std::map<std::string, std::string>>> cache;
   // The object's values, nullopt when it does not exist; an error for anything else.

@@ -19,7 +19,8 @@ std::vector<VolumeMount> read_volume_mounts(Reader& r, const json::object& conta
                                             const std::string& path);
 std::vector<Volume> read_volumes(Reader& r, const json::object& spec, const std::string& path);
 // Every mount names a volume; secret and configMap mounts are read-only.
-void check_mounts(Reader& r, RevisionTemplate& t, const std::string& container_path);
+void check_mounts(Reader& r, const std::vector<Volume>& volumes, ContainerSpec& container,
+                  const std::string& container_path);
 
 json::object env_var_json(const EnvVar& var);
 json::array env_from_json(const std::vector<EnvFromSource>& sources);

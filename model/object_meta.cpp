@@ -113,6 +113,19 @@ json::object service_object(const Service& s) {
   return o;
 }
 
+// A revision's pinned images, as Knative's containerStatuses: the serving container first,
+// then the sidecars in order.
+json::array container_statuses(const Revision& r) {
+  json::array out{json::object{
+      {"name", r.spec.container.name.empty() ? "user-container" : r.spec.container.name},
+      {"imageDigest", r.image_digest}}};
+  for (std::size_t i = 0; i < r.spec.sidecars.size(); ++i)
+    out.push_back(json::object{
+        {"name", r.spec.sidecars[i].name},
+        {"imageDigest", i < r.sidecar_digests.size() ? r.sidecar_digests[i] : std::string()}});
+  return out;
+}
+
 json::object revision_object(const Revision& r, const std::string& service_uid) {
   json::object tmpl = template_to_json(r.spec);
   json::object o{{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Revision"}};
@@ -131,10 +144,16 @@ json::object revision_object(const Revision& r, const std::string& service_uid) 
                                                    {"blockOwnerDeletion", true}}};
   o["metadata"] = std::move(md);
   o["spec"] = tmpl["spec"];
-  o["status"] = json::object{
-      {"containerStatuses",
-       json::array{json::object{{"name", "user-container"}, {"imageDigest", r.image_digest}}}},
-      {"everReady", r.ever_ready}};
+  o["status"] = json::object{{"containerStatuses", container_statuses(r)},
+                             {"everReady", r.ever_ready}};
+  if (!r.spec.init_containers.empty()) {
+    json::array inits;
+    for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
+      inits.push_back(json::object{
+          {"name", r.spec.init_containers[i].name},
+          {"imageDigest", i < r.init_digests.size() ? r.init_digests[i] : std::string()}});
+    o["status"].as_object()["initContainerStatuses"] = std::move(inits);
+  }
   return o;
 }
 
@@ -173,11 +192,19 @@ Result<Revision> revision_from_object(const json::object& object) {
   r.meta.labels = {{"serving.knative.dev/service", r.service},
                    {"serving.knative.dev/configuration", r.service}};
   if (const json::object* st = status_of(object)) {
-    if (const json::value* cs = st->if_contains("containerStatuses");
-        cs && cs->is_array() && !cs->get_array().empty() && cs->get_array()[0].is_object())
-      if (const json::value* d = cs->get_array()[0].get_object().if_contains("imageDigest");
-          d && d->is_string())
-        r.image_digest = std::string(d->get_string());
+    auto digests = [st](const char* key) {
+      std::vector<std::string> out;
+      if (const json::value* cs = st->if_contains(key); cs && cs->is_array())
+        for (const auto& c : cs->get_array()) {
+          const json::value* d = c.is_object() ? c.get_object().if_contains("imageDigest") : nullptr;
+          out.push_back(d && d->is_string() ? std::string(d->get_string()) : std::string());
+        }
+      return out;
+    };
+    auto containers = digests("containerStatuses");
+    if (!containers.empty()) r.image_digest = containers[0];
+    if (containers.size() > 1) r.sidecar_digests.assign(containers.begin() + 1, containers.end());
+    r.init_digests = digests("initContainerStatuses");
     if (const json::value* e = st->if_contains("everReady"); e && e->is_bool())
       r.ever_ready = e->get_bool();
   }

@@ -8,9 +8,11 @@
 #include <ctime>
 #include <initializer_list>
 #include <optional>
+#include <set>
 
 #include "container_config.hpp"
 #include "elafros/naming.hpp"
+#include "elafros/object_meta.hpp"
 #include "strict_reader.hpp"
 
 namespace json = boost::json;
@@ -298,7 +300,6 @@ constexpr Unsupported kPodFields[] = {
     {"dnsPolicy", "an instance resolves through the host's resolver and *.localhost names"},
     {"dnsConfig", "an instance resolves through the host's resolver and *.localhost names"},
     {"hostAliases", "an instance's /etc/hosts is made by elafros"},
-    {"initContainers", "yet; run the step in the container's command for now"},
     {"serviceAccountName",
      "there are no service accounts for instances; elafros tokens are "
      "for API clients"},
@@ -332,6 +333,132 @@ void refuse_unsupported(Reader& r, const json::value& v, const std::string& path
       }
 }
 
+// Where a container stands in the pod: the serving one (routed, the only one with ports and
+// probes), a sidecar beside it, or an init container that runs to completion before them.
+enum class ContainerRole { kServing, kSidecar, kInit };
+
+void read_container(Reader& r, const json::value& v, const std::string& cp, ContainerSpec& cs,
+                    const std::vector<Volume>& volumes, ContainerRole role) {
+  refuse_unsupported(r, v, cp, kContainerFields);
+  if (!r.failed() && role != ContainerRole::kServing && v.is_object()) {
+    bool init = role == ContainerRole::kInit;
+    for (const char* key : {"ports", "readinessProbe", "livenessProbe", "startupProbe"})
+      if (v.get_object().contains(key)) {
+        r.invalid(cp + "." + key,
+                  init ? "an init container runs to completion before the others: it has no "
+                         "ports or probes"
+                       : std::string_view(key) == "ports"
+                             ? "only one container has ports: the one requests go to"
+                             : "probes on a sidecar are not supported yet; probe the serving "
+                               "container (the one with ports)");
+        return;
+      }
+  }
+  const json::object* c = r.object(
+      v, cp,
+      {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",
+       "imagePullPolicy", "resources", "readinessProbe", "livenessProbe", "startupProbe",
+       "volumeMounts", "securityContext"});
+  if (c) {
+    cs.image = r.string(*c, "image", cp).value_or("");
+    if (!r.failed() && cs.image.empty()) r.invalid(cp + ".image", "an image is required");
+    cs.command = r.strings(*c, "command", cp);
+    cs.args = r.strings(*c, "args", cp);
+    cs.working_dir = r.string(*c, "workingDir", cp).value_or("");
+    cs.name = r.string(*c, "name", cp).value_or("");
+    cs.pull_policy = r.string(*c, "imagePullPolicy", cp).value_or("");
+    if (!cs.pull_policy.empty() && cs.pull_policy != "Always" && cs.pull_policy != "Never" &&
+        cs.pull_policy != "IfNotPresent")
+      r.invalid(cp + ".imagePullPolicy",
+                fmt::format("\"{}\" is not a pull policy; use Always, Never or IfNotPresent",
+                            cs.pull_policy));
+    if (const json::array* env = r.array(*c, "env", cp)) {
+      for (std::size_t i = 0; i < env->size() && !r.failed(); ++i) {
+        std::string ep = fmt::format("{}.env[{}]", cp, i);
+        const json::object* e = r.object((*env)[i], ep, {"name", "value", "valueFrom"});
+        if (!e) break;
+        EnvVar var{r.string(*e, "name", ep).value_or(""),
+                   r.string(*e, "value", ep).value_or(""), std::nullopt};
+        if (const json::value* from = e->if_contains("valueFrom")) {
+          if (e->contains("value"))
+            r.invalid(ep, "give value or valueFrom, not both");
+          else
+            read_value_from(r, *from, ep + ".valueFrom", var);
+        }
+        if (!r.failed() && (var.name.empty() || var.name.find('=') != std::string::npos))
+          r.invalid(ep + ".name", "must be a non-empty name without '='");
+        if (!r.failed() && (var.name == "PORT" || var.name.rfind("K_", 0) == 0) &&
+            (var.name == "PORT" || var.name == "K_SERVICE" || var.name == "K_REVISION" ||
+             var.name == "K_CONFIGURATION"))
+          r.invalid(ep + ".name", fmt::format("{} is set by elafros (the Knative runtime "
+                                              "contract) and cannot be overridden",
+                                              var.name));
+        cs.env.push_back(std::move(var));
+      }
+    }
+    cs.env_from = read_env_from(r, *c, cp);
+    cs.volume_mounts = read_volume_mounts(r, *c, cp);
+    if (!r.failed()) check_mounts(r, volumes, cs, cp);
+    if (const json::value* res = c->if_contains("resources")) {
+      std::string rp = cp + ".resources";
+      if (const json::object* ro = r.object(*res, rp, {"limits", "requests"})) {
+        for (const char* which : {"limits", "requests"}) {
+          const json::value* l = ro->if_contains(which);
+          if (!l) continue;
+          std::string lp = rp + "." + which;
+          const json::object* lo = r.object(*l, lp, {"cpu", "memory", "ephemeral-storage"});
+          if (!lo) break;
+          ResourceList& list = std::string_view(which) == "limits" ? cs.limits : cs.requests;
+          list.cpu = quantity(r, *lo, "cpu", lp);
+          list.memory = quantity(r, *lo, "memory", lp);
+          list.ephemeral_storage = quantity(r, *lo, "ephemeral-storage", lp);
+        }
+      }
+    }
+    if (const json::value* sc = c->if_contains("securityContext"); sc && !sc->is_null())
+      cs.security_context = read_security_context(r, *sc, cp + ".securityContext");
+    if (const json::array* ports = r.array(*c, "ports", cp)) {
+      if (ports->size() > 1) r.invalid(cp + ".ports", "at most one port may be given");
+      for (std::size_t i = 0; i < ports->size() && !r.failed(); ++i) {
+        std::string pp = fmt::format("{}.ports[{}]", cp, i);
+        const json::object* p =
+            r.object((*ports)[i], pp, {"containerPort", "name", "protocol"});
+        if (!p) break;
+        auto port = r.integer(*p, "containerPort", pp);
+        cs.port_name = r.string(*p, "name", pp).value_or("");
+        cs.port_protocol = r.string(*p, "protocol", pp).value_or("");
+        if (!r.failed() && cs.port_name == "h2c")
+          r.invalid(pp + ".name",
+                    "h2c (HTTP/2 to the app, as gRPC needs) is not supported yet: the proxy "
+                    "speaks HTTP/1.1 to instances; name the port http1, or leave the name out");
+        else if (!r.failed() && !cs.port_name.empty() && cs.port_name != "http1")
+          r.invalid(pp + ".name",
+                    fmt::format("\"{}\" is not a port name Knative takes: http1 (HTTP/1.1, the "
+                                "default) or h2c",
+                                cs.port_name));
+        if (!r.failed() && !cs.port_protocol.empty() && cs.port_protocol != "TCP")
+          r.invalid(pp + ".protocol",
+                    fmt::format("\"{}\" is not supported: requests reach an instance over TCP",
+                                cs.port_protocol));
+        if (!r.failed() && (!port || *port < 1 || *port > 65535))
+          r.invalid(pp + ".containerPort", "must be a port number between 1 and 65535");
+        else if (port)
+          cs.container_port = static_cast<int>(*port);
+      }
+    }
+    // After ports: a probe's port must be the container's.
+    for (auto [key, field] : {std::pair{"readinessProbe", &cs.readiness_probe},
+                              std::pair{"livenessProbe", &cs.liveness_probe},
+                              std::pair{"startupProbe", &cs.startup_probe}})
+      if (const json::value* probe = c->if_contains(key); probe && !probe->is_null())
+        *field = read_probe(r, *probe, cp + "." + key, cs.container_port);
+    if (cs.liveness_probe && cs.liveness_probe->successes() != 1)
+      r.invalid(cp + ".livenessProbe.successThreshold", "must be 1 (as in Kubernetes)");
+    if (cs.startup_probe && cs.startup_probe->successes() != 1)
+      r.invalid(cp + ".startupProbe.successThreshold", "must be 1 (as in Kubernetes)");
+  }
+}
+
 Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const std::string& path) {
   RevisionTemplate t;
   const json::object* tmpl = r.object(v, path, {"metadata", "spec"});
@@ -359,7 +486,8 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
                  r.object(*spec_v, sp,
                           {"containers", "containerConcurrency", "timeoutSeconds",
                            "responseStartTimeoutSeconds", "idleTimeoutSeconds",
-                           "enableServiceLinks", "volumes", "imagePullSecrets"})) {
+                           "enableServiceLinks", "volumes", "imagePullSecrets",
+                           "initContainers"})) {
     t.volumes = read_volumes(r, *spec, sp);
     if (const json::array* secrets = r.array(*spec, "imagePullSecrets", sp))
       for (std::size_t i = 0; i < secrets->size() && !r.failed(); ++i) {
@@ -395,115 +523,57 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
     within_timeout("idleTimeoutSeconds", 0, t.idle_timeout_seconds);
     (void)r.boolean(*spec, "enableServiceLinks", sp);
     const json::array* containers = r.array(*spec, "containers", sp);
-    if (!r.failed() && (!containers || containers->size() != 1)) {
-      r.invalid(sp + ".containers",
-                "exactly one container is required (sidecars are not supported yet)");
+    const json::array* inits = r.array(*spec, "initContainers", sp);
+    if (!r.failed() && (!containers || containers->empty())) {
+      r.invalid(sp + ".containers", "at least one container is required, with its image");
     } else if (!r.failed()) {
-      std::string cp = sp + ".containers[0]";
-      refuse_unsupported(r, (*containers)[0], cp, kContainerFields);
-      const json::object* c = r.object(
-          (*containers)[0], cp,
-          {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",
-           "imagePullPolicy", "resources", "readinessProbe", "livenessProbe", "startupProbe",
-           "volumeMounts", "securityContext"});
-      if (c) {
-        ContainerSpec& cs = t.container;
-        cs.image = r.string(*c, "image", cp).value_or("");
-        if (!r.failed() && cs.image.empty()) r.invalid(cp + ".image", "an image is required");
-        cs.command = r.strings(*c, "command", cp);
-        cs.args = r.strings(*c, "args", cp);
-        cs.working_dir = r.string(*c, "workingDir", cp).value_or("");
-        (void)r.string(*c, "name", cp);
-        cs.pull_policy = r.string(*c, "imagePullPolicy", cp).value_or("");
-        if (!cs.pull_policy.empty() && cs.pull_policy != "Always" && cs.pull_policy != "Never" &&
-            cs.pull_policy != "IfNotPresent")
-          r.invalid(cp + ".imagePullPolicy",
-                    fmt::format("\"{}\" is not a pull policy; use Always, Never or IfNotPresent",
-                                cs.pull_policy));
-        if (const json::array* env = r.array(*c, "env", cp)) {
-          for (std::size_t i = 0; i < env->size() && !r.failed(); ++i) {
-            std::string ep = fmt::format("{}.env[{}]", cp, i);
-            const json::object* e = r.object((*env)[i], ep, {"name", "value", "valueFrom"});
-            if (!e) break;
-            EnvVar var{r.string(*e, "name", ep).value_or(""),
-                       r.string(*e, "value", ep).value_or(""), std::nullopt};
-            if (const json::value* from = e->if_contains("valueFrom")) {
-              if (e->contains("value"))
-                r.invalid(ep, "give value or valueFrom, not both");
-              else
-                read_value_from(r, *from, ep + ".valueFrom", var);
-            }
-            if (!r.failed() && (var.name.empty() || var.name.find('=') != std::string::npos))
-              r.invalid(ep + ".name", "must be a non-empty name without '='");
-            if (!r.failed() && (var.name == "PORT" || var.name.rfind("K_", 0) == 0) &&
-                (var.name == "PORT" || var.name == "K_SERVICE" || var.name == "K_REVISION" ||
-                 var.name == "K_CONFIGURATION"))
-              r.invalid(ep + ".name", fmt::format("{} is set by elafros (the Knative runtime "
-                                                  "contract) and cannot be overridden",
-                                                  var.name));
-            cs.env.push_back(std::move(var));
-          }
+      // Knative's rule: with several containers, the one with ports serves.
+      std::size_t serving = 0, with_ports = 0;
+      for (std::size_t i = 0; i < containers->size(); ++i)
+        if ((*containers)[i].is_object() && (*containers)[i].get_object().contains("ports")) {
+          serving = i;
+          ++with_ports;
         }
-        cs.env_from = read_env_from(r, *c, cp);
-        cs.volume_mounts = read_volume_mounts(r, *c, cp);
-        if (!r.failed()) check_mounts(r, t, cp);
-        if (const json::value* res = c->if_contains("resources")) {
-          std::string rp = cp + ".resources";
-          if (const json::object* ro = r.object(*res, rp, {"limits", "requests"})) {
-            for (const char* which : {"limits", "requests"}) {
-              const json::value* l = ro->if_contains(which);
-              if (!l) continue;
-              std::string lp = rp + "." + which;
-              const json::object* lo = r.object(*l, lp, {"cpu", "memory", "ephemeral-storage"});
-              if (!lo) break;
-              ResourceList& list = std::string_view(which) == "limits" ? cs.limits : cs.requests;
-              list.cpu = quantity(r, *lo, "cpu", lp);
-              list.memory = quantity(r, *lo, "memory", lp);
-              list.ephemeral_storage = quantity(r, *lo, "ephemeral-storage", lp);
-            }
-          }
+      if (containers->size() > 1 && with_ports != 1)
+        r.invalid(sp + ".containers",
+                  fmt::format("with several containers, exactly one has ports: the one requests "
+                              "go to ({} of {} have)",
+                              with_ports, containers->size()));
+      t.serving_index = static_cast<int>(serving);
+      std::set<std::string> names;
+      auto named = [&](const ContainerSpec& c, const std::string& cp, bool required) {
+        if (r.failed()) return;
+        if (c.name.empty()) {
+          if (required)
+            r.invalid(cp + ".name",
+                      "required: a sidecar or init container has a name (its logs and container "
+                      "carry it)");
+          return;
         }
-        if (const json::value* sc = c->if_contains("securityContext"); sc && !sc->is_null())
-          cs.security_context = read_security_context(r, *sc, cp + ".securityContext");
-        if (const json::array* ports = r.array(*c, "ports", cp)) {
-          if (ports->size() > 1) r.invalid(cp + ".ports", "at most one port may be given");
-          for (std::size_t i = 0; i < ports->size() && !r.failed(); ++i) {
-            std::string pp = fmt::format("{}.ports[{}]", cp, i);
-            const json::object* p =
-                r.object((*ports)[i], pp, {"containerPort", "name", "protocol"});
-            if (!p) break;
-            auto port = r.integer(*p, "containerPort", pp);
-            cs.port_name = r.string(*p, "name", pp).value_or("");
-            cs.port_protocol = r.string(*p, "protocol", pp).value_or("");
-            if (!r.failed() && cs.port_name == "h2c")
-              r.invalid(pp + ".name",
-                        "h2c (HTTP/2 to the app, as gRPC needs) is not supported yet: the proxy "
-                        "speaks HTTP/1.1 to instances; name the port http1, or leave the name out");
-            else if (!r.failed() && !cs.port_name.empty() && cs.port_name != "http1")
-              r.invalid(pp + ".name",
-                        fmt::format("\"{}\" is not a port name Knative takes: http1 (HTTP/1.1, the "
-                                    "default) or h2c",
-                                    cs.port_name));
-            if (!r.failed() && !cs.port_protocol.empty() && cs.port_protocol != "TCP")
-              r.invalid(pp + ".protocol",
-                        fmt::format("\"{}\" is not supported: requests reach an instance over TCP",
-                                    cs.port_protocol));
-            if (!r.failed() && (!port || *port < 1 || *port > 65535))
-              r.invalid(pp + ".containerPort", "must be a port number between 1 and 65535");
-            else if (port)
-              cs.container_port = static_cast<int>(*port);
-          }
+        if (auto problem = dns1035_label_problem(c.name))
+          r.invalid(cp + ".name", fmt::format("\"{}\" {}", c.name, *problem));
+        else if (!names.insert(c.name).second)
+          r.invalid(cp + ".name", fmt::format("\"{}\" names two containers", c.name));
+      };
+      for (std::size_t i = 0; i < containers->size() && !r.failed(); ++i) {
+        std::string cp = fmt::format("{}.containers[{}]", sp, i);
+        if (i == serving) {
+          // Its name is optional: Knative's user-container when left out.
+          read_container(r, (*containers)[i], cp, t.container, t.volumes, ContainerRole::kServing);
+          named(t.container, cp, false);
+        } else {
+          t.sidecars.emplace_back();
+          read_container(r, (*containers)[i], cp, t.sidecars.back(), t.volumes,
+                         ContainerRole::kSidecar);
+          named(t.sidecars.back(), cp, true);
         }
-        // After ports: a probe's port must be the container's.
-        for (auto [key, field] : {std::pair{"readinessProbe", &cs.readiness_probe},
-                                  std::pair{"livenessProbe", &cs.liveness_probe},
-                                  std::pair{"startupProbe", &cs.startup_probe}})
-          if (const json::value* probe = c->if_contains(key); probe && !probe->is_null())
-            *field = read_probe(r, *probe, cp + "." + key, cs.container_port);
-        if (cs.liveness_probe && cs.liveness_probe->successes() != 1)
-          r.invalid(cp + ".livenessProbe.successThreshold", "must be 1 (as in Kubernetes)");
-        if (cs.startup_probe && cs.startup_probe->successes() != 1)
-          r.invalid(cp + ".startupProbe.successThreshold", "must be 1 (as in Kubernetes)");
+      }
+      for (std::size_t i = 0; inits && i < inits->size() && !r.failed(); ++i) {
+        std::string cp = fmt::format("{}.initContainers[{}]", sp, i);
+        t.init_containers.emplace_back();
+        read_container(r, (*inits)[i], cp, t.init_containers.back(), t.volumes,
+                       ContainerRole::kInit);
+        named(t.init_containers.back(), cp, true);
       }
     }
   }
@@ -619,29 +689,32 @@ Result<Service> service_from_json(const json::value& v, const std::string& defau
   return s;
 }
 
-json::object template_to_json(const RevisionTemplate& t) {
+namespace {
+
+json::object container_json(const ContainerSpec& c) {
   json::object container;
-  container["image"] = t.container.image;
-  if (!t.container.command.empty()) container["command"] = strings_to_json(t.container.command);
-  if (!t.container.args.empty()) container["args"] = strings_to_json(t.container.args);
-  if (!t.container.env.empty()) {
+  if (!c.name.empty()) container["name"] = c.name;
+  container["image"] = c.image;
+  if (!c.command.empty()) container["command"] = strings_to_json(c.command);
+  if (!c.args.empty()) container["args"] = strings_to_json(c.args);
+  if (!c.env.empty()) {
     json::array env;
-    for (const auto& e : t.container.env) env.push_back(env_var_json(e));
+    for (const auto& e : c.env) env.push_back(env_var_json(e));
     container["env"] = std::move(env);
   }
-  if (!t.container.env_from.empty()) container["envFrom"] = env_from_json(t.container.env_from);
-  if (!t.container.volume_mounts.empty())
-    container["volumeMounts"] = volume_mounts_json(t.container.volume_mounts);
-  if (t.container.container_port > 0 || !t.container.port_name.empty() ||
-      !t.container.port_protocol.empty()) {
+  if (!c.env_from.empty()) container["envFrom"] = env_from_json(c.env_from);
+  if (!c.volume_mounts.empty())
+    container["volumeMounts"] = volume_mounts_json(c.volume_mounts);
+  if (c.container_port > 0 || !c.port_name.empty() ||
+      !c.port_protocol.empty()) {
     json::object port;
-    if (t.container.container_port > 0) port["containerPort"] = t.container.container_port;
-    if (!t.container.port_name.empty()) port["name"] = t.container.port_name;
-    if (!t.container.port_protocol.empty()) port["protocol"] = t.container.port_protocol;
+    if (c.container_port > 0) port["containerPort"] = c.container_port;
+    if (!c.port_name.empty()) port["name"] = c.port_name;
+    if (!c.port_protocol.empty()) port["protocol"] = c.port_protocol;
     container["ports"] = json::array{std::move(port)};
   }
-  if (!t.container.working_dir.empty()) container["workingDir"] = t.container.working_dir;
-  if (!t.container.pull_policy.empty()) container["imagePullPolicy"] = t.container.pull_policy;
+  if (!c.working_dir.empty()) container["workingDir"] = c.working_dir;
+  if (!c.pull_policy.empty()) container["imagePullPolicy"] = c.pull_policy;
   auto list_json = [](const ResourceList& l) {
     json::object o;
     if (!l.cpu.empty()) o["cpu"] = l.cpu;
@@ -649,25 +722,39 @@ json::object template_to_json(const RevisionTemplate& t) {
     if (!l.ephemeral_storage.empty()) o["ephemeral-storage"] = l.ephemeral_storage;
     return o;
   };
-  if (!t.container.limits.empty() || !t.container.requests.empty()) {
+  if (!c.limits.empty() || !c.requests.empty()) {
     json::object res;
-    if (!t.container.limits.empty()) res["limits"] = list_json(t.container.limits);
-    if (!t.container.requests.empty()) res["requests"] = list_json(t.container.requests);
+    if (!c.limits.empty()) res["limits"] = list_json(c.limits);
+    if (!c.requests.empty()) res["requests"] = list_json(c.requests);
     container["resources"] = std::move(res);
   }
-  if (const auto& sc = t.container.security_context)
+  if (const auto& sc = c.security_context)
     container["securityContext"] = security_context_json(*sc);
-  if (const auto& p = t.container.readiness_probe) container["readinessProbe"] = probe_json(*p);
-  if (const auto& p = t.container.liveness_probe) container["livenessProbe"] = probe_json(*p);
-  if (const auto& p = t.container.startup_probe) container["startupProbe"] = probe_json(*p);
+  if (const auto& p = c.readiness_probe) container["readinessProbe"] = probe_json(*p);
+  if (const auto& p = c.liveness_probe) container["livenessProbe"] = probe_json(*p);
+  if (const auto& p = c.startup_probe) container["startupProbe"] = probe_json(*p);
+  return container;
+}
 
+}  // namespace
+
+json::object template_to_json(const RevisionTemplate& t) {
   json::object spec;
   spec["containerConcurrency"] = t.container_concurrency;
   spec["timeoutSeconds"] = t.timeout_seconds;
   if (t.response_start_timeout_seconds)
     spec["responseStartTimeoutSeconds"] = t.response_start_timeout_seconds;
   if (t.idle_timeout_seconds) spec["idleTimeoutSeconds"] = t.idle_timeout_seconds;
-  spec["containers"] = json::array{std::move(container)};
+  json::array containers;
+  for (const auto& sc : t.sidecars) containers.push_back(container_json(sc));
+  auto at = static_cast<std::size_t>(std::clamp(t.serving_index, 0, static_cast<int>(containers.size())));
+  containers.insert(containers.begin() + static_cast<std::ptrdiff_t>(at), container_json(t.container));
+  spec["containers"] = std::move(containers);
+  if (!t.init_containers.empty()) {
+    json::array inits;
+    for (const auto& ic : t.init_containers) inits.push_back(container_json(ic));
+    spec["initContainers"] = std::move(inits);
+  }
   if (!t.volumes.empty()) spec["volumes"] = volumes_json(t.volumes);
   if (!t.image_pull_secrets.empty()) {
     json::array secrets;
@@ -781,7 +868,8 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
                                   {"coldStartMaxMs", round3(a.cold_start_max_ms)},
                                   {"requestsTotal", a.requests_total}};
   }
-  json::object container{{"name", "user-container"}, {"imageDigest", r.image_digest}};
+  json::array statuses = container_statuses(r);
+  json::object& container = statuses[0].as_object();
   if (status) {
     container["restartCount"] = status->restarts;
     if (const auto& last = status->last_restart; !last.reason.empty())
@@ -790,7 +878,15 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
                                       {"message", last.message},
                                       {"finishedAt", format_rfc3339(last.at_unix)}}}};
   }
-  st["containerStatuses"] = json::array{std::move(container)};
+  st["containerStatuses"] = std::move(statuses);
+  if (!r.spec.init_containers.empty()) {
+    json::array inits;
+    for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
+      inits.push_back(json::object{
+          {"name", r.spec.init_containers[i].name},
+          {"imageDigest", i < r.init_digests.size() ? r.init_digests[i] : std::string()}});
+    st["initContainerStatuses"] = std::move(inits);
+  }
   out["status"] = std::move(st);
   return out;
 }

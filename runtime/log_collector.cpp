@@ -106,6 +106,7 @@ struct Chunk {
 struct LogCollector::Spool {
   std::string path;
   std::string ns, service, revision, instance, stream;
+  std::string container;  // "<instance>_<name>": a sidecar's or init container's spool
   int fd = -1;
   std::uint64_t size = 0;                 // at this collection
   std::vector<std::uint64_t> delivered;   // per sink: the bytes it has
@@ -158,7 +159,8 @@ struct LogCollector::Spool {
       bool hole = !msg.empty() && msg.find_first_not_of('\0') == std::string::npos;
       msg.erase(std::remove(msg.begin(), msg.end(), '\0'), msg.end());
       if (!msg.empty() && msg.back() == '\r') msg.pop_back();
-      if (!hole) c.lines.push_back({now, ns, service, revision, instance, stream, std::move(msg)});
+      if (!hole)
+        c.lines.push_back({now, ns, service, revision, instance, stream, std::move(msg), container});
       i = next;
     }
     c.to = from + i;
@@ -395,6 +397,10 @@ void LogCollector::discover() {
     sp->ns = ident.substr(0, u1);
     sp->service = ident.substr(u1 + 1, u2 - u1 - 1);
     sp->instance = ident.substr(u2 + 1);
+    if (auto u3 = sp->instance.find('_'); u3 != std::string::npos) {
+      sp->container = sp->instance.substr(u3 + 1);
+      sp->instance.resize(u3);
+    }
     auto dash = sp->instance.rfind('-');
     sp->revision = dash == std::string::npos ? sp->instance : sp->instance.substr(0, dash);
     if (dns1035_label_problem(sp->ns) || dns1035_label_problem(sp->service) ||

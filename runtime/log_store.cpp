@@ -50,13 +50,15 @@ std::optional<std::chrono::system_clock::time_point> parse_log_time(std::string_
 }  // namespace
 
 json::object log_line_json(const LogLine& l) {
-  return json::object{{"time", format_log_time(l.time)},
-                      {"namespace", l.namespace_},
-                      {"service", l.service},
-                      {"revision", l.revision},
-                      {"instance", l.instance},
-                      {"stream", l.stream},
-                      {"message", l.message}};
+  json::object o{{"time", format_log_time(l.time)},
+                 {"namespace", l.namespace_},
+                 {"service", l.service},
+                 {"revision", l.revision},
+                 {"instance", l.instance},
+                 {"stream", l.stream},
+                 {"message", l.message}};
+  if (!l.container.empty()) o["container"] = l.container;
+  return o;
 }
 
 std::optional<LogLine> log_line_from_json(std::string_view text) {
@@ -75,13 +77,15 @@ std::optional<LogLine> log_line_from_json(std::string_view text) {
     if (!f) return std::nullopt;
   auto t = parse_log_time(*fields[0]);
   if (!t) return std::nullopt;
+  const json::string* container = str("container");
   return LogLine{*t,
                  std::string(*fields[1]),
                  std::string(*fields[2]),
                  std::string(*fields[3]),
                  std::string(*fields[4]),
                  std::string(*fields[5]),
-                 std::string(*fields[6])};
+                 std::string(*fields[6]),
+                 container ? std::string(*container) : std::string()};
 }
 
 bool LogQuery::matches(const LogLine& l) const {

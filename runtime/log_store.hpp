@@ -26,6 +26,7 @@ struct LogLine {
   std::string instance;
   std::string stream;  // "stdout" or "stderr"
   std::string message;
+  std::string container;  // a sidecar's or init container's name; "" for the serving one
 };
 
 // {"time": RFC 3339 with microseconds, "namespace", "service", "revision", "instance", "stream",

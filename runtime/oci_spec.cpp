@@ -178,7 +178,7 @@ Result<ProcessSpec> resolve_process(const ImageConfig& image, const LaunchSpec& 
   }
   for (const auto& e : c.env) set(e.name, e.value);
   if (!launch.build_step) {
-    set("PORT", std::to_string(launch.port));
+    if (launch.port > 0) set("PORT", std::to_string(launch.port));  // not a sidecar's
     set("K_SERVICE", launch.service);
     set("K_CONFIGURATION", launch.service);
     set("K_REVISION", launch.revision);

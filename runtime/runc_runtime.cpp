@@ -169,8 +169,10 @@ Result<ProcessResult> RuncRuntime::run_runc(const std::string& what, std::vector
 Result<int> RuncRuntime::start(const LaunchSpec& spec) {
   // This runs on a worker thread: a filesystem exception must become an error, not a crash.
   try {
-    return start_container(spec);
+    if (spec.init_containers.empty() && spec.sidecars.empty()) return start_container(spec);
+    return start_pod(spec);
   } catch (const std::exception& e) {
+    for (const auto& child : children(spec.container_id)) (void)remove(child);
     (void)cleanup_files(spec.container_id);
     return Error::internal(
         fmt::format("starting instance {} failed: {}", spec.container_id, e.what()));
@@ -253,7 +255,8 @@ Result<std::string> host_path_source(const ResolvedVolume& v,
   return real.string();
 }
 
-Result<void> prepare_volumes(const std::string& dir, const std::vector<ResolvedVolume>& volumes,
+Result<void> prepare_volumes(const std::string& dir, const std::string& volume_dir,
+                             const std::vector<ResolvedVolume>& volumes,
                              std::vector<LaunchSpec::Bind>& binds, const RuncOptions& options) {
   std::error_code ec;
   std::string files_root = dir + "/volumes";
@@ -296,9 +299,10 @@ Result<void> prepare_volumes(const std::string& dir, const std::vector<ResolvedV
         ::chmod(p.c_str(), static_cast<mode_t>(f.mode));
       }
     } else {
-      source = dir + "/emptydir/" + v.name;
+      source = volume_dir + "/emptydir/" + v.name;
+      bool made = !fs::exists(source, ec);
       fs::create_directories(source, ec);
-      if (v.memory) {
+      if (v.memory && made) {
         std::string opts = v.size_limit_bytes ? fmt::format("mode=0777,size={}", v.size_limit_bytes)
                                               : std::string("mode=0777");
         if (::mount("tmpfs", source.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
@@ -446,7 +450,56 @@ void RuncRuntime::sweep_shifted_rootfs() {
   }
 }
 
-Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
+std::vector<std::string> RuncRuntime::children(const std::string& id) const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const std::string& root : {state_root_, options_.data_dir + "/instances"})
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      std::string name = e.path().filename().string();
+      if (name.size() > id.size() + 1 && name.compare(0, id.size() + 1, id + "_") == 0 &&
+          std::find(out.begin(), out.end(), name) == out.end())
+        out.push_back(name);
+    }
+  return out;
+}
+
+Result<int> RuncRuntime::start_pod(const LaunchSpec& spec) {
+  Pod pod;
+  pod.dir = instance_dir(spec.container_id);
+  std::error_code ec;
+  fs::create_directories(pod.dir, ec);
+  auto fail = [&](Error e) -> Result<int> {
+    (void)remove(spec.container_id);  // the children too, and the network namespace
+    return e;
+  };
+  if (network_) {
+    auto slot = network_->acquire(spec.container_id);
+    if (!slot) return fail(slot.error());
+    pod.slot = *slot;
+  }
+  for (const auto& init : spec.init_containers) {
+    auto code = start_container(init, &pod, true);
+    if (!code) return fail(code.error());
+    if (*code != 0) {
+      std::string tail = spool_tail(options_.data_dir, init.container_id, 10);
+      return fail(Error::precondition(fmt::format(
+          "init container \"{}\" exited with code {}{}{}", init.container_name, *code,
+          tail.empty() ? "" : "; last output:\n", tail)));
+    }
+    (void)remove(init.container_id);
+  }
+  for (const auto& sidecar : spec.sidecars) {
+    auto pid = start_container(sidecar, &pod);
+    if (!pid)
+      return fail(Error{pid.error().code, fmt::format("sidecar \"{}\": {}", sidecar.container_name,
+                                                     pid.error().message)});
+  }
+  auto pid = start_container(spec, &pod);
+  if (!pid) return fail(pid.error());
+  return pid;
+}
+
+Result<int> RuncRuntime::start_container(const LaunchSpec& spec, const Pod* pod, bool wait) {
   if (!is_container_id(spec.container_id))
     return Error::internal(fmt::format("\"{}\" is not a valid container id", spec.container_id));
   if (!images_->has_rootfs(spec.image_digest))
@@ -468,6 +521,8 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
 
   std::string dir = instance_dir(spec.container_id);
   std::string merged = dir + "/rootfs";
+  // emptyDirs are the pod's: under the serving container's dir, shared by its sidecars.
+  const std::string& volume_dir = pod ? pod->dir : dir;
   std::error_code ec;
   for (const char* sub : {"/upper", "/work", "/rootfs"}) fs::create_directories(dir + sub, ec);
   if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir, errno_text(ec)));
@@ -486,7 +541,7 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   }
 
   auto fail = [&](Error e) -> Result<int> {
-    (void)cleanup_files(spec.container_id);
+    if (!pod) (void)cleanup_files(spec.container_id);  // a pod's start_pod removes it all
     return e;
   };
 
@@ -512,14 +567,14 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
     std::lock_guard lock(claims_mutex_);
     for (const auto& v : spec.volumes)
       if (!v.claim_uid.empty()) claim_mounts_[v.claim_uid] = std::chrono::system_clock::now();
-    if (auto v = prepare_volumes(dir, spec.volumes, bundle.binds, options_); !v)
+    if (auto v = prepare_volumes(dir, volume_dir, spec.volumes, bundle.binds, options_); !v)
       return fail(v.error());
   }
   if (userns) {
     bundle.user_namespace = options_.user_namespace;
     // emptyDir volumes belong to the container's root, as they would in its namespace.
     for (const auto& b : bundle.binds)
-      if (b.source.rfind(dir + "/", 0) == 0 &&
+      if ((b.source.rfind(dir + "/", 0) == 0 || b.source.rfind(volume_dir + "/", 0) == 0) &&
           ::chown(b.source.c_str(), options_.user_namespace->host_base,
                   options_.user_namespace->host_base) != 0)
         return fail(Error::internal(
@@ -538,7 +593,10 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   // (K_SINK: a broker's ingress, a service): RFC 6761 puts them on the loopback, which the
   // proxy listens on, but not every resolver knows it.
   // In a network namespace of its own, the proxy is at the bridge's gateway, not on loopback.
-  if (network_ && !spec.build_step) {
+  if (pod && pod->slot) {
+    bundle.netns_path = pod->slot->netns_path;
+    if (userns) bundle.userns_path = pod->slot->userns_path;
+  } else if (network_ && !spec.build_step && !pod) {
     auto slot = network_->acquire(spec.container_id);
     if (!slot) return fail(slot.error());
     bundle.netns_path = slot->netns_path;
@@ -573,6 +631,27 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
   ProcessOptions po;
   po.stdout_fd = out;
   po.stderr_fd = err;
+  if (wait) {
+    // An init container: runc waits for its end (and then deletes its state).
+    po.timeout = options_.init_timeout;
+    auto done = runner_->run(runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run",
+                                        "--bundle", dir, spec.container_id}),
+                             po);
+    ::close(out);
+    ::close(err);
+    if (!done && done.error().code == ErrorCode::kUnavailable)
+      return Error::unavailable(fmt::format(
+          "init container \"{}\" ran longer than {} s; it was killed", spec.container_name,
+          std::chrono::duration_cast<std::chrono::seconds>(options_.init_timeout).count()));
+    if (!done) return done.error();
+    if (done->exit_code != 0 && done->exit_code < 128) {
+      std::string why = runc_log_message(dir + "/runc.log");
+      if (!why.empty() && tail_logs(spec.container_id, 1).empty())
+        return Error::internal(fmt::format("runc could not start init container \"{}\": {}",
+                                           spec.container_name, why));
+    }
+    return done->exit_code;
+  }
   auto run =
       run_runc("run " + spec.container_id,
                runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run", "--detach",
@@ -601,6 +680,8 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec) {
 
 Result<void> RuncRuntime::kill(const std::string& id, int signal) {
   if (!is_container_id(id)) return {};
+  for (const auto& child : children(id))
+    (void)run_runc("kill " + child, runc_argv({"kill", child, std::to_string(signal)}));
   auto r = run_runc("kill " + id, runc_argv({"kill", id, std::to_string(signal)}));
   if (!r) return r.error();
   if (r->exit_code != 0 && status(id).running)
@@ -610,6 +691,9 @@ Result<void> RuncRuntime::kill(const std::string& id, int signal) {
 
 Result<void> RuncRuntime::remove(const std::string& id) {
   if (!is_container_id(id)) return {};
+  if (id.find('_') == std::string::npos)
+    for (const auto& child : children(id))
+      if (auto r = remove(child); !r) return r;
   std::string state = state_root_ + "/" + id;
   std::error_code ec;
   if (fs::exists(state, ec)) {
@@ -713,12 +797,14 @@ ContainerStatus RuncRuntime::status(const std::string& id) {
 std::vector<std::string> RuncRuntime::list() {
   std::vector<std::string> ids;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(state_root_, ec))
-    if (e.is_directory()) ids.push_back(e.path().filename().string());
+  // A sidecar or init container ("<id>_<name>") is listed as its instance, which removes it.
   auto add = [&ids](std::string id) {
+    if (auto u = id.find('_'); u != std::string::npos) id.resize(u);
     if (is_container_id(id) && std::find(ids.begin(), ids.end(), id) == ids.end())
       ids.push_back(std::move(id));
   };
+  for (const auto& e : fs::directory_iterator(state_root_, ec))
+    if (e.is_directory()) add(e.path().filename().string());
   for (const auto& e : fs::directory_iterator(options_.data_dir + "/instances", ec))
     add(e.path().filename().string());
   // Not the cgroups: /elafros/ holds every daemon's on this machine. Ours have a bundle until
@@ -749,6 +835,18 @@ std::optional<std::uint64_t> single_value(const std::string& path) {
 
 // The instance's cgroup (cgroups_path /elafros/<id>): v1 hierarchies, or the v2 unified one.
 ResourceUsage RuncRuntime::usage(const std::string& id) {
+  ResourceUsage u = cgroup_usage(id);
+  if (id.find('_') == std::string::npos)
+    for (const auto& child : children(id)) {  // an instance's sidecars count as the instance
+      ResourceUsage c = cgroup_usage(child);
+      u.memory_bytes += c.memory_bytes;
+      u.cpu_seconds += c.cpu_seconds;
+      u.oom_kills += c.oom_kills;
+    }
+  return u;
+}
+
+ResourceUsage RuncRuntime::cgroup_usage(const std::string& id) const {
   ResourceUsage u;
   if (!is_container_id(id)) return u;
   const std::string rel = "/" + options_.cgroup_parent + "/" + id;

@@ -35,6 +35,8 @@ struct RuncOptions {
   std::optional<IdMapping> user_namespace;
   // hostPath volumes may mount only paths below these (host-path-prefixes); none: no hostPath.
   std::vector<std::string> host_path_prefixes;
+  // An init container running longer is killed, and the instance fails.
+  std::chrono::milliseconds init_timeout{600000};
 };
 
 // Runs instances with the runc binary (docs/architecture.md): one bundle per instance under
@@ -89,7 +91,19 @@ class RuncRuntime final : public ContainerRuntime {
   const std::string& state_root() const { return state_root_; }
 
  private:
-  Result<int> start_container(const LaunchSpec& spec);
+  // One container's bundle, started detached (its pid) or, with `wait`, run to its end (its exit
+  // code). `pod`: the serving container's, for a sidecar or init container, whose network
+  // namespace it joins and under whose instance dir its emptyDirs are.
+  struct Pod {
+    std::string dir;
+    std::optional<NetworkSlot> slot;
+  };
+  Result<int> start_container(const LaunchSpec& spec, const Pod* pod = nullptr, bool wait = false);
+  ResourceUsage cgroup_usage(const std::string& container_id) const;
+  // The init containers, the sidecars, then the serving container.
+  Result<int> start_pod(const LaunchSpec& spec);
+  // A sidecar's or init container's ids, "<id>_<name>", found by their bundles and states.
+  std::vector<std::string> children(const std::string& id) const;
   std::vector<std::string> runc_argv(std::initializer_list<std::string> args) const;
   // Runs runc with the deadline; `what` names the call in errors ("delete abc").
   Result<ProcessResult> run_runc(const std::string& what, std::vector<std::string> argv,

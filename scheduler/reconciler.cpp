@@ -688,6 +688,25 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     spec.image_digest = r.image_digest;
     spec.container = r.spec.container;
     spec.port = inst->record.port;
+    // Sidecars and init containers: containers of their own, named after the instance.
+    auto child = [&](const ContainerSpec& c, const std::string& digest) {
+      LaunchSpec one;
+      one.container_id = inst->record.id + "_" + c.name;
+      one.namespace_ = spec.namespace_;
+      one.service = spec.service;
+      one.revision = spec.revision;
+      one.image_digest = digest;
+      one.container = c;
+      one.container_name = c.name;
+      return one;
+    };
+    for (std::size_t i = 0; i < r.spec.sidecars.size(); ++i)
+      spec.sidecars.push_back(child(
+          r.spec.sidecars[i], i < r.sidecar_digests.size() ? r.sidecar_digests[i] : std::string()));
+    for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
+      spec.init_containers.push_back(
+          child(r.spec.init_containers[i],
+                i < r.init_digests.size() ? r.init_digests[i] : std::string()));
     // Secrets and ConfigMaps are read now, at each start, as Kubernetes does.
     if (uses_config(r.spec)) {
       auto resolved = co_await offload(store_thread_.get_executor(), &Impl::resolve_config_now,
@@ -699,6 +718,15 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       }
       spec.container.env = std::move(resolved->env);
       spec.volumes = std::move(resolved->volumes);
+      for (std::size_t i = 0; i < spec.sidecars.size() && i < resolved->sidecars.size(); ++i) {
+        spec.sidecars[i].container.env = std::move(resolved->sidecars[i].env);
+        spec.sidecars[i].volumes = std::move(resolved->sidecars[i].volumes);
+      }
+      for (std::size_t i = 0;
+           i < spec.init_containers.size() && i < resolved->init_containers.size(); ++i) {
+        spec.init_containers[i].container.env = std::move(resolved->init_containers[i].env);
+        spec.init_containers[i].volumes = std::move(resolved->init_containers[i].volumes);
+      }
     }
     auto started_at = clock_->now();
     inst->in_runtime_start = true;
@@ -707,8 +735,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->in_runtime_start = false;
     // stop() may have been asked for meanwhile; it waited for the start and finishes the job.
     if (!pid) {
-      if (!inst->stop_requested)
-        co_await fail(rev, inst, "ContainerStartFailed", pid.error().message, false);
+      const std::string& why = pid.error().message;
+      std::string reason =
+          why.rfind("init container", 0) == 0 ? "InitContainerFailed" : "ContainerStartFailed";
+      if (!inst->stop_requested) co_await fail(rev, inst, std::move(reason), why, false);
       co_return;
     }
     inst->record.pid = pid.value();

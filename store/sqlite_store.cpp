@@ -929,11 +929,16 @@ Result<void> SqliteStore::delete_image(const std::string& name) {
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> SqliteStore::revision_image_digests() {
+  // Every container's: the serving one, the sidecars and the init containers.
   Statement st(db_,
-               "SELECT namespace || '/' || name, "
-               "json_extract(status, '$.containerStatuses[0].imageDigest') FROM objects WHERE "
-               "api_group='serving.knative.dev' AND kind='Revision' ORDER BY namespace, created, "
-               "name");
+               "SELECT o.namespace || '/' || o.name, json_extract(c.value, '$.imageDigest') "
+               "FROM objects o, json_each(o.status, '$.containerStatuses') c "
+               "WHERE o.api_group='serving.knative.dev' AND o.kind='Revision' "
+               "UNION SELECT o.namespace || '/' || o.name, "
+               "json_extract(c.value, '$.imageDigest') "
+               "FROM objects o, json_each(o.status, '$.initContainerStatuses') c "
+               "WHERE o.api_group='serving.knative.dev' AND o.kind='Revision' "
+               "ORDER BY 1");
   std::vector<std::pair<std::string, std::string>> out;
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) out.emplace_back(st.text(0), st.text(1));

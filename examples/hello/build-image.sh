@@ -23,7 +23,7 @@ root=$work/bundle/rootfs
 mkdir -p "$root/bin" "$root/etc" "$root/tmp"
 chmod 1777 "$root/tmp"
 install -m 0755 "$busybox" "$root/bin/busybox"
-for applet in sh httpd cat cp echo env ls mkdir rmdir sleep test; do ln -sf busybox "$root/bin/$applet"; done
+for applet in sh httpd cat cp echo env ls mkdir rmdir sleep test wget; do ln -sf busybox "$root/bin/$applet"; done
 install -m 0755 "$here/app/hello.sh" "$root/bin/hello"
 install -D -m 0755 "$here/app/echo.cgi" "$root/srv/www/cgi-bin/echo"
 install -D -m 0755 "$here/app/sleep.cgi" "$root/srv/www/cgi-bin/sleep"

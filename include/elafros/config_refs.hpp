@@ -38,6 +38,9 @@ struct ResolvedConfig {
   std::vector<EnvVar> env;  // every variable, with values
   std::vector<ResolvedVolume> volumes;
   bool has_secret_files = false;
+  // The same for each sidecar and init container, in the template's order.
+  std::vector<ResolvedConfig> sidecars;
+  std::vector<ResolvedConfig> init_containers;
 };
 
 // get(kind, name): the Secret or ConfigMap in the revision's namespace, kNotFound if missing.

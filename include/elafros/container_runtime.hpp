@@ -38,6 +38,13 @@ struct LaunchSpec {
   // Secret and configMap volumes (files written for this instance, on a tmpfs when they hold
   // secrets) and emptyDirs (docs/architecture.md, "Secrets").
   std::vector<ResolvedVolume> volumes;
+  // Knative's multi-container pods: init containers run to completion, in order, then the
+  // sidecars start, then this (the serving) container; all in the instance's network namespace,
+  // sharing its emptyDirs. Each is a container of its own, "<container_id>_<name>"; remove()
+  // and kill() reach them through the instance's id.
+  std::vector<LaunchSpec> init_containers;
+  std::vector<LaunchSpec> sidecars;
+  std::string container_name;  // a sidecar's or init container's name, for its log lines
 };
 
 // What an instance's cgroup has counted; `known` is false when it has no cgroup (any more).

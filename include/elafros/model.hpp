@@ -149,6 +149,7 @@ struct ContainerSpec {
   std::optional<Probe> startup_probe;
   std::string port_name;      // ports[0].name: "" or http1 (Knative's names)
   std::string port_protocol;  // ports[0].protocol: "" or TCP
+  std::string name;           // "" for a lone container: Knative's user-container
   bool operator==(const ContainerSpec&) const = default;
 
   int port() const { return container_port > 0 ? container_port : kDefaultContainerPort; }
@@ -171,6 +172,11 @@ struct RevisionTemplate {
   // imagePullSecrets: kubernetes.io/dockerconfigjson Secrets whose login for the image's
   // registry is used to pull it (before the daemon's own 'elafros registry login').
   std::vector<std::string> image_pull_secrets;
+  // Knative's multi-container pods: `container` serves (it alone has ports); sidecars share its
+  // network namespace and lifecycle; init containers run to completion, in order, before them.
+  std::vector<ContainerSpec> sidecars;
+  std::vector<ContainerSpec> init_containers;
+  int serving_index = 0;  // where `container` stands among spec.containers
   bool operator==(const RevisionTemplate&) const = default;
 };
 
@@ -207,6 +213,8 @@ struct Revision {
   RevisionTemplate spec;
   std::string image_digest;  // manifest digest pinned at creation, "sha256:…"
   bool ever_ready = false;   // became Ready once; it may serve again without proving itself
+  std::vector<std::string> sidecar_digests;  // pinned like image_digest, one per sidecar
+  std::vector<std::string> init_digests;     // and per init container
 };
 
 enum class InstanceState { kStarting, kRunning, kStopping };

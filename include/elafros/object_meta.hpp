@@ -33,6 +33,8 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view text);  // seconds si
 // the live status instead.
 boost::json::object service_object(const Service& service);
 boost::json::object revision_object(const Revision& revision, const std::string& service_uid);
+// Knative's status.containerStatuses of a revision: the serving container, then the sidecars.
+boost::json::array container_statuses(const Revision& revision);
 Result<Service> service_from_object(const boost::json::object& object);
 Result<Revision> revision_from_object(const boost::json::object& object);
 

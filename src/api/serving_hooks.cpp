@@ -47,9 +47,9 @@ awaitable<Result<std::vector<std::string>>> ServingHooks::revision_names(std::st
 }
 
 awaitable<Result<std::optional<RegistryCredentials>>> ServingHooks::pull_login(
-    std::string ns, RevisionTemplate t) {
+    std::string ns, RevisionTemplate t, std::string image) {
   std::optional<RegistryCredentials> login;
-  auto registry = parse_registry_reference(t.container.image);
+  auto registry = parse_registry_reference(image);
   for (std::size_t i = 0; i < t.image_pull_secrets.size(); ++i) {
     const std::string& name = t.image_pull_secrets[i];
     const std::string field = fmt::format("spec.template.spec.imagePullSecrets[{}]", i);
@@ -88,6 +88,22 @@ awaitable<Result<std::optional<RegistryCredentials>>> ServingHooks::pull_login(
       if (auto it = logins->find(registry->registry); it != logins->end()) login = it->second;
   }
   co_return login;
+}
+
+awaitable<Result<std::string>> ServingHooks::pin(std::string ns, RevisionTemplate t,
+                                                 ContainerSpec c, std::string field) {
+  auto login = co_await pull_login(ns, t, c.image);
+  if (!login) co_return login.error();
+  auto image = co_await images_.resolve(c.image, c.pull_policy, *login);
+  if (!image) {
+    // The puller's messages name the serving container's field; say which container it was.
+    std::string message = image.error().message;
+    const std::string serving = "spec.template.spec.containers[0].image";
+    if (auto at = message.find(serving); at != std::string::npos && field != serving)
+      message.replace(at, serving.size(), field);
+    co_return Error{image.error().code, std::move(message)};
+  }
+  co_return image->digest;
 }
 
 awaitable<Result<void>> ServingHooks::bind_sinks(json::object& object) {
@@ -227,11 +243,26 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   status.get_object()["configurationGeneration"] = generation;
   if (!template_changed || dry_run) co_return Result<void>{};
   // Resolve the image to a digest now: the revision pins it.
-  auto login = co_await pull_login(ns, s->spec);
+  auto login = co_await pull_login(ns, s->spec, s->spec.container.image);
   if (!login) co_return login.error();
   auto image =
       co_await images_.resolve(s->spec.container.image, s->spec.container.pull_policy, *login);
   if (!image) co_return image.error();
+  // Each sidecar's and init container's image is pinned too.
+  std::vector<std::string> sidecar_digests, init_digests;
+  for (std::size_t i = 0; i < s->spec.sidecars.size(); ++i) {
+    std::size_t at = i < static_cast<std::size_t>(s->spec.serving_index) ? i : i + 1;
+    std::string field = fmt::format("spec.template.spec.containers[{}].image", at);
+    auto digest = co_await pin(ns, s->spec, s->spec.sidecars[i], field);
+    if (!digest) co_return digest.error();
+    sidecar_digests.push_back(*digest);
+  }
+  for (std::size_t i = 0; i < s->spec.init_containers.size(); ++i) {
+    std::string field = fmt::format("spec.template.spec.initContainers[{}].image", i);
+    auto digest = co_await pin(ns, s->spec, s->spec.init_containers[i], field);
+    if (!digest) co_return digest.error();
+    init_digests.push_back(*digest);
+  }
   Revision rev;
   rev.meta.name = rev_name;
   rev.meta.namespace_ = ns;
@@ -243,6 +274,8 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   rev.service = name;
   rev.spec = s->spec;
   rev.image_digest = image->digest;
+  rev.sidecar_digests = std::move(sidecar_digests);
+  rev.init_digests = std::move(init_digests);
   also.push_back({ObjectWrite::Op::kCreate, kServingGroup, "Revision",
                   revision_object(rev, meta_string(object, "uid")), 0});
   co_return Result<void>{};

@@ -38,9 +38,13 @@ class ServingHooks final : public KindHooks {
   // Knative's SinkBinding: the binding that selects the Service puts K_SINK (and
   // K_CE_OVERRIDES) in its containers in this same write; one that no longer does takes them out.
   awaitable<Result<void>> bind_sinks(boost::json::object& object);
-  // The login the template's imagePullSecrets hold for its image's registry, if any.
+  // The login the template's imagePullSecrets hold for `image`'s registry, if any.
   awaitable<Result<std::optional<RegistryCredentials>>> pull_login(std::string ns,
-                                                                   RevisionTemplate t);
+                                                                   RevisionTemplate t,
+                                                                   std::string image);
+  // Resolves one of the template's images to a stored one (pulling it if need be): its digest.
+  awaitable<Result<std::string>> pin(std::string ns, RevisionTemplate t, ContainerSpec c,
+                                     std::string field);
   awaitable<Result<std::vector<std::string>>> revision_names(std::string ns, std::string service,
                                                              std::string service_uid);
 

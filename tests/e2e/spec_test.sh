@@ -5,7 +5,9 @@
 # instance's own; a hostPath mounts only below host-path-prefixes (symbolic links resolved); a
 # persistentVolumeClaim ('elafros volume') keeps its data across revisions and loses it when
 # deleted, which is refused while an instance mounts it. DomainMappings route a host name of your
-# own to a service; the oldest mapping of a name holds it.
+# own to a service; the oldest mapping of a name holds it. Several containers: init containers
+# run first and leave files in an emptyDir the app reads; a sidecar shares the instance's
+# localhost; each container's log lines carry its name; a failing init container is the reason.
 #   tests/e2e/spec_test.sh ELAFROSD ELAFROS SOURCE_DIR
 set -euo pipefail
 
@@ -113,8 +115,9 @@ spec:
 YAML
 e apply -f "$work/scratch.yaml" >/dev/null
 ids() { cat "$data"/instances/scratch-*/emptydir/scratch/id 2>/dev/null | sort -u | wc -l; }
-check "two instances write two different ids into their emptyDirs" wait_until 20 test "$(ids)" = 2 ||
-  (set +e; for f in "$data"/instances/scratch-*/emptydir/scratch/id; do echo "$f: $(cat "$f")"; done; ls -la "$data"/instances/)
+if wait_until 20 test "$(ids)" = 2; then pass "two instances write two different ids into their emptyDirs"; else
+  fail "two instances write two different ids into their emptyDirs"
+  (set +e; for f in "$data"/instances/scratch-*/emptydir/scratch/id; do echo "$f: $(cat "$f")"; done; ls -la "$data"/instances/ "$data"/instances/scratch-*/emptydir/scratch/; runc --root "$data/runc" list); fi
 e service delete scratch >/dev/null
 
 # hostPath below the allowed prefix: the host's files in, the instance's writes out
@@ -195,6 +198,62 @@ check "once nothing mounts it, the volume deletes" wait_until 20 e volume delete
 check "...and its data goes" wait_until 10 test ! -e "$data/volumes/$uid"
 if out=$(e volume create bad --size lots 2>&1); then fail "a bad size is refused"; else
   check "a bad size is refused naming the field" contains "$out" 'spec.resources.requests.storage: "lots" is not a quantity'; fi
+
+# --- several containers --------------------------------------------------------------------
+
+pod_yaml() {  # NAME INIT_COMMAND
+  cat <<YAML
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: $1
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "1"
+    spec:
+      initContainers:
+        - name: setup
+          image: hello-img
+          command: [sh, -c, '$2']
+          volumeMounts: [{name: shared, mountPath: /shared}]
+      containers:
+        - name: side
+          image: hello-img
+          command: [sh, -c, 'mkdir -p /tmp/side; echo from the sidecar >/tmp/side/index.html; echo side up; exec httpd -f -p 9091 -h /tmp/side']
+        - name: app
+          image: hello-img
+          ports: [{containerPort: 8080}]
+          command: [sh, -c, 'mkdir -p /tmp/www; cp /shared/note /tmp/www/note; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do wget -q -O /tmp/www/side http://127.0.0.1:9091/ && break; sleep 0.1; done; exec /bin/hello']
+          volumeMounts: [{name: shared, mountPath: /shared}]
+      volumes:
+        - name: shared
+          emptyDir: {}
+YAML
+}
+pod_yaml pod 'echo prepared by init >/shared/note; echo init says hi' | e apply -f - >/dev/null
+check "an init container's file, in an emptyDir, is seen by the app" \
+  wait_until 20 test "$(get pod /note 2>/dev/null)" = "prepared by init"
+check "a sidecar is reachable on localhost from the serving container" test "$(get pod /side)" = "from the sidecar"
+check "the sidecar runs as a container of the instance" grep -qE "^pod-00001-[0-9a-f]{6}_side$" <<<"$(runc --root "$data/runc" list -q)"
+check "...and the init container is gone once it finished" test "$(runc --root "$data/runc" list -q | grep -c _setup || true)" = 0
+logs_have() { contains "$(e logs pod 2>&1)" "$1"; }
+check "a sidecar's log lines carry its name" wait_until 10 eval 'e logs pod 2>&1 | grep -qE "^\[pod-00001-[0-9a-f]{6}/side\] side up$"'
+check "...and so do an init container's" wait_until 10 eval 'e logs pod 2>&1 | grep -qE "^\[pod-00001-[0-9a-f]{6}/setup\] init says hi$"'
+check "the revision pins every container's image" \
+  test "$(e revision describe pod-00001 -o json | tr -d ' \n' | grep -o '"imageDigest":"sha256:[0-9a-f]*"' | wc -l)" = 3
+if out=$(pod_yaml broken 'echo cannot prepare >&2; exit 3' | e apply -f - 2>&1); then fail "a failing init container keeps the revision from Ready"; else
+  check "a failing init container is the revision's reason, with its exit code and output" \
+    grep -qE 'InitContainerFailed: .*init container "setup" exited with code 3; last output:' <<<"$out"
+  check "...its last lines" contains "$out" "cannot prepare"; fi
+check "...and leaves no container behind" wait_until 10 test "$(instances broken)" = 0
+e service delete broken >/dev/null; e service delete pod >/dev/null
+check "the instance's sidecar goes with it" wait_until 20 test "$(instances pod)" = 0
+pod_yaml twoports 'true' | sed 's/^        - name: side$/        - name: side\n          ports: [{containerPort: 9091}]/' >"$work/twoports.yaml"
+if out=$(e apply -f "$work/twoports.yaml" 2>&1); then fail "two containers with ports are refused"; else
+  check "two containers with ports are refused, saying which one serves" \
+    contains "$out" "with several containers, exactly one has ports: the one requests go to (2 of 2 have)"; fi
 
 # --- domain mappings -----------------------------------------------------------------------
 

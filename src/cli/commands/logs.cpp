@@ -48,7 +48,10 @@ int logs(const ApiClient& api, const Globals& g, const LogsOptions& o) {
     // stdout lines to stdout, stderr lines to stderr, as 'docker logs' does.
     std::ostream& out = field(line, "stream") == "stderr" ? std::cerr : std::cout;
     if (o.timestamps) out << field(line, "time") << " ";
-    out << "[" << field(line, "instance") << "] " << field(line, "message") << "\n";
+    // A sidecar's or init container's lines name it, as kubectl logs -c does.
+    std::string container = field(line, "container");
+    out << "[" << field(line, "instance") << (container.empty() ? "" : "/" + container) << "] "
+        << field(line, "message") << "\n";
     out.flush();
   });
   if (!error.empty()) throw std::runtime_error(error);

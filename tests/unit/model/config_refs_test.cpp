@@ -176,6 +176,34 @@ TEST_CASE("hostPath and persistentVolumeClaim volumes round-trip and resolve; ot
   CHECK_THAT(*host_path_problem("/etc", {}), Catch::Contains("hostPath volumes are off"));
 }
 
+TEST_CASE("each container of a pod resolves its own env and mounts") {
+  auto t = tmpl(R"({"containers":[
+      {"name":"app","image":"x","ports":[{"containerPort":8080}],
+       "env":[{"name":"P","valueFrom":{"secretKeyRef":{"name":"db","key":"pw"}}}]},
+      {"name":"side","image":"y","volumeMounts":[{"name":"s","mountPath":"/s"}],
+       "env":[{"name":"Q","valueFrom":{"secretKeyRef":{"name":"db","key":"missing"}}}]}],
+      "volumes":[{"name":"s","emptyDir":{}}]})");
+  REQUIRE(t);
+  ConfigGetter get = [](const std::string& kind, const std::string& name) -> Result<json::object> {
+    if (kind == "Secret" && name == "db") {
+      json::object db{{"data", json::object{{"pw", base64_encode("hunter2")}}}};
+      return db;
+    }
+    return Error::not_found("no");
+  };
+  auto r = resolve_config(*t, "team", get);
+  REQUIRE_FALSE(r);  // the sidecar's key is missing: named with the container
+  CHECK_THAT(r.error().message, Catch::StartsWith("container \"side\": couldn't find key missing"));
+  t->sidecars[0].env[0].value_from->key = "pw";
+  auto ok = resolve_config(*t, "team", get);
+  REQUIRE(ok);
+  CHECK(ok->env.at(0).value == "hunter2");
+  REQUIRE(ok->sidecars.size() == 1);
+  CHECK(ok->sidecars[0].env.at(0).name == "Q");
+  CHECK(ok->sidecars[0].volumes.size() == 1);
+  CHECK(ok->volumes.empty());  // the serving container mounts nothing
+}
+
 TEST_CASE("a PersistentVolumeClaim is Bound at once; what it cannot be is refused") {
   const KindInfo* k = builtin_kinds().find_kind("", "PersistentVolumeClaim");
   REQUIRE(k);

@@ -82,7 +82,7 @@ TEST_CASE("bad services are rejected with the field's path") {
   CHECK(
       error_of(
           R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": []}}}})")
-          .find("exactly one container") != std::string::npos);
+          .find("at least one container is required") != std::string::npos);
   CHECK(
       error_of(
           R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": 5}]}}}})") ==
@@ -219,6 +219,56 @@ TEST_CASE("liveness, startup and exec probes parse and render back unchanged") {
   auto again = service_from_json(service_to_json(r.value(), nullptr), "default");
   REQUIRE(again.ok());
   CHECK(again->spec == r->spec);
+}
+
+TEST_CASE("several containers: the one with ports serves, sidecars and init containers keep order") {
+  auto r = parse(
+      R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {
+      "initContainers": [{"name": "migrate", "image": "tools", "command": ["migrate"]}],
+      "containers": [{"name": "proxy", "image": "envoy"},
+                     {"name": "app", "image": "x", "ports": [{"containerPort": 9000}]},
+                     {"name": "log", "image": "fluent"}]}}}})");
+  REQUIRE(r.ok());
+  const RevisionTemplate& t = r->spec;
+  CHECK(t.container.name == "app");
+  CHECK(t.container.port() == 9000);
+  CHECK(t.serving_index == 1);
+  REQUIRE(t.sidecars.size() == 2);
+  CHECK(t.sidecars[0].name == "proxy");
+  CHECK(t.sidecars[1].image == "fluent");
+  REQUIRE(t.init_containers.size() == 1);
+  CHECK(t.init_containers[0].command == std::vector<std::string>{"migrate"});
+  json::object back = template_to_json(t);
+  const json::array& containers = back.at("spec").at("containers").as_array();
+  REQUIRE(containers.size() == 3);
+  CHECK(containers[0].at("name") == "proxy");
+  CHECK(containers[1].at("name") == "app");  // the order as written
+  auto again = service_from_json(service_to_json(r.value(), nullptr), "default");
+  REQUIRE(again.ok());
+  CHECK(again->spec == r->spec);
+
+  auto error_of_spec = [](const std::string& spec) {
+    auto e = service_from_json(
+        json::parse(R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": )" + spec +
+                    "}}}"),
+        "default");
+    return e ? std::string() : e.error().message;
+  };
+  CHECK_THAT(error_of_spec(R"({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]})"),
+             Catch::Contains("exactly one has ports: the one requests go to (0 of 2 have)"));
+  CHECK_THAT(error_of_spec(R"({"containers": [{"image": "x", "ports": [{"containerPort": 1}]}, {"image": "y"}]})"),
+             Catch::Contains("containers[1].name: required: a sidecar or init container has a name"));
+  CHECK_THAT(error_of_spec(R"({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 1}]},
+                                              {"name": "a", "image": "y"}]})"),
+             Catch::Contains("containers[1].name: \"a\" names two containers"));
+  CHECK_THAT(error_of_spec(R"({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 1}]},
+                                              {"name": "b", "image": "y", "livenessProbe": {"tcpSocket": {}}}]})"),
+             Catch::Contains("containers[1].livenessProbe: probes on a sidecar are not supported yet"));
+  CHECK_THAT(error_of_spec(R"({"initContainers": [{"name": "i", "image": "y", "ports": [{"containerPort": 1}]}],
+                               "containers": [{"name": "a", "image": "x"}]})"),
+             Catch::Contains("initContainers[0].ports: an init container runs to completion"));
+  CHECK_THAT(error_of_spec(R"({"initContainers": [{"image": "y"}], "containers": [{"name": "a", "image": "x"}]})"),
+             Catch::Contains("initContainers[0].name: required"));
 }
 
 TEST_CASE("template labels and imagePullPolicy parse, render back, and are checked") {

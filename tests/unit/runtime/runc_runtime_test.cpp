@@ -126,3 +126,32 @@ TEST_CASE("starting an instance of an image that is not unpacked fails before ru
   CHECK(r.error().message.find("elafros image import") != std::string::npos);
   CHECK(runner->calls.empty());
 }
+
+TEST_CASE("an instance's sidecars are listed as it, and go with its kill and removal") {
+  test::TempDir dir;
+  auto runner = std::make_shared<RecordingRunner>();
+  RuncOptions options{"runc", dir.path()};
+  options.cgroup_root = dir.path() + "/cgroup";
+  RuncRuntime rt(options, runner, std::make_shared<ImageStore>(dir.path() + "/images"));
+  const std::string id = "pod-00001-abc123";
+  // Their bundles (the recording runner deletes no runc state, so none is made here).
+  for (const std::string& c : {id, id + "_side"})
+    std::filesystem::create_directories(rt.instance_dir(c) + "/rootfs");
+  // A sidecar whose instance is gone (a crash between the two starts) lists as that instance.
+  std::filesystem::create_directories(rt.instance_dir("old-00002-def456_log") + "/rootfs");
+  auto listed = rt.list();
+  std::sort(listed.begin(), listed.end());
+  CHECK(listed == std::vector<std::string>{"old-00002-def456", id});
+
+  REQUIRE(rt.kill(id, 15).ok());
+  bool side_killed = false;
+  for (const auto& call : runner->calls)
+    side_killed = side_killed || (call.size() > 4 && call[3] == "kill" && call[4] == id + "_side");
+  CHECK(side_killed);
+
+  REQUIRE(rt.remove(id).ok());
+  CHECK_FALSE(std::filesystem::exists(rt.instance_dir(id + "_side")));
+  CHECK_FALSE(std::filesystem::exists(rt.instance_dir(id)));
+  REQUIRE(rt.remove("old-00002-def456").ok());
+  CHECK(rt.list().empty());
+}
