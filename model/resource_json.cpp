@@ -891,6 +891,31 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
   return out;
 }
 
+PodResources pod_resources(const RevisionTemplate& t) {
+  auto of = [](const ContainerSpec& c) {
+    return PodResources{parse_cpu_millis(c.limits.cpu).value_or(0),
+                        parse_memory_bytes(c.limits.memory).value_or(0),
+                        parse_cpu_millis(c.requests.cpu).value_or(0),
+                        parse_memory_bytes(c.requests.memory).value_or(0)};
+  };
+  PodResources sum = of(t.container);
+  for (const auto& c : t.sidecars) {
+    PodResources one = of(c);
+    sum.limits_cpu_millis += one.limits_cpu_millis;
+    sum.limits_memory_bytes += one.limits_memory_bytes;
+    sum.requests_cpu_millis += one.requests_cpu_millis;
+    sum.requests_memory_bytes += one.requests_memory_bytes;
+  }
+  for (const auto& c : t.init_containers) {
+    PodResources one = of(c);
+    sum.limits_cpu_millis = std::max(sum.limits_cpu_millis, one.limits_cpu_millis);
+    sum.limits_memory_bytes = std::max(sum.limits_memory_bytes, one.limits_memory_bytes);
+    sum.requests_cpu_millis = std::max(sum.requests_cpu_millis, one.requests_cpu_millis);
+    sum.requests_memory_bytes = std::max(sum.requests_memory_bytes, one.requests_memory_bytes);
+  }
+  return sum;
+}
+
 std::optional<std::int64_t> parse_cpu_millis(std::string_view text) {
   if (text.empty()) return std::nullopt;
   bool milli = text.back() == 'm';

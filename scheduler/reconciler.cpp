@@ -514,14 +514,14 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       if (!ns.empty() && s.service.meta.namespace_ != ns) continue;
       for (const auto& r : s.revisions) {
         if (&r->revision == except) continue;
-        const ContainerSpec& c = r->revision.spec.container;
+        const PodResources pod = pod_resources(r->revision.spec);
         for (const auto& inst : r->instances) {
           if (!is_live(inst)) continue;
           ++u.instances;
-          u.limits_cpu_millis += parse_cpu_millis(c.limits.cpu).value_or(0);
-          u.limits_memory_bytes += parse_memory_bytes(c.limits.memory).value_or(0);
-          u.requests_cpu_millis += parse_cpu_millis(c.requests.cpu).value_or(0);
-          u.requests_memory_bytes += parse_memory_bytes(c.requests.memory).value_or(0);
+          u.limits_cpu_millis += pod.limits_cpu_millis;
+          u.limits_memory_bytes += pod.limits_memory_bytes;
+          u.requests_cpu_millis += pod.requests_cpu_millis;
+          u.requests_memory_bytes += pod.requests_memory_bytes;
         }
       }
     }
@@ -548,9 +548,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         options_.quota ? options_.quota(rev->revision.meta.namespace_) : InstanceQuota{};
     if (!q.any()) return {most, why};
     NamespaceUsage others = namespace_usage(rev->revision.meta.namespace_, &rev->revision);
-    const ContainerSpec& c = rev->revision.spec.container;
-    std::int64_t cpu = parse_cpu_millis(c.limits.cpu).value_or(0);
-    std::int64_t mem = parse_memory_bytes(c.limits.memory).value_or(0);
+    const PodResources pod = pod_resources(rev->revision.spec);
+    std::int64_t cpu = pod.limits_cpu_millis;
+    std::int64_t mem = pod.limits_memory_bytes;
     if (q.instances >= 0)
       bound(q.instances - others.instances, fmt::format("instances {} ({})", q.instances, q.names));
     if (q.limits_cpu_millis >= 0 && cpu > 0)
@@ -1251,15 +1251,15 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   UsageSample instance_sample(const RevisionState& rev, const Instance& inst) const {
-    const ContainerSpec& c = rev.revision.spec.container;
+    const PodResources pod = pod_resources(rev.revision.spec);
     UsageSample u;
     u.instance = inst.record.id;
     u.ns = inst.record.namespace_;
     u.service = inst.record.service;
     u.revision = inst.record.revision;
     u.started_ms = started_ms(inst);
-    u.cpu_limit_millis = parse_cpu_millis(c.limits.cpu).value_or(0);
-    u.memory_limit_bytes = parse_memory_bytes(c.limits.memory).value_or(0);
+    u.cpu_limit_millis = pod.limits_cpu_millis;
+    u.memory_limit_bytes = pod.limits_memory_bytes;
     return u;
   }
 
@@ -1628,12 +1628,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         // Usage as counters: lifetimes of its instances, and what they were allotted.
         m.instance_seconds = rev->gone_instance_seconds;
         for (const auto& i : rev->instances) m.instance_seconds += instance_seconds(*i);
-        const ContainerSpec& c = rev->revision.spec.container;
-        m.vcpu_seconds_alloc = m.instance_seconds *
-                               static_cast<double>(parse_cpu_millis(c.limits.cpu).value_or(0)) /
-                               1000;
-        m.gib_seconds_alloc = m.instance_seconds *
-                              static_cast<double>(parse_memory_bytes(c.limits.memory).value_or(0)) /
+        const PodResources pod = pod_resources(rev->revision.spec);
+        m.vcpu_seconds_alloc =
+            m.instance_seconds * static_cast<double>(pod.limits_cpu_millis) / 1000;
+        m.gib_seconds_alloc = m.instance_seconds * static_cast<double>(pod.limits_memory_bytes) /
                               (1024.0 * 1024 * 1024);
         out.push_back(std::move(m));
       }

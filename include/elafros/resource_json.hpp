@@ -32,6 +32,16 @@ std::string format_rfc3339(std::int64_t unix_seconds);
 // Kubernetes quantities: cpu in millicores ("0.5" → 500, "250m" → 250), memory in bytes
 // ("128Mi", "1G", "1000"). nullopt when malformed or not positive.
 std::optional<std::int64_t> parse_cpu_millis(std::string_view text);
+
+// What one instance of a template is allotted, as Kubernetes counts a pod: the sum over its
+// containers (sidecars included), or an init container's own if that is more.
+struct PodResources {
+  std::int64_t limits_cpu_millis = 0;
+  std::int64_t limits_memory_bytes = 0;
+  std::int64_t requests_cpu_millis = 0;
+  std::int64_t requests_memory_bytes = 0;
+};
+PodResources pod_resources(const RevisionTemplate& t);
 std::optional<std::int64_t> parse_memory_bytes(std::string_view text);
 
 }  // namespace elafros

@@ -67,18 +67,23 @@ std::string show(const std::string& resource, std::int64_t v) {
   return std::to_string(v);
 }
 
-// The Service's container object (spec.template.spec.containers[0]), or null.
-json::object* container_of(json::object& service) {
+// The Service's container objects: spec.template.spec.containers, then its initContainers
+// (`init` set for those).
+std::vector<std::pair<json::object*, bool>> containers_of(json::object& service) {
+  std::vector<std::pair<json::object*, bool>> out;
   json::value* v = service.if_contains("spec");
   for (const char* key : {"template", "spec"}) {
-    if (!v || !v->is_object()) return nullptr;
+    if (!v || !v->is_object()) return out;
     v = v->get_object().if_contains(key);
   }
-  if (!v || !v->is_object()) return nullptr;
-  json::value* cs = v->get_object().if_contains("containers");
-  if (!cs || !cs->is_array() || cs->get_array().empty() || !cs->get_array()[0].is_object())
-    return nullptr;
-  return &cs->get_array()[0].get_object();
+  if (!v || !v->is_object()) return out;
+  for (const char* key : {"containers", "initContainers"}) {
+    json::value* cs = v->get_object().if_contains(key);
+    if (!cs || !cs->is_array()) continue;
+    for (auto& c : cs->get_array())
+      if (c.is_object()) out.emplace_back(&c.get_object(), std::string_view(key) != "containers");
+  }
+  return out;
 }
 
 std::map<std::string, std::string> template_annotations(const json::object& service) {
@@ -188,10 +193,14 @@ class QuotaBook::Impl : public std::enable_shared_from_this<QuotaBook::Impl> {
                              show(resource, used), resource, show(resource, limited))};
   }
 
-  // LimitRange: defaults into the container, then its bounds.
+  // LimitRange: defaults into each container, then its bounds.
   Result<void> limit(const std::string& ns, json::object& service) {
-    json::object* c = container_of(service);
-    if (!c) return {};
+    for (auto [c, init] : containers_of(service))
+      if (auto r = limit_container(ns, c); !r) return r;
+    return {};
+  }
+
+  Result<void> limit_container(const std::string& ns, json::object* c) {
     for (const auto& [key, lr] : limits_) {
       if (lr.first != ns) continue;
       for (const auto& b : lr.second) {
@@ -273,25 +282,42 @@ class QuotaBook::Impl : public std::enable_shared_from_this<QuotaBook::Impl> {
     std::string ms = autoscaling_annotation(template_annotations(obj), "min-scale").value_or("");
     if (!ms.empty() && ms.find_first_not_of("0123456789") == std::string::npos)
       min_scale = std::stoll(ms);
-    std::map<std::string, std::string> limits;
-    if (const json::object* c = container_of(obj))
+    // Per instance, as Kubernetes counts a pod: its containers' sum, or an init container's own
+    // limit if that is more; a resource any container leaves out is missing.
+    std::map<std::string, std::int64_t> per_instance, init_most;
+    std::map<std::string, bool> missing;
+    for (auto [c, init] : containers_of(obj)) {
+      std::map<std::string, std::string> limits;
       if (const json::value* res = c->if_contains("resources"); res && res->is_object())
         limits = string_map_at(res->get_object().if_contains("limits"));
+      for (const char* r : {"cpu", "memory"}) {
+        auto it = limits.find(r);
+        if (it == limits.end()) {
+          missing[r] = true;
+          continue;
+        }
+        std::int64_t v = std::string_view(r) == "cpu" ? parse_cpu_millis(it->second).value_or(0)
+                                                     : parse_memory_bytes(it->second).value_or(0);
+        if (init)
+          init_most[r] = std::max(init_most[r], v);
+        else
+          per_instance[r] += v;
+      }
+    }
+    for (const auto& [r, v] : init_most) per_instance[r] = std::max(per_instance[r], v);
     NamespaceUsage used = live_ ? live_(ns) : NamespaceUsage{};
     for (const Quota* q : quotas)
       for (const auto& [resource, value] : q->hard) {
         std::int64_t limited = amount(resource, value);
         if (resource == "limits.cpu" || resource == "limits.memory") {
           std::string r = resource.substr(7);
-          auto it = limits.find(r);
-          if (it == limits.end())
+          if (missing[r])
             co_return Error{ErrorCode::kForbidden,
                             fmt::format("failed quota: {}: must specify {}: the namespace has a "
                                         "compute quota, so every container needs resources.limits."
                                         "{} (--limit {}=…, or a LimitRange default)",
                                         q->name, resource, r, r)};
-          std::int64_t per = r == "cpu" ? parse_cpu_millis(it->second).value_or(0)
-                                        : parse_memory_bytes(it->second).value_or(0);
+          std::int64_t per = per_instance[r];
           std::int64_t now = r == "cpu" ? used.limits_cpu_millis : used.limits_memory_bytes;
           if (min_scale > 0 && now + min_scale * per > limited)
             co_return exceeded(*q, resource, min_scale * per, now, limited);

@@ -403,3 +403,20 @@ TEST_CASE("Kubernetes fields elafros does not take are refused naming the field 
   CHECK(error_of(spec_with(R"("nodeSelektor": {}, )", "")).find("unknown field (known fields:") !=
         std::string::npos);
 }
+
+TEST_CASE("an instance's resources are its containers' sum, or an init container's if more") {
+  RevisionTemplate t;
+  t.container.limits = {"500m", "128Mi", ""};
+  ContainerSpec side;
+  side.limits = {"250m", "64Mi", ""};
+  side.requests = {"100m", "", ""};
+  t.sidecars.push_back(side);
+  ContainerSpec init;
+  init.limits = {"1", "32Mi", ""};
+  t.init_containers.push_back(init);
+  PodResources p = pod_resources(t);
+  CHECK(p.limits_cpu_millis == 1000);  // the init container's 1 > 500m + 250m
+  CHECK(p.limits_memory_bytes == 192LL << 20);
+  CHECK(p.requests_cpu_millis == 100);
+  CHECK(p.requests_memory_bytes == 0);
+}
