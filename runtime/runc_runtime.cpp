@@ -874,6 +874,17 @@ ResourceUsage RuncRuntime::cgroup_usage(const std::string& id) const {
   return u;
 }
 
+std::vector<std::pair<std::string, int>> RuncRuntime::sidecar_pids(const std::string& id) {
+  std::vector<std::pair<std::string, int>> out;
+  if (!is_container_id(id) || id.find('_') != std::string::npos) return out;
+  for (const auto& child : children(id)) {
+    std::ifstream pid_file(instance_dir(child) + "/pid");  // detached ones have it
+    int pid = 0;
+    if (pid_file >> pid && pid > 0) out.emplace_back(child.substr(id.size() + 1), pid);
+  }
+  return out;
+}
+
 std::string RuncRuntime::tail_logs(const std::string& id, std::size_t lines) {
   return spool_tail(options_.data_dir, id, lines);
 }

@@ -56,6 +56,7 @@ class RuncRuntime final : public ContainerRuntime {
   // Every id that has a runc state or a bundle (and so maybe an overlay mount or a cgroup).
   std::vector<std::string> list() override;
   std::string tail_logs(const std::string& container_id, std::size_t lines) override;
+  std::vector<std::pair<std::string, int>> sidecar_pids(const std::string& container_id) override;
   // runc exec: the container's process settings from its config.json, `command` as the args.
   Result<ProcessResult> exec(const std::string& container_id, const std::vector<std::string>& command,
                    std::chrono::milliseconds timeout) override;

@@ -74,6 +74,7 @@ struct Instance {
   Phase phase = Phase::kStarting;
   std::shared_ptr<EndpointStats> stats = std::make_shared<EndpointStats>();
   std::unique_ptr<asio::posix::stream_descriptor> pidfd;
+  std::vector<std::unique_ptr<asio::posix::stream_descriptor>> sidecar_pidfds;
   bool stop_requested = false;
   bool exited = false;
   bool was_serving = false;       // it was ready when its stop began: drain it
@@ -239,6 +240,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         live_[rec.id] = inst;
         spdlog::info("adopted instance {} of revision {} (pid {}, port {})", rec.id, rec.revision,
                      rec.pid, rec.port);
+        if (!rev->revision.spec.sidecars.empty()) co_await watch_sidecars(rev, inst);
         asio::co_spawn(control_, probe(rev, inst), asio::detached);
       } else {
         spdlog::info("removing instance {} of revision {}: {}", rec.id, rec.revision,
@@ -756,6 +758,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       co_await fail(rev, inst, "ExitCode", "the container exited at once", true);
       co_return;
     }
+    if (!r.spec.sidecars.empty()) co_await watch_sidecars(rev, inst);
     (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_,
                            inst->record);
     if (inst->stop_requested || inst->exited) co_return;
@@ -774,6 +777,52 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
                               self->on_exit(inst);
                             });
     return true;
+  }
+
+  // A sidecar shares its instance's lifecycle: one that exits fails the instance, which is
+  // replaced with the backoff, as when the serving container exits.
+  awaitable<void> watch_sidecars(RevisionPtr rev, InstancePtr inst) {
+    auto pids = co_await offload(blocking_.get_executor(), &ContainerRuntime::sidecar_pids,
+                                 &runtime_, inst->record.id);
+    for (const auto& [name, pid] : pids) {
+      int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+      if (fd < 0) {
+        spdlog::warn("instance {}: sidecar {} (pid {}) is gone already", inst->record.id, name,
+                     pid);
+        continue;
+      }
+      inst->sidecar_pidfds.push_back(std::make_unique<asio::posix::stream_descriptor>(control_, fd));
+      auto* watched = inst->sidecar_pidfds.back().get();
+      watched->async_wait(
+          asio::posix::stream_descriptor::wait_read,
+          [self = shared_from_this(), rev, inst, name = name, watched](boost::system::error_code ec) {
+            if (ec == asio::error::operation_aborted || self->stopped_ || inst->stop_requested ||
+                inst->phase == Phase::kExited || rev->retired)
+              return;
+            siginfo_t info{};
+            int code = -1;
+            if (::waitid(P_PIDFD, static_cast<id_t>(watched->native_handle()), &info,
+                         WEXITED | WNOHANG) == 0 &&
+                info.si_pid != 0)
+              code = info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
+            spdlog::warn("sidecar {} of instance {} exited with code {}", name, inst->record.id,
+                         code);
+            inst->phase = Phase::kExited;
+            self->publish_routes();
+            asio::co_spawn(self->control_, self->sidecar_exited(rev, inst, name, code),
+                           asio::detached);
+          });
+    }
+  }
+
+  awaitable<void> sidecar_exited(RevisionPtr rev, InstancePtr inst, std::string name, int code) {
+    std::string child = inst->record.id + "_" + name;
+    std::string tail = co_await offload(blocking_.get_executor(), &ContainerRuntime::tail_logs,
+                                        &runtime_, child, std::size_t{10});
+    std::string message = fmt::format("sidecar \"{}\" exited with code {}{}{}", name,
+                                      code >= 0 ? std::to_string(code) : "unknown",
+                                      tail.empty() ? "" : "; last output:\n", tail);
+    co_await fail(rev, inst, "ExitCode", std::move(message), true);
   }
 
   void on_exit(const InstancePtr& inst) {
@@ -1200,6 +1249,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       boost::system::error_code ec;
       inst->pidfd->cancel(ec);
     }
+    for (auto& fd : inst->sidecar_pidfds) {
+      boost::system::error_code ec;
+      fd->cancel(ec);
+    }
     rev->gone_instance_seconds += instance_seconds(*inst);
     co_await final_usage(*rev, *inst);
     bool gone = co_await discard(inst->record);
@@ -1210,6 +1263,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (inst->pidfd) {
       boost::system::error_code ec;
       inst->pidfd->close(ec);
+    }
+    for (auto& fd : inst->sidecar_pidfds) {
+      boost::system::error_code ec;
+      fd->close(ec);
     }
   }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "elafros/config_refs.hpp"
@@ -103,6 +104,12 @@ class ContainerRuntime {
                            const std::vector<std::string>& /*command*/,
                            std::chrono::milliseconds /*timeout*/) {
     return Error::unavailable("this runtime cannot run commands in an instance");
+  }
+  // The running sidecars of an instance, by name: their init processes' pids, for the reconciler
+  // to watch (a sidecar that exits fails its instance).
+  virtual std::vector<std::pair<std::string, int>> sidecar_pids(
+      const std::string& /*container_id*/) {
+    return {};
   }
   // The last lines the instance wrote to stdout and stderr, for failure messages.
   virtual std::string tail_logs(const std::string& container_id, std::size_t lines) = 0;

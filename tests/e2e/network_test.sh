@@ -126,9 +126,11 @@ a_ip=$(instance a | cut -d' ' -f3)
 curl -sS -o /dev/null "http://a.default.localhost:$port/env"
 check "the connection tracking table holds the proxy's connection to instance a" test "$(tracked "$a_ip")" -ge 1
 for s in a declared fixed sniffer; do e service delete "$s" >/dev/null; done
-wait_until 20 test "$(e instance list -o json | grep -c '"id"')" = 0
+no_instances() { test "$(e instance list -o json | grep -c '"id"')" = 0; }
+wait_until 20 no_instances
 check "...and none once it is deleted (a reused address starts clean)" test "$(tracked "$a_ip")" = 0
-check "deleting the services removes their namespaces (the pool's 8 stay)" wait_until 10 test "$(netns_count)" -le 8
+few_netns() { test "$(netns_count)" -le 8; }
+check "deleting the services removes their namespaces (the pool's 8 stay)" wait_until 10 few_netns
 attached() { test "$(ip -o link show master "$net_bridge" type veth | wc -l)" = "$(netns_count)"; }
 check "the bridge holds exactly one veth per namespace left (no veth without one)" wait_until 10 attached
 # A bridge takes its lowest port's hardware address unless it has one of its own: instances'

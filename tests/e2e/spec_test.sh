@@ -39,7 +39,7 @@ check "the liveness probe passes while the app is healthy" test "$(get live /cgi
 curl -sS -X POST "http://live.default.localhost:$port/cgi-bin/health?fail" >/dev/null
 replaced() { local now; now=$(instance_of live); [ -n "$now" ] && [ "$now" != "$first" ]; }
 check "an instance failing its liveness probe is replaced" wait_until 20 replaced
-check "...and the new one is healthy and serves" wait_until 10 test "$(get live /cgi-bin/health 2>/dev/null)" = ok
+check "...and the new one is healthy and serves" wait_until 10 eval 'test "$(get live /cgi-bin/health 2>/dev/null)" = ok'
 out=$(e service describe live)
 check "describe shows the restart and its reason" \
   grep -qE "Restarts: +1, the last .* ago: LivenessProbeFailed: the liveness probe \(GET /cgi-bin/health on port 8080\) failed 2 times in a row, 1 s apart \(failureThreshold 2\): it answered 503 Service Unavailable" <<<"$out"
@@ -72,15 +72,17 @@ spec:
             failureThreshold: 1
 YAML
 e apply -f "$work/execlive.yaml" >/dev/null
-check "a service with a startup probe becomes Ready" wait_until 20 contains "$(e service list)" "execlive"
-check "...and serves" wait_until 10 contains "$(get execlive / 2>/dev/null)" "Hello from execlive"
+check "a service with a startup probe becomes Ready" wait_until 20 eval 'contains "$(e service list)" "execlive"'
+check "...and serves" wait_until 10 eval 'contains "$(get execlive / 2>/dev/null)" "Hello from execlive"'
 first=$(instance_of execlive)
 curl -sS -X POST "http://execlive.default.localhost:$port/cgi-bin/health?fail" >/dev/null
 replaced() { local now; now=$(instance_of execlive); [ -n "$now" ] && [ "$now" != "$first" ]; }
 check "an instance failing an exec liveness probe is replaced" wait_until 20 replaced
-check "describe names the command and its exit code" wait_until 5 \
+exec_reason() {
   grep -qF "LivenessProbeFailed: the liveness probe (exec 'test ! -e /tmp/unhealthy') failed once (failureThreshold 1): it exited with code 1" \
-  <<<"$(e service describe execlive)"
+    <<<"$(e service describe execlive)"
+}
+check "describe names the command and its exit code" wait_until 5 exec_reason
 
 # Bad probes are refused naming the field, and nothing is written
 sed 's/failureThreshold: 1$/successThreshold: 2/' "$work/execlive.yaml" >"$work/bad.yaml"
@@ -115,7 +117,7 @@ spec:
 YAML
 e apply -f "$work/scratch.yaml" >/dev/null
 ids() { cat "$data"/instances/scratch-*/emptydir/scratch/id 2>/dev/null | sort -u | wc -l; }
-if wait_until 20 test "$(ids)" = 2; then pass "two instances write two different ids into their emptyDirs"; else
+if wait_until 20 eval 'test "$(ids)" = 2'; then pass "two instances write two different ids into their emptyDirs"; else
   fail "two instances write two different ids into their emptyDirs"
   (set +e; for f in "$data"/instances/scratch-*/emptydir/scratch/id; do echo "$f: $(cat "$f")"; done; ls -la "$data"/instances/ "$data"/instances/scratch-*/emptydir/scratch/; runc --root "$data/runc" list); fi
 e service delete scratch >/dev/null
@@ -143,7 +145,7 @@ spec:
 YAML
 }
 hostpath_yaml hostvol "$work/host/shared" | e apply -f - >/dev/null
-check "a hostPath volume shows the host's files" wait_until 20 test "$(get hostvol /host/greeting 2>/dev/null)" = from-host
+check "a hostPath volume shows the host's files" wait_until 20 eval 'test "$(get hostvol /host/greeting 2>/dev/null)" = from-host'
 check "...and the instance's writes reach the host" grep -qx "hostvol-00001 was here" "$work/host/shared/visits"
 if out=$(hostpath_yaml badhost /etc | e apply -f - 2>&1); then fail "a hostPath outside host-path-prefixes is refused"; else
   check "a hostPath outside host-path-prefixes is refused naming the field and the prefixes" \
@@ -177,7 +179,7 @@ spec:
           persistentVolumeClaim: {claimName: data}
 YAML
 e apply -f "$work/pvc.yaml" >/dev/null
-check "a claim's volume is mounted" wait_until 20 contains "$(get keeper /data/revisions 2>/dev/null)" "keeper-00001"
+check "a claim's volume is mounted" wait_until 20 eval 'contains "$(get keeper /data/revisions 2>/dev/null)" "keeper-00001"'
 e service update keeper -e ROUND=2 >/dev/null
 both() { local r; r=$(get keeper /data/revisions 2>/dev/null); contains "$r" keeper-00001 && contains "$r" keeper-00002; }
 check "a new revision sees what the last one wrote" wait_until 20 both
@@ -234,7 +236,7 @@ YAML
 }
 pod_yaml pod 'echo prepared by init >/shared/note; echo init says hi' | e apply -f - >/dev/null
 check "an init container's file, in an emptyDir, is seen by the app" \
-  wait_until 20 test "$(get pod /note 2>/dev/null)" = "prepared by init"
+  wait_until 20 eval 'test "$(get pod /note 2>/dev/null)" = "prepared by init"'
 check "a sidecar is reachable on localhost from the serving container" test "$(get pod /side)" = "from the sidecar"
 check "the sidecar runs as a container of the instance" grep -qE "^pod-00001-[0-9a-f]{6}_side$" <<<"$(runc --root "$data/runc" list -q)"
 check "...and the init container is gone once it finished" test "$(runc --root "$data/runc" list -q | grep -c _setup || true)" = 0
@@ -247,9 +249,32 @@ if out=$(pod_yaml broken 'echo cannot prepare >&2; exit 3' | e apply -f - 2>&1);
   check "a failing init container is the revision's reason, with its exit code and output" \
     grep -qE 'InitContainerFailed: .*init container "setup" exited with code 3; last output:' <<<"$out"
   check "...its last lines" contains "$out" "cannot prepare"; fi
-check "...and leaves no container behind" wait_until 10 test "$(instances broken)" = 0
+check "...and leaves no container behind" wait_until 10 eval 'test "$(instances broken)" = 0'
 e service delete broken >/dev/null; e service delete pod >/dev/null
-check "the instance's sidecar goes with it" wait_until 20 test "$(instances pod)" = 0
+check "the instance's sidecar goes with it" wait_until 20 eval 'test "$(instances pod)" = 0'
+cat >"$work/sidequit.yaml" <<'YAML'
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: sidequit
+spec:
+  template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/min-scale: "1"
+    spec:
+      containers:
+        - image: hello-img
+          ports: [{containerPort: 8080}]
+        - name: quitter
+          image: hello-img
+          command: [sh, -c, 'sleep 1; echo quitter leaves; exit 4']
+YAML
+e apply -f "$work/sidequit.yaml" >/dev/null
+check "a sidecar that exits fails its instance, which is replaced, with the reason" \
+  wait_until 20 eval 'e service describe sidequit | grep -qE "Restarts: +[1-9][0-9]*, the last .* ago: ExitCode: sidecar \"quitter\" exited with code 4; last output:"'
+e service delete sidequit >/dev/null
+check "...and nothing of it is left" wait_until 20 eval 'test "$(instances sidequit)" = 0'
 pod_yaml twoports 'true' | sed 's/^        - name: side$/        - name: side\n          ports: [{containerPort: 9091}]/' >"$work/twoports.yaml"
 if out=$(e apply -f "$work/twoports.yaml" 2>&1); then fail "two containers with ports are refused"; else
   check "two containers with ports are refused, saying which one serves" \
@@ -287,5 +312,5 @@ e domain delete late.example.test >/dev/null
 check "a deleted mapping no longer routes" test "$(curl -s -o /dev/null -w '%{http_code}' --resolve "late.example.test:$port:127.0.0.1" "http://late.example.test:$port/")" = 404
 e service delete mapped >/dev/null; e service delete notyet >/dev/null; e namespace delete other >/dev/null
 
-check "the services' instances are gone" wait_until 20 test "$(instances live)$(instances execlive)$(instances keeper)$(instances hostvol)$(instances mapped)$(instances notyet)" = 000000
+check "the services' instances are gone" wait_until 20 eval 'test "$(instances live)$(instances execlive)$(instances keeper)$(instances hostvol)$(instances mapped)$(instances notyet)" = 000000'
 finish
