@@ -161,12 +161,13 @@ void refuse_volume_source(Reader& r, const json::value& v, const std::string& pa
        "yet; the instance's names are in $K_SERVICE, $K_REVISION and $K_CONFIGURATION"},
       {"ephemeral", "use an emptyDir (per instance) or a persistentVolumeClaim (kept)"},
   };
+  // clang-format off
   static constexpr std::string_view kRemote[] = {
-      "nfs",       "iscsi",     "csi",    "cephfs",    "rbd",
-      "glusterfs", "fc",        "flocker", "cinder",   "awsElasticBlockStore",
-      "gcePersistentDisk", "azureDisk", "azureFile", "vsphereVolume", "quobyte",
-      "portworxVolume", "scaleIO", "storageos", "photonPersistentDisk", "flexVolume",
+      "nfs", "iscsi", "csi", "cephfs", "rbd", "glusterfs", "fc", "flocker", "cinder",
+      "awsElasticBlockStore", "gcePersistentDisk", "azureDisk", "azureFile", "vsphereVolume",
+      "quobyte", "portworxVolume", "scaleIO", "storageos", "photonPersistentDisk", "flexVolume",
       "gitRepo"};
+  // clang-format on
   if (r.failed() || !v.is_object()) return;
   for (const auto& kv : v.get_object()) {
     for (const auto& [field, why] : kSources)
@@ -231,10 +232,9 @@ std::vector<Volume> read_volumes(Reader& r, const json::object& spec, const std:
         else if (!r.failed() && v.path_type != "" && v.path_type != "Directory" &&
                  v.path_type != "DirectoryOrCreate" && v.path_type != "File" &&
                  v.path_type != "FileOrCreate" && v.path_type != "Socket")
-          r.invalid(hp + ".type",
-                    fmt::format("\"{}\" is not a hostPath type: \"\", Directory, "
-                                "DirectoryOrCreate, File, FileOrCreate or Socket",
-                                v.path_type));
+          r.invalid(hp + ".type", fmt::format("\"{}\" is not a hostPath type: \"\", Directory, "
+                                              "DirectoryOrCreate, File, FileOrCreate or Socket",
+                                              v.path_type));
       }
       out.push_back(std::move(v));
       continue;
@@ -569,9 +569,10 @@ std::optional<std::string> host_path_problem(const std::string& path,
         "files; use a persistentVolumeClaim ('elafros volume create') instead");
   std::string list;
   for (const auto& p : prefixes) list += (list.empty() ? "" : ", ") + p;
-  return fmt::format("\"{}\" is not below the daemon's host-path-prefixes ({}); use a path below "
-                     "one of them, or ask the operator to add one",
-                     path, list);
+  return fmt::format(
+      "\"{}\" is not below the daemon's host-path-prefixes ({}); use a path below "
+      "one of them, or ask the operator to add one",
+      path, list);
 }
 
 }  // namespace elafros

@@ -158,10 +158,9 @@ Result<json::object> admit_claim(const json::object& in) {
       for (const char* field : {"selector", "volumeName", "dataSource", "dataSourceRef"})
         if (spec_v->get_object().contains(field))
           return Error::invalid(fmt::format("spec.{}: {}", field, kNoVolumes));
-    if (const json::object* spec =
-            r.object(*spec_v, "spec",
-                     {"accessModes", "resources", "storageClassName", "volumeMode",
-                      "volumeAttributesClassName"})) {
+    if (const json::object* spec = r.object(*spec_v, "spec",
+                                            {"accessModes", "resources", "storageClassName",
+                                             "volumeMode", "volumeAttributesClassName"})) {
       modes = r.strings(*spec, "accessModes", "spec");
       (void)r.string(*spec, "storageClassName", "spec");
       (void)r.string(*spec, "volumeAttributesClassName", "spec");
@@ -362,12 +361,11 @@ void register_core_kinds(KindRegistry& registry) {
                            "mounted by a persistentVolumeClaim volume. Bound at once; the storage "
                            "request is recorded, not enforced.");
   pvc.short_names = {"pvc"};
-  pvc.columns = {
-      {"Status", "string", ".status.phase", "Bound: a local directory backs it", 0},
-      {"Capacity", "string", ".status.capacity.storage", "the storage requested", 0},
-      {"Access Modes", "string", ".spec.accessModes", "", 0},
-      {"StorageClass", "string", ".spec.storageClassName", "", 0},
-      {"Age", "date", ".metadata.creationTimestamp", "", 0}};
+  pvc.columns = {{"Status", "string", ".status.phase", "Bound: a local directory backs it", 0},
+                 {"Capacity", "string", ".status.capacity.storage", "the storage requested", 0},
+                 {"Access Modes", "string", ".spec.accessModes", "", 0},
+                 {"StorageClass", "string", ".spec.storageClassName", "", 0},
+                 {"Age", "date", ".metadata.creationTimestamp", "", 0}};
   pvc.immutable_fields = {".spec.accessModes", ".spec.storageClassName", ".spec.volumeMode"};
   registry.add(std::move(pvc));
 

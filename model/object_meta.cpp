@@ -144,8 +144,8 @@ json::object revision_object(const Revision& r, const std::string& service_uid) 
                                                    {"blockOwnerDeletion", true}}};
   o["metadata"] = std::move(md);
   o["spec"] = tmpl["spec"];
-  o["status"] = json::object{{"containerStatuses", container_statuses(r)},
-                             {"everReady", r.ever_ready}};
+  o["status"] =
+      json::object{{"containerStatuses", container_statuses(r)}, {"everReady", r.ever_ready}};
   if (!r.spec.init_containers.empty()) {
     json::array inits;
     for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
@@ -196,7 +196,8 @@ Result<Revision> revision_from_object(const json::object& object) {
       std::vector<std::string> out;
       if (const json::value* cs = st->if_contains(key); cs && cs->is_array())
         for (const auto& c : cs->get_array()) {
-          const json::value* d = c.is_object() ? c.get_object().if_contains("imageDigest") : nullptr;
+          const json::value* d =
+              c.is_object() ? c.get_object().if_contains("imageDigest") : nullptr;
           out.push_back(d && d->is_string() ? std::string(d->get_string()) : std::string());
         }
       return out;

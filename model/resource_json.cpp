@@ -347,18 +347,18 @@ void read_container(Reader& r, const json::value& v, const std::string& cp, Cont
         r.invalid(cp + "." + key,
                   init ? "an init container runs to completion before the others: it has no "
                          "ports or probes"
-                       : std::string_view(key) == "ports"
-                             ? "only one container has ports: the one requests go to"
-                             : "probes on a sidecar are not supported yet; probe the serving "
-                               "container (the one with ports)");
+                  : std::string_view(key) == "ports"
+                      ? "only one container has ports: the one requests go to"
+                      : "probes on a sidecar are not supported yet; probe the serving "
+                        "container (the one with ports)");
         return;
       }
   }
-  const json::object* c = r.object(
-      v, cp,
-      {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",
-       "imagePullPolicy", "resources", "readinessProbe", "livenessProbe", "startupProbe",
-       "volumeMounts", "securityContext"});
+  const json::object* c =
+      r.object(v, cp,
+               {"name", "image", "command", "args", "env", "envFrom", "ports", "workingDir",
+                "imagePullPolicy", "resources", "readinessProbe", "livenessProbe", "startupProbe",
+                "volumeMounts", "securityContext"});
   if (c) {
     cs.image = r.string(*c, "image", cp).value_or("");
     if (!r.failed() && cs.image.empty()) r.invalid(cp + ".image", "an image is required");
@@ -377,8 +377,8 @@ void read_container(Reader& r, const json::value& v, const std::string& cp, Cont
         std::string ep = fmt::format("{}.env[{}]", cp, i);
         const json::object* e = r.object((*env)[i], ep, {"name", "value", "valueFrom"});
         if (!e) break;
-        EnvVar var{r.string(*e, "name", ep).value_or(""),
-                   r.string(*e, "value", ep).value_or(""), std::nullopt};
+        EnvVar var{r.string(*e, "name", ep).value_or(""), r.string(*e, "value", ep).value_or(""),
+                   std::nullopt};
         if (const json::value* from = e->if_contains("valueFrom")) {
           if (e->contains("value"))
             r.invalid(ep, "give value or valueFrom, not both");
@@ -421,8 +421,7 @@ void read_container(Reader& r, const json::value& v, const std::string& cp, Cont
       if (ports->size() > 1) r.invalid(cp + ".ports", "at most one port may be given");
       for (std::size_t i = 0; i < ports->size() && !r.failed(); ++i) {
         std::string pp = fmt::format("{}.ports[{}]", cp, i);
-        const json::object* p =
-            r.object((*ports)[i], pp, {"containerPort", "name", "protocol"});
+        const json::object* p = r.object((*ports)[i], pp, {"containerPort", "name", "protocol"});
         if (!p) break;
         auto port = r.integer(*p, "containerPort", pp);
         cs.port_name = r.string(*p, "name", pp).value_or("");
@@ -482,12 +481,11 @@ Result<RevisionTemplate> read_template(Reader& r, const json::value& v, const st
               "a pod-level securityContext is not supported (as in Knative, where "
               "kubernetes.podspec-securitycontext is off by default); set it on the container, "
               "in containers[0].securityContext");
-  } else if (const json::object* spec =
-                 r.object(*spec_v, sp,
-                          {"containers", "containerConcurrency", "timeoutSeconds",
-                           "responseStartTimeoutSeconds", "idleTimeoutSeconds",
-                           "enableServiceLinks", "volumes", "imagePullSecrets",
-                           "initContainers"})) {
+  } else if (const json::object* spec = r.object(
+                 *spec_v, sp,
+                 {"containers", "containerConcurrency", "timeoutSeconds",
+                  "responseStartTimeoutSeconds", "idleTimeoutSeconds", "enableServiceLinks",
+                  "volumes", "imagePullSecrets", "initContainers"})) {
     t.volumes = read_volumes(r, *spec, sp);
     if (const json::array* secrets = r.array(*spec, "imagePullSecrets", sp))
       for (std::size_t i = 0; i < secrets->size() && !r.failed(); ++i) {
@@ -703,10 +701,8 @@ json::object container_json(const ContainerSpec& c) {
     container["env"] = std::move(env);
   }
   if (!c.env_from.empty()) container["envFrom"] = env_from_json(c.env_from);
-  if (!c.volume_mounts.empty())
-    container["volumeMounts"] = volume_mounts_json(c.volume_mounts);
-  if (c.container_port > 0 || !c.port_name.empty() ||
-      !c.port_protocol.empty()) {
+  if (!c.volume_mounts.empty()) container["volumeMounts"] = volume_mounts_json(c.volume_mounts);
+  if (c.container_port > 0 || !c.port_name.empty() || !c.port_protocol.empty()) {
     json::object port;
     if (c.container_port > 0) port["containerPort"] = c.container_port;
     if (!c.port_name.empty()) port["name"] = c.port_name;
@@ -747,8 +743,10 @@ json::object template_to_json(const RevisionTemplate& t) {
   if (t.idle_timeout_seconds) spec["idleTimeoutSeconds"] = t.idle_timeout_seconds;
   json::array containers;
   for (const auto& sc : t.sidecars) containers.push_back(container_json(sc));
-  auto at = static_cast<std::size_t>(std::clamp(t.serving_index, 0, static_cast<int>(containers.size())));
-  containers.insert(containers.begin() + static_cast<std::ptrdiff_t>(at), container_json(t.container));
+  auto at =
+      static_cast<std::size_t>(std::clamp(t.serving_index, 0, static_cast<int>(containers.size())));
+  containers.insert(containers.begin() + static_cast<std::ptrdiff_t>(at),
+                    container_json(t.container));
   spec["containers"] = std::move(containers);
   if (!t.init_containers.empty()) {
     json::array inits;
@@ -873,10 +871,10 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
   if (status) {
     container["restartCount"] = status->restarts;
     if (const auto& last = status->last_restart; !last.reason.empty())
-      container["lastState"] = json::object{
-          {"terminated", json::object{{"reason", last.reason},
-                                      {"message", last.message},
-                                      {"finishedAt", format_rfc3339(last.at_unix)}}}};
+      container["lastState"] =
+          json::object{{"terminated", json::object{{"reason", last.reason},
+                                                   {"message", last.message},
+                                                   {"finishedAt", format_rfc3339(last.at_unix)}}}};
   }
   st["containerStatuses"] = std::move(statuses);
   if (!r.spec.init_containers.empty()) {

@@ -210,11 +210,13 @@ std::optional<std::string> domain_problem(const std::string& name) {
   std::size_t start = 0;
   for (;;) {
     auto dot = name.find('.', start);
-    std::string label = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (label.empty() || label.size() > 63) return "each dot-separated label must be 1 to 63 characters";
+    std::string label =
+        name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (label.empty() || label.size() > 63)
+      return "each dot-separated label must be 1 to 63 characters";
     for (char c : label)
-      if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-            c == '-'))
+      if (!(std::islower(static_cast<unsigned char>(c)) ||
+            std::isdigit(static_cast<unsigned char>(c)) || c == '-'))
         return "may hold only lowercase letters, digits, '-' and '.'";
     if (label.front() == '-' || label.back() == '-') return "a label may not begin or end with '-'";
     if (dot == std::string::npos) break;
@@ -249,7 +251,8 @@ Result<json::object> admit_domain_mapping(const json::object& in) {
               ref_v ? r.object(*ref_v, "spec.ref", {"apiVersion", "kind", "name", "namespace"})
                     : nullptr) {
         std::string kind = r.string(*ref, "kind", "spec.ref").value_or("");
-        std::string api = r.string(*ref, "apiVersion", "spec.ref").value_or("serving.knative.dev/v1");
+        std::string api =
+            r.string(*ref, "apiVersion", "spec.ref").value_or("serving.knative.dev/v1");
         std::string target = r.string(*ref, "name", "spec.ref").value_or("");
         std::string target_ns = r.string(*ref, "namespace", "spec.ref").value_or("");
         if (!error && (kind != "Service" || api != "serving.knative.dev/v1"))
@@ -267,7 +270,8 @@ Result<json::object> admit_domain_mapping(const json::object& in) {
       if (const json::value* tls = spec->if_contains("tls"); tls && !error)
         if (const json::object* t = r.object(*tls, "spec.tls", {"secretName"}))
           if (r.string(*t, "secretName", "spec.tls").value_or("").empty() && !error)
-            return Error::invalid("spec.tls.secretName: required: the Secret with tls.crt and tls.key");
+            return Error::invalid(
+                "spec.tls.secretName: required: the Secret with tls.crt and tls.key");
     }
   if (error) return *error;
   json::object out = in;

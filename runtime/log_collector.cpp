@@ -160,7 +160,8 @@ struct LogCollector::Spool {
       msg.erase(std::remove(msg.begin(), msg.end(), '\0'), msg.end());
       if (!msg.empty() && msg.back() == '\r') msg.pop_back();
       if (!hole)
-        c.lines.push_back({now, ns, service, revision, instance, stream, std::move(msg), container});
+        c.lines.push_back(
+            {now, ns, service, revision, instance, stream, std::move(msg), container});
       i = next;
     }
     c.to = from + i;

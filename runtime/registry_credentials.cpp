@@ -59,9 +59,8 @@ Result<std::map<std::string, RegistryCredentials>> docker_config_logins(const st
     } else if (auto user = text_of("username"), pass = text_of("password"); user && pass) {
       c = {*user, *pass};
     } else {
-      return Error::invalid(
-          fmt::format("the entry for {} has neither \"auth\" nor \"username\" and \"password\"",
-                      host));
+      return Error::invalid(fmt::format(
+          "the entry for {} has neither \"auth\" nor \"username\" and \"password\"", host));
     }
     auto canonical = canonical_registry_host(host);
     out[canonical ? *canonical : host] = std::move(c);

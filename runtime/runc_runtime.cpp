@@ -220,7 +220,8 @@ Result<void> write_hosts_file(const std::string& path, const std::vector<EnvVar>
 Result<std::string> host_path_source(const ResolvedVolume& v,
                                      const std::vector<std::string>& prefixes) {
   auto problem = [&v](const std::string& why) {
-    return Error::precondition(fmt::format("hostPath volume {} ({}): {}", v.name, v.host_path, why));
+    return Error::precondition(
+        fmt::format("hostPath volume {} ({}): {}", v.name, v.host_path, why));
   };
   if (auto p = host_path_problem(v.host_path, prefixes)) return problem(*p);
   std::error_code ec;
@@ -230,8 +231,8 @@ Result<std::string> host_path_source(const ResolvedVolume& v,
     if (ec) return problem(fmt::format("cannot create the directory: {}", errno_text(ec)));
     ::chmod(v.host_path.c_str(), 0755);
   } else if (type == "FileOrCreate" && !fs::exists(v.host_path, ec)) {
-    int fd = ::open(v.host_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                    0644);
+    int fd =
+        ::open(v.host_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0 && errno != EEXIST)
       return problem(fmt::format("cannot create the file: {}", errno_text(errno)));
     if (fd >= 0) ::close(fd);
@@ -482,9 +483,9 @@ Result<int> RuncRuntime::start_pod(const LaunchSpec& spec) {
     if (!code) return fail(code.error());
     if (*code != 0) {
       std::string tail = spool_tail(options_.data_dir, init.container_id, 10);
-      return fail(Error::precondition(fmt::format(
-          "init container \"{}\" exited with code {}{}{}", init.container_name, *code,
-          tail.empty() ? "" : "; last output:\n", tail)));
+      return fail(Error::precondition(fmt::format("init container \"{}\" exited with code {}{}{}",
+                                                  init.container_name, *code,
+                                                  tail.empty() ? "" : "; last output:\n", tail)));
     }
     (void)remove(init.container_id);
   }
@@ -492,7 +493,7 @@ Result<int> RuncRuntime::start_pod(const LaunchSpec& spec) {
     auto pid = start_container(sidecar, &pod);
     if (!pid)
       return fail(Error{pid.error().code, fmt::format("sidecar \"{}\": {}", sidecar.container_name,
-                                                     pid.error().message)});
+                                                      pid.error().message)});
   }
   auto pid = start_container(spec, &pod);
   if (!pid) return fail(pid.error());
@@ -920,8 +921,8 @@ Result<ProcessResult> RuncRuntime::exec(const std::string& id,
   po.timeout = timeout;
   auto r = runner_->run(argv, po);
   if (!r && r.error().code == ErrorCode::kUnavailable)
-    return Error::unavailable(fmt::format("it ran longer than {} ms (timeoutSeconds)",
-                                          timeout.count()));
+    return Error::unavailable(
+        fmt::format("it ran longer than {} ms (timeoutSeconds)", timeout.count()));
   if (!r) return Error::internal(fmt::format("runc exec failed: {}", r.error().message));
   return r;
 }

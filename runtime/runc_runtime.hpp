@@ -58,8 +58,9 @@ class RuncRuntime final : public ContainerRuntime {
   std::string tail_logs(const std::string& container_id, std::size_t lines) override;
   std::vector<std::pair<std::string, int>> sidecar_pids(const std::string& container_id) override;
   // runc exec: the container's process settings from its config.json, `command` as the args.
-  Result<ProcessResult> exec(const std::string& container_id, const std::vector<std::string>& command,
-                   std::chrono::milliseconds timeout) override;
+  Result<ProcessResult> exec(const std::string& container_id,
+                             const std::vector<std::string>& command,
+                             std::chrono::milliseconds timeout) override;
   ResourceUsage usage(const std::string& container_id) override;
   bool isolated_network() const override;
   std::string address(const std::string& container_id) override;

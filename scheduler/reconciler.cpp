@@ -79,7 +79,7 @@ struct Instance {
   bool exited = false;
   bool was_serving = false;       // it was ready when its stop began: drain it
   bool in_runtime_start = false;  // runc is creating it on the blocking pool right now
-  bool unready = false;  // ready once, then its readiness probe failed: out of the routes
+  bool unready = false;           // ready once, then its readiness probe failed: out of the routes
   std::vector<std::shared_ptr<asio::steady_timer>> probe_timers;  // cancelled when it stops
   int exit_code = -1;
   std::chrono::steady_clock::time_point ready_at{};
@@ -706,9 +706,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       spec.sidecars.push_back(child(
           r.spec.sidecars[i], i < r.sidecar_digests.size() ? r.sidecar_digests[i] : std::string()));
     for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
-      spec.init_containers.push_back(
-          child(r.spec.init_containers[i],
-                i < r.init_digests.size() ? r.init_digests[i] : std::string()));
+      spec.init_containers.push_back(child(r.spec.init_containers[i], i < r.init_digests.size()
+                                                                          ? r.init_digests[i]
+                                                                          : std::string()));
     // Secrets and ConfigMaps are read now, at each start, as Kubernetes does.
     if (uses_config(r.spec)) {
       auto resolved = co_await offload(store_thread_.get_executor(), &Impl::resolve_config_now,
@@ -791,11 +791,13 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
                      pid);
         continue;
       }
-      inst->sidecar_pidfds.push_back(std::make_unique<asio::posix::stream_descriptor>(control_, fd));
+      inst->sidecar_pidfds.push_back(
+          std::make_unique<asio::posix::stream_descriptor>(control_, fd));
       auto* watched = inst->sidecar_pidfds.back().get();
       watched->async_wait(
           asio::posix::stream_descriptor::wait_read,
-          [self = shared_from_this(), rev, inst, name = name, watched](boost::system::error_code ec) {
+          [self = shared_from_this(), rev, inst, name = name,
+           watched](boost::system::error_code ec) {
             if (ec == asio::error::operation_aborted || self->stopped_ || inst->stop_requested ||
                 inst->phase == Phase::kExited || rev->retired)
               return;
@@ -953,8 +955,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         c.detail = r.error().message;
       } else if (r->exit_code != 0) {
         std::string out = first_line(r->out.empty() ? r->err : r->out);
-        c.detail = fmt::format("it exited with code {}{}{}", r->exit_code, out.empty() ? "" : ": ",
-                               out);
+        c.detail =
+            fmt::format("it exited with code {}{}{}", r->exit_code, out.empty() ? "" : ": ", out);
       }
       c.ok = r && r->exit_code == 0;
       co_return c;

@@ -98,11 +98,11 @@ class ContainerRuntime {
     return {};
   }
   // Runs `command` inside the running container (an exec probe), with its process's user,
-  // environment and limits, and returns its exit code and output. Fails when it cannot run, or ran past
-  // `timeout` (then it is killed).
+  // environment and limits, and returns its exit code and output. Fails when it cannot run, or ran
+  // past `timeout` (then it is killed).
   virtual Result<ProcessResult> exec(const std::string& /*container_id*/,
-                           const std::vector<std::string>& /*command*/,
-                           std::chrono::milliseconds /*timeout*/) {
+                                     const std::vector<std::string>& /*command*/,
+                                     std::chrono::milliseconds /*timeout*/) {
     return Error::unavailable("this runtime cannot run commands in an instance");
   }
   // The running sidecars of an instance, by name: their init processes' pids, for the reconciler

@@ -81,9 +81,9 @@ struct Probe {
   std::string http_path;   // for httpGet, "/" when empty
   int period_seconds = 0;  // readiness: 0 polls every ~10 ms until ready; others: 10 s
   int initial_delay_seconds = 0;
-  int timeout_seconds = 0;    // 1 s
-  int failure_threshold = 0;  // 3
-  int success_threshold = 0;  // 1
+  int timeout_seconds = 0;                // 1 s
+  int failure_threshold = 0;              // 3
+  int success_threshold = 0;              // 1
   std::vector<std::string> exec_command;  // exec: run in the instance, when not empty
   std::vector<std::pair<std::string, std::string>> http_headers;  // httpGet.httpHeaders
   int port = 0;  // httpGet.port or tcpSocket.port as written: the container's port, or 0

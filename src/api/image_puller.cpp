@@ -90,8 +90,7 @@ awaitable<Result<ImageRecord>> ImagePuller::import(std::string reference, std::s
   co_return *job->result;
 }
 
-awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference,
-                                                    std::string pull_policy,
+awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference, std::string pull_policy,
                                                     std::optional<RegistryCredentials> login) {
   if (is_transport_reference(reference)) co_return co_await import(reference, "");
   auto image =

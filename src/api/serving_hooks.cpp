@@ -8,9 +8,9 @@
 #include "api/image_puller.hpp"
 #include "elafros/base64.hpp"
 #include "elafros/config_refs.hpp"
-#include "elafros/registry_reference.hpp"
 #include "elafros/naming.hpp"
 #include "elafros/object_meta.hpp"
+#include "elafros/registry_reference.hpp"
 #include "elafros/resource_json.hpp"
 #include "elafros/sources.hpp"
 #include "elafros/traffic.hpp"
@@ -46,8 +46,9 @@ awaitable<Result<std::vector<std::string>>> ServingHooks::revision_names(std::st
   co_return names;
 }
 
-awaitable<Result<std::optional<RegistryCredentials>>> ServingHooks::pull_login(
-    std::string ns, RevisionTemplate t, std::string image) {
+awaitable<Result<std::optional<RegistryCredentials>>> ServingHooks::pull_login(std::string ns,
+                                                                               RevisionTemplate t,
+                                                                               std::string image) {
   std::optional<RegistryCredentials> login;
   auto registry = parse_registry_reference(image);
   for (std::size_t i = 0; i < t.image_pull_secrets.size(); ++i) {
@@ -70,10 +71,10 @@ awaitable<Result<std::optional<RegistryCredentials>>> ServingHooks::pull_login(
                            : type == "kubernetes.io/dockercfg"      ? ".dockercfg"
                                                                     : nullptr;
     if (!data_key)
-      co_return Error::invalid(fmt::format(
-          "{}: secret \"{}\" is of type {}; an image pull secret is of type "
-          "kubernetes.io/dockerconfigjson (its .dockerconfigjson a Docker config.json)",
-          field, name, type.empty() ? "Opaque" : type));
+      co_return Error::invalid(
+          fmt::format("{}: secret \"{}\" is of type {}; an image pull secret is of type "
+                      "kubernetes.io/dockerconfigjson (its .dockerconfigjson a Docker config.json)",
+                      field, name, type.empty() ? "Opaque" : type));
     json::value encoded = json_path_value(*secret, std::string(".data['") + data_key + "']");
     auto text = encoded.is_string() ? base64_decode(encoded.get_string()) : std::nullopt;
     if (!text)
@@ -181,14 +182,13 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   if (kind.kind == "DomainMapping") {
     const std::string name = meta_string(object, "name");
     const std::string& domain = reconciler_.domain();
-    if (name == domain ||
-        (name.size() > domain.size() && name.compare(name.size() - domain.size(), domain.size(),
-                                                     domain) == 0 &&
-         name[name.size() - domain.size() - 1] == '.'))
-      co_return Error::invalid(fmt::format(
-          "metadata.name: \"{}\" is under {}, the domain elafros names services by "
-          "(NAME.NAMESPACE.{}); map a domain of your own",
-          name, domain, domain));
+    if (name == domain || (name.size() > domain.size() &&
+                           name.compare(name.size() - domain.size(), domain.size(), domain) == 0 &&
+                           name[name.size() - domain.size() - 1] == '.'))
+      co_return Error::invalid(
+          fmt::format("metadata.name: \"{}\" is under {}, the domain elafros names services by "
+                      "(NAME.NAMESPACE.{}); map a domain of your own",
+                      name, domain, domain));
     co_return Result<void>{};
   }
   if (kind.kind != "Service") co_return Result<void>{};
@@ -366,11 +366,10 @@ void ServingHooks::present(const KindInfo& kind, json::object& object) {
         condition("Ready", ready, ready_reason, ready_message),
         condition("ReferenceResolved", st.service_exists, st.service_exists ? "" : "ResolveFailed",
                   st.service_exists ? "" : ready_message)};
-    object["status"] = json::object{
-        {"observedGeneration", meta_int(object, "generation")},
-        {"url", st.url},
-        {"address", json::object{{"url", st.url}}},
-        {"conditions", std::move(conditions)}};
+    object["status"] = json::object{{"observedGeneration", meta_int(object, "generation")},
+                                    {"url", st.url},
+                                    {"address", json::object{{"url", st.url}}},
+                                    {"conditions", std::move(conditions)}};
     return;
   }
   if (kind.kind == "Service") {

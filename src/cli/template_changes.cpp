@@ -89,10 +89,10 @@ void apply_probe_options(json::object& probe, const std::string& flag, const std
     for (const char* n : kNames)
       if (lower(n) == lower(key)) name = n;
     if (!name)
-      throw std::runtime_error(fmt::format(
-          "{} {}: the options are InitialDelaySeconds, PeriodSeconds, TimeoutSeconds, "
-          "FailureThreshold and SuccessThreshold",
-          flag, item));
+      throw std::runtime_error(
+          fmt::format("{} {}: the options are InitialDelaySeconds, PeriodSeconds, TimeoutSeconds, "
+                      "FailureThreshold and SuccessThreshold",
+                      flag, item));
     std::size_t used = 0;
     int n = -1;
     try {
@@ -161,9 +161,8 @@ json::object volume_source(const std::string& name, const std::string& text, con
     return json::object{{"name", name}, {"configMap", json::object{{"name", ref}}}};
   if (text == "emptyDir" || text == "ed")
     return json::object{{"name", name}, {"emptyDir", json::object{}}};
-  throw std::runtime_error(
-      fmt::format("{} {}: the source must be cm:NAME, secret:NAME, pvc:NAME or emptyDir", flag,
-                  whole));
+  throw std::runtime_error(fmt::format(
+      "{} {}: the source must be cm:NAME, secret:NAME, pvc:NAME or emptyDir", flag, whole));
 }
 
 void apply_config_flags(json::object& spec, json::object& c, const TemplateChanges& t) {
@@ -214,10 +213,10 @@ void apply_config_flags(json::object& spec, json::object& c, const TemplateChang
     bool remove = !v.empty() && v.back() == '-' && v.find('=') == std::string::npos;
     std::string name = remove ? v.substr(0, v.size() - 1) : v.substr(0, v.find('='));
     if (name.empty() || (!remove && v.find('=') == std::string::npos))
-      throw std::runtime_error(fmt::format(
-          "--volume {}: give NAME=cm:CONFIGMAP, NAME=secret:SECRET, NAME=pvc:CLAIM or "
-          "NAME=emptyDir (NAME- removes it)",
-          v));
+      throw std::runtime_error(
+          fmt::format("--volume {}: give NAME=cm:CONFIGMAP, NAME=secret:SECRET, NAME=pvc:CLAIM or "
+                      "NAME=emptyDir (NAME- removes it)",
+                      v));
     for (auto it = volumes.begin(); it != volumes.end();)
       it = field(*it, "name") == name ? volumes.erase(it) : it + 1;
     if (!remove) volumes.push_back(volume_source(name, v.substr(v.find('=') + 1), "--volume", v));
@@ -329,10 +328,10 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
         std::string name =
             item.back() == '-' ? item.substr(0, item.size() - 1) : item.substr(0, item.find('='));
         if (name != "cpu" && name != "memory" && name != "ephemeral-storage")
-          throw std::runtime_error(fmt::format(
-              "{} {}: the resources are cpu, memory and ephemeral-storage, e.g. {} "
-              "cpu=500m,memory=128Mi",
-              flag, one, flag));
+          throw std::runtime_error(
+              fmt::format("{} {}: the resources are cpu, memory and ephemeral-storage, e.g. {} "
+                          "cpu=500m,memory=128Mi",
+                          flag, one, flag));
         if (item.back() == '-') {
           set.erase(name);
           continue;
@@ -359,10 +358,10 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
     if (!*opts) continue;
     json::value* probe = c.if_contains(key);
     if (!probe || !probe->is_object())
-      throw std::runtime_error(fmt::format(
-          "{}-opts sets options of a {} probe, and there is none: give {} too, e.g. {} "
-          "http::8080:/healthz",
-          flag, kind, flag, flag));
+      throw std::runtime_error(
+          fmt::format("{}-opts sets options of a {} probe, and there is none: give {} too, e.g. {} "
+                      "http::8080:/healthz",
+                      flag, kind, flag, flag));
     apply_probe_options(probe->get_object(), flag + "-opts", **opts);
   }
   // A revision name belongs to one revision: an update without --revision-name gets a new one.

@@ -42,8 +42,8 @@ struct TemplateChanges {
     return image || !env.empty() || port || cmd || args || revision_name || concurrency_limit ||
            !scale_annotations.empty() || !annotations.empty() || !labels.empty() ||
            !limits.empty() || !requests.empty() || probe_readiness || probe_readiness_opts ||
-           probe_liveness || probe_liveness_opts || pull_policy || !env_from.empty() || !env_value_from.empty() || !volumes.empty() ||
-           !mounts.empty();
+           probe_liveness || probe_liveness_opts || pull_policy || !env_from.empty() ||
+           !env_value_from.empty() || !volumes.empty() || !mounts.empty();
   }
 };
 

@@ -297,7 +297,7 @@ class QuotaBook::Impl : public std::enable_shared_from_this<QuotaBook::Impl> {
           continue;
         }
         std::int64_t v = std::string_view(r) == "cpu" ? parse_cpu_millis(it->second).value_or(0)
-                                                     : parse_memory_bytes(it->second).value_or(0);
+                                                      : parse_memory_bytes(it->second).value_or(0);
         if (init)
           init_most[r] = std::max(init_most[r], v);
         else

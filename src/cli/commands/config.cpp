@@ -99,14 +99,14 @@ int create_docker_registry(const ApiClient& api, const Globals& g, const ConfigF
                      {"password", password},
                      {"auth", base64_encode(f.docker_username + ":" + password)}};
   if (!f.docker_email.empty()) entry["email"] = f.docker_email;
-  std::string config = json::serialize(
-      json::object{{"auths", json::object{{f.docker_server, std::move(entry)}}}});
-  json::value body = json::object{
-      {"apiVersion", "v1"},
-      {"kind", "Secret"},
-      {"metadata", json::object{{"name", f.name}, {"namespace", g.ns}}},
-      {"type", "kubernetes.io/dockerconfigjson"},
-      {"data", json::object{{".dockerconfigjson", base64_encode(config)}}}};
+  std::string config =
+      json::serialize(json::object{{"auths", json::object{{f.docker_server, std::move(entry)}}}});
+  json::value body =
+      json::object{{"apiVersion", "v1"},
+                   {"kind", "Secret"},
+                   {"metadata", json::object{{"name", f.name}, {"namespace", g.ns}}},
+                   {"type", "kubernetes.io/dockerconfigjson"},
+                   {"data", json::object{{".dockerconfigjson", base64_encode(config)}}}};
   json::value out = api.call("POST", collection(g, "secrets"), &body);
   if (g.output != "table") return print(g, out), 0;
   std::cout << fmt::format(
@@ -186,13 +186,13 @@ void add_kind(CLI::App& app, Session& s, bool secret) {
   });
   if (secret) {
     auto* docker = create_top->add_subcommand(
-        "docker-registry", "a registry login for imagePullSecrets (kubernetes.io/dockerconfigjson)");
+        "docker-registry",
+        "a registry login for imagePullSecrets (kubernetes.io/dockerconfigjson)");
     docker->add_option("name", f->name, "its name")->required();
     docker->add_option("--docker-server", f->docker_server, "the registry, HOST[:PORT]")
         ->required();
     docker->add_option("--docker-username", f->docker_username, "the user")->required();
-    docker->add_flag("--docker-password-stdin", f->password_stdin,
-                     "read the password from stdin")
+    docker->add_flag("--docker-password-stdin", f->password_stdin, "read the password from stdin")
         ->required();
     docker->add_option("--docker-email", f->docker_email, "an email, kept in the config");
     docker->callback([&s, f] {

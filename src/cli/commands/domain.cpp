@@ -49,8 +49,9 @@ int create(const ApiClient& api, const Globals& g, const DomainFlags& f) {
   json::value body = mapping(g, f);
   json::value out = api.call("POST", collection(g), &body);
   if (g.output != "table") return print(g, out), 0;
-  std::cout << fmt::format("Domain mapping '{}' created in namespace '{}': {} serves service '{}'.\n",
-                           f.name, g.ns, field(out, "status.url"), f.ref);
+  std::cout << fmt::format(
+      "Domain mapping '{}' created in namespace '{}': {} serves service '{}'.\n", f.name, g.ns,
+      field(out, "status.url"), f.ref);
   return 0;
 }
 
@@ -84,11 +85,12 @@ int describe(const ApiClient& api, const Globals& g, const std::string& name) {
                            g.ns, field(o, "status.url"), field(o, "spec.ref.name"));
   if (!field(o, "spec.tls.secretName").empty())
     std::cout << fmt::format("TLS:        secret {}\n", field(o, "spec.tls.secretName"));
-  std::cout << fmt::format("Age:        {}\n\nConditions:\n", age(field(o, "metadata.creationTimestamp")));
+  std::cout << fmt::format("Age:        {}\n\nConditions:\n",
+                           age(field(o, "metadata.creationTimestamp")));
   for (const auto& c : array_at(o, {"status", "conditions"})) {
     std::string reason = field(c, "reason"), message = field(c, "message");
-    std::cout << fmt::format("  {:<24} {:<5} {}{}{}\n", field(c, "type"), field(c, "status"), reason,
-                             message.empty() ? "" : ": ", message);
+    std::cout << fmt::format("  {:<24} {:<5} {}{}{}\n", field(c, "type"), field(c, "status"),
+                             reason, message.empty() ? "" : ": ", message);
   }
   return 0;
 }
@@ -103,16 +105,14 @@ void add_domain_commands(CLI::App& app, Session& s) {
   create_cmd->add_option("name", f->name, "the domain, e.g. app.example.com")->required();
   create_cmd->add_option("--ref", f->ref, "the service it serves")->required();
   create_cmd->add_option("--tls", f->tls, "a Secret with tls.crt and tls.key for the domain");
-  create_cmd->callback([&s, f] {
-    s.run = [&s, f](const ApiClient& api) { return create(api, s.g, *f); };
-  });
+  create_cmd->callback(
+      [&s, f] { s.run = [&s, f](const ApiClient& api) { return create(api, s.g, *f); }; });
   auto* update_cmd = top->add_subcommand("update", "point a domain at another service");
   update_cmd->add_option("name", f->name, "the domain")->required();
   update_cmd->add_option("--ref", f->ref, "the service it serves");
   update_cmd->add_option("--tls", f->tls, "a Secret with tls.crt and tls.key for the domain");
-  update_cmd->callback([&s, f] {
-    s.run = [&s, f](const ApiClient& api) { return update(api, s.g, *f); };
-  });
+  update_cmd->callback(
+      [&s, f] { s.run = [&s, f](const ApiClient& api) { return update(api, s.g, *f); }; });
   top->add_subcommand("list", "list domain mappings")->callback([&s] {
     s.run = [&s](const ApiClient& api) { return list(api, s.g); };
   });

@@ -30,18 +30,18 @@ std::string collection(const Globals& g) {
 // kubectl's short forms of the access modes.
 std::string access_mode(const std::string& text) {
   static const std::map<std::string, std::string> kModes{
-      {"rwo", "ReadWriteOnce"},    {"readwriteonce", "ReadWriteOnce"},
-      {"rox", "ReadOnlyMany"},     {"readonlymany", "ReadOnlyMany"},
-      {"rwx", "ReadWriteMany"},    {"readwritemany", "ReadWriteMany"},
+      {"rwo", "ReadWriteOnce"},     {"readwriteonce", "ReadWriteOnce"},
+      {"rox", "ReadOnlyMany"},      {"readonlymany", "ReadOnlyMany"},
+      {"rwx", "ReadWriteMany"},     {"readwritemany", "ReadWriteMany"},
       {"rwop", "ReadWriteOncePod"}, {"readwriteoncepod", "ReadWriteOncePod"}};
   std::string key;
   for (char c : text) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   auto it = kModes.find(key);
   if (it == kModes.end())
-    throw std::runtime_error(fmt::format(
-        "--access-mode \"{}\": the modes are ReadWriteOnce (RWO), ReadOnlyMany (ROX), "
-        "ReadWriteMany (RWX) and ReadWriteOncePod (RWOP)",
-        text));
+    throw std::runtime_error(
+        fmt::format("--access-mode \"{}\": the modes are ReadWriteOnce (RWO), ReadOnlyMany (ROX), "
+                    "ReadWriteMany (RWX) and ReadWriteOncePod (RWOP)",
+                    text));
   return it->second;
 }
 
@@ -136,9 +136,8 @@ void add_volume_commands(CLI::App& app, Session& s) {
                          "ReadWriteOncePod (repeatable)");
   create_cmd->add_option("--storage-class", f->storage_class,
                          "a storageClassName to record, for a cluster it may move to");
-  create_cmd->callback([&s, f] {
-    s.run = [&s, f](const ApiClient& api) { return create(api, s.g, *f); };
-  });
+  create_cmd->callback(
+      [&s, f] { s.run = [&s, f](const ApiClient& api) { return create(api, s.g, *f); }; });
   top->add_subcommand("list", "list volumes and the services that mount them")->callback([&s] {
     s.run = [&s](const ApiClient& api) { return list(api, s.g); };
   });

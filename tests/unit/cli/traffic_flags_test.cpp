@@ -96,7 +96,8 @@ TEST_CASE("--limit and --request set, merge and remove resources as kn's flags d
   CHECK_FALSE(c2.at("resources").as_object().contains("requests"));
   TemplateChanges bad;
   bad.limits = {"gpu=1"};
-  CHECK_THROWS_WITH(apply_template_changes(tmpl, bad, false), Catch::Contains("cpu, memory and ephemeral-storage"));
+  CHECK_THROWS_WITH(apply_template_changes(tmpl, bad, false),
+                    Catch::Contains("cpu, memory and ephemeral-storage"));
   bad.limits = {"memory"};
   CHECK_THROWS_WITH(apply_template_changes(tmpl, bad, false), Catch::Contains("NAME=QUANTITY"));
 }

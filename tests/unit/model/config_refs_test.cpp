@@ -154,7 +154,8 @@ TEST_CASE("hostPath and persistentVolumeClaim volumes round-trip and resolve; ot
                  Catch::Contains("elafros volume create gone -n team"));
 
   auto error_of = [](const char* volume) {
-    auto v = tmpl((std::string(R"({"containers":[{"image":"x"}],"volumes":[)") + volume + "]}").c_str());
+    auto v =
+        tmpl((std::string(R"({"containers":[{"image":"x"}],"volumes":[)") + volume + "]}").c_str());
     return v ? std::string() : v.error().message;
   };
   CHECK_THAT(error_of(R"({"name":"h","hostPath":{"path":"/srv/../etc"}})"),
@@ -214,22 +215,25 @@ TEST_CASE("a PersistentVolumeClaim is Bound at once; what it cannot be is refuse
   CHECK(ok->at("status") == json::parse(R"({"phase":"Bound","accessModes":["ReadWriteOnce"],
                                            "capacity":{"storage":"2Gi"}})"));
   auto error_of = [k](const char* spec) {
-    auto r = k->admit(
-        json::parse(std::string(R"({"metadata":{"name":"data"},"spec":)") + spec + "}").as_object());
+    auto r =
+        k->admit(json::parse(std::string(R"({"metadata":{"name":"data"},"spec":)") + spec + "}")
+                     .as_object());
     return r ? std::string() : r.error().message;
   };
   CHECK_THAT(error_of(R"({"resources":{"requests":{"storage":"1Gi"}}})"),
              Catch::StartsWith("spec.accessModes: at least one is required"));
-  CHECK_THAT(error_of(R"({"accessModes":["Sometimes"],"resources":{"requests":{"storage":"1Gi"}}})"),
-             Catch::StartsWith("spec.accessModes[0]: \"Sometimes\" is not an access mode"));
+  CHECK_THAT(
+      error_of(R"({"accessModes":["Sometimes"],"resources":{"requests":{"storage":"1Gi"}}})"),
+      Catch::StartsWith("spec.accessModes[0]: \"Sometimes\" is not an access mode"));
   CHECK_THAT(error_of(R"({"accessModes":["ReadWriteOnce"]})"),
              Catch::StartsWith("spec.resources.requests.storage: required"));
   CHECK_THAT(error_of(R"({"accessModes":["ReadWriteOnce"],"volumeMode":"Block",
                           "resources":{"requests":{"storage":"1Gi"}}})"),
              Catch::StartsWith("spec.volumeMode: \"Block\" is not supported"));
-  CHECK_THAT(error_of(R"({"accessModes":["ReadWriteOnce"],"volumeName":"pv-1",
+  CHECK_THAT(
+      error_of(R"({"accessModes":["ReadWriteOnce"],"volumeName":"pv-1",
                           "resources":{"requests":{"storage":"1Gi"}}})"),
-             Catch::StartsWith("spec.volumeName: is not supported: there are no PersistentVolumes"));
+      Catch::StartsWith("spec.volumeName: is not supported: there are no PersistentVolumes"));
 }
 
 TEST_CASE("the secret cipher seals, opens after a rotation, and refuses altered values") {

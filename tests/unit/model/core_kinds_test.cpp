@@ -77,13 +77,18 @@ TEST_CASE("a DomainMapping is named by its host name and maps to a Service of it
     auto r = k->admit(json::parse(text).as_object());
     return r ? std::string() : r.error().message;
   };
-  CHECK_THAT(error_of(R"({"metadata":{"name":"App.example.com"},"spec":{"ref":{"kind":"Service","name":"w"}}})"),
-             Catch::StartsWith("metadata.name: \"App.example.com\" is not a host name"));
+  CHECK_THAT(
+      error_of(
+          R"({"metadata":{"name":"App.example.com"},"spec":{"ref":{"kind":"Service","name":"w"}}})"),
+      Catch::StartsWith("metadata.name: \"App.example.com\" is not a host name"));
   CHECK_THAT(error_of(R"({"metadata":{"name":"a.example.com"},"spec":{}})"),
              Catch::StartsWith("spec.ref: missing"));
-  CHECK_THAT(error_of(R"({"metadata":{"name":"a.example.com"},"spec":{"ref":{"apiVersion":"v1","kind":"Service","name":"w"}}})"),
-             Catch::Contains("a DomainMapping maps to a Knative Service"));
-  CHECK_THAT(error_of(R"({"metadata":{"name":"a.example.com","namespace":"team"},
+  CHECK_THAT(
+      error_of(
+          R"({"metadata":{"name":"a.example.com"},"spec":{"ref":{"apiVersion":"v1","kind":"Service","name":"w"}}})"),
+      Catch::Contains("a DomainMapping maps to a Knative Service"));
+  CHECK_THAT(
+      error_of(R"({"metadata":{"name":"a.example.com","namespace":"team"},
       "spec":{"ref":{"kind":"Service","name":"w","namespace":"other"}}})"),
-             Catch::StartsWith("spec.ref.namespace: \"other\" is not the DomainMapping's namespace"));
+      Catch::StartsWith("spec.ref.namespace: \"other\" is not the DomainMapping's namespace"));
 }

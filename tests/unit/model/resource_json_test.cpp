@@ -221,7 +221,8 @@ TEST_CASE("liveness, startup and exec probes parse and render back unchanged") {
   CHECK(again->spec == r->spec);
 }
 
-TEST_CASE("several containers: the one with ports serves, sidecars and init containers keep order") {
+TEST_CASE(
+    "several containers: the one with ports serves, sidecars and init containers keep order") {
   auto r = parse(
       R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {
       "initContainers": [{"name": "migrate", "image": "tools", "command": ["migrate"]}],
@@ -254,21 +255,30 @@ TEST_CASE("several containers: the one with ports serves, sidecars and init cont
         "default");
     return e ? std::string() : e.error().message;
   };
-  CHECK_THAT(error_of_spec(R"({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]})"),
+  CHECK_THAT(error_of_spec(
+                 R"({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]})"),
              Catch::Contains("exactly one has ports: the one requests go to (0 of 2 have)"));
-  CHECK_THAT(error_of_spec(R"({"containers": [{"image": "x", "ports": [{"containerPort": 1}]}, {"image": "y"}]})"),
-             Catch::Contains("containers[1].name: required: a sidecar or init container has a name"));
-  CHECK_THAT(error_of_spec(R"({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 1}]},
+  CHECK_THAT(
+      error_of_spec(
+          R"({"containers": [{"image": "x", "ports": [{"containerPort": 1}]}, {"image": "y"}]})"),
+      Catch::Contains("containers[1].name: required: a sidecar or init container has a name"));
+  CHECK_THAT(
+      error_of_spec(R"({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 1}]},
                                               {"name": "a", "image": "y"}]})"),
-             Catch::Contains("containers[1].name: \"a\" names two containers"));
-  CHECK_THAT(error_of_spec(R"({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 1}]},
+      Catch::Contains("containers[1].name: \"a\" names two containers"));
+  CHECK_THAT(
+      error_of_spec(R"({"containers": [{"name": "a", "image": "x", "ports": [{"containerPort": 1}]},
                                               {"name": "b", "image": "y", "livenessProbe": {"tcpSocket": {}}}]})"),
-             Catch::Contains("containers[1].livenessProbe: probes on a sidecar are not supported yet"));
-  CHECK_THAT(error_of_spec(R"({"initContainers": [{"name": "i", "image": "y", "ports": [{"containerPort": 1}]}],
+      Catch::Contains("containers[1].livenessProbe: probes on a sidecar are not supported yet"));
+  CHECK_THAT(
+      error_of_spec(
+          R"({"initContainers": [{"name": "i", "image": "y", "ports": [{"containerPort": 1}]}],
                                "containers": [{"name": "a", "image": "x"}]})"),
-             Catch::Contains("initContainers[0].ports: an init container runs to completion"));
-  CHECK_THAT(error_of_spec(R"({"initContainers": [{"image": "y"}], "containers": [{"name": "a", "image": "x"}]})"),
-             Catch::Contains("initContainers[0].name: required"));
+      Catch::Contains("initContainers[0].ports: an init container runs to completion"));
+  CHECK_THAT(
+      error_of_spec(
+          R"({"initContainers": [{"image": "y"}], "containers": [{"name": "a", "image": "x"}]})"),
+      Catch::Contains("initContainers[0].name: required"));
 }
 
 TEST_CASE("template labels and imagePullPolicy parse, render back, and are checked") {

@@ -9,10 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <catch2/catch.hpp>
-#include <atomic>
 #include <csignal>
 #include <functional>
 #include <map>
@@ -401,7 +401,8 @@ TEST_CASE("a startup probe that keeps failing restarts the instance") {
   CHECK(h.endpoint(kHost) == nullptr);
 }
 
-TEST_CASE("a readiness probe that fails once ready takes the instance out of the routes, not down") {
+TEST_CASE(
+    "a readiness probe that fails once ready takes the instance out of the routes, not down") {
   Harness h;
   Service s = h.create("hello", [](ContainerSpec& c) { c.readiness_probe = exec_probe(1, 1); });
   REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
