@@ -126,6 +126,15 @@ json::array container_statuses(const Revision& r) {
   return out;
 }
 
+json::array init_container_statuses(const Revision& r) {
+  json::array out;
+  for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
+    out.push_back(
+        json::object{{"name", r.spec.init_containers[i].name},
+                     {"imageDigest", i < r.init_digests.size() ? r.init_digests[i] : std::string()}});
+  return out;
+}
+
 json::object revision_object(const Revision& r, const std::string& service_uid) {
   json::object tmpl = template_to_json(r.spec);
   json::object o{{"apiVersion", "serving.knative.dev/v1"}, {"kind", "Revision"}};
@@ -146,14 +155,8 @@ json::object revision_object(const Revision& r, const std::string& service_uid) 
   o["spec"] = tmpl["spec"];
   o["status"] =
       json::object{{"containerStatuses", container_statuses(r)}, {"everReady", r.ever_ready}};
-  if (!r.spec.init_containers.empty()) {
-    json::array inits;
-    for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
-      inits.push_back(json::object{
-          {"name", r.spec.init_containers[i].name},
-          {"imageDigest", i < r.init_digests.size() ? r.init_digests[i] : std::string()}});
-    o["status"].as_object()["initContainerStatuses"] = std::move(inits);
-  }
+  if (!r.spec.init_containers.empty())
+    o["status"].as_object()["initContainerStatuses"] = init_container_statuses(r);
   return o;
 }
 

@@ -877,14 +877,7 @@ json::object revision_to_json(const Revision& r, const RevisionStatus* status) {
                                                    {"finishedAt", format_rfc3339(last.at_unix)}}}};
   }
   st["containerStatuses"] = std::move(statuses);
-  if (!r.spec.init_containers.empty()) {
-    json::array inits;
-    for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
-      inits.push_back(json::object{
-          {"name", r.spec.init_containers[i].name},
-          {"imageDigest", i < r.init_digests.size() ? r.init_digests[i] : std::string()}});
-    st["initContainerStatuses"] = std::move(inits);
-  }
+  if (!r.spec.init_containers.empty()) st["initContainerStatuses"] = init_container_statuses(r);
   out["status"] = std::move(st);
   return out;
 }

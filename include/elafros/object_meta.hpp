@@ -35,6 +35,7 @@ boost::json::object service_object(const Service& service);
 boost::json::object revision_object(const Revision& revision, const std::string& service_uid);
 // Knative's status.containerStatuses of a revision: the serving container, then the sidecars.
 boost::json::array container_statuses(const Revision& revision);
+boost::json::array init_container_statuses(const Revision& revision);  // empty without any
 Result<Service> service_from_object(const boost::json::object& object);
 Result<Revision> revision_from_object(const boost::json::object& object);
 

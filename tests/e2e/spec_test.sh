@@ -25,6 +25,10 @@ start_daemon
 port=$(e status -o json | sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p')
 e image import "oci:$work/hello:latest" --name hello-img >/dev/null
 get() { curl -sS --max-time 10 "http://$1.default.localhost:$port$2"; }
+# ksvc NAME MIN_SCALE: a Knative Service's YAML down to its template's spec, which the caller goes on.
+ksvc() {
+  printf 'apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: %s\nspec:\n  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/min-scale: "%s"\n    spec:\n' "$1" "$2"
+}
 instance_of() { runc --root "$data/runc" list -q 2>/dev/null | grep "^$1-" || true; }
 
 # --- probes --------------------------------------------------------------------------------
@@ -48,17 +52,9 @@ check "the revision's containerStatuses carry lastState.terminated, as Kubernete
   contains "$(tr -d ' \n' <<<"$rev")" '"lastState":{"terminated":{"reason":"LivenessProbeFailed"'
 
 # An exec liveness probe and a startup probe, from YAML
-cat >"$work/execlive.yaml" <<'YAML'
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: execlive
-spec:
-  template:
-    metadata:
-      annotations:
-        autoscaling.knative.dev/min-scale: "1"
-    spec:
+{
+  ksvc execlive 1
+  cat <<'YAML'
       containers:
         - image: hello-img
           startupProbe:
@@ -71,6 +67,7 @@ spec:
             periodSeconds: 1
             failureThreshold: 1
 YAML
+} >"$work/execlive.yaml"
 e apply -f "$work/execlive.yaml" >/dev/null
 check "a service with a startup probe becomes Ready" wait_until 20 eval 'contains "$(e service list)" "execlive"'
 check "...and serves" wait_until 10 eval 'contains "$(get execlive / 2>/dev/null)" "Hello from execlive"'
@@ -96,17 +93,9 @@ e service delete live >/dev/null; e service delete execlive >/dev/null
 # --- volumes -------------------------------------------------------------------------------
 
 # emptyDir: each instance has its own
-cat >"$work/scratch.yaml" <<'YAML'
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: scratch
-spec:
-  template:
-    metadata:
-      annotations:
-        autoscaling.knative.dev/min-scale: "2"
-    spec:
+{
+  ksvc scratch 2
+  cat <<'YAML'
       containers:
         - image: hello-img
           command: [sh, -c, 'cat /proc/sys/kernel/random/uuid >/scratch/id; exec /bin/hello']
@@ -115,6 +104,7 @@ spec:
         - name: scratch
           emptyDir: {}
 YAML
+} >"$work/scratch.yaml"
 e apply -f "$work/scratch.yaml" >/dev/null
 ids() { cat "$data"/instances/scratch-*/emptydir/scratch/id 2>/dev/null | sort -u | wc -l; }
 if wait_until 20 eval 'test "$(ids)" = 2'; then pass "two instances write two different ids into their emptyDirs"; else
@@ -124,17 +114,8 @@ e service delete scratch >/dev/null
 
 # hostPath below the allowed prefix: the host's files in, the instance's writes out
 hostpath_yaml() {  # NAME PATH
+  ksvc "$1" 1
   cat <<YAML
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: $1
-spec:
-  template:
-    metadata:
-      annotations:
-        autoscaling.knative.dev/min-scale: "1"
-    spec:
       containers:
         - image: hello-img
           command: [sh, -c, 'echo "\$K_REVISION was here" >>/tmp/www/host/visits; exec /bin/hello']
@@ -159,17 +140,9 @@ e service delete hostvol >/dev/null; e service delete escape >/dev/null
 # persistentVolumeClaim: a named volume that outlives revisions
 out=$(e volume create data --size 2Gi)
 check "volume create says how to mount it" contains "$out" "--mount /DIR=pvc:data"
-cat >"$work/pvc.yaml" <<'YAML'
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: keeper
-spec:
-  template:
-    metadata:
-      annotations:
-        autoscaling.knative.dev/min-scale: "1"
-    spec:
+{
+  ksvc keeper 1
+  cat <<'YAML'
       containers:
         - image: hello-img
           command: [sh, -c, 'echo "$K_REVISION" >>/tmp/www/data/revisions; exec /bin/hello']
@@ -178,6 +151,7 @@ spec:
         - name: data
           persistentVolumeClaim: {claimName: data}
 YAML
+} >"$work/pvc.yaml"
 e apply -f "$work/pvc.yaml" >/dev/null
 check "a claim's volume is mounted" wait_until 20 eval 'contains "$(get keeper /data/revisions 2>/dev/null)" "keeper-00001"'
 e service update keeper -e ROUND=2 >/dev/null
@@ -204,17 +178,8 @@ if out=$(e volume create bad --size lots 2>&1); then fail "a bad size is refused
 # --- several containers --------------------------------------------------------------------
 
 pod_yaml() {  # NAME INIT_COMMAND
+  ksvc "$1" 1
   cat <<YAML
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: $1
-spec:
-  template:
-    metadata:
-      annotations:
-        autoscaling.knative.dev/min-scale: "1"
-    spec:
       initContainers:
         - name: setup
           image: hello-img
@@ -252,17 +217,9 @@ if out=$(pod_yaml broken 'echo cannot prepare >&2; exit 3' | e apply -f - 2>&1);
 check "...and leaves no container behind" wait_until 10 eval 'test "$(instances broken)" = 0'
 e service delete broken >/dev/null; e service delete pod >/dev/null
 check "the instance's sidecar goes with it" wait_until 20 eval 'test "$(instances pod)" = 0'
-cat >"$work/sidequit.yaml" <<'YAML'
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: sidequit
-spec:
-  template:
-    metadata:
-      annotations:
-        autoscaling.knative.dev/min-scale: "1"
-    spec:
+{
+  ksvc sidequit 1
+  cat <<'YAML'
       containers:
         - image: hello-img
           ports: [{containerPort: 8080}]
@@ -270,6 +227,7 @@ spec:
           image: hello-img
           command: [sh, -c, 'sleep 1; echo quitter leaves; exit 4']
 YAML
+} >"$work/sidequit.yaml"
 e apply -f "$work/sidequit.yaml" >/dev/null
 check "a sidecar that exits fails its instance, which is replaced, with the reason" \
   wait_until 20 eval 'e service describe sidequit | grep -qE "Restarts: +[1-9][0-9]*, the last .* ago: ExitCode: sidecar \"quitter\" exited with code 4; last output:"'
