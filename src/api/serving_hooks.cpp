@@ -243,10 +243,9 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
   status.get_object()["configurationGeneration"] = generation;
   if (!template_changed || dry_run) co_return Result<void>{};
   // Resolve the image to a digest now: the revision pins it.
-  auto login = co_await pull_login(ns, s->spec, s->spec.container.image);
-  if (!login) co_return login.error();
-  auto image =
-      co_await images_.resolve(s->spec.container.image, s->spec.container.pull_policy, *login);
+  std::string serving_field =
+      fmt::format("spec.template.spec.containers[{}].image", s->spec.serving_index);
+  auto image = co_await pin(ns, s->spec, s->spec.container, serving_field);
   if (!image) co_return image.error();
   // Each sidecar's and init container's image is pinned too.
   std::vector<std::string> sidecar_digests, init_digests;
@@ -273,7 +272,7 @@ awaitable<Result<void>> ServingHooks::before_write(const KindInfo& kind, const j
                               .count();
   rev.service = name;
   rev.spec = s->spec;
-  rev.image_digest = image->digest;
+  rev.image_digest = *image;
   rev.sidecar_digests = std::move(sidecar_digests);
   rev.init_digests = std::move(init_digests);
   also.push_back({ObjectWrite::Op::kCreate, kServingGroup, "Revision",
