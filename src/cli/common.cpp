@@ -199,6 +199,13 @@ json::array array_at(const json::value& v, std::initializer_list<std::string_vie
   return cur->is_array() ? cur->get_array() : json::array{};
 }
 
+std::size_t serving_container(const json::array& containers) {
+  if (containers.size() > 1)
+    for (std::size_t i = 0; i < containers.size(); ++i)
+      if (containers[i].is_object() && containers[i].get_object().contains("ports")) return i;
+  return 0;
+}
+
 std::string traffic_summary(const json::value& s) {
   std::string out;
   for (const auto& t : array_at(s, {"status", "traffic"})) {

@@ -46,6 +46,9 @@ std::string label(const boost::json::value& obj, std::string_view key);
 boost::json::array array_at(const boost::json::value& v,
                             std::initializer_list<std::string_view> path);
 std::string traffic_summary(const boost::json::value& service);
+// Which of a pod spec's containers serves: the one with ports when there are several (Knative's
+// rule), else the first.
+std::size_t serving_container(const boost::json::array& containers);
 
 // KEY=VALUE; throws naming the flag.
 std::pair<std::string, std::string> split_assignment(const std::string& text, const char* flag);

@@ -268,7 +268,8 @@ void apply_template_changes(json::object& tmpl, const TemplateChanges& t, bool c
   json::array& containers = spec["containers"].is_array() ? spec["containers"].get_array()
                                                           : spec["containers"].emplace_array();
   if (containers.empty()) containers.emplace_back(json::object{});
-  json::object& c = containers[0].as_object();
+  // The serving container: the one with ports, when there are sidecars.
+  json::object& c = containers[serving_container(containers)].as_object();
   if (t.image) c["image"] = absolutize_reference(*t.image);
   if (!t.env.empty()) {
     json::array env = c.contains("env") ? c["env"].as_array() : json::array{};

@@ -55,7 +55,8 @@ int revision_describe(const ApiClient& api, const Globals& g, const std::string&
   json::value r = api.call("GET", revisions_path(g) + "/" + name);
   if (g.output != "table") return print(g, r), 0;
   auto containers = array_at(r, {"spec", "containers"});
-  json::value c = containers.empty() ? json::value(json::object{}) : containers[0];
+  json::value c =
+      containers.empty() ? json::value(json::object{}) : containers[serving_container(containers)];
   std::cout << fmt::format(
       "Name:         {}\nNamespace:    {}\nService:      {}\nAge:          {}\n", name,
       field(r, "metadata.namespace"), label(r, "serving.knative.dev/service"),

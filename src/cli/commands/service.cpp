@@ -227,9 +227,10 @@ int service_create(const ApiClient& api, const Globals& g, const ServiceFlags& g
     spec["traffic"] = apply_traffic_changes(array_at(body, {"spec", "traffic"}), f.traffic);
   std::cout << fmt::format("Creating service '{}' in namespace '{}':\n\n", name, g.ns);
   auto containers = array_at(body, {"spec", "template", "spec", "containers"});
-  if (!containers.empty())
-    pull_for_service(api, g, field(containers[0], "image"),
-                     field(containers[0], "imagePullPolicy"));
+  if (!containers.empty()) {
+    const json::value& serving = containers[serving_container(containers)];
+    pull_for_service(api, g, field(serving, "image"), field(serving, "imagePullPolicy"));
+  }
   const std::string path = services_path(g) + "/" + name;
   bool replaced = false;
   json::value created;
@@ -278,9 +279,10 @@ int service_update(const ApiClient& api, const Globals& g, const ServiceFlags& g
         "--untag (elafros service update --help lists them all)");
   std::cout << fmt::format("Updating service '{}' in namespace '{}':\n\n", name, g.ns);
   auto containers = array_at(body, {"spec", "template", "spec", "containers"});
-  if (t.image && !containers.empty())
-    pull_for_service(api, g, field(containers[0], "image"),
-                     field(containers[0], "imagePullPolicy"));
+  if (t.image && !containers.empty()) {
+    const json::value& serving = containers[serving_container(containers)];
+    pull_for_service(api, g, field(serving, "image"), field(serving, "imagePullPolicy"));
+  }
   json::value updated = api.call("PUT", services_path(g) + "/" + name, &body);
   bool unchanged = field(updated, "metadata.generation") == field(current, "metadata.generation");
   if (f.w.no_wait) {
@@ -408,9 +410,10 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
                              age(field(r, "metadata.creationTimestamp")));
     auto containers = array_at(r, {"spec", "containers"});
     auto statuses = array_at(r, {"status", "containerStatuses"});
-    std::cout << fmt::format("        Image:     {} (pinned to {})\n",
-                             containers.empty() ? "" : field(containers[0], "image"),
-                             statuses.empty() ? "" : field(statuses[0], "imageDigest"));
+    std::cout << fmt::format(
+        "        Image:     {} (pinned to {})\n",
+        containers.empty() ? "" : field(containers[serving_container(containers)], "image"),
+        statuses.empty() ? "" : field(statuses[0], "imageDigest"));
     std::cout << fmt::format(
         "        Instances: {} ready of {} desired{}\n", field(r, "status.actualReplicas"),
         field(r, "status.desiredReplicas"),

@@ -197,6 +197,22 @@ TEST_CASE("--mount /DIR=pvc:CLAIM and --volume NAME=pvc:CLAIM mount a claim, rea
                         {"name":"data","persistentVolumeClaim":{"claimName":"data"}}])"));
 }
 
+TEST_CASE("template flags change the serving container (the one with ports), not a sidecar") {
+  json::object tmpl = json::parse(R"({"spec": {"containers": [
+      {"name": "side", "image": "oci:/side"},
+      {"name": "app", "image": "oci:/old", "ports": [{"containerPort": 8080}]}]}})")
+                          .as_object();
+  TemplateChanges t;
+  t.image = "oci:/new";
+  t.env = {"ROUND=2"};
+  apply_template_changes(tmpl, t, false);
+  const json::array& cs = tmpl["spec"].at("containers").as_array();
+  CHECK(cs[0].at("image") == "oci:/side");
+  CHECK_FALSE(cs[0].as_object().contains("env"));
+  CHECK(cs[1].at("image") == "oci:/new");
+  CHECK(cs[1].at("env") == json::parse(R"([{"name": "ROUND", "value": "2"}])"));
+}
+
 TEST_CASE("--pull-policy and --env-file") {
   CHECK(pull_policy_flag("always") == "Always");
   CHECK(pull_policy_flag("ifnotpresent") == "IfNotPresent");
