@@ -208,6 +208,9 @@ check "...and the init container is gone once it finished" test "$(runc --root "
 logs_have() { contains "$(e logs pod 2>&1)" "$1"; }
 check "a sidecar's log lines carry its name" wait_until 10 eval 'e logs pod 2>&1 | grep -qE "^\[pod-00001-[0-9a-f]{6}/side\] side up$"'
 check "...and so do an init container's" wait_until 10 eval 'e logs pod 2>&1 | grep -qE "^\[pod-00001-[0-9a-f]{6}/setup\] init says hi$"'
+out=$(e service describe pod)
+check "describe lists the sidecar and the init container with their pinned images" \
+  eval 'grep -qE "Sidecar: +side \(sha256:" <<<"$out" && grep -qE "Init: +setup \(sha256:" <<<"$out"'
 check "the revision pins every container's image" \
   test "$(e revision describe pod-00001 -o json | tr -d ' \n' | grep -o '"imageDigest":"sha256:[0-9a-f]*"' | wc -l)" = 3
 if out=$(pod_yaml broken 'echo cannot prepare >&2; exit 3' | e apply -f - 2>&1); then fail "a failing init container keeps the revision from Ready"; else

@@ -414,6 +414,13 @@ int service_describe(const ApiClient& api, const Globals& g, const std::string& 
         "        Image:     {} (pinned to {})\n",
         containers.empty() ? "" : field(containers[serving_container(containers)], "image"),
         statuses.empty() ? "" : field(statuses[0], "imageDigest"));
+    // Sidecars and init containers, with their pinned images.
+    for (std::size_t i = 1; i < statuses.size(); ++i)
+      std::cout << fmt::format("        Sidecar:   {} ({})\n", field(statuses[i], "name"),
+                               field(statuses[i], "imageDigest"));
+    for (const auto& st : array_at(r, {"status", "initContainerStatuses"}))
+      std::cout << fmt::format("        Init:      {} ({})\n", field(st, "name"),
+                               field(st, "imageDigest"));
     std::cout << fmt::format(
         "        Instances: {} ready of {} desired{}\n", field(r, "status.actualReplicas"),
         field(r, "status.desiredReplicas"),
