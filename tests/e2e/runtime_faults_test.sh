@@ -96,7 +96,13 @@ c["process"]["args"] = ["/bin/sleep", "1000"]
 c["process"]["terminal"] = False
 json.dump(c, open(sys.argv[1], "w"))
 PY
-"$real_runc" --root "$data/runc" run --detach --bundle "$work/stray" stray-e2e >/dev/null 2>&1
+# The sweep may catch it while runc still creates it (it is in the root from the start) and delete
+# it under runc's feet: then run it again, a bounded number of times.
+for attempt in 1 2 3 4 5; do
+  if "$real_runc" --root "$data/runc" run --detach --bundle "$work/stray" stray-e2e >/dev/null 2>"$work/stray.err"; then break; fi
+  echo "# runc run stray-e2e failed (attempt $attempt): $(tail -n 2 "$work/stray.err")"
+  "$real_runc" --root "$data/runc" delete --force stray-e2e >/dev/null 2>&1 || true
+done
 check "a stray container runs in the daemon's runc root" bash -c "runc --root '$data/runc' list -q | grep -qx stray-e2e"
 swept() { ! runc_ids | grep -qx stray-e2e; }
 # Its removal goes through the flaky runc too: a failed one is retried (1 s doubling to 30 s).
