@@ -211,6 +211,24 @@ check "...and so do an init container's" wait_until 10 eval 'e logs pod 2>&1 | g
 out=$(e service describe pod)
 check "describe lists the sidecar and the init container with their pinned images" \
   eval 'grep -qE "Sidecar: +side \(sha256:" <<<"$out" && grep -qE "Init: +setup \(sha256:" <<<"$out"'
+# A sidecar's own image is in use: image prune keeps it.
+"$src/examples/hello/build-image.sh" "$work/side" latest Side >/dev/null
+e image import "oci:$work/side:latest" --name side-img >/dev/null
+{
+  ksvc sideimg 0
+  cat <<'YAML'
+      containers:
+        - image: hello-img
+          ports: [{containerPort: 8080}]
+        - name: helper
+          image: side-img
+          command: [sleep, '1000']
+YAML
+} | e apply -f - >/dev/null
+find "$data/images" -mindepth 1 -exec touch -h -d '2 hours ago' {} +  # past prune's grace
+out=$(e image prune)
+check "image prune keeps an image only a sidecar uses" eval '! contains "$out" "side-img" && contains "$(e image list)" "side-img"'
+e service delete sideimg >/dev/null
 check "the revision pins every container's image" \
   test "$(e revision describe pod-00001 -o json | tr -d ' \n' | grep -o '"imageDigest":"sha256:[0-9a-f]*"' | wc -l)" = 3
 if out=$(pod_yaml broken 'echo cannot prepare >&2; exit 3' | e apply -f - 2>&1); then fail "a failing init container keeps the revision from Ready"; else
