@@ -129,9 +129,9 @@ json::array container_statuses(const Revision& r) {
 json::array init_container_statuses(const Revision& r) {
   json::array out;
   for (std::size_t i = 0; i < r.spec.init_containers.size(); ++i)
-    out.push_back(
-        json::object{{"name", r.spec.init_containers[i].name},
-                     {"imageDigest", i < r.init_digests.size() ? r.init_digests[i] : std::string()}});
+    out.push_back(json::object{
+        {"name", r.spec.init_containers[i].name},
+        {"imageDigest", i < r.init_digests.size() ? r.init_digests[i] : std::string()}});
   return out;
 }
 

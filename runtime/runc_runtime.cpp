@@ -172,8 +172,7 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
     if (spec.init_containers.empty() && spec.sidecars.empty()) return start_container(spec);
     return start_pod(spec);
   } catch (const std::exception& e) {
-    for (const auto& child : children(spec.container_id)) (void)remove(child);
-    (void)cleanup_files(spec.container_id);
+    (void)remove(spec.container_id);  // its sidecars and init containers too
     return Error::internal(
         fmt::format("starting instance {} failed: {}", spec.container_id, e.what()));
   }
@@ -642,7 +641,9 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec, const Pod* pod,
     ::close(err);
     if (!done && done.error().code == ErrorCode::kUnavailable)
       return Error::unavailable(fmt::format(
-          "init container \"{}\" ran longer than {} s; it was killed", spec.container_name,
+          "init container \"{}\" ran longer than {} s and was killed; make it finish sooner, or "
+          "move that work into the app's own start",
+          spec.container_name,
           std::chrono::duration_cast<std::chrono::seconds>(options_.init_timeout).count()));
     if (!done) return done.error();
     if (done->exit_code != 0 && done->exit_code < 128) {

@@ -1160,8 +1160,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         std::string message =
             fmt::format("{} within {:g} s", what,
                         std::chrono::duration<double>(options_.readiness_timeout).count());
-        co_await stop(rev, inst);
-        co_await restart_later(rev, "ReadinessProbeFailed", message, true);
+        co_await probe_failed(rev, inst, "ReadinessProbeFailed", std::move(message));
         co_return;
       }
       // Poll tightly while a start is fresh (a cold start is tens of milliseconds), then ease

@@ -91,7 +91,8 @@ awaitable<Result<ImageRecord>> ImagePuller::import(std::string reference, std::s
 }
 
 awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference, std::string pull_policy,
-                                                    std::optional<RegistryCredentials> login) {
+                                                    std::optional<RegistryCredentials> login,
+                                                    std::string field) {
   if (is_transport_reference(reference)) co_return co_await import(reference, "");
   auto image =
       co_await offload(store_thread_.get_executor(), &Store::get_image, &store_, reference);
@@ -120,10 +121,9 @@ awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference, std::
   }
   if (!image && image.error().code == ErrorCode::kNotFound) {
     std::string message = fmt::format(
-        "spec.template.spec.containers[0].image: image \"{}\" is not in the image store; give a "
-        "reference such as oci:DIR:TAG, oci-archive:FILE or docker-archive:FILE, or import it "
-        "first with 'elafros image import'",
-        reference);
+        "{}: image \"{}\" is not in the image store; give a reference such as oci:DIR:TAG, "
+        "oci-archive:FILE or docker-archive:FILE, or import it first with 'elafros image import'",
+        field, reference);
     // Not a local name: a registry reference, as Docker reads it. One pulled before is used
     // as it is (Docker's "missing" pull policy; 'elafros image pull' refreshes it).
     if (registry) {
@@ -133,10 +133,9 @@ awaitable<Result<ImageRecord>> ImagePuller::resolve(std::string reference, std::
       if (stored && !always) co_return stored;
       if (pull_policy == "Never")
         co_return Error::invalid(fmt::format(
-            "spec.template.spec.containers[0].image: image \"{}\" is not in the image store, and "
-            "imagePullPolicy is Never; pull it first ('elafros image pull {}') or use another "
-            "pull policy",
-            reference, reference));
+            "{}: image \"{}\" is not in the image store, and imagePullPolicy is Never; pull it "
+            "first ('elafros image pull {}') or use another pull policy",
+            field, reference, reference));
       std::string pull_ref = "docker://" + canonical;
       auto pulled = co_await import(pull_ref, "", login);
       if (pulled) co_return pulled;

@@ -49,8 +49,10 @@ class ImagePuller : public std::enable_shared_from_this<ImagePuller> {
   // A revision's image: a transport reference is imported, a stored name is used, a registry
   // reference is pulled as its imagePullPolicy says: unless it was pulled before ("" and
   // IfNotPresent), every time (Always), or never (Never).
-  awaitable<Result<ImageRecord>> resolve(std::string reference, std::string pull_policy = "",
-                                         std::optional<RegistryCredentials> login = {});
+  // `field` names the image in errors (spec.template.spec.containers[N].image).
+  awaitable<Result<ImageRecord>> resolve(std::string reference, std::string pull_policy,
+                                         std::optional<RegistryCredentials> login,
+                                         std::string field);
   // Pulls, imports and prunes run here.
   boost::asio::thread_pool& pool() { return work_; }
 

@@ -95,15 +95,8 @@ awaitable<Result<std::string>> ServingHooks::pin(std::string ns, RevisionTemplat
                                                  ContainerSpec c, std::string field) {
   auto login = co_await pull_login(ns, t, c.image);
   if (!login) co_return login.error();
-  auto image = co_await images_.resolve(c.image, c.pull_policy, *login);
-  if (!image) {
-    // The puller's messages name the serving container's field; say which container it was.
-    std::string message = image.error().message;
-    const std::string serving = "spec.template.spec.containers[0].image";
-    if (auto at = message.find(serving); at != std::string::npos && field != serving)
-      message.replace(at, serving.size(), field);
-    co_return Error{image.error().code, std::move(message)};
-  }
+  auto image = co_await images_.resolve(c.image, c.pull_policy, *login, field);
+  if (!image) co_return image.error();
   co_return image->digest;
 }
 

@@ -89,7 +89,7 @@ if ! grep -q '"complete": true' <<<"$out"; then
   echo "the app's log:"; e logs sse --timestamps | tail -20
   echo "instances:"; e instance list
   echo "connections tracked for the bridge's subnet:"; grep -F "${net_subnet%.0/24}." /proc/net/nf_conntrack | head -20 || true
-  sleep 1; tail -3 "$work/access.log"
+  wait_until 2 grep -q sse.default.localhost "$work/access.log" || true; tail -3 "$work/access.log"
 fi
 check "the stream counts as one request in flight while it lasts" test -n "$inflight"
 check "all 12 events arrive and the stream ends properly" \
