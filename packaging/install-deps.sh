@@ -8,13 +8,13 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libfmt-dev libspdlog-dev libyaml-cpp-dev libcli11-dev
-  libarchive-dev zlib1g-dev libssl-dev catch2 libhowardhinnant-date-dev tzdata
+  libarchive-dev zlib1g-dev libssl-dev libnghttp2-dev catch2 libhowardhinnant-date-dev tzdata
   libmnl-dev libnftables-dev
   # run
   runc git
   # tests and examples
   umoci skopeo busybox-static curl iproute2 util-linux procps wrk
-  python3 openssl apache2-utils systemd python3-kubernetes
+  python3 openssl apache2-utils systemd python3-kubernetes nghttp2-client python3-grpcio
   # independent receivers for the telemetry sinks: syslog, the journal, OTLP's JSON decoded by
   # protobuf against the OTLP messages (tests/e2e/otlp/*.proto)
   rsyslog systemd-journal-remote python3-protobuf protobuf-compiler

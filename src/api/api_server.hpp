@@ -80,6 +80,10 @@ struct ApiInfo {
   std::chrono::seconds body_timeout{60};
   std::chrono::seconds send_timeout{60};
   std::size_t max_connections_per_client = 0;  // per TCP client address (max-connections-per-client)
+  // The proxy's HTTPS listener (ADDRESS:PORT, empty: none), and the local CA's certificate
+  // (PEM) that its certificates and the HTTPS API's chain to: 'elafros system trust'.
+  std::string listen_tls;
+  std::string ca_pem;
 };
 
 class ApiServer {

@@ -137,6 +137,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                    {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::steady_clock::now() - started_)
                                          .count()}};
+    if (!info_.listen_tls.empty()) o["listenTls"] = info_.listen_tls;
+    if (!info_.ca_pem.empty()) o["caCertificate"] = info_.ca_pem;
     co_return co_await r.send_json(200, o);
   }
 

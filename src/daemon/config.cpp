@@ -167,6 +167,8 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"registry-timeout-seconds", integer(c.registry_timeout_seconds, 1)},
       {"metrics-listen", str(c.metrics_listen)},
       {"api-listen", str(c.api_listen)},
+      {"listen-tls", str(c.listen_tls)},
+      {"tls-cert-dir", str(c.tls_cert_dir)},
       {"watch-cache-size", integer(c.watch_cache_size, 16)},
       {"raise-file-limit", boolean(c.raise_file_limit)},
       {"max-connections", integer(c.max_connections, 0)},

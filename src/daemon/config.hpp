@@ -57,6 +57,11 @@ struct DaemonConfig {
   // The API over HTTPS with Bearer tokens (ADDRESS:PORT; empty: the socket only), with the
   // operator's certificate and key, or ones generated under <data-dir>/tls.
   std::string api_listen;
+  // The proxy's HTTPS listener (ADDRESS:PORT; empty: none), with HTTP/2 by ALPN. Certificates
+  // come from tls_cert_dir (HOST.crt and HOST.key, *.DOMAIN.crt for a wildcard), DomainMappings'
+  // Secrets, and else from the daemon's local CA (<data-dir>/tls/ca.crt).
+  std::string listen_tls;
+  std::string tls_cert_dir;
   // Changes the watch cache keeps: a watch from an older resourceVersion gets 410 Gone and
   // lists again (kube-apiserver's --default-watch-cache-size).
   int watch_cache_size = 4096;

@@ -49,6 +49,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/broker_ingress.hpp"
 #include "proxy/proxy_server.hpp"
+#include "proxy/proxy_tls.hpp"
 #include "reconciler.hpp"
 #include "registry_client.hpp"
 #include "registry_credentials.hpp"
@@ -340,6 +341,23 @@ int run(const DaemonConfig& cfg) {
     tracer = std::make_unique<Tracer>(proxy_io, telemetry, cfg.tracing_sampling_rate);
     popts.tracer = tracer.get();
   }
+  // HTTPS on the proxy: certificates from the operator's directory, DomainMappings' Secrets,
+  // or the local CA.
+  std::optional<LocalCa> local_ca;
+  std::unique_ptr<ProxyCertificates> proxy_certificates;
+  if (!cfg.listen_tls.empty()) {
+    auto [taddr, tport] = parse_listen(cfg.listen_tls);
+    auto ca = LocalCa::open(data_dir + "/tls");
+    if (!ca) throw std::runtime_error(ca.error().message);
+    local_ca = std::move(*ca);
+    auto opened = ProxyCertificates::open({cfg.tls_cert_dir, &*local_ca, &routes,
+                                           popts.ingress_host});
+    if (!opened) throw std::runtime_error(opened.error().message);
+    proxy_certificates = std::move(*opened);
+    popts.certificates = proxy_certificates.get();
+    popts.tls_address = taddr;
+    popts.tls_port = tport;
+  }
   ProxyServer proxy(proxy_io, routes, popts);
   if (auto r = proxy.listen(); !r) throw std::runtime_error(r.error().message);
   std::string listen = fmt::format("{}:{}", address, proxy.port());
@@ -491,6 +509,10 @@ int run(const DaemonConfig& cfg) {
     return rbac_ptr ? rbac_ptr->rules_for(who, ns) : std::vector<PolicyRule>{};
   };
   api_info.metrics_anonymous = cfg.metrics_anonymous;
+  if (proxy_certificates) {
+    api_info.listen_tls = fmt::format("{}:{}", popts.tls_address, proxy.tls_port());
+    api_info.ca_pem = local_ca->cert_pem();
+  }
   api_info.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
   api_info.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
   api_info.send_timeout = std::chrono::seconds(cfg.send_timeout_seconds);
@@ -772,13 +794,20 @@ int main(int argc, char** argv) {
       "elafrosd: a serverless runtime for one machine (Knative semantics, runc containers)"};
   DaemonConfig defaults;
   std::string config_file, data_dir, socket, listen, domain, runtime, log_level, metrics_listen,
-      access_log, api_listen, tls_cert, tls_key, network, network_bridge, network_subnet;
+      access_log, api_listen, tls_cert, tls_key, network, network_bridge, network_subnet,
+      listen_tls, tls_cert_dir;
   app.add_option("--config", config_file, "YAML config file; flags override its keys");
   app.add_option("--data-dir", data_dir,
                  fmt::format("state directory (default {})", defaults.data_dir));
   app.add_option("--socket", socket, fmt::format("API unix socket (default {})", defaults.socket));
   app.add_option("--listen", listen,
                  fmt::format("proxy address ADDRESS:PORT (default {})", defaults.listen));
+  app.add_option("--listen-tls", listen_tls,
+                 "also serve the proxy over HTTPS (HTTP/1.1 and HTTP/2) on ADDRESS:PORT, e.g. "
+                 "127.0.0.1:8443 (default: off)");
+  app.add_option("--tls-cert-dir", tls_cert_dir,
+                 "certificates for --listen-tls: HOST.crt and HOST.key, *.DOMAIN.crt for a "
+                 "wildcard (default: issued by the local CA, <data-dir>/tls/ca.crt)");
   app.add_option(
       "--domain", domain,
       fmt::format("domain of service hosts NAME.NAMESPACE.DOMAIN (default {})", defaults.domain));
@@ -816,6 +845,8 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) cfg.log_level = log_level;
     if (!metrics_listen.empty()) cfg.metrics_listen = metrics_listen;
     if (!api_listen.empty()) cfg.api_listen = api_listen;
+    if (!listen_tls.empty()) cfg.listen_tls = listen_tls;
+    if (!tls_cert_dir.empty()) cfg.tls_cert_dir = tls_cert_dir;
     if (!tls_cert.empty()) cfg.tls_cert = tls_cert;
     if (!tls_key.empty()) cfg.tls_key = tls_key;
     if (!access_log.empty()) cfg.access_log = access_log;

@@ -14,6 +14,7 @@
 #include "event_queue.hpp"
 #include "events/event_credentials.hpp"
 #include "offload.hpp"
+#include "proxy/client_stream.hpp"
 #include "proxy/http_framing.hpp"
 
 namespace asio = boost::asio;
@@ -38,7 +39,7 @@ std::string rfc3339_now(std::chrono::system_clock::time_point t) {
 
 // The body is a view: GCC 12 mishandles string temporaries built inside a co_await expression
 // (scheduler/offload.hpp), and a view has nothing to destroy.
-asio::awaitable<bool> respond(beast::tcp_stream& client, unsigned version, http::status status,
+asio::awaitable<bool> respond(ClientStream& client, unsigned version, http::status status,
                               std::string_view body, bool keep, bool allow) {
   http::response<http::string_body> res{status, version};
   res.set(http::field::server, "elafros");
@@ -93,7 +94,7 @@ BrokerIngress::BrokerIngress(const BrokerSnapshot& brokers, EventQueue& queue,
                              std::uint64_t body_limit)
     : brokers_(brokers), queue_(queue), body_limit_(body_limit) {}
 
-asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::flat_buffer& buffer,
+asio::awaitable<bool> BrokerIngress::serve(ClientStream& client, beast::flat_buffer& buffer,
                                            http::request_parser<http::buffer_body>& header,
                                            bool keep_alive) {
   auto& head = header.get();
@@ -227,7 +228,7 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   auto head_fields =
       static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end()));
   if (!parser.is_done()) {
-    client.expires_after(std::chrono::seconds(60));
+    client.next_layer().expires_after(std::chrono::seconds(60));
     auto [ec, n] = co_await http::async_read(client, buffer, parser, kAwait);
     if (ec == http::error::body_limit) {
       stats_.reject(IngressStats::Reject::kTooLarge);
@@ -299,7 +300,7 @@ asio::awaitable<bool> BrokerIngress::serve(beast::tcp_stream& client, beast::fla
   co_return co_await answer(http::status::accepted, kNoBody, keep_alive);
 }
 
-bool BrokerIngress::anonymous_allowed(beast::tcp_stream& client) const {
+bool BrokerIngress::anonymous_allowed(ClientStream& client) const {
   switch (policy_.anonymous) {
     case AnonymousPublish::kAny:
       return true;

@@ -7,7 +7,6 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <cstdint>
@@ -25,6 +24,7 @@ class io_context;
 
 namespace elafros {
 
+class ClientStream;
 class EventQueue;
 
 class BrokerIngress {
@@ -33,7 +33,7 @@ class BrokerIngress {
 
   // A request whose header was read: answers it. False when the connection must close.
   boost::asio::awaitable<bool> serve(
-      boost::beast::tcp_stream& client, boost::beast::flat_buffer& buffer,
+      ClientStream& client, boost::beast::flat_buffer& buffer,
       boost::beast::http::request_parser<boost::beast::http::buffer_body>& parser, bool keep_alive);
 
   const IngressStats& stats() const { return stats_; }
@@ -61,7 +61,7 @@ class BrokerIngress {
                                      const CloudEvent& event);
 
   BrokerCounters& counters(const std::string& ns, const std::string& broker);
-  bool anonymous_allowed(boost::beast::tcp_stream& client) const;
+  bool anonymous_allowed(ClientStream& client) const;
 
   TypeSeen type_seen_;
   std::unordered_map<std::string, std::shared_ptr<BrokerCounters>> counters_;  // "ns/broker"

@@ -87,6 +87,9 @@ std::optional<Refusal> parse_head(std::string_view head, Parser& parser) {
 struct HeadRead {
   boost::system::error_code ec;    // the connection ended or timed out: nothing to answer
   std::optional<Refusal> refusal;  // a head to refuse: answer it, then close the connection
+  // The head was the first line of HTTP/2's preface (RFC 9113 §3.4): a server that speaks
+  // HTTP/2 goes on with it, any other refuses it (refusal is set too).
+  bool http2_preface = false;
 };
 
 // Reads one request's head into `parser` and checks it (scan_head, Beast, check_request_head).
@@ -141,8 +144,13 @@ boost::asio::awaitable<HeadRead> read_head(Stream& stream, boost::beast::flat_bu
                                    std::to_string(header_limit) + " bytes"};
     co_return out;
   }
-  out.refusal =
-      parse_head(std::string_view(static_cast<const char*>(buffer.data().data()), end), parser);
+  std::string_view head(static_cast<const char*>(buffer.data().data()), end);
+  if (head == "PRI * HTTP/2.0\r\n\r\n") {
+    out.http2_preface = true;
+    out.refusal = Refusal{505, "HTTP/2 is not served here: use HTTP/1.1"};
+  } else {
+    out.refusal = parse_head(head, parser);
+  }
   buffer.consume(end);
   co_return out;
 }

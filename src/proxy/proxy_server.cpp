@@ -21,6 +21,7 @@
 #include <deque>
 #include <limits>
 #include <random>
+#include <span>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -28,7 +29,10 @@
 #include "log_store.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/broker_ingress.hpp"
+#include "proxy/client_stream.hpp"
+#include "proxy/http2_session.hpp"
 #include "proxy/http_framing.hpp"
+#include "proxy/proxy_tls.hpp"
 #include "proxy/shedding.hpp"
 #include "proxy/tunnel.hpp"
 #include "telemetry/tracer.hpp"
@@ -67,30 +71,47 @@ struct InFlight {
 class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl> {
  public:
   Impl(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
-      : io_(io), routes_(routes), options_(std::move(options)), acceptor_(io) {}
+      : io_(io),
+        routes_(routes),
+        options_(std::move(options)),
+        acceptor_(io),
+        tls_acceptor_(io) {}
 
   Result<void> listen() {
+    auto bound = bind(acceptor_, "--listen", options_.address, options_.port);
+    if (!bound) return bound.error();
+    port_ = *bound;
+    if (options_.certificates) {
+      bound = bind(tls_acceptor_, "--listen-tls", options_.tls_address, options_.tls_port);
+      if (!bound) return bound.error();
+      tls_port_ = *bound;
+    }
+    return {};
+  }
+
+  static Result<std::uint16_t> bind(tcp::acceptor& acceptor, const char* flag,
+                                    const std::string& host, std::uint16_t port) {
     error_code ec;
-    auto address = asio::ip::make_address(options_.address, ec);
-    if (ec)
-      return Error::invalid(fmt::format("--listen: \"{}\" is not an IP address", options_.address));
-    tcp::endpoint ep(address, options_.port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    auto address = asio::ip::make_address(host, ec);
+    if (ec) return Error::invalid(fmt::format("{}: \"{}\" is not an IP address", flag, host));
+    tcp::endpoint ep(address, port);
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
       return Error::unavailable(
           fmt::format("cannot listen on {}:{}: {} (is another server using the port? choose "
-                      "another with --listen)",
-                      options_.address, options_.port, ec.message()));
-    port_ = acceptor_.local_endpoint().port();
-    return {};
+                      "another with {})",
+                      host, port, ec.message(), flag));
+    return acceptor.local_endpoint().port();
   }
 
   void start() {
     shed_above_ = shed_threshold(options_.descriptor_headroom);
-    asio::co_spawn(io_, accept_loop(shared_from_this()), asio::detached);
+    asio::co_spawn(io_, accept_loop(shared_from_this(), acceptor_, false), asio::detached);
+    if (options_.certificates)
+      asio::co_spawn(io_, accept_loop(shared_from_this(), tls_acceptor_, true), asio::detached);
     asio::co_spawn(io_, prune_loop(shared_from_this()), asio::detached);
   }
 
@@ -98,14 +119,15 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     asio::post(io_, [self = shared_from_this()] {
       error_code ec;
       self->acceptor_.close(ec);
+      self->tls_acceptor_.close(ec);
       self->stopping_ = true;
     });
   }
 
-  awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+  awaitable<void> accept_loop(std::shared_ptr<Impl> self, tcp::acceptor& acceptor, bool secure) {
     for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(kAwait);
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      auto [ec, socket] = co_await acceptor.async_accept(kAwait);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       if (ec) {
         // Out of descriptors and the like: back off briefly rather than spin.
         asio::steady_timer t(io_, std::chrono::milliseconds(50));
@@ -142,6 +164,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
             "{} holds its limit of {} connections to elafrosd (max-connections-per-client); "
             "reuse connections (keep-alive) or retry shortly\n",
             peer, options_.max_connections_per_client);
+      if (!why.empty() && secure) continue;  // no answer before a handshake: closed
       if (!why.empty()) {
         asio::co_spawn(io_,
                        shed_connection(beast::tcp_stream(std::move(socket)), options_.header_limit,
@@ -150,9 +173,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         continue;
       }
       ++per_client_[peer];  // here, not in the session: the next accept may come first
-      asio::co_spawn(
-          io_, session(self, beast::tcp_stream(std::move(socket)), std::move(peer), from_instance),
-          asio::detached);
+      beast::tcp_stream stream(std::move(socket));
+      asio::co_spawn(io_,
+                     session(self,
+                             secure ? ClientStream(std::move(stream),
+                                                   options_.certificates->context())
+                                    : ClientStream(std::move(stream)),
+                             std::move(peer), from_instance),
+                     asio::detached);
     }
   }
 
@@ -209,7 +237,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
   // GCC 12 destroys temporaries twice when they are built conditionally or inside a condition
   // around a co_await: callers build the body into a named string first.
-  awaitable<error_code> send_simple(beast::tcp_stream& client, unsigned version,
+  awaitable<error_code> send_simple(ClientStream& client, unsigned version,
                                     http::status status, std::string body, bool keep_alive,
                                     bool retry_soon = false) {
     http::response<http::string_body> res{status, version};
@@ -220,12 +248,12 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     res.body() = std::move(body);
     res.body() += "\n";
     res.prepare_payload();
-    client.expires_after(options_.idle_timeout);
+    client.next_layer().expires_after(options_.idle_timeout);
     auto [ec, n] = co_await http::async_write(client, res, kAwait);
     co_return ec;
   }
 
-  awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, beast::tcp_stream client,
+  awaitable<void> session(std::shared_ptr<Impl> /*keeps this alive*/, ClientStream client,
                           std::string peer, bool from_instance) {
     ++connections_;
     struct Held {
@@ -238,6 +266,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         if (it != per_client.end() && --it->second == 0) per_client.erase(it);
       }
     } held{connections_, per_client_, peer};  // per_client_ was counted at the accept
+    if (client.secure()) {
+      error_code hec = co_await client.handshake(options_.header_timeout);
+      if (hec) co_return;  // not TLS, or a client that gave up
+      if (client.alpn() == "h2") {
+        co_await serve_h2(client, std::string(), peer, from_instance);
+        co_return;
+      }
+    }
     // Bounded, so that no request (a chunk header without end, say) grows it without limit.
     beast::flat_buffer buffer(options_.header_limit + kRelayBuffer * 4);
     // Per connection, not per request: the relay buffer and the peer's address.
@@ -253,6 +289,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       auto read = co_await http_framing::read_head(client, buffer, parser, options_.header_limit,
                                                    options_.idle_timeout, options_.header_timeout);
       if (read.ec) break;  // closed, reset or timed out: nothing to answer
+      if (read.http2_preface && !client.secure()) {
+        // HTTP/2 with prior knowledge (h2c), which starts with a line that reads as a head.
+        co_await h2_after_preface(client, buffer, peer, from_instance);
+        co_return;
+      }
       if (read.refusal) {
         // Framing two parsers could read differently: refuse, and close (RFC 9112 §6.3).
         unsigned version = parser.is_header_done() ? parser.get().version() : 11;
@@ -339,15 +380,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       std::optional<InFlight> claimed;  // after accounting: released first, then wake_one
       const Endpoint* endpoint = claim(*revision, claimed);
       if (!endpoint) {
-        // The activator: wait for an instance with capacity (breaker), poking the autoscaler.
-        // A request that finds no instance at all is a cold start.
-        bool cold = revision->endpoints.empty() && revision->unavailable.empty();
-        std::int64_t waited_from = now_ns();
-        accounting.waited = true;
-        accounting.cold = cold;
-        accounting.wait_start_ns = waited_from;
-        Activation got = co_await activate(std::string(host), *revision, claimed);
-        accounting.wait_end_ns = now_ns();
+        Activation got = co_await wait_for_instance(std::string(host), *revision, accounting,
+                                                    claimed);
         if (!got.endpoint) {
           if (body_unread) keep_alive = false;
           conn.status = static_cast<int>(got.status);
@@ -355,12 +389,6 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                                                 std::move(got.message), keep_alive);
           if (wec || !keep_alive) break;
           continue;
-        }
-        if (cold) {
-          auto& m = stats->metrics;
-          m.cold_starts.store(m.cold_starts.load(std::memory_order_relaxed) + 1,
-                              std::memory_order_relaxed);
-          m.cold_start_latency.observe(static_cast<double>(now_ns() - waited_from) / 1e9);
         }
         table = std::move(got.table);
         revision = got.revision;
@@ -370,20 +398,19 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       bool ok = co_await forward(client, buffer, parser, conn, *revision, *endpoint, keep_alive);
       if (!ok || !keep_alive) break;
     }
-    error_code ec;
-    client.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (unread && !ec) co_await linger(client, conn);
+    co_await client.close_send();
+    if (unread && !client.secure()) co_await linger(client, conn);
   }
 
   // After an answer that left the request's body unread, reads and drops what the client still
   // sends until it closes too, as nginx's lingering_close does: closing a socket with unread
   // data resets the connection, and the reset can destroy the answer before the client read it.
-  awaitable<void> linger(beast::tcp_stream& client, Connection& conn) {
+  awaitable<void> linger(ClientStream& client, Connection& conn) {
     auto until = std::chrono::steady_clock::now() + kLingerTime;
     for (;;) {
       auto left = until - std::chrono::steady_clock::now();
       if (left <= std::chrono::steady_clock::duration::zero()) break;
-      client.expires_after(std::min<std::chrono::steady_clock::duration>(kLingerTimeout, left));
+      client.next_layer().expires_after(std::min<std::chrono::steady_clock::duration>(kLingerTimeout, left));
       auto [ec, n] = co_await client.async_read_some(asio::buffer(conn.relay), kAwait);
       if (ec) break;
     }
@@ -462,9 +489,13 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     }
     void describe(const http::request<http::buffer_body>& req, const ServiceRoute& route,
                   const RevisionRoute& revision) {
-      method = std::string(req.method_string());
-      host = std::string(req[http::field::host]);
-      path = std::string(req.target());
+      describe(req.method_string(), req[http::field::host], req.target(), route, revision);
+    }
+    void describe(std::string_view m, std::string_view h, std::string_view p,
+                  const ServiceRoute& route, const RevisionRoute& revision) {
+      method = std::string(m);
+      host = std::string(h);
+      path = std::string(p);
       ns = route.namespace_;
       service = route.service;
       revision_name = revision.name;
@@ -598,6 +629,28 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     }
   }
 
+  // The activator: waits for an instance of the revision with capacity (breaker), poking the
+  // autoscaler. A request that found no instance at all is a cold start.
+  awaitable<Activation> wait_for_instance(std::string host, const RevisionRoute& revision,
+                                          RequestAccounting& accounting,
+                                          std::optional<InFlight>& claimed) {
+    bool cold = revision.endpoints.empty() && revision.unavailable.empty();
+    std::int64_t waited_from = now_ns();
+    accounting.waited = true;
+    accounting.cold = cold;
+    accounting.wait_start_ns = waited_from;
+    std::shared_ptr<RevisionStats> stats = revision.stats;
+    Activation got = co_await activate(std::move(host), revision, claimed);
+    accounting.wait_end_ns = now_ns();
+    if (got.endpoint && cold) {
+      auto& m = stats->metrics;
+      m.cold_starts.store(m.cold_starts.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+      m.cold_start_latency.observe(static_cast<double>(now_ns() - waited_from) / 1e9);
+    }
+    co_return got;
+  }
+
   static const RevisionRoute* find_revision(const RoutingTable& table, const std::string& host,
                                             const std::string& name) {
     const ServiceRoute* route = table.find(host);
@@ -704,7 +757,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     std::optional<asio::steady_timer> done;  // made when an upload starts, cancelled at its end
   };
 
-  awaitable<void> send_body(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+  awaitable<void> send_body(ClientStream& client, beast::flat_buffer& client_buffer,
                             http::request_parser<http::buffer_body>& parser,
                             beast::tcp_stream& upstream, char* relay, Upload& up) {
     auto& req = parser.get();
@@ -722,7 +775,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       if (!parser.is_done()) {
         req.body().data = relay;
         req.body().size = kRelayBuffer;
-        client.expires_after(options_.body_timeout);
+        client.next_layer().expires_after(options_.body_timeout);
         auto [rec, rn] = co_await http::async_read(client, client_buffer, parser, kAwait);
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
@@ -757,7 +810,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     up.sent = !ec && !up.client_ec && sr.is_done();
   }
 
-  void start_upload(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+  void start_upload(ClientStream& client, beast::flat_buffer& client_buffer,
                     http::request_parser<http::buffer_body>& parser, beast::tcp_stream& upstream,
                     char* relay, Upload& up) {
     up.running = true;
@@ -771,7 +824,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   }
 
   // Ends an upload still under way and waits for it: it holds references into forward().
-  awaitable<void> end_upload(beast::tcp_stream& client, beast::tcp_stream* upstream, Upload& up) {
+  awaitable<void> end_upload(ClientStream& client, beast::tcp_stream* upstream, Upload& up) {
     if (!up.running) co_return;
     up.stopped = true;
     if (upstream) upstream->close();
@@ -782,7 +835,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
   // Relays one request to the instance (claimed: counted in flight there) and its response
   // back. Returns false when the client connection must close.
-  awaitable<bool> forward(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+  awaitable<bool> forward(ClientStream& client, beast::flat_buffer& client_buffer,
                           http::request_parser<http::buffer_body>& parser, Connection& conn,
                           const RevisionRoute& revision, const Endpoint& endpoint,
                           bool& keep_alive) {
@@ -799,7 +852,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       // Answer it here, as nginx does, and stream the body on.
       req.erase(http::field::expect);
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      client.expires_after(options_.header_timeout);
+      client.next_layer().expires_after(options_.header_timeout);
       auto [ec, n] = co_await asio::async_write(client, asio::buffer(kContinue), kAwait);
       if (ec) co_return false;
     }
@@ -829,7 +882,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // The instance agreed to switch protocols: its 101 goes to the client, and from then on the
   // connection is a tunnel (tunnel.cpp) that counts as one request in flight until it closes.
   // It ends the client's connection either way.
-  awaitable<bool> switch_protocols(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+  awaitable<bool> switch_protocols(ClientStream& client, beast::flat_buffer& client_buffer,
                                    Connection& conn, const RevisionRoute& revision,
                                    std::chrono::steady_clock::time_point deadline,
                                    beast::tcp_stream& upstream, beast::flat_buffer& ubuf,
@@ -841,21 +894,21 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     response.set(http::field::connection, "upgrade");
     if (!protocol.empty()) response.set(http::field::upgrade, protocol);
     http_framing::serialize_head(response, conn.head);
-    client.expires_after(options_.idle_timeout);
+    client.next_layer().expires_after(options_.idle_timeout);
     auto [ec, n] = co_await asio::async_write(client, asio::buffer(conn.head), kAwait);
     if (ec) co_return false;
-    client.expires_never();
+    client.next_layer().expires_never();
     upstream.expires_never();
     // As in Knative, timeoutSeconds (from the request) bounds the upgraded connection too, and
     // idleTimeoutSeconds the time without a byte either way.
     std::chrono::steady_clock::duration idle = std::chrono::seconds(revision.idle_timeout_seconds);
-    TunnelResult moved = co_await relay_upgraded(client.socket(), client_buffer, upstream.socket(),
+    TunnelResult moved = co_await relay_upgraded(client, client_buffer, upstream.socket(),
                                                  ubuf, deadline, idle);
     conn.bytes += moved.to_client;
     co_return false;
   }
 
-  awaitable<bool> exchange(beast::tcp_stream& client, beast::flat_buffer& client_buffer,
+  awaitable<bool> exchange(ClientStream& client, beast::flat_buffer& client_buffer,
                            http::request_parser<http::buffer_body>& parser, Connection& conn,
                            const RevisionRoute& revision, const Endpoint& endpoint,
                            bool& keep_alive, Upload& up,
@@ -882,7 +935,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       else
         req.set("X-Forwarded-For", std::string(xff) + ", " + conn.peer);
     }
-    req.set("X-Forwarded-Proto", "http");
+    req.set("X-Forwarded-Proto", client.secure() ? "https" : "http");
 
     // Knative's bounds: the whole exchange within timeoutSeconds, the answer's head within
     // responseStartTimeoutSeconds, and no gap in the answer longer than idleTimeoutSeconds.
@@ -1028,7 +1081,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       http_framing::serialize_head(response, conn.head);
       std::array<asio::const_buffer, 2> out{asio::buffer(conn.head),
                                             asio::buffer(ubuf.data().data(), n)};
-      client.expires_after(options_.idle_timeout);
+      client.next_layer().expires_after(options_.idle_timeout);
       std::tie(ec, std::ignore) = co_await asio::async_write(client, out, kAwait);
       upstream_keep = upstream_keep && !ec && ubuf.size() == n;
       if (ec) co_return false;
@@ -1039,7 +1092,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     if (ubuf.size() == 0 && !res->is_done()) {
       // Nothing of the body has come yet (a stream of events, a slow answer): the head goes
       // out now, so that the client sees the answer start when the app started it.
-      client.expires_after(options_.idle_timeout);
+      client.next_layer().expires_after(options_.idle_timeout);
       std::tie(ec, std::ignore) = co_await http::async_write_header(client, rs, kAwait);
       if (ec) {
         upstream_keep = false;
@@ -1074,7 +1127,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         response.body().size = 0;
         response.body().more = false;
       }
-      client.expires_after(options_.idle_timeout);
+      client.next_layer().expires_after(options_.idle_timeout);
       std::size_t chunk = response.body().size;
       std::tie(ec, std::ignore) = co_await http::async_write(client, rs, kAwait);
       if (ec == http::error::need_buffer) ec = {};
@@ -1089,11 +1142,353 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     co_return keep_alive;
   }
 
+  // --- HTTP/2 from clients ----------------------------------------------------------------
+
+  // The rest of an h2c preface ("SM", an empty line) follows its "PRI * HTTP/2.0" line.
+  awaitable<void> h2_after_preface(ClientStream& client, beast::flat_buffer& buffer,
+                                   const std::string& peer, bool from_instance) {
+    constexpr std::string_view kRest = "SM\r\n\r\n";
+    client.next_layer().expires_after(options_.header_timeout);
+    while (buffer.size() < kRest.size()) {
+      auto [ec, n] = co_await client.async_read_some(buffer.prepare(kRest.size()), kAwait);
+      if (ec) co_return;
+      buffer.commit(n);
+    }
+    client.next_layer().expires_never();
+    std::string_view got(static_cast<const char*>(buffer.data().data()), buffer.size());
+    if (got.substr(0, kRest.size()) != kRest) {
+      std::string body = "bad request: an HTTP/2 preface that does not end in SM (RFC 9113 §3.4)";
+      co_await send_simple(client, 11, http::status::bad_request, std::move(body), false);
+      co_return;
+    }
+    std::string preread(kHttp2Preface);
+    preread.append(got.substr(kRest.size()));
+    co_await serve_h2(client, std::move(preread), peer, from_instance);
+  }
+
+  awaitable<void> serve_h2(ClientStream& client, std::string preread, const std::string& peer,
+                           bool from_instance) {
+    Http2Options o;
+    o.header_limit = options_.header_limit;
+    o.idle_timeout = options_.idle_timeout;
+    bool secure = client.secure();
+    auto self = shared_from_this();
+    auto handler = [self, peer, from_instance, secure](std::shared_ptr<Http2Stream> stream) {
+      return self->h2_request(self, std::move(stream), peer, from_instance, secure);
+    };
+    co_await serve_http2(client, std::move(preread), o, std::move(handler));
+  }
+
+  static void h2_text(Http2Stream& s, int status, const std::string& text) {
+    std::string body = text + "\n";
+    Http2Fields fields{{"server", "elafros"},
+                       {"content-type", "text/plain; charset=utf-8"},
+                       {"content-length", std::to_string(body.size())}};
+    if (status == 503) fields.emplace_back("retry-after", "1");
+    if (!s.respond(status, fields, false)) return;
+    s.put(body);
+    s.finish();
+  }
+
+  // Ends an upload still under way and waits for it: it holds references into h2_to_http1.
+  awaitable<void> end_h2_upload(beast::tcp_stream* upstream, Upload& up) {
+    if (!up.running) co_return;
+    up.stopped = true;
+    if (upstream) upstream->close();
+    if (up.running) co_await up.done->async_wait(kAwait);
+  }
+
+  // One HTTP/2 request: routed as an HTTP/1.1 one is (session()), then relayed to the instance.
+  awaitable<void> h2_request(std::shared_ptr<Impl> /*keeps this alive*/,
+                             std::shared_ptr<Http2Stream> stream, std::string peer,
+                             bool from_instance, bool secure) {
+    Http2Stream& s = *stream;
+    std::string host = s.authority;
+    for (const auto& [n, v] : s.headers)
+      if (n == "host" && host.empty()) host = v;
+    if (host.empty()) {
+      h2_text(s, 400, "bad request: the :authority (or Host) is missing");
+      co_return;
+    }
+    if (options_.ingress && is_ingress_host(host)) {
+      h2_text(s, 505, "the brokers' ingress takes events over HTTP/1.1; send without HTTP/2");
+      co_return;
+    }
+    if (from_instance && !options_.service_to_service) {
+      h2_text(s, 403, fmt::format("instances may not call services through the proxy (\"{}\"): an "
+                                  "operator turns network-service-to-service on",
+                                  host));
+      co_return;
+    }
+    RoutingTablePtr table = routes_.load();
+    const ServiceRoute* route = table->find(host);
+    if (!route) {
+      h2_text(s, 404,
+              fmt::format("no service serves host \"{}\" ('elafros service list' shows the URLs)",
+                          host));
+      co_return;
+    }
+    const RevisionRoute* revision = pick_revision(*route);
+    if (!revision || !revision->stats) {
+      h2_text(s, 503,
+              fmt::format("service \"{}\" has no revision to serve it ('elafros service describe "
+                          "{}' says why)",
+                          route->service, route->service));
+      co_return;
+    }
+    std::shared_ptr<RevisionStats> stats = revision->stats;
+    Connection conn;
+    conn.peer = peer;
+    RequestAccounting accounting(*this, stats, conn);
+    std::string traceparent;
+    if (options_.tracer) {
+      std::string from;
+      for (const auto& [n, v] : s.headers)
+        if (n == "traceparent") from = v;
+      accounting.trace = options_.tracer->begin(from);
+      traceparent = accounting.trace.traceparent;
+    }
+    const bool described = options_.access_log || accounting.trace.sampled;
+    if (described) accounting.describe(s.method, host, s.path, *route, *revision);
+    std::optional<InFlight> claimed;
+    const Endpoint* endpoint = claim(*revision, claimed);
+    if (!endpoint) {
+      Activation got = co_await wait_for_instance(host, *revision, accounting, claimed);
+      if (!got.endpoint) {
+        conn.status = static_cast<int>(got.status);
+        h2_text(s, conn.status, got.message);
+        co_return;
+      }
+      table = std::move(got.table);
+      revision = got.revision;
+      endpoint = got.endpoint;
+    }
+    if (described) accounting.instance = endpoint->instance_id;
+    co_await h2_to_http1(s, conn, *revision, *endpoint, host, traceparent, secure);
+  }
+
+  // The request body of an HTTP/2 stream, to an instance over HTTP/1.1 (chunked unless the
+  // client gave its length). Runs beside h2_to_http1's read of the answer, as send_body does.
+  awaitable<void> h2_upload(Http2Stream& s, beast::tcp_stream& upstream, bool chunked,
+                            char* relay, Upload& up) {
+    for (;;) {
+      Http2Stream::Read r = co_await s.read_body(relay, kRelayBuffer);
+      if (r.gone) {
+        up.client_ec = asio::error::connection_reset;
+        upstream.close();
+        co_return;
+      }
+      std::string frame;
+      std::array<asio::const_buffer, 3> out;
+      std::size_t parts = 0;
+      if (chunked && r.n > 0) frame = fmt::format("{:x}\r\n", r.n);
+      if (!frame.empty()) out[parts++] = asio::buffer(frame);
+      if (r.n > 0) out[parts++] = asio::buffer(relay, r.n);
+      static constexpr std::string_view kCrlf = "\r\n", kLast = "\r\n0\r\n\r\n",
+                                        kEmptyLast = "0\r\n\r\n";
+      if (chunked && r.n > 0) out[parts++] = asio::buffer(r.end ? kLast : kCrlf);
+      if (chunked && r.n == 0 && r.end) out[parts++] = asio::buffer(kEmptyLast);
+      if (parts > 0) {
+        std::span<asio::const_buffer> sequence(out.data(), parts);
+        auto [ec, n] = co_await asio::async_write(upstream, sequence, kAwait);
+        if (ec) co_return;
+      }
+      if (r.end) {
+        up.sent = true;
+        co_return;
+      }
+    }
+  }
+
+  awaitable<void> h2_to_http1(Http2Stream& s, Connection& conn, const RevisionRoute& revision,
+                              const Endpoint& endpoint, const std::string& host,
+                              const std::string& traceparent, bool secure) {
+    active_.fetch_add(1, std::memory_order_relaxed);
+    struct Done {
+      std::atomic<std::int64_t>& a;
+      ~Done() { a.fetch_sub(1, std::memory_order_relaxed); }
+    } done{active_};
+    http::request<http::empty_body> req;
+    req.method_string(s.method);
+    req.target(s.path);
+    req.version(11);
+    req.set(http::field::host, host);
+    std::string cookies;
+    bool has_length = false;
+    for (const auto& [n, v] : s.headers) {
+      // RFC 9113 §8.2.2 keeps connection-specific fields out; TE (trailers) and Expect are for
+      // this hop; cookies may come split (§8.2.3).
+      if (n == "host" || n == "te" || n == "expect" || n == "traceparent") continue;
+      if (n == "cookie") {
+        cookies += (cookies.empty() ? "" : "; ") + v;
+        continue;
+      }
+      if (n == "content-length") has_length = true;
+      req.insert(n, v);
+    }
+    if (!cookies.empty()) req.set(http::field::cookie, cookies);
+    if (!traceparent.empty()) req.set("traceparent", traceparent);
+    if (!conn.peer.empty()) {
+      auto xff = req["X-Forwarded-For"];
+      req.set("X-Forwarded-For", xff.empty() ? conn.peer : std::string(xff) + ", " + conn.peer);
+    }
+    req.set("X-Forwarded-Proto", secure ? "https" : "http");
+    bool chunked = s.body_expected && !has_length;
+    if (chunked) req.set(http::field::transfer_encoding, "chunked");
+    bool head = s.method == "HEAD";
+    http_framing::serialize_head(req, conn.head);
+
+    auto timeout = std::chrono::seconds(revision.timeout_seconds);
+    auto start_timeout = revision.response_start_timeout_seconds > 0
+                             ? std::chrono::seconds(revision.response_start_timeout_seconds)
+                             : timeout;
+    tcp::endpoint upstream_ep(endpoint.address != 0 ? asio::ip::address_v4(endpoint.address)
+                                                    : asio::ip::address_v4::loopback(),
+                              endpoint.port);
+    std::unique_ptr<beast::tcp_stream> upstream;
+    // The stream going away closes the instance's connection: every wait below ends.
+    beast::tcp_stream* live = nullptr;
+    s.on_gone = [&live] {
+      if (live) live->close();
+    };
+    struct Forget {
+      Http2Stream& s;
+      ~Forget() { s.on_gone = nullptr; }
+    } forget{s};
+    Upload up;
+    beast::flat_buffer ubuf;
+    std::optional<http::response_parser<http::buffer_body>> res;
+    std::unique_ptr<std::array<char, kRelayBuffer>> upload_buffer;
+    bool reused = false;
+    error_code ec;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      upstream = take_pooled(endpoint.instance_id);
+      reused = upstream != nullptr;
+      live = upstream.get();
+      if (!upstream) {
+        upstream = std::make_unique<beast::tcp_stream>(io_);
+        live = upstream.get();
+        upstream->expires_after(options_.connect_timeout);
+        std::tie(ec) = co_await upstream->async_connect(upstream_ep, kAwait);
+        if (ec) {
+          conn.status = 502;
+          h2_text(s, 502,
+                  fmt::format("instance {} of revision \"{}\" refused the connection: {}",
+                              endpoint.instance_id, revision.name, ec.message()));
+          co_return;
+        }
+        error_code ignored;
+        upstream->socket().set_option(tcp::no_delay(true), ignored);
+      }
+      upstream->expires_after(std::min(start_timeout, timeout));
+      std::tie(ec, std::ignore) =
+          co_await asio::async_write(*upstream, asio::buffer(conn.head), kAwait);
+      if (!ec && s.body_expected) {
+        if (!upload_buffer) upload_buffer = std::make_unique<std::array<char, kRelayBuffer>>();
+        up.running = true;
+        up.done.emplace(io_, std::chrono::steady_clock::time_point::max());
+        auto finished = [&up](const std::exception_ptr&) {
+          up.running = false;
+          up.done->cancel();
+        };
+        asio::co_spawn(io_, h2_upload(s, *upstream, chunked, upload_buffer->data(), up),
+                       finished);
+      }
+      if (!ec) {
+        res.emplace();
+        res->body_limit(boost::none);
+        if (head) res->skip(true);
+        std::tie(ec, std::ignore) = co_await http::async_read_header(*upstream, ubuf, *res, kAwait);
+      }
+      if (!ec) break;
+      if (reused && !s.body_expected && attempt == 0 && !s.gone() &&
+          (ec == http::error::end_of_stream || ec == asio::error::eof ||
+           ec == asio::error::connection_reset || ec == asio::error::broken_pipe)) {
+        upstream.reset();
+        live = nullptr;
+        ubuf.clear();
+        continue;
+      }
+      break;
+    }
+    if (ec) {
+      co_await end_h2_upload(upstream.get(), up);
+      if (s.gone()) co_return;
+      int status = ec == beast::error::timeout ? 504 : 502;
+      conn.status = status;
+      h2_text(s, status,
+              ec == beast::error::timeout
+                  ? fmt::format("revision \"{}\" did not answer within {} s", revision.name,
+                                std::min(start_timeout, timeout).count())
+                  : fmt::format("instance {} of revision \"{}\" failed: {}",
+                                endpoint.instance_id, revision.name, ec.message()));
+      co_return;
+    }
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto& response = res->get();
+    conn.status = static_cast<int>(response.result_int());
+    // A body that ends with the connection leaves nothing to pool.
+    bool upstream_keep = response.keep_alive() &&
+                         (head || response.has_content_length() || response.chunked() ||
+                          conn.status / 100 == 1 || conn.status == 204 || conn.status == 304);
+    http_framing::strip_hop_by_hop(response);
+    Http2Fields fields;
+    for (const auto& f : response) {
+      std::string name(f.name_string());
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (name == "transfer-encoding") continue;
+      fields.emplace_back(std::move(name), std::string(f.value()));
+    }
+    bool ended = res->is_done();
+    if (!s.respond(conn.status, fields, ended)) {
+      co_await end_h2_upload(upstream.get(), up);
+      co_return;
+    }
+    char* relay = conn.relay.data();
+    while (!res->is_done()) {
+      response.body().data = relay;
+      response.body().size = kRelayBuffer;
+      auto until = deadline;
+      if (revision.idle_timeout_seconds > 0)
+        until = std::min<std::chrono::steady_clock::time_point>(
+            deadline, std::chrono::steady_clock::now() +
+                          std::chrono::seconds(revision.idle_timeout_seconds));
+      upstream->expires_at(until);
+      std::tie(ec, std::ignore) = co_await http::async_read_some(*upstream, ubuf, *res, kAwait);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) break;
+      std::size_t n = kRelayBuffer - response.body().size;
+      if (n == 0) continue;
+      if (!co_await s.write(std::string_view(relay, n))) {
+        ec = asio::error::connection_reset;
+        break;
+      }
+      conn.bytes += n;
+    }
+    if (ec) {
+      upstream_keep = false;
+      conn.status = 0;  // cut short: counted as 502
+      s.reset();
+    } else {
+      s.finish();
+    }
+    co_await end_h2_upload(upstream.get(), up);
+    if (!up.sent && s.body_expected) upstream_keep = false;
+    if (upstream && upstream_keep && ubuf.size() == 0 && !ec) {
+      upstream->expires_never();
+      live = nullptr;
+      put_pooled(endpoint.instance_id, std::move(upstream));
+    }
+  }
+
   asio::io_context& io_;
   const RoutingSnapshot& routes_;
   ProxyOptions options_;
   tcp::acceptor acceptor_;
+  tcp::acceptor tls_acceptor_;
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   int shed_above_ = std::numeric_limits<int>::max();         // descriptor numbers that get a 503
   std::size_t connections_ = 0;                              // client sessions now (proxy thread)
   std::unordered_map<std::string, std::size_t> per_client_;  // sessions per client address
@@ -1135,6 +1530,9 @@ void ProxyServer::set_instance_network(std::uint32_t subnet, std::uint32_t mask,
 }
 std::uint16_t ProxyServer::port() const {
   return impl_->port_;
+}
+std::uint16_t ProxyServer::tls_port() const {
+  return impl_->tls_port_;
 }
 std::int64_t ProxyServer::active_requests() const {
   return impl_->active_.load();

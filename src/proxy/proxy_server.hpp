@@ -19,6 +19,7 @@ class io_context;
 namespace elafros {
 
 class BrokerIngress;
+class ProxyCertificates;
 
 class AccessLog;
 class Tracer;
@@ -58,6 +59,11 @@ struct ProxyOptions {
   std::uint32_t instance_subnet = 0;
   std::uint32_t instance_mask = 0;
   bool service_to_service = true;
+  // The HTTPS listener (--listen-tls), when certificates is set: the same routes, with
+  // HTTP/1.1 and HTTP/2 (ALPN h2).
+  ProxyCertificates* certificates = nullptr;
+  std::string tls_address = "127.0.0.1";
+  std::uint16_t tls_port = 8443;
 };
 
 // Called on the proxy thread when a revision has requests waiting for capacity: namespace,
@@ -71,7 +77,7 @@ class ProxyServer {
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
 
-  // Binds the listening socket. Call on any thread before the io_context runs.
+  // Binds the listening sockets. Call on any thread before the io_context runs.
   Result<void> listen();
   // Starts accepting connections.
   void start();
@@ -80,6 +86,7 @@ class ProxyServer {
   // Where instances connect from (ProxyOptions::instance_subnet); before start().
   void set_instance_network(std::uint32_t subnet, std::uint32_t mask, bool service_to_service);
   std::uint16_t port() const;
+  std::uint16_t tls_port() const;  // 0 without an HTTPS listener
   // Set before start(): how the activator pokes the autoscaler.
   void set_demand_callback(DemandCallback callback);
   // The routing snapshot was replaced: requests waiting in the activator look again. Any thread.

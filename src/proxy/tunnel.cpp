@@ -8,6 +8,8 @@
 #include <boost/asio/write.hpp>
 #include <exception>
 
+#include "proxy/client_stream.hpp"
+
 namespace elafros {
 namespace {
 
@@ -26,16 +28,21 @@ struct Shared {
   asio::steady_timer watchdog;
 };
 
-void close_both(tcp::socket& a, tcp::socket& b) {
+tcp::socket& socket_of(tcp::socket& s) { return s; }
+tcp::socket& socket_of(ClientStream& s) { return s.socket(); }
+
+template <class A, class B>
+void close_both(A& a, B& b) {
   error_code ignored;
-  a.close(ignored);
-  b.close(ignored);
+  socket_of(a).close(ignored);
+  socket_of(b).close(ignored);
 }
 
 // One direction: what was read past the head, then everything `from` sends. Its end of stream
 // becomes a shutdown of `to`'s sending side (a half-close, passed on); a failure ends both
 // directions.
-asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, boost::beast::flat_buffer& early,
+template <class From, class To>
+asio::awaitable<void> pump(From& from, To& to, boost::beast::flat_buffer& early,
                            std::uint64_t& moved, Shared& shared) {
   if (early.size() > 0) {
     auto [ec, n] = co_await asio::async_write(to, early.data(), kAwait);
@@ -52,7 +59,8 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, boost::beast::fla
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buffer), kAwait);
     if (ec == asio::error::eof) {
       error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
+      // A TLS client hears the end as a TCP half-close (no close_notify while it still sends).
+      socket_of(to).shutdown(tcp::socket::shutdown_send, ignored);
       co_return;
     }
     if (ec) {
@@ -72,7 +80,7 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, boost::beast::fla
 
 }  // namespace
 
-asio::awaitable<TunnelResult> relay_upgraded(tcp::socket& client,
+asio::awaitable<TunnelResult> relay_upgraded(ClientStream& client,
                                              boost::beast::flat_buffer& from_client,
                                              tcp::socket& instance,
                                              boost::beast::flat_buffer& from_instance,

@@ -2,7 +2,7 @@
 // The proxy's half of an upgraded connection (WebSocket, or any protocol a 101 switches to):
 // after the instance's 101 Switching Protocols, bytes are relayed both ways unchanged until
 // both sides have closed, a side fails, the deadline passes, or nothing moves in either
-// direction for the idle bound. Included only by the proxy.
+// direction for the idle bound. The client side may be TLS. Included only by the proxy.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -11,6 +11,8 @@
 #include <cstdint>
 
 namespace elafros {
+
+class ClientStream;
 
 struct TunnelResult {
   std::uint64_t to_client = 0;    // bytes from the instance to the client
@@ -21,7 +23,7 @@ struct TunnelResult {
 // frames, an instance's greeting): they are delivered first. `idle` zero is no idle bound.
 // Ends with both sockets closed or shut down; returns only when nothing refers to its
 // arguments any more.
-boost::asio::awaitable<TunnelResult> relay_upgraded(boost::asio::ip::tcp::socket& client,
+boost::asio::awaitable<TunnelResult> relay_upgraded(ClientStream& client,
                                                     boost::beast::flat_buffer& from_client,
                                                     boost::asio::ip::tcp::socket& instance,
                                                     boost::beast::flat_buffer& from_instance,

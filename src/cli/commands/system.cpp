@@ -1,4 +1,4 @@
-// elafros status, elafros system stop-all|start-all|rotate-key and elafros kubeconfig.
+// elafros status, elafros system stop-all|start-all|rotate-key|trust and elafros kubeconfig.
 
 #include <fmt/format.h>
 
@@ -26,6 +26,9 @@ int status(const ApiClient& api, const Globals& g) {
       field(v, "version"), field(v, "uptimeSeconds"), field(v, "socket"), field(v, "listen"),
       field(v, "domain"), field(v, "dataDir"), field(v, "runtime"), field(v, "services"),
       field(v, "instances"), field(v, "readyInstances"), field(v, "images"));
+  if (!field(v, "listenTls").empty())
+    std::cout << fmt::format("  HTTPS proxy: https://{} ('elafros system trust' shows its CA)\n",
+                             field(v, "listenTls"));
   if (!field(v, "fileLimit").empty())
     std::cout << fmt::format("  Open files:  limit {}\n",
                              field(v, "fileLimit") == "-1" ? "none" : field(v, "fileLimit"));
@@ -67,6 +70,33 @@ int system_start_all(const ApiClient& api, const Globals& g) {
   json::value v = api.call("POST", "/apis/elafros.dev/v1/system/start-all", &body);
   if (g.output != "table") return print(g, v), 0;
   std::cout << "Instances start again as their services need them.\n";
+  return 0;
+}
+
+// The local CA that the proxy's HTTPS certificates chain to, and how to trust it.
+int system_trust(const ApiClient& api, const Globals& g, bool pem_only) {
+  json::value v = api.call("GET", "/apis/elafros.dev/v1/status");
+  std::string pem = field(v, "caCertificate");
+  if (pem.empty())
+    throw std::runtime_error(
+        "elafrosd serves no HTTPS proxy, so there is no CA to trust: start it with --listen-tls "
+        "ADDRESS:PORT (or the listen-tls key)");
+  if (pem_only || g.output == "pem") return std::cout << pem, 0;
+  if (g.output != "table") return print(g, json::object{{"caCertificate", pem}}), 0;
+  std::cout << fmt::format(
+      "elafrosd's HTTPS proxy (https://{}) presents certificates issued by its local CA, kept "
+      "in {}/tls/ca.crt.\n"
+      "Trust it, in one of these ways:\n"
+      "  one command:  elafros system trust --pem > elafros-ca.crt && curl --cacert "
+      "elafros-ca.crt https://NAME.NAMESPACE.{}:{}/\n"
+      "  this machine: elafros system trust --pem > /usr/local/share/ca-certificates/elafros.crt "
+      "&& update-ca-certificates\n"
+      "  a browser:    import elafros-ca.crt as an authority (Chromium: Settings, Privacy and "
+      "security, Manage certificates)\n"
+      "Anyone who holds ca.key can issue certificates this machine then trusts: keep "
+      "<data-dir>/tls private.\n\n{}",
+      field(v, "listenTls"), field(v, "dataDir"), field(v, "domain"),
+      field(v, "listenTls").substr(field(v, "listenTls").rfind(':') + 1), pem);
   return 0;
 }
 
@@ -113,6 +143,13 @@ void add_system_commands(CLI::App& app, Session& s) {
   set(sys->add_subcommand("rotate-key",
                           "seal every Secret at rest with a new key, then drop the old keys"),
       &system_rotate_key);
+  static bool pem_only = false;
+  auto* trust = sys->add_subcommand(
+      "trust", "show the local CA of the HTTPS proxy (--listen-tls) and how to trust it");
+  trust->add_flag("--pem", pem_only, "print only the CA certificate, in PEM");
+  trust->callback([&s] {
+    s.run = [&s](const ApiClient& api) { return system_trust(api, s.g, pem_only); };
+  });
 }
 
 }  // namespace elafros::cli
