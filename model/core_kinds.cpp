@@ -89,6 +89,14 @@ Result<json::object> admit_secret(const json::object& in) {
   }
   if (total > kMaxConfigBytes)
     return Error::invalid(fmt::format("data: {} bytes is over the limit of 1 MiB", total));
+  // Kubernetes' rule for the types whose keys it knows.
+  if (type == "kubernetes.io/tls")
+    for (const char* key : {"tls.crt", "tls.key"})
+      if (!out_data.contains(key))
+        return Error::invalid(fmt::format(
+            "data.{}: a kubernetes.io/tls Secret needs it, in PEM ('elafros secret create tls "
+            "NAME --cert FILE --key FILE' makes one)",
+            key));
   if (type.find_first_of(" \t") != std::string::npos)
     return Error::invalid(
         fmt::format("type: \"{}\" is not a Secret type (Opaque, "

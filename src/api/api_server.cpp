@@ -45,6 +45,7 @@ class ApiServer::Impl {
     resources_.set_hooks(kServingGroup, "Revision", &serving_);
     resources_.set_hooks("", "PersistentVolumeClaim", &serving_);
     resources_.set_hooks(kServingGroup, "DomainMapping", &serving_);
+    serving_.domain_tls = info_.domain_tls;
     resources_.set_hooks("", "Namespace", &namespaces_);
     // Fixed paths first: the generic resource patterns would match some of them.
     if (info_.build_sources) {

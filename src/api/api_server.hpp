@@ -42,6 +42,15 @@ class Reconciler;
 class RegistryClient;
 
 // The daemon as the API describes it (status, /metrics), and the API listeners' limits.
+// A DomainMapping's own certificate (spec.tls.secretName) on the HTTPS proxy.
+struct DomainTlsStatus {
+  bool served = false;
+  std::string message;  // why not
+  std::string url;      // https://HOST[:PORT], when served
+};
+using DomainTlsLookup =
+    std::function<DomainTlsStatus(const std::string& ns, const std::string& name)>;
+
 struct ApiInfo {
   std::string version;
   std::string data_dir;
@@ -84,6 +93,7 @@ struct ApiInfo {
   // (PEM) that its certificates and the HTTPS API's chain to: 'elafros system trust'.
   std::string listen_tls;
   std::string ca_pem;
+  DomainTlsLookup domain_tls;  // DomainMappings' certificates there
 };
 
 class ApiServer {

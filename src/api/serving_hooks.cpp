@@ -348,10 +348,35 @@ void ServingHooks::present(const KindInfo& kind, json::object& object) {
                           : fmt::format("the domain \"{}\" is already mapped in namespace \"{}\"",
                                         name, st.claimed_by);
     }
+    // Its own certificate, when it names one and the proxy serves HTTPS.
+    json::value secret = json_path_value(object, ".spec.tls.secretName");
+    bool certified = true;
+    std::string cert_reason = "TLSNotEnabled", cert_message;
+    std::string url = st.url;
+    if (secret.is_string() && !secret.get_string().empty()) {
+      DomainTlsStatus tls;
+      if (domain_tls)
+        tls = domain_tls(ns, name);
+      else
+        tls.message =
+            "elafrosd serves no HTTPS (--listen-tls), so the secret is not used; the domain is "
+            "served over plain HTTP";
+      certified = tls.served;
+      cert_reason = tls.served ? "" : "CertificateNotReady";
+      cert_message = tls.message;
+      if (tls.served) url = tls.url;
+      if (!tls.served && ready_reason.empty() && domain_tls) {
+        ready_reason = "CertificateNotReady";
+        ready_message = tls.message;
+      }
+    } else {
+      cert_message = domain_tls ? "no spec.tls.secretName: over HTTPS the domain gets a "
+                                  "certificate from elafrosd's local CA"
+                                : "the proxy serves this domain over plain HTTP";
+    }
     bool ready = ready_reason.empty();
     json::array conditions{
-        condition("CertificateProvisioned", true, "TLSNotEnabled",
-                  "the proxy serves this domain over plain HTTP"),
+        condition("CertificateProvisioned", certified, cert_reason, cert_message),
         condition("DomainClaimed", claimed, claimed ? "" : "DomainAlreadyClaimed",
                   claimed ? "" : ready_message),
         condition("IngressReady", ready, ready ? "" : ready_reason, ready_message),
@@ -359,8 +384,8 @@ void ServingHooks::present(const KindInfo& kind, json::object& object) {
         condition("ReferenceResolved", st.service_exists, st.service_exists ? "" : "ResolveFailed",
                   st.service_exists ? "" : ready_message)};
     object["status"] = json::object{{"observedGeneration", meta_int(object, "generation")},
-                                    {"url", st.url},
-                                    {"address", json::object{{"url", st.url}}},
+                                    {"url", url},
+                                    {"address", json::object{{"url", url}}},
                                     {"conditions", std::move(conditions)}};
     return;
   }

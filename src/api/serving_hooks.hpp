@@ -5,8 +5,10 @@
 // volume outside the operator's prefixes is refused, and so is deleting a PersistentVolumeClaim
 // that a live instance mounts.
 
+#include <functional>
 #include <optional>
 
+#include "api/api_server.hpp"
 #include "api/resource_api.hpp"
 #include "elafros/model.hpp"
 #include "registry_credentials.hpp"
@@ -33,6 +35,9 @@ class ServingHooks final : public KindHooks {
   awaitable<Result<void>> before_delete(const KindInfo& kind,
                                         const boost::json::object& current) override;
   void present(const KindInfo& kind, boost::json::object& object) override;
+
+  // Set when the proxy serves HTTPS (--listen-tls); called on the control strand.
+  DomainTlsLookup domain_tls;
 
  private:
   // Knative's SinkBinding: the binding that selects the Service puts K_SINK (and

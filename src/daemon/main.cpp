@@ -48,6 +48,7 @@
 #include "posix_process_runner.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/broker_ingress.hpp"
+#include "proxy/domain_certificates.hpp"
 #include "proxy/proxy_server.hpp"
 #include "proxy/proxy_tls.hpp"
 #include "reconciler.hpp"
@@ -509,9 +510,20 @@ int run(const DaemonConfig& cfg) {
     return rbac_ptr ? rbac_ptr->rules_for(who, ns) : std::vector<PolicyRule>{};
   };
   api_info.metrics_anonymous = cfg.metrics_anonymous;
+  std::unique_ptr<DomainCertificates> domain_certificates;
   if (proxy_certificates) {
     api_info.listen_tls = fmt::format("{}:{}", popts.tls_address, proxy.tls_port());
     api_info.ca_pem = local_ca->cert_pem();
+    domain_certificates = std::make_unique<DomainCertificates>(
+        control, store_thread, **store, watch_cache, *proxy_certificates);
+    domain_certificates->start();
+    api_info.domain_tls = [&domain_certificates, port = proxy.tls_port()](
+                              const std::string& ns, const std::string& name) {
+      auto st = domain_certificates->status(ns, name);
+      DomainTlsStatus out{st.served, st.message, ""};
+      if (st.served) out.url = port == 443 ? "https://" + name : fmt::format("https://{}:{}", name, port);
+      return out;
+    };
   }
   api_info.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
   api_info.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);

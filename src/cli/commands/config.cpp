@@ -1,4 +1,4 @@
-// elafros secret create generic|docker-registry|list|describe|delete and elafros configmap
+// elafros secret create generic|docker-registry|tls|list|describe|delete and elafros configmap
 // create|list|describe|delete: v1 Secrets and ConfigMaps, as kubectl creates them
 // (--from-literal KEY=VALUE, --from-file [KEY=]PATH). describe never shows a Secret's values.
 
@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -25,6 +26,7 @@ struct ConfigFlags {
   bool immutable = false;
   std::string docker_server, docker_username, docker_email;  // secret create docker-registry
   bool password_stdin = false;
+  std::string cert_file, key_file;  // secret create tls
 };
 
 std::string collection(const Globals& g, const char* plural) {
@@ -115,6 +117,34 @@ int create_docker_registry(const ApiClient& api, const Globals& g, const ConfigF
   return 0;
 }
 
+// kubectl's 'create secret tls': a kubernetes.io/tls Secret, for a DomainMapping's
+// spec.tls.secretName.
+int create_tls(const ApiClient& api, const Globals& g, const ConfigFlags& f) {
+  auto read = [](const std::string& path, const char* flag) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error(fmt::format("{}: cannot read {}", flag, path));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.find("-----BEGIN ") == std::string::npos)
+      throw std::runtime_error(fmt::format("{}: {} is not PEM (no -----BEGIN line)", flag, path));
+    return text;
+  };
+  std::string cert = read(f.cert_file, "--cert");
+  std::string key = read(f.key_file, "--key");
+  json::value body = json::object{
+      {"apiVersion", "v1"},
+      {"kind", "Secret"},
+      {"metadata", json::object{{"name", f.name}, {"namespace", g.ns}}},
+      {"type", "kubernetes.io/tls"},
+      {"data", json::object{{"tls.crt", base64_encode(cert)}, {"tls.key", base64_encode(key)}}}};
+  json::value out = api.call("POST", collection(g, "secrets"), &body);
+  if (g.output != "table") return print(g, out), 0;
+  std::cout << fmt::format(
+      "Secret '{}' created in namespace '{}'. Serve a domain with it: 'elafros domain create "
+      "DOMAIN --ref SERVICE --tls {}'.\n",
+      f.name, g.ns, f.name);
+  return 0;
+}
+
 int list(const ApiClient& api, const Globals& g, bool secret) {
   json::value l = api.call("GET", collection(g, secret ? "secrets" : "configmaps"));
   if (g.output != "table") return print(g, l), 0;
@@ -197,6 +227,14 @@ void add_kind(CLI::App& app, Session& s, bool secret) {
     docker->add_option("--docker-email", f->docker_email, "an email, kept in the config");
     docker->callback([&s, f] {
       s.run = [&s, f](const ApiClient& api) { return create_docker_registry(api, s.g, *f); };
+    });
+    auto* tls = create_top->add_subcommand(
+        "tls", "a certificate and its key for a DomainMapping (kubernetes.io/tls)");
+    tls->add_option("name", f->name, "its name")->required();
+    tls->add_option("--cert", f->cert_file, "the certificate chain, PEM")->required();
+    tls->add_option("--key", f->key_file, "its private key, PEM")->required();
+    tls->callback([&s, f] {
+      s.run = [&s, f](const ApiClient& api) { return create_tls(api, s.g, *f); };
     });
   }
   top->add_subcommand("list", fmt::format("list {}s", word))->callback([&s, secret] {
