@@ -426,11 +426,8 @@ void read_container(Reader& r, const json::value& v, const std::string& cp, Cont
         auto port = r.integer(*p, "containerPort", pp);
         cs.port_name = r.string(*p, "name", pp).value_or("");
         cs.port_protocol = r.string(*p, "protocol", pp).value_or("");
-        if (!r.failed() && cs.port_name == "h2c")
-          r.invalid(pp + ".name",
-                    "h2c (HTTP/2 to the app, as gRPC needs) is not supported yet: the proxy "
-                    "speaks HTTP/1.1 to instances; name the port http1, or leave the name out");
-        else if (!r.failed() && !cs.port_name.empty() && cs.port_name != "http1")
+        if (!r.failed() && !cs.port_name.empty() && cs.port_name != "http1" &&
+            cs.port_name != "h2c")
           r.invalid(pp + ".name",
                     fmt::format("\"{}\" is not a port name Knative takes: http1 (HTTP/1.1, the "
                                 "default) or h2c",

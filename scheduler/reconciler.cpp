@@ -1498,6 +1498,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           rr->response_start_timeout_seconds = rev->revision.spec.response_start_timeout_seconds;
           rr->idle_timeout_seconds = rev->revision.spec.idle_timeout_seconds;
           rr->container_concurrency = rev->revision.spec.container_concurrency;
+          rr->h2c = rev->revision.spec.container.port_name == "h2c";
           rr->stats = rev->stats;
           if (halted_)
             rr->unavailable =

@@ -127,6 +127,7 @@ struct RevisionRoute {
   std::string limited;
   int response_start_timeout_seconds = 0;  // 0: timeoutSeconds
   int idle_timeout_seconds = 0;            // 0: none
+  bool h2c = false;  // its port is named h2c: the proxy speaks HTTP/2 to it (gRPC)
 };
 
 struct WeightedRevision {

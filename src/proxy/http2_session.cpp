@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
@@ -36,11 +37,22 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
  public:
   Http2Connection(ClientStream& client, Http2Options options, Http2Handler handler)
       : client_(client),
+        client_role_(false),
         options_(options),
         handler_(std::move(handler)),
         write_signal_(client.get_executor()),
         handlers_done_(client.get_executor()),
         watchdog_(client.get_executor()) {}
+
+  // The client's side of a connection to an instance: it owns the stream.
+  Http2Connection(std::unique_ptr<ClientStream> owned, Http2Options options)
+      : owned_(std::move(owned)),
+        client_(*owned_),
+        client_role_(true),
+        options_(options),
+        write_signal_(client_.get_executor()),
+        handlers_done_(client_.get_executor()),
+        watchdog_(client_.get_executor()) {}
 
   ~Http2Connection() {
     if (session_) nghttp2_session_del(session_);
@@ -58,12 +70,14 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as the proxy reads
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    int rv = nghttp2_session_server_new2(&session_, cb, this, opt);
+    int rv = client_role_ ? nghttp2_session_client_new2(&session_, cb, this, opt)
+                          : nghttp2_session_server_new2(&session_, cb, this, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rv != 0) return false;
     std::array<nghttp2_settings_entry, 3> settings{{
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams},
+        {client_role_ ? NGHTTP2_SETTINGS_ENABLE_PUSH : NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+         client_role_ ? 0 : options_.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kStreamWindow)},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, options_.header_limit},
     }};
@@ -108,6 +122,35 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
 
   nghttp2_session* session() { return session_; }
   void kick() { write_signal_.cancel(); }
+
+  // --- the client's side (Http2Upstream) ---------------------------------------------------
+
+  bool usable() const {
+    return !dead_ && !goaway_ &&
+           streams_.size() < nghttp2_session_get_remote_settings(
+                                 session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  }
+
+  std::shared_ptr<Http2Stream> submit(const Http2Fields& all, bool end) {
+    if (dead_) return nullptr;
+    std::vector<nghttp2_nv> nva = name_values(all);
+    auto stream = std::make_shared<Http2Stream>(*this, 0);
+    nghttp2_data_provider p = provider(stream.get());
+    std::int32_t id =
+        nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), end ? nullptr : &p, nullptr);
+    if (id < 0) return nullptr;
+    stream->id_ = id;
+    if (end) stream->out_end_ = true;
+    stream->keep_ = shared_from_this();
+    streams_[id] = stream;
+    kick();
+    return stream;
+  }
+
+  void shut() {
+    error_code ignored;
+    client_.socket().close(ignored);
+  }
 
  private:
   friend class Http2Stream;
@@ -216,6 +259,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     auto& c = of(user);
+    if (c.client_role_) return 0;
     c.streams_[frame->hd.stream_id] = std::make_shared<Http2Stream>(c, frame->hd.stream_id);
     return 0;
   }
@@ -230,7 +274,15 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
     if (s->header_bytes_ > c.options_.header_limit) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     std::string_view n(reinterpret_cast<const char*>(name), namelen);
     std::string v(reinterpret_cast<const char*>(value), valuelen);
-    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    if (c.client_role_ && !s->head_done_) {
+      // An instance's response head (or an informational one before it, dropped at its end).
+      if (n == ":status")
+        s->status = std::atoi(v.c_str());
+      else if (!n.empty() && n[0] != ':')
+        s->headers.emplace_back(n, std::move(v));
+      return 0;
+    }
+    if (c.client_role_ || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
       s->trailers.emplace_back(n, std::move(v));
       return 0;
     }
@@ -251,10 +303,23 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
 
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto& c = of(user);
+    if (frame->hd.type == NGHTTP2_GOAWAY) c.goaway_ = true;
     Http2Stream* s = c.find(frame->hd.stream_id);
     if (!s) return 0;
     bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (c.client_role_ && frame->hd.type == NGHTTP2_HEADERS && !s->head_done_) {
+      if (s->status >= 200) {
+        s->head_done_ = true;
+      } else {
+        s->status = 0;  // 1xx: the final head follows
+        s->headers.clear();
+      }
+      if (end) s->in_end_ = true;
+      s->wake();
+      return 0;
+    }
+    if (!c.client_role_ && frame->hd.type == NGHTTP2_HEADERS &&
+        frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       s->body_expected = !end;
       s->in_end_ = end;
       c.ready_.push_back(c.streams_[frame->hd.stream_id]);
@@ -282,16 +347,26 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   }
 
   static int on_stream_close(nghttp2_session* session, std::int32_t stream_id,
-                             std::uint32_t /*error_code*/, void* user) {
+                             std::uint32_t error_code, void* user) {
     auto& c = of(user);
     auto it = c.streams_.find(stream_id);
     if (it == c.streams_.end()) return 0;
     auto stream = it->second;
     c.streams_.erase(it);
-    // What the proxy never read still counts against the connection's window.
+    stream->closed_ = true;
+    // Both sides ended it: an instance's response may still have bytes for the proxy to read.
+    bool complete = error_code == NGHTTP2_NO_ERROR && stream->in_end_;
+    if (complete && c.client_role_) {
+      stream->wake();
+      return 0;
+    }
+    // What the proxy will not read still counts against the connection's window.
     if (!stream->in_.empty()) nghttp2_session_consume_connection(session, stream->in_.size());
     stream->in_.clear();
-    c.lose(*stream);
+    if (complete)
+      stream->wake();
+    else
+      c.lose(*stream);
     return 0;
   }
 
@@ -347,7 +422,10 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   bool dead() const { return dead_; }
 
  private:
+  std::unique_ptr<ClientStream> owned_;  // an upstream connection's
   ClientStream& client_;
+  bool client_role_;
+  bool goaway_ = false;
   Http2Options options_;
   Http2Handler handler_;
   nghttp2_session* session_ = nullptr;
@@ -367,14 +445,24 @@ Http2Stream::Http2Stream(Http2Connection& connection, std::int32_t id)
     : connection_(connection), id_(id), signal_(connection.client_.get_executor()) {}
 
 asio::awaitable<void> Http2Stream::wait() {
-  signal_.expires_at(Clock::time_point::max());
-  co_await signal_.async_wait(kAwait);
+  signal_.expires_at(deadline_);
+  auto [ec] = co_await signal_.async_wait(kAwait);
+  if (!ec && Clock::now() >= deadline_ && !gone_) {  // the deadline, not a wake
+    timed_out_ = true;
+    reset();
+    connection_.lose(*this);
+  }
+}
+
+asio::awaitable<bool> Http2Stream::wait_head() {
+  while (!head_done_ && !gone_ && !closed_) co_await wait();
+  co_return head_done_ && !gone_;
 }
 
 asio::awaitable<Http2Stream::Read> Http2Stream::read_body(char* into, std::size_t size) {
   Read r;
-  while (in_.empty() && !in_end_ && !gone_) co_await wait();
-  if (gone_) {
+  while (in_.empty() && !in_end_ && !gone_ && !closed_ && !stop_reading_) co_await wait();
+  if (gone_ || stop_reading_) {
     r.gone = true;
     co_return r;
   }
@@ -383,8 +471,11 @@ asio::awaitable<Http2Stream::Read> Http2Stream::read_body(char* into, std::size_
   in_.erase(0, r.n);
   r.end = in_.empty() && in_end_;
   if (r.n > 0) {
-    // The client may send as much again.
-    nghttp2_session_consume(connection_.session(), id_, r.n);
+    // The peer may send as much again.
+    if (closed_)
+      nghttp2_session_consume_connection(connection_.session(), r.n);
+    else
+      nghttp2_session_consume(connection_.session(), id_, r.n);
     connection_.kick();
   }
   co_return r;
@@ -435,10 +526,59 @@ bool Http2Stream::finish(const Http2Fields& trailers) {
   return true;
 }
 
-void Http2Stream::reset() {
-  if (gone_) return;
-  nghttp2_submit_rst_stream(connection_.session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+void Http2Stream::reset(std::uint32_t error_code) {
+  if (gone_ || closed_) return;
+  nghttp2_submit_rst_stream(connection_.session(), NGHTTP2_FLAG_NONE, id_, error_code);
   connection_.kick();
+}
+
+// --- Http2Upstream ----------------------------------------------------------------------------
+
+Http2Upstream::Http2Upstream(std::shared_ptr<Http2Connection> connection)
+    : connection_(std::move(connection)) {}
+Http2Upstream::~Http2Upstream() = default;
+
+asio::awaitable<std::shared_ptr<Http2Upstream>> Http2Upstream::connect(
+    asio::any_io_executor ex, asio::ip::tcp::endpoint to, std::chrono::seconds timeout,
+    error_code& ec) {
+  auto stream = std::make_unique<ClientStream>(boost::beast::tcp_stream(ex));
+  stream->next_layer().expires_after(timeout);
+  std::tie(ec) = co_await stream->next_layer().async_connect(to, kAwait);
+  if (ec) co_return nullptr;
+  stream->next_layer().expires_never();
+  error_code ignored;
+  stream->socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+  Http2Options options;
+  options.idle_timeout = std::chrono::seconds(600);
+  auto connection = std::make_shared<Http2Connection>(std::move(stream), options);
+  if (!connection->open()) {
+    ec = asio::error::operation_not_supported;
+    co_return nullptr;
+  }
+  asio::co_spawn(ex, connection->run(std::string()), asio::detached);
+  co_return std::shared_ptr<Http2Upstream>(new Http2Upstream(connection));
+}
+
+bool Http2Upstream::usable() const {
+  return connection_->usable();
+}
+
+bool Http2Upstream::closed() const {
+  return connection_->dead();
+}
+
+std::shared_ptr<Http2Stream> Http2Upstream::request(const std::string& method,
+                                                    const std::string& authority,
+                                                    const std::string& path,
+                                                    const Http2Fields& fields, bool end) {
+  Http2Fields all{{":method", method}, {":scheme", "http"}, {":authority", authority},
+                  {":path", path}};
+  all.insert(all.end(), fields.begin(), fields.end());
+  return connection_->submit(all, end);
+}
+
+void Http2Upstream::close() {
+  connection_->shut();
 }
 
 asio::awaitable<void> serve_http2(ClientStream& client, std::string preread, Http2Options options,

@@ -200,6 +200,14 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         else
           ++it;
       }
+      for (auto it = h2_pool_.begin(); it != h2_pool_.end();) {
+        if (!live.count(it->first)) {
+          for (auto& u : it->second) u->close();
+          it = h2_pool_.erase(it);
+        } else {
+          ++it;
+        }
+      }
     }
   }
 
@@ -395,7 +403,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         endpoint = got.endpoint;
       }
       if (described) accounting.instance = endpoint->instance_id;
-      bool ok = co_await forward(client, buffer, parser, conn, *revision, *endpoint, keep_alive);
+      bool ok = revision->h2c ? co_await http1_to_h2c(client, buffer, parser, conn, *revision,
+                                                      *endpoint, keep_alive)
+                              : co_await forward(client, buffer, parser, conn, *revision,
+                                                 *endpoint, keep_alive);
       if (!ok || !keep_alive) break;
     }
     co_await client.close_send();
@@ -1264,7 +1275,361 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       endpoint = got.endpoint;
     }
     if (described) accounting.instance = endpoint->instance_id;
-    co_await h2_to_http1(s, conn, *revision, *endpoint, host, traceparent, secure);
+    if (revision->h2c)
+      co_await h2_to_h2c(s, conn, *revision, *endpoint, host, traceparent, secure);
+    else
+      co_await h2_to_http1(s, conn, *revision, *endpoint, host, traceparent, secure);
+  }
+
+  // --- HTTP/2 to instances (a port named h2c) -----------------------------------------------
+
+  // A connection to the instance with room for one more stream: pooled, or new.
+  awaitable<std::shared_ptr<Http2Upstream>> h2_upstream(const Endpoint& endpoint,
+                                                        error_code& ec) {
+    auto& v = h2_pool_[endpoint.instance_id];
+    v.erase(std::remove_if(v.begin(), v.end(), [](const auto& u) { return u->closed(); }),
+            v.end());
+    for (const auto& u : v)
+      if (u->usable()) co_return u;
+    tcp::endpoint to(endpoint.address != 0 ? asio::ip::address_v4(endpoint.address)
+                                           : asio::ip::address_v4::loopback(),
+                     endpoint.port);
+    std::string id = endpoint.instance_id;
+    auto u = co_await Http2Upstream::connect(io_.get_executor(), to, options_.connect_timeout, ec);
+    if (u) h2_pool_[id].push_back(u);
+    co_return u;
+  }
+
+  // The fields of a request for an instance over HTTP/2: the client's, less what belongs to
+  // the hop (TE but "trailers", which gRPC needs), with X-Forwarded-* and the traceparent.
+  static Http2Fields h2_request_fields(const Http2Fields& in, const std::string& peer,
+                                       const std::string& traceparent, bool secure) {
+    Http2Fields out;
+    std::string xff;
+    for (const auto& [n, v] : in) {
+      if (n == "host" || n == "traceparent" || n == "connection" || n == "keep-alive" ||
+          n == "transfer-encoding" || n == "upgrade" || n == "proxy-connection" ||
+          n == "expect" || (n == "te" && v != "trailers"))
+        continue;
+      if (n == "x-forwarded-for") {
+        xff = v;
+        continue;
+      }
+      if (n == "x-forwarded-proto") continue;
+      out.emplace_back(n, v);
+    }
+    if (!peer.empty()) out.emplace_back("x-forwarded-for", xff.empty() ? peer : xff + ", " + peer);
+    out.emplace_back("x-forwarded-proto", secure ? "https" : "http");
+    if (!traceparent.empty()) out.emplace_back("traceparent", traceparent);
+    return out;
+  }
+
+  struct Pump {
+    bool running = false;
+    std::optional<asio::steady_timer> done;
+  };
+
+  void start_pump(Pump& p, awaitable<void> body) {
+    p.running = true;
+    p.done.emplace(io_, std::chrono::steady_clock::time_point::max());
+    auto finished = [&p](const std::exception_ptr&) {
+      p.running = false;
+      p.done->cancel();
+    };
+    asio::co_spawn(io_, std::move(body), finished);
+  }
+
+  awaitable<void> wait_pump(Pump& p) {
+    if (p.running) co_await p.done->async_wait(kAwait);
+  }
+
+  // A client's HTTP/2 request body to an instance's stream, trailers included.
+  awaitable<void> h2_to_h2_body(Http2Stream& from, Http2Stream& to, char* relay) {
+    for (;;) {
+      Http2Stream::Read r = co_await from.read_body(relay, kRelayBuffer);
+      if (r.gone) {
+        to.reset();
+        co_return;
+      }
+      if (r.n > 0 && !co_await to.write(std::string_view(relay, r.n))) co_return;
+      if (r.end) {
+        to.finish(from.trailers);
+        co_return;
+      }
+    }
+  }
+
+  // The deadline of a response's next read: timeoutSeconds for the whole, idleTimeoutSeconds
+  // between bytes.
+  static std::chrono::steady_clock::time_point next_read_deadline(
+      const RevisionRoute& revision, std::chrono::steady_clock::time_point deadline) {
+    if (revision.idle_timeout_seconds <= 0) return deadline;
+    return std::min<std::chrono::steady_clock::time_point>(
+        deadline, std::chrono::steady_clock::now() +
+                      std::chrono::seconds(revision.idle_timeout_seconds));
+  }
+
+  // A client's HTTP/2 stream to an instance's (gRPC): headers, bodies both ways at once,
+  // trailers, resets, each passed on.
+  awaitable<void> h2_to_h2c(Http2Stream& s, Connection& conn, const RevisionRoute& revision,
+                            const Endpoint& endpoint, const std::string& host,
+                            const std::string& traceparent, bool secure) {
+    active_.fetch_add(1, std::memory_order_relaxed);
+    struct Done {
+      std::atomic<std::int64_t>& a;
+      ~Done() { a.fetch_sub(1, std::memory_order_relaxed); }
+    } done{active_};
+    error_code ec;
+    auto upstream = co_await h2_upstream(endpoint, ec);
+    if (!upstream) {
+      conn.status = 502;
+      h2_text(s, 502,
+              fmt::format("instance {} of revision \"{}\" refused the connection: {}",
+                          endpoint.instance_id, revision.name, ec.message()));
+      co_return;
+    }
+    Http2Fields fields = h2_request_fields(s.headers, conn.peer, traceparent, secure);
+    auto up = upstream->request(s.method, host, s.path, fields, !s.body_expected);
+    if (!up) {
+      conn.status = 502;
+      h2_text(s, 502, fmt::format("instance {} of revision \"{}\" took no new stream",
+                                  endpoint.instance_id, revision.name));
+      co_return;
+    }
+    s.on_gone = [up] { up->reset(); };
+    struct Forget {
+      Http2Stream& s;
+      ~Forget() { s.on_gone = nullptr; }
+    } forget{s};
+    auto timeout = std::chrono::seconds(revision.timeout_seconds);
+    auto start_timeout = revision.response_start_timeout_seconds > 0
+                             ? std::chrono::seconds(revision.response_start_timeout_seconds)
+                             : timeout;
+    auto now = std::chrono::steady_clock::now();
+    auto deadline = now + timeout;
+    up->set_deadline(now + std::min(start_timeout, timeout));
+    Pump pump;
+    std::unique_ptr<std::array<char, kRelayBuffer>> upload;
+    if (s.body_expected) {
+      upload = std::make_unique<std::array<char, kRelayBuffer>>();
+      start_pump(pump, h2_to_h2_body(s, *up, upload->data()));
+    }
+    bool headed = co_await up->wait_head();
+    if (!headed) {
+      up->reset();
+      s.stop_reading();  // ends the pump
+      co_await wait_pump(pump);
+      if (s.gone() && !s.responded()) co_return;
+      int status = up->timed_out() ? 504 : 502;
+      conn.status = status;
+      h2_text(s, status,
+              up->timed_out()
+                  ? fmt::format("revision \"{}\" did not start its answer within {} s",
+                                revision.name, std::min(start_timeout, timeout).count())
+                  : fmt::format("instance {} of revision \"{}\" reset the stream or closed",
+                                endpoint.instance_id, revision.name));
+      co_return;
+    }
+    conn.status = up->status;
+    if (up->body_ended()) {
+      // Trailers-only (gRPC's answer without a message): one HEADERS that ends the stream.
+      Http2Fields all = up->headers;
+      all.insert(all.end(), up->trailers.begin(), up->trailers.end());
+      s.respond(up->status, all, true);
+    } else if (s.respond(up->status, up->headers, false)) {
+      char* relay = conn.relay.data();
+      for (;;) {
+        up->set_deadline(next_read_deadline(revision, deadline));
+        Http2Stream::Read r = co_await up->read_body(relay, kRelayBuffer);
+        if (r.gone) {
+          conn.status = 0;  // cut short: counted as 502
+          s.reset();
+          break;
+        }
+        if (r.n > 0) {
+          if (!co_await s.write(std::string_view(relay, r.n))) {
+            up->reset();
+            break;
+          }
+          conn.bytes += r.n;
+        }
+        if (r.end) {
+          s.finish(up->trailers);
+          break;
+        }
+      }
+    }
+    if (pump.running) {
+      // The answer is complete while the client still sends: it is told to stop (NO_ERROR).
+      s.reset(0);
+      up->reset(0);
+    }
+    co_await wait_pump(pump);
+  }
+
+  // An HTTP/1.1 request's body (from Beast's parser) to an instance's HTTP/2 stream.
+  awaitable<void> http1_to_h2_body(ClientStream& client, beast::flat_buffer& buffer,
+                                   http::request_parser<http::buffer_body>& parser,
+                                   Http2Stream& to, char* relay, bool& broken) {
+    auto& req = parser.get();
+    while (!parser.is_done()) {
+      req.body().data = relay;
+      req.body().size = kRelayBuffer;
+      client.next_layer().expires_after(options_.body_timeout);
+      auto [ec, n] = co_await http::async_read(client, buffer, parser, kAwait);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        broken = true;
+        to.reset();
+        co_return;
+      }
+      std::size_t got = kRelayBuffer - req.body().size;
+      if (got > 0 && !co_await to.write(std::string_view(relay, got))) co_return;
+    }
+    to.finish();
+  }
+
+  // An HTTP/1.x client to an instance that speaks HTTP/2 (Knative's activator does this too):
+  // the answer goes back chunked, its trailers in the last chunk.
+  awaitable<bool> http1_to_h2c(ClientStream& client, beast::flat_buffer& client_buffer,
+                               http::request_parser<http::buffer_body>& parser, Connection& conn,
+                               const RevisionRoute& revision, const Endpoint& endpoint,
+                               bool& keep_alive) {
+    active_.fetch_add(1, std::memory_order_relaxed);
+    struct Done {
+      std::atomic<std::int64_t>& a;
+      ~Done() { a.fetch_sub(1, std::memory_order_relaxed); }
+    } done{active_};
+    auto& req = parser.get();
+    unsigned version = req.version();
+    bool has_body = !parser.is_done();
+    bool head = req.method() == http::verb::head;
+    std::string host(req[http::field::host]);
+    std::string method(req.method_string());
+    std::string path(req.target());
+    std::string traceparent(req["traceparent"]);
+    if (req[http::field::expect].size() > 0) {
+      req.erase(http::field::expect);
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      client.next_layer().expires_after(options_.header_timeout);
+      auto [wec, wn] = co_await asio::async_write(client, asio::buffer(kContinue), kAwait);
+      if (wec) co_return false;
+    }
+    // TE is for the hop, but "trailers" in it says the client reads them: gRPC insists.
+    bool trailers = req[http::field::te].find("trailers") != std::string_view::npos;
+    http_framing::strip_hop_by_hop(req);
+    Http2Fields in;
+    if (trailers) in.emplace_back("te", "trailers");
+    for (const auto& f : req) {
+      std::string name(f.name_string());
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      in.emplace_back(std::move(name), std::string(f.value()));
+    }
+    Http2Fields fields = h2_request_fields(in, conn.peer, traceparent, client.secure());
+    error_code ec;
+    auto upstream = co_await h2_upstream(endpoint, ec);
+    std::shared_ptr<Http2Stream> up;
+    if (upstream) up = upstream->request(method, host, path, fields, !has_body);
+    if (!up) {
+      keep_alive = keep_alive && !has_body;
+      conn.status = 502;
+      std::string body = fmt::format("instance {} of revision \"{}\" refused the connection: {}",
+                                     endpoint.instance_id, revision.name,
+                                     ec ? ec.message() : "no stream");
+      co_await send_simple(client, version, http::status::bad_gateway, std::move(body),
+                           keep_alive);
+      co_return keep_alive;
+    }
+    auto timeout = std::chrono::seconds(revision.timeout_seconds);
+    auto start_timeout = revision.response_start_timeout_seconds > 0
+                             ? std::chrono::seconds(revision.response_start_timeout_seconds)
+                             : timeout;
+    auto now = std::chrono::steady_clock::now();
+    auto deadline = now + timeout;
+    up->set_deadline(now + std::min(start_timeout, timeout));
+    Pump pump;
+    bool broken = false;
+    if (has_body) {
+      if (!conn.upload) conn.upload = std::make_unique<std::array<char, kRelayBuffer>>();
+      start_pump(pump, http1_to_h2_body(client, client_buffer, parser, *up, conn.upload->data(),
+                                        broken));
+    }
+    bool headed = co_await up->wait_head();
+    if (!headed) {
+      up->reset();
+      error_code ignored;
+      if (pump.running) client.socket().cancel(ignored);
+      co_await wait_pump(pump);
+      keep_alive = false;
+      if (broken) co_return false;
+      int status = up->timed_out() ? 504 : 502;
+      conn.status = status;
+      std::string body =
+          up->timed_out()
+              ? fmt::format("revision \"{}\" did not start its answer within {} s",
+                            revision.name, std::min(start_timeout, timeout).count())
+              : fmt::format("instance {} of revision \"{}\" reset the stream or closed",
+                            endpoint.instance_id, revision.name);
+      co_await send_simple(client, version, static_cast<http::status>(status), std::move(body),
+                           false);
+      co_return false;
+    }
+    conn.status = up->status;
+    http::response<http::empty_body> res{static_cast<http::status>(up->status), version};
+    bool has_length = false;
+    for (const auto& [n, v] : up->headers) {
+      if (n == "content-length") has_length = true;
+      res.insert(n, v);
+    }
+    bool bodiless = head || up->status == 204 || up->status == 304;
+    bool chunked = !has_length && !bodiless && version == 11;
+    if (!has_length && !bodiless && version == 10) keep_alive = false;
+    if (chunked) res.set(http::field::transfer_encoding, "chunked");
+    res.keep_alive(keep_alive);
+    http_framing::serialize_head(res, conn.head);
+    client.next_layer().expires_after(options_.idle_timeout);
+    std::tie(ec, std::ignore) = co_await asio::async_write(client, asio::buffer(conn.head), kAwait);
+    bool ok = !ec;
+    char* relay = conn.relay.data();
+    while (ok) {
+      up->set_deadline(next_read_deadline(revision, deadline));
+      Http2Stream::Read r = co_await up->read_body(relay, kRelayBuffer);
+      if (r.gone) {
+        ok = false;
+        conn.status = 0;
+        break;
+      }
+      std::string frame, last;
+      if (chunked && r.n > 0) frame = fmt::format("{:x}\r\n", r.n);
+      if (chunked && r.end) {
+        last = r.n > 0 ? "\r\n0\r\n" : "0\r\n";
+        for (const auto& [n, v] : up->trailers) last += n + ": " + v + "\r\n";
+        last += "\r\n";
+      } else if (chunked && r.n > 0) {
+        last = "\r\n";
+      }
+      std::array<asio::const_buffer, 3> out{asio::buffer(frame), asio::buffer(relay, r.n),
+                                            asio::buffer(last)};
+      client.next_layer().expires_after(options_.idle_timeout);
+      std::tie(ec, std::ignore) = co_await asio::async_write(client, out, kAwait);
+      if (ec) {
+        ok = false;
+        up->reset();
+        break;
+      }
+      conn.bytes += r.n;
+      if (r.end) break;
+    }
+    if (pump.running) {
+      up->reset(0);
+      error_code ignored;
+      client.socket().cancel(ignored);
+      keep_alive = false;
+    }
+    co_await wait_pump(pump);
+    if (broken || (has_body && !parser.is_done())) keep_alive = false;
+    co_return ok && keep_alive;
   }
 
   // The request body of an HTTP/2 stream, to an instance over HTTP/1.1 (chunked unless the
@@ -1495,6 +1860,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   bool stopping_ = false;
   std::atomic<std::int64_t> active_{0};
   std::unordered_map<std::string, std::vector<std::unique_ptr<beast::tcp_stream>>> pool_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<Http2Upstream>>> h2_pool_;
   RoutingTablePtr pruned_for_;
   std::mt19937 rng_{std::random_device{}()};
   std::unordered_map<const RevisionStats*, std::deque<Waiter*>> queues_;  // the activator

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# HTTPS and HTTP/2 on the proxy, against curl (OpenSSL, nghttp2) as the independent client:
-# certificates from the daemon's local CA ('elafros system trust') for NAME.NS.localhost and
-# for a mapped domain, from the operator's directory (an exact host and a wildcard), and from a
-# DomainMapping's kubernetes.io/tls Secret, each verified against the CA that issued it; h2 by
-# ALPN and h2c with prior knowledge, a body streamed both ways over each; refusals that name
-# what to fix.
+# HTTPS, HTTP/2 and gRPC through the proxy, against independent clients and servers (curl with
+# OpenSSL and nghttp2, h2load, Debian's python3-grpcio on both ends):
+#  - certificates from the daemon's local CA ('elafros system trust') for NAME.NS.localhost and
+#    for a mapped domain, from the operator's directory (an exact host and a wildcard), and from
+#    a DomainMapping's kubernetes.io/tls Secret, each verified against the CA that issued it;
+#  - h2 by ALPN and h2c with prior knowledge, a body streamed both ways over each;
+#  - gRPC to an app whose port is named h2c: unary, server and bidirectional streaming, a
+#    status in trailers, over h2c and over TLS, and from an HTTP/1.1 client (trailers chunked);
+#  - refusals that name what to fix.
 #   tests/e2e/tls_test.sh ELAFROSD ELAFROS SOURCE_DIR
 set -euo pipefail
 
@@ -30,6 +33,7 @@ cp "$own/wild.crt" "$work/certs/_.wild.example.test.crt"
 cp "$own/wild.key" "$work/certs/_.wild.example.test.key"
 
 "$src/examples/hello/build-image.sh" "$work/hello" latest >/dev/null
+"$src/tests/e2e/apps/build-pyapp.sh" "$work/grpc" "$src/tests/e2e/apps/grpcecho.py" grpc
 daemon_args=(--listen-tls 127.0.0.1:0 --tls-cert-dir "$work/certs")
 start_daemon
 status=$(e status -o json)
@@ -70,6 +74,45 @@ check "HTTP/2 to a host no service serves is a 404 that says where the URLs are"
 out=$(h2load -n 400 -c 4 -m 8 --connect-to="127.0.0.1:$tls" "https://$host:$tls/" 2>&1 || true)
 check "h2load (nghttp2) multiplexes 400 requests over 4 TLS connections, all 2xx" \
   contains "$out" "status codes: 400 2xx"
+
+# gRPC: the app's port is named h2c, so the proxy speaks HTTP/2 to it.
+e image import "oci:$work/grpc:latest" --name grpcecho >/dev/null
+cat >"$work/grpc.yaml" <<YAML
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: grpc
+spec:
+  template:
+    spec:
+      containers:
+        - image: grpcecho
+          ports:
+            - name: h2c
+              containerPort: 8080
+YAML
+e apply -f "$work/grpc.yaml" >/dev/null
+grpc_field() { /usr/bin/python3 -c 'import json,sys; o=json.loads(sys.argv[1]); v=o[sys.argv[2]]; print(",".join(v) if isinstance(v,list) else v)' "$1" "$2"; }
+for via in h2c tls; do
+  if [ $via = h2c ]; then
+    out=$(timeout 60 /usr/bin/python3 "$src/tests/e2e/grpc_client.py" "127.0.0.1:$port" grpc.default.localhost 2>&1 || true)
+  else
+    out=$(timeout 60 /usr/bin/python3 "$src/tests/e2e/grpc_client.py" "127.0.0.1:$tls" grpc.default.localhost "$work/local-ca.crt" 2>&1 || true)
+  fi
+  echo "     gRPC over $via: ${out:0:160}…"
+  check "gRPC ($via): a unary call is answered" test "$(grpc_field "$out" say)" = "echo:hello"
+  check "gRPC ($via): a server stream brings 50 messages in order" \
+    test "$(grpc_field "$out" count)" = "$(seq -s, 0 49)"
+  check "gRPC ($via): a bidirectional stream echoes 200 messages, each matched" \
+    test "$(grpc_field "$out" chat_matched)/$(grpc_field "$out" chat_received)" = "200/200"
+  check "gRPC ($via): a failing call's status and message come through in trailers" \
+    test "$(grpc_field "$out" fail)" = "INVALID_ARGUMENT: no such thing"
+done
+printf '\0\0\0\0\5hello' >"$work/grpc.msg"
+out=$(curl -sS --http1.1 --raw --resolve "grpc.default.localhost:$port:127.0.0.1" -H 'content-type: application/grpc' \
+  -H 'te: trailers' --data-binary @"$work/grpc.msg" "http://grpc.default.localhost:$port/echo.Echo/Say" | tr -d '\0' || true)
+check "an HTTP/1.1 client reaches the h2c app; its trailers come in the last chunk" \
+  bash -c 'grep -q "echo:hello" <<<"$1" && grep -q "^grpc-status: 0" <<<"$1"' _ "$out"
 
 # Certificates of the operator's directory, and a DomainMapping's own.
 e domain create files.example.test --ref hello >/dev/null

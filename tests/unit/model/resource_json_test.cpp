@@ -141,9 +141,16 @@ TEST_CASE("bad services are rejected with the field's path") {
   CHECK(
       error_of(
           R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
-                    "ports": [{"containerPort": 9000, "name": "h2c"}]}]}}}})")
-          .find("ports[0].name: h2c (HTTP/2 to the app, as gRPC needs) is not supported yet") !=
-      std::string::npos);
+                    "ports": [{"containerPort": 9000, "name": "grpc"}]}]}}}})")
+          .find("ports[0].name: \"grpc\" is not a port name Knative takes: http1 (HTTP/1.1, the "
+                "default) or h2c") != std::string::npos);
+  {
+    auto h2c = parse(
+        R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
+                    "ports": [{"containerPort": 9000, "name": "h2c"}]}]}}}})");
+    REQUIRE(h2c.ok());
+    CHECK(h2c->spec.container.port_name == "h2c");
+  }
   CHECK(
       error_of(
           R"({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "x",
