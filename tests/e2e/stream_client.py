@@ -10,10 +10,13 @@ saw.
                                      until the far end closed, if it did
   stream_client.py sse ADDR:PORT HOST PATH       GET PATH and read its events as they come: when
                                      the head and each event arrived, and whether it ended
+With ELAFROS_CA=FILE in the environment, WebSockets go over TLS (wss://), verified against FILE.
 """
 import http.client
 import asyncio
 import json
+import os
+import ssl
 import sys
 import time
 
@@ -22,6 +25,12 @@ import websockets
 
 def connect(address, host):
     addr, port = address.rsplit(":", 1)
+    ca = os.environ.get("ELAFROS_CA")
+    if ca:
+        context = ssl.create_default_context(cafile=ca)
+        return websockets.connect(f"wss://{host}:{port}/", host=addr, port=int(port), ssl=context,
+                                  server_hostname=host, max_size=2**22, open_timeout=60,
+                                  ping_interval=None)
     return websockets.connect(f"ws://{host}:{port}/", host=addr, port=int(port),
                               max_size=2**22, open_timeout=60, ping_interval=None)
 

@@ -34,6 +34,7 @@ cp "$own/wild.key" "$work/certs/_.wild.example.test.key"
 
 "$src/examples/hello/build-image.sh" "$work/hello" latest >/dev/null
 "$src/tests/e2e/apps/build-pyapp.sh" "$work/grpc" "$src/tests/e2e/apps/grpcecho.py" grpc
+"$src/tests/e2e/apps/build-pyapp.sh" "$work/ws" "$src/tests/e2e/apps/wsecho.py" websockets
 daemon_args=(--listen-tls 127.0.0.1:0 --tls-cert-dir "$work/certs")
 start_daemon
 status=$(e status -o json)
@@ -74,6 +75,13 @@ check "HTTP/2 to a host no service serves is a 404 that says where the URLs are"
 out=$(h2load -n 400 -c 4 -m 8 --connect-to="127.0.0.1:$tls" "https://$host:$tls/" 2>&1 || true)
 check "h2load (nghttp2) multiplexes 400 requests over 4 TLS connections, all 2xx" \
   contains "$out" "status codes: 400 2xx"
+
+# WebSocket over TLS (wss://): the upgraded connection is relayed through the TLS stream.
+e image import "oci:$work/ws:latest" --name wsecho >/dev/null
+e service create ws --image wsecho >/dev/null
+out=$(ELAFROS_CA="$work/local-ca.crt" timeout 120 /usr/bin/python3 "$src/tests/e2e/stream_client.py" echo "127.0.0.1:$tls" ws.default.localhost 300 2>&1 || true)
+check "a wss:// client echoes 300 messages through the HTTPS listener" \
+  test "$(/usr/bin/python3 -c 'import json,sys; o=json.loads(sys.argv[1]); print(o["sent"], o["bad"])' "$out" 2>/dev/null)" = "300 0"
 
 # gRPC: the app's port is named h2c, so the proxy speaks HTTP/2 to it.
 e image import "oci:$work/grpc:latest" --name grpcecho >/dev/null
