@@ -454,6 +454,142 @@ def protocol_lines(p, rounds):
     return lines
 
 
+# --- protocols: HTTP/2 and gRPC --------------------------------------------------------------------
+
+def h2load(url, n, clients, streams, extra=()):
+    """h2load (nghttp2): requests/s, and p50/p99 from its per-request log."""
+    fd, log = tempfile.mkstemp(prefix="h2load-")
+    os.close(fd)
+    try:
+        out = run(["h2load", "-n", str(n), "-c", str(clients), "-m", str(streams), "--log-file", log,
+                   *extra, url]).stdout
+        rps = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out).group(1))
+        ok = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
+        with open(log) as f:
+            us = sorted(int(line.split("\t")[2]) for line in f if line.strip())
+    finally:
+        os.unlink(log)
+    return {"rps": rps, "p50": percentile(us, 50) / 1000, "p99": percentile(us, 99) / 1000,
+            "errors": n - ok}
+
+
+def start_nginx_h2(ngdir, target, grpc_target, cert, key):
+    """nginx with one worker: h2c (prior knowledge) and h2 over TLS on free loopback ports,
+    proxy_pass to `target` (upstream keepalive) and grpc_pass to `grpc_target` by host."""
+    os.makedirs(ngdir, exist_ok=True)
+    h2c, tls = free_port(), free_port()
+    locations = ("location / { proxy_http_version 1.1; proxy_pass http://backend; "
+                 'proxy_set_header Connection ""; }')
+    grpc_locations = "location / { grpc_pass grpc://grpcbackend; }"
+    with open(os.path.join(ngdir, "nginx.conf"), "w") as f:
+        f.write(f"""daemon off; worker_processes 1; error_log stderr warn; pid {ngdir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {ngdir}/b; proxy_temp_path {ngdir}/p; fastcgi_temp_path {ngdir}/f;
+  uwsgi_temp_path {ngdir}/u; scgi_temp_path {ngdir}/s;
+  keepalive_requests 10000000;  # nginx closes a client connection after 1,000 requests otherwise
+  upstream backend {{ server {target}; keepalive 64; }}
+  upstream grpcbackend {{ server {grpc_target}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{h2c} http2; server_name fast.default.localhost; {locations} }}
+  server {{ listen 127.0.0.1:{h2c} http2; server_name grpc.default.localhost; {grpc_locations} }}
+  server {{ listen 127.0.0.1:{tls} ssl http2; server_name fast.default.localhost;
+           ssl_certificate {cert}; ssl_certificate_key {key}; {locations} }}
+}}
+""")
+    ng = subprocess.Popen(["nginx", "-c", os.path.join(ngdir, "nginx.conf"), "-p", ngdir],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "--http2-prior-knowledge",
+                            "-H", "Host: fast.default.localhost", f"http://127.0.0.1:{h2c}/"])
+        if r.returncode == 0:
+            return ng, h2c, tls
+        time.sleep(0.05)
+    stop_nginx(ng)
+    raise RuntimeError("nginx did not start; run it by hand with -c " + os.path.join(ngdir, "nginx.conf"))
+
+
+def http2_bench(work, image, rounds, n=20000):
+    """h2load through elafrosd and through nginx's http2 listeners, both proxying to the same
+    instance over HTTP/1.1 (h2c with prior knowledge, and h2 over TLS); gRPC unary latency
+    (python3-grpcio) through elafrosd and through nginx's grpc_pass to the same h2c instance."""
+    grpc_image = os.path.join(work, "grpc-image")
+    run([os.path.join(ROOT, "tests", "e2e", "apps", "build-pyapp.sh"), grpc_image,
+         os.path.join(ROOT, "tests", "e2e", "apps", "grpcecho.py"), "grpc"])
+    tls_port = free_port()
+    d = Daemon(os.path.join(work, "http2"), f"listen-tls: 127.0.0.1:{tls_port}\n")
+    ng = None
+    try:
+        d.cli("service", "create", "fast", "--image", f"oci:{image}:latest", "--scale-min", "1", "--scale-max", "1")
+        with open(os.path.join(work, "grpc.yaml"), "w") as f:
+            f.write(f"""apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: grpc}}
+spec:
+  template:
+    metadata: {{annotations: {{autoscaling.knative.dev/min-scale: "1", autoscaling.knative.dev/max-scale: "1"}}}}
+    spec:
+      containers:
+        - image: oci:{grpc_image}:latest
+          ports: [{{name: h2c, containerPort: 8080}}]
+""")
+        d.cli("apply", "-f", os.path.join(work, "grpc.yaml"))
+        target = f"127.0.0.1:{instance_port(d, 'fast-')}"
+        grpc_target = f"127.0.0.1:{instance_port(d, 'grpc-')}"
+        cert, key = os.path.join(work, "nginx.crt"), os.path.join(work, "nginx.key")
+        run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+             "-subj", "/CN=fast.default.localhost", "-keyout", key, "-out", cert])
+        ng, ng_h2c, ng_tls = start_nginx_h2(os.path.join(work, "nginx-h2"), target, grpc_target, cert, key)
+        host = "fast.default.localhost"
+        results = {k: [] for k in ("elafrosd h2c", "nginx h2c", "elafrosd h2", "nginx h2",
+                                   "elafrosd grpc", "nginx grpc")}
+        h2load(f"http://127.0.0.1:{d.port}/", 2000, 4, 10, ["-H", f":authority: {host}"])  # warm-up
+        grpc_client = ["/usr/bin/python3", os.path.join(ROOT, "tests", "e2e", "grpc_client.py"), "--latency", "2000"]
+        for _ in range(rounds):
+            results["elafrosd h2c"].append(h2load(f"http://127.0.0.1:{d.port}/", n, 4, 10, ["-H", f":authority: {host}"]))
+            results["nginx h2c"].append(h2load(f"http://127.0.0.1:{ng_h2c}/", n, 4, 10, ["-H", f":authority: {host}"]))
+            results["elafrosd h2"].append(h2load(f"https://{host}:{tls_port}/", n, 4, 10, [f"--connect-to=127.0.0.1:{tls_port}"]))
+            results["nginx h2"].append(h2load(f"https://{host}:{ng_tls}/", n, 4, 10, [f"--connect-to=127.0.0.1:{ng_tls}"]))
+            results["elafrosd grpc"].append(json.loads(run(grpc_client + [f"127.0.0.1:{d.port}", "grpc.default.localhost"]).stdout))
+            results["nginx grpc"].append(json.loads(run(grpc_client + [f"127.0.0.1:{ng_h2c}", "grpc.default.localhost"]).stdout))
+        results["n"] = n
+        return results
+    finally:
+        stop_nginx(ng)
+        d.stop()
+
+
+def http2_lines(h, rounds):
+    def best(path, key):
+        return max(r[key] for r in h[path]) if key == "rps" else min(r[key] for r in h[path])
+    lines = [
+        f"## 11. HTTP/2 and gRPC (h2load -n {h['n']} -c 4 -m 10, best of {rounds} rounds)",
+        "",
+        "Both proxies pass HTTP/2 from h2load to the same nginx instance over HTTP/1.1 (elafrosd's pooled "
+        "connections, nginx's upstream keepalive 64), one thread or worker each. gRPC: 2,000 unary calls one "
+        "after another (python3-grpcio) to `tests/e2e/apps/grpcecho.py`, whose port is named h2c, through "
+        "elafrosd and through nginx's `grpc_pass`. Measured "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| path | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|",
+    ]
+    for path in ("elafrosd h2c", "nginx h2c", "elafrosd h2", "nginx h2"):
+        lines.append(f"| {path} | {best(path, 'rps'):.0f} | {best(path, 'p50'):.2f} | {best(path, 'p99'):.2f} | "
+                     f"{sum(r['errors'] for r in h[path])} |")
+    for kind in ("h2c", "h2"):
+        e, g = f"elafrosd {kind}", f"nginx {kind}"
+        lines.append(f"| **{kind}: elafrosd / nginx** | **{best(e, 'rps') / best(g, 'rps'):.2f}×** | "
+                     f"{best(e, 'p50') / best(g, 'p50'):.2f}× | **{best(e, 'p99') / best(g, 'p99'):.2f}×** | |")
+    lines += ["", "| gRPC unary | p50 ms | p99 ms |", "|---|---|---|"]
+    for path in ("elafrosd grpc", "nginx grpc"):
+        lines.append(f"| {path.split()[0]} | {best(path, 'p50_ms'):.3f} | {best(path, 'p99_ms'):.3f} |")
+    lines.append(f"| **elafrosd / nginx** | **{best('elafrosd grpc', 'p50_ms') / best('nginx grpc', 'p50_ms'):.2f}×** | "
+                 f"**{best('elafrosd grpc', 'p99_ms') / best('nginx grpc', 'p99_ms'):.2f}×** |")
+    lines.append("")
+    return lines
+
+
 # --- 6. descriptors --------------------------------------------------------------------------------
 
 def open_fds(pid):
@@ -1157,7 +1293,7 @@ def main():
     ap.add_argument("--build-rounds", type=int, default=3)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
     ap.add_argument("--only", choices=["cold", "proxy", "api", "descriptors", "events", "builds", "sinks",
-                                       "protocols"],
+                                       "protocols", "http2"],
                     help="run only this benchmark (and report only it)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="elafros-bench-")
@@ -1177,6 +1313,10 @@ def main():
         if args.only == "sinks":
             print("\n".join(sink_lines(sinks_bench(work, hello_image, args.seconds, args.rounds),
                                        args.seconds, args.rounds)))
+            return
+        if args.only == "http2":
+            run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
+            print("\n".join(http2_lines(http2_bench(work, nginx_image, args.rounds), args.rounds)))
             return
         if args.only in ("cold", "proxy"):
             run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
@@ -1215,6 +1355,8 @@ def main():
         sk = sinks_bench(work, hello_image, args.seconds, args.rounds)
         print("protocols…", file=sys.stderr)
         pr = protocols_bench(work, args.rounds)
+        print("HTTP/2…", file=sys.stderr)
+        h2 = http2_bench(work, nginx_image, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -1251,7 +1393,7 @@ def main():
         f"| {empty / 1024:.1f} MiB | {idle / 1024:.1f} MiB | ≤ 30 MB |",
         "",
     ] + api_lines(api) + descriptor_lines(fds, args.seconds, args.rounds) + event_lines(ev) + \
-        sink_lines(sk, args.seconds, args.rounds) + protocol_lines(pr, args.rounds)
+        sink_lines(sk, args.seconds, args.rounds) + protocol_lines(pr, args.rounds) + http2_lines(h2, args.rounds)
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

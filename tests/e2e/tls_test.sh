@@ -35,7 +35,8 @@ cp "$own/wild.key" "$work/certs/_.wild.example.test.key"
 "$src/examples/hello/build-image.sh" "$work/hello" latest >/dev/null
 "$src/tests/e2e/apps/build-pyapp.sh" "$work/grpc" "$src/tests/e2e/apps/grpcecho.py" grpc
 "$src/tests/e2e/apps/build-pyapp.sh" "$work/ws" "$src/tests/e2e/apps/wsecho.py" websockets
-daemon_args=(--listen-tls 127.0.0.1:0 --tls-cert-dir "$work/certs")
+echo "scale-to-zero-grace-period-seconds: 2" >"$work/config.yaml"
+daemon_args=(--listen-tls 127.0.0.1:0 --tls-cert-dir "$work/certs" --config "$work/config.yaml")
 start_daemon
 status=$(e status -o json)
 port=$(sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p' <<<"$status")
@@ -92,6 +93,9 @@ metadata:
   name: grpc
 spec:
   template:
+    metadata:
+      annotations:
+        autoscaling.knative.dev/window: 6s
     spec:
       containers:
         - image: grpcecho
@@ -121,6 +125,12 @@ out=$(curl -sS --http1.1 --raw --resolve "grpc.default.localhost:$port:127.0.0.1
   -H 'te: trailers' --data-binary @"$work/grpc.msg" "http://grpc.default.localhost:$port/echo.Echo/Say" | tr -d '\0' || true)
 check "an HTTP/1.1 client reaches the h2c app; its trailers come in the last chunk" \
   bash -c 'grep -q "echo:hello" <<<"$1" && grep -q "^grpc-status: 0" <<<"$1"' _ "$out"
+no_grpc_instances() { [ "$(instances grpc)" -eq 0 ]; }
+wait_until 40 no_grpc_instances
+check "the gRPC service scaled to zero (6 s window, 2 s grace)" no_grpc_instances
+out=$(timeout 60 /usr/bin/python3 "$src/tests/e2e/grpc_client.py" "127.0.0.1:$tls" grpc.default.localhost "$work/local-ca.crt" 2>&1 || true)
+check "gRPC at zero: the call waits in the activator for a cold start, and is answered" \
+  test "$(grpc_field "$out" say)/$(grpc_field "$out" chat_matched)" = "echo:hello/200"
 
 # Certificates of the operator's directory, and a DomainMapping's own.
 e domain create files.example.test --ref hello >/dev/null
