@@ -235,7 +235,13 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   struct Connection {
     std::string head;  // serialised headers
     std::string peer;
-    std::array<char, kRelayBuffer> relay;                     // the response's
+    // The response's relay buffer, made on first use (an HTTP/2 stream whose answer came whole
+    // with its head needs none).
+    std::unique_ptr<std::array<char, kRelayBuffer>> relay_buffer;
+    char* relay() {
+      if (!relay_buffer) relay_buffer = std::make_unique<std::array<char, kRelayBuffer>>();
+      return relay_buffer->data();
+    }
     std::unique_ptr<std::array<char, kRelayBuffer>> upload;  // the request body's, when one came
     // The request being served: what the metrics and the access log record of it.
     int status = 0;
@@ -422,7 +428,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       auto left = until - std::chrono::steady_clock::now();
       if (left <= std::chrono::steady_clock::duration::zero()) break;
       client.next_layer().expires_after(std::min<std::chrono::steady_clock::duration>(kLingerTimeout, left));
-      auto [ec, n] = co_await client.async_read_some(asio::buffer(conn.relay), kAwait);
+      auto [ec, n] = co_await client.async_read_some(asio::buffer(conn.relay(), kRelayBuffer),
+                                                        kAwait);
       if (ec) break;
     }
   }
@@ -962,7 +969,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     bool reused = false;
     beast::flat_buffer ubuf;
     std::optional<http::response_parser<http::buffer_body>> res;
-    char* relay = conn.relay.data();
+    char* relay = conn.relay();
     constexpr std::size_t kRelay = kRelayBuffer;
 
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -1437,7 +1444,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       all.insert(all.end(), up->trailers.begin(), up->trailers.end());
       s.respond(up->status, all, true);
     } else if (s.respond(up->status, up->headers, false)) {
-      char* relay = conn.relay.data();
+      char* relay = conn.relay();
       for (;;) {
         up->set_deadline(next_read_deadline(revision, deadline));
         Http2Stream::Read r = co_await up->read_body(relay, kRelayBuffer);
@@ -1591,7 +1598,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     client.next_layer().expires_after(options_.idle_timeout);
     std::tie(ec, std::ignore) = co_await asio::async_write(client, asio::buffer(conn.head), kAwait);
     bool ok = !ec;
-    char* relay = conn.relay.data();
+    char* relay = conn.relay();
     while (ok) {
       up->set_deadline(next_read_deadline(revision, deadline));
       Http2Stream::Read r = co_await up->read_body(relay, kRelayBuffer);
@@ -1806,11 +1813,32 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       fields.emplace_back(std::move(name), std::string(f.value()));
     }
     bool ended = res->is_done();
+    auto length = response.has_content_length() && !response.chunked() && !head
+                      ? res->content_length()
+                      : boost::none;
+    if (!ended && length && ubuf.size() >= *length) {
+      // The common case: the whole body came with the head. No relay buffer, one DATA frame.
+      std::size_t n = static_cast<std::size_t>(*length);
+      if (s.respond(conn.status, fields, false)) {
+        s.put(std::string_view(static_cast<const char*>(ubuf.data().data()), n));
+        s.finish();
+        conn.bytes += n;
+      }
+      ubuf.consume(n);
+      co_await end_h2_upload(upstream.get(), up);
+      if (!up.sent && s.body_expected) upstream_keep = false;
+      if (upstream_keep && ubuf.size() == 0) {
+        upstream->expires_never();
+        live = nullptr;
+        put_pooled(endpoint.instance_id, std::move(upstream));
+      }
+      co_return;
+    }
     if (!s.respond(conn.status, fields, ended)) {
       co_await end_h2_upload(upstream.get(), up);
       co_return;
     }
-    char* relay = conn.relay.data();
+    char* relay = conn.relay();
     while (!res->is_done()) {
       response.body().data = relay;
       response.body().size = kRelayBuffer;
