@@ -24,13 +24,6 @@ namespace json = boost::json;
 namespace elafros {
 namespace {
 
-std::string meta(const json::object& o, const char* field) {
-  const json::value* md = o.if_contains("metadata");
-  if (!md || !md->is_object()) return "";
-  const json::value* v = md->get_object().if_contains(field);
-  return v && v->is_string() ? std::string(v->get_string()) : "";
-}
-
 std::string tls_secret_of(const json::object& mapping) {
   json::value v = json_path_value(mapping, ".spec.tls.secretName");
   return v.is_string() ? std::string(v.get_string()) : "";
@@ -95,15 +88,15 @@ class DomainCertificates::Impl : public std::enable_shared_from_this<Impl> {
       // rule).
       std::map<std::string, std::pair<std::string, std::string>> holder;  // host → (time, ns)
       for (const auto& o : mappings->items) {
-        auto key = std::make_pair(meta(o, "creationTimestamp"), meta(o, "namespace"));
-        auto [it, fresh] = holder.emplace(meta(o, "name"), key);
+        auto key = std::make_pair(meta_string(o, "creationTimestamp"), meta_string(o, "namespace"));
+        auto [it, fresh] = holder.emplace(meta_string(o, "name"), key);
         if (!fresh && key < it->second) it->second = key;
       }
       auto mapped = std::make_shared<MappedCertificates>();
       std::map<std::string, Status> statuses;
       for (const auto& o : mappings->items) {
-        const std::string ns = meta(o, "namespace");
-        const std::string host = meta(o, "name");
+        const std::string ns = meta_string(o, "namespace");
+        const std::string host = meta_string(o, "name");
         const std::string secret = tls_secret_of(o);
         if (secret.empty()) continue;
         Status& st = statuses[ns + "/" + host];

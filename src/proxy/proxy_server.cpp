@@ -66,6 +66,31 @@ struct InFlight {
   EndpointStats& stats;
 };
 
+// A request being relayed to an instance now (ProxyServer::active_requests: what a shutdown
+// waits for).
+struct Active {
+  explicit Active(std::atomic<std::int64_t>& n) : count(n) {
+    count.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Active() { count.fetch_sub(1, std::memory_order_relaxed); }
+  Active(const Active&) = delete;
+  Active& operator=(const Active&) = delete;
+  std::atomic<std::int64_t>& count;
+};
+
+// Knative's bounds of one exchange: the whole within timeoutSeconds, the answer's head within
+// responseStartTimeoutSeconds (when set, else the same).
+struct Bounds {
+  explicit Bounds(const RevisionRoute& revision)
+      : timeout(revision.timeout_seconds),
+        start(revision.response_start_timeout_seconds > 0
+                  ? std::min(std::chrono::seconds(revision.response_start_timeout_seconds),
+                             timeout)
+                  : timeout) {}
+  std::chrono::seconds timeout;
+  std::chrono::seconds start;
+};
+
 }  // namespace
 
 class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl> {
@@ -857,11 +882,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                           http::request_parser<http::buffer_body>& parser, Connection& conn,
                           const RevisionRoute& revision, const Endpoint& endpoint,
                           bool& keep_alive) {
-    active_.fetch_add(1, std::memory_order_relaxed);
-    struct Done {
-      std::atomic<std::int64_t>& a;
-      ~Done() { a.fetch_sub(1, std::memory_order_relaxed); }
-    } done{active_};
+    Active active(active_);
 
     auto& req = parser.get();
     bool has_body = !parser.is_done();
@@ -957,10 +978,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
     // Knative's bounds: the whole exchange within timeoutSeconds, the answer's head within
     // responseStartTimeoutSeconds, and no gap in the answer longer than idleTimeoutSeconds.
-    auto timeout = std::chrono::seconds(revision.timeout_seconds);
-    auto start_timeout = revision.response_start_timeout_seconds > 0
-                             ? std::chrono::seconds(revision.response_start_timeout_seconds)
-                             : timeout;
+    const Bounds bounds(revision);
+    const auto timeout = bounds.timeout, start_timeout = bounds.start;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     tcp::endpoint upstream_ep(endpoint.address != 0 ? asio::ip::address_v4(endpoint.address)
                                                     : asio::ip::address_v4::loopback(),
@@ -1005,7 +1024,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         upstream->socket().set_option(tcp::no_delay(true), ignored);
       }
       deadline = std::chrono::steady_clock::now() + timeout;
-      upstream->expires_after(std::min(start_timeout, timeout));
+      upstream->expires_after(start_timeout);
       error_code ec;
       if (!has_body) {
         // The common case: a header alone, written as one contiguous buffer.
@@ -1381,11 +1400,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   awaitable<void> h2_to_h2c(Http2Stream& s, Connection& conn, const RevisionRoute& revision,
                             const Endpoint& endpoint, const std::string& host,
                             const std::string& traceparent, bool secure) {
-    active_.fetch_add(1, std::memory_order_relaxed);
-    struct Done {
-      std::atomic<std::int64_t>& a;
-      ~Done() { a.fetch_sub(1, std::memory_order_relaxed); }
-    } done{active_};
+    Active active(active_);
     error_code ec;
     auto upstream = co_await h2_upstream(endpoint, ec);
     if (!upstream) {
@@ -1408,13 +1423,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       Http2Stream& s;
       ~Forget() { s.on_gone = nullptr; }
     } forget{s};
-    auto timeout = std::chrono::seconds(revision.timeout_seconds);
-    auto start_timeout = revision.response_start_timeout_seconds > 0
-                             ? std::chrono::seconds(revision.response_start_timeout_seconds)
-                             : timeout;
+    const Bounds bounds(revision);
+    const auto timeout = bounds.timeout, start_timeout = bounds.start;
     auto now = std::chrono::steady_clock::now();
     auto deadline = now + timeout;
-    up->set_deadline(now + std::min(start_timeout, timeout));
+    up->set_deadline(now + start_timeout);
     Pump pump;
     std::unique_ptr<std::array<char, kRelayBuffer>> upload;
     if (s.body_expected) {
@@ -1432,7 +1445,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       h2_text(s, status,
               up->timed_out()
                   ? fmt::format("revision \"{}\" did not start its answer within {} s",
-                                revision.name, std::min(start_timeout, timeout).count())
+                                revision.name, start_timeout.count())
                   : fmt::format("instance {} of revision \"{}\" reset the stream or closed",
                                 endpoint.instance_id, revision.name));
       co_return;
@@ -1502,11 +1515,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                                http::request_parser<http::buffer_body>& parser, Connection& conn,
                                const RevisionRoute& revision, const Endpoint& endpoint,
                                bool& keep_alive) {
-    active_.fetch_add(1, std::memory_order_relaxed);
-    struct Done {
-      std::atomic<std::int64_t>& a;
-      ~Done() { a.fetch_sub(1, std::memory_order_relaxed); }
-    } done{active_};
+    Active active(active_);
     auto& req = parser.get();
     unsigned version = req.version();
     bool has_body = !parser.is_done();
@@ -1548,13 +1557,11 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
                            keep_alive);
       co_return keep_alive;
     }
-    auto timeout = std::chrono::seconds(revision.timeout_seconds);
-    auto start_timeout = revision.response_start_timeout_seconds > 0
-                             ? std::chrono::seconds(revision.response_start_timeout_seconds)
-                             : timeout;
+    const Bounds bounds(revision);
+    const auto timeout = bounds.timeout, start_timeout = bounds.start;
     auto now = std::chrono::steady_clock::now();
     auto deadline = now + timeout;
-    up->set_deadline(now + std::min(start_timeout, timeout));
+    up->set_deadline(now + start_timeout);
     Pump pump;
     bool broken = false;
     if (has_body) {
@@ -1575,7 +1582,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       std::string body =
           up->timed_out()
               ? fmt::format("revision \"{}\" did not start its answer within {} s",
-                            revision.name, std::min(start_timeout, timeout).count())
+                            revision.name, start_timeout.count())
               : fmt::format("instance {} of revision \"{}\" reset the stream or closed",
                             endpoint.instance_id, revision.name);
       co_await send_simple(client, version, static_cast<http::status>(status), std::move(body),
@@ -1675,11 +1682,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   awaitable<void> h2_to_http1(Http2Stream& s, Connection& conn, const RevisionRoute& revision,
                               const Endpoint& endpoint, const std::string& host,
                               const std::string& traceparent, bool secure) {
-    active_.fetch_add(1, std::memory_order_relaxed);
-    struct Done {
-      std::atomic<std::int64_t>& a;
-      ~Done() { a.fetch_sub(1, std::memory_order_relaxed); }
-    } done{active_};
+    Active active(active_);
     http::request<http::empty_body> req;
     req.method_string(s.method);
     req.target(s.path);
@@ -1710,10 +1713,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     bool head = s.method == "HEAD";
     http_framing::serialize_head(req, conn.head);
 
-    auto timeout = std::chrono::seconds(revision.timeout_seconds);
-    auto start_timeout = revision.response_start_timeout_seconds > 0
-                             ? std::chrono::seconds(revision.response_start_timeout_seconds)
-                             : timeout;
+    const Bounds bounds(revision);
+    const auto timeout = bounds.timeout, start_timeout = bounds.start;
     tcp::endpoint upstream_ep(endpoint.address != 0 ? asio::ip::address_v4(endpoint.address)
                                                     : asio::ip::address_v4::loopback(),
                               endpoint.port);
@@ -1752,7 +1753,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         error_code ignored;
         upstream->socket().set_option(tcp::no_delay(true), ignored);
       }
-      upstream->expires_after(std::min(start_timeout, timeout));
+      upstream->expires_after(start_timeout);
       std::tie(ec, std::ignore) =
           co_await asio::async_write(*upstream, asio::buffer(conn.head), kAwait);
       if (!ec && s.body_expected) {
@@ -1791,7 +1792,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       h2_text(s, status,
               ec == beast::error::timeout
                   ? fmt::format("revision \"{}\" did not answer within {} s", revision.name,
-                                std::min(start_timeout, timeout).count())
+                                start_timeout.count())
                   : fmt::format("instance {} of revision \"{}\" failed: {}",
                                 endpoint.instance_id, revision.name, ec.message()));
       co_return;
