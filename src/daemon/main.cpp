@@ -351,8 +351,8 @@ int run(const DaemonConfig& cfg) {
     auto ca = LocalCa::open(data_dir + "/tls");
     if (!ca) throw std::runtime_error(ca.error().message);
     local_ca = std::move(*ca);
-    auto opened = ProxyCertificates::open({cfg.tls_cert_dir, &*local_ca, &routes,
-                                           popts.ingress_host});
+    auto opened =
+        ProxyCertificates::open({cfg.tls_cert_dir, &*local_ca, &routes, popts.ingress_host});
     if (!opened) throw std::runtime_error(opened.error().message);
     proxy_certificates = std::move(*opened);
     popts.certificates = proxy_certificates.get();
@@ -514,14 +514,15 @@ int run(const DaemonConfig& cfg) {
   if (proxy_certificates) {
     api_info.listen_tls = fmt::format("{}:{}", popts.tls_address, proxy.tls_port());
     api_info.ca_pem = local_ca->cert_pem();
-    domain_certificates = std::make_unique<DomainCertificates>(
-        control, store_thread, **store, watch_cache, *proxy_certificates);
+    domain_certificates = std::make_unique<DomainCertificates>(control, store_thread, **store,
+                                                               watch_cache, *proxy_certificates);
     domain_certificates->start();
-    api_info.domain_tls = [&domain_certificates, port = proxy.tls_port()](
-                              const std::string& ns, const std::string& name) {
+    api_info.domain_tls = [&domain_certificates, port = proxy.tls_port()](const std::string& ns,
+                                                                          const std::string& name) {
       auto st = domain_certificates->status(ns, name);
       DomainTlsStatus out{st.served, st.message, ""};
-      if (st.served) out.url = port == 443 ? "https://" + name : fmt::format("https://{}:{}", name, port);
+      if (st.served)
+        out.url = port == 443 ? "https://" + name : fmt::format("https://{}:{}", name, port);
       return out;
     };
   }

@@ -77,8 +77,8 @@ class DomainCertificates::Impl : public std::enable_shared_from_this<Impl> {
       ObjectQuery q;
       q.group = kServingGroup;
       q.kind = "DomainMapping";
-      auto mappings = co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects,
-                                       &store_, q);
+      auto mappings =
+          co_await offload(store_thread_.get_executor(), &ObjectStore::list_objects, &store_, q);
       if (!mappings) {
         spdlog::warn("the DomainMappings' certificates cannot be read: {}",
                      mappings.error().message);
@@ -105,15 +105,15 @@ class DomainCertificates::Impl : public std::enable_shared_from_this<Impl> {
           continue;
         }
         ObjectKey key{"", "Secret", ns, secret};
-        auto s = co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_,
-                                  key);
+        auto s =
+            co_await offload(store_thread_.get_executor(), &ObjectStore::get_object, &store_, key);
         if (!s) {
-          st.message =
-              s.error().code == ErrorCode::kNotFound
-                  ? fmt::format("secret \"{}\" not found in namespace \"{}\"; create it ('elafros "
-                                "secret create tls {} --cert FILE --key FILE')",
-                                secret, ns, secret)
-                  : s.error().message;
+          st.message = s.error().code == ErrorCode::kNotFound
+                           ? fmt::format(
+                                 "secret \"{}\" not found in namespace \"{}\"; create it ('elafros "
+                                 "secret create tls {} --cert FILE --key FILE')",
+                                 secret, ns, secret)
+                           : s.error().message;
           continue;
         }
         auto data = [&s](const char* k) -> std::string {

@@ -81,8 +81,7 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kStreamWindow)},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, options_.header_limit},
     }};
-    if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size()) !=
-        0)
+    if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size()) != 0)
       return false;
     return nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                                  kConnectionWindow) == 0;
@@ -136,8 +135,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
     std::vector<nghttp2_nv> nva = name_values(all);
     auto stream = std::make_shared<Http2Stream>(*this, 0);
     nghttp2_data_provider p = provider(stream.get());
-    std::int32_t id =
-        nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), end ? nullptr : &p, nullptr);
+    std::int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
+                                             end ? nullptr : &p, nullptr);
     if (id < 0) return nullptr;
     stream->id_ = id;
     if (end) stream->out_end_ = true;
@@ -158,7 +157,8 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
   // Feeds bytes to nghttp2, then starts the handlers of the requests it completed.
   bool receive(const char* data, std::size_t n) {
     if (n > 0) {
-      auto used = nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(data), n);
+      auto used =
+          nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(data), n);
       if (used < 0) {
         dead_ = true;
         return false;
@@ -538,9 +538,10 @@ Http2Upstream::Http2Upstream(std::shared_ptr<Http2Connection> connection)
     : connection_(std::move(connection)) {}
 Http2Upstream::~Http2Upstream() = default;
 
-asio::awaitable<std::shared_ptr<Http2Upstream>> Http2Upstream::connect(
-    asio::any_io_executor ex, asio::ip::tcp::endpoint to, std::chrono::seconds timeout,
-    error_code& ec) {
+asio::awaitable<std::shared_ptr<Http2Upstream>> Http2Upstream::connect(asio::any_io_executor ex,
+                                                                       asio::ip::tcp::endpoint to,
+                                                                       std::chrono::seconds timeout,
+                                                                       error_code& ec) {
   auto stream = std::make_unique<ClientStream>(boost::beast::tcp_stream(ex));
   stream->next_layer().expires_after(timeout);
   std::tie(ec) = co_await stream->next_layer().async_connect(to, kAwait);
@@ -571,8 +572,8 @@ std::shared_ptr<Http2Stream> Http2Upstream::request(const std::string& method,
                                                     const std::string& authority,
                                                     const std::string& path,
                                                     const Http2Fields& fields, bool end) {
-  Http2Fields all{{":method", method}, {":scheme", "http"}, {":authority", authority},
-                  {":path", path}};
+  Http2Fields all{
+      {":method", method}, {":scheme", "http"}, {":authority", authority}, {":path", path}};
   all.insert(all.end(), fields.begin(), fields.end());
   return connection_->submit(all, end);
 }

@@ -84,8 +84,7 @@ struct Bounds {
   explicit Bounds(const RevisionRoute& revision)
       : timeout(revision.timeout_seconds),
         start(revision.response_start_timeout_seconds > 0
-                  ? std::min(std::chrono::seconds(revision.response_start_timeout_seconds),
-                             timeout)
+                  ? std::min(std::chrono::seconds(revision.response_start_timeout_seconds), timeout)
                   : timeout) {}
   std::chrono::seconds timeout;
   std::chrono::seconds start;
@@ -96,11 +95,7 @@ struct Bounds {
 class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl> {
  public:
   Impl(asio::io_context& io, const RoutingSnapshot& routes, ProxyOptions options)
-      : io_(io),
-        routes_(routes),
-        options_(std::move(options)),
-        acceptor_(io),
-        tls_acceptor_(io) {}
+      : io_(io), routes_(routes), options_(std::move(options)), acceptor_(io), tls_acceptor_(io) {}
 
   Result<void> listen() {
     auto bound = bind(acceptor_, "--listen", options_.address, options_.port);
@@ -199,13 +194,13 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       }
       ++per_client_[peer];  // here, not in the session: the next accept may come first
       beast::tcp_stream stream(std::move(socket));
-      asio::co_spawn(io_,
-                     session(self,
-                             secure ? ClientStream(std::move(stream),
-                                                   options_.certificates->context())
-                                    : ClientStream(std::move(stream)),
-                             std::move(peer), from_instance),
-                     asio::detached);
+      asio::co_spawn(
+          io_,
+          session(self,
+                  secure ? ClientStream(std::move(stream), options_.certificates->context())
+                         : ClientStream(std::move(stream)),
+                  std::move(peer), from_instance),
+          asio::detached);
     }
   }
 
@@ -276,9 +271,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
   // GCC 12 destroys temporaries twice when they are built conditionally or inside a condition
   // around a co_await: callers build the body into a named string first.
-  awaitable<error_code> send_simple(ClientStream& client, unsigned version,
-                                    http::status status, std::string body, bool keep_alive,
-                                    bool retry_soon = false) {
+  awaitable<error_code> send_simple(ClientStream& client, unsigned version, http::status status,
+                                    std::string body, bool keep_alive, bool retry_soon = false) {
     http::response<http::string_body> res{status, version};
     res.set(http::field::server, "elafros");
     if (retry_soon) res.set(http::field::retry_after, "1");
@@ -419,8 +413,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       std::optional<InFlight> claimed;  // after accounting: released first, then wake_one
       const Endpoint* endpoint = claim(*revision, claimed);
       if (!endpoint) {
-        Activation got = co_await wait_for_instance(std::string(host), *revision, accounting,
-                                                    claimed);
+        Activation got =
+            co_await wait_for_instance(std::string(host), *revision, accounting, claimed);
         if (!got.endpoint) {
           if (body_unread) keep_alive = false;
           conn.status = static_cast<int>(got.status);
@@ -436,8 +430,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       if (described) accounting.instance = endpoint->instance_id;
       bool ok = revision->h2c ? co_await http1_to_h2c(client, buffer, parser, conn, *revision,
                                                       *endpoint, keep_alive)
-                              : co_await forward(client, buffer, parser, conn, *revision,
-                                                 *endpoint, keep_alive);
+                              : co_await forward(client, buffer, parser, conn, *revision, *endpoint,
+                                                 keep_alive);
       if (!ok || !keep_alive) break;
     }
     co_await client.close_send();
@@ -452,9 +446,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     for (;;) {
       auto left = until - std::chrono::steady_clock::now();
       if (left <= std::chrono::steady_clock::duration::zero()) break;
-      client.next_layer().expires_after(std::min<std::chrono::steady_clock::duration>(kLingerTimeout, left));
-      auto [ec, n] = co_await client.async_read_some(asio::buffer(conn.relay(), kRelayBuffer),
-                                                        kAwait);
+      client.next_layer().expires_after(
+          std::min<std::chrono::steady_clock::duration>(kLingerTimeout, left));
+      auto [ec, n] =
+          co_await client.async_read_some(asio::buffer(conn.relay(), kRelayBuffer), kAwait);
       if (ec) break;
     }
   }
@@ -941,8 +936,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     // As in Knative, timeoutSeconds (from the request) bounds the upgraded connection too, and
     // idleTimeoutSeconds the time without a byte either way.
     std::chrono::steady_clock::duration idle = std::chrono::seconds(revision.idle_timeout_seconds);
-    TunnelResult moved = co_await relay_upgraded(client, client_buffer, upstream.socket(),
-                                                 ubuf, deadline, idle);
+    TunnelResult moved =
+        co_await relay_upgraded(client, client_buffer, upstream.socket(), ubuf, deadline, idle);
     conn.bytes += moved.to_client;
     co_return false;
   }
@@ -1252,9 +1247,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       co_return;
     }
     if (from_instance && !options_.service_to_service) {
-      h2_text(s, 403, fmt::format("instances may not call services through the proxy (\"{}\"): an "
-                                  "operator turns network-service-to-service on",
-                                  host));
+      h2_text(s, 403,
+              fmt::format("instances may not call services through the proxy (\"{}\"): an "
+                          "operator turns network-service-to-service on",
+                          host));
       co_return;
     }
     RoutingTablePtr table = routes_.load();
@@ -1310,11 +1306,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // --- HTTP/2 to instances (a port named h2c) -----------------------------------------------
 
   // A connection to the instance with room for one more stream: pooled, or new.
-  awaitable<std::shared_ptr<Http2Upstream>> h2_upstream(const Endpoint& endpoint,
-                                                        error_code& ec) {
+  awaitable<std::shared_ptr<Http2Upstream>> h2_upstream(const Endpoint& endpoint, error_code& ec) {
     auto& v = h2_pool_[endpoint.instance_id];
-    v.erase(std::remove_if(v.begin(), v.end(), [](const auto& u) { return u->closed(); }),
-            v.end());
+    v.erase(std::remove_if(v.begin(), v.end(), [](const auto& u) { return u->closed(); }), v.end());
     for (const auto& u : v)
       if (u->usable()) co_return u;
     tcp::endpoint to(endpoint.address != 0 ? asio::ip::address_v4(endpoint.address)
@@ -1334,8 +1328,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     std::string xff;
     for (const auto& [n, v] : in) {
       if (n == "host" || n == "traceparent" || n == "connection" || n == "keep-alive" ||
-          n == "transfer-encoding" || n == "upgrade" || n == "proxy-connection" ||
-          n == "expect" || (n == "te" && v != "trailers"))
+          n == "transfer-encoding" || n == "upgrade" || n == "proxy-connection" || n == "expect" ||
+          (n == "te" && v != "trailers"))
         continue;
       if (n == "x-forwarded-for") {
         xff = v;
@@ -1391,8 +1385,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       const RevisionRoute& revision, std::chrono::steady_clock::time_point deadline) {
     if (revision.idle_timeout_seconds <= 0) return deadline;
     return std::min<std::chrono::steady_clock::time_point>(
-        deadline, std::chrono::steady_clock::now() +
-                      std::chrono::seconds(revision.idle_timeout_seconds));
+        deadline,
+        std::chrono::steady_clock::now() + std::chrono::seconds(revision.idle_timeout_seconds));
   }
 
   // A client's HTTP/2 stream to an instance's (gRPC): headers, bodies both ways at once,
@@ -1414,8 +1408,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     auto up = upstream->request(s.method, host, s.path, fields, !s.body_expected);
     if (!up) {
       conn.status = 502;
-      h2_text(s, 502, fmt::format("instance {} of revision \"{}\" took no new stream",
-                                  endpoint.instance_id, revision.name));
+      h2_text(s, 502,
+              fmt::format("instance {} of revision \"{}\" took no new stream", endpoint.instance_id,
+                          revision.name));
       co_return;
     }
     s.on_gone = [up] { up->reset(); };
@@ -1489,8 +1484,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
   // An HTTP/1.1 request's body (from Beast's parser) to an instance's HTTP/2 stream.
   awaitable<void> http1_to_h2_body(ClientStream& client, beast::flat_buffer& buffer,
-                                   http::request_parser<http::buffer_body>& parser,
-                                   Http2Stream& to, char* relay, bool& broken) {
+                                   http::request_parser<http::buffer_body>& parser, Http2Stream& to,
+                                   char* relay, bool& broken) {
     auto& req = parser.get();
     while (!parser.is_done()) {
       req.body().data = relay;
@@ -1550,11 +1545,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     if (!up) {
       keep_alive = keep_alive && !has_body;
       conn.status = 502;
-      std::string body = fmt::format("instance {} of revision \"{}\" refused the connection: {}",
-                                     endpoint.instance_id, revision.name,
-                                     ec ? ec.message() : "no stream");
-      co_await send_simple(client, version, http::status::bad_gateway, std::move(body),
-                           keep_alive);
+      std::string body =
+          fmt::format("instance {} of revision \"{}\" refused the connection: {}",
+                      endpoint.instance_id, revision.name, ec ? ec.message() : "no stream");
+      co_await send_simple(client, version, http::status::bad_gateway, std::move(body), keep_alive);
       co_return keep_alive;
     }
     const Bounds bounds(revision);
@@ -1566,8 +1560,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     bool broken = false;
     if (has_body) {
       if (!conn.upload) conn.upload = std::make_unique<std::array<char, kRelayBuffer>>();
-      start_pump(pump, http1_to_h2_body(client, client_buffer, parser, *up, conn.upload->data(),
-                                        broken));
+      start_pump(pump,
+                 http1_to_h2_body(client, client_buffer, parser, *up, conn.upload->data(), broken));
     }
     bool headed = co_await up->wait_head();
     if (!headed) {
@@ -1580,11 +1574,10 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       int status = up->timed_out() ? 504 : 502;
       conn.status = status;
       std::string body =
-          up->timed_out()
-              ? fmt::format("revision \"{}\" did not start its answer within {} s",
-                            revision.name, start_timeout.count())
-              : fmt::format("instance {} of revision \"{}\" reset the stream or closed",
-                            endpoint.instance_id, revision.name);
+          up->timed_out() ? fmt::format("revision \"{}\" did not start its answer within {} s",
+                                        revision.name, start_timeout.count())
+                          : fmt::format("instance {} of revision \"{}\" reset the stream or closed",
+                                        endpoint.instance_id, revision.name);
       co_await send_simple(client, version, static_cast<http::status>(status), std::move(body),
                            false);
       co_return false;
@@ -1648,8 +1641,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
 
   // The request body of an HTTP/2 stream, to an instance over HTTP/1.1 (chunked unless the
   // client gave its length). Runs beside h2_to_http1's read of the answer, as send_body does.
-  awaitable<void> h2_upload(Http2Stream& s, beast::tcp_stream& upstream, bool chunked,
-                            char* relay, Upload& up) {
+  awaitable<void> h2_upload(Http2Stream& s, beast::tcp_stream& upstream, bool chunked, char* relay,
+                            Upload& up) {
     for (;;) {
       Http2Stream::Read r = co_await s.read_body(relay, kRelayBuffer);
       if (r.gone) {
@@ -1764,8 +1757,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
           up.running = false;
           up.done->cancel();
         };
-        asio::co_spawn(io_, h2_upload(s, *upstream, chunked, upload_buffer->data(), up),
-                       finished);
+        asio::co_spawn(io_, h2_upload(s, *upstream, chunked, upload_buffer->data(), up), finished);
       }
       if (!ec) {
         res.emplace();
@@ -1793,8 +1785,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
               ec == beast::error::timeout
                   ? fmt::format("revision \"{}\" did not answer within {} s", revision.name,
                                 start_timeout.count())
-                  : fmt::format("instance {} of revision \"{}\" failed: {}",
-                                endpoint.instance_id, revision.name, ec.message()));
+                  : fmt::format("instance {} of revision \"{}\" failed: {}", endpoint.instance_id,
+                                revision.name, ec.message()));
       co_return;
     }
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -1846,8 +1838,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       auto until = deadline;
       if (revision.idle_timeout_seconds > 0)
         until = std::min<std::chrono::steady_clock::time_point>(
-            deadline, std::chrono::steady_clock::now() +
-                          std::chrono::seconds(revision.idle_timeout_seconds));
+            deadline,
+            std::chrono::steady_clock::now() + std::chrono::seconds(revision.idle_timeout_seconds));
       upstream->expires_at(until);
       std::tie(ec, std::ignore) = co_await http::async_read_some(*upstream, ubuf, *res, kAwait);
       if (ec == http::error::need_buffer) ec = {};

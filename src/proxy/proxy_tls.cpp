@@ -51,8 +51,8 @@ int select_alpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* outlen,
 
 void secure_defaults(SSL_CTX* ctx) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
 }
 
@@ -77,7 +77,7 @@ Result<std::shared_ptr<SSL_CTX>> context_of(const PemPair& pair) {
   }
   while (X509* more = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr))
     SSL_CTX_add0_chain_cert(ctx.get(), more);  // the chain owns it
-  ERR_clear_error();  // the end of the chain reads as an error
+  ERR_clear_error();                           // the end of the chain reads as an error
   BIO_free(bio);
   bio = BIO_new_mem_buf(pair.key.data(), static_cast<int>(pair.key.size()));
   EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
@@ -115,11 +115,12 @@ Result<std::unique_ptr<ProxyCertificates>> ProxyCertificates::open(Options optio
       const std::string file = entry.path().filename().string();
       if (entry.path().extension() != ".crt") continue;
       std::string host = lower(file.substr(0, file.size() - 4));
-      std::string key_file = entry.path().parent_path() / (file.substr(0, file.size() - 4) + ".key");
+      std::string key_file =
+          entry.path().parent_path() / (file.substr(0, file.size() - 4) + ".key");
       if (!fs::exists(key_file, ec))
-        return Error::invalid(fmt::format(
-            "tls-cert-dir: {} has no key beside it; put its private key in {}",
-            entry.path().string(), key_file));
+        return Error::invalid(
+            fmt::format("tls-cert-dir: {} has no key beside it; put its private key in {}",
+                        entry.path().string(), key_file));
       PemPair pair{read_whole_file(entry.path().string()), read_whole_file(key_file)};
       auto ctx = context_of(pair);
       if (!ctx)
@@ -141,8 +142,9 @@ Result<std::unique_ptr<ProxyCertificates>> ProxyCertificates::open(Options optio
   secure_defaults(base);
   boost::system::error_code ec;
   c->context_->use_certificate_chain(boost::asio::buffer(fallback->cert), ec);
-  if (!ec) c->context_->use_private_key(boost::asio::buffer(fallback->key),
-                                        boost::asio::ssl::context::pem, ec);
+  if (!ec)
+    c->context_->use_private_key(boost::asio::buffer(fallback->key), boost::asio::ssl::context::pem,
+                                 ec);
   if (ec) return Error::internal("the proxy's default certificate: " + ec.message());
   SSL_CTX_set_tlsext_servername_callback(base, &ProxyCertificates::on_server_name);
   SSL_CTX_set_tlsext_servername_arg(base, c.get());

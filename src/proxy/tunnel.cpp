@@ -28,8 +28,12 @@ struct Shared {
   asio::steady_timer watchdog;
 };
 
-tcp::socket& socket_of(tcp::socket& s) { return s; }
-tcp::socket& socket_of(ClientStream& s) { return s.socket(); }
+tcp::socket& socket_of(tcp::socket& s) {
+  return s;
+}
+tcp::socket& socket_of(ClientStream& s) {
+  return s.socket();
+}
 
 template <class A, class B>
 void close_both(A& a, B& b) {

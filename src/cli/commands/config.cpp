@@ -233,9 +233,8 @@ void add_kind(CLI::App& app, Session& s, bool secret) {
     tls->add_option("name", f->name, "its name")->required();
     tls->add_option("--cert", f->cert_file, "the certificate chain, PEM")->required();
     tls->add_option("--key", f->key_file, "its private key, PEM")->required();
-    tls->callback([&s, f] {
-      s.run = [&s, f](const ApiClient& api) { return create_tls(api, s.g, *f); };
-    });
+    tls->callback(
+        [&s, f] { s.run = [&s, f](const ApiClient& api) { return create_tls(api, s.g, *f); }; });
   }
   top->add_subcommand("list", fmt::format("list {}s", word))->callback([&s, secret] {
     s.run = [&s, secret](const ApiClient& api) { return list(api, s.g, secret); };

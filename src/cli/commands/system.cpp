@@ -147,9 +147,8 @@ void add_system_commands(CLI::App& app, Session& s) {
   auto* trust = sys->add_subcommand(
       "trust", "show the local CA of the HTTPS proxy (--listen-tls) and how to trust it");
   trust->add_flag("--pem", pem_only, "print only the CA certificate, in PEM");
-  trust->callback([&s] {
-    s.run = [&s](const ApiClient& api) { return system_trust(api, s.g, pem_only); };
-  });
+  trust->callback(
+      [&s] { s.run = [&s](const ApiClient& api) { return system_trust(api, s.g, pem_only); }; });
 }
 
 }  // namespace elafros::cli
