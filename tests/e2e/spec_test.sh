@@ -51,6 +51,29 @@ rev=$(e revision describe live-00001 -o json)
 check "the revision's containerStatuses carry lastState.terminated, as Kubernetes' do" \
   contains "$(tr -d ' \n' <<<"$rev")" '"lastState":{"terminated":{"reason":"LivenessProbeFailed"'
 
+# A probe's httpHeaders reach the app: /cgi-bin/health?need-header is 503 without X-Probe: yes.
+probe_yaml() {  # NAME readinessProbe|livenessProbe [HEADERS]
+  ksvc "$1" 1
+  cat <<YAML
+      containers:
+        - image: hello-img
+          $2:
+            periodSeconds: 1
+            failureThreshold: 1
+            initialDelaySeconds: $([ "$2" = livenessProbe ] && echo 1 || echo 0)
+            httpGet:
+              path: /cgi-bin/health?need-header
+              ${3:+httpHeaders: $3}
+YAML
+}
+probe_yaml headered readinessProbe '[{name: X-Probe, value: "yes"}]' | e apply -f - --no-wait >/dev/null
+probe_yaml bare livenessProbe | e apply -f - --no-wait >/dev/null
+check "a readiness probe with httpHeaders sends them: the instance is ready" \
+  wait_until 20 eval 'contains "$(get headered / 2>/dev/null)" "Hello from headered"'
+check "...and the same path probed without them fails, the app's answer in the reason" \
+  wait_until 20 eval 'e service describe bare | grep -q "LivenessProbeFailed: .*answered 503 Service Unavailable"'
+e service delete headered >/dev/null; e service delete bare >/dev/null
+
 # An exec liveness probe and a startup probe, from YAML
 {
   ksvc execlive 1
@@ -188,21 +211,26 @@ pod_yaml() {  # NAME INIT_COMMAND
       containers:
         - name: side
           image: hello-img
-          command: [sh, -c, 'mkdir -p /tmp/side; echo from the sidecar >/tmp/side/index.html; echo side up; exec httpd -f -p 9091 -h /tmp/side']
+          command: [sh, -c, 'mkdir -p /tmp/side; echo from the sidecar >/tmp/side/index.html; echo in memory >/mem/fromside; echo side up; exec httpd -f -p 9091 -h /tmp/side']
+          volumeMounts: [{name: mem, mountPath: /mem}]
         - name: app
           image: hello-img
           ports: [{containerPort: 8080}]
-          command: [sh, -c, 'mkdir -p /tmp/www; cp /shared/note /tmp/www/note; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do wget -q -O /tmp/www/side http://127.0.0.1:9091/ && break; sleep 0.1; done; exec /bin/hello']
-          volumeMounts: [{name: shared, mountPath: /shared}]
+          command: [sh, -c, 'mkdir -p /tmp/www; cp /shared/note /tmp/www/note; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do wget -q -O /tmp/www/side http://127.0.0.1:9091/ && break; sleep 0.1; done; cp /mem/fromside /tmp/www/fromside; grep " /mem " /proc/mounts >/tmp/www/memmount; exec /bin/hello']
+          volumeMounts: [{name: shared, mountPath: /shared}, {name: mem, mountPath: /mem}]
       volumes:
         - name: shared
           emptyDir: {}
+        - name: mem
+          emptyDir: {medium: Memory, sizeLimit: 8Mi}
 YAML
 }
 pod_yaml pod 'echo prepared by init >/shared/note; echo init says hi' | e apply -f - >/dev/null
 check "an init container's file, in an emptyDir, is seen by the app" \
   wait_until 20 eval 'test "$(get pod /note 2>/dev/null)" = "prepared by init"'
 check "a sidecar is reachable on localhost from the serving container" test "$(get pod /side)" = "from the sidecar"
+check "a Memory emptyDir is shared by the sidecar and the serving container" test "$(get pod /fromside)" = "in memory"
+check "...and it is a tmpfs" contains "$(get pod /memmount)" " /mem tmpfs "
 check "the sidecar runs as a container of the instance" grep -qE "^pod-00001-[0-9a-f]{6}_side$" <<<"$(runc --root "$data/runc" list -q)"
 check "...and the init container is gone once it finished" test "$(runc --root "$data/runc" list -q | grep -c _setup || true)" = 0
 logs_have() { contains "$(e logs pod 2>&1)" "$1"; }
