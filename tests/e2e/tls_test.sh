@@ -164,6 +164,16 @@ check "with the right secret the condition turns True and the URL is https" \
 check "curl verifies the DomainMapping's own certificate (the operator's CA)" \
   test "$(https "$own/ca.crt" mapped.example.test / --http2)" = "Hello from hello (revision hello-00001)"
 
+# After a restart, the mappings and their certificates are served again (recovered, reloaded).
+stop_daemon
+start_daemon
+status=$(e status -o json)
+tls=$(sed -n 's/.*"listenTls": "127.0.0.1:\([0-9]*\)".*/\1/p' <<<"$status")
+check "after a restart the DomainMapping's own certificate is served again" \
+  wait_until 10 eval 'test "$(https "$own/ca.crt" mapped.example.test / --http2 2>/dev/null)" = "Hello from hello (revision hello-00001)"'
+check "...and a mapped domain's certificate from the same local CA as before" \
+  test "$(https "$work/local-ca.crt" plain.example.test /)" = "Hello from hello (revision hello-00001)"
+
 # Refusals: nothing is written.
 out=$(e secret create generic half --type kubernetes.io/tls --from-literal tls.crt=x 2>&1 || true)
 check "a kubernetes.io/tls Secret without tls.key is refused, naming it" contains "$out" "data.tls.key"
