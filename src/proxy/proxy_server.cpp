@@ -314,6 +314,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     conn.peer = peer;
     http_framing::ChunkGuard chunk_guard;
     bool unread = false;  // the last request answered left (some of) its body unread
+    bool first = true;    // HTTP/2's preface counts only as a connection's first bytes
     for (;;) {
       http::request_parser<http::buffer_body> parser;
       parser.header_limit(options_.header_limit);
@@ -322,7 +323,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       auto read = co_await http_framing::read_head(client, buffer, parser, options_.header_limit,
                                                    options_.idle_timeout, options_.header_timeout);
       if (read.ec) break;  // closed, reset or timed out: nothing to answer
-      if (read.http2_preface && !client.secure()) {
+      bool at_start = std::exchange(first, false);
+      if (read.http2_preface && at_start && !client.secure()) {
         // HTTP/2 with prior knowledge (h2c), which starts with a line that reads as a head.
         co_await h2_after_preface(client, buffer, peer, from_instance);
         co_return;

@@ -61,6 +61,21 @@ check "a client that does not trust the CA is refused by its own verification (c
   bash -c 'curl -sS --resolve "$1:$2:127.0.0.1" "https://$1:$2/" >/dev/null 2>&1; test $? -eq 60' _ $host "$tls"
 check "HTTP/2 with prior knowledge on the plain listener (curl --http2-prior-knowledge)" \
   test "$(curl -sS --http2-prior-knowledge --resolve "$host:$port:127.0.0.1" -o "$work/h2c.out" -w '%{http_version}' "http://$host:$port/") $(cat "$work/h2c.out")" = "2 Hello from hello (revision hello-00001)"
+out=$(/usr/bin/python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET / HTTP/1.1\r\nHost: hello.default.localhost\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+got = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+print(got.decode(errors="replace"))
+PY
+)
+check "HTTP/2's preface after an HTTP/1.1 request on the same connection is refused (505)" \
+  bash -c 'grep -q "^HTTP/1.1 200" <<<"$1" && grep -q "^HTTP/1.1 505" <<<"$1"' _ "$out"
 check "X-Forwarded-Proto is https over TLS" \
   contains "$(https "$work/local-ca.crt" $host /cgi-bin/env --http2)" "HTTP_X_FORWARDED_PROTO=https"
 
