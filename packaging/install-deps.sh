@@ -23,6 +23,8 @@ packages=(
   python3-h11 clang libclang-rt-14-dev
   # the data plane's other protocols: WebSocket client and server on both ends of the proxy
   python3-websockets
+  # the dashboard's tests: a real browser, headless (driven by puppeteer-core from npm)
+  chromium
 )
 
 missing=()
@@ -93,4 +95,10 @@ sdk_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/cloudevents"
 if [ ! -d "$sdk_dir/node_modules/cloudevents" ]; then
   (cd "$sdk_dir" && npm ci --no-audit --no-fund --loglevel=error)
   echo "install-deps: installed the CloudEvents SDK into $sdk_dir"
+fi
+# puppeteer-core (no browser download: it drives Debian's chromium), pinned by its lock file.
+ui_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e/ui"
+if [ ! -d "$ui_dir/node_modules/puppeteer-core" ]; then
+  (cd "$ui_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "install-deps: installed puppeteer-core into $ui_dir"
 fi

@@ -33,6 +33,8 @@ struct ApiRequest {
   RequestAttributes attributes;  // what it asks, in RBAC's terms (set before the handler runs)
   Decision decision;             // the authorizer's answer, for the audit log
   std::string user_agent;
+  std::string cookie;      // the Cookie field: the dashboard's session
+  std::string csrf_token;  // X-CSRF-Token: what the dashboard's changes carry
 
   std::string param(const std::string& name) const;
   std::optional<std::string> query_value(const std::string& name) const;
@@ -51,6 +53,8 @@ class Responder {
   virtual void notify_close(std::function<void()> on_close) = 0;
 
   awaitable<bool> send_json(int status, const boost::json::value& body);
+  // Extra fields of the next answer (Set-Cookie, Cache-Control…), taken by send or begin_stream.
+  std::vector<std::pair<std::string, std::string>> headers;
   // What was answered, for the audit log: the status, and an error's reason and message.
   int answered_status = 0;
   std::string answered_reason, answered_message;

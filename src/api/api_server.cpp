@@ -20,6 +20,7 @@
 #include "api/namespace_hooks.hpp"
 #include "api/resource_api.hpp"
 #include "api/serving_hooks.hpp"
+#include "api/ui_api.hpp"
 #include "elafros/build.hpp"
 #include "elafros/object_meta.hpp"
 
@@ -65,6 +66,7 @@ class ApiServer::Impl {
           api::AuthParts{control, store_thread, blocking, store, *info_.tokens, info_.authorize,
                          info_.rules_for, info_.socket_gid, info_.metrics_anonymous});
       auth_->add_routes(router_);
+      api::add_ui_routes(router_);
       if (info_.audit) api::add_audit_routes(router_, *info_.audit, blocking);
       resources_.set_write_check([this](const Identity* who, const KindInfo& k,
                                         const json::object* old,
@@ -129,9 +131,11 @@ class ApiServer::Impl {
     options.max_connections_per_client = info_.max_connections_per_client;
     options.upload_limit = info_.build_source_max_bytes;
     if (!auth_) return options;
-    options.authenticate = [this, anonymous](const api::Peer& peer, std::string_view header) {
-      return auth_->authenticate(peer, header, anonymous);
+    options.authenticate = [this, anonymous](const api::Peer& peer, std::string_view header,
+                                             const api::ApiRequest& request) {
+      return auth_->authenticate(peer, header, request, anonymous);
     };
+    options.public_path = &api::ui_public_path;
     options.authorize = [this](api::ApiRequest& req) { return auth_->authorize(req); };
     if (info_.audit)
       options.audit = [audit = info_.audit](const api::ApiRequest& req,

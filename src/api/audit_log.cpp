@@ -304,7 +304,7 @@ void AuditLog::record(const ApiRequest& request, int status, const std::string& 
   ev["responseStatus"] = std::move(rs);
   // The request body, at Request level, for kinds that hold no secret.
   bool secret = (a.api_group.empty() && a.resource == "secrets") || a.resource == "tokens" ||
-                a.resource == "registries";
+                a.resource == "registries" || (!a.resource_request && a.path == "/ui/session");
   if ((level == "Request" || level == "RequestResponse") && !secret && !body_json.is_null())
     ev["requestObject"] = std::move(body_json);
   ev["requestReceivedTimestamp"] = micro_time(received);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <grp.h>
+#include <openssl/rand.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -101,12 +102,14 @@ class Auth::Impl : public std::enable_shared_from_this<Auth::Impl> {
   }
 
   Result<Identity> authenticate(const Peer& peer, std::string_view authorization,
-                                bool anonymous) const {
+                                const ApiRequest& request, bool anonymous) const {
     if (!authorization.empty()) {
       auto who = p_.tokens.authenticate(authorization);
       if (who) who->via = peer.address;
       return who;
     }
+    if (std::string id = cookie_value(request.cookie, kUiCookie); !id.empty())
+      return from_session(id, request, peer);
     if (peer.local) {
       Identity who;
       who.user = fmt::format("uid:{}", peer.uid);
@@ -122,6 +125,8 @@ class Auth::Impl : public std::enable_shared_from_this<Auth::Impl> {
   Decision decide(const Identity& who, const RequestAttributes& a) const {
     if (p_.metrics_anonymous && !a.resource_request && a.path == "/metrics" && a.verb == "get")
       return {true, "allowed: metrics-anonymous lets anyone read /metrics"};
+    if (!a.resource_request && a.path == "/ui/session")
+      return {true, "allowed: whoever signed in may see and end their own dashboard session"};
     if (!p_.authorize) return {true, "allowed: no authorizer"};
     return p_.authorize(who, a);
   }
@@ -278,6 +283,128 @@ class Auth::Impl : public std::enable_shared_from_this<Auth::Impl> {
     co_return co_await r.send_json(201, out);
   }
 
+  // --- the dashboard's sessions ---------------------------------------------------------------
+  // A session is a random id in an HttpOnly, SameSite=Strict cookie, standing for the token it
+  // was opened with, which is checked again on every request (a revoked or expired token ends
+  // it). Changes must carry its CSRF token. Sessions live in memory: a restart signs everyone out.
+
+  struct UiSession {
+    std::string token;
+    std::string csrf;
+    std::chrono::steady_clock::time_point last_used;
+  };
+  static constexpr std::string_view kUiCookie = "elafros_session";
+  static constexpr auto kUiIdle = std::chrono::hours(12);
+  static constexpr std::size_t kUiSessionsKept = 10000;
+
+  static std::string random_hex(std::size_t bytes) {
+    std::vector<unsigned char> buf(bytes);
+    RAND_bytes(buf.data(), static_cast<int>(buf.size()));
+    std::string out;
+    for (unsigned char c : buf) out += fmt::format("{:02x}", c);
+    return out;
+  }
+
+  // NAME's value in a Cookie field ("a=1; b=2"), or empty.
+  static std::string cookie_value(std::string_view header, std::string_view name) {
+    while (!header.empty()) {
+      auto semi = header.find(';');
+      std::string_view part = header.substr(0, semi);
+      header = semi == std::string_view::npos ? std::string_view() : header.substr(semi + 1);
+      while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+      if (part.size() > name.size() && part.substr(0, name.size()) == name &&
+          part[name.size()] == '=')
+        return std::string(part.substr(name.size() + 1));
+    }
+    return {};
+  }
+
+  Result<Identity> from_session(const std::string& id, const ApiRequest& request,
+                                const Peer& peer) const {
+    auto now = std::chrono::steady_clock::now();
+    auto it = ui_sessions_.find(id);
+    if (it == ui_sessions_.end() || now - it->second.last_used > kUiIdle) {
+      if (it != ui_sessions_.end()) ui_sessions_.erase(it);
+      return Error{ErrorCode::kUnauthorized,
+                   "the dashboard session has ended (signed out, idle for 12 hours, or elafrosd "
+                   "restarted): sign in again at /ui/"};
+    }
+    auto who = p_.tokens.authenticate("Bearer " + it->second.token);
+    if (!who) {
+      ui_sessions_.erase(it);
+      return who.error();
+    }
+    bool safe = request.method == "GET" || request.method == "HEAD" || request.method == "OPTIONS";
+    if (!safe && request.csrf_token != it->second.csrf)
+      return Error{ErrorCode::kForbidden,
+                   "forbidden: a change made with the dashboard's session cookie must carry the "
+                   "session's X-CSRF-Token (GET /ui/session gives it); this request has none or "
+                   "another"};
+    it->second.last_used = now;
+    who->via = peer.address;
+    return who;
+  }
+
+  static std::string session_cookie(const std::string& id, bool end) {
+    return fmt::format("{}={}; Path=/; HttpOnly; Secure; SameSite=Strict{}", kUiCookie, id,
+                       end ? "; Max-Age=0" : "");
+  }
+
+  json::object session_json(const Identity& who, const std::string& csrf) const {
+    json::array groups;
+    for (const auto& g : who.groups) groups.emplace_back(g);
+    return json::object{{"user", who.user}, {"groups", std::move(groups)}, {"csrfToken", csrf}};
+  }
+
+  // POST /ui/session {"token": "elf_…"}: signs in.
+  awaitable<bool> sign_in(ApiRequest& req, Responder& r) {
+    auto body = parse_json_body(req.body);
+    std::string token;
+    if (body && body->is_object()) token = text(body->get_object(), "token");
+    if (token.empty())
+      co_return co_await r.send_error(Error::bad_request(
+          "sign in with a JSON body {\"token\": \"elf_…\"} ('elafros token create NAME' "
+          "prints a token)"));
+    auto who = p_.tokens.authenticate("Bearer " + token);
+    if (!who) co_return co_await r.send_error(who.error());
+    auto now = std::chrono::steady_clock::now();
+    if (ui_sessions_.size() >= kUiSessionsKept) {  // the least recently used goes
+      auto oldest = ui_sessions_.begin();
+      for (auto it = ui_sessions_.begin(); it != ui_sessions_.end(); ++it)
+        if (it->second.last_used < oldest->second.last_used) oldest = it;
+      ui_sessions_.erase(oldest);
+    }
+    std::string id = random_hex(32);
+    std::string csrf = random_hex(32);
+    ui_sessions_[id] = {token, csrf, now};
+    spdlog::info("dashboard: {} signed in (token {}) from {}", who->user, who->token, req.who.via);
+    // (No braced lists in coroutines: GCC 12 miscompiles them, scheduler/offload.hpp.)
+    r.headers.emplace_back("Set-Cookie", session_cookie(id, false));
+    r.headers.emplace_back("Cache-Control", "no-store");
+    json::value out = session_json(*who, csrf);
+    co_return co_await r.send_json(200, out);
+  }
+
+  // GET /ui/session: who the cookie's session is, and its CSRF token (a page being reloaded).
+  awaitable<bool> session_info(ApiRequest& req, Responder& r) {
+    auto it = ui_sessions_.find(cookie_value(req.cookie, kUiCookie));
+    if (it == ui_sessions_.end()) {
+      Error none{ErrorCode::kUnauthorized, "no dashboard session: sign in at /ui/"};
+      co_return co_await r.send_error(none);
+    }
+    r.headers.emplace_back("Cache-Control", "no-store");
+    json::value out = session_json(req.who, it->second.csrf);
+    co_return co_await r.send_json(200, out);
+  }
+
+  // DELETE /ui/session: signs out (with the CSRF token, as any change).
+  awaitable<bool> sign_out(ApiRequest& req, Responder& r) {
+    ui_sessions_.erase(cookie_value(req.cookie, kUiCookie));
+    r.headers.emplace_back("Set-Cookie", session_cookie("", true));
+    json::value out = json::object{{"signedOut", true}};
+    co_return co_await r.send_json(200, out);
+  }
+
   // POST …/selfsubjectreviews: who am I?
   awaitable<bool> whoami(ApiRequest& req, Responder& r) {
     json::array groups;
@@ -383,14 +510,15 @@ class Auth::Impl : public std::enable_shared_from_this<Auth::Impl> {
   AuthParts p_;
   asio::steady_timer flush_timer_;
   mutable std::map<unsigned, std::pair<bool, std::chrono::steady_clock::time_point>> group_cache_;
+  mutable std::map<std::string, UiSession> ui_sessions_;  // by id (the cookie's value)
 };
 
 Auth::Auth(AuthParts parts) : impl_(std::make_shared<Impl>(std::move(parts))) {}
 Auth::~Auth() = default;
 
 Result<Identity> Auth::authenticate(const Peer& peer, std::string_view authorization,
-                                    bool anonymous) const {
-  return impl_->authenticate(peer, authorization, anonymous);
+                                    const ApiRequest& request, bool anonymous) const {
+  return impl_->authenticate(peer, authorization, request, anonymous);
 }
 
 TokenPublisher Auth::publisher(const std::string& authorization, const std::string& ns,
@@ -425,6 +553,9 @@ void Auth::add_routes(Router& router) {
   router.add("GET", "/apis/elafros.dev/v1/tokens", bind(&Impl::list_tokens));
   router.add("POST", "/apis/elafros.dev/v1/tokens", bind(&Impl::create_token));
   router.add("DELETE", "/apis/elafros.dev/v1/tokens/{name}", bind(&Impl::revoke_token));
+  router.add("GET", "/ui/session", bind(&Impl::session_info));
+  router.add("POST", "/ui/session", bind(&Impl::sign_in));
+  router.add("DELETE", "/ui/session", bind(&Impl::sign_out));
 }
 
 void Auth::start() {

@@ -51,8 +51,10 @@ class Auth {
   // The identity of a request: its Bearer token's when it has one; else the socket peer's
   // (uid:N; root and socket-group's members are in system:masters); else, where `anonymous`,
   // system:anonymous; else kUnauthorized.
+  // A dashboard session's cookie stands for its token; a change (not GET, HEAD or OPTIONS)
+  // over one must carry the session's X-CSRF-Token, else kForbidden.
   Result<Identity> authenticate(const Peer& peer, std::string_view authorization,
-                                bool anonymous) const;
+                                const ApiRequest& request, bool anonymous) const;
   // kForbidden, in Kubernetes' words, unless RBAC allows request.attributes to request.who;
   // sets request.decision.
   Result<void> authorize(ApiRequest& request) const;
@@ -67,7 +69,8 @@ class Auth {
   awaitable<Result<void>> check_grant(const Identity* who, const KindInfo& kind,
                                       const boost::json::object& object);
 
-  // SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview and the tokens.
+  // SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview, the tokens, and the
+  // dashboard's session (GET, POST and DELETE /ui/session).
   void add_routes(Router& router);
   // Writes tokens' lastUsed now and then (and at stop).
   void start();

@@ -79,6 +79,8 @@ class StreamResponder final : public Responder {
     res.set(http::field::server, "elafrosd");
     if (status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"elafrosd\"");
     if (status == 429 || status == 503) res.set(http::field::retry_after, "1");
+    for (const auto& [name, value] : headers) res.set(name, value);
+    headers.clear();
     res.keep_alive(keep_);
     res.body() = std::move(body);
     res.prepare_payload();
@@ -94,6 +96,8 @@ class StreamResponder final : public Responder {
     header_->set(http::field::content_type, content_type);
     header_->set(http::field::server, "elafrosd");
     header_->set(http::field::cache_control, "no-cache, private");
+    for (const auto& [name, value] : headers) header_->set(name, value);
+    headers.clear();
     header_->chunked(true);
     serializer_ = std::make_unique<http::response_serializer<http::empty_body>>(*header_);
     // A stream may stay quiet for long (a watch with no changes), so nothing bounds it as a
@@ -437,11 +441,16 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       bool ok = true;
       auto received = std::chrono::system_clock::now();
       request.user_agent = std::string(req[http::field::user_agent]);
+      request.cookie = std::string(req[http::field::cookie]);
+      request.csrf_token = std::string(req["X-CSRF-Token"]);
       request.attributes = request_attributes(request.method, request.path, request.query);
       Result<void> allowed;
       request.who.via = peer.address;
-      if (options_.authenticate) {
-        auto who = options_.authenticate(peer, req[http::field::authorization]);
+      bool open = options_.public_path && options_.public_path(request);
+      if (open) {
+        request.who = {kAnonymousUser, {kUnauthenticatedGroup}, "", peer.address};
+      } else if (options_.authenticate) {
+        auto who = options_.authenticate(peer, req[http::field::authorization], request);
         if (who) {
           request.who = std::move(who.value());
         } else {
@@ -452,7 +461,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       } else {
         request.who = {"system:admin", {kMastersGroup, kAuthenticatedGroup}, "", peer.address};
       }
-      if (allowed && options_.authorize) allowed = options_.authorize(request);
+      if (allowed && options_.authorize && !open) allowed = options_.authorize(request);
       if (!allowed) {
         ok = co_await responder.send_error(allowed.error());
         if (options_.audit) options_.audit(request, responder, received);

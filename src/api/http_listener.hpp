@@ -46,7 +46,13 @@ struct SessionOptions {
   std::size_t max_connections_per_client = 0;
   // Who sends a request: from its connection's peer and its Authorization header, an identity
   // or kUnauthorized. Unset: everyone is an administrator (tests of the session alone).
-  std::function<Result<Identity>(const Peer& peer, std::string_view authorization)> authenticate;
+  // The request's other credentials (the dashboard's session cookie and CSRF token) are on it.
+  std::function<Result<Identity>(const Peer& peer, std::string_view authorization,
+                                 const ApiRequest& request)>
+      authenticate;
+  // Paths anyone may fetch without credentials (the dashboard's files, its sign-in): their
+  // requests are system:anonymous and skip authorization.
+  std::function<bool(const ApiRequest& request)> public_path;
   // Whether the identity may do what the request asks (request.attributes is set first):
   // kForbidden naming the verb, the resource and the identity. Unset: everything is allowed.
   std::function<Result<void>(ApiRequest& request)> authorize;
