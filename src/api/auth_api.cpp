@@ -358,6 +358,13 @@ class Auth::Impl : public std::enable_shared_from_this<Auth::Impl> {
 
   // POST /ui/session {"token": "elf_…"}: signs in.
   awaitable<bool> sign_in(ApiRequest& req, Responder& r) {
+    // JSON only: a form on another site cannot send it without a CORS preflight, which this
+    // server never grants, so nobody can be signed in as someone else from elsewhere.
+    if (req.content_type.find("application/json") == std::string::npos) {
+      Error wrong = Error::bad_request(
+          "sign in with Content-Type: application/json and a body {\"token\": \"elf_…\"}");
+      co_return co_await r.send_error(wrong);
+    }
     auto body = parse_json_body(req.body);
     std::string token;
     if (body && body->is_object()) token = text(body->get_object(), "token");

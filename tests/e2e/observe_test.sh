@@ -86,7 +86,7 @@ if out=$(e service create crash --image "$img" --cmd sh --arg -c --arg 'echo "ab
   fail "a crashing image fails service create"; else
   check "the failure names the reason, the revision and the exit code" contains "$out" "ExitCode: revision 'crash-00001': container exited with code 3"
   check "...and shows the app's last output" contains "$out" "about to fail: missing DB_URL"; fi
-check "the crash's output is in its logs" logs_contain crash "about to fail: missing DB_URL"
+check "the crash's output is in its logs" until_ok 5 logs_contain crash "about to fail: missing DB_URL"
 # It keeps being restarted, but with exponential backoff: a crash loop.
 check "a crash loop is reported as CrashLoopBackOff" until_ok 8 bash -c "'$elafros_bin' --socket '$sock' service describe crash | grep -q CrashLoopBackOff"
 out=$(e service describe crash)

@@ -104,6 +104,13 @@ const check = (what, ok, detail = "") => {
     check("...saying what it lacks", forged.text.includes("X-CSRF-Token"));
     let listed = cli("service", "list");
     check("...and creates nothing", !listed.includes("fromui"));
+    const formLogin = await page.evaluate(async (token) => {
+      const r = await fetch("/ui/session", { method: "POST", body: JSON.stringify({ token }),
+                                             headers: { "Content-Type": "text/plain" } });
+      return r.status;
+    }, process.env.UI_TOKEN);
+    check("a sign-in that is not application/json (what a form elsewhere could send) is refused",
+          formLogin === 400, String(formLogin));
     const allowed = await page.evaluate(async (b) => {
       const s = await (await fetch("/ui/session")).json();
       const r = await fetch("/apis/serving.knative.dev/v1/namespaces/default/services",
