@@ -89,12 +89,12 @@ class Http2Connection : public std::enable_shared_from_this<Http2Connection> {
 
   asio::awaitable<void> run(std::string preread) {
     auto self = shared_from_this();
+    writer_running_ = true;  // before the spawn: co_spawn may run the writer at once
     asio::co_spawn(client_.get_executor(), writer(self), [self](const std::exception_ptr&) {
       self->writer_running_ = false;
       self->handlers_done_.cancel();
     });
     asio::co_spawn(client_.get_executor(), watchdog(self), asio::detached);
-    writer_running_ = true;
     bool ok = receive(preread.data(), preread.size());
     std::array<char, kReadChunk> buffer;
     while (ok && !dead_ &&
