@@ -797,6 +797,20 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     std::optional<asio::steady_timer> done;  // made when an upload starts, cancelled at its end
   };
 
+  // What a client whose request body failed to read is owed: 413 over the limit, 400 for a
+  // malformed chunk; nothing (status left as is) when it went away or timed out.
+  void body_answer(const error_code& ec, http::status& status, std::string& message) const {
+    if (ec == http::error::body_limit) {
+      status = http::status::payload_too_large;
+      message = fmt::format("request body larger than {} bytes", options_.body_limit);
+    } else if (ec != beast::error::timeout && ec != asio::error::eof &&
+               ec != http::error::partial_message && ec != asio::error::connection_reset &&
+               ec != asio::error::operation_aborted) {
+      status = http::status::bad_request;
+      message = http_framing::body_error_message(ec);
+    }
+  }
+
   awaitable<void> send_body(ClientStream& client, beast::flat_buffer& client_buffer,
                             http::request_parser<http::buffer_body>& parser,
                             beast::tcp_stream& upstream, char* relay, Upload& up) {
@@ -820,17 +834,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
           up.client_ec = rec;
-          if (rec == http::error::body_limit) {
-            up.answer = http::status::payload_too_large;
-            up.message = fmt::format("request body larger than {} bytes", options_.body_limit);
-          } else if (rec != beast::error::timeout && rec != asio::error::eof &&
-                     rec != http::error::partial_message &&
-                     rec != asio::error::connection_reset &&
-                     rec != asio::error::operation_aborted) {
-            // A malformed chunk.
-            up.answer = http::status::bad_request;
-            up.message = http_framing::body_error_message(rec);
-          }
+          body_answer(rec, up.answer, up.message);
           // Wake forward() from its wait for the response: this exchange is over.
           upstream.close();
           break;
@@ -1487,7 +1491,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // An HTTP/1.1 request's body (from Beast's parser) to an instance's HTTP/2 stream.
   awaitable<void> http1_to_h2_body(ClientStream& client, beast::flat_buffer& buffer,
                                    http::request_parser<http::buffer_body>& parser, Http2Stream& to,
-                                   char* relay, bool& broken) {
+                                   char* relay, error_code& broken) {
     auto& req = parser.get();
     while (!parser.is_done()) {
       req.body().data = relay;
@@ -1496,7 +1500,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       auto [ec, n] = co_await http::async_read(client, buffer, parser, kAwait);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
-        broken = true;
+        broken = ec;
         to.reset();
         co_return;
       }
@@ -1559,7 +1563,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     auto deadline = now + timeout;
     up->set_deadline(now + start_timeout);
     Pump pump;
-    bool broken = false;
+    error_code broken;  // reading the client's body failed
     if (has_body) {
       if (!conn.upload) conn.upload = std::make_unique<std::array<char, kRelayBuffer>>();
       start_pump(pump,
@@ -1572,7 +1576,17 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       if (pump.running) client.socket().cancel(ignored);
       co_await wait_pump(pump);
       keep_alive = false;
-      if (broken) co_return false;
+      if (broken) {
+        // The body failed (over the limit, a malformed chunk): that is what the client hears.
+        http::status answer{};
+        std::string why;
+        body_answer(broken, answer, why);
+        if (answer != http::status{}) {
+          conn.status = static_cast<int>(answer);
+          co_await send_simple(client, version, answer, std::move(why), false);
+        }
+        co_return false;
+      }
       int status = up->timed_out() ? 504 : 502;
       conn.status = status;
       std::string body =

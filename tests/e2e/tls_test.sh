@@ -140,6 +140,21 @@ out=$(curl -sS --http1.1 --raw --resolve "grpc.default.localhost:$port:127.0.0.1
   -H 'te: trailers' --data-binary @"$work/grpc.msg" "http://grpc.default.localhost:$port/echo.Echo/Say" | tr -d '\0' || true)
 check "an HTTP/1.1 client reaches the h2c app; its trailers come in the last chunk" \
   bash -c 'grep -q "echo:hello" <<<"$1" && grep -q "^grpc-status: 0" <<<"$1"' _ "$out"
+out=$(/usr/bin/python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+s.sendall(b"POST /echo.Echo/Say HTTP/1.1\r\nHost: grpc.default.localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+got = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += chunk
+print(got.decode(errors="replace"))
+PY
+)
+check "an HTTP/1.1 body with a malformed chunk, to the h2c app, is answered 400 saying so" \
+  bash -c 'grep -q "^HTTP/1.1 400" <<<"$1" && grep -qi "chunk" <<<"$1"' _ "$out"
 no_grpc_instances() { [ "$(instances grpc)" -eq 0 ]; }
 wait_until 40 no_grpc_instances
 check "the gRPC service scaled to zero (6 s window, 2 s grace)" no_grpc_instances
