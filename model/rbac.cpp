@@ -126,7 +126,7 @@ std::vector<PolicyRule> namespace_rules(const KindSets& k, bool writes, bool rba
     if (!readable.empty()) out.push_back(rule(kRead, {group}, readable));
     if (!writable.empty()) out.push_back(rule(kWrite, {group}, writable));
   }
-  out.push_back(rule({"get"}, {"serving.knative.dev"}, {"services/logs"}));
+  out.push_back(rule({"get"}, {"serving.knative.dev"}, {"services/logs", "services/metrics"}));
   out.push_back(rule({"get"}, {"build.knative.dev"}, {"builds/logs"}));
   out.push_back(rule({"get"}, {"eventing.knative.dev"}, {"brokers/events"}));
   out.push_back(rule(kRead, {""}, {"namespaces"}));
@@ -323,7 +323,7 @@ std::vector<json::object> builtin_rbac_objects() {
       if (!is_secret(group, p)) readable.push_back(p);
     auditor.push_back(rule(kRead, {group}, readable));
   }
-  auditor.push_back(rule({"get"}, {"serving.knative.dev"}, {"services/logs"}));
+  auditor.push_back(rule({"get"}, {"serving.knative.dev"}, {"services/logs", "services/metrics"}));
   auditor.push_back(rule({"get"}, {"build.knative.dev"}, {"builds/logs"}));
   auditor.push_back(rule({"get"}, {"eventing.knative.dev"}, {"brokers/events"}));
   auditor.push_back(rule({"get", "list"}, {"elafros.dev"},

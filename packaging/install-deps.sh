@@ -23,8 +23,9 @@ packages=(
   python3-h11 clang libclang-rt-14-dev
   # the data plane's other protocols: WebSocket client and server on both ends of the proxy
   python3-websockets
-  # the dashboard's tests: a real browser, headless (driven by puppeteer-core from npm)
-  chromium
+  # the dashboard's tests: a real browser, headless (driven by puppeteer-core from npm), and
+  # hey for the load its charts must show
+  chromium hey
 )
 
 missing=()

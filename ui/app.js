@@ -1,14 +1,28 @@
 // The elafros dashboard: plain JavaScript against the daemon's own API. The session is an
 // HttpOnly cookie set by POST /ui/session; every change carries the X-CSRF-Token it returned.
-// Lists come from the API and stay live through its watch streams (no polling).
+// Lists come from the API and stay live through its watch streams, figures through the
+// servicemetrics stream; nothing polls faster than once a second.
 "use strict";
 
-const state = { csrf: "", namespace: "default", services: new Map(), watch: null };
+const state = {
+  csrf: "", user: "", namespace: "default",
+  services: new Map(), metrics: new Map(),  // by service name: the object, the latest figures
+  view: "", service: "",                     // the view shown, and its service
+  revisions: new Map(), history: [],        // the service view's revisions and chart points
+  brokers: new Map(), triggers: new Map(), sources: new Map(),
+  can: {},                                   // "verb resource" → allowed, in the namespace
+  streams: [],                               // AbortControllers of what the view follows
+  logPaused: false, logQueue: [], logSkipped: 0, logTimer: null, logStream: null,
+};
 const $ = (id) => document.getElementById(id);
+const serving = (ns) => `/apis/serving.knative.dev/v1/namespaces/${encodeURIComponent(ns)}`;
+const elafros = (ns) => `/apis/elafros.dev/v1/namespaces/${encodeURIComponent(ns)}`;
+const kMaxPoints = 120;  // two minutes of one-second figures
+const kMaxLogLines = 500;
 
-async function api(method, path, body) {
+async function api(method, path, body, contentType) {
   const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = state.csrf;
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
                                   credentials: "same-origin" });
@@ -17,10 +31,79 @@ async function api(method, path, body) {
   return { status: res.status, data };
 }
 
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+// Brings a table body to `rows` (fresh <tr>s, each with a data-key), keeping the rows and
+// cells that did not change: focus, selection and a pointer over them survive the live
+// updates, which come as often as once a second.
+function syncRows(tbody, rows) {
+  const old = new Map([...tbody.children].map((tr) => [tr.dataset.key, tr]));
+  rows.forEach((tr, at) => {
+    let cur = old.get(tr.dataset.key);
+    if (cur && cur.children.length === tr.children.length) {
+      old.delete(tr.dataset.key);
+      const fresh = [...tr.children];
+      fresh.forEach((td, i) => { if (cur.children[i].outerHTML !== td.outerHTML) cur.children[i].replaceWith(td); });
+    } else {
+      if (cur) { old.delete(tr.dataset.key); cur.remove(); }
+      cur = tr;
+    }
+    if (tbody.children[at] !== cur) tbody.insertBefore(cur, tbody.children[at] || null);
+  });
+  for (const tr of old.values()) tr.remove();
+}
+
+function condition(object, type) {
+  const conditions = (object && object.status && object.status.conditions) || [];
+  return conditions.find((c) => c.type === type) || {};
+}
+
+function readyCell(object) {
+  const ready = condition(object, "Ready");
+  return el("td", { class: ready.status === "True" ? "ready-true" : ready.status === "False" ? "ready-false" : "" },
+            ready.status || "Unknown");
+}
+
+function reasonText(object) {
+  const ready = condition(object, "Ready");
+  return ready.reason && ready.status !== "True" ? `${ready.reason}: ${ready.message || ""}` : "";
+}
+
+// --- views and navigation ----------------------------------------------------------------------
+
+const kSections = ["signin", "services", "service", "events"];
+
 function show(section) {
-  $("signin").hidden = section !== "signin";
-  $("services").hidden = section !== "services";
+  for (const s of kSections) $(s).hidden = s !== section;
   $("who").hidden = section === "signin";
+  $("nav").hidden = section === "signin";
+  for (const a of document.querySelectorAll("#nav a"))
+    a.setAttribute("aria-current", a.dataset.view === state.view ? "page" : "false");
+}
+
+function stopStreams() {
+  for (const c of state.streams) c.abort();
+  state.streams = [];
+}
+
+// The view the location names: #/ (overview), #/services/NAME, #/events.
+function route() {
+  if (!state.csrf) return;
+  stopStreams();
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const service = hash.match(/^\/services\/([^/]+)$/);
+  if (service) return openService(decodeURIComponent(service[1]));
+  if (hash === "/events") return openEvents();
+  openOverview();
 }
 
 async function start() {
@@ -30,11 +113,12 @@ async function start() {
   $("token").focus();
 }
 
-function signedIn(session) {
+async function signedIn(session) {
   state.csrf = session.csrfToken;
+  state.user = session.user;
   $("user").textContent = session.user;
-  show("services");
-  follow();
+  await loadPermissions();
+  route();
 }
 
 $("signin-form").addEventListener("submit", async (event) => {
@@ -47,105 +131,632 @@ $("signin-form").addEventListener("submit", async (event) => {
 });
 
 $("signout").addEventListener("click", async () => {
-  stopWatch();
+  stopStreams();
   await api("DELETE", "/ui/session");
   state.csrf = "";
   state.services.clear();
-  render();
+  renderServices();
   show("signin");
 });
 
-$("namespace").addEventListener("change", () => {
+$("namespace").addEventListener("change", async () => {
   state.namespace = $("namespace").value.trim() || "default";
-  follow();
+  await loadPermissions();
+  if (state.view === "service") location.hash = "#/";
+  else route();
 });
 
-function condition(service, type) {
-  const conditions = (service.status && service.status.conditions) || [];
-  return conditions.find((c) => c.type === type) || {};
+window.addEventListener("hashchange", route);
+
+// What the signed-in user may do in the namespace, from SelfSubjectAccessReviews: the page
+// hides or disables the rest (the API refuses it anyway).
+async function loadPermissions() {
+  const asks = [["delete", "serving.knative.dev", "services"], ["patch", "serving.knative.dev", "services"]];
+  const answers = await Promise.all(asks.map(([verb, group, resource]) =>
+    api("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+      apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview",
+      spec: { resourceAttributes: { namespace: state.namespace, verb, group, resource } },
+    })));
+  state.can = {};
+  asks.forEach(([verb, , resource], i) => {
+    const a = answers[i];
+    state.can[`${verb} ${resource}`] = a.status === 201 || a.status === 200 ? !!(a.data.status && a.data.status.allowed) : false;
+  });
 }
 
-function render() {
-  const rows = $("service-rows");
-  rows.replaceChildren();
-  const names = [...state.services.keys()].sort();
-  for (const name of names) {
-    const s = state.services.get(name);
-    const ready = condition(s, "Ready");
-    const tr = document.createElement("tr");
-    tr.dataset.service = name;
-    const cell = (text) => { const td = document.createElement("td"); td.textContent = text || ""; tr.append(td); return td; };
-    cell(name);
-    const url = (s.status && s.status.url) || "";
-    const link = cell("");
-    if (url) { const a = document.createElement("a"); a.href = url; a.textContent = url; link.append(a); }
-    cell((s.status && (s.status.latestReadyRevisionName || s.status.latestCreatedRevisionName)) || "");
-    const r = cell(ready.status || "Unknown");
-    r.className = ready.status === "True" ? "ready-true" : ready.status === "False" ? "ready-false" : "";
-    cell(ready.reason ? `${ready.reason}: ${ready.message || ""}` : "");
-    rows.append(tr);
+// --- streams -------------------------------------------------------------------------------------
+
+// Reads a stream of JSON lines, calling onLine for each, until it ends or is aborted.
+async function readLines(res, onLine) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let pending = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    pending += decoder.decode(value, { stream: true });
+    let newline;
+    while ((newline = pending.indexOf("\n")) >= 0) {
+      const line = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      if (line && onLine(JSON.parse(line)) === false) return;
+    }
   }
-  $("services-empty").hidden = names.length > 0;
 }
 
-function stopWatch() {
-  if (state.watch) state.watch.abort();
-  state.watch = null;
-}
-
-// Lists the namespace's services, then follows the watch from that resourceVersion; a dropped
-// stream resumes from the last one seen, and a 410 Gone lists again.
-async function follow() {
-  stopWatch();
+function newStream() {
   const controller = new AbortController();
-  state.watch = controller;
-  const base = `/apis/serving.knative.dev/v1/namespaces/${encodeURIComponent(state.namespace)}/services`;
+  state.streams.push(controller);
+  return controller;
+}
+
+// Lists a collection, then follows its watch from that resourceVersion; a dropped stream
+// resumes from the last one seen, and a 410 Gone lists again. `sink` gets reset(items),
+// put(object) and remove(object); `status` how the stream is.
+async function watchList(path, query, sink, status) {
+  const controller = newStream();
+  const sep = query ? `&${query}` : "";
   let version = "";
-  while (state.watch === controller) {
+  while (!controller.signal.aborted) {
     try {
       if (!version) {
-        const list = await api("GET", base);
+        const list = await api("GET", `${path}${query ? `?${query}` : ""}`);
         if (list.status !== 200) throw new Error((list.data && list.data.message) || `HTTP ${list.status}`);
-        state.services.clear();
-        for (const s of list.data.items || []) state.services.set(s.metadata.name, s);
+        if (controller.signal.aborted) return;
+        sink.reset(list.data.items || []);
         version = list.data.metadata.resourceVersion;
-        render();
-        $("services-error").textContent = "";
+        status("live", "");
       }
-      $("live").textContent = "live";
-      const res = await fetch(`${base}?watch=true&resourceVersion=${version}`,
+      const res = await fetch(`${path}?watch=true&allowWatchBookmarks=true&resourceVersion=${version}${sep}`,
                               { signal: controller.signal, credentials: "same-origin", headers: { Accept: "application/json" } });
       if (res.status === 410) { version = ""; continue; }
       if (res.status !== 200) throw new Error(`watch: HTTP ${res.status}`);
-      const reader = res.body.getReader();
-      const decoder = new TextDecoder();
-      let pending = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        pending += decoder.decode(value, { stream: true });
-        let newline;
-        while ((newline = pending.indexOf("\n")) >= 0) {
-          const line = pending.slice(0, newline).trim();
-          pending = pending.slice(newline + 1);
-          if (!line) continue;
-          const event = JSON.parse(line);
-          if (event.type === "ERROR") { version = ""; break; }
-          const s = event.object;
-          if (s.metadata && s.metadata.resourceVersion) version = s.metadata.resourceVersion;
-          if (event.type === "BOOKMARK") continue;
-          if (event.type === "DELETED") state.services.delete(s.metadata.name);
-          else state.services.set(s.metadata.name, s);
-          render();
-        }
-      }
+      status("live", "");
+      await readLines(res, (event) => {
+        if (event.type === "ERROR") { version = ""; return false; }
+        const o = event.object;
+        if (o.metadata && o.metadata.resourceVersion) version = o.metadata.resourceVersion;
+        if (event.type === "BOOKMARK") return true;
+        if (event.type === "DELETED") sink.remove(o);
+        else sink.put(o);
+        return true;
+      });
     } catch (e) {
       if (controller.signal.aborted) return;
-      $("services-error").textContent = `lost the live view (${e.message}); reconnecting`;
+      status("reconnecting", `lost the live view (${e.message}); reconnecting`);
     }
-    $("live").textContent = "reconnecting";
+    if (controller.signal.aborted) return;
+    status("reconnecting", "");
     await new Promise((r) => setTimeout(r, 1000));  // at most once a second
   }
+}
+
+function mapSink(map, render) {
+  return {
+    reset(items) { map.clear(); for (const o of items) map.set(o.metadata.name, o); render(); },
+    put(o) { map.set(o.metadata.name, o); render(); },
+    remove(o) { map.delete(o.metadata.name); render(); },
+  };
+}
+
+// The servicemetrics stream of the namespace (or one service): a line a second.
+async function followMetrics(service, onLine) {
+  const controller = newStream();
+  const query = `follow=true${service ? `&service=${encodeURIComponent(service)}` : ""}`;
+  while (!controller.signal.aborted) {
+    try {
+      const res = await fetch(`${elafros(state.namespace)}/servicemetrics?${query}`,
+                              { signal: controller.signal, credentials: "same-origin" });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      await readLines(res, (line) => { onLine(line); return true; });
+    } catch (e) {
+      if (controller.signal.aborted) return;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+// --- overview ------------------------------------------------------------------------------------
+
+function openOverview() {
+  state.view = "overview";
+  show("services");
+  watchList(`${serving(state.namespace)}/services`, "", mapSink(state.services, renderServices), (s, error) => {
+    $("live").textContent = s;
+    $("services-error").textContent = error;
+  });
+  followMetrics("", (line) => {
+    state.metrics.clear();
+    for (const s of line.services || []) state.metrics.set(s.name, s);
+    renderServices();
+  });
+}
+
+const fixed = (n, digits) => (typeof n === "number" ? n.toFixed(digits) : "–");
+
+function renderServices() {
+  const names = [...state.services.keys()].sort();
+  syncRows($("service-rows"), names.map((name) => {
+    const s = state.services.get(name);
+    const m = state.metrics.get(name) || {};
+    const url = (s.status && s.status.url) || "";
+    return el("tr", { "data-key": name, "data-service": name },
+      el("td", {}, el("a", { href: `#/services/${encodeURIComponent(name)}` }, name)),
+      el("td", {}, url ? el("a", { href: url }, url) : ""),
+      el("td", {}, (s.status && (s.status.latestReadyRevisionName || s.status.latestCreatedRevisionName)) || ""),
+      readyCell(s),
+      el("td", {}, reasonText(s)),
+      el("td", { class: "num" }, m.name ? `${m.readyInstances} / ${m.desiredInstances}` : "–"),
+      el("td", { class: "num" }, fixed(m.requestsPerSecond, 1)),
+      el("td", { class: "num" }, fixed(m.errorsPerSecond, 1)),
+      el("td", { class: "num" }, m.name ? String(m.coldStartsLastMinute) : "–"));
+  }));
+  $("services-empty").hidden = names.length > 0;
+}
+
+// --- the service view ----------------------------------------------------------------------------
+
+function openService(name) {
+  state.view = "service";
+  state.service = name;
+  state.history = [];
+  state.revisions.clear();
+  state.services.clear();
+  show("service");
+  $("service-title").textContent = name;
+  $("action-result").textContent = "";
+  $("act-delete").hidden = !state.can["delete services"];
+  for (const id of ["act-update", "act-split", "act-rollback"]) {
+    $(id).disabled = !state.can["patch services"];
+    $(id).title = state.can["patch services"] ? "" : "your role may not change services here";
+  }
+  const status = (s, error) => { $("service-reason").textContent = error; };
+  watchList(`${serving(state.namespace)}/services`, `fieldSelector=metadata.name%3D${encodeURIComponent(name)}`,
+            mapSink(state.services, renderService), status);
+  watchList(`${serving(state.namespace)}/revisions`,
+            `labelSelector=serving.knative.dev%2Fservice%3D${encodeURIComponent(name)}`,
+            mapSink(state.revisions, renderService), status);
+  followMetrics(name, (line) => {
+    const m = (line.services || []).find((s) => s.name === name) || { revisions: [] };
+    state.history.push({ t: line.timeUnixMs, m });
+    if (state.history.length > kMaxPoints) state.history.shift();
+    renderCharts();
+  });
+  followLogs();
+}
+
+function currentService() { return state.services.get(state.service); }
+
+// Revisions newest first.
+function revisionList() {
+  return [...state.revisions.values()].sort((a, b) =>
+    (b.metadata.creationTimestamp || "").localeCompare(a.metadata.creationTimestamp || "") ||
+    b.metadata.name.localeCompare(a.metadata.name));
+}
+
+function trafficOf(s) { return (s && s.status && s.status.traffic) || []; }
+
+function renderService() {
+  const s = currentService();
+  if (!s) return;
+  const ready = condition(s, "Ready");
+  $("service-ready").textContent = ready.status === "True" ? "Ready" : `Ready: ${ready.status || "Unknown"}`;
+  $("service-ready").className = ready.status === "True" ? "ready-true" : ready.status === "False" ? "ready-false" : "";
+  const url = (s.status && s.status.url) || "";
+  $("service-url").textContent = url;
+  $("service-url").href = url || "#";
+  $("service-reason").textContent = reasonText(s);
+
+  // The traffic bar: one segment per target, its width its percent.
+  const bar = $("traffic-bar");
+  bar.replaceChildren();
+  const tags = $("traffic-tags");
+  tags.replaceChildren();
+  const percentOf = new Map();
+  trafficOf(s).forEach((t, i) => {
+    const rev = t.revisionName || "";
+    percentOf.set(rev, (percentOf.get(rev) || 0) + (t.percent || 0));
+    if (t.percent > 0) {
+      const seg = el("div", { class: `segment c${i % 6}`, "data-revision": rev, "data-percent": String(t.percent),
+                              title: `${rev}: ${t.percent}%` }, `${rev}${t.tag ? ` (${t.tag})` : ""} ${t.percent}%`);
+      seg.style.width = `${t.percent}%`;  // CSSOM, which the page's CSP allows (an attribute it would not)
+      bar.append(seg);
+    }
+    if (t.tag)
+      tags.append(el("li", {}, `${t.tag} → ${rev}: `, t.url ? el("a", { href: t.url }, t.url) : ""));
+  });
+  bar.setAttribute("aria-label", `Traffic split: ${trafficOf(s).map((t) => `${t.revisionName} ${t.percent}%`).join(", ")}`);
+
+  const rows = [];
+  const failures = $("failures");
+  failures.replaceChildren();
+  const select = $("log-revision");
+  const names = ["", ...revisionList().map((r) => r.metadata.name)];
+  if ([...select.options].map((o) => o.value).join(" ") !== names.join(" ")) {
+    const chosen = select.value;
+    select.replaceChildren(...names.map((n) => el("option", { value: n, selected: n === chosen }, n || "all")));
+  }
+  for (const r of revisionList()) {
+    const name = r.metadata.name;
+    const container = ((r.spec && r.spec.containers) || [])[0] || {};
+    rows.push(el("tr", { "data-key": name, "data-revision": name },
+      el("td", {}, name), el("td", {}, r.metadata.creationTimestamp || ""), el("td", {}, container.image || ""),
+      readyCell(r), el("td", {}, reasonText(r)),
+      el("td", { class: "num" }, `${percentOf.get(name) || 0}%`)));
+    for (const c of (r.status && r.status.conditions) || [])
+      if (c.status === "False")
+        failures.append(el("li", {}, `${name}: ${c.type} ${c.reason || ""}${c.message ? ` — ${c.message}` : ""}`));
+  }
+  syncRows($("revision-rows"), rows);
+  if (!failures.children.length) failures.append(el("li", { class: "help" }, "none"));
+}
+
+// A small line chart: every series over the chart's points, scaled to the largest value.
+function lineChart(svg, legend, series) {
+  const ns = "http://www.w3.org/2000/svg";
+  svg.replaceChildren();
+  const w = 300, h = 90, pad = 4;
+  let max = 1;
+  for (const s of series) for (const v of s.values) if (typeof v === "number" && v > max) max = v;
+  for (const s of series) {
+    const points = s.values.map((v, i) => {
+      const x = pad + (w - 2 * pad) * (s.values.length <= 1 ? 1 : i / (kMaxPoints - 1));
+      const y = h - pad - (h - 2 * pad) * ((typeof v === "number" ? v : 0) / max);
+      return `${x.toFixed(1)},${y.toFixed(1)}`;
+    });
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", points.join(" "));
+    line.setAttribute("class", s.cls);
+    svg.append(line);
+  }
+  legend.replaceChildren(...series.map((s) => {
+    const last = s.values[s.values.length - 1];
+    return el("span", { class: `key ${s.cls}` }, `${s.name} ${fixed(last, s.digits)}`);
+  }), el("span", { class: "help" }, ` max ${fixed(max, 1)}`));
+}
+
+function renderCharts() {
+  const pts = state.history.map((p) => p.m);
+  const series = (f) => pts.map(f);
+  lineChart($("chart-rps"), $("legend-rps"), [{ name: "req/s", cls: "s0", digits: 1, values: series((m) => m.requestsPerSecond || 0) },
+                                              { name: "errors/s", cls: "s1", digits: 1, values: series((m) => m.errorsPerSecond || 0) }]);
+  lineChart($("chart-latency"), $("legend-latency"), [{ name: "p50", cls: "s0", digits: 1, values: series((m) => m.latencyP50Ms) },
+                                                      { name: "p99", cls: "s1", digits: 1, values: series((m) => m.latencyP99Ms) }]);
+  lineChart($("chart-instances"), $("legend-instances"), [{ name: "desired", cls: "s0", digits: 0, values: series((m) => m.desiredInstances || 0) },
+                                                          { name: "ready", cls: "s1", digits: 0, values: series((m) => m.readyInstances || 0) }]);
+  lineChart($("chart-cold"), $("legend-cold"), [{ name: "cold starts", cls: "s0", digits: 0, values: series((m) => m.coldStartsLastMinute || 0) },
+                                                { name: "queued", cls: "s1", digits: 0, values: series((m) => m.queued || 0) }]);
+  const last = pts[pts.length - 1];
+  $("chart-rps").dataset.last = last ? String(last.requestsPerSecond || 0) : "0";
+}
+
+// --- logs ------------------------------------------------------------------------------------------
+
+async function followLogs() {
+  const controller = newStream();
+  state.logStream = controller;
+  const list = $("log-lines");
+  list.replaceChildren();
+  state.logQueue = [];
+  state.logSkipped = 0;
+  const revision = $("log-revision").value;
+  const query = `follow=true&tailLines=100${revision ? `&revision=${encodeURIComponent(revision)}` : ""}`;
+  const path = `${elafros(state.namespace)}/services/${encodeURIComponent(state.service)}/logs?${query}`;
+  while (!controller.signal.aborted) {
+    try {
+      const res = await fetch(path, { signal: controller.signal, credentials: "same-origin" });
+      if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+      $("log-state").textContent = "following";
+      list.replaceChildren();
+      await readLines(res, (line) => { addLogLine(line); return true; });
+    } catch (e) {
+      if (controller.signal.aborted) return;
+      $("log-state").textContent = `reconnecting (${e.message})`;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function logMatches(li) {
+  const filter = $("log-filter").value;
+  return !filter || li.textContent.includes(filter);
+}
+
+// Lines are drawn in batches, at most 5 times a second, and only the latest kMaxLogLines of a
+// batch: an app that logs every request under load cannot freeze the page.
+function addLogLine(line) {
+  state.logQueue.push(line);
+  if (state.logQueue.length > kMaxLogLines) { state.logQueue.shift(); state.logSkipped++; }
+  if (!state.logPaused && !state.logTimer) state.logTimer = setTimeout(flushLogs, 200);
+}
+
+function logItem(line) {
+  const stderr = line.stream === "stderr";
+  const li = el("li", { class: stderr ? "stderr" : "" },
+    el("time", {}, (line.time || "").replace(/^.*T/, "")), " ",
+    el("span", { class: "src" }, `${line.instance || line.revision}${line.container ? `/${line.container}` : ""}`), " ",
+    stderr ? el("span", { class: "badge", title: "written to stderr" }, "stderr") : null, stderr ? " " : null,
+    el("span", { class: "msg" }, line.message));
+  li.hidden = !logMatches(li);
+  return li;
+}
+
+function flushLogs() {
+  state.logTimer = null;
+  if (state.logPaused) return;
+  const list = $("log-lines");
+  const follow = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+  const batch = document.createDocumentFragment();
+  if (state.logSkipped) batch.append(el("li", { class: "help" }, `… ${state.logSkipped} line(s) skipped (more than ${kMaxLogLines} at once)`));
+  for (const line of state.logQueue) batch.append(logItem(line));
+  state.logQueue = [];
+  state.logSkipped = 0;
+  list.append(batch);
+  while (list.children.length > kMaxLogLines) list.firstElementChild.remove();
+  if (follow) list.scrollTop = list.scrollHeight;
+}
+
+$("log-filter").addEventListener("input", () => {
+  for (const li of $("log-lines").children) li.hidden = !logMatches(li);
+});
+$("log-pause").addEventListener("change", () => {
+  state.logPaused = $("log-pause").checked;
+  $("log-state").textContent = state.logPaused ? "paused" : "following";
+  if (!state.logPaused) flushLogs();
+});
+$("log-revision").addEventListener("change", () => {
+  // Only the log stream restarts; the service's other streams go on.
+  if (state.logStream) {
+    state.logStream.abort();
+    state.streams = state.streams.filter((c) => c !== state.logStream);
+  }
+  followLogs();
+});
+
+// --- actions, each with a confirm step --------------------------------------------------------
+
+// Opens the dialog with a form; `review` returns {changes: [text], apply: async () => result}
+// or throws an Error saying what to fix. The second press applies.
+function openDialog(title, body, review) {
+  const dialog = $("dialog");
+  $("dialog-title").textContent = title;
+  $("dialog-body").replaceChildren(...body);
+  $("dialog-confirm").hidden = true;
+  $("dialog-error").textContent = "";
+  $("dialog-next").textContent = "Review";
+  $("dialog-next").disabled = false;
+  let pending = null;
+  $("dialog-form").onsubmit = async (event) => {
+    event.preventDefault();
+    $("dialog-error").textContent = "";
+    if (!pending) {
+      try { pending = review(); } catch (e) { $("dialog-error").textContent = e.message; return; }
+      $("dialog-changes").replaceChildren(...pending.changes.map((c) => el("li", {}, c)));
+      $("dialog-confirm").hidden = false;
+      $("dialog-next").textContent = "Confirm";
+      for (const input of $("dialog-body").querySelectorAll("input,textarea")) input.disabled = true;
+      $("dialog-next").focus();
+      return;
+    }
+    $("dialog-next").disabled = true;
+    const r = await pending.apply();
+    $("dialog-next").disabled = false;
+    if (r.status >= 200 && r.status < 300) {
+      dialog.close();
+      $("action-result").textContent = pending.done;
+      return;
+    }
+    $("dialog-error").textContent = (r.data && r.data.message) || `the change was refused (HTTP ${r.status})`;
+    pending = null;
+    $("dialog-next").textContent = "Review";
+    for (const input of $("dialog-body").querySelectorAll("input,textarea")) input.disabled = false;
+  };
+  $("dialog-cancel").onclick = () => dialog.close();
+  dialog.showModal();
+}
+
+function servicePath() { return `${serving(state.namespace)}/services/${encodeURIComponent(state.service)}`; }
+const mergePatch = (body) => api("PATCH", servicePath(), body, "application/merge-patch+json");
+
+// Targets as a spec.traffic list: the revisions' percents, and every tag kept at its revision.
+function trafficSpec(percents, s) {
+  const spec = [];
+  for (const [rev, percent] of percents) if (percent > 0) spec.push({ revisionName: rev, percent });
+  for (const t of (s.spec && s.spec.traffic) || [])
+    if (t.tag) spec.push({ tag: t.tag, revisionName: t.revisionName || s.status.latestReadyRevisionName, percent: 0 });
+  return spec;
+}
+
+const describeTraffic = (list) => list.filter((t) => t.percent > 0).map((t) => `${t.revisionName} ${t.percent}%`).join(", ") || "none";
+
+$("act-split").addEventListener("click", () => {
+  const s = currentService();
+  if (!s) return;
+  const now = new Map();
+  for (const t of trafficOf(s)) now.set(t.revisionName, (now.get(t.revisionName) || 0) + t.percent);
+  const ready = revisionList().filter((r) => condition(r, "Ready").status === "True");
+  const sum = el("p", { id: "split-sum", class: "help", role: "status" });
+  const inputs = ready.map((r) => {
+    const name = r.metadata.name;
+    const range = el("input", { type: "range", min: 0, max: 100, step: 1, value: now.get(name) || 0, id: `split-range-${name}` });
+    const number = el("input", { type: "number", min: 0, max: 100, step: 1, value: now.get(name) || 0, id: `split-${name}`,
+                                 class: "split-percent", "data-revision": name });
+    range.setAttribute("aria-label", `${name} percent`);
+    range.oninput = () => { number.value = range.value; total(); };
+    number.oninput = () => { range.value = number.value; total(); };
+    return { name, number, row: el("div", { class: "split" }, el("label", { htmlFor: number.id }, name), range, number, "%") };
+  });
+  function total() {
+    const n = inputs.reduce((a, i) => a + (Number(i.number.value) || 0), 0);
+    sum.textContent = `Sum: ${n}%${n === 100 ? "" : " (must be 100)"}`;
+    $("dialog-next").disabled = n !== 100;
+    return n;
+  }
+  openDialog(`Split the traffic of ${state.service}`, [...inputs.map((i) => i.row), sum], () => {
+    const n = total();
+    if (n !== 100) throw new Error(`the percents add up to ${n}; make them 100`);
+    const percents = inputs.map((i) => [i.name, Number(i.number.value)]);
+    for (const [name, p] of percents)
+      if (!Number.isInteger(p) || p < 0 || p > 100) throw new Error(`${name}: a percent is a whole number from 0 to 100`);
+    const spec = trafficSpec(percents, s);
+    return {
+      changes: [`traffic of ${state.service}: ${describeTraffic(trafficOf(s))} → ${describeTraffic(spec)}`],
+      apply: () => mergePatch({ spec: { traffic: spec } }),
+      done: `Traffic of ${state.service} is now ${describeTraffic(spec)}.`,
+    };
+  });
+  total();
+});
+
+$("act-rollback").addEventListener("click", () => {
+  const s = currentService();
+  if (!s) return;
+  // The revision serving most now, and the newest Ready one created before it (as the CLI).
+  let serving = "", most = -1;
+  for (const t of trafficOf(s)) if (t.percent > most) { most = t.percent; serving = t.revisionName; }
+  const older = revisionList().filter((r) => condition(r, "Ready").status === "True");
+  const at = older.findIndex((r) => r.metadata.name === serving);
+  const target = at >= 0 ? older[at + 1] : older[1];
+  const body = [el("p", {}, target ? `Send 100% of the traffic to ${target.metadata.name}, the Ready revision before ${serving}.`
+                                   : `No Ready revision older than ${serving || "the current one"} to roll back to.`)];
+  openDialog(`Roll back ${state.service}`, body, () => {
+    if (!target) throw new Error("there is no older Ready revision; roll back needs one that served");
+    const spec = trafficSpec([[target.metadata.name, 100]], s);
+    return {
+      changes: [`traffic of ${state.service}: ${describeTraffic(trafficOf(s))} → ${target.metadata.name} 100%`],
+      apply: () => mergePatch({ spec: { traffic: spec } }),
+      done: `Rolled back: 100% of ${state.service}'s traffic goes to ${target.metadata.name}.`,
+    };
+  });
+});
+
+$("act-update").addEventListener("click", () => {
+  const s = currentService();
+  if (!s) return;
+  const containers = JSON.parse(JSON.stringify((s.spec.template.spec && s.spec.template.spec.containers) || []));
+  const main = containers.find((c) => c.ports && c.ports.length) || containers[0] || {};
+  const image = el("input", { id: "update-image", value: main.image || "", size: 40 });
+  const env = el("textarea", { id: "update-env", rows: 5, cols: 40,
+                               value: (main.env || []).filter((e) => e.value !== undefined).map((e) => `${e.name}=${e.value}`).join("\n") });
+  openDialog(`Update ${state.service}`, [
+    el("label", { htmlFor: "update-image" }, "Image"), image,
+    el("label", { htmlFor: "update-env" }, "Environment, one NAME=VALUE a line"), env,
+    el("p", { class: "help" }, "A change makes a new revision, which takes the traffic that follows the latest."),
+  ], () => {
+    const img = image.value.trim();
+    if (!img) throw new Error("the image is empty; name one, e.g. hello or registry/app@sha256:…");
+    const vars = [];
+    for (const [i, raw] of env.value.split("\n").entries()) {
+      const line = raw.trim();
+      if (!line) continue;
+      const eq = line.indexOf("=");
+      if (eq <= 0) throw new Error(`environment line ${i + 1} ("${line}") is not NAME=VALUE`);
+      const name = line.slice(0, eq);
+      if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new Error(`environment line ${i + 1}: "${name}" is not a valid variable name`);
+      vars.push({ name, value: line.slice(eq + 1) });
+    }
+    const changes = [];
+    if (img !== main.image) changes.push(`image: ${main.image} → ${img}`);
+    const before = new Map((main.env || []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    for (const v of vars) if (before.get(v.name) !== v.value) changes.push(`env ${v.name}: ${before.has(v.name) ? before.get(v.name) : "(unset)"} → ${v.value}`);
+    for (const [name] of before) if (!vars.some((v) => v.name === name)) changes.push(`env ${name}: removed`);
+    if (!changes.length) throw new Error("nothing changed; edit the image or the environment first");
+    main.image = img;
+    main.env = [...(main.env || []).filter((e) => e.value === undefined), ...vars];
+    const template = { spec: { containers } };
+    if (s.spec.template.metadata && s.spec.template.metadata.name) template.metadata = { name: null };
+    return {
+      changes: [...changes, "a new revision of " + state.service],
+      apply: () => mergePatch({ spec: { template } }),
+      done: `Updated ${state.service}: a new revision is on its way.`,
+    };
+  });
+});
+
+$("act-delete").addEventListener("click", () => {
+  const name = state.service;
+  openDialog(`Delete ${name}`, [el("p", {}, `Delete service ${name}, its revisions and its instances. This cannot be undone.`)], () => ({
+    changes: [`service ${name} in ${state.namespace}: deleted, with every revision and instance`],
+    apply: () => api("DELETE", servicePath()),
+    done: `Deleted ${name}.`,
+  }));
+});
+
+// --- events --------------------------------------------------------------------------------------
+
+function openEvents() {
+  state.view = "events";
+  show("events");
+  const ns = encodeURIComponent(state.namespace);
+  const status = (s, error) => { $("feed-state").textContent = error || ""; };
+  watchList(`/apis/eventing.knative.dev/v1/namespaces/${ns}/brokers`, "", mapSink(state.brokers, renderBrokers), status);
+  watchList(`/apis/eventing.knative.dev/v1/namespaces/${ns}/triggers`, "", mapSink(state.triggers, renderTriggers), status);
+  watchList(`/apis/sources.knative.dev/v1/namespaces/${ns}/pingsources`, "", mapSink(state.sources, renderSources), status);
+  followFeed();
+}
+
+function sinkText(sink) {
+  if (!sink) return "";
+  if (sink.uri) return sink.uri;
+  if (sink.ref) return `${sink.ref.kind} ${sink.ref.name}`;
+  return "";
+}
+
+function renderBrokers() {
+  syncRows($("broker-rows"), [...state.brokers.values()].map((b) =>
+    el("tr", { "data-key": b.metadata.name, "data-broker": b.metadata.name }, el("td", {}, b.metadata.name),
+       el("td", {}, (b.status && b.status.address && b.status.address.url) || ""), readyCell(b),
+       el("td", {}, sinkText(b.spec && b.spec.delivery && b.spec.delivery.deadLetterSink)))));
+  const select = $("feed-broker");
+  const chosen = select.value;
+  select.replaceChildren(...[...state.brokers.keys()].sort().map((n) => el("option", { value: n, selected: n === chosen }, n)));
+}
+
+function renderTriggers() {
+  syncRows($("trigger-rows"), [...state.triggers.values()].map((t) => {
+    const attrs = (t.spec.filter && t.spec.filter.attributes) || {};
+    const filter = Object.entries(attrs).map(([k, v]) => `${k}=${v}`).join(", ") || "(every event)";
+    return el("tr", { "data-key": t.metadata.name, "data-trigger": t.metadata.name }, el("td", {}, t.metadata.name), el("td", {}, t.spec.broker || "default"),
+              el("td", {}, filter), el("td", {}, sinkText(t.spec.subscriber)), readyCell(t));
+  }));
+}
+
+function renderSources() {
+  syncRows($("source-rows"), [...state.sources.values()].map((p) =>
+    el("tr", { "data-key": p.metadata.name }, el("td", {}, p.metadata.name), el("td", {}, "PingSource"), el("td", {}, (p.spec && p.spec.schedule) || ""),
+       el("td", {}, sinkText(p.spec && p.spec.sink)), readyCell(p))));
+}
+
+// The broker's events come from its event log, read every 2 s while the view is open.
+async function followFeed() {
+  const controller = newStream();
+  while (!controller.signal.aborted) {
+    const broker = $("feed-broker").value;
+    if (broker) {
+      const r = await api("GET", `${elafros(state.namespace)}/brokers/${encodeURIComponent(broker)}/events?limit=50`);
+      if (controller.signal.aborted) return;
+      if (r.status === 200) { renderFeed(r.data.items || []); $("feed-state").textContent = "live"; }
+      else $("feed-state").textContent = (r.data && r.data.message) || `HTTP ${r.status}`;
+    }
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+}
+
+function renderFeed(items) {
+  const rows = [], dead = [];
+  for (const e of items) {
+    const a = e.attributes || {};
+    const deliveries = (e.deliveries || []).map((d) =>
+      el("span", { class: `delivery ${d.state}`, "data-trigger": d.trigger }, `${d.trigger}: ${d.state}${d.lastCode ? ` (${d.lastCode})` : ""}`));
+    rows.push(el("tr", { "data-key": String(e.sequence), "data-event": a.id || "" }, el("td", {}, e.received), el("td", {}, a.type || ""), el("td", {}, a.source || ""),
+                 el("td", {}, a.id || ""), el("td", {}, ...(deliveries.length ? deliveries : ["no trigger matched"]))));
+    for (const d of e.deliveries || [])
+      if (d.state !== "delivered" && d.state !== "pending")
+        dead.push(el("tr", { "data-key": `${e.sequence}/${d.trigger}` }, el("td", {}, a.id || ""), el("td", {}, d.trigger), el("td", {}, d.state), el("td", { class: "num" }, String(d.lastCode || "")),
+                     el("td", {}, d.lastError || ""), el("td", {}, `${e.dataBytes} bytes`)));
+  }
+  syncRows($("feed-rows"), rows);
+  syncRows($("dead-rows"), dead);
 }
 
 start();

@@ -14,6 +14,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <charconv>
+#include <deque>
+#include <map>
 
 #include "api/daemon_api.hpp"
 #include "api/log_follow.hpp"
@@ -316,6 +318,182 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     co_return ended && !follow;
   }
 
+  // One reading of a revision's counters, for the metrics stream's rates and windows.
+  struct RevisionReading {
+    std::uint64_t requests = 0, errors = 0, cold_starts = 0;
+    Histogram::Snapshot latency;
+  };
+  struct MetricsReading {
+    std::chrono::steady_clock::time_point at;
+    std::map<std::string, RevisionReading> revisions;  // by revision name
+  };
+
+  MetricsReading read_metrics(const std::string& ns, const std::string& service) const {
+    MetricsReading m;
+    m.at = std::chrono::steady_clock::now();
+    for (const auto& r : p_.reconciler.revision_metrics()) {
+      if (r.namespace_ != ns || (!service.empty() && r.service != service) || !r.stats) continue;
+      RevisionReading& x = m.revisions[r.revision];
+      for (const auto& n : r.stats->metrics.by_class) x.requests += n.load(std::memory_order_relaxed);
+      x.errors = r.stats->metrics.by_class[4].load(std::memory_order_relaxed);
+      x.cold_starts = r.stats->metrics.cold_starts.load(std::memory_order_relaxed);
+      x.latency = r.stats->metrics.latency.read();
+    }
+    return m;
+  }
+
+  // The line the metrics stream sends now: per service and revision, the rates over the last
+  // second, latency quantiles over the last 10 s, cold starts over the last minute, and the
+  // autoscaler's desired and ready instances. `history` holds the earlier readings, oldest
+  // first (at most a minute of them).
+  json::object metrics_line(const std::string& ns, const std::string& service,
+                            const std::deque<MetricsReading>& history) const {
+    const MetricsReading& now = history.back();
+    auto earlier = [&history, &now](std::chrono::seconds ago) -> const MetricsReading* {
+      const MetricsReading* best = nullptr;
+      for (const auto& h : history)
+        if (&h != &now && now.at - h.at <= ago + std::chrono::milliseconds(500)) {
+          best = &h;
+          break;
+        }
+      return best;
+    };
+    const MetricsReading* second = history.size() >= 2 ? &history[history.size() - 2] : nullptr;
+    const MetricsReading* ten = earlier(std::chrono::seconds(10));
+    const MetricsReading* minute = earlier(std::chrono::seconds(60));
+    auto seconds_between = [](const MetricsReading* a, const MetricsReading& b) {
+      return a ? std::chrono::duration<double>(b.at - a->at).count() : 0.0;
+    };
+    auto delta = [](const MetricsReading* a, const std::string& rev, auto field,
+                    std::uint64_t now_value) -> std::uint64_t {
+      if (!a) return 0;
+      auto it = a->revisions.find(rev);
+      std::uint64_t before = it == a->revisions.end() ? 0 : field(it->second);
+      return now_value >= before ? now_value - before : 0;
+    };
+    auto requests = [](const RevisionReading& x) { return x.requests; };
+    auto errors = [](const RevisionReading& x) { return x.errors; };
+    auto colds = [](const RevisionReading& x) { return x.cold_starts; };
+    const double dt = seconds_between(second, now);
+
+    struct Sum {
+      double rps = 0, eps = 0;
+      std::uint64_t cold = 0;
+      Histogram::Snapshot latency;
+      int desired = 0, ready = 0;
+      std::int64_t in_flight = 0, queued = 0;
+      json::array revisions;
+    };
+    std::map<std::string, Sum> services;
+    auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.at.time_since_epoch())
+                      .count();
+    for (const auto& r : p_.reconciler.revision_metrics()) {
+      if (r.namespace_ != ns || (!service.empty() && r.service != service) || !r.stats) continue;
+      auto it = now.revisions.find(r.revision);
+      if (it == now.revisions.end()) continue;
+      const RevisionReading& x = it->second;
+      Sum& s = services[r.service];
+      double rps = dt > 0 ? static_cast<double>(delta(second, r.revision, requests, x.requests)) / dt : 0;
+      double eps = dt > 0 ? static_cast<double>(delta(second, r.revision, errors, x.errors)) / dt : 0;
+      std::uint64_t cold = delta(minute ? minute : nullptr, r.revision, colds, x.cold_starts);
+      Histogram::Snapshot window = x.latency;
+      if (ten) {
+        auto before = ten->revisions.find(r.revision);
+        if (before != ten->revisions.end()) window = x.latency.minus(before->second.latency);
+      }
+      std::int64_t in_flight = r.stats->read(now_ns).in_flight;
+      std::int64_t queued = r.stats->metrics.queued.load(std::memory_order_relaxed);
+      s.rps += rps;
+      s.eps += eps;
+      s.cold += cold;
+      for (std::size_t i = 0; i < window.counts.size(); ++i) s.latency.counts[i] += window.counts[i];
+      s.latency.sum += window.sum;
+      s.desired += r.desired;
+      s.ready += r.actual;
+      s.in_flight += in_flight;
+      s.queued += queued;
+      s.revisions.push_back(json::object{{"name", r.revision},
+                                         {"requestsPerSecond", rps},
+                                         {"errorsPerSecond", eps},
+                                         {"desiredInstances", r.desired},
+                                         {"readyInstances", r.actual},
+                                         {"inFlight", in_flight},
+                                         {"queued", queued},
+                                         {"coldStartsLastMinute", cold},
+                                         {"requestsTotal", x.requests},
+                                         {"restarts", r.restarts}});
+    }
+    json::array items;
+    for (auto& [name, s] : services) {
+      bool seen = s.latency.count() > 0;
+      items.push_back(json::object{
+          {"name", name},
+          {"requestsPerSecond", s.rps},
+          {"errorsPerSecond", s.eps},
+          {"latencyP50Ms", seen ? json::value(s.latency.quantile(0.5) * 1000) : json::value(nullptr)},
+          {"latencyP99Ms", seen ? json::value(s.latency.quantile(0.99) * 1000) : json::value(nullptr)},
+          {"desiredInstances", s.desired},
+          {"readyInstances", s.ready},
+          {"inFlight", s.in_flight},
+          {"queued", s.queued},
+          {"coldStartsLastMinute", s.cold},
+          {"revisions", std::move(s.revisions)}});
+    }
+    auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+    return json::object{{"kind", "ServiceMetrics"},
+                        {"namespace", ns},
+                        {"timeUnixMs", unix_ms},
+                        {"intervalSeconds", dt},
+                        {"services", std::move(items)}};
+  }
+
+  // The live figures of a namespace's services (or one, with service=NAME) as JSON lines:
+  // one now, and with follow=true one a second after it until the client goes away. What the
+  // dashboard's charts draw; the counters behind them are /metrics'.
+  awaitable<bool> service_metrics(ApiRequest& req, Responder& r) {
+    std::string ns = req.param("namespace");
+    std::string service = req.query_value("service").value_or("");
+    std::string follow_text = req.query_value("follow").value_or("");
+    if (!follow_text.empty() && follow_text != "true" && follow_text != "false")
+      co_return co_await r.send_error(Error::bad_request(
+          fmt::format("follow must be true or false, not \"{}\"", follow_text)));
+    const bool follow = follow_text == "true";
+    std::deque<MetricsReading> history;
+    history.push_back(read_metrics(ns, service));
+    if (!follow) {
+      json::value line = metrics_line(ns, service, history);
+      co_return co_await r.send_json(200, line);
+    }
+    struct Follow {
+      explicit Follow(const asio::any_io_executor& ex) : tick(ex) {}
+      asio::steady_timer tick;
+      bool closed = false;
+    };
+    auto state = std::make_shared<Follow>(p_.control.get_executor());
+    bool ok = co_await r.begin_stream(200, "application/x-ndjson");
+    if (ok)
+      r.notify_close([state, ex = p_.control.get_executor()] {
+        asio::post(ex, [state] {
+          state->closed = true;
+          state->tick.cancel();
+        });
+      });
+    while (ok && !state->closed) {
+      std::string text = json::serialize(metrics_line(ns, service, history));
+      text += '\n';
+      ok = co_await r.send_chunk(std::move(text));
+      if (!ok) break;
+      state->tick.expires_after(std::chrono::seconds(1));
+      co_await state->tick.async_wait(kAwait);
+      if (state->closed) break;
+      history.push_back(read_metrics(ns, service));
+      while (history.size() > 62) history.pop_front();
+    }
+    co_return false;  // a follow ends with the connection
+  }
+
   // A broker's latest events and what became of each delivery, newest first (limit: 50 by
   // default, at most 1000): what 'elafros broker events' and describe show.
   awaitable<bool> broker_events(ApiRequest& req, Responder& r) {
@@ -395,6 +573,8 @@ void add_operation_routes(Router& router, const DaemonApiParts& parts, DaemonInf
              bind(&OperationsApi::logs));
   router.add("GET", "/apis/elafros.dev/v1/namespaces/{namespace}/brokers/{name}/events",
              bind(&OperationsApi::broker_events));
+  router.add("GET", "/apis/elafros.dev/v1/namespaces/{namespace}/servicemetrics",
+             bind(&OperationsApi::service_metrics));
 }
 
 MetricsText add_metrics_route(Router& router, const DaemonApiParts& parts, DaemonInfo info) {

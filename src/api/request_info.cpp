@@ -58,6 +58,8 @@ constexpr std::array kEndpoints{
              "build.knative.dev", "builds", "logs"},
     Endpoint{"GET", "/apis/elafros.dev/v1/namespaces/{namespace}/brokers/{name}/events", "get",
              "eventing.knative.dev", "brokers", "events"},
+    Endpoint{"GET", "/apis/elafros.dev/v1/namespaces/{namespace}/servicemetrics", "get",
+             "serving.knative.dev", "services", "metrics"},
 };
 
 bool match(const Endpoint& e, const std::string& method, const std::vector<std::string>& parts,

@@ -1,18 +1,61 @@
 // The dashboard in Debian's chromium, headless, over the DevTools protocol (puppeteer-core),
-// against a real elafrosd: sign-in (a wrong token refused), the live service list, the CSRF
-// rule for changes, sign-out. Screenshots go to $UI_OUT. Prints one line per check; exits 1 if
-// any failed.
-//   node dashboard.test.js   (env: UI_URL, UI_TOKEN, UI_SPKI, UI_OUT, ELAFROS, ELAFROS_SOCKET)
+// against a real elafrosd: sign-in (a wrong token refused), the live service list, the service
+// view (charts under a hey load, update, rollback, a 50/50 split, delete, each through its
+// confirm step and checked by the CLI), the live log tail, the events feed, a viewer's page and
+// its refused delete, the CSRF rule for changes, sign-out, the first paint and the page weight,
+// and the daemon's RSS with 10 dashboards open. Screenshots go to $UI_OUT. Prints one line per
+// check; exits 1 if any failed.
+//   node dashboard.test.js
+//   (env: UI_URL, UI_TOKEN, UI_SPKI, UI_OUT, ELAFROS, ELAFROS_SOCKET, ELAFROSD_PID)
 "use strict";
 const fs = require("fs");
 const path = require("path");
-const { execFileSync } = require("child_process");
+const os = require("os");
+const { execFileSync, spawn } = require("child_process");
 const puppeteer = require("puppeteer-core");
 
 const base = process.env.UI_URL;  // https://localhost:PORT
 const out = process.env.UI_OUT;
 const cli = (...args) => execFileSync(process.env.ELAFROS, ["--socket", process.env.ELAFROS_SOCKET, ...args],
                                       { encoding: "utf8" });
+const cliInput = (input, ...args) => execFileSync(process.env.ELAFROS, ["--socket", process.env.ELAFROS_SOCKET, ...args],
+                                                  { encoding: "utf8", input });
+// The page weight budget the README states: every byte the dashboard loads, uncompressed.
+const kPageBudget = 64 * 1024;
+// The daemon's RSS with 10 dashboards open on a service view (each following 2 watches, the
+// metrics stream and the logs), as the README states it.
+const kRssBoundMiB = 64;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Polls fn (at most every 200 ms) until it returns a truthy value or `ms` pass.
+async function until(ms, fn) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v || Date.now() > end) return v;
+    await sleep(200);
+  }
+}
+const rssMiB = () => {
+  const m = fs.readFileSync(`/proc/${process.env.ELAFROSD_PID}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+const traffic = (name) => {
+  const s = JSON.parse(cli("service", "describe", name, "-o", "json"));
+  return ((s.status && s.status.traffic) || []).filter((t) => t.percent > 0)
+    .map((t) => `${t.revisionName}=${t.percent}`).sort().join(",");
+};
+// Goes through an action's dialog: Review, then (after `between`) Confirm; returns the changes
+// the confirm step named.
+async function confirmDialog(page, between) {
+  await page.waitForSelector("#dialog[open]", { timeout: 10000 });
+  if (between) await between();
+  await page.click("#dialog-next");
+  await page.waitForSelector("#dialog-confirm:not([hidden])", { timeout: 10000 });
+  const changes = await page.$eval("#dialog-changes", (e) => e.textContent);
+  await page.click("#dialog-next");
+  await page.waitForFunction(() => !document.getElementById("dialog").open, { timeout: 15000 });
+  return changes;
+}
 let failures = 0;
 const check = (what, ok, detail = "") => {
   console.log(`${ok ? "ok  " : "FAIL"} - ${what}${ok || !detail ? "" : `: ${detail}`}`);
@@ -35,7 +78,7 @@ const check = (what, ok, detail = "") => {
     await page.setViewport({ width: 1100, height: 640 });
     // Expected refusals: the first GET /ui/session (nobody signed in), the wrong token's 401, the
     // CSRF-less POST's 403, and the session after sign-out.
-    const expected = (url) => url.endsWith("/ui/session") || url.includes("/services");
+    const expected = (url) => url.endsWith("/ui/session") || url.includes("/services") || url.includes("follow=maybe");
     page.on("console", (m) => {
       if (m.type() !== "error") return;
       const url = (m.location() && m.location().url) || "";
@@ -45,7 +88,8 @@ const check = (what, ok, detail = "") => {
     page.on("pageerror", (e) => consoleErrors.push(String(e)));
     page.on("requestfailed", (r) => {
       const why = r.failure() ? r.failure().errorText : "";
-      if (why === "net::ERR_ABORTED" && r.url().includes("watch=true")) return;  // the watch, ended on purpose
+      // Streams the page ends on purpose when it leaves a view: watches, metrics, logs.
+      if (why === "net::ERR_ABORTED" && /watch=true|follow=true/.test(r.url())) return;
       failedRequests.push(`${r.url()} ${why}`);
     });
 
@@ -53,7 +97,19 @@ const check = (what, ok, detail = "") => {
     await page.goto(`${base}/ui/`, { waitUntil: "domcontentloaded" });
     await page.waitForSelector("#signin:not([hidden])", { timeout: 20000 });
     check("the page loads and asks for a token", true);
-    console.log(`     first paint of the sign-in form: ${Date.now() - started} ms`);
+    console.log(`     the sign-in form showed ${Date.now() - started} ms after the navigation began`);
+    const paint = await page.evaluate(() => {
+      const p = performance.getEntriesByName("first-contentful-paint")[0];
+      return p ? p.startTime : null;
+    });
+    console.log(`     first contentful paint: ${paint === null ? "none" : paint.toFixed(0)} ms`);
+    check("the first meaningful paint comes within 1 s", paint !== null && paint < 1000, String(paint));
+    const weight = await page.evaluate(() => {
+      const nav = performance.getEntriesByType("navigation")[0];
+      return performance.getEntriesByType("resource").reduce((n, r) => n + r.decodedBodySize, nav.decodedBodySize);
+    });
+    console.log(`     page weight: ${weight} bytes`);
+    check(`the page weighs at most ${kPageBudget / 1024} KiB`, weight > 0 && weight <= kPageBudget, String(weight));
     const cookieAttrs = await page.evaluate(() => document.cookie);
     check("no session cookie is readable by the page before sign-in", cookieAttrs === "");
     await page.screenshot({ path: path.join(out, "signin.png") });
@@ -119,6 +175,188 @@ const check = (what, ok, detail = "") => {
     }, body);
     check("with the session's CSRF token the same POST creates the service", allowed === 201, String(allowed));
     await page.waitForSelector('tr[data-service="fromui"]', { timeout: 20000 });
+
+
+    const badMetrics = await page.evaluate(async () => {
+      const r = await fetch("/apis/elafros.dev/v1/namespaces/default/servicemetrics?follow=maybe");
+      return { status: r.status, text: await r.text() };
+    });
+    check("the metrics stream refuses a bad follow=, saying what it takes", badMetrics.status === 400 &&
+          badMetrics.text.includes("follow must be true or false"), JSON.stringify(badMetrics));
+
+    // --- the service view: live charts under load, then every action through its confirm step.
+    const proxy = JSON.parse(cli("status", "-o", "json")).listen;
+    await page.click('tr[data-service="fromcli"] td a');
+    await page.waitForSelector("#service:not([hidden]) #traffic-bar .segment", { timeout: 20000 });
+    const firstRevision = await page.$eval("#traffic-bar .segment", (e) => e.dataset.revision);
+    check("the service view shows its traffic: one revision at 100%",
+          (await page.$eval("#traffic-bar .segment", (e) => e.dataset.percent)) === "100");
+    await page.waitForFunction(() => document.getElementById("chart-rps").dataset.last !== undefined, { timeout: 10000 });
+    const hey = spawn("hey", ["-z", "8s", "-c", "4", "-host", "fromcli.default.localhost", `http://${proxy}/`]);
+    let heyOut = "";
+    hey.stdout.on("data", (d) => { heyOut += d; });
+    const heyDone = new Promise((r) => hey.on("exit", r));
+    let peak = 0;
+    const seen = [];
+    for (const end = Date.now() + 12000; Date.now() < end && peak < 5;) {
+      const v = await page.$eval("#chart-rps", (e) => Number(e.dataset.last));
+      if (seen[seen.length - 1] !== v) seen.push(v);
+      peak = Math.max(peak, v);
+      await sleep(200);
+    }
+    console.log(`     req/s on the chart under hey -c 4: ${peak.toFixed(1)} (values seen: ${seen.map((v) => v.toFixed(1)).join(" ")})`);
+    if (peak < 5) {
+      await Promise.race([heyDone, sleep(10000)]);
+      console.log(`     hey said: ${(heyOut.match(/Requests\/sec:.*|\[\d+\]\s+\d+ responses/g) || []).join("; ")}`);
+    }
+    check("a hey load makes the req/s chart rise", peak >= 5, String(peak));
+    const legend = await page.$eval("#legend-latency", (e) => e.textContent);
+    check("...and the latency chart has a p99", /p99 \d/.test(legend), legend);
+    await page.screenshot({ path: path.join(out, "service.png"), fullPage: true });
+    hey.kill("SIGTERM");
+    await Promise.race([heyDone, sleep(10000)]);
+
+    // Update: a new revision with an env var; the confirm step names the change.
+    await page.click("#act-update");
+    const updateChanges = await confirmDialog(page, async () => {
+      await page.$eval("#update-env", (e) => { e.value = ""; });
+      await page.type("#update-env", "GREETING=from the dashboard");
+    });
+    check("the update's confirm step names the change", updateChanges.includes("env GREETING: (unset) → from the dashboard"), updateChanges);
+    await page.waitForFunction((first) => {
+      const seg = document.querySelector("#traffic-bar .segment");
+      return seg && seg.dataset.revision !== first && document.querySelectorAll("#revision-rows tr").length === 2 &&
+        document.querySelector("#revision-rows tr td:nth-child(4)").textContent === "True";
+    }, { timeout: 30000 }, firstRevision);
+    const secondRevision = await page.$eval("#traffic-bar .segment", (e) => e.dataset.revision);
+    check("the update made a new revision that takes the traffic (CLI)", traffic("fromcli") === `${secondRevision}=100`, traffic("fromcli"));
+    const greeting = execFileSync("curl", ["-s", "-H", "Host: fromcli.default.localhost", `http://${proxy}/cgi-bin/env`], { encoding: "utf8" });
+    check("...which runs with the new env", greeting.includes("GREETING=from the dashboard"), greeting.slice(0, 200));
+
+    // Roll back to the first revision.
+    await page.click("#act-rollback");
+    const rollbackChanges = await confirmDialog(page);
+    check("the rollback's confirm step names the target", rollbackChanges.includes(`→ ${firstRevision} 100%`), rollbackChanges);
+    const rolled = await until(15000, () => traffic("fromcli") === `${firstRevision}=100`);
+    check("a rollback from the UI sends 100% to the previous revision (CLI)", rolled, traffic("fromcli"));
+
+    // Split 50/50 with the inputs, then confirm.
+    await page.click("#act-split");
+    const splitChanges = await confirmDialog(page, async () => {
+      for (const rev of [firstRevision, secondRevision]) {
+        await page.click(`#split-${rev}`, { clickCount: 3 });
+        await page.type(`#split-${rev}`, "50");
+      }
+      await page.waitForFunction(() => document.getElementById("split-sum").textContent === "Sum: 100%", { timeout: 5000 });
+    });
+    check("the split's confirm step names the new split", splitChanges.includes(`${firstRevision} 50%`) && splitChanges.includes(`${secondRevision} 50%`), splitChanges);
+    const want = [`${firstRevision}=50`, `${secondRevision}=50`].sort().join(",");
+    const split = await until(15000, () => traffic("fromcli") === want);
+    check("moving the split to 50/50 and confirming changes status.traffic (CLI)", split, traffic("fromcli"));
+    await page.waitForFunction(() => document.querySelectorAll("#traffic-bar .segment").length === 2, { timeout: 10000 });
+    check("...and the bar shows both halves", true);
+
+    // A split that does not add up to 100 cannot be confirmed, and says so.
+    await page.click("#act-split");
+    await page.waitForSelector("#dialog[open]");
+    await page.click(`#split-${firstRevision}`, { clickCount: 3 });
+    await page.type(`#split-${firstRevision}`, "70");
+    const sumText = await page.$eval("#split-sum", (e) => e.textContent);
+    check("a split of 120% is held back, saying it must be 100", await page.$eval("#dialog-next", (e) => e.disabled) && sumText.includes("must be 100"), sumText);
+    await page.click("#dialog-cancel");
+    check("...and cancelling changes nothing (CLI)", traffic("fromcli") === want, traffic("fromcli"));
+
+    // An event through a broker to the service: its stderr line shows in the log view, which was
+    // open before the app wrote it, and the events feed shows its delivery.
+    cli("broker", "create", "default");
+    const triggerFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "elafros-ui-")), "trigger.yaml");
+    fs.writeFileSync(triggerFile, `apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: ui-trigger}
+spec:
+  broker: default
+  filter: {attributes: {type: dev.elafros.ui}}
+  subscriber:
+    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: fromcli}
+    uri: /cgi-bin/event
+`);
+    cli("apply", "-f", triggerFile);
+    cli("event", "send", "--type", "dev.elafros.ui", "--source", "/dashboard-test", "--id", "ui-event-1", "-d", '{"hello":"ui"}');
+    await page.waitForFunction(() => [...document.querySelectorAll("#log-lines li.stderr")]
+      .some((li) => li.textContent.includes("event: id=ui-event-1")), { timeout: 20000 });
+    check("the log view shows a line the app wrote after the page opened, marked stderr", true);
+    await page.type("#log-filter", "ui-event-1");
+    const visible = await page.$$eval("#log-lines li", (lis) => lis.filter((li) => !li.hidden).length);
+    check("...and its filter keeps only the lines that match", visible >= 1 &&
+          visible === await page.$$eval("#log-lines li", (lis) => lis.filter((li) => li.textContent.includes("ui-event-1")).length));
+
+    await page.click('#nav a[data-view="events"]');
+    await page.waitForSelector('#events:not([hidden]) tr[data-trigger="ui-trigger"]', { timeout: 20000 });
+    check("the events view lists the trigger with its filter",
+          (await page.$eval('tr[data-trigger="ui-trigger"]', (r) => r.children[2].textContent)) === "type=dev.elafros.ui");
+    await page.waitForSelector('tr[data-event="ui-event-1"] .delivery.delivered[data-trigger="ui-trigger"]', { timeout: 20000 });
+    check("an event published by the CLI shows in the feed, delivered by its trigger", true);
+    await page.screenshot({ path: path.join(out, "events.png"), fullPage: true });
+
+    // Delete through the UI (the service made above with the CSRF token).
+    await page.goto(`${base}/ui/#/services/fromui`, { waitUntil: "domcontentloaded" });
+    await page.waitForSelector("#service:not([hidden]) #act-delete:not([hidden])", { timeout: 20000 });
+    await page.click("#act-delete");
+    const deleteChanges = await confirmDialog(page);
+    check("the delete's confirm step names the service", deleteChanges.includes("service fromui in default"), deleteChanges);
+    const deleted = await until(10000, () => !cli("service", "list").includes("fromui"));
+    check("a delete from the UI removes the service (CLI)", deleted);
+
+    // A viewer sees no delete button and cannot change anything; a forged delete is refused.
+    const viewerToken = JSON.parse(cli("token", "create", "ui-viewer", "--role", "view", "-n", "default", "-o", "json")).token;
+    const viewerContext = await browser.createBrowserContext();
+    const viewer = await viewerContext.newPage();
+    await viewer.setViewport({ width: 1100, height: 640 });
+    viewer.on("pageerror", (e) => consoleErrors.push(String(e)));
+    await viewer.goto(`${base}/ui/`, { waitUntil: "domcontentloaded" });
+    await viewer.waitForSelector("#signin:not([hidden])", { timeout: 20000 });
+    await viewer.type("#token", viewerToken);
+    await viewer.click("#signin-form button[type=submit]");
+    await viewer.waitForSelector("#services:not([hidden])", { timeout: 20000 });
+    await viewer.goto(`${base}/ui/#/services/fromcli`, { waitUntil: "domcontentloaded" });
+    await viewer.waitForSelector("#service:not([hidden]) #traffic-bar .segment", { timeout: 20000 });
+    check("a viewer-role token sees no delete button", await viewer.$eval("#act-delete", (e) => e.hidden));
+    check("...and the change actions are disabled", await viewer.$$eval("#service .actions button:not(.danger)", (bs) => bs.every((b) => b.disabled)));
+    const forgedDelete = await viewer.evaluate(async () => {
+      const s = await (await fetch("/ui/session")).json();
+      const r = await fetch("/apis/serving.knative.dev/v1/namespaces/default/services/fromcli",
+                            { method: "DELETE", headers: { "X-CSRF-Token": s.csrfToken } });
+      return r.status;
+    });
+    check("a viewer's forged delete call is refused 403", forgedDelete === 403, String(forgedDelete));
+    check("...and the service is still there (CLI)", cli("service", "list").includes("fromcli"));
+    await viewer.screenshot({ path: path.join(out, "viewer.png"), fullPage: true });
+    await viewerContext.close();
+
+    // Ten dashboards open on the service view: the daemon's RSS stays within its bound.
+    const before = rssMiB();
+    const pages = [];
+    // Each in a browser context of its own, as 10 people would have them (and within the
+    // browser's 6 connections per host for HTTP/1.1).
+    const contexts = [];
+    for (let i = 0; i < 10; i++) {
+      const ctx = await browser.createBrowserContext();
+      contexts.push(ctx);
+      const p = await ctx.newPage();
+      await p.setCookie(session);
+      p.on("pageerror", (e) => consoleErrors.push(String(e)));
+      await p.goto(`${base}/ui/#/services/fromcli`, { waitUntil: "domcontentloaded" });
+      pages.push(p);
+    }
+    for (const p of pages) await p.waitForFunction(() => document.getElementById("log-state").textContent === "following" &&
+      document.getElementById("chart-rps").dataset.last !== undefined, { timeout: 20000 });
+    await sleep(2000);  // a few metrics lines on every page
+    const withTen = rssMiB();
+    console.log(`     elafrosd RSS: ${before.toFixed(1)} MiB before, ${withTen.toFixed(1)} MiB with 10 dashboards open`);
+    check(`the daemon's RSS with 10 dashboards open stays within ${kRssBoundMiB} MiB`, withTen <= kRssBoundMiB, withTen.toFixed(1));
+    for (const c of contexts) await c.close();
+    await page.goto(`${base}/ui/`, { waitUntil: "domcontentloaded" });
+    await page.waitForSelector("#services:not([hidden])", { timeout: 20000 });
 
     await page.click("#signout");
     await page.waitForSelector("#signin:not([hidden])", { timeout: 20000 });
