@@ -23,6 +23,9 @@
 #include <unordered_map>
 
 #include "api/request_info.hpp"
+#include "proxy/client_stream.hpp"
+#include "proxy/http2_session.hpp"
+#include "proxy/proxy_tls.hpp"
 #include "proxy/http_framing.hpp"
 
 namespace asio = boost::asio;
@@ -39,7 +42,6 @@ constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
 using UnixStream = beast::basic_stream<stream_protocol>;
 using TcpStream = beast::tcp_stream;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 template <class Stream>
 auto& lowest(Stream& s) {
@@ -144,6 +146,70 @@ class StreamResponder final : public Responder {
   bool probing_ = false;
 };
 
+// Answers one HTTP/2 stream (h2 by ALPN on the HTTPS listener): the same Responder, so every
+// route, watch and log stream works over it, many at once on one connection (a browser opens
+// at most 6 HTTP/1.1 connections to a host; a dashboard follows several streams per tab).
+class Http2Responder final : public Responder {
+ public:
+  explicit Http2Responder(std::shared_ptr<Http2Stream> stream) : stream_(std::move(stream)) {}
+
+  awaitable<bool> send(int status, std::string content_type, std::string body) override {
+    answered_status = status;
+    Http2Fields fields = head(status, content_type);
+    fields.emplace_back("content-length", std::to_string(body.size()));
+    if (!stream_->respond(status, fields, body.empty())) co_return false;
+    ended_ = true;
+    if (body.empty()) co_return true;
+    if (!co_await stream_->write(body)) co_return false;
+    co_return stream_->finish();
+  }
+
+  awaitable<bool> begin_stream(int status, std::string content_type) override {
+    answered_status = status;
+    Http2Fields fields = head(status, content_type);
+    fields.emplace_back("cache-control", "no-cache, private");
+    begun_ = stream_->respond(status, fields, false);
+    co_return begun_;
+  }
+
+  awaitable<bool> send_chunk(std::string data) override {
+    if (data.empty()) co_return true;
+    co_return co_await stream_->write(data);
+  }
+
+  awaitable<bool> end_stream() override {
+    ended_ = true;
+    co_return stream_->finish();
+  }
+
+  void notify_close(std::function<void()> on_close) override {
+    stream_->on_gone = std::move(on_close);
+  }
+
+  // A stream the handler left without its end (a follow whose client went): reset it.
+  void done() {
+    if (begun_ && !ended_ && !stream_->gone()) stream_->reset(0);
+  }
+
+ private:
+  Http2Fields head(int status, const std::string& content_type) {
+    Http2Fields fields{{"content-type", content_type}, {"server", "elafrosd"}};
+    if (status == 401) fields.emplace_back("www-authenticate", "Bearer realm=\"elafrosd\"");
+    if (status == 429 || status == 503) fields.emplace_back("retry-after", "1");
+    for (auto& [name, value] : headers) {
+      std::string lower = name;
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower == "connection" || lower == "keep-alive" || lower == "transfer-encoding") continue;
+      fields.emplace_back(std::move(lower), value);
+    }
+    headers.clear();
+    return fields;
+  }
+
+  std::shared_ptr<Http2Stream> stream_;
+  bool begun_ = false, ended_ = false;
+};
+
 // A source upload, which gets upload_limit instead of body_limit.
 bool is_upload(const http::request<http::string_body>& req) {
   std::string_view target = req.target();
@@ -196,6 +262,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       if (ec)
         return Error::invalid(
             fmt::format("cannot read the TLS certificate {}: {}", cert, ec.message()));
+      offer_h2(tls_->native_handle());
       tls_->use_private_key_file(key, asio::ssl::context::pem, ec);
       if (ec)
         return Error::invalid(
@@ -312,18 +379,94 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  awaitable<void> tls_session(std::shared_ptr<Impl> /*keeps this alive*/, tcp::socket socket) {
+  awaitable<void> tls_session(std::shared_ptr<Impl> self, tcp::socket socket) {
     Peer peer = tcp_peer(socket);
     ClientSlot slot(per_client_, peer.address);
-    TlsStream stream(std::move(socket), *tls_);
-    lowest(stream).expires_after(std::chrono::seconds(30));
-    auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kAwait);
+    ClientStream stream(beast::tcp_stream(std::move(socket)), *tls_);
+    auto hec = co_await stream.handshake(std::chrono::seconds(30));
     if (hec) co_return;  // not TLS, or a client that gave up
+    if (stream.alpn() == "h2") {
+      co_await serve_h2(self, stream, peer, over_client_cap(slot));
+      co_return;
+    }
     bool probing = co_await serve(stream, peer, over_client_cap(slot));
     if (probing) co_return;  // a read is pending: close without the TLS goodbye
-    lowest(stream).expires_after(std::chrono::seconds(5));
-    auto [sec] = co_await stream.async_shutdown(kAwait);
-    (void)sec;
+    co_await stream.close_send();
+  }
+
+  // An HTTP/2 connection: each stream is a request, served as an HTTP/1.1 one is.
+  awaitable<void> serve_h2(std::shared_ptr<Impl> self, ClientStream& stream, Peer peer,
+                           bool over_cap) {
+    ++sessions_;
+    bool refuse = over_cap || (options_.max_connections > 0 && sessions_ > options_.max_connections);
+    Http2Options o;
+    o.header_limit = static_cast<std::uint32_t>(options_.header_limit);
+    o.idle_timeout = options_.idle;
+    o.send_timeout = options_.send_timeout;
+    auto handler = [self, peer, refuse](std::shared_ptr<Http2Stream> s) {
+      return self->h2_request(self, std::move(s), peer, refuse);
+    };
+    std::string preread;  // ALPN chose h2: the preface is still to be read
+    co_await serve_http2(stream, std::move(preread), o, std::move(handler));
+    --sessions_;
+  }
+
+  static std::string h2_field(const Http2Fields& fields, std::string_view name) {
+    for (const auto& [k, v] : fields)
+      if (k == name) return v;
+    return "";
+  }
+
+  awaitable<void> h2_request(std::shared_ptr<Impl> /*keeps this alive*/,
+                             std::shared_ptr<Http2Stream> s, Peer peer, bool refuse) {
+    Http2Responder responder(s);
+    if (refuse) {
+      Error busy = Error::unavailable(
+          "the API is serving its limit of connections (api-max-connections, "
+          "max-connections-per-client); retry shortly");
+      co_await responder.send_error(busy);
+      co_return;
+    }
+    ApiRequest request;
+    request.method = s->method;
+    request.target = s->path;
+    request.path = request.target.substr(0, request.target.find('?'));
+    request.query = parse_query(request.target);
+    request.content_type = h2_field(s->headers, "content-type");
+    request.accept = h2_field(s->headers, "accept");
+    request.user_agent = h2_field(s->headers, "user-agent");
+    request.csrf_token = h2_field(s->headers, "x-csrf-token");
+    // HTTP/2 may split the Cookie field in several (RFC 9113 §8.2.3): joined with "; ".
+    for (const auto& [k, v] : s->headers)
+      if (k == "cookie") request.cookie += (request.cookie.empty() ? "" : "; ") + v;
+    std::string authorization = h2_field(s->headers, "authorization");
+    constexpr std::string_view kUpload = "/buildsources";
+    bool upload = request.method == "POST" && request.path.size() > kUpload.size() &&
+                  request.path.substr(request.path.size() - kUpload.size()) == kUpload;
+    std::size_t limit = upload ? options_.upload_limit : options_.body_limit;
+    std::array<char, 16384> buffer{};
+    while (s->body_expected && !s->body_ended()) {
+      s->set_deadline(std::chrono::steady_clock::now() + options_.body_timeout);
+      Http2Stream::Read got = co_await s->read_body(buffer.data(), buffer.size());
+      if (got.gone) co_return;
+      request.body.append(buffer.data(), got.n);
+      if (request.body.size() > limit) {
+        Error big = Error::bad_request(
+            fmt::format("the request body is over the limit of {} bytes", limit));
+        s->stop_reading();
+        json::object status = status_object(big);
+        status["code"] = 413;
+        status["reason"] = "RequestEntityTooLarge";
+        std::string body = json::serialize(status) + "\n";
+        std::string type = "application/json";
+        co_await responder.send(413, std::move(type), std::move(body));
+        co_return;
+      }
+      if (got.end) break;
+    }
+    s->set_deadline(std::chrono::steady_clock::time_point::max());
+    co_await handle(request, responder, peer, authorization);
+    responder.done();
   }
 
   static Peer tcp_peer(const tcp::socket& socket) {
@@ -332,6 +475,46 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     auto ep = socket.remote_endpoint(ec);
     if (!ec) peer.address = ep.address().to_string();
     return peer;
+  }
+
+  // One request, read: who asks (a public path, the authenticator), whether RBAC allows it,
+  // the route's answer, the audit record. False when the connection cannot go on.
+  awaitable<bool> handle(ApiRequest& request, Responder& responder, const Peer& peer,
+                         const std::string& authorization) {
+    bool ok = true;
+    auto received = std::chrono::system_clock::now();
+    request.attributes = request_attributes(request.method, request.path, request.query);
+    Result<void> allowed;
+    request.who.via = peer.address;
+    bool open = options_.public_path && options_.public_path(request);
+    if (open) {
+      request.who = {kAnonymousUser, {kUnauthenticatedGroup}, "", peer.address};
+    } else if (options_.authenticate) {
+      auto who = options_.authenticate(peer, authorization, request);
+      if (who) {
+        request.who = std::move(who.value());
+      } else {
+        allowed = who.error();
+        request.who.user = kAnonymousUser;  // as the audit log names who failed to sign in
+        request.who.groups = {kUnauthenticatedGroup};
+      }
+    } else {
+      request.who = {"system:admin", {kMastersGroup, kAuthenticatedGroup}, "", peer.address};
+    }
+    if (allowed && options_.authorize && !open) allowed = options_.authorize(request);
+    if (!allowed) {
+      ok = co_await responder.send_error(allowed.error());
+      if (options_.audit) options_.audit(request, responder, received);
+      co_return ok;
+    }
+    try {
+      ok = co_await router_.dispatch(request, responder);
+    } catch (const std::exception& e) {
+      spdlog::error("{} {} failed: {}", request.method, request.path, e.what());
+      ok = false;
+    }
+    if (options_.audit) options_.audit(request, responder, received);
+    co_return ok;
   }
 
   // True when it ended with a read still pending on the stream (a stream the client left).
@@ -438,43 +621,11 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       request.body = std::move(req.body());
       bool keep = req.keep_alive();
       StreamResponder<Stream> responder(stream, req.version(), keep, options_.send_timeout);
-      bool ok = true;
-      auto received = std::chrono::system_clock::now();
       request.user_agent = std::string(req[http::field::user_agent]);
       request.cookie = std::string(req[http::field::cookie]);
       request.csrf_token = std::string(req["X-CSRF-Token"]);
-      request.attributes = request_attributes(request.method, request.path, request.query);
-      Result<void> allowed;
-      request.who.via = peer.address;
-      bool open = options_.public_path && options_.public_path(request);
-      if (open) {
-        request.who = {kAnonymousUser, {kUnauthenticatedGroup}, "", peer.address};
-      } else if (options_.authenticate) {
-        auto who = options_.authenticate(peer, req[http::field::authorization], request);
-        if (who) {
-          request.who = std::move(who.value());
-        } else {
-          allowed = who.error();
-          request.who.user = kAnonymousUser;  // as the audit log names who failed to sign in
-          request.who.groups = {kUnauthenticatedGroup};
-        }
-      } else {
-        request.who = {"system:admin", {kMastersGroup, kAuthenticatedGroup}, "", peer.address};
-      }
-      if (allowed && options_.authorize && !open) allowed = options_.authorize(request);
-      if (!allowed) {
-        ok = co_await responder.send_error(allowed.error());
-        if (options_.audit) options_.audit(request, responder, received);
-        if (!ok || !keep) break;
-        continue;
-      }
-      try {
-        ok = co_await router_.dispatch(request, responder);
-      } catch (const std::exception& e) {
-        spdlog::error("{} {} failed: {}", request.method, request.path, e.what());
-        ok = false;
-      }
-      if (options_.audit) options_.audit(request, responder, received);
+      std::string authorization(req[http::field::authorization]);
+      bool ok = co_await handle(request, responder, peer, authorization);
       if (responder.probing()) {  // a read is pending on the stream: the connection is done
         probing = true;
         break;

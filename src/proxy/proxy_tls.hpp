@@ -26,6 +26,8 @@ class context;
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 
+struct ssl_ctx_st;
+
 namespace elafros {
 
 // The DomainMappings' certificates, by host name (lower case).
@@ -68,5 +70,8 @@ class ProxyCertificates {
   std::unordered_map<std::string, std::shared_ptr<SSL_CTX>> mapped_cache_;
   std::unordered_map<std::string, std::shared_ptr<SSL_CTX>> issued_;  // by the local CA
 };
+
+// Has a TLS server context offer h2, then http/1.1, by ALPN (the API's listener as the proxy's).
+void offer_h2(ssl_ctx_st* ctx);
 
 }  // namespace elafros

@@ -22,6 +22,20 @@ token=$(cat "$data/tokens/admin.token")
 check "the admin token file is 0600" test "$(stat -c %a "$data/tokens/admin.token")" = 600
 check "the token is stored only as an HMAC" bash -c "! grep -rqF '$token' '$data/tokens/tokens.json' '$data/elafros.db' '$work/daemon.log'"
 
+# The HTTPS API speaks HTTP/2 by ALPN (kubectl and browsers take it), HTTP/1.1 to whoever asks.
+h2=$(curl -sS --http2 --cacert "$work/ca.crt" -H "Authorization: Bearer $token" -o "$work/h2.json" -w '%{http_version}' "$api/version")
+check "the HTTPS API answers over HTTP/2 (h2 by ALPN)" test "$h2" = 2 -a -s "$work/h2.json"
+h1=$(curl -sS --http1.1 --cacert "$work/ca.crt" -H "Authorization: Bearer $token" -o /dev/null -w '%{http_version}' "$api/version")
+check "...and over HTTP/1.1 to a client that offers only that" test "$h1" = 1.1
+code=$(curl -sS --http2 --cacert "$work/ca.crt" -o "$work/h2.json" -w '%{http_code}' "$api/apis")
+check "...where a request without a token is refused 401 as well" test "$code" = 401
+big=$(head -c 5000000 /dev/zero | tr '\0' x)
+code=$(printf '{"a":"%s"}' "$big" | curl -sS --http2 --cacert "$work/ca.crt" -H "Authorization: Bearer $token" \
+  -H 'Content-Type: application/json' --data-binary @- -o "$work/h2.json" -w '%{http_code}' \
+  "$api/apis/serving.knative.dev/v1/namespaces/default/services" || true)
+check "...and a body over the limit is refused 413 over HTTP/2, saying so ($code)" \
+  bash -c "test '$code' = 413 && grep -q 'over the limit' '$work/h2.json'"
+
 cat >"$work/hello.yaml" <<YAML
 apiVersion: serving.knative.dev/v1
 kind: Service
