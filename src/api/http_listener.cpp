@@ -25,8 +25,8 @@
 #include "api/request_info.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/http2_session.hpp"
-#include "proxy/proxy_tls.hpp"
 #include "proxy/http_framing.hpp"
+#include "proxy/proxy_tls.hpp"
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -398,7 +398,8 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
   awaitable<void> serve_h2(std::shared_ptr<Impl> self, ClientStream& stream, Peer peer,
                            bool over_cap) {
     ++sessions_;
-    bool refuse = over_cap || (options_.max_connections > 0 && sessions_ > options_.max_connections);
+    bool refuse =
+        over_cap || (options_.max_connections > 0 && sessions_ > options_.max_connections);
     Http2Options o;
     o.header_limit = static_cast<std::uint32_t>(options_.header_limit);
     o.idle_timeout = options_.idle;

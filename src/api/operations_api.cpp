@@ -334,7 +334,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     for (const auto& r : p_.reconciler.revision_metrics()) {
       if (r.namespace_ != ns || (!service.empty() && r.service != service) || !r.stats) continue;
       RevisionReading& x = m.revisions[r.revision];
-      for (const auto& n : r.stats->metrics.by_class) x.requests += n.load(std::memory_order_relaxed);
+      for (const auto& n : r.stats->metrics.by_class)
+        x.requests += n.load(std::memory_order_relaxed);
       x.errors = r.stats->metrics.by_class[4].load(std::memory_order_relaxed);
       x.cold_starts = r.stats->metrics.cold_starts.load(std::memory_order_relaxed);
       x.latency = r.stats->metrics.latency.read();
@@ -385,16 +386,18 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       json::array revisions;
     };
     std::map<std::string, Sum> services;
-    auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.at.time_since_epoch())
-                      .count();
+    auto now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now.at.time_since_epoch()).count();
     for (const auto& r : p_.reconciler.revision_metrics()) {
       if (r.namespace_ != ns || (!service.empty() && r.service != service) || !r.stats) continue;
       auto it = now.revisions.find(r.revision);
       if (it == now.revisions.end()) continue;
       const RevisionReading& x = it->second;
       Sum& s = services[r.service];
-      double rps = dt > 0 ? static_cast<double>(delta(second, r.revision, requests, x.requests)) / dt : 0;
-      double eps = dt > 0 ? static_cast<double>(delta(second, r.revision, errors, x.errors)) / dt : 0;
+      double rps =
+          dt > 0 ? static_cast<double>(delta(second, r.revision, requests, x.requests)) / dt : 0;
+      double eps =
+          dt > 0 ? static_cast<double>(delta(second, r.revision, errors, x.errors)) / dt : 0;
       std::uint64_t cold = delta(minute ? minute : nullptr, r.revision, colds, x.cold_starts);
       Histogram::Snapshot window = x.latency;
       if (ten) {
@@ -406,7 +409,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       s.rps += rps;
       s.eps += eps;
       s.cold += cold;
-      for (std::size_t i = 0; i < window.counts.size(); ++i) s.latency.counts[i] += window.counts[i];
+      for (std::size_t i = 0; i < window.counts.size(); ++i)
+        s.latency.counts[i] += window.counts[i];
       s.latency.sum += window.sum;
       s.desired += r.desired;
       s.ready += r.actual;
@@ -426,18 +430,20 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     json::array items;
     for (auto& [name, s] : services) {
       bool seen = s.latency.count() > 0;
-      items.push_back(json::object{
-          {"name", name},
-          {"requestsPerSecond", s.rps},
-          {"errorsPerSecond", s.eps},
-          {"latencyP50Ms", seen ? json::value(s.latency.quantile(0.5) * 1000) : json::value(nullptr)},
-          {"latencyP99Ms", seen ? json::value(s.latency.quantile(0.99) * 1000) : json::value(nullptr)},
-          {"desiredInstances", s.desired},
-          {"readyInstances", s.ready},
-          {"inFlight", s.in_flight},
-          {"queued", s.queued},
-          {"coldStartsLastMinute", s.cold},
-          {"revisions", std::move(s.revisions)}});
+      items.push_back(
+          json::object{{"name", name},
+                       {"requestsPerSecond", s.rps},
+                       {"errorsPerSecond", s.eps},
+                       {"latencyP50Ms",
+                        seen ? json::value(s.latency.quantile(0.5) * 1000) : json::value(nullptr)},
+                       {"latencyP99Ms",
+                        seen ? json::value(s.latency.quantile(0.99) * 1000) : json::value(nullptr)},
+                       {"desiredInstances", s.desired},
+                       {"readyInstances", s.ready},
+                       {"inFlight", s.in_flight},
+                       {"queued", s.queued},
+                       {"coldStartsLastMinute", s.cold},
+                       {"revisions", std::move(s.revisions)}});
     }
     auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -457,8 +463,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     std::string service = req.query_value("service").value_or("");
     std::string follow_text = req.query_value("follow").value_or("");
     if (!follow_text.empty() && follow_text != "true" && follow_text != "false")
-      co_return co_await r.send_error(Error::bad_request(
-          fmt::format("follow must be true or false, not \"{}\"", follow_text)));
+      co_return co_await r.send_error(
+          Error::bad_request(fmt::format("follow must be true or false, not \"{}\"", follow_text)));
     const bool follow = follow_text == "true";
     std::deque<MetricsReading> history;
     history.push_back(read_metrics(ns, service));

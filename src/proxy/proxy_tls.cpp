@@ -231,6 +231,8 @@ boost::asio::awaitable<void> ClientStream::close_send() {
   next_layer().expires_never();
 }
 
-void offer_h2(SSL_CTX* ctx) { SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr); }
+void offer_h2(SSL_CTX* ctx) {
+  SSL_CTX_set_alpn_select_cb(ctx, select_alpn, nullptr);
+}
 
 }  // namespace elafros
