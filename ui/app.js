@@ -697,9 +697,9 @@ function openEvents() {
 
 function sinkText(sink) {
   if (!sink) return "";
-  if (sink.uri) return sink.uri;
-  if (sink.ref) return `${sink.ref.kind} ${sink.ref.name}`;
-  return "";
+  // A ref with a uri: the uri is a path on the ref's address (Knative's rule).
+  if (sink.ref) return `${sink.ref.kind} ${sink.ref.name}${sink.uri || ""}`;
+  return sink.uri || "";
 }
 
 function renderBrokers() {

@@ -296,6 +296,8 @@ spec:
     await page.waitForSelector('#events:not([hidden]) tr[data-trigger="ui-trigger"]', { timeout: 20000 });
     check("the events view lists the trigger with its filter",
           (await page.$eval('tr[data-trigger="ui-trigger"]', (r) => r.children[2].textContent)) === "type=dev.elafros.ui");
+    check("...and its subscriber as the service and path",
+          (await page.$eval('tr[data-trigger="ui-trigger"]', (r) => r.children[3].textContent)) === "Service fromcli/cgi-bin/event");
     await page.waitForSelector('tr[data-event="ui-event-1"] .delivery.delivered[data-trigger="ui-trigger"]', { timeout: 20000 });
     check("an event published by the CLI shows in the feed, delivered by its trigger", true);
     await page.screenshot({ path: path.join(out, "events.png"), fullPage: true });
