@@ -283,6 +283,7 @@ spec:
     uri: /cgi-bin/event
 `);
     cli("apply", "-f", triggerFile);
+    fs.rmSync(path.dirname(triggerFile), { recursive: true, force: true });
     cli("event", "send", "--type", "dev.elafros.ui", "--source", "/dashboard-test", "--id", "ui-event-1", "-d", '{"hello":"ui"}');
     await page.waitForFunction(() => [...document.querySelectorAll("#log-lines li.stderr")]
       .some((li) => li.textContent.includes("event: id=ui-event-1")), { timeout: 20000 });
