@@ -558,12 +558,12 @@ function openDialog(title, body, review) {
 function servicePath() { return `${serving(state.namespace)}/services/${encodeURIComponent(state.service)}`; }
 const mergePatch = (body) => api("PATCH", servicePath(), body, "application/merge-patch+json");
 
-// Targets as a spec.traffic list: the revisions' percents, and every tag kept at its revision.
+// Targets as a spec.traffic list: the revisions' percents, and every tag kept as it was (a
+// revision, or the latest) at 0%, as 'elafros service rollback' keeps them.
 function trafficSpec(percents, s) {
   const spec = [];
   for (const [rev, percent] of percents) if (percent > 0) spec.push({ revisionName: rev, percent });
-  for (const t of (s.spec && s.spec.traffic) || [])
-    if (t.tag) spec.push({ tag: t.tag, revisionName: t.revisionName || s.status.latestReadyRevisionName, percent: 0 });
+  for (const t of (s.spec && s.spec.traffic) || []) if (t.tag) spec.push({ ...t, percent: 0 });
   return spec;
 }
 

@@ -22,6 +22,13 @@ std::optional<std::string> ApiRequest::query_value(const std::string& name) cons
   return it->second;
 }
 
+Result<bool> ApiRequest::query_flag(const std::string& name) const {
+  std::string v = query_value(name).value_or("");
+  if (!v.empty() && v != "true" && v != "false")
+    return Error::bad_request(fmt::format("{} must be true or false, not \"{}\"", name, v));
+  return v == "true";
+}
+
 awaitable<bool> Responder::send_json(int status, const json::value& body) {
   co_return co_await send(status, "application/json", json::serialize(body) + "\n");
 }

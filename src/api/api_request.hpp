@@ -38,6 +38,9 @@ struct ApiRequest {
 
   std::string param(const std::string& name) const;
   std::optional<std::string> query_value(const std::string& name) const;
+  // A true/false query parameter (follow=, watch=): false when absent, an error naming what it
+  // takes when it is neither.
+  Result<bool> query_flag(const std::string& name) const;
 };
 
 class Responder {

@@ -137,11 +137,9 @@ class BuildApi : public std::enable_shared_from_this<BuildApi> {
     std::string name = req.param("name");
     auto build = co_await get_build(ns, name);
     if (!build) co_return co_await r.send_error(build.error());
-    std::string follow_text = req.query_value("follow").value_or("");
-    if (!follow_text.empty() && follow_text != "true" && follow_text != "false")
-      co_return co_await r.send_error(
-          Error::bad_request(fmt::format("follow must be true or false, not \"{}\"", follow_text)));
-    bool follow = follow_text == "true" && !build_done(*build);
+    auto follow_asked = req.query_flag("follow");
+    if (!follow_asked) co_return co_await r.send_error(follow_asked.error());
+    bool follow = *follow_asked && !build_done(*build);
     LogQuery query;
     query.namespace_ = ns;
     query.service = name;

@@ -20,6 +20,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <optional>
 #include <unordered_map>
 
 #include "api/request_info.hpp"
@@ -211,12 +212,23 @@ class Http2Responder final : public Responder {
 };
 
 // A source upload, which gets upload_limit instead of body_limit.
-bool is_upload(const http::request<http::string_body>& req) {
-  std::string_view target = req.target();
+bool is_upload(std::string_view method, std::string_view target) {
   target = target.substr(0, target.find('?'));
   constexpr std::string_view kSuffix = "/buildsources";
-  return req.method() == http::verb::post && target.size() > kSuffix.size() &&
+  return method == "POST" && target.size() > kSuffix.size() &&
          target.substr(target.size() - kSuffix.size()) == kSuffix;
+}
+
+// The Status body of a request refused before any route saw it: 400, 413 (the body), 431
+// (the header) or 501, with Kubernetes' reason for each.
+std::string refusal_body(int code, const std::string& message) {
+  json::object status = status_object(Error::bad_request(message));
+  status["code"] = code;
+  if (code != 400)
+    status["reason"] = code == 413   ? "RequestEntityTooLarge"
+                       : code == 431 ? "RequestHeaderFieldsTooLarge"
+                                     : "NotImplemented";
+  return json::serialize(status) + "\n";
 }
 
 }  // namespace
@@ -398,14 +410,15 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
   awaitable<void> serve_h2(std::shared_ptr<Impl> self, ClientStream& stream, Peer peer,
                            bool over_cap) {
     ++sessions_;
-    bool refuse =
-        over_cap || (options_.max_connections > 0 && sessions_ > options_.max_connections);
+    std::optional<Error> refusal;
+    if (over_cap || (options_.max_connections > 0 && sessions_ > options_.max_connections))
+      refusal = over_cap_error(over_cap, peer);
     Http2Options o;
     o.header_limit = static_cast<std::uint32_t>(options_.header_limit);
     o.idle_timeout = options_.idle;
     o.send_timeout = options_.send_timeout;
-    auto handler = [self, peer, refuse](std::shared_ptr<Http2Stream> s) {
-      return self->h2_request(self, std::move(s), peer, refuse);
+    auto handler = [self, peer, refusal](std::shared_ptr<Http2Stream> s) {
+      return self->h2_request(self, std::move(s), peer, refusal);
     };
     std::string preread;  // ALPN chose h2: the preface is still to be read
     co_await serve_http2(stream, std::move(preread), o, std::move(handler));
@@ -419,13 +432,11 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
   }
 
   awaitable<void> h2_request(std::shared_ptr<Impl> /*keeps this alive*/,
-                             std::shared_ptr<Http2Stream> s, Peer peer, bool refuse) {
+                             std::shared_ptr<Http2Stream> s, Peer peer,
+                             std::optional<Error> refusal) {
     Http2Responder responder(s);
-    if (refuse) {
-      Error busy = Error::unavailable(
-          "the API is serving its limit of connections (api-max-connections, "
-          "max-connections-per-client); retry shortly");
-      co_await responder.send_error(busy);
+    if (refusal) {  // over a connection cap: every stream of the connection hears why
+      co_await responder.send_error(*refusal);
       co_return;
     }
     ApiRequest request;
@@ -441,10 +452,8 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     for (const auto& [k, v] : s->headers)
       if (k == "cookie") request.cookie += (request.cookie.empty() ? "" : "; ") + v;
     std::string authorization = h2_field(s->headers, "authorization");
-    constexpr std::string_view kUpload = "/buildsources";
-    bool upload = request.method == "POST" && request.path.size() > kUpload.size() &&
-                  request.path.substr(request.path.size() - kUpload.size()) == kUpload;
-    std::size_t limit = upload ? options_.upload_limit : options_.body_limit;
+    std::size_t limit =
+        is_upload(request.method, request.path) ? options_.upload_limit : options_.body_limit;
     std::array<char, 16384> buffer{};
     while (s->body_expected && !s->body_ended()) {
       s->set_deadline(std::chrono::steady_clock::now() + options_.body_timeout);
@@ -452,13 +461,9 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       if (got.gone) co_return;
       request.body.append(buffer.data(), got.n);
       if (request.body.size() > limit) {
-        Error big = Error::bad_request(
-            fmt::format("the request body is over the limit of {} bytes", limit));
         s->stop_reading();
-        json::object status = status_object(big);
-        status["code"] = 413;
-        status["reason"] = "RequestEntityTooLarge";
-        std::string body = json::serialize(status) + "\n";
+        std::string body =
+            refusal_body(413, fmt::format("the request body is over the limit of {} bytes", limit));
         std::string type = "application/json";
         co_await responder.send(413, std::move(type), std::move(body));
         co_return;
@@ -476,6 +481,19 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     auto ep = socket.remote_endpoint(ec);
     if (!ec) peer.address = ep.address().to_string();
     return peer;
+  }
+
+  // Why a connection over a cap is refused: the client's own (max-connections-per-client), or
+  // the listener's (api-max-connections).
+  Error over_cap_error(bool per_client, const Peer& peer) const {
+    if (per_client)
+      return Error::unavailable(
+          fmt::format("the API is serving its limit of {} connections from {} "
+                      "(max-connections-per-client); close some, or retry shortly",
+                      options_.max_connections_per_client, peer.address));
+    return Error::unavailable(fmt::format(
+        "the API is serving its limit of {} connections (api-max-connections); retry shortly",
+        options_.max_connections));
   }
 
   // One request, read: who asks (a public path, the authenticator), whether RBAC allows it,
@@ -524,8 +542,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
     bool probing = false;
     ++sessions_;
     beast::flat_buffer buffer;
-    if (over_client_cap ||
-        (options_.max_connections > 0 && sessions_ > options_.max_connections)) {
+    if (over_client_cap || (options_.max_connections > 0 && sessions_ > options_.max_connections)) {
       // Over the cap: read the request (so that the client sees the answer, not a reset),
       // answer 503 with Retry-After, and close.
       http::request_parser<http::string_body> parser;
@@ -534,15 +551,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kAwait);
       if (!ec) {
         StreamResponder<Stream> r(stream, parser.get().version(), false);
-        std::string why =
-            over_client_cap
-                ? fmt::format("the API is serving its limit of {} connections from {} "
-                              "(max-connections-per-client); close some, or retry shortly",
-                              options_.max_connections_per_client, peer.address)
-                : fmt::format("the API is serving its limit of {} connections "
-                              "(api-max-connections); retry shortly",
-                              options_.max_connections);
-        co_await r.send_error(Error::unavailable(why));
+        co_await r.send_error(over_cap_error(over_client_cap, peer));
       }
       --sessions_;
       co_return false;
@@ -558,7 +567,7 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
       boost::system::error_code ec = read.ec;
       std::size_t limit = options_.body_limit;
       std::optional<http_framing::Refusal> refusal = std::move(read.refusal);
-      if (!ec && !refusal && is_upload(parser.get())) {
+      if (!ec && !refusal && is_upload(parser.get().method_string(), parser.get().target())) {
         limit = options_.upload_limit;
         parser.body_limit(limit);
       }
@@ -600,14 +609,8 @@ class HttpListener::Impl : public std::enable_shared_from_this<HttpListener::Imp
             refusal->message = http_framing::body_error_message(ec);
           }
         }
-        json::object status = status_object(Error::bad_request(refusal->message));
-        status["code"] = refusal->status;
-        if (refusal->status != 400)
-          status["reason"] = refusal->status == 413   ? "RequestEntityTooLarge"
-                             : refusal->status == 431 ? "RequestHeaderFieldsTooLarge"
-                                                      : "NotImplemented";
         std::string type = "application/json";
-        std::string body = json::serialize(status) + "\n";
+        std::string body = refusal_body(refusal->status, refusal->message);
         co_await r.send(refusal->status, std::move(type), std::move(body));
         break;
       }

@@ -250,10 +250,20 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       else
         query.since = std::chrono::system_clock::now() - std::chrono::seconds(n);
     }
-    std::string follow = req.query_value("follow").value_or("");
-    if (!follow.empty() && follow != "true" && follow != "false")
-      return Error::bad_request(fmt::format("follow must be true or false, not \"{}\"", follow));
-    return follow == "true";
+    return req.query_flag("follow");
+  }
+
+  // The service, or a not-found error that says where to look.
+  awaitable<Result<void>> service_exists(const std::string& ns, const std::string& name) {
+    ObjectKey key{kServingGroup, "Service", ns, name};
+    auto service = co_await offload(p_.store_thread.get_executor(), &ObjectStore::get_object,
+                                    static_cast<ObjectStore*>(&p_.store), key);
+    Result<void> found;
+    if (service) co_return found;
+    co_return Error::not_found(fmt::format(
+        "service \"{}\" not found in namespace \"{}\"; 'elafros service list' shows the "
+        "services there",
+        name, ns));
   }
 
   // The logs of a service as chunked JSON lines (application/x-ndjson), oldest first; with
@@ -264,14 +274,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     auto parsed = parse_logs_query(req, query);
     if (!parsed) co_return co_await r.send_error(parsed.error());
     bool follow = *parsed;
-    ObjectKey key{kServingGroup, "Service", query.namespace_, query.service};
-    auto service = co_await offload(p_.store_thread.get_executor(), &ObjectStore::get_object,
-                                    static_cast<ObjectStore*>(&p_.store), key);
-    if (!service)
-      co_return co_await r.send_error(Error::not_found(fmt::format(
-          "service \"{}\" not found in namespace \"{}\"; 'elafros service list' shows the "
-          "services there",
-          query.service, query.namespace_)));
+    auto found = co_await service_exists(query.namespace_, query.service);
+    if (!found) co_return co_await r.send_error(found.error());
     if (!query.revision.empty()) {
       ObjectKey rkey{kServingGroup, "Revision", query.namespace_, query.revision};
       auto rev = co_await offload(p_.store_thread.get_executor(), &ObjectStore::get_object,
@@ -318,10 +322,13 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     co_return ended && !follow;
   }
 
-  // One reading of a revision's counters, for the metrics stream's rates and windows.
+  // One reading of a revision: the proxy's counters and the autoscaler's counts.
   struct RevisionReading {
+    std::string service;
     std::uint64_t requests = 0, errors = 0, cold_starts = 0;
     Histogram::Snapshot latency;
+    int desired = 0, ready = 0, restarts = 0;
+    std::int64_t in_flight = 0, queued = 0;
   };
   struct MetricsReading {
     std::chrono::steady_clock::time_point at;
@@ -331,51 +338,54 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
   MetricsReading read_metrics(const std::string& ns, const std::string& service) const {
     MetricsReading m;
     m.at = std::chrono::steady_clock::now();
+    auto now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(m.at.time_since_epoch()).count();
     for (const auto& r : p_.reconciler.revision_metrics()) {
       if (r.namespace_ != ns || (!service.empty() && r.service != service) || !r.stats) continue;
+      const RequestMetrics& rm = r.stats->metrics;
       RevisionReading& x = m.revisions[r.revision];
-      for (const auto& n : r.stats->metrics.by_class)
-        x.requests += n.load(std::memory_order_relaxed);
-      x.errors = r.stats->metrics.by_class[4].load(std::memory_order_relaxed);
-      x.cold_starts = r.stats->metrics.cold_starts.load(std::memory_order_relaxed);
-      x.latency = r.stats->metrics.latency.read();
+      x.service = r.service;
+      for (const auto& n : rm.by_class) x.requests += n.load(std::memory_order_relaxed);
+      x.errors = rm.by_class[4].load(std::memory_order_relaxed);
+      x.cold_starts = rm.cold_starts.load(std::memory_order_relaxed);
+      x.latency = rm.latency.read();
+      x.desired = r.desired;
+      x.ready = r.actual;
+      x.restarts = r.restarts;
+      x.in_flight = r.stats->read(now_ns).in_flight;
+      x.queued = rm.queued.load(std::memory_order_relaxed);
     }
     return m;
   }
 
+  // What a revision's counter grew by since `earlier`: nothing without an earlier reading, all
+  // of it for a revision that was not there yet.
+  static std::uint64_t growth(const MetricsReading* earlier, const std::string& revision,
+                              const RevisionReading& now, std::uint64_t RevisionReading::*counter) {
+    if (!earlier) return 0;
+    auto it = earlier->revisions.find(revision);
+    std::uint64_t before = it == earlier->revisions.end() ? 0 : it->second.*counter;
+    return now.*counter >= before ? now.*counter - before : 0;
+  }
+
   // The line the metrics stream sends now: per service and revision, the rates over the last
   // second, latency quantiles over the last 10 s, cold starts over the last minute, and the
-  // autoscaler's desired and ready instances. `history` holds the earlier readings, oldest
-  // first (at most a minute of them).
-  json::object metrics_line(const std::string& ns, const std::string& service,
-                            const std::deque<MetricsReading>& history) const {
+  // autoscaler's desired and ready instances. `history` holds the readings, oldest first, the
+  // newest last (at most a minute of them).
+  static json::object metrics_line(const std::string& ns,
+                                   const std::deque<MetricsReading>& history) {
     const MetricsReading& now = history.back();
-    auto earlier = [&history, &now](std::chrono::seconds ago) -> const MetricsReading* {
-      const MetricsReading* best = nullptr;
+    // The oldest reading at most `ago` before now (half a second of slack for the ticks).
+    auto since = [&history, &now](std::chrono::seconds ago) -> const MetricsReading* {
       for (const auto& h : history)
-        if (&h != &now && now.at - h.at <= ago + std::chrono::milliseconds(500)) {
-          best = &h;
-          break;
-        }
-      return best;
+        if (&h != &now && now.at - h.at <= ago + std::chrono::milliseconds(500)) return &h;
+      return nullptr;
     };
     const MetricsReading* second = history.size() >= 2 ? &history[history.size() - 2] : nullptr;
-    const MetricsReading* ten = earlier(std::chrono::seconds(10));
-    const MetricsReading* minute = earlier(std::chrono::seconds(60));
-    auto seconds_between = [](const MetricsReading* a, const MetricsReading& b) {
-      return a ? std::chrono::duration<double>(b.at - a->at).count() : 0.0;
-    };
-    auto delta = [](const MetricsReading* a, const std::string& rev, auto field,
-                    std::uint64_t now_value) -> std::uint64_t {
-      if (!a) return 0;
-      auto it = a->revisions.find(rev);
-      std::uint64_t before = it == a->revisions.end() ? 0 : field(it->second);
-      return now_value >= before ? now_value - before : 0;
-    };
-    auto requests = [](const RevisionReading& x) { return x.requests; };
-    auto errors = [](const RevisionReading& x) { return x.errors; };
-    auto colds = [](const RevisionReading& x) { return x.cold_starts; };
-    const double dt = seconds_between(second, now);
+    const MetricsReading* ten = since(std::chrono::seconds(10));
+    const MetricsReading* minute = since(std::chrono::seconds(60));
+    const double dt = second ? std::chrono::duration<double>(now.at - second->at).count() : 0.0;
+    auto rate = [dt](std::uint64_t n) { return dt > 0 ? static_cast<double>(n) / dt : 0.0; };
 
     struct Sum {
       double rps = 0, eps = 0;
@@ -386,65 +396,53 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       json::array revisions;
     };
     std::map<std::string, Sum> services;
-    auto now_ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(now.at.time_since_epoch()).count();
-    for (const auto& r : p_.reconciler.revision_metrics()) {
-      if (r.namespace_ != ns || (!service.empty() && r.service != service) || !r.stats) continue;
-      auto it = now.revisions.find(r.revision);
-      if (it == now.revisions.end()) continue;
-      const RevisionReading& x = it->second;
-      Sum& s = services[r.service];
-      double rps =
-          dt > 0 ? static_cast<double>(delta(second, r.revision, requests, x.requests)) / dt : 0;
-      double eps =
-          dt > 0 ? static_cast<double>(delta(second, r.revision, errors, x.errors)) / dt : 0;
-      std::uint64_t cold = delta(minute ? minute : nullptr, r.revision, colds, x.cold_starts);
+    for (const auto& [name, x] : now.revisions) {
+      Sum& s = services[x.service];
+      double rps = rate(growth(second, name, x, &RevisionReading::requests));
+      double eps = rate(growth(second, name, x, &RevisionReading::errors));
+      std::uint64_t cold = growth(minute, name, x, &RevisionReading::cold_starts);
       Histogram::Snapshot window = x.latency;
       if (ten) {
-        auto before = ten->revisions.find(r.revision);
+        auto before = ten->revisions.find(name);
         if (before != ten->revisions.end()) window = x.latency.minus(before->second.latency);
       }
-      std::int64_t in_flight = r.stats->read(now_ns).in_flight;
-      std::int64_t queued = r.stats->metrics.queued.load(std::memory_order_relaxed);
       s.rps += rps;
       s.eps += eps;
       s.cold += cold;
       for (std::size_t i = 0; i < window.counts.size(); ++i)
         s.latency.counts[i] += window.counts[i];
       s.latency.sum += window.sum;
-      s.desired += r.desired;
-      s.ready += r.actual;
-      s.in_flight += in_flight;
-      s.queued += queued;
-      s.revisions.push_back(json::object{{"name", r.revision},
+      s.desired += x.desired;
+      s.ready += x.ready;
+      s.in_flight += x.in_flight;
+      s.queued += x.queued;
+      s.revisions.push_back(json::object{{"name", name},
                                          {"requestsPerSecond", rps},
                                          {"errorsPerSecond", eps},
-                                         {"desiredInstances", r.desired},
-                                         {"readyInstances", r.actual},
-                                         {"inFlight", in_flight},
-                                         {"queued", queued},
+                                         {"desiredInstances", x.desired},
+                                         {"readyInstances", x.ready},
+                                         {"inFlight", x.in_flight},
+                                         {"queued", x.queued},
                                          {"coldStartsLastMinute", cold},
                                          {"requestsTotal", x.requests},
-                                         {"restarts", r.restarts}});
+                                         {"restarts", x.restarts}});
     }
+    auto quantile_ms = [](const Histogram::Snapshot& h, double q) {
+      return h.count() > 0 ? json::value(h.quantile(q) * 1000) : json::value(nullptr);
+    };
     json::array items;
-    for (auto& [name, s] : services) {
-      bool seen = s.latency.count() > 0;
-      items.push_back(
-          json::object{{"name", name},
-                       {"requestsPerSecond", s.rps},
-                       {"errorsPerSecond", s.eps},
-                       {"latencyP50Ms",
-                        seen ? json::value(s.latency.quantile(0.5) * 1000) : json::value(nullptr)},
-                       {"latencyP99Ms",
-                        seen ? json::value(s.latency.quantile(0.99) * 1000) : json::value(nullptr)},
-                       {"desiredInstances", s.desired},
-                       {"readyInstances", s.ready},
-                       {"inFlight", s.in_flight},
-                       {"queued", s.queued},
-                       {"coldStartsLastMinute", s.cold},
-                       {"revisions", std::move(s.revisions)}});
-    }
+    for (auto& [name, s] : services)
+      items.push_back(json::object{{"name", name},
+                                   {"requestsPerSecond", s.rps},
+                                   {"errorsPerSecond", s.eps},
+                                   {"latencyP50Ms", quantile_ms(s.latency, 0.5)},
+                                   {"latencyP99Ms", quantile_ms(s.latency, 0.99)},
+                                   {"desiredInstances", s.desired},
+                                   {"readyInstances", s.ready},
+                                   {"inFlight", s.in_flight},
+                                   {"queued", s.queued},
+                                   {"coldStartsLastMinute", s.cold},
+                                   {"revisions", std::move(s.revisions)}});
     auto unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
@@ -461,15 +459,17 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
   awaitable<bool> service_metrics(ApiRequest& req, Responder& r) {
     std::string ns = req.param("namespace");
     std::string service = req.query_value("service").value_or("");
-    std::string follow_text = req.query_value("follow").value_or("");
-    if (!follow_text.empty() && follow_text != "true" && follow_text != "false")
-      co_return co_await r.send_error(
-          Error::bad_request(fmt::format("follow must be true or false, not \"{}\"", follow_text)));
-    const bool follow = follow_text == "true";
+    auto follow_asked = req.query_flag("follow");
+    if (!follow_asked) co_return co_await r.send_error(follow_asked.error());
+    const bool follow = *follow_asked;
+    if (!service.empty()) {
+      auto found = co_await service_exists(ns, service);
+      if (!found) co_return co_await r.send_error(found.error());
+    }
     std::deque<MetricsReading> history;
     history.push_back(read_metrics(ns, service));
     if (!follow) {
-      json::value line = metrics_line(ns, service, history);
+      json::value line = metrics_line(ns, history);
       co_return co_await r.send_json(200, line);
     }
     struct Follow {
@@ -487,7 +487,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
         });
       });
     while (ok && !state->closed) {
-      std::string text = json::serialize(metrics_line(ns, service, history));
+      std::string text = json::serialize(metrics_line(ns, history));
       text += '\n';
       ok = co_await r.send_chunk(std::move(text));
       if (!ok) break;

@@ -44,6 +44,8 @@ const traffic = (name) => {
   return ((s.status && s.status.traffic) || []).filter((t) => t.percent > 0)
     .map((t) => `${t.revisionName}=${t.percent}`).sort().join(",");
 };
+// Waits for fn in the page: true once it holds, false if it did not within `ms`.
+const holds = (page, ms, fn, ...args) => page.waitForFunction(fn, { timeout: ms }, ...args).then(() => true, () => false);
 // Goes through an action's dialog: Review, then (after `between`) Confirm; returns the changes
 // the confirm step named.
 async function confirmDialog(page, between) {
@@ -78,7 +80,7 @@ const check = (what, ok, detail = "") => {
     await page.setViewport({ width: 1100, height: 640 });
     // Expected refusals: the first GET /ui/session (nobody signed in), the wrong token's 401, the
     // CSRF-less POST's 403, and the session after sign-out.
-    const expected = (url) => url.endsWith("/ui/session") || url.includes("/services") || url.includes("follow=maybe");
+    const expected = (url) => url.endsWith("/ui/session") || url.includes("/services") || url.includes("follow=maybe") || url.includes("service=nosuch");
     page.on("console", (m) => {
       if (m.type() !== "error") return;
       const url = (m.location() && m.location().url) || "";
@@ -185,6 +187,12 @@ const check = (what, ok, detail = "") => {
     });
     check("the metrics stream refuses a bad follow=, saying what it takes", badMetrics.status === 400 &&
           badMetrics.text.includes("follow must be true or false"), JSON.stringify(badMetrics));
+    const unknown = await page.evaluate(async () => {
+      const r = await fetch("/apis/elafros.dev/v1/namespaces/default/servicemetrics?service=nosuch");
+      return { status: r.status, text: await r.text() };
+    });
+    check("...and a service that does not exist, 404 saying where to look", unknown.status === 404 &&
+          unknown.text.includes("elafros service list"), JSON.stringify(unknown));
 
     // --- the service view: live charts under load, then every action through its confirm step.
     const proxy = JSON.parse(cli("status", "-o", "json")).listen;
@@ -214,6 +222,8 @@ const check = (what, ok, detail = "") => {
     check("a hey load makes the req/s chart rise", peak >= 5, String(peak));
     const legend = await page.$eval("#legend-latency", (e) => e.textContent);
     check("...and the latency chart has a p99", /p99 \d/.test(legend), legend);
+    const instances = await page.$eval("#legend-instances", (e) => e.textContent);
+    check("...and the instances chart shows desired and ready", /desired [1-9].*ready [1-9]/.test(instances), instances);
     await page.screenshot({ path: path.join(out, "service.png"), fullPage: true });
     hey.kill("SIGTERM");
     await Promise.race([heyDone, sleep(10000)]);
@@ -242,6 +252,13 @@ const check = (what, ok, detail = "") => {
     const rolled = await until(15000, () => traffic("fromcli") === `${firstRevision}=100`);
     check("a rollback from the UI sends 100% to the previous revision (CLI)", rolled, traffic("fromcli"));
 
+    // A tag set by the CLI on the latest revision shows with its URL, and the split below keeps
+    // it following the latest (not pinned to the revision that is latest now).
+    cli("service", "update", "fromcli", "--tag", "@latest=candidate", "--no-wait");
+    check("a tag shows under the bar with its own URL", await holds(page, 15000, (rev) =>
+      [...document.querySelectorAll("#traffic-tags li")].some((li) => li.textContent.startsWith(`candidate → ${rev}: http://candidate-fromcli.default.localhost`)),
+      secondRevision));
+
     // Split 50/50 with the inputs, then confirm.
     await page.click("#act-split");
     const splitChanges = await confirmDialog(page, async () => {
@@ -255,8 +272,11 @@ const check = (what, ok, detail = "") => {
     const want = [`${firstRevision}=50`, `${secondRevision}=50`].sort().join(",");
     const split = await until(15000, () => traffic("fromcli") === want);
     check("moving the split to 50/50 and confirming changes status.traffic (CLI)", split, traffic("fromcli"));
-    await page.waitForFunction(() => document.querySelectorAll("#traffic-bar .segment").length === 2, { timeout: 10000 });
-    check("...and the bar shows both halves", true);
+    const tags = JSON.parse(cli("service", "describe", "fromcli", "-o", "json")).spec.traffic.filter((t) => t.tag);
+    check("...and keeps the tag as it was, following the latest revision", tags.length === 1 &&
+          tags[0].tag === "candidate" && tags[0].latestRevision === true && !tags[0].revisionName, JSON.stringify(tags));
+    check("...and the bar shows both halves",
+          await holds(page, 10000, () => document.querySelectorAll("#traffic-bar .segment").length === 2));
 
     // A split that does not add up to 100 cannot be confirmed, and says so.
     await page.click("#act-split");
@@ -285,9 +305,9 @@ spec:
     cli("apply", "-f", triggerFile);
     fs.rmSync(path.dirname(triggerFile), { recursive: true, force: true });
     cli("event", "send", "--type", "dev.elafros.ui", "--source", "/dashboard-test", "--id", "ui-event-1", "-d", '{"hello":"ui"}');
-    await page.waitForFunction(() => [...document.querySelectorAll("#log-lines li.stderr")]
-      .some((li) => li.textContent.includes("event: id=ui-event-1")), { timeout: 20000 });
-    check("the log view shows a line the app wrote after the page opened, marked stderr", true);
+    check("the log view shows a line the app wrote after the page opened, marked stderr",
+          await holds(page, 20000, () => [...document.querySelectorAll("#log-lines li.stderr")]
+            .some((li) => li.textContent.includes("event: id=ui-event-1"))));
     await page.type("#log-filter", "ui-event-1");
     const visible = await page.$$eval("#log-lines li", (lis) => lis.filter((li) => !li.hidden).length);
     check("...and its filter keeps only the lines that match", visible >= 1 &&
@@ -299,8 +319,8 @@ spec:
           (await page.$eval('tr[data-trigger="ui-trigger"]', (r) => r.children[2].textContent)) === "type=dev.elafros.ui");
     check("...and its subscriber as the service and path",
           (await page.$eval('tr[data-trigger="ui-trigger"]', (r) => r.children[3].textContent)) === "Service fromcli/cgi-bin/event");
-    await page.waitForSelector('tr[data-event="ui-event-1"] .delivery.delivered[data-trigger="ui-trigger"]', { timeout: 20000 });
-    check("an event published by the CLI shows in the feed, delivered by its trigger", true);
+    check("an event published by the CLI shows in the feed, delivered by its trigger",
+          await holds(page, 20000, () => !!document.querySelector('tr[data-event="ui-event-1"] .delivery.delivered[data-trigger="ui-trigger"]')));
     await page.screenshot({ path: path.join(out, "events.png"), fullPage: true });
 
     // Delete through the UI (the service made above with the CSRF token).
