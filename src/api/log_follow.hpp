@@ -5,6 +5,8 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -13,6 +15,10 @@
 #include "log_collector.hpp"
 
 namespace elafros::api {
+
+// Live lines waiting for one client at most: a client that reads slower than the service
+// logs loses the oldest (they stay in the stored logs) rather than growing the daemon.
+inline constexpr std::size_t kMaxPendingLogLines = 10000;
 
 struct LogFollow {
   explicit LogFollow(const boost::asio::any_io_executor& ex)
@@ -23,7 +29,43 @@ struct LogFollow {
   std::string error;
   std::uint64_t id = 0;
   std::vector<LogLine> lines;
+  std::uint64_t dropped = 0;       // live lines dropped since the last take()
   boost::asio::steady_timer wake;  // cancelled whenever one of the above changes
+
+  // Live lines from the collector: kept, the oldest dropped past kMaxPendingLogLines.
+  void add(std::vector<LogLine> more) {
+    for (auto& l : more) lines.push_back(std::move(l));
+    if (lines.size() > kMaxPendingLogLines) {
+      std::size_t excess = lines.size() - kMaxPendingLogLines;
+      lines.erase(lines.begin(), lines.begin() + static_cast<std::ptrdiff_t>(excess));
+      dropped += excess;
+    }
+  }
+
+  // The lines to send now, oldest first; after a drop, first a line of elafrosd's (on stderr)
+  // saying how many went and where they still are. `about` names the service or Build.
+  std::vector<LogLine> take(const LogLine& about) {
+    std::vector<LogLine> out;
+    if (dropped > 0) {
+      LogLine notice = about;
+      notice.time = std::chrono::system_clock::now();
+      notice.instance = "elafrosd";
+      notice.stream = "stderr";
+      notice.message = "elafrosd dropped " + std::to_string(dropped) +
+                       " log line(s) this client had not read yet (more than " +
+                       std::to_string(kMaxPendingLogLines) +
+                       " waited); the stored logs keep them: read them again without following";
+      out.push_back(std::move(notice));
+      dropped = 0;
+    }
+    if (out.empty()) {
+      out.swap(lines);
+    } else {
+      for (auto& l : lines) out.push_back(std::move(l));
+      lines.clear();
+    }
+    return out;
+  }
 };
 
 // Opens the query on the collector; the state fills in on `ex` (wait for `opened`).
@@ -35,7 +77,7 @@ inline std::shared_ptr<LogFollow> open_log_follow(LogCollector& logs, LogQuery q
       [state, ex](std::vector<LogLine> lines) {
         boost::asio::post(ex, [state, lines = std::move(lines)]() mutable {
           if (lines.empty()) state->ended = true;
-          for (auto& l : lines) state->lines.push_back(std::move(l));
+          state->add(std::move(lines));
           state->wake.cancel();
         });
       },
