@@ -13,6 +13,8 @@ const state = {
   can: {},                                   // "verb resource" → allowed, in the namespace
   streams: [],                               // AbortControllers of what the view follows
   logPaused: false, logQueue: [], logSkipped: 0, logTimer: null, logStream: null,
+  builds: new Map(), build: "",              // the builds views' builds, and the one shown
+  usageWake: null,                           // reads the usage again now (a new window)
 };
 const $ = (id) => document.getElementById(id);
 const serving = (ns) => `/apis/serving.knative.dev/v1/namespaces/${encodeURIComponent(ns)}`;
@@ -80,7 +82,7 @@ function reasonText(object) {
 
 // --- views and navigation ----------------------------------------------------------------------
 
-const kSections = ["signin", "services", "service", "events"];
+const kSections = ["signin", "services", "service", "events", "builds", "build", "usage", "audit"];
 
 function show(section) {
   for (const s of kSections) $(s).hidden = s !== section;
@@ -103,6 +105,11 @@ function route() {
   const service = hash.match(/^\/services\/([^/]+)$/);
   if (service) return openService(decodeURIComponent(service[1]));
   if (hash === "/events") return openEvents();
+  const build = hash.match(/^\/builds\/([^/]+)$/);
+  if (build) return openBuild(decodeURIComponent(build[1]));
+  if (hash === "/builds") return openBuilds();
+  if (hash === "/usage" && state.can["list usage"]) return openUsage();
+  if (hash === "/audit" && state.can["list audit"]) return openAudit();
   openOverview();
 }
 
@@ -151,7 +158,8 @@ window.addEventListener("hashchange", route);
 // What the signed-in user may do in the namespace, from SelfSubjectAccessReviews: the page
 // hides or disables the rest (the API refuses it anyway).
 async function loadPermissions() {
-  const asks = [["delete", "serving.knative.dev", "services"], ["patch", "serving.knative.dev", "services"]];
+  const asks = [["delete", "serving.knative.dev", "services"], ["patch", "serving.knative.dev", "services"],
+                ["patch", "build.knative.dev", "builds"], ["list", "elafros.dev", "usage"], ["list", "elafros.dev", "audit"]];
   const answers = await Promise.all(asks.map(([verb, group, resource]) =>
     api("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
       apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview",
@@ -162,6 +170,8 @@ async function loadPermissions() {
     const a = answers[i];
     state.can[`${verb} ${resource}`] = a.status === 201 || a.status === 200 ? !!(a.data.status && a.data.status.allowed) : false;
   });
+  $("nav-usage").hidden = !state.can["list usage"];
+  $("nav-audit").hidden = !state.can["list audit"];
 }
 
 // --- streams -------------------------------------------------------------------------------------
@@ -432,29 +442,43 @@ function renderCharts() {
 
 // --- logs ------------------------------------------------------------------------------------------
 
-async function followLogs() {
-  const controller = newStream();
-  state.logStream = controller;
-  const list = $("log-lines");
-  list.replaceChildren();
-  state.logQueue = [];
-  state.logSkipped = 0;
-  const revision = $("log-revision").value;
-  const query = `follow=true&tailLines=100${revision ? `&revision=${encodeURIComponent(revision)}` : ""}`;
-  const path = `${elafros(state.namespace)}/services/${encodeURIComponent(state.service)}/logs?${query}`;
+// Follows a JSON-lines stream: onStart before each (re)connection's first line, onLine for each,
+// onState with how it goes; reconnects at most once a second until aborted, or until the
+// stream ends when `untilEnd` (a finished build's log).
+async function followStream(controller, path, { onStart, onLine, onState, untilEnd }) {
   while (!controller.signal.aborted) {
     try {
       const res = await fetch(path, { signal: controller.signal, credentials: "same-origin" });
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      $("log-state").textContent = "following";
-      list.replaceChildren();
-      await readLines(res, (line) => { addLogLine(line); return true; });
+      onState("following");
+      let first = true;  // a reconnection's answer replaces what the last one showed
+      await readLines(res, (line) => {
+        if (first) { onStart(); first = false; }
+        onLine(line);
+        return true;
+      });
+      if (untilEnd && untilEnd()) { onState("ended"); return; }
     } catch (e) {
       if (controller.signal.aborted) return;
-      $("log-state").textContent = `reconnecting (${e.message})`;
+      onState(`reconnecting (${e.message})`);
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+function followLogs() {
+  const controller = newStream();
+  state.logStream = controller;
+  $("log-lines").replaceChildren();
+  state.logQueue = [];
+  state.logSkipped = 0;
+  const revision = $("log-revision").value;
+  const query = `follow=true&tailLines=100${revision ? `&revision=${encodeURIComponent(revision)}` : ""}`;
+  followStream(controller, `${elafros(state.namespace)}/services/${encodeURIComponent(state.service)}/logs?${query}`, {
+    onStart: () => $("log-lines").replaceChildren(),
+    onLine: addLogLine,
+    onState: (text) => { $("log-state").textContent = text; },
+  });
 }
 
 function logMatches(li) {
@@ -470,11 +494,12 @@ function addLogLine(line) {
   if (!state.logPaused && !state.logTimer) state.logTimer = setTimeout(flushLogs, 200);
 }
 
-function logItem(line) {
+// One log line as a list item; `source` is what wrote it (an instance, a build's step).
+function logItem(line, source) {
   const stderr = line.stream === "stderr";
   const li = el("li", { class: stderr ? "stderr" : "" },
     el("time", {}, (line.time || "").replace(/^.*T/, "")), " ",
-    el("span", { class: "src" }, `${line.instance || line.revision}${line.container ? `/${line.container}` : ""}`), " ",
+    el("span", { class: "src" }, source || `${line.instance || line.revision}${line.container ? `/${line.container}` : ""}`), " ",
     stderr ? el("span", { class: "badge", title: "written to stderr" }, "stderr") : null, stderr ? " " : null,
     el("span", { class: "msg" }, line.message));
   li.hidden = !logMatches(li);
@@ -543,7 +568,7 @@ function openDialog(title, body, review) {
     $("dialog-next").disabled = false;
     if (r.status >= 200 && r.status < 300) {
       dialog.close();
-      $("action-result").textContent = pending.done;
+      $(pending.resultId || "action-result").textContent = pending.done;
       return;
     }
     $("dialog-error").textContent = (r.data && r.data.message) || `the change was refused (HTTP ${r.status})`;
@@ -758,5 +783,176 @@ function renderFeed(items) {
   syncRows($("feed-rows"), rows);
   syncRows($("dead-rows"), dead);
 }
+
+// --- builds --------------------------------------------------------------------------------------
+
+const buildsPath = () => `/apis/build.knative.dev/v1alpha1/namespaces/${encodeURIComponent(state.namespace)}/builds`;
+
+function buildSucceeded(b) { return condition(b, "Succeeded"); }
+
+function openBuilds() {
+  state.view = "builds";
+  show("builds");
+  state.builds = new Map();
+  watchList(buildsPath(), "", mapSink(state.builds, renderBuilds), () => {});
+}
+
+function renderBuilds() {
+  const list = [...state.builds.values()].sort((a, b) =>
+    (b.metadata.creationTimestamp || "").localeCompare(a.metadata.creationTimestamp || "") || a.metadata.name.localeCompare(b.metadata.name));
+  syncRows($("build-rows"), list.map((b) => {
+    const c = buildSucceeded(b);
+    const st = b.status || {};
+    return el("tr", { "data-key": b.metadata.name, "data-build": b.metadata.name },
+      el("td", {}, el("a", { href: `#/builds/${encodeURIComponent(b.metadata.name)}` }, b.metadata.name)),
+      el("td", {}, st.startTime || ""),
+      el("td", { class: c.status === "True" ? "ready-true" : c.status === "False" ? "ready-false" : "" }, c.status || "Unknown"),
+      el("td", {}, c.reason ? `${c.reason}${c.message ? `: ${c.message}` : ""}` : ""),
+      el("td", { class: "num" }, `${(st.stepsCompleted || []).length} / ${((b.spec && b.spec.steps) || []).length || (st.stepStates || []).length}`));
+  }));
+  $("builds-empty").hidden = list.length > 0;
+}
+
+function openBuild(name) {
+  state.view = "build";
+  state.build = name;
+  state.builds = new Map();
+  show("build");
+  $("build-title").textContent = `Build ${name}`;
+  $("build-result").textContent = "";
+  $("build-log").replaceChildren();
+  $("act-cancel").hidden = !state.can["patch builds"];
+  watchList(buildsPath(), `fieldSelector=metadata.name%3D${encodeURIComponent(name)}`, mapSink(state.builds, renderBuild), () => {});
+  const controller = newStream();
+  const over = () => { const b = state.builds.get(name); const c = buildSucceeded(b); return c.status === "True" || c.status === "False"; };
+  followStream(controller, `${elafros(state.namespace)}/builds/${encodeURIComponent(name)}/logs?follow=true`, {
+    onStart: () => $("build-log").replaceChildren(),
+    onLine: (line) => {
+      const list = $("build-log");
+      list.append(logItem(line, line.step));
+      while (list.children.length > kMaxLogLines) list.firstElementChild.remove();
+      list.scrollTop = list.scrollHeight;
+    },
+    onState: () => {},
+    untilEnd: over,
+  });
+}
+
+function renderBuild() {
+  const b = state.builds.get(state.build);
+  if (!b) return;
+  const c = buildSucceeded(b);
+  const over = c.status === "True" || c.status === "False";
+  $("build-state").textContent = over ? (c.status === "True" ? "Succeeded" : "Failed") : "Running";
+  $("build-state").className = c.status === "True" ? "ready-true" : c.status === "False" ? "ready-false" : "";
+  $("build-reason").textContent = c.reason ? `${c.reason}${c.message ? `: ${c.message}` : ""}` : "";
+  $("act-cancel").disabled = over;
+  const states = (b.status && b.status.stepStates) || [];
+  const steps = ((b.spec && b.spec.steps) || []).map((st) => st.name);
+  for (const st of states) if (!steps.includes(st.name)) steps.push(st.name);
+  syncRows($("step-rows"), steps.map((name) => {
+    const st = states.find((x) => x.name === name) || {};
+    const t = st.terminated;
+    const phase = t ? (t.exitCode === 0 ? "done" : "failed") : st.running ? "running" : "waiting";
+    return el("tr", { "data-key": name, "data-step": name },
+      el("td", {}, name),
+      el("td", { class: phase === "done" ? "ready-true" : phase === "failed" ? "ready-false" : "" }, phase),
+      el("td", { class: "num" }, t ? String(t.exitCode) : ""),
+      el("td", { class: "num" }, st.duration || ""));
+  }));
+}
+
+$("act-cancel").addEventListener("click", () => {
+  const name = state.build;
+  openDialog(`Cancel build ${name}`, [el("p", {}, `Stop build ${name}: its running step is killed and the steps after it do not run.`)], () => ({
+    changes: [`build ${name} in ${state.namespace}: cancelled (BuildCancelled)`],
+    apply: () => api("PATCH", `${buildsPath()}/${encodeURIComponent(name)}`, { spec: { status: "BuildCancelled" } }, "application/merge-patch+json"),
+    done: `Cancelled ${name}.`,
+    resultId: "build-result",
+  }));
+});
+
+// --- usage ---------------------------------------------------------------------------------------
+
+function usageQuery(format) {
+  const q = new URLSearchParams({ since: $("usage-window").value, by: $("usage-by").value, namespace: state.namespace });
+  if (format) q.set("format", format);
+  return `/apis/elafros.dev/v1/usage?${q}`;
+}
+
+// Usage is accounted in hourly buckets: read again every 10 s while the view is open.
+async function openUsage() {
+  state.view = "usage";
+  show("usage");
+  const controller = newStream();
+  while (!controller.signal.aborted) {
+    $("usage-csv").href = usageQuery("csv");
+    const r = await api("GET", usageQuery());
+    if (controller.signal.aborted) return;
+    if (r.status === 200) { renderUsage(r.data.items || []); $("usage-state").textContent = `as of ${new Date().toLocaleTimeString()}`; }
+    else $("usage-state").textContent = (r.data && r.data.message) || `HTTP ${r.status}`;
+    await new Promise((res) => {
+      state.usageWake = res;
+      setTimeout(res, 10000);
+      controller.signal.addEventListener("abort", res);
+    });
+  }
+}
+
+for (const id of ["usage-window", "usage-by"]) $(id).addEventListener("change", () => { if (state.usageWake) state.usageWake(); });
+
+const kUsageSums = ["requests", "errors_5xx", "cold_starts", "instance_seconds", "active_seconds", "cpu_seconds_used",
+                    "gib_seconds_used", "build_seconds", "events_delivered"];
+
+function renderUsage(items) {
+  // The window's hourly buckets summed per row; peak memory is the window's peak.
+  const rows = new Map();
+  for (const it of items) {
+    const key = `${it.namespace}/${it.service}/${it.revision}`;
+    const r = rows.get(key) || { namespace: it.namespace, service: it.service, revision: it.revision, peak_memory_bytes: 0 };
+    for (const k of kUsageSums) r[k] = (r[k] || 0) + (it[k] || 0);
+    r.peak_memory_bytes = Math.max(r.peak_memory_bytes, it.peak_memory_bytes || 0);
+    rows.set(key, r);
+  }
+  const num = (v, digits) => el("td", { class: "num" }, fixed(v, digits));
+  syncRows($("usage-rows"), [...rows.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(([key, r]) =>
+    el("tr", { "data-key": key, "data-usage": r.service || r.namespace },
+      el("td", {}, r.namespace), el("td", {}, r.service), el("td", {}, r.revision),
+      num(r.requests, 0), num(r.errors_5xx, 0), num(r.cold_starts, 0), num(r.instance_seconds, 1), num(r.active_seconds, 1),
+      num(r.cpu_seconds_used, 2), num(r.gib_seconds_used, 3), el("td", { class: "num" }, `${(r.peak_memory_bytes / 1048576).toFixed(1)} MiB`),
+      num(r.build_seconds, 1), num(r.events_delivered, 0))));
+}
+
+// --- audit ---------------------------------------------------------------------------------------
+
+const kAuditShown = 500;
+
+async function openAudit() {
+  state.view = "audit";
+  show("audit");
+  const q = new URLSearchParams();
+  for (const [k, id] of [["user", "audit-user"], ["verb", "audit-verb"], ["since", "audit-since"]])
+    if ($(id).value.trim()) q.set(k, $(id).value.trim());
+  const [records, chain] = await Promise.all([api("GET", `/apis/elafros.dev/v1/audit?${q}`), api("GET", "/apis/elafros.dev/v1/audit/verify")]);
+  $("audit-error").textContent = records.status === 200 ? "" : (records.data && records.data.message) || `HTTP ${records.status}`;
+  if (chain.status === 200) {
+    const c = chain.data;
+    $("audit-chain").textContent = c.ok ? `Chain intact: ${c.records} records, head ${String(c.head).slice(0, 12)}…` : `Chain broken: ${c.problem}`;
+    $("audit-chain").className = c.ok ? "ready-true" : "ready-false";
+  }
+  const items = records.status === 200 ? (records.data.items || []) : [];
+  const newest = items.slice(-kAuditShown).reverse();
+  syncRows($("audit-rows"), newest.map((e) => {
+    const ref = e.objectRef || {};
+    const code = (e.responseStatus && e.responseStatus.code) || "";
+    return el("tr", { "data-key": e.auditID, "data-verb": e.verb || "", "data-name": ref.name || "" },
+      el("td", {}, e.requestReceivedTimestamp || ""), el("td", {}, (e.user && e.user.username) || ""), el("td", {}, e.verb || ""),
+      el("td", {}, ref.resource ? `${ref.resource}${ref.subresource ? `/${ref.subresource}` : ""}` : e.requestURI || ""),
+      el("td", {}, ref.namespace || ""), el("td", {}, ref.name || ""),
+      el("td", { class: code >= 400 ? "num ready-false" : "num" }, String(code)), el("td", {}, (e.sourceIPs || []).join(", ")));
+  }));
+}
+
+$("audit-filter").addEventListener("submit", (event) => { event.preventDefault(); openAudit(); });
 
 start();
