@@ -1688,6 +1688,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         m.instance_seconds = rev->gone_instance_seconds;
         for (const auto& i : rev->instances) m.instance_seconds += instance_seconds(*i);
         const PodResources pod = pod_resources(rev->revision.spec);
+        m.limits_cpu_millis = pod.limits_cpu_millis;
+        m.limits_memory_bytes = pod.limits_memory_bytes;
         m.vcpu_seconds_alloc =
             m.instance_seconds * static_cast<double>(pod.limits_cpu_millis) / 1000;
         m.gib_seconds_alloc = m.instance_seconds * static_cast<double>(pod.limits_memory_bytes) /

@@ -114,6 +114,8 @@ class Reconciler {
     std::shared_ptr<const RevisionStats> stats;  // the proxy's counters
     // Usage since the daemon started: its instances' lifetimes, and the limits × those.
     double instance_seconds = 0, vcpu_seconds_alloc = 0, gib_seconds_alloc = 0;
+    // What one instance is allotted (its containers' limits; 0: none set).
+    std::int64_t limits_cpu_millis = 0, limits_memory_bytes = 0;
   };
   std::vector<RevisionMetrics> revision_metrics() const;
   // Every instance the daemon manages, with its phase: "starting", "ready", "stopping",

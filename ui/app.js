@@ -14,6 +14,7 @@ const state = {
   streams: [],                               // AbortControllers of what the view follows
   logPaused: false, logQueue: [], logSkipped: 0, logTimer: null, logStream: null,
   builds: new Map(), build: "",              // the builds views' builds, and the one shown
+  quotas: new Map(),                         // the namespace's ResourceQuotas
   usageWake: null,                           // reads the usage again now (a new window)
 };
 const $ = (id) => document.getElementById(id);
@@ -280,6 +281,59 @@ function openOverview() {
     for (const s of line.services || []) state.metrics.set(s.name, s);
     renderServices();
   });
+  state.quotas = new Map();
+  watchList(`/api/v1/namespaces/${encodeURIComponent(state.namespace)}/resourcequotas`, "", mapSink(state.quotas, renderQuotas), () => {});
+  followNode();
+}
+
+const mib = (bytes) => `${(bytes / 1048576).toFixed(0)} MiB`;
+
+// The machine and what live instances are allotted of it, from the daemon's status (read every
+// 5 s while the overview is open; hidden from roles that may not read it).
+async function followNode() {
+  const controller = newStream();
+  while (!controller.signal.aborted) {
+    const r = await api("GET", "/apis/elafros.dev/v1/status");
+    if (controller.signal.aborted) return;
+    const n = r.status === 200 && r.data.node;
+    $("node-line").hidden = !n;
+    if (n)
+      $("node-line").textContent = `This machine: ${n.cpus} CPUs, ${mib(n.memoryBytes)}. Its ${r.data.readyInstances} ready ` +
+        `instance(s) are allotted ${(n.allocatedCpuMillis / 1000).toFixed(2)} CPUs and ${mib(n.allocatedMemoryBytes)}` +
+        `${n.unlimitedInstances ? ` (${n.unlimitedInstances} without a limit)` : ""}.`;
+    await new Promise((res) => { setTimeout(res, 5000); controller.signal.addEventListener("abort", res); });
+  }
+}
+
+function renderQuotas() {
+  const rows = [];
+  for (const q of [...state.quotas.values()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
+    const hard = (q.status && q.status.hard) || (q.spec && q.spec.hard) || {};
+    const used = (q.status && q.status.used) || {};
+    for (const res of Object.keys(hard).sort()) {
+      const share = quotaShare(used[res], hard[res]);
+      const bar = el("progress", { max: 1, value: share === null ? 0 : Math.min(share, 1) });
+      bar.setAttribute("aria-label", `${res}: ${used[res] || "0"} of ${hard[res]}`);
+      rows.push(el("tr", { "data-key": `${q.metadata.name}/${res}`, "data-quota": q.metadata.name, "data-resource": res },
+        el("td", {}, q.metadata.name), el("td", {}, res), el("td", { class: "num" }, used[res] || "0"),
+        el("td", { class: "num" }, hard[res]), el("td", {}, bar)));
+    }
+  }
+  syncRows($("quota-rows"), rows);
+  $("quota-table").hidden = rows.length === 0;
+  $("quota-empty").hidden = rows.length > 0;
+}
+
+// used / hard for Kubernetes quantities (2, 500m, 256Mi, 1G); null when either is unreadable.
+function quotaShare(used, hard) {
+  const units = { m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1048576, Gi: 1073741824, Ti: 1099511627776 };
+  const value = (q) => {
+    const m = /^([0-9.]+)([a-zA-Z]*)$/.exec(String(q === undefined ? "0" : q));
+    if (!m || (m[2] && !(m[2] in units))) return null;
+    return Number(m[1]) * (m[2] ? units[m[2]] : 1);
+  };
+  const u = value(used), h = value(hard);
+  return u === null || h === null || h === 0 ? null : u / h;
 }
 
 const fixed = (n, digits) => (typeof n === "number" ? n.toFixed(digits) : "–");

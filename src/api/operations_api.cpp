@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -102,6 +103,24 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     return h;
   }
 
+  // The machine, and what its live instances are allotted of it (their limits; instances
+  // without one count in `unlimitedInstances`).
+  json::object node() const {
+    long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    std::int64_t cpu_millis = 0, memory = 0, unlimited = 0;
+    for (const auto& r : p_.reconciler.revision_metrics()) {
+      cpu_millis += r.actual * r.limits_cpu_millis;
+      memory += r.actual * r.limits_memory_bytes;
+      if (r.limits_cpu_millis == 0 || r.limits_memory_bytes == 0) unlimited += r.actual;
+    }
+    return json::object{{"cpus", cpus},
+                        {"memoryBytes", static_cast<std::int64_t>(pages) * page},
+                        {"allocatedCpuMillis", cpu_millis},
+                        {"allocatedMemoryBytes", memory},
+                        {"unlimitedInstances", unlimited}};
+  }
+
   awaitable<bool> status(ApiRequest&, Responder& r) {
     auto images = co_await offload(p_.store_thread.get_executor(), &Store::list_images, &p_.store);
     Disk disk = co_await offload(p_.blocking.get_executor(), &OperationsApi::disk_of,
@@ -118,6 +137,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                                    {"droppedLines", s.dropped_lines}});
     auto c = p_.reconciler.counts();
     json::object o{{"version", info_.version},
+                   {"node", node()},
                    {"dataDir", info_.data_dir},
                    {"socket", info_.socket},
                    {"listen", info_.listen},

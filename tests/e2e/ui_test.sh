@@ -36,6 +36,6 @@ cat "$work/ui.out"
 rm -rf /tmp/elafros-ui-chromium-* 2>/dev/null || true
 check "the dashboard's browser run passed every check (exit $rc)" test "$rc" -eq 0
 saved=0
-for view in signin services service events build usage audit viewer; do [ -s "$out/$view.png" ] && saved=$((saved + 1)); done
-check "it saved a screenshot of each view ($saved of 8)" test "$saved" -eq 8
+for view in signin services services-dark service events build usage audit viewer; do [ -s "$out/$view.png" ] && saved=$((saved + 1)); done
+check "it saved a screenshot of each view ($saved of 9)" test "$saved" -eq 9
 finish

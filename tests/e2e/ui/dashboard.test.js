@@ -44,6 +44,10 @@ const traffic = (name) => {
   return ((s.status && s.status.traffic) || []).filter((t) => t.percent > 0)
     .map((t) => `${t.revisionName}=${t.percent}`).sort().join(",");
 };
+// The form controls of the page that a screen reader could not name (no label, no aria-label).
+const unlabelled = (page) => page.$$eval("input, select, textarea", (all) => all
+  .filter((e) => e.offsetParent !== null && e.labels.length === 0 && !e.getAttribute("aria-label"))
+  .map((e) => e.id || e.name || e.outerHTML.slice(0, 60)));
 // Waits for fn in the page: true once it holds, false if it did not within `ms`.
 const holds = (page, ms, fn, ...args) => page.waitForFunction(fn, { timeout: ms }, ...args).then(() => true, () => false);
 // Goes through an action's dialog: Review, then (after `between`) Confirm; returns the changes
@@ -150,7 +154,26 @@ const check = (what, ok, detail = "") => {
     }, { timeout: 30000 });
     check("...and turns Ready live, with its URL", (await page.$eval('tr[data-service="fromcli"]', (r) => r.children[1].textContent))
       .startsWith("http://fromcli.default.localhost"));
-    await page.screenshot({ path: path.join(out, "services.png") });
+    // Capacity: the machine, and a quota of the namespace used vs hard, live.
+    cliInput(`apiVersion: v1
+kind: ResourceQuota
+metadata: {name: ui-quota}
+spec:
+  hard: {instances: "20", count/services.serving.knative.dev: "10"}
+`, "apply", "-f", "-");
+    check("the overview shows a quota of the namespace, used of hard", await holds(page, 15000, () => {
+      const row = document.querySelector('tr[data-quota="ui-quota"][data-resource="instances"]');
+      return row && row.children[2].textContent === "1" && row.children[3].textContent === "20";
+    }));
+    const cpus = os.cpus().length;
+    const nodeShown = await holds(page, 12000, (n) => {
+      const line = document.getElementById("node-line");
+      return !line.hidden && line.textContent.startsWith(`This machine: ${n} CPUs`) &&
+        line.textContent.includes("1 ready instance(s)") && line.textContent.includes("(1 without a limit)");
+    }, cpus);
+    check("...and the machine's CPUs and what the ready instances are allotted", nodeShown,
+          await page.$eval("#node-line", (e) => e.textContent));
+    await page.screenshot({ path: path.join(out, "services.png"), fullPage: true });
 
     // Changes with the cookie need the CSRF token.
     const body = JSON.stringify({ apiVersion: "serving.knative.dev/v1", kind: "Service", metadata: { name: "fromui" },
@@ -196,8 +219,28 @@ const check = (what, ok, detail = "") => {
 
     // --- the service view: live charts under load, then every action through its confirm step.
     const proxy = JSON.parse(cli("status", "-o", "json")).listen;
-    await page.click('tr[data-service="fromcli"] td a');
+    // In dark and light schemes alike the page is readable: the dark one has its own colours.
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+    const dark = await page.evaluate(() => [getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]);
+    await page.screenshot({ path: path.join(out, "services-dark.png"), fullPage: true });
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
+    const light = await page.evaluate(() => [getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]);
+    check("a dark colour scheme gets dark colours, a light one light", dark[0] === "rgb(13, 17, 23)" && dark[1] === "rgb(230, 237, 243)" &&
+          light[0] === "rgb(255, 255, 255)", JSON.stringify({ dark, light }));
+    check("every control of the overview has a label", (await unlabelled(page)).length === 0, (await unlabelled(page)).join(", "));
+
+    // By keyboard alone: Tab to the service's link (it is in the tab order), Enter opens it.
+    await page.focus("#namespace");
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await page.keyboard.press("Tab");
+      reached = await page.evaluate(() => document.activeElement && document.activeElement.closest('tr[data-service="fromcli"]') !== null &&
+        document.activeElement.tagName === "A" && document.activeElement.parentElement === document.activeElement.closest("tr").children[0]);
+    }
+    check("the keyboard reaches the service's link with Tab", reached);
+    await page.keyboard.press("Enter");
     await page.waitForSelector("#service:not([hidden]) #traffic-bar .segment", { timeout: 20000 });
+    check("every control of the service view has a label", (await unlabelled(page)).length === 0, (await unlabelled(page)).join(", "));
     const firstRevision = await page.$eval("#traffic-bar .segment", (e) => e.dataset.revision);
     check("the service view shows its traffic: one revision at 100%",
           (await page.$eval("#traffic-bar .segment", (e) => e.dataset.percent)) === "100");
@@ -285,7 +328,9 @@ const check = (what, ok, detail = "") => {
     await page.type(`#split-${firstRevision}`, "70");
     const sumText = await page.$eval("#split-sum", (e) => e.textContent);
     check("a split of 120% is held back, saying it must be 100", await page.$eval("#dialog-next", (e) => e.disabled) && sumText.includes("must be 100"), sumText);
-    await page.click("#dialog-cancel");
+    check("every control of the split dialog has a label", (await unlabelled(page)).length === 0, (await unlabelled(page)).join(", "));
+    await page.keyboard.press("Escape");
+    check("Escape closes the dialog", await holds(page, 5000, () => !document.getElementById("dialog").open));
     check("...and cancelling changes nothing (CLI)", traffic("fromcli") === want, traffic("fromcli"));
 
     // An event through a broker to the service: its stderr line shows in the log view, which was
