@@ -169,9 +169,6 @@ class BuildApi : public std::enable_shared_from_this<BuildApi> {
     }
     auto ex = control_.get_executor();
     auto state = open_log_follow(*parts_.logs, query, follow, ex);
-    LogLine about;
-    about.namespace_ = ns;
-    about.service = query.service;
     while (!state->opened) co_await state->wake.async_wait(kAwait);
     if (!state->error.empty()) co_return co_await r.send_error(Error::precondition(state->error));
     if (follow) {
@@ -188,7 +185,7 @@ class BuildApi : public std::enable_shared_from_this<BuildApi> {
     while (ok) {
       std::string text;
       // Taken out first: lines that arrive while this coroutine waits go to the next batch.
-      std::vector<LogLine> batch = state->take(about);
+      std::vector<LogLine> batch = state->take();
       bool unnamed = false;
       for (const auto& l : batch) {
         auto index = step_index(l.instance);

@@ -42,9 +42,9 @@ struct LogFollow {
     }
   }
 
-  // The lines to send now, oldest first; after a drop, first a line of elafrosd's (on stderr)
-  // saying how many went and where they still are. `about` names the service or Build.
-  std::vector<LogLine> take(const LogLine& about) {
+  // The lines to send now, oldest first; after a drop, first a line of elafrosd's (on stderr,
+  // named as `about`: the service or Build followed) saying how many went and where they are.
+  std::vector<LogLine> take() {
     std::vector<LogLine> out;
     if (dropped > 0) {
       LogLine notice = about;
@@ -58,20 +58,20 @@ struct LogFollow {
       out.push_back(std::move(notice));
       dropped = 0;
     }
-    if (out.empty()) {
-      out.swap(lines);
-    } else {
-      for (auto& l : lines) out.push_back(std::move(l));
-      lines.clear();
-    }
+    for (auto& l : lines) out.push_back(std::move(l));
+    lines.clear();
     return out;
   }
+  LogLine about;  // the namespace, service and revision followed, for take()'s notice
 };
 
 // Opens the query on the collector; the state fills in on `ex` (wait for `opened`).
 inline std::shared_ptr<LogFollow> open_log_follow(LogCollector& logs, LogQuery query, bool follow,
                                                   const boost::asio::any_io_executor& ex) {
   auto state = std::make_shared<LogFollow>(ex);
+  state->about.namespace_ = query.namespace_;
+  state->about.service = query.service;
+  state->about.revision = query.revision;
   logs.open(
       std::move(query), follow,
       [state, ex](std::vector<LogLine> lines) {

@@ -313,10 +313,6 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
     // The backlog, then the live lines, arrive from the collector's thread.
     auto ex = p_.control.get_executor();
     auto state = open_log_follow(p_.logs, query, follow, ex);
-    LogLine about;
-    about.namespace_ = query.namespace_;
-    about.service = query.service;
-    about.revision = query.revision;
     while (!state->opened) co_await state->wake.async_wait(kAwait);
     if (!state->error.empty()) co_return co_await r.send_error(Error::precondition(state->error));
     bool ok = co_await r.begin_stream(200, "application/x-ndjson");
@@ -327,7 +323,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       });
     while (ok) {
       std::string text;
-      for (const auto& l : state->take(about)) {
+      for (const auto& l : state->take()) {
         text += json::serialize(log_line_json(l));
         text += '\n';
       }

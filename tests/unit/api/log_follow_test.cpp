@@ -24,22 +24,21 @@ std::vector<LogLine> numbered(std::size_t from, std::size_t n) {
 TEST_CASE("a log follow keeps what its client has not read, within a bound") {
   boost::asio::io_context io;
   api::LogFollow follow(io.get_executor());
-  LogLine about;
-  about.namespace_ = "team";
-  about.service = "svc";
+  follow.about.namespace_ = "team";
+  follow.about.service = "svc";
 
   follow.add(numbered(0, 3));
-  auto first = follow.take(about);
+  auto first = follow.take();
   REQUIRE(first.size() == 3);
   CHECK(first.front().message == "0");
-  CHECK(follow.take(about).empty());
+  CHECK(follow.take().empty());
 
   // A client that fell behind: the oldest go, the newest kMaxPendingLogLines stay.
   const std::size_t n = api::kMaxPendingLogLines;
   follow.add(numbered(0, n));
   follow.add(numbered(n, 250));
   CHECK(follow.lines.size() == n);
-  auto behind = follow.take(about);
+  auto behind = follow.take();
   REQUIRE(behind.size() == n + 1);
   CHECK(behind[0].instance == "elafrosd");
   CHECK(behind[0].stream == "stderr");
@@ -51,7 +50,7 @@ TEST_CASE("a log follow keeps what its client has not read, within a bound") {
 
   // The notice comes once per drop.
   follow.add(numbered(0, 1));
-  auto after = follow.take(about);
+  auto after = follow.take();
   REQUIRE(after.size() == 1);
   CHECK(after[0].message == "0");
 }
