@@ -112,6 +112,7 @@ Result<std::vector<std::int64_t>> SqliteStore::append_events(const std::vector<N
     }
   }
   if (auto r = tx.commit(); !r) return r.error();
+  changed();
   return seqs;
 }
 
@@ -191,6 +192,7 @@ Result<void> SqliteStore::update_delivery(const Delivery& d) {
     use.bind(1, t_s - t_s % 3600).bind(2, d.event_seq);
     if (use.step() != SQLITE_DONE) return use.error("counting the delivery in usage failed");
   }
+  changed();
   return {};
 }
 

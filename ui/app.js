@@ -15,6 +15,7 @@ const state = {
   logPaused: false, logQueue: [], logSkipped: 0, logTimer: null, logStream: null,
   builds: new Map(), build: "",              // the builds views' builds, and the one shown
   quotas: new Map(),                         // the namespace's ResourceQuotas
+  feedStream: null,                          // the events view's feed of one broker
   usageWake: null,                           // reads the usage again now (a new window)
 };
 const $ = (id) => document.getElementById(id);
@@ -771,7 +772,7 @@ function openEvents() {
   watchList(`/apis/eventing.knative.dev/v1/namespaces/${ns}/brokers`, "", mapSink(state.brokers, renderBrokers), status);
   watchList(`/apis/eventing.knative.dev/v1/namespaces/${ns}/triggers`, "", mapSink(state.triggers, renderTriggers), status);
   watchList(`/apis/sources.knative.dev/v1/namespaces/${ns}/pingsources`, "", mapSink(state.sources, renderSources), status);
-  followFeed();
+  state.feedStream = null;  // started once the brokers are listed
 }
 
 function sinkText(sink) {
@@ -788,7 +789,10 @@ function renderBrokers() {
        el("td", {}, sinkText(b.spec && b.spec.delivery && b.spec.delivery.deadLetterSink)))));
   const select = $("feed-broker");
   const chosen = select.value;
-  select.replaceChildren(...[...state.brokers.keys()].sort().map((n) => el("option", { value: n, selected: n === chosen }, n)));
+  const names = [...state.brokers.keys()].sort();
+  if ([...select.options].map((o) => o.value).join(" ") !== names.join(" "))
+    select.replaceChildren(...names.map((n) => el("option", { value: n, selected: n === chosen }, n)));
+  if (select.value !== chosen || (select.value && !state.feedStream)) followFeed();
 }
 
 function renderTriggers() {
@@ -806,20 +810,25 @@ function renderSources() {
        el("td", {}, sinkText(p.spec && p.spec.sink)), readyCell(p))));
 }
 
-// The broker's events come from its event log, read every 2 s while the view is open.
-async function followFeed() {
-  const controller = newStream();
-  while (!controller.signal.aborted) {
-    const broker = $("feed-broker").value;
-    if (broker) {
-      const r = await api("GET", `${elafros(state.namespace)}/brokers/${encodeURIComponent(broker)}/events?limit=50`);
-      if (controller.signal.aborted) return;
-      if (r.status === 200) { renderFeed(r.data.items || []); $("feed-state").textContent = "live"; }
-      else $("feed-state").textContent = (r.data && r.data.message) || `HTTP ${r.status}`;
-    }
-    await new Promise((res) => setTimeout(res, 2000));
+// The broker's events, followed: the daemon sends the list again whenever it changes.
+function followFeed() {
+  if (state.feedStream) {
+    state.feedStream.abort();
+    state.streams = state.streams.filter((c) => c !== state.feedStream);
+    state.feedStream = null;
   }
+  const broker = $("feed-broker").value;
+  if (!broker) return;
+  const controller = newStream();
+  state.feedStream = controller;
+  followStream(controller, `${elafros(state.namespace)}/brokers/${encodeURIComponent(broker)}/events?limit=50&follow=true`, {
+    onStart: () => {},
+    onLine: (line) => renderFeed(line.items || []),
+    onState: (text) => { $("feed-state").textContent = text === "following" ? "live" : text; },
+  });
 }
+
+$("feed-broker").addEventListener("change", followFeed);
 
 function renderFeed(items) {
   const rows = [], dead = [];

@@ -4,6 +4,7 @@
 // dispatcher takes the deliveries that are due and records each attempt. Calls block: run them
 // on the store thread.
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -85,6 +86,17 @@ class EventLog {
   // A broker's latest events with their deliveries, newest first.
   virtual Result<std::vector<std::pair<StoredEvent, std::vector<Delivery>>>> recent_events(
       const std::string& ns, const std::string& broker, std::size_t limit) = 0;
+
+  // Counts the writes that change what recent_events answers (appended events, delivery
+  // outcomes): a follower on another thread reads it, without a lock, to know when to read
+  // the events again.
+  std::uint64_t changes() const { return changes_.load(std::memory_order_acquire); }
+
+ protected:
+  void changed() { changes_.fetch_add(1, std::memory_order_acq_rel); }
+
+ private:
+  std::atomic<std::uint64_t> changes_{0};
 };
 
 }  // namespace elafros

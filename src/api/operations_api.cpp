@@ -520,7 +520,9 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
   }
 
   // A broker's latest events and what became of each delivery, newest first (limit: 50 by
-  // default, at most 1000): what 'elafros broker events' and describe show.
+  // default, at most 1000): what 'elafros broker events' and describe show. With follow=true,
+  // JSON lines: the list now, then again whenever it changed (checked once a second against
+  // the event log's change count, so an idle broker costs no read), until the client goes.
   awaitable<bool> broker_events(ApiRequest& req, Responder& r) {
     std::string ns = req.param("namespace"), name = req.param("name");
     std::size_t limit = 50;
@@ -532,6 +534,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
             fmt::format("limit must be a number from 1 to 1000, not \"{}\"", *v)));
       limit = n;
     }
+    auto follow = req.query_flag("follow");
+    if (!follow) co_return co_await r.send_error(follow.error());
     ObjectKey key{"eventing.knative.dev", "Broker", ns, name};
     auto broker = co_await offload(p_.store_thread.get_executor(), &ObjectStore::get_object,
                                    static_cast<ObjectStore*>(&p_.store), key);
@@ -539,11 +543,52 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       co_return co_await r.send_error(Error::not_found(fmt::format(
           "broker \"{}\" not found in namespace \"{}\"; 'elafros broker list' lists them", name,
           ns)));
+    std::uint64_t seen = p_.store.changes();
     auto events = co_await offload(p_.store_thread.get_executor(), &EventLog::recent_events,
                                    static_cast<EventLog*>(&p_.store), ns, name, limit);
     if (!events) co_return co_await r.send_error(events.error());
+    if (!*follow) {
+      json::value answer = broker_events_json(*events);
+      co_return co_await r.send_json(200, answer);
+    }
+    struct Follow {
+      explicit Follow(const asio::any_io_executor& ex) : tick(ex) {}
+      asio::steady_timer tick;
+      bool closed = false;
+    };
+    auto state = std::make_shared<Follow>(p_.control.get_executor());
+    bool ok = co_await r.begin_stream(200, "application/x-ndjson");
+    if (ok)
+      r.notify_close([state, ex = p_.control.get_executor()] {
+        asio::post(ex, [state] {
+          state->closed = true;
+          state->tick.cancel();
+        });
+      });
+    std::string sent;
+    while (ok && !state->closed) {
+      std::string line = json::serialize(broker_events_json(*events)) + "\n";
+      if (line != sent) {
+        ok = co_await r.send_chunk(line);
+        sent = std::move(line);
+      }
+      while (ok && !state->closed && p_.store.changes() == seen) {
+        state->tick.expires_after(std::chrono::seconds(1));
+        co_await state->tick.async_wait(kAwait);
+      }
+      if (!ok || state->closed) break;
+      seen = p_.store.changes();
+      events = co_await offload(p_.store_thread.get_executor(), &EventLog::recent_events,
+                                static_cast<EventLog*>(&p_.store), ns, name, limit);
+      if (!events) break;  // the store failed: end the stream, the client reconnects
+    }
+    co_return false;  // a follow ends with the connection
+  }
+
+  static json::object broker_events_json(
+      const std::vector<std::pair<StoredEvent, std::vector<Delivery>>>& events) {
     json::array items;
-    for (const auto& [e, deliveries] : *events) {
+    for (const auto& [e, deliveries] : events) {
       json::object attrs;
       for (const auto& [k, v] : e.event.attributes) attrs[k] = v;
       json::array ds;
@@ -563,8 +608,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                                    {"dataBytes", e.event.data.size()},
                                    {"deliveries", std::move(ds)}});
     }
-    json::value answer = json::object{{"items", std::move(items)}};
-    co_return co_await r.send_json(200, answer);
+    return json::object{{"items", std::move(items)}};
   }
 
   DaemonApiParts p_;

@@ -219,6 +219,19 @@ check "broker events lists an event with its deliveries" \
   bash -c "'$elafros_bin' --socket '$sock' broker events default | grep -q 'refuse-1 .*refuse:deadlettered(1)'"
 check "broker describe shows recent failures and dead letters, with the last error" \
   bash -c "'$elafros_bin' --socket '$sock' broker describe default | grep -A20 'Recent failures' | grep -q 'refuse-1 .*deadlettered'"
+# Followed: the list now, then again once an event changes it.
+feed=/apis/elafros.dev/v1/namespaces/default/brokers/default/events
+curl -sN --max-time 8 --unix-socket "$sock" "http://elafrosd$feed?limit=5&follow=true" >"$work/feed.jsonl" &
+feed_pid=$!
+extra_pids+=("$feed_pid")
+wait_until 5 test -s "$work/feed.jsonl"
+e event send --type raw --source /raw --id followed-1 >/dev/null
+followed() { [ "$(wc -l <"$work/feed.jsonl")" -ge 2 ] && tail -1 "$work/feed.jsonl" | grep -q '"id":"followed-1"'; }
+check "broker events with follow=true sends the list again when an event arrives" wait_until 6 followed
+kill "$feed_pid" 2>/dev/null || true
+code=$(curl -s -o "$work/answer" -w '%{http_code}' --unix-socket "$sock" "http://elafrosd$feed?follow=maybe")
+check "...and refuses a follow= that is not true or false (400, saying so)" \
+  bash -c "test '$code' = 400 && grep -q 'follow must be true or false' '$work/answer'"
 metrics=$(curl -s --unix-socket "$sock" http://elafrosd/metrics)
 check "/metrics counts accepted events" grep -qE '^elafros_broker_events_total\{outcome="accepted"\} [1-9]' <<<"$metrics"
 dead_and_retried() {

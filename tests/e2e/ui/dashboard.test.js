@@ -366,6 +366,9 @@ spec:
           (await page.$eval('tr[data-trigger="ui-trigger"]', (r) => r.children[3].textContent)) === "Service fromcli/cgi-bin/event");
     check("an event published by the CLI shows in the feed, delivered by its trigger",
           await holds(page, 20000, () => !!document.querySelector('tr[data-event="ui-event-1"] .delivery.delivered[data-trigger="ui-trigger"]')));
+    cli("event", "send", "--type", "dev.elafros.ui", "--source", "/dashboard-test", "--id", "ui-event-2");
+    check("...and a later one arrives on the open feed by itself, delivered", await holds(page, 10000, () =>
+      !!document.querySelector('tr[data-event="ui-event-2"] .delivery.delivered[data-trigger="ui-trigger"]')));
     await page.screenshot({ path: path.join(out, "events.png"), fullPage: true });
 
     // A build of two steps, followed live: each step's exit code and duration, its log lines.
