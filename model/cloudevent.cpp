@@ -25,31 +25,6 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == prefix;
 }
 
-// Well-formed UTF-8, no overlong forms or surrogates.
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80           ? 0
-                    : (c >> 5) == 0x6  ? 1
-                    : (c >> 4) == 0xe  ? 2
-                    : (c >> 3) == 0x1e ? 3
-                                       : 9;
-    if (n == 9 || i + n >= s.size()) return false;  // a bad lead byte, or cut short
-    std::uint32_t cp = n == 0 ? c : c & (0x3fu >> n);
-    for (std::size_t k = 1; k <= n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 // JSON media types: application/json, text/json, */*+json (parameters ignored).
 bool json_content_type(std::string_view ct) {
   std::string t = lower(ct.substr(0, ct.find(';')));
@@ -76,6 +51,31 @@ Result<std::string> attribute_text(const std::string& name, const json::value& v
 }
 
 }  // namespace
+
+// Well-formed UTF-8, no overlong forms or surrogates.
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80           ? 0
+                    : (c >> 5) == 0x6  ? 1
+                    : (c >> 4) == 0xe  ? 2
+                    : (c >> 3) == 0x1e ? 3
+                                       : 9;
+    if (n == 9 || i + n >= s.size()) return false;  // a bad lead byte, or cut short
+    std::uint32_t cp = n == 0 ? c : c & (0x3fu >> n);
+    for (std::size_t k = 1; k <= n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
 
 const std::string* CloudEvent::attribute(std::string_view name) const {
   auto it = attributes.find(std::string(name));

@@ -16,6 +16,8 @@ const state = {
   builds: new Map(), build: "",              // the builds views' builds, and the one shown
   quotas: new Map(),                         // the namespace's ResourceQuotas
   feedStream: null,                          // the events view's feed of one broker
+  namespaces: new Map(), namespacesStream: null,  // followed for the whole session
+  logInstances: new Set(),                   // instances the service's log has shown
   usageWake: null,                           // reads the usage again now (a new window)
 };
 const $ = (id) => document.getElementById(id);
@@ -127,7 +129,30 @@ async function signedIn(session) {
   state.user = session.user;
   $("user").textContent = session.user;
   await loadPermissions();
+  followNamespaces();
   route();
+}
+
+// The namespaces the user may list, for the namespace field's suggestions and the overview's
+// list; followed for the whole session.
+function followNamespaces() {
+  if (state.namespacesStream) state.namespacesStream.abort();
+  const controller = new AbortController();
+  state.namespacesStream = controller;
+  const sink = mapSink(state.namespaces, renderNamespaces);
+  watchList("/api/v1/namespaces", "", sink, () => {}, controller);
+}
+
+function renderNamespaces() {
+  const names = [...state.namespaces.keys()].sort();
+  $("namespaces").replaceChildren(...names.map((n) => el("option", { value: n })));
+  $("namespace-list").replaceChildren(...names.map((n) => {
+    const b = el("button", { type: "button", class: n === state.namespace ? "current" : "" }, n);
+    b.setAttribute("aria-pressed", n === state.namespace ? "true" : "false");
+    b.onclick = () => { $("namespace").value = n; $("namespace").dispatchEvent(new Event("change")); };
+    return el("li", {}, b);
+  }));
+  $("namespace-list").hidden = names.length === 0;
 }
 
 $("signin-form").addEventListener("submit", async (event) => {
@@ -141,6 +166,9 @@ $("signin-form").addEventListener("submit", async (event) => {
 
 $("signout").addEventListener("click", async () => {
   stopStreams();
+  if (state.namespacesStream) state.namespacesStream.abort();
+  state.namespacesStream = null;
+  state.namespaces.clear();
   await api("DELETE", "/ui/session");
   state.csrf = "";
   state.services.clear();
@@ -150,6 +178,7 @@ $("signout").addEventListener("click", async () => {
 
 $("namespace").addEventListener("change", async () => {
   state.namespace = $("namespace").value.trim() || "default";
+  renderNamespaces();
   await loadPermissions();
   if (state.view === "service") location.hash = "#/";
   else route();
@@ -205,8 +234,8 @@ function newStream() {
 // Lists a collection, then follows its watch from that resourceVersion; a dropped stream
 // resumes from the last one seen, and a 410 Gone lists again. `sink` gets reset(items),
 // put(object) and remove(object); `status` how the stream is.
-async function watchList(path, query, sink, status) {
-  const controller = newStream();
+async function watchList(path, query, sink, status, own) {
+  const controller = own || newStream();
   const sep = query ? `&${query}` : "";
   let version = "";
   while (!controller.signal.aborted) {
@@ -368,6 +397,8 @@ function openService(name) {
   state.revisions.clear();
   state.services.clear();
   show("service");
+  state.logInstances = new Set();
+  $("log-instance").replaceChildren(el("option", { value: "" }, "all"));
   $("service-title").textContent = name;
   $("action-result").textContent = "";
   $("act-delete").hidden = !state.can["delete services"];
@@ -527,8 +558,9 @@ function followLogs() {
   $("log-lines").replaceChildren();
   state.logQueue = [];
   state.logSkipped = 0;
-  const revision = $("log-revision").value;
-  const query = `follow=true&tailLines=100${revision ? `&revision=${encodeURIComponent(revision)}` : ""}`;
+  const revision = $("log-revision").value, instance = $("log-instance").value;
+  const query = `follow=true&tailLines=100${revision ? `&revision=${encodeURIComponent(revision)}` : ""}` +
+    `${instance ? `&instance=${encodeURIComponent(instance)}` : ""}`;
   followStream(controller, `${elafros(state.namespace)}/services/${encodeURIComponent(state.service)}/logs?${query}`, {
     onStart: () => $("log-lines").replaceChildren(),
     onLine: addLogLine,
@@ -544,6 +576,7 @@ function logMatches(li) {
 // Lines are drawn in batches, at most 5 times a second, and only the latest kMaxLogLines of a
 // batch: an app that logs every request under load cannot freeze the page.
 function addLogLine(line) {
+  noteInstance(line);
   state.logQueue.push(line);
   if (state.logQueue.length > kMaxLogLines) { state.logQueue.shift(); state.logSkipped++; }
   if (!state.logPaused && !state.logTimer) state.logTimer = setTimeout(flushLogs, 200);
@@ -584,6 +617,14 @@ $("log-pause").addEventListener("change", () => {
   $("log-state").textContent = state.logPaused ? "paused" : "following";
   if (!state.logPaused) flushLogs();
 });
+// The instances the log has shown, to choose one from (newest last).
+function noteInstance(line) {
+  if (!line.instance || line.instance === "elafrosd" || state.logInstances.has(line.instance)) return;
+  state.logInstances.add(line.instance);
+  $("log-instance").append(el("option", { value: line.instance }, line.instance));
+}
+
+$("log-instance").addEventListener("change", () => $("log-revision").dispatchEvent(new Event("change")));
 $("log-revision").addEventListener("change", () => {
   // Only the log stream restarts; the service's other streams go on.
   if (state.logStream) {
@@ -771,7 +812,21 @@ function openEvents() {
   const status = (s, error) => { $("feed-state").textContent = error || ""; };
   watchList(`/apis/eventing.knative.dev/v1/namespaces/${ns}/brokers`, "", mapSink(state.brokers, renderBrokers), status);
   watchList(`/apis/eventing.knative.dev/v1/namespaces/${ns}/triggers`, "", mapSink(state.triggers, renderTriggers), status);
-  watchList(`/apis/sources.knative.dev/v1/namespaces/${ns}/pingsources`, "", mapSink(state.sources, renderSources), status);
+  state.sources = new Map();
+  for (const [plural, kind] of kSourceKinds) {
+    // One map for every kind, keyed KIND/NAME: each watch resets only its own kind.
+    const key = (o) => `${kind}/${o.metadata.name}`;
+    const sink = {
+      reset(items) {
+        for (const k of [...state.sources.keys()]) if (k.startsWith(`${kind}/`)) state.sources.delete(k);
+        for (const o of items) state.sources.set(key(o), { kind, o });
+        renderSources();
+      },
+      put(o) { state.sources.set(key(o), { kind, o }); renderSources(); },
+      remove(o) { state.sources.delete(key(o)); renderSources(); },
+    };
+    watchList(`/apis/sources.knative.dev/v1/namespaces/${ns}/${plural}`, "", sink, status);
+  }
   state.feedStream = null;  // started once the brokers are listed
 }
 
@@ -804,10 +859,17 @@ function renderTriggers() {
   }));
 }
 
+const kSourceKinds = [["pingsources", "PingSource"], ["containersources", "ContainerSource"],
+                      ["apiserversources", "ApiServerSource"], ["sinkbindings", "SinkBinding"]];
+
 function renderSources() {
-  syncRows($("source-rows"), [...state.sources.values()].map((p) =>
-    el("tr", { "data-key": p.metadata.name }, el("td", {}, p.metadata.name), el("td", {}, "PingSource"), el("td", {}, (p.spec && p.spec.schedule) || ""),
-       el("td", {}, sinkText(p.spec && p.spec.sink)), readyCell(p))));
+  const list = [...state.sources.entries()].sort((a, b) => a[0].localeCompare(b[0]));
+  syncRows($("source-rows"), list.map(([key, { kind, o }]) => {
+    const spec = o.spec || {};
+    const schedule = spec.schedule ? `${spec.schedule}${spec.timezone ? ` (${spec.timezone})` : ""}` : "";
+    return el("tr", { "data-key": key, "data-source": o.metadata.name }, el("td", {}, o.metadata.name), el("td", {}, kind),
+              el("td", {}, schedule), el("td", {}, sinkText(spec.sink)), readyCell(o));
+  }));
 }
 
 // The broker's events, followed: the daemon sends the list again whenever it changes.
@@ -830,6 +892,14 @@ function followFeed() {
 
 $("feed-broker").addEventListener("change", followFeed);
 
+// An event's data as the feed got it: its text (or base64), cut at 120 characters here.
+function dataCell(e) {
+  if (e.data === undefined && e.dataBase64 === undefined) return el("td", { class: "help" }, "no data");
+  const text = e.data !== undefined ? e.data : `base64: ${e.dataBase64}`;
+  const more = e.dataTruncated ? ` … (${e.dataBytes} bytes)` : "";
+  return el("td", { class: "data", title: text }, text.length > 120 ? `${text.slice(0, 120)}…${more}` : `${text}${more}`);
+}
+
 function renderFeed(items) {
   const rows = [], dead = [];
   for (const e of items) {
@@ -841,7 +911,7 @@ function renderFeed(items) {
     for (const d of e.deliveries || [])
       if (d.state !== "delivered" && d.state !== "pending")
         dead.push(el("tr", { "data-key": `${e.sequence}/${d.trigger}` }, el("td", {}, a.id || ""), el("td", {}, d.trigger), el("td", {}, d.state), el("td", { class: "num" }, String(d.lastCode || "")),
-                     el("td", {}, d.lastError || ""), el("td", {}, `${e.dataBytes} bytes`)));
+                     el("td", {}, d.lastError || ""), dataCell(e)));
   }
   syncRows($("feed-rows"), rows);
   syncRows($("dead-rows"), dead);

@@ -26,6 +26,9 @@ struct CloudEvent {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;  // names lowercased
 
+// Well-formed UTF-8: no overlong forms or surrogates.
+bool valid_utf8(std::string_view s);
+
 // Attribute and extension names: ^[a-z0-9]+$ (CloudEvents 1.0.2; longer than 20 is accepted).
 bool valid_attribute_name(std::string_view name);
 

@@ -21,6 +21,8 @@
 #include "api/daemon_api.hpp"
 #include "api/log_follow.hpp"
 #include "api/metrics.hpp"
+#include "elafros/base64.hpp"
+#include "elafros/cloudevent.hpp"
 #include "elafros/object_meta.hpp"
 #include "elafros/resource_json.hpp"
 #include "log_collector.hpp"
@@ -602,13 +604,30 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                          {"nextAttempt", d.state == DeliveryState::kPending
                                              ? json::value(format_rfc3339(d.next_ms / 1000))
                                              : json::value(nullptr)}});
-      items.push_back(json::object{{"sequence", e.seq},
-                                   {"received", format_rfc3339(e.received_ms / 1000)},
-                                   {"attributes", std::move(attrs)},
-                                   {"dataBytes", e.event.data.size()},
-                                   {"deliveries", std::move(ds)}});
+      json::object item{{"sequence", e.seq},
+                        {"received", format_rfc3339(e.received_ms / 1000)},
+                        {"attributes", std::move(attrs)},
+                        {"dataBytes", e.event.data.size()},
+                        {"deliveries", std::move(ds)}};
+      if (e.event.has_data) add_data_preview(item, e.event.data);
+      items.push_back(std::move(item));
     }
     return json::object{{"items", std::move(items)}};
+  }
+
+  // An event's data, at most kDataPreview bytes of it: as text when it is UTF-8 ("data"), else
+  // as base64 ("dataBase64"); "dataTruncated" when there is more.
+  static void add_data_preview(json::object& item, const std::string& data) {
+    constexpr std::size_t kDataPreview = 1024;
+    std::size_t n = std::min(data.size(), kDataPreview);
+    if (valid_utf8(data)) {
+      // Not through a character: back to the first byte of the one cut.
+      while (n < data.size() && n > 0 && (static_cast<unsigned char>(data[n]) & 0xc0) == 0x80) --n;
+      item["data"] = data.substr(0, n);
+    } else {
+      item["dataBase64"] = base64_encode(std::string_view(data).substr(0, n));
+    }
+    if (n < data.size()) item["dataTruncated"] = true;
   }
 
   DaemonApiParts p_;

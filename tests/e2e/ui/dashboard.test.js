@@ -154,6 +154,17 @@ const check = (what, ok, detail = "") => {
     }, { timeout: 30000 });
     check("...and turns Ready live, with its URL", (await page.$eval('tr[data-service="fromcli"]', (r) => r.children[1].textContent))
       .startsWith("http://fromcli.default.localhost"));
+    // The namespaces, live: a new one shows, and choosing it switches the overview to it.
+    cli("namespace", "create", "ui-team");
+    check("the overview lists the namespaces, live", await holds(page, 10000, () =>
+      [...document.querySelectorAll("#namespace-list button")].map((b) => b.textContent).join(" ").includes("default ui-team")));
+    await page.evaluate(() => [...document.querySelectorAll("#namespace-list button")].find((b) => b.textContent === "ui-team").click());
+    check("...and choosing one shows its services (none yet)", await holds(page, 10000, () =>
+      !document.getElementById("services-empty").hidden && document.querySelectorAll("#service-rows tr").length === 0 &&
+      document.querySelector("#namespace-list .current").textContent === "ui-team"));
+    await page.evaluate(() => [...document.querySelectorAll("#namespace-list button")].find((b) => b.textContent === "default").click());
+    await page.waitForSelector('tr[data-service="fromcli"]', { timeout: 10000 });
+
     // Capacity: the machine, and a quota of the namespace used vs hard, live.
     cliInput(`apiVersion: v1
 kind: ResourceQuota
@@ -358,8 +369,48 @@ spec:
     check("...and its filter keeps only the lines that match", visible >= 1 &&
           visible === await page.$$eval("#log-lines li", (lis) => lis.filter((li) => li.textContent.includes("ui-event-1")).length));
 
+    // One instance's lines alone: the one that logged the event.
+    const eventInstance = await page.evaluate(() => [...document.querySelectorAll("#log-lines li")]
+      .find((li) => li.textContent.includes("event: id=ui-event-1")).querySelector(".src").textContent);
+    await page.$eval("#log-filter", (e) => { e.value = ""; e.dispatchEvent(new Event("input")); });
+    await page.select("#log-instance", eventInstance);
+    check("the log view follows one instance when asked", await holds(page, 15000, (inst) => {
+      const lines = [...document.querySelectorAll("#log-lines li")];
+      return lines.some((li) => li.textContent.includes("event: id=ui-event-1")) &&
+        lines.every((li) => li.querySelector(".src").textContent === inst);
+    }, eventInstance), eventInstance);
+
+    // A broker whose trigger's subscriber refuses: the failure, its code and the event's data.
+    cli("broker", "create", "ui-dead", "--retry", "1", "--backoff-policy", "linear", "--backoff-delay", "PT0.2S");
+    cliInput(`apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata: {name: ui-refused}
+spec:
+  broker: ui-dead
+  subscriber:
+    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: fromcli}
+    uri: /no-such-path
+`, "apply", "-f", "-");
+    cliInput(`apiVersion: sources.knative.dev/v1
+kind: PingSource
+metadata: {name: ui-ping}
+spec:
+  schedule: "0 3 * * *"
+  timezone: Europe/Paris
+  data: '{"ping":true}'
+  sink:
+    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: fromcli}
+`, "apply", "-f", "-");
+    cli("event", "send", "--broker", "ui-dead", "--type", "dev.elafros.ui.refused", "--source", "/dashboard-test",
+        "--id", "ui-dead-1", "-d", '{"why":"refused"}');
+
     await page.click('#nav a[data-view="events"]');
     await page.waitForSelector('#events:not([hidden]) tr[data-trigger="ui-trigger"]', { timeout: 20000 });
+    check("the events view lists a source with its schedule and sink", await holds(page, 10000, () => {
+      const row = document.querySelector('tr[data-source="ui-ping"]');
+      return row && row.children[1].textContent === "PingSource" && row.children[2].textContent === "0 3 * * * (Europe/Paris)" &&
+        row.children[3].textContent === "Service fromcli";
+    }));
     check("the events view lists the trigger with its filter",
           (await page.$eval('tr[data-trigger="ui-trigger"]', (r) => r.children[2].textContent)) === "type=dev.elafros.ui");
     check("...and its subscriber as the service and path",
@@ -369,7 +420,15 @@ spec:
     cli("event", "send", "--type", "dev.elafros.ui", "--source", "/dashboard-test", "--id", "ui-event-2");
     check("...and a later one arrives on the open feed by itself, delivered", await holds(page, 10000, () =>
       !!document.querySelector('tr[data-event="ui-event-2"] .delivery.delivered[data-trigger="ui-trigger"]')));
+    await page.select("#feed-broker", "ui-dead");
+    check("a failed delivery shows with its code and the event's data", await holds(page, 20000, () =>
+      [...document.querySelectorAll("#dead-rows tr")].some((tr) => tr.children[0].textContent === "ui-dead-1" &&
+        tr.children[1].textContent === "ui-refused" && tr.children[2].textContent === "failed" &&
+        Number(tr.children[3].textContent) >= 400 && tr.children[4].textContent.includes("answered") &&
+        tr.children[5].textContent === '{"why":"refused"}')),
+          await page.$eval("#dead-rows", (e) => e.innerText));
     await page.screenshot({ path: path.join(out, "events.png"), fullPage: true });
+    await page.select("#feed-broker", "default");
 
     // A build of two steps, followed live: each step's exit code and duration, its log lines.
     const buildDir = fs.mkdtempSync(path.join(os.tmpdir(), "elafros-ui-"));
