@@ -474,6 +474,26 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                         {"services", std::move(items)}};
   }
 
+  // A followed answer (JSON lines until the client goes): its clock on the control strand, and
+  // `closed` once the client is gone. Null when the answer could not begin.
+  struct Follow {
+    explicit Follow(const asio::any_io_executor& ex) : tick(ex) {}
+    asio::steady_timer tick;
+    bool closed = false;
+  };
+  awaitable<std::shared_ptr<Follow>> begin_follow(Responder& r) {
+    bool ok = co_await r.begin_stream(200, "application/x-ndjson");
+    if (!ok) co_return nullptr;
+    auto state = std::make_shared<Follow>(p_.control.get_executor());
+    r.notify_close([state, ex = p_.control.get_executor()] {
+      asio::post(ex, [state] {
+        state->closed = true;
+        state->tick.cancel();
+      });
+    });
+    co_return state;
+  }
+
   // The live figures of a namespace's services (or one, with service=NAME) as JSON lines:
   // one now, and with follow=true one a second after it until the client goes away. What the
   // dashboard's charts draw; the counters behind them are /metrics'.
@@ -493,20 +513,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       json::value line = metrics_line(ns, history);
       co_return co_await r.send_json(200, line);
     }
-    struct Follow {
-      explicit Follow(const asio::any_io_executor& ex) : tick(ex) {}
-      asio::steady_timer tick;
-      bool closed = false;
-    };
-    auto state = std::make_shared<Follow>(p_.control.get_executor());
-    bool ok = co_await r.begin_stream(200, "application/x-ndjson");
-    if (ok)
-      r.notify_close([state, ex = p_.control.get_executor()] {
-        asio::post(ex, [state] {
-          state->closed = true;
-          state->tick.cancel();
-        });
-      });
+    auto state = co_await begin_follow(r);
+    bool ok = state != nullptr;
     while (ok && !state->closed) {
       std::string text = json::serialize(metrics_line(ns, history));
       text += '\n';
@@ -553,20 +561,8 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
       json::value answer = broker_events_json(*events);
       co_return co_await r.send_json(200, answer);
     }
-    struct Follow {
-      explicit Follow(const asio::any_io_executor& ex) : tick(ex) {}
-      asio::steady_timer tick;
-      bool closed = false;
-    };
-    auto state = std::make_shared<Follow>(p_.control.get_executor());
-    bool ok = co_await r.begin_stream(200, "application/x-ndjson");
-    if (ok)
-      r.notify_close([state, ex = p_.control.get_executor()] {
-        asio::post(ex, [state] {
-          state->closed = true;
-          state->tick.cancel();
-        });
-      });
+    auto state = co_await begin_follow(r);
+    bool ok = state != nullptr;
     std::string sent;
     while (ok && !state->closed) {
       std::string line = json::serialize(broker_events_json(*events)) + "\n";
