@@ -210,6 +210,20 @@ Result<AutoscalingSpec> autoscaling_spec(const RevisionTemplate& tmpl,
           key));
     }
   }
+  for (const auto& [key, value] : tmpl.annotations) {
+    if (key.rfind(kElafrosAutoscalingPrefix, 0) != 0) continue;
+    if (key.substr(std::string_view(kElafrosAutoscalingPrefix).size()) != "standby")
+      return Error::invalid(fmt::format(
+          "spec.template.metadata.annotations[{}]: unknown annotation (known: {}standby)", key,
+          kElafrosAutoscalingPrefix));
+    auto v = whole(value);
+    if (!v || *v < 0 || *v > 64)
+      return Error::invalid(
+          fmt::format("spec.template.metadata.annotations[{}]: \"{}\" must be a whole number "
+                      "from 0 to 64 (standby instances kept ready to start; 0: none)",
+                      key, value));
+    spec.standby = *v;
+  }
   if (spec.metric == ScaleMetric::kRps && !target_set) spec.target = d.target_rps;
   if (spec.max_scale > 0 && spec.min_scale > spec.max_scale)
     return Error::invalid(fmt::format(

@@ -1,6 +1,7 @@
 #include "runc_runtime.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
@@ -176,6 +177,76 @@ Result<int> RuncRuntime::start(const LaunchSpec& spec) {
     return Error::internal(
         fmt::format("starting instance {} failed: {}", spec.container_id, e.what()));
   }
+}
+
+namespace {
+
+// Whether the process exists and is not a zombie.
+bool process_alive(int pid) {
+  if (pid <= 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto paren = text.rfind(')');
+  return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'Z';
+}
+
+}  // namespace
+
+Result<int> RuncRuntime::create(const LaunchSpec& spec) {
+  if (!spec.init_containers.empty() || !spec.sidecars.empty())
+    return Error::invalid(fmt::format(
+        "instance {} has init containers or sidecars, which a standby cannot hold ready",
+        spec.container_id));
+  try {
+    return start_container(spec, nullptr, Run::kCreated);
+  } catch (const std::exception& e) {
+    (void)remove(spec.container_id);
+    return Error::internal(
+        fmt::format("creating standby {} failed: {}", spec.container_id, e.what()));
+  }
+}
+
+Result<void> RuncRuntime::start_created(const std::string& id) {
+  if (!is_container_id(id)) return Error::invalid(fmt::format("\"{}\" is not a container id", id));
+  // runc init waits in open(2) for a reader of exec.fifo, writes one byte and execs the app.
+  // Opened without blocking, so that a process that died cannot hold this thread.
+  std::string fifo = state_root_ + "/" + id + "/exec.fifo";
+  int fd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return Error::not_found(fmt::format("standby {} cannot be started: {}: {}", id, fifo,
+                                        errno_text(errno)));
+  int pid = 0;
+  std::ifstream(instance_dir(id) + "/pid") >> pid;
+  auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+  char byte = 0;
+  ssize_t n = -1;
+  for (;;) {
+    n = ::read(fd, &byte, 1);
+    if (n == 1 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
+    // 0: no writer yet (it is about to open its end); EAGAIN: it has opened it.
+    struct pollfd p {
+      fd, POLLIN, 0
+    };
+    int ready = ::poll(&p, 1, 100);
+    if (ready > 0 && (p.revents & POLLHUP) && !(p.revents & POLLIN)) {
+      n = 0;  // it opened its end and closed it without a word
+      break;
+    }
+    if (ready == 0 && (!process_alive(pid) || std::chrono::steady_clock::now() > deadline)) {
+      n = 0;
+      break;
+    }
+  }
+  int err = errno;
+  ::close(fd);
+  if (n != 1)
+    return Error::internal(fmt::format("standby {} did not take the start: {}", id,
+                                       n < 0 ? errno_text(err) : "its process is gone or stuck"));
+  // runc tells created from running by the fifo's presence.
+  if (::unlink(fifo.c_str()) != 0 && errno != ENOENT)
+    return Error::internal(
+        fmt::format("removing {} after the start failed: {}", fifo, errno_text(errno)));
+  return {};
 }
 
 namespace {
@@ -478,7 +549,7 @@ Result<int> RuncRuntime::start_pod(const LaunchSpec& spec) {
     pod.slot = *slot;
   }
   for (const auto& init : spec.init_containers) {
-    auto code = start_container(init, &pod, true);
+    auto code = start_container(init, &pod, Run::kToEnd);
     if (!code) return fail(code.error());
     if (*code != 0) {
       std::string tail = spool_tail(options_.data_dir, init.container_id, 10);
@@ -499,7 +570,7 @@ Result<int> RuncRuntime::start_pod(const LaunchSpec& spec) {
   return pid;
 }
 
-Result<int> RuncRuntime::start_container(const LaunchSpec& spec, const Pod* pod, bool wait) {
+Result<int> RuncRuntime::start_container(const LaunchSpec& spec, const Pod* pod, Run how) {
   if (!is_container_id(spec.container_id))
     return Error::internal(fmt::format("\"{}\" is not a valid container id", spec.container_id));
   if (!images_->has_rootfs(spec.image_digest))
@@ -631,7 +702,7 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec, const Pod* pod,
   ProcessOptions po;
   po.stdout_fd = out;
   po.stderr_fd = err;
-  if (wait) {
+  if (how == Run::kToEnd) {
     // An init container: runc waits for its end (and then deletes its state).
     po.timeout = options_.init_timeout;
     auto done = runner_->run(runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run",
@@ -654,11 +725,17 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec, const Pod* pod,
     }
     return done->exit_code;
   }
-  auto run =
-      run_runc("run " + spec.container_id,
-               runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run", "--detach",
-                          "--bundle", dir, "--pid-file", dir + "/pid", spec.container_id}),
-               po);
+  const bool created = how == Run::kCreated;
+  auto run = created ? run_runc("create " + spec.container_id,
+                                runc_argv({"--log", dir + "/runc.log", "--log-format", "json",
+                                           "create", "--bundle", dir, "--pid-file", dir + "/pid",
+                                           spec.container_id}),
+                                po)
+                     : run_runc("run " + spec.container_id,
+                                runc_argv({"--log", dir + "/runc.log", "--log-format", "json",
+                                           "run", "--detach", "--bundle", dir, "--pid-file",
+                                           dir + "/pid", spec.container_id}),
+                                po);
   ::close(out);
   ::close(err);
   if (!run) return fail(run.error());
@@ -668,8 +745,8 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec, const Pod* pod,
     if (why.empty())
       why = "runc gave no reason; run elafrosd with --log-level debug and look at its log";
     return fail(Error::internal(
-        fmt::format("runc could not start the container of revision \"{}\" (exit {}): {}",
-                    spec.revision, run->exit_code, why)));
+        fmt::format("runc could not {} the container of revision \"{}\" (exit {}): {}",
+                    created ? "create" : "start", spec.revision, run->exit_code, why)));
   }
   std::ifstream pid_file(dir + "/pid");
   int pid = 0;
@@ -790,7 +867,10 @@ ContainerStatus RuncRuntime::status(const std::string& id) {
   s.exists = true;
   const auto& o = v.get_object();
   if (const auto* st = o.if_contains("status"); st && st->is_string())
+  {
     s.running = st->get_string() == "running";
+    s.created = st->get_string() == "created";
+  }
   if (const auto* pid = o.if_contains("pid"); pid && pid->is_number())
     s.pid = static_cast<int>(pid->to_number<std::int64_t>());
   return s;

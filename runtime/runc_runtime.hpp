@@ -48,6 +48,10 @@ class RuncRuntime final : public ContainerRuntime {
 
   // ContainerRuntime
   Result<int> start(const LaunchSpec& spec) override;
+  Result<int> create(const LaunchSpec& spec) override;
+  // Opens the container's exec fifo itself, as `runc start` does, without forking runc: the
+  // waiting process reads the go-ahead and execs the app; the fifo's removal marks it running.
+  Result<void> start_created(const std::string& container_id) override;
   Result<void> kill(const std::string& container_id, int signal) override;
   // runc delete --force, then whatever an interrupted runc left: the state, the cgroups (their
   // processes killed), the overlay mount, the bundle. Fails, to be retried, while any remains.
@@ -93,14 +97,16 @@ class RuncRuntime final : public ContainerRuntime {
   const std::string& state_root() const { return state_root_; }
 
  private:
-  // One container's bundle, started detached (its pid) or, with `wait`, run to its end (its exit
-  // code). `pod`: the serving container's, for a sidecar or init container, whose network
-  // namespace it joins and under whose instance dir its emptyDirs are.
+  // One container's bundle, started detached (its pid), made and left waiting to be started (its
+  // pid), or run to its end (its exit code). `pod`: the serving container's, for a sidecar or init
+  // container, whose network namespace it joins and under whose instance dir its emptyDirs are.
   struct Pod {
     std::string dir;
     std::optional<NetworkSlot> slot;
   };
-  Result<int> start_container(const LaunchSpec& spec, const Pod* pod = nullptr, bool wait = false);
+  enum class Run { kDetached, kCreated, kToEnd };
+  Result<int> start_container(const LaunchSpec& spec, const Pod* pod = nullptr,
+                              Run how = Run::kDetached);
   ResourceUsage cgroup_usage(const std::string& container_id) const;
   // The init containers, the sidecars, then the serving container.
   Result<int> start_pod(const LaunchSpec& spec);

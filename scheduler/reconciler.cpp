@@ -84,6 +84,7 @@ struct Instance {
   int exit_code = -1;
   std::chrono::steady_clock::time_point ready_at{};
   std::int64_t created_ms = 0;  // wall clock, for usage (0 for adopted ones: created_unix)
+  bool standby = false;         // made and waiting to be started (RevisionState::standbys)
 };
 using InstancePtr = std::shared_ptr<Instance>;
 
@@ -121,6 +122,11 @@ struct RevisionState {
   Activity reported;                 // the request counters usage accounting has recorded
   double gone_instance_seconds = 0;  // the lifetimes of its instances that went (for /metrics)
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+  // Standby instances: made (runc create), waiting for a cold start to start one. In live_ too,
+  // but never in `instances` until started.
+  std::vector<InstancePtr> standbys;
+  std::optional<std::chrono::steady_clock::time_point> last_active;  // it last had an instance
+  std::chrono::steady_clock::time_point standby_retry_at{};          // after a failed create
 };
 using RevisionPtr = std::shared_ptr<RevisionState>;
 
@@ -219,15 +225,32 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       ContainerStatus st =
           co_await offload(blocking_.get_executor(), &ContainerRuntime::status, &runtime_, rec.id);
       bool network_ok = true;
-      if (rev && st.running && runtime_.isolated_network()) {
+      const bool standby = rec.state == InstanceState::kStandby;
+      if (rev && (st.created || st.running) && runtime_.isolated_network()) {
         // Its network namespace must still be there, attached to the bridge made anew.
         auto adopted = co_await offload(blocking_.get_executor(), &ContainerRuntime::adopt_network,
                                         &runtime_, rec.id, rec.address);
         if (!adopted) spdlog::warn("instance {}: {}", rec.id, adopted.error().message);
         network_ok = adopted.ok() && !rec.address.empty();
       }
-      if (rev && st.running && network_ok && st.pid == rec.pid &&
-          rec.state != InstanceState::kStopping) {
+      if (standby && rev && st.created && network_ok && st.pid == rec.pid && rec.pid > 0) {
+        // A standby still waiting: kept, for the balance to keep or remove.
+        auto inst = std::make_shared<Instance>();
+        inst->record = rec;
+        inst->standby = true;
+        used_ports_.insert(rec.port);
+        if (!watch_exit(inst)) {
+          co_await discard(rec);
+          continue;
+        }
+        rev->standbys.push_back(inst);
+        live_[rec.id] = inst;
+        spdlog::info("adopted standby instance {} of revision {} (pid {})", rec.id, rec.revision,
+                     rec.pid);
+      } else if (rev && st.running && network_ok && st.pid == rec.pid &&
+                 rec.state != InstanceState::kStopping) {
+        // (A standby started just before the crash, its record not rewritten yet, is one too.)
+        rec.state = InstanceState::kRunning;
         auto inst = std::make_shared<Instance>();
         inst->record = rec;
         used_ports_.insert(rec.port);
@@ -243,9 +266,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         if (!rev->revision.spec.sidecars.empty()) co_await watch_sidecars(rev, inst);
         asio::co_spawn(control_, probe(rev, inst), asio::detached);
       } else {
-        spdlog::info("removing instance {} of revision {}: {}", rec.id, rec.revision,
-                     !rev ? "its revision is gone"
-                          : (st.running ? "it is being stopped" : "it no longer runs"));
+        spdlog::info("removing {}instance {} of revision {}: {}", standby ? "standby " : "",
+                     rec.id, rec.revision,
+                     !rev         ? "its revision is gone"
+                     : st.running ? "it is being stopped"
+                                  : (standby ? "it is not waiting any more" : "it no longer runs"));
         co_await discard(rec);
       }
     }
@@ -261,8 +286,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (auto& [k, s] : services_) {
       s.published = desired(s);
       // Keep what was adopted until the autoscaler has measured the load itself.
-      for (auto& rev : s.revisions)
+      for (auto& rev : s.revisions) {
         rev->desired = std::max(rev->desired, static_cast<int>(rev->instances.size()));
+        if (!rev->instances.empty() || !rev->standbys.empty()) rev->last_active = clock_->now();
+      }
     }
     publish_routes();
     for (auto& [k, s] : services_) reconcile(s);
@@ -406,6 +433,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       v.erase(std::remove(v.begin(), v.end(), rev), v.end());
     }
     for (auto& inst : std::vector<InstancePtr>(rev->instances)) stop_later(rev, inst);
+    for (auto& inst : std::vector<InstancePtr>(rev->standbys)) retire_standby(rev, inst);
   }
 
   // 'elafros system stop-all': every instance stops (drained, SIGTERM, SIGKILL after the grace)
@@ -418,8 +446,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   awaitable<void> halt_all(std::shared_ptr<Impl> /*keeps this alive*/, std::function<void()> done) {
     for (auto& [k, s] : services_)
-      for (auto& rev : s.revisions)
+      for (auto& rev : s.revisions) {
         for (auto& inst : std::vector<InstancePtr>(rev->instances)) stop_later(rev, inst);
+        for (auto& inst : std::vector<InstancePtr>(rev->standbys)) retire_standby(rev, inst);
+      }
     auto deadline =
         clock_->now() + options_.drain_timeout + options_.stop_grace + std::chrono::seconds(10);
     auto any = [this] {
@@ -455,6 +485,12 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   awaitable<void> retire(ServiceState state, std::function<void()> done) {
     for (auto& rev : state.revisions) {
       rev->retired = true;
+      for (auto& inst : std::vector<InstancePtr>(rev->standbys)) {
+        forget_standby(*rev, inst);
+        if (inst->stop_requested) continue;
+        inst->stop_requested = true;
+        co_await drop_standby(inst);
+      }
       auto instances = rev->instances;
       for (auto& inst : instances) co_await stop(rev, inst);
     }
@@ -644,8 +680,16 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (options_.status_changed) options_.status_changed(ns, service);
   }
 
-  // Creates the instance now (so that it counts at once) and starts it in the background.
+  // Creates the instance now (so that it counts at once) and starts it in the background: a
+  // standby of the revision when one is waiting, else a container made for it.
   void launch_later(const RevisionPtr& rev) {
+    if (InstancePtr standby = take_standby(*rev)) {
+      rev->instances.push_back(standby);
+      if (rev->ready.status != "True")
+        set_condition(*rev, rev->ready, "Unknown", "Deploying", "starting an instance");
+      asio::co_spawn(control_, launch_standby(rev, standby), asio::detached);
+      return;
+    }
     auto inst = std::make_shared<Instance>();
     const Revision& r = rev->revision;
     inst->record.id = fmt::format("{}-{}", r.meta.name, random_hex(6));
@@ -671,29 +715,20 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     });
   }
 
-  awaitable<void> launch(RevisionPtr rev, InstancePtr inst) {
-    const Revision& r = rev->revision;
-    if (inst->stop_requested) co_return;
-
-    // Recorded while runc starts it, not before, to keep the store's fsync off the cold path:
-    // the store thread runs writes in order, and a crash in between leaves a container that no
-    // record names, which the next start removes.
-    asio::post(store_thread_, [this, rec = inst->record] {
-      if (auto r = store_.put_instance(rec); !r)
-        spdlog::warn("recording instance {} failed: {}", rec.id, r.error().message);
-    });
+  // What runc gets for an instance of the revision, before its Secrets and ConfigMaps are read.
+  static LaunchSpec launch_spec(const Revision& r, const InstanceRecord& record) {
     LaunchSpec spec;
-    spec.container_id = inst->record.id;
+    spec.container_id = record.id;
     spec.namespace_ = r.meta.namespace_;
     spec.service = r.service;
     spec.revision = r.meta.name;
     spec.image_digest = r.image_digest;
     spec.container = r.spec.container;
-    spec.port = inst->record.port;
+    spec.port = record.port;
     // Sidecars and init containers: containers of their own, named after the instance.
     auto child = [&](const ContainerSpec& c, const std::string& digest) {
       LaunchSpec one;
-      one.container_id = inst->record.id + "_" + c.name;
+      one.container_id = record.id + "_" + c.name;
       one.namespace_ = spec.namespace_;
       one.service = spec.service;
       one.revision = spec.revision;
@@ -709,6 +744,21 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       spec.init_containers.push_back(child(r.spec.init_containers[i], i < r.init_digests.size()
                                                                           ? r.init_digests[i]
                                                                           : std::string()));
+    return spec;
+  }
+
+  awaitable<void> launch(RevisionPtr rev, InstancePtr inst) {
+    const Revision& r = rev->revision;
+    if (inst->stop_requested) co_return;
+
+    // Recorded while runc starts it, not before, to keep the store's fsync off the cold path:
+    // the store thread runs writes in order, and a crash in between leaves a container that no
+    // record names, which the next start removes.
+    asio::post(store_thread_, [this, rec = inst->record] {
+      if (auto r = store_.put_instance(rec); !r)
+        spdlog::warn("recording instance {} failed: {}", rec.id, r.error().message);
+    });
+    LaunchSpec spec = launch_spec(r, inst->record);
     // Secrets and ConfigMaps are read now, at each start, as Kubernetes does.
     if (uses_config(r.spec)) {
       auto resolved = co_await offload(store_thread_.get_executor(), &Impl::resolve_config_now,
@@ -763,6 +813,198 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
                            inst->record);
     if (inst->stop_requested || inst->exited) co_return;
     co_await probe(rev, inst);
+  }
+
+  // --- standby instances (docs/architecture.md, "Standby instances") --------------------------
+
+  // How many standbys the revision should keep now: its annotation's count, or one while it
+  // had an instance within standby_idle; none for what a standby cannot hold (init containers,
+  // sidecars, Secrets and ConfigMaps, which are read at each start), or when it serves no
+  // traffic.
+  int standby_wanted(const ServiceState& s, const RevisionState& rev,
+                     std::chrono::steady_clock::time_point now) const {
+    const RevisionTemplate& t = rev.revision.spec;
+    if (halted_ || stopped_ || recovering_ || rev.retired || options_.standby_per_revision <= 0 ||
+        !rev.revision.ever_ready || !t.sidecars.empty() || !t.init_containers.empty() ||
+        uses_config(t) || !routes_to(s.published, rev.revision.meta.name))
+      return 0;
+    int n = rev.kpa->spec().standby;
+    if (n < 0) n = rev.last_active && now - *rev.last_active <= options_.standby_idle ? 1 : 0;
+    return std::min(n, options_.standby_per_revision);
+  }
+
+  // Makes and removes standbys toward what each revision wants, within standby_max: revisions
+  // whose annotation asks for them first, then the most recently active. One is made at a
+  // time, so that a cold start always finds a blocking thread free.
+  void balance_standbys() {
+    if (stopped_ || recovering_) return;  // a restart adopts what waits
+    auto now = clock_->now();
+    struct Want {
+      RevisionPtr rev;
+      int n;
+      bool asked;
+    };
+    std::vector<Want> wants;
+    for (auto& [k, s] : services_)
+      for (auto& rev : s.revisions) {
+        int n = standby_wanted(s, *rev, now);
+        if (n > 0 || !rev->standbys.empty()) wants.push_back({rev, n, rev->kpa->spec().standby > 0});
+      }
+    std::stable_sort(wants.begin(), wants.end(), [](const Want& a, const Want& b) {
+      if (a.asked != b.asked) return a.asked;
+      return a.rev->last_active > b.rev->last_active;
+    });
+    int budget = std::max(0, options_.standby_max);
+    for (auto& w : wants) {
+      int keep = std::min(w.n, budget);
+      budget -= keep;
+      auto& have = w.rev->standbys;
+      while (static_cast<int>(have.size()) > keep) retire_standby(w.rev, have.back());
+      if (now < w.rev->standby_retry_at) continue;
+      while (static_cast<int>(have.size()) < keep && standbys_creating_ == 0) make_standby(w.rev);
+    }
+  }
+
+  void make_standby(const RevisionPtr& rev) {
+    auto inst = std::make_shared<Instance>();
+    const Revision& r = rev->revision;
+    inst->standby = true;
+    inst->record.id = fmt::format("{}-{}", r.meta.name, random_hex(6));
+    inst->record.namespace_ = r.meta.namespace_;
+    inst->record.service = r.service;
+    inst->record.revision = r.meta.name;
+    inst->record.port = runtime_.isolated_network() ? r.spec.container.port() : allocate_port();
+    inst->record.state = InstanceState::kStandby;
+    inst->record.created_unix = unix_now(*clock_);
+    inst->in_runtime_start = true;
+    rev->standbys.push_back(inst);
+    live_[inst->record.id] = inst;
+    ++standbys_creating_;
+    asio::co_spawn(control_, create_standby(rev, inst), asio::detached);
+  }
+
+  awaitable<void> create_standby(RevisionPtr rev, InstancePtr inst) {
+    // Recorded first, so that a crash during the create leaves a record the next start removes.
+    (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_,
+                           inst->record);
+    LaunchSpec spec = launch_spec(rev->revision, inst->record);
+    auto began = clock_->now();
+    auto pid =
+        co_await offload(blocking_.get_executor(), &ContainerRuntime::create, &runtime_, spec);
+    inst->in_runtime_start = false;
+    --standbys_creating_;
+    if (!pid) {
+      spdlog::warn("revision {}: making a standby instance failed; retried in 30 s: {}",
+                   rev->revision.meta.name, pid.error().message);
+      rev->standby_retry_at = clock_->now() + std::chrono::seconds(30);
+      if (inst->stop_requested) co_return;  // retire_standby() removes it
+      forget_standby(*rev, inst);
+      inst->stop_requested = true;
+      co_await drop_standby(inst);
+      co_return;
+    }
+    inst->record.pid = pid.value();
+    if (runtime_.isolated_network()) inst->record.address = runtime_.address(inst->record.id);
+    if (inst->stop_requested) co_return;  // retire_standby() waited for the create; it removes it
+    if (!watch_exit(inst)) {
+      forget_standby(*rev, inst);
+      inst->stop_requested = true;
+      co_await drop_standby(inst);
+      co_return;
+    }
+    spdlog::info(
+        "made standby instance {} of revision {} (pid {}) in {} ms", inst->record.id,
+        rev->revision.meta.name, inst->record.pid,
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_->now() - began).count());
+    (void)co_await offload(store_thread_.get_executor(), &Store::put_instance, &store_,
+                           inst->record);
+    balance_standbys();  // the next one wanted, if any
+  }
+
+  static void forget_standby(RevisionState& rev, const InstancePtr& inst) {
+    auto& v = rev.standbys;
+    v.erase(std::remove(v.begin(), v.end(), inst), v.end());
+  }
+
+  // A standby made and watched, for launch_later() to start; null when none is.
+  InstancePtr take_standby(RevisionState& rev) const {
+    for (auto it = rev.standbys.begin(); it != rev.standbys.end(); ++it) {
+      InstancePtr inst = *it;
+      if (inst->in_runtime_start || inst->exited || inst->stop_requested || !inst->pidfd) continue;
+      rev.standbys.erase(it);
+      inst->standby = false;
+      inst->phase = Phase::kStarting;
+      inst->created_ms = wall_ms();
+      return inst;
+    }
+    return nullptr;
+  }
+
+  void retire_standby(const RevisionPtr& rev, const InstancePtr& inst) {
+    forget_standby(*rev, inst);
+    if (inst->stop_requested) return;
+    inst->stop_requested = true;
+    asio::co_spawn(control_, drop_standby(inst), asio::detached);
+  }
+
+  // Removes a standby's container (its process never ran the app) and its record.
+  awaitable<void> drop_standby(InstancePtr inst) {
+    while (inst->in_runtime_start) co_await pause();
+    if (inst->pidfd) {
+      boost::system::error_code ec;
+      inst->pidfd->cancel(ec);
+    }
+    bool gone = co_await discard(inst->record);
+    if (live_.count(inst->record.id) && live_[inst->record.id] == inst) live_.erase(inst->record.id);
+    if (gone && !live_port(inst->record.port)) used_ports_.erase(inst->record.port);
+    if (inst->pidfd) {
+      boost::system::error_code ec;
+      inst->pidfd->close(ec);
+    }
+  }
+
+  // A cold start from a standby: its process is told to go, then probed like any instance. One
+  // that cannot start is removed, and the revision is reconciled again (another standby, or a
+  // container made for it).
+  awaitable<void> launch_standby(RevisionPtr rev, InstancePtr inst) {
+    auto began = clock_->now();
+    inst->in_runtime_start = true;
+    auto started = co_await offload(blocking_.get_executor(), &ContainerRuntime::start_created,
+                                    &runtime_, inst->record.id);
+    inst->in_runtime_start = false;
+    if (!started) {
+      spdlog::warn("instance {}: {}; starting another", inst->record.id, started.error().message);
+      if (inst->stop_requested) co_return;  // stop() waited for the start; it finishes the job
+      inst->stop_requested = true;
+      inst->phase = Phase::kExited;
+      co_await remove_instance(rev, inst);
+      if (auto* s = service_of(*rev); s && !rev->retired && !stopped_) reconcile(*s);
+      co_return;
+    }
+    inst->record.state = InstanceState::kRunning;
+    inst->record.created_unix = unix_now(*clock_);
+    spdlog::info(
+        "started instance {} of revision {} (pid {}, port {}) from standby in {} ms",
+        inst->record.id, rev->revision.meta.name, inst->record.pid, inst->record.port,
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_->now() - began).count());
+    // Off the cold path, as launch() does: the store thread writes it in order.
+    asio::post(store_thread_, [this, rec = inst->record] {
+      if (auto r = store_.put_instance(rec); !r)
+        spdlog::warn("recording instance {} failed: {}", rec.id, r.error().message);
+    });
+    if (inst->stop_requested || inst->exited) co_return;
+    co_await probe(rev, inst);
+  }
+
+  // A standby's process ended before it was started (killed, or its cgroup's OOM): it goes, and
+  // the next balance makes another.
+  void standby_exited(const InstancePtr& inst) {
+    spdlog::warn("standby instance {} of revision {} exited before it was started; removing it",
+                 inst->record.id, inst->record.revision);
+    if (RevisionPtr rev = find_revision(inst->record.namespace_, inst->record.revision))
+      forget_standby(*rev, inst);
+    inst->stop_requested = true;
+    asio::co_spawn(control_, drop_standby(inst), asio::detached);
   }
 
   // Watches the instance's init process through a pidfd; works for adopted instances too.
@@ -837,6 +1079,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         info.si_pid != 0)
       inst->exit_code = info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
     if (inst->stop_requested) return;  // stop() finishes the job
+    if (inst->standby) return standby_exited(inst);
     RevisionPtr rev = find_revision(inst->record.namespace_, inst->record.revision);
     if (!rev) return;
     std::string code = inst->exit_code >= 0 ? std::to_string(inst->exit_code) : "unknown";
@@ -1455,9 +1698,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           status_changed(s.service.meta.namespace_, s.service.meta.name);
         rev->desired = decision.desired;
         rev->panic = decision.panic;
+        if (!rev->instances.empty()) rev->last_active = now;
       }
       reconcile(s);
     }
+    balance_standbys();
   }
 
   // The activator has requests for a revision without capacity: scale it now.
@@ -1801,7 +2046,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   std::vector<Reconciler::InstanceView> instances() const {
     std::vector<Reconciler::InstanceView> out;
     for (const auto& [id, i] : live_) {
-      const char* phase = i->stop_requested              ? "stopping"
+      const char* phase = i->standby                     ? "standby"
+                          : i->stop_requested            ? "stopping"
                           : i->unready                   ? "unready"
                           : i->phase == Phase::kStarting ? "starting"
                           : i->phase == Phase::kReady    ? "ready"
@@ -1836,8 +2082,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   Counts counts() const {
     Counts c;
     c.services = services_.size();
-    c.instances = live_.size() + terminating_.size();
-    for (const auto& [id, i] : live_) c.ready_instances += i->phase == Phase::kReady ? 1 : 0;
+    c.instances = terminating_.size();
+    for (const auto& [id, i] : live_) {
+      (i->standby ? c.standby_instances : c.instances) += 1;
+      c.ready_instances += i->phase == Phase::kReady && !i->standby ? 1 : 0;
+    }
     return c;
   }
 
@@ -1845,11 +2094,12 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     stopped_ = true;
     for (auto& [k, s] : services_)
       for (auto& r : s.revisions)
-        for (auto& i : r->instances)
-          if (i->pidfd) {
-            boost::system::error_code ec;
-            i->pidfd->cancel(ec);
-          }
+        for (const auto* v : {&r->instances, &r->standbys})
+          for (auto& i : *v)
+            if (i->pidfd) {
+              boost::system::error_code ec;
+              i->pidfd->cancel(ec);
+            }
   }
 
   asio::io_context& control_;
@@ -1875,6 +2125,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   std::map<std::string, Terminating> terminating_;  // by id
   std::uint64_t strays_removed_ = 0;
   std::uint64_t sweeps_ = 0;
+  int standbys_creating_ = 0;
   bool halted_ = false;      // 'elafros system stop-all' until start-all or a restart
   bool recovering_ = false;  // start() is loading and adopting
   std::vector<std::pair<std::string, std::string>> deleting_;  // marked for deletion when loaded

@@ -49,6 +49,13 @@ struct ReconcilerOptions {
   // scaled past them, and says so in ResourcesAvailable. Unset: none.
   std::function<InstanceQuota(const std::string& ns)> quota;
   int max_instances = 0;  // live instances on the machine at most (max-instances); 0: no cap
+  // Standby instances (docs/architecture.md, "Standby instances"): containers made ahead and left
+  // waiting, so that a cold start only starts one. At most this many per revision and on the
+  // machine (0: none); a revision without the standby annotation keeps one this long after it
+  // last had an instance.
+  int standby_per_revision = 1;
+  int standby_max = 8;
+  std::chrono::seconds standby_idle{600};
 };
 
 class Reconciler {
@@ -101,6 +108,7 @@ class Reconciler {
     std::size_t services = 0;
     std::size_t instances = 0;
     std::size_t ready_instances = 0;
+    std::size_t standby_instances = 0;  // made and waiting, not counted in instances
   };
   Counts counts() const;
 

@@ -150,6 +150,8 @@ const char* state_text(InstanceState s) {
       return "running";
     case InstanceState::kStopping:
       return "stopping";
+    case InstanceState::kStandby:
+      return "standby";
   }
   return "starting";
 }
@@ -157,6 +159,7 @@ const char* state_text(InstanceState s) {
 InstanceState text_state(const std::string& s) {
   if (s == "running") return InstanceState::kRunning;
   if (s == "stopping") return InstanceState::kStopping;
+  if (s == "standby") return InstanceState::kStandby;
   return InstanceState::kStarting;
 }
 

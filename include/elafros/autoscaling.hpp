@@ -14,6 +14,8 @@
 namespace elafros {
 
 inline constexpr const char* kAnnotationPrefix = "autoscaling.knative.dev/";
+// elafros's own: `autoscaling.elafros.dev/standby`.
+inline constexpr const char* kElafrosAutoscalingPrefix = "autoscaling.elafros.dev/";
 
 struct AutoscalingDefaults {
   double target = 100;              // container-concurrency-target-default
@@ -57,6 +59,9 @@ struct AutoscalingSpec {
   // the activator and is always in the path, so every value behaves as -1; it is only kept.
   double target_burst_capacity = 211;
   bool allow_zero = true;
+  // Standby instances kept made and waiting (autoscaling.elafros.dev/standby); -1: unset, one
+  // while the revision had traffic lately (docs/architecture.md, "Standby instances").
+  int standby = -1;
 
   double target_value() const { return target * utilization; }
 };

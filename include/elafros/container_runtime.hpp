@@ -60,6 +60,7 @@ struct ContainerStatus {
   bool exists = false;
   bool running = false;
   int pid = 0;
+  bool created = false;  // made by create() and not started yet (runc's "created")
 };
 
 class ContainerRuntime {
@@ -69,6 +70,16 @@ class ContainerRuntime {
   // Prepares the bundle (overlay rootfs, config.json, log files) and starts the container
   // detached. Returns the pid of the container's init process.
   virtual Result<int> start(const LaunchSpec& spec) = 0;
+  // A standby (docs/architecture.md, "Standby instances"): everything start() prepares, and the
+  // container made (runc create) with its process waiting to be started. Returns that process's
+  // pid, which start_created() keeps. A runtime that cannot make standbys says so.
+  virtual Result<int> create(const LaunchSpec& /*spec*/) {
+    return Error::unavailable("this runtime cannot make standby instances");
+  }
+  // Starts a container create() made: its process runs the app from here on.
+  virtual Result<void> start_created(const std::string& /*container_id*/) {
+    return Error::unavailable("this runtime cannot make standby instances");
+  }
   // Sends a signal to the container's init process. Succeeds if the container is already gone.
   virtual Result<void> kill(const std::string& container_id, int signal) = 0;
   // Forcibly deletes the container and removes its overlay, mounts, bundle. Idempotent.

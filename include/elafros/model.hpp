@@ -217,9 +217,10 @@ struct Revision {
   std::vector<std::string> init_digests;     // and per init container
 };
 
-enum class InstanceState { kStarting, kRunning, kStopping };
+// kStandby: made and waiting to be started (docs/architecture.md, "Standby instances").
+enum class InstanceState { kStarting, kRunning, kStopping, kStandby };
 
-// A running (or starting) container of a revision. The container id names it to runc.
+// A running (or starting, or standby) container of a revision. The container id names it to runc.
 struct InstanceRecord {
   std::string id;  // also the runc container id
   std::string namespace_;

@@ -148,6 +148,7 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
                    {"services", c.services},
                    {"instances", c.instances},
                    {"readyInstances", c.ready_instances},
+                   {"standbyInstances", c.standby_instances},
                    {"images", images ? images->size() : 0},
                    {"halted", p_.reconciler.halted()},
                    {"fileLimit", file_limit()},

@@ -130,6 +130,11 @@ struct DaemonConfig {
   std::string default_authorization_mode = "allow-same-namespace";
   // Live instances on the machine at most, whatever the quotas say (0: no cap).
   int max_instances = 0;
+  // Standby instances (docs/architecture.md, "Standby instances"): per revision and in all at
+  // most, and how long a revision without the annotation keeps one after its last instance.
+  int standby_per_revision = 1;
+  int standby_max = 8;
+  int standby_idle_seconds = 600;
   // Builds: how many run at once (the rest wait in order), the cgroup limits of every step, the
   // builds' CPU weight against instances (cgroup v1 cpu.shares of their parent; instances'
   // is 1024), and the largest source upload.

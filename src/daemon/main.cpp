@@ -420,6 +420,9 @@ int run(const DaemonConfig& cfg) {
     return quota_ptr ? quota_ptr->instance_quota(ns) : InstanceQuota{};
   };
   ropts.max_instances = cfg.max_instances;
+  ropts.standby_per_revision = cfg.standby_per_revision;
+  ropts.standby_max = cfg.standby_max;
+  ropts.standby_idle = std::chrono::seconds(cfg.standby_idle_seconds);
   Reconciler reconciler(control, store_thread, blocking, **store, runtime, routes,
                         std::make_shared<RealClock>(), ropts);
 

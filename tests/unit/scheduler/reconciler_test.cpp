@@ -69,24 +69,34 @@ class FakeRuntime final : public ContainerRuntime {
     std::lock_guard lock(mutex_);
     if (fail_start) return Error::internal("fake runtime: start refused");
     Container c;
-    char arg0[] = "sleep", arg1[] = "1000";
-    char* argv[] = {arg0, arg1, nullptr};
-    if (::posix_spawnp(&c.pid, "sleep", nullptr, nullptr, argv, environ) != 0)
-      return Error::internal("spawn failed");
-    if (listen_on_start) {
-      c.listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      int one = 1;
-      ::setsockopt(c.listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<uint16_t>(spec.port));
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      ::bind(c.listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-      ::listen(c.listen_fd, 16);
-    }
+    if (!spawn(c)) return Error::internal("spawn failed");
+    if (listen_on_start) listen(c, spec.port);
     containers_[spec.container_id] = c;
     started.push_back(spec.container_id);
     return c.pid;
+  }
+
+  // A standby: the process runs, but listens only once started.
+  Result<int> create(const LaunchSpec& spec) override {
+    std::lock_guard lock(mutex_);
+    if (!can_standby) return Error::unavailable("fake runtime: no standbys");
+    Container c;
+    if (!spawn(c)) return Error::internal("spawn failed");
+    c.created = true;
+    c.port = spec.port;
+    containers_[spec.container_id] = c;
+    return c.pid;
+  }
+
+  Result<void> start_created(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    auto it = containers_.find(id);
+    if (it == containers_.end() || !it->second.created)
+      return Error::internal("fake runtime: " + id + " is not a standby");
+    it->second.created = false;
+    listen(it->second, it->second.port);
+    started_created.push_back(id);
+    return {};
   }
 
   Result<void> kill(const std::string& id, int signal) override {
@@ -114,7 +124,8 @@ class FakeRuntime final : public ContainerRuntime {
     std::lock_guard lock(mutex_);
     auto it = containers_.find(id);
     if (it == containers_.end()) return {};
-    return {true, ::kill(it->second.pid, 0) == 0, it->second.pid};
+    bool alive = ::kill(it->second.pid, 0) == 0;
+    return {true, alive && !it->second.created, it->second.pid, alive && it->second.created};
   }
 
   std::vector<std::string> list() override {
@@ -147,6 +158,18 @@ class FakeRuntime final : public ContainerRuntime {
     std::lock_guard lock(mutex_);
     return containers_.size();
   }
+  // The standbys made and not started.
+  std::vector<std::string> standbys() {
+    std::lock_guard lock(mutex_);
+    std::vector<std::string> ids;
+    for (const auto& [id, c] : containers_)
+      if (c.created) ids.push_back(id);
+    return ids;
+  }
+  std::vector<std::string> started_standbys() {
+    std::lock_guard lock(mutex_);
+    return started_created;
+  }
   // The strays, under the lock the runtime's calls take (they run on the blocking pool).
   void set_strays(std::set<std::string> ids) {
     std::lock_guard lock(mutex_);
@@ -161,6 +184,7 @@ class FakeRuntime final : public ContainerRuntime {
   std::vector<std::string> removed;
   bool fail_start = false;
   bool listen_on_start = true;
+  bool can_standby = false;  // create() makes standbys (else it refuses, as a runtime may)
   int fail_remove = 0;           // this many removals fail
   std::set<std::string> strays;  // bundles no instance has (list() shows them)
 
@@ -168,7 +192,25 @@ class FakeRuntime final : public ContainerRuntime {
   struct Container {
     pid_t pid = 0;
     int listen_fd = -1;
+    bool created = false;  // a standby, not started
+    int port = 0;
   };
+  static bool spawn(Container& c) {
+    char arg0[] = "sleep", arg1[] = "1000";
+    char* argv[] = {arg0, arg1, nullptr};
+    return ::posix_spawnp(&c.pid, "sleep", nullptr, nullptr, argv, environ) == 0;
+  }
+  static void listen(Container& c, int port) {
+    c.listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(c.listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(c.listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(c.listen_fd, 16);
+  }
   static void destroy(Container& c) {
     if (c.listen_fd >= 0) ::close(c.listen_fd);
     c.listen_fd = -1;
@@ -176,6 +218,7 @@ class FakeRuntime final : public ContainerRuntime {
   }
   std::mutex mutex_;
   std::map<std::string, Container> containers_;
+  std::vector<std::string> started_created;
 };
 
 Service make_service(const std::string& name) {
@@ -224,6 +267,17 @@ struct Harness {
   Service create(const std::string& name, const std::function<void(ContainerSpec&)>& edit = {}) {
     Service s = make_service(name);
     if (edit) edit(s.spec.container);
+    Revision r = make_revision(s);
+    REQUIRE(store_create(*store, s, r).ok());
+    reconciler->service_created(s, r);
+    return s;
+  }
+
+  // The same, with the revision template's metadata edited (annotations).
+  Service create_template(const std::string& name,
+                          const std::function<void(RevisionTemplate&)>& edit) {
+    Service s = make_service(name);
+    if (edit) edit(s.spec);
     Revision r = make_revision(s);
     REQUIRE(store_create(*store, s, r).ok());
     reconciler->service_created(s, r);
@@ -583,4 +637,138 @@ TEST_CASE("a pinned revision keeps serving while a new revision deploys; a tag g
   CHECK(status.traffic[1].revision_name == "hello-00002");
   CHECK(status.traffic[1].url == "http://next-hello.default.localhost:8080");
   CHECK(h.runtime.live() == 2);  // the pinned revision and the tagged latest
+}
+
+// --- standby instances -------------------------------------------------------------------------
+
+namespace {
+
+std::vector<std::string> standbys_of(FakeRuntime& rt, const std::string& revision) {
+  std::vector<std::string> out;
+  for (auto& id : rt.standbys())
+    if (id.rfind(revision + "-", 0) == 0) out.push_back(id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a revision that had an instance keeps a standby, and a cold start starts it") {
+  Harness h;
+  h.runtime.can_standby = true;
+  Service s = h.create("hello");
+  REQUIRE(h.run_until([&] { return h.endpoint(kHost) != nullptr; }));
+  // Made at the autoscaler's next tick (every 2 s), beside the serving instance.
+  REQUIRE(h.run_until([&] { return standbys_of(h.runtime, "hello-00001").size() == 1; }, 5s));
+  std::string standby = standbys_of(h.runtime, "hello-00001")[0];
+  CHECK(h.reconciler->counts().standby_instances == 1);
+  CHECK(h.reconciler->counts().instances == 1);  // a standby is not an instance
+  // Made once the reconciler holds it with its pid (a restart adopts it by its record: below).
+  REQUIRE(h.run_until([&] {
+    for (const auto& i : h.reconciler->instances())
+      if (i.record.id == standby && i.phase == "standby" && i.record.pid > 0) return true;
+    return false;
+  }));
+
+  // More demand than one instance holds: the next instance is the standby, started, not made.
+  auto made = h.runtime.started.size();
+  h.reconciler->demand("default", "hello-00001", 100);
+  REQUIRE(h.run_until([&] {
+    for (const auto& i : h.reconciler->instances())
+      if (i.record.id == standby && i.phase == "ready") return true;
+    return false;
+  }));
+  CHECK(h.runtime.started_standbys() == std::vector<std::string>{standby});
+  CHECK(h.runtime.started.size() == made);
+  // Another standby is made for the next one.
+  REQUIRE(h.run_until([&] { return standbys_of(h.runtime, "hello-00001").size() == 1; }, 5s));
+  CHECK(standbys_of(h.runtime, "hello-00001")[0] != standby);
+}
+
+TEST_CASE("a restart adopts a waiting standby; superseded and deleted revisions' standbys go") {
+  Harness h;
+  h.runtime.can_standby = true;
+  Service s = h.create("hello");
+  REQUIRE(h.run_until([&] { return standbys_of(h.runtime, "hello-00001").size() == 1; }, 6s));
+  std::string standby = standbys_of(h.runtime, "hello-00001")[0];
+  int pid = h.runtime.pid_of(standby);
+  REQUIRE(h.run_until([&] {
+    for (const auto& i : h.reconciler->instances())
+      if (i.record.id == standby && i.record.pid == pid) return true;
+    return false;
+  }));
+  h.io.run_for(20ms);  // its record, with the pid, is written
+
+  // The daemon dies (kill -9: nothing is stopped) and a new one starts on the same store.
+  h.reconciler->shutdown();
+  h.io.run_for(50ms);
+  h.reconciler = std::make_unique<Reconciler>(h.io, h.store_thread, h.blocking, *h.store,
+                                              h.runtime, h.routes, std::make_shared<RealClock>(),
+                                              Harness::fast_options());
+  bool started = false;
+  h.reconciler->start([&](Result<void> res) { started = res.ok(); });
+  REQUIRE(h.run_until([&] { return started && h.endpoint(kHost) != nullptr; }));
+  CHECK(h.runtime.pid_of(standby) == pid);  // kept, not made again
+  CHECK(h.reconciler->counts().standby_instances == 1);
+  CHECK(standbys_of(h.runtime, "hello-00001") == std::vector<std::string>{standby});
+
+  // A new revision takes all the traffic: the old one's standby goes, the new one gets its own.
+  s.meta.generation = 2;
+  s.config_generation = 2;
+  s.spec.container.env = {{"A", "2"}};
+  Revision r2 = make_revision(s);
+  r2.meta.name = "hello-00002";
+  REQUIRE(store_update(*h.store, s, r2).ok());
+  h.reconciler->service_updated(s, &r2);
+  REQUIRE(h.run_until([&] { return h.runtime.pid_of(standby) == 0; }, 6s));
+  REQUIRE(h.run_until([&] { return standbys_of(h.runtime, "hello-00002").size() == 1; }, 6s));
+  CHECK(standbys_of(h.runtime, "hello-00001").empty());
+
+  // Deleting the service removes its standby with its instances, and their records.
+  REQUIRE(store_delete(*h.store, s).ok());
+  bool done = false;
+  h.reconciler->service_deleted("default", "hello", [&] { done = true; });
+  REQUIRE(h.run_until([&] { return done; }));
+  CHECK(h.runtime.live() == 0);
+  CHECK(h.store->list_instances()->empty());
+  CHECK(h.reconciler->counts().standby_instances == 0);
+}
+
+TEST_CASE("the standby annotation and the daemon's caps bound how many standbys are kept") {
+  auto options = Harness::fast_options();
+  options.standby_per_revision = 2;
+  options.standby_max = 3;
+  Harness h(options);
+  h.runtime.can_standby = true;
+  auto standby = [](const std::string& n) {
+    return [n](RevisionTemplate& t) { t.annotations["autoscaling.elafros.dev/standby"] = n; };
+  };
+  // Asked for 2 and 5 (the per-revision cap makes it 2), none, and unset (1 while active).
+  h.create_template("two", standby("2"));
+  h.create_template("five", standby("5"));
+  h.create_template("none", standby("0"));
+  h.create_template("plain", {});
+  REQUIRE(h.run_until([&] { return h.runtime.standbys().size() == 3; }, 8s));
+  h.io.run_for(2500ms);  // another tick: no more than the machine's 3
+  CHECK(h.runtime.standbys().size() == 3);
+  CHECK(standbys_of(h.runtime, "none-00001").empty());
+  // The annotated ones come first: 2 + 1 of the 4 they ask for; the unannotated one gets none.
+  CHECK(standbys_of(h.runtime, "two-00001").size() + standbys_of(h.runtime, "five-00001").size() ==
+        3);
+  CHECK(standbys_of(h.runtime, "plain-00001").empty());
+}
+
+TEST_CASE("the standby annotation is validated") {
+  RevisionTemplate t;
+  t.annotations["autoscaling.elafros.dev/standby"] = "1";
+  CHECK(autoscaling_spec(t, {}).value().standby == 1);
+  CHECK(autoscaling_spec(RevisionTemplate{}, {}).value().standby == -1);
+  t.annotations["autoscaling.elafros.dev/standby"] = "many";
+  auto bad = autoscaling_spec(t, {});
+  REQUIRE(!bad);
+  CHECK_THAT(bad.error().message, Catch::Contains("must be a whole number from 0 to 64"));
+  RevisionTemplate u;
+  u.annotations["autoscaling.elafros.dev/standbys"] = "1";
+  REQUIRE(!autoscaling_spec(u, {}));
+  CHECK_THAT(autoscaling_spec(u, {}).error().message,
+             Catch::Contains("known: autoscaling.elafros.dev/standby"));
 }
