@@ -3,6 +3,7 @@
 // pkg/autoscaler/scaling/autoscaler.go), in plain arithmetic over an injected time: feed it one
 // measurement per second, ask it for a decision every tick. No timers, no I/O, no locks.
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 
@@ -25,6 +26,12 @@ class Kpa {
   // The revision has been ready with its initial scale: the autoscaler takes over.
   void reached_initial_scale() { reached_initial_ = true; }
   bool has_reached_initial_scale() const { return reached_initial_; }
+  // The revision is at zero already (a restart found no instance of it): it stays there until a
+  // request comes, as Knative's does, rather than holding one instance for a stable window.
+  void at_zero(TimePoint now) {
+    last_active_ = now - spec_.stable_window -
+                   std::max(spec_.scale_to_zero_grace, spec_.scale_to_zero_retention);
+  }
 
   struct Decision {
     int desired = 0;

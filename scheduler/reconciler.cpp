@@ -289,6 +289,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       for (auto& rev : s.revisions) {
         rev->desired = std::max(rev->desired, static_cast<int>(rev->instances.size()));
         if (!rev->instances.empty() || !rev->standbys.empty()) rev->last_active = clock_->now();
+        if (rev->instances.empty() && rev->revision.ever_ready) {
+          rev->kpa->at_zero(clock_->now());
+          rev->desired = rev->kpa->decide(clock_->now(), 0).desired;
+        }
       }
     }
     publish_routes();

@@ -164,7 +164,7 @@ check "the replacement is a new process" test "$(runc --root "$data/runc" list |
 check "the crash is recorded with its exit code" contains "$(cat "$work/daemon.log")" "exited with code 137"
 
 # Restart: the same services are served again, by the same container
-pid_before=$(runc --root "$data/runc" state "$(runc --root "$data/runc" list -q | head -1)" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
+pid_before=$(runc --root "$data/runc" state "$(running_ids | head -1)" | sed -n 's/.*"pid": \([0-9]*\).*/\1/p')
 if stop_daemon; then pass "SIGTERM stops elafrosd with exit status 0"; else fail "SIGTERM stops elafrosd with exit status 0"; fi
 start_daemon
 check "after a restart the service is served again" test "$(curl -sS "$url/")" = "Howdy from hello (revision hello-00001)"

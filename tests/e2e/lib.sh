@@ -74,16 +74,21 @@ wait_until() {
   "$@"
 }
 
-# instances SERVICE: how many containers of SERVICE runc lists. runc list can fail while a
-# container is being created or deleted; retry rather than read that as zero.
-instances() {
+# running_ids: the ids of the containers runc lists as started, not the standbys made ahead and
+# waiting (runc's "created"). runc list can fail while a container is being created or deleted;
+# retry rather than read that as none.
+running_ids() {
   local out=""
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    out=$(runc --root "$data/runc" list -q 2>/dev/null) && break
+    out=$(runc --root "$data/runc" list 2>/dev/null) && break
     sleep 0.05
   done
-  grep -c "^$1-" <<<"$out" || true
+  awk 'NR > 1 && $3 != "created" {print $1}' <<<"$out"
 }
+# standby_ids: the standbys' ids.
+standby_ids() { runc --root "$data/runc" list 2>/dev/null | awk 'NR > 1 && $3 == "created" {print $1}'; }
+# instances SERVICE: how many started containers of SERVICE runc lists.
+instances() { running_ids | grep -c "^$1-" || true; }
 
 # start_subscriber: the CloudEvents SDK subscriber (tests/e2e/cloudevents/subscriber.js) on a
 # free loopback port, recording what it receives to $work/received.jsonl; $sub is its URL.

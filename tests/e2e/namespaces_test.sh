@@ -21,13 +21,12 @@ if out=$(e namespace create Team 2>&1); then fail "a bad namespace name is refus
 e service create hello -n team --image busybox:latest >/dev/null
 e broker create events -n team >/dev/null
 e build create slow -n team --step-image busybox:latest --script 'sleep 60' >/dev/null
-instances() { runc --root "$data/runc" list -q | grep -c '^hello-' || true; }
 steps() { runc --root "$data/builds/runc" list -q 2>/dev/null | grep -c '^slow-' || true; }
-check "the service runs an instance" wait_until 20 bash -c "[ \$(runc --root '$data/runc' list -q | grep -c '^hello-') -ge 1 ]"
+check "the service runs an instance" wait_until 20 bash -c "[ \$(runc --root '$data/runc' list | grep '^hello-' | grep -vc ' created ') -ge 1 ]"
 check "the build runs its step" wait_until 20 bash -c "[ \$(runc --root '$data/builds/runc' list -q 2>/dev/null | grep -c '^slow-') -ge 1 ]" 2>/dev/null
 out=$(e namespace delete team)
 check "namespace delete waits until the namespace is gone" contains "$out" "Namespace 'team' deleted, with everything in it."
-check "...its service's instances stopped" [ "$(instances)" = 0 ]
+check "...its service's instances and standbys are gone" [ -z "$(runc --root "$data/runc" list -q | grep '^hello-')" ]
 check "...its build's step was killed" [ "$(steps)" = 0 ]
 check "...its service, broker and build are gone" bash -c "! $elafros_bin --socket $sock service describe hello -n team >/dev/null 2>&1 && ! $elafros_bin --socket $sock broker describe events -n team >/dev/null 2>&1 && ! $elafros_bin --socket $sock build describe slow -n team >/dev/null 2>&1"
 check "...and the namespace is not listed" bash -c "! grep -q '^team ' <<<\"\$($elafros_bin --socket $sock namespace list)\""

@@ -46,7 +46,7 @@ one_service() { test "$(used count/services.serving.knative.dev)" = 1; }
 check "status.used follows the namespace" wait_until 10 one_service
 
 # A burst wants 5 instances (target 1); the quota allows 2.
-instances() { runc --root "$data/runc" list -q 2>/dev/null | grep -c "^burst-" || true; }
+burst_instances() { instances burst; }
 pids=()
 for _ in $(seq 8); do curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 -H "Host: burst.team.localhost" "http://127.0.0.1:$port/cgi-bin/sleep?3" >>"$work/codes" & pids+=($!); done
 # Watched for as long as the burst runs (bounded): the most instances it ever had, and what
@@ -58,7 +58,7 @@ print(c["status"], c.get("reason", ""), c.get("message", ""))'; }
 most=0 said=""
 running() { for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
 for _ in $(seq 300); do
-  n=$(instances); [ "$n" -gt "$most" ] && most=$n
+  n=$(burst_instances); [ "$n" -gt "$most" ] && most=$n
   [ -z "$said" ] && [ "$most" -ge 2 ] && { r=$(resources); grep -q QuotaExceeded <<<"$r" && said=$r; }
   running || break
   sleep 0.1
@@ -149,7 +149,7 @@ import json, sys
 c = [c for c in json.load(sys.stdin)["status"]["conditions"] if c["type"] == "ResourcesAvailable"][0]
 print(c["status"], c.get("reason", ""), c.get("message", ""))' 2>/dev/null | grep -qF "False QuotaExceeded wanted 3, quota allows 1 (the machine's max-instances 1)"; }
 check "max-instances caps a revision, and ResourcesAvailable says so" wait_until 15 capped_said
-capped_count() { runc --root "$data/runc" list -q 2>/dev/null | grep -c '^capped-' || true; }
+capped_count() { instances capped; }
 check "...it runs the one instance the cap leaves, not three" test "$(capped_count)" = 1
 # Its one instance takes one request at a time (concurrency 1) and the activator holds one more:
 # the next is refused at once, with what holds the revision back.

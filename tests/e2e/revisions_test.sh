@@ -36,7 +36,7 @@ check "... and no new generation" test "$(generation)" = "$gen"
 check "a moved tag does not change a revision's digest" \
   test "$(e revision describe hello-00004 -o json | sed -n 's/.*"imageDigest": "\(sha256:[0-9a-f]*\)".*/\1/p')" = "$digest4"
 check "... and the revision keeps serving what it pinned" test "$(get)" = "Bonjour from hello (revision hello-00004)"
-check "stale revisions keep no instances" test "$(runc --root "$data/runc" list -q | grep -c '^hello-')" = 1
+check "stale revisions keep no instances" test "$(instances hello)" = 1
 
 # Rollback
 out=$(e service rollback hello)
@@ -146,7 +146,7 @@ YAML
 out=$(e apply -f "$work/multi.yaml")
 check "multi-document apply creates both services" contains "$out" "Service 'beta' created"
 check "the first one serves its env" test "$(curl -s "http://alpha.default.localhost:$port/")" = "Alpha from alpha (revision alpha-00001)"
-alpha_id=$(runc --root "$data/runc" list -q | grep '^alpha-')
+alpha_id=$(running_ids | grep '^alpha-')
 check "resources.limits.memory is the container's cgroup memory limit" \
   test "$(cat "/sys/fs/cgroup/memory/elafros/$alpha_id/memory.limit_in_bytes" 2>/dev/null || cat "/sys/fs/cgroup/elafros/$alpha_id/memory.max")" = 67108864
 check "resources.limits.cpu is its CFS quota" \

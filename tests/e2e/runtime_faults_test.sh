@@ -76,7 +76,7 @@ converged() {
   inst=$(e instance list -o json | python3 -c '
 import json, sys
 items = json.load(sys.stdin)["items"]
-assert all(i["phase"] == "ready" for i in items), [(i["id"], i["phase"]) for i in items]
+assert all(i["phase"] in ("ready", "standby") for i in items), [(i["id"], i["phase"]) for i in items]
 print("\n".join(sorted(i["id"] for i in items)))') || return 1
   [ -n "$inst" ] &&
     [ "$(runc_ids)" = "$inst" ] &&

@@ -151,7 +151,7 @@ assert s["resource"]["faas.version"] == "hello-00001" and s["end"] > s["start"] 
 PY
 }
 check "the request's SERVER span reaches OTLP, parented on the caller's span, decoded by protobuf" wait_until 10 spans_ok
-at_zero() { [ "$(runc --root "$data/runc" list -q 2>/dev/null | grep -c '^cold-')" = 0 ]; }
+at_zero() { [ "$(instances cold)" = 0 ]; }
 check "the second service went to zero" wait_until 30 at_zero
 cold_trace=0af7651916cd43dd8448eb211c80319c
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H 'Host: cold.default.localhost' \

@@ -29,7 +29,7 @@ get() { curl -sS --max-time 10 "http://$1.default.localhost:$port$2"; }
 ksvc() {
   printf 'apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: %s\nspec:\n  template:\n    metadata:\n      annotations:\n        autoscaling.knative.dev/min-scale: "%s"\n    spec:\n' "$1" "$2"
 }
-instance_of() { runc --root "$data/runc" list -q 2>/dev/null | grep "^$1-" || true; }
+instance_of() { running_ids | grep "^$1-" || true; }
 
 # --- probes --------------------------------------------------------------------------------
 

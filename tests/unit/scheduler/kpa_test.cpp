@@ -370,3 +370,16 @@ TEST_CASE("weighted-exponential aggregation weighs the newest seconds most, as K
   faded.feed(50, 0);
   CHECK(faded.decide(1).stable == Approx(10 * (std::pow(0.8, 50) - std::pow(0.8, 60))));
 }
+
+TEST_CASE("a revision a restart finds at zero stays at zero until a request comes") {
+  Driver fresh(spec_with());
+  CHECK(fresh.decide(0).desired == 1);  // a new autoscaler holds one for a window
+  Driver found(spec_with());
+  found.kpa.at_zero(found.t);
+  CHECK(found.decide(0).desired == 0);
+  found.feed(1, 0);
+  CHECK(found.decide(0).desired == 0);
+  found.kpa.poke(found.t);  // the activator has a request
+  found.feed(1, 1);
+  CHECK(found.decide(0).desired == 1);
+}
