@@ -70,6 +70,16 @@ int Kpa::burst_scale(double in_flight) const {
       std::max(spec_.activation_scale, ceil_count(in_flight / std::max(per_instance, 0.01))));
 }
 
+int Kpa::burst(TimePoint now, double in_flight) {
+  poke(now);
+  int n = burst_scale(in_flight);
+  if (now >= burst_until_ || n >= burst_floor_) {
+    burst_floor_ = n;
+    burst_until_ = now + spec_.panic_window;
+  }
+  return n;
+}
+
 Kpa::Decision Kpa::decide(TimePoint now, int ready) {
   Decision d;
   if (!reached_initial_) {
@@ -120,6 +130,8 @@ Kpa::Decision Kpa::decide(TimePoint now, int ready) {
       recent_.pop_front();
     for (const auto& [at, n] : recent_) desired = std::max(desired, n);
   }
+
+  if (now < burst_until_) desired = std::max(desired, burst_floor_);
 
   // Scale to zero only after a whole stable window without traffic, plus the grace period.
   if (desired == 0) {

@@ -45,6 +45,10 @@ class Kpa {
   // The desired scale for a burst observed right now (in-flight requests, queued included),
   // before the next tick: what the activator's poke scales to.
   int burst_scale(double in_flight) const;
+  // The activator's poke with the requests in flight now: activity, and burst_scale() at once,
+  // held as the least decision for a panic window, since the windows' averages take in a burst
+  // only gradually (the next tick must not undo what the poke started).
+  int burst(TimePoint now, double in_flight);
 
   const AutoscalingSpec& spec() const { return spec_; }
   bool panicking() const { return panic_since_ != TimePoint{}; }
@@ -68,6 +72,8 @@ class Kpa {
   TimePoint panic_since_{};
   int max_panic_ = 0;
   std::deque<std::pair<TimePoint, int>> recent_;  // desired values within the scale-down delay
+  int burst_floor_ = 0;                           // burst()'s scale, until burst_until_
+  TimePoint burst_until_{};
 };
 
 }  // namespace elafros

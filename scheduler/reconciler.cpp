@@ -1713,8 +1713,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   void demand(const std::string& ns, const std::string& revision, std::int64_t in_flight) {
     RevisionPtr rev = find_revision(ns, revision);
     if (!rev || stopped_) return;
-    rev->kpa->poke(clock_->now());
-    rev->desired = std::max(rev->desired, rev->kpa->burst_scale(static_cast<double>(in_flight)));
+    rev->desired =
+        std::max(rev->desired, rev->kpa->burst(clock_->now(), static_cast<double>(in_flight)));
     if (auto* s = service_of(*rev)) reconcile(*s);
   }
 
@@ -1748,6 +1748,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           rr->idle_timeout_seconds = rev->revision.spec.idle_timeout_seconds;
           rr->container_concurrency = rev->revision.spec.container_concurrency;
           rr->h2c = rev->revision.spec.container.port_name == "h2c";
+          const AutoscalingSpec& as = rev->kpa->spec();
+          rr->instance_capacity = as.metric == ScaleMetric::kConcurrency ? as.target : 0;
+          rr->burst_capacity = as.target_burst_capacity;
           rr->stats = rev->stats;
           if (halted_)
             rr->unavailable =

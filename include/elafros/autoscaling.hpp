@@ -55,8 +55,9 @@ struct AutoscalingSpec {
   std::chrono::seconds scale_to_zero_grace{30};
   std::chrono::seconds scale_to_zero_retention{0};  // the last instance stays at least this long
   Aggregation aggregation = Aggregation::kLinear;
-  // Knative's say on whether its activator stays in the path (-1: always). elafros' proxy is
-  // the activator and is always in the path, so every value behaves as -1; it is only kept.
+  // Knative's target burst capacity: elafros' proxy is the activator and always in the path; while
+  // the ready instances' spare capacity is below this (-1: always), it pokes the autoscaler with
+  // the load at once (RevisionRoute::burst_capacity).
   double target_burst_capacity = 211;
   bool allow_zero = true;
   // Standby instances kept made and waiting (autoscaling.elafros.dev/standby); -1: unset, one

@@ -128,7 +128,22 @@ struct RevisionRoute {
   int response_start_timeout_seconds = 0;  // 0: timeoutSeconds
   int idle_timeout_seconds = 0;            // 0: none
   bool h2c = false;  // its port is named h2c: the proxy speaks HTTP/2 to it (gRPC)
+  // Knative's target burst capacity (docs/architecture.md, "Bursts"): while the ready instances'
+  // spare capacity (each holds `instance_capacity` requests in flight; 0: not measured so, the rps
+  // metric) is below `burst_capacity` (-1: always), the proxy tells the autoscaler of the load at
+  // once, so that the desired scale follows a burst in the same tick.
+  double instance_capacity = 0;
+  double burst_capacity = 211;
 };
+
+// The burst capacity rule: ready × capacity − in flight < burst, or burst −1 (always).
+inline bool below_burst_capacity(std::size_t ready, double instance_capacity,
+                                 std::int64_t in_flight, double burst_capacity) {
+  if (burst_capacity < 0) return true;
+  if (instance_capacity <= 0) return false;
+  return static_cast<double>(ready) * instance_capacity - static_cast<double>(in_flight) <
+         burst_capacity;
+}
 
 struct WeightedRevision {
   int percent = 0;

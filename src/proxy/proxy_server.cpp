@@ -430,6 +430,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
         endpoint = got.endpoint;
       }
       if (described) accounting.instance = endpoint->instance_id;
+      burst_check(*revision);
       bool ok = revision->h2c ? co_await http1_to_h2c(client, buffer, parser, conn, *revision,
                                                       *endpoint, keep_alive)
                               : co_await forward(client, buffer, parser, conn, *revision, *endpoint,
@@ -712,23 +713,42 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     on_demand_(ns, revision, stats.read(now_ns()).in_flight);
   }
 
+  // Knative's target burst capacity: while the ready instances' spare capacity is below the
+  // revision's burst capacity, the autoscaler hears of the load at once (at most every 100 ms),
+  // its in-flight count with the queued, so that the desired scale is set with the burst.
+  void burst_check(const RevisionRoute& rev) {
+    if (!on_demand_ || !rev.stats) return;
+    auto now = std::chrono::steady_clock::now();
+    auto& last = last_poke_[rev.stats.get()];
+    if (now - last < std::chrono::milliseconds(100)) return;
+    std::int64_t in_flight = rev.stats->read(now_ns()).in_flight;
+    if (!below_burst_capacity(rev.endpoints.size(), rev.instance_capacity, in_flight,
+                              rev.burst_capacity))
+      return;
+    last = now;
+    on_demand_(rev.namespace_, rev.name, in_flight);
+  }
+
   void wake_one(const RevisionStats* key) {
     auto it = queues_.find(key);
     if (it == queues_.end() || it->second.empty()) return;
     it->second.front()->timer.cancel();
   }
 
-  // The routing table changed: every waiting request looks again.
+  // The routing table changed: every waiting request looks again. The pokes' times older than
+  // their 100 ms limit go, so that revisions that went leave nothing behind.
   void wake_all() {
     for (auto it = queues_.begin(); it != queues_.end();) {
       if (it->second.empty()) {
-        last_poke_.erase(it->first);
         it = queues_.erase(it);
         continue;
       }
       for (Waiter* w : it->second) w->timer.cancel();
       ++it;
     }
+    auto stale = std::chrono::steady_clock::now() - std::chrono::milliseconds(100);
+    for (auto it = last_poke_.begin(); it != last_poke_.end();)
+      it = it->second < stale && !queues_.count(it->first) ? last_poke_.erase(it) : std::next(it);
   }
 
   // Weighted per request (Knative traffic split).
@@ -1303,6 +1323,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       endpoint = got.endpoint;
     }
     if (described) accounting.instance = endpoint->instance_id;
+    burst_check(*revision);
     if (revision->h2c)
       co_await h2_to_h2c(s, conn, *revision, *endpoint, host, traceparent, secure);
     else

@@ -174,10 +174,11 @@ agree() {
   recorded=$(e_json_instances)
   running=$(containers | cut -d' ' -f1)
   mounts=$(grep -c " $data/instances/[^ ]*/rootfs overlay" /proc/mounts || true)
-  [ "$recorded" = "$running" ] && [ "$mounts" = "$(grep -c . <<<"$running" || true)" ]
+  # Every container has its overlay: the instances and the standbys made ahead.
+  [ "$recorded" = "$running" ] && [ "$mounts" = "$(runc --root "$data/runc" list -q 2>/dev/null | grep -c . || true)" ]
 }
 # The network agrees too: every running container is in one of the daemon's namespaces, no more
-# are left than its instances and the pool's 8, and the bridge holds one veth per namespace.
+# are left than its containers and the pool's 8, and the bridge holds one veth per namespace.
 netns_inodes() {
   local f
   for f in /run/elafros/"$net_bridge"/netns/*; do [ -e "$f" ] && stat -L -c %i "$f"; done | sort
@@ -190,7 +191,8 @@ net_agree() {
     grep -qx "$(readlink "/proc/$pid/ns/net" | tr -dc 0-9)" <<<"$inodes" || return 1
   done
   n=$(grep -c . <<<"$inodes" || true)
-  [ "$n" -le $(($(containers | grep -c . || true) + 8)) ] &&
+  # The instances', the standbys' and the pool's 8.
+  [ "$n" -le $(($(runc --root "$data/runc" list -q 2>/dev/null | grep -c . || true) + 8)) ] &&
     [ "$(ip -o link show master "$net_bridge" type veth | wc -l)" = "$n" ]
 }
 e_json_instances() {

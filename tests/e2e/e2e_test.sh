@@ -151,7 +151,7 @@ e service delete slow >/dev/null
 check "a service deleted while starting leaves no container" test -z "$(runc --root "$data/runc" list | awk '$1 ~ /^slow-/')"
 
 # An instance that dies is replaced, after a backoff
-victim=$(runc --root "$data/runc" list | awk '$1 ~ /^hello-00001-/ {print $2}')
+victim=$(runc --root "$data/runc" list | awk '$1 ~ /^hello-00001-/ && $3 == "running" {print $2}')
 kill -KILL "$victim"
 served=""
 for _ in $(seq 100); do
@@ -160,7 +160,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 check "a killed instance is replaced and the service serves again" test "$served" = "Howdy from hello (revision hello-00001)"
-check "the replacement is a new process" test "$(runc --root "$data/runc" list | awk '$1 ~ /^hello-00001-/ {print $2}')" != "$victim"
+check "the replacement is a new process" test "$(runc --root "$data/runc" list | awk '$1 ~ /^hello-00001-/ && $3 == "running" {print $2}')" != "$victim"
 check "the crash is recorded with its exit code" contains "$(cat "$work/daemon.log")" "exited with code 137"
 
 # Restart: the same services are served again, by the same container

@@ -61,7 +61,7 @@ check "...and some are served while it sheds the rest" bash -c "[ \$(sed -n 's/.
 served() { test "$(curl -s -m 10 -H "Host: $host" "http://127.0.0.1:$port/")" = "Hello from slow (revision slow-00001)"; }
 check "afterwards it serves normally" wait_until 10 served
 containers=$(runc --root "$data/runc" list -q | wc -l)
-instances=$(e instance list -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
+instances=$(e instance list --standbys -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')
 check "runc's containers are the daemon's instances ($containers = $instances)" test "$containers" = "$instances"
 check "the API kept working" contains "$(e service list)" "slow"
 e service delete slow >/dev/null

@@ -73,7 +73,7 @@ PY
 serves() { curl -s -m 5 -H "Host: churn-$1.default.localhost" "http://127.0.0.1:$port/" | grep -q "Hello from churn-$1"; }
 converged() {
   local inst
-  inst=$(e instance list -o json | python3 -c '
+  inst=$(e instance list --standbys -o json | python3 -c '
 import json, sys
 items = json.load(sys.stdin)["items"]
 assert all(i["phase"] in ("ready", "standby") for i in items), [(i["id"], i["phase"]) for i in items]

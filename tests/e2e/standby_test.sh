@@ -27,7 +27,8 @@ sb=$(standby_of hello-00001)
 check "...a container runc lists as created: made, its process waiting" test "$(status_of "$sb")" = created
 check "...its process has not run the app (runc init waits on its exec fifo)" \
   grep -q "runc" "/proc/$(pid_of "$sb")/cmdline"
-check "'instance list' shows it as a standby" bash -c "'$elafros_bin' --socket '$sock' instance list | grep '$sb' | grep -qw standby"
+check "'instance list --standbys' shows it as a standby" bash -c "'$elafros_bin' --socket '$sock' instance list --standbys | grep '$sb' | grep -qw standby"
+check "...and 'instance list' shows only the instance" bash -c "! '$elafros_bin' --socket '$sock' instance list | grep -q '$sb'"
 json=$(e status -o json)
 check "status counts it apart from the instances" \
   bash -c "grep -q '\"standbyInstances\": 1' <<<'$json' && grep -q '\"instances\": 1,' <<<'$json'"

@@ -15,13 +15,15 @@ namespace json = boost::json;
 namespace elafros::cli {
 namespace {
 
-int instance_list(const ApiClient& api, const Globals& g, const std::string& service) {
+int instance_list(const ApiClient& api, const Globals& g, const std::string& service,
+                  bool standbys) {
   json::value v = api.call("GET", "/apis/elafros.dev/v1/instances");
   json::array items;
   bool failing = false;
   for (const auto& i : v.at("items").as_array()) {
     // A stray container whose removal fails belongs to no namespace: every list shows it.
     bool stray = field(i, "namespace").empty() && service.empty();
+    if (!standbys && field(i, "phase") == "standby") continue;
     if (stray ||
         (field(i, "namespace") == g.ns && (service.empty() || field(i, "service") == service))) {
       items.push_back(i);
@@ -48,11 +50,16 @@ int instance_list(const ApiClient& api, const Globals& g, const std::string& ser
 
 void add_instance_commands(CLI::App& app, Session& s) {
   auto service = std::make_shared<std::string>();
+  auto standbys = std::make_shared<bool>(false);
   auto* inst = app.add_subcommand("instance", "see instances (containers)")->require_subcommand(1);
   auto* list = inst->add_subcommand("list", "list instances: pid, port and phase");
   list->add_option("-s,--service", *service, "only the instances of this service");
-  list->callback([&s, service] {
-    s.run = [&s, service](const ApiClient& api) { return instance_list(api, s.g, *service); };
+  list->add_flag("--standbys", *standbys,
+                 "also the standbys: containers made ahead and waiting, for the next cold start");
+  list->callback([&s, service, standbys] {
+    s.run = [&s, service, standbys](const ApiClient& api) {
+      return instance_list(api, s.g, *service, *standbys);
+    };
   });
 }
 

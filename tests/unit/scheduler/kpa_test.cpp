@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "elafros/routing.hpp"
+
 using namespace elafros;
 using namespace std::chrono_literals;
 
@@ -382,4 +384,31 @@ TEST_CASE("a revision a restart finds at zero stays at zero until a request come
   found.kpa.poke(found.t);  // the activator has a request
   found.feed(1, 1);
   CHECK(found.decide(0).desired == 1);
+}
+
+TEST_CASE("the burst capacity rule: below it, a burst sets the desired scale at once") {
+  // Knative's excess burst capacity: ready × capacity − in flight, against the burst capacity.
+  CHECK(below_burst_capacity(1, 100, 0, 211));    // 100 spare < 211: the default keeps it on
+  CHECK(!below_burst_capacity(3, 100, 50, 211));  // 250 spare
+  CHECK(below_burst_capacity(3, 100, 90, 211));   // 210 spare
+  CHECK(!below_burst_capacity(1, 100, 50, 0));    // 0: only when overloaded
+  CHECK(below_burst_capacity(1, 100, 101, 0));
+  CHECK(below_burst_capacity(9, 100, 0, -1));  // -1: always
+  CHECK(!below_burst_capacity(1, 0, 500, 211));  // the rps metric: no in-flight capacity
+
+  // One instance serves; 50 clients arrive at t. The proxy's poke at t sets the desired scale
+  // (what Reconciler::demand takes) before any tick has measured the burst.
+  AutoscalingSpec spec = spec_with(10);
+  Driver d(spec);
+  d.feed(60, 1);
+  REQUIRE(d.decide(1).desired == 1);
+  CHECK(d.kpa.burst(d.t, 50) == 5);  // at t, in the same tick
+  // The next tick, 2 s later, has 2 s of the burst in its 6 s panic window (an average of 2
+  // instances' worth): the poke's scale holds, for a panic window.
+  d.feed(2, 50);
+  CHECK(d.decide(1).desired == 5);
+  // The burst ends: the hold lasts its panic window, then panic mode's own stable window (in
+  // which the scale only grows); then the windows bring it down.
+  d.feed(70, 0);
+  CHECK(d.decide(5).desired < 5);
 }

@@ -11,10 +11,12 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -273,13 +275,20 @@ struct Harness {
     return s;
   }
 
+  // Runs a store write on the store thread, as the API does, while the reconciler writes too.
+  Result<void> on_store(const std::function<Result<void>()>& write) {
+    std::promise<Result<void>> done;
+    boost::asio::post(store_thread, [&] { done.set_value(write()); });
+    return done.get_future().get();
+  }
+
   // The same, with the revision template's metadata edited (annotations).
   Service create_template(const std::string& name,
                           const std::function<void(RevisionTemplate&)>& edit) {
     Service s = make_service(name);
     if (edit) edit(s.spec);
     Revision r = make_revision(s);
-    REQUIRE(store_create(*store, s, r).ok());
+    REQUIRE(on_store([&] { return store_create(*store, s, r); }).ok());
     reconciler->service_created(s, r);
     return s;
   }
@@ -717,14 +726,14 @@ TEST_CASE("a restart adopts a waiting standby; superseded and deleted revisions'
   s.spec.container.env = {{"A", "2"}};
   Revision r2 = make_revision(s);
   r2.meta.name = "hello-00002";
-  REQUIRE(store_update(*h.store, s, r2).ok());
+  REQUIRE(h.on_store([&] { return store_update(*h.store, s, r2); }).ok());
   h.reconciler->service_updated(s, &r2);
   REQUIRE(h.run_until([&] { return h.runtime.pid_of(standby) == 0; }, 6s));
   REQUIRE(h.run_until([&] { return standbys_of(h.runtime, "hello-00002").size() == 1; }, 6s));
   CHECK(standbys_of(h.runtime, "hello-00001").empty());
 
   // Deleting the service removes its standby with its instances, and their records.
-  REQUIRE(store_delete(*h.store, s).ok());
+  REQUIRE(h.on_store([&] { return store_delete(*h.store, s); }).ok());
   bool done = false;
   h.reconciler->service_deleted("default", "hello", [&] { done = true; });
   REQUIRE(h.run_until([&] { return done; }));
