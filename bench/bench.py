@@ -941,7 +941,7 @@ def burst(work, hello_image, clients, seconds):
     try:
         d.cli("service", "create", "burst", "--image", f"oci:{hello_image}:latest", "--scale-target", "10",
               "--scale-window", "6s", "--scale-max", "20")
-        if not wait_for(lambda: not d.containers("burst-"), 60):
+        if not wait_for(lambda: not d.containers("burst-", running=True), 60):
             raise RuntimeError("burst did not scale to zero")
         hey = subprocess.Popen(["hey", "-z", f"{seconds}s", "-c", str(clients), "-host", "burst.default.localhost",
                                 f"http://127.0.0.1:{d.port}/cgi-bin/sleep?0.5"], stdout=subprocess.PIPE, text=True)
@@ -956,12 +956,35 @@ def burst(work, hello_image, clients, seconds):
         d.stop()
     peak = max(t[1] for t in trace)
     reached = next((t[0] for t in trace if t[2] >= peak), None)
+    desired_at = next((t[0] for t in trace if t[1] >= peak), None)
+    p99 = re.search(r"99%+ in ([0-9.]+) secs", out)
     codes = dict((int(c), int(n)) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out))
     errors = sum(n for c, n in codes.items() if c != 200)
     m = re.search(r"Error distribution:\n((?:\s+\[\d+\].*\n?)+)", out)
     if m:
         errors += sum(int(n) for n in re.findall(r"\[(\d+)\]", m.group(1)))
-    return {"peak": peak, "reached": reached, "responses": sum(codes.values()), "errors": errors}
+    return {"peak": peak, "reached": reached, "desired_at": desired_at, "responses": sum(codes.values()),
+            "errors": errors, "p99": float(p99.group(1)) if p99 else None}
+
+
+def burst_lines(b, seconds):
+    def secs(v):
+        return "not reached" if v is None else f"{v:.2f} s"
+    p99 = "-" if b["p99"] is None else f"{b['p99'] * 1000:.0f} ms"
+    return [
+        f"## 3. Burst from zero (hey, 50 clients, {seconds} s of 0.5 s requests, target 10 per instance)",
+        "",
+        "| desired scale | set within | all of it ready within | responses | errors | p99 |",
+        "|---|---|---|---|---|---|",
+        f"| {b['peak']} | {secs(b['desired_at'])} | {secs(b['reached'])} | {b['responses']} | {b['errors']} | "
+        f"{p99} |",
+        "",
+        "Times from the first request, read every 50 ms from `revision describe` (desiredReplicas, "
+        "actualReplicas). The proxy pokes the autoscaler with the requests in flight while the ready "
+        "instances' spare capacity is below the target burst capacity (211), and the poke's scale holds "
+        "for a panic window. Targets: the desired scale set within 1 s; 0 errors.",
+        "",
+    ]
 
 
 # --- 4. idle footprint ----------------------------------------------------------------------------
@@ -1339,7 +1362,7 @@ def main():
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--build-rounds", type=int, default=3)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
-    ap.add_argument("--only", choices=["cold", "proxy", "api", "descriptors", "events", "builds", "sinks",
+    ap.add_argument("--only", choices=["cold", "burst", "proxy", "api", "descriptors", "events", "builds", "sinks",
                                        "protocols", "http2"],
                     help="run only this benchmark (and report only it)")
     args = ap.parse_args()
@@ -1348,6 +1371,9 @@ def main():
         nginx_image = os.path.join(work, "nginx-image")
         hello_image = os.path.join(work, "hello-image")
         run([os.path.join(ROOT, "examples", "hello", "build-image.sh"), hello_image, "latest"])
+        if args.only == "burst":
+            print("\n".join(burst_lines(burst(work, hello_image, 50, args.seconds), args.seconds)))
+            return
         if args.only == "builds":
             print("\n".join(build_lines(builds_bench(work, args.build_rounds))))
             return
@@ -1424,15 +1450,7 @@ def main():
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. A shared, noisy machine: compare ratios, not absolutes.",
         "",
     ] + cold_lines(cold) + proxy_lines(px, px_bridge, args.seconds, args.rounds) + [
-        f"## 3. Burst from zero (hey, 50 clients, {args.seconds} s of 0.5 s requests, target 10 per instance)",
-        "",
-        "| desired scale reached | time to reach it | responses | errors |",
-        "|---|---|---|---|",
-        f"| {b['peak']} | {b['reached']:.2f} s | {b['responses']} | {b['errors']} |" if b["reached"] is not None
-        else f"| {b['peak']} | not reached | {b['responses']} | {b['errors']} |",
-        "",
-        "Target: 0 errors.",
-        "",
+    ] + burst_lines(b, args.seconds) + [
         f"## 4. Idle footprint ({args.services} services, all scaled to zero)",
         "",
         "| elafrosd RSS, no services | elafrosd RSS, services at zero | target |",

@@ -1670,14 +1670,14 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   static RevisionState::Activity read_activity(const RevisionState& rev,
                                                std::chrono::steady_clock::time_point now) {
-    const RequestMetrics& m = rev.stats->metrics;
+    const RequestTotals m = rev.stats->totals();
     RevisionState::Activity a;
     a.at = now;
-    for (const auto& c : m.by_class) a.answered += c.load(std::memory_order_relaxed);
-    a.errors = m.by_class[4].load(std::memory_order_relaxed);
-    a.latency = m.latency.read();
-    a.cold_starts = m.cold_starts.load(std::memory_order_relaxed);
-    a.cold_latency = m.cold_start_latency.read();
+    for (auto c : m.by_class) a.answered += c;
+    a.errors = m.by_class[4];
+    a.latency = m.latency;
+    a.cold_starts = m.cold_starts;
+    a.cold_latency = m.cold_start_latency;
     a.active_seconds = rev.stats->read(steady_ns()).active_seconds;
     return a;
   }

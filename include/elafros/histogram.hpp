@@ -20,6 +20,11 @@ class Histogram {
       for (auto c : counts) n += c;
       return n;
     }
+    // Another writer's counts added in (the proxy threads' shards).
+    void add(const Snapshot& other) {
+      for (std::size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
+      sum += other.sum;
+    }
     Snapshot minus(const Snapshot& earlier) const {
       Snapshot d;
       for (std::size_t i = 0; i < counts.size(); ++i)

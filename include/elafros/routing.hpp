@@ -2,6 +2,7 @@
 // The routing snapshot: what the proxy reads on every request. The control plane builds a new
 // immutable table and swaps it in; the data plane never waits on the control plane.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -26,8 +27,20 @@ struct EndpointStats {
   std::atomic<bool> draining{false};
 };
 
-// What became of a revision's requests, written by the proxy thread only, read by the control
-// plane for live status and /metrics.
+// The proxy's threads (docs/architecture.md, "Data plane"): each writes the per-revision counters
+// of its own shard, so that no counter has two writers; readers sum the shards. Set the count
+// once, before any RevisionStats is made; each proxy thread sets its index when it starts.
+inline std::size_t& proxy_thread_count() {
+  static std::size_t n = 1;
+  return n;
+}
+inline std::size_t& proxy_thread_index() {
+  static thread_local std::size_t i = 0;
+  return i;
+}
+
+// What became of a revision's requests, written by one proxy thread (its shard), read by the
+// control plane for live status and /metrics through RevisionStats::totals().
 struct RequestMetrics {
   std::array<std::atomic<std::uint64_t>, 5> by_class{};  // responses 1xx … 5xx
   Histogram latency;                                     // arrival to the end of the response
@@ -43,10 +56,19 @@ struct RequestMetrics {
   }
 };
 
-// Exact per-revision load, kept by the proxy thread (the only writer) and read by the
-// autoscaler through a sequence lock: no mutex on the data plane. In-flight counts every
-// request routed to the revision from its arrival, waiting in the activator included, so that
-// demand at zero instances is seen.
+// RequestMetrics summed over the shards.
+struct RequestTotals {
+  std::array<std::uint64_t, 5> by_class{};
+  Histogram::Snapshot latency;
+  std::uint64_t cold_starts = 0;
+  Histogram::Snapshot cold_start_latency;
+  std::int64_t queued = 0;
+};
+
+// Exact per-revision load, kept by the proxy threads, each in its own shard (the only writer of
+// it), and read by the autoscaler through a sequence lock per shard, summed: no mutex on the
+// data plane. In-flight counts every request routed to the revision from its arrival, waiting
+// in the activator included, so that demand at zero instances is seen.
 class RevisionStats {
  public:
   struct Sample {
@@ -56,52 +78,93 @@ class RevisionStats {
     double active_seconds = 0;  // time with at least one request in flight, since creation
   };
 
-  void begin(std::int64_t now_ns) { change(now_ns, +1); }
-  void end(std::int64_t now_ns) { change(now_ns, -1); }
-  RequestMetrics metrics;
+  explicit RevisionStats(std::size_t shards = proxy_thread_count())
+      : count_(shards < 1 ? 1 : shards), shards_(new Shard[count_]) {}
 
+  // On a proxy thread: its own shard.
+  void begin(std::int64_t now_ns) { mine().change(now_ns, +1); }
+  void end(std::int64_t now_ns) { mine().change(now_ns, -1); }
+  RequestMetrics& metrics() { return mine().metrics; }
+
+  // From any thread: the shards summed. Concurrency adds up; "active" (some request in flight) is
+  // the longest of the shards', a lower bound of the union's.
   Sample read(std::int64_t now_ns) const {
-    for (;;) {
-      std::uint64_t s1 = seq_.load(std::memory_order_acquire);
-      if (s1 & 1) continue;
-      double busy = busy_.load(std::memory_order_relaxed);
-      double active = active_.load(std::memory_order_relaxed);
-      std::int64_t in_flight = in_flight_.load(std::memory_order_relaxed);
-      std::int64_t last = last_ns_.load(std::memory_order_relaxed);
-      std::uint64_t requests = requests_.load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (seq_.load(std::memory_order_relaxed) != s1) continue;
-      double since = now_ns > last ? static_cast<double>(now_ns - last) / 1e9 : 0.0;
-      return {busy + static_cast<double>(in_flight) * since, requests, in_flight,
-              active + (in_flight > 0 ? since : 0.0)};
+    Sample sum;
+    for (std::size_t i = 0; i < count_; ++i) {
+      Sample one = shards_[i].read(now_ns);
+      sum.busy_seconds += one.busy_seconds;
+      sum.requests += one.requests;
+      sum.in_flight += one.in_flight;
+      sum.active_seconds = std::max(sum.active_seconds, one.active_seconds);
     }
+    return sum;
   }
+  RequestTotals totals() const {
+    RequestTotals t;
+    for (std::size_t i = 0; i < count_; ++i) {
+      const RequestMetrics& m = shards_[i].metrics;
+      for (std::size_t c = 0; c < t.by_class.size(); ++c)
+        t.by_class[c] += m.by_class[c].load(std::memory_order_relaxed);
+      t.latency.add(m.latency.read());
+      t.cold_starts += m.cold_starts.load(std::memory_order_relaxed);
+      t.cold_start_latency.add(m.cold_start_latency.read());
+      t.queued += m.queued.load(std::memory_order_relaxed);
+    }
+    return t;
+  }
+  std::size_t shards() const { return count_; }
 
  private:
-  void change(std::int64_t now_ns, int delta) {
-    seq_.fetch_add(1, std::memory_order_acq_rel);
-    std::int64_t last = last_ns_.load(std::memory_order_relaxed);
-    std::int64_t in_flight = in_flight_.load(std::memory_order_relaxed);
-    if (last != 0 && now_ns > last) {
-      double dt = static_cast<double>(now_ns - last) / 1e9;
-      busy_.store(busy_.load(std::memory_order_relaxed) + static_cast<double>(in_flight) * dt,
-                  std::memory_order_relaxed);
-      if (in_flight > 0)
-        active_.store(active_.load(std::memory_order_relaxed) + dt, std::memory_order_relaxed);
+  struct alignas(64) Shard {
+    std::atomic<std::uint64_t> seq{0};
+    std::atomic<double> busy{0};
+    std::atomic<double> active{0};
+    std::atomic<std::int64_t> in_flight{0};
+    std::atomic<std::int64_t> last_ns{0};
+    std::atomic<std::uint64_t> requests{0};
+    RequestMetrics metrics;
+
+    void change(std::int64_t now_ns, int delta) {
+      seq.fetch_add(1, std::memory_order_acq_rel);
+      std::int64_t last = last_ns.load(std::memory_order_relaxed);
+      std::int64_t n = in_flight.load(std::memory_order_relaxed);
+      if (last != 0 && now_ns > last) {
+        double dt = static_cast<double>(now_ns - last) / 1e9;
+        busy.store(busy.load(std::memory_order_relaxed) + static_cast<double>(n) * dt,
+                   std::memory_order_relaxed);
+        if (n > 0)
+          active.store(active.load(std::memory_order_relaxed) + dt, std::memory_order_relaxed);
+      }
+      last_ns.store(now_ns, std::memory_order_relaxed);
+      in_flight.store(n + delta, std::memory_order_relaxed);
+      if (delta > 0)
+        requests.store(requests.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      seq.fetch_add(1, std::memory_order_release);
     }
-    last_ns_.store(now_ns, std::memory_order_relaxed);
-    in_flight_.store(in_flight + delta, std::memory_order_relaxed);
-    if (delta > 0)
-      requests_.store(requests_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    seq_.fetch_add(1, std::memory_order_release);
+
+    Sample read(std::int64_t now_ns) const {
+      for (;;) {
+        std::uint64_t s1 = seq.load(std::memory_order_acquire);
+        if (s1 & 1) continue;
+        double b = busy.load(std::memory_order_relaxed);
+        double a = active.load(std::memory_order_relaxed);
+        std::int64_t n = in_flight.load(std::memory_order_relaxed);
+        std::int64_t last = last_ns.load(std::memory_order_relaxed);
+        std::uint64_t r = requests.load(std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        if (seq.load(std::memory_order_relaxed) != s1) continue;
+        double since = now_ns > last && last != 0 ? static_cast<double>(now_ns - last) / 1e9 : 0.0;
+        return {b + static_cast<double>(n) * since, r, n, a + (n > 0 ? since : 0.0)};
+      }
+    }
+  };
+  Shard& mine() {
+    std::size_t i = proxy_thread_index();
+    return shards_[i < count_ ? i : 0];
   }
 
-  std::atomic<std::uint64_t> seq_{0};
-  std::atomic<double> busy_{0};
-  std::atomic<double> active_{0};
-  std::atomic<std::int64_t> in_flight_{0};
-  std::atomic<std::int64_t> last_ns_{0};
-  std::atomic<std::uint64_t> requests_{0};
+  std::size_t count_;
+  std::unique_ptr<Shard[]> shards_;
 };
 
 struct Endpoint {

@@ -73,16 +73,21 @@ std::string render_metrics(const MetricsInput& in) {
   w.sample("elafros_build_info", fmt::format(R"(version="{}")", prometheus_escape(in.version)), 1);
 
   static constexpr const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  // Each revision's counters, summed over the proxy threads' shards once.
+  std::vector<RequestTotals> totals;
+  totals.reserve(in.revisions.size());
+  for (const auto& r : in.revisions) totals.push_back(r.stats->totals());
   w.family("elafros_requests_total", "counter",
            "Requests the proxy answered for a revision, by status class.");
-  for (const auto& r : in.revisions)
+  for (std::size_t i = 0; i < in.revisions.size(); ++i)
     for (std::size_t c = 0; c < 5; ++c)
-      w.sample("elafros_requests_total", labels(r) + fmt::format(R"(,code="{}")", kClasses[c]),
-               static_cast<double>(r.stats->metrics.by_class[c].load(std::memory_order_relaxed)));
+      w.sample("elafros_requests_total",
+               labels(in.revisions[i]) + fmt::format(R"(,code="{}")", kClasses[c]),
+               static_cast<double>(totals[i].by_class[c]));
   w.family("elafros_request_duration_seconds", "histogram",
            "Time from a request's arrival at the proxy to the end of its response.");
-  for (const auto& r : in.revisions)
-    w.histogram("elafros_request_duration_seconds", labels(r), r.stats->metrics.latency.read());
+  for (std::size_t i = 0; i < in.revisions.size(); ++i)
+    w.histogram("elafros_request_duration_seconds", labels(in.revisions[i]), totals[i].latency);
   w.family("elafros_requests_in_flight", "gauge",
            "Requests in flight to a revision, those waiting in the activator included.");
   auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -119,19 +124,19 @@ std::string render_metrics(const MetricsInput& in) {
                [now](const M& r) { return r.stats->read(now).busy_seconds; });
   w.family("elafros_activator_queue_depth", "gauge",
            "Requests waiting in the activator for an instance of a revision.");
-  for (const auto& r : in.revisions)
-    w.sample("elafros_activator_queue_depth", labels(r),
-             static_cast<double>(r.stats->metrics.queued.load(std::memory_order_relaxed)));
+  for (std::size_t i = 0; i < in.revisions.size(); ++i)
+    w.sample("elafros_activator_queue_depth", labels(in.revisions[i]),
+             static_cast<double>(totals[i].queued));
   w.family("elafros_cold_starts_total", "counter",
            "Requests that found no instance of their revision and waited for one to start.");
-  for (const auto& r : in.revisions)
-    w.sample("elafros_cold_starts_total", labels(r),
-             static_cast<double>(r.stats->metrics.cold_starts.load(std::memory_order_relaxed)));
+  for (std::size_t i = 0; i < in.revisions.size(); ++i)
+    w.sample("elafros_cold_starts_total", labels(in.revisions[i]),
+             static_cast<double>(totals[i].cold_starts));
   w.family("elafros_cold_start_duration_seconds", "histogram",
            "How long cold-starting requests waited for an instance.");
-  for (const auto& r : in.revisions)
-    w.histogram("elafros_cold_start_duration_seconds", labels(r),
-                r.stats->metrics.cold_start_latency.read());
+  for (std::size_t i = 0; i < in.revisions.size(); ++i)
+    w.histogram("elafros_cold_start_duration_seconds", labels(in.revisions[i]),
+                totals[i].cold_start_latency);
   w.family("elafros_instances_desired", "gauge", "Instances the autoscaler wants for a revision.");
   for (const auto& r : in.revisions) w.sample("elafros_instances_desired", labels(r), r.desired);
   w.family("elafros_instances_ready", "gauge", "Ready instances of a revision.");

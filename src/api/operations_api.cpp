@@ -364,18 +364,18 @@ class OperationsApi : public std::enable_shared_from_this<OperationsApi> {
         std::chrono::duration_cast<std::chrono::nanoseconds>(m.at.time_since_epoch()).count();
     for (const auto& r : p_.reconciler.revision_metrics()) {
       if (r.namespace_ != ns || (!service.empty() && r.service != service) || !r.stats) continue;
-      const RequestMetrics& rm = r.stats->metrics;
+      const RequestTotals rm = r.stats->totals();
       RevisionReading& x = m.revisions[r.revision];
       x.service = r.service;
-      for (const auto& n : rm.by_class) x.requests += n.load(std::memory_order_relaxed);
-      x.errors = rm.by_class[4].load(std::memory_order_relaxed);
-      x.cold_starts = rm.cold_starts.load(std::memory_order_relaxed);
-      x.latency = rm.latency.read();
+      for (auto n : rm.by_class) x.requests += n;
+      x.errors = rm.by_class[4];
+      x.cold_starts = rm.cold_starts;
+      x.latency = rm.latency;
       x.desired = r.desired;
       x.ready = r.actual;
       x.restarts = r.restarts;
       x.in_flight = r.stats->read(now_ns).in_flight;
-      x.queued = rm.queued.load(std::memory_order_relaxed);
+      x.queued = rm.queued;
     }
     return m;
   }

@@ -472,8 +472,8 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
       // A response cut short (the client or the instance went away) counts as 502, as nginx
       // logs it.
       int status = conn.status != 0 ? conn.status : 502;
-      stats->metrics.count(status);
-      stats->metrics.latency.observe(seconds);
+      stats->metrics().count(status);
+      stats->metrics().latency.observe(seconds);
       if (proxy.options_.access_log) log(status, seconds);
       if (proxy.options_.tracer && trace.sampled) spans(status, end);
       proxy.wake_one(stats.get());
@@ -620,7 +620,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     Waiter waiter(io_);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
     queue.push_back(&waiter);
-    auto& queued = stats->metrics.queued;
+    auto& queued = stats->metrics().queued;
     queued.store(queued.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     struct Leave {
       std::deque<Waiter*>& q;
@@ -684,7 +684,7 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
     Activation got = co_await activate(std::move(host), revision, claimed);
     accounting.wait_end_ns = now_ns();
     if (got.endpoint && cold) {
-      auto& m = stats->metrics;
+      auto& m = stats->metrics();
       m.cold_starts.store(m.cold_starts.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
       m.cold_start_latency.observe(static_cast<double>(now_ns() - waited_from) / 1e9);
