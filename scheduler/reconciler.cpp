@@ -407,6 +407,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     rev->kpa.emplace(spec.value(), clock_->now());
     if (rev->revision.ever_ready) rev->kpa->reached_initial_scale();
     rev->desired = rev->kpa->decide(clock_->now(), 0).desired;
+    activate(rev);
     return rev;
   }
 
@@ -414,7 +415,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     auto& state = services_[key(service.meta.namespace_, service.meta.name)];
     state.service = service;
     state.revisions.push_back(make_revision(revision));
-    publish_routes();
+    publish_routes(service.meta.namespace_, service.meta.name);
     reconcile(state);
   }
 
@@ -482,7 +483,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (it == services_.end()) return done();
     ServiceState state = std::move(it->second);
     services_.erase(it);
-    publish_routes();
+    publish_routes(ns, name);
     asio::co_spawn(control_, retire(std::move(state), std::move(done)), asio::detached);
   }
 
@@ -528,7 +529,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       }
     if (switchable && !same_targets(want, s.published)) {
       s.published = want;
-      publish_routes();
+      publish_routes(s.service.meta.namespace_, s.service.meta.name);
     }
     for (auto& rev : s.revisions) scale_to(rev, desired_count(s, rev, want));
   }
@@ -614,14 +615,14 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         rev->wanted = n;
         set_condition(*rev, rev->resources, "False", "QuotaExceeded",
                       fmt::format("wanted {}, quota allows {} ({})", n, most, why));
-        publish_routes();  // the activator's 503 names the limit
+        publish_routes(*rev);  // the activator's 503 names the limit
         spdlog::warn("revision {}: wanted {} instances, quota allows {} ({})",
                      rev->revision.meta.name, n, most, why);
       }
       n = most;
     } else if (rev->resources.reason == "QuotaExceeded") {
       set_condition(*rev, rev->resources, "True", "", "");
-      publish_routes();
+      publish_routes(*rev);
     }
     std::vector<InstancePtr> live_now;
     for (const auto& inst : rev->instances)
@@ -677,7 +678,10 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     c.status = status;
     c.reason = std::move(reason);
     c.message = std::move(message);
-    if (changed) status_changed(rev.revision.meta.namespace_, rev.revision.service);
+    if (!changed) return;
+    status_changed(rev.revision.meta.namespace_, rev.revision.service);
+    // The activator answers from these: a revision that cannot serve, or cannot scale further.
+    if (&c == &rev.ready || &c == &rev.resources) publish_routes(rev);
   }
 
   void status_changed(const std::string& ns, const std::string& service) const {
@@ -687,6 +691,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   // Creates the instance now (so that it counts at once) and starts it in the background: a
   // standby of the revision when one is waiting, else a container made for it.
   void launch_later(const RevisionPtr& rev) {
+    activate(rev);
     if (InstancePtr standby = take_standby(*rev)) {
       rev->instances.push_back(standby);
       if (rev->ready.status != "True")
@@ -849,11 +854,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       bool asked;
     };
     std::vector<Want> wants;
-    for (auto& [k, s] : services_)
-      for (auto& rev : s.revisions) {
-        int n = standby_wanted(s, *rev, now);
-        if (n > 0 || !rev->standbys.empty()) wants.push_back({rev, n, rev->kpa->spec().standby > 0});
-      }
+    for (const auto& rev : active_) {  // a revision with standbys is active
+      const ServiceState* s = rev->retired ? nullptr : service_of(*rev);
+      int n = s ? standby_wanted(*s, *rev, now) : 0;
+      if (n > 0 || !rev->standbys.empty()) wants.push_back({rev, n, rev->kpa->spec().standby > 0});
+    }
     std::stable_sort(wants.begin(), wants.end(), [](const Want& a, const Want& b) {
       if (a.asked != b.asked) return a.asked;
       return a.rev->last_active > b.rev->last_active;
@@ -883,6 +888,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->in_runtime_start = true;
     rev->standbys.push_back(inst);
     live_[inst->record.id] = inst;
+    activate(rev);
     ++standbys_creating_;
     asio::co_spawn(control_, create_standby(rev, inst), asio::detached);
   }
@@ -1056,7 +1062,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
             spdlog::warn("sidecar {} of instance {} exited with code {}", name, inst->record.id,
                          code);
             inst->phase = Phase::kExited;
-            self->publish_routes();
+            self->publish_routes(*inst);
             asio::co_spawn(self->control_, self->sidecar_exited(rev, inst, name, code),
                            asio::detached);
           });
@@ -1094,7 +1100,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       rev->backoff = std::chrono::milliseconds(0);
     // Out of the routes now; the log files are read off the control thread.
     inst->phase = Phase::kExited;
-    publish_routes();
+    publish_routes(*inst);
     asio::co_spawn(control_, exited(rev, inst, code), asio::detached);
   }
 
@@ -1122,7 +1128,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   awaitable<void> fail(RevisionPtr rev, InstancePtr inst, std::string reason, std::string message,
                        bool started) {
     inst->phase = Phase::kExited;
-    publish_routes();
+    publish_routes(*rev);
     co_await remove_instance(rev, inst);
     co_await restart_later(rev, std::move(reason), std::move(message), started);
   }
@@ -1359,14 +1365,14 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
             "gets no requests until it passes again",
             inst->record.id, rev->revision.meta.name, probe_text(&p, inst->record.port),
             times(failures), c.detail);
-        publish_routes();
+        publish_routes(*rev);
         status_changed(rev->revision.meta.namespace_, rev->revision.service);
       } else if (inst->unready && successes >= p.successes()) {
         inst->unready = false;
         inst->phase = Phase::kReady;
         spdlog::info("instance {} of revision {} is ready again", inst->record.id,
                      rev->revision.meta.name);
-        publish_routes();
+        publish_routes(*rev);
         status_changed(rev->revision.meta.namespace_, rev->revision.service);
         if (auto* s = service_of(*rev)) reconcile(*s);
       }
@@ -1432,7 +1438,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     set_condition(*rev, rev->healthy, "True", "", "");
     set_condition(*rev, rev->resources, "True", "", "");
     spdlog::info("instance {} of revision {} is ready", inst->record.id, rev->revision.meta.name);
-    publish_routes();
+    publish_routes(*rev);
     if (container.readiness_probe) asio::co_spawn(control_, readiness(rev, inst), asio::detached);
     if (auto* s = service_of(*rev)) reconcile(*s);
   }
@@ -1446,7 +1452,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     inst->phase = Phase::kStopping;
     cancel_probes(*inst);
     inst->stats->draining.store(true);  // before the wait for in_flight: see EndpointStats
-    publish_routes();
+    publish_routes(*inst);
     return true;
   }
 
@@ -1647,11 +1653,24 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         .count();
   }
 
+  // The revisions the autoscaler looks at each second: those with instances, standbys, a desired
+  // scale, requests, or a poke since. The rest, at zero and idle, cost a tick nothing
+  // (docs/architecture.md, "Density"); a request for one pokes it back in (demand()).
+  void activate(const RevisionPtr& rev) {
+    if (active_.insert(rev).second) rev->last_sample_ns = 0;  // its first sample is a baseline
+  }
+
+  static bool idle(const RevisionState& rev) {
+    return rev.instances.empty() && rev.standbys.empty() && rev.desired == 0 &&
+           rev.last_sample.in_flight == 0 && !rev.restart_pending &&
+           rev.kpa->spec().standby <= 0;  // one that asks for standbys is kept in view
+  }
+
   void sample_all() {
     auto now = clock_->now();
     std::int64_t ns = steady_ns();
-    for (auto& [k, s] : services_)
-      for (auto& rev : s.revisions) {
+    for (const auto& rev : active_) {
+      {
         RevisionStats::Sample sample = rev->stats->read(ns);
         if (rev->last_sample_ns > 0 && ns > rev->last_sample_ns) {
           double dt = static_cast<double>(ns - rev->last_sample_ns) / 1e9;
@@ -1666,6 +1685,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         while (rev->activity.size() > 1 && now - rev->activity[1].at >= std::chrono::seconds(60))
           rev->activity.pop_front();
       }
+    }
   }
 
   static RevisionState::Activity read_activity(const RevisionState& rev,
@@ -1684,27 +1704,46 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   void tick_all() {
     auto now = clock_->now();
-    for (auto& [k, s] : services_) {
-      for (auto& rev : s.revisions) {
-        int ready = 0;
-        for (const auto& i : rev->instances) ready += i->phase == Phase::kReady ? 1 : 0;
-        const auto& spec = rev->kpa->spec();
-        int initial = std::max(1, spec.max_scale > 0 ? std::min(spec.initial_scale, spec.max_scale)
-                                                     : spec.initial_scale);
-        if (!rev->kpa->has_reached_initial_scale() && ready >= initial)
-          rev->kpa->reached_initial_scale();
-        auto decision = rev->kpa->decide(now, ready);
-        if (decision.desired != rev->desired || decision.panic != rev->panic)
-          spdlog::debug("revision {}: desired {} (ready {}, stable {:.2f}, panic {:.2f}{})",
-                        rev->revision.meta.name, decision.desired, ready, decision.stable,
-                        decision.panic_value, decision.panic ? ", PANIC" : "");
-        if (decision.desired != rev->desired)
-          status_changed(s.service.meta.namespace_, s.service.meta.name);
-        rev->desired = decision.desired;
-        rev->panic = decision.panic;
-        if (!rev->instances.empty()) rev->last_active = now;
+    std::vector<ServiceState*> touched;
+    for (auto it = active_.begin(); it != active_.end();) {
+      RevisionPtr rev = *it;
+      ServiceState* s = rev->retired ? nullptr : service_of(*rev);
+      if (!s || find_in(*s, rev->revision.meta.name) != rev) {
+        it = active_.erase(it);  // deleted, or its service was
+        continue;
       }
-      reconcile(s);
+      int ready = 0;
+      for (const auto& i : rev->instances) ready += i->phase == Phase::kReady ? 1 : 0;
+      const auto& spec = rev->kpa->spec();
+      int initial = std::max(1, spec.max_scale > 0 ? std::min(spec.initial_scale, spec.max_scale)
+                                                   : spec.initial_scale);
+      if (!rev->kpa->has_reached_initial_scale() && ready >= initial)
+        rev->kpa->reached_initial_scale();
+      auto decision = rev->kpa->decide(now, ready);
+      if (decision.desired != rev->desired || decision.panic != rev->panic)
+        spdlog::debug("revision {}: desired {} (ready {}, stable {:.2f}, panic {:.2f}{})",
+                      rev->revision.meta.name, decision.desired, ready, decision.stable,
+                      decision.panic_value, decision.panic ? ", PANIC" : "");
+      if (decision.desired != rev->desired)
+        status_changed(s->service.meta.namespace_, s->service.meta.name);
+      rev->desired = decision.desired;
+      rev->panic = decision.panic;
+      if (!rev->instances.empty()) rev->last_active = now;
+      if (std::find(touched.begin(), touched.end(), s) == touched.end()) touched.push_back(s);
+      ++it;
+    }
+    for (ServiceState* s : touched) reconcile(*s);
+    // Idle now, after the reconcile: out of the autoscaler's view, its last minute's activity
+    // (none) kept as the base of its live status.
+    for (auto it = active_.begin(); it != active_.end();) {
+      RevisionState& rev = **it;
+      if (!idle(rev)) {
+        ++it;
+        continue;
+      }
+      rev.activity.clear();
+      rev.activity.push_back(read_activity(rev, now));
+      it = active_.erase(it);
     }
     balance_standbys();
   }
@@ -1713,6 +1752,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   void demand(const std::string& ns, const std::string& revision, std::int64_t in_flight) {
     RevisionPtr rev = find_revision(ns, revision);
     if (!rev || stopped_) return;
+    activate(rev);
     rev->desired =
         std::max(rev->desired, rev->kpa->burst(clock_->now(), static_cast<double>(in_flight)));
     if (auto* s = service_of(*rev)) reconcile(*s);
@@ -1728,92 +1768,141 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
 
   // Builds the routing snapshot from what each service serves (`published`): the service host
   // splits by percent; each tag gets a host of its own that always hits its revision.
+  // Every service's routes again (a halt, the start, a domain mapping), or one service's: the
+  // snapshot is rebuilt only for what changed (docs/architecture.md, "Density").
   void publish_routes() {
-    auto table = std::make_shared<RoutingTable>();
-    std::map<std::string, std::shared_ptr<const ServiceRoute>> service_routes;
-    for (const auto& [k, s] : services_) {
-      const std::string& ns = s.service.meta.namespace_;
-      const std::string& name = s.service.meta.name;
-      std::map<std::string, std::shared_ptr<const RevisionRoute>> revision_routes;
-      auto revision_route =
-          [&](const std::string& rev_name) -> std::shared_ptr<const RevisionRoute> {
-        if (auto it = revision_routes.find(rev_name); it != revision_routes.end())
-          return it->second;
-        auto rr = std::make_shared<RevisionRoute>();
-        rr->namespace_ = ns;
-        rr->name = rev_name;
-        if (RevisionPtr rev = find_in(s, rev_name)) {
-          rr->timeout_seconds = rev->revision.spec.timeout_seconds;
-          rr->response_start_timeout_seconds = rev->revision.spec.response_start_timeout_seconds;
-          rr->idle_timeout_seconds = rev->revision.spec.idle_timeout_seconds;
-          rr->container_concurrency = rev->revision.spec.container_concurrency;
-          rr->h2c = rev->revision.spec.container.port_name == "h2c";
-          const AutoscalingSpec& as = rev->kpa->spec();
-          rr->instance_capacity = as.metric == ScaleMetric::kConcurrency ? as.target : 0;
-          rr->burst_capacity = as.target_burst_capacity;
-          rr->stats = rev->stats;
-          if (halted_)
-            rr->unavailable =
-                "every instance was stopped with 'elafros system stop-all'; 'elafros system "
-                "start-all' (or a daemon restart) starts them again";
-          else if (rev->ready.status == "False" && !has_ready(*rev))
-            rr->unavailable = fmt::format("revision \"{}\" cannot serve: {}: {}", rev_name,
-                                          rev->ready.reason, rev->ready.message);
-          if (rev->resources.status == "False" && rev->resources.reason == "QuotaExceeded")
-            rr->limited = rev->resources.message;
-          for (const auto& inst : rev->instances)
-            if (inst->phase == Phase::kReady)
-              rr->endpoints.push_back({inst->record.id,
-                                       static_cast<std::uint16_t>(inst->record.port), inst->stats,
-                                       ipv4_host_order(inst->record.address)});
-        }
-        return revision_routes[rev_name] = std::move(rr);
-      };
-      auto route = std::make_shared<ServiceRoute>();
-      route->namespace_ = ns;
-      route->service = name;
-      for (const auto& t : s.published) {
-        if (t.percent > 0) route->targets.push_back({t.percent, revision_route(t.revision_name)});
-        if (!t.tag.empty()) {
-          auto tagged = std::make_shared<ServiceRoute>();
-          tagged->namespace_ = ns;
-          tagged->service = name;
-          tagged->targets.push_back({100, revision_route(t.revision_name)});
-          table->add(tag_host(t.tag, name, ns, options_.domain), std::move(tagged));
-        }
+    routes_all_dirty_ = true;
+    flush_routes();
+  }
+  void publish_routes(const std::string& ns, const std::string& service) {
+    dirty_services_.insert(key(ns, service));
+    flush_routes();
+  }
+  void publish_routes(const RevisionState& rev) {
+    publish_routes(rev.revision.meta.namespace_, rev.revision.service);
+  }
+  void publish_routes(const Instance& inst) {
+    publish_routes(inst.record.namespace_, inst.record.service);
+  }
+
+  // A service's routes as the proxy reads them: its host and its tags' hosts.
+  struct ServiceRoutes {
+    std::vector<std::pair<std::string, std::shared_ptr<const ServiceRoute>>> hosts;
+    std::shared_ptr<const ServiceRoute> main;
+    std::string print;  // what it serves and how many instances are ready, for status changes
+  };
+
+  ServiceRoutes build_routes(const ServiceState& s) const {
+    ServiceRoutes out;
+    const std::string& ns = s.service.meta.namespace_;
+    const std::string& name = s.service.meta.name;
+    std::map<std::string, std::shared_ptr<const RevisionRoute>> revision_routes;
+    auto revision_route = [&](const std::string& rev_name) -> std::shared_ptr<const RevisionRoute> {
+      if (auto it = revision_routes.find(rev_name); it != revision_routes.end()) return it->second;
+      auto rr = std::make_shared<RevisionRoute>();
+      rr->namespace_ = ns;
+      rr->name = rev_name;
+      if (RevisionPtr rev = find_in(s, rev_name)) {
+        rr->timeout_seconds = rev->revision.spec.timeout_seconds;
+        rr->response_start_timeout_seconds = rev->revision.spec.response_start_timeout_seconds;
+        rr->idle_timeout_seconds = rev->revision.spec.idle_timeout_seconds;
+        rr->container_concurrency = rev->revision.spec.container_concurrency;
+        rr->h2c = rev->revision.spec.container.port_name == "h2c";
+        const AutoscalingSpec& as = rev->kpa->spec();
+        rr->instance_capacity = as.metric == ScaleMetric::kConcurrency ? as.target : 0;
+        rr->burst_capacity = as.target_burst_capacity;
+        rr->stats = rev->stats;
+        if (halted_)
+          rr->unavailable =
+              "every instance was stopped with 'elafros system stop-all'; 'elafros system "
+              "start-all' (or a daemon restart) starts them again";
+        else if (rev->ready.status == "False" && !has_ready(*rev))
+          rr->unavailable = fmt::format("revision \"{}\" cannot serve: {}: {}", rev_name,
+                                        rev->ready.reason, rev->ready.message);
+        if (rev->resources.status == "False" && rev->resources.reason == "QuotaExceeded")
+          rr->limited = rev->resources.message;
+        for (const auto& inst : rev->instances)
+          if (inst->phase == Phase::kReady)
+            rr->endpoints.push_back({inst->record.id,
+                                     static_cast<std::uint16_t>(inst->record.port), inst->stats,
+                                     ipv4_host_order(inst->record.address)});
       }
-      if (route->targets.empty() && !s.revisions.empty()) {
-        // Nothing served yet: requests wait in the activator for the revision being deployed.
-        route->targets.push_back({100, revision_route(s.revisions.back()->revision.meta.name)});
+      return revision_routes[rev_name] = std::move(rr);
+    };
+    auto route = std::make_shared<ServiceRoute>();
+    route->namespace_ = ns;
+    route->service = name;
+    for (const auto& t : s.published) {
+      if (t.percent > 0) route->targets.push_back({t.percent, revision_route(t.revision_name)});
+      if (!t.tag.empty()) {
+        auto tagged = std::make_shared<ServiceRoute>();
+        tagged->namespace_ = ns;
+        tagged->service = name;
+        tagged->targets.push_back({100, revision_route(t.revision_name)});
+        out.hosts.emplace_back(tag_host(t.tag, name, ns, options_.domain), std::move(tagged));
       }
-      service_routes[key(ns, name)] = route;
-      table->add(service_host(name, ns, options_.domain), std::move(route));
     }
+    if (route->targets.empty() && !s.revisions.empty()) {
+      // Nothing served yet: requests wait in the activator for the revision being deployed.
+      route->targets.push_back({100, revision_route(s.revisions.back()->revision.meta.name)});
+    }
+    out.main = route;
+    out.hosts.emplace_back(service_host(name, ns, options_.domain), std::move(route));
+    for (const auto& t : s.published)
+      out.print += fmt::format("{}/{}/{}/{};", t.revision_name, t.percent, t.tag, t.latest_revision);
+    for (const auto& rev : s.revisions) {
+      int ready = 0;
+      for (const auto& i : rev->instances) ready += i->phase == Phase::kReady ? 1 : 0;
+      out.print += fmt::format("{}={};", rev->revision.meta.name, ready);
+    }
+    return out;
+  }
+
+  // Builds the next snapshot from the last: the changed services' hosts replaced, the domain
+  // mappings' pointed at their services' routes again; then publishes it. A service whose print
+  // moved (what it serves, how many instances are ready) may read differently in its status.
+  void flush_routes() {
+    auto table = std::make_shared<RoutingTable>(*table_);
+    std::vector<std::string> keys;
+    if (routes_all_dirty_) {
+      for (const auto& [k, r] : service_routes_) keys.push_back(k);
+      for (const auto& [k, s] : services_)
+        if (!service_routes_.count(k)) keys.push_back(k);
+    } else {
+      keys.assign(dirty_services_.begin(), dirty_services_.end());
+    }
+    routes_all_dirty_ = false;
+    dirty_services_.clear();
+    std::vector<std::pair<std::string, std::string>> changed;  // (namespace, service)
+    for (const auto& k : keys) {
+      auto old = service_routes_.find(k);
+      if (old != service_routes_.end())
+        for (const auto& [host, r] : old->second.hosts) table->remove(host);
+      auto it = services_.find(k);
+      if (it == services_.end()) {
+        if (old != service_routes_.end()) service_routes_.erase(old);
+        continue;
+      }
+      ServiceRoutes built = build_routes(it->second);
+      for (const auto& [host, r] : built.hosts) table->add(host, r);
+      if (old == service_routes_.end() || old->second.print != built.print)
+        changed.emplace_back(it->second.service.meta.namespace_, it->second.service.meta.name);
+      service_routes_[k] = std::move(built);
+    }
+    for (const auto& host : mapped_hosts_) table->remove(host);
+    mapped_hosts_.clear();
     for (const auto& [host, claims] : domain_mappings_) {
       const DomainClaim* holder = claim_of(claims);
       if (!holder) continue;
-      auto it = service_routes.find(key(holder->ns, holder->service));
-      if (it != service_routes.end()) table->add(host, it->second);
+      auto it = service_routes_.find(key(holder->ns, holder->service));
+      if (it == service_routes_.end()) continue;
+      table->add(host, it->second.main);
+      mapped_hosts_.push_back(host);
     }
+    table_ = table;
     routes_.publish(std::move(table));
     if (options_.routes_published) options_.routes_published();
-    // What each service serves, and how many instances: where it moved, its status may have.
-    std::map<std::string, std::string> prints;
-    for (const auto& [k, s] : services_) {
-      std::string print;
-      for (const auto& t : s.published)
-        print += fmt::format("{}/{}/{}/{};", t.revision_name, t.percent, t.tag, t.latest_revision);
-      for (const auto& rev : s.revisions) {
-        int ready = 0;
-        for (const auto& i : rev->instances) ready += i->phase == Phase::kReady ? 1 : 0;
-        print += fmt::format("{}={};", rev->revision.meta.name, ready);
-      }
-      auto old = route_prints_.find(k);
-      if (old == route_prints_.end() || old->second != print)
-        status_changed(s.service.meta.namespace_, s.service.meta.name);
-      prints[k] = std::move(print);
-    }
-    route_prints_.swap(prints);
+    for (const auto& [ns, name] : changed) status_changed(ns, name);
   }
 
   std::string url_of(const std::string& host) const {
@@ -1978,7 +2067,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         found = true;
       }
     if (!found) claims.push_back({ns, service, created_unix});
-    publish_routes();
+    flush_routes();  // the mappings are always laid again
   }
 
   void domain_mapping_deleted(const std::string& ns, const std::string& name) {
@@ -1988,7 +2077,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     v.erase(std::remove_if(v.begin(), v.end(), [&ns](const DomainClaim& c) { return c.ns == ns; }),
             v.end());
     if (v.empty()) domain_mappings_.erase(it);
-    publish_routes();
+    flush_routes();
   }
 
   Reconciler::DomainMappingStatus domain_mapping_status(const std::string& ns,
@@ -2119,7 +2208,12 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   ReconcilerOptions options_;
   std::map<std::string, ServiceState> services_;
   std::map<std::string, std::vector<DomainClaim>> domain_mappings_;  // by host name
-  std::map<std::string, std::string> route_prints_;  // per service, at the last publish
+  // The routing snapshot last published, each service's part of it, and what must be rebuilt.
+  std::shared_ptr<RoutingTable> table_ = std::make_shared<RoutingTable>();
+  std::map<std::string, ServiceRoutes> service_routes_;
+  std::set<std::string> dirty_services_;
+  bool routes_all_dirty_ = true;
+  std::vector<std::string> mapped_hosts_;  // the domain mappings' hosts in table_
   std::set<int> used_ports_;
   // Every instance from its launch or adoption until its container is removed, whether its
   // revision or service is still held or not.
@@ -2133,6 +2227,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   std::uint64_t strays_removed_ = 0;
   std::uint64_t sweeps_ = 0;
   int standbys_creating_ = 0;
+  std::set<RevisionPtr> active_;  // the revisions the autoscaler looks at (activate())
   bool halted_ = false;      // 'elafros system stop-all' until start-all or a restart
   bool recovering_ = false;  // start() is loading and adopting
   std::vector<std::pair<std::string, std::string>> deleting_;  // marked for deletion when loaded

@@ -219,20 +219,42 @@ struct ServiceRoute {
   std::vector<WeightedRevision> targets;  // percents sum to 100
 };
 
+// Host names to routes, in shards: a table made from another shares its shards, and a change
+// copies only the shard it touches, so that the control plane's update of a few services costs
+// those services, not every host (docs/architecture.md, "Density").
 class RoutingTable {
  public:
+  RoutingTable();
+  // Shares every shard of `base`; add() and remove() then copy the shards they change.
+  RoutingTable(const RoutingTable& base);
+  RoutingTable& operator=(const RoutingTable&) = delete;
+
   // Adds a host name (lowercase, no port) for a route.
   void add(std::string host, std::shared_ptr<const ServiceRoute> route);
+  void remove(const std::string& host);
   // Looks up a Host header value: case-insensitive, an optional :port and trailing dot ignored.
   const ServiceRoute* find(std::string_view host_header) const;
-  std::size_t size() const { return hosts_.size(); }
+  std::size_t size() const { return size_; }
   template <class F>
   void for_each(F&& f) const {
-    for (const auto& [host, route] : hosts_) f(*route);
+    for (const auto& shard : shards_)
+      for (const auto& [host, route] : *shard) f(*route);
   }
 
  private:
-  std::unordered_map<std::string, std::shared_ptr<const ServiceRoute>> hosts_;
+  static constexpr std::size_t kShards = 64;
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Shard =
+      std::unordered_map<std::string, std::shared_ptr<const ServiceRoute>, Hash, std::equal_to<>>;
+  static std::size_t shard_of(std::string_view host) { return Hash{}(host) % kShards; }
+  Shard& writable(std::size_t i);
+
+  std::array<std::shared_ptr<Shard>, kShards> shards_;
+  std::array<bool, kShards> owned_{};  // made by this table: changed in place
+  std::size_t size_ = 0;
 };
 
 using RoutingTablePtr = std::shared_ptr<const RoutingTable>;

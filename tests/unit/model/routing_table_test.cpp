@@ -66,3 +66,37 @@ TEST_CASE("a revision's stats integrate concurrency and the time a request was i
   CHECK(sample.requests == 3);
   CHECK(sample.in_flight == 1);
 }
+
+TEST_CASE("a table made from another shares its shards; changes copy only what they touch") {
+  auto base = std::make_shared<RoutingTable>();
+  for (int i = 0; i < 1000; ++i) {
+    auto r = std::make_shared<ServiceRoute>();
+    r->service = "s" + std::to_string(i);
+    base->add(service_host(r->service, "default", "localhost"), r);
+  }
+  REQUIRE(base->size() == 1000);
+  RoutingTable next(*base);
+  auto changed = std::make_shared<ServiceRoute>();
+  changed->service = "s7-new";
+  next.add("s7.default.localhost", changed);
+  next.remove("s8.default.localhost");
+  next.remove("nosuch.default.localhost");  // nothing to remove: nothing changes
+  auto added = std::make_shared<ServiceRoute>();
+  added->service = "extra";
+  next.add("extra.default.localhost", added);
+  // The new table sees the changes...
+  CHECK(next.size() == 1000);
+  CHECK(next.find("s7.default.localhost")->service == "s7-new");
+  CHECK(next.find("s8.default.localhost") == nullptr);
+  CHECK(next.find("EXTRA.default.localhost:8080")->service == "extra");
+  CHECK(next.find("s9.default.localhost")->service == "s9");
+  // ...and the one readers may still hold does not.
+  CHECK(base->size() == 1000);
+  CHECK(base->find("s7.default.localhost")->service == "s7");
+  CHECK(base->find("s8.default.localhost")->service == "s8");
+  CHECK(base->find("extra.default.localhost") == nullptr);
+  std::size_t n = 0;
+  next.for_each([&n](const ServiceRoute&) { ++n; });
+  CHECK(n == 1000);
+  CHECK(next.find(std::string(300, 'a')) == nullptr);  // longer than any host name
+}
