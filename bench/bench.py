@@ -996,14 +996,71 @@ def footprint(work, hello_image, services):
         d.cli("image", "import", f"oci:{hello_image}:latest", "--name", "hello")
         for i in range(services):
             d.cli("service", "create", f"s{i:03d}", "--image", "hello", "--scale-window", "6s", "--no-wait")
-        if not wait_for(lambda: len(d.containers("s")) == services, 120, 0.2):
+        if not wait_for(lambda: len(d.containers("s", running=True)) == services, 300, 0.2):
             raise RuntimeError("not every service started")
-        if not wait_for(lambda: not d.containers("s"), 180, 0.5):
+        if not wait_for(lambda: not d.containers("s", running=True), 300, 0.5):
             raise RuntimeError("services did not scale to zero")
         time.sleep(3)
         return empty, d.rss_kib()
     finally:
         d.stop()
+
+
+# --- density: many services defined, some live ------------------------------------------------------
+
+def density(work, nginx_image, hello_image, services, live, seconds, rounds):
+    """The proxy's requests/s to one service with only it defined, then with `services` defined
+    and `live` instances running (the rest at zero), on the same daemon."""
+    d = Daemon(os.path.join(work, "density"), "scale-to-zero-grace-period-seconds: 0\nstandby-max: 0\n")
+    try:
+        d.cli("service", "create", "fast", "--image", f"oci:{nginx_image}:latest", "--scale-min", "1",
+              "--scale-max", "1")
+        host, url = "fast.default.localhost", f"http://127.0.0.1:{d.port}/"
+        wrk(url, host, 2)  # warm-up
+        one = [wrk(url, host, seconds) for _ in range(rounds)]
+        d.cli("image", "import", f"oci:{hello_image}:latest", "--name", "hello")
+        t0 = time.time()
+        for i in range(services - 1):
+            args = ["service", "create", f"d{i:04d}", "--image", "hello", "--scale-window", "6s", "--no-wait"]
+            d.cli(*(args + (["--scale-min", "1"] if i < live - 1 else [])))
+        created_s = time.time() - t0
+        if not wait_for(lambda: len(d.containers("d", running=True)) == live - 1, 600, 0.5):
+            raise RuntimeError("the services did not settle at %d live instances" % live)
+        settled_s = time.time() - t0
+        wrk(url, host, 2)
+        many = [wrk(url, host, seconds) for _ in range(rounds)]
+        return {"one": one, "many": many, "rss": d.rss_kib(), "created_s": created_s, "settled_s": settled_s}
+    finally:
+        d.stop()
+
+
+def density_lines(x, empty, idle, services, live, idle_services, seconds, rounds):
+    def best(rows, key):
+        return max(r[key] for r in rows) if key == "rps" else min(r[key] for r in rows)
+
+    def row(label, rows):
+        return f"| {label} | {best(rows, 'rps'):.0f} | {best(rows, 'p50'):.2f} | {best(rows, 'p99'):.2f} | " \
+               f"{sum(r['errors'] for r in rows)} |"
+    one, many = x["one"], x["many"]
+    return [
+        f"## 12. Density: {services} services, {live} instances (wrk -t1 -c16 to one of them, {seconds} s × "
+        f"{rounds} rounds, best round)",
+        "",
+        "| the daemon holds | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|",
+        row("1 service", one),
+        row(f"{services} services, {live} instances live, the rest at zero", many),
+        f"| **{services} services / 1 service** | **{best(many, 'rps') / best(one, 'rps'):.2f}×** | "
+        f"{best(many, 'p50') / best(one, 'p50'):.2f}× | {best(many, 'p99') / best(one, 'p99'):.2f}× | |",
+        "",
+        f"The {services - 1} services were created in {x['created_s']:.0f} s (one CLI call each) and settled at "
+        f"{live} live instances {x['settled_s']:.0f} s after the first; elafrosd's RSS then: {x['rss'] / 1024:.1f} MiB. "
+        f"Idle, on a daemon of its own: {idle / 1024:.1f} MiB with {idle_services} services at zero, "
+        f"{empty / 1024:.1f} MiB with none: {(idle - empty) / idle_services:.1f} KiB per idle service.",
+        "",
+        "Targets: ≥ 0.95× the requests/s with one service; idle RSS with 1,000 services at zero ≤ 40 MiB.",
+        "",
+    ]
 
 
 # --- 5. API: durable writes, list latency, watch fan-out -----------------------------------------
@@ -1362,7 +1419,7 @@ def main():
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--build-rounds", type=int, default=3)
     ap.add_argument("--api-services", type=int, default=1008)  # 16 clients × 63
-    ap.add_argument("--only", choices=["cold", "burst", "proxy", "api", "descriptors", "events", "builds", "sinks",
+    ap.add_argument("--only", choices=["cold", "burst", "density", "proxy", "api", "descriptors", "events", "builds", "sinks",
                                        "protocols", "http2"],
                     help="run only this benchmark (and report only it)")
     args = ap.parse_args()
@@ -1371,6 +1428,12 @@ def main():
         nginx_image = os.path.join(work, "nginx-image")
         hello_image = os.path.join(work, "hello-image")
         run([os.path.join(ROOT, "examples", "hello", "build-image.sh"), hello_image, "latest"])
+        if args.only == "density":
+            run([os.path.join(ROOT, "bench", "build-nginx-image.sh"), nginx_image])
+            x = density(work, nginx_image, hello_image, 1000, 200, args.seconds, args.rounds)
+            empty, idle = footprint(work, hello_image, 1000)
+            print("\n".join(density_lines(x, empty, idle, 1000, 200, 1000, args.seconds, args.rounds)))
+            return
         if args.only == "burst":
             print("\n".join(burst_lines(burst(work, hello_image, 50, args.seconds), args.seconds)))
             return
@@ -1430,6 +1493,9 @@ def main():
         pr = protocols_bench(work, args.rounds)
         print("HTTP/2…", file=sys.stderr)
         h2 = http2_bench(work, nginx_image, args.rounds)
+        print("density…", file=sys.stderr)
+        dn = density(work, nginx_image, hello_image, 1000, 200, args.seconds, args.rounds)
+        dn_empty, dn_idle = footprint(work, hello_image, 1000)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -1458,7 +1524,8 @@ def main():
         f"| {empty / 1024:.1f} MiB | {idle / 1024:.1f} MiB | ≤ 30 MB |",
         "",
     ] + api_lines(api) + descriptor_lines(fds, args.seconds, args.rounds) + event_lines(ev) + \
-        sink_lines(sk, args.seconds, args.rounds) + protocol_lines(pr, args.rounds) + http2_lines(h2, args.rounds)
+        sink_lines(sk, args.seconds, args.rounds) + protocol_lines(pr, args.rounds) + http2_lines(h2, args.rounds) + \
+        density_lines(dn, dn_empty, dn_idle, 1000, 200, 1000, args.seconds, args.rounds)
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

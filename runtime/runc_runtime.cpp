@@ -1,8 +1,8 @@
 #include "runc_runtime.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <fmt/format.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -213,8 +213,8 @@ Result<void> RuncRuntime::start_created(const std::string& id) {
   std::string fifo = state_root_ + "/" + id + "/exec.fifo";
   int fd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0)
-    return Error::not_found(fmt::format("standby {} cannot be started: {}: {}", id, fifo,
-                                        errno_text(errno)));
+    return Error::not_found(
+        fmt::format("standby {} cannot be started: {}: {}", id, fifo, errno_text(errno)));
   int pid = 0;
   std::ifstream(instance_dir(id) + "/pid") >> pid;
   auto deadline = std::chrono::steady_clock::now() + options_.timeout;
@@ -726,16 +726,17 @@ Result<int> RuncRuntime::start_container(const LaunchSpec& spec, const Pod* pod,
     return done->exit_code;
   }
   const bool created = how == Run::kCreated;
-  auto run = created ? run_runc("create " + spec.container_id,
-                                runc_argv({"--log", dir + "/runc.log", "--log-format", "json",
-                                           "create", "--bundle", dir, "--pid-file", dir + "/pid",
-                                           spec.container_id}),
-                                po)
-                     : run_runc("run " + spec.container_id,
-                                runc_argv({"--log", dir + "/runc.log", "--log-format", "json",
-                                           "run", "--detach", "--bundle", dir, "--pid-file",
-                                           dir + "/pid", spec.container_id}),
-                                po);
+  auto run =
+      created
+          ? run_runc("create " + spec.container_id,
+                     runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "create",
+                                "--bundle", dir, "--pid-file", dir + "/pid", spec.container_id}),
+                     po)
+          : run_runc(
+                "run " + spec.container_id,
+                runc_argv({"--log", dir + "/runc.log", "--log-format", "json", "run", "--detach",
+                           "--bundle", dir, "--pid-file", dir + "/pid", spec.container_id}),
+                po);
   ::close(out);
   ::close(err);
   if (!run) return fail(run.error());
@@ -866,8 +867,7 @@ ContainerStatus RuncRuntime::status(const std::string& id) {
   if (ec || !v.is_object()) return s;
   s.exists = true;
   const auto& o = v.get_object();
-  if (const auto* st = o.if_contains("status"); st && st->is_string())
-  {
+  if (const auto* st = o.if_contains("status"); st && st->is_string()) {
     s.running = st->get_string() == "running";
     s.created = st->get_string() == "created";
   }

@@ -266,8 +266,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
         if (!rev->revision.spec.sidecars.empty()) co_await watch_sidecars(rev, inst);
         asio::co_spawn(control_, probe(rev, inst), asio::detached);
       } else {
-        spdlog::info("removing {}instance {} of revision {}: {}", standby ? "standby " : "",
-                     rec.id, rec.revision,
+        spdlog::info("removing {}instance {} of revision {}: {}", standby ? "standby " : "", rec.id,
+                     rec.revision,
                      !rev         ? "its revision is gone"
                      : st.running ? "it is being stopped"
                                   : (standby ? "it is not waiting any more" : "it no longer runs"));
@@ -965,7 +965,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       inst->pidfd->cancel(ec);
     }
     bool gone = co_await discard(inst->record);
-    if (live_.count(inst->record.id) && live_[inst->record.id] == inst) live_.erase(inst->record.id);
+    if (live_.count(inst->record.id) && live_[inst->record.id] == inst)
+      live_.erase(inst->record.id);
     if (gone && !live_port(inst->record.port)) used_ports_.erase(inst->record.port);
     if (inst->pidfd) {
       boost::system::error_code ec;
@@ -1823,9 +1824,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
           rr->limited = rev->resources.message;
         for (const auto& inst : rev->instances)
           if (inst->phase == Phase::kReady)
-            rr->endpoints.push_back({inst->record.id,
-                                     static_cast<std::uint16_t>(inst->record.port), inst->stats,
-                                     ipv4_host_order(inst->record.address)});
+            rr->endpoints.push_back({inst->record.id, static_cast<std::uint16_t>(inst->record.port),
+                                     inst->stats, ipv4_host_order(inst->record.address)});
       }
       return revision_routes[rev_name] = std::move(rr);
     };
@@ -1849,7 +1849,8 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     out.main = route;
     out.hosts.emplace_back(service_host(name, ns, options_.domain), std::move(route));
     for (const auto& t : s.published)
-      out.print += fmt::format("{}/{}/{}/{};", t.revision_name, t.percent, t.tag, t.latest_revision);
+      out.print +=
+          fmt::format("{}/{}/{}/{};", t.revision_name, t.percent, t.tag, t.latest_revision);
     for (const auto& rev : s.revisions) {
       int ready = 0;
       for (const auto& i : rev->instances) ready += i->phase == Phase::kReady ? 1 : 0;

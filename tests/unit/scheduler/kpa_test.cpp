@@ -393,7 +393,7 @@ TEST_CASE("the burst capacity rule: below it, a burst sets the desired scale at 
   CHECK(below_burst_capacity(3, 100, 90, 211));   // 210 spare
   CHECK(!below_burst_capacity(1, 100, 50, 0));    // 0: only when overloaded
   CHECK(below_burst_capacity(1, 100, 101, 0));
-  CHECK(below_burst_capacity(9, 100, 0, -1));  // -1: always
+  CHECK(below_burst_capacity(9, 100, 0, -1));    // -1: always
   CHECK(!below_burst_capacity(1, 0, 500, 211));  // the rps metric: no in-flight capacity
 
   // One instance serves; 50 clients arrive at t. The proxy's poke at t sets the desired scale

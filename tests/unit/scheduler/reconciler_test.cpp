@@ -186,7 +186,7 @@ class FakeRuntime final : public ContainerRuntime {
   std::vector<std::string> removed;
   bool fail_start = false;
   bool listen_on_start = true;
-  bool can_standby = false;  // create() makes standbys (else it refuses, as a runtime may)
+  bool can_standby = false;      // create() makes standbys (else it refuses, as a runtime may)
   int fail_remove = 0;           // this many removals fail
   std::set<std::string> strays;  // bundles no instance has (list() shows them)
 
@@ -710,9 +710,9 @@ TEST_CASE("a restart adopts a waiting standby; superseded and deleted revisions'
   // The daemon dies (kill -9: nothing is stopped) and a new one starts on the same store.
   h.reconciler->shutdown();
   h.io.run_for(50ms);
-  h.reconciler = std::make_unique<Reconciler>(h.io, h.store_thread, h.blocking, *h.store,
-                                              h.runtime, h.routes, std::make_shared<RealClock>(),
-                                              Harness::fast_options());
+  h.reconciler =
+      std::make_unique<Reconciler>(h.io, h.store_thread, h.blocking, *h.store, h.runtime, h.routes,
+                                   std::make_shared<RealClock>(), Harness::fast_options());
   bool started = false;
   h.reconciler->start([&](Result<void> res) { started = res.ok(); });
   REQUIRE(h.run_until([&] { return started && h.endpoint(kHost) != nullptr; }));
