@@ -115,7 +115,9 @@ class Soak:
         loader = threading.Thread(target=self.steady_load, daemon=True)
         loader.start()
         began = time.time()
-        next_kill, next_update, next_cycle = began + self.kill_every, began + self.update_every, began
+        # Updates halfway between kills, so that an update's requests do not fall in a killed moment.
+        next_kill, next_cycle = began + self.kill_every, began
+        next_update = began + self.update_every / 2
         next_sample, updates = began, 0
         while time.time() < self.deadline:
             now = time.time()
@@ -143,8 +145,13 @@ class Soak:
         time.sleep(1)
         with self.lock:
             d = self.daemon
-        d.stop()
+        # Deleting the services must leave no container (standbys included) before anything is
+        # forced away.
+        for name in ("steady", "cyclic", "updated"):
+            d.cli("service", "delete", name, check=False)
+        bench.wait_for(lambda: not d.containers(), 30)
         left = d.containers()
+        d.stop()
         return self.report(updates, left)
 
     def report(self, updates, left):

@@ -24,6 +24,7 @@
 #include <random>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 #include "elafros/config_refs.hpp"
 #include "elafros/kind_registry.hpp"
@@ -429,6 +430,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   void revision_deleted(const std::string& ns, const std::string& name) {
+    revision_index_.erase(key(ns, name));
     RevisionPtr rev = find_revision(ns, name);
     if (!rev) return;
     ServiceState* s = service_of(*rev);
@@ -483,6 +485,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (it == services_.end()) return done();
     ServiceState state = std::move(it->second);
     services_.erase(it);
+    for (const auto& rev : state.revisions) revision_index_.erase(key(ns, rev->revision.meta.name));
     publish_routes(ns, name);
     asio::co_spawn(control_, retire(std::move(state), std::move(done)), asio::detached);
   }
@@ -1750,13 +1753,30 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   // The activator has requests for a revision without capacity: scale it now.
+  // Reconciled only when the scale moved or nothing runs: a busy revision's proxy pokes it
+  // up to 10 times a second.
   void demand(const std::string& ns, const std::string& revision, std::int64_t in_flight) {
-    RevisionPtr rev = find_revision(ns, revision);
+    RevisionPtr rev = indexed_revision(ns, revision);
     if (!rev || stopped_) return;
     activate(rev);
+    int before = rev->desired;
     rev->desired =
         std::max(rev->desired, rev->kpa->burst(clock_->now(), static_cast<double>(in_flight)));
+    if (rev->desired == before && !rev->instances.empty()) return;
     if (auto* s = service_of(*rev)) reconcile(*s);
+  }
+
+  // find_revision() through an index of every revision made, without a walk over the services.
+  RevisionPtr indexed_revision(const std::string& ns, const std::string& name) {
+    auto it = revision_index_.find(key(ns, name));
+    if (it != revision_index_.end()) {
+      RevisionPtr rev = it->second.lock();
+      if (rev && !rev->retired) return rev;
+      revision_index_.erase(it);  // deleted (a new one of the name is found below)
+    }
+    RevisionPtr rev = find_revision(ns, name);
+    if (rev) revision_index_[key(ns, name)] = rev;
+    return rev;
   }
 
   // --- routing and status ---------------------------------------------------------------------
@@ -2229,6 +2249,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   std::uint64_t sweeps_ = 0;
   int standbys_creating_ = 0;
   std::set<RevisionPtr> active_;  // the revisions the autoscaler looks at (activate())
+  std::unordered_map<std::string, std::weak_ptr<RevisionState>> revision_index_;  // ns/name
   bool halted_ = false;      // 'elafros system stop-all' until start-all or a restart
   bool recovering_ = false;  // start() is loading and adopting
   std::vector<std::pair<std::string, std::string>> deleting_;  // marked for deletion when loaded

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
+#include <boost/json.hpp>
 
 namespace elafros {
 
@@ -18,19 +19,25 @@ const char* to_string(WatchEventType type) {
   return "MODIFIED";
 }
 
-WatchCache::WatchCache(std::int64_t current, std::size_t capacity)
-    : capacity_(capacity), oldest_(current), latest_(current) {}
+WatchCache::WatchCache(std::int64_t current, std::size_t capacity, std::size_t max_bytes)
+    : capacity_(capacity), max_bytes_(max_bytes), oldest_(current), latest_(current) {}
 
 void WatchCache::publish(const std::vector<ObjectEvent>& events) {
   std::vector<std::shared_ptr<Callback>> targets;
+  std::vector<Kept> kept;  // serialized before the lock
+  kept.reserve(events.size());
+  for (const auto& e : events)
+    kept.push_back({e.type, e.group, e.kind, boost::json::serialize(e.object), e.resource_version});
   {
     std::lock_guard lock(mu_);
-    for (const auto& e : events) {
-      history_.push_back(e);
-      latest_ = e.resource_version;
+    for (auto& k : kept) {
+      latest_ = k.resource_version;
+      bytes_ += k.object.size();
+      history_.push_back(std::move(k));
     }
-    while (history_.size() > capacity_) {
+    while (!history_.empty() && (history_.size() > capacity_ || bytes_ > max_bytes_)) {
       oldest_ = history_.front().resource_version;
+      bytes_ -= history_.front().object.size();
       history_.pop_front();
     }
     for (const auto& [id, cb] : watchers_) targets.push_back(cb);
@@ -49,8 +56,16 @@ Result<std::uint64_t> WatchCache::watch(std::int64_t from, Callback callback) {
                              from, oldest_)};
   auto cb = std::make_shared<Callback>(std::move(callback));
   if (from != 0)
-    for (const auto& e : history_)
-      if (e.resource_version > from) (*cb)(e);
+    for (const auto& k : history_) {
+      if (k.resource_version <= from) continue;
+      ObjectEvent e;
+      e.type = k.type;
+      e.group = k.group;
+      e.kind = k.kind;
+      e.object = boost::json::parse(k.object).as_object();
+      e.resource_version = k.resource_version;
+      (*cb)(e);
+    }
   std::uint64_t id = next_id_++;
   watchers_.emplace(id, std::move(cb));
   return id;

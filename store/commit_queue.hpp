@@ -15,8 +15,10 @@ namespace elafros {
 
 class WatchCache final : public WatchSource {
  public:
-  // Keeps the last `capacity` changes for watchers that start from a past resourceVersion.
-  WatchCache(std::int64_t current, std::size_t capacity = 4096);
+  // Keeps the last `capacity` changes, and at most `max_bytes` of their JSON, for watchers that
+  // start from a past resourceVersion. They are kept as text (a parsed object takes several
+  // times its text), parsed again only for a watcher that replays them.
+  WatchCache(std::int64_t current, std::size_t capacity = 4096, std::size_t max_bytes = 4 << 20);
 
   // Called by the committing thread, in resourceVersion order.
   void publish(const std::vector<ObjectEvent>& events);
@@ -27,9 +29,17 @@ class WatchCache final : public WatchSource {
   std::int64_t latest() const override;
 
  private:
+  struct Kept {
+    WatchEventType type;
+    std::string group, kind;
+    std::string object;  // serialized
+    std::int64_t resource_version;
+  };
   mutable std::mutex mu_;
-  std::deque<ObjectEvent> history_;
+  std::deque<Kept> history_;
   std::size_t capacity_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;  // of history_'s objects
   std::int64_t oldest_;  // history_ holds every change after this version
   std::int64_t latest_;
   std::uint64_t next_id_ = 1;

@@ -170,6 +170,7 @@ void load_config_node(const YAML::Node& root, const std::string& path, DaemonCon
       {"listen-tls", str(c.listen_tls)},
       {"tls-cert-dir", str(c.tls_cert_dir)},
       {"watch-cache-size", integer(c.watch_cache_size, 16)},
+      {"watch-cache-bytes", number(c.watch_cache_bytes, 65536, 1e12)},
       {"raise-file-limit", boolean(c.raise_file_limit)},
       {"max-connections", integer(c.max_connections, 0)},
       {"api-max-connections", integer(c.api_max_connections, 0)},

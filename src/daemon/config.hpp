@@ -65,6 +65,7 @@ struct DaemonConfig {
   // Changes the watch cache keeps: a watch from an older resourceVersion gets 410 Gone and
   // lists again (kube-apiserver's --default-watch-cache-size).
   int watch_cache_size = 4096;
+  double watch_cache_bytes = 4 << 20;  // and at most this much of their JSON
   // At start, raise RLIMIT_NOFILE's soft limit to the hard one (as Go's runtime and nginx's
   // worker_rlimit_nofile do). Off: keep the limit the daemon was started with.
   bool raise_file_limit = true;

@@ -438,7 +438,8 @@ int run(const DaemonConfig& cfg) {
   // API writes commit grouped on the store thread; what commits feeds the watchers (the API's
   // watch verb, and the serving controller that deploys).
   WatchCache watch_cache((*store)->current_resource_version(),
-                         static_cast<std::size_t>(cfg.watch_cache_size));
+                         static_cast<std::size_t>(cfg.watch_cache_size),
+                         static_cast<std::size_t>(cfg.watch_cache_bytes));
   CommitQueue commits(**store, store_thread.get_executor(), watch_cache);
   QuotaBook quotas(control, store_thread, **store, watch_cache, commits,
                    [&reconciler](const std::string& ns) { return reconciler.namespace_usage(ns); });

@@ -656,3 +656,31 @@ TEST_CASE("usage: each sample adds its share since the instance's mark, once, to
   // The mark went with the final sample: the same instance again counts from its start.
   CHECK(store->usage_rows(3600 * 11, 3600 * 12)->empty());
 }
+
+TEST_CASE("the watch cache keeps its history within its bytes, and replays it intact") {
+  WatchCache cache(0, 100, 300);  // 100 changes, but at most 300 bytes of JSON
+  std::vector<ObjectEvent> events;
+  for (int v = 1; v <= 6; ++v) {
+    ObjectEvent e;
+    e.kind = "ConfigMap";
+    e.object = boost::json::object{{"metadata", {{"name", fmt::format("cm{}", v)}}},
+                                   {"data", {{"k", std::string(60, 'x')}}}};
+    e.resource_version = v;
+    events.push_back(std::move(e));
+  }
+  cache.publish(events);
+  CHECK(cache.latest() == 6);
+  // About 100 bytes each: the oldest went, so a watch from before them must list again.
+  auto gone = cache.watch(1, [](const ObjectEvent&) {});
+  REQUIRE(!gone);
+  CHECK(gone.error().code == ErrorCode::kGone);
+  std::vector<ObjectEvent> replayed;
+  auto id = cache.watch(4, [&](const ObjectEvent& e) { replayed.push_back(e); });
+  REQUIRE(id.ok());
+  REQUIRE(replayed.size() == 2);
+  CHECK(replayed[0].resource_version == 5);
+  CHECK(replayed[0].kind == "ConfigMap");
+  CHECK(replayed[0].object == events[4].object);
+  CHECK(replayed[1].object == events[5].object);
+  cache.unwatch(*id);
+}
