@@ -616,16 +616,15 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       if (rev->resources.reason != "QuotaExceeded" || rev->limited_to != most || rev->wanted != n) {
         rev->limited_to = most;
         rev->wanted = n;
+        // set_condition republishes: the activator's 503 names the limit.
         set_condition(*rev, rev->resources, "False", "QuotaExceeded",
                       fmt::format("wanted {}, quota allows {} ({})", n, most, why));
-        publish_routes(*rev);  // the activator's 503 names the limit
         spdlog::warn("revision {}: wanted {} instances, quota allows {} ({})",
                      rev->revision.meta.name, n, most, why);
       }
       n = most;
     } else if (rev->resources.reason == "QuotaExceeded") {
       set_condition(*rev, rev->resources, "True", "", "");
-      publish_routes(*rev);
     }
     std::vector<InstancePtr> live_now;
     for (const auto& inst : rev->instances)
@@ -691,6 +690,21 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (options_.status_changed) options_.status_changed(ns, service);
   }
 
+  // An instance of the revision with its id and port, tracked in live_ from here.
+  InstancePtr new_instance(const Revision& r) {
+    auto inst = std::make_shared<Instance>();
+    inst->record.id = fmt::format("{}-{}", r.meta.name, random_hex(6));
+    inst->record.namespace_ = r.meta.namespace_;
+    inst->record.service = r.service;
+    inst->record.revision = r.meta.name;
+    // In a network namespace of its own, an instance listens on its container port (Knative's
+    // runtime contract); on the host's network, on a loopback port of its own.
+    inst->record.port = runtime_.isolated_network() ? r.spec.container.port() : allocate_port();
+    inst->record.created_unix = unix_now(*clock_);
+    live_[inst->record.id] = inst;
+    return inst;
+  }
+
   // Creates the instance now (so that it counts at once) and starts it in the background: a
   // standby of the revision when one is waiting, else a container made for it.
   void launch_later(const RevisionPtr& rev) {
@@ -702,19 +716,9 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
       asio::co_spawn(control_, launch_standby(rev, standby), asio::detached);
       return;
     }
-    auto inst = std::make_shared<Instance>();
-    const Revision& r = rev->revision;
-    inst->record.id = fmt::format("{}-{}", r.meta.name, random_hex(6));
-    inst->record.namespace_ = r.meta.namespace_;
-    inst->record.service = r.service;
-    inst->record.revision = r.meta.name;
-    // In a network namespace of its own, an instance listens on its container port (Knative's
-    // runtime contract); on the host's network, on a loopback port of its own.
-    inst->record.port = runtime_.isolated_network() ? r.spec.container.port() : allocate_port();
-    inst->record.created_unix = unix_now(*clock_);
+    InstancePtr inst = new_instance(rev->revision);
     inst->created_ms = wall_ms();
     rev->instances.push_back(inst);
-    live_[inst->record.id] = inst;
     if (rev->ready.status != "True")
       set_condition(*rev, rev->ready, "Unknown", "Deploying", "starting an instance");
     asio::co_spawn(control_, launch(rev, inst), asio::detached);
@@ -878,19 +882,11 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   }
 
   void make_standby(const RevisionPtr& rev) {
-    auto inst = std::make_shared<Instance>();
-    const Revision& r = rev->revision;
+    InstancePtr inst = new_instance(rev->revision);
     inst->standby = true;
-    inst->record.id = fmt::format("{}-{}", r.meta.name, random_hex(6));
-    inst->record.namespace_ = r.meta.namespace_;
-    inst->record.service = r.service;
-    inst->record.revision = r.meta.name;
-    inst->record.port = runtime_.isolated_network() ? r.spec.container.port() : allocate_port();
     inst->record.state = InstanceState::kStandby;
-    inst->record.created_unix = unix_now(*clock_);
     inst->in_runtime_start = true;
     rev->standbys.push_back(inst);
-    live_[inst->record.id] = inst;
     activate(rev);
     ++standbys_creating_;
     asio::co_spawn(control_, create_standby(rev, inst), asio::detached);
@@ -963,18 +959,12 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
   // Removes a standby's container (its process never ran the app) and its record.
   awaitable<void> drop_standby(InstancePtr inst) {
     while (inst->in_runtime_start) co_await pause();
-    if (inst->pidfd) {
-      boost::system::error_code ec;
-      inst->pidfd->cancel(ec);
-    }
+    cancel_watches(*inst);
     bool gone = co_await discard(inst->record);
-    if (live_.count(inst->record.id) && live_[inst->record.id] == inst)
-      live_.erase(inst->record.id);
+    if (auto it = live_.find(inst->record.id); it != live_.end() && it->second == inst)
+      live_.erase(it);
     if (gone && !live_port(inst->record.port)) used_ports_.erase(inst->record.port);
-    if (inst->pidfd) {
-      boost::system::error_code ec;
-      inst->pidfd->close(ec);
-    }
+    close_watches(*inst);
   }
 
   // A cold start from a standby: its process is told to go, then probed like any instance. One
@@ -1502,15 +1492,20 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
   }
 
+  // The pidfds that watch an instance's processes: their waits cancelled, then closed.
+  static void cancel_watches(Instance& inst) {
+    boost::system::error_code ec;
+    if (inst.pidfd) inst.pidfd->cancel(ec);
+    for (auto& fd : inst.sidecar_pidfds) fd->cancel(ec);
+  }
+  static void close_watches(Instance& inst) {
+    boost::system::error_code ec;
+    if (inst.pidfd) inst.pidfd->close(ec);
+    for (auto& fd : inst.sidecar_pidfds) fd->close(ec);
+  }
+
   awaitable<void> remove_instance(RevisionPtr rev, InstancePtr inst) {
-    if (inst->pidfd) {
-      boost::system::error_code ec;
-      inst->pidfd->cancel(ec);
-    }
-    for (auto& fd : inst->sidecar_pidfds) {
-      boost::system::error_code ec;
-      fd->cancel(ec);
-    }
+    cancel_watches(*inst);
     rev->gone_instance_seconds += instance_seconds(*inst);
     co_await final_usage(*rev, *inst);
     bool gone = co_await discard(inst->record);
@@ -1518,14 +1513,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     if (gone) used_ports_.erase(inst->record.port);  // a terminating one keeps it until it goes
     auto& v = rev->instances;
     v.erase(std::remove(v.begin(), v.end(), inst), v.end());
-    if (inst->pidfd) {
-      boost::system::error_code ec;
-      inst->pidfd->close(ec);
-    }
-    for (auto& fd : inst->sidecar_pidfds) {
-      boost::system::error_code ec;
-      fd->close(ec);
-    }
+    close_watches(*inst);
   }
 
   static bool has_ready(const RevisionState& rev) {
@@ -2212,11 +2200,7 @@ class Reconciler::Impl : public std::enable_shared_from_this<Reconciler::Impl> {
     for (auto& [k, s] : services_)
       for (auto& r : s.revisions)
         for (const auto* v : {&r->instances, &r->standbys})
-          for (auto& i : *v)
-            if (i->pidfd) {
-              boost::system::error_code ec;
-              i->pidfd->cancel(ec);
-            }
+          for (auto& i : *v) cancel_watches(*i);
   }
 
   asio::io_context& control_;

@@ -718,15 +718,9 @@ class ProxyServer::Impl : public std::enable_shared_from_this<ProxyServer::Impl>
   // its in-flight count with the queued, so that the desired scale is set with the burst.
   void burst_check(const RevisionRoute& rev) {
     if (!on_demand_ || !rev.stats) return;
-    auto now = std::chrono::steady_clock::now();
-    auto& last = last_poke_[rev.stats.get()];
-    if (now - last < std::chrono::milliseconds(100)) return;
-    std::int64_t in_flight = rev.stats->read(now_ns()).in_flight;
-    if (!below_burst_capacity(rev.endpoints.size(), rev.instance_capacity, in_flight,
-                              rev.burst_capacity))
-      return;
-    last = now;
-    on_demand_(rev.namespace_, rev.name, in_flight);
+    if (below_burst_capacity(rev.endpoints.size(), rev.instance_capacity,
+                             rev.stats->read(now_ns()).in_flight, rev.burst_capacity))
+      poke(rev.namespace_, rev.name, *rev.stats, false);
   }
 
   void wake_one(const RevisionStats* key) {

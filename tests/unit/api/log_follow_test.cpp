@@ -1,9 +1,9 @@
 // A logs follow's pending lines: bounded for a client that reads slower than the service logs,
 // and the client told how many it missed.
+#include "api/log_follow.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
-
-#include "api/log_follow.hpp"
 
 using namespace elafros;
 
